@@ -1,0 +1,53 @@
+# ownwatch — see README.md. Every target installs what it needs on a fresh Debian machine.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:/usr/local/cargo/bin:$(PATH)
+
+# Debian packages the build and the tests need.
+APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-linux attr
+DIR ?= /tmp/ownwatch-demo
+ARGS ?=
+BIN := target/release/ownwatch
+
+.PHONY: all deps build run test check unit vmlinux clean
+
+all: build
+
+# Installs only what is missing, so it is quick when everything is there.
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  [ "$$(id -u)" = 0 ] || { echo "run as root (or sudo) to install:$$missing" >&2; exit 2; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
+
+build: deps
+	cargo build --release --locked
+
+# The main job: watch DIR (default: a demo directory owned by nobody, so root's writes show).
+run: build
+	@if [ "$(DIR)" = /tmp/ownwatch-demo ] && [ ! -d $(DIR) ]; then \
+	  mkdir -p $(DIR) && chown 65534:65534 $(DIR); \
+	  echo "demo: watching $(DIR) (owned by nobody); try: sudo touch $(DIR)/x" >&2; fi
+	$(BIN) watch $(ARGS) $(DIR)
+
+# Everything CI checks: formatting, lints, unit tests, and the integration tests that load
+# the BPF programs for real (as root; in CI they never skip).
+test: deps
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cargo test --locked -- --test-threads=$${TEST_THREADS:-4}
+
+unit: deps
+	cargo test --locked --bins
+
+# Regenerate the committed vmlinux.h from the running kernel's BTF.
+vmlinux:
+	@command -v bpftool >/dev/null || apt-get install -y -qq bpftool
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/x86_64/vmlinux.h
+
+clean:
+	cargo clean

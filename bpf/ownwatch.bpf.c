@@ -1,0 +1,745 @@
+// SPDX-License-Identifier: GPL-2.0
+/* ownwatch kernel side. Every hook runs the same filter, cheapest first:
+ *   1. the caller's fsuid is allowed in every watched tree -> return (the normal workload)
+ *   2. the op is not wanted -> return
+ *   3. tree membership by (dev, ino) ancestry, then one ring buffer record.
+ * Programs are declared optional (SEC("?...")); user space enables the family it picked. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "ownwatch.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space between open and load. */
+const volatile __u32 op_mask = 0xffffffff;
+const volatile __u64 all_trees = 0;
+const volatile __u32 self_tgid = 0;
+const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
+
+/* Put the record types into BTF so the skeleton generates them for Rust. */
+struct ow_event _ow_event = {};
+struct ow_walkend _ow_walkend = {};
+enum ow_op _ow_op = 0;
+enum ow_flags _ow_flags = 0;
+enum ow_slot _ow_slot = 0;
+enum ow_item _ow_item = 0;
+
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#define O_WRONLY 01
+#define O_RDWR 02
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define O_TMPFILE_DIR 020000000
+#define AT_FDCWD -100
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_REMOVEDIR 0x200
+#define AT_SYMLINK_FOLLOW 0x400
+#define AT_EMPTY_PATH 0x1000
+#define RENAME_EXCHANGE 2
+#define FMODE_WRITE 0x2
+#define FMODE_CREATED 0x100000
+#define NAME_MAX_READ 256
+#define PATH_MAX 4096
+#define DATA_MASK (OW_DATA_MAX - 1)
+#define WALK_MAX_STEPS 8192
+
+struct root_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OW_MAX_TREES);
+	__type(key, struct root_key);
+	__type(value, __u32);
+} roots SEC(".maps");
+
+/* uid -> bit mask of the trees where its writes are allowed */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} allowed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* records that could not be delivered (ring buffer full, inflight table full) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Internal op for open*(): create or write is known only at exit, from the file. */
+#define KIND_OPEN OW_OP_COUNT
+
+struct pending {
+	__u32 op;
+	__u32 flags;
+	__u32 mode;
+	__u32 syscall; /* enum sc */
+	__u64 args[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pending);
+} inflight SEC(".maps");
+
+struct scratch {
+	/* Builder state lives here, not on the stack: the verifier then treats the offset as
+	 * an unknown bounded scalar instead of following every exact value through every
+	 * branch (which exceeds its complexity limit). */
+	volatile __u32 off;
+	volatile __u32 trunc;
+	volatile __u32 proc; /* a string began with "/proc/" */
+	__u32 _pad;
+	struct ow_event ev;
+	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
+	 * bounded read always stays inside the value (what the verifier checks). */
+	__u8 data[OW_DATA_MAX + PATH_MAX + 512];
+};
+
+/* One scratch record per CPU. A plain array indexed by CPU, because per-CPU
+ * map values are limited to 32 KiB and a 120-level path needs more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of possible CPUs */
+	__type(key, __u32);
+	__type(value, struct scratch);
+} heap SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1;
+}
+
+/* ---- the cheap filter ------------------------------------------------- */
+
+static __always_inline int actor_filtered(__u32 op)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+	__u64 *mask = bpf_map_lookup_elem(&allowed, &fsuid);
+
+	if (mask && (*mask & all_trees) == all_trees)
+		return 1;
+	if (op == KIND_OPEN) {
+		if (!(op_mask & ((1u << OW_OP_CREATE) | (1u << OW_OP_WRITE))))
+			return 1;
+	} else if (!(op_mask & (1u << op))) {
+		return 1;
+	}
+	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 1;
+	return 0;
+}
+
+static __always_inline int is_allowed_in(__u32 fsuid, __u32 tree)
+{
+	__u64 *mask = bpf_map_lookup_elem(&allowed, &fsuid);
+
+	return mask && tree < 64 && (*mask & (1ull << tree));
+}
+
+/* ---- record building --------------------------------------------------- */
+
+struct builder {
+	struct scratch *s;
+};
+
+static __always_inline int put_hdr(struct builder *b, __u8 type, __u16 len)
+{
+	__u32 off = b->s->off;
+
+	if (off > OW_DATA_MAX - 4 - (__u32)len) {
+		b->s->trunc = 1;
+		return -1;
+	}
+	b->s->data[off & DATA_MASK] = type;
+	b->s->data[(off + 1) & DATA_MASK] = 0;
+	b->s->data[(off + 2) & DATA_MASK] = len & 0xff;
+	b->s->data[(off + 3) & DATA_MASK] = len >> 8;
+	b->s->off = off + 4;
+	return 0;
+}
+
+static __always_inline void put_u32(struct builder *b, __u32 v)
+{
+	__u32 off = b->s->off;
+
+	b->s->data[off & DATA_MASK] = v & 0xff;
+	b->s->data[(off + 1) & DATA_MASK] = (v >> 8) & 0xff;
+	b->s->data[(off + 2) & DATA_MASK] = (v >> 16) & 0xff;
+	b->s->data[(off + 3) & DATA_MASK] = v >> 24;
+	b->s->off = off + 4;
+}
+
+static __always_inline void put_slot(struct builder *b, __u8 slot)
+{
+	if (put_hdr(b, OW_ITEM_SLOT, 1) == 0) {
+		b->s->data[b->s->off & DATA_MASK] = slot;
+		b->s->off += 1;
+	}
+}
+
+/* A string from the caller. Returns its first byte (0 when empty or unreadable). */
+static __always_inline int put_user_str(struct builder *b, const char *uptr, __u8 *first)
+{
+	__u32 off = b->s->off;
+	long n;
+
+	*first = 0;
+	if (off > OW_DATA_MAX - 4 - PATH_MAX) {
+		b->s->trunc = 1;
+		return -1;
+	}
+	n = bpf_probe_read_user_str(&b->s->data[(off + 4) & DATA_MASK], PATH_MAX, uptr);
+	if (n <= 0)
+		n = 1;
+	n -= 1; /* without the NUL */
+	b->s->data[off & DATA_MASK] = OW_ITEM_STR;
+	b->s->data[(off + 1) & DATA_MASK] = n >= PATH_MAX - 1 ? 1 : 0;
+	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
+	b->s->data[(off + 3) & DATA_MASK] = (n >> 8) & 0xff;
+	if (n > 0)
+		*first = b->s->data[(off + 4) & DATA_MASK];
+	if (n >= 6 && b->s->data[(off + 4) & DATA_MASK] == '/' &&
+	    b->s->data[(off + 5) & DATA_MASK] == 'p' && b->s->data[(off + 6) & DATA_MASK] == 'r' &&
+	    b->s->data[(off + 7) & DATA_MASK] == 'o' && b->s->data[(off + 8) & DATA_MASK] == 'c' &&
+	    b->s->data[(off + 9) & DATA_MASK] == '/')
+		b->s->proc = 1;
+	b->s->off = off + 4 + (n & (PATH_MAX - 1));
+	return n;
+}
+
+struct walk_ctx {
+	struct builder *b;
+	struct dentry *d;
+	struct mount *m;
+	struct dentry *mnt_root;
+	__u32 tree;
+	__u32 done;
+};
+
+static __always_inline struct mount *real_mount(struct vfsmount *mnt)
+{
+	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+static long walk_step(__u32 i, void *arg)
+{
+	struct walk_ctx *c = arg;
+	struct builder *b = c->b;
+	struct dentry *d = c->d;
+	struct dentry *parent;
+	struct inode *inode;
+	struct root_key key;
+	struct qstr name;
+	__u32 off;
+	long n;
+
+	if (!d) {
+		c->done = 1;
+		return 1;
+	}
+	inode = BPF_CORE_READ(d, d_inode);
+	if (inode && c->tree == OW_NO_TREE) {
+		__u32 *t;
+
+		key.dev = BPF_CORE_READ(d, d_sb, s_dev);
+		key.ino = BPF_CORE_READ(inode, i_ino);
+		t = bpf_map_lookup_elem(&roots, &key);
+		if (t)
+			c->tree = *t;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d) {
+		/* Root of this superblock. Its path within the superblock is complete, which
+		 * user space maps to the host's view with mountinfo. Keep crossing mounts
+		 * only while no tree was found: a tree may hold other mounts. */
+		struct mount *m = c->m;
+		struct mount *pm;
+		struct dentry *mp;
+
+		if (c->tree != OW_NO_TREE || !m) {
+			c->done = 1;
+			return 1;
+		}
+		pm = BPF_CORE_READ(m, mnt_parent);
+		if (!pm || pm == m) {
+			c->done = 1;
+			return 1;
+		}
+		mp = BPF_CORE_READ(m, mnt_mountpoint);
+		c->d = mp;
+		c->m = pm;
+		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
+		if (put_hdr(b, OW_ITEM_SEG, 4)) {
+			c->done = 1;
+			return 1;
+		}
+		put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
+		return 0;
+	}
+	if (d == c->mnt_root) {
+		/* A bind mount of a subdirectory: keep walking the superblock (identity),
+		 * but tell user space where the mount's own root was. */
+		if (put_hdr(b, OW_ITEM_MNTROOT, 0)) {
+			c->done = 1;
+			return 1;
+		}
+	}
+	name = BPF_CORE_READ(d, d_name);
+	off = b->s->off;
+	if (off > OW_DATA_MAX - 4 - NAME_MAX_READ) {
+		b->s->trunc = 1;
+		c->done = 1;
+		return 1;
+	}
+	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ,
+				      name.name);
+	if (n <= 0)
+		n = 1;
+	n -= 1;
+	b->s->data[off & DATA_MASK] = OW_ITEM_NAME;
+	b->s->data[(off + 1) & DATA_MASK] = 0;
+	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
+	b->s->data[(off + 3) & DATA_MASK] = 0;
+	b->s->off = off + 4 + (n & 0xff);
+	c->d = parent;
+	return 0;
+}
+
+/* Walk from (dentry, mount) up to the superblock root, crossing mounts until a watched
+ * root is found. Returns the tree index or OW_NO_TREE. No depth limit short of the
+ * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped. */
+static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struct vfsmount *vm)
+{
+	struct walk_ctx c = {
+		.b = b,
+		.d = d,
+		.m = vm ? real_mount(vm) : 0,
+		.mnt_root = vm ? BPF_CORE_READ(vm, mnt_root) : 0,
+		.tree = OW_NO_TREE,
+	};
+	__u32 flags = 0;
+
+	if (!d)
+		return OW_NO_TREE;
+	if (put_hdr(b, OW_ITEM_SEG, 4))
+		return OW_NO_TREE;
+	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
+	bpf_loop(WALK_MAX_STEPS, walk_step, &c, 0);
+	if (!c.done || b->s->trunc)
+		flags |= OW_F_TRUNCATED;
+	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
+		put_u32(b, c.tree);
+		put_u32(b, flags);
+	}
+	return c.tree;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+
+	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+static __always_inline __u32 put_file_walk(struct builder *b, struct file *f)
+{
+	if (!f)
+		return OW_NO_TREE;
+	return put_walk(b, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+}
+
+/* A path given as a string: the string, then the directory it is relative to (the caller's
+ * root for absolute strings, else dirfd or cwd). User space resolves the rest. */
+static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, long dfd,
+					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
+					  __u8 *first_out)
+{
+	__u8 first;
+	int n = put_user_str(b, uptr, &first);
+
+	*first_out = first;
+	if (n == 0 && empty_ok) {
+		b->s->ev.flags |= OW_F_EMPTY_PATH;
+		return put_file_walk(b, fd_file(task, dfd));
+	}
+	if (first == '/') {
+		b->s->ev.flags |= abs_flag;
+		put_walk(b, BPF_CORE_READ(task, fs, root.dentry), BPF_CORE_READ(task, fs, root.mnt));
+	} else if (dfd == AT_FDCWD) {
+		put_walk(b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
+	} else {
+		put_file_walk(b, fd_file(task, dfd));
+	}
+	/* The tree of a string path is decided in user space (symlinks, "..") */
+	return OW_NO_TREE;
+}
+
+/* ---- enter: filter and remember the arguments --------------------------- */
+
+enum sc {
+	SC_OPEN,
+	SC_MKNOD,
+	SC_MKDIR,
+	SC_SYMLINK,
+	SC_LINK,
+	SC_RENAME,
+	SC_UNLINK,
+	SC_CHMOD,
+	SC_FCHMOD,
+	SC_CHOWN,
+	SC_FCHOWN,
+	SC_TRUNCATE,
+	SC_FTRUNCATE,
+	SC_SETXATTR,
+	SC_FSETXATTR,
+	SC_SETXATTRAT,
+};
+
+static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mode, __u64 a0,
+				    __u64 a1, __u64 a2, __u64 a3, __u64 a4)
+{
+	struct pending p = {
+		.op = op,
+		.flags = flags,
+		.mode = mode,
+		.syscall = sc,
+		.args = { a0, a1, a2, a3, a4 },
+	};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (actor_filtered(op))
+		return 0;
+	if (bpf_map_update_elem(&inflight, &tid, &p, BPF_ANY))
+		count_lost();
+	return 0;
+}
+
+static __always_inline __u32 umasked(__u32 mode)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return mode & ~BPF_CORE_READ(task, fs, umask) & 07777;
+}
+
+static __always_inline int open_enter(long dfd, const char *name, __u64 flags)
+{
+	/* Read-only opens are the bulk of all opens: leave them at once. */
+	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+		return 0;
+	return remember(KIND_OPEN, SC_OPEN, 0, 0, dfd, (__u64)name, flags, 0, 0);
+}
+
+#define ARG(i) (ctx->args[i])
+#define TP(name) SEC("?tracepoint/syscalls/sys_enter_" #name) int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)
+
+TP(open) { return open_enter(AT_FDCWD, (const char *)ARG(0), ARG(1)); }
+TP(openat) { return open_enter(ARG(0), (const char *)ARG(1), ARG(2)); }
+TP(creat) { return open_enter(AT_FDCWD, (const char *)ARG(0), O_CREAT | O_WRONLY | O_TRUNC); }
+TP(openat2)
+{
+	struct open_how how = {};
+
+	bpf_probe_read_user(&how, sizeof(how), (void *)ARG(2));
+	return open_enter(ARG(0), (const char *)ARG(1), how.flags);
+}
+
+static __always_inline int mknod_enter(long dfd, __u64 name, __u32 mode)
+{
+	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+
+	return remember(op, SC_MKNOD, OW_F_NOFOLLOW, umasked(mode), dfd, name, mode, 0, 0);
+}
+TP(mknod) { return mknod_enter(AT_FDCWD, ARG(0), ARG(1)); }
+TP(mknodat) { return mknod_enter(ARG(0), ARG(1), ARG(2)); }
+
+TP(mkdir) { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(1)), AT_FDCWD, ARG(0), 0, 0, 0); }
+TP(mkdirat) { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(2)), ARG(0), ARG(1), 0, 0, 0); }
+
+/* symlink: args = target, dfd, linkpath */
+TP(symlink) { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), AT_FDCWD, ARG(1), 0, 0); }
+TP(symlinkat) { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), ARG(2), 0, 0); }
+
+/* link and rename: args = olddfd, old, newdfd, new, flags */
+static __always_inline int link_enter(long odfd, __u64 old, long ndfd, __u64 new, __u32 flags)
+{
+	__u32 f = (flags & AT_SYMLINK_FOLLOW) ? 0 : OW_F_NOFOLLOW;
+	__u32 op = OW_OP_LINK;
+
+	if (flags & AT_EMPTY_PATH) {
+		char c = 1;
+
+		bpf_probe_read_user(&c, 1, (void *)old);
+		if (c == 0) {
+			/* Naming an O_TMPFILE file is how it gets created. */
+			struct file *file = fd_file((struct task_struct *)bpf_get_current_task(), odfd);
+
+			if (file && BPF_CORE_READ(file, f_inode, i_nlink) == 0) {
+				op = OW_OP_CREATE;
+				f |= OW_F_TMPFILE;
+			}
+		}
+	}
+	return remember(op, SC_LINK, f, 0, odfd, old, ndfd, new, flags);
+}
+TP(link) { return link_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
+TP(linkat) { return link_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
+
+static __always_inline int rename_enter(long odfd, __u64 old, long ndfd, __u64 new, __u32 flags)
+{
+	__u32 f = OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0);
+
+	return remember(OW_OP_RENAME, SC_RENAME, f, 0, odfd, old, ndfd, new, flags);
+}
+TP(rename) { return rename_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
+TP(renameat) { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), 0); }
+TP(renameat2) { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
+
+TP(unlink) { return remember(OW_OP_UNLINK, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
+TP(rmdir) { return remember(OW_OP_RMDIR, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
+TP(unlinkat)
+{
+	__u32 op = (ARG(2) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
+
+	return remember(op, SC_UNLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), 0, 0, 0);
+}
+
+/* chmod: args = dfd, path, mode, flags */
+static __always_inline int chmod_enter(long dfd, __u64 path, __u32 mode, __u32 flags)
+{
+	__u32 f = (flags & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+
+	return remember(OW_OP_CHMOD, SC_CHMOD, f, mode & 07777, dfd, path, flags & AT_EMPTY_PATH, 0, 0);
+}
+TP(chmod) { return chmod_enter(AT_FDCWD, ARG(0), ARG(1), 0); }
+TP(fchmodat) { return chmod_enter(ARG(0), ARG(1), ARG(2), 0); }
+TP(fchmodat2) { return chmod_enter(ARG(0), ARG(1), ARG(2), ARG(3)); }
+TP(fchmod) { return remember(OW_OP_CHMOD, SC_FCHMOD, 0, ARG(1) & 07777, ARG(0), 0, 0, 0, 0); }
+
+/* chown: args = dfd, path, uid, gid, flags */
+static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gid, __u32 flags)
+{
+	__u32 f = (flags & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+
+	return remember(OW_OP_CHOWN, SC_CHOWN, f, 0, dfd, path, uid, gid, flags & AT_EMPTY_PATH);
+}
+TP(chown) { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), 0); }
+TP(lchown) { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), AT_SYMLINK_NOFOLLOW); }
+TP(fchownat) { return chown_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
+TP(fchown) { return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, ARG(0), 0, ARG(1), ARG(2), 0); }
+
+TP(truncate) { return remember(OW_OP_TRUNCATE, SC_TRUNCATE, 0, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
+TP(ftruncate) { return remember(OW_OP_TRUNCATE, SC_FTRUNCATE, 0, 0, ARG(0), 0, 0, 0, 0); }
+
+/* xattr by path: args = dfd, path, name, at_flags */
+TP(setxattr) { return remember(OW_OP_SETXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+TP(lsetxattr) { return remember(OW_OP_SETXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+TP(fsetxattr) { return remember(OW_OP_SETXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
+TP(removexattr) { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+TP(lremovexattr) { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+TP(fremovexattr) { return remember(OW_OP_REMOVEXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
+/* 6.13+: setxattrat(dfd, path, at_flags, name, args, size), removexattrat(dfd, path, at_flags, name) */
+TP(setxattrat)
+{
+	__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+
+	return remember(OW_OP_SETXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
+}
+TP(removexattrat)
+{
+	__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+
+	return remember(OW_OP_REMOVEXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
+}
+
+/* ---- exit: the outcome, the paths, one record --------------------------- */
+
+static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *task)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
+	ev->backend = backend_id;
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev->uid = BPF_CORE_READ(task, cred, uid.val);
+	ev->gid = BPF_CORE_READ(task, cred, gid.val);
+	ev->euid = BPF_CORE_READ(task, cred, euid.val);
+	ev->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+	ev->fsgid = BPF_CORE_READ(task, cred, fsgid.val);
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+}
+
+static __always_inline int submit(struct builder *b)
+{
+	__u32 off = b->s->off;
+	__u64 len;
+
+	if (off > OW_DATA_MAX)
+		off = OW_DATA_MAX;
+	if (b->s->trunc)
+		b->s->ev.flags |= OW_F_TRUNCATED;
+	b->s->ev.data_len = off;
+	len = sizeof(struct ow_event) + off;
+	if (bpf_ringbuf_output(&events, &b->s->ev, len, 0))
+		count_lost();
+	return 0;
+}
+
+SEC("?tracepoint")
+int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending *pp = bpf_map_lookup_elem(&inflight, &tid);
+	struct task_struct *task;
+	struct pending p;
+	struct builder b;
+	struct ow_event *ev;
+	__u32 cpu, tree = OW_NO_TREE;
+	long ret = ctx->ret;
+	__u8 first = 0;
+
+	if (!pp)
+		return 0;
+	p = *pp;
+	bpf_map_delete_elem(&inflight, &tid);
+	/* A write that failed did not happen. */
+	if (ret < 0)
+		return 0;
+
+	cpu = bpf_get_smp_processor_id();
+	b.s = bpf_map_lookup_elem(&heap, &cpu);
+	if (!b.s)
+		return 0;
+	b.s->off = 0;
+	b.s->trunc = 0;
+	b.s->proc = 0;
+	ev = &b.s->ev;
+	task = (struct task_struct *)bpf_get_current_task();
+	fill_actor(ev, task);
+	ev->op = p.op;
+	ev->flags = p.flags;
+	ev->mode = p.mode;
+	ev->new_uid = 0xffffffff;
+	ev->new_gid = 0xffffffff;
+	ev->ret = 0;
+
+	switch (p.syscall) {
+	case SC_OPEN: {
+		struct file *f = fd_file(task, ret);
+		__u32 fmode;
+
+		if (!f)
+			return 0;
+		fmode = BPF_CORE_READ(f, f_mode);
+		if (fmode & FMODE_CREATED) {
+			/* An O_TMPFILE file has no name yet: reported when linkat names it. */
+			if (BPF_CORE_READ(f, f_inode, i_nlink) == 0)
+				return 0;
+			ev->op = OW_OP_CREATE;
+			ev->mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
+		} else if (fmode & FMODE_WRITE) {
+			ev->op = OW_OP_WRITE;
+			ev->mode = 0xffffffff;
+		} else {
+			return 0;
+		}
+		if (!(op_mask & (1u << ev->op)))
+			return 0;
+		put_slot(&b, OW_SLOT_PATH);
+		tree = put_file_walk(&b, f);
+		if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+			return 0;
+		break;
+	}
+	case SC_FCHMOD:
+	case SC_FCHOWN:
+	case SC_FTRUNCATE:
+	case SC_FSETXATTR:
+		put_slot(&b, OW_SLOT_PATH);
+		tree = put_file_walk(&b, fd_file(task, p.args[0]));
+		if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+			return 0;
+		if (p.syscall == SC_FCHOWN) {
+			ev->new_uid = p.args[2];
+			ev->new_gid = p.args[3];
+		} else if (p.syscall == SC_FSETXATTR) {
+			put_slot(&b, OW_SLOT_XATTR);
+			put_user_str(&b, (const char *)p.args[1], &first);
+		}
+		break;
+	case SC_SYMLINK:
+		put_slot(&b, OW_SLOT_TARGET);
+		put_user_str(&b, (const char *)p.args[0], &first);
+		put_slot(&b, OW_SLOT_PATH);
+		put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first);
+		break;
+	case SC_LINK:
+	case SC_RENAME:
+		put_slot(&b, OW_SLOT_PATH);
+		put_str_path(&b, task, p.args[0], (const char *)p.args[1],
+			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first);
+		put_slot(&b, OW_SLOT_NEW);
+		put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
+			     &first);
+		break;
+	default:
+		/* path ops: args = dfd, path, extra..., empty_path flag in args[2] or [4] */
+		put_slot(&b, OW_SLOT_PATH);
+		{
+			__u32 empty_ok = 0;
+
+			if (p.syscall == SC_CHMOD)
+				empty_ok = p.args[2];
+			else if (p.syscall == SC_CHOWN)
+				empty_ok = p.args[4];
+			else if (p.syscall == SC_SETXATTRAT)
+				empty_ok = p.args[3];
+			put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
+				     OW_F_ABSOLUTE, &first);
+		}
+		if (p.syscall == SC_CHOWN) {
+			ev->new_uid = p.args[2];
+			ev->new_gid = p.args[3];
+		} else if (p.syscall == SC_SETXATTR || p.syscall == SC_SETXATTRAT) {
+			put_slot(&b, OW_SLOT_XATTR);
+			put_user_str(&b, (const char *)p.args[2], &first);
+		}
+		break;
+	}
+	ev->tree = tree;
+	/* "/proc/self/cwd/..." and friends are resolved against the caller, which may be
+	 * gone by the time user space looks: send its cwd along. */
+	if (b.s->proc) {
+		put_slot(&b, OW_SLOT_CWD);
+		put_walk(&b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
+	}
+	return submit(&b);
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The one definition of what crosses from the kernel to user space. Fixed-width fields only;
+ * the Rust side uses the skeleton's generated types with `plain`, never a hand-written mirror. */
+#ifndef OWNWATCH_H
+#define OWNWATCH_H
+
+#define OW_MAX_TREES 64
+#define OW_COMM_LEN 16
+/* Variable part of a record: a sequence of items. Deep paths (120 levels of 255-byte names)
+ * must fit, so the data area is large; only the used length is copied to the ring buffer. */
+#define OW_DATA_MAX 65536
+#define OW_NO_TREE 0xffffffffu
+
+enum ow_op {
+	OW_OP_CREATE = 0,
+	OW_OP_MKDIR,
+	OW_OP_MKNOD,
+	OW_OP_SYMLINK,
+	OW_OP_LINK,
+	OW_OP_RENAME,
+	OW_OP_UNLINK,
+	OW_OP_RMDIR,
+	OW_OP_CHMOD,
+	OW_OP_CHOWN,
+	OW_OP_TRUNCATE,
+	OW_OP_SETXATTR,
+	OW_OP_REMOVEXATTR,
+	OW_OP_WRITE,
+	OW_OP_COUNT,
+};
+
+enum ow_backend {
+	OW_BACKEND_LSM = 0,
+	OW_BACKEND_FENTRY,
+	OW_BACKEND_KPROBE,
+	OW_BACKEND_TRACEPOINT,
+};
+
+/* Which field of the event the following path items describe. */
+enum ow_slot {
+	OW_SLOT_PATH = 0, /* the object (old name for rename/link) */
+	OW_SLOT_NEW,      /* new name for rename/link */
+	OW_SLOT_TARGET,   /* symlink text */
+	OW_SLOT_XATTR,    /* xattr name */
+	OW_SLOT_CWD,      /* caller's cwd, sent with "/proc/..." strings */
+};
+
+enum ow_item {
+	OW_ITEM_SLOT = 1, /* u8 slot follows (len 1) */
+	OW_ITEM_SEG,      /* a walk enters a superblock: u32 kernel dev (len 4) */
+	OW_ITEM_NAME,     /* one dentry name, leaf first */
+	OW_ITEM_MNTROOT,  /* the walk passed the root of the mount it came through (len 0) */
+	OW_ITEM_WALKEND,  /* struct ow_walkend */
+	OW_ITEM_STR,      /* a string copied from the caller (path as given, link text) */
+};
+
+enum ow_flags {
+	OW_F_TRUNCATED = 1,   /* a walk or string was cut short */
+	OW_F_EXCHANGE = 2,    /* RENAME_EXCHANGE */
+	OW_F_NOFOLLOW = 4,    /* the op does not follow a final symlink */
+	OW_F_ABSOLUTE = 8,    /* the string was absolute: the walk is the caller's root */
+	OW_F_TMPFILE = 16,    /* link of an O_TMPFILE file: reported as create */
+	OW_F_EMPTY_PATH = 32, /* AT_EMPTY_PATH on an fd: the walk is the object */
+	OW_F_NEW_ABSOLUTE = 64,
+	OW_F_STR_TRUNC = 128,
+};
+
+struct ow_walkend {
+	__u32 tree;  /* index of the first watched root on the chain, or OW_NO_TREE */
+	__u32 flags; /* OW_F_TRUNCATED */
+};
+
+struct ow_event {
+	__u64 ts_boot_ns;
+	__u32 op;
+	__u32 backend;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 fsuid;
+	__u32 fsgid;
+	__u32 mode;    /* chmod/create/mkdir/mknod, 0xffffffff when unknown */
+	__u32 new_uid; /* chown, 0xffffffff = unchanged */
+	__u32 new_gid;
+	__s32 ret;
+	__u32 flags;   /* enum ow_flags */
+	__u32 tree;    /* tree found by the kernel walk, or OW_NO_TREE */
+	__u32 data_len;
+	__u32 _pad;
+	__u8 comm[OW_COMM_LEN];
+};
+
+#endif

@@ -1,0 +1,220 @@
+//! Ring buffer record -> plain Rust values. No I/O, no resolution: see resolve.rs.
+
+use anyhow::{bail, Result};
+
+use crate::bpf::{item, ow_event, ow_walkend, slot, NO_TREE};
+
+/// One superblock's part of a dentry walk.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Seg {
+    /// Kernel device number of the superblock (MKDEV: major << 20 | minor).
+    pub dev: u32,
+    /// Names from the object up to (not including) the superblock root, leaf first.
+    pub names: Vec<Vec<u8>>,
+    /// How many names lie below the root of the mount the walk came through, when the walk
+    /// went on above it (a bind mount of a subdirectory).
+    pub below_mnt_root: Option<usize>,
+}
+
+/// A dentry walk made in the kernel: segments from the object's superblock outwards.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Walk {
+    pub segs: Vec<Seg>,
+    pub tree: Option<u32>,
+    pub truncated: bool,
+}
+
+/// What the kernel sent for one field: a walk, a string from the caller, or both (a string
+/// relative to the walked directory).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub walk: Option<Walk>,
+    pub string: Option<Vec<u8>>,
+    pub string_truncated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub ev: ow_event,
+    pub slots: [Option<Spec>; slot::COUNT],
+}
+
+pub fn decode(data: &[u8]) -> Result<Record> {
+    let hdr_len = std::mem::size_of::<ow_event>();
+    if data.len() < hdr_len {
+        bail!("short record: {} bytes", data.len());
+    }
+    let mut ev = ow_event::default();
+    plain::copy_from_bytes(&mut ev, &data[..hdr_len]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let len = (ev.data_len as usize).min(data.len() - hdr_len);
+    let slots = decode_items(&data[hdr_len..hdr_len + len])?;
+    Ok(Record { ev, slots })
+}
+
+fn decode_items(mut d: &[u8]) -> Result<[Option<Spec>; slot::COUNT]> {
+    let mut slots: [Option<Spec>; slot::COUNT] = Default::default();
+    let mut cur: Option<usize> = None;
+    while d.len() >= 4 {
+        let (ty, aux) = (d[0], d[1]);
+        let len = u16::from_le_bytes([d[2], d[3]]) as usize;
+        if d.len() < 4 + len {
+            bail!("item of {len} bytes overruns the record");
+        }
+        let payload = &d[4..4 + len];
+        d = &d[4 + len..];
+        if ty == item::SLOT {
+            let s = *payload.first().unwrap_or(&0) as usize;
+            if s >= slot::COUNT {
+                bail!("bad slot {s}");
+            }
+            slots[s] = Some(Spec::default());
+            cur = Some(s);
+            continue;
+        }
+        let Some(spec) = cur.and_then(|s| slots[s].as_mut()) else {
+            bail!("item {ty} before any slot");
+        };
+        match ty {
+            item::SEG => {
+                let dev = u32::from_le_bytes(payload.try_into()?);
+                let walk = spec.walk.get_or_insert_with(Walk::default);
+                walk.segs.push(Seg {
+                    dev,
+                    ..Seg::default()
+                });
+            }
+            item::NAME | item::MNTROOT => {
+                let Some(seg) = spec.walk.as_mut().and_then(|w| w.segs.last_mut()) else {
+                    bail!("name outside a walk");
+                };
+                if ty == item::NAME {
+                    seg.names.push(payload.to_vec());
+                } else {
+                    seg.below_mnt_root = Some(seg.names.len());
+                }
+            }
+            item::WALKEND => {
+                let mut end = ow_walkend::default();
+                plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let walk = spec.walk.get_or_insert_with(Walk::default);
+                walk.tree = (end.tree != NO_TREE).then_some(end.tree);
+                walk.truncated = end.flags & crate::bpf::flag::TRUNCATED != 0;
+            }
+            item::STR => {
+                spec.string = Some(payload.to_vec());
+                spec.string_truncated = aux != 0;
+            }
+            _ => bail!("unknown item type {ty}"),
+        }
+    }
+    Ok(slots)
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// Builds item streams the way the kernel side does.
+    #[derive(Default)]
+    pub struct Items(pub Vec<u8>);
+    impl Items {
+        fn hdr(&mut self, ty: u8, aux: u8, len: usize) -> &mut Self {
+            self.0.extend([ty, aux]);
+            self.0.extend((len as u16).to_le_bytes());
+            self
+        }
+        pub fn slot(&mut self, s: u8) -> &mut Self {
+            self.hdr(item::SLOT, 0, 1);
+            self.0.push(s);
+            self
+        }
+        pub fn seg(&mut self, dev: u32) -> &mut Self {
+            self.hdr(item::SEG, 0, 4);
+            self.0.extend(dev.to_le_bytes());
+            self
+        }
+        pub fn name(&mut self, n: &[u8]) -> &mut Self {
+            self.hdr(item::NAME, 0, n.len());
+            self.0.extend(n);
+            self
+        }
+        pub fn mntroot(&mut self) -> &mut Self {
+            self.hdr(item::MNTROOT, 0, 0)
+        }
+        pub fn end(&mut self, tree: u32, flags: u32) -> &mut Self {
+            self.hdr(item::WALKEND, 0, 8);
+            self.0.extend(tree.to_le_bytes());
+            self.0.extend(flags.to_le_bytes());
+            self
+        }
+        pub fn string(&mut self, s: &[u8]) -> &mut Self {
+            self.hdr(item::STR, 0, s.len());
+            self.0.extend(s);
+            self
+        }
+    }
+
+    pub fn record(ev: ow_event, items: &Items) -> Vec<u8> {
+        let mut ev = ev;
+        ev.data_len = items.0.len() as u32;
+        let mut v = unsafe { plain::as_bytes(&ev) }.to_vec();
+        v.extend(&items.0);
+        v
+    }
+
+    #[test]
+    fn walk_and_string() {
+        let mut it = Items::default();
+        it.slot(slot::PATH)
+            .string(b"x/y")
+            .seg(8 << 20 | 1)
+            .name(b"app")
+            .name(b"srv")
+            .seg(9 << 20)
+            .name(b"mnt")
+            .end(3, 0);
+        let rec = decode(&record(ow_event::default(), &it)).unwrap();
+        let spec = rec.slots[0].as_ref().unwrap();
+        assert_eq!(spec.string.as_deref(), Some(&b"x/y"[..]));
+        let w = spec.walk.as_ref().unwrap();
+        assert_eq!(w.tree, Some(3));
+        assert!(!w.truncated);
+        assert_eq!(w.segs.len(), 2);
+        assert_eq!(w.segs[0].names, vec![b"app".to_vec(), b"srv".to_vec()]);
+        assert_eq!(w.segs[1].dev, 9 << 20);
+        assert!(rec.slots[1].is_none());
+    }
+
+    #[test]
+    fn mount_root_marker_and_truncation() {
+        let mut it = Items::default();
+        it.slot(slot::NEW)
+            .seg(1)
+            .name(b"f")
+            .mntroot()
+            .name(b"sub")
+            .end(NO_TREE, crate::bpf::flag::TRUNCATED);
+        let rec = decode(&record(ow_event::default(), &it)).unwrap();
+        let w = rec.slots[1].as_ref().unwrap().walk.clone().unwrap();
+        assert_eq!(w.segs[0].below_mnt_root, Some(1));
+        assert_eq!(w.tree, None);
+        assert!(w.truncated);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut it = Items::default();
+        it.name(b"x");
+        assert!(decode(&record(ow_event::default(), &it)).is_err());
+        assert!(decode(&[1, 2, 3]).is_err());
+        let mut bad = record(ow_event::default(), Items::default().slot(0));
+        bad.extend([item::NAME, 0, 0xff, 0xff]);
+        let ev = ow_event {
+            data_len: 100,
+            ..Default::default()
+        };
+        let mut v = unsafe { plain::as_bytes(&ev) }.to_vec();
+        v.extend([item::SLOT, 0, 1, 0, 0, item::NAME, 0, 0xff, 0x7f]);
+        assert!(decode(&v).is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! Event -> one JSON line (schema v1) or one readable text line.
+//!
+//! Written by hand rather than through a serde struct so the field order is the documented one
+//! and fields that do not apply are simply absent. Strings go through serde_json for escaping.
+
+use std::io::Write;
+
+/// An event ready for output: every path absolute, every name looked up.
+#[derive(Debug, Default, Clone)]
+pub struct Event {
+    pub time: String,
+    pub op: &'static str,
+    pub path: Vec<u8>,
+    pub new_path: Option<Vec<u8>>,
+    pub target: Option<Vec<u8>>,
+    pub xattr: Option<Vec<u8>>,
+    pub tree: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub comm: Vec<u8>,
+    pub mode: Option<u32>,
+    pub new_uid: Option<u32>,
+    pub new_gid: Option<u32>,
+    pub ret: Option<i32>,
+    pub backend: &'static str,
+    pub exchange: bool,
+    pub truncated: bool,
+    /// false when the path is a lexical guess (the tracepoint backend looked too late)
+    pub resolved: bool,
+}
+
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.out, v);
+    }
+    fn num(&mut self, k: &str, v: impl itoa_like::Num) {
+        self.key(k);
+        v.write(self.out);
+    }
+    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+        match v {
+            Some(v) => self.str(k, v),
+            None => {
+                self.key(k);
+                self.out.extend_from_slice(b"null");
+            }
+        }
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+    /// Bytes that may not be UTF-8: a lossy string, and `<k>_b64` with the exact bytes.
+    fn bytes(&mut self, k: &str, v: &[u8]) {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.str(k, s),
+            Err(_) => {
+                self.str(k, &String::from_utf8_lossy(v));
+                self.key(&format!("{k}_b64"));
+                self.out.push(b'"');
+                base64(v, self.out);
+                self.out.push(b'"');
+            }
+        }
+    }
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+mod itoa_like {
+    pub trait Num {
+        fn write(self, out: &mut Vec<u8>);
+    }
+    macro_rules! num {
+        ($($t:ty),*) => {$(
+            impl Num for $t {
+                fn write(self, out: &mut Vec<u8>) {
+                    use std::io::Write;
+                    let _ = write!(out, "{self}");
+                }
+            }
+        )*};
+    }
+    num!(u32, i32, u64);
+}
+
+pub fn base64(data: &[u8], out: &mut Vec<u8>) {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        out.push(A[(n >> 18) as usize & 63]);
+        out.push(A[(n >> 12) as usize & 63]);
+        out.push(if chunk.len() > 1 {
+            A[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if chunk.len() > 2 {
+            A[n as usize & 63]
+        } else {
+            b'='
+        });
+    }
+}
+
+pub fn mode_str(m: u32) -> String {
+    format!("{:04o}", m & 0o7777)
+}
+
+pub fn json_line(e: &Event, out: &mut Vec<u8>) {
+    let mut o = Obj::new(out);
+    o.str("time", &e.time);
+    o.str("op", e.op);
+    o.bytes("path", &e.path);
+    if let Some(p) = &e.new_path {
+        o.bytes("new_path", p);
+    }
+    if let Some(t) = &e.target {
+        o.bytes("target", t);
+    }
+    if let Some(x) = &e.xattr {
+        o.bytes("xattr", x);
+    }
+    o.bytes("tree", &e.tree);
+    o.num("uid", e.uid);
+    o.num("gid", e.gid);
+    o.num("euid", e.euid);
+    o.num("fsuid", e.fsuid);
+    o.num("fsgid", e.fsgid);
+    o.opt_str("user", e.user.as_deref());
+    o.opt_str("group", e.group.as_deref());
+    o.num("pid", e.pid);
+    o.num("tid", e.tid);
+    o.num("ppid", e.ppid);
+    o.bytes("comm", &e.comm);
+    if let Some(m) = e.mode {
+        o.str("mode", &mode_str(m));
+    }
+    if let Some(u) = e.new_uid {
+        o.num("new_uid", u);
+    }
+    if let Some(g) = e.new_gid {
+        o.num("new_gid", g);
+    }
+    if let Some(r) = e.ret {
+        o.num("ret", r);
+    }
+    if e.exchange {
+        o.bool("exchange", true);
+    }
+    if e.truncated {
+        o.bool("truncated", true);
+    }
+    if !e.resolved {
+        o.bool("resolved", false);
+    }
+    o.str("backend", e.backend);
+    o.end();
+    out.push(b'\n');
+}
+
+/// Bytes for a text line: printable as is, anything else as \xNN, so one event stays one line.
+fn text_bytes(v: &[u8], out: &mut Vec<u8>) {
+    let s = String::from_utf8_lossy(v);
+    if std::str::from_utf8(v).is_ok() && !s.chars().any(|c| c.is_control() || c == '\\') {
+        out.extend_from_slice(v);
+        return;
+    }
+    for &b in v {
+        if b.is_ascii_graphic() && b != b'\\' || b == b' ' {
+            out.push(b);
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+pub fn text_line(e: &Event, out: &mut Vec<u8>) {
+    let _ = write!(out, "{} {} ", e.time, e.op);
+    text_bytes(&e.path, out);
+    if let Some(p) = &e.new_path {
+        out.extend_from_slice(b" -> ");
+        text_bytes(p, out);
+    }
+    if let Some(t) = &e.target {
+        out.extend_from_slice(b" => ");
+        text_bytes(t, out);
+    }
+    if let Some(m) = e.mode {
+        let _ = write!(out, " mode={}", mode_str(m));
+    }
+    if e.new_uid.is_some() || e.new_gid.is_some() {
+        let f = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let _ = write!(out, " owner={}:{}", f(e.new_uid), f(e.new_gid));
+    }
+    let _ = write!(
+        out,
+        " by {}({}) pid={} comm=",
+        e.user.as_deref().unwrap_or("?"),
+        e.fsuid,
+        e.pid
+    );
+    text_bytes(&e.comm, out);
+    out.push(b'\n');
+}
+
+pub fn lost_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
+    if json {
+        let mut o = Obj::new(out);
+        o.str("time", time);
+        o.str("op", "lost");
+        o.num("count", count);
+        o.end();
+        out.push(b'\n');
+    } else {
+        let _ = writeln!(out, "{time} lost {count} events");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> Event {
+        Event {
+            time: "2026-11-25T13:42:15.123456789Z".into(),
+            op: "mkdir",
+            path: b"/srv/app/x".to_vec(),
+            tree: b"/srv/app".to_vec(),
+            user: Some("root".into()),
+            group: None,
+            comm: b"mkdir".to_vec(),
+            mode: Some(0o755),
+            ret: Some(0),
+            backend: "tracepoint",
+            resolved: true,
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn field_order_and_absent_fields() {
+        let mut out = Vec::new();
+        json_line(&ev(), &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "{\"time\":\"2026-11-25T13:42:15.123456789Z\",\"op\":\"mkdir\",\"path\":\"/srv/app/x\",\
+\"tree\":\"/srv/app\",\"uid\":0,\"gid\":0,\"euid\":0,\"fsuid\":0,\"fsgid\":0,\"user\":\"root\",\
+\"group\":null,\"pid\":0,\"tid\":0,\"ppid\":0,\"comm\":\"mkdir\",\"mode\":\"0755\",\"ret\":0,\
+\"backend\":\"tracepoint\"}\n"
+        );
+    }
+
+    #[test]
+    fn odd_names_stay_one_line_and_lossless() {
+        let mut e = ev();
+        e.path = b"/srv/app/a\"b\\c\nd\x01e\xff\xfe".to_vec();
+        let mut out = Vec::new();
+        json_line(&e, &mut out);
+        assert_eq!(out.iter().filter(|&&c| c == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["path"], "/srv/app/a\"b\\c\nd\u{1}e\u{fffd}\u{fffd}");
+        let mut b64 = Vec::new();
+        base64(&e.path, &mut b64);
+        assert_eq!(v["path_b64"], String::from_utf8(b64).unwrap());
+        let mut t = Vec::new();
+        text_line(&e, &mut t);
+        assert_eq!(t.iter().filter(|&&c| c == b'\n').count(), 1);
+        assert!(String::from_utf8_lossy(&t).contains("a\"b\\x5cc\\x0ad\\x01e\\xff\\xfe"));
+    }
+
+    #[test]
+    fn base64_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let mut out = Vec::new();
+            base64(i.as_bytes(), &mut out);
+            assert_eq!(out, o.as_bytes());
+        }
+    }
+
+    #[test]
+    fn lost_record() {
+        let mut out = Vec::new();
+        lost_line("T", 7, true, &mut out);
+        assert_eq!(out, b"{\"time\":\"T\",\"op\":\"lost\",\"count\":7}\n");
+    }
+}

@@ -1,0 +1,508 @@
+//! Turning what the kernel sent into absolute host paths.
+//!
+//! A kernel walk gives names within one superblock (plus mount crossings); the host's mount
+//! table maps them to the path the host sees, whatever mount, namespace or chroot the writer
+//! used. A string from the caller (tracepoint backend) is resolved here, relative to the
+//! directory the kernel walked, the way the kernel resolved it: symlinks followed, `..`
+//! handled, absolute symlinks kept inside the caller's root.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::decode::Walk;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Kernel encoding (major << 20 | minor), as in `super_block.s_dev`.
+    pub dev: u32,
+    pub root: Vec<u8>,
+    pub point: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct MountTable {
+    pub mounts: Vec<Mount>,
+}
+
+pub fn kernel_dev(major: u64, minor: u64) -> u32 {
+    ((major << 20) | minor) as u32
+}
+
+/// `st_dev` (user-space encoding) -> the kernel's `s_dev`.
+pub fn kernel_dev_of(st_dev: u64) -> u32 {
+    kernel_dev(libc::major(st_dev) as u64, libc::minor(st_dev) as u64)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' && i + 4 <= field.len() {
+            let oct = &field[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                let v = (oct[0] - b'0') as u32 * 64
+                    + (oct[1] - b'0') as u32 * 8
+                    + (oct[2] - b'0') as u32;
+                out.push(v as u8);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(field[i]);
+        i += 1;
+    }
+    out
+}
+
+impl MountTable {
+    pub fn parse(text: &[u8]) -> Self {
+        let mut mounts = Vec::new();
+        for line in text.split(|&c| c == b'\n') {
+            let f: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
+            if f.len() < 5 {
+                continue;
+            }
+            let Some((maj, min)) = std::str::from_utf8(f[2])
+                .ok()
+                .and_then(|s| s.split_once(':'))
+            else {
+                continue;
+            };
+            let (Ok(maj), Ok(min)) = (maj.parse::<u64>(), min.parse::<u64>()) else {
+                continue;
+            };
+            mounts.push(Mount {
+                dev: kernel_dev(maj, min),
+                root: unescape(f[3]),
+                point: unescape(f[4]),
+            });
+        }
+        MountTable { mounts }
+    }
+
+    pub fn load() -> Self {
+        Self::parse(&fs::read("/proc/self/mountinfo").unwrap_or_default())
+    }
+
+    /// The host path of `path` (absolute within the superblock `dev`): through the mount of
+    /// `dev` whose root is the longest prefix of it; the first such mount on a tie.
+    pub fn map(&self, dev: u32, path: &[u8]) -> Option<Vec<u8>> {
+        let mut best: Option<&Mount> = None;
+        for m in self.mounts.iter().filter(|m| m.dev == dev) {
+            if is_under(path, &m.root) && best.is_none_or(|b| m.root.len() > b.root.len()) {
+                best = Some(m);
+            }
+        }
+        let m = best?;
+        let rest = if m.root == b"/" {
+            path
+        } else {
+            &path[m.root.len()..]
+        };
+        Some(join(&m.point, rest))
+    }
+}
+
+/// `path` equals `dir` or lies below it (component-wise).
+pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    if dir == b"/" {
+        return path.first() == Some(&b'/');
+    }
+    path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/')
+}
+
+/// Joins an absolute directory and a path below it ("" or "/x/y" or "x/y").
+pub fn join(dir: &[u8], rest: &[u8]) -> Vec<u8> {
+    let rest = trim_leading_slashes(rest);
+    let mut out = dir.to_vec();
+    if rest.is_empty() {
+        return out;
+    }
+    if out.last() != Some(&b'/') {
+        out.push(b'/');
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn trim_leading_slashes(mut p: &[u8]) -> &[u8] {
+    while let Some(rest) = p.strip_prefix(b"/") {
+        p = rest;
+    }
+    p
+}
+
+/// "/" followed by the names root-first.
+fn names_path(names: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in names.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Host path of a kernel walk.
+pub fn walk_path(walk: &Walk, mt: &MountTable) -> Option<Vec<u8>> {
+    walk_path_from(walk, 0, mt)
+}
+
+fn walk_path_from(walk: &Walk, i: usize, mt: &MountTable) -> Option<Vec<u8>> {
+    let seg = walk.segs.get(i)?;
+    if let Some(p) = mt.map(seg.dev, &names_path(&seg.names)) {
+        return Some(p);
+    }
+    if i + 1 < walk.segs.len() {
+        // Not mounted in our namespace: place it where the writer's mount sat.
+        let below = seg.below_mnt_root.unwrap_or(seg.names.len());
+        let base = walk_path_from(walk, i + 1, mt)?;
+        return Some(join(&base, &names_path(&seg.names[..below])));
+    }
+    None
+}
+
+/// Like `walk_path`, and when the superblock is mounted nowhere we can see, its path within
+/// the superblock: something true to show rather than nothing.
+pub fn walk_path_or_raw(walk: &Walk, mt: &MountTable) -> Vec<u8> {
+    walk_path(walk, mt).unwrap_or_else(|| {
+        walk.segs
+            .first()
+            .map(|s| names_path(&s.names))
+            .unwrap_or_else(|| b"/".to_vec())
+    })
+}
+
+/// Lexical normalisation: ".", "..", repeated slashes. Used only when nothing is left on disk
+/// to resolve against.
+pub fn normalize(p: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.split(|&c| c == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+fn cstr(p: &[u8]) -> Option<CString> {
+    CString::new(p).ok()
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+fn openat2(dirfd: i32, path: &[u8], flags: i32, resolve: u64) -> Option<OwnedFd> {
+    let c = cstr(if path.is_empty() { b"." } else { path })?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve,
+    };
+    // SAFETY: valid C string and struct for the duration of the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a new fd we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn open_dir(path: &[u8]) -> Option<OwnedFd> {
+    openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY, 0)
+}
+
+/// The path of an open fd as the host sees it.
+pub fn fd_path(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let p = fs::read_link(link).ok()?;
+    let b = p.as_os_str().as_bytes();
+    if b.first() != Some(&b'/') {
+        return None;
+    }
+    Some(b.to_vec())
+}
+
+/// A path string from the caller, relative to what the kernel walked.
+pub struct StrPath<'a> {
+    /// Host path of the caller's root (absolute strings) or of the dirfd/cwd (relative).
+    pub base: &'a [u8],
+    pub string: &'a [u8],
+    pub absolute: bool,
+    /// The op acts on a final symlink itself (unlink, rename, lchown, mkdir...).
+    pub nofollow: bool,
+    /// Host path of the caller's cwd, sent along with "/proc/..." strings.
+    pub cwd: Option<&'a [u8]>,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+/// Rewrites "/proc/self/...", "/proc/thread-self/..." and "/proc/<own pid>/..." so that they
+/// mean the writer, not us. Returns (base, string, absolute).
+fn proc_rewrite(sp: &StrPath) -> Option<(Vec<u8>, Vec<u8>, bool)> {
+    let rest = sp.string.strip_prefix(b"/proc/")?;
+    let (who, rest) = match rest.iter().position(|&c| c == b'/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, &b""[..]),
+    };
+    let me = sp.pid.to_string();
+    let prefix = match who {
+        b"self" => format!("/proc/{}", sp.pid),
+        b"thread-self" => format!("/proc/{}/task/{}", sp.pid, sp.tid),
+        w if w == me.as_bytes() => format!("/proc/{}", sp.pid),
+        _ => return None,
+    };
+    if let (Some(cwd), Some(after)) = (sp.cwd, rest.strip_prefix(b"/cwd")) {
+        if after.is_empty() || after[0] == b'/' {
+            return Some((cwd.to_vec(), trim_leading_slashes(after).to_vec(), false));
+        }
+    }
+    let mut s = prefix.into_bytes();
+    s.extend_from_slice(rest);
+    Some((b"/".to_vec(), s, true))
+}
+
+/// Resolves a caller's string to an absolute host path. Returns the path and whether it was
+/// resolved on disk (false: lexical guess, the directory was gone by the time we looked).
+pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
+    let (base, string, absolute) = match proc_rewrite(sp) {
+        Some(t) => t,
+        None => (sp.base.to_vec(), sp.string.to_vec(), sp.absolute),
+    };
+    let resolve = if absolute && base != b"/" {
+        RESOLVE_IN_ROOT
+    } else {
+        0
+    };
+    let rel: &[u8] = if absolute {
+        trim_leading_slashes(&string)
+    } else {
+        &string
+    };
+    let lexical = || normalize(&join(&base, rel));
+    let Some(dirfd) = open_dir(&base) else {
+        return (lexical(), false);
+    };
+    let dfd = dirfd.as_raw_fd();
+    if !sp.nofollow {
+        if let Some(p) = openat2(dfd, rel, libc::O_PATH, resolve).and_then(|fd| fd_path(&fd)) {
+            return (p, true);
+        }
+    }
+    // The name itself, in its resolved parent directory.
+    let mut trimmed = rel;
+    while trimmed.len() > 1 && trimmed.last() == Some(&b'/') {
+        trimmed = &trimmed[..trimmed.len() - 1];
+    }
+    let (parent, name): (&[u8], &[u8]) = match trimmed.iter().rposition(|&c| c == b'/') {
+        Some(0) => (b"/", &trimmed[1..]),
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (b".", trimmed),
+    };
+    if matches!(name, b"" | b"." | b"..") {
+        return match openat2(dfd, trimmed, libc::O_PATH, resolve).and_then(|fd| fd_path(&fd)) {
+            Some(p) => (p, true),
+            None => (lexical(), false),
+        };
+    }
+    match openat2(dfd, parent, libc::O_PATH | libc::O_DIRECTORY, resolve)
+        .and_then(|fd| fd_path(&fd))
+    {
+        Some(p) => (join(&p, name), true),
+        None => (lexical(), false),
+    }
+}
+
+/// Index of the innermost watched root that holds `path`.
+pub fn tree_of(path: &[u8], roots: &[Vec<u8>]) -> Option<usize> {
+    roots
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| is_under(path, r))
+        .max_by_key(|(_, r)| r.len())
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Seg;
+
+    const INFO: &[u8] = b"22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+30 22 0:25 / /tmp rw - tmpfs tmpfs rw\n\
+31 22 254:0 /srv/app /mnt/bind\\040x rw - ext4 /dev/vda rw\n\
+32 22 0:40 /sub /data rw - tmpfs tmpfs rw\n";
+
+    fn seg(dev: u32, names: &[&str]) -> Seg {
+        Seg {
+            dev,
+            names: names.iter().map(|n| n.as_bytes().to_vec()).collect(),
+            below_mnt_root: None,
+        }
+    }
+
+    #[test]
+    fn mountinfo_parse_and_unescape() {
+        let mt = MountTable::parse(INFO);
+        assert_eq!(mt.mounts.len(), 4);
+        assert_eq!(mt.mounts[0].dev, kernel_dev(254, 0));
+        assert_eq!(mt.mounts[2].point, b"/mnt/bind x");
+    }
+
+    #[test]
+    fn superblock_paths_map_to_host_paths() {
+        let mt = MountTable::parse(INFO);
+        // Same superblock reached through a bind mount: the canonical (root "/") mount wins
+        // only when its root is the longest prefix; here "/srv/app" is longer.
+        assert_eq!(
+            mt.map(kernel_dev(254, 0), b"/srv/app/f").unwrap(),
+            b"/mnt/bind x/f"
+        );
+        assert_eq!(mt.map(kernel_dev(254, 0), b"/etc/x").unwrap(), b"/etc/x");
+        assert_eq!(mt.map(kernel_dev(0, 25), b"/").unwrap(), b"/tmp");
+        assert_eq!(mt.map(kernel_dev(0, 25), b"/a/b").unwrap(), b"/tmp/a/b");
+        assert_eq!(mt.map(kernel_dev(0, 40), b"/sub/k").unwrap(), b"/data/k");
+        assert!(mt.map(kernel_dev(0, 40), b"/other").is_none());
+        assert!(mt.map(kernel_dev(7, 7), b"/").is_none());
+    }
+
+    #[test]
+    fn walk_through_a_private_mount() {
+        let mt = MountTable::parse(INFO);
+        // tmpfs 0:99 is mounted nowhere we can see, at /tmp/w/m in the writer's namespace.
+        let w = Walk {
+            segs: vec![
+                seg(kernel_dev(0, 99), &["f", "d"]),
+                seg(kernel_dev(0, 25), &["m", "w"]),
+            ],
+            tree: None,
+            truncated: false,
+        };
+        assert_eq!(walk_path(&w, &mt).unwrap(), b"/tmp/w/m/d/f");
+        // A bind of a subdirectory: only the names below the mount root count.
+        let mut s0 = seg(kernel_dev(0, 99), &["f", "d", "hidden"]);
+        s0.below_mnt_root = Some(2);
+        let w = Walk {
+            segs: vec![s0, seg(kernel_dev(0, 25), &["m"])],
+            tree: None,
+            truncated: false,
+        };
+        assert_eq!(walk_path(&w, &mt).unwrap(), b"/tmp/m/d/f");
+    }
+
+    #[test]
+    fn lexical_helpers() {
+        assert_eq!(normalize(b"/a/./b/../c//d/"), b"/a/c/d");
+        assert_eq!(normalize(b"/../.."), b"/");
+        assert_eq!(join(b"/", b"x"), b"/x");
+        assert_eq!(join(b"/a", b"/x/y"), b"/a/x/y");
+        assert_eq!(join(b"/a", b""), b"/a");
+        assert!(is_under(b"/srv/app", b"/srv/app"));
+        assert!(is_under(b"/srv/app/x", b"/srv/app"));
+        assert!(!is_under(b"/srv/apple", b"/srv/app"));
+        assert!(is_under(b"/x", b"/"));
+        let roots = vec![b"/srv".to_vec(), b"/srv/app".to_vec()];
+        assert_eq!(tree_of(b"/srv/app/x", &roots), Some(1));
+        assert_eq!(tree_of(b"/srv/x", &roots), Some(0));
+        assert_eq!(tree_of(b"/etc", &roots), None);
+    }
+
+    #[test]
+    fn proc_self_is_the_writer() {
+        let sp = StrPath {
+            base: b"/",
+            string: b"/proc/self/cwd/a/b",
+            absolute: true,
+            nofollow: true,
+            cwd: Some(b"/srv/app"),
+            pid: 77,
+            tid: 78,
+        };
+        assert_eq!(
+            proc_rewrite(&sp).unwrap(),
+            (b"/srv/app".to_vec(), b"a/b".to_vec(), false)
+        );
+        let sp = StrPath {
+            string: b"/proc/thread-self/fd/3",
+            cwd: None,
+            ..sp
+        };
+        assert_eq!(proc_rewrite(&sp).unwrap().1, b"/proc/77/task/78/fd/3");
+        let sp = StrPath {
+            string: b"/proc/1/cwd",
+            ..sp
+        };
+        assert!(proc_rewrite(&sp).is_none());
+    }
+
+    #[test]
+    fn resolves_through_symlinks_on_disk() {
+        let d = std::env::temp_dir().join(format!("ownwatch-resolve-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let base = d.as_os_str().as_bytes();
+        let real = fs::canonicalize(d.join("real")).unwrap();
+        let real = real.as_os_str().as_bytes();
+        let sp = StrPath {
+            base,
+            string: b"link/sub/../new",
+            absolute: false,
+            nofollow: true,
+            cwd: None,
+            pid: 1,
+            tid: 1,
+        };
+        let (p, exact) = resolve_str(&sp);
+        assert!(exact);
+        assert_eq!(p, join(real, b"new"));
+        // nofollow on the link itself keeps its name; follow goes to the target.
+        let sp = StrPath {
+            string: b"link",
+            ..sp
+        };
+        assert_eq!(
+            resolve_str(&sp).0,
+            join(
+                fs::canonicalize(&d).unwrap().as_os_str().as_bytes(),
+                b"link"
+            )
+        );
+        let sp = StrPath {
+            nofollow: false,
+            ..sp
+        };
+        assert_eq!(resolve_str(&sp).0, real);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,71 @@
+//! Kernel boot-clock timestamps -> RFC 3339 UTC with nanoseconds, without a date crate.
+
+use nix::time::{clock_gettime, ClockId};
+
+/// Offset to add to a CLOCK_BOOTTIME reading (what bpf_ktime_get_boot_ns gives) to get
+/// wall-clock nanoseconds since the epoch.
+pub fn boot_to_realtime_offset() -> i128 {
+    let ns = |c| {
+        clock_gettime(c)
+            .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+            .unwrap_or(0)
+    };
+    let b1 = ns(ClockId::CLOCK_BOOTTIME);
+    let r = ns(ClockId::CLOCK_REALTIME);
+    let b2 = ns(ClockId::CLOCK_BOOTTIME);
+    r - (b1 + b2) / 2
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn rfc3339(epoch_ns: i128) -> String {
+    let secs = epoch_ns.div_euclid(1_000_000_000) as i64;
+    let nanos = epoch_ns.rem_euclid(1_000_000_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+pub fn now_rfc3339() -> String {
+    let t = clock_gettime(ClockId::CLOCK_REALTIME)
+        .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+        .unwrap_or(0);
+    rfc3339(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        // 2026-11-25T13:42:15.123456789Z
+        assert_eq!(
+            rfc3339(1_795_614_135_123_456_789),
+            "2026-11-25T13:42:15.123456789Z"
+        );
+        // leap day
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+    }
+}

@@ -1,0 +1,617 @@
+//! `ownwatch watch`: validate, choose a backend, load and attach, then turn ring buffer records
+//! into event lines until stopped.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, TracepointCategory};
+
+use crate::bpf::main_skel::OwnwatchSkelBuilder;
+use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
+use crate::config::{all_ops, parse_ops, parse_owner, parse_user, Format};
+use crate::decode::{decode, Record, Spec};
+use crate::output::{json_line, lost_line, text_line, Event};
+use crate::plan::{self, Backend};
+use crate::resolve::{self, MountTable, StrPath};
+use crate::timefmt;
+use crate::users::Names;
+use crate::WatchArgs;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn require_root() -> Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!(
+            "must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
+        );
+    }
+    Ok(())
+}
+
+/// A watched root.
+pub struct Tree {
+    pub path: PathBuf,
+    /// O_PATH handle: follows the directory through renames, so its current path is known.
+    pub fd: OwnedFd,
+    pub dev: u32,
+    pub ino: u64,
+    pub allowed: HashSet<u32>,
+}
+
+fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
+    let owner = args.owner.as_deref().map(parse_owner).transpose()?;
+    let allow = args
+        .allow
+        .iter()
+        .map(|a| parse_user(a))
+        .collect::<Result<Vec<_>>>()?;
+    let mut trees: Vec<Tree> = Vec::new();
+    for dir in &args.dirs {
+        let md = std::fs::metadata(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => anyhow!("{}: no such directory", dir.display()),
+            _ => anyhow!("{}: {e}", dir.display()),
+        })?;
+        if !md.is_dir() {
+            bail!("{}: not a directory", dir.display());
+        }
+        let path = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+        let fd = nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("{}: open", path.display()))?;
+        // SAFETY: a new fd we own.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let (dev, ino) = (resolve::kernel_dev_of(md.dev()), md.ino());
+        if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
+            continue;
+        }
+        let mut allowed = HashSet::new();
+        if !args.any_user {
+            allowed.insert(owner.map(|o| o.0).unwrap_or(md.uid()));
+            allowed.extend(&allow);
+        }
+        trees.push(Tree {
+            path,
+            fd,
+            dev,
+            ino,
+            allowed,
+        });
+    }
+    if trees.len() > 64 {
+        bail!(
+            "at most 64 trees can be watched at once, got {}",
+            trees.len()
+        );
+    }
+    Ok(trees)
+}
+
+/// Syscalls the tracepoint backend hooks, each with its enter program `tp_enter_<name>`.
+/// Those the running kernel lacks (setxattrat before 6.13, fchmodat2 before 6.6) are skipped.
+const SYSCALLS: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "mknod",
+    "mknodat",
+    "mkdir",
+    "mkdirat",
+    "symlink",
+    "symlinkat",
+    "link",
+    "linkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "truncate",
+    "ftruncate",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "setxattrat",
+    "removexattrat",
+];
+
+fn tracepoint_exists(name: &str) -> bool {
+    [
+        "/sys/kernel/tracing/events/syscalls",
+        "/sys/kernel/debug/tracing/events/syscalls",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join(format!("sys_enter_{name}")).exists())
+}
+
+fn libbpf_log(level: PrintLevel, msg: String) {
+    let _ = level;
+    eprint!("ownwatch: libbpf: {msg}");
+}
+
+pub fn run(args: WatchArgs) -> Result<u8> {
+    let op_mask = args
+        .ops
+        .as_deref()
+        .map(parse_ops)
+        .transpose()?
+        .unwrap_or_else(all_ops);
+    let trees = open_trees(&args)?;
+    require_root()?;
+    if args.verbose > 0 {
+        let level = if args.verbose > 1 {
+            PrintLevel::Debug
+        } else {
+            PrintLevel::Info
+        };
+        libbpf_rs::set_print(Some((level, libbpf_log)));
+    } else {
+        libbpf_rs::set_print(None);
+    }
+    let started = Instant::now();
+
+    // Only what this build can run is worth a trial at start-up.
+    let wanted: Vec<Backend> = match args.backend {
+        crate::config::BackendReq::Auto => Backend::ALL
+            .into_iter()
+            .filter(|b| b.implemented())
+            .collect(),
+        _ => Backend::ALL.to_vec(),
+    };
+    let report = crate::probe::probe_some(&wanted);
+    let backend = plan::choose(&report.facts, args.backend).map_err(|e| anyhow!(e))?;
+
+    let mut obj = MaybeUninit::uninit();
+    let mut open = OwnwatchSkelBuilder::default()
+        .open(&mut obj)
+        .context("opening BPF object")?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_mut()
+        .context("no rodata in BPF object")?;
+    ro.op_mask = op_mask;
+    ro.all_trees = if trees.len() == 64 {
+        u64::MAX
+    } else {
+        (1u64 << trees.len()) - 1
+    };
+    ro.self_tgid = std::process::id();
+    ro.backend_id = 3; // OW_BACKEND_TRACEPOINT
+    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
+    open.maps
+        .heap
+        .set_max_entries(cpus)
+        .context("sizing scratch map")?;
+
+    let mut enabled = Vec::new();
+    for p in open.open_object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if let Some(sc) = name.strip_prefix("tp_enter_") {
+            if tracepoint_exists(sc) {
+                enabled.push(sc.to_owned());
+            }
+        }
+    }
+    debug_assert!(enabled.iter().all(|e| SYSCALLS.contains(&e.as_str())));
+    for mut p in open.open_object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        let on = name == "tp_sys_exit"
+            || name
+                .strip_prefix("tp_enter_")
+                .is_some_and(|sc| enabled.iter().any(|e| e == sc));
+        p.set_autoload(on);
+    }
+    let skel = open.load().context("loading BPF programs")?;
+
+    for (i, t) in trees.iter().enumerate() {
+        let mut key = Vec::with_capacity(16);
+        key.extend((t.dev as u64).to_ne_bytes());
+        key.extend(t.ino.to_ne_bytes());
+        skel.maps
+            .roots
+            .update(&key, &(i as u32).to_ne_bytes(), MapFlags::ANY)
+            .context("filling roots map")?;
+    }
+    let mut masks: HashMap<u32, u64> = HashMap::new();
+    for (i, t) in trees.iter().enumerate() {
+        for &u in &t.allowed {
+            *masks.entry(u).or_default() |= 1 << i;
+        }
+    }
+    for (u, m) in &masks {
+        skel.maps
+            .allowed
+            .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
+            .context("filling allowed map")?;
+    }
+
+    let mut links: Vec<Link> = Vec::new();
+    for prog in skel.object().progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        if let Some(sc) = name.strip_prefix("tp_enter_") {
+            if !enabled.iter().any(|e| e == sc) {
+                continue;
+            }
+            links.push(
+                prog.attach_tracepoint(TracepointCategory::Syscalls, format!("sys_enter_{sc}"))
+                    .with_context(|| format!("attaching sys_enter_{sc}"))?,
+            );
+        } else if name == "tp_sys_exit" {
+            for sc in &enabled {
+                links.push(
+                    prog.attach_tracepoint(TracepointCategory::Syscalls, format!("sys_exit_{sc}"))
+                        .with_context(|| format!("attaching sys_exit_{sc}"))?,
+                );
+            }
+        }
+    }
+
+    install_signals()?;
+    let processor = RefCell::new(Processor::new(&trees, args.format, backend));
+    let mut rb = RingBufferBuilder::new();
+    rb.add(&skel.maps.events, |data: &[u8]| {
+        processor.borrow_mut().handle(data)
+    })
+    .context("ring buffer")?;
+    let rb = rb.build().context("ring buffer")?;
+
+    let n = trees.len();
+    eprintln!(
+        "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
+        if n == 1 { "" } else { "s" },
+        backend.name(),
+        links.len(),
+        started.elapsed().as_millis()
+    );
+
+    let mut lost_seen = 0u64;
+    loop {
+        let stopping = STOP.load(Ordering::SeqCst);
+        processor.borrow_mut().refresh_roots();
+        let res = if stopping {
+            rb.consume()
+        } else {
+            rb.poll(Duration::from_millis(100))
+        };
+        if let Err(e) = res {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
+            {
+                return Err(anyhow!("reading the ring buffer: {e}"));
+            }
+        }
+        let lost = read_lost(&skel.maps.lost);
+        let mut p = processor.borrow_mut();
+        if lost > lost_seen {
+            p.lost(lost - lost_seen);
+            lost_seen = lost;
+        }
+        p.flush();
+        if let Some(e) = &p.out_err {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(0);
+            }
+            return Err(anyhow!("writing events: {e}"));
+        }
+        if stopping {
+            return Ok(0);
+        }
+    }
+}
+
+fn install_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    // No SA_RESTART: the poll must return at once so we can flush and detach.
+    let sa = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(s, &sa) }.context("installing signal handler")?;
+    }
+    Ok(())
+}
+
+fn read_lost(map: &dyn MapCore) -> u64 {
+    match map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+        Ok(Some(vals)) => vals
+            .iter()
+            .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Records -> events -> lines. Lives for the whole run; caches names and the mount table.
+struct Processor {
+    roots_fd: Vec<OwnedFd>,
+    allowed: Vec<HashSet<u32>>,
+    roots_now: Vec<Vec<u8>>,
+    mounts: MountTable,
+    mounts_loaded: Instant,
+    names: Names,
+    boot_offset: i128,
+    json: bool,
+    backend: &'static str,
+    buf: Vec<u8>,
+    out: io::BufWriter<io::Stdout>,
+    out_err: Option<io::Error>,
+}
+
+impl Processor {
+    fn new(trees: &[Tree], format: Format, backend: Backend) -> Self {
+        Processor {
+            roots_fd: trees
+                .iter()
+                .map(|t| t.fd.try_clone().expect("dup of a root fd"))
+                .collect(),
+            allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
+            roots_now: trees
+                .iter()
+                .map(|t| t.path.as_os_str().as_bytes().to_vec())
+                .collect(),
+            mounts: MountTable::load(),
+            mounts_loaded: Instant::now(),
+            names: Names::default(),
+            boot_offset: timefmt::boot_to_realtime_offset(),
+            json: format == Format::Json,
+            backend: backend.name(),
+            buf: Vec::with_capacity(4096),
+            out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
+            out_err: None,
+        }
+    }
+
+    /// Where each root is now: a renamed root stays watched and its new path is reported.
+    fn refresh_roots(&mut self) {
+        for (i, fd) in self.roots_fd.iter().enumerate() {
+            if let Some(p) = resolve::fd_path(fd) {
+                self.roots_now[i] = p;
+            }
+        }
+    }
+
+    fn walk_path(&mut self, w: &crate::decode::Walk) -> Vec<u8> {
+        if let Some(p) = resolve::walk_path(w, &self.mounts) {
+            return p;
+        }
+        // Mounts change: look again, but not on every event.
+        if self.mounts_loaded.elapsed() > Duration::from_millis(200) {
+            self.mounts = MountTable::load();
+            self.mounts_loaded = Instant::now();
+        }
+        resolve::walk_path_or_raw(w, &self.mounts)
+    }
+
+    /// Path of one slot, whether it was resolved on disk, and its tree.
+    fn spec_path(
+        &mut self,
+        spec: &Spec,
+        rec: &Record,
+        nofollow: bool,
+        cwd: Option<&[u8]>,
+    ) -> (Vec<u8>, bool, Option<usize>) {
+        match (&spec.string, &spec.walk) {
+            (Some(s), w) if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()) => {
+                let base = match w {
+                    Some(w) => self.walk_path(w),
+                    None => b"/".to_vec(),
+                };
+                let absolute = s.first() == Some(&b'/');
+                let (path, exact) = resolve::resolve_str(&StrPath {
+                    base: &base,
+                    string: s,
+                    absolute,
+                    nofollow,
+                    cwd,
+                    pid: rec.ev.pid,
+                    tid: rec.ev.tid,
+                });
+                let tree = resolve::tree_of(&path, &self.roots_now);
+                (path, exact, tree)
+            }
+            (_, Some(w)) => {
+                let path = self.walk_path(w);
+                let tree = match w.tree {
+                    Some(t) => Some(t as usize),
+                    None => resolve::tree_of(&path, &self.roots_now),
+                };
+                (path, true, tree)
+            }
+            (_, None) => (Vec::new(), false, None),
+        }
+    }
+
+    fn handle(&mut self, data: &[u8]) -> i32 {
+        let rec = match decode(data) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("ownwatch: dropping a malformed record: {e}");
+                return 0;
+            }
+        };
+        if let Some(ev) = self.event(&rec) {
+            self.buf.clear();
+            if self.json {
+                json_line(&ev, &mut self.buf);
+            } else {
+                text_line(&ev, &mut self.buf);
+            }
+            if let Err(e) = self.out.write_all(&self.buf) {
+                self.out_err = Some(e);
+                return -1;
+            }
+        }
+        0
+    }
+
+    fn event(&mut self, rec: &Record) -> Option<Event> {
+        let ev = &rec.ev;
+        let mut opn = ev.op;
+        if opn >= op::COUNT {
+            return None;
+        }
+        let cwd = match &rec.slots[slot::CWD as usize] {
+            Some(Spec { walk: Some(w), .. }) => Some(self.walk_path(w)),
+            _ => None,
+        };
+        let nofollow = ev.flags & flag::NOFOLLOW != 0;
+        let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
+        let (mut path, mut exact, mut tree) =
+            self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
+        let mut new_path = None;
+        if let Some(spec) = &rec.slots[slot::NEW as usize] {
+            let (p, e, t) = self.spec_path(spec, rec, true, cwd.as_deref());
+            // Naming an O_TMPFILE file creates it: report the name it got.
+            let tmpfile = ev.flags & flag::TMPFILE != 0
+                || (opn == op::LINK
+                    && !nofollow
+                    && path_spec.string.as_deref().is_some_and(is_proc_fd));
+            if tmpfile {
+                opn = op::CREATE;
+                (path, exact, tree) = (p, e, t);
+            } else {
+                // A rename or link counts when either end is in a tree: moves in, out, within.
+                exact &= e;
+                if t.is_some() {
+                    tree = t;
+                }
+                new_path = Some(p);
+            }
+        }
+        let tree = tree?;
+        if self.allowed.get(tree)?.contains(&ev.fsuid) {
+            return None;
+        }
+        let string_of = |s: u8| {
+            rec.slots[s as usize]
+                .as_ref()
+                .and_then(|sp| sp.string.clone())
+        };
+        let truncated = ev.flags & flag::TRUNCATED != 0
+            || rec
+                .slots
+                .iter()
+                .flatten()
+                .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
+        let mode = (matches!(opn, op::CREATE | op::MKDIR | op::MKNOD | op::CHMOD)
+            && ev.mode != UNSET
+            && !(ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK))
+            .then_some(ev.mode);
+        let is_chown = opn == op::CHOWN;
+        let comm_len = ev
+            .comm
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(ev.comm.len());
+        Some(Event {
+            time: timefmt::rfc3339(ev.ts_boot_ns as i128 + self.boot_offset),
+            op: OP_NAMES[opn as usize],
+            path,
+            new_path,
+            target: string_of(slot::TARGET),
+            xattr: string_of(slot::XATTR),
+            tree: self.roots_now[tree].clone(),
+            uid: ev.uid,
+            gid: ev.gid,
+            euid: ev.euid,
+            fsuid: ev.fsuid,
+            fsgid: ev.fsgid,
+            user: self.names.user(ev.fsuid),
+            group: self.names.group(ev.fsgid),
+            pid: ev.pid,
+            tid: ev.tid,
+            ppid: ev.ppid,
+            comm: ev.comm[..comm_len].to_vec(),
+            mode,
+            new_uid: (is_chown && ev.new_uid != UNSET).then_some(ev.new_uid),
+            new_gid: (is_chown && ev.new_gid != UNSET).then_some(ev.new_gid),
+            ret: Some(ev.ret),
+            backend: self.backend,
+            exchange: ev.flags & flag::EXCHANGE != 0,
+            truncated,
+            resolved: exact,
+        })
+    }
+
+    fn lost(&mut self, n: u64) {
+        self.buf.clear();
+        lost_line(&timefmt::now_rfc3339(), n, self.json, &mut self.buf);
+        if let Err(e) = self.out.write_all(&self.buf) {
+            self.out_err.get_or_insert(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.out_err.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.out_err = Some(e);
+            }
+        }
+    }
+}
+
+/// "/proc/self/fd/3", "/proc/123/fd/3": how an O_TMPFILE file is linked without
+/// CAP_DAC_READ_SEARCH.
+fn is_proc_fd(s: &[u8]) -> bool {
+    let Some(rest) = s.strip_prefix(b"/proc/") else {
+        return false;
+    };
+    let mut parts = rest.split(|&c| c == b'/');
+    let who = parts.next().unwrap_or_default();
+    let okwho = who == b"self" || (!who.is_empty() && who.iter().all(u8::is_ascii_digit));
+    okwho
+        && parts.next() == Some(b"fd")
+        && parts
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+        && parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_fd_links() {
+        assert!(is_proc_fd(b"/proc/self/fd/3"));
+        assert!(is_proc_fd(b"/proc/4242/fd/10"));
+        assert!(!is_proc_fd(b"/proc/self/fd/"));
+        assert!(!is_proc_fd(b"/proc/self/fd/3/x"));
+        assert!(!is_proc_fd(b"/proc/self/cwd"));
+        assert!(!is_proc_fd(b"/srv/proc/self/fd/3"));
+    }
+}
