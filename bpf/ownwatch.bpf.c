@@ -18,6 +18,9 @@ const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
+_Static_assert(sizeof(struct ow_event) == 96, "ow_event layout changed: update src/bpf.rs");
+_Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/bpf.rs");
+
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};
 struct ow_walkend _ow_walkend = {};
@@ -88,6 +91,9 @@ struct pending {
 	__u32 mode;
 	__u32 syscall; /* enum sc */
 	__u64 args[6];
+	__u32 nseen;
+	__u32 _pad;
+	__u64 seen[OW_MAX_SEEN]; /* struct dentry * */
 };
 
 struct {
@@ -351,6 +357,8 @@ static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struc
 	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
 		put_u32(b, c.tree);
 		put_u32(b, flags);
+		put_u32(b, BPF_CORE_READ(d, d_inode, i_mode));
+		put_u32(b, 0);
 	}
 	return c.tree;
 }
@@ -426,6 +434,7 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 				    __u64 a1, __u64 a2, __u64 a3, __u64 a4)
 {
 	struct pending p = {
+		.nseen = 0,
 		.op = op,
 		.flags = flags,
 		.mode = mode,
@@ -578,6 +587,57 @@ TP(removexattrat)
 	return remember(OW_OP_REMOVEXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
 }
 
+/* ---- during the syscall: which inodes did it change? ---------------------
+ * A path string says what the caller asked for; which directory the kernel really used (through
+ * another mount namespace, a bind mount since unmounted, a racing rename) is only known inside
+ * the op. Every namespace or attribute change sets the ctime of the inodes involved, and 6.13+
+ * has tracepoints there: remember their dentries for the pending syscall of this thread. */
+
+static __always_inline void saw_inode(struct inode *inode)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&inflight, &tid);
+	struct hlist_node *first;
+	__u64 d;
+	__u32 n;
+
+	if (!p)
+		return;
+	first = BPF_CORE_READ(inode, i_dentry.first);
+	if (!first)
+		return; /* a new inode: no name yet */
+	d = (__u64)((void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	n = p->nseen;
+	if (n >= OW_MAX_SEEN)
+		return;
+	for (int i = 0; i < OW_MAX_SEEN; i++)
+		if (i < n && p->seen[i] == d)
+			return;
+	p->seen[n & (OW_MAX_SEEN - 1)] = d;
+	p->nseen = n + 1;
+}
+
+SEC("?tp_btf/inode_set_ctime_to_ts")
+int BPF_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
+{
+	saw_inode(inode);
+	return 0;
+}
+
+SEC("?tp_btf/ctime_ns_xchg")
+int BPF_PROG(tp_ctime_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
+{
+	saw_inode(inode);
+	return 0;
+}
+
+SEC("?tp_btf/ctime_xchg_skip")
+int BPF_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
+{
+	saw_inode(inode);
+	return 0;
+}
+
 /* ---- exit: the outcome, the paths, one record --------------------------- */
 
 static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *task)
@@ -659,10 +719,10 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 		if (!f)
 			return 0;
 		fmode = BPF_CORE_READ(f, f_mode);
+		/* An O_TMPFILE file has no name yet: reported when linkat names it. */
+		if (BPF_CORE_READ(f, f_inode, i_nlink) == 0)
+			return 0;
 		if (fmode & FMODE_CREATED) {
-			/* An O_TMPFILE file has no name yet: reported when linkat names it. */
-			if (BPF_CORE_READ(f, f_inode, i_nlink) == 0)
-				return 0;
 			ev->op = OW_OP_CREATE;
 			ev->mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
 		} else if (fmode & FMODE_WRITE) {
@@ -733,6 +793,15 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 			put_user_str(&b, (const char *)p.args[2], &first);
 		}
 		break;
+	}
+	if (p.syscall != SC_OPEN && p.syscall != SC_FCHMOD && p.syscall != SC_FCHOWN &&
+	    p.syscall != SC_FTRUNCATE && p.syscall != SC_FSETXATTR) {
+		for (int i = 0; i < OW_MAX_SEEN; i++) {
+			if (i >= p.nseen)
+				break;
+			put_slot(&b, OW_SLOT_SEEN);
+			put_walk(&b, (struct dentry *)p.seen[i], 0);
+		}
 	}
 	ev->tree = tree;
 	/* "/proc/self/cwd/..." and friends are resolved against the caller, which may be

@@ -43,7 +43,10 @@ enum ow_slot {
 	OW_SLOT_TARGET,   /* symlink text */
 	OW_SLOT_XATTR,    /* xattr name */
 	OW_SLOT_CWD,      /* caller's cwd, sent with "/proc/..." strings */
+	OW_SLOT_SEEN,     /* a dentry whose inode's ctime the op changed (repeatable) */
 };
+
+#define OW_MAX_SEEN 4
 
 enum ow_item {
 	OW_ITEM_SLOT = 1, /* u8 slot follows (len 1) */
@@ -68,6 +71,8 @@ enum ow_flags {
 struct ow_walkend {
 	__u32 tree;  /* index of the first watched root on the chain, or OW_NO_TREE */
 	__u32 flags; /* OW_F_TRUNCATED */
+	__u32 mode;  /* i_mode of the walk's first inode, 0 for a negative dentry */
+	__u32 _pad;
 };
 
 struct ow_event {

@@ -17,7 +17,7 @@ unsafe impl plain::Plain for ow_walkend {}
 
 // Must match bpf/ownwatch.h; drift here breaks decoding silently, so check it at compile time.
 const _: () = assert!(std::mem::size_of::<ow_event>() == 96);
-const _: () = assert!(std::mem::size_of::<ow_walkend>() == 8);
+const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 
 pub const NO_TREE: u32 = 0xffff_ffff;
 pub const UNSET: u32 = 0xffff_ffff;
@@ -35,6 +35,7 @@ pub mod op {
     pub const RMDIR: u32 = O::OW_OP_RMDIR.0;
     pub const CHMOD: u32 = O::OW_OP_CHMOD.0;
     pub const CHOWN: u32 = O::OW_OP_CHOWN.0;
+    pub const TRUNCATE: u32 = O::OW_OP_TRUNCATE.0;
     pub const SETXATTR: u32 = O::OW_OP_SETXATTR.0;
     pub const REMOVEXATTR: u32 = O::OW_OP_REMOVEXATTR.0;
     pub const WRITE: u32 = O::OW_OP_WRITE.0;
@@ -76,6 +77,8 @@ pub mod slot {
     pub const TARGET: u8 = S::OW_SLOT_TARGET.0 as u8;
     pub const XATTR: u8 = S::OW_SLOT_XATTR.0 as u8;
     pub const CWD: u8 = S::OW_SLOT_CWD.0 as u8;
+    /// Repeatable: goes to `Record::seen`, not to `slots`.
+    pub const SEEN: u8 = S::OW_SLOT_SEEN.0 as u8;
     pub const COUNT: usize = 5;
 }
 

@@ -22,6 +22,19 @@ pub struct Walk {
     pub segs: Vec<Seg>,
     pub tree: Option<u32>,
     pub truncated: bool,
+    /// i_mode of the first inode (0: negative dentry)
+    pub mode: u32,
+}
+
+impl Walk {
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    /// The name the walk started from (its object's own name).
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.segs.first()?.names.first().map(Vec::as_slice)
+    }
 }
 
 /// What the kernel sent for one field: a walk, a string from the caller, or both (a string
@@ -37,6 +50,8 @@ pub struct Spec {
 pub struct Record {
     pub ev: ow_event,
     pub slots: [Option<Spec>; slot::COUNT],
+    /// Dentries whose inodes the op changed, as the kernel saw them during the op.
+    pub seen: Vec<Walk>,
 }
 
 pub fn decode(data: &[u8]) -> Result<Record> {
@@ -47,12 +62,17 @@ pub fn decode(data: &[u8]) -> Result<Record> {
     let mut ev = ow_event::default();
     plain::copy_from_bytes(&mut ev, &data[..hdr_len]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let len = (ev.data_len as usize).min(data.len() - hdr_len);
-    let slots = decode_items(&data[hdr_len..hdr_len + len])?;
-    Ok(Record { ev, slots })
+    let (slots, seen) = decode_items(&data[hdr_len..hdr_len + len])?;
+    let seen = seen.into_iter().filter_map(|s| s.walk).collect();
+    Ok(Record { ev, slots, seen })
 }
 
-fn decode_items(mut d: &[u8]) -> Result<[Option<Spec>; slot::COUNT]> {
+type Items = ([Option<Spec>; slot::COUNT], Vec<Spec>);
+
+fn decode_items(mut d: &[u8]) -> Result<Items> {
     let mut slots: [Option<Spec>; slot::COUNT] = Default::default();
+    let mut seen: Vec<Spec> = Vec::new();
+    // Where items go: a slot index, or usize::MAX for the last `seen` entry.
     let mut cur: Option<usize> = None;
     while d.len() >= 4 {
         let (ty, aux) = (d[0], d[1]);
@@ -63,7 +83,13 @@ fn decode_items(mut d: &[u8]) -> Result<[Option<Spec>; slot::COUNT]> {
         let payload = &d[4..4 + len];
         d = &d[4 + len..];
         if ty == item::SLOT {
-            let s = *payload.first().unwrap_or(&0) as usize;
+            let s = *payload.first().unwrap_or(&0);
+            if s == slot::SEEN {
+                seen.push(Spec::default());
+                cur = Some(usize::MAX);
+                continue;
+            }
+            let s = s as usize;
             if s >= slot::COUNT {
                 bail!("bad slot {s}");
             }
@@ -71,7 +97,12 @@ fn decode_items(mut d: &[u8]) -> Result<[Option<Spec>; slot::COUNT]> {
             cur = Some(s);
             continue;
         }
-        let Some(spec) = cur.and_then(|s| slots[s].as_mut()) else {
+        let spec = match cur {
+            Some(usize::MAX) => seen.last_mut(),
+            Some(s) => slots[s].as_mut(),
+            None => None,
+        };
+        let Some(spec) = spec else {
             bail!("item {ty} before any slot");
         };
         match ty {
@@ -99,6 +130,7 @@ fn decode_items(mut d: &[u8]) -> Result<[Option<Spec>; slot::COUNT]> {
                 let walk = spec.walk.get_or_insert_with(Walk::default);
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
                 walk.truncated = end.flags & crate::bpf::flag::TRUNCATED != 0;
+                walk.mode = end.mode;
             }
             item::STR => {
                 spec.string = Some(payload.to_vec());
@@ -107,7 +139,7 @@ fn decode_items(mut d: &[u8]) -> Result<[Option<Spec>; slot::COUNT]> {
             _ => bail!("unknown item type {ty}"),
         }
     }
-    Ok(slots)
+    Ok((slots, seen))
 }
 
 #[cfg(test)]
@@ -142,9 +174,14 @@ pub mod tests {
             self.hdr(item::MNTROOT, 0, 0)
         }
         pub fn end(&mut self, tree: u32, flags: u32) -> &mut Self {
-            self.hdr(item::WALKEND, 0, 8);
+            self.end_mode(tree, flags, 0)
+        }
+        pub fn end_mode(&mut self, tree: u32, flags: u32, mode: u32) -> &mut Self {
+            self.hdr(item::WALKEND, 0, 16);
             self.0.extend(tree.to_le_bytes());
             self.0.extend(flags.to_le_bytes());
+            self.0.extend(mode.to_le_bytes());
+            self.0.extend(0u32.to_le_bytes());
             self
         }
         pub fn string(&mut self, s: &[u8]) -> &mut Self {
@@ -199,6 +236,26 @@ pub mod tests {
         assert_eq!(w.segs[0].below_mnt_root, Some(1));
         assert_eq!(w.tree, None);
         assert!(w.truncated);
+    }
+
+    #[test]
+    fn seen_dentries_repeat() {
+        let mut it = Items::default();
+        it.slot(slot::PATH).string(b"x");
+        for n in [&b"d1"[..], b"d2"] {
+            it.slot(slot::SEEN)
+                .seg(5)
+                .name(n)
+                .end_mode(0, 0, libc::S_IFDIR | 0o755);
+        }
+        let rec = decode(&record(ow_event::default(), &it)).unwrap();
+        assert_eq!(rec.seen.len(), 2);
+        assert_eq!(rec.seen[1].leaf(), Some(&b"d2"[..]));
+        assert!(rec.seen[0].is_dir());
+        assert_eq!(
+            rec.slots[0].as_ref().unwrap().string.as_deref(),
+            Some(&b"x"[..])
+        );
     }
 
     #[test]

@@ -147,12 +147,29 @@ const SYSCALLS: &[&str] = &[
 ];
 
 fn tracepoint_exists(name: &str) -> bool {
+    tracepoint_exists_in("syscalls", &format!("sys_enter_{name}"))
+}
+
+fn tracepoint_exists_in(category: &str, name: &str) -> bool {
     [
-        "/sys/kernel/tracing/events/syscalls",
-        "/sys/kernel/debug/tracing/events/syscalls",
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
     ]
     .iter()
-    .any(|d| Path::new(d).join(format!("sys_enter_{name}")).exists())
+    .any(|d| Path::new(d).join(category).join(name).exists())
+}
+
+/// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/ownwatch.bpf.c.
+const CTIME_HOOKS: &[(&str, &str)] = &[
+    ("tp_ctime_set", "inode_set_ctime_to_ts"),
+    ("tp_ctime_xchg", "ctime_ns_xchg"),
+    ("tp_ctime_skip", "ctime_xchg_skip"),
+];
+
+fn ctime_hook_available(prog: &str) -> bool {
+    CTIME_HOOKS
+        .iter()
+        .any(|(p, tp)| *p == prog && tracepoint_exists_in("timestamp", tp))
 }
 
 fn libbpf_log(level: PrintLevel, msg: String) {
@@ -230,7 +247,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         let on = name == "tp_sys_exit"
             || name
                 .strip_prefix("tp_enter_")
-                .is_some_and(|sc| enabled.iter().any(|e| e == sc));
+                .is_some_and(|sc| enabled.iter().any(|e| e == sc))
+            || ctime_hook_available(&name);
         p.set_autoload(on);
     }
     let skel = open.load().context("loading BPF programs")?;
@@ -268,6 +286,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
                 prog.attach_tracepoint(TracepointCategory::Syscalls, format!("sys_enter_{sc}"))
                     .with_context(|| format!("attaching sys_enter_{sc}"))?,
             );
+        } else if name.starts_with("tp_ctime_") {
+            if ctime_hook_available(&name) {
+                links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
+            }
         } else if name == "tp_sys_exit" {
             for sc in &enabled {
                 links.push(
@@ -489,12 +511,32 @@ impl Processor {
             _ => None,
         };
         let nofollow = ev.flags & flag::NOFOLLOW != 0;
+        let seen: Vec<Seen> = rec
+            .seen
+            .iter()
+            .map(|w| Seen {
+                path: self.walk_path(w),
+                tree: w.tree.map(|t| t as usize),
+                dir: w.is_dir(),
+                leaf: w.leaf().map(<[u8]>::to_vec),
+            })
+            .collect();
+        let attr = matches!(
+            opn,
+            op::CHMOD | op::CHOWN | op::TRUNCATE | op::SETXATTR | op::REMOVEXATTR
+        );
+        let names: Vec<&[u8]> = [slot::PATH, slot::NEW]
+            .iter()
+            .filter_map(|&s| rec.slots[s as usize].as_ref()?.string.as_deref())
+            .map(final_component)
+            .collect();
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
-        let (mut path, mut exact, mut tree) =
-            self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
+        let r = self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
+        let (mut path, mut exact, mut tree) = self.refine(&seen, path_spec, attr, &names, r);
         let mut new_path = None;
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
-            let (p, e, t) = self.spec_path(spec, rec, true, cwd.as_deref());
+            let r = self.spec_path(spec, rec, true, cwd.as_deref());
+            let (p, e, t) = self.refine(&seen, spec, false, &names, r);
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
                 || (opn == op::LINK
@@ -567,6 +609,62 @@ impl Processor {
         })
     }
 
+    /// What the kernel saw during the op beats a string resolved after the fact: the directory
+    /// it really changed, whatever namespace, bind mount or race the string went through.
+    fn refine(
+        &self,
+        seen: &[Seen],
+        spec: &Spec,
+        attr: bool,
+        names: &[&[u8]],
+        r: Resolved,
+    ) -> Resolved {
+        let Some(s) = &spec.string else {
+            return r;
+        };
+        if seen.is_empty() || s.is_empty() {
+            return r;
+        }
+        let tree_of =
+            |p: &[u8], t: Option<usize>| t.or_else(|| resolve::tree_of(p, &self.roots_now));
+        if attr {
+            // chmod, chown, truncate, xattrs change the ctime of their object only.
+            let o = &seen[0];
+            return (o.path.clone(), true, tree_of(&o.path, o.tree));
+        }
+        let name = final_component(s);
+        if matches!(name, b"" | b"." | b"..") {
+            return r;
+        }
+        // Parent directories: directories changed by the op that are not themselves the object
+        // (a moved or removed directory sits, named as the op says, in another seen directory).
+        let is_object = |w: &Seen| {
+            w.leaf.as_deref().is_some_and(|l| names.contains(&l))
+                && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
+        };
+        let cands: Vec<(Vec<u8>, Option<usize>)> = seen
+            .iter()
+            .filter(|w| w.dir && !is_object(w))
+            .map(|d| {
+                let p = resolve::join(&d.path, name);
+                let t = tree_of(&p, d.tree);
+                (p, t)
+            })
+            .collect();
+        match cands.len() {
+            0 => r,
+            1 => {
+                let (p, t) = cands.into_iter().next().unwrap_or_default();
+                (p, true, t)
+            }
+            // A move between two directories: the string tells which end this is.
+            _ => match cands.into_iter().find(|(p, _)| *p == r.0) {
+                Some((p, t)) => (p, true, t),
+                None => r,
+            },
+        }
+    }
+
     fn lost(&mut self, n: u64) {
         self.buf.clear();
         lost_line(&timefmt::now_rfc3339(), n, self.json, &mut self.buf);
@@ -581,6 +679,38 @@ impl Processor {
                 self.out_err = Some(e);
             }
         }
+    }
+}
+
+/// A dentry the op changed, as the kernel saw it.
+struct Seen {
+    path: Vec<u8>,
+    tree: Option<usize>,
+    dir: bool,
+    leaf: Option<Vec<u8>>,
+}
+
+/// (path, resolved on disk, tree)
+type Resolved = (Vec<u8>, bool, Option<usize>);
+
+/// Last component of a path string, ignoring trailing slashes.
+fn final_component(s: &[u8]) -> &[u8] {
+    let mut end = s.len();
+    while end > 1 && s[end - 1] == b'/' {
+        end -= 1;
+    }
+    let s = &s[..end];
+    match s.iter().rposition(|&c| c == b'/') {
+        Some(i) => &s[i + 1..],
+        None => s,
+    }
+}
+
+fn parent_of(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&c| c == b'/') {
+        Some(0) => b"/",
+        Some(i) => &p[..i],
+        None => p,
     }
 }
 
