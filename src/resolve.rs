@@ -407,6 +407,7 @@ mod tests {
             ],
             tree: None,
             truncated: false,
+            mode: 0,
         };
         assert_eq!(walk_path(&w, &mt).unwrap(), b"/tmp/w/m/d/f");
         // A bind of a subdirectory: only the names below the mount root count.
@@ -416,6 +417,7 @@ mod tests {
             segs: vec![s0, seg(kernel_dev(0, 25), &["m"])],
             tree: None,
             truncated: false,
+            mode: 0,
         };
         assert_eq!(walk_path(&w, &mt).unwrap(), b"/tmp/m/d/f");
     }
