@@ -48,6 +48,11 @@ enum ow_item _ow_item = 0;
 #define PATH_MAX 4096
 #define DATA_MASK (OW_DATA_MAX - 1)
 #define WALK_MAX_STEPS 8192
+/* Room for the walks of the directories path strings are relative to, so that the walks of
+ * what the op changed (OW_SLOT_SEEN) still fit: those are what decide tree and path. */
+#define LIMIT_ONE (OW_DATA_MAX / 2)
+#define LIMIT_FIRST (OW_DATA_MAX / 3)
+#define LIMIT_SECOND (OW_DATA_MAX * 2 / 3)
 
 struct root_key {
 	__u64 dev;
@@ -110,7 +115,9 @@ struct scratch {
 	volatile __u32 off;
 	volatile __u32 trunc;
 	volatile __u32 proc; /* a string began with "/proc/" */
+	volatile __u32 limit; /* where the current item must end: shares room between walks */
 	__u32 _pad;
+	volatile __u64 last_base; /* the directory put_str_path walked */
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */
@@ -173,7 +180,7 @@ static __always_inline int put_hdr(struct builder *b, __u8 type, __u16 len)
 {
 	__u32 off = b->s->off;
 
-	if (off > OW_DATA_MAX - 4 - (__u32)len) {
+	if (off > b->s->limit - 4 - (__u32)len || b->s->limit > OW_DATA_MAX) {
 		b->s->trunc = 1;
 		return -1;
 	}
@@ -211,7 +218,7 @@ static __always_inline int put_user_str(struct builder *b, const char *uptr, __u
 	long n;
 
 	*first = 0;
-	if (off > OW_DATA_MAX - 4 - PATH_MAX) {
+	if (off > b->s->limit - 4 - PATH_MAX || b->s->limit > OW_DATA_MAX) {
 		b->s->trunc = 1;
 		return -1;
 	}
@@ -241,6 +248,7 @@ struct walk_ctx {
 	struct dentry *mnt_root;
 	__u32 tree;
 	__u32 done;
+	__u32 full; /* no room for more names: keep walking for membership only */
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *mnt)
@@ -296,27 +304,29 @@ static long walk_step(__u32 i, void *arg)
 		c->d = mp;
 		c->m = pm;
 		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
-		if (put_hdr(b, OW_ITEM_SEG, 4)) {
-			c->done = 1;
-			return 1;
-		}
-		put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
+		if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
+			c->full = 1;
+		else
+			put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
 		return 0;
 	}
+	c->d = parent;
+	if (c->full)
+		return 0;
 	if (d == c->mnt_root) {
 		/* A bind mount of a subdirectory: keep walking the superblock (identity),
 		 * but tell user space where the mount's own root was. */
 		if (put_hdr(b, OW_ITEM_MNTROOT, 0)) {
-			c->done = 1;
-			return 1;
+			c->full = 1;
+			return 0;
 		}
 	}
 	name = BPF_CORE_READ(d, d_name);
 	off = b->s->off;
-	if (off > OW_DATA_MAX - 4 - NAME_MAX_READ) {
+	if (off > b->s->limit - 4 - NAME_MAX_READ || b->s->limit > OW_DATA_MAX) {
 		b->s->trunc = 1;
-		c->done = 1;
-		return 1;
+		c->full = 1;
+		return 0;
 	}
 	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ,
 				      name.name);
@@ -328,7 +338,6 @@ static long walk_step(__u32 i, void *arg)
 	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
 	b->s->data[(off + 3) & DATA_MASK] = 0;
 	b->s->off = off + 4 + (n & 0xff);
-	c->d = parent;
 	return 0;
 }
 
@@ -352,8 +361,10 @@ static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struc
 		return OW_NO_TREE;
 	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
 	bpf_loop(WALK_MAX_STEPS, walk_step, &c, 0);
-	if (!c.done || b->s->trunc)
+	if (!c.done || c.full)
 		flags |= OW_F_TRUNCATED;
+	/* The end marker may use the slack kept for it past any limit. */
+	b->s->limit = OW_DATA_MAX;
 	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
 		put_u32(b, c.tree);
 		put_u32(b, flags);
@@ -393,17 +404,27 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 	int n = put_user_str(b, uptr, &first);
 
 	*first_out = first;
+	b->s->last_base = 0;
 	if (n == 0 && empty_ok) {
 		b->s->ev.flags |= OW_F_EMPTY_PATH;
 		return put_file_walk(b, fd_file(task, dfd));
 	}
 	if (first == '/') {
+		struct dentry *d = BPF_CORE_READ(task, fs, root.dentry);
+
 		b->s->ev.flags |= abs_flag;
-		put_walk(b, BPF_CORE_READ(task, fs, root.dentry), BPF_CORE_READ(task, fs, root.mnt));
+		b->s->last_base = (__u64)d;
+		put_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
 	} else if (dfd == AT_FDCWD) {
-		put_walk(b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
+		struct dentry *d = BPF_CORE_READ(task, fs, pwd.dentry);
+
+		b->s->last_base = (__u64)d;
+		put_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
 	} else {
-		put_file_walk(b, fd_file(task, dfd));
+		struct file *f = fd_file(task, dfd);
+
+		b->s->last_base = (__u64)BPF_CORE_READ(f, f_path.dentry);
+		put_file_walk(b, f);
 	}
 	/* The tree of a string path is decided in user space (symlinks, "..") */
 	return OW_NO_TREE;
@@ -465,19 +486,8 @@ static __always_inline int open_enter(long dfd, const char *name, __u64 flags)
 	return remember(KIND_OPEN, SC_OPEN, 0, 0, dfd, (__u64)name, flags, 0, 0);
 }
 
-#define ARG(i) (ctx->args[i])
-#define TP(name) SEC("?tracepoint/syscalls/sys_enter_" #name) int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)
 
-TP(open) { return open_enter(AT_FDCWD, (const char *)ARG(0), ARG(1)); }
-TP(openat) { return open_enter(ARG(0), (const char *)ARG(1), ARG(2)); }
-TP(creat) { return open_enter(AT_FDCWD, (const char *)ARG(0), O_CREAT | O_WRONLY | O_TRUNC); }
-TP(openat2)
-{
-	struct open_how how = {};
 
-	bpf_probe_read_user(&how, sizeof(how), (void *)ARG(2));
-	return open_enter(ARG(0), (const char *)ARG(1), how.flags);
-}
 
 static __always_inline int mknod_enter(long dfd, __u64 name, __u32 mode)
 {
@@ -485,15 +495,9 @@ static __always_inline int mknod_enter(long dfd, __u64 name, __u32 mode)
 
 	return remember(op, SC_MKNOD, OW_F_NOFOLLOW, umasked(mode), dfd, name, mode, 0, 0);
 }
-TP(mknod) { return mknod_enter(AT_FDCWD, ARG(0), ARG(1)); }
-TP(mknodat) { return mknod_enter(ARG(0), ARG(1), ARG(2)); }
 
-TP(mkdir) { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(1)), AT_FDCWD, ARG(0), 0, 0, 0); }
-TP(mkdirat) { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(2)), ARG(0), ARG(1), 0, 0, 0); }
 
 /* symlink: args = target, dfd, linkpath */
-TP(symlink) { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), AT_FDCWD, ARG(1), 0, 0); }
-TP(symlinkat) { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), ARG(2), 0, 0); }
 
 /* link and rename: args = olddfd, old, newdfd, new, flags */
 static __always_inline int link_enter(long odfd, __u64 old, long ndfd, __u64 new, __u32 flags)
@@ -517,8 +521,6 @@ static __always_inline int link_enter(long odfd, __u64 old, long ndfd, __u64 new
 	}
 	return remember(op, SC_LINK, f, 0, odfd, old, ndfd, new, flags);
 }
-TP(link) { return link_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
-TP(linkat) { return link_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
 
 static __always_inline int rename_enter(long odfd, __u64 old, long ndfd, __u64 new, __u32 flags)
 {
@@ -526,18 +528,7 @@ static __always_inline int rename_enter(long odfd, __u64 old, long ndfd, __u64 n
 
 	return remember(OW_OP_RENAME, SC_RENAME, f, 0, odfd, old, ndfd, new, flags);
 }
-TP(rename) { return rename_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
-TP(renameat) { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), 0); }
-TP(renameat2) { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
 
-TP(unlink) { return remember(OW_OP_UNLINK, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
-TP(rmdir) { return remember(OW_OP_RMDIR, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
-TP(unlinkat)
-{
-	__u32 op = (ARG(2) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
-
-	return remember(op, SC_UNLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), 0, 0, 0);
-}
 
 /* chmod: args = dfd, path, mode, flags */
 static __always_inline int chmod_enter(long dfd, __u64 path, __u32 mode, __u32 flags)
@@ -546,10 +537,6 @@ static __always_inline int chmod_enter(long dfd, __u64 path, __u32 mode, __u32 f
 
 	return remember(OW_OP_CHMOD, SC_CHMOD, f, mode & 07777, dfd, path, flags & AT_EMPTY_PATH, 0, 0);
 }
-TP(chmod) { return chmod_enter(AT_FDCWD, ARG(0), ARG(1), 0); }
-TP(fchmodat) { return chmod_enter(ARG(0), ARG(1), ARG(2), 0); }
-TP(fchmodat2) { return chmod_enter(ARG(0), ARG(1), ARG(2), ARG(3)); }
-TP(fchmod) { return remember(OW_OP_CHMOD, SC_FCHMOD, 0, ARG(1) & 07777, ARG(0), 0, 0, 0, 0); }
 
 /* chown: args = dfd, path, uid, gid, flags */
 static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gid, __u32 flags)
@@ -558,34 +545,145 @@ static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gi
 
 	return remember(OW_OP_CHOWN, SC_CHOWN, f, 0, dfd, path, uid, gid, flags & AT_EMPTY_PATH);
 }
-TP(chown) { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), 0); }
-TP(lchown) { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), AT_SYMLINK_NOFOLLOW); }
-TP(fchownat) { return chown_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
-TP(fchown) { return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, ARG(0), 0, ARG(1), ARG(2), 0); }
 
-TP(truncate) { return remember(OW_OP_TRUNCATE, SC_TRUNCATE, 0, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
-TP(ftruncate) { return remember(OW_OP_TRUNCATE, SC_FTRUNCATE, 0, 0, ARG(0), 0, 0, 0, 0); }
 
 /* xattr by path: args = dfd, path, name, at_flags */
-TP(setxattr) { return remember(OW_OP_SETXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-TP(lsetxattr) { return remember(OW_OP_SETXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-TP(fsetxattr) { return remember(OW_OP_SETXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
-TP(removexattr) { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-TP(lremovexattr) { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-TP(fremovexattr) { return remember(OW_OP_REMOVEXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
 /* 6.13+: setxattrat(dfd, path, at_flags, name, args, size), removexattrat(dfd, path, at_flags, name) */
-TP(setxattrat)
-{
-	__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
 
-	return remember(OW_OP_SETXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
-}
-TP(removexattrat)
-{
-	__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
 
-	return remember(OW_OP_REMOVEXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl); vmlinux/ is per
+ * architecture, so is this table. */
+#define NR_openat2 437
+#define NR_unlinkat 263
+#define NR_setxattrat 463
+#define NR_removexattrat 466
+#define NR_open 2
+#define NR_openat 257
+#define NR_creat 85
+#define NR_mknod 133
+#define NR_mknodat 259
+#define NR_mkdir 83
+#define NR_mkdirat 258
+#define NR_symlink 88
+#define NR_symlinkat 266
+#define NR_link 86
+#define NR_linkat 265
+#define NR_rename 82
+#define NR_renameat 264
+#define NR_renameat2 316
+#define NR_unlink 87
+#define NR_rmdir 84
+#define NR_chmod 90
+#define NR_fchmodat 268
+#define NR_fchmodat2 452
+#define NR_fchmod 91
+#define NR_chown 92
+#define NR_lchown 94
+#define NR_fchownat 260
+#define NR_fchown 93
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_setxattr 188
+#define NR_lsetxattr 189
+#define NR_fsetxattr 190
+#define NR_removexattr 197
+#define NR_lremovexattr 198
+#define NR_fremovexattr 199
+#define OW_SYSCALLS(X, w) X(w, openat2) X(w, unlinkat) X(w, setxattrat) X(w, removexattrat) X(w, open) X(w, openat) X(w, creat) X(w, mknod) X(w, mknodat) X(w, mkdir) X(w, mkdirat) X(w, symlink) X(w, symlinkat) X(w, link) X(w, linkat) X(w, rename) X(w, renameat) X(w, renameat2) X(w, unlink) X(w, rmdir) X(w, chmod) X(w, fchmodat) X(w, fchmodat2) X(w, fchmod) X(w, chown) X(w, lchown) X(w, fchownat) X(w, fchown) X(w, truncate) X(w, ftruncate) X(w, setxattr) X(w, lsetxattr) X(w, fsetxattr) X(w, removexattr) X(w, lremovexattr) X(w, fremovexattr)
+#define NR_BIT(w, name) ((NR_##name >> 6) == (w) ? 1ull << (NR_##name & 63) : 0ull) |
+/* Which syscall numbers we hook: the first test on every syscall, so it must be cheap. */
+static const __u64 nr_bits[8] = {
+	OW_SYSCALLS(NR_BIT, 0) 0, OW_SYSCALLS(NR_BIT, 1) 0, OW_SYSCALLS(NR_BIT, 2) 0,
+	OW_SYSCALLS(NR_BIT, 3) 0, OW_SYSCALLS(NR_BIT, 4) 0, OW_SYSCALLS(NR_BIT, 5) 0,
+	OW_SYSCALLS(NR_BIT, 6) 0, OW_SYSCALLS(NR_BIT, 7) 0,
+};
+
+static __always_inline int hooked(long id)
+{
+	return id >= 0 && id < 512 && (nr_bits[(id >> 6) & 7] & (1ull << (id & 63)));
 }
+
+#define TS_COMPAT 0x0002
+
+/* One program for all syscalls, on the raw sys_enter tracepoint: per-syscall tracepoints are
+ * perf events, and detaching 70 of them costs seconds (one RCU grace period each). */
+SEC("?tp_btf/sys_enter")
+int BPF_PROG(tp_sys_enter, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	__u64 a[6];
+
+	if (!hooked(id))
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	/* 32-bit syscalls use other numbers; the syscall tracepoints do not report them either. */
+	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+		return 0;
+	a[0] = BPF_CORE_READ(regs, di);
+	a[1] = BPF_CORE_READ(regs, si);
+	a[2] = BPF_CORE_READ(regs, dx);
+	a[3] = BPF_CORE_READ(regs, r10);
+	a[4] = BPF_CORE_READ(regs, r8);
+	a[5] = BPF_CORE_READ(regs, r9);
+#define ARG(i) (a[i])
+	switch (id) {
+	case NR_openat2: {
+		struct open_how how = {};
+	
+		bpf_probe_read_user(&how, sizeof(how), (void *)ARG(2));
+		return open_enter(ARG(0), (const char *)ARG(1), how.flags);
+	}
+	case NR_unlinkat: {
+		__u32 op = (ARG(2) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
+	
+		return remember(op, SC_UNLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), 0, 0, 0);
+	}
+	case NR_setxattrat: {
+		__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+	
+		return remember(OW_OP_SETXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
+	}
+	case NR_removexattrat: {
+		__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+	
+		return remember(OW_OP_REMOVEXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
+	}
+	case NR_open: { return open_enter(AT_FDCWD, (const char *)ARG(0), ARG(1)); }
+	case NR_openat: { return open_enter(ARG(0), (const char *)ARG(1), ARG(2)); }
+	case NR_creat: { return open_enter(AT_FDCWD, (const char *)ARG(0), O_CREAT | O_WRONLY | O_TRUNC); }
+	case NR_mknod: { return mknod_enter(AT_FDCWD, ARG(0), ARG(1)); }
+	case NR_mknodat: { return mknod_enter(ARG(0), ARG(1), ARG(2)); }
+	case NR_mkdir: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(1)), AT_FDCWD, ARG(0), 0, 0, 0); }
+	case NR_mkdirat: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(2)), ARG(0), ARG(1), 0, 0, 0); }
+	case NR_symlink: { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), AT_FDCWD, ARG(1), 0, 0); }
+	case NR_symlinkat: { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), ARG(2), 0, 0); }
+	case NR_link: { return link_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
+	case NR_linkat: { return link_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
+	case NR_rename: { return rename_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
+	case NR_renameat: { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), 0); }
+	case NR_renameat2: { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
+	case NR_unlink: { return remember(OW_OP_UNLINK, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
+	case NR_rmdir: { return remember(OW_OP_RMDIR, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
+	case NR_chmod: { return chmod_enter(AT_FDCWD, ARG(0), ARG(1), 0); }
+	case NR_fchmodat: { return chmod_enter(ARG(0), ARG(1), ARG(2), 0); }
+	case NR_fchmodat2: { return chmod_enter(ARG(0), ARG(1), ARG(2), ARG(3)); }
+	case NR_fchmod: { return remember(OW_OP_CHMOD, SC_FCHMOD, 0, ARG(1) & 07777, ARG(0), 0, 0, 0, 0); }
+	case NR_chown: { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), 0); }
+	case NR_lchown: { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), AT_SYMLINK_NOFOLLOW); }
+	case NR_fchownat: { return chown_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
+	case NR_fchown: { return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, ARG(0), 0, ARG(1), ARG(2), 0); }
+	case NR_truncate: { return remember(OW_OP_TRUNCATE, SC_TRUNCATE, 0, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
+	case NR_ftruncate: { return remember(OW_OP_TRUNCATE, SC_FTRUNCATE, 0, 0, ARG(0), 0, 0, 0, 0); }
+	case NR_setxattr: { return remember(OW_OP_SETXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+	case NR_lsetxattr: { return remember(OW_OP_SETXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+	case NR_fsetxattr: { return remember(OW_OP_SETXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
+	case NR_removexattr: { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+	case NR_lremovexattr: { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
+	case NR_fremovexattr: { return remember(OW_OP_REMOVEXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
+	}
+	return 0;
+}
+#undef ARG
 
 /* ---- during the syscall: which inodes did it change? ---------------------
  * A path string says what the caller asked for; which directory the kernel really used (through
@@ -673,19 +771,23 @@ static __always_inline int submit(struct builder *b)
 	return 0;
 }
 
-SEC("?tracepoint")
-int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("?tp_btf/sys_exit")
+int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending *pp = bpf_map_lookup_elem(&inflight, &tid);
+	struct pending *pp;
 	struct task_struct *task;
 	struct pending p;
 	struct builder b;
 	struct ow_event *ev;
 	__u32 cpu, tree = OW_NO_TREE;
-	long ret = ctx->ret;
+	__u64 base0 = 0, base1 = 0;
 	__u8 first = 0;
 
+	/* Unrelated syscalls leave here, before any map lookup. */
+	if (!hooked(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
+	pp = bpf_map_lookup_elem(&inflight, &tid);
 	if (!pp)
 		return 0;
 	p = *pp;
@@ -701,6 +803,7 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	b.s->off = 0;
 	b.s->trunc = 0;
 	b.s->proc = 0;
+	b.s->limit = OW_DATA_MAX;
 	ev = &b.s->ev;
 	task = (struct task_struct *)bpf_get_current_task();
 	fill_actor(ev, task);
@@ -759,16 +862,22 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 		put_slot(&b, OW_SLOT_TARGET);
 		put_user_str(&b, (const char *)p.args[0], &first);
 		put_slot(&b, OW_SLOT_PATH);
+		b.s->limit = LIMIT_ONE;
 		put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first);
+		base0 = b.s->last_base;
 		break;
 	case SC_LINK:
 	case SC_RENAME:
 		put_slot(&b, OW_SLOT_PATH);
+		b.s->limit = LIMIT_FIRST;
 		put_str_path(&b, task, p.args[0], (const char *)p.args[1],
 			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first);
+		base0 = b.s->last_base;
 		put_slot(&b, OW_SLOT_NEW);
+		b.s->limit = LIMIT_SECOND;
 		put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
 			     &first);
+		base1 = b.s->last_base;
 		break;
 	default:
 		/* path ops: args = dfd, path, extra..., empty_path flag in args[2] or [4] */
@@ -782,8 +891,10 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 				empty_ok = p.args[4];
 			else if (p.syscall == SC_SETXATTRAT)
 				empty_ok = p.args[3];
+			b.s->limit = LIMIT_ONE;
 			put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
 				     OW_F_ABSOLUTE, &first);
+			base0 = b.s->last_base;
 		}
 		if (p.syscall == SC_CHOWN) {
 			ev->new_uid = p.args[2];
@@ -800,6 +911,14 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 			if (i >= p.nseen)
 				break;
 			put_slot(&b, OW_SLOT_SEEN);
+			if (p.seen[i] && (p.seen[i] == base0 || p.seen[i] == base1)) {
+				if (put_hdr(&b, OW_ITEM_SAMEAS, 1) == 0) {
+					b.s->data[b.s->off & DATA_MASK] =
+						p.seen[i] == base0 ? OW_SLOT_PATH : OW_SLOT_NEW;
+					b.s->off += 1;
+				}
+				continue;
+			}
 			put_walk(&b, (struct dentry *)p.seen[i], 0);
 		}
 	}

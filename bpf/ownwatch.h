@@ -55,6 +55,7 @@ enum ow_item {
 	OW_ITEM_MNTROOT,  /* the walk passed the root of the mount it came through (len 0) */
 	OW_ITEM_WALKEND,  /* struct ow_walkend */
 	OW_ITEM_STR,      /* a string copied from the caller (path as given, link text) */
+	OW_ITEM_SAMEAS,   /* this walk is the one of slot u8 (len 1): deep paths are sent once */
 };
 
 enum ow_flags {

@@ -46,8 +46,8 @@ int BPF_KPROBE(probe_kprobe)
 	return 0;
 }
 
-SEC("?tracepoint/syscalls/sys_enter_mkdirat")
-int probe_tracepoint(void *ctx)
+SEC("?tp_btf/sys_enter")
+int BPF_PROG(probe_tracepoint, struct pt_regs *regs, long id)
 {
 	hit(4);
 	return 0;

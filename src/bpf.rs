@@ -90,4 +90,5 @@ pub mod item {
     pub const MNTROOT: u8 = I::OW_ITEM_MNTROOT.0 as u8;
     pub const WALKEND: u8 = I::OW_ITEM_WALKEND.0 as u8;
     pub const STR: u8 = I::OW_ITEM_STR.0 as u8;
+    pub const SAMEAS: u8 = I::OW_ITEM_SAMEAS.0 as u8;
 }

@@ -132,6 +132,16 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
                 walk.truncated = end.flags & crate::bpf::flag::TRUNCATED != 0;
                 walk.mode = end.mode;
             }
+            item::SAMEAS => {
+                let s = *payload.first().unwrap_or(&0) as usize;
+                if cur != Some(usize::MAX) || s >= slot::COUNT {
+                    bail!("bad same-as item");
+                }
+                let walk = slots[s].as_ref().and_then(|sp| sp.walk.clone());
+                if let Some(seen) = seen.last_mut() {
+                    seen.walk = walk;
+                }
+            }
             item::STR => {
                 spec.string = Some(payload.to_vec());
                 spec.string_truncated = aux != 0;

@@ -77,9 +77,10 @@ fn main() -> ExitCode {
             }
             // clap's error is several lines (usage, tips); we promise one.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad usage");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("ownwatch: {first} (see --help)");
+            let body = text.split("\n\n").next().unwrap_or("bad usage");
+            let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            let line = line.trim_start_matches("error: ");
+            eprintln!("ownwatch: {line} (see --help)");
             return ExitCode::from(2);
         }
     };

@@ -87,22 +87,32 @@ impl MountTable {
         Self::parse(&fs::read("/proc/self/mountinfo").unwrap_or_default())
     }
 
-    /// The host path of `path` (absolute within the superblock `dev`): through the mount of
-    /// `dev` whose root is the longest prefix of it; the first such mount on a tie.
-    pub fn map(&self, dev: u32, path: &[u8]) -> Option<Vec<u8>> {
-        let mut best: Option<&Mount> = None;
-        for m in self.mounts.iter().filter(|m| m.dev == dev) {
-            if is_under(path, &m.root) && best.is_none_or(|b| m.root.len() > b.root.len()) {
-                best = Some(m);
+    /// The host path of `path` (absolute within the superblock `dev`). A superblock can be
+    /// mounted several times (bind mounts): prefer the view under a watched root, then the
+    /// fullest view (shortest mount root), then the first mounted.
+    pub fn map(&self, dev: u32, path: &[u8], roots: &[Vec<u8>]) -> Option<Vec<u8>> {
+        let mut best: Option<(bool, usize, Vec<u8>)> = None;
+        for m in self
+            .mounts
+            .iter()
+            .filter(|m| m.dev == dev && is_under(path, &m.root))
+        {
+            let rest = if m.root == b"/" {
+                path
+            } else {
+                &path[m.root.len()..]
+            };
+            let p = join(&m.point, rest);
+            let watched = roots.iter().any(|r| is_under(&p, r));
+            let better = match &best {
+                None => true,
+                Some((bw, bl, _)) => (watched && !bw) || (watched == *bw && m.root.len() < *bl),
+            };
+            if better {
+                best = Some((watched, m.root.len(), p));
             }
         }
-        let m = best?;
-        let rest = if m.root == b"/" {
-            path
-        } else {
-            &path[m.root.len()..]
-        };
-        Some(join(&m.point, rest))
+        best.map(|(_, _, p)| p)
     }
 }
 
@@ -149,19 +159,19 @@ fn names_path(names: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Host path of a kernel walk.
-pub fn walk_path(walk: &Walk, mt: &MountTable) -> Option<Vec<u8>> {
-    walk_path_from(walk, 0, mt)
+pub fn walk_path(walk: &Walk, mt: &MountTable, roots: &[Vec<u8>]) -> Option<Vec<u8>> {
+    walk_path_from(walk, 0, mt, roots)
 }
 
-fn walk_path_from(walk: &Walk, i: usize, mt: &MountTable) -> Option<Vec<u8>> {
+fn walk_path_from(walk: &Walk, i: usize, mt: &MountTable, roots: &[Vec<u8>]) -> Option<Vec<u8>> {
     let seg = walk.segs.get(i)?;
-    if let Some(p) = mt.map(seg.dev, &names_path(&seg.names)) {
+    if let Some(p) = mt.map(seg.dev, &names_path(&seg.names), roots) {
         return Some(p);
     }
     if i + 1 < walk.segs.len() {
         // Not mounted in our namespace: place it where the writer's mount sat.
         let below = seg.below_mnt_root.unwrap_or(seg.names.len());
-        let base = walk_path_from(walk, i + 1, mt)?;
+        let base = walk_path_from(walk, i + 1, mt, roots)?;
         return Some(join(&base, &names_path(&seg.names[..below])));
     }
     None
@@ -169,8 +179,8 @@ fn walk_path_from(walk: &Walk, i: usize, mt: &MountTable) -> Option<Vec<u8>> {
 
 /// Like `walk_path`, and when the superblock is mounted nowhere we can see, its path within
 /// the superblock: something true to show rather than nothing.
-pub fn walk_path_or_raw(walk: &Walk, mt: &MountTable) -> Vec<u8> {
-    walk_path(walk, mt).unwrap_or_else(|| {
+pub fn walk_path_or_raw(walk: &Walk, mt: &MountTable, roots: &[Vec<u8>]) -> Vec<u8> {
+    walk_path(walk, mt, roots).unwrap_or_else(|| {
         walk.segs
             .first()
             .map(|s| names_path(&s.names))
@@ -382,18 +392,28 @@ mod tests {
     #[test]
     fn superblock_paths_map_to_host_paths() {
         let mt = MountTable::parse(INFO);
-        // Same superblock reached through a bind mount: the canonical (root "/") mount wins
-        // only when its root is the longest prefix; here "/srv/app" is longer.
+        let none: &[Vec<u8>] = &[];
+        let dev = kernel_dev(254, 0);
+        // Same superblock reached through a bind mount: the fullest view wins...
+        assert_eq!(mt.map(dev, b"/srv/app/f", none).unwrap(), b"/srv/app/f");
+        // ...unless the other view is the watched one.
+        let bind_watched = [b"/mnt/bind x".to_vec()];
         assert_eq!(
-            mt.map(kernel_dev(254, 0), b"/srv/app/f").unwrap(),
+            mt.map(dev, b"/srv/app/f", &bind_watched).unwrap(),
             b"/mnt/bind x/f"
         );
-        assert_eq!(mt.map(kernel_dev(254, 0), b"/etc/x").unwrap(), b"/etc/x");
-        assert_eq!(mt.map(kernel_dev(0, 25), b"/").unwrap(), b"/tmp");
-        assert_eq!(mt.map(kernel_dev(0, 25), b"/a/b").unwrap(), b"/tmp/a/b");
-        assert_eq!(mt.map(kernel_dev(0, 40), b"/sub/k").unwrap(), b"/data/k");
-        assert!(mt.map(kernel_dev(0, 40), b"/other").is_none());
-        assert!(mt.map(kernel_dev(7, 7), b"/").is_none());
+        assert_eq!(mt.map(dev, b"/etc/x", none).unwrap(), b"/etc/x");
+        assert_eq!(mt.map(kernel_dev(0, 25), b"/", none).unwrap(), b"/tmp");
+        assert_eq!(
+            mt.map(kernel_dev(0, 25), b"/a/b", none).unwrap(),
+            b"/tmp/a/b"
+        );
+        assert_eq!(
+            mt.map(kernel_dev(0, 40), b"/sub/k", none).unwrap(),
+            b"/data/k"
+        );
+        assert!(mt.map(kernel_dev(0, 40), b"/other", none).is_none());
+        assert!(mt.map(kernel_dev(7, 7), b"/", none).is_none());
     }
 
     #[test]
@@ -409,7 +429,7 @@ mod tests {
             truncated: false,
             mode: 0,
         };
-        assert_eq!(walk_path(&w, &mt).unwrap(), b"/tmp/w/m/d/f");
+        assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/w/m/d/f");
         // A bind of a subdirectory: only the names below the mount root count.
         let mut s0 = seg(kernel_dev(0, 99), &["f", "d", "hidden"]);
         s0.below_mnt_root = Some(2);
@@ -419,7 +439,7 @@ mod tests {
             truncated: false,
             mode: 0,
         };
-        assert_eq!(walk_path(&w, &mt).unwrap(), b"/tmp/m/d/f");
+        assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/m/d/f");
     }
 
     #[test]

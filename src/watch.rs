@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, TracepointCategory};
+use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder};
 
 use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
@@ -105,51 +105,6 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
     Ok(trees)
 }
 
-/// Syscalls the tracepoint backend hooks, each with its enter program `tp_enter_<name>`.
-/// Those the running kernel lacks (setxattrat before 6.13, fchmodat2 before 6.6) are skipped.
-const SYSCALLS: &[&str] = &[
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "mknod",
-    "mknodat",
-    "mkdir",
-    "mkdirat",
-    "symlink",
-    "symlinkat",
-    "link",
-    "linkat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "unlink",
-    "unlinkat",
-    "rmdir",
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "fchmodat2",
-    "chown",
-    "fchown",
-    "lchown",
-    "fchownat",
-    "truncate",
-    "ftruncate",
-    "setxattr",
-    "lsetxattr",
-    "fsetxattr",
-    "removexattr",
-    "lremovexattr",
-    "fremovexattr",
-    "setxattrat",
-    "removexattrat",
-];
-
-fn tracepoint_exists(name: &str) -> bool {
-    tracepoint_exists_in("syscalls", &format!("sys_enter_{name}"))
-}
-
 fn tracepoint_exists_in(category: &str, name: &str) -> bool {
     [
         "/sys/kernel/tracing/events",
@@ -186,6 +141,12 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         .unwrap_or_else(all_ops);
     let trees = open_trees(&args)?;
     require_root()?;
+    if !Path::new(crate::probe::BTF_PATH).exists() {
+        bail!(
+            "no kernel BTF at {}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF",
+            crate::probe::BTF_PATH
+        );
+    }
     if args.verbose > 0 {
         let level = if args.verbose > 1 {
             PrintLevel::Debug
@@ -232,23 +193,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         .set_max_entries(cpus)
         .context("sizing scratch map")?;
 
-    let mut enabled = Vec::new();
-    for p in open.open_object_mut().progs_mut() {
-        let name = p.name().to_string_lossy().into_owned();
-        if let Some(sc) = name.strip_prefix("tp_enter_") {
-            if tracepoint_exists(sc) {
-                enabled.push(sc.to_owned());
-            }
-        }
-    }
-    debug_assert!(enabled.iter().all(|e| SYSCALLS.contains(&e.as_str())));
+    // The tracepoint backend: raw sys_enter/sys_exit plus the ctime hooks where they exist.
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        let on = name == "tp_sys_exit"
-            || name
-                .strip_prefix("tp_enter_")
-                .is_some_and(|sc| enabled.iter().any(|e| e == sc))
-            || ctime_hook_available(&name);
+        let on =
+            matches!(name.as_str(), "tp_sys_enter" | "tp_sys_exit") || ctime_hook_available(&name);
         p.set_autoload(on);
     }
     let skel = open.load().context("loading BPF programs")?;
@@ -278,25 +227,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut links: Vec<Link> = Vec::new();
     for prog in skel.object().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        if let Some(sc) = name.strip_prefix("tp_enter_") {
-            if !enabled.iter().any(|e| e == sc) {
-                continue;
-            }
-            links.push(
-                prog.attach_tracepoint(TracepointCategory::Syscalls, format!("sys_enter_{sc}"))
-                    .with_context(|| format!("attaching sys_enter_{sc}"))?,
-            );
-        } else if name.starts_with("tp_ctime_") {
-            if ctime_hook_available(&name) {
-                links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
-            }
-        } else if name == "tp_sys_exit" {
-            for sc in &enabled {
-                links.push(
-                    prog.attach_tracepoint(TracepointCategory::Syscalls, format!("sys_exit_{sc}"))
-                        .with_context(|| format!("attaching sys_exit_{sc}"))?,
-                );
-            }
+        if prog.autoload() {
+            links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
         }
     }
 
@@ -427,7 +359,27 @@ impl Processor {
     }
 
     fn walk_path(&mut self, w: &crate::decode::Walk) -> Vec<u8> {
-        if let Some(p) = resolve::walk_path(w, &self.mounts) {
+        if w.truncated {
+            // Too deep for one record: the names nearest the object, under the tree they are in.
+            let mut names: Vec<u8> = Vec::new();
+            for n in w
+                .segs
+                .first()
+                .map(|s| &s.names[..])
+                .unwrap_or_default()
+                .iter()
+                .rev()
+            {
+                names.push(b'/');
+                names.extend_from_slice(n);
+            }
+            let top = match w.tree.and_then(|t| self.roots_now.get(t as usize)) {
+                Some(root) => root.clone(),
+                None => Vec::new(),
+            };
+            return [top, b"/\xe2\x80\xa6".to_vec(), names].concat();
+        }
+        if let Some(p) = resolve::walk_path(w, &self.mounts, &self.roots_now) {
             return p;
         }
         // Mounts change: look again, but not on every event.
@@ -435,7 +387,7 @@ impl Processor {
             self.mounts = MountTable::load();
             self.mounts_loaded = Instant::now();
         }
-        resolve::walk_path_or_raw(w, &self.mounts)
+        resolve::walk_path_or_raw(w, &self.mounts, &self.roots_now)
     }
 
     /// Path of one slot, whether it was resolved on disk, and its tree.
@@ -518,6 +470,7 @@ impl Processor {
                 path: self.walk_path(w),
                 tree: w.tree.map(|t| t as usize),
                 dir: w.is_dir(),
+                mode: w.mode,
                 leaf: w.leaf().map(<[u8]>::to_vec),
             })
             .collect();
@@ -532,8 +485,14 @@ impl Processor {
             .collect();
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
         let r = self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
-        let (mut path, mut exact, mut tree) = self.refine(&seen, path_spec, attr, &names, r);
+        // The old name of a link is an existing file: no directory of the op holds it.
+        let (mut path, mut exact, mut tree) = if opn == op::LINK {
+            r
+        } else {
+            self.refine(&seen, path_spec, attr, &names, r)
+        };
         let mut new_path = None;
+        let mut tmpfile_mode = None;
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
             let r = self.spec_path(spec, rec, true, cwd.as_deref());
             let (p, e, t) = self.refine(&seen, spec, false, &names, r);
@@ -544,6 +503,17 @@ impl Processor {
                     && path_spec.string.as_deref().is_some_and(is_proc_fd));
             if tmpfile {
                 opn = op::CREATE;
+                // Its mode: the linked inode, as the kernel saw it during the link.
+                let name = final_component(spec.string.as_deref().unwrap_or_default());
+                tmpfile_mode = seen
+                    .iter()
+                    .find(|w| !w.dir && w.mode != 0 && w.leaf.as_deref() == Some(name))
+                    .map(|w| w.mode & 0o7777)
+                    .or_else(|| {
+                        std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&p))
+                            .ok()
+                            .map(|m| m.mode() & 0o7777)
+                    });
                 (path, exact, tree) = (p, e, t);
             } else {
                 // A rename or link counts when either end is in a tree: moves in, out, within.
@@ -558,6 +528,14 @@ impl Processor {
         if self.allowed.get(tree)?.contains(&ev.fsuid) {
             return None;
         }
+        // The root may have moved since the last look (a renamed root stays watched).
+        if !resolve::is_under(&path, &self.roots_now[tree])
+            && !new_path
+                .as_deref()
+                .is_some_and(|n| resolve::is_under(n, &self.roots_now[tree]))
+        {
+            self.refresh_roots();
+        }
         let string_of = |s: u8| {
             rec.slots[s as usize]
                 .as_ref()
@@ -569,10 +547,12 @@ impl Processor {
                 .iter()
                 .flatten()
                 .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
-        let mode = (matches!(opn, op::CREATE | op::MKDIR | op::MKNOD | op::CHMOD)
-            && ev.mode != UNSET
-            && !(ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK))
-            .then_some(ev.mode);
+        let mode = if opn == op::CREATE && (ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK) {
+            tmpfile_mode
+        } else {
+            (matches!(opn, op::CREATE | op::MKDIR | op::MKNOD | op::CHMOD) && ev.mode != UNSET)
+                .then_some(ev.mode)
+        };
         let is_chown = opn == op::CHOWN;
         let comm_len = ev
             .comm
@@ -687,6 +667,7 @@ struct Seen {
     path: Vec<u8>,
     tree: Option<usize>,
     dir: bool,
+    mode: u32,
     leaf: Option<Vec<u8>>,
 }
 
