@@ -118,6 +118,8 @@ struct scratch {
 	volatile __u32 limit; /* where the current item must end: shares room between walks */
 	__u32 _pad;
 	volatile __u64 last_base; /* the directory put_str_path walked */
+	volatile __u32 last_tree; /* and the tree it found */
+	__u32 _pad2;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */
@@ -132,6 +134,17 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } heap SEC(".maps");
+
+/* kernel dev -> 1: no mount of this superblock lies inside a watched tree, so a dentry walk
+ * that stays within it and finds no root is outside every tree; 2: some mount does. Kept
+ * current by user space from the mount table. A superblock missing here (mounted only in
+ * another namespace) counts as 2. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} devs SEC(".maps");
 
 static __always_inline void count_lost(void)
 {
@@ -414,20 +427,19 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 
 		b->s->ev.flags |= abs_flag;
 		b->s->last_base = (__u64)d;
-		put_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
+		b->s->last_tree = put_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
 	} else if (dfd == AT_FDCWD) {
 		struct dentry *d = BPF_CORE_READ(task, fs, pwd.dentry);
 
 		b->s->last_base = (__u64)d;
-		put_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
+		b->s->last_tree = put_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
 	} else {
 		struct file *f = fd_file(task, dfd);
 
 		b->s->last_base = (__u64)BPF_CORE_READ(f, f_path.dentry);
-		put_file_walk(b, f);
+		b->s->last_tree = put_file_walk(b, f);
 	}
-	/* The tree of a string path is decided in user space (symlinks, "..") */
-	return OW_NO_TREE;
+	return b->s->last_tree;
 }
 
 /* ---- enter: filter and remember the arguments --------------------------- */
@@ -738,6 +750,23 @@ int BPF_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
 
 /* ---- exit: the outcome, the paths, one record --------------------------- */
 
+static __always_inline int maybe_in_tree(struct pending *p)
+{
+	for (int i = 0; i < OW_MAX_SEEN; i++) {
+		struct dentry *d;
+		__u32 dev, *flag;
+
+		if (i >= p->nseen)
+			break;
+		d = (struct dentry *)p->seen[i];
+		dev = BPF_CORE_READ(d, d_sb, s_dev);
+		flag = bpf_map_lookup_elem(&devs, &dev);
+		if (!flag || *flag != 1)
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -782,6 +811,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	struct ow_event *ev;
 	__u32 cpu, tree = OW_NO_TREE;
 	__u64 base0 = 0, base1 = 0;
+	__u32 found = 0; /* a walk of this record reached a watched root */
 	__u8 first = 0;
 
 	/* Unrelated syscalls leave here, before any map lookup. */
@@ -863,19 +893,19 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 		put_user_str(&b, (const char *)p.args[0], &first);
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_ONE;
-		put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first);
+		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first);
 		base0 = b.s->last_base;
 		break;
 	case SC_LINK:
 	case SC_RENAME:
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_FIRST;
-		put_str_path(&b, task, p.args[0], (const char *)p.args[1],
+		found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1],
 			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first);
 		base0 = b.s->last_base;
 		put_slot(&b, OW_SLOT_NEW);
 		b.s->limit = LIMIT_SECOND;
-		put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
+		found |= OW_NO_TREE != put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
 			     &first);
 		base1 = b.s->last_base;
 		break;
@@ -892,7 +922,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 			else if (p.syscall == SC_SETXATTRAT)
 				empty_ok = p.args[3];
 			b.s->limit = LIMIT_ONE;
-			put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
+			found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
 				     OW_F_ABSOLUTE, &first);
 			base0 = b.s->last_base;
 		}
@@ -919,8 +949,13 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 				}
 				continue;
 			}
-			put_walk(&b, (struct dentry *)p.seen[i], 0);
+			if (put_walk(&b, (struct dentry *)p.seen[i], 0) != OW_NO_TREE)
+				found = 1;
 		}
+		/* The kernel's own answer: the directories this op changed lie outside every
+		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
+		if (!found && p.nseen && !maybe_in_tree(&p))
+			return 0;
 	}
 	ev->tree = tree;
 	/* "/proc/self/cwd/..." and friends are resolved against the caller, which may be

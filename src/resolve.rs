@@ -116,6 +116,20 @@ impl MountTable {
     }
 }
 
+/// For the kernel's `devs` map: 2 for superblocks with a mount strictly inside a watched root
+/// (a walk within them cannot see the tree above), 1 for every other superblock we know.
+pub fn dev_flags(mt: &MountTable, roots: &[Vec<u8>]) -> std::collections::HashMap<u32, u32> {
+    let mut flags = std::collections::HashMap::new();
+    for m in &mt.mounts {
+        let inside = roots.iter().any(|r| m.point != *r && is_under(&m.point, r));
+        let f = flags.entry(m.dev).or_insert(1);
+        if inside {
+            *f = 2;
+        }
+    }
+    flags
+}
+
 /// `path` equals `dir` or lies below it (component-wise).
 pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
     if dir == b"/" {
@@ -440,6 +454,25 @@ mod tests {
             mode: 0,
         };
         assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/m/d/f");
+    }
+
+    #[test]
+    fn superblocks_mounted_inside_a_tree() {
+        let mt = MountTable::parse(INFO);
+        let f = dev_flags(&mt, &[b"/mnt".to_vec()]);
+        assert_eq!(
+            f[&kernel_dev(254, 0)],
+            2,
+            "bind at /mnt/bind x is inside /mnt"
+        );
+        assert_eq!(f[&kernel_dev(0, 25)], 1);
+        let f = dev_flags(&mt, &[b"/tmp".to_vec()]);
+        assert_eq!(
+            f[&kernel_dev(0, 25)],
+            1,
+            "the root's own mount is not inside it"
+        );
+        assert_eq!(f[&kernel_dev(254, 0)], 1);
     }
 
     #[test]

@@ -232,6 +232,9 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         }
     }
 
+    let mut dev_flags = HashMap::new();
+    sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
+
     install_signals()?;
     let processor = RefCell::new(Processor::new(&trees, args.format, backend));
     let mut rb = RingBufferBuilder::new();
@@ -250,8 +253,16 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         started.elapsed().as_millis()
     );
 
+    let verbose = args.verbose > 0;
     let mut lost_seen = 0u64;
+    let mut devs_synced = Instant::now();
     loop {
+        // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
+        if devs_synced.elapsed() > Duration::from_secs(1) {
+            let roots = processor.borrow().roots_now.clone();
+            sync_devs(&skel.maps.devs, &roots, &mut dev_flags)?;
+            devs_synced = Instant::now();
+        }
         let stopping = STOP.load(Ordering::SeqCst);
         processor.borrow_mut().refresh_roots();
         let res = if stopping {
@@ -279,9 +290,35 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             return Err(anyhow!("writing events: {e}"));
         }
         if stopping {
+            if verbose {
+                eprintln!(
+                    "ownwatch: {} records from the kernel, {} events written, {} lost",
+                    p.records, p.events, lost_seen
+                );
+            }
             return Ok(0);
         }
     }
+}
+
+fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
+    trees
+        .iter()
+        .map(|t| resolve::fd_path(&t.fd).unwrap_or_else(|| t.path.as_os_str().as_bytes().to_vec()))
+        .collect()
+}
+
+/// Pushes changed entries of `resolve::dev_flags` into the kernel's `devs` map.
+fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>) -> Result<()> {
+    let now = resolve::dev_flags(&MountTable::load(), roots);
+    for (dev, flag) in &now {
+        if known.get(dev) != Some(flag) {
+            map.update(&dev.to_ne_bytes(), &flag.to_ne_bytes(), MapFlags::ANY)
+                .context("updating devs map")?;
+            known.insert(*dev, *flag);
+        }
+    }
+    Ok(())
 }
 
 fn install_signals() -> Result<()> {
@@ -323,6 +360,9 @@ struct Processor {
     buf: Vec<u8>,
     out: io::BufWriter<io::Stdout>,
     out_err: Option<io::Error>,
+    /// records from the kernel, and events written: the difference was decided here
+    records: u64,
+    events: u64,
 }
 
 impl Processor {
@@ -346,6 +386,8 @@ impl Processor {
             buf: Vec::with_capacity(4096),
             out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
             out_err: None,
+            records: 0,
+            events: 0,
         }
     }
 
@@ -430,6 +472,7 @@ impl Processor {
     }
 
     fn handle(&mut self, data: &[u8]) -> i32 {
+        self.records += 1;
         let rec = match decode(data) {
             Ok(r) => r,
             Err(e) => {
@@ -438,6 +481,7 @@ impl Processor {
             }
         };
         if let Some(ev) = self.event(&rec) {
+            self.events += 1;
             self.buf.clear();
             if self.json {
                 json_line(&ev, &mut self.buf);
