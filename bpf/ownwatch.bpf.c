@@ -18,12 +18,13 @@ const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
-_Static_assert(sizeof(struct ow_event) == 96, "ow_event layout changed: update src/bpf.rs");
+_Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/bpf.rs");
 _Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/bpf.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};
 struct ow_walkend _ow_walkend = {};
+struct ow_parent _ow_parent = {};
 enum ow_op _ow_op = 0;
 enum ow_flags _ow_flags = 0;
 enum ow_slot _ow_slot = 0;
@@ -50,9 +51,18 @@ enum ow_item _ow_item = 0;
 #define WALK_MAX_STEPS 8192
 /* Room for the walks of the directories path strings are relative to, so that the walks of
  * what the op changed (OW_SLOT_SEEN) still fit: those are what decide tree and path. */
-#define LIMIT_ONE (OW_DATA_MAX / 2)
-#define LIMIT_FIRST (OW_DATA_MAX / 3)
-#define LIMIT_SECOND (OW_DATA_MAX * 2 / 3)
+#define IDENTITY_RESERVE 12288 /* argv, exe, cgroup, parents: added last, room kept for them */
+#define WALK_ROOM (OW_DATA_MAX - IDENTITY_RESERVE)
+/* Changed directories first, then each string with the directory it is relative to. */
+#define SEEN_ROOM (WALK_ROOM - 2 * (PATH_MAX + 1024))
+#define LIMIT_ONE WALK_ROOM
+#define LIMIT_FIRST (WALK_ROOM - PATH_MAX - 1024)
+#define LIMIT_SECOND WALK_ROOM
+#define ARGV_CHUNK 256
+#define ARGV_MAX 8192
+#define EXE_ROOM 2048
+#define MAX_PARENTS 16
+#define CGROUP_DEPTH 32
 
 struct root_key {
 	__u64 dev;
@@ -119,7 +129,9 @@ struct scratch {
 	__u32 _pad;
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
-	__u32 _pad2;
+	__u32 nseen;
+	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */
+	__u32 seen_tree[OW_MAX_SEEN]; /* and the trees they reached */
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */
@@ -336,7 +348,8 @@ static long walk_step(__u32 i, void *arg)
 	}
 	name = BPF_CORE_READ(d, d_name);
 	off = b->s->off;
-	if (off > b->s->limit - 4 - NAME_MAX_READ || b->s->limit > OW_DATA_MAX) {
+	/* 4 for this item's header, 24 for the walk's end marker */
+	if (off > b->s->limit - 28 - NAME_MAX_READ || b->s->limit > OW_DATA_MAX) {
 		b->s->trunc = 1;
 		c->full = 1;
 		return 0;
@@ -376,8 +389,6 @@ static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struc
 	bpf_loop(WALK_MAX_STEPS, walk_step, &c, 0);
 	if (!c.done || c.full)
 		flags |= OW_F_TRUNCATED;
-	/* The end marker may use the slack kept for it past any limit. */
-	b->s->limit = OW_DATA_MAX;
 	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
 		put_u32(b, c.tree);
 		put_u32(b, flags);
@@ -409,6 +420,22 @@ static __always_inline __u32 put_file_walk(struct builder *b, struct file *f)
 
 /* A path given as a string: the string, then the directory it is relative to (the caller's
  * root for absolute strings, else dirfd or cwd). User space resolves the rest. */
+/* The directory a string is relative to was often walked already as a changed directory:
+ * refer to that walk instead of sending a deep path twice. */
+static __always_inline int put_base_walk(struct builder *b, struct dentry *d, struct vfsmount *m)
+{
+	for (int i = 0; i < OW_MAX_SEEN; i++) {
+		if (i >= b->s->nseen)
+			break;
+		if (b->s->seen_d[i] == (__u64)d && put_hdr(b, OW_ITEM_SAMEAS, 1) == 0) {
+			b->s->data[b->s->off & DATA_MASK] = 0x80 | i;
+			b->s->off += 1;
+			return b->s->seen_tree[i];
+		}
+	}
+	return put_walk(b, d, m);
+}
+
 static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, long dfd,
 					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
 					  __u8 *first_out)
@@ -427,17 +454,18 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 
 		b->s->ev.flags |= abs_flag;
 		b->s->last_base = (__u64)d;
-		b->s->last_tree = put_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
+		b->s->last_tree = put_base_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
 	} else if (dfd == AT_FDCWD) {
 		struct dentry *d = BPF_CORE_READ(task, fs, pwd.dentry);
 
 		b->s->last_base = (__u64)d;
-		b->s->last_tree = put_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
+		b->s->last_tree = put_base_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
 	} else {
 		struct file *f = fd_file(task, dfd);
 
 		b->s->last_base = (__u64)BPF_CORE_READ(f, f_path.dentry);
-		b->s->last_tree = put_file_walk(b, f);
+		b->s->last_tree = put_base_walk(b, (struct dentry *)b->s->last_base,
+						BPF_CORE_READ(f, f_path.mnt));
 	}
 	return b->s->last_tree;
 }
@@ -784,6 +812,170 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
+/* ---- who did it: captured now, not looked up later in /proc (short-lived callers are gone
+ * by then). Only offending events get here. */
+
+struct argv_ctx {
+	struct builder *b;
+	__u64 uptr;
+	__u32 left;
+	__u32 failed;
+};
+
+static long argv_chunk(__u32 i, void *arg)
+{
+	struct argv_ctx *c = arg;
+	struct builder *b = c->b;
+	__u32 off = b->s->off;
+	__u32 n = c->left > ARGV_CHUNK ? ARGV_CHUNK : c->left;
+
+	if (!n)
+		return 1;
+	if (off > OW_DATA_MAX - ARGV_CHUNK) {
+		c->failed = 1;
+		return 1;
+	}
+	/* Pages of the command line that are not resident cannot be faulted in here. */
+	if (bpf_probe_read_user(&b->s->data[off & DATA_MASK], n & (2 * ARGV_CHUNK - 1),
+				(void *)c->uptr)) {
+		c->failed = 1;
+		return 1;
+	}
+	b->s->off = off + n;
+	c->uptr += n;
+	c->left -= n;
+	return 0;
+}
+
+static __always_inline void put_argv(struct builder *b, struct task_struct *task)
+{
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+	struct argv_ctx c = { .b = b, .uptr = start };
+	__u32 hdr = b->s->off, len;
+	__u8 trunc;
+
+	if (!mm || end <= start || hdr > OW_DATA_MAX - 4 - ARGV_MAX)
+		return;
+	c.left = end - start > ARGV_MAX ? ARGV_MAX : end - start;
+	trunc = end - start > ARGV_MAX;
+	b->s->off = hdr + 4;
+	bpf_loop(ARGV_MAX / ARGV_CHUNK, argv_chunk, &c, 0);
+	len = b->s->off - hdr - 4;
+	b->s->data[hdr & DATA_MASK] = OW_ITEM_STR;
+	b->s->data[(hdr + 1) & DATA_MASK] = trunc || c.failed;
+	b->s->data[(hdr + 2) & DATA_MASK] = len & 0xff;
+	b->s->data[(hdr + 3) & DATA_MASK] = (len >> 8) & 0xff;
+}
+
+/* kernfs_node.parent became __parent in 6.15 */
+struct kernfs_node___old {
+	struct kernfs_node___old *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return (struct kernfs_node *)BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+static __always_inline void put_kernel_name(struct builder *b, const char *name)
+{
+	__u32 off = b->s->off;
+	long n;
+
+	if (off > OW_DATA_MAX - 4 - NAME_MAX_READ) {
+		b->s->trunc = 1;
+		return;
+	}
+	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ, name);
+	if (n <= 0)
+		n = 1;
+	n -= 1;
+	b->s->data[off & DATA_MASK] = OW_ITEM_NAME;
+	b->s->data[(off + 1) & DATA_MASK] = 0;
+	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
+	b->s->data[(off + 3) & DATA_MASK] = 0;
+	b->s->off = off + 4 + (n & 0xff);
+}
+
+static __always_inline void put_identity(struct builder *b, struct task_struct *task)
+{
+	struct ow_event *ev = &b->s->ev;
+	struct task_struct *t = task;
+	struct tty_struct *tty;
+	struct kernfs_node *kn;
+	struct file *exe;
+
+	b->s->limit = OW_DATA_MAX;
+	ev->loginuid = BPF_CORE_READ(task, loginuid.val);
+	ev->sessionid = BPF_CORE_READ(task, sessionid);
+
+	put_slot(b, OW_SLOT_ARGV);
+	put_argv(b, task);
+
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		put_slot(b, OW_SLOT_EXE);
+		b->s->limit = b->s->off + EXE_ROOM;
+		put_file_walk(b, exe);
+		b->s->limit = OW_DATA_MAX;
+	}
+
+	tty = BPF_CORE_READ(task, signal, tty);
+	if (tty) {
+		__u32 off;
+		long n;
+
+		put_slot(b, OW_SLOT_TTY);
+		off = b->s->off;
+		if (off <= OW_DATA_MAX - 4 - 64) {
+			n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], 64, tty->name);
+			if (n <= 0)
+				n = 1;
+			n -= 1;
+			b->s->data[off & DATA_MASK] = OW_ITEM_STR;
+			b->s->data[(off + 1) & DATA_MASK] = 0;
+			b->s->data[(off + 2) & DATA_MASK] = n & 0x7f;
+			b->s->data[(off + 3) & DATA_MASK] = 0;
+			b->s->off = off + 4 + (n & 0x7f);
+		}
+	}
+
+	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	if (kn) {
+		put_slot(b, OW_SLOT_CGROUP);
+		if (put_hdr(b, OW_ITEM_SEG, 4) == 0)
+			put_u32(b, 0);
+		for (int i = 0; i < CGROUP_DEPTH; i++) {
+			struct kernfs_node *parent = kn_parent(kn);
+
+			if (!parent)
+				break;
+			put_kernel_name(b, BPF_CORE_READ(kn, name));
+			kn = parent;
+		}
+	}
+
+	put_slot(b, OW_SLOT_PARENTS);
+	for (int i = 0; i < MAX_PARENTS; i++) {
+		__u32 pid;
+
+		t = BPF_CORE_READ(t, real_parent);
+		if (!t)
+			break;
+		pid = BPF_CORE_READ(t, tgid);
+		if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
+			break;
+		put_u32(b, pid);
+		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
+		b->s->off += OW_COMM_LEN;
+		if (pid == 1)
+			break;
+	}
+}
+
 static __always_inline int submit(struct builder *b)
 {
 	__u32 off = b->s->off;
@@ -810,8 +1002,8 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	struct builder b;
 	struct ow_event *ev;
 	__u32 cpu, tree = OW_NO_TREE;
-	__u64 base0 = 0, base1 = 0;
 	__u32 found = 0; /* a walk of this record reached a watched root */
+	__u32 string_op;
 	__u8 first = 0;
 
 	/* Unrelated syscalls leave here, before any map lookup. */
@@ -833,7 +1025,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	b.s->off = 0;
 	b.s->trunc = 0;
 	b.s->proc = 0;
-	b.s->limit = OW_DATA_MAX;
+	b.s->limit = WALK_ROOM;
 	ev = &b.s->ev;
 	task = (struct task_struct *)bpf_get_current_task();
 	fill_actor(ev, task);
@@ -844,6 +1036,27 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	ev->new_gid = 0xffffffff;
 	ev->ret = 0;
 
+	/* What the op changed comes first: it decides tree and path, so it gets the room. */
+	string_op = p.syscall != SC_OPEN && p.syscall != SC_FCHMOD && p.syscall != SC_FCHOWN &&
+		    p.syscall != SC_FTRUNCATE && p.syscall != SC_FSETXATTR;
+	b.s->nseen = 0;
+	if (string_op) {
+		for (int i = 0; i < OW_MAX_SEEN; i++) {
+			__u32 t;
+
+			if (i >= p.nseen)
+				break;
+			put_slot(&b, OW_SLOT_SEEN);
+			b.s->limit = SEEN_ROOM;
+			t = put_walk(&b, (struct dentry *)p.seen[i], 0);
+			if (t != OW_NO_TREE)
+				found = 1;
+			b.s->seen_d[i & (OW_MAX_SEEN - 1)] = p.seen[i];
+			b.s->seen_tree[i & (OW_MAX_SEEN - 1)] = t;
+			b.s->nseen = i + 1;
+		}
+	}
+	b.s->limit = WALK_ROOM;
 	switch (p.syscall) {
 	case SC_OPEN: {
 		struct file *f = fd_file(task, ret);
@@ -894,7 +1107,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_ONE;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first);
-		base0 = b.s->last_base;
+		b.s->limit = WALK_ROOM;
 		break;
 	case SC_LINK:
 	case SC_RENAME:
@@ -902,12 +1115,12 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 		b.s->limit = LIMIT_FIRST;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1],
 			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first);
-		base0 = b.s->last_base;
+		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
 		b.s->limit = LIMIT_SECOND;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
 			     &first);
-		base1 = b.s->last_base;
+		b.s->limit = WALK_ROOM;
 		break;
 	default:
 		/* path ops: args = dfd, path, extra..., empty_path flag in args[2] or [4] */
@@ -924,7 +1137,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 			b.s->limit = LIMIT_ONE;
 			found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
 				     OW_F_ABSOLUTE, &first);
-			base0 = b.s->last_base;
+		b.s->limit = WALK_ROOM;
 		}
 		if (p.syscall == SC_CHOWN) {
 			ev->new_uid = p.args[2];
@@ -935,34 +1148,18 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 		}
 		break;
 	}
-	if (p.syscall != SC_OPEN && p.syscall != SC_FCHMOD && p.syscall != SC_FCHOWN &&
-	    p.syscall != SC_FTRUNCATE && p.syscall != SC_FSETXATTR) {
-		for (int i = 0; i < OW_MAX_SEEN; i++) {
-			if (i >= p.nseen)
-				break;
-			put_slot(&b, OW_SLOT_SEEN);
-			if (p.seen[i] && (p.seen[i] == base0 || p.seen[i] == base1)) {
-				if (put_hdr(&b, OW_ITEM_SAMEAS, 1) == 0) {
-					b.s->data[b.s->off & DATA_MASK] =
-						p.seen[i] == base0 ? OW_SLOT_PATH : OW_SLOT_NEW;
-					b.s->off += 1;
-				}
-				continue;
-			}
-			if (put_walk(&b, (struct dentry *)p.seen[i], 0) != OW_NO_TREE)
-				found = 1;
-		}
-		/* The kernel's own answer: the directories this op changed lie outside every
-		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
-		if (!found && p.nseen && !maybe_in_tree(&p))
-			return 0;
-	}
+	/* The kernel's own answer: the directories this op changed lie outside every tree,
+	 * on superblocks no tree holds a mount of. Nothing to send. */
+	if (string_op && !found && p.nseen && !maybe_in_tree(&p))
+		return 0;
 	ev->tree = tree;
+	b.s->limit = WALK_ROOM;
 	/* "/proc/self/cwd/..." and friends are resolved against the caller, which may be
 	 * gone by the time user space looks: send its cwd along. */
 	if (b.s->proc) {
 		put_slot(&b, OW_SLOT_CWD);
 		put_walk(&b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
 	}
+	put_identity(&b, task);
 	return submit(&b);
 }

@@ -44,6 +44,11 @@ enum ow_slot {
 	OW_SLOT_XATTR,    /* xattr name */
 	OW_SLOT_CWD,      /* caller's cwd, sent with "/proc/..." strings */
 	OW_SLOT_SEEN,     /* a dentry whose inode's ctime the op changed (repeatable) */
+	OW_SLOT_EXE,      /* the caller's executable (walk) */
+	OW_SLOT_ARGV,     /* its command line: NUL-separated (string) */
+	OW_SLOT_TTY,      /* its controlling terminal's name (string) */
+	OW_SLOT_CGROUP,   /* its cgroup v2 path (names leaf first, after a SEG of dev 0) */
+	OW_SLOT_PARENTS,  /* its ancestors (OW_ITEM_PARENT items, nearest first) */
 };
 
 #define OW_MAX_SEEN 4
@@ -56,6 +61,12 @@ enum ow_item {
 	OW_ITEM_WALKEND,  /* struct ow_walkend */
 	OW_ITEM_STR,      /* a string copied from the caller (path as given, link text) */
 	OW_ITEM_SAMEAS,   /* this walk is the one of slot u8 (len 1): deep paths are sent once */
+	OW_ITEM_PARENT,   /* struct ow_parent */
+};
+
+struct ow_parent {
+	__u32 pid;
+	__u8 comm[OW_COMM_LEN];
 };
 
 enum ow_flags {
@@ -95,6 +106,8 @@ struct ow_event {
 	__u32 flags;   /* enum ow_flags */
 	__u32 tree;    /* tree found by the kernel walk, or OW_NO_TREE */
 	__u32 data_len;
+	__u32 loginuid;  /* audit login uid, 0xffffffff when unset */
+	__u32 sessionid; /* audit session, 0xffffffff when unset */
 	__u32 _pad;
 	__u8 comm[OW_COMM_LEN];
 };

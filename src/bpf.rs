@@ -9,14 +9,15 @@ pub mod probe_skel {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }
 
-pub use main_skel::types::{ow_event, ow_walkend};
+pub use main_skel::types::{ow_event, ow_parent, ow_walkend};
 
 // SAFETY: plain C structs of fixed-width integers, any bit pattern is valid.
 unsafe impl plain::Plain for ow_event {}
 unsafe impl plain::Plain for ow_walkend {}
+unsafe impl plain::Plain for ow_parent {}
 
 // Must match bpf/ownwatch.h; drift here breaks decoding silently, so check it at compile time.
-const _: () = assert!(std::mem::size_of::<ow_event>() == 96);
+const _: () = assert!(std::mem::size_of::<ow_event>() == 104);
 const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 
 pub const NO_TREE: u32 = 0xffff_ffff;
@@ -79,7 +80,12 @@ pub mod slot {
     pub const CWD: u8 = S::OW_SLOT_CWD.0 as u8;
     /// Repeatable: goes to `Record::seen`, not to `slots`.
     pub const SEEN: u8 = S::OW_SLOT_SEEN.0 as u8;
-    pub const COUNT: usize = 5;
+    pub const EXE: u8 = S::OW_SLOT_EXE.0 as u8;
+    pub const ARGV: u8 = S::OW_SLOT_ARGV.0 as u8;
+    pub const TTY: u8 = S::OW_SLOT_TTY.0 as u8;
+    pub const CGROUP: u8 = S::OW_SLOT_CGROUP.0 as u8;
+    pub const PARENTS: u8 = S::OW_SLOT_PARENTS.0 as u8;
+    pub const COUNT: usize = PARENTS as usize + 1;
 }
 
 pub mod item {
@@ -91,4 +97,5 @@ pub mod item {
     pub const WALKEND: u8 = I::OW_ITEM_WALKEND.0 as u8;
     pub const STR: u8 = I::OW_ITEM_STR.0 as u8;
     pub const SAMEAS: u8 = I::OW_ITEM_SAMEAS.0 as u8;
+    pub const PARENT: u8 = I::OW_ITEM_PARENT.0 as u8;
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::bpf::{item, ow_event, ow_walkend, slot, NO_TREE};
+use crate::bpf::{item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
 
 /// One superblock's part of a dentry walk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct Spec {
     pub walk: Option<Walk>,
     pub string: Option<Vec<u8>>,
     pub string_truncated: bool,
+    /// Ancestors (pid, comm), nearest first: only in the PARENTS slot.
+    pub parents: Vec<(u32, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,14 +135,28 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
                 walk.mode = end.mode;
             }
             item::SAMEAS => {
-                let s = *payload.first().unwrap_or(&0) as usize;
-                if cur != Some(usize::MAX) || s >= slot::COUNT {
-                    bail!("bad same-as item");
+                // 0x80 | i: the walk already sent as the i-th changed dentry.
+                let r = *payload.first().unwrap_or(&0);
+                let Some(walk) = (r & 0x80 != 0)
+                    .then(|| seen.get((r & 0x7f) as usize))
+                    .flatten()
+                    .and_then(|sp| sp.walk.clone())
+                else {
+                    bail!("bad same-as item {r}");
+                };
+                let spec = match cur {
+                    Some(s) if s != usize::MAX => slots[s].as_mut(),
+                    _ => None,
+                };
+                if let Some(spec) = spec {
+                    spec.walk = Some(walk);
                 }
-                let walk = slots[s].as_ref().and_then(|sp| sp.walk.clone());
-                if let Some(seen) = seen.last_mut() {
-                    seen.walk = walk;
-                }
+            }
+            item::PARENT => {
+                let mut p = ow_parent::default();
+                plain::copy_from_bytes(&mut p, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let len = p.comm.iter().position(|&c| c == 0).unwrap_or(p.comm.len());
+                spec.parents.push((p.pid, p.comm[..len].to_vec()));
             }
             item::STR => {
                 spec.string = Some(payload.to_vec());

@@ -22,10 +22,22 @@ pub struct Event {
     pub fsgid: u32,
     pub user: Option<String>,
     pub group: Option<String>,
+    /// audit login uid and session; None when unset
+    pub loginuid: Option<u32>,
+    pub login_user: Option<String>,
+    pub sessionid: Option<u32>,
+    pub tty: Option<String>,
     pub pid: u32,
     pub tid: u32,
     pub ppid: u32,
     pub comm: Vec<u8>,
+    pub exe: Option<Vec<u8>>,
+    pub argv: Option<Vec<Vec<u8>>>,
+    pub argv_truncated: bool,
+    /// ancestors (pid, comm), nearest first
+    pub parents: Vec<(u32, Vec<u8>)>,
+    pub cgroup: Option<Vec<u8>>,
+    pub container_id: Option<String>,
     pub mode: Option<u32>,
     pub new_uid: Option<u32>,
     pub new_gid: Option<u32>,
@@ -47,7 +59,7 @@ impl<'a> Obj<'a> {
         out.push(b'{');
         Obj { out, first: true }
     }
-    fn key(&mut self, k: &str) {
+    pub fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
@@ -164,10 +176,70 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     o.num("fsgid", e.fsgid);
     o.opt_str("user", e.user.as_deref());
     o.opt_str("group", e.group.as_deref());
+    if let Some(l) = e.loginuid {
+        o.num("loginuid", l);
+        o.opt_str("login_user", e.login_user.as_deref());
+    }
+    if let Some(s) = e.sessionid {
+        o.num("sessionid", s);
+    }
+    if let Some(t) = &e.tty {
+        o.str("tty", t);
+    }
     o.num("pid", e.pid);
     o.num("tid", e.tid);
     o.num("ppid", e.ppid);
     o.bytes("comm", &e.comm);
+    if let Some(x) = &e.exe {
+        o.bytes("exe", x);
+    }
+    if let Some(argv) = &e.argv {
+        o.key("argv");
+        o.out.push(b'[');
+        for (i, a) in argv.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *o.out, &String::from_utf8_lossy(a));
+        }
+        o.out.push(b']');
+        if argv.iter().any(|a| std::str::from_utf8(a).is_err()) {
+            o.key("argv_b64");
+            o.out.push(b'[');
+            for (i, a) in argv.iter().enumerate() {
+                if i > 0 {
+                    o.out.push(b',');
+                }
+                o.out.push(b'"');
+                base64(a, o.out);
+                o.out.push(b'"');
+            }
+            o.out.push(b']');
+        }
+        if e.argv_truncated {
+            o.bool("argv_truncated", true);
+        }
+    }
+    if !e.parents.is_empty() {
+        o.key("parents");
+        o.out.push(b'[');
+        for (i, (pid, comm)) in e.parents.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            let mut p = Obj::new(o.out);
+            p.num("pid", *pid);
+            p.bytes("comm", comm);
+            p.end();
+        }
+        o.out.push(b']');
+    }
+    if let Some(c) = &e.cgroup {
+        o.bytes("cgroup", c);
+    }
+    if let Some(c) = &e.container_id {
+        o.str("container_id", c);
+    }
     if let Some(m) = e.mode {
         o.str("mode", &mode_str(m));
     }
@@ -236,6 +308,16 @@ pub fn text_line(e: &Event, out: &mut Vec<u8>) {
         e.pid
     );
     text_bytes(&e.comm, out);
+    if let Some(l) = e.loginuid {
+        let _ = write!(
+            out,
+            " login={}({l})",
+            e.login_user.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(t) = &e.tty {
+        let _ = write!(out, " tty={t}");
+    }
     out.push(b'\n');
 }
 
@@ -303,6 +385,46 @@ mod tests {
         text_line(&e, &mut t);
         assert_eq!(t.iter().filter(|&&c| c == b'\n').count(), 1);
         assert!(String::from_utf8_lossy(&t).contains("a\"b\\x5cc\\x0ad\\x01e\\xff\\xfe"));
+    }
+
+    #[test]
+    fn identity_fields_in_schema_order() {
+        let mut e = ev();
+        e.loginuid = Some(1000);
+        e.login_user = Some("alice".into());
+        e.sessionid = Some(3);
+        e.tty = Some("pts/1".into());
+        e.exe = Some(b"/usr/bin/mkdir".to_vec());
+        e.argv = Some(vec![b"mkdir".to_vec(), b"-p".to_vec(), b"c\xffx".to_vec()]);
+        e.parents = vec![(4200, b"bash".to_vec()), (4100, b"sudo".to_vec())];
+        e.cgroup = Some(b"/user.slice/user-1000.slice/session-3.scope".to_vec());
+        let mut out = Vec::new();
+        json_line(&e, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        let order = [
+            "\"group\"",
+            "\"loginuid\":1000",
+            "\"login_user\":\"alice\"",
+            "\"sessionid\":3",
+            "\"tty\":\"pts/1\"",
+            "\"pid\"",
+            "\"comm\"",
+            "\"exe\":\"/usr/bin/mkdir\"",
+            "\"argv\":[\"mkdir\",\"-p\",\"c\u{fffd}x\"]",
+            "\"argv_b64\":[\"bWtkaXI=\",\"LXA=\",\"Y/94\"]",
+            "\"parents\":[{\"pid\":4200,\"comm\":\"bash\"},{\"pid\":4100,\"comm\":\"sudo\"}]",
+            "\"cgroup\":\"/user.slice/user-1000.slice/session-3.scope\"",
+            "\"mode\"",
+        ];
+        let mut at = 0;
+        for k in order {
+            let i = s[at..]
+                .find(k)
+                .unwrap_or_else(|| panic!("{k} missing or out of order in {s}"));
+            at += i;
+        }
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["argv"][2], "c\u{fffd}x");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
 use crate::config::{all_ops, parse_ops, parse_owner, parse_user, Format};
 use crate::decode::{decode, Record, Spec};
+use crate::identity;
 use crate::output::{json_line, lost_line, text_line, Event};
 use crate::plan::{self, Backend};
 use crate::resolve::{self, MountTable, StrPath};
@@ -603,7 +604,42 @@ impl Processor {
             .iter()
             .position(|&c| c == 0)
             .unwrap_or(ev.comm.len());
+        let spec = |s: u8| rec.slots[s as usize].as_ref();
+        let exe = spec(slot::EXE)
+            .and_then(|sp| sp.walk.as_ref())
+            .map(|w| self.walk_path(w));
+        let argv_spec = spec(slot::ARGV).filter(|sp| sp.string.is_some());
+        let cgroup = spec(slot::CGROUP).and_then(|sp| sp.walk.as_ref()).map(|w| {
+            let names = w.segs.first().map(|s| &s.names[..]).unwrap_or_default();
+            let mut p = Vec::new();
+            for n in names.iter().rev() {
+                p.push(b'/');
+                p.extend_from_slice(n);
+            }
+            if p.is_empty() {
+                p.push(b'/');
+            }
+            p
+        });
+        let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
         Some(Event {
+            login_user: loginuid.and_then(|l| self.names.user(l)),
+            loginuid,
+            sessionid: (ev.sessionid != UNSET).then_some(ev.sessionid),
+            tty: spec(slot::TTY)
+                .and_then(|sp| sp.string.as_deref())
+                .filter(|t| !t.is_empty())
+                .map(identity::tty_name),
+            exe,
+            argv: argv_spec
+                .and_then(|sp| sp.string.as_deref())
+                .map(identity::split_argv),
+            argv_truncated: argv_spec.is_some_and(|sp| sp.string_truncated),
+            parents: spec(slot::PARENTS)
+                .map(|sp| sp.parents.clone())
+                .unwrap_or_default(),
+            container_id: cgroup.as_deref().and_then(identity::container_id),
+            cgroup,
             time: timefmt::rfc3339(ev.ts_boot_ns as i128 + self.boot_offset),
             op: OP_NAMES[opn as usize],
             path,

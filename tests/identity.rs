@@ -1,0 +1,280 @@
+//! Issue 4: who did it. Every identity field is captured in the kernel at the write and
+//! checked exactly: login uid and session, terminal, command line, executable, ancestry,
+//! cgroup and container id, for a writer that exits right after the write.
+
+mod common;
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+/// The cgroup v2 mount (unified hierarchy), wherever this machine has it.
+fn cgroup2_root() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if let Some(sep) = f.iter().position(|x| *x == "-") {
+            if f.get(sep + 1) == Some(&"cgroup2") {
+                return PathBuf::from(f[4]);
+            }
+        }
+    }
+    panic!("no cgroup2 mount: the cgroup field cannot be checked");
+}
+
+struct Cgroup(PathBuf);
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // The writer has exited; its cgroup is empty now.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+fn w(path: impl AsRef<Path>, data: &str) -> Result<(), String> {
+    std::fs::write(path.as_ref(), data)
+        .map_err(|e| format!("write {}: {e}", path.as_ref().display()))
+}
+
+/// What the writer saw of itself, sent back through a pipe.
+struct Seen {
+    writer: i32,
+    tty: String,
+    sessionid: u32,
+}
+
+/// In a forked actor: set the login uid, open a pseudo-terminal, fork the writer, which
+/// becomes a session leader with the pty as its terminal, joins `cgroup`, and execs /bin/sh
+/// with `argv`; sh creates `file` through a redirection and exits at once.
+fn write_from_a_login_chain(
+    loginuid: u32,
+    cgroup: &Path,
+    file: &Path,
+    argv_pad: &[String],
+) -> (i32, Seen) {
+    let mut fds = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let actor = run_as(Creds::Root, || {
+        w("/proc/self/loginuid", &loginuid.to_string())?;
+        let sessionid: u32 = std::fs::read_to_string("/proc/self/sessionid")
+            .map_err(|e| e.to_string())?
+            .trim()
+            .parse()
+            .map_err(|e| format!("sessionid: {e}"))?;
+        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+        if master < 0
+            || unsafe { libc::grantpt(master) } != 0
+            || unsafe { libc::unlockpt(master) } != 0
+        {
+            return Err("no pseudo-terminal".into());
+        }
+        let mut name = [0 as libc::c_char; 64];
+        if unsafe { libc::ptsname_r(master, name.as_mut_ptr(), name.len()) } != 0 {
+            return Err("ptsname".into());
+        }
+        let slave_path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_owned();
+        let tty = slave_path
+            .to_string_lossy()
+            .trim_start_matches("/dev/")
+            .to_string();
+        let sh = CString::new("/bin/sh").unwrap();
+        let mut args: Vec<CString> = vec![
+            CString::new("sh").unwrap(),
+            CString::new("-c").unwrap(),
+            CString::new("echo x > \"$0\"").unwrap(),
+            CString::new(file.as_os_str().as_encoded_bytes()).unwrap(),
+        ];
+        args.extend(argv_pad.iter().map(|a| CString::new(a.as_str()).unwrap()));
+        let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        let procs =
+            CString::new(cgroup.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap();
+        let writer = unsafe { libc::fork() };
+        if writer == 0 {
+            unsafe {
+                libc::setsid();
+                let slave = libc::open(slave_path.as_ptr(), libc::O_RDWR);
+                libc::ioctl(slave, libc::TIOCSCTTY, 0);
+                let cg = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                libc::write(cg, b"0".as_ptr() as *const libc::c_void, 1);
+                libc::close(cg);
+                libc::execv(sh.as_ptr(), ptrs.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        let mut st = 0;
+        unsafe { libc::waitpid(writer, &mut st, 0) };
+        if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+            return Err(format!("writer failed: {st:#x}"));
+        }
+        let msg = format!("{writer} {tty} {sessionid}");
+        unsafe { libc::write(fds[1], msg.as_ptr() as *const libc::c_void, msg.len()) };
+        Ok(())
+    });
+    unsafe { libc::close(fds[1]) };
+    let mut buf = [0u8; 256];
+    let n = unsafe { libc::read(fds[0], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    unsafe { libc::close(fds[0]) };
+    let msg = String::from_utf8_lossy(&buf[..n.max(0) as usize]).to_string();
+    let f: Vec<&str> = msg.split(' ').collect();
+    (
+        actor,
+        Seen {
+            writer: f[0].parse().expect("writer pid"),
+            tty: f[1].to_string(),
+            sessionid: f[2].parse().expect("sessionid"),
+        },
+    )
+}
+
+fn only_event(evs: &[Value]) -> &Value {
+    assert_eq!(evs.len(), 1, "want exactly one event, got {evs:#?}");
+    &evs[0]
+}
+
+#[test]
+fn who_did_it_login_terminal_command_ancestry_cgroup() {
+    if !require_root("who_did_it_login_terminal_command_ancestry_cgroup") {
+        return;
+    }
+    let d = TestDir::new("identity");
+    let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let name = format!("ownwatch-it-{}-docker-{id}.scope", std::process::id());
+    let cg = Cgroup(cgroup2_root().join(&name));
+    std::fs::create_dir(&cg.0).expect("create cgroup");
+    // A command line well over 4 KiB: it must come through whole.
+    let pad: Vec<String> = (0..60)
+        .map(|i| format!("arg{i:02}-{}", "x".repeat(90)))
+        .collect();
+    let file = d.t("made-by-sh");
+    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let (actor, seen) = write_from_a_login_chain(4711, &cg.0, &file, &pad);
+    let evs = a.finish(&d.tree);
+    let e = only_event(&evs);
+
+    assert_eq!(e["op"], "create");
+    assert_eq!(e["path"], s(&file));
+    assert_eq!(e["pid"], seen.writer);
+    assert_eq!(e["comm"], "sh");
+    assert_eq!(e["fsuid"], 0);
+    assert_eq!(e["loginuid"], 4711);
+    assert_eq!(e["login_user"], Value::Null, "uid 4711 has no name");
+    assert_eq!(e["sessionid"], seen.sessionid);
+    assert_eq!(e["tty"], seen.tty.as_str());
+    assert!(seen.tty.starts_with("pts/"), "{}", seen.tty);
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert_eq!(e["exe"], s(&sh));
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".into(),
+        "echo x > \"$0\"".into(),
+        s(&file),
+    ];
+    argv.extend(pad.iter().cloned());
+    let want_len: usize = argv.iter().map(|a| a.len() + 1).sum();
+    assert!(
+        want_len > 4096,
+        "the test's command line is {want_len} bytes"
+    );
+    assert_eq!(e["argv"], Value::from(argv));
+    assert!(e.get("argv_truncated").is_none());
+    // The writer's parent is the actor, whose parent is this test process.
+    assert_eq!(e["ppid"], actor);
+    let parents = e["parents"].as_array().expect("parents");
+    assert_eq!(parents[0]["pid"], actor);
+    assert_eq!(parents[0]["comm"], ACTOR_COMM);
+    assert_eq!(parents[1]["pid"], std::process::id());
+    let last = parents.last().unwrap()["pid"].as_u64().unwrap();
+    assert!(
+        last == 1 || parents.len() == 16,
+        "chain ends at init or at the bound: {parents:?}"
+    );
+    assert_eq!(e["cgroup"], format!("/{name}"));
+    assert_eq!(e["container_id"], id);
+}
+
+#[test]
+fn unset_login_and_no_terminal_are_left_out() {
+    if !require_root("unset_login_and_no_terminal_are_left_out") {
+        return;
+    }
+    let own = std::fs::read_to_string("/proc/self/loginuid").unwrap();
+    let d = TestDir::new("noidentity");
+    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let pid = run_as(Creds::User(4343, 4343), || {
+        unsafe { libc::setsid() };
+        std::fs::create_dir(d.t("plain")).map_err(|e| e.to_string())
+    });
+    let evs = a.finish(&d.tree);
+    let e = only_event(&evs);
+    assert_eq!(e["pid"], pid);
+    assert_eq!(e["fsuid"], 4343);
+    assert!(
+        e.get("tty").is_none(),
+        "a session leader without a terminal: {e}"
+    );
+    if own.trim() == "4294967295" {
+        assert!(
+            e.get("loginuid").is_none() && e.get("login_user").is_none(),
+            "{e}"
+        );
+        assert!(e.get("sessionid").is_none(), "{e}");
+    } else {
+        assert_eq!(e["loginuid"].to_string(), own.trim());
+    }
+    // The test binary is the executable; argv is what it was started with.
+    let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+    assert_eq!(e["exe"], s(&exe));
+    let argv: Vec<String> = std::env::args().collect();
+    assert_eq!(e["argv"], Value::from(argv));
+    assert!(e.get("container_id").is_none());
+}
+
+#[test]
+fn an_overlong_command_line_is_cut_and_says_so() {
+    if !require_root("an_overlong_command_line_is_cut_and_says_so") {
+        return;
+    }
+    let d = TestDir::new("longargv");
+    let cg = cgroup2_root();
+    let pad: Vec<String> = (0..200)
+        .map(|i| format!("{i:03}{}", "y".repeat(97)))
+        .collect();
+    let file = d.t("long");
+    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let (_, seen) = write_from_a_login_chain(4712, &cg, &file, &pad);
+    let evs = a.finish(&d.tree);
+    let e = only_event(&evs);
+    assert_eq!(e["pid"], seen.writer);
+    assert_eq!(e["argv_truncated"], true);
+    let got = e["argv"].as_array().unwrap();
+    let mut full = vec![
+        "sh".to_string(),
+        "-c".into(),
+        "echo x > \"$0\"".into(),
+        s(&file),
+    ];
+    full.extend(pad.iter().cloned());
+    // Whole arguments up to the cut, then the cut one as a prefix: never more than was given.
+    let n = got.len();
+    assert!(n > 4 && n < full.len(), "{n} of {}", full.len());
+    for (g, f) in got[..n - 1].iter().zip(&full) {
+        assert_eq!(g, f);
+    }
+    assert!(full[n - 1].starts_with(got[n - 1].as_str().unwrap()));
+    let kept: usize = got.iter().map(|a| a.as_str().unwrap().len() + 1).sum();
+    assert!(
+        kept >= 8000,
+        "at least 8 KiB of command line is kept, got {kept}"
+    );
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
