@@ -8,6 +8,7 @@ mod output;
 mod plan;
 mod probe;
 mod resolve;
+mod sink;
 mod timefmt;
 mod users;
 mod watch;
