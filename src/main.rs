@@ -3,6 +3,7 @@
 mod bpf;
 mod config;
 mod decode;
+mod fix;
 mod identity;
 mod output;
 mod plan;

@@ -1,0 +1,791 @@
+//! Giving objects back to their owner (`--fix`) without following a symlink or leaving the tree.
+//!
+//! Nothing here resolves a path string in one go. An object is reached from the watched root's
+//! file descriptor one component at a time, each step an `openat(…, O_PATH|O_NOFOLLOW)` relative
+//! to the handle of the previous step, and the owner is changed on the final handle with
+//! `fchownat(fd, "", …, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`. So a component that is (or is
+//! swapped into) a symlink is refused instead of followed, `..` is refused, and a symlink that is
+//! itself the offending object is changed, never its target. Trees below an object are walked
+//! through directory fds opened from the handles themselves (`openat(handle, ".")`), so no name
+//! is ever looked up twice.
+//!
+//! What is deliberately *not* changed, and reported as an error instead:
+//! - a non-directory with more than one hard link: another name of it may lie outside the tree
+//!   (`ln /etc/shadow /srv/app/x` by root must not hand /etc/shadow to the service user);
+//! - character and block devices: owning one grants access to the device itself.
+//!
+//! The kernel clears setuid/setgid bits of a regular file whose owner changes; the mode is
+//! otherwise left alone.
+//!
+//! A directory that someone with write access to its parent renames out of the tree while a
+//! walk holds it is still changed: the fd follows the inode, and that inode was in the tree.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+// `watch --fix` (wired separately) is the user of fix_path, rel_path and FixOutcome.
+/// What [`fix_path`] did. The object named by the path is counted too.
+#[allow(dead_code)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FixOutcome {
+    /// Objects whose owner was changed.
+    pub changed: u64,
+    /// Objects that already belonged to uid:gid.
+    pub unchanged: u64,
+    /// Objects below the named one (with `recurse`) that could not be changed or read.
+    pub failed: u64,
+    /// The first of those failures: `sub/path: reason`, the path relative to the named object.
+    pub first_error: Option<String>,
+}
+
+#[allow(dead_code)]
+impl FixOutcome {
+    /// True when everything reached is now owned by uid:gid.
+    pub fn ok(&self) -> bool {
+        self.failed == 0
+    }
+
+    fn fail(&mut self, rel: &[u8], msg: String) {
+        self.failed += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("{}: {msg}", String::from_utf8_lossy(rel)));
+        }
+    }
+}
+
+/// `path` relative to the tree root `tree` (both absolute, as the kernel or `realpath` gives
+/// them): `Some(b"")` for the root itself, `None` when `path` is not below `tree`. Purely
+/// lexical: "/srv/application" is not under "/srv/app", and `..` components make it `None`.
+#[allow(dead_code)]
+pub fn rel_path<'a>(tree: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
+    let tree = match tree.iter().rposition(|&c| c != b'/') {
+        Some(i) => &tree[..=i],
+        None => b"" as &[u8], // "/" (or "//")
+    };
+    if !path.starts_with(b"/") || !path.starts_with(tree) {
+        return None;
+    }
+    let rest = &path[tree.len()..];
+    if !rest.is_empty() && rest[0] != b'/' {
+        return None;
+    }
+    let rest = trim_slashes(rest);
+    if rest.split(|&c| c == b'/').any(|c| c == b"..") {
+        return None;
+    }
+    Some(rest)
+}
+
+fn trim_slashes(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&c| c != b'/').unwrap_or(s.len());
+    let end = s.iter().rposition(|&c| c != b'/').map_or(start, |i| i + 1);
+    &s[start..end.max(start)]
+}
+
+/// Gives the object at `rel` below the tree root `root` to `uid:gid`.
+///
+/// `root` is any fd of the root directory (O_PATH is enough). `rel` is relative to it,
+/// components separated by `/`; empty components and `.` are skipped, an empty `rel` names the
+/// root itself. Refused with an error: a leading `/`, any `..`, an intermediate component that
+/// is a symlink or not a directory (also when swapped into one during the walk), and the
+/// objects listed in the module comment. Mounts inside the tree are crossed while resolving
+/// `rel` (they are part of the tree).
+///
+/// With `recurse` and a directory, everything below it is given to uid:gid too, through
+/// directory fds, never following a symlink and never entering another filesystem than the
+/// directory's own; failures below are counted in the outcome, not returned as `Err`.
+///
+/// `Err` means the named object itself was not (or not certainly) given back.
+#[allow(dead_code)]
+pub fn fix_path(
+    root: BorrowedFd,
+    rel: &[u8],
+    uid: u32,
+    gid: u32,
+    recurse: bool,
+) -> Result<FixOutcome, String> {
+    if rel.first() == Some(&b'/') {
+        return Err("absolute path refused: it must be relative to the tree".into());
+    }
+    let comps: Vec<&[u8]> = rel
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if comps.iter().any(|c| *c == b"..") {
+        return Err("\"..\" in the path refused".into());
+    }
+    let mut out = FixOutcome::default();
+    // `cur` is None while we are still at the root.
+    let mut cur: Option<OwnedFd> = None;
+    for (i, comp) in comps.iter().enumerate() {
+        let name = CString::new(*comp).map_err(|_| "NUL byte in the path".to_string())?;
+        let last = i + 1 == comps.len();
+        let parent = cur.as_ref().map_or(root, |f| f.as_fd());
+        let flags = libc::O_PATH
+            | libc::O_NOFOLLOW
+            | libc::O_CLOEXEC
+            | if last { 0 } else { libc::O_DIRECTORY };
+        let next = match openat(parent, &name, flags) {
+            Ok(fd) => fd,
+            Err(Errno::ENOTDIR) if !last => {
+                // O_NOFOLLOW|O_DIRECTORY on a symlink: ENOTDIR. Say which it was (the answer is
+                // only for the message; nothing is opened through it).
+                let what = match fstatat(parent, &name, libc::AT_SYMLINK_NOFOLLOW) {
+                    Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                        "a symlink (not followed)"
+                    }
+                    _ => "not a directory",
+                };
+                return Err(format!(
+                    "path component \"{}\" is {what}",
+                    String::from_utf8_lossy(comp)
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "opening \"{}\": {e}",
+                    String::from_utf8_lossy(&comps[..=i].join(&b'/'))
+                ))
+            }
+        };
+        cur = Some(next);
+    }
+    let target = cur.as_ref().map_or(root, |f| f.as_fd());
+    let st = fstat(target).map_err(|e| e.to_string())?;
+    if chown_handle(target, &st, uid, gid)? {
+        out.changed += 1;
+    } else {
+        out.unchanged += 1;
+    }
+    if recurse && is_dir(&st) {
+        fix_below(target, st.st_dev, uid, gid, &mut out);
+    }
+    Ok(out)
+}
+
+/// Gives the entry `name` of the open directory `dir` to uid:gid; an empty `name` means `dir`
+/// itself. With `expect = Some((dev, ino))` the entry must still be that inode (what the caller
+/// stat'ed and reported), else nothing is changed. Ok(true): changed; Ok(false): it already
+/// belonged to uid:gid.
+pub fn fix_at(
+    dir: BorrowedFd,
+    name: &CStr,
+    expect: Option<(u64, u64)>,
+    uid: u32,
+    gid: u32,
+) -> Result<bool, String> {
+    let owned;
+    let fd = if name.is_empty() {
+        dir
+    } else {
+        owned = openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .map_err(|e| e.to_string())?;
+        owned.as_fd()
+    };
+    let st = fstat(fd).map_err(|e| e.to_string())?;
+    if let Some((dev, ino)) = expect {
+        if st.st_dev != dev || st.st_ino != ino {
+            return Err("replaced by another object while being fixed; not changed".into());
+        }
+    }
+    chown_handle(fd, &st, uid, gid)
+}
+
+/// The one place an owner is changed. `st` is the fstat of `fd` itself.
+fn chown_handle(fd: BorrowedFd, st: &libc::stat, uid: u32, gid: u32) -> Result<bool, String> {
+    if st.st_uid == uid && st.st_gid == gid {
+        return Ok(false);
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFCHR | libc::S_IFBLK => {
+            return Err("device node: not given away (its owner could use the device)".into())
+        }
+        libc::S_IFDIR => {}
+        _ if st.st_nlink > 1 => {
+            return Err(format!(
+                "{} hard links: not changed (another name may lie outside the tree)",
+                st.st_nlink
+            ))
+        }
+        _ => {}
+    }
+    // SAFETY: plain syscall on a borrowed fd and a static empty string.
+    let r = unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last().to_string());
+    }
+    Ok(true)
+}
+
+/// Everything below the directory handle `top` (depth first, one open directory per level).
+fn fix_below(top: BorrowedFd, dev: u64, uid: u32, gid: u32, out: &mut FixOutcome) {
+    struct Level {
+        fd: OwnedFd,
+        dents: Dents,
+        /// Length of `rel` before this level's name was appended.
+        rel_len: usize,
+    }
+    let mut rel: Vec<u8> = Vec::new();
+    let mut stack: Vec<Level> = Vec::new();
+    match open_dir_of(top) {
+        Ok(fd) => stack.push(Level {
+            fd,
+            dents: Dents::new(),
+            rel_len: 0,
+        }),
+        Err(e) => {
+            out.fail(b".", format!("cannot read: {e}"));
+            return;
+        }
+    }
+    while let Some(level) = stack.last_mut() {
+        if level.dents.is_drained() {
+            match level.dents.fill(level.fd.as_fd()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let l = stack.pop().expect("non-empty");
+                    rel.truncate(l.rel_len);
+                    continue;
+                }
+                Err(e) => {
+                    out.fail(
+                        if rel.is_empty() { b"." } else { &rel },
+                        format!("reading: {e}"),
+                    );
+                    let l = stack.pop().expect("non-empty");
+                    rel.truncate(l.rel_len);
+                    continue;
+                }
+            }
+        }
+        let Some(ent) = level.dents.next_entry() else {
+            continue;
+        };
+        let dirfd = level.fd.as_fd();
+        let name = ent.name;
+        let base = rel.len();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name.to_bytes());
+        let h = match openat(
+            dirfd,
+            name,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        ) {
+            Ok(h) => h,
+            Err(Errno::ENOENT) => {
+                rel.truncate(base);
+                continue; // removed meanwhile: nothing left to fix
+            }
+            Err(e) => {
+                out.fail(&rel, e.to_string());
+                rel.truncate(base);
+                continue;
+            }
+        };
+        let st = match fstat(h.as_fd()) {
+            Ok(st) => st,
+            Err(e) => {
+                out.fail(&rel, e.to_string());
+                rel.truncate(base);
+                continue;
+            }
+        };
+        if st.st_dev != dev {
+            // A mount point: another filesystem, left alone (and not entered).
+            rel.truncate(base);
+            continue;
+        }
+        match chown_handle(h.as_fd(), &st, uid, gid) {
+            Ok(true) => out.changed += 1,
+            Ok(false) => out.unchanged += 1,
+            Err(e) => out.fail(&rel, e),
+        }
+        if is_dir(&st) {
+            match open_dir_of(h.as_fd()) {
+                Ok(fd) => {
+                    stack.push(Level {
+                        fd,
+                        dents: Dents::new(),
+                        rel_len: base,
+                    });
+                    continue; // `rel` keeps this directory's name while inside it
+                }
+                Err(e) => out.fail(&rel, format!("cannot read: {e}")),
+            }
+        }
+        rel.truncate(base);
+    }
+}
+
+fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// A readable fd of the directory an O_PATH handle refers to: the same inode, no name lookup.
+fn open_dir_of(h: BorrowedFd) -> Result<OwnedFd, Errno> {
+    openat(
+        h,
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thin syscall wrappers shared with `scan`.
+
+pub(crate) fn openat(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> Result<OwnedFd, Errno> {
+    loop {
+        // SAFETY: valid NUL-terminated name; the result is a new fd we own.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+        if fd >= 0 {
+            // SAFETY: fresh fd from the kernel.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+pub(crate) fn fstatat(
+    dir: BorrowedFd,
+    name: &CStr,
+    flags: libc::c_int,
+) -> Result<libc::stat, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the kernel fills `st` on success.
+    let r = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: initialised by the successful call.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub(crate) fn fstat(fd: BorrowedFd) -> Result<libc::stat, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the kernel fills `st` on success.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: initialised by the successful call.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Directory entries straight from getdents64 into one buffer: no allocation per entry, and the
+/// names are NUL-terminated in place, ready for the *at() calls.
+pub(crate) struct Dents {
+    /// u64 storage keeps the kernel's 8-byte aligned records aligned.
+    buf: Vec<u64>,
+    len: usize,
+    pos: usize,
+}
+
+/// One entry, borrowed from the buffer. `.` and `..` are never returned.
+pub(crate) struct Dent<'a> {
+    pub name: &'a CStr,
+}
+
+impl Dents {
+    const BYTES: usize = 64 * 1024;
+
+    pub(crate) fn new() -> Self {
+        Dents {
+            buf: vec![0u64; Self::BYTES / 8],
+            len: 0,
+            pos: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: viewing initialised u64 storage as bytes.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.buf.len() * 8) }
+    }
+
+    pub(crate) fn is_drained(&self) -> bool {
+        self.pos >= self.len
+    }
+
+    /// Reads the next batch of entries. Ok(false) at the end of the directory.
+    pub(crate) fn fill(&mut self, dir: BorrowedFd) -> io::Result<bool> {
+        loop {
+            // SAFETY: the kernel writes at most the buffer's size into it.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast::<u8>(),
+                    self.buf.len() * 8,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.len = 0;
+                self.pos = 0;
+                return Err(e);
+            }
+            self.len = n as usize;
+            self.pos = 0;
+            return Ok(n > 0);
+        }
+    }
+
+    /// The next entry of the current batch, skipping `.` and `..`.
+    pub(crate) fn next_entry(&mut self) -> Option<Dent<'_>> {
+        while self.pos < self.len {
+            let (next, name) = {
+                let b = self.bytes();
+                let pos = self.pos;
+                // struct linux_dirent64 {
+                //     u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+                let reclen = u16::from_ne_bytes([b[pos + 16], b[pos + 17]]) as usize;
+                if reclen < 20 || pos + reclen > self.len {
+                    // Cannot happen with a sane kernel; stop rather than read garbage.
+                    (self.len, None)
+                } else {
+                    let name = CStr::from_bytes_until_nul(&b[pos + 19..pos + reclen])
+                        .ok()
+                        .filter(|n| !matches!(n.to_bytes(), b"" | b"." | b".."))
+                        .map(CStr::as_ptr);
+                    (pos + reclen, name)
+                }
+            };
+            self.pos = next;
+            if let Some(p) = name {
+                // SAFETY: `p` points at a NUL-terminated name inside `self.buf`, which is not
+                // written again before the returned borrow of `self` ends.
+                return Some(Dent {
+                    name: unsafe { CStr::from_ptr(p) },
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{symlink, MetadataExt};
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn rel_paths() {
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app"), Some(&b""[..]));
+        assert_eq!(rel_path(b"/srv/app/", b"/srv/app"), Some(&b""[..]));
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app/"), Some(&b""[..]));
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app/a/b"), Some(&b"a/b"[..]));
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app//a/b/"), Some(&b"a/b"[..]));
+        assert_eq!(rel_path(b"/", b"/etc/x"), Some(&b"etc/x"[..]));
+        assert_eq!(rel_path(b"/", b"/"), Some(&b""[..]));
+        assert_eq!(rel_path(b"/srv/app", b"/srv/application"), None);
+        assert_eq!(rel_path(b"/srv/app", b"/srv"), None);
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app/../etc"), None);
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app/a/.."), None);
+        assert_eq!(rel_path(b"/srv/app", b"srv/app/a"), None);
+        assert_eq!(rel_path(b"/srv/app", b"/srv/app/a..b"), Some(&b"a..b"[..]));
+    }
+
+    /// Root is needed to chown to other uids. In CI a non-root run fails instead of skipping.
+    fn root_or_skip(test: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        let ci = std::env::var("CI")
+            .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+            .unwrap_or(false);
+        if ci {
+            panic!("{test}: must run as root in CI (it changes owners to other uids)");
+        }
+        eprintln!("SKIPPED {test}: not root (it changes owners to other uids)");
+        false
+    }
+
+    static N: AtomicU32 = AtomicU32::new(0);
+
+    /// A fresh directory under /tmp, removed on drop.
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let p = PathBuf::from(format!(
+                "/tmp/ownwatch-fix-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dirfd(p: &Path) -> OwnedFd {
+        let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain open.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        assert!(fd >= 0, "open {}", p.display());
+        // SAFETY: fresh fd.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    fn owner(p: &Path) -> (u32, u32) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    }
+
+    fn lchown(p: &Path, u: u32, g: u32) {
+        std::os::unix::fs::lchown(p, Some(u), Some(g)).unwrap();
+    }
+
+    #[test]
+    fn fixes_file_symlink_and_tree_below() {
+        if !root_or_skip("fixes_file_symlink_and_tree_below") {
+            return;
+        }
+        let t = TempDir::new("basic");
+        let out = TempDir::new("basic-outside");
+        let root = t.0.join("tree");
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::write(root.join("a/f"), b"x").unwrap();
+        std::fs::write(root.join("a/b/c/g"), b"x").unwrap();
+        std::fs::write(out.0.join("secret"), b"x").unwrap();
+        lchown(&out.0.join("secret"), 5555, 5555);
+        symlink(out.0.join("secret"), root.join("a/b/ln")).unwrap();
+        symlink(&out.0, root.join("a/b/lndir")).unwrap();
+        let rfd = dirfd(&root);
+
+        // A single file.
+        let o = fix_path(rfd.as_fd(), b"a/f", 4242, 4343, false).unwrap();
+        assert_eq!((o.changed, o.unchanged, o.failed), (1, 0, 0));
+        assert_eq!(owner(&root.join("a/f")), (4242, 4343));
+        // Again: nothing to do.
+        let o = fix_path(rfd.as_fd(), b"./a//f", 4242, 4343, false).unwrap();
+        assert_eq!((o.changed, o.unchanged), (0, 1));
+
+        // A symlink is changed itself, its target is not.
+        let o = fix_path(rfd.as_fd(), b"a/b/ln", 4242, 4343, true).unwrap();
+        assert_eq!(o.changed, 1);
+        assert_eq!(owner(&root.join("a/b/ln")), (4242, 4343));
+        assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
+
+        // Through a symlinked directory: refused.
+        let e = fix_path(rfd.as_fd(), b"a/b/lndir/secret", 4242, 4343, false).unwrap_err();
+        assert_eq!(e, "path component \"lndir\" is a symlink (not followed)");
+        let e = fix_path(rfd.as_fd(), b"a/f/x", 4242, 4343, false).unwrap_err();
+        assert_eq!(e, "path component \"f\" is not a directory");
+        let e = fix_path(rfd.as_fd(), b"a/../a/f", 4242, 4343, false).unwrap_err();
+        assert_eq!(e, "\"..\" in the path refused");
+        let e = fix_path(rfd.as_fd(), b"/etc/passwd", 4242, 4343, false).unwrap_err();
+        assert!(e.starts_with("absolute path refused"), "{e}");
+        let e = fix_path(rfd.as_fd(), b"a/nothere", 4242, 4343, false).unwrap_err();
+        assert_eq!(
+            e,
+            "opening \"a/nothere\": ENOENT: No such file or directory"
+        );
+        assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
+
+        // The whole tree below a, with recurse: a, b, c, g, lndir (f and ln already done).
+        let o = fix_path(rfd.as_fd(), b"a", 4242, 4343, true).unwrap();
+        assert_eq!((o.changed, o.unchanged, o.failed), (5, 2, 0), "{o:?}");
+        for p in ["a", "a/b", "a/b/c", "a/b/c/g", "a/b/lndir", "a/f", "a/b/ln"] {
+            assert_eq!(owner(&root.join(p)), (4242, 4343), "{p}");
+        }
+        assert_eq!(owner(&out.0), (0, 0));
+        assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
+        // The root itself, by an empty path; without recurse nothing below is touched.
+        lchown(&root.join("a/f"), 0, 0);
+        let o = fix_path(rfd.as_fd(), b"", 4242, 4343, false).unwrap();
+        assert_eq!((o.changed, o.unchanged), (1, 0));
+        assert_eq!(owner(&root), (4242, 4343));
+        assert_eq!(owner(&root.join("a/f")), (0, 0));
+    }
+
+    #[test]
+    fn refuses_hard_links_and_devices_and_stays_on_the_filesystem() {
+        if !root_or_skip("refuses_hard_links_and_devices_and_stays_on_the_filesystem") {
+            return;
+        }
+        let t = TempDir::new("links");
+        let root = t.0.join("tree");
+        std::fs::create_dir_all(root.join("d/mnt")).unwrap();
+        std::fs::write(t.0.join("outside"), b"x").unwrap();
+        std::fs::hard_link(t.0.join("outside"), root.join("d/hl")).unwrap();
+        let rfd = dirfd(&root);
+        let e = fix_path(rfd.as_fd(), b"d/hl", 4242, 4242, false).unwrap_err();
+        assert_eq!(
+            e,
+            "2 hard links: not changed (another name may lie outside the tree)"
+        );
+        assert_eq!(owner(&t.0.join("outside")), (0, 0));
+
+        let dev = CString::new(root.join("d/null").as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain mknod.
+        let r = unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+        let have_dev = r == 0;
+        if have_dev {
+            let e = fix_path(rfd.as_fd(), b"d/null", 4242, 4242, false).unwrap_err();
+            assert!(e.starts_with("device node: not given away"), "{e}");
+        }
+
+        // A filesystem mounted inside: recursion does not enter it.
+        let mnt = CString::new(root.join("d/mnt").as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain mount of a fresh tmpfs on our own temp dir.
+        let mounted = unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                mnt.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        } == 0;
+        if mounted {
+            std::fs::write(root.join("d/mnt/inner"), b"x").unwrap();
+        }
+        let o = fix_path(rfd.as_fd(), b"d", 4242, 4242, true).unwrap();
+        // d itself changed; hl (and null) failed; mnt skipped.
+        assert_eq!(o.changed, if mounted { 1 } else { 2 }, "{o:?}");
+        assert_eq!(o.failed, if have_dev { 2 } else { 1 }, "{o:?}");
+        assert!(o.first_error.as_deref().unwrap().contains("hard links") || have_dev);
+        if mounted {
+            assert_eq!(owner(&root.join("d/mnt/inner")), (0, 0));
+            assert_eq!(owner(&root.join("d/mnt")), (0, 0));
+            // SAFETY: unmount what we mounted.
+            unsafe { libc::umount2(mnt.as_ptr(), libc::MNT_DETACH) };
+        }
+        assert_eq!(owner(&t.0.join("outside")), (0, 0));
+    }
+
+    /// Many fixes while a thread keeps swapping a directory of the tree with a symlink to a
+    /// directory outside it: nothing outside may ever change owner.
+    #[test]
+    fn race_with_symlink_swap_never_escapes() {
+        if !root_or_skip("race_with_symlink_swap_never_escapes") {
+            return;
+        }
+        let t = TempDir::new("race");
+        let outside = TempDir::new("race-outside");
+        let root = t.0.join("tree");
+        std::fs::create_dir_all(root.join("sw/sub")).unwrap();
+        std::fs::write(root.join("sw/file"), b"x").unwrap();
+        std::fs::write(root.join("sw/sub/file"), b"x").unwrap();
+        std::fs::create_dir(outside.0.join("sub")).unwrap();
+        std::fs::write(outside.0.join("file"), b"x").unwrap();
+        std::fs::write(outside.0.join("sub/file"), b"x").unwrap();
+        for p in ["", "file", "sub", "sub/file"] {
+            lchown(&outside.0.join(p), 5555, 5555);
+        }
+        symlink(&outside.0, root.join("swlink")).unwrap();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let stop = stop.clone();
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let a = CString::new(root.join("sw").as_os_str().as_bytes()).unwrap();
+                let b = CString::new(root.join("swlink").as_os_str().as_bytes()).unwrap();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: renameat2(RENAME_EXCHANGE) of two names in our temp dir.
+                    let r = unsafe {
+                        libc::syscall(
+                            libc::SYS_renameat2,
+                            libc::AT_FDCWD,
+                            a.as_ptr(),
+                            libc::AT_FDCWD,
+                            b.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                    assert_eq!(r, 0, "renameat2: {}", io::Error::last_os_error());
+                    n += 1;
+                }
+                n
+            })
+        };
+        let rfd = dirfd(&root);
+        let (mut ok, mut refused) = (0, 0);
+        for i in 0..5_000u32 {
+            // Alternate owners so every successful call really changes something.
+            let id = 6000 + (i % 2);
+            for (rel, recurse) in [
+                (&b"sw/file"[..], false),
+                (b"sw/sub/file", false),
+                (b"sw", true),
+                (b"sw/sub", true),
+            ] {
+                match fix_path(rfd.as_fd(), rel, id, id, recurse) {
+                    Ok(_) => ok += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        for p in ["", "file", "sub", "sub/file"] {
+            assert_eq!(
+                owner(&outside.0.join(p)),
+                (5555, 5555),
+                "outside/{p} changed"
+            );
+        }
+        // The race was real: both outcomes happened, and the swapper kept swapping.
+        assert!(ok > 0 && refused > 0, "ok {ok} refused {refused}");
+        assert!(swaps > 1000, "only {swaps} swaps");
+    }
+
+    #[test]
+    fn dents_lists_every_name_once() {
+        let t = TempDir::new("dents");
+        let mut want: Vec<Vec<u8>> = (0..3000)
+            .map(|i| format!("name-{i:05}-{}", "x".repeat(i % 200)).into_bytes())
+            .collect();
+        want.push(b"\xff\xfe odd".to_vec());
+        for n in &want {
+            std::fs::write(t.0.join(std::ffi::OsStr::from_bytes(n)), b"").unwrap();
+        }
+        let c = CString::new(t.0.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain open.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        // SAFETY: fresh fd.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut d = Dents::new();
+        let mut got = Vec::new();
+        let mut batches = 0;
+        while d.fill(fd.as_fd()).unwrap() {
+            batches += 1;
+            while let Some(e) = d.next_entry() {
+                got.push(e.name.to_bytes().to_vec());
+            }
+        }
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(batches > 1, "the test should span several getdents calls");
+    }
+}
