@@ -9,6 +9,7 @@ mod output;
 mod plan;
 mod probe;
 mod resolve;
+mod scan;
 mod sink;
 mod timefmt;
 mod users;
@@ -35,6 +36,8 @@ struct Cli {
 enum Cmd {
     /// Stream offending writes in the trees as JSON lines
     Watch(WatchArgs),
+    /// Report entries of the trees owned by someone else, as JSON lines; exit 1 if any
+    Scan(scan::ScanArgs),
     /// Report what this kernel allows: BTF, LSMs, each backend usable or not and why
     Probe,
 }
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
     };
     let res = match cli.cmd {
         Cmd::Watch(args) => watch::run(args),
+        Cmd::Scan(args) => scan::run(args),
         Cmd::Probe => probe::run(),
     };
     match res {

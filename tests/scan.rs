@@ -1,0 +1,1011 @@
+//! `ownwatch scan` end to end: the real binary on real trees, exact JSON lines and exit codes,
+//! `--fix` checked with lstat, and a race that swaps a directory of the tree for a symlink to
+//! the outside while `scan --fix` runs. Needs root (to own files as other uids); in CI it must
+//! run, elsewhere a non-root run is skipped with a printed reason.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// The owner of every test tree; no passwd entry, so `user`/`group` are null.
+const OWNER: u32 = 4242;
+const OTHER: u32 = 4343;
+/// Owner of the files outside the trees that must never change.
+const OUTSIDE: u32 = 5555;
+/// Every mtime in the trees: 2026-11-25T13:42:15.123456789Z.
+const T_SEC: i64 = 1_795_614_135;
+const T_NSEC: i64 = 123_456_789;
+const T_STR: &str = "2026-11-25T13:42:15.123456789Z";
+
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+        .unwrap_or(false)
+}
+
+fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test}: must run as root in CI (the trees are owned by other uids)");
+    }
+    eprintln!(
+        "SKIPPED {test}: not root; these tests give files to other uids \
+         (run as root, e.g. `sudo -E cargo test --test scan`)"
+    );
+    false
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh directory under /tmp (a real path, no symlinks), removed with everything below on
+/// drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        let p = PathBuf::from(format!(
+            "/tmp/ownwatch-scantest-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Temp(p)
+    }
+    fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cs(b: &[u8]) -> CString {
+    CString::new(b).unwrap()
+}
+
+fn cp(p: &Path) -> CString {
+    cs(p.as_os_str().as_bytes())
+}
+
+fn lchown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("lchown {}: {e}", p.display()));
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.uid(), m.gid())
+}
+
+/// Sets the mtime of `name` in `dirfd` (or of `dirfd` itself when `name` is empty) without
+/// following a symlink.
+fn set_mtime_at(dirfd: libc::c_int, name: &[u8]) {
+    let ts = [
+        libc::timespec {
+            tv_sec: T_SEC,
+            tv_nsec: T_NSEC,
+        },
+        libc::timespec {
+            tv_sec: T_SEC,
+            tv_nsec: T_NSEC,
+        },
+    ];
+    let n = cs(name);
+    let flags = if name.is_empty() {
+        libc::AT_EMPTY_PATH
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    };
+    // SAFETY: plain syscall with valid pointers.
+    let r = unsafe { libc::utimensat(dirfd, n.as_ptr(), ts.as_ptr(), flags) };
+    assert_eq!(r, 0, "utimensat: {}", std::io::Error::last_os_error());
+}
+
+/// The same mtime on every entry below `root` and on `root` itself (children first: setting
+/// times never changes the parent's mtime, creating entries does).
+fn set_all_mtimes(root: &Path) {
+    fn walk(p: &Path) {
+        if std::fs::symlink_metadata(p).unwrap().is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path());
+            }
+        }
+        set_mtime_at(libc::AT_FDCWD, p.as_os_str().as_bytes());
+    }
+    walk(root);
+}
+
+struct Run {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    /// stdout lines, sorted (threads print in any order).
+    fn lines(&self) -> Vec<String> {
+        let s = std::str::from_utf8(&self.stdout).expect("stdout is UTF-8");
+        assert!(s.is_empty() || s.ends_with('\n'), "stdout ends mid-line");
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+}
+
+fn scan(args: &[&OsStr]) -> Run {
+    scan_as(args, None)
+}
+
+fn scan_as(args: &[&OsStr], uid: Option<u32>) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ownwatch"));
+    c.arg("scan").args(args);
+    if let Some(u) = uid {
+        c.uid(u).gid(u);
+    }
+    let o = c.output().expect("running ownwatch");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    Run {
+        code: o.status.code().expect("exited, not killed"),
+        stdout: o.stdout,
+        stderr,
+    }
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        out.push(A[(n >> 18) as usize & 63] as char);
+        out.push(A[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+fn json_name(n: Option<String>) -> String {
+    n.map_or("null".into(), |n| serde_json::to_string(&n).unwrap())
+}
+
+fn user(uid: u32) -> String {
+    json_name(
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .unwrap()
+            .map(|u| u.name),
+    )
+}
+
+fn group(gid: u32) -> String {
+    json_name(
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .unwrap()
+            .map(|g| g.name),
+    )
+}
+
+/// `"key":"…"` plus `"key_b64"` for non-UTF-8 bytes.
+fn bytes_field(key: &str, v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) => format!("\"{key}\":{}", serde_json::to_string(s).unwrap()),
+        Err(_) => format!(
+            "\"{key}\":{},\"{key}_b64\":\"{}\"",
+            serde_json::to_string(&String::from_utf8_lossy(v)).unwrap(),
+            base64(v)
+        ),
+    }
+}
+
+enum Fix<'a> {
+    No,
+    Fixed,
+    Failed(&'a str),
+}
+
+/// The exact line scan must print for an entry.
+#[allow(clippy::too_many_arguments)]
+fn line(path: &[u8], kind: &str, uid: u32, gid: u32, mode: &str, tree: &Path, fix: Fix) -> String {
+    let mut s = format!(
+        "{{{},\"kind\":\"{kind}\",\"uid\":{uid},\"gid\":{gid},\"user\":{},\"group\":{},\
+         \"mode\":\"{mode}\",\"mtime\":\"{T_STR}\",{}",
+        bytes_field("path", path),
+        user(uid),
+        group(gid),
+        bytes_field("tree", tree.as_os_str().as_bytes())
+    );
+    match fix {
+        Fix::No => {}
+        Fix::Fixed => s.push_str(",\"fixed\":true"),
+        Fix::Failed(e) => s.push_str(&format!(
+            ",\"fixed\":false,\"fix_error\":{}",
+            serde_json::to_string(e).unwrap()
+        )),
+    }
+    s.push('}');
+    s
+}
+
+fn pb(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// A tree owned by OWNER:OWNER with one wrongly owned entry of every kind, next to correctly
+/// owned ones, and an outside directory its symlinks point into.
+struct Mixed {
+    _tmp: Temp,
+    tree: PathBuf,
+    outside: PathBuf,
+    odd: PathBuf,
+    weird: PathBuf,
+}
+
+fn mixed_tree() -> Mixed {
+    let tmp = Temp::new("mixed");
+    let tree = tmp.join("tree");
+    let outside = tmp.join("outside");
+    for d in [
+        "tree",
+        "tree/ok_dir",
+        "tree/bad_dir",
+        "outside",
+        "outside/sub",
+    ] {
+        std::fs::create_dir(tmp.join(d)).unwrap();
+    }
+    for f in [
+        "tree/ok_file",
+        "tree/ok_dir/inner",
+        "tree/root_file",
+        "tree/grp_only",
+        "tree/usr_only",
+        "tree/bad_dir/ok",
+        "tree/bad_dir/nobody",
+        "outside/target",
+        "outside/sub/file",
+    ] {
+        std::fs::write(tmp.join(f), b"x").unwrap();
+    }
+    symlink(&outside, tree.join("link_out")).unwrap();
+    symlink(outside.join("target"), tree.join("ok_link")).unwrap();
+    nix::unistd::mkfifo(
+        &tree.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    drop(std::os::unix::net::UnixListener::bind(tree.join("sock")).unwrap());
+    // SAFETY: plain mknod of /dev/null's numbers in our temp tree.
+    let r = unsafe {
+        libc::mknod(
+            cp(&tree.join("chardev")).as_ptr(),
+            libc::S_IFCHR | 0o600,
+            libc::makedev(1, 3),
+        )
+    };
+    assert_eq!(r, 0, "mknod: {}", std::io::Error::last_os_error());
+    let odd = tree.join(OsStr::from_bytes(b"odd-\xff\xfe"));
+    std::fs::write(&odd, b"x").unwrap();
+    let weird = tree.join("we\"ird\nname\\");
+    std::fs::write(&weird, b"x").unwrap();
+
+    // Everything belongs to the owner, then the offenders are made.
+    for e in walk_all(&tree) {
+        lchown(&e, OWNER, OWNER);
+    }
+    for (p, u, g) in [
+        ("root_file", 0, 0),
+        ("grp_only", OWNER, OTHER),
+        ("usr_only", OTHER, OWNER),
+        ("bad_dir", 0, 0),
+        ("bad_dir/nobody", 65534, 65534),
+        ("link_out", 0, 0),
+        ("fifo", 0, 0),
+        ("sock", 0, 0),
+        ("chardev", 0, 0),
+    ] {
+        lchown(&tree.join(p), u, g);
+    }
+    lchown(&odd, 0, 0);
+    lchown(&weird, 0, OWNER);
+    for p in [
+        &outside,
+        &outside.join("target"),
+        &outside.join("sub"),
+        &outside.join("sub/file"),
+    ] {
+        lchown(p, OUTSIDE, OUTSIDE);
+    }
+    for (p, m) in [
+        ("", 0o755),
+        ("ok_dir", 0o755),
+        ("ok_file", 0o644),
+        ("ok_dir/inner", 0o644),
+        ("root_file", 0o600),
+        ("grp_only", 0o640),
+        ("usr_only", 0o4755), // after chown, which clears setuid
+        ("bad_dir", 0o1777),
+        ("bad_dir/ok", 0o644),
+        ("bad_dir/nobody", 0o644),
+        ("sock", 0o755),
+    ] {
+        chmod(&tree.join(p), m);
+    }
+    chmod(&odd, 0o644);
+    chmod(&weird, 0o644);
+    set_all_mtimes(&tree);
+    Mixed {
+        _tmp: tmp,
+        tree,
+        outside,
+        odd,
+        weird,
+    }
+}
+
+/// Every path below `root` and `root`, without following symlinks.
+fn walk_all(root: &Path) -> Vec<PathBuf> {
+    let mut v = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < v.len() {
+        let p = v[i].clone();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                v.push(e.unwrap().path());
+            }
+        }
+        i += 1;
+    }
+    v
+}
+
+/// What scan must report on the mixed tree, with the given fix results.
+fn mixed_expected(m: &Mixed, fixing: bool) -> Vec<String> {
+    let t = &m.tree;
+    let f = |failed: Option<&'static str>| match (fixing, failed) {
+        (false, _) => Fix::No,
+        (true, None) => Fix::Fixed,
+        (true, Some(e)) => Fix::Failed(e),
+    };
+    sorted(vec![
+        line(&pb(&t.join("root_file")), "file", 0, 0, "0600", t, f(None)),
+        line(
+            &pb(&t.join("grp_only")),
+            "file",
+            OWNER,
+            OTHER,
+            "0640",
+            t,
+            f(None),
+        ),
+        line(
+            &pb(&t.join("usr_only")),
+            "file",
+            OTHER,
+            OWNER,
+            "4755",
+            t,
+            f(None),
+        ),
+        line(&pb(&t.join("bad_dir")), "dir", 0, 0, "1777", t, f(None)),
+        line(
+            &pb(&t.join("bad_dir/nobody")),
+            "file",
+            65534,
+            65534,
+            "0644",
+            t,
+            f(None),
+        ),
+        line(
+            &pb(&t.join("link_out")),
+            "symlink",
+            0,
+            0,
+            "0777",
+            t,
+            f(None),
+        ),
+        line(&pb(&t.join("fifo")), "fifo", 0, 0, "0600", t, f(None)),
+        line(&pb(&t.join("sock")), "socket", 0, 0, "0755", t, f(None)),
+        line(
+            &pb(&t.join("chardev")),
+            "char",
+            0,
+            0,
+            "0600",
+            t,
+            f(Some(
+                "device node: not given away (its owner could use the device)",
+            )),
+        ),
+        line(&pb(&m.odd), "file", 0, 0, "0644", t, f(None)),
+        line(&pb(&m.weird), "file", 0, OWNER, "0644", t, f(None)),
+    ])
+}
+
+#[test]
+fn reports_exactly_the_wrongly_owned_entries() {
+    if !require_root("reports_exactly_the_wrongly_owned_entries") {
+        return;
+    }
+    let m = mixed_tree();
+    let r = scan(&[m.tree.as_os_str()]);
+    assert_eq!(r.stderr, "");
+    assert_eq!(r.lines(), mixed_expected(&m, false));
+    assert_eq!(r.code, 1);
+    // Names are exact: the odd one is lossless in path_b64, the weird one escaped on one line.
+    assert!(r
+        .lines()
+        .iter()
+        .any(|l| l.contains("\"path_b64\":\"") && l.contains("odd-\u{fffd}\u{fffd}")));
+    // Nothing was changed by a plain scan, and the symlinks' targets were never entered.
+    assert_eq!(owner(&m.tree.join("root_file")), (0, 0));
+    assert!(!String::from_utf8_lossy(&r.stdout).contains(m.outside.to_str().unwrap()));
+
+    // The same tree given through a symlink to it: the tree is the real path.
+    let via = m.tree.with_file_name("via-link");
+    symlink(&m.tree, &via).unwrap();
+    let r2 = scan(&[via.as_os_str()]);
+    assert_eq!(r2.code, 1);
+    assert_eq!(r2.lines(), r.lines());
+}
+
+#[test]
+fn clean_tree_prints_nothing_and_exits_0() {
+    if !require_root("clean_tree_prints_nothing_and_exits_0") {
+        return;
+    }
+    let tmp = Temp::new("clean");
+    let tree = tmp.join("tree");
+    std::fs::create_dir_all(tree.join("a/b/c")).unwrap();
+    std::fs::write(tree.join("a/b/c/f"), b"x").unwrap();
+    symlink("/etc/passwd", tree.join("a/ln")).unwrap();
+    nix::unistd::mkfifo(
+        &tree.join("a/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    for e in walk_all(&tree) {
+        lchown(&e, OWNER, OTHER);
+    }
+    let r = scan(&[tree.as_os_str()]);
+    assert_eq!(
+        (r.code, r.stdout.as_slice(), r.stderr.as_str()),
+        (0, &b""[..], "")
+    );
+    // Explicitly the same owner, by number: still clean.
+    let r = scan(&[os("--owner"), os("4242:4343"), tree.as_os_str()]);
+    assert_eq!(
+        (r.code, r.stdout.as_slice(), r.stderr.as_str()),
+        (0, &b""[..], "")
+    );
+    // The same tree twice is scanned once.
+    let r = scan(&[tree.as_os_str(), tree.join("a/..").as_os_str()]);
+    assert_eq!((r.code, r.stdout.len()), (0, 0));
+}
+
+#[test]
+fn owner_option_and_its_defaults() {
+    if !require_root("owner_option_and_its_defaults") {
+        return;
+    }
+    let tmp = Temp::new("owner");
+    let t = tmp.join("tree");
+    std::fs::create_dir(&t).unwrap();
+    std::fs::write(t.join("a"), b"x").unwrap();
+    std::fs::write(t.join("b"), b"x").unwrap();
+    lchown(&t, OWNER, OTHER);
+    lchown(&t.join("a"), OWNER, OTHER);
+    lchown(&t.join("b"), OWNER, OWNER);
+    chmod(&t, 0o750);
+    chmod(&t.join("a"), 0o644);
+    chmod(&t.join("b"), 0o644);
+    set_all_mtimes(&t);
+    let tp = pb(&t);
+    let a = || line(&pb(&t.join("a")), "file", OWNER, OTHER, "0644", &t, Fix::No);
+    let b = || line(&pb(&t.join("b")), "file", OWNER, OWNER, "0644", &t, Fix::No);
+    let root = || line(&tp, "dir", OWNER, OTHER, "0750", &t, Fix::No);
+
+    // Default: the owner of DIR, 4242:4343.
+    let r = scan(&[t.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, vec![b()]));
+    // A uid without a passwd entry and no group: DIR's group.
+    let r = scan(&[os("--owner"), os("4242"), t.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, vec![b()]));
+    // Both given: DIR itself is reported too.
+    let r = scan(&[os("--owner"), os("4242:4242"), t.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, sorted(vec![root(), a()])));
+    // A named user without a group: its primary group (nobody -> 65534).
+    let r = scan(&[os("--owner"), os("nobody"), t.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, sorted(vec![root(), a(), b()])));
+    assert_eq!(r.stderr, "");
+
+    for (owner, msg) in [
+        (
+            "no-such-user-ownwatch",
+            "ownwatch: unknown user \"no-such-user-ownwatch\"\n",
+        ),
+        (
+            "4242:no-such-group-ownwatch",
+            "ownwatch: unknown group \"no-such-group-ownwatch\"\n",
+        ),
+        ("", "ownwatch: empty user name\n"),
+    ] {
+        let r = scan(&[os("--owner"), os(owner), t.as_os_str()]);
+        assert_eq!(
+            (r.code, r.stdout.len(), r.stderr.as_str()),
+            (2, 0, msg),
+            "{owner:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let tmp = Temp::new("bad");
+    let file = tmp.join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let missing = tmp.join("missing");
+    let cases: Vec<(Vec<&OsStr>, String)> = vec![
+        (
+            vec![missing.as_os_str()],
+            format!("ownwatch: {}: no such directory\n", missing.display()),
+        ),
+        (
+            vec![file.as_os_str()],
+            format!("ownwatch: {}: not a directory\n", file.display()),
+        ),
+        // A good tree first does not start the output: everything is checked up front.
+        (
+            vec![tmp.0.as_os_str(), missing.as_os_str()],
+            format!("ownwatch: {}: no such directory\n", missing.display()),
+        ),
+    ];
+    for (args, want) in cases {
+        let r = scan(&args);
+        assert_eq!(
+            (r.code, r.stdout.len(), r.stderr.as_str()),
+            (2, 0, want.as_str())
+        );
+    }
+    for args in [vec![], vec![os("--frobnicate"), tmp.0.as_os_str()]] {
+        let r = scan(&args);
+        assert_eq!((r.code, r.stdout.len()), (2, 0), "{args:?}");
+        assert!(r.stderr.starts_with("ownwatch: "), "{:?}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{:?}", r.stderr);
+    }
+}
+
+#[test]
+fn fix_gives_everything_back_and_never_follows_symlinks() {
+    if !require_root("fix_gives_everything_back_and_never_follows_symlinks") {
+        return;
+    }
+    let m = mixed_tree();
+    // A hard link to a file outside the tree must not be given away.
+    std::fs::hard_link(m.outside.join("sub/file"), m.tree.join("hardlink")).unwrap();
+    chmod(&m.outside.join("sub/file"), 0o644);
+    set_mtime_at(
+        libc::AT_FDCWD,
+        m.outside.join("sub/file").as_os_str().as_bytes(),
+    );
+    set_mtime_at(libc::AT_FDCWD, m.tree.as_os_str().as_bytes());
+    let hl_err = "2 hard links: not changed (another name may lie outside the tree)";
+    let mut want = mixed_expected(&m, true);
+    want.push(line(
+        &pb(&m.tree.join("hardlink")),
+        "file",
+        OUTSIDE,
+        OUTSIDE,
+        "0644",
+        &m.tree,
+        Fix::Failed(hl_err),
+    ));
+    let want = sorted(want);
+
+    let r = scan(&[os("--fix"), m.tree.as_os_str()]);
+    assert_eq!(r.stderr, "");
+    assert_eq!(r.lines(), want);
+    assert_eq!(r.code, 1);
+
+    // lstat says: everything fixable belongs to the owner now, symlinks themselves included.
+    for p in [
+        "root_file",
+        "grp_only",
+        "usr_only",
+        "bad_dir",
+        "bad_dir/nobody",
+        "link_out",
+        "fifo",
+        "sock",
+    ] {
+        assert_eq!(owner(&m.tree.join(p)), (OWNER, OWNER), "{p}");
+    }
+    assert_eq!(owner(&m.odd), (OWNER, OWNER));
+    assert_eq!(owner(&m.weird), (OWNER, OWNER));
+    assert_eq!(owner(&m.tree.join("chardev")), (0, 0));
+    // Outside: untouched, whether reached by symlink or hard link.
+    for p in ["", "target", "sub", "sub/file"] {
+        assert_eq!(owner(&m.outside.join(p)), (OUTSIDE, OUTSIDE), "outside/{p}");
+    }
+    // Modes are left alone, except what the kernel itself drops on chown (setuid).
+    let mode = |p: &str| std::fs::symlink_metadata(m.tree.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("bad_dir"), 0o1777);
+    assert_eq!(mode("root_file"), 0o600);
+    assert_eq!(mode("usr_only"), 0o755);
+
+    // Second run: only what could not be fixed remains, still refused.
+    let r = scan(&[os("--fix"), m.tree.as_os_str()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.lines(),
+        sorted(vec![
+            line(
+                &pb(&m.tree.join("chardev")),
+                "char",
+                0,
+                0,
+                "0600",
+                &m.tree,
+                Fix::Failed("device node: not given away (its owner could use the device)"),
+            ),
+            line(
+                &pb(&m.tree.join("hardlink")),
+                "file",
+                OUTSIDE,
+                OUTSIDE,
+                "0644",
+                &m.tree,
+                Fix::Failed(hl_err),
+            ),
+        ])
+    );
+    // Without them the tree is clean.
+    std::fs::remove_file(m.tree.join("chardev")).unwrap();
+    std::fs::remove_file(m.tree.join("hardlink")).unwrap();
+    let r = scan(&[os("--fix"), m.tree.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len(), r.stderr.as_str()), (0, 0, ""));
+}
+
+#[test]
+fn fix_gives_back_the_root_itself() {
+    if !require_root("fix_gives_back_the_root_itself") {
+        return;
+    }
+    let tmp = Temp::new("fixroot");
+    let t = tmp.join("tree");
+    std::fs::create_dir(&t).unwrap();
+    chmod(&t, 0o2775);
+    set_all_mtimes(&t);
+    let r = scan(&[os("--owner"), os("4242:4343"), os("--fix"), t.as_os_str()]);
+    assert_eq!(
+        (r.code, r.lines()),
+        (1, vec![line(&pb(&t), "dir", 0, 0, "2775", &t, Fix::Fixed)])
+    );
+    assert_eq!(owner(&t), (OWNER, OTHER));
+    let r = scan(&[t.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len()), (0, 0));
+}
+
+/// mkdirat/openat relative to fds: the test itself cannot use paths this long either.
+fn mkdir_open(dir: libc::c_int, name: &[u8]) -> OwnedFd {
+    let n = cs(name);
+    // SAFETY: plain syscalls with valid pointers.
+    unsafe {
+        assert_eq!(libc::mkdirat(dir, n.as_ptr(), 0o755), 0);
+        let fd = libc::openat(dir, n.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        assert!(fd >= 0);
+        libc::fchownat(fd, c"".as_ptr(), OWNER, OWNER, libc::AT_EMPTY_PATH);
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+fn fstatat_owner(dir: libc::c_int, name: &[u8]) -> (u32, u32) {
+    let n = cs(name);
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the kernel fills st.
+    let st = unsafe {
+        assert_eq!(
+            libc::fstatat(dir, n.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW),
+            0
+        );
+        st.assume_init()
+    };
+    (st.st_uid, st.st_gid)
+}
+
+#[test]
+fn deep_tree_beyond_path_max() {
+    if !require_root("deep_tree_beyond_path_max") {
+        return;
+    }
+    const LEVELS: usize = 200;
+    let tmp = Temp::new("deep");
+    let t = tmp.join("tree");
+    std::fs::create_dir(&t).unwrap();
+    lchown(&t, OWNER, OWNER);
+    let root = std::fs::File::open(&t).unwrap();
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut path = pb(&t);
+    for i in 0..LEVELS {
+        let name = format!("{i:03}-{}", "d".repeat(196)).into_bytes();
+        assert_eq!(name.len(), 200);
+        let parent = fds.last().map_or(root.as_raw_fd(), |f| f.as_raw_fd());
+        fds.push(mkdir_open(parent, &name));
+        path.push(b'/');
+        path.extend_from_slice(&name);
+    }
+    let bottom = fds.last().unwrap().as_raw_fd();
+    // SAFETY: plain syscalls.
+    unsafe {
+        let fd = libc::openat(
+            bottom,
+            c"bottom".as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o600,
+        );
+        assert!(fd >= 0);
+        libc::close(fd);
+    }
+    set_mtime_at(bottom, b"bottom");
+    path.extend_from_slice(b"/bottom");
+    assert!(path.len() > 40_000);
+
+    let want = line(&path, "file", 0, 0, "0600", &t, Fix::No);
+    let r = scan(&[t.as_os_str()]);
+    assert_eq!((r.code, r.lines(), r.stderr.as_str()), (1, vec![want], ""));
+
+    let want = line(&path, "file", 0, 0, "0600", &t, Fix::Fixed);
+    let r = scan(&[os("--fix"), t.as_os_str()]);
+    assert_eq!((r.code, r.lines(), r.stderr.as_str()), (1, vec![want], ""));
+    assert_eq!(fstatat_owner(bottom, b"bottom"), (OWNER, OWNER));
+    let r = scan(&[t.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len()), (0, 0));
+}
+
+#[test]
+fn stays_on_the_filesystem_unless_cross_mounts() {
+    if !require_root("stays_on_the_filesystem_unless_cross_mounts") {
+        return;
+    }
+    let tmp = Temp::new("mounts");
+    let t = tmp.join("tree");
+    let mnt = t.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    lchown(&t, OWNER, OWNER);
+    lchown(&mnt, OWNER, OWNER);
+    let data = cs(format!("mode=0755,uid={OWNER},gid={OWNER}").as_bytes());
+    // SAFETY: mounting a fresh tmpfs on our own temp dir.
+    let r = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            cp(&mnt).as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if in_ci() {
+            panic!("mount tmpfs: {e}");
+        }
+        eprintln!("SKIPPED stays_on_the_filesystem_unless_cross_mounts: cannot mount: {e}");
+        return;
+    }
+    struct Unmount(CString);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // SAFETY: unmounting what this test mounted.
+            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _u = Unmount(cp(&mnt));
+    std::fs::write(mnt.join("inner"), b"x").unwrap(); // owned by root
+    chmod(&mnt.join("inner"), 0o644);
+    set_mtime_at(libc::AT_FDCWD, mnt.join("inner").as_os_str().as_bytes());
+
+    let r = scan(&[t.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len(), r.stderr.as_str()), (0, 0, ""));
+    let r = scan(&[os("--cross-mounts"), os("--xdev"), t.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len()), (0, 0), "the last of the two wins");
+    let r = scan(&[os("--cross-mounts"), t.as_os_str()]);
+    let want = line(&pb(&mnt.join("inner")), "file", 0, 0, "0644", &t, Fix::No);
+    assert_eq!((r.code, r.lines()), (1, vec![want]));
+}
+
+#[test]
+fn unreadable_directories_are_reported_and_the_scan_goes_on() {
+    if !require_root("unreadable_directories_are_reported_and_the_scan_goes_on") {
+        return;
+    }
+    let tmp = Temp::new("unreadable");
+    let t = tmp.join("tree");
+    std::fs::create_dir_all(t.join("locked/sub")).unwrap();
+    std::fs::create_dir_all(t.join("open")).unwrap();
+    std::fs::write(t.join("open/rootfile"), b"x").unwrap();
+    std::fs::write(t.join("locked/sub/hidden"), b"x").unwrap();
+    for e in walk_all(&t) {
+        lchown(&e, OWNER, OWNER);
+    }
+    lchown(&t.join("open/rootfile"), 0, 0);
+    lchown(&t.join("locked/sub/hidden"), 0, 0);
+    chmod(&t.join("open/rootfile"), 0o644);
+    chmod(&t.join("locked"), 0o311); // searchable, not readable
+    set_all_mtimes(&t);
+
+    // As the owner itself, which has no way past mode 0311.
+    let r = scan_as(&[t.as_os_str()], Some(OWNER));
+    assert_eq!(
+        r.stderr,
+        format!(
+            "ownwatch: cannot read {}: Permission denied\n\
+             ownwatch: 1 entry could not be read (see above); the scan is incomplete\n",
+            t.join("locked").display()
+        )
+    );
+    let want = line(
+        &pb(&t.join("open/rootfile")),
+        "file",
+        0,
+        0,
+        "0644",
+        &t,
+        Fix::No,
+    );
+    assert_eq!((r.code, r.lines()), (1, vec![want]));
+
+    // The root itself unreadable: nothing can be scanned, exit 2.
+    chmod(&t, 0o311);
+    let r = scan_as(&[t.as_os_str()], Some(OWNER));
+    assert_eq!(
+        (r.code, r.stdout.len(), r.stderr),
+        (
+            2,
+            0,
+            format!(
+                "ownwatch: {}: cannot read: Permission denied\n",
+                t.display()
+            )
+        )
+    );
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    if !require_root("output_to_a_closed_pipe_ends_quietly") {
+        return;
+    }
+    let tmp = Temp::new("pipe");
+    let t = tmp.join("tree");
+    std::fs::create_dir(&t).unwrap();
+    for i in 0..20_000 {
+        std::fs::write(t.join(format!("f{i}")), b"").unwrap();
+    }
+    lchown(&t, OWNER, OWNER);
+    // `scan … | head -1`: the reader leaves after one line (20000 lines do not fit a pipe).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ownwatch"))
+        .arg("scan")
+        .arg(&t)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("{\"path\":"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `scan --fix` many times while a thread keeps swapping `tree/sw` (a directory) with
+/// `tree/swlink` (a symlink to a directory outside whose files belong to OUTSIDE): whatever
+/// the interleaving, nothing outside may change owner and no outside path may be reported.
+#[test]
+fn race_scan_fix_with_symlink_swap_never_escapes() {
+    if !require_root("race_scan_fix_with_symlink_swap_never_escapes") {
+        return;
+    }
+    let tmp = Temp::new("race");
+    let t = tmp.join("tree");
+    let outside = tmp.join("outside-xxx");
+    std::fs::create_dir_all(t.join("sw/sub")).unwrap();
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    for f in ["sw/f1", "sw/f2", "sw/sub/f3"] {
+        std::fs::write(t.join(f), b"x").unwrap();
+    }
+    for f in ["f1", "f2", "sub/f3"] {
+        std::fs::write(outside.join(f), b"x").unwrap();
+    }
+    for p in walk_all(&outside) {
+        lchown(&p, OUTSIDE, OUTSIDE);
+    }
+    symlink(&outside, t.join("swlink")).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, a, b) = (stop.clone(), cp(&t.join("sw")), cp(&t.join("swlink")));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: renameat2(RENAME_EXCHANGE) on two names of our temp tree.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0);
+                n += 1;
+            }
+            n
+        })
+    };
+    let outside_s = outside.to_str().unwrap().to_string();
+    let mut fixed_inside = 0;
+    for i in 0..300 {
+        // Alternate owners so each run has everything to fix.
+        let who = format!("{}:{}", 6000 + i % 2, 6000 + i % 2);
+        let r = scan(&[os("--fix"), os("--owner"), os(&who), t.as_os_str()]);
+        assert!(r.code == 1, "run {i}: {} {}", r.code, r.stderr);
+        for l in r.lines() {
+            assert!(!l.contains(&outside_s), "run {i} reported outside: {l}");
+            if (l.contains("/sw/") || l.contains("/swlink/")) && l.contains("\"fixed\":true") {
+                fixed_inside += 1;
+            }
+        }
+        for p in walk_all(&outside) {
+            assert_eq!(owner(&p), (OUTSIDE, OUTSIDE), "run {i}: {}", p.display());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 1000, "only {swaps} swaps: no race was tested");
+    assert!(fixed_inside > 0, "the swapped directory was never fixed");
+}
