@@ -964,29 +964,7 @@ fn race_scan_fix_with_symlink_swap_never_escapes() {
     }
     symlink(&outside, t.join("swlink")).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (stop, a, b) = (stop.clone(), cp(&t.join("sw")), cp(&t.join("swlink")));
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: renameat2(RENAME_EXCHANGE) on two names of our temp tree.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0);
-                n += 1;
-            }
-            n
-        })
-    };
+    let swapper = Swapper::start(&t.join("sw"), &t.join("swlink"));
     let outside_s = outside.to_str().unwrap().to_string();
     let mut fixed_inside = 0;
     for i in 0..300 {
@@ -1004,8 +982,59 @@ fn race_scan_fix_with_symlink_swap_never_escapes() {
             assert_eq!(owner(&p), (OUTSIDE, OUTSIDE), "run {i}: {}", p.display());
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let swaps = swapper.join().unwrap();
+    let swaps = swapper.finish();
     assert!(swaps > 1000, "only {swaps} swaps: no race was tested");
     assert!(fixed_inside > 0, "the swapped directory was never fixed");
+}
+
+/// A thread exchanging two names (renameat2 RENAME_EXCHANGE) as fast as it can, until
+/// finished or dropped (a failing assertion then still stops it before the tree is removed).
+struct Swapper {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Swapper {
+    fn start(a: &Path, b: &Path) -> Swapper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, a, b) = (stop.clone(), cp(a), cp(b));
+        let handle = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                // SAFETY: renameat2(RENAME_EXCHANGE) on two names of our temp tree.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+                n += 1;
+            }
+            n
+        });
+        Swapper {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the thread; the number of exchanges it made.
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
