@@ -630,41 +630,11 @@ static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gi
 #define NR_lremovexattr 198
 #define NR_fremovexattr 199
 #define OW_SYSCALLS(X, w) X(w, openat2) X(w, unlinkat) X(w, setxattrat) X(w, removexattrat) X(w, open) X(w, openat) X(w, creat) X(w, mknod) X(w, mknodat) X(w, mkdir) X(w, mkdirat) X(w, symlink) X(w, symlinkat) X(w, link) X(w, linkat) X(w, rename) X(w, renameat) X(w, renameat2) X(w, unlink) X(w, rmdir) X(w, chmod) X(w, fchmodat) X(w, fchmodat2) X(w, fchmod) X(w, chown) X(w, lchown) X(w, fchownat) X(w, fchown) X(w, truncate) X(w, ftruncate) X(w, setxattr) X(w, lsetxattr) X(w, fsetxattr) X(w, removexattr) X(w, lremovexattr) X(w, fremovexattr)
-#define NR_BIT(w, name) ((NR_##name >> 6) == (w) ? 1ull << (NR_##name & 63) : 0ull) |
-/* Which syscall numbers we hook: the first test on every syscall, so it must be cheap. */
-static const __u64 nr_bits[8] = {
-	OW_SYSCALLS(NR_BIT, 0) 0, OW_SYSCALLS(NR_BIT, 1) 0, OW_SYSCALLS(NR_BIT, 2) 0,
-	OW_SYSCALLS(NR_BIT, 3) 0, OW_SYSCALLS(NR_BIT, 4) 0, OW_SYSCALLS(NR_BIT, 5) 0,
-	OW_SYSCALLS(NR_BIT, 6) 0, OW_SYSCALLS(NR_BIT, 7) 0,
-};
-
-static __always_inline int hooked(long id)
+/* One program per syscall tracepoint: a syscall we do not hook runs no BPF at all (the
+ * kernel checks a bitmap), which on our machines is ~125 ns cheaper per syscall than one
+ * raw sys_enter program for all. */
+static __always_inline int on_enter(long id, __u64 *a)
 {
-	return id >= 0 && id < 512 && (nr_bits[(id >> 6) & 7] & (1ull << (id & 63)));
-}
-
-#define TS_COMPAT 0x0002
-
-/* One program for all syscalls, on the raw sys_enter tracepoint: per-syscall tracepoints are
- * perf events, and detaching 70 of them costs seconds (one RCU grace period each). */
-SEC("?tp_btf/sys_enter")
-int BPF_PROG(tp_sys_enter, struct pt_regs *regs, long id)
-{
-	struct task_struct *task;
-	__u64 a[6];
-
-	if (!hooked(id))
-		return 0;
-	task = (struct task_struct *)bpf_get_current_task();
-	/* 32-bit syscalls use other numbers; the syscall tracepoints do not report them either. */
-	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
-		return 0;
-	a[0] = BPF_CORE_READ(regs, di);
-	a[1] = BPF_CORE_READ(regs, si);
-	a[2] = BPF_CORE_READ(regs, dx);
-	a[3] = BPF_CORE_READ(regs, r10);
-	a[4] = BPF_CORE_READ(regs, r8);
-	a[5] = BPF_CORE_READ(regs, r9);
 #define ARG(i) (a[i])
 	switch (id) {
 	case NR_openat2: {
@@ -724,6 +694,16 @@ int BPF_PROG(tp_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 #undef ARG
+
+#define TP_ENTER(w, name)                                                                  \
+	SEC("?tracepoint/syscalls/sys_enter_" #name)                                       \
+	int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                         \
+	{                                                                                  \
+		__u64 a[6] = { ctx->args[0], ctx->args[1], ctx->args[2],                   \
+			       ctx->args[3], ctx->args[4], ctx->args[5] };                 \
+		return on_enter(NR_##name, a);                                             \
+	}
+OW_SYSCALLS(TP_ENTER, 0)
 
 /* ---- during the syscall: which inodes did it change? ---------------------
  * A path string says what the caller asked for; which directory the kernel really used (through
@@ -992,9 +972,11 @@ static __always_inline int submit(struct builder *b)
 	return 0;
 }
 
-SEC("?tp_btf/sys_exit")
-int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
+/* One program for every hooked syscall's exit tracepoint. */
+SEC("?tracepoint")
+int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	long ret = ctx->ret;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct pending *pp;
 	struct task_struct *task;
@@ -1006,9 +988,6 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	__u32 string_op;
 	__u8 first = 0;
 
-	/* Unrelated syscalls leave here, before any map lookup. */
-	if (!hooked(BPF_CORE_READ(regs, orig_ax)))
-		return 0;
 	pp = bpf_map_lookup_elem(&inflight, &tid);
 	if (!pp)
 		return 0;

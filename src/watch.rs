@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, TracepointCategory};
 
 use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
@@ -170,6 +170,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     };
     let report = crate::probe::probe_some(&wanted);
     let backend = plan::choose(&report.facts, args.backend).map_err(|e| anyhow!(e))?;
+    let t_probe = started.elapsed();
 
     let mut obj = MaybeUninit::uninit();
     let mut open = OwnwatchSkelBuilder::default()
@@ -194,14 +195,23 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         .set_max_entries(cpus)
         .context("sizing scratch map")?;
 
-    // The tracepoint backend: raw sys_enter/sys_exit plus the ctime hooks where they exist.
+    // The tracepoint backend: one enter program per syscall this kernel has (setxattrat is
+    // 6.13+, fchmodat2 6.6+), one exit program for all, the ctime hooks where they exist.
+    let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        let on =
-            matches!(name.as_str(), "tp_sys_enter" | "tp_sys_exit") || ctime_hook_available(&name);
+        let on = match name.strip_prefix("tp_enter_") {
+            Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
+                syscalls.push(sc.to_owned());
+                true
+            }
+            Some(_) => false,
+            None => name == "tp_sys_exit" || ctime_hook_available(&name),
+        };
         p.set_autoload(on);
     }
     let skel = open.load().context("loading BPF programs")?;
+    let t_load = started.elapsed();
 
     for (i, t) in trees.iter().enumerate() {
         let mut key = Vec::with_capacity(16);
@@ -228,14 +238,31 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut links: Vec<Link> = Vec::new();
     for prog in skel.object().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        if prog.autoload() {
+        if name == "tp_sys_exit" {
+            for sc in &syscalls {
+                let tp = format!("sys_exit_{sc}");
+                links.push(
+                    prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
+                        .with_context(|| format!("attaching {tp}"))?,
+                );
+            }
+        } else if prog.autoload() {
             links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
         }
     }
+    let links = Links(links);
 
     let mut dev_flags = HashMap::new();
     sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
 
+    if args.verbose > 0 {
+        eprintln!(
+            "ownwatch: probe {} ms, load {} ms, attach {} ms",
+            t_probe.as_millis(),
+            (t_load - t_probe).as_millis(),
+            (started.elapsed() - t_load).as_millis()
+        );
+    }
     install_signals()?;
     let processor = RefCell::new(Processor::new(&trees, args.format, backend));
     let mut rb = RingBufferBuilder::new();
@@ -250,7 +277,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
         if n == 1 { "" } else { "s" },
         backend.name(),
-        links.len(),
+        links.0.len(),
         started.elapsed().as_millis()
     );
 
@@ -298,6 +325,35 @@ pub fn run(args: WatchArgs) -> Result<u8> {
                 );
             }
             return Ok(0);
+        }
+    }
+}
+
+/// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
+/// keep a stopping process alive for seconds, and a pipeline (`| head -1`, Ctrl-C) waits with
+/// it. So a child without stdio takes the last references and detaches them after we exit;
+/// the programs run on for those seconds with nobody reading, which changes nothing.
+struct Links(Vec<Link>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.0);
+        if links.is_empty() {
+            return;
+        }
+        // SAFETY: the child only closes fds and exits; no locks are taken after fork.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::setsid();
+                for fd in 0..3 {
+                    libc::close(fd);
+                }
+                drop(links);
+                libc::_exit(0);
+            },
+            // Our copies of the fds close cheaply at exit: the child holds the last ones.
+            pid if pid > 0 => std::mem::forget(links),
+            _ => drop(links),
         }
     }
 }
