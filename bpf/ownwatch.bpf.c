@@ -370,19 +370,27 @@ static long walk_step(__u32 i, void *arg)
 /* Walk from (dentry, mount) up to the superblock root, crossing mounts until a watched
  * root is found. Returns the tree index or OW_NO_TREE. No depth limit short of the
  * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped. */
-static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struct vfsmount *vm)
+/* A global (not static) function: the verifier checks it once, not at each of the many
+ * places that walk, which kept loading at over a second. Kernel pointers come as scalars. */
+__noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
 {
+	struct dentry *d = (struct dentry *)dentry;
+	struct vfsmount *vm = (struct vfsmount *)vfsmount;
+	struct builder bb = { .s = s };
+	struct builder *b = &bb;
 	struct walk_ctx c = {
 		.b = b,
 		.d = d,
-		.m = vm ? real_mount(vm) : 0,
-		.mnt_root = vm ? BPF_CORE_READ(vm, mnt_root) : 0,
 		.tree = OW_NO_TREE,
 	};
 	__u32 flags = 0;
 
-	if (!d)
+	if (!s || !d)
 		return OW_NO_TREE;
+	if (vm) {
+		c.m = real_mount(vm);
+		c.mnt_root = BPF_CORE_READ(vm, mnt_root);
+	}
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
 	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
@@ -396,6 +404,11 @@ static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struc
 		put_u32(b, 0);
 	}
 	return c.tree;
+}
+
+static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struct vfsmount *vm)
+{
+	return ow_put_walk(b->s, (__u64)d, (__u64)vm);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
