@@ -93,6 +93,43 @@ pub fn parse_ops(s: &str) -> Result<u32> {
     Ok(mask)
 }
 
+/// "30s", "10m", "1h", "2d", "1h30m", or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || anyhow::anyhow!("bad duration {s:?} (examples: 30s, 10m, 1h, 1h30m)");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        num.clear();
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 pub fn all_ops() -> u32 {
     (1u32 << op::COUNT) - 1
 }
@@ -130,6 +167,20 @@ mod tests {
         assert_eq!(parse_owner("root").unwrap(), (0, Some(0)));
         assert_eq!(parse_owner("4242").unwrap(), (4242, None));
         assert!(parse_owner("4242:no-such-group-ownwatch").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration as D;
+        assert_eq!(parse_duration("30s").unwrap(), D::from_secs(30));
+        assert_eq!(parse_duration("10m").unwrap(), D::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), D::from_secs(3600));
+        assert_eq!(parse_duration("1h30m").unwrap(), D::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), D::from_secs(172800));
+        assert_eq!(parse_duration("45").unwrap(), D::from_secs(45));
+        for bad in ["", "10x", "m", "1.5h", "-3s", "0s", "10m5"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -28,7 +28,6 @@ use nix::errno::Errno;
 
 // `watch --fix` (wired separately) is the user of fix_path, rel_path and FixOutcome.
 /// What [`fix_path`] did. The object named by the path is counted too.
-#[allow(dead_code)]
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FixOutcome {
     /// Objects whose owner was changed.
@@ -41,7 +40,6 @@ pub struct FixOutcome {
     pub first_error: Option<String>,
 }
 
-#[allow(dead_code)]
 impl FixOutcome {
     /// True when everything reached is now owned by uid:gid.
     pub fn ok(&self) -> bool {
@@ -59,7 +57,6 @@ impl FixOutcome {
 /// `path` relative to the tree root `tree` (both absolute, as the kernel or `realpath` gives
 /// them): `Some(b"")` for the root itself, `None` when `path` is not below `tree`. Purely
 /// lexical: "/srv/application" is not under "/srv/app", and `..` components make it `None`.
-#[allow(dead_code)]
 pub fn rel_path<'a>(tree: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
     let tree = match tree.iter().rposition(|&c| c != b'/') {
         Some(i) => &tree[..=i],
@@ -99,7 +96,6 @@ fn trim_slashes(s: &[u8]) -> &[u8] {
 /// directory's own; failures below are counted in the outcome, not returned as `Err`.
 ///
 /// `Err` means the named object itself was not (or not certainly) given back.
-#[allow(dead_code)]
 pub fn fix_path(
     root: BorrowedFd,
     rel: &[u8],

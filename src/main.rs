@@ -64,6 +64,18 @@ pub struct WatchArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    /// Give each offending object back to the owner (new directories with their contents)
+    #[arg(long)]
+    pub fix: bool,
+    /// Append events to FILE (created 0640) instead of stdout; reopened on SIGHUP
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Stop after DUR (30s, 10m, 1h)
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<String>,
+    /// Stop after N events
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
     /// More diagnostics on stderr (repeat for more); stdout carries events only
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -45,6 +45,9 @@ pub struct Event {
     pub backend: &'static str,
     pub exchange: bool,
     pub truncated: bool,
+    /// --fix: whether ownership was given back, and why not
+    pub fixed: Option<bool>,
+    pub fix_error: Option<String>,
     /// false when the path is a lexical guess (the tracepoint backend looked too late)
     pub resolved: bool,
 }
@@ -258,6 +261,12 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     if e.truncated {
         o.bool("truncated", true);
     }
+    if let Some(f) = e.fixed {
+        o.bool("fixed", f);
+        if let Some(err) = &e.fix_error {
+            o.str("fix_error", err);
+        }
+    }
     if !e.resolved {
         o.bool("resolved", false);
     }
@@ -295,6 +304,9 @@ pub fn text_line(e: &Event, out: &mut Vec<u8>) {
     }
     if let Some(m) = e.mode {
         let _ = write!(out, " mode={}", mode_str(m));
+    }
+    if let Some(f) = e.fixed {
+        let _ = write!(out, " fixed={f}");
     }
     if e.new_uid.is_some() || e.new_gid.is_some() {
         let f = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());

@@ -7,7 +7,6 @@
 //! other.
 
 // Used by `watch -o` (wired separately); until then only the tests use it.
-#![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -52,14 +51,6 @@ impl Sink {
             target: Target::File { path, file },
             buf: Vec::with_capacity(Self::FLUSH_AT + 4096),
         })
-    }
-
-    /// The path of a file sink, None for stdout.
-    pub fn path(&self) -> Option<&Path> {
-        match &self.target {
-            Target::Stdout => None,
-            Target::File { path, .. } => Some(path),
-        }
     }
 
     /// Appends `buf` (one or more whole lines, normally) to the buffer; writes out the whole

@@ -3,9 +3,9 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Write};
+use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,17 +18,20 @@ use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, Tracepoi
 
 use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
-use crate::config::{all_ops, parse_ops, parse_owner, parse_user, Format};
+use crate::config::{all_ops, parse_duration, parse_ops, parse_owner, parse_user, Format};
 use crate::decode::{decode, Record, Spec};
+use crate::fix;
 use crate::identity;
 use crate::output::{json_line, lost_line, text_line, Event};
 use crate::plan::{self, Backend};
 use crate::resolve::{self, MountTable, StrPath};
+use crate::sink::Sink;
 use crate::timefmt;
 use crate::users::Names;
 use crate::WatchArgs;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
@@ -51,6 +54,8 @@ pub struct Tree {
     pub dev: u32,
     pub ino: u64,
     pub allowed: HashSet<u32>,
+    /// Who everything must belong to (--fix gives objects back to them).
+    pub owner: (u32, u32),
 }
 
 fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
@@ -84,9 +89,13 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
         if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
             continue;
         }
+        let owner_ids = match owner {
+            Some((u, g)) => (u, g.unwrap_or(md.gid())),
+            None => (md.uid(), md.gid()),
+        };
         let mut allowed = HashSet::new();
         if !args.any_user {
-            allowed.insert(owner.map(|o| o.0).unwrap_or(md.uid()));
+            allowed.insert(owner_ids.0);
             allowed.extend(&allow);
         }
         trees.push(Tree {
@@ -95,6 +104,7 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
             dev,
             ino,
             allowed,
+            owner: owner_ids,
         });
     }
     if trees.len() > 64 {
@@ -141,7 +151,15 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         .transpose()?
         .unwrap_or_else(all_ops);
     let trees = open_trees(&args)?;
+    let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
+    if args.max_events == Some(0) {
+        bail!("--max-events must be at least 1");
+    }
     require_root()?;
+    let sink = match &args.output {
+        Some(path) => Sink::file(path)?,
+        None => Sink::stdout(),
+    };
     if !Path::new(crate::probe::BTF_PATH).exists() {
         bail!(
             "no kernel BTF at {}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF",
@@ -264,7 +282,13 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         );
     }
     install_signals()?;
-    let processor = RefCell::new(Processor::new(&trees, args.format, backend));
+    if args.output.is_some() {
+        crate::sink::install_sighup(&HUP)?;
+    }
+    let mut proc_init = Processor::new(&trees, args.format, backend, sink);
+    proc_init.fix = args.fix;
+    proc_init.max_events = args.max_events;
+    let processor = RefCell::new(proc_init);
     let mut rb = RingBufferBuilder::new();
     rb.add(&skel.maps.events, |data: &[u8]| {
         processor.borrow_mut().handle(data)
@@ -282,6 +306,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     );
 
     let verbose = args.verbose > 0;
+    let deadline = deadline.map(|d| Instant::now() + d);
     let mut lost_seen = 0u64;
     let mut devs_synced = Instant::now();
     loop {
@@ -291,7 +316,9 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             sync_devs(&skel.maps.devs, &roots, &mut dev_flags)?;
             devs_synced = Instant::now();
         }
-        let stopping = STOP.load(Ordering::SeqCst);
+        let stopping = STOP.load(Ordering::SeqCst)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+            || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
         let res = if stopping {
             rb.consume()
@@ -311,6 +338,12 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             lost_seen = lost;
         }
         p.flush();
+        // logrotate moved the file: continue in a new one, between whole lines.
+        if HUP.swap(false, Ordering::SeqCst) && p.out_err.is_none() {
+            if let Err(e) = p.out.reopen() {
+                eprintln!("ownwatch: reopening the output file failed, keeping the old one: {e}");
+            }
+        }
         if let Some(e) = &p.out_err {
             if e.kind() == io::ErrorKind::BrokenPipe {
                 return Ok(0);
@@ -415,15 +448,19 @@ struct Processor {
     json: bool,
     backend: &'static str,
     buf: Vec<u8>,
-    out: io::BufWriter<io::Stdout>,
+    out: Sink,
     out_err: Option<io::Error>,
+    trees_fd: Vec<OwnedFd>,
+    owners: Vec<(u32, u32)>,
+    fix: bool,
+    max_events: Option<u64>,
     /// records from the kernel, and events written: the difference was decided here
     records: u64,
     events: u64,
 }
 
 impl Processor {
-    fn new(trees: &[Tree], format: Format, backend: Backend) -> Self {
+    fn new(trees: &[Tree], format: Format, backend: Backend, out: Sink) -> Self {
         Processor {
             roots_fd: trees
                 .iter()
@@ -441,8 +478,15 @@ impl Processor {
             json: format == Format::Json,
             backend: backend.name(),
             buf: Vec::with_capacity(4096),
-            out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
+            out,
             out_err: None,
+            trees_fd: trees
+                .iter()
+                .map(|t| t.fd.try_clone().expect("dup of a root fd"))
+                .collect(),
+            owners: trees.iter().map(|t| t.owner).collect(),
+            fix: false,
+            max_events: None,
             records: 0,
             events: 0,
         }
@@ -528,8 +572,16 @@ impl Processor {
         }
     }
 
+    /// --max-events reached: the rest is not ours to print.
+    fn done(&self) -> bool {
+        self.max_events.is_some_and(|m| self.events >= m)
+    }
+
     fn handle(&mut self, data: &[u8]) -> i32 {
         self.records += 1;
+        if self.done() {
+            return 0;
+        }
         let rec = match decode(data) {
             Ok(r) => r,
             Err(e) => {
@@ -537,7 +589,10 @@ impl Processor {
                 return 0;
             }
         };
-        if let Some(ev) = self.event(&rec) {
+        if let Some(mut ev) = self.event(&rec) {
+            if self.fix {
+                self.give_back(&mut ev);
+            }
             self.events += 1;
             self.buf.clear();
             if self.json {
@@ -722,6 +777,8 @@ impl Processor {
             exchange: ev.flags & flag::EXCHANGE != 0,
             truncated,
             resolved: exact,
+            fixed: None,
+            fix_error: None,
         })
     }
 
@@ -778,6 +835,40 @@ impl Processor {
                 Some((p, t)) => (p, true, t),
                 None => r,
             },
+        }
+    }
+
+    /// --fix: objects an offending writer created, moved or linked in, or chowned away go
+    /// back to the tree's owner; new directories with everything in them. Only through
+    /// O_PATH|O_NOFOLLOW handles from the watched root (fix.rs): never outside the tree.
+    fn give_back(&mut self, ev: &mut Event) {
+        let target = match ev.op {
+            "create" | "mkdir" | "mknod" | "symlink" | "chown" => &ev.path,
+            "link" | "rename" => match &ev.new_path {
+                Some(p) => p,
+                None => return,
+            },
+            _ => return,
+        };
+        let Some(t) = self.roots_now.iter().position(|r| *r == ev.tree) else {
+            return;
+        };
+        let (uid, gid) = self.owners[t];
+        let recurse = matches!(ev.op, "mkdir" | "rename");
+        let res = match fix::rel_path(&self.roots_now[t], target) {
+            None => Err("outside the watched tree".to_string()),
+            Some(rel) => fix::fix_path(self.trees_fd[t].as_fd(), rel, uid, gid, recurse),
+        };
+        match res {
+            Ok(o) if o.ok() => ev.fixed = Some(true),
+            Ok(o) => {
+                ev.fixed = Some(false);
+                ev.fix_error = o.first_error;
+            }
+            Err(e) => {
+                ev.fixed = Some(false);
+                ev.fix_error = Some(e);
+            }
         }
     }
 

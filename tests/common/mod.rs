@@ -982,6 +982,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "exchange",
     "truncated",
     "fixed",
+    "fix_error",
     "count",
 ];
 
