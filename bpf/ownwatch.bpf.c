@@ -266,6 +266,28 @@ static __always_inline int put_user_str(struct builder *b, const char *uptr, __u
 	return n;
 }
 
+/* One NAME item from kernel memory, ending before `limit`. -1: no room left. */
+static __always_inline int put_kernel_name(struct builder *b, const char *name, __u32 limit)
+{
+	__u32 off = b->s->off;
+	long n;
+
+	if (off > limit - 4 - NAME_MAX_READ || limit > OW_DATA_MAX) {
+		b->s->trunc = 1;
+		return -1;
+	}
+	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ, name);
+	if (n <= 0)
+		n = 1;
+	n -= 1;
+	b->s->data[off & DATA_MASK] = OW_ITEM_NAME;
+	b->s->data[(off + 1) & DATA_MASK] = 0;
+	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
+	b->s->data[(off + 3) & DATA_MASK] = 0;
+	b->s->off = off + 4 + (n & 0xff);
+	return 0;
+}
+
 struct walk_ctx {
 	struct builder *b;
 	struct dentry *d;
@@ -290,8 +312,6 @@ static long walk_step(__u32 i, void *arg)
 	struct inode *inode;
 	struct root_key key;
 	struct qstr name;
-	__u32 off;
-	long n;
 
 	if (!d) {
 		c->done = 1;
@@ -347,23 +367,9 @@ static long walk_step(__u32 i, void *arg)
 		}
 	}
 	name = BPF_CORE_READ(d, d_name);
-	off = b->s->off;
-	/* 4 for this item's header, 24 for the walk's end marker */
-	if (off > b->s->limit - 28 - NAME_MAX_READ || b->s->limit > OW_DATA_MAX) {
-		b->s->trunc = 1;
+	/* 24 bytes stay free for the walk's end marker */
+	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24))
 		c->full = 1;
-		return 0;
-	}
-	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ,
-				      name.name);
-	if (n <= 0)
-		n = 1;
-	n -= 1;
-	b->s->data[off & DATA_MASK] = OW_ITEM_NAME;
-	b->s->data[(off + 1) & DATA_MASK] = 0;
-	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
-	b->s->data[(off + 3) & DATA_MASK] = 0;
-	b->s->off = off + 4 + (n & 0xff);
 	return 0;
 }
 
@@ -873,26 +879,6 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 	return (struct kernfs_node *)BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
 }
 
-static __always_inline void put_kernel_name(struct builder *b, const char *name)
-{
-	__u32 off = b->s->off;
-	long n;
-
-	if (off > OW_DATA_MAX - 4 - NAME_MAX_READ) {
-		b->s->trunc = 1;
-		return;
-	}
-	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ, name);
-	if (n <= 0)
-		n = 1;
-	n -= 1;
-	b->s->data[off & DATA_MASK] = OW_ITEM_NAME;
-	b->s->data[(off + 1) & DATA_MASK] = 0;
-	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
-	b->s->data[(off + 3) & DATA_MASK] = 0;
-	b->s->off = off + 4 + (n & 0xff);
-}
-
 static __always_inline void put_identity(struct builder *b, struct task_struct *task)
 {
 	struct ow_event *ev = &b->s->ev;
@@ -946,7 +932,7 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 
 			if (!parent)
 				break;
-			put_kernel_name(b, BPF_CORE_READ(kn, name));
+			put_kernel_name(b, BPF_CORE_READ(kn, name), OW_DATA_MAX);
 			kn = parent;
 		}
 	}

@@ -160,7 +160,7 @@ fn trim_leading_slashes(mut p: &[u8]) -> &[u8] {
 }
 
 /// "/" followed by the names root-first.
-fn names_path(names: &[Vec<u8>]) -> Vec<u8> {
+pub fn names_path(names: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for n in names.iter().rev() {
         out.push(b'/');

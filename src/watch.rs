@@ -504,18 +504,8 @@ impl Processor {
     fn walk_path(&mut self, w: &crate::decode::Walk) -> Vec<u8> {
         if w.truncated {
             // Too deep for one record: the names nearest the object, under the tree they are in.
-            let mut names: Vec<u8> = Vec::new();
-            for n in w
-                .segs
-                .first()
-                .map(|s| &s.names[..])
-                .unwrap_or_default()
-                .iter()
-                .rev()
-            {
-                names.push(b'/');
-                names.extend_from_slice(n);
-            }
+            let names =
+                resolve::names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default());
             let top = match w.tree.and_then(|t| self.roots_now.get(t as usize)) {
                 Some(root) => root.clone(),
                 None => Vec::new(),
@@ -720,18 +710,9 @@ impl Processor {
             .and_then(|sp| sp.walk.as_ref())
             .map(|w| self.walk_path(w));
         let argv_spec = spec(slot::ARGV).filter(|sp| sp.string.is_some());
-        let cgroup = spec(slot::CGROUP).and_then(|sp| sp.walk.as_ref()).map(|w| {
-            let names = w.segs.first().map(|s| &s.names[..]).unwrap_or_default();
-            let mut p = Vec::new();
-            for n in names.iter().rev() {
-                p.push(b'/');
-                p.extend_from_slice(n);
-            }
-            if p.is_empty() {
-                p.push(b'/');
-            }
-            p
-        });
+        let cgroup = spec(slot::CGROUP)
+            .and_then(|sp| sp.walk.as_ref())
+            .map(|w| resolve::names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default()));
         let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
         Some(Event {
             login_user: loginuid.and_then(|l| self.names.user(l)),
