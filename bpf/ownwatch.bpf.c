@@ -510,31 +510,40 @@ enum sc {
 	SC_SETXATTRAT,
 };
 
-static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mode, __u64 a0,
-				    __u64 a1, __u64 a2, __u64 a3, __u64 a4)
-{
-	struct pending p = {
-		.nseen = 0,
-		.op = op,
-		.flags = flags,
-		.mode = mode,
-		.syscall = sc,
-		.args = { a0, a1, a2, a3, a4 },
-	};
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-
-	if (actor_filtered(op))
-		return 0;
-	if (bpf_map_update_elem(&inflight, &tid, &p, BPF_ANY))
-		count_lost();
-	return 0;
-}
-
 static __always_inline __u32 umasked(__u32 mode)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	return mode & ~BPF_CORE_READ(task, fs, umask) & 07777;
+}
+
+/* Internal to struct pending: the mode still needs the caller's umask. */
+#define P_UMASK (1u << 31)
+
+/* Allowed writers leave at the first test: nothing else (not even the umask) is read for
+ * them. */
+static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mode, __u64 a0,
+				    __u64 a1, __u64 a2, __u64 a3, __u64 a4)
+{
+	__u32 tid;
+
+	if (actor_filtered(op))
+		return 0;
+	{
+		struct pending p = {
+			.nseen = 0,
+			.op = op,
+			.flags = flags & ~P_UMASK,
+			.mode = (flags & P_UMASK) ? umasked(mode) : mode,
+			.syscall = sc,
+			.args = { a0, a1, a2, a3, a4 },
+		};
+
+		tid = (__u32)bpf_get_current_pid_tgid();
+		if (bpf_map_update_elem(&inflight, &tid, &p, BPF_ANY))
+			count_lost();
+	}
+	return 0;
 }
 
 static __always_inline int open_enter(long dfd, const char *name, __u64 flags)
@@ -552,7 +561,7 @@ static __always_inline int mknod_enter(long dfd, __u64 name, __u32 mode)
 {
 	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
 
-	return remember(op, SC_MKNOD, OW_F_NOFOLLOW, umasked(mode), dfd, name, mode, 0, 0);
+	return remember(op, SC_MKNOD, OW_F_NOFOLLOW | P_UMASK, mode, dfd, name, mode, 0, 0);
 }
 
 
@@ -682,8 +691,8 @@ static __always_inline int on_enter(long id, __u64 *a)
 	case NR_creat: { return open_enter(AT_FDCWD, (const char *)ARG(0), O_CREAT | O_WRONLY | O_TRUNC); }
 	case NR_mknod: { return mknod_enter(AT_FDCWD, ARG(0), ARG(1)); }
 	case NR_mknodat: { return mknod_enter(ARG(0), ARG(1), ARG(2)); }
-	case NR_mkdir: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(1)), AT_FDCWD, ARG(0), 0, 0, 0); }
-	case NR_mkdirat: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW, umasked(ARG(2)), ARG(0), ARG(1), 0, 0, 0); }
+	case NR_mkdir: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW | P_UMASK, ARG(1), AT_FDCWD, ARG(0), 0, 0, 0); }
+	case NR_mkdirat: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW | P_UMASK, ARG(2), ARG(0), ARG(1), 0, 0, 0); }
 	case NR_symlink: { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), AT_FDCWD, ARG(1), 0, 0); }
 	case NR_symlinkat: { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), ARG(2), 0, 0); }
 	case NR_link: { return link_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
