@@ -1150,3 +1150,204 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	put_identity(&b, task);
 	return submit(&b);
 }
+
+/* ---- lsm, fentry, kprobe: the op seen inside the VFS ----------------------
+ * The same handlers behind three attach mechanisms. The hooks get dentries and mounts, so
+ * tree and path are decided in the kernel for every route, io_uring included. They run
+ * before the op: its outcome is not known (no "ret"). */
+
+static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, struct dentry *d,
+				     struct vfsmount *m, struct dentry *d2, struct vfsmount *m2,
+				     const char *kstr, __u8 str_slot, __u32 new_uid, __u32 new_gid)
+{
+	struct task_struct *task;
+	struct builder b;
+	struct ow_event *ev;
+	__u32 cpu, tree, t2;
+
+	if (actor_filtered(op))
+		return 0;
+	cpu = bpf_get_smp_processor_id();
+	b.s = bpf_map_lookup_elem(&heap, &cpu);
+	if (!b.s)
+		return 0;
+	b.s->off = 0;
+	b.s->trunc = 0;
+	b.s->proc = 0;
+	b.s->nseen = 0;
+	b.s->limit = WALK_ROOM / 2;
+	ev = &b.s->ev;
+	task = (struct task_struct *)bpf_get_current_task();
+	fill_actor(ev, task);
+	ev->op = op;
+	ev->flags = flags | OW_F_NO_RET;
+	ev->mode = mode;
+	ev->new_uid = new_uid;
+	ev->new_gid = new_gid;
+	ev->ret = 0;
+	put_slot(&b, OW_SLOT_PATH);
+	tree = put_walk(&b, d, m);
+	if (d2) {
+		b.s->limit = WALK_ROOM;
+		put_slot(&b, OW_SLOT_NEW);
+		t2 = put_walk(&b, d2, m2);
+		if (t2 != OW_NO_TREE)
+			tree = t2;
+	}
+	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+		return 0;
+	ev->tree = tree;
+	if (kstr) {
+		__u32 off = b.s->off;
+		long n;
+
+		put_slot(&b, str_slot);
+		off = b.s->off;
+		if (off <= OW_DATA_MAX - 4 - PATH_MAX) {
+			n = bpf_probe_read_kernel_str(&b.s->data[(off + 4) & DATA_MASK], PATH_MAX, kstr);
+			if (n <= 0)
+				n = 1;
+			n -= 1;
+			b.s->data[off & DATA_MASK] = OW_ITEM_STR;
+			b.s->data[(off + 1) & DATA_MASK] = 0;
+			b.s->data[(off + 2) & DATA_MASK] = n & 0xff;
+			b.s->data[(off + 3) & DATA_MASK] = (n >> 8) & 0x0f;
+			b.s->off = off + 4 + (n & (PATH_MAX - 1));
+		}
+	}
+	put_identity(&b, task);
+	return submit(&b);
+}
+
+static __always_inline struct vfsmount *path_mnt(const struct path *p)
+{
+	return BPF_CORE_READ(p, mnt);
+}
+
+static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __u32 mode)
+{
+	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, d, path_mnt(dir), 0, 0, 0, 0,
+			 0xffffffff, 0xffffffff);
+}
+
+static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
+{
+	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+
+	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, d, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
+			 0xffffffff);
+}
+
+static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
+{
+	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, 0xffffffff, d, path_mnt(dir), 0, 0, old,
+			 OW_SLOT_TARGET, 0xffffffff, 0xffffffff);
+}
+
+static __always_inline int on_link(struct dentry *old, const struct path *new_dir, struct dentry *new)
+{
+	struct vfsmount *m = path_mnt(new_dir);
+
+	/* Naming an O_TMPFILE file is how it gets created. */
+	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
+		return vfs_event(OW_OP_CREATE, OW_F_NOFOLLOW | OW_F_TMPFILE,
+				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, new, m, 0, 0, 0, 0,
+				 0xffffffff, 0xffffffff);
+	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, 0xffffffff, old, m, new, m, 0, 0, 0xffffffff,
+			 0xffffffff);
+}
+
+static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
+				     const struct path *new_dir, struct dentry *new, __u32 flags)
+{
+	return vfs_event(OW_OP_RENAME,
+			 OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
+			 0xffffffff, old, path_mnt(old_dir), new, path_mnt(new_dir), 0, 0,
+			 0xffffffff, 0xffffffff);
+}
+
+static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
+{
+	return vfs_event(op, OW_F_NOFOLLOW, 0xffffffff, d, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
+			 0xffffffff);
+}
+
+static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
+				   __u32 gid)
+{
+	return vfs_event(op, 0, mode, BPF_CORE_READ(p, dentry), path_mnt(p), 0, 0, 0, 0, uid, gid);
+}
+
+static __always_inline int on_open(struct file *f)
+{
+	__u32 fmode = BPF_CORE_READ(f, f_mode);
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	__u32 op;
+
+	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
+		return 0;
+	if (BPF_CORE_READ(inode, i_nlink) == 0)
+		return 0; /* O_TMPFILE: reported when linked */
+	op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
+	return vfs_event(op, 0,
+			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : 0xffffffff,
+			 BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0,
+			 0xffffffff, 0xffffffff);
+}
+
+static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name)
+{
+	return vfs_event(op, 0, 0xffffffff, d, 0, 0, 0, name, OW_SLOT_XATTR, 0xffffffff,
+			 0xffffffff);
+}
+
+/* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
+ * integers here. */
+#define VFS_HOOKS(KIND, PFX, FN, PROG)                                                           \
+	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
+	int PROG(FN##_mkdir, const struct path *dir, struct dentry *d, umode_t mode)   \
+	{ on_mkdir(dir, d, mode); return 0; }                                              \
+	SEC("?" KIND "/" PFX "path_mknod")                                                 \
+	int PROG(FN##_mknod, const struct path *dir, struct dentry *d, umode_t mode,   \
+		     unsigned int dev)                                                     \
+	{ on_mknod(dir, d, mode); return 0; }                                              \
+	SEC("?" KIND "/" PFX "path_symlink")                                               \
+	int PROG(FN##_symlink, const struct path *dir, struct dentry *d,               \
+		     const char *old)                                                      \
+	{ on_symlink(dir, d, old); return 0; }                                             \
+	SEC("?" KIND "/" PFX "path_link")                                                  \
+	int PROG(FN##_link, struct dentry *old, const struct path *dir,                \
+		     struct dentry *new)                                                   \
+	{ on_link(old, dir, new); return 0; }                                              \
+	SEC("?" KIND "/" PFX "path_rename")                                                \
+	int PROG(FN##_rename, const struct path *od, struct dentry *o,                 \
+		     const struct path *nd, struct dentry *n, unsigned int flags)          \
+	{ on_rename(od, o, nd, n, flags); return 0; }                                      \
+	SEC("?" KIND "/" PFX "path_unlink")                                                \
+	int PROG(FN##_unlink, const struct path *dir, struct dentry *d)                \
+	{ on_remove(OW_OP_UNLINK, dir, d); return 0; }                                     \
+	SEC("?" KIND "/" PFX "path_rmdir")                                                 \
+	int PROG(FN##_rmdir, const struct path *dir, struct dentry *d)                 \
+	{ on_remove(OW_OP_RMDIR, dir, d); return 0; }                                      \
+	SEC("?" KIND "/" PFX "path_truncate")                                              \
+	int PROG(FN##_truncate, const struct path *p)                                  \
+	{ on_attr(OW_OP_TRUNCATE, p, 0xffffffff, 0xffffffff, 0xffffffff); return 0; }      \
+	SEC("?" KIND "/" PFX "path_chmod")                                                 \
+	int PROG(FN##_chmod, const struct path *p, umode_t mode)                       \
+	{ on_attr(OW_OP_CHMOD, p, mode & 07777, 0xffffffff, 0xffffffff); return 0; }       \
+	SEC("?" KIND "/" PFX "path_chown")                                                 \
+	int PROG(FN##_chown, const struct path *p, __u64 uid, __u64 gid)               \
+	{ on_attr(OW_OP_CHOWN, p, 0xffffffff, (__u32)uid, (__u32)gid); return 0; }         \
+	SEC("?" KIND "/" PFX "file_open")                                                  \
+	int PROG(FN##_open, struct file *f)                                            \
+	{ on_open(f); return 0; }                                                          \
+	SEC("?" KIND "/" PFX "inode_setxattr")                                             \
+	int PROG(FN##_setxattr, void *idmap, struct dentry *d, const char *name)       \
+	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
+	SEC("?" KIND "/" PFX "inode_removexattr")                                          \
+	int PROG(FN##_removexattr, void *idmap, struct dentry *d, const char *name)    \
+	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }
+
+VFS_HOOKS("lsm", "", lsm, BPF_PROG)
+VFS_HOOKS("fentry", "security_", fentry, BPF_PROG)
+VFS_HOOKS("kprobe", "security_", kp, BPF_KPROBE)

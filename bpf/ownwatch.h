@@ -78,6 +78,7 @@ enum ow_flags {
 	OW_F_EMPTY_PATH = 32, /* AT_EMPTY_PATH on an fd: the walk is the object */
 	OW_F_NEW_ABSOLUTE = 64,
 	OW_F_STR_TRUNC = 128,
+	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
 };
 
 struct ow_walkend {

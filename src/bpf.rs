@@ -69,6 +69,7 @@ pub mod flag {
     pub const ABSOLUTE: u32 = F::OW_F_ABSOLUTE.0;
     pub const TMPFILE: u32 = F::OW_F_TMPFILE.0;
     pub const EMPTY_PATH: u32 = F::OW_F_EMPTY_PATH.0;
+    pub const NO_RET: u32 = F::OW_F_NO_RET.0;
 }
 
 pub mod slot {

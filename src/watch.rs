@@ -190,92 +190,42 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let backend = plan::choose(&report.facts, args.backend).map_err(|e| anyhow!(e))?;
     let t_probe = started.elapsed();
 
-    let mut obj = MaybeUninit::uninit();
-    let mut open = OwnwatchSkelBuilder::default()
-        .open(&mut obj)
-        .context("opening BPF object")?;
-    let ro = open
-        .maps
-        .rodata_data
-        .as_mut()
-        .context("no rodata in BPF object")?;
-    ro.op_mask = op_mask;
-    ro.all_trees = if trees.len() == 64 {
-        u64::MAX
-    } else {
-        (1u64 << trees.len()) - 1
+    // auto: every backend the probe found usable, best first; a backend whose full program
+    // set then fails to load or attach gives way to the next. A forced one must work.
+    let candidates: Vec<Backend> = match args.backend {
+        crate::config::BackendReq::Auto => Backend::ALL
+            .into_iter()
+            .filter(|b| report.facts.usable(*b).is_ok())
+            .collect(),
+        _ => vec![backend],
     };
-    ro.self_tgid = std::process::id();
-    ro.backend_id = 3; // OW_BACKEND_TRACEPOINT
-    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
-    open.maps
-        .heap
-        .set_max_entries(cpus)
-        .context("sizing scratch map")?;
-
-    // The tracepoint backend: one enter program per syscall this kernel has (setxattrat is
-    // 6.13+, fchmodat2 6.6+), one exit program for all, the ctime hooks where they exist.
-    let mut syscalls = Vec::new();
-    for mut p in open.open_object_mut().progs_mut() {
-        let name = p.name().to_string_lossy().into_owned();
-        let on = match name.strip_prefix("tp_enter_") {
-            Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
-                syscalls.push(sc.to_owned());
-                true
+    let mut objs: Vec<MaybeUninit<libbpf_rs::OpenObject>> =
+        candidates.iter().map(|_| MaybeUninit::uninit()).collect();
+    let mut started_with = None;
+    let mut failures = Vec::new();
+    for (obj, b) in objs.iter_mut().zip(&candidates) {
+        match start(obj, *b, &trees, op_mask) {
+            Ok(s) => {
+                started_with = Some((*b, s));
+                break;
             }
-            Some(_) => false,
-            None => name == "tp_sys_exit" || ctime_hook_available(&name),
-        };
-        p.set_autoload(on);
+            Err(e) => failures.push(format!("{}: {e:#}", b.name())),
+        }
     }
-    let skel = open.load().context("loading BPF programs")?;
+    let Some((backend, (skel, links))) = started_with else {
+        bail!("no backend could start ({})", failures.join("; "));
+    };
+    for f in &failures {
+        eprintln!("ownwatch: backend {f}; using the next one");
+    }
     let t_load = started.elapsed();
-
-    for (i, t) in trees.iter().enumerate() {
-        let mut key = Vec::with_capacity(16);
-        key.extend((t.dev as u64).to_ne_bytes());
-        key.extend(t.ino.to_ne_bytes());
-        skel.maps
-            .roots
-            .update(&key, &(i as u32).to_ne_bytes(), MapFlags::ANY)
-            .context("filling roots map")?;
-    }
-    let mut masks: HashMap<u32, u64> = HashMap::new();
-    for (i, t) in trees.iter().enumerate() {
-        for &u in &t.allowed {
-            *masks.entry(u).or_default() |= 1 << i;
-        }
-    }
-    for (u, m) in &masks {
-        skel.maps
-            .allowed
-            .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
-            .context("filling allowed map")?;
-    }
-
-    let mut links: Vec<Link> = Vec::new();
-    for prog in skel.object().progs_mut() {
-        let name = prog.name().to_string_lossy().into_owned();
-        if name == "tp_sys_exit" {
-            for sc in &syscalls {
-                let tp = format!("sys_exit_{sc}");
-                links.push(
-                    prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
-                        .with_context(|| format!("attaching {tp}"))?,
-                );
-            }
-        } else if prog.autoload() {
-            links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
-        }
-    }
-    let links = Links(links);
 
     let mut dev_flags = HashMap::new();
     sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
 
     if args.verbose > 0 {
         eprintln!(
-            "ownwatch: probe {} ms, load {} ms, attach {} ms",
+            "ownwatch: probe {} ms, load and attach {} ms, maps {} ms",
             t_probe.as_millis(),
             (t_load - t_probe).as_millis(),
             (started.elapsed() - t_load).as_millis()
@@ -360,6 +310,98 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             return Ok(0);
         }
     }
+}
+
+/// Opens, configures, loads and attaches the programs of one backend.
+fn start<'obj>(
+    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+    backend: Backend,
+    trees: &[Tree],
+    op_mask: u32,
+) -> Result<(crate::bpf::main_skel::OwnwatchSkel<'obj>, Links)> {
+    let mut open = OwnwatchSkelBuilder::default()
+        .open(obj)
+        .context("opening BPF object")?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_mut()
+        .context("no rodata in BPF object")?;
+    ro.op_mask = op_mask;
+    ro.all_trees = if trees.len() == 64 {
+        u64::MAX
+    } else {
+        (1u64 << trees.len()) - 1
+    };
+    ro.self_tgid = std::process::id();
+    ro.backend_id = backend as u32;
+    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
+    open.maps
+        .heap
+        .set_max_entries(cpus)
+        .context("sizing scratch map")?;
+
+    // Switch on the chosen family only. The tracepoint backend: one enter program per
+    // syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for
+    // all, the ctime hooks where they exist.
+    let mut syscalls = Vec::new();
+    for mut p in open.open_object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        let on = match backend {
+            Backend::Lsm => name.starts_with("lsm_"),
+            Backend::Fentry => name.starts_with("fentry_"),
+            Backend::Kprobe => name.starts_with("kp_"),
+            Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
+                Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
+                    syscalls.push(sc.to_owned());
+                    true
+                }
+                Some(_) => false,
+                None => name == "tp_sys_exit" || ctime_hook_available(&name),
+            },
+        };
+        p.set_autoload(on);
+    }
+    let skel = open.load().context("loading BPF programs")?;
+
+    for (i, t) in trees.iter().enumerate() {
+        let mut key = Vec::with_capacity(16);
+        key.extend((t.dev as u64).to_ne_bytes());
+        key.extend(t.ino.to_ne_bytes());
+        skel.maps
+            .roots
+            .update(&key, &(i as u32).to_ne_bytes(), MapFlags::ANY)
+            .context("filling roots map")?;
+    }
+    let mut masks: HashMap<u32, u64> = HashMap::new();
+    for (i, t) in trees.iter().enumerate() {
+        for &u in &t.allowed {
+            *masks.entry(u).or_default() |= 1 << i;
+        }
+    }
+    for (u, m) in &masks {
+        skel.maps
+            .allowed
+            .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
+            .context("filling allowed map")?;
+    }
+
+    let mut links: Vec<Link> = Vec::new();
+    for prog in skel.object().progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        if name == "tp_sys_exit" {
+            for sc in &syscalls {
+                let tp = format!("sys_exit_{sc}");
+                links.push(
+                    prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
+                        .with_context(|| format!("attaching {tp}"))?,
+                );
+            }
+        } else if prog.autoload() {
+            links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
+        }
+    }
+    Ok((skel, Links(links)))
 }
 
 /// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
@@ -753,7 +795,7 @@ impl Processor {
             mode,
             new_uid: (is_chown && ev.new_uid != UNSET).then_some(ev.new_uid),
             new_gid: (is_chown && ev.new_gid != UNSET).then_some(ev.new_gid),
-            ret: Some(ev.ret),
+            ret: (ev.flags & flag::NO_RET == 0).then_some(ev.ret),
             backend: self.backend,
             exchange: ev.flags & flag::EXCHANGE != 0,
             truncated,
