@@ -51,3 +51,9 @@ vmlinux:
 
 clean:
 	cargo clean
+
+# The integration suite inside qemu (TCG) on Debian's cloud kernels 6.1 and 6.12, per backend;
+# kernels, qemu and busybox come from Debian packages, cached in .cache/vm. See README.
+.PHONY: test-kernels
+test-kernels: deps
+	vm/test-kernels.sh

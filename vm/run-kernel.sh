@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# run-kernel.sh KERNEL_DIR OUT_DIR ENV_FILE: boot one fetched kernel under TCG with the host's
+# root shared read-only (virtiofs) and a fresh ext4 image as /tmp, run vm/guest-job.sh there,
+# and copy the guest's /tmp/.job/out to OUT_DIR. The console goes to OUT_DIR/console.log.
+set -euo pipefail
+kdir=$1 out=$2 envfile=$3
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+kroot=$kdir/root
+krel=$(ls "$kroot/lib/modules" | head -1)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ownwatch-vm.XXXXXX")
+vfs_pid=""
+cleanup() {
+  [ -z "$vfs_pid" ] || kill "$vfs_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# initramfs, cached per kernel (rebuilt when vm/init or this harness changes)
+sum=$(cat "$here/init" "$here/mkinitramfs.sh" /bin/busybox | sha256sum | cut -c1-16)
+initrd=$kdir/initrd-$sum.cpio.gz
+[ -e "$initrd" ] || { rm -f "$kdir"/initrd-*.cpio.gz; "$here/mkinitramfs.sh" "$kroot" "$initrd"; }
+
+# the guest's /tmp: a sparse ext4 image holding the job's settings
+mkdir -p "$work/tmp/.job"
+chmod 1777 "$work/tmp"
+cp "$envfile" "$work/tmp/.job/env"
+truncate -s "${VM_DISK:-4G}" "$work/disk.img"
+mkfs.ext4 -q -F -E root_owner=0:0 -d "$work/tmp" "$work/disk.img"
+
+# virtiofsd serves a read-only bind of / made in a private mount namespace, so the guest
+# cannot write to the host whatever it does (the guest also mounts it ro).
+mkdir -p "$work/hostroot"
+sock=$work/vfs.sock
+unshare -m --propagation private sh -c '
+  mount --bind / "$1" && mount -o remount,bind,ro "$1" &&
+  exec /usr/lib/qemu/virtiofsd --socket-path="$2" -o source="$1" -o sandbox=chroot \
+    -o cache=always -o log_level=err' sh "$work/hostroot" "$sock" > "$out/virtiofsd.log" 2>&1 &
+vfs_pid=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+[ -S "$sock" ] || { echo "virtiofsd did not start:"; cat "$out/virtiofsd.log"; exit 2; } >&2
+
+mem=${VM_MEM:-2G}
+set +e
+timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 \
+  -accel tcg,thread=multi -cpu "${VM_CPU:-max,-cx16}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
+  -object memory-backend-memfd,id=mem,size="$mem",share=on -machine memory-backend=mem \
+  -chardev socket,id=vfs,path="$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
+  -drive file="$work/disk.img",if=virtio,format=raw \
+  -kernel "$kroot/boot/vmlinuz-$krel" -initrd "$initrd" \
+  -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ownwatch.job=$here/guest-job.sh" \
+  -display none -monitor none -serial stdio -no-reboot -nodefaults \
+  < /dev/null 2>&1 | stdbuf -o0 tr -d '\r' | tee "$out/console.log" | { if [ -n "${VM_VERBOSE:-}" ]; then cat; else grep --line-buffered '^OWNWATCH-VM:' | sed -u "s/^OWNWATCH-VM:/  [$krel]/"; fi; } >&2
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" = 0 ] || echo "qemu exited with $rc (124: timeout after ${VM_TIMEOUT:-2400}s)" >&2
+
+# the guest's logs, read from the image without mounting it
+rm -rf "$out/job"
+debugfs -R "rdump /.job/out $work" "$work/disk.img" >/dev/null 2>&1 && cp -r "$work/out" "$out/job" || true
+exit "$rc"
