@@ -45,7 +45,7 @@ for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 mem=${VM_MEM:-2G}
 set +e
 timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 \
-  -accel tcg,thread=multi -cpu "${VM_CPU:-max,-cx16}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
+  -accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu "${VM_CPU:-max,-cx16}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
   -object memory-backend-memfd,id=mem,size="$mem",share=on -machine memory-backend=mem \
   -chardev socket,id=vfs,path="$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -drive file="$work/disk.img",if=virtio,format=raw \

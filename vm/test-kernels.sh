@@ -19,7 +19,7 @@ t=$SECONDS
 missing=""
 command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
 [ -x /usr/lib/qemu/virtiofsd ] || missing="$missing qemu-system-common"
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || missing="$missing busybox-static"
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x cpio >/dev/null || missing="$missing busybox-static"
 command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || missing="$missing e2fsprogs"
 command -v jq >/dev/null || missing="$missing jq"
 command -v xz >/dev/null || missing="$missing xz-utils"
@@ -84,7 +84,12 @@ ENV
   pv=$(ls "$CACHE"/debs/ | grep -F "linux-image-$krel-unsigned_" | sed -E 's/.*_([0-9]+\.[0-9]+\.[0-9]+).*/\1/' | head -1)
   kname=${pv:-$krel}
   echo "---- ownwatch probe on $kname ($krel):"
-  if [ -s "$out/job/probe.json" ]; then cat "$out/job/probe.json"; else echo "(no probe output)"; cat "$out/job/probe.err" 2>/dev/null || true; fi
+  if grep -q '^OWNWATCH-VM: PROBE| ' "$con"; then sed -n 's/^OWNWATCH-VM: PROBE| //p' "$con"; else echo "(no probe output)"; fi
+  crash=""
+  if ! grep -q '^OWNWATCH-VM: SUITE-DONE' "$con"; then
+    crash=$(grep -m1 -oE 'Kernel panic.*|BUG: .*|Oops: .*|watchdog: .*' "$con" || true)
+    crash="guest did not finish: ${crash:-no panic seen (timeout?)}"
+  fi
   for b in $BACKENDS; do
     case " $run_backends " in
       *" $b "*) ;;
@@ -93,22 +98,24 @@ ENV
     npass=0 nfail=0 bad="" fails=""
     for t2 in $tests; do
       name=${t2%%=*}
-      log=$out/job/$b-$name.log
       line=$(grep "^OWNWATCH-VM: TEST $b $name " "$con" || true)
-      if [ -z "$line" ] || [ ! -f "$log" ]; then bad="$bad $name:not-run"; continue; fi
-      r=$(grep -E '^test result:' "$log" | tail -1)
+      if [ -z "$line" ]; then
+        grep -q "^OWNWATCH-VM: START $b $name " "$con" && bad="$bad $name:crashed-during" || bad="$bad $name:not-run"
+        continue
+      fi
+      r=$(sed -n "s/^OWNWATCH-VM: RESULT $b $name| \(test result:.*\)/\1/p" "$con" | tail -1)
       p=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$r"); f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$r")
       npass=$((npass + ${p:-0})); nfail=$((nfail + ${f:-0}))
       rcv=$(sed -nE 's/.* rc=([0-9]+).*/\1/p' <<<"$line")
       [ "$rcv" = 0 ] || { [ -n "$r" ] || bad="$bad $name:rc=$rcv"; }
-      fails="$fails $(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "$log" | sed "s/^/$name::/" | tr '\n' ' ')"
+      fails="$fails $(sed -nE "s/^OWNWATCH-VM: RESULT $b $name\| test (.*) \.\.\. FAILED$/\1/p" "$con" | sed "s/^/$name::/" | tr '\n' ' ')"
     done
     fails=$(echo $fails)
-    if [ "$nfail" = 0 ] && [ -z "$bad" ] && [ "$rc" = 0 ]; then
+    if [ "$nfail" = 0 ] && [ -z "$bad" ] && [ "$rc" = 0 ] && [ -z "$crash" ]; then
       summary+=("kernel $kname backend $b: pass ($npass tests)")
     else
       failed=1
-      summary+=("kernel $kname backend $b: fail ($nfail of $((npass + nfail)) failed${bad:+;$bad}${fails:+: $fails}$([ "$rc" = 0 ] || echo "; qemu rc $rc"))")
+      summary+=("kernel $kname backend $b: fail ($nfail of $((npass + nfail)) failed${bad:+;$bad}${fails:+: $fails}$([ "$rc" = 0 ] || echo "; qemu rc $rc")${crash:+; $crash})")
     fi
   done
   echo "(logs: $out)"
