@@ -206,8 +206,16 @@ fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
+    // Stop the writer on every way out, a failed assertion included: it would run on.
+    struct StopOnDrop<'a>(&'a Path);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0, b"");
+        }
+    }
     let mut rotated = Vec::new();
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stopfile);
         let writer = s.spawn(|| {
             run_as(Creds::Root, || {
                 for i in 0..200_000 {
