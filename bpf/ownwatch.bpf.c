@@ -296,6 +296,8 @@ struct walk_ctx {
 	__u32 tree;
 	__u32 done;
 	__u32 full; /* no room for more names: keep walking for membership only */
+	__u32 names; /* names sent so far */
+	__u32 tree_depth; /* names below the watched root, when one was found */
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *mnt)
@@ -324,8 +326,10 @@ static long walk_step(__u32 i, void *arg)
 		key.dev = BPF_CORE_READ(d, d_sb, s_dev);
 		key.ino = BPF_CORE_READ(inode, i_ino);
 		t = bpf_map_lookup_elem(&roots, &key);
-		if (t)
+		if (t) {
 			c->tree = *t;
+			c->tree_depth = c->names;
+		}
 	}
 	parent = BPF_CORE_READ(d, d_parent);
 	if (parent == d) {
@@ -370,6 +374,8 @@ static long walk_step(__u32 i, void *arg)
 	/* 24 bytes stay free for the walk's end marker */
 	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24))
 		c->full = 1;
+	else
+		c->names++;
 	return 0;
 }
 
@@ -407,7 +413,7 @@ __noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
 		put_u32(b, c.tree);
 		put_u32(b, flags);
 		put_u32(b, BPF_CORE_READ(d, d_inode, i_mode));
-		put_u32(b, 0);
+		put_u32(b, c.tree_depth);
 	}
 	return c.tree;
 }

@@ -85,7 +85,7 @@ struct ow_walkend {
 	__u32 tree;  /* index of the first watched root on the chain, or OW_NO_TREE */
 	__u32 flags; /* OW_F_TRUNCATED */
 	__u32 mode;  /* i_mode of the walk's first inode, 0 for a negative dentry */
-	__u32 _pad;
+	__u32 tree_depth; /* how many names lie below the watched root found */
 };
 
 struct ow_event {

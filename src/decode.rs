@@ -24,6 +24,8 @@ pub struct Walk {
     pub truncated: bool,
     /// i_mode of the first inode (0: negative dentry)
     pub mode: u32,
+    /// names below the watched root, when `tree` is set
+    pub tree_depth: u32,
 }
 
 impl Walk {
@@ -133,6 +135,7 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
                 walk.truncated = end.flags & crate::bpf::flag::TRUNCATED != 0;
                 walk.mode = end.mode;
+                walk.tree_depth = end.tree_depth;
             }
             item::SAMEAS => {
                 // 0x80 | i: the walk already sent as the i-th changed dentry.

@@ -442,6 +442,7 @@ mod tests {
             tree: None,
             truncated: false,
             mode: 0,
+            tree_depth: 0,
         };
         assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/w/m/d/f");
         // A bind of a subdirectory: only the names below the mount root count.
@@ -452,6 +453,7 @@ mod tests {
             tree: None,
             truncated: false,
             mode: 0,
+            tree_depth: 0,
         };
         assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/m/d/f");
     }

@@ -572,7 +572,7 @@ impl Processor {
         rec: &Record,
         nofollow: bool,
         cwd: Option<&[u8]>,
-    ) -> (Vec<u8>, bool, Option<usize>) {
+    ) -> Resolved {
         match (&spec.string, &spec.walk) {
             (Some(s), w) if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()) => {
                 let base = match w {
@@ -590,7 +590,7 @@ impl Processor {
                     tid: rec.ev.tid,
                 });
                 let tree = resolve::tree_of(&path, &self.roots_now);
-                (path, exact, tree)
+                (path, exact, tree, None)
             }
             (_, Some(w)) => {
                 let path = self.walk_path(w);
@@ -598,9 +598,13 @@ impl Processor {
                     Some(t) => Some(t as usize),
                     None => resolve::tree_of(&path, &self.roots_now),
                 };
-                (path, true, tree)
+                let depth = w
+                    .tree
+                    .filter(|_| !w.truncated)
+                    .map(|_| w.tree_depth as usize);
+                (path, true, tree, depth)
             }
-            (_, None) => (Vec::new(), false, None),
+            (_, None) => (Vec::new(), false, None, None),
         }
     }
 
@@ -657,6 +661,8 @@ impl Processor {
             .map(|w| Seen {
                 path: self.walk_path(w),
                 tree: w.tree.map(|t| t as usize),
+                // a truncated walk's path is not the full chain: no depth to count from
+                depth: (!w.truncated).then_some(w.tree_depth as usize),
                 dir: w.is_dir(),
                 mode: w.mode,
                 leaf: w.leaf().map(<[u8]>::to_vec),
@@ -674,16 +680,17 @@ impl Processor {
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
         let r = self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
         // The old name of a link is an existing file: no directory of the op holds it.
-        let (mut path, mut exact, mut tree) = if opn == op::LINK {
+        let (mut path, mut exact, mut tree, mut depth) = if opn == op::LINK {
             r
         } else {
             self.refine(&seen, path_spec, attr, &names, r)
         };
         let mut new_path = None;
         let mut tmpfile_mode = None;
+        let mut tree_from_new = false;
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
             let r = self.spec_path(spec, rec, true, cwd.as_deref());
-            let (p, e, t) = self.refine(&seen, spec, false, &names, r);
+            let (p, e, t, dp) = self.refine(&seen, spec, false, &names, r);
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
                 || (opn == op::LINK
@@ -702,12 +709,14 @@ impl Processor {
                             .ok()
                             .map(|m| m.mode() & 0o7777)
                     });
-                (path, exact, tree) = (p, e, t);
+                (path, exact, tree, depth) = (p, e, t, dp);
             } else {
                 // A rename or link counts when either end is in a tree: moves in, out, within.
                 exact &= e;
                 if t.is_some() {
                     tree = t;
+                    tree_from_new = true;
+                    depth = dp;
                 }
                 new_path = Some(p);
             }
@@ -724,6 +733,15 @@ impl Processor {
         {
             self.refresh_roots();
         }
+        // The root where it was at the time of the op: the kernel knows how deep below it the
+        // object lay (the root may have moved again since); else where it is now.
+        let at_op = |p: &[u8]| depth.and_then(|k| strip_components(p, k));
+        let tree_path = if tree_from_new {
+            new_path.as_deref().and_then(at_op)
+        } else {
+            at_op(&path)
+        }
+        .unwrap_or_else(|| self.roots_now[tree].clone());
         let string_of = |s: u8| {
             rec.slots[s as usize]
                 .as_ref()
@@ -780,7 +798,7 @@ impl Processor {
             new_path,
             target: string_of(slot::TARGET),
             xattr: string_of(slot::XATTR),
-            tree: self.roots_now[tree].clone(),
+            tree: tree_path,
             uid: ev.uid,
             gid: ev.gid,
             euid: ev.euid,
@@ -826,7 +844,12 @@ impl Processor {
         if attr {
             // chmod, chown, truncate, xattrs change the ctime of their object only.
             let o = &seen[0];
-            return (o.path.clone(), true, tree_of(&o.path, o.tree));
+            return (
+                o.path.clone(),
+                true,
+                tree_of(&o.path, o.tree),
+                o.tree.and(o.depth),
+            );
         }
         let name = final_component(s);
         if matches!(name, b"" | b"." | b"..") {
@@ -838,26 +861,20 @@ impl Processor {
             w.leaf.as_deref().is_some_and(|l| names.contains(&l))
                 && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
         };
-        let cands: Vec<(Vec<u8>, Option<usize>)> = seen
+        let cands: Vec<Resolved> = seen
             .iter()
             .filter(|w| w.dir && !is_object(w))
             .map(|d| {
                 let p = resolve::join(&d.path, name);
                 let t = tree_of(&p, d.tree);
-                (p, t)
+                (p, true, t, d.tree.and(d.depth).map(|k| k + 1))
             })
             .collect();
         match cands.len() {
             0 => r,
-            1 => {
-                let (p, t) = cands.into_iter().next().unwrap_or_default();
-                (p, true, t)
-            }
+            1 => cands.into_iter().next().unwrap_or(r),
             // A move between two directories: the string tells which end this is.
-            _ => match cands.into_iter().find(|(p, _)| *p == r.0) {
-                Some((p, t)) => (p, true, t),
-                None => r,
-            },
+            _ => cands.into_iter().find(|c| c.0 == r.0).unwrap_or(r),
         }
     }
 
@@ -916,13 +933,15 @@ impl Processor {
 struct Seen {
     path: Vec<u8>,
     tree: Option<usize>,
+    depth: Option<usize>,
     dir: bool,
     mode: u32,
     leaf: Option<Vec<u8>>,
 }
 
 /// (path, resolved on disk, tree)
-type Resolved = (Vec<u8>, bool, Option<usize>);
+/// (path, resolved on disk, tree, names below the tree's root when the kernel saw it)
+type Resolved = (Vec<u8>, bool, Option<usize>, Option<usize>);
 
 /// Last component of a path string, ignoring trailing slashes.
 fn final_component(s: &[u8]) -> &[u8] {
@@ -935,6 +954,19 @@ fn final_component(s: &[u8]) -> &[u8] {
         Some(i) => &s[i + 1..],
         None => s,
     }
+}
+
+/// `p` without its last `k` components; None if it has fewer.
+fn strip_components(p: &[u8], k: usize) -> Option<Vec<u8>> {
+    let mut end = p.len();
+    for _ in 0..k {
+        end = p[..end].iter().rposition(|&c| c == b'/')?;
+    }
+    Some(if end == 0 {
+        b"/".to_vec()
+    } else {
+        p[..end].to_vec()
+    })
 }
 
 fn parent_of(p: &[u8]) -> &[u8] {
@@ -965,6 +997,14 @@ fn is_proc_fd(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn components_stripped() {
+        assert_eq!(strip_components(b"/a/b/c", 0).unwrap(), b"/a/b/c");
+        assert_eq!(strip_components(b"/a/b/c", 1).unwrap(), b"/a/b");
+        assert_eq!(strip_components(b"/a/b/c", 3).unwrap(), b"/");
+        assert!(strip_components(b"/a/b/c", 4).is_none());
+    }
 
     #[test]
     fn proc_fd_links() {
