@@ -1,10 +1,10 @@
 /* ownwatch benchmark helper (see bench/run.py, issue 6).
  *
- *   owbench run OP DIR N [--as UID:GID] [--owner UID:GID]
+ *   owbench run OP DIR N [--as UID:GID] [--owner UID:GID] [--prefill K]
  *       A micro storm of N iterations of OP in DIR. Setup and cleanup run as the owner (so that
- *       ownwatch, watching DIR for its owner, sees nothing of them); only the timed loop runs
- *       as --as (default: the caller, root). Prints one line:
- *           ns=<total ns of the timed loop> iters=<N> events=<offending ops in the loop>
+ *       ownwatch, watching DIR for its owner, sees nothing of them); only the loop runs as --as
+ *       (default: the caller, root), after K untimed iterations. Prints one line:
+ *           ns=<ns of the timed loop> iters=<N> events=<offending ops in it> prefill=<in K>
  *       OP: create mkdir rename chmod chown unlink openw ropen getppid
  *
  *   owbench tail OUT LAT CTR
@@ -70,14 +70,78 @@ static void touch(const char *name)
 	close(fd);
 }
 
+/* Iterations [from, to) of OP; returns the offending ops they perform per iteration. */
+static long ops(const char *op, long from, long to)
+{
+	char name[64];
+	long per = 1;
+	if (!strcmp(op, "create")) {
+		for (long i = from; i < to; i++) {
+			snprintf(name, sizeof name, "c%ld", i);
+			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+			if (fd < 0)
+				die("create");
+			close(fd);
+		}
+	} else if (!strcmp(op, "mkdir")) {
+		for (long i = from; i < to; i++)
+			if (mkdir("d", 0755) || rmdir("d"))
+				die("mkdir/rmdir");
+		per = 2;
+	} else if (!strcmp(op, "rename")) {
+		for (long i = from; i < to; i++)
+			if (i & 1 ? rename("r1", "r0") : rename("r0", "r1"))
+				die("rename");
+	} else if (!strcmp(op, "chmod")) {
+		for (long i = from; i < to; i++)
+			if (chmod("f", i & 1 ? 0644 : 0600))
+				die("chmod");
+	} else if (!strcmp(op, "chown")) {
+		/* to the owner, which every caller may do: what a root service "fixing" a file does */
+		for (long i = from; i < to; i++)
+			if (chown("f", own_uid, own_gid))
+				die("chown");
+	} else if (!strcmp(op, "unlink")) {
+		for (long i = from; i < to; i++) {
+			snprintf(name, sizeof name, "u%ld", i);
+			if (unlink(name))
+				die("unlink");
+		}
+	} else if (!strcmp(op, "openw")) {
+		for (long i = from; i < to; i++) {
+			int fd = open("f", O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				die("openw");
+			close(fd);
+		}
+	} else if (!strcmp(op, "ropen")) {
+		for (long i = from; i < to; i++) {
+			int fd = open("f", O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				die("ropen");
+			close(fd);
+		}
+		per = 0;
+	} else if (!strcmp(op, "getppid")) {
+		for (long i = from; i < to; i++)
+			syscall(SYS_getppid);
+		per = 0;
+	} else {
+		fprintf(stderr, "owbench: unknown op %s\n", op);
+		exit(2);
+	}
+	return per;
+}
+
 static int run(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: owbench run OP DIR N [--as UID:GID] [--owner UID:GID]\n");
+		fprintf(stderr, "usage: owbench run OP DIR N [--as UID:GID] [--owner UID:GID] "
+				"[--prefill K]\n");
 		return 2;
 	}
 	const char *op = argv[2], *dir = argv[3];
-	long n = atol(argv[4]);
+	long n = atol(argv[4]), k = 0;
 	as_uid = getuid();
 	as_gid = getgid();
 	own_uid = as_uid;
@@ -87,6 +151,8 @@ static int run(int argc, char **argv)
 			parse_ids(argv[i + 1], &as_uid, &as_gid);
 		else if (!strcmp(argv[i], "--owner"))
 			parse_ids(argv[i + 1], &own_uid, &own_gid);
+		else if (!strcmp(argv[i], "--prefill"))
+			k = atol(argv[i + 1]);
 	}
 	if (geteuid() == 0 && setgroups(0, NULL))
 		die("setgroups");
@@ -94,13 +160,12 @@ static int run(int argc, char **argv)
 		die(dir);
 	int root = geteuid() == 0;
 	char name[64];
-	long events = n;
 
 	/* setup, as the owner */
 	if (root)
 		become(own_uid, own_gid);
 	if (!strcmp(op, "unlink"))
-		for (long i = 0; i < n; i++) {
+		for (long i = 0; i < k + n; i++) {
 			snprintf(name, sizeof name, "u%ld", i);
 			touch(name);
 		}
@@ -112,77 +177,26 @@ static int run(int argc, char **argv)
 	if (root)
 		become(as_uid, as_gid);
 
+	/* untimed iterations first (auditd: fill its queue, so that the timed loop runs in the
+	 * steady state), then the timed loop */
+	ops(op, 0, k);
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-	if (!strcmp(op, "create")) {
-		for (long i = 0; i < n; i++) {
-			snprintf(name, sizeof name, "c%ld", i);
-			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-			if (fd < 0)
-				die("create");
-			close(fd);
-		}
-	} else if (!strcmp(op, "mkdir")) {
-		for (long i = 0; i < n; i++) {
-			if (mkdir("d", 0755) || rmdir("d"))
-				die("mkdir/rmdir");
-		}
-		events = 2 * n;
-	} else if (!strcmp(op, "rename")) {
-		for (long i = 0; i < n; i++)
-			if (i & 1 ? rename("r1", "r0") : rename("r0", "r1"))
-				die("rename");
-	} else if (!strcmp(op, "chmod")) {
-		for (long i = 0; i < n; i++)
-			if (chmod("f", i & 1 ? 0644 : 0600))
-				die("chmod");
-	} else if (!strcmp(op, "chown")) {
-		/* to the owner, which every caller may do: what a root service "fixing" a file does */
-		for (long i = 0; i < n; i++)
-			if (chown("f", own_uid, own_gid))
-				die("chown");
-	} else if (!strcmp(op, "unlink")) {
-		for (long i = 0; i < n; i++) {
-			snprintf(name, sizeof name, "u%ld", i);
-			if (unlink(name))
-				die("unlink");
-		}
-	} else if (!strcmp(op, "openw")) {
-		for (long i = 0; i < n; i++) {
-			int fd = open("f", O_WRONLY | O_CLOEXEC);
-			if (fd < 0)
-				die("openw");
-			close(fd);
-		}
-	} else if (!strcmp(op, "ropen")) {
-		for (long i = 0; i < n; i++) {
-			int fd = open("f", O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				die("ropen");
-			close(fd);
-		}
-		events = 0;
-	} else if (!strcmp(op, "getppid")) {
-		for (long i = 0; i < n; i++)
-			syscall(SYS_getppid);
-		events = 0;
-	} else {
-		fprintf(stderr, "owbench: unknown op %s\n", op);
-		return 2;
-	}
+	long per = ops(op, k, k + n);
 	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
 
 	/* cleanup, as the owner */
 	if (root)
 		become(own_uid, own_gid);
 	if (!strcmp(op, "create"))
-		for (long i = 0; i < n; i++) {
+		for (long i = 0; i < k + n; i++) {
 			snprintf(name, sizeof name, "c%ld", i);
 			unlink(name);
 		}
 	unlink("r0");
 	unlink("r1");
 	unlink("f");
-	printf("ns=%llu iters=%ld events=%ld\n", (unsigned long long)(t1 - t0), n, events);
+	printf("ns=%llu iters=%ld events=%ld prefill=%ld\n", (unsigned long long)(t1 - t0), n,
+	       per * n, per * k);
 	return 0;
 }
 
