@@ -1208,7 +1208,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
                 return "∞" if b_ <= 0 else f"{a_ / b_:.1f}"
 
             ok = off_t > 0 and aud_t / off_t >= 10  # on total cost: see the note on bursts
-            if off <= 0 or alw <= 0:
+            if off <= 0:
                 L.append(f"| ≥ 10x less added cost than auditd: {LABEL[wl]} on {fs} | auditd +{fmt_ns(aud)}; "
                          f"ownwatch's added cost is below this filesystem's run-to-run noise "
                          f"(offending {fmt_ns(off)}, allowed {fmt_ns(alw)}) | n/a (noise) |")
@@ -1218,7 +1218,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
                      f"+{fmt_ns(off_t)} ({x(aud_t, off_t)}x less), allowed +{fmt_ns(alw)} "
                      f"({x(aud_t, alw)}x less); wall only: auditd +{fmt_ns(aud)}, offending "
                      f"+{fmt_ns(off)} ({x(aud, off)}x) | offending {verdict(ok)}; allowed "
-                     f"{verdict(aud_t / alw >= 10)} |")
+                     f"{verdict(alw <= 0 or aud_t / alw >= 10)} |")
         L.append("| (auditd note) | the verdict uses wall time + the monitor's own CPU per op for "
                  "both tools (auditd + kauditd CPU until the queue is empty; the agent's CPU per "
                  "event); 'allowed' has no monitor CPU to add | |")
