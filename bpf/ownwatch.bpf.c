@@ -20,11 +20,13 @@ const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
 _Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/bpf.rs");
 _Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/bpf.rs");
+_Static_assert(sizeof(struct ow_outcome) == 16, "ow_outcome layout changed: update src/bpf.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};
 struct ow_walkend _ow_walkend = {};
 struct ow_parent _ow_parent = {};
+struct ow_outcome _ow_outcome = {};
 enum ow_op _ow_op = 0;
 enum ow_flags _ow_flags = 0;
 enum ow_slot _ow_slot = 0;
@@ -981,26 +983,33 @@ static __always_inline int submit(struct builder *b)
 		b->s->ev.flags |= OW_F_TRUNCATED;
 	b->s->ev.data_len = off;
 	len = sizeof(struct ow_event) + off;
-	if (bpf_ringbuf_output(&events, &b->s->ev, len, 0))
+	if (bpf_ringbuf_output(&events, &b->s->ev, len, 0)) {
 		count_lost();
+		return -1;
+	}
 	return 0;
 }
 
 /* One program for every hooked syscall's exit tracepoint. */
+/* BTF-typed hook arguments (lsm, fentry) are trusted pointers, which a global function does
+ * not take: pass their value as a plain number. */
+static __always_inline __u64 num(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
+static __always_inline int syscall_event(struct pending p, long ret, __u32 extra_flags);
+
 SEC("?tracepoint")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	long ret = ctx->ret;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct pending *pp;
-	struct task_struct *task;
 	struct pending p;
-	struct builder b;
-	struct ow_event *ev;
-	__u32 cpu, tree = OW_NO_TREE;
-	__u32 found = 0; /* a walk of this record reached a watched root */
-	__u32 string_op;
-	__u8 first = 0;
 
 	pp = bpf_map_lookup_elem(&inflight, &tid);
 	if (!pp)
@@ -1010,6 +1019,136 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	/* A write that failed did not happen. */
 	if (ret < 0)
 		return 0;
+	return syscall_event(p, ret, 0);
+}
+
+/* io_uring file operations bypass the syscall tracepoints: the submission tracepoint sees
+ * them (after the request was prepared, so its path strings are known), as the syscall
+ * would have been given them. Their outcome comes later, elsewhere: not reported. */
+static __always_inline int uring_event(struct io_kiocb *req)
+{
+	__u8 opcode = BPF_CORE_READ(req, opcode);
+	__u32 op, flags = OW_F_NO_RET, mode = 0xffffffff, sc;
+	__u64 a[5] = {};
+
+	switch (opcode) {
+	case IORING_OP_MKDIRAT: {
+		struct io_mkdir *m = (void *)req;
+
+		op = OW_OP_MKDIR;
+		flags |= OW_F_NOFOLLOW;
+		mode = umasked(BPF_CORE_READ(m, mode));
+		sc = SC_MKDIR;
+		a[0] = (__s64)BPF_CORE_READ(m, dfd);
+		a[1] = (__u64)BPF_CORE_READ(m, filename, uptr);
+		break;
+	}
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: {
+		struct io_open *o = (void *)req;
+		__u64 of = BPF_CORE_READ(o, how.flags);
+
+		if (!(of & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+			return 0;
+		/* Whether O_CREAT found the file there is decided later: reported as create. */
+		op = (of & O_CREAT) ? OW_OP_CREATE : OW_OP_WRITE;
+		if (op == OW_OP_CREATE)
+			mode = umasked(BPF_CORE_READ(o, how.mode));
+		sc = SC_MKDIR; /* dfd, path */
+		a[0] = (__s64)BPF_CORE_READ(o, dfd);
+		a[1] = (__u64)BPF_CORE_READ(o, filename, uptr);
+		break;
+	}
+	case IORING_OP_RENAMEAT: {
+		struct io_rename *r = (void *)req;
+		__u32 rf = BPF_CORE_READ(r, flags);
+
+		op = OW_OP_RENAME;
+		flags |= OW_F_NOFOLLOW | ((rf & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0);
+		sc = SC_RENAME;
+		a[0] = (__s64)BPF_CORE_READ(r, old_dfd);
+		a[1] = (__u64)BPF_CORE_READ(r, oldpath, uptr);
+		a[2] = (__s64)BPF_CORE_READ(r, new_dfd);
+		a[3] = (__u64)BPF_CORE_READ(r, newpath, uptr);
+		a[4] = rf;
+		break;
+	}
+	case IORING_OP_UNLINKAT: {
+		struct io_unlink *u = (void *)req;
+
+		op = (BPF_CORE_READ(u, flags) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
+		flags |= OW_F_NOFOLLOW;
+		sc = SC_UNLINK;
+		a[0] = (__s64)BPF_CORE_READ(u, dfd);
+		a[1] = (__u64)BPF_CORE_READ(u, filename, uptr);
+		break;
+	}
+	case IORING_OP_SYMLINKAT: {
+		struct io_link *l = (void *)req;
+
+		op = OW_OP_SYMLINK;
+		flags |= OW_F_NOFOLLOW;
+		sc = SC_SYMLINK; /* target, dfd, linkpath */
+		a[0] = (__u64)BPF_CORE_READ(l, oldpath, uptr);
+		a[1] = (__s64)BPF_CORE_READ(l, new_dfd);
+		a[2] = (__u64)BPF_CORE_READ(l, newpath, uptr);
+		break;
+	}
+	case IORING_OP_LINKAT: {
+		struct io_link *l = (void *)req;
+		__u32 lf = BPF_CORE_READ(l, flags);
+
+		op = OW_OP_LINK;
+		flags |= (lf & AT_SYMLINK_FOLLOW) ? 0 : OW_F_NOFOLLOW;
+		sc = SC_LINK;
+		a[0] = (__s64)BPF_CORE_READ(l, old_dfd);
+		a[1] = (__u64)BPF_CORE_READ(l, oldpath, uptr);
+		a[2] = (__s64)BPF_CORE_READ(l, new_dfd);
+		a[3] = (__u64)BPF_CORE_READ(l, newpath, uptr);
+		a[4] = lf & ~AT_EMPTY_PATH;
+		break;
+	}
+	default:
+		return 0;
+	}
+	if (actor_filtered(op))
+		return 0;
+	{
+		struct pending p = {
+			.op = op,
+			.flags = flags,
+			.mode = mode,
+			.syscall = sc,
+			.args = { a[0], a[1], a[2], a[3], a[4] },
+		};
+
+		return syscall_event(p, 0, OW_F_NO_RET);
+	}
+}
+
+/* 6.4+ */
+SEC("?tp_btf/io_uring_submit_req")
+int BPF_PROG(tp_uring_req, struct io_kiocb *req)
+{
+	return uring_event((struct io_kiocb *)num(req));
+}
+
+/* 5.19 to 6.3: the same, under its older name */
+SEC("?tp_btf/io_uring_submit_sqe")
+int BPF_PROG(tp_uring_sqe, struct io_kiocb *req)
+{
+	return uring_event((struct io_kiocb *)num(req));
+}
+
+static __always_inline int syscall_event(struct pending p, long ret, __u32 extra_flags)
+{
+	struct task_struct *task;
+	struct builder b;
+	struct ow_event *ev;
+	__u32 cpu, tree = OW_NO_TREE;
+	__u32 found = 0; /* a walk of this record reached a watched root */
+	__u32 string_op;
+	__u8 first = 0;
 
 	cpu = bpf_get_smp_processor_id();
 	b.s = bpf_map_lookup_elem(&heap, &cpu);
@@ -1023,7 +1162,7 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	task = (struct task_struct *)bpf_get_current_task();
 	fill_actor(ev, task);
 	ev->op = p.op;
-	ev->flags = p.flags;
+	ev->flags = p.flags | extra_flags;
 	ev->mode = p.mode;
 	ev->new_uid = 0xffffffff;
 	ev->new_gid = 0xffffffff;
@@ -1159,17 +1298,35 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- lsm, fentry, kprobe: the op seen inside the VFS ----------------------
  * The same handlers behind three attach mechanisms. The hooks get dentries and mounts, so
- * tree and path are decided in the kernel for every route, io_uring included. They run
- * before the op: its outcome is not known (no "ret"). */
+ * tree and path are decided in the kernel for every route, io_uring included, as they are
+ * before the op. The security hooks run before the op (and, for the path hooks, before its
+ * permission checks), so the outcome comes from the function that does the op: fexit (lsm,
+ * fentry) or kretprobe (kprobe) on vfs_mkdir, notify_change, ... sends an ow_outcome record
+ * for the thread's pending event, matched on the dentry, and user space reports the event
+ * only if the op succeeded. */
 
-static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, struct dentry *d,
-				     struct vfsmount *m, struct dentry *d2, struct vfsmount *m2,
-				     const char *kstr, __u8 str_slot, __u32 new_uid, __u32 new_gid)
+struct vfs_wait {
+	__u64 key;        /* the dentry the completing function is called with */
+	__u64 trunc_skip; /* a write open with O_TRUNC: its truncate is part of the open */
+	__u32 armed;      /* kprobe: inside the completing function */
+	__u32 depth;      /* kprobe: nested completing functions entered while armed */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct vfs_wait);
+} vfs_wait SEC(".maps");
+
+static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d, __u64 m,
+				     __u64 d2, __u64 m2, const char *kstr, __u8 str_slot,
+				     __u32 new_uid, __u32 new_gid, __u64 done_key)
 {
 	struct task_struct *task;
 	struct builder b;
 	struct ow_event *ev;
-	__u32 cpu, tree, t2;
+	__u32 cpu, tree, t2, tid;
 
 	if (actor_filtered(op))
 		return 0;
@@ -1181,22 +1338,23 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, struct d
 	b.s->trunc = 0;
 	b.s->proc = 0;
 	b.s->nseen = 0;
-	b.s->limit = WALK_ROOM / 2;
+	/* one walk gets all the room; rename and link share it between two */
+	b.s->limit = d2 ? WALK_ROOM / 2 : WALK_ROOM;
 	ev = &b.s->ev;
 	task = (struct task_struct *)bpf_get_current_task();
 	fill_actor(ev, task);
 	ev->op = op;
-	ev->flags = flags | OW_F_NO_RET;
+	ev->flags = flags | (done_key ? OW_F_PENDING : 0);
 	ev->mode = mode;
 	ev->new_uid = new_uid;
 	ev->new_gid = new_gid;
 	ev->ret = 0;
 	put_slot(&b, OW_SLOT_PATH);
-	tree = put_walk(&b, d, m);
+	tree = ow_put_walk(b.s, d, m);
 	if (d2) {
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
-		t2 = put_walk(&b, d2, m2);
+		t2 = ow_put_walk(b.s, d2, m2);
 		if (t2 != OW_NO_TREE)
 			tree = t2;
 	}
@@ -1222,72 +1380,221 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, struct d
 		}
 	}
 	put_identity(&b, task);
-	return submit(&b);
+	tid = ev->tid;
+	if (submit(&b) == 0 && done_key) {
+		struct vfs_wait w = { .key = done_key };
+
+		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+	}
+	return 0;
 }
 
-static __always_inline struct vfsmount *path_mnt(const struct path *p)
+/* The op of the thread's pending event returned: send its outcome. */
+static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
 {
-	return BPF_CORE_READ(p, mnt);
+	struct ow_outcome o = { .tid = tid, .ret = (__s32)ret, .key = w->key };
+
+	bpf_map_delete_elem(&vfs_wait, &tid);
+	bpf_ringbuf_output(&events, &o, sizeof(o), 0);
+}
+
+/* fexit: the function's dentry argument and its return value at once. */
+static __always_inline int vfs_done(void *ctx, __u64 key)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	__u64 ret = 0;
+
+	if (!w || !w->key || w->key != key)
+		return 0;
+	bpf_get_func_ret(ctx, &ret);
+	vfs_outcome(w, tid, (long)(int)ret);
+	return 0;
+}
+
+/* kprobe: entering the completing function arms the thread's wait; other completing
+ * functions called inside it (overlayfs calls vfs_* of the layer below) only nest. */
+static __always_inline int vfs_arm(__u64 key)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+
+	if (!w || !w->key)
+		return 0;
+	if (w->armed)
+		w->depth++;
+	else if (w->key == key)
+		w->armed = 1;
+	return 0;
+}
+
+static __always_inline int vfs_ret(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+
+	if (!w || !w->armed)
+		return 0;
+	if (w->depth) {
+		w->depth--;
+		return 0;
+	}
+	vfs_outcome(w, tid, (long)(int)ret);
+	return 0;
+}
+
+/* The functions that do the ops, with the argument that holds the dentry the hook saw. */
+#define FX_DONE(fn, argi)                                                                  \
+	SEC("?fexit/" #fn)                                                                 \
+	int fx_done_##fn(void *ctx)                                                        \
+	{                                                                                  \
+		__u64 a = 0;                                                               \
+		bpf_get_func_arg(ctx, argi, &a);                                           \
+		return vfs_done(ctx, a);                                                   \
+	}                                                                                  \
+	SEC("?kprobe/" #fn)                                                                \
+	int kp_arm_##fn(struct pt_regs *ctx)                                               \
+	{                                                                                  \
+		return vfs_arm(argi == 0 ? PT_REGS_PARM1(ctx) : argi == 1 ? PT_REGS_PARM2(ctx) \
+								    : PT_REGS_PARM3(ctx)); \
+	}                                                                                  \
+	SEC("?kretprobe/" #fn)                                                             \
+	int kr_done_##fn(struct pt_regs *ctx)                                              \
+	{                                                                                  \
+		return vfs_ret(PT_REGS_RC(ctx));                                           \
+	}
+
+FX_DONE(vfs_mkdir, 2)
+FX_DONE(vfs_mknod, 2)
+FX_DONE(vfs_create, 2)
+FX_DONE(vfs_symlink, 2)
+FX_DONE(vfs_link, 0)
+FX_DONE(vfs_unlink, 2)
+FX_DONE(vfs_rmdir, 2)
+FX_DONE(notify_change, 1)
+FX_DONE(vfs_setxattr, 1)
+FX_DONE(vfs_removexattr, 1)
+
+/* vfs_rename(struct renamedata *): matched on the old dentry. */
+SEC("?fexit/vfs_rename")
+int fx_done_vfs_rename(void *ctx)
+{
+	__u64 a = 0;
+
+	bpf_get_func_arg(ctx, 0, &a);
+	return vfs_done(ctx, (__u64)BPF_CORE_READ((struct renamedata *)a, old_dentry));
+}
+
+SEC("?kprobe/vfs_rename")
+int kp_arm_vfs_rename(struct pt_regs *ctx)
+{
+	struct renamedata *rd = (struct renamedata *)PT_REGS_PARM1(ctx);
+
+	return vfs_arm((__u64)BPF_CORE_READ(rd, old_dentry));
+}
+
+SEC("?kretprobe/vfs_rename")
+int kr_done_vfs_rename(struct pt_regs *ctx)
+{
+	return vfs_ret(PT_REGS_RC(ctx));
+}
+
+static __always_inline __u64 path_mnt(const struct path *p)
+{
+	return (__u64)BPF_CORE_READ(p, mnt);
 }
 
 static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __u32 mode)
 {
-	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, d, path_mnt(dir), 0, 0, 0, 0,
-			 0xffffffff, 0xffffffff);
+	__u64 dv = num(d);
+
+	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0,
+			 0xffffffff, 0xffffffff, dv);
 }
+
+#define NR_mknod_ 133
+#define NR_mknodat_ 259
 
 static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
 {
 	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+	__u64 dv = num(d);
 
-	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, d, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
-			 0xffffffff);
+	/* open(O_CREAT) passes here too (may_o_create): file_open reports that create, with
+	 * the file's real mode. A regular file from mknod(2) is reported here. */
+	if (op == OW_OP_CREATE) {
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		long nr = BPF_CORE_READ(regs, orig_ax);
+
+		if (nr != NR_mknod_ && nr != NR_mknodat_)
+			return 0;
+	}
+	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
+			 0xffffffff, dv);
 }
 
 static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
 {
-	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, 0xffffffff, d, path_mnt(dir), 0, 0, old,
-			 OW_SLOT_TARGET, 0xffffffff, 0xffffffff);
+	__u64 dv = num(d);
+
+	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, old,
+			 OW_SLOT_TARGET, 0xffffffff, 0xffffffff, dv);
 }
 
 static __always_inline int on_link(struct dentry *old, const struct path *new_dir, struct dentry *new)
 {
-	struct vfsmount *m = path_mnt(new_dir);
+	__u64 m = path_mnt(new_dir), ov = num(old), nv = num(new);
 
 	/* Naming an O_TMPFILE file is how it gets created. */
 	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
 		return vfs_event(OW_OP_CREATE, OW_F_NOFOLLOW | OW_F_TMPFILE,
-				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, new, m, 0, 0, 0, 0,
-				 0xffffffff, 0xffffffff);
-	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, 0xffffffff, old, m, new, m, 0, 0, 0xffffffff,
-			 0xffffffff);
+				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, nv, m, 0, 0, 0, 0,
+				 0xffffffff, 0xffffffff, ov);
+	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, 0xffffffff, ov, m, nv, m, 0, 0, 0xffffffff,
+			 0xffffffff, ov);
 }
 
 static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
 				     const struct path *new_dir, struct dentry *new, __u32 flags)
 {
+	__u64 ov = num(old);
+
 	return vfs_event(OW_OP_RENAME,
 			 OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
-			 0xffffffff, old, path_mnt(old_dir), new, path_mnt(new_dir), 0, 0,
-			 0xffffffff, 0xffffffff);
+			 0xffffffff, ov, path_mnt(old_dir), num(new), path_mnt(new_dir), 0, 0,
+			 0xffffffff, 0xffffffff, ov);
 }
 
 static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
 {
-	return vfs_event(op, OW_F_NOFOLLOW, 0xffffffff, d, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
-			 0xffffffff);
+	__u64 dv = num(d);
+
+	return vfs_event(op, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
+			 0xffffffff, dv);
 }
 
 static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
 				   __u32 gid)
 {
-	return vfs_event(op, 0, mode, BPF_CORE_READ(p, dentry), path_mnt(p), 0, 0, 0, 0, uid, gid);
+	__u64 dv = (__u64)BPF_CORE_READ(p, dentry);
+
+	if (op == OW_OP_TRUNCATE) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+
+		if (w && w->trunc_skip == dv) {
+			w->trunc_skip = 0;
+			return 0; /* open(O_TRUNC): reported as the write open */
+		}
+	}
+	return vfs_event(op, 0, mode, dv, path_mnt(p), 0, 0, 0, 0, uid, gid, dv);
 }
 
 static __always_inline int on_open(struct file *f)
 {
 	__u32 fmode = BPF_CORE_READ(f, f_mode);
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	__u64 dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
 	__u32 op;
 
 	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
@@ -1295,16 +1602,24 @@ static __always_inline int on_open(struct file *f)
 	if (BPF_CORE_READ(inode, i_nlink) == 0)
 		return 0; /* O_TMPFILE: reported when linked */
 	op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
+	if (op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct vfs_wait w = { .trunc_skip = dv };
+
+		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+	}
+	/* The create or the opening for write is done when the file is opened. */
 	return vfs_event(op, 0,
 			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : 0xffffffff,
-			 BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0,
-			 0xffffffff, 0xffffffff);
+			 dv, (__u64)BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0, 0xffffffff, 0xffffffff, 0);
 }
 
 static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name)
 {
-	return vfs_event(op, 0, 0xffffffff, d, 0, 0, 0, name, OW_SLOT_XATTR, 0xffffffff,
-			 0xffffffff);
+	__u64 dv = num(d);
+
+	return vfs_event(op, 0, 0xffffffff, dv, 0, 0, 0, name, OW_SLOT_XATTR, 0xffffffff,
+			 0xffffffff, dv);
 }
 
 /* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
@@ -1338,6 +1653,9 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	SEC("?" KIND "/" PFX "path_truncate")                                              \
 	int PROG(FN##_truncate, const struct path *p)                                  \
 	{ on_attr(OW_OP_TRUNCATE, p, 0xffffffff, 0xffffffff, 0xffffffff); return 0; }      \
+	SEC("?" KIND "/" PFX "file_truncate")                                              \
+	int PROG(FN##_ftruncate, struct file *f)                                       \
+	{ on_attr(OW_OP_TRUNCATE, &f->f_path, 0xffffffff, 0xffffffff, 0xffffffff); return 0; } \
 	SEC("?" KIND "/" PFX "path_chmod")                                                 \
 	int PROG(FN##_chmod, const struct path *p, umode_t mode)                       \
 	{ on_attr(OW_OP_CHMOD, p, mode & 07777, 0xffffffff, 0xffffffff); return 0; }       \

@@ -79,6 +79,8 @@ enum ow_flags {
 	OW_F_NEW_ABSOLUTE = 64,
 	OW_F_STR_TRUNC = 128,
 	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
+	OW_F_PENDING = 512,   /* lsm/fentry/kprobe: an ow_outcome record for this tid follows
+			       * when the op completes; report only if it succeeded */
 };
 
 struct ow_walkend {
@@ -111,6 +113,15 @@ struct ow_event {
 	__u32 sessionid; /* audit session, 0xffffffff when unset */
 	__u32 _pad;
 	__u8 comm[OW_COMM_LEN];
+};
+
+/* The outcome of the last OW_F_PENDING event of a thread (lsm, fentry, kprobe backends): sent
+ * by the function that does the op (vfs_mkdir, notify_change, ...) when it returns. Told apart
+ * from ow_event by its size. */
+struct ow_outcome {
+	__u32 tid;
+	__s32 ret;
+	__u64 key; /* the dentry the op was matched on */
 };
 
 #endif

@@ -9,16 +9,20 @@ pub mod probe_skel {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }
 
-pub use main_skel::types::{ow_event, ow_parent, ow_walkend};
+pub use main_skel::types::{ow_event, ow_outcome, ow_parent, ow_walkend};
 
 // SAFETY: plain C structs of fixed-width integers, any bit pattern is valid.
 unsafe impl plain::Plain for ow_event {}
 unsafe impl plain::Plain for ow_walkend {}
 unsafe impl plain::Plain for ow_parent {}
+unsafe impl plain::Plain for ow_outcome {}
 
 // Must match bpf/ownwatch.h; drift here breaks decoding silently, so check it at compile time.
 const _: () = assert!(std::mem::size_of::<ow_event>() == 104);
 const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
+// Told apart from events by size.
+const _: () = assert!(std::mem::size_of::<ow_outcome>() == 16);
+const _: () = assert!(std::mem::size_of::<ow_outcome>() < std::mem::size_of::<ow_event>());
 
 pub const NO_TREE: u32 = 0xffff_ffff;
 pub const UNSET: u32 = 0xffff_ffff;
@@ -70,6 +74,7 @@ pub mod flag {
     pub const TMPFILE: u32 = F::OW_F_TMPFILE.0;
     pub const EMPTY_PATH: u32 = F::OW_F_EMPTY_PATH.0;
     pub const NO_RET: u32 = F::OW_F_NO_RET.0;
+    pub const PENDING: u32 = F::OW_F_PENDING.0;
 }
 
 pub mod slot {

@@ -29,12 +29,6 @@ impl Backend {
         }
     }
 
-    /// Whether this build has the per-op handlers for it (lsm, fentry and kprobe come with
-    /// issue 3; until then the probe still measures them).
-    pub fn implemented(self) -> bool {
-        matches!(self, Backend::Tracepoint)
-    }
-
     fn from_req(r: BackendReq) -> Option<Backend> {
         match r {
             BackendReq::Auto => None,
@@ -42,6 +36,22 @@ impl Backend {
             BackendReq::Fentry => Some(Backend::Fentry),
             BackendReq::Kprobe => Some(Backend::Kprobe),
             BackendReq::Tracepoint => Some(Backend::Tracepoint),
+        }
+    }
+}
+
+/// The backend a request names; None for auto.
+pub fn requested(r: BackendReq) -> Option<Backend> {
+    Backend::from_req(r)
+}
+
+impl From<Backend> for BackendReq {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Lsm => BackendReq::Lsm,
+            Backend::Fentry => BackendReq::Fentry,
+            Backend::Kprobe => BackendReq::Kprobe,
+            Backend::Tracepoint => BackendReq::Tracepoint,
         }
     }
 }
@@ -70,18 +80,14 @@ impl Facts {
             .unwrap_or_else(|| Err("not probed".into()))
     }
 
-    /// Usable = works on this kernel and implemented in this build; Err gives the reason.
+    /// Usable = its trial loaded, attached and fired on this kernel; Err gives the reason.
     pub fn usable(&self, b: Backend) -> Result<(), String> {
         if !self.btf {
             return Err(
                 "no kernel BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot load".into(),
             );
         }
-        self.status(b)?;
-        if !b.implemented() {
-            return Err("works on this kernel, but this build has no handlers for it yet".into());
-        }
-        Ok(())
+        self.status(b)
     }
 }
 
@@ -143,12 +149,45 @@ mod tests {
     }
 
     #[test]
-    fn kernels_where_everything_attaches_still_pick_an_implemented_backend() {
-        // 6.1-like and 6.12-like: all four attach and fire.
+    fn kernels_where_everything_attaches_pick_lsm() {
+        // 6.1-like and 6.12-like (measured in the VMs): all four attach and fire. Whether
+        // lsm.s works (6.12 yes, 6.1 EINVAL) does not matter: the handlers are not sleepable.
         let f = facts(true, [Ok(()), Ok(()), Ok(()), Ok(())]);
-        assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Tracepoint));
-        let e = choose(&f, BackendReq::Fentry).unwrap_err();
-        assert!(e.contains("no handlers"), "{e}");
+        assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Lsm));
+        assert_eq!(choose(&f, BackendReq::Fentry), Ok(Backend::Fentry));
+        assert_eq!(choose(&f, BackendReq::Kprobe), Ok(Backend::Kprobe));
+        assert_eq!(choose(&f, BackendReq::Tracepoint), Ok(Backend::Tracepoint));
+    }
+
+    #[test]
+    fn lsm_not_in_the_boot_list_gives_fentry() {
+        let f = facts(
+            true,
+            [
+                Err("BPF LSM not active (lsm=lockdown,capability,landlock)"),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+            ],
+        );
+        assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Fentry));
+        let e = choose(&f, BackendReq::Lsm).unwrap_err();
+        assert!(e.contains("lsm=lockdown"), "{e}");
+    }
+
+    #[test]
+    fn no_trampolines_gives_kprobe() {
+        // e.g. a kernel without CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS
+        let f = facts(
+            true,
+            [
+                Err("attach failed: ENOTSUPP"),
+                Err("attach failed: ENOTSUPP"),
+                Ok(()),
+                Ok(()),
+            ],
+        );
+        assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Kprobe));
     }
 
     #[test]

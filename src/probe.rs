@@ -164,6 +164,15 @@ fn trial_inner(t: Trial) -> Result<(), String> {
 }
 
 /// Probes the kernel and runs the trials of `wanted` backends (the others: "not probed").
+/// The first of these kernel functions that the kernel's BTF lacks.
+fn missing_funcs(names: &[&'static str]) -> Option<&'static str> {
+    let btf = libbpf_rs::btf::Btf::from_vmlinux().ok()?;
+    names
+        .iter()
+        .find(|n| btf.type_by_name::<libbpf_rs::btf::types::Func>(n).is_none())
+        .copied()
+}
+
 pub fn probe_some(wanted: &[Backend]) -> Report {
     let btf = Path::new(BTF_PATH).exists();
     let release = nix::sys::utsname::uname()
@@ -176,6 +185,17 @@ pub fn probe_some(wanted: &[Backend]) -> Report {
         }
         if !btf {
             return Err("no kernel BTF".into());
+        }
+        // The VFS backends hook security_path_*, which exist only with CONFIG_SECURITY_PATH.
+        let missing = match b {
+            Backend::Lsm => missing_funcs(&["bpf_lsm_path_mkdir"]),
+            Backend::Fentry | Backend::Kprobe => missing_funcs(&["security_path_mkdir"]),
+            Backend::Tracepoint => None,
+        };
+        if let Some(f) = missing {
+            return Err(format!(
+                "{f} is not in the kernel's BTF (kernel built without CONFIG_SECURITY_PATH)"
+            ));
         }
         match (b, &lsms) {
             (Backend::Lsm, Some(l)) if !l.iter().any(|x| x == "bpf") => Err(format!(
@@ -204,7 +224,12 @@ pub fn probe_some(wanted: &[Backend]) -> Report {
             works: run(Backend::Tracepoint, Trial::Tracepoint),
         },
     ];
-    let sleepable_lsm = run(Backend::Lsm, Trial::LsmSleepable);
+    // informational (`probe`): no backend needs it, so `watch` does not pay for the trial
+    let sleepable_lsm = if wanted.len() == Backend::ALL.len() {
+        run(Backend::Lsm, Trial::LsmSleepable)
+    } else {
+        Err("not probed".into())
+    };
     Report {
         release,
         lsms,
@@ -228,7 +253,6 @@ pub fn report_json(r: &Report) -> serde_json::Value {
                 "name": b.name(),
                 "usable": usable.is_ok(),
                 "kernel_allows": matches!(works, Some(Ok(()))),
-                "implemented": b.implemented(),
                 "coverage": coverage(b),
             });
             if let Err(why) = usable {
@@ -255,10 +279,17 @@ pub fn report_json(r: &Report) -> serde_json::Value {
 fn coverage(b: Backend) -> &'static str {
     match b {
         Backend::Tracepoint => {
-            "syscalls only: io_uring file operations are not seen; paths given as strings are \
-             resolved in user space after the fact; failed operations are not reported"
+            "syscalls: only those that succeeded are reported, with ret; io_uring file \
+             operations (open, mkdir, rename, unlink, link, symlink) are seen when submitted \
+             and reported without ret (their outcome is not known); paths given as strings \
+             are exact where the kernel has the ctime tracepoints (6.13+), else resolved in \
+             user space after the fact"
         }
-        _ => "VFS/LSM hooks: every syscall and io_uring route (handlers: issue 3)",
+        _ => {
+            "VFS hooks (security_path_*, file_open, inode xattr): every route, syscalls and \
+             io_uring alike; tree and path decided in the kernel; the outcome comes from the \
+             function that does the op (vfs_*, notify_change), only successes are reported"
+        }
     }
 }
 

@@ -178,32 +178,33 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     }
     let started = Instant::now();
 
-    // Only what this build can run is worth a trial at start-up.
-    let wanted: Vec<Backend> = match args.backend {
-        crate::config::BackendReq::Auto => Backend::ALL
-            .into_iter()
-            .filter(|b| b.implemented())
-            .collect(),
-        _ => Backend::ALL.to_vec(),
-    };
-    let report = crate::probe::probe_some(&wanted);
-    let backend = plan::choose(&report.facts, args.backend).map_err(|e| anyhow!(e))?;
-    let t_probe = started.elapsed();
-
-    // auto: every backend the probe found usable, best first; a backend whose full program
-    // set then fails to load or attach gives way to the next. A forced one must work.
+    // auto: the best backend that passes its trial (loads, attaches, fires) and then loads
+    // and attaches in full; each trial runs only when the better ones failed, so start-up
+    // pays for one in the usual case. A forced backend must pass its own.
     let candidates: Vec<Backend> = match args.backend {
-        crate::config::BackendReq::Auto => Backend::ALL
-            .into_iter()
-            .filter(|b| report.facts.usable(*b).is_ok())
-            .collect(),
-        _ => vec![backend],
+        crate::config::BackendReq::Auto => Backend::ALL.to_vec(),
+        _ => vec![plan::requested(args.backend).expect("a forced backend")],
     };
     let mut objs: Vec<MaybeUninit<libbpf_rs::OpenObject>> =
         candidates.iter().map(|_| MaybeUninit::uninit()).collect();
     let mut started_with = None;
     let mut failures = Vec::new();
+    let mut t_probe = Duration::ZERO;
     for (obj, b) in objs.iter_mut().zip(&candidates) {
+        let t = Instant::now();
+        let report = crate::probe::probe_some(&[*b]);
+        t_probe += t.elapsed();
+        if let Err(why) = plan::choose(&report.facts, (*b).into()) {
+            if args.backend != crate::config::BackendReq::Auto {
+                bail!(why);
+            }
+            failures.push(format!(
+                "{}: {}",
+                b.name(),
+                report.facts.usable(*b).unwrap_err()
+            ));
+            continue;
+        }
         match start(obj, *b, &trees, op_mask) {
             Ok(s) => {
                 started_with = Some((*b, s));
@@ -212,11 +213,14 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             Err(e) => failures.push(format!("{}: {e:#}", b.name())),
         }
     }
+    if started_with.is_none() && args.backend == crate::config::BackendReq::Auto {
+        bail!("no backend is usable ({})", failures.join("; "));
+    }
     let Some((backend, (skel, links))) = started_with else {
         bail!("no backend could start ({})", failures.join("; "));
     };
     for f in &failures {
-        eprintln!("ownwatch: backend {f}; using the next one");
+        eprintln!("ownwatch: backend {f}; trying the next one");
     }
     let t_load = started.elapsed();
 
@@ -301,6 +305,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             return Err(anyhow!("writing events: {e}"));
         }
         if stopping {
+            p.drain_waiting();
+            p.flush();
             if verbose {
                 eprintln!(
                     "ownwatch: {} records from the kernel, {} events written, {} lost",
@@ -344,20 +350,53 @@ fn start<'obj>(
     // Switch on the chosen family only. The tracepoint backend: one enter program per
     // syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for
     // all, the ctime hooks where they exist.
+    // lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or kprobe+kretprobe on the
+    // functions that do the ops, for their outcome. Hooks this kernel lacks stay off
+    // (file_truncate is 6.2+; before it ftruncate and O_TRUNC call path_truncate).
     let mut syscalls = Vec::new();
+    let btf = match backend {
+        Backend::Tracepoint => None,
+        _ => Some(libbpf_rs::btf::Btf::from_vmlinux().context("reading kernel BTF")?),
+    };
+    let has_func = |f: &str| {
+        btf.as_ref()
+            .is_some_and(|b| b.type_by_name::<libbpf_rs::btf::types::Func>(f).is_some())
+    };
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
+        let optional_ok = match name.rsplit_once('_') {
+            Some((_, "ftruncate")) => match backend {
+                Backend::Lsm => has_func("bpf_lsm_file_truncate"),
+                _ => has_func("security_file_truncate"),
+            },
+            _ => true,
+        };
         let on = match backend {
-            Backend::Lsm => name.starts_with("lsm_"),
-            Backend::Fentry => name.starts_with("fentry_"),
-            Backend::Kprobe => name.starts_with("kp_"),
+            Backend::Lsm => {
+                (name.starts_with("lsm_") && optional_ok) || name.starts_with("fx_done_")
+            }
+            Backend::Fentry => {
+                (name.starts_with("fentry_") && optional_ok) || name.starts_with("fx_done_")
+            }
+            Backend::Kprobe => {
+                (name.starts_with("kp_") && optional_ok) || name.starts_with("kr_done_")
+            }
             Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
                 Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
                     syscalls.push(sc.to_owned());
                     true
                 }
                 Some(_) => false,
-                None => name == "tp_sys_exit" || ctime_hook_available(&name),
+                None => match name.as_str() {
+                    "tp_sys_exit" => true,
+                    // io_uring's submission, under its 6.4+ name or the older one
+                    "tp_uring_req" => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
+                    "tp_uring_sqe" => {
+                        !tracepoint_exists_in("io_uring", "io_uring_submit_req")
+                            && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+                    }
+                    _ => ctime_hook_available(&name),
+                },
             },
         };
         p.set_autoload(on);
@@ -499,6 +538,8 @@ struct Processor {
     /// records from the kernel, and events written: the difference was decided here
     records: u64,
     events: u64,
+    /// lsm/fentry/kprobe: each thread's last event, until the op's outcome arrives
+    waiting: HashMap<u32, Event>,
 }
 
 impl Processor {
@@ -531,6 +572,7 @@ impl Processor {
             max_events: None,
             records: 0,
             events: 0,
+            waiting: HashMap::new(),
         }
     }
 
@@ -618,6 +660,9 @@ impl Processor {
         if self.done() {
             return 0;
         }
+        if data.len() == std::mem::size_of::<crate::bpf::ow_outcome>() {
+            return self.outcome(data);
+        }
         let rec = match decode(data) {
             Ok(r) => r,
             Err(e) => {
@@ -625,21 +670,63 @@ impl Processor {
                 return 0;
             }
         };
-        if let Some(mut ev) = self.event(&rec) {
-            if self.fix {
-                self.give_back(&mut ev);
+        let Some(ev) = self.event(&rec) else {
+            return 0;
+        };
+        if rec.ev.flags & flag::PENDING != 0 {
+            // A thread does one op at a time: an older event still waiting never got its
+            // outcome (another LSM refused the op between hook and function, say). Whether
+            // it happened is unknown: reported without "ret".
+            if let Some(mut old) = self.waiting.insert(rec.ev.tid, ev) {
+                old.ret = None;
+                return self.emit(old);
             }
-            self.events += 1;
-            self.buf.clear();
-            if self.json {
-                json_line(&ev, &mut self.buf);
-            } else {
-                text_line(&ev, &mut self.buf);
+            return 0;
+        }
+        self.emit(ev)
+    }
+
+    /// The op of a thread's waiting event returned: report it if it succeeded.
+    fn outcome(&mut self, data: &[u8]) -> i32 {
+        let mut o = crate::bpf::ow_outcome::default();
+        if plain::copy_from_bytes(&mut o, data).is_err() {
+            return 0;
+        }
+        match self.waiting.remove(&o.tid) {
+            Some(mut ev) if o.ret == 0 => {
+                ev.ret = Some(0);
+                self.emit(ev)
             }
-            if let Err(e) = self.out.write_all(&self.buf) {
-                self.out_err = Some(e);
-                return -1;
+            _ => 0,
+        }
+    }
+
+    /// Stopping: events whose outcome never came are reported without "ret".
+    fn drain_waiting(&mut self) {
+        let mut left: Vec<Event> = self.waiting.drain().map(|(_, e)| e).collect();
+        left.sort_by(|a, b| a.time.cmp(&b.time));
+        for mut ev in left {
+            ev.ret = None;
+            if self.done() || self.emit(ev) != 0 {
+                break;
             }
+        }
+    }
+
+    fn emit(&mut self, mut ev: Event) -> i32 {
+        if self.fix {
+            self.give_back(&mut ev);
+        }
+        self.events += 1;
+        self.buf.clear();
+        if self.json {
+            json_line(&ev, &mut self.buf);
+        } else {
+            text_line(&ev, &mut self.buf);
+        }
+        if let Err(e) = self.out.write_all(&self.buf) {
+            self.out_err = Some(e);
+            return -1;
         }
         0
     }
@@ -754,7 +841,11 @@ impl Processor {
                 .flatten()
                 .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
         let mode = if opn == op::CREATE && (ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK) {
-            tmpfile_mode
+            // lsm/fentry/kprobe walk the new name only and read the mode in the kernel
+            match &rec.slots[slot::NEW as usize] {
+                None => (ev.mode != UNSET).then_some(ev.mode),
+                Some(_) => tmpfile_mode,
+            }
         } else {
             (matches!(opn, op::CREATE | op::MKDIR | op::MKNOD | op::CHMOD) && ev.mode != UNSET)
                 .then_some(ev.mode)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs inside the VM, chrooted into the host's (read-only) root, /tmp being the VM's ext4.
-# /tmp/.job/env (written by test-kernels.sh) sets REPO, TESTS ("name=path ..."), BACKENDS,
+# /tmp/.job/env (written by test-kernels.sh) sets REPO, BIN (the ownwatch binary), TESTS ("name=path ..."), BACKENDS,
 # EXPECT_CHOICE, TEST_TIMEOUT. Progress and the probe JSON go to the console as "OWNWATCH-VM:"
 # lines; full logs to /tmp/.job/out (synced after each step, so they survive a guest crash).
 . /tmp/.job/env
@@ -12,19 +12,23 @@ say() { echo "OWNWATCH-VM: $*"; }
 now() { cut -d' ' -f1 /proc/uptime; }
 say "KERNEL $(uname -r)"
 say "LSM $(cat /sys/kernel/security/lsm 2>/dev/null)"
-"$REPO/target/debug/ownwatch" probe > "$out/probe.json" 2> "$out/probe.err"
+"$BIN" probe > "$out/probe.json" 2> "$out/probe.err"
 rc=$?
 sed 's/^/OWNWATCH-VM: PROBE| /' "$out/probe.json" "$out/probe.err"
 say "PROBE-EXIT $rc $(now)s"
 sync
+first=${BACKENDS%% *}
 for backend in $BACKENDS; do
   for t in $TESTS; do
     name=${t%%=*} bin=${t#*=}
+    # scan uses no BPF: once per kernel is enough
+    [ "$name" != scan ] || [ "$backend" = "$first" ] || continue
     log=$out/$backend-$name.log
     s=$(now)
     say "START $backend $name ${s}s"
     cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
-      timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads=2 > "$log" 2>&1
+      OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} \
+      timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" > "$log" 2>&1
     rc=$?
     grep -E '^test result:|^test .* FAILED$' "$log" | sed "s/^/OWNWATCH-VM: RESULT $backend $name| /"
     say "TEST $backend $name rc=$rc start=${s}s end=$(now)s"

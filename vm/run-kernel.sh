@@ -43,14 +43,20 @@ for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || { echo "virtiofsd did not start:"; cat "$out/virtiofsd.log"; exit 2; } >&2
 
 mem=${VM_MEM:-2G}
+# TCG: single-threaded (MTTCG crashed 6.12 on text patching) with cx16 off. The /dev/kvm of our
+# machines fails guests ("KVM internal error ... emulation failure" early in boot, -cpu host
+# trips an MSR assertion), so KVM is only used when asked for: VM_ACCEL=kvm.
+accel=${VM_ACCEL:-tcg}
+if [ "$accel" = kvm ]; then accel_args=(-accel kvm -cpu "${VM_CPU:-host}"); else
+  accel_args=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu "${VM_CPU:-max,-cx16}"); fi
 set +e
 timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 \
-  -accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu "${VM_CPU:-max,-cx16}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
+  "${accel_args[@]}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
   -object memory-backend-memfd,id=mem,size="$mem",share=on -machine memory-backend=mem \
   -chardev socket,id=vfs,path="$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -drive file="$work/disk.img",if=virtio,format=raw \
   -kernel "$kroot/boot/vmlinuz-$krel" -initrd "$initrd" \
-  -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ownwatch.job=$here/guest-job.sh" \
+  -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ownwatch.job=${VM_JOB:-$here/guest-job.sh}" \
   -display none -monitor none -serial stdio -no-reboot -nodefaults \
   < /dev/null 2>&1 | stdbuf -o0 tr -d '\r' | tee "$out/console.log" | { if [ -n "${VM_VERBOSE:-}" ]; then cat; else grep --line-buffered '^OWNWATCH-VM:' | sed -u "s/^OWNWATCH-VM:/  [$krel]/"; fi; } >&2
 rc=${PIPESTATUS[0]}

@@ -36,6 +36,9 @@ kernels=$("$repo/vm/fetch-kernels.sh")
 timings+=("kernel download+extract $(ts $t)")
 
 # the test binaries, built on the host and run from the shared host root in the guest
+# (a target dir of their own: rebuilding on the host during a run must not change them)
+export CARGO_TARGET_DIR=${VM_TARGET_DIR:-$CACHE/target}
+bin=$CARGO_TARGET_DIR/debug/ownwatch
 t=$SECONDS
 json=$(cargo test --locked --no-run --message-format=json 2>"$CACHE/cargo.log") || {
   tail -30 "$CACHE/cargo.log" >&2; echo "test-kernels: cargo test --no-run failed" >&2; exit 2; }
@@ -45,41 +48,51 @@ for name in $TESTS_WANTED; do
   [ -n "$exe" ] || { echo "test-kernels: no test target $name" >&2; exit 2; }
   tests="$tests $name=$exe"
 done
-[ -x "$repo/target/debug/ownwatch" ] || { echo "test-kernels: target/debug/ownwatch missing" >&2; exit 2; }
+[ -x "$bin" ] || { echo "test-kernels: $bin missing" >&2; exit 2; }
 timings+=("cargo build $(ts $t)")
 
+# One VM per kernel, all at once: single-threaded TCG uses one host CPU each.
 summary=()
 failed=0
+declare -A vm_pid vm_t0 vm_dir
 while read -r krel kdir; do
   [ -n "$krel" ] || continue
   if [ -n "${VM_KERNELS:-}" ] && ! grep -qE "$VM_KERNELS" <<<"$krel"; then continue; fi
   out=$CACHE/results/$krel
   rm -rf "$out"; mkdir -p "$out"
-  # Only backends whose handlers exist run the suite; the others get their probe shown.
-  # `implemented` comes from the host's probe (the same binary runs in the guest).
-  run_backends=""
-  for b in $BACKENDS; do
-    impl=$("$repo/target/debug/ownwatch" probe 2>/dev/null | jq -r --arg b "$b" '.backends[]|select(.name==$b)|.implemented' || echo true)
-    [ "$impl" = false ] || run_backends="$run_backends $b"
-  done
-  # what auto must choose there: the best implemented backend (tracepoint until issue 3)
-  expect=tracepoint
-  for b in lsm fentry kprobe; do case " $run_backends " in *" $b "*) expect=$b; break ;; esac; done
+  # auto must choose lsm on these kernels (booted with lsm=...,bpf)
   cat > "$out/env" <<ENV
 REPO=$repo
+BIN=$bin
 TESTS="${tests# }"
-BACKENDS="${run_backends# }"
-EXPECT_CHOICE=${VM_EXPECT_CHOICE:-$expect}
+BACKENDS="$BACKENDS"
+EXPECT_CHOICE=${VM_EXPECT_CHOICE:-lsm}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
+TEST_THREADS=${VM_TEST_THREADS:-3}
 ENV
-  echo "== kernel $krel: booting (TCG), backends to run:${run_backends:- none}" >&2
-  t=$SECONDS
+  echo "== kernel $krel: booting (TCG), backends: $BACKENDS" >&2
+  vm_t0[$krel]=$SECONDS
+  vm_dir[$krel]=$kdir
+  "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
+  vm_pid[$krel]=$!
+done <<<"$kernels"
+
+for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
+  out=$CACHE/results/$krel
   rc=0
-  "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" || rc=$?
+  wait "${vm_pid[$krel]}" || rc=$?
   con=$out/console.log
   boot=$(sed -n 's/^OWNWATCH-VM: BOOTED [^ ]* \([0-9.]*\)s.*/\1/p' "$con" | head -1)
   done_at=$(sed -n 's/^OWNWATCH-VM: SUITE-DONE \([0-9.]*\)s.*/\1/p' "$con" | head -1)
-  timings+=("kernel $krel: vm total $(ts $t), guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
+  timings+=("kernel $krel: vm total $(ts ${vm_t0[$krel]}), guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
+  for b in $BACKENDS; do
+    for t2 in $tests; do
+      name=${t2%%=*}
+      line=$(grep "^OWNWATCH-VM: TEST $b $name " "$con" || true)
+      st=$(sed -nE 's/.* start=([0-9.]+)s end=([0-9.]+)s.*/\1 \2/p' <<<"$line")
+      [ -z "$st" ] || timings+=("  $krel $b $name: $(awk '{printf "%.0f", $2-$1}' <<<"$st")s")
+    done
+  done
   # the package version carries the real patch level (6.1.0-50 is 6.1.176)
   pv=$(ls "$CACHE"/debs/ | grep -F "linux-image-$krel-unsigned_" | sed -E 's/.*_([0-9]+\.[0-9]+\.[0-9]+).*/\1/' | head -1)
   kname=${pv:-$krel}
@@ -89,15 +102,17 @@ ENV
   if ! grep -q '^OWNWATCH-VM: SUITE-DONE' "$con"; then
     crash=$(grep -m1 -oE 'Kernel panic.*|BUG: .*|Oops: .*|watchdog: .*' "$con" || true)
     crash="guest did not finish: ${crash:-no panic seen (timeout?)}"
+    tail -5 "$out/run.log" >&2
   fi
-  for b in $BACKENDS; do
-    case " $run_backends " in
-      *" $b "*) ;;
-      *) summary+=("kernel $kname backend $b: not implemented yet (issue 3)"); continue ;;
-    esac
-    npass=0 nfail=0 bad="" fails=""
+  first=${BACKENDS%% *}
+  for cell in $BACKENDS scan; do
+    npass=0 nfail=0 bad="" fails="" label=""
+    # scan uses no BPF: run once per kernel (with the first backend), reported alone
+    if [ "$cell" = scan ]; then b=$first; else b=$cell; fi
     for t2 in $tests; do
       name=${t2%%=*}
+      if [ "$cell" = scan ]; then [ "$name" = scan ] || continue; label="scan (no BPF)"
+      else [ "$name" != scan ] || continue; label="backend $b"; fi
       line=$(grep "^OWNWATCH-VM: TEST $b $name " "$con" || true)
       if [ -z "$line" ]; then
         grep -q "^OWNWATCH-VM: START $b $name " "$con" && bad="$bad $name:crashed-during" || bad="$bad $name:not-run"
@@ -111,15 +126,16 @@ ENV
       fails="$fails $(sed -nE "s/^OWNWATCH-VM: RESULT $b $name\| test (.*) \.\.\. FAILED$/\1/p" "$con" | sed "s/^/$name::/" | tr '\n' ' ')"
     done
     fails=$(echo $fails)
+    [ -n "${label:-}" ] || continue
     if [ "$nfail" = 0 ] && [ -z "$bad" ] && [ "$rc" = 0 ] && [ -z "$crash" ]; then
-      summary+=("kernel $kname backend $b: pass ($npass tests)")
+      summary+=("kernel $kname $label: pass ($npass tests)")
     else
       failed=1
-      summary+=("kernel $kname backend $b: fail ($nfail of $((npass + nfail)) failed${bad:+;$bad}${fails:+: $fails}$([ "$rc" = 0 ] || echo "; qemu rc $rc")${crash:+; $crash})")
+      summary+=("kernel $kname $label: fail ($nfail of $((npass + nfail)) failed${bad:+;$bad}${fails:+: $fails}$([ "$rc" = 0 ] || echo "; qemu rc $rc")${crash:+; $crash})")
     fi
   done
   echo "(logs: $out)"
-done <<<"$kernels"
+done
 
 echo "==== kernel matrix"
 printf '%s\n' "${summary[@]}"
