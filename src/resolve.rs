@@ -116,6 +116,30 @@ impl MountTable {
     }
 }
 
+impl MountTable {
+    /// `path` (in our mount namespace, through whatever mount) as seen through a watched
+    /// root when one holds the same directory: a bind mount of a tree, or of a directory in
+    /// it, names the tree's files under another path. None when no watched view exists.
+    pub fn watched_view(&self, path: &[u8], roots: &[Vec<u8>]) -> Option<Vec<u8>> {
+        // The mount `path` lies in: the deepest mount point above it, the last mounted on top.
+        let m = self
+            .mounts
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| is_under(path, &m.point))
+            .max_by_key(|(i, m)| (m.point.len(), *i))
+            .map(|(_, m)| m)?;
+        let rest = if m.point == b"/" {
+            path
+        } else {
+            &path[m.point.len()..]
+        };
+        let in_fs = join(&m.root, rest);
+        let p = self.map(m.dev, &in_fs, roots)?;
+        roots.iter().any(|r| is_under(&p, r)).then_some(p)
+    }
+}
+
 /// For the kernel's `devs` map: 2 for superblocks with a mount strictly inside a watched root
 /// (a walk within them cannot see the tree above), 1 for every other superblock we know.
 pub fn dev_flags(mt: &MountTable, roots: &[Vec<u8>]) -> std::collections::HashMap<u32, u32> {
@@ -311,6 +335,14 @@ fn proc_rewrite(sp: &StrPath) -> Option<(Vec<u8>, Vec<u8>, bool)> {
             return Some((cwd.to_vec(), trim_leading_slashes(after).to_vec(), false));
         }
     }
+    // "/proc/self/root/x" is "x" in the caller's root, which the kernel walked for us: no
+    // need for the caller to still be alive.
+    if let (true, Some(after)) = (sp.absolute, rest.strip_prefix(b"/root")) {
+        if after.is_empty() || after[0] == b'/' {
+            let after = if after.is_empty() { &b"/"[..] } else { after };
+            return Some((sp.base.to_vec(), after.to_vec(), true));
+        }
+    }
     let mut s = prefix.into_bytes();
     s.extend_from_slice(rest);
     Some((b"/".to_vec(), s, true))
@@ -335,7 +367,10 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
     };
     let lexical = || normalize(&join(&base, rel));
     let Some(dirfd) = open_dir(&base) else {
-        return (lexical(), false);
+        // (a base longer than PATH_MAX): one plain name in the directory the kernel walked
+        // is exact when the op acts on the name itself
+        let single = !rel.contains(&b'/') && !matches!(rel, b"" | b"." | b"..");
+        return (lexical(), sp.nofollow && single);
     };
     let dfd = dirfd.as_raw_fd();
     if !sp.nofollow {

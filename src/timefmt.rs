@@ -16,6 +16,13 @@ pub fn boot_to_realtime_offset() -> i128 {
     r - (b1 + b2) / 2
 }
 
+/// Now on the kernel's boot clock (the clock of event timestamps).
+pub fn boot_ns() -> u64 {
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
 /// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

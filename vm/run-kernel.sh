@@ -50,7 +50,7 @@ accel=${VM_ACCEL:-tcg}
 if [ "$accel" = kvm ]; then accel_args=(-accel kvm -cpu "${VM_CPU:-host}"); else
   accel_args=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu "${VM_CPU:-max,-cx16}"); fi
 set +e
-timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 \
+timeout "${VM_TIMEOUT:-4500}" qemu-system-x86_64 \
   "${accel_args[@]}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
   -object memory-backend-memfd,id=mem,size="$mem",share=on -machine memory-backend=mem \
   -chardev socket,id=vfs,path="$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
@@ -61,7 +61,7 @@ timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 \
   < /dev/null 2>&1 | stdbuf -o0 tr -d '\r' | tee "$out/console.log" | { if [ -n "${VM_VERBOSE:-}" ]; then cat; else grep --line-buffered '^OWNWATCH-VM:' | sed -u "s/^OWNWATCH-VM:/  [$krel]/"; fi; } >&2
 rc=${PIPESTATUS[0]}
 set -e
-[ "$rc" = 0 ] || echo "qemu exited with $rc (124: timeout after ${VM_TIMEOUT:-2400}s)" >&2
+[ "$rc" = 0 ] || echo "qemu exited with $rc (124: timeout after ${VM_TIMEOUT:-4500}s)" >&2
 
 # the guest's logs, read from the image without mounting it
 rm -rf "$out/job"

@@ -68,6 +68,40 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Whether paths given as strings are decided by the kernel: always with lsm, fentry and
+/// kprobe; with the tracepoint backend only where the kernel has the ctime tracepoints
+/// (6.13+). Without them (the matrix's 6.1 and 6.12) user space resolves the string after
+/// the fact (README "Backends"): a path through a process's private fd table or mount
+/// namespace, gone by then, or a symlink swapped since, cannot be known. Tests of exactly
+/// those forms check them where they are promised and say so where they are not.
+pub fn kernel_decides_string_paths() -> bool {
+    if expected_backend() != "tracepoint" {
+        return true;
+    }
+    if std::env::var_os("OWNWATCH_NO_CTIME_HOOKS").is_some() {
+        return false;
+    }
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|d| {
+            Path::new(d)
+                .join("events/timestamp/inode_set_ctime_to_ts")
+                .exists()
+        })
+}
+
+/// `kernel_decides_string_paths()`, printing why a case is left out when it is false.
+pub fn string_paths_promised(what: &str) -> bool {
+    let yes = kernel_decides_string_paths();
+    if !yes {
+        eprintln!(
+            "NOT CHECKED {what}: the tracepoint backend on a kernel without the ctime \
+             tracepoints (< 6.13) resolves such paths in user space after the fact"
+        );
+    }
+    yes
+}
+
 /// The backend the events must carry: OWNWATCH_TEST_BACKEND (also passed as --backend),
 /// else OWNWATCH_EXPECT_CHOICE, else "tracepoint" (what `auto` picks on the dev/CI machine).
 pub fn expected_backend() -> String {
