@@ -530,6 +530,51 @@ mod tests {
     }
 
     #[test]
+    fn bind_mount_paths_are_named_as_in_the_tree() {
+        let mt = MountTable::parse(INFO);
+        let roots = [b"/srv/app".to_vec()];
+        // /mnt/bind x is a bind of /srv/app: its files are the tree's.
+        assert_eq!(
+            mt.watched_view(b"/mnt/bind x/d/f", &roots).unwrap(),
+            b"/srv/app/d/f"
+        );
+        assert_eq!(
+            mt.watched_view(b"/mnt/bind x", &roots).unwrap(),
+            b"/srv/app"
+        );
+        // Not a view of any tree.
+        assert!(mt.watched_view(b"/tmp/x", &roots).is_none());
+        assert!(mt.watched_view(b"/etc/passwd", &roots).is_none());
+        // The tree itself through its own mount.
+        assert_eq!(
+            mt.watched_view(b"/srv/app/x", &roots).unwrap(),
+            b"/srv/app/x"
+        );
+    }
+
+    #[test]
+    fn proc_self_root_needs_no_live_writer() {
+        let sp = StrPath {
+            base: b"/var/lib/ct/rootfs",
+            string: b"/proc/self/root/srv/app/x",
+            absolute: true,
+            nofollow: true,
+            cwd: None,
+            pid: 77,
+            tid: 78,
+        };
+        assert_eq!(
+            proc_rewrite(&sp).unwrap(),
+            (b"/var/lib/ct/rootfs".to_vec(), b"/srv/app/x".to_vec(), true)
+        );
+        let sp = StrPath {
+            string: b"/proc/self/rootfs/x",
+            ..sp
+        };
+        assert_eq!(proc_rewrite(&sp).unwrap().1, b"/proc/77/rootfs/x");
+    }
+
+    #[test]
     fn proc_self_is_the_writer() {
         let sp = StrPath {
             base: b"/",
