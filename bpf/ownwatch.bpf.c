@@ -1384,6 +1384,11 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 	if (submit(&b) == 0 && done_key) {
 		struct vfs_wait w = { .key = done_key };
 
+		/* kprobe: the xattr hooks run inside vfs_setxattr/vfs_removexattr, after their
+		 * entry probe: the wait is armed already. */
+		if (backend_id == OW_BACKEND_KPROBE &&
+		    (op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR))
+			w.armed = 1;
 		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
 	}
 	return 0;
