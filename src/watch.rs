@@ -678,19 +678,19 @@ impl Processor {
             .map(final_component)
             .collect();
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
-        let r = self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
         // The old name of a link is an existing file: no directory of the op holds it.
         let (mut path, mut exact, mut tree, mut depth) = if opn == op::LINK {
-            r
+            self.spec_path(path_spec, rec, nofollow, cwd.as_deref())
         } else {
-            self.refine(&seen, path_spec, attr, &names, r)
+            let r = self.refine(&seen, path_spec, attr, &names);
+            self.settle(r, path_spec, rec, nofollow, cwd.as_deref())
         };
         let mut new_path = None;
         let mut tmpfile_mode = None;
         let mut tree_from_new = false;
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
-            let r = self.spec_path(spec, rec, true, cwd.as_deref());
-            let (p, e, t, dp) = self.refine(&seen, spec, false, &names, r);
+            let r = self.refine(&seen, spec, false, &names);
+            let (p, e, t, dp) = self.settle(r, spec, rec, true, cwd.as_deref());
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
                 || (opn == op::LINK
@@ -825,35 +825,30 @@ impl Processor {
 
     /// What the kernel saw during the op beats a string resolved after the fact: the directory
     /// it really changed, whatever namespace, bind mount or race the string went through.
-    fn refine(
-        &self,
-        seen: &[Seen],
-        spec: &Spec,
-        attr: bool,
-        names: &[&[u8]],
-        r: Resolved,
-    ) -> Resolved {
+    /// Decided from the record alone: the string is resolved on disk (`settle`) only when the
+    /// kernel's walks leave the answer open, which is the expensive part of an event.
+    fn refine(&self, seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]]) -> Refined {
         let Some(s) = &spec.string else {
-            return r;
+            return Refined::Open;
         };
         if seen.is_empty() || s.is_empty() {
-            return r;
+            return Refined::Open;
         }
         let tree_of =
             |p: &[u8], t: Option<usize>| t.or_else(|| resolve::tree_of(p, &self.roots_now));
         if attr {
             // chmod, chown, truncate, xattrs change the ctime of their object only.
             let o = &seen[0];
-            return (
+            return Refined::Kernel((
                 o.path.clone(),
                 true,
                 tree_of(&o.path, o.tree),
                 o.tree.and(o.depth),
-            );
+            ));
         }
         let name = final_component(s);
         if matches!(name, b"" | b"." | b"..") {
-            return r;
+            return Refined::Open;
         }
         // Parent directories: directories changed by the op that are not themselves the object
         // (a moved or removed directory sits, named as the op says, in another seen directory).
@@ -861,7 +856,7 @@ impl Processor {
             w.leaf.as_deref().is_some_and(|l| names.contains(&l))
                 && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
         };
-        let cands: Vec<Resolved> = seen
+        let mut cands: Vec<Resolved> = seen
             .iter()
             .filter(|w| w.dir && !is_object(w))
             .map(|d| {
@@ -871,10 +866,30 @@ impl Processor {
             })
             .collect();
         match cands.len() {
-            0 => r,
-            1 => cands.into_iter().next().unwrap_or(r),
+            0 => Refined::Open,
+            1 => Refined::Kernel(cands.remove(0)),
             // A move between two directories: the string tells which end this is.
-            _ => cands.into_iter().find(|c| c.0 == r.0).unwrap_or(r),
+            _ => Refined::Pick(cands),
+        }
+    }
+
+    /// The path of a slot from `refine`'s answer, resolving the string on disk only when the
+    /// kernel's walks did not decide it.
+    fn settle(
+        &mut self,
+        r: Refined,
+        spec: &Spec,
+        rec: &Record,
+        nofollow: bool,
+        cwd: Option<&[u8]>,
+    ) -> Resolved {
+        match r {
+            Refined::Kernel(k) => k,
+            Refined::Open => self.spec_path(spec, rec, nofollow, cwd),
+            Refined::Pick(cands) => {
+                let r = self.spec_path(spec, rec, nofollow, cwd);
+                cands.into_iter().find(|c| c.0 == r.0).unwrap_or(r)
+            }
         }
     }
 
@@ -942,6 +957,16 @@ struct Seen {
 /// (path, resolved on disk, tree)
 /// (path, resolved on disk, tree, names below the tree's root when the kernel saw it)
 type Resolved = (Vec<u8>, bool, Option<usize>, Option<usize>);
+
+/// What the kernel's walks of the changed dentries say about a slot's path.
+enum Refined {
+    /// They decide it.
+    Kernel(Resolved),
+    /// One of these, whichever the string resolves to (else the string's resolution).
+    Pick(Vec<Resolved>),
+    /// Nothing: resolve the string.
+    Open,
+}
 
 /// Last component of a path string, ignoring trailing slashes.
 fn final_component(s: &[u8]) -> &[u8] {
