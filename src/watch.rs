@@ -18,7 +18,9 @@ use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, Tracepoi
 
 use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
-use crate::config::{all_ops, parse_duration, parse_ops, parse_owner, parse_user, Format};
+use crate::config::{
+    all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user, Format,
+};
 use crate::decode::{decode, Record, Spec};
 use crate::fix;
 use crate::identity;
@@ -155,6 +157,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     if args.max_events == Some(0) {
         bail!("--max-events must be at least 1");
     }
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let ring_size = parse_ring_size(&args.ring_size, page)?;
     require_root()?;
     let sink = match &args.output {
         Some(path) => Sink::file(path)?,
@@ -204,7 +211,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut started_with = None;
     let mut failures = Vec::new();
     for (obj, b) in objs.iter_mut().zip(&candidates) {
-        match start(obj, *b, &trees, op_mask) {
+        match start(obj, *b, &trees, op_mask, ring_size) {
             Ok(s) => {
                 started_with = Some((*b, s));
                 break;
@@ -259,6 +266,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let deadline = deadline.map(|d| Instant::now() + d);
     let mut lost_seen = 0u64;
     let mut devs_synced = Instant::now();
+    let mut flowing = false;
     loop {
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
@@ -270,11 +278,16 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             || deadline.is_some_and(|d| Instant::now() >= d)
             || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
+        // Records that came within WAKEUP_GAP of a wakeup did not wake us: while records
+        // flow, look again soon; when idle, the first record wakes us.
+        let before = processor.borrow().records;
         let res = if stopping {
             rb.consume()
         } else {
-            rb.poll(Duration::from_millis(100))
+            let timeout = if flowing { POLL_FLOWING } else { POLL_IDLE };
+            rb.poll(timeout).and_then(|()| rb.consume())
         };
+        flowing = processor.borrow().records > before;
         if let Err(e) = res {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
             {
@@ -318,6 +331,7 @@ fn start<'obj>(
     backend: Backend,
     trees: &[Tree],
     op_mask: u32,
+    ring_size: u32,
 ) -> Result<(crate::bpf::main_skel::OwnwatchSkel<'obj>, Links)> {
     let mut open = OwnwatchSkelBuilder::default()
         .open(obj)
@@ -335,6 +349,14 @@ fn start<'obj>(
     };
     ro.self_tgid = std::process::id();
     ro.backend_id = backend as u32;
+    // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
+    // spell (see submit() in the BPF side); the poll below picks up the rest.
+    ro.wakeup_bytes = u64::from(ring_size / 8);
+    ro.wakeup_gap_ns = WAKEUP_GAP.as_nanos() as u64;
+    open.maps
+        .events
+        .set_max_entries(ring_size)
+        .context("sizing the ring buffer")?;
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
     open.maps
         .heap
@@ -432,6 +454,12 @@ impl Drop for Links {
         }
     }
 }
+
+/// A record wakes the reader when the last wakeup is older than this (bpf submit()).
+const WAKEUP_GAP: Duration = Duration::from_micros(500);
+/// Poll timeout while records flow: bounds how long an unwoken record waits.
+const POLL_FLOWING: Duration = Duration::from_millis(5);
+const POLL_IDLE: Duration = Duration::from_millis(100);
 
 fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
     trees
