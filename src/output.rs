@@ -38,6 +38,9 @@ pub struct Event {
     pub parents: Vec<(u32, Vec<u8>)>,
     pub cgroup: Option<Vec<u8>>,
     pub container_id: Option<String>,
+    /// exe through container_id already rendered (`identity_json`), in place of those fields:
+    /// the same writer's records carry the same identity, rendered once.
+    pub identity_json: Option<std::rc::Rc<[u8]>>,
     pub mode: Option<u32>,
     pub new_uid: Option<u32>,
     pub new_gid: Option<u32>,
@@ -245,6 +248,55 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     o.num("tid", e.tid);
     o.num("ppid", e.ppid);
     o.bytes("comm", &e.comm);
+    match &e.identity_json {
+        Some(f) => o.out.extend_from_slice(f),
+        None => identity_fields(&mut o, e),
+    }
+    if let Some(m) = e.mode {
+        o.str("mode", &mode_str(m));
+    }
+    if let Some(u) = e.new_uid {
+        o.num("new_uid", u);
+    }
+    if let Some(g) = e.new_gid {
+        o.num("new_gid", g);
+    }
+    if let Some(r) = e.ret {
+        o.num("ret", r);
+    }
+    if e.exchange {
+        o.bool("exchange", true);
+    }
+    if e.truncated {
+        o.bool("truncated", true);
+    }
+    if let Some(f) = e.fixed {
+        o.bool("fixed", f);
+        if let Some(err) = &e.fix_error {
+            o.str("fix_error", err);
+        }
+    }
+    if !e.resolved {
+        o.bool("resolved", false);
+    }
+    o.str("backend", e.backend);
+    o.end();
+    out.push(b'\n');
+}
+
+/// The fields exe, argv, argv_b64, argv_truncated, parents, cgroup, container_id of a JSON
+/// line, each preceded by a comma (they never come first).
+pub fn identity_json(e: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let mut o = Obj {
+        out: &mut out,
+        first: false,
+    };
+    identity_fields(&mut o, e);
+    out
+}
+
+fn identity_fields(o: &mut Obj, e: &Event) {
     if let Some(x) = &e.exe {
         o.bytes("exe", x);
     }
@@ -295,36 +347,6 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     if let Some(c) = &e.container_id {
         o.str("container_id", c);
     }
-    if let Some(m) = e.mode {
-        o.str("mode", &mode_str(m));
-    }
-    if let Some(u) = e.new_uid {
-        o.num("new_uid", u);
-    }
-    if let Some(g) = e.new_gid {
-        o.num("new_gid", g);
-    }
-    if let Some(r) = e.ret {
-        o.num("ret", r);
-    }
-    if e.exchange {
-        o.bool("exchange", true);
-    }
-    if e.truncated {
-        o.bool("truncated", true);
-    }
-    if let Some(f) = e.fixed {
-        o.bool("fixed", f);
-        if let Some(err) = &e.fix_error {
-            o.str("fix_error", err);
-        }
-    }
-    if !e.resolved {
-        o.bool("resolved", false);
-    }
-    o.str("backend", e.backend);
-    o.end();
-    out.push(b'\n');
 }
 
 /// Bytes for a text line: printable as is, anything else as \xNN, so one event stays one line.
@@ -489,6 +511,19 @@ mod tests {
         }
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["argv"][2], "c\u{fffd}x");
+        // Rendered once and reused: the same line.
+        let pre = Event {
+            identity_json: Some(identity_json(&e).into()),
+            exe: None,
+            argv: None,
+            parents: Vec::new(),
+            cgroup: None,
+            container_id: Some("ignored: the rendered part stands for it".into()),
+            ..e.clone()
+        };
+        let mut again = Vec::new();
+        json_line(&pre, &mut again);
+        assert_eq!(String::from_utf8(again).unwrap(), s);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,10 @@ use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
 use crate::config::{
     all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user, Format,
 };
-use crate::decode::{decode, Record, Spec};
+use crate::decode::{decode, identity_start, Record, Spec};
 use crate::fix;
 use crate::identity;
-use crate::output::{json_line, lost_line, text_line, Event};
+use crate::output::{identity_json, json_line, lost_line, text_line, Event};
 use crate::plan::{self, Backend};
 use crate::resolve::{self, MountTable, StrPath};
 use crate::sink::Sink;
@@ -527,7 +528,21 @@ struct Processor {
     /// records from the kernel, and events written: the difference was decided here
     records: u64,
     events: u64,
+    /// Identities rendered lately, by the record bytes they came from (`identity_start`):
+    /// a storm's records all carry the writer's. Emptied when the mount table or a root's
+    /// path changes (the exe path depends on them); the rest depends on the bytes alone.
+    idents: Vec<(Vec<u8>, Rc<Ident>)>,
 }
+
+/// The identity part of an event, rendered once per writer.
+struct Ident {
+    json: Rc<[u8]>,
+    tty: Option<String>,
+    /// a string or walk of the identity was cut short (the event's `truncated`)
+    truncated: bool,
+}
+
+const IDENTS_KEPT: usize = 32;
 
 impl Processor {
     fn new(trees: &[Tree], format: Format, backend: Backend, out: Sink) -> Self {
@@ -559,6 +574,7 @@ impl Processor {
             max_events: None,
             records: 0,
             events: 0,
+            idents: Vec::new(),
         }
     }
 
@@ -566,6 +582,9 @@ impl Processor {
     fn refresh_roots(&mut self) {
         for (i, fd) in self.roots_fd.iter().enumerate() {
             if let Some(p) = resolve::fd_path(fd) {
+                if self.roots_now[i] != p {
+                    self.idents.clear();
+                }
                 self.roots_now[i] = p;
             }
         }
@@ -589,6 +608,7 @@ impl Processor {
         if self.mounts_loaded.elapsed() > Duration::from_millis(200) {
             self.mounts = MountTable::load();
             self.mounts_loaded = Instant::now();
+            self.idents.clear();
         }
         resolve::walk_path_or_raw(w, &self.mounts, &self.roots_now)
     }
@@ -646,7 +666,24 @@ impl Processor {
         if self.done() {
             return 0;
         }
-        let rec = match decode(data) {
+        // The writer's identity as rendered for its previous record, if the bytes are the
+        // same: then only the part before it is decoded.
+        let ident_at = if self.json {
+            identity_start(data)
+        } else {
+            None
+        };
+        let cached = ident_at.and_then(|at| {
+            let key = &data[at..];
+            self.idents
+                .iter()
+                .find(|(k, _)| k.as_slice() == key)
+                .map(|(_, id)| id.clone())
+        });
+        let rec = match decode(match (&cached, ident_at) {
+            (Some(_), Some(at)) => &data[..at],
+            _ => data,
+        }) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("ownwatch: dropping a malformed record: {e}");
@@ -654,6 +691,31 @@ impl Processor {
             }
         };
         if let Some(mut ev) = self.event(&rec) {
+            match (cached, ident_at) {
+                (Some(id), _) => {
+                    ev.tty = id.tty.clone();
+                    ev.truncated |= id.truncated;
+                    ev.identity_json = Some(id.json.clone());
+                }
+                (None, Some(at)) => {
+                    let truncated = [slot::ARGV, slot::EXE, slot::TTY, slot::CGROUP]
+                        .iter()
+                        .filter_map(|&s| rec.slots[s as usize].as_ref())
+                        .any(|s| {
+                            s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated)
+                        });
+                    let id = Rc::new(Ident {
+                        json: identity_json(&ev).into(),
+                        tty: ev.tty.clone(),
+                        truncated,
+                    });
+                    if self.idents.len() >= IDENTS_KEPT {
+                        self.idents.remove(0);
+                    }
+                    self.idents.push((data[at..].to_vec(), id));
+                }
+                _ => {}
+            }
             if self.fix {
                 self.give_back(&mut ev);
             }
@@ -847,6 +909,7 @@ impl Processor {
             truncated,
             resolved: exact,
             fixed: None,
+            identity_json: None,
             fix_error: None,
         })
     }
