@@ -702,7 +702,7 @@ class Harness:
 
     # ---- loss under overload
     def overload(self):
-        """Deep paths make big records; the ring buffer (16 MiB, no option to change it) fills.
+        """Deep paths make big records; the ring buffer (default size, 8 MiB) fills.
         (1) consumer stalled: the agent is stopped (SIGSTOP) during the burst and continued after;
         (2) live: the same burst with the agent running, on its own CPU.
         Either way delivered + sum of in-band lost counts must equal the ops performed."""
@@ -809,8 +809,8 @@ CATEGORIES = [  # first ownwatch:: module met walking up from the sampled frame
     ("ownwatch::timefmt::", "JSON formatting"),
     ("ownwatch::sink::", "writing the lines out"),
     ("ownwatch::decode::", "decoding records"),
-    ("ownwatch::resolve::", "path resolution (/proc/PID/fd, /proc/PID/cwd readlink)"),
-    ("ownwatch::identity::", "process details from /proc"),
+    ("ownwatch::resolve::", "paths (walks to host paths; /proc readlinks when a string needs them)"),
+    ("ownwatch::identity::", "identity fields (argv, tty, container id)"),
     ("ownwatch::users::", "user and group names"),
     ("ownwatch::watch::", "event handling (rest)"),
 ]
@@ -1069,8 +1069,8 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
     L.append("")
 
     L.append("## Loss under overload\n")
-    L.append("`ownwatch watch --help` has no ring buffer size option (the BPF object fixes it at "
-             "16 MiB), so the burst is made to overflow the default buffer: chmod on a file "
+    L.append("The agent runs with its default ring buffer (8 MiB; `--ring-size` changes it, and "
+             "tests/loss.rs does the same check with 64 KiB), so the burst is made to overflow it: chmod on a file "
              f"{overload[0]['path_len'] if overload else '?'} characters deep, as root.\n")
     L.append("The last row is a plain sustained storm (a short path) at the fastest rate one CPU "
              "generates while the agent drains on the other.\n")

@@ -972,10 +972,20 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 	}
 }
 
+/* Wakeup batching. Waking the reader costs the writer an irq_work and the reader a context
+ * switch per record; in a storm the reader drains a whole batch per wakeup instead. A record
+ * wakes the reader when the last wakeup is older than wakeup_gap_ns (so an isolated event is
+ * read at once) or when the unread data reaches wakeup_bytes (so a burst never waits for the
+ * ring to fill); records in between are picked up by the reader's next poll, which user space
+ * keeps short while records flow. Both set before load (src/watch.rs). */
+const volatile __u64 wakeup_bytes = 1 << 20;
+const volatile __u64 wakeup_gap_ns = 1000000;
+__u64 last_wakeup_ns = 0;
+
 static __always_inline int submit(struct builder *b)
 {
 	__u32 off = b->s->off;
-	__u64 len;
+	__u64 len, now, flags = BPF_RB_NO_WAKEUP;
 
 	if (off > OW_DATA_MAX)
 		off = OW_DATA_MAX;
@@ -983,7 +993,13 @@ static __always_inline int submit(struct builder *b)
 		b->s->ev.flags |= OW_F_TRUNCATED;
 	b->s->ev.data_len = off;
 	len = sizeof(struct ow_event) + off;
-	if (bpf_ringbuf_output(&events, &b->s->ev, len, 0)) {
+	now = bpf_ktime_get_ns();
+	if (now - last_wakeup_ns >= wakeup_gap_ns ||
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wakeup_bytes) {
+		flags = BPF_RB_FORCE_WAKEUP;
+		last_wakeup_ns = now;
+	}
+	if (bpf_ringbuf_output(&events, &b->s->ev, len, flags)) {
 		count_lost();
 		return -1;
 	}

@@ -130,6 +130,30 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(total))
 }
 
+/// `--ring-size`: bytes, with an optional K/M/G suffix (powers of 1024). The kernel wants a
+/// power of two that is a multiple of the page size.
+pub fn parse_ring_size(s: &str, page: u64) -> Result<u32> {
+    let bad = || {
+        anyhow::anyhow!(
+            "bad --ring-size {s:?}: must be a power of two, a multiple of the page size \
+             ({page} bytes) and at most 1G (examples: 256K, 4M, 16M)"
+        )
+    };
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(mul).ok_or_else(bad)?;
+    if !bytes.is_power_of_two() || bytes % page != 0 || bytes > 1 << 30 {
+        return Err(bad());
+    }
+    Ok(bytes as u32)
+}
+
 pub fn all_ops() -> u32 {
     (1u32 << op::COUNT) - 1
 }
@@ -167,6 +191,18 @@ mod tests {
         assert_eq!(parse_owner("root").unwrap(), (0, Some(0)));
         assert_eq!(parse_owner("4242").unwrap(), (4242, None));
         assert!(parse_owner("4242:no-such-group-ownwatch").is_err());
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_size("16M", 4096).unwrap(), 16 << 20);
+        assert_eq!(parse_ring_size("64k", 4096).unwrap(), 64 << 10);
+        assert_eq!(parse_ring_size("1G", 4096).unwrap(), 1 << 30);
+        assert_eq!(parse_ring_size("8192", 4096).unwrap(), 8192);
+        for bad in ["", "M", "3M", "2K", "1000", "2G", "-4M", "4MB", "0"] {
+            let e = parse_ring_size(bad, 4096).unwrap_err().to_string();
+            assert!(e.starts_with("bad --ring-size"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -71,6 +71,29 @@ pub fn decode(data: &[u8]) -> Result<Record> {
     Ok(Record { ev, slots, seen })
 }
 
+/// Where the writer's identity begins in a record (its ARGV slot: the kernel puts exe, tty,
+/// cgroup and ancestors after it, last in the record), as a byte offset into `data`. The bytes
+/// from there to the end are the same for every record of the same writer: `decode` of the
+/// bytes before it gives the record without them. Only item headers are read.
+pub fn identity_start(data: &[u8]) -> Option<usize> {
+    let hdr_len = std::mem::size_of::<ow_event>();
+    if data.len() < hdr_len {
+        return None;
+    }
+    let mut ev = ow_event::default();
+    plain::copy_from_bytes(&mut ev, &data[..hdr_len]).ok()?;
+    let end = hdr_len + (ev.data_len as usize).min(data.len() - hdr_len);
+    let mut at = hdr_len;
+    while at + 4 <= end {
+        let len = u16::from_le_bytes([data[at + 2], data[at + 3]]) as usize;
+        if data[at] == item::SLOT && len == 1 && data.get(at + 4) == Some(&slot::ARGV) {
+            return Some(at);
+        }
+        at += 4 + len;
+    }
+    None
+}
+
 type Items = ([Option<Spec>; slot::COUNT], Vec<Spec>);
 
 fn decode_items(mut d: &[u8]) -> Result<Items> {
@@ -285,6 +308,27 @@ pub mod tests {
             rec.slots[0].as_ref().unwrap().string.as_deref(),
             Some(&b"x"[..])
         );
+    }
+
+    #[test]
+    fn identity_is_the_tail() {
+        let mut it = Items::default();
+        it.slot(slot::PATH).string(b"x").seg(1).name(b"d").end(0, 0);
+        let head = it.0.len();
+        it.slot(slot::ARGV).string(b"a\0b\0").slot(slot::EXE).seg(2);
+        it.name(b"x").end(NO_TREE, 0);
+        let rec = record(ow_event::default(), &it);
+        let at = identity_start(&rec).unwrap();
+        assert_eq!(at, std::mem::size_of::<ow_event>() + head);
+        let full = decode(&rec).unwrap();
+        let cut = decode(&rec[..at]).unwrap();
+        assert_eq!(
+            cut.slots[slot::PATH as usize],
+            full.slots[slot::PATH as usize]
+        );
+        assert!(cut.slots[slot::ARGV as usize].is_none());
+        assert!(full.slots[slot::EXE as usize].is_some());
+        assert!(identity_start(&record(ow_event::default(), Items::default().slot(0))).is_none());
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub struct WatchArgs {
     /// Stop after N events
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
+    /// Ring buffer between the kernel and ownwatch: a power of two, a multiple of the page
+    /// size (256K, 4M, 16M). Larger rides out longer stalls of the reader; all of it is
+    /// resident (and counted twice in RSS: the kernel maps its data twice)
+    #[arg(long, value_name = "SIZE", default_value = "8M")]
+    pub ring_size: String,
     /// More diagnostics on stderr (repeat for more); stdout carries events only
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,

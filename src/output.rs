@@ -38,6 +38,9 @@ pub struct Event {
     pub parents: Vec<(u32, Vec<u8>)>,
     pub cgroup: Option<Vec<u8>>,
     pub container_id: Option<String>,
+    /// exe through container_id already rendered (`identity_json`), in place of those fields:
+    /// the same writer's records carry the same identity, rendered once.
+    pub identity_json: Option<std::rc::Rc<[u8]>>,
     pub mode: Option<u32>,
     pub new_uid: Option<u32>,
     pub new_gid: Option<u32>,
@@ -73,8 +76,7 @@ impl<'a> Obj<'a> {
     }
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.out, v);
+        json_str(v, self.out);
     }
     fn num(&mut self, k: &str, v: impl itoa_like::Num) {
         self.key(k);
@@ -116,17 +118,70 @@ mod itoa_like {
     pub trait Num {
         fn write(self, out: &mut Vec<u8>);
     }
-    macro_rules! num {
-        ($($t:ty),*) => {$(
-            impl Num for $t {
-                fn write(self, out: &mut Vec<u8>) {
-                    use std::io::Write;
-                    let _ = write!(out, "{self}");
-                }
+    /// Decimal digits of `v`, without the formatting machinery (a dozen per event).
+    pub fn write_u64(mut v: u64, out: &mut Vec<u8>) {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
             }
-        )*};
+        }
+        out.extend_from_slice(&buf[i..]);
     }
-    num!(u32, i32, u64);
+    impl Num for u64 {
+        fn write(self, out: &mut Vec<u8>) {
+            write_u64(self, out);
+        }
+    }
+    impl Num for u32 {
+        fn write(self, out: &mut Vec<u8>) {
+            write_u64(self.into(), out);
+        }
+    }
+    impl Num for i32 {
+        fn write(self, out: &mut Vec<u8>) {
+            if self < 0 {
+                out.push(b'-');
+            }
+            write_u64(self.unsigned_abs().into(), out);
+        }
+    }
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it (quote, backslash, control
+/// characters; \b \f \n \r \t short forms, else \u00xx), copying unescaped runs whole.
+pub fn json_str(v: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b = v.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let short = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0..=0x1f => b'u',
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.push(b'\\');
+        out.push(short);
+        if short == b'u' {
+            out.extend_from_slice(&[b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
 }
 
 pub fn base64(data: &[u8], out: &mut Vec<u8>) {
@@ -193,6 +248,55 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     o.num("tid", e.tid);
     o.num("ppid", e.ppid);
     o.bytes("comm", &e.comm);
+    match &e.identity_json {
+        Some(f) => o.out.extend_from_slice(f),
+        None => identity_fields(&mut o, e),
+    }
+    if let Some(m) = e.mode {
+        o.str("mode", &mode_str(m));
+    }
+    if let Some(u) = e.new_uid {
+        o.num("new_uid", u);
+    }
+    if let Some(g) = e.new_gid {
+        o.num("new_gid", g);
+    }
+    if let Some(r) = e.ret {
+        o.num("ret", r);
+    }
+    if e.exchange {
+        o.bool("exchange", true);
+    }
+    if e.truncated {
+        o.bool("truncated", true);
+    }
+    if let Some(f) = e.fixed {
+        o.bool("fixed", f);
+        if let Some(err) = &e.fix_error {
+            o.str("fix_error", err);
+        }
+    }
+    if !e.resolved {
+        o.bool("resolved", false);
+    }
+    o.str("backend", e.backend);
+    o.end();
+    out.push(b'\n');
+}
+
+/// The fields exe, argv, argv_b64, argv_truncated, parents, cgroup, container_id of a JSON
+/// line, each preceded by a comma (they never come first).
+pub fn identity_json(e: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let mut o = Obj {
+        out: &mut out,
+        first: false,
+    };
+    identity_fields(&mut o, e);
+    out
+}
+
+fn identity_fields(o: &mut Obj, e: &Event) {
     if let Some(x) = &e.exe {
         o.bytes("exe", x);
     }
@@ -203,7 +307,7 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
             if i > 0 {
                 o.out.push(b',');
             }
-            let _ = serde_json::to_writer(&mut *o.out, &String::from_utf8_lossy(a));
+            json_str(&String::from_utf8_lossy(a), o.out);
         }
         o.out.push(b']');
         if argv.iter().any(|a| std::str::from_utf8(a).is_err()) {
@@ -243,36 +347,6 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     if let Some(c) = &e.container_id {
         o.str("container_id", c);
     }
-    if let Some(m) = e.mode {
-        o.str("mode", &mode_str(m));
-    }
-    if let Some(u) = e.new_uid {
-        o.num("new_uid", u);
-    }
-    if let Some(g) = e.new_gid {
-        o.num("new_gid", g);
-    }
-    if let Some(r) = e.ret {
-        o.num("ret", r);
-    }
-    if e.exchange {
-        o.bool("exchange", true);
-    }
-    if e.truncated {
-        o.bool("truncated", true);
-    }
-    if let Some(f) = e.fixed {
-        o.bool("fixed", f);
-        if let Some(err) = &e.fix_error {
-            o.str("fix_error", err);
-        }
-    }
-    if !e.resolved {
-        o.bool("resolved", false);
-    }
-    o.str("backend", e.backend);
-    o.end();
-    out.push(b'\n');
 }
 
 /// Bytes for a text line: printable as is, anything else as \xNN, so one event stays one line.
@@ -437,6 +511,49 @@ mod tests {
         }
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["argv"][2], "c\u{fffd}x");
+        // Rendered once and reused: the same line.
+        let pre = Event {
+            identity_json: Some(identity_json(&e).into()),
+            exe: None,
+            argv: None,
+            parents: Vec::new(),
+            cgroup: None,
+            container_id: Some("ignored: the rendered part stands for it".into()),
+            ..e.clone()
+        };
+        let mut again = Vec::new();
+        json_line(&pre, &mut again);
+        assert_eq!(String::from_utf8(again).unwrap(), s);
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        let mut all = String::new();
+        for c in (0u8..0x80).map(char::from) {
+            all.push(c);
+        }
+        for v in [
+            "",
+            "plain",
+            "a\"b\\c",
+            "\u{7f}\u{80}é☃𝄞",
+            "\n\r\t\u{8}\u{c}\u{0}\u{1f}x",
+            all.as_str(),
+        ] {
+            let mut got = Vec::new();
+            json_str(v, &mut got);
+            assert_eq!(got, serde_json::to_vec(v).unwrap(), "{v:?}");
+        }
+        for n in [0u64, 7, 10, 4242, u32::MAX as u64, u64::MAX] {
+            let mut got = Vec::new();
+            itoa_like::Num::write(n, &mut got);
+            assert_eq!(got, n.to_string().as_bytes());
+        }
+        for n in [0i32, -1, -13, i32::MIN, i32::MAX] {
+            let mut got = Vec::new();
+            itoa_like::Num::write(n, &mut got);
+            assert_eq!(got, n.to_string().as_bytes());
+        }
     }
 
     #[test]

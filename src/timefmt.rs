@@ -41,13 +41,31 @@ pub fn rfc3339(epoch_ns: i128) -> String {
     let secs = epoch_ns.div_euclid(1_000_000_000) as i64;
     let nanos = epoch_ns.rem_euclid(1_000_000_000) as u32;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    let sod = secs.rem_euclid(86_400) as u32;
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        );
+    }
+    // One per event: digits by hand rather than through the formatting machinery.
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y as u32);
+    put(5, 2, mo);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod % 3600 / 60);
+    put(17, 2, sod % 60);
+    put(20, 9, nanos);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 pub fn now_rfc3339() -> String {

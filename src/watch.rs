@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,13 @@ use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, Tracepoi
 
 use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
-use crate::config::{all_ops, parse_duration, parse_ops, parse_owner, parse_user, Format};
-use crate::decode::{decode, Record, Spec};
+use crate::config::{
+    all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user, Format,
+};
+use crate::decode::{decode, identity_start, Record, Spec};
 use crate::fix;
 use crate::identity;
-use crate::output::{json_line, lost_line, text_line, Event};
+use crate::output::{identity_json, json_line, lost_line, text_line, Event};
 use crate::plan::{self, Backend};
 use crate::resolve::{self, MountTable, StrPath};
 use crate::sink::Sink;
@@ -159,6 +162,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     if args.max_events == Some(0) {
         bail!("--max-events must be at least 1");
     }
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let ring_size = parse_ring_size(&args.ring_size, page)?;
     require_root()?;
     let sink = match &args.output {
         Some(path) => Sink::file(path)?,
@@ -209,7 +217,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             ));
             continue;
         }
-        match start(obj, *b, &trees, op_mask) {
+        match start(obj, *b, &trees, op_mask, ring_size) {
             Ok(s) => {
                 started_with = Some((*b, s));
                 break;
@@ -267,6 +275,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let deadline = deadline.map(|d| Instant::now() + d);
     let mut lost_seen = 0u64;
     let mut devs_synced = Instant::now();
+    let mut flowing = false;
     loop {
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
@@ -278,11 +287,16 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             || deadline.is_some_and(|d| Instant::now() >= d)
             || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
+        // Records that came within WAKEUP_GAP of a wakeup did not wake us: while records
+        // flow, look again soon; when idle, the first record wakes us.
+        let before = processor.borrow().records;
         let res = if stopping {
             rb.consume()
         } else {
-            rb.poll(Duration::from_millis(100))
+            let timeout = if flowing { POLL_FLOWING } else { POLL_IDLE };
+            rb.poll(timeout).and_then(|()| rb.consume())
         };
+        flowing = processor.borrow().records > before;
         if let Err(e) = res {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
             {
@@ -328,6 +342,7 @@ fn start<'obj>(
     backend: Backend,
     trees: &[Tree],
     op_mask: u32,
+    ring_size: u32,
 ) -> Result<(crate::bpf::main_skel::OwnwatchSkel<'obj>, Links)> {
     let mut open = OwnwatchSkelBuilder::default()
         .open(obj)
@@ -345,6 +360,14 @@ fn start<'obj>(
     };
     ro.self_tgid = std::process::id();
     ro.backend_id = backend as u32;
+    // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
+    // spell (see submit() in the BPF side); the poll below picks up the rest.
+    ro.wakeup_bytes = u64::from(ring_size / 8);
+    ro.wakeup_gap_ns = WAKEUP_GAP.as_nanos() as u64;
+    open.maps
+        .events
+        .set_max_entries(ring_size)
+        .context("sizing the ring buffer")?;
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
     open.maps
         .heap
@@ -476,6 +499,12 @@ impl Drop for Links {
     }
 }
 
+/// A record wakes the reader when the last wakeup is older than this (bpf submit()).
+const WAKEUP_GAP: Duration = Duration::from_micros(500);
+/// Poll timeout while records flow: bounds how long an unwoken record waits.
+const POLL_FLOWING: Duration = Duration::from_millis(5);
+const POLL_IDLE: Duration = Duration::from_millis(100);
+
 fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
     trees
         .iter()
@@ -546,7 +575,21 @@ struct Processor {
     events: u64,
     /// lsm/fentry/kprobe: each thread's last event, until the op's outcome arrives
     waiting: HashMap<u32, Event>,
+    /// Identities rendered lately, by the record bytes they came from (`identity_start`):
+    /// a storm's records all carry the writer's. Emptied when the mount table or a root's
+    /// path changes (the exe path depends on them); the rest depends on the bytes alone.
+    idents: Vec<(Vec<u8>, Rc<Ident>)>,
 }
+
+/// The identity part of an event, rendered once per writer.
+struct Ident {
+    json: Rc<[u8]>,
+    tty: Option<String>,
+    /// a string or walk of the identity was cut short (the event's `truncated`)
+    truncated: bool,
+}
+
+const IDENTS_KEPT: usize = 32;
 
 impl Processor {
     fn new(trees: &[Tree], format: Format, backend: Backend, out: Sink) -> Self {
@@ -580,6 +623,7 @@ impl Processor {
             records: 0,
             events: 0,
             waiting: HashMap::new(),
+            idents: Vec::new(),
         }
     }
 
@@ -587,6 +631,9 @@ impl Processor {
     fn refresh_roots(&mut self) {
         for (i, fd) in self.roots_fd.iter().enumerate() {
             if let Some(p) = resolve::fd_path(fd) {
+                if self.roots_now[i] != p {
+                    self.idents.clear();
+                }
                 self.roots_now[i] = p;
             }
         }
@@ -611,6 +658,7 @@ impl Processor {
             self.mounts = MountTable::load();
             self.mounts_loaded = Instant::now();
             self.mounts_boot_ns = crate::timefmt::boot_ns();
+            self.idents.clear();
         }
         resolve::walk_path_or_raw(w, &self.mounts, &self.roots_now)
     }
@@ -695,16 +743,56 @@ impl Processor {
         if data.len() == std::mem::size_of::<crate::bpf::ow_outcome>() {
             return self.outcome(data);
         }
-        let rec = match decode(data) {
+        // The writer's identity as rendered for its previous record, if the bytes are the
+        // same: then only the part before it is decoded.
+        let ident_at = if self.json {
+            identity_start(data)
+        } else {
+            None
+        };
+        let cached = ident_at.and_then(|at| {
+            let key = &data[at..];
+            self.idents
+                .iter()
+                .find(|(k, _)| k.as_slice() == key)
+                .map(|(_, id)| id.clone())
+        });
+        let rec = match decode(match (&cached, ident_at) {
+            (Some(_), Some(at)) => &data[..at],
+            _ => data,
+        }) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("ownwatch: dropping a malformed record: {e}");
                 return 0;
             }
         };
-        let Some(ev) = self.event(&rec) else {
+        let Some(mut ev) = self.event(&rec) else {
             return 0;
         };
+        match (cached, ident_at) {
+            (Some(id), _) => {
+                ev.tty = id.tty.clone();
+                ev.truncated |= id.truncated;
+                ev.identity_json = Some(id.json.clone());
+            }
+            (None, Some(at)) => {
+                let truncated = [slot::ARGV, slot::EXE, slot::TTY, slot::CGROUP]
+                    .iter()
+                    .filter_map(|&s| rec.slots[s as usize].as_ref())
+                    .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
+                let id = Rc::new(Ident {
+                    json: identity_json(&ev).into(),
+                    tty: ev.tty.clone(),
+                    truncated,
+                });
+                if self.idents.len() >= IDENTS_KEPT {
+                    self.idents.remove(0);
+                }
+                self.idents.push((data[at..].to_vec(), id));
+            }
+            _ => {}
+        }
         if rec.ev.flags & flag::PENDING != 0 {
             // A thread does one op at a time: an older event still waiting never got its
             // outcome (another LSM refused the op between hook and function, say). Whether
@@ -797,19 +885,19 @@ impl Processor {
             .map(final_component)
             .collect();
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
-        let r = self.spec_path(path_spec, rec, nofollow, cwd.as_deref());
         // The old name of a link is an existing file: no directory of the op holds it.
         let (mut path, mut exact, mut tree, mut depth) = if opn == op::LINK {
-            r
+            self.spec_path(path_spec, rec, nofollow, cwd.as_deref())
         } else {
-            self.refine(&seen, path_spec, attr, &names, r)
+            let r = self.refine(&seen, path_spec, attr, &names);
+            self.settle(r, path_spec, rec, nofollow, cwd.as_deref())
         };
         let mut new_path = None;
         let mut tmpfile_mode = None;
         let mut tree_from_new = false;
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
-            let r = self.spec_path(spec, rec, true, cwd.as_deref());
-            let (p, e, t, dp) = self.refine(&seen, spec, false, &names, r);
+            let r = self.refine(&seen, spec, false, &names);
+            let (p, e, t, dp) = self.settle(r, spec, rec, true, cwd.as_deref());
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
                 || (opn == op::LINK
@@ -942,41 +1030,37 @@ impl Processor {
             truncated,
             resolved: exact,
             fixed: None,
+            identity_json: None,
             fix_error: None,
         })
     }
 
     /// What the kernel saw during the op beats a string resolved after the fact: the directory
     /// it really changed, whatever namespace, bind mount or race the string went through.
-    fn refine(
-        &self,
-        seen: &[Seen],
-        spec: &Spec,
-        attr: bool,
-        names: &[&[u8]],
-        r: Resolved,
-    ) -> Resolved {
+    /// Decided from the record alone: the string is resolved on disk (`settle`) only when the
+    /// kernel's walks leave the answer open, which is the expensive part of an event.
+    fn refine(&self, seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]]) -> Refined {
         let Some(s) = &spec.string else {
-            return r;
+            return Refined::Open;
         };
         if seen.is_empty() || s.is_empty() {
-            return r;
+            return Refined::Open;
         }
         let tree_of =
             |p: &[u8], t: Option<usize>| t.or_else(|| resolve::tree_of(p, &self.roots_now));
         if attr {
             // chmod, chown, truncate, xattrs change the ctime of their object only.
             let o = &seen[0];
-            return (
+            return Refined::Kernel((
                 o.path.clone(),
                 true,
                 tree_of(&o.path, o.tree),
                 o.tree.and(o.depth),
-            );
+            ));
         }
         let name = final_component(s);
         if matches!(name, b"" | b"." | b"..") {
-            return r;
+            return Refined::Open;
         }
         // Parent directories: directories changed by the op that are not themselves the object
         // (a moved or removed directory sits, named as the op says, in another seen directory).
@@ -984,7 +1068,7 @@ impl Processor {
             w.leaf.as_deref().is_some_and(|l| names.contains(&l))
                 && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
         };
-        let cands: Vec<Resolved> = seen
+        let mut cands: Vec<Resolved> = seen
             .iter()
             .filter(|w| w.dir && !is_object(w))
             .map(|d| {
@@ -994,10 +1078,30 @@ impl Processor {
             })
             .collect();
         match cands.len() {
-            0 => r,
-            1 => cands.into_iter().next().unwrap_or(r),
+            0 => Refined::Open,
+            1 => Refined::Kernel(cands.remove(0)),
             // A move between two directories: the string tells which end this is.
-            _ => cands.into_iter().find(|c| c.0 == r.0).unwrap_or(r),
+            _ => Refined::Pick(cands),
+        }
+    }
+
+    /// The path of a slot from `refine`'s answer, resolving the string on disk only when the
+    /// kernel's walks did not decide it.
+    fn settle(
+        &mut self,
+        r: Refined,
+        spec: &Spec,
+        rec: &Record,
+        nofollow: bool,
+        cwd: Option<&[u8]>,
+    ) -> Resolved {
+        match r {
+            Refined::Kernel(k) => k,
+            Refined::Open => self.spec_path(spec, rec, nofollow, cwd),
+            Refined::Pick(cands) => {
+                let r = self.spec_path(spec, rec, nofollow, cwd);
+                cands.into_iter().find(|c| c.0 == r.0).unwrap_or(r)
+            }
         }
     }
 
@@ -1065,6 +1169,16 @@ struct Seen {
 /// (path, resolved on disk, tree)
 /// (path, resolved on disk, tree, names below the tree's root when the kernel saw it)
 type Resolved = (Vec<u8>, bool, Option<usize>, Option<usize>);
+
+/// What the kernel's walks of the changed dentries say about a slot's path.
+enum Refined {
+    /// They decide it.
+    Kernel(Resolved),
+    /// One of these, whichever the string resolves to (else the string's resolution).
+    Pick(Vec<Resolved>),
+    /// Nothing: resolve the string.
+    Open,
+}
 
 /// Last component of a path string, ignoring trailing slashes.
 fn final_component(s: &[u8]) -> &[u8] {
