@@ -61,9 +61,13 @@ clean:
 
 # The integration suite inside qemu (TCG) on Debian's cloud kernels 6.1 and 6.12, per backend;
 # kernels, qemu and busybox come from Debian packages, cached in .cache/vm. See README.
-.PHONY: test-kernels
+.PHONY: test-kernels bench-kernels
 test-kernels: deps
 	vm/test-kernels.sh
+
+# issue 6 in the VMs: the micro storms per backend as ratios to no ownwatch (vm/bench-kernels.sh).
+bench-kernels: deps
+	vm/bench-kernels.sh
 
 # issue 6: the benchmark, as root (bench/run.py; about 10 minutes). Adds what it needs:
 # python3, auditd and stress-ng (linux-perf for the agent's profile, if the distribution has it).
