@@ -31,7 +31,7 @@ OPS="$OPS"
 BENCH_N=${BENCH_N:-4000}
 ENV
   echo "== kernel $krel: booting (TCG)" >&2
-  VM_JOB=$repo/vm/bench-guest.sh "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
+  VM_NEED="$CARGO_TARGET_DIR/release/ownwatch $CACHE/bench/owbench" VM_JOB=$repo/vm/bench-guest.sh "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
   pid[$krel]=$!
 done <<<"$kernels"
 for krel in $(printf '%s\n' "${!pid[@]}" | sort); do

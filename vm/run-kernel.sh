@@ -27,6 +27,13 @@ initrd=$kdir/initrd-$sum.cpio.gz
 mkdir -p "$work/tmp/.job"
 chmod 1777 "$work/tmp"
 cp "$envfile" "$work/tmp/.job/env"
+# The guest's /tmp hides the host's: what the job needs from under the host's /tmp (a clone
+# in /tmp, say) goes into the image at the same path. VM_NEED: files and directories.
+for f in "$here/guest-job.sh" ${VM_JOB:-} ${VM_NEED:-}; do
+  case $f in
+    /tmp/*) mkdir -p "$work/tmp/$(dirname "${f#/tmp/}")" && cp -a "$f" "$work/tmp/${f#/tmp/}" ;;
+  esac
+done
 truncate -s "${VM_DISK:-4G}" "$work/disk.img"
 mkfs.ext4 -q -F -E root_owner=0:0 -d "$work/tmp" "$work/disk.img"
 

@@ -74,7 +74,9 @@ ENV
   echo "== kernel $krel: booting (TCG), backends: $BACKENDS" >&2
   vm_t0[$krel]=$SECONDS
   vm_dir[$krel]=$kdir
-  "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
+  # (what the guest needs, should the clone live under /tmp, which the guest's own /tmp hides)
+  VM_NEED="$bin $(for t2 in $tests; do printf '%s ' "${t2#*=}"; done)$repo/Cargo.toml" \
+    "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
   vm_pid[$krel]=$!
 done <<<"$kernels"
 
