@@ -27,7 +27,7 @@ for backend in $BACKENDS; do
     s=$(now)
     say "START $backend $name ${s}s"
     cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
-      OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} \
+      OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
       timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" > "$log" 2>&1
     rc=$?
     grep -E '^test result:|^test .* FAILED$' "$log" | sed "s/^/OWNWATCH-VM: RESULT $backend $name| /"

@@ -385,13 +385,22 @@ pub enum StdoutMode {
     HeadOne,
 }
 
-/// `watch` arguments: `extra` then, if OWNWATCH_TEST_BACKEND is set, `--backend` it.
+/// `watch` arguments: `--backend` OWNWATCH_TEST_BACKEND if set, `--ring-size`
+/// OWNWATCH_TEST_RING_SIZE if set, then `extra`.
 pub fn watch_args(extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["watch".into()];
     if let Ok(b) = std::env::var("OWNWATCH_TEST_BACKEND") {
         if !b.is_empty() {
             v.push("--backend".into());
             v.push(b);
+        }
+    }
+    // The kernel matrix runs ~50x slower under emulation while other tests write: a larger
+    // ring there (OWNWATCH_TEST_RING_SIZE) keeps an agent that falls behind from losing records.
+    if let Ok(r) = std::env::var("OWNWATCH_TEST_RING_SIZE") {
+        if !r.is_empty() && !extra.contains(&"--ring-size") {
+            v.push("--ring-size".into());
+            v.push(r);
         }
     }
     v.extend(extra.iter().map(|s| s.to_string()));
