@@ -556,7 +556,6 @@ struct Processor {
     allowed: Vec<HashSet<u32>>,
     roots_now: Vec<Vec<u8>>,
     mounts: MountTable,
-    mounts_loaded: Instant,
     /// when `mounts` was read, on the boot clock of event timestamps
     mounts_boot_ns: u64,
     names: Names,
@@ -604,7 +603,6 @@ impl Processor {
                 .map(|t| t.path.as_os_str().as_bytes().to_vec())
                 .collect(),
             mounts: MountTable::load(),
-            mounts_loaded: Instant::now(),
             mounts_boot_ns: crate::timefmt::boot_ns(),
             names: Names::default(),
             boot_offset: timefmt::boot_to_realtime_offset(),
@@ -639,6 +637,14 @@ impl Processor {
         }
     }
 
+    /// Reads the mount table again. Identities rendered so far named the exe through the
+    /// old one: they go too.
+    fn reload_mounts(&mut self) {
+        self.mounts = MountTable::load();
+        self.mounts_boot_ns = crate::timefmt::boot_ns();
+        self.idents.clear();
+    }
+
     fn walk_path(&mut self, w: &crate::decode::Walk) -> Vec<u8> {
         if w.truncated {
             // Too deep for one record: the names nearest the object, under the tree they are in.
@@ -654,11 +660,8 @@ impl Processor {
             return p;
         }
         // Mounts change: look again, but not on every event.
-        if self.mounts_loaded.elapsed() > Duration::from_millis(200) {
-            self.mounts = MountTable::load();
-            self.mounts_loaded = Instant::now();
-            self.mounts_boot_ns = crate::timefmt::boot_ns();
-            self.idents.clear();
+        if crate::timefmt::boot_ns().saturating_sub(self.mounts_boot_ns) > 200_000_000 {
+            self.reload_mounts();
         }
         resolve::walk_path_or_raw(w, &self.mounts, &self.roots_now)
     }
@@ -693,9 +696,7 @@ impl Processor {
                     // Through a bind mount of (part of) a tree: name it as in the tree.
                     // (a mount table read before the op may miss the mount it went through)
                     if self.mounts_boot_ns < rec.ev.ts_boot_ns {
-                        self.mounts = MountTable::load();
-                        self.mounts_loaded = Instant::now();
-                        self.mounts_boot_ns = crate::timefmt::boot_ns();
+                        self.reload_mounts();
                     }
                     // An op on the name itself (create, unlink, rename...) acts in the
                     // directory holding it, even where a mount now covers that name.
