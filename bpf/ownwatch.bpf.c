@@ -40,6 +40,7 @@ enum ow_item _ow_item = 0;
 #define O_TRUNC 01000
 #define O_TMPFILE_DIR 020000000
 #define AT_FDCWD -100
+#define PROC_FD_STR 64 /* room for "/proc/thread-self/fd/N" and "/proc/PID/fd/N" */
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_REMOVEDIR 0x200
 #define AT_SYMLINK_FOLLOW 0x400
@@ -425,7 +426,7 @@ static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struc
 	return ow_put_walk(b->s, (__u64)d, (__u64)vm);
 }
 
-static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 {
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds;
@@ -463,9 +464,60 @@ static __always_inline int put_base_walk(struct builder *b, struct dentry *d, st
 	return put_walk(b, d, m);
 }
 
-static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, long dfd,
+/* "/proc/self/fd/N", "/proc/thread-self/fd/N" or "/proc/<own pid or tid>/fd/N": how glibc's
+ * lchmod and fchmodat(AT_SYMLINK_NOFOLLOW) (an O_PATH handle, on kernels before fchmodat2 or
+ * where glibc does not use it: tar, mkfifo -m, cp -a) name a file. The fd, and often the whole
+ * process, is gone by the time user space could read the link. Returns N, or -1. */
+static __always_inline int proc_fd_of(const char *uptr)
+{
+	char s[PROC_FD_STR];
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = 0, i = 6, k;
+	int fd = 0;
+
+	if (bpf_probe_read_user_str(s, sizeof(s), uptr) < 16)
+		return -1;
+	if (s[6] == 's' && s[7] == 'e' && s[8] == 'l' && s[9] == 'f' && s[10] == '/') {
+		i = 11;
+	} else if (s[6] == 't' && s[7] == 'h' && s[8] == 'r' && s[9] == 'e' && s[10] == 'a' &&
+		   s[11] == 'd' && s[12] == '-' && s[13] == 's' && s[14] == 'e' && s[15] == 'l' &&
+		   s[16] == 'f' && s[17] == '/') {
+		i = 18;
+	} else {
+		for (k = 0; k < 10; k++) {
+			char c = s[(6 + k) & (PROC_FD_STR - 1)];
+
+			if (c == '/')
+				break;
+			if (c < '0' || c > '9')
+				return -1;
+			pid = pid * 10 + (c - '0');
+		}
+		if (k == 0 || k == 10 || (pid != (__u32)(id >> 32) && pid != (__u32)id))
+			return -1;
+		i = 7 + k;
+	}
+	if (s[i & (PROC_FD_STR - 1)] != 'f' || s[(i + 1) & (PROC_FD_STR - 1)] != 'd' ||
+	    s[(i + 2) & (PROC_FD_STR - 1)] != '/')
+		return -1;
+	i += 3;
+	for (k = 0; k < 10; k++) {
+		char c = s[(i + k) & (PROC_FD_STR - 1)];
+
+		if (c == 0)
+			break;
+		if (c < '0' || c > '9')
+			return -1;
+		fd = fd * 10 + (c - '0');
+	}
+	return (k == 0 || k == 10) ? -1 : fd;
+}
+
+/* follow_proc_fd: the op follows the path (chmod, chown, truncate, setxattr): a
+ * "/proc/self/fd/N" string names the file open as N, which is walked as the object. */
+static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, int dfd,
 					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
-					  __u8 *first_out)
+					  __u8 *first_out, __u32 follow_proc_fd)
 {
 	__u8 first;
 	int n = put_user_str(b, uptr, &first);
@@ -475,6 +527,15 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 	if (n == 0 && empty_ok) {
 		b->s->ev.flags |= OW_F_EMPTY_PATH;
 		return put_file_walk(b, fd_file(task, dfd));
+	}
+	if (first == '/' && b->s->proc && follow_proc_fd && !(b->s->ev.flags & OW_F_NOFOLLOW)) {
+		int fd = proc_fd_of(uptr);
+		struct file *f = fd >= 0 ? fd_file(task, fd) : 0;
+
+		if (f) {
+			b->s->ev.flags |= OW_F_PROC_FD;
+			return put_file_walk(b, f);
+		}
 	}
 	if (first == '/') {
 		struct dentry *d = BPF_CORE_READ(task, fs, root.dentry);
@@ -1254,7 +1315,7 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 		put_user_str(&b, (const char *)p.args[0], &first);
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_ONE;
-		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first);
+		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first, 0);
 		b.s->limit = WALK_ROOM;
 		break;
 	case SC_LINK:
@@ -1262,12 +1323,12 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_FIRST;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1],
-			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first);
+			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first, 0);
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
 		b.s->limit = LIMIT_SECOND;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
-			     &first);
+			     &first, 0);
 		b.s->limit = WALK_ROOM;
 		break;
 	default:
@@ -1284,7 +1345,7 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 				empty_ok = p.args[3];
 			b.s->limit = LIMIT_ONE;
 			found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
-				     OW_F_ABSOLUTE, &first);
+				     OW_F_ABSOLUTE, &first, 1);
 		b.s->limit = WALK_ROOM;
 		}
 		if (p.syscall == SC_CHOWN) {

@@ -81,6 +81,8 @@ enum ow_flags {
 	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
 	OW_F_PENDING = 512,   /* lsm/fentry/kprobe: an ow_outcome record for this tid follows
 			       * when the op completes; report only if it succeeded */
+	OW_F_PROC_FD = 1024,  /* the string is "/proc/self/fd/N" of the caller: the walk is
+			       * that fd's file (the object) */
 };
 
 struct ow_walkend {

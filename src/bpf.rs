@@ -75,6 +75,7 @@ pub mod flag {
     pub const EMPTY_PATH: u32 = F::OW_F_EMPTY_PATH.0;
     pub const NO_RET: u32 = F::OW_F_NO_RET.0;
     pub const PENDING: u32 = F::OW_F_PENDING.0;
+    pub const PROC_FD: u32 = F::OW_F_PROC_FD.0;
 }
 
 pub mod slot {

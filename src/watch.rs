@@ -675,7 +675,12 @@ impl Processor {
         cwd: Option<&[u8]>,
     ) -> Resolved {
         match (&spec.string, &spec.walk) {
-            (Some(s), w) if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()) => {
+            // The walk is the object: AT_EMPTY_PATH on an fd, or the caller's own
+            // "/proc/self/fd/N" walked in the kernel (the fd is gone by now).
+            (Some(s), w)
+                if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()
+                    || rec.ev.flags & flag::PROC_FD != 0 && is_proc_fd(s)) =>
+            {
                 let base = match w {
                     Some(w) => self.walk_path(w),
                     None => b"/".to_vec(),

@@ -1,0 +1,203 @@
+//! The tools people really run — coreutils, tar, a shell's redirection, an editor's
+//! save-by-rename — from several working directories, as root, under the real agent. glibc
+//! passes `AT_FDCWD` as a 32-bit int (the upper half of the 64-bit argument is zero), unlike the
+//! raw syscalls of tests/watch.rs: every relative path below goes that way. Run as root:
+//! `cargo test --test tools`; also with `OWNWATCH_NO_CTIME_HOOKS=1` (how the tracepoint backend
+//! runs on kernels before 6.13) and on every backend of the kernel matrix.
+
+#[macro_use]
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// `args` run in `cwd` with umask 022 as the test's own user (root), or as `uid` when given
+/// (setresuid through setpriv, as `sudo -u` would). Panics unless it succeeds.
+fn tool_as(uid: Option<u32>, cwd: &Path, args: &[&str]) {
+    let mut cmd = match uid {
+        None => Command::new(args[0]),
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={u}"),
+                format!("--regid={u}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+            c.arg(args[0]);
+            c
+        }
+    };
+    cmd.args(&args[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    let st = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running {args:?} in {}: {e}", cwd.display()));
+    assert!(
+        st.success(),
+        "{args:?} in {} as {uid:?}: {st}",
+        cwd.display()
+    );
+}
+
+fn tool(cwd: &Path, args: &[&str]) {
+    tool_as(None, cwd, args)
+}
+
+/// A root event made by `comm`.
+fn by(comm: &str, op: &str, path: impl AsRef<Path>) -> Exp {
+    let mut e = Exp::new(op, path, 0);
+    e.comm = Some(comm.to_string());
+    e
+}
+
+/// Does the filesystem of `dir` keep POSIX ACLs? cp -a and install set them (a setxattr of
+/// system.posix_acl_access) where it does.
+fn has_acls(dir: &Path) -> bool {
+    let p = cp(dir);
+    let name = cs("system.posix_acl_access");
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    r >= 0 || errno() == libc::ENODATA
+}
+
+#[test]
+fn coreutils_tar_and_shells_from_other_working_directories() {
+    if !require_root("coreutils_tar_and_shells_from_other_working_directories") {
+        return;
+    }
+    let d = TestDir::new("tools");
+    let (t, o, base) = (&d.tree, &d.outside, &d.base);
+    assert!(
+        has_acls(t),
+        "{}: this test expects a filesystem with POSIX ACLs (ext4, tmpfs, xfs...)",
+        t.display()
+    );
+    for p in ["a", "b", "own"] {
+        make_dir(d.t(p));
+    }
+    for p in ["src", "dir", "dir/sub"] {
+        make_dir(d.o(p));
+    }
+    make_file(d.t("a/y"), b"y");
+    make_file(d.o("src/f"), b"f");
+    make_file(d.o("dir/sub/g"), b"g");
+    make_file(d.o("plain"), b"plain");
+    for (p, m) in [
+        ("dir", 0o755),
+        ("dir/sub", 0o750),
+        ("dir/sub/g", 0o640),
+        ("plain", 0o644),
+    ] {
+        chmod(d.o(p), m);
+    }
+    make_file(d.t("own/mine"), b"mine");
+    chown(d.t("own"), OWNER, OWNER);
+    chown(d.t("own/mine"), OWNER, OWNER);
+    let arch = base.join("arch.tar");
+    tool(o, &["tar", "-cf", arch.to_str().unwrap(), "dir"]);
+    // A working directory reached through a symlink: the kernel's cwd is the tree itself.
+    std::os::unix::fs::symlink(t, d.o("to-tree")).unwrap();
+    let (ta, tb, via) = (d.t("a"), d.t("b"), d.o("to-tree"));
+
+    let mut agent = Agent::watch_tree(t, &[]);
+    tool(base, &["mv", "outside/src", "tree/moved"]);
+    tool(&ta, &["mv", "y", "../b/y2"]);
+    tool(t, &["mv", "moved/f", "b/"]);
+    tool(base, &["ln", "tree/b/y2", "tree/hl"]);
+    tool(&ta, &["ln", "-s", "../b/y2", "sl"]);
+    tool(t, &["rm", "hl"]);
+    tool(&ta, &["chmod", "600", "../b/y2"]);
+    tool(o, &["chown", "4343", "../tree/b/f"]);
+    tool(&tb, &["chown", ":4343", "y2"]);
+    tool(t, &["mknod", "p1", "p"]);
+    tool(t, &["mkfifo", "-m", "640", "p2"]);
+    tool(&ta, &["mkdir", "-p", "x/y/z"]);
+    tool(o, &["install", "-m", "0640", "plain", "../tree/inst"]);
+    tool(t, &["cp", "../outside/plain", "cpd"]);
+    tool(base, &["cp", "-a", "outside/dir", "tree/cpa"]);
+    tool(&ta, &["tar", "-xf", "../../arch.tar"]);
+    tool(&via, &["touch", "newfile"]);
+    tool(&via, &["truncate", "-s", "0", "cpd"]);
+    tool(t, &["setfattr", "-n", "user.k", "-v", "v", "cpd"]);
+    tool(t, &["rmdir", "a/x/y/z"]);
+    tool(t, &["rm", "-r", "a/x"]);
+    // An editor's save: write a temporary name, then rename it over the file.
+    tool(t, &["sh", "-c", "echo new > .f.swp && mv .f.swp f"]);
+    // Not reported: writes outside the tree, and the owner's own writes inside it.
+    tool(o, &["sh", "-c", "touch x && mkdir d && mv x d/ && rm -r d"]);
+    let own = d.t("own");
+    tool_as(
+        Some(OWNER),
+        &own,
+        &[
+            "sh",
+            "-c",
+            "echo 2 > mine && mv mine m2 && mkdir -p k/l && rm -r k",
+        ],
+    );
+    tool_as(Some(OWNER), &own, &["cp", "-a", "m2", "../own/m3"]);
+
+    let evs = agent.finish(t);
+    let want = vec![
+        by("mv", "rename", d.o("src")).new_path(d.t("moved")),
+        by("mv", "rename", d.t("a/y")).new_path(d.t("b/y2")),
+        by("mv", "rename", d.t("moved/f")).new_path(d.t("b/f")),
+        by("ln", "link", d.t("b/y2")).new_path(d.t("hl")),
+        by("ln", "symlink", d.t("a/sl")).target("../b/y2"),
+        by("rm", "unlink", d.t("hl")),
+        by("chmod", "chmod", d.t("b/y2")).mode(0o600),
+        by("chown", "chown", d.t("b/f")).owner(Some(4343), None),
+        by("chown", "chown", d.t("b/y2")).owner(None, Some(4343)),
+        by("mknod", "mknod", d.t("p1")).mode(0o644),
+        by("mkfifo", "mknod", d.t("p2")).mode(0o640),
+        by("mkfifo", "chmod", d.t("p2")).mode(0o640),
+        by("mkdir", "mkdir", d.t("a/x")).mode(0o755),
+        by("mkdir", "mkdir", d.t("a/x/y")).mode(0o755),
+        by("mkdir", "mkdir", d.t("a/x/y/z")).mode(0o755),
+        by("install", "create", d.t("inst")).mode(0o600),
+        by("install", "setxattr", d.t("inst")).xattr("system.posix_acl_access"),
+        by("install", "chmod", d.t("inst")).mode(0o640),
+        by("cp", "create", d.t("cpd")).mode(0o644),
+        by("cp", "mkdir", d.t("cpa")).mode(0o700),
+        by("cp", "mkdir", d.t("cpa/sub")).mode(0o700),
+        by("cp", "create", d.t("cpa/sub/g")).mode(0o600),
+        by("cp", "setxattr", d.t("cpa/sub/g")).xattr("system.posix_acl_access"),
+        by("cp", "chown", d.t("cpa/sub")).owner(Some(0), Some(0)),
+        by("cp", "setxattr", d.t("cpa/sub")).xattr("system.posix_acl_access"),
+        by("cp", "removexattr", d.t("cpa/sub")).xattr("system.posix_acl_default"),
+        by("cp", "chown", d.t("cpa")).owner(Some(0), Some(0)),
+        by("cp", "setxattr", d.t("cpa")).xattr("system.posix_acl_access"),
+        by("cp", "removexattr", d.t("cpa")).xattr("system.posix_acl_default"),
+        by("tar", "mkdir", d.t("a/dir")).mode(0o700),
+        by("tar", "mkdir", d.t("a/dir/sub")).mode(0o700),
+        by("tar", "create", d.t("a/dir/sub/g")).mode(0o600),
+        by("tar", "chown", d.t("a/dir/sub/g")).owner(Some(0), Some(0)),
+        by("tar", "chmod", d.t("a/dir/sub/g")).mode(0o640),
+        by("tar", "chown", d.t("a/dir/sub")).owner(Some(0), Some(0)),
+        by("tar", "chmod", d.t("a/dir/sub")).mode(0o750),
+        by("tar", "chown", d.t("a/dir")).owner(Some(0), Some(0)),
+        by("tar", "chmod", d.t("a/dir")).mode(0o755),
+        by("touch", "create", d.t("newfile")).mode(0o644),
+        by("truncate", "write", d.t("cpd")),
+        by("truncate", "truncate", d.t("cpd")),
+        by("setfattr", "setxattr", d.t("cpd")).xattr("user.k"),
+        by("rmdir", "rmdir", d.t("a/x/y/z")),
+        by("rm", "rmdir", d.t("a/x/y")),
+        by("rm", "rmdir", d.t("a/x")),
+        by("sh", "create", d.t(".f.swp")).mode(0o644),
+        by("mv", "rename", d.t(".f.swp")).new_path(d.t("f")),
+    ];
+    assert_events(&evs, &want, t);
+}
