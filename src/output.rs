@@ -420,6 +420,25 @@ pub fn lost_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// A watched root that was deleted, unmounted or moved out of reach: given up, said once.
+pub fn tree_gone_line(time: &str, tree: &[u8], why: &str, json: bool, out: &mut Vec<u8>) {
+    if json {
+        let mut o = Obj::new(out);
+        o.str("time", time);
+        o.str("op", "tree_gone");
+        o.bytes("tree", tree);
+        o.str("reason", why);
+        o.end();
+        out.push(b'\n');
+    } else {
+        let _ = writeln!(
+            out,
+            "{time} tree_gone {} ({why})",
+            String::from_utf8_lossy(tree)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,7 +155,11 @@ pub fn dev_flags(mt: &MountTable, roots: &[Vec<u8>]) -> std::collections::HashMa
 }
 
 /// `path` equals `dir` or lies below it (component-wise).
+/// A `dir` that is not absolute (the empty path of a root given up) holds nothing.
 pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    if dir.first() != Some(&b'/') {
+        return false;
+    }
     if dir == b"/" {
         return path.first() == Some(&b'/');
     }

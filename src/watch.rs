@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use crate::config::{
 use crate::decode::{decode, identity_start, Record, Spec};
 use crate::fix;
 use crate::identity;
-use crate::output::{identity_json, json_line, lost_line, text_line, Event};
+use crate::output::{identity_json, json_line, lost_line, text_line, tree_gone_line, Event};
 use crate::plan::{self, Backend};
 use crate::resolve::{self, MountTable, StrPath};
 use crate::sink::Sink;
@@ -287,6 +287,18 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             || deadline.is_some_and(|d| Instant::now() >= d)
             || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
+        for (dev, ino) in processor.borrow_mut().take_gone() {
+            let mut key = Vec::with_capacity(16);
+            key.extend(u64::from(dev).to_ne_bytes());
+            key.extend(ino.to_ne_bytes());
+            // the kernel stops matching it; a failure only leaves records we drop anyway
+            let _ = skel.maps.roots.delete(&key);
+        }
+        if processor.borrow().all_gone() {
+            let mut p = processor.borrow_mut();
+            p.flush();
+            bail!("every watched tree is gone; stopping");
+        }
         // Records that came within WAKEUP_GAP of a wakeup did not wake us: while records
         // flow, look again soon; when idle, the first record wakes us.
         let before = processor.borrow().records;
@@ -552,7 +564,13 @@ fn read_lost(map: &dyn MapCore) -> u64 {
 
 /// Records -> events -> lines. Lives for the whole run; caches names and the mount table.
 struct Processor {
-    roots_fd: Vec<OwnedFd>,
+    /// O_PATH handles of the roots; None once a root is gone (`root_gone`), which also lets
+    /// a lazily unmounted filesystem go.
+    roots_fd: Vec<Option<OwnedFd>>,
+    /// (dev, ino) of each root: its key in the kernel's `roots` map
+    root_keys: Vec<(u32, u64)>,
+    /// roots found gone since the main loop last asked (`take_gone`)
+    gone_new: Vec<usize>,
     allowed: Vec<HashSet<u32>>,
     roots_now: Vec<Vec<u8>>,
     mounts: MountTable,
@@ -565,7 +583,6 @@ struct Processor {
     buf: Vec<u8>,
     out: Sink,
     out_err: Option<io::Error>,
-    trees_fd: Vec<OwnedFd>,
     owners: Vec<(u32, u32)>,
     fix: bool,
     max_events: Option<u64>,
@@ -595,8 +612,10 @@ impl Processor {
         Processor {
             roots_fd: trees
                 .iter()
-                .map(|t| t.fd.try_clone().expect("dup of a root fd"))
+                .map(|t| Some(t.fd.try_clone().expect("dup of a root fd")))
                 .collect(),
+            root_keys: trees.iter().map(|t| (t.dev, t.ino)).collect(),
+            gone_new: Vec::new(),
             allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
             roots_now: trees
                 .iter()
@@ -611,10 +630,6 @@ impl Processor {
             buf: Vec::with_capacity(4096),
             out,
             out_err: None,
-            trees_fd: trees
-                .iter()
-                .map(|t| t.fd.try_clone().expect("dup of a root fd"))
-                .collect(),
             owners: trees.iter().map(|t| t.owner).collect(),
             fix: false,
             max_events: None,
@@ -626,15 +641,58 @@ impl Processor {
     }
 
     /// Where each root is now: a renamed root stays watched and its new path is reported.
+    /// A root that was deleted, unmounted (`umount -l`) or moved out of this namespace has no
+    /// path that leads to it: it is given up (said on stderr and in-band), never matched by
+    /// the path it had, let alone by "/" (what a detached mount's root reads back as).
     fn refresh_roots(&mut self) {
-        for (i, fd) in self.roots_fd.iter().enumerate() {
-            if let Some(p) = resolve::fd_path(fd) {
-                if self.roots_now[i] != p {
+        for i in 0..self.roots_fd.len() {
+            let Some(fd) = &self.roots_fd[i] else {
+                continue;
+            };
+            let p = resolve::fd_path(fd);
+            if p.as_ref() == Some(&self.roots_now[i]) {
+                continue;
+            }
+            match root_gone(fd, p.as_deref()) {
+                Some(why) => self.give_up(i, why),
+                None => {
                     self.idents.clear();
+                    self.roots_now[i] = p.unwrap_or_default();
                 }
-                self.roots_now[i] = p;
             }
         }
+    }
+
+    fn give_up(&mut self, i: usize, why: &str) {
+        let path = std::mem::take(&mut self.roots_now[i]);
+        self.roots_fd[i] = None;
+        self.waiting.retain(|_, ev| ev.tree != path);
+        self.gone_new.push(i);
+        eprintln!(
+            "ownwatch: {}: watched tree {why}; no longer watched",
+            String::from_utf8_lossy(&path)
+        );
+        self.buf.clear();
+        tree_gone_line(
+            &timefmt::now_rfc3339(),
+            &path,
+            why,
+            self.json,
+            &mut self.buf,
+        );
+        if let Err(e) = self.out.write_all(&self.buf) {
+            self.out_err.get_or_insert(e);
+        }
+    }
+
+    /// Roots given up since the last call, with their kernel keys.
+    fn take_gone(&mut self) -> Vec<(u32, u64)> {
+        let gone = std::mem::take(&mut self.gone_new);
+        gone.into_iter().map(|i| self.root_keys[i]).collect()
+    }
+
+    fn all_gone(&self) -> bool {
+        self.roots_fd.iter().all(Option::is_none)
     }
 
     /// Reads the mount table again. Identities rendered so far named the exe through the
@@ -935,7 +993,7 @@ impl Processor {
             }
         }
         let tree = tree?;
-        if self.allowed.get(tree)?.contains(&ev.fsuid) {
+        if self.roots_fd.get(tree)?.is_none() || self.allowed.get(tree)?.contains(&ev.fsuid) {
             return None;
         }
         // The root may have moved since the last look (a renamed root stays watched).
@@ -1130,7 +1188,10 @@ impl Processor {
         let recurse = matches!(ev.op, "mkdir" | "rename");
         let res = match fix::rel_path(&self.roots_now[t], target) {
             None => Err("outside the watched tree".to_string()),
-            Some(rel) => fix::fix_path(self.trees_fd[t].as_fd(), rel, uid, gid, recurse),
+            Some(rel) => match &self.roots_fd[t] {
+                Some(fd) => fix::fix_path(fd.as_fd(), rel, uid, gid, recurse),
+                None => Err("the watched tree is gone".to_string()),
+            },
         };
         match res {
             Ok(o) if o.ok() => ev.fixed = Some(true),
@@ -1159,6 +1220,22 @@ impl Processor {
                 self.out_err = Some(e);
             }
         }
+    }
+}
+
+/// Why the root behind `fd` can no longer be reached by `path` (where /proc says it is now),
+/// or None when it can.
+fn root_gone(fd: &OwnedFd, path: Option<&[u8]>) -> Option<&'static str> {
+    let Ok(st) = nix::sys::stat::fstat(fd.as_raw_fd()) else {
+        return Some("cannot be examined");
+    };
+    if st.st_nlink == 0 {
+        return Some("was deleted");
+    }
+    let reach = path.and_then(|p| nix::sys::stat::stat(std::ffi::OsStr::from_bytes(p)).ok());
+    match reach {
+        Some(r) if r.st_dev == st.st_dev && r.st_ino == st.st_ino => None,
+        _ => Some("was unmounted or moved out of reach"),
     }
 }
 

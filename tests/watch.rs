@@ -10,6 +10,7 @@
 mod common;
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -2523,4 +2524,109 @@ fn probe_reports_every_backend_and_the_choice() {
             assert_eq!(b["usable"], Value::Bool(false), "{n} usable here? {b}");
         }
     }
+}
+
+// =============================================================================================
+// Watched roots that go away
+
+/// The in-band line for a root given up, with its path and reason.
+fn expect_tree_gone(a: &Agent, root: &Path, reason: &str) {
+    let line = a
+        .next_line(*TIMEOUT)
+        .unwrap_or_else(|| panic!("no tree_gone line; stderr:\n{}", a.stderr_text()));
+    let v = parse_event(&line);
+    assert_eq!(v["op"], "tree_gone", "{line}");
+    assert_eq!(v["tree"].as_str(), Some(s(root).as_str()), "{line}");
+    assert_eq!(v["reason"], reason, "{line}");
+    assert!(v["time"].is_string(), "{line}");
+    let err = a.stderr_text();
+    assert!(
+        err.contains(&format!(
+            "{}: watched tree {reason}; no longer watched",
+            s(root)
+        )),
+        "stderr:\n{err}"
+    );
+}
+
+#[test]
+fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
+    if !require_root("a_deleted_root_is_said_once_and_the_last_one_stops_the_agent") {
+        return;
+    }
+    let d = TestDir::new("rootgone");
+    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let pid = run_as(Creds::Root, || {
+        sc!(libc::SYS_rmdir, cp(&d.tree))?;
+        Ok(())
+    });
+    // Its removal is the tree's last offending write, then the tree is given up.
+    let line = a.next_line(*TIMEOUT).expect("the rmdir event");
+    assert_events(
+        &[parse_event(&line)],
+        &[Exp::new("rmdir", &d.tree, 0).pid(pid)],
+        &d.tree,
+    );
+    expect_tree_gone(&a, &d.tree, "was deleted");
+    let st = a.wait_exit(*TIMEOUT).expect("the agent stops");
+    assert_eq!(st.code(), Some(2), "stderr:\n{}", a.stderr_text());
+    assert!(
+        a.stderr_text()
+            .contains("ownwatch: every watched tree is gone; stopping"),
+        "stderr:\n{}",
+        a.stderr_text()
+    );
+    assert!(a.drain().is_empty());
+}
+
+#[test]
+fn a_lazily_unmounted_root_never_widens_the_watch() {
+    if !require_root("a_lazily_unmounted_root_never_widens_the_watch") {
+        return;
+    }
+    let d = TestDir::new("lazyumount");
+    let mnt = d.o("mnt");
+    make_dir(&mnt);
+    let m = cp(&mnt);
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            m.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=0777".as_ptr().cast(),
+        )
+    };
+    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+    chown(&mnt, OWNER, OWNER);
+    make_dir(mnt.join("sub"));
+    // A writer whose cwd stays in the detached filesystem.
+    let held = std::fs::File::open(mnt.join("sub")).unwrap();
+    let mut a = Agent::watch(&["--owner", &OWNER.to_string(), &s(&d.tree), &s(&mnt)]);
+    // While it is watched, a plain umount is refused: the agent holds the root.
+    assert_ne!(unsafe { libc::umount(m.as_ptr()) }, 0);
+    assert_eq!(errno(), libc::EBUSY);
+    assert_eq!(unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) }, 0);
+    expect_tree_gone(&a, &mnt, "was unmounted or moved out of reach");
+    let pid = run_as(Creds::Root, || {
+        // Elsewhere on the machine (this used to come out with "tree": "/") ...
+        mkdir(&d.o("unrelated"), 0o755)?;
+        create(&d.o("unrelated/f"), 0o644)?;
+        // ... in the detached filesystem, through an fd that still reaches it ...
+        sc!(
+            libc::SYS_mkdirat,
+            held.as_raw_fd() as c_long,
+            cs("d"),
+            0o755
+        )?;
+        // ... and in the tree that is still watched.
+        mkdir(&d.t("still"), 0o755)?;
+        Ok(())
+    });
+    let evs = a.finish(&d.tree);
+    assert_events(
+        &evs,
+        &[Exp::new("mkdir", d.t("still"), 0).pid(pid).mode(0o755)],
+        &d.tree,
+    );
 }
