@@ -100,9 +100,24 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
     if t.is_empty() {
         return Err(bad());
     }
-    if let Ok(n) = t.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
+    let total = match t.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => duration_units(t).ok_or_else(bad)?,
+    };
+    if total == 0 {
+        anyhow::bail!("bad duration {s:?}: it must be more than 0");
     }
+    // Far beyond any use, and the deadline must fit the clock.
+    if total > MAX_DURATION_SECS {
+        anyhow::bail!("bad duration {s:?}: at most 100 years (36500d)");
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+const MAX_DURATION_SECS: u64 = 36500 * 86400;
+
+/// Seconds of "1h30m"-style text; None when malformed or beyond u64.
+fn duration_units(t: &str) -> Option<u64> {
     let mut total = 0u64;
     let mut num = String::new();
     for c in t.chars() {
@@ -115,19 +130,13 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
-            _ => return Err(bad()),
+            _ => return None,
         };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        let n: u64 = num.parse().ok()?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v))?;
         num.clear();
     }
-    if !num.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs(total))
+    num.is_empty().then_some(total)
 }
 
 /// `--ring-size`: bytes, with an optional K/M/G suffix (powers of 1024). The kernel wants a
@@ -214,8 +223,37 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), D::from_secs(5400));
         assert_eq!(parse_duration("2d").unwrap(), D::from_secs(172800));
         assert_eq!(parse_duration("45").unwrap(), D::from_secs(45));
-        for bad in ["", "10x", "m", "1.5h", "-3s", "0s", "10m5"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        assert_eq!(
+            parse_duration("36500d").unwrap(),
+            D::from_secs(36500 * 86400)
+        );
+        for bad in [
+            "",
+            "10x",
+            "m",
+            "1.5h",
+            "-3s",
+            "10m5",
+            "99999999999999999999s",
+        ] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert!(e.starts_with("bad duration"), "{bad}: {e}");
+        }
+        // Zero in every spelling, and what the clock cannot hold, are refused alike.
+        for bad in [
+            "0",
+            "00",
+            "0s",
+            "0h0m",
+            "9223372036854775807",
+            "36501d",
+            "18446744073709551615",
+        ] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("bad duration {bad:?}: ")),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -151,6 +151,10 @@ fn libbpf_log(level: PrintLevel, msg: String) {
 }
 
 pub fn run(args: WatchArgs) -> Result<u8> {
+    // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
+    // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
+    install_signals()?;
+    crate::sink::install_sighup(&HUP)?;
     let op_mask = args
         .ops
         .as_deref()
@@ -246,10 +250,6 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             (t_load - t_probe).as_millis(),
             (started.elapsed() - t_load).as_millis()
         );
-    }
-    install_signals()?;
-    if args.output.is_some() {
-        crate::sink::install_sighup(&HUP)?;
     }
     let mut proc_init = Processor::new(&trees, args.format, backend, sink);
     proc_init.fix = args.fix;

@@ -2397,6 +2397,12 @@ fn bad_input_exits_2_with_one_line() {
         vec!["watch", "--ops", "", &t],
         vec!["watch", "--backend", "magic", &t],
         vec!["watch", "--format", "yaml", &t],
+        vec!["watch", "--duration", "0", &t],
+        vec!["watch", "--duration", "00", &t],
+        vec!["watch", "--duration", "0s", &t],
+        vec!["watch", "--duration", "10x", &t],
+        vec!["watch", "--duration", "9223372036854775807", &t],
+        vec!["watch", "--duration", "99999999999999999999999h", &t],
     ];
     for c in &cases {
         assert_usage_error(c);
@@ -2629,4 +2635,88 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
         &[Exp::new("mkdir", d.t("still"), 0).pid(pid).mode(0o755)],
         &d.tree,
     );
+}
+
+/// SIGHUP (logrotate, a closing terminal) never kills the agent: with or without -o, also while
+/// it is still starting.
+#[test]
+fn sighup_never_kills_the_agent() {
+    if !require_root("sighup_never_kills_the_agent") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let d = TestDir::new("sighup");
+    let mut child = std::process::Command::new(bin())
+        .args(watch_args(&[&s(&d.tree)]))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for r in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    // As soon as the handler is there (SigCgt in /proc), which is before anything else:
+    // the agent has not attached yet.
+    let hup_caught = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|st| {
+                let l = st.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
+                u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()
+            })
+            .is_some_and(|m| m & (1 << (libc::SIGHUP - 1)) != 0)
+    };
+    let deadline = Instant::now() + *TIMEOUT;
+    while !hup_caught() {
+        assert!(Instant::now() < deadline, "SIGHUP is never caught");
+        assert!(child.try_wait().unwrap().is_none(), "the agent died");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut seen = Vec::new();
+    while let Ok(l) = rx.try_recv() {
+        seen.push(l);
+    }
+    assert!(
+        !seen.iter().any(|l| l.starts_with("ownwatch: watching")),
+        "SIGHUP is caught only after attaching: {seen:?}"
+    );
+    for _ in 0..3 {
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let next = |want: &dyn Fn(&str) -> bool, what: &str, seen: &mut Vec<String>| loop {
+        match rx.recv_timeout(*TIMEOUT) {
+            Ok(l) if want(&l) => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no {what}; output: {seen:?}"),
+        }
+    };
+    next(
+        &|l| l.starts_with("ownwatch: watching"),
+        "ready line",
+        &mut seen,
+    );
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::create_dir(d.t("after-hup")).unwrap();
+    let l = next(
+        &|l| l.contains("after-hup"),
+        "event after SIGHUP",
+        &mut seen,
+    );
+    assert_eq!(parse_event(&l)["op"], "mkdir");
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0), "{st}; output: {seen:?}");
 }
