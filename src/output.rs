@@ -408,15 +408,32 @@ pub fn text_line(e: &Event, out: &mut Vec<u8>) {
 }
 
 pub fn lost_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
+    lost_line_why(time, count, None, json, out)
+}
+
+/// `lost_line` for events the agent had but could not write out (`-o` on a full disk):
+/// `"reason":"output"`, so they are told apart from records the kernel could not deliver.
+pub fn lost_output_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
+    lost_line_why(time, count, Some("output"), json, out)
+}
+
+fn lost_line_why(time: &str, count: u64, reason: Option<&str>, json: bool, out: &mut Vec<u8>) {
     if json {
         let mut o = Obj::new(out);
         o.str("time", time);
         o.str("op", "lost");
         o.num("count", count);
+        if let Some(r) = reason {
+            o.str("reason", r);
+        }
         o.end();
         out.push(b'\n');
     } else {
-        let _ = writeln!(out, "{time} lost {count} events");
+        let _ = write!(out, "{time} lost {count} events");
+        if let Some(r) = reason {
+            let _ = write!(out, " ({r})");
+        }
+        out.push(b'\n');
     }
 }
 
@@ -595,5 +612,14 @@ mod tests {
         let mut out = Vec::new();
         lost_line("T", 7, true, &mut out);
         assert_eq!(out, b"{\"time\":\"T\",\"op\":\"lost\",\"count\":7}\n");
+        out.clear();
+        lost_output_line("T", 7, true, &mut out);
+        assert_eq!(
+            out,
+            b"{\"time\":\"T\",\"op\":\"lost\",\"count\":7,\"reason\":\"output\"}\n"
+        );
+        out.clear();
+        lost_output_line("T", 7, false, &mut out);
+        assert_eq!(out, b"T lost 7 events (output)\n");
     }
 }

@@ -5,21 +5,39 @@
 //! between two files by a later [`Sink::reopen`]. The file is opened O_APPEND, so lines from
 //! several writers (or a reopen racing with logrotate's `copytruncate`) never overwrite each
 //! other.
+//!
+//! The agent runs as root, and the `-o` path may lie in a directory others can write to
+//! (`/tmp`): [`open_output`] never follows a symlink planted by someone else, never appends to
+//! a file someone else made or can write, and never blocks on a FIFO (see its rules).
+//!
+//! A full disk (ENOSPC, EDQUOT) does not stop the agent: the lines are kept in memory (up to
+//! [`KEEP_MAX`] bytes; whole lines beyond that are dropped and counted), every flush retries,
+//! and once writing works again the kept lines are written, then one
+//! `{"time":…,"op":"lost","count":N,"reason":"output"}` line for the N dropped ones. One line on
+//! stderr when the outage starts, one when dropping starts, one when it is over.
 
-// Used by `watch -o` (wired separately); until then only the tests use it.
-
-use std::fs::{File, OpenOptions};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use anyhow::{Context, Result};
 
+/// Bytes of whole lines kept in memory while the output cannot be written (full disk).
+pub const KEEP_MAX: usize = 4 << 20;
+
 enum Target {
     Stdout,
-    File { path: PathBuf, file: File },
+    File {
+        path: PathBuf,
+        file: File,
+    },
+    /// A scripted writer for the unit tests (short writes, ENOSPC on demand).
+    #[cfg(test)]
+    Test(Box<dyn Write>),
 }
 
 /// A buffered line sink. Write whole lines with [`Sink::write_all`]; call [`Sink::flush`] after
@@ -27,35 +45,69 @@ enum Target {
 pub struct Sink {
     target: Target,
     buf: Vec<u8>,
+    /// While writes fail for lack of space: the errno. Lines are kept (bounded), not written,
+    /// until a flush succeeds.
+    outage: Option<i32>,
+    /// Lines dropped during the outage because `keep_max` was reached; reported in-band (one
+    /// `lost` line) once writing works again. While non-zero every new line is dropped, so the
+    /// `lost` line sits exactly where the lines are missing.
+    dropped: u64,
+    /// The start of the line now arriving was dropped: drop the rest of it too.
+    dropping_line: bool,
+    /// `buf` starts with the rest of a line whose start is already in the file (a short write):
+    /// it must go to the same file, never be dropped.
+    head_torn: bool,
+    /// Whether the lines are JSON (the first byte ever written was `{`): the form of the
+    /// `lost` line.
+    json: Option<bool>,
+    keep_max: usize,
 }
 
 impl Sink {
     /// Buffered bytes beyond which `write_all` writes whole lines out by itself.
     pub const FLUSH_AT: usize = 64 * 1024;
 
-    /// Lines to standard output. `reopen` does nothing (beyond flushing).
-    pub fn stdout() -> Sink {
+    fn with_target(target: Target) -> Sink {
         Sink {
-            target: Target::Stdout,
+            target,
             buf: Vec::with_capacity(Self::FLUSH_AT + 4096),
+            outage: None,
+            dropped: 0,
+            dropping_line: false,
+            head_torn: false,
+            json: None,
+            keep_max: KEEP_MAX,
         }
     }
 
+    /// Lines to standard output. `reopen` does nothing (beyond flushing).
+    pub fn stdout() -> Sink {
+        Sink::with_target(Target::Stdout)
+    }
+
     /// Lines appended to `path`, created with mode 0640 (less what the umask removes) when it
-    /// does not exist. The error names the path.
+    /// does not exist, under the rules of [`open_output`]. The error is one line naming the
+    /// path and the reason.
     pub fn file(path: impl AsRef<Path>) -> Result<Sink> {
         let path = path.as_ref().to_path_buf();
-        let file =
-            open_append(&path).with_context(|| format!("{}: cannot open", path.display()))?;
-        Ok(Sink {
-            target: Target::File { path, file },
-            buf: Vec::with_capacity(Self::FLUSH_AT + 4096),
-        })
+        let file = open_output(&path)?;
+        Ok(Sink::with_target(Target::File { path, file }))
     }
 
     /// Appends `buf` (one or more whole lines, normally) to the buffer; writes out the whole
-    /// lines buffered so far once the buffer is large.
+    /// lines buffered so far once the buffer is large. While the output is full, keeps the
+    /// lines (bounded) and returns Ok: [`Sink::flush`] retries.
     pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.json.is_none() {
+            if let Some(&c) = buf.first() {
+                self.json = Some(c == b'{');
+            }
+        }
+        if self.outage.is_some() {
+            self.keep(buf);
+            return Ok(());
+        }
+        let buf = self.skip_dropped_rest(buf);
         self.buf.extend_from_slice(buf);
         if self.buf.len() >= Self::FLUSH_AT {
             self.write_lines()?;
@@ -63,29 +115,152 @@ impl Sink {
         Ok(())
     }
 
-    /// Writes out everything buffered, a trailing partial line included.
+    /// Writes out everything buffered, a trailing partial line included. During an outage
+    /// this is the retry; it returns Ok while the output is still full.
     pub fn flush(&mut self) -> io::Result<()> {
         let n = self.buf.len();
-        self.write_prefix(n)
+        self.push(n)
     }
 
     /// After logrotate moved the file away: writes the buffered whole lines to the old file,
-    /// then opens the path anew and continues there. A partial line still in the buffer (a
-    /// caller that reopens mid-line) goes to the new file in one piece. If the path cannot be
-    /// opened the old file is kept (nothing is lost) and the error is returned.
+    /// then opens the path anew (under the rules of [`open_output`]) and continues there. A
+    /// partial line still in the buffer (a caller that reopens mid-line) goes to the new file
+    /// in one piece. If the path cannot be opened or is refused, the old file is kept (nothing
+    /// is lost) and the error, naming the path and the reason, is returned. During an outage
+    /// the kept lines go to the new file (the old one is full).
     pub fn reopen(&mut self) -> io::Result<()> {
         self.write_lines()?;
         if let Target::File { path, file } = &mut self.target {
-            *file = open_append(path)?;
+            *file = open_output(path)?;
+            if self.outage.is_some() && self.head_torn {
+                // The start of this line is in the old file, which stays torn; its rest would
+                // be garbage in the new one.
+                // It counts as a dropped line.
+                let nl = self.buf.iter().position(|&c| c == b'\n');
+                self.buf.drain(..nl.map_or(self.buf.len(), |i| i + 1));
+                self.dropping_line = nl.is_none();
+                self.dropped += 1;
+                self.head_torn = false;
+            }
         }
         Ok(())
     }
 
+    /// What the outage messages call the output.
+    fn name(&self) -> String {
+        match &self.target {
+            Target::Stdout => "standard output".into(),
+            Target::File { path, .. } => path.display().to_string(),
+            #[cfg(test)]
+            Target::Test(_) => "test".into(),
+        }
+    }
+
+    /// Drops the rest of a line whose start was dropped; returns what follows it.
+    fn skip_dropped_rest<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        if !self.dropping_line {
+            return data;
+        }
+        match data.iter().position(|&c| c == b'\n') {
+            Some(i) => {
+                self.dropping_line = false;
+                &data[i + 1..]
+            }
+            None => &[],
+        }
+    }
+
+    /// During an outage: appends whole lines while they fit in `keep_max`; beyond that drops
+    /// whole lines (and every later one until the output works again) and counts them.
+    fn keep(&mut self, mut data: &[u8]) {
+        loop {
+            data = self.skip_dropped_rest(data);
+            if data.is_empty() || self.dropping_line {
+                return;
+            }
+            let end = data
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(data.len(), |i| i + 1);
+            let (piece, rest) = data.split_at(end);
+            data = rest;
+            // Where the line this piece belongs to starts in the buffer.
+            let start = self
+                .buf
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map_or(0, |i| i + 1);
+            let protected = start == 0 && self.head_torn;
+            if !protected && (self.dropped > 0 || self.buf.len() + piece.len() > self.keep_max) {
+                if self.dropped == 0 {
+                    eprintln!(
+                        "ownwatch: {}: {} MiB of events waiting; dropping new ones (they will \
+                         be counted in a \"lost\" line) until it can be written again",
+                        self.name(),
+                        self.keep_max >> 20
+                    );
+                }
+                self.buf.truncate(start);
+                self.dropped += 1;
+                self.dropping_line = !piece.ends_with(b"\n");
+                continue;
+            }
+            self.buf.extend_from_slice(piece);
+        }
+    }
+
     fn write_lines(&mut self) -> io::Result<()> {
         match self.buf.iter().rposition(|&c| c == b'\n') {
-            Some(i) => self.write_prefix(i + 1),
+            Some(i) => self.push(i + 1),
             None => Ok(()),
         }
+    }
+
+    /// Writes `buf[..n]`. A full disk starts (or continues) an outage and is not an error;
+    /// the first write that works after one ends it: the `lost` line for what was dropped
+    /// follows the kept lines.
+    fn push(&mut self, n: usize) -> io::Result<()> {
+        if let Err(e) = self.write_prefix(n) {
+            let Some(errno) = e.raw_os_error().filter(|&c| is_full(c)) else {
+                return Err(e);
+            };
+            if self.outage.is_none() {
+                eprintln!(
+                    "ownwatch: {}: {}; keeping events and retrying",
+                    self.name(),
+                    nix::errno::Errno::from_raw(errno).desc()
+                );
+                self.outage = Some(errno);
+            }
+            return Ok(());
+        }
+        if self.outage.take().is_some() {
+            let dropped = std::mem::take(&mut self.dropped);
+            eprintln!(
+                "ownwatch: {}: writing again; {}",
+                self.name(),
+                if dropped == 0 {
+                    "no events were lost".to_string()
+                } else {
+                    format!("{dropped} events did not fit in memory and are reported as lost")
+                }
+            );
+            if dropped > 0 {
+                let mut l = Vec::new();
+                crate::output::lost_output_line(
+                    &crate::timefmt::now_rfc3339(),
+                    dropped,
+                    self.json.unwrap_or(true),
+                    &mut l,
+                );
+                // Nothing is left in the buffer here (every line was dropped while counting),
+                // but a line must never be split: put it in front of whatever is.
+                let k = l.len();
+                self.buf.splice(0..0, l);
+                return self.push(k);
+            }
+        }
+        Ok(())
     }
 
     /// Writes `buf[..n]` and drops it from the buffer. On an error what was written is dropped
@@ -99,6 +274,8 @@ impl Sink {
             let r = match &mut self.target {
                 Target::Stdout => write_fd(stdout_fd(), &self.buf[done..n]),
                 Target::File { file, .. } => file.write(&self.buf[done..n]),
+                #[cfg(test)]
+                Target::Test(w) => w.write(&self.buf[done..n]),
             };
             match r {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -107,24 +284,309 @@ impl Sink {
                 Err(e) => break Err(e),
             }
         };
+        if done > 0 {
+            self.head_torn = self.buf[done - 1] != b'\n';
+        }
         self.buf.drain(..done);
         res
     }
 }
 
+/// Errors that mean "no room now, maybe later": keep the lines and retry. EIO is not one of
+/// them (a failing disk; exit and let the service manager tell someone).
+fn is_full(errno: i32) -> bool {
+    errno == libc::ENOSPC || errno == libc::EDQUOT
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.flush();
+        if self.outage.is_some() {
+            let kept = self.buf.iter().filter(|&&c| c == b'\n').count();
+            eprintln!(
+                "ownwatch: {}: still cannot be written at exit; {} kept and {} dropped events \
+                 are lost",
+                self.name(),
+                kept,
+                self.dropped
+            );
+        }
     }
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
+/// Opens `path` for appending event lines, as root, where others may have planted things:
+/// - the directories on the way are resolved one component at a time, and a symlink among
+///   them is followed only when it belongs to root or to us (so `/tmp/evil -> /etc`, made by
+///   a user, is refused); no directory on the way may be writable by others without the
+///   sticky bit (someone could swap what follows);
+/// - the file itself is opened O_NOFOLLOW|O_NONBLOCK|O_NOCTTY|O_CLOEXEC|O_APPEND, created
+///   0640 when absent; a symlink, FIFO, socket or device there is refused without being
+///   opened for writing, and nothing ever blocks;
+/// - the opened file must be a regular file owned by our euid, with one link (not a hard link
+///   to some other file), not writable by group or others. Nothing is chmod-ed: a file that
+///   fails is refused, and the error says why.
+///
+/// The error is one line: "PATH: reason".
+pub fn open_output(path: &Path) -> io::Result<File> {
+    let fail = |kind: io::ErrorKind, why: String| {
+        io::Error::new(kind, format!("{}: {why}", path.display()))
+    };
+    let os = |e: io::Error| {
+        let desc = e
+            .raw_os_error()
+            .map(|c| nix::errno::Errno::from_raw(c).desc().to_string())
+            .unwrap_or_else(|| e.to_string());
+        fail(e.kind(), format!("cannot open: {desc}"))
+    };
+    let name = match path.components().next_back() {
+        Some(Component::Normal(n)) => n.to_os_string(),
+        _ => {
+            return Err(fail(
+                io::ErrorKind::InvalidInput,
+                "is not a file name".into(),
+            ))
+        }
+    };
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let dir = open_dir_safely(parent).map_err(|e| match e {
+        Walk::Os(e) => os(e),
+        Walk::Refused(why) => fail(io::ErrorKind::PermissionDenied, why),
+    })?;
+    let cname = CString::new(name.into_vec())
+        .map_err(|_| fail(io::ErrorKind::InvalidInput, "contains a NUL byte".into()))?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| fail(io::ErrorKind::PermissionDenied, why);
+
+    // What is there now: refuse a non-file before opening it (opening a device or a FIFO can
+    // have effects of its own). The fstat below is the check that counts.
+    match fstatat(dir.as_raw_fd(), &cname, libc::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            if let Some(why) = not_regular(st.st_mode) {
+                return Err(refuse(why));
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(os(e)),
+    }
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_NOCTTY
+        | libc::O_CLOEXEC;
+    // SAFETY: a valid dirfd and C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            cname.as_ptr(),
+            flags,
+            0o640 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            // Swapped for a symlink since the look above.
+            Some(libc::ELOOP) => refuse("is a symbolic link; refusing to follow it".into()),
+            _ => os(e),
+        });
+    }
+    // SAFETY: a fresh fd that we own.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let st = fstat(fd).map_err(os)?;
+    if let Some(why) = not_regular(st.st_mode) {
+        return Err(refuse(why));
+    }
+    if st.st_uid != euid {
+        return Err(refuse(format!(
+            "is owned by uid {}, not by uid {euid} (ownwatch itself); refusing to append to it",
+            st.st_uid
+        )));
+    }
+    if st.st_nlink != 1 {
+        return Err(refuse(format!(
+            "has {} hard links; refusing to append to it",
+            st.st_nlink
+        )));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "is writable by group or others (mode {:04o}); refusing to append to it \
+             (chmod go-w it first)",
+            st.st_mode & 0o7777
+        )));
+    }
+    // Back to ordinary blocking writes (O_NONBLOCK only kept the open from waiting).
+    // SAFETY: fcntl on our fd.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK) < 0 {
+            return Err(os(io::Error::last_os_error()));
+        }
+    }
+    Ok(file)
+}
+
+/// Why a file of this mode is not one to append events to.
+fn not_regular(mode: libc::mode_t) -> Option<String> {
+    let what = match mode & libc::S_IFMT {
+        libc::S_IFREG => return None,
+        libc::S_IFLNK => return Some("is a symbolic link; refusing to follow it".into()),
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        _ => "of an unknown type",
+    };
+    Some(format!("is {what}, not a regular file; refusing it"))
+}
+
+enum Walk {
+    Os(io::Error),
+    Refused(String),
+}
+
+impl From<io::Error> for Walk {
+    fn from(e: io::Error) -> Walk {
+        Walk::Os(e)
+    }
+}
+
+/// An O_PATH fd of directory `dir`, resolved one component at a time with O_NOFOLLOW. A
+/// symlink on the way is followed only when root or our euid owns it (at most 40 of them);
+/// every directory passed must not be writable by others unless it is sticky.
+fn open_dir_safely(dir: &Path) -> Result<OwnedFd, Walk> {
+    const MAX_LINKS: usize = 40;
+    let euid = nix::unistd::geteuid().as_raw();
+    let start = if dir.is_absolute() { "/" } else { "." };
+    let mut cur = open_path(libc::AT_FDCWD, OsStr::new(start))?;
+    // The path as walked, for messages.
+    let mut shown = if dir.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
+    check_dir(&cur, &shown)?;
+    let mut todo: Vec<OsString> = Vec::new(); // components still to walk, last first
+    let push_path = |todo: &mut Vec<OsString>, p: &Path| {
+        for c in p.components().rev() {
+            todo.push(match c {
+                Component::RootDir => OsString::from("/"),
+                Component::CurDir => OsString::from("."),
+                Component::ParentDir => OsString::from(".."),
+                Component::Normal(n) => n.to_os_string(),
+                Component::Prefix(_) => continue,
+            });
+        }
+    };
+    push_path(&mut todo, dir);
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == "/" {
+            cur = open_path(libc::AT_FDCWD, OsStr::new("/"))?;
+            shown = PathBuf::from("/");
+            continue;
+        }
+        if c == "." {
+            continue;
+        }
+        let next = open_path(cur.as_raw_fd(), &c)?;
+        shown.push(&c);
+        let st = fstat(next.as_raw_fd())?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => {
+                if st.st_uid != 0 && st.st_uid != euid {
+                    return Err(Walk::Refused(format!(
+                        "{} is a symbolic link owned by uid {}; refusing to follow it",
+                        shown.display(),
+                        st.st_uid
+                    )));
+                }
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Walk::Os(io::Error::from_raw_os_error(libc::ELOOP)));
+                }
+                let target = readlink_fd(next.as_raw_fd())?;
+                shown.pop();
+                push_path(&mut todo, &target);
+            }
+            libc::S_IFDIR => {
+                check_dir(&next, &shown)?;
+                cur = next;
+            }
+            _ => return Err(Walk::Os(io::Error::from_raw_os_error(libc::ENOTDIR))),
+        }
+    }
+    Ok(cur)
+}
+
+fn check_dir(fd: &OwnedFd, shown: &Path) -> Result<(), Walk> {
+    let st = fstat(fd.as_raw_fd())?;
+    if st.st_mode & 0o002 != 0 && st.st_mode & libc::S_ISVTX == 0 {
+        let shown = if shown.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            shown
+        };
+        return Err(Walk::Refused(format!(
+            "directory {} is writable by others and not sticky (mode {:04o}); refusing it",
+            shown.display(),
+            st.st_mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+fn open_path(dirfd: libc::c_int, name: &OsStr) -> io::Result<OwnedFd> {
+    let c =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid dirfd (or AT_FDCWD) and C string.
+    let fd = unsafe {
+        libc::openat(
+            dirfd,
+            c.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: libc::c_int) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `st` on success.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: initialised by a successful fstat.
+    Ok(unsafe { st.assume_init() })
+}
+
+fn fstatat(dirfd: libc::c_int, name: &CString, flags: libc::c_int) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstatat fills `st` on success.
+    if unsafe { libc::fstatat(dirfd, name.as_ptr(), st.as_mut_ptr(), flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: initialised by a successful fstatat.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// The text of the symlink an O_PATH|O_NOFOLLOW fd refers to.
+fn readlink_fd(fd: libc::c_int) -> io::Result<PathBuf> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: reads at most buf.len() bytes into buf.
+    let n = unsafe { libc::readlinkat(fd, c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(PathBuf::from(OsString::from_vec(buf)))
 }
 
 fn stdout_fd() -> BorrowedFd<'static> {
@@ -174,6 +636,7 @@ pub fn install_sighup(flag: &'static AtomicBool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::AtomicU32;
     use std::sync::Arc;
@@ -304,6 +767,400 @@ mod tests {
         s.write_all(b"b\n").unwrap();
         s.flush().unwrap();
         assert_eq!(std::fs::read(moved.join("out.jsonl")).unwrap(), b"a\nb\n");
+    }
+
+    // ---- -o refuses what others planted ------------------------------------------------------
+
+    fn refusal(p: &Path) -> String {
+        match Sink::file(p) {
+            Ok(_) => panic!("{} was accepted", p.display()),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    fn chown(p: &Path, uid: u32) {
+        std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn as_root() -> bool {
+        // The ownership checks need files of other users: only root can make them.
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn refuses_symlinks_fifos_devices_and_directories() {
+        let t = TempDir::new();
+        let secret = t.0.join("secret");
+        std::fs::write(&secret, b"s\n").unwrap();
+        chmod(&secret, 0o600);
+        let link = t.0.join("link.jsonl");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        assert_eq!(
+            refusal(&link),
+            format!(
+                "{}: is a symbolic link; refusing to follow it",
+                link.display()
+            )
+        );
+        // Dangling: O_CREAT would otherwise create the target.
+        let dangling = t.0.join("dangling.jsonl");
+        std::os::unix::fs::symlink(t.0.join("made-by-us"), &dangling).unwrap();
+        assert!(refusal(&dangling).ends_with("is a symbolic link; refusing to follow it"));
+        assert!(!t.0.join("made-by-us").exists());
+        let fifo = t.0.join("fifo.jsonl");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            refusal(&fifo),
+            format!(
+                "{}: is a FIFO, not a regular file; refusing it",
+                fifo.display()
+            )
+        );
+        assert!(refusal(Path::new("/dev/null")).contains("is a character device"));
+        assert!(refusal(&t.0).contains("is a directory"));
+        assert!(refusal(Path::new("/")).ends_with("is not a file name"));
+        assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
+    }
+
+    #[test]
+    fn refuses_files_others_own_or_can_write_or_that_are_hard_links() {
+        let t = TempDir::new();
+        let open = t.0.join("open.jsonl");
+        std::fs::write(&open, b"").unwrap();
+        chmod(&open, 0o666);
+        assert_eq!(
+            refusal(&open),
+            format!(
+                "{}: is writable by group or others (mode 0666); refusing to append to it \
+                 (chmod go-w it first)",
+                open.display()
+            )
+        );
+        assert_eq!(
+            std::fs::metadata(&open).unwrap().permissions().mode() & 0o777,
+            0o666
+        );
+        chmod(&open, 0o620);
+        assert!(refusal(&open).contains("(mode 0620)"));
+        chmod(&open, 0o600);
+        Sink::file(&open).unwrap();
+
+        let secret = t.0.join("secret");
+        std::fs::write(&secret, b"s\n").unwrap();
+        let hard = t.0.join("hard.jsonl");
+        std::fs::hard_link(&secret, &hard).unwrap();
+        assert_eq!(
+            refusal(&hard),
+            format!(
+                "{}: has 2 hard links; refusing to append to it",
+                hard.display()
+            )
+        );
+        assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
+
+        if !as_root() {
+            eprintln!("NOT CHECKED: files owned by another uid (needs root)");
+            return;
+        }
+        let theirs = t.0.join("theirs.jsonl");
+        std::fs::write(&theirs, b"").unwrap();
+        chmod(&theirs, 0o600);
+        chown(&theirs, 4343);
+        assert_eq!(
+            refusal(&theirs),
+            format!(
+                "{}: is owned by uid 4343, not by uid 0 (ownwatch itself); refusing to append \
+                 to it",
+                theirs.display()
+            )
+        );
+        assert_eq!(std::fs::metadata(&theirs).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn directories_on_the_way_are_checked() {
+        let t = TempDir::new();
+        let real = t.0.join("real");
+        std::fs::create_dir(&real).unwrap();
+        // A symlinked directory of root's (or ours) is followed, relative or absolute.
+        let ours = t.0.join("ours");
+        std::os::unix::fs::symlink("real", &ours).unwrap();
+        let mut s = Sink::file(ours.join("a.jsonl")).unwrap();
+        s.write_all(b"a\n").unwrap();
+        drop(s);
+        assert_eq!(std::fs::read(real.join("a.jsonl")).unwrap(), b"a\n");
+        let abs = t.0.join("abs");
+        std::os::unix::fs::symlink(&ours, &abs).unwrap();
+        Sink::file(abs.join("b.jsonl")).unwrap();
+        assert!(real.join("b.jsonl").exists());
+        // `..` and `.` on the way.
+        Sink::file(real.join("../real/./c.jsonl")).unwrap();
+        assert!(real.join("c.jsonl").exists());
+
+        // A directory anyone can write to (not sticky) is refused; a sticky one is fine.
+        let open = t.0.join("open");
+        std::fs::create_dir(&open).unwrap();
+        chmod(&open, 0o777);
+        assert_eq!(
+            refusal(&open.join("x.jsonl")),
+            format!(
+                "{}: directory {} is writable by others and not sticky (mode 0777); refusing it",
+                open.join("x.jsonl").display(),
+                open.display()
+            )
+        );
+        assert!(!open.join("x.jsonl").exists());
+        chmod(&open, 0o1777);
+        Sink::file(open.join("x.jsonl")).unwrap();
+
+        if !as_root() {
+            eprintln!("NOT CHECKED: a symlink owned by another uid (needs root)");
+            return;
+        }
+        // A user's symlink in a directory they can write: /tmp/evil -> /etc.
+        let evil = t.0.join("evil");
+        std::os::unix::fs::symlink(&real, &evil).unwrap();
+        chown(&evil, 4343);
+        assert_eq!(
+            refusal(&evil.join("d.jsonl")),
+            format!(
+                "{}: {} is a symbolic link owned by uid 4343; refusing to follow it",
+                evil.join("d.jsonl").display(),
+                evil.display()
+            )
+        );
+        assert!(!real.join("d.jsonl").exists());
+        // Also when reached through a symlink of ours.
+        let via = t.0.join("via");
+        std::os::unix::fs::symlink("evil", &via).unwrap();
+        assert!(refusal(&via.join("d.jsonl")).contains("is a symbolic link owned by uid 4343"));
+        assert!(!real.join("d.jsonl").exists());
+    }
+
+    #[test]
+    fn a_refused_reopen_keeps_the_old_file() {
+        let t = TempDir::new();
+        let p = t.0.join("out.jsonl");
+        let secret = t.0.join("secret");
+        std::fs::write(&secret, b"s\n").unwrap();
+        let mut s = Sink::file(&p).unwrap();
+        s.write_all(b"a\n").unwrap();
+        let old = t.0.join("out.jsonl.1");
+        std::fs::rename(&p, &old).unwrap();
+        std::os::unix::fs::symlink(&secret, &p).unwrap();
+        let e = s.reopen().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: is a symbolic link; refusing to follow it", p.display())
+        );
+        s.write_all(b"b\n").unwrap();
+        s.flush().unwrap();
+        assert_eq!(std::fs::read(&old).unwrap(), b"a\nb\n");
+        assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
+        std::fs::remove_file(&p).unwrap();
+        s.reopen().unwrap();
+        s.write_all(b"c\n").unwrap();
+        s.flush().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"c\n");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o022,
+            0
+        );
+    }
+
+    // ---- a full output --------------------------------------------------------------------
+
+    /// A disk with `room` bytes left: short writes, then ENOSPC; what was written in `data`.
+    #[derive(Clone, Default)]
+    struct Disk {
+        room: std::rc::Rc<std::cell::Cell<usize>>,
+        data: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+        err: std::rc::Rc<std::cell::Cell<i32>>,
+    }
+    impl Write for Disk {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.err.get() != 0 {
+                return Err(io::Error::from_raw_os_error(self.err.get()));
+            }
+            let k = b.len().min(self.room.get());
+            if k == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.room.set(self.room.get() - k);
+            self.data.borrow_mut().extend_from_slice(&b[..k]);
+            Ok(k)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn disk_sink(room: usize, keep_max: usize) -> (Sink, Disk) {
+        let d = Disk::default();
+        d.room.set(room);
+        let mut s = Sink::with_target(Target::Test(Box::new(d.clone())));
+        s.keep_max = keep_max;
+        (s, d)
+    }
+
+    /// `{"n":I}` padded to 20 bytes with its newline.
+    fn l20(i: usize) -> Vec<u8> {
+        let mut l = format!("{{\"n\":{i}}}").into_bytes();
+        l.resize(19, b' ');
+        l.push(b'\n');
+        l
+    }
+
+    fn lost_of(line: &[u8]) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(v["op"], "lost");
+        assert_eq!(v["reason"], "output");
+        v
+    }
+
+    #[test]
+    fn a_full_output_keeps_lines_then_writes_them_without_a_lost_line() {
+        let (mut s, d) = disk_sink(0, 1000);
+        for i in 0..10 {
+            s.write_all(&l20(i)).unwrap();
+        }
+        for _ in 0..3 {
+            s.flush().unwrap(); // retries, still full: not an error
+        }
+        assert!(d.data.borrow().is_empty());
+        assert_eq!(s.outage, Some(libc::ENOSPC));
+        d.room.set(usize::MAX);
+        s.write_all(&l20(10)).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.outage, None);
+        let want: Vec<_> = (0..11).map(l20).collect();
+        assert_eq!(lines_of(&d.data.borrow()), want);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_short_write_is_completed_never_dropped() {
+        // 30 bytes of room: one line and half of the next get in.
+        let (mut s, d) = disk_sink(30, 40);
+        for i in 0..2 {
+            s.write_all(&l20(i)).unwrap();
+        }
+        s.flush().unwrap();
+        assert_eq!(d.data.borrow().len(), 30);
+        // 10 bytes of the torn line are kept; one more line (20) fits in 40, the rest not.
+        for i in 2..6 {
+            s.write_all(&l20(i)).unwrap();
+        }
+        d.room.set(usize::MAX);
+        s.flush().unwrap();
+        let data = d.data.borrow().clone();
+        let ls = lines_of(&data);
+        assert_eq!(ls[..3], [l20(0), l20(1), l20(2)]);
+        assert_eq!(lost_of(&ls[3])["count"], 3);
+        assert_eq!(ls.len(), 4);
+    }
+
+    #[test]
+    fn beyond_the_bound_whole_lines_are_dropped_and_counted_once_writing_works() {
+        let (mut s, d) = disk_sink(0, 100);
+        for i in 0..5 {
+            s.write_all(&l20(i)).unwrap(); // exactly 100 bytes: all kept
+        }
+        s.flush().unwrap();
+        // A line in two pieces whose start does not fit: both pieces go, counted once.
+        let l = l20(5);
+        s.write_all(&l[..7]).unwrap();
+        s.write_all(&l[7..]).unwrap();
+        for i in 6..9 {
+            s.write_all(&l20(i)).unwrap();
+        }
+        // Every later line is dropped too while counting, whatever its size: the lost line
+        // then stands exactly where lines are missing.
+        s.write_all(b"x\n").unwrap();
+        assert_eq!(s.dropped, 5);
+        s.flush().unwrap();
+        d.room.set(50); // some of it gets out (a line is cut): still an outage, still dropping
+        s.flush().unwrap();
+        s.write_all(&l20(9)).unwrap();
+        d.room.set(usize::MAX);
+        s.flush().unwrap();
+        // After the lost line, new lines are written as usual.
+        s.write_all(&l20(10)).unwrap();
+        s.flush().unwrap();
+        let ls = lines_of(&d.data.borrow());
+        assert_eq!(ls[..5], (0..5).map(l20).collect::<Vec<_>>());
+        let v = lost_of(&ls[5]);
+        assert_eq!(v["count"], 6);
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(ls[6..], [l20(10)]);
+    }
+
+    #[test]
+    fn a_line_whose_start_was_kept_is_dropped_whole_when_its_rest_does_not_fit() {
+        let (mut s, d) = disk_sink(0, 30);
+        s.write_all(&l20(0)).unwrap();
+        s.flush().unwrap();
+        let l = l20(1);
+        s.write_all(&l[..5]).unwrap(); // fits (25)
+        s.write_all(&l[5..]).unwrap(); // the rest does not: the whole line goes
+        d.room.set(usize::MAX);
+        s.flush().unwrap();
+        let ls = lines_of(&d.data.borrow());
+        assert_eq!(ls[0], l20(0));
+        assert_eq!(lost_of(&ls[1])["count"], 1);
+        assert_eq!(ls.len(), 2);
+    }
+
+    #[test]
+    fn text_lines_get_a_text_lost_line() {
+        let (mut s, d) = disk_sink(0, 40);
+        s.write_all(b"2026-01-01T00:00:00Z mkdir /a\n").unwrap();
+        s.flush().unwrap();
+        s.write_all(b"2026-01-01T00:00:00Z mkdir /b\n").unwrap();
+        d.room.set(usize::MAX);
+        s.flush().unwrap();
+        let text = String::from_utf8(d.data.borrow().clone()).unwrap();
+        assert!(text.ends_with(" lost 1 events (output)\n"), "{text:?}");
+        assert!(!text.contains('{'));
+    }
+
+    #[test]
+    fn other_write_errors_are_still_errors() {
+        let (mut s, d) = disk_sink(usize::MAX, 100);
+        d.err.set(libc::EPIPE);
+        s.write_all(b"a\n").unwrap();
+        assert_eq!(s.flush().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        d.err.set(libc::EIO);
+        assert_eq!(s.flush().unwrap_err().raw_os_error(), Some(libc::EIO));
+        d.err.set(libc::EDQUOT);
+        s.flush().unwrap();
+        assert_eq!(s.outage, Some(libc::EDQUOT));
+        d.err.set(0);
+        s.flush().unwrap();
+        assert_eq!(&*d.data.borrow(), b"a\n");
+    }
+
+    #[test]
+    fn a_reopen_during_an_outage_takes_the_kept_lines_to_the_new_file() {
+        let t = TempDir::new();
+        let p = t.0.join("out.jsonl");
+        // The old file is on a full disk.
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut s = Sink::with_target(Target::File {
+            path: p.clone(),
+            file: full,
+        });
+        s.write_all(&l20(0)).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.outage, Some(libc::ENOSPC));
+        s.write_all(&l20(1)).unwrap();
+        s.reopen().unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.outage, None);
+        assert_eq!(lines_of(&std::fs::read(&p).unwrap()), [l20(0), l20(1)]);
     }
 
     /// A writer storm with a real SIGHUP: another thread renames the file and signals while

@@ -1,0 +1,503 @@
+//! Issue 10, `-o FILE`: the agent runs as root and appends command lines to FILE, so it must
+//! never follow a symlink or reuse a file someone else planted there (nor block on a FIFO),
+//! neither at start (exit 2 before anything is attached) nor on a SIGHUP reopen (the old file
+//! is kept). On a full disk it keeps the events, retries, and writes them once space returns,
+//! with an in-band `lost` line (`"reason":"output"`) for the whole lines it had to drop.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// What the agent keeps in memory while the output is full (src/sink.rs KEEP_MAX).
+const KEEP_MAX: usize = 4 << 20;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 test path")
+}
+
+/// `ownwatch watch -o out tree` must exit 2 at once with exactly one stderr line, "ownwatch:
+/// OUT: REASON", never reaching the point where it attaches (no "watching" line).
+fn assert_refused(out: &Path, tree: &Path, reason: &str) {
+    let args = watch_args(&["-o", s(out), s(tree)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let (code, stdout, stderr) = run_once(&args);
+    assert_eq!(
+        stderr,
+        format!("ownwatch: {}: {reason}\n", out.display()),
+        "stderr"
+    );
+    assert_eq!(code, Some(2), "exit code; stderr: {stderr}");
+    assert!(stdout.is_empty(), "stdout: {stdout:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A root-only file with known content, to check nothing was appended to it.
+fn victim(p: &Path) {
+    make_file(p, b"root only\n");
+    chmod(p, 0o600);
+}
+
+fn assert_untouched(p: &Path) {
+    assert_eq!(
+        std::fs::read(p).unwrap(),
+        b"root only\n",
+        "{} was written to",
+        p.display()
+    );
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn file_has(p: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(p)
+        .map(|t| t.contains(needle))
+        .unwrap_or(false)
+}
+
+fn wait_in_file(p: &Path, needle: &str) {
+    wait_until(&format!("{needle:?} in {}", p.display()), *TIMEOUT, || {
+        file_has(p, needle)
+    });
+}
+
+fn wait_stderr(a: &Agent, needle: &str) {
+    let deadline = Instant::now() + *TIMEOUT;
+    while !a.stderr_text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} on stderr; stderr:\n{}",
+            a.stderr_text()
+        );
+    }
+}
+
+/// Every line of the file, parsed; the file must end with a newline (no torn line).
+fn json_lines(p: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(p).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends in a torn line",
+        p.display()
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn a_symlink_at_the_output_path_is_never_followed() {
+    if !require_root("a_symlink_at_the_output_path_is_never_followed") {
+        return;
+    }
+    let d = TestDir::new("o-symlink");
+    let secret = d.outside.join("root-only");
+    victim(&secret);
+    // A user's symlink in a sticky world-writable directory, like /tmp/ow.jsonl.
+    let drop_dir = d.base.join("tmp");
+    make_dir(&drop_dir);
+    chmod(&drop_dir, 0o1777);
+    let link = drop_dir.join("ow.jsonl");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    chown(&link, OTHER, OTHER);
+    assert_refused(&link, &d.tree, "is a symbolic link; refusing to follow it");
+    assert_untouched(&secret);
+    // Dangling: following it would create the file wherever it points.
+    let dangling = drop_dir.join("new.jsonl");
+    let target = d.outside.join("created-through-a-link");
+    std::os::unix::fs::symlink(&target, &dangling).unwrap();
+    chown(&dangling, OTHER, OTHER);
+    assert_refused(
+        &dangling,
+        &d.tree,
+        "is a symbolic link; refusing to follow it",
+    );
+    assert!(!target.exists(), "the symlink's target was created");
+}
+
+#[test]
+fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
+    if !require_root("a_file_planted_by_someone_else_is_refused_and_left_as_it_is") {
+        return;
+    }
+    let d = TestDir::new("o-planted");
+    let drop_dir = d.base.join("tmp");
+    make_dir(&drop_dir);
+    chmod(&drop_dir, 0o1777);
+
+    // Writable by everyone (root-owned or not): anyone could rewrite the events.
+    let open = drop_dir.join("open.jsonl");
+    make_file(&open, b"");
+    chmod(&open, 0o666);
+    assert_refused(
+        &open,
+        &d.tree,
+        "is writable by group or others (mode 0666); refusing to append to it \
+         (chmod go-w it first)",
+    );
+    let m = std::fs::metadata(&open).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.len()), (0o666, 0), "changed");
+
+    // Made by another user, however tight its mode.
+    let theirs = drop_dir.join("theirs.jsonl");
+    make_file(&theirs, b"");
+    chmod(&theirs, 0o600);
+    chown(&theirs, OTHER, OTHER);
+    assert_refused(
+        &theirs,
+        &d.tree,
+        &format!(
+            "is owned by uid {OTHER}, not by uid 0 (ownwatch itself); refusing to append to it"
+        ),
+    );
+    let m = std::fs::metadata(&theirs).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777, m.len()), (OTHER, 0o600, 0));
+
+    // A hard link to a root-only file (possible where fs.protected_hardlinks is 0).
+    let secret = d.outside.join("root-only");
+    victim(&secret);
+    let hard = d.outside.join("hard.jsonl");
+    std::fs::hard_link(&secret, &hard).unwrap();
+    assert_refused(&hard, &d.tree, "has 2 hard links; refusing to append to it");
+    assert_untouched(&secret);
+
+    // A FIFO: refused at once, never waited on.
+    let fifo = drop_dir.join("fifo.jsonl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    assert_refused(&fifo, &d.tree, "is a FIFO, not a regular file; refusing it");
+}
+
+#[test]
+fn symlinked_and_open_directories_on_the_way() {
+    if !require_root("symlinked_and_open_directories_on_the_way") {
+        return;
+    }
+    let d = TestDir::new("o-dirs");
+    // A user's symlink to a directory (/tmp/evil -> /etc): refused, nothing created there.
+    let evil = d.base.join("evil");
+    std::os::unix::fs::symlink(&d.outside, &evil).unwrap();
+    chown(&evil, OTHER, OTHER);
+    let out = evil.join("passwd");
+    let secret = d.outside.join("passwd");
+    victim(&secret);
+    assert_refused(
+        &out,
+        &d.tree,
+        &format!(
+            "{} is a symbolic link owned by uid {OTHER}; refusing to follow it",
+            evil.display()
+        ),
+    );
+    assert_untouched(&secret);
+    let out = evil.join("new.jsonl");
+    assert_refused(
+        &out,
+        &d.tree,
+        &format!(
+            "{} is a symbolic link owned by uid {OTHER}; refusing to follow it",
+            evil.display()
+        ),
+    );
+    assert!(!d.outside.join("new.jsonl").exists());
+
+    // A directory anyone may write to, without the sticky bit: refused.
+    let open = d.base.join("open");
+    make_dir(&open);
+    chmod(&open, 0o777);
+    let out = open.join("ow.jsonl");
+    assert_refused(
+        &out,
+        &d.tree,
+        &format!(
+            "directory {} is writable by others and not sticky (mode 0777); refusing it",
+            open.display()
+        ),
+    );
+    assert!(!out.exists());
+
+    // A symlink of root's (like /var/run -> /run) is followed: events arrive.
+    let ok = d.base.join("ok");
+    std::os::unix::fs::symlink(&d.outside, &ok).unwrap();
+    let mut a = Agent::watch(&["-o", s(&ok.join("ow.jsonl")), s(&d.tree)]);
+    std::fs::create_dir(d.t("through-root-link")).unwrap();
+    let log = d.outside.join("ow.jsonl");
+    wait_in_file(&log, "through-root-link");
+    a.stop_with(libc::SIGINT);
+    assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o7777, 0o640);
+}
+
+#[test]
+fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
+    if !require_root("a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file") {
+        return;
+    }
+    let d = TestDir::new("o-reopen");
+    let secret = d.outside.join("root-only");
+    victim(&secret);
+    let log = d.outside.join("ow.jsonl");
+    let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
+    std::fs::create_dir(d.t("one")).unwrap();
+    wait_in_file(&log, "one");
+    // Rotated away, and a symlink in its place before the SIGHUP.
+    let rotated = d.outside.join("ow.jsonl.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+    a.signal(libc::SIGHUP);
+    let line = format!(
+        "ownwatch: reopening the output file failed, keeping the old one: {}: is a symbolic \
+         link; refusing to follow it\n",
+        log.display()
+    );
+    wait_stderr(&a, &line);
+    std::fs::create_dir(d.t("two")).unwrap();
+    wait_in_file(&rotated, "two");
+    assert_untouched(&secret);
+    // A file of another user's, then a good path: the next reopen works.
+    std::fs::remove_file(&log).unwrap();
+    make_file(&log, b"");
+    chown(&log, OTHER, OTHER);
+    chmod(&log, 0o644);
+    a.signal(libc::SIGHUP);
+    wait_stderr(&a, &format!("{}: is owned by uid {OTHER}", log.display()));
+    std::fs::remove_file(&log).unwrap();
+    a.signal(libc::SIGHUP);
+    wait_until("the new file", *TIMEOUT, || log.exists());
+    std::fs::create_dir(d.t("three")).unwrap();
+    wait_in_file(&log, "three");
+    a.stop_with(libc::SIGINT);
+    let err = a.stderr_text();
+    assert_eq!(
+        err.matches("reopening the output file failed").count(),
+        2,
+        "{err}"
+    );
+    let paths = |p: &Path| -> Vec<String> {
+        json_lines(p)
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(paths(&rotated), [s(&d.t("one")), s(&d.t("two"))]);
+    assert_eq!(paths(&log), [s(&d.t("three"))]);
+    assert_untouched(&secret);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full disk
+
+/// A small tmpfs, unmounted on drop (declare it after the TestDir so it goes first).
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: PathBuf, size: &str) -> SmallFs {
+        make_dir(&at);
+        let opts = cs(format!("size={size}"));
+        let (src, dst, ty) = (cs("ownwatch-test"), cp(&at), cs("tmpfs"));
+        let r = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                ty.as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "mount tmpfs on {}: {}",
+            at.display(),
+            std::io::Error::last_os_error()
+        );
+        SmallFs(at)
+    }
+
+    /// Fills it up with a file of root's; returns the file.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let p = self.0.join("filler");
+        let mut f = std::fs::File::create(&p).unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            match f.write(&block) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", p.display()),
+            }
+        }
+        p
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let c = cp(&self.0);
+        unsafe {
+            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+/// Paths of the event lines, and the lost lines as (index among all lines, value).
+fn split_lost(lines: &[Value]) -> (Vec<String>, Vec<(usize, Value)>) {
+    let mut paths = Vec::new();
+    let mut lost = Vec::new();
+    for (i, e) in lines.iter().enumerate() {
+        if e["op"] == "lost" {
+            lost.push((i, e.clone()));
+        } else {
+            paths.push(e["path"].as_str().unwrap().to_string());
+        }
+    }
+    (paths, lost)
+}
+
+#[test]
+fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
+    if !require_root("a_full_disk_keeps_the_events_and_writes_them_when_space_returns") {
+        return;
+    }
+    let d = TestDir::new("o-full");
+    let fs = SmallFs::mount(d.outside.join("small"), "256k");
+    let log = fs.0.join("ow.jsonl");
+    let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
+    std::fs::create_dir(d.t("before")).unwrap();
+    wait_in_file(&log, "before");
+    let filler = fs.fill();
+    // Some of these still fit in the file's last page; one is cut there by a short write.
+    let n = 20;
+    for i in 0..n {
+        std::fs::create_dir(d.t(&format!("k{i:03}"))).unwrap();
+    }
+    let start = format!(
+        "ownwatch: {}: No space left on device; keeping events and retrying\n",
+        log.display()
+    );
+    wait_stderr(&a, &start);
+    // Let it retry a few times (every poll, 100 ms when idle) while the disk stays full.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(a.wait_exit(Duration::ZERO).is_none(), "the agent exited");
+    std::fs::remove_file(&filler).unwrap();
+    wait_stderr(
+        &a,
+        &format!(
+            "ownwatch: {}: writing again; no events were lost\n",
+            log.display()
+        ),
+    );
+    std::fs::create_dir(d.t("zz-sentinel")).unwrap();
+    wait_in_file(&log, "zz-sentinel");
+    a.stop_with(libc::SIGINT);
+    let err = a.stderr_text();
+    assert_eq!(
+        err.matches(&start).count(),
+        1,
+        "one line per outage:\n{err}"
+    );
+    let (paths, lost) = split_lost(&json_lines(&log));
+    assert!(lost.is_empty(), "nothing was dropped: {lost:?}");
+    let mut want = vec![d.t("before")];
+    want.extend((0..n).map(|i| d.t(&format!("k{i:03}"))));
+    want.push(d.t("zz-sentinel"));
+    let want: Vec<&str> = want.iter().map(|p| s(p)).collect();
+    assert_eq!(paths, want, "every event once, in order");
+}
+
+#[test]
+fn a_long_full_disk_drops_whole_lines_and_counts_them_in_band() {
+    if !require_root("a_long_full_disk_drops_whole_lines_and_counts_them_in_band") {
+        return;
+    }
+    let d = TestDir::new("o-drop");
+    // Room for what is kept once the filler goes.
+    let fs = SmallFs::mount(d.outside.join("small"), "16m");
+    let log = fs.0.join("ow.jsonl");
+    let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
+    std::fs::create_dir(d.t("before")).unwrap();
+    wait_in_file(&log, "before");
+    // Enough events for three times what the agent keeps, from a writer whose lines are
+    // about as long.
+    let line_len = std::fs::metadata(&log).unwrap().len() as usize;
+    let n = 3 * KEEP_MAX / line_len;
+    let filler = fs.fill();
+    let name = |i: usize| format!("k{i:06}");
+    run_as(Creds::Root, || {
+        for i in 0..n {
+            std::fs::create_dir(d.t(&name(i))).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    let start = format!(
+        "ownwatch: {}: No space left on device; keeping events and retrying\n",
+        log.display()
+    );
+    wait_stderr(&a, &start);
+    wait_stderr(
+        &a,
+        &format!(
+            "ownwatch: {}: 4 MiB of events waiting; dropping new ones (they will be counted \
+             in a \"lost\" line) until it can be written again\n",
+            log.display()
+        ),
+    );
+    std::fs::remove_file(&filler).unwrap();
+    wait_stderr(&a, &format!("ownwatch: {}: writing again; ", log.display()));
+    std::fs::create_dir(d.t("zz-sentinel")).unwrap();
+    wait_in_file(&log, "zz-sentinel");
+    a.stop_with(libc::SIGINT);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = json_lines(&log);
+    let (paths, lost) = split_lost(&lines);
+    assert_eq!(lost.len(), 1, "one lost line: {lost:?}");
+    let (at, l) = &lost[0];
+    assert_eq!(l["reason"], "output", "{l}");
+    let count = l["count"].as_u64().unwrap() as usize;
+    assert!(count > 0);
+    // The lost line stands exactly where the lines are missing: before it `before` and
+    // k0..k(kept-1), after it the rest of the storm (what came after space returned), then
+    // the sentinel. kept + count + rest = n: every event is either in the file or counted.
+    let kept = at - 1;
+    eprintln!("{n} events of ~{line_len} bytes: {kept} kept, {count} dropped");
+    let mut want: Vec<String> = vec![s(&d.t("before")).to_string()];
+    want.extend((0..kept).map(|i| s(&d.t(&name(i))).to_string()));
+    want.extend((kept + count..n).map(|i| s(&d.t(&name(i))).to_string()));
+    want.push(s(&d.t("zz-sentinel")).to_string());
+    assert_eq!(
+        paths.len(),
+        want.len(),
+        "kept {kept} + lost {count} + the rest != {n} (+ before, sentinel)"
+    );
+    assert!(paths == want, "events out of order, repeated or miscounted");
+    // What was kept is bounded: KEEP_MAX, plus what still fit in the file's last page.
+    let kept_bytes: usize = text.lines().skip(1).take(kept).map(|l| l.len() + 1).sum();
+    assert!(
+        kept_bytes <= KEEP_MAX + 4096,
+        "kept {kept_bytes} bytes in {kept} lines"
+    );
+    let err = a.stderr_text();
+    assert!(
+        err.contains(&format!(
+            "ownwatch: {}: writing again; {count} events did not fit in memory and are \
+             reported as lost\n",
+            log.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches(&start).count(), 1, "{err}");
+}
