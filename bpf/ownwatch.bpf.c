@@ -20,7 +20,7 @@ const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
 _Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/bpf.rs");
 _Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/bpf.rs");
-_Static_assert(sizeof(struct ow_outcome) == 16, "ow_outcome layout changed: update src/bpf.rs");
+_Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/bpf.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};
@@ -40,7 +40,6 @@ enum ow_item _ow_item = 0;
 #define O_TRUNC 01000
 #define O_TMPFILE_DIR 020000000
 #define AT_FDCWD -100
-#define PROC_FD_STR 64 /* room for "/proc/thread-self/fd/N" and "/proc/PID/fd/N" */
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_REMOVEDIR 0x200
 #define AT_SYMLINK_FOLLOW 0x400
@@ -468,24 +467,25 @@ static __always_inline int put_base_walk(struct builder *b, struct dentry *d, st
  * lchmod and fchmodat(AT_SYMLINK_NOFOLLOW) (an O_PATH handle, on kernels before fchmodat2 or
  * where glibc does not use it: tar, mkfifo -m, cp -a) name a file. The fd, and often the whole
  * process, is gone by the time user space could read the link. Returns N, or -1. */
-static __always_inline int proc_fd_of(const char *uptr)
+static __always_inline int proc_fd_of(struct scratch *sc, __u32 at, int n)
 {
-	char s[PROC_FD_STR];
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = 0, i = 6, k;
 	int fd = 0;
 
-	if (bpf_probe_read_user_str(s, sizeof(s), uptr) < 16)
+/* the string's byte i, as put_user_str() copied it into the record */
+#define C(i) (sc->data[(at + (i)) & DATA_MASK])
+	if (n < 15 || n > 40)
 		return -1;
-	if (s[6] == 's' && s[7] == 'e' && s[8] == 'l' && s[9] == 'f' && s[10] == '/') {
+	if (C(6) == 's' && C(7) == 'e' && C(8) == 'l' && C(9) == 'f' && C(10) == '/') {
 		i = 11;
-	} else if (s[6] == 't' && s[7] == 'h' && s[8] == 'r' && s[9] == 'e' && s[10] == 'a' &&
-		   s[11] == 'd' && s[12] == '-' && s[13] == 's' && s[14] == 'e' && s[15] == 'l' &&
-		   s[16] == 'f' && s[17] == '/') {
+	} else if (C(6) == 't' && C(7) == 'h' && C(8) == 'r' && C(9) == 'e' && C(10) == 'a' &&
+		   C(11) == 'd' && C(12) == '-' && C(13) == 's' && C(14) == 'e' && C(15) == 'l' &&
+		   C(16) == 'f' && C(17) == '/') {
 		i = 18;
 	} else {
 		for (k = 0; k < 10; k++) {
-			char c = s[(6 + k) & (PROC_FD_STR - 1)];
+			char c = C(6 + k);
 
 			if (c == '/')
 				break;
@@ -497,19 +497,20 @@ static __always_inline int proc_fd_of(const char *uptr)
 			return -1;
 		i = 7 + k;
 	}
-	if (s[i & (PROC_FD_STR - 1)] != 'f' || s[(i + 1) & (PROC_FD_STR - 1)] != 'd' ||
-	    s[(i + 2) & (PROC_FD_STR - 1)] != '/')
+	if (C(i) != 'f' || C(i + 1) != 'd' || C(i + 2) != '/')
 		return -1;
 	i += 3;
 	for (k = 0; k < 10; k++) {
-		char c = s[(i + k) & (PROC_FD_STR - 1)];
+		char c;
 
-		if (c == 0)
+		if (i + k >= (__u32)n)
 			break;
+		c = C(i + k);
 		if (c < '0' || c > '9')
 			return -1;
 		fd = fd * 10 + (c - '0');
 	}
+#undef C
 	return (k == 0 || k == 10) ? -1 : fd;
 }
 
@@ -520,6 +521,7 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 					  __u8 *first_out, __u32 follow_proc_fd)
 {
 	__u8 first;
+	__u32 at = b->s->off + 4; /* where put_user_str puts the string's bytes */
 	int n = put_user_str(b, uptr, &first);
 
 	*first_out = first;
@@ -529,7 +531,7 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 		return put_file_walk(b, fd_file(task, dfd));
 	}
 	if (first == '/' && b->s->proc && follow_proc_fd && !(b->s->ev.flags & OW_F_NOFOLLOW)) {
-		int fd = proc_fd_of(uptr);
+		int fd = proc_fd_of(b->s, at, n);
 		struct file *f = fd >= 0 ? fd_file(task, fd) : 0;
 
 		if (f) {
@@ -1472,9 +1474,19 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 }
 
 /* The op of the thread's pending event returned: send its outcome. */
+/* The mode comes from the inode the op left: the path hooks see mkdir's and mknod's mode
+ * before the umask where the filesystem has POSIX ACLs (it applies the umask, or the parent's
+ * default ACL, itself). */
 static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
 {
-	struct ow_outcome o = { .tid = tid, .ret = (__s32)ret, .key = w->key };
+	/* (a plain variable: BPF_CORE_READ would relocate w->key, our own struct, too) */
+	struct dentry *d = (struct dentry *)w->key;
+	struct ow_outcome o = {
+		.tid = tid,
+		.ret = (__s32)ret,
+		.key = w->key,
+		.mode = ret ? 0 : BPF_CORE_READ(d, d_inode, i_mode),
+	};
 
 	bpf_map_delete_elem(&vfs_wait, &tid);
 	bpf_ringbuf_output(&events, &o, sizeof(o), 0);
@@ -1556,6 +1568,8 @@ FX_DONE(vfs_rmdir, 2)
 FX_DONE(notify_change, 1)
 FX_DONE(vfs_setxattr, 1)
 FX_DONE(vfs_removexattr, 1)
+FX_DONE(vfs_set_acl, 1)
+FX_DONE(vfs_remove_acl, 1)
 
 /* vfs_rename(struct renamedata *): matched on the old dentry. */
 SEC("?fexit/vfs_rename")
@@ -1752,6 +1766,13 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
 	SEC("?" KIND "/" PFX "inode_removexattr")                                          \
 	int PROG(FN##_removexattr, void *idmap, struct dentry *d, const char *name)    \
+	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }                                \
+	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
+	SEC("?" KIND "/" PFX "inode_set_acl")                                              \
+	int PROG(FN##_setacl, void *idmap, struct dentry *d, const char *name)         \
+	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
+	SEC("?" KIND "/" PFX "inode_remove_acl")                                           \
+	int PROG(FN##_removeacl, void *idmap, struct dentry *d, const char *name)      \
 	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }
 
 VFS_HOOKS("lsm", "", lsm, BPF_PROG)

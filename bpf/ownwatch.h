@@ -124,6 +124,8 @@ struct ow_outcome {
 	__u32 tid;
 	__s32 ret;
 	__u64 key; /* the dentry the op was matched on */
+	__u32 mode; /* i_mode of that dentry's inode after a successful op, else 0 */
+	__u32 pad;
 };
 
 #endif

@@ -21,7 +21,7 @@ unsafe impl plain::Plain for ow_outcome {}
 const _: () = assert!(std::mem::size_of::<ow_event>() == 104);
 const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 // Told apart from events by size.
-const _: () = assert!(std::mem::size_of::<ow_outcome>() == 16);
+const _: () = assert!(std::mem::size_of::<ow_outcome>() == 24);
 const _: () = assert!(std::mem::size_of::<ow_outcome>() < std::mem::size_of::<ow_event>());
 
 pub const NO_TREE: u32 = 0xffff_ffff;

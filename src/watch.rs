@@ -403,41 +403,51 @@ fn start<'obj>(
     };
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        let optional_ok = match name.rsplit_once('_') {
-            Some((_, "ftruncate")) => match backend {
-                Backend::Lsm => has_func("bpf_lsm_file_truncate"),
-                _ => has_func("security_file_truncate"),
-            },
-            _ => true,
+        // Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL
+        // hooks and vfs_{set,remove}_acl (6.2+; before, ACLs pass the xattr hooks).
+        let hook = |h: &str| match backend {
+            Backend::Lsm => has_func(&format!("bpf_lsm_{h}")),
+            _ => has_func(&format!("security_{h}")),
         };
-        let on = match backend {
-            Backend::Lsm => {
-                (name.starts_with("lsm_") && optional_ok) || name.starts_with("fx_done_")
-            }
-            Backend::Fentry => {
-                (name.starts_with("fentry_") && optional_ok) || name.starts_with("fx_done_")
-            }
-            Backend::Kprobe => {
-                (name.starts_with("kp_") && optional_ok) || name.starts_with("kr_done_")
-            }
-            Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
-                Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
-                    syscalls.push(sc.to_owned());
-                    true
-                }
-                Some(_) => false,
-                None => match name.as_str() {
-                    "tp_sys_exit" => true,
-                    // io_uring's submission, under its 6.4+ name or the older one
-                    "tp_uring_req" => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
-                    "tp_uring_sqe" => {
-                        !tracepoint_exists_in("io_uring", "io_uring_submit_req")
-                            && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+        let optional_ok = if backend == Backend::Tracepoint {
+            true
+        } else if name.ends_with("_ftruncate") {
+            hook("file_truncate")
+        } else if name.ends_with("_setacl") {
+            hook("inode_set_acl")
+        } else if name.ends_with("_removeacl") {
+            hook("inode_remove_acl")
+        } else if let Some(f) = ["vfs_set_acl", "vfs_remove_acl"]
+            .into_iter()
+            .find(|f| name.ends_with(f))
+        {
+            has_func(f)
+        } else {
+            true
+        };
+        let on = optional_ok
+            && match backend {
+                Backend::Lsm => name.starts_with("lsm_") || name.starts_with("fx_done_"),
+                Backend::Fentry => name.starts_with("fentry_") || name.starts_with("fx_done_"),
+                Backend::Kprobe => name.starts_with("kp_") || name.starts_with("kr_done_"),
+                Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
+                    Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
+                        syscalls.push(sc.to_owned());
+                        true
                     }
-                    _ => ctime_hook_available(&name),
+                    Some(_) => false,
+                    None => match name.as_str() {
+                        "tp_sys_exit" => true,
+                        // io_uring's submission, under its 6.4+ name or the older one
+                        "tp_uring_req" => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
+                        "tp_uring_sqe" => {
+                            !tracepoint_exists_in("io_uring", "io_uring_submit_req")
+                                && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+                        }
+                        _ => ctime_hook_available(&name),
+                    },
                 },
-            },
-        };
+            };
         p.set_autoload(on);
     }
     let skel = open.load().context("loading BPF programs")?;
@@ -879,6 +889,10 @@ impl Processor {
         match self.waiting.remove(&o.tid) {
             Some(mut ev) if o.ret == 0 => {
                 ev.ret = Some(0);
+                // what the new inode got (umask or default ACL applied), not what was asked
+                if matches!(ev.op, "mkdir" | "mknod") && o.mode != 0 {
+                    ev.mode = Some(o.mode & 0o7777);
+                }
                 self.emit(ev)
             }
             _ => 0,
