@@ -3,6 +3,8 @@
 //! the outside while `scan --fix` runs. Needs root (to own files as other uids); in CI it must
 //! run, elsewhere a non-root run is skipped with a printed reason.
 
+mod common;
+
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -154,12 +156,18 @@ fn scan(args: &[&OsStr]) -> Run {
     scan_as(args, None)
 }
 
+/// `ownwatch scan ARGS`, as root or as `uid` (then from a copy any uid can run: the checkout
+/// may lie where `uid` cannot go, e.g. under /root).
 fn scan_as(args: &[&OsStr], uid: Option<u32>) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ownwatch"));
+    let mut c = match uid {
+        None => Command::new(env!("CARGO_BIN_EXE_ownwatch")),
+        Some(u) => {
+            let mut c = Command::new(common::bin_any_user());
+            c.uid(u).gid(u);
+            c
+        }
+    };
     c.arg("scan").args(args);
-    if let Some(u) = uid {
-        c.uid(u).gid(u);
-    }
     let o = c.output().expect("running ownwatch");
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
