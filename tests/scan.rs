@@ -240,6 +240,8 @@ fn bytes_field(key: &str, v: &[u8]) -> String {
 enum Fix<'a> {
     No,
     Fixed,
+    /// Fixed, and its setuid/setgid bits are gone.
+    FixedSetid,
     Failed(&'a str),
 }
 
@@ -257,6 +259,7 @@ fn line(path: &[u8], kind: &str, uid: u32, gid: u32, mode: &str, tree: &Path, fi
     match fix {
         Fix::No => {}
         Fix::Fixed => s.push_str(",\"fixed\":true"),
+        Fix::FixedSetid => s.push_str(",\"fixed\":true,\"setid_cleared\":true"),
         Fix::Failed(e) => s.push_str(&format!(
             ",\"fixed\":false,\"fix_error\":{}",
             serde_json::to_string(e).unwrap()
@@ -411,6 +414,7 @@ fn mixed_expected(m: &Mixed, fixing: bool) -> Vec<String> {
         (true, None) => Fix::Fixed,
         (true, Some(e)) => Fix::Failed(e),
     };
+    let setid = if fixing { Fix::FixedSetid } else { Fix::No };
     sorted(vec![
         line(&pb(&t.join("root_file")), "file", 0, 0, "0600", t, f(None)),
         line(
@@ -429,7 +433,7 @@ fn mixed_expected(m: &Mixed, fixing: bool) -> Vec<String> {
             OWNER,
             "4755",
             t,
-            f(None),
+            setid,
         ),
         line(&pb(&t.join("bad_dir")), "dir", 0, 0, "1777", t, f(None)),
         line(

@@ -1076,6 +1076,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "exchange",
     "truncated",
     "fixed",
+    "setid_cleared",
     "fix_error",
     "count",
 ];
