@@ -60,6 +60,7 @@ struct Tree {
     path: Vec<u8>,
     fd: OwnedFd,
     dev: u64,
+    ino: u64,
     /// The mount the root lies on: nothing on another one is entered (without
     /// --cross-mounts) or fixed (ever).
     mnt: u64,
@@ -96,6 +97,9 @@ struct Walk<'t> {
     idle: AtomicUsize,
     fix: bool,
     xdev: bool,
+    /// (st_dev, st_ino) of every root when there are several: a walk that meets another
+    /// tree's root leaves it, and all below it, to that tree (the innermost owner decides).
+    roots: Vec<(u64, u64)>,
     /// Serialises writes to stdout; holds the first write error.
     out: Mutex<Option<io::Error>>,
     /// Set on a write error (a closed pipe included): stop early.
@@ -132,6 +136,11 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         idle: AtomicUsize::new(0),
         fix: args.fix,
         xdev: !args.cross_mounts,
+        roots: if trees.len() > 1 {
+            trees.iter().map(|t| (t.dev, t.ino)).collect()
+        } else {
+            Vec::new()
+        },
         out: Mutex::new(None),
         stop: AtomicBool::new(false),
         scanned: AtomicU64::new(0),
@@ -208,6 +217,7 @@ fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
             path: path.as_os_str().as_bytes().to_vec(),
             fd,
             dev: st.st_dev,
+            ino: st.st_ino,
             mnt,
             uid,
             gid,
@@ -489,6 +499,10 @@ impl<'w, 't> Worker<'w, 't> {
             }
         };
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir && self.walk.roots.contains(&(st.st_dev, st.st_ino)) {
+            // The root of another (nested) tree: scanned, and judged, as that tree.
+            return;
+        }
         self.scanned += 1;
         let tree = dir.tree;
         if st.st_uid != tree.uid || st.st_gid != tree.gid {

@@ -1244,3 +1244,58 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
         assert_eq!(owner(&t.join(p)), (OWNER, OWNER), "{p}");
     }
 }
+
+/// Issue 10 item 6: `scan /a /a/b` with different owners. Entries below /a/b are judged (and
+/// fixed) by /a/b's owner only, whatever order the trees are given in.
+#[test]
+fn nested_trees_the_innermost_owner_decides() {
+    if !require_root("nested_trees_the_innermost_owner_decides") {
+        return;
+    }
+    let tmp = Temp::new("nested");
+    let a = tmp.join("a");
+    let b = a.join("b");
+    std::fs::create_dir_all(b.join("sub")).unwrap();
+    for f in [
+        a.join("a_own"),
+        a.join("a_root"),
+        b.join("b_own"),
+        b.join("sub/b_root"),
+    ] {
+        std::fs::write(&f, b"x").unwrap();
+        chmod(&f, 0o644);
+    }
+    for p in [a.clone(), a.join("a_own")] {
+        lchown(&p, OWNER, OWNER);
+    }
+    for p in [b.clone(), b.join("sub"), b.join("b_own")] {
+        lchown(&p, OTHER, OTHER);
+    }
+    chmod(&a, 0o755);
+    chmod(&b, 0o755);
+    chmod(&b.join("sub"), 0o755);
+    set_all_mtimes(&a);
+    let want = |fix: &dyn Fn() -> Fix<'static>| {
+        sorted(vec![
+            line(&pb(&a.join("a_root")), "file", 0, 0, "0644", &a, fix()),
+            line(&pb(&b.join("sub/b_root")), "file", 0, 0, "0644", &b, fix()),
+        ])
+    };
+    for order in [[&a, &b], [&b, &a]] {
+        let r = scan(&[order[0].as_os_str(), order[1].as_os_str()]);
+        assert_eq!(r.stderr, "");
+        assert_eq!((r.code, r.lines()), (1, want(&|| Fix::No)), "{order:?}");
+    }
+    let r = scan(&[os("--fix"), a.as_os_str(), b.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, want(&|| Fix::Fixed)));
+    assert_eq!(owner(&a.join("a_root")), (OWNER, OWNER));
+    for p in ["", "sub", "b_own", "sub/b_root"] {
+        assert_eq!(owner(&b.join(p)), (OTHER, OTHER), "b/{p}");
+    }
+    let r = scan(&[a.as_os_str(), b.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len()), (0, 0));
+    // Alone, /a still covers /a/b with its own owner: b is one of its entries then.
+    let r = scan(&[a.as_os_str()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.lines().len(), 4, "{:?}", r.lines());
+}
