@@ -10,11 +10,20 @@
 //! is ever looked up twice.
 //!
 //! What is deliberately *not* changed, and reported as an error instead:
+//! - anything on another mount than the tree's root: a mount point inside the tree and all
+//!   below it, also a bind mount of the same filesystem (same `st_dev`: `mount --bind /etc
+//!   /srv/app/etc` must not hand /etc/shadow over). Mounts are told apart by mount id (statx
+//!   `STX_MNT_ID`, 5.8+; else /proc/self/fdinfo), checked on every handle before it is used,
+//!   for each step from the root to the object and for each entry of a recursive walk;
 //! - a non-directory with more than one hard link: another name of it may lie outside the tree
 //!   (`ln /etc/shadow /srv/app/x` by root must not hand /etc/shadow to the service user);
 //! - character and block devices: owning one grants access to the device itself.
 //!
-//! The kernel clears setuid/setgid bits of a regular file whose owner changes; the mode is
+//! Set-id bits: an object given back (or found already owned) that is not a directory loses
+//! S_ISUID and S_ISGID (`install -m 4755` by root must not leave a setuid binary of the
+//! service user). Directories keep theirs (setgid on a directory only makes new entries
+//! inherit its group). The bits are cleared through the handle (`fchmodat2(fd, "",
+//! AT_EMPTY_PATH)`, else `/proc/self/fd/N`), so no name is looked up again; the mode is
 //! otherwise left alone.
 //!
 //! A directory that someone with write access to its parent renames out of the tree while a
@@ -36,6 +45,8 @@ pub struct FixOutcome {
     pub unchanged: u64,
     /// Objects below the named one (with `recurse`) that could not be changed or read.
     pub failed: u64,
+    /// Objects whose setuid/setgid bits were dropped (by the kernel on the chown, or here).
+    pub setid_cleared: u64,
     /// The first of those failures: `sub/path: reason`, the path relative to the named object.
     pub first_error: Option<String>,
 }
@@ -44,6 +55,17 @@ impl FixOutcome {
     /// True when everything reached is now owned by uid:gid.
     pub fn ok(&self) -> bool {
         self.failed == 0
+    }
+
+    fn count(&mut self, g: Given) {
+        if g.chowned {
+            self.changed += 1;
+        } else {
+            self.unchanged += 1;
+        }
+        if g.setid_cleared {
+            self.setid_cleared += 1;
+        }
     }
 
     fn fail(&mut self, rel: &[u8], msg: String) {
@@ -82,18 +104,33 @@ fn trim_slashes(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
+/// What was done to one object.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Given {
+    /// Its owner was changed (else it already belonged to uid:gid).
+    pub chowned: bool,
+    /// It had S_ISUID or S_ISGID (a non-directory) and has them no more.
+    pub setid_cleared: bool,
+}
+
+/// The error for an object on another mount than the tree's root.
+pub const BEYOND_MOUNT: &str =
+    "on another mount than the tree (a mount point or below one): not changed";
+
 /// Gives the object at `rel` below the tree root `root` to `uid:gid`.
 ///
 /// `root` is any fd of the root directory (O_PATH is enough). `rel` is relative to it,
 /// components separated by `/`; empty components and `.` are skipped, an empty `rel` names the
 /// root itself. Refused with an error: a leading `/`, any `..`, an intermediate component that
-/// is a symlink or not a directory (also when swapped into one during the walk), and the
-/// objects listed in the module comment. Mounts inside the tree are crossed while resolving
-/// `rel` (they are part of the tree).
+/// is a symlink or not a directory (also when swapped into one during the walk), a component
+/// on another mount than the root's (a mount point, bind mounts of the same filesystem
+/// included), and the objects listed in the module comment.
 ///
 /// With `recurse` and a directory, everything below it is given to uid:gid too, through
-/// directory fds, never following a symlink and never entering another filesystem than the
-/// directory's own; failures below are counted in the outcome, not returned as `Err`.
+/// directory fds, never following a symlink and never entering another mount; a mount point
+/// below is a failure (not changed, not entered), and a directory whose (st_dev, st_ino) is in
+/// `skip` (the root of another, nested tree with its own owner) is left alone and not entered.
+/// Failures below are counted in the outcome, not returned as `Err`.
 ///
 /// `Err` means the named object itself was not (or not certainly) given back.
 pub fn fix_path(
@@ -102,6 +139,7 @@ pub fn fix_path(
     uid: u32,
     gid: u32,
     recurse: bool,
+    skip: &[(u64, u64)],
 ) -> Result<FixOutcome, String> {
     if rel.first() == Some(&b'/') {
         return Err("absolute path refused: it must be relative to the tree".into());
@@ -114,6 +152,7 @@ pub fn fix_path(
         return Err("\"..\" in the path refused".into());
     }
     let mut out = FixOutcome::default();
+    let root_mnt = mnt_id(root).map_err(|e| format!("mount id of the tree root: {e}"))?;
     // `cur` is None while we are still at the root.
     let mut cur: Option<OwnedFd> = None;
     for (i, comp) in comps.iter().enumerate() {
@@ -147,32 +186,45 @@ pub fn fix_path(
                 ))
             }
         };
+        if !last {
+            // The step that reached another mount crossed a mount point: stop there, whether
+            // it is a filesystem of its own or a bind mount of the root's.
+            match mnt_id(next.as_fd()) {
+                Ok(m) if m == root_mnt => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "path component \"{}\" is a mount point: nothing on another mount \
+                         is changed",
+                        String::from_utf8_lossy(comp)
+                    ))
+                }
+                Err(e) => return Err(format!("mount id: {e}")),
+            }
+        }
         cur = Some(next);
     }
     let target = cur.as_ref().map_or(root, |f| f.as_fd());
-    let st = fstat(target).map_err(|e| e.to_string())?;
-    if chown_handle(target, &st, uid, gid)? {
-        out.changed += 1;
-    } else {
-        out.unchanged += 1;
-    }
+    let (st, mnt) = stat_mnt(target).map_err(|e| e.to_string())?;
+    out.count(give_handle(target, &st, mnt, root_mnt, uid, gid)?);
     if recurse && is_dir(&st) {
-        fix_below(target, st.st_dev, uid, gid, &mut out);
+        fix_below(target, root_mnt, uid, gid, skip, &mut out);
     }
     Ok(out)
 }
 
 /// Gives the entry `name` of the open directory `dir` to uid:gid; an empty `name` means `dir`
 /// itself. With `expect = Some((dev, ino))` the entry must still be that inode (what the caller
-/// stat'ed and reported), else nothing is changed. Ok(true): changed; Ok(false): it already
-/// belonged to uid:gid.
+/// stat'ed and reported), else nothing is changed. It must lie on the mount `mnt` (the tree
+/// root's), else nothing is changed either: a mount point (the name crosses into it) and all
+/// below it belong to another mount.
 pub fn fix_at(
     dir: BorrowedFd,
     name: &CStr,
     expect: Option<(u64, u64)>,
+    mnt: u64,
     uid: u32,
     gid: u32,
-) -> Result<bool, String> {
+) -> Result<Given, String> {
     let owned;
     let fd = if name.is_empty() {
         dir
@@ -181,16 +233,93 @@ pub fn fix_at(
             .map_err(|e| e.to_string())?;
         owned.as_fd()
     };
-    let st = fstat(fd).map_err(|e| e.to_string())?;
+    let (st, fd_mnt) = stat_mnt(fd).map_err(|e| e.to_string())?;
     if let Some((dev, ino)) = expect {
         if st.st_dev != dev || st.st_ino != ino {
             return Err("replaced by another object while being fixed; not changed".into());
         }
     }
-    chown_handle(fd, &st, uid, gid)
+    give_handle(fd, &st, fd_mnt, mnt, uid, gid)
 }
 
-/// The one place an owner is changed. `st` is the fstat of `fd` itself.
+/// A non-directory, non-symlink with S_ISUID or S_ISGID.
+fn has_setid(mode: u32) -> bool {
+    !matches!(mode & libc::S_IFMT, libc::S_IFDIR | libc::S_IFLNK)
+        && mode & (libc::S_ISUID | libc::S_ISGID) != 0
+}
+
+/// The one place an owner or a mode is changed. `st` and `fd_mnt` are the stat and mount id
+/// of `fd` itself; `want_mnt` the tree root's mount.
+fn give_handle(
+    fd: BorrowedFd,
+    st: &libc::stat,
+    fd_mnt: u64,
+    want_mnt: u64,
+    uid: u32,
+    gid: u32,
+) -> Result<Given, String> {
+    if fd_mnt != want_mnt {
+        return Err(BEYOND_MOUNT.into());
+    }
+    let chowned = chown_handle(fd, st, uid, gid)?;
+    let mut g = Given {
+        chowned,
+        setid_cleared: false,
+    };
+    if has_setid(st.st_mode) {
+        // The kernel drops set-id bits on a chown of a regular file (S_ISGID only with group
+        // execute): what is left is cleared here.
+        let now = if chowned {
+            fstat(fd).map_err(|e| format!("owner changed, then: {e}"))?
+        } else {
+            *st
+        };
+        if has_setid(now.st_mode) {
+            let mode = now.st_mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID);
+            chmod_handle(fd, mode).map_err(|e| {
+                if chowned {
+                    format!("owner changed, but the setuid/setgid bits were not cleared: {e}")
+                } else {
+                    format!("setuid/setgid bits not cleared: {e}")
+                }
+            })?;
+        }
+        g.setid_cleared = true;
+    }
+    Ok(g)
+}
+
+/// chmod of the object an O_PATH handle refers to, without looking up a name: fchmodat2 with
+/// AT_EMPTY_PATH (6.6+), else through the handle's /proc/self/fd link (fchmod refuses O_PATH
+/// fds). `fd` is never a symlink here.
+fn chmod_handle(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall on a borrowed fd and a static empty string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match Errno::last() {
+        Errno::ENOSYS | Errno::EINVAL => {}
+        e => return Err(e),
+    }
+    let link = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    // SAFETY: plain syscall with a valid path.
+    let r = unsafe { libc::fchmodat(libc::AT_FDCWD, link.as_ptr(), mode, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// The owner change of `give_handle`. Ok(false): it already belonged to uid:gid.
 fn chown_handle(fd: BorrowedFd, st: &libc::stat, uid: u32, gid: u32) -> Result<bool, String> {
     if st.st_uid == uid && st.st_gid == gid {
         return Ok(false);
@@ -224,8 +353,17 @@ fn chown_handle(fd: BorrowedFd, st: &libc::stat, uid: u32, gid: u32) -> Result<b
     Ok(true)
 }
 
-/// Everything below the directory handle `top` (depth first, one open directory per level).
-fn fix_below(top: BorrowedFd, dev: u64, uid: u32, gid: u32, out: &mut FixOutcome) {
+/// Everything below the directory handle `top`, which lies on mount `mnt` (depth first, one
+/// open directory per level). Other mounts are neither changed nor entered; nor are the
+/// directories in `skip`.
+fn fix_below(
+    top: BorrowedFd,
+    mnt: u64,
+    uid: u32,
+    gid: u32,
+    skip: &[(u64, u64)],
+    out: &mut FixOutcome,
+) {
     struct Level {
         fd: OwnedFd,
         dents: Dents,
@@ -291,22 +429,31 @@ fn fix_below(top: BorrowedFd, dev: u64, uid: u32, gid: u32, out: &mut FixOutcome
                 continue;
             }
         };
-        let st = match fstat(h.as_fd()) {
-            Ok(st) => st,
+        let (st, h_mnt) = match stat_mnt(h.as_fd()) {
+            Ok(s) => s,
             Err(e) => {
                 out.fail(&rel, e.to_string());
                 rel.truncate(base);
                 continue;
             }
         };
-        if st.st_dev != dev {
-            // A mount point: another filesystem, left alone (and not entered).
+        if is_dir(&st) && skip.contains(&(st.st_dev, st.st_ino)) {
+            // The root of a nested tree: its own owner decides there.
             rel.truncate(base);
             continue;
         }
-        match chown_handle(h.as_fd(), &st, uid, gid) {
-            Ok(true) => out.changed += 1,
-            Ok(false) => out.unchanged += 1,
+        if h_mnt != mnt {
+            // A mount point (another filesystem or a bind mount): neither changed nor entered,
+            // and so not everything below the object is known to be given back.
+            out.fail(
+                &rel,
+                "mount point: another mount, not changed or entered".into(),
+            );
+            rel.truncate(base);
+            continue;
+        }
+        match give_handle(h.as_fd(), &st, h_mnt, mnt, uid, gid) {
+            Ok(g) => out.count(g),
             Err(e) => out.fail(&rel, e),
         }
         if is_dir(&st) {
@@ -370,6 +517,86 @@ pub(crate) fn fstatat(
     }
     // SAFETY: initialised by the successful call.
     Ok(unsafe { st.assume_init() })
+}
+
+/// statx of `name` in `dir` (empty: `dir` itself, with AT_EMPTY_PATH in `flags`) as a
+/// `libc::stat`, plus the mount id when the kernel gives it (5.8+).
+fn statx_raw(
+    dir: BorrowedFd,
+    name: &CStr,
+    flags: libc::c_int,
+) -> Result<(libc::stat, Option<u64>), Errno> {
+    let mut x = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the kernel fills `x` on success.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+            x.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: zero-initialised, then filled by the successful call.
+    let x = unsafe { x.assume_init() };
+    // SAFETY: all-zero is a valid libc::stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_dev = libc::makedev(x.stx_dev_major, x.stx_dev_minor);
+    st.st_ino = x.stx_ino;
+    st.st_mode = x.stx_mode as u32;
+    st.st_nlink = x.stx_nlink as _;
+    st.st_uid = x.stx_uid;
+    st.st_gid = x.stx_gid;
+    st.st_rdev = libc::makedev(x.stx_rdev_major, x.stx_rdev_minor);
+    st.st_size = x.stx_size as _;
+    st.st_blksize = x.stx_blksize as _;
+    st.st_blocks = x.stx_blocks as _;
+    st.st_atime = x.stx_atime.tv_sec as _;
+    st.st_atime_nsec = x.stx_atime.tv_nsec as _;
+    st.st_mtime = x.stx_mtime.tv_sec as _;
+    st.st_mtime_nsec = x.stx_mtime.tv_nsec as _;
+    st.st_ctime = x.stx_ctime.tv_sec as _;
+    st.st_ctime_nsec = x.stx_ctime.tv_nsec as _;
+    let mnt = (x.stx_mask & libc::STATX_MNT_ID != 0).then_some(x.stx_mnt_id);
+    Ok((st, mnt))
+}
+
+/// lstat of `name` in `dir` (mount points are crossed, as by any lookup), plus the mount id of
+/// what it found when the kernel says (statx, 5.8+).
+pub(crate) fn stat_at(dir: BorrowedFd, name: &CStr) -> Result<(libc::stat, Option<u64>), Errno> {
+    match statx_raw(dir, name, libc::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOSYS) => Ok((fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW)?, None)),
+        r => r,
+    }
+}
+
+/// fstat of `fd` and the id of the mount it lies on.
+pub(crate) fn stat_mnt(fd: BorrowedFd) -> Result<(libc::stat, u64), Errno> {
+    match statx_raw(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) {
+        Ok((st, Some(m))) => Ok((st, m)),
+        Ok((st, None)) => Ok((st, fdinfo_mnt_id(fd)?)),
+        Err(Errno::ENOSYS) => Ok((fstat(fd)?, fdinfo_mnt_id(fd)?)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The id of the mount `fd` lies on.
+pub(crate) fn mnt_id(fd: BorrowedFd) -> Result<u64, Errno> {
+    stat_mnt(fd).map(|(_, m)| m)
+}
+
+/// Kernels before 5.8: the `mnt_id:` line of /proc/self/fdinfo/N (3.15+).
+fn fdinfo_mnt_id(fd: BorrowedFd) -> Result<u64, Errno> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(Errno::ENOTSUP)
 }
 
 pub(crate) fn fstat(fd: BorrowedFd) -> Result<libc::stat, Errno> {
@@ -576,29 +803,29 @@ mod tests {
         let rfd = dirfd(&root);
 
         // A single file.
-        let o = fix_path(rfd.as_fd(), b"a/f", 4242, 4343, false).unwrap();
+        let o = fix_path(rfd.as_fd(), b"a/f", 4242, 4343, false, &[]).unwrap();
         assert_eq!((o.changed, o.unchanged, o.failed), (1, 0, 0));
         assert_eq!(owner(&root.join("a/f")), (4242, 4343));
         // Again: nothing to do.
-        let o = fix_path(rfd.as_fd(), b"./a//f", 4242, 4343, false).unwrap();
+        let o = fix_path(rfd.as_fd(), b"./a//f", 4242, 4343, false, &[]).unwrap();
         assert_eq!((o.changed, o.unchanged), (0, 1));
 
         // A symlink is changed itself, its target is not.
-        let o = fix_path(rfd.as_fd(), b"a/b/ln", 4242, 4343, true).unwrap();
+        let o = fix_path(rfd.as_fd(), b"a/b/ln", 4242, 4343, true, &[]).unwrap();
         assert_eq!(o.changed, 1);
         assert_eq!(owner(&root.join("a/b/ln")), (4242, 4343));
         assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
 
         // Through a symlinked directory: refused.
-        let e = fix_path(rfd.as_fd(), b"a/b/lndir/secret", 4242, 4343, false).unwrap_err();
+        let e = fix_path(rfd.as_fd(), b"a/b/lndir/secret", 4242, 4343, false, &[]).unwrap_err();
         assert_eq!(e, "path component \"lndir\" is a symlink (not followed)");
-        let e = fix_path(rfd.as_fd(), b"a/f/x", 4242, 4343, false).unwrap_err();
+        let e = fix_path(rfd.as_fd(), b"a/f/x", 4242, 4343, false, &[]).unwrap_err();
         assert_eq!(e, "path component \"f\" is not a directory");
-        let e = fix_path(rfd.as_fd(), b"a/../a/f", 4242, 4343, false).unwrap_err();
+        let e = fix_path(rfd.as_fd(), b"a/../a/f", 4242, 4343, false, &[]).unwrap_err();
         assert_eq!(e, "\"..\" in the path refused");
-        let e = fix_path(rfd.as_fd(), b"/etc/passwd", 4242, 4343, false).unwrap_err();
+        let e = fix_path(rfd.as_fd(), b"/etc/passwd", 4242, 4343, false, &[]).unwrap_err();
         assert!(e.starts_with("absolute path refused"), "{e}");
-        let e = fix_path(rfd.as_fd(), b"a/nothere", 4242, 4343, false).unwrap_err();
+        let e = fix_path(rfd.as_fd(), b"a/nothere", 4242, 4343, false, &[]).unwrap_err();
         assert_eq!(
             e,
             "opening \"a/nothere\": ENOENT: No such file or directory"
@@ -606,7 +833,7 @@ mod tests {
         assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
 
         // The whole tree below a, with recurse: a, b, c, g, lndir (f and ln already done).
-        let o = fix_path(rfd.as_fd(), b"a", 4242, 4343, true).unwrap();
+        let o = fix_path(rfd.as_fd(), b"a", 4242, 4343, true, &[]).unwrap();
         assert_eq!((o.changed, o.unchanged, o.failed), (5, 2, 0), "{o:?}");
         for p in ["a", "a/b", "a/b/c", "a/b/c/g", "a/b/lndir", "a/f", "a/b/ln"] {
             assert_eq!(owner(&root.join(p)), (4242, 4343), "{p}");
@@ -615,7 +842,7 @@ mod tests {
         assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
         // The root itself, by an empty path; without recurse nothing below is touched.
         lchown(&root.join("a/f"), 0, 0);
-        let o = fix_path(rfd.as_fd(), b"", 4242, 4343, false).unwrap();
+        let o = fix_path(rfd.as_fd(), b"", 4242, 4343, false, &[]).unwrap();
         assert_eq!((o.changed, o.unchanged), (1, 0));
         assert_eq!(owner(&root), (4242, 4343));
         assert_eq!(owner(&root.join("a/f")), (0, 0));
@@ -632,7 +859,7 @@ mod tests {
         std::fs::write(t.0.join("outside"), b"x").unwrap();
         std::fs::hard_link(t.0.join("outside"), root.join("d/hl")).unwrap();
         let rfd = dirfd(&root);
-        let e = fix_path(rfd.as_fd(), b"d/hl", 4242, 4242, false).unwrap_err();
+        let e = fix_path(rfd.as_fd(), b"d/hl", 4242, 4242, false, &[]).unwrap_err();
         assert_eq!(
             e,
             "2 hard links: not changed (another name may lie outside the tree)"
@@ -644,7 +871,7 @@ mod tests {
         let r = unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
         let have_dev = r == 0;
         if have_dev {
-            let e = fix_path(rfd.as_fd(), b"d/null", 4242, 4242, false).unwrap_err();
+            let e = fix_path(rfd.as_fd(), b"d/null", 4242, 4242, false, &[]).unwrap_err();
             assert!(e.starts_with("device node: not given away"), "{e}");
         }
 
@@ -663,10 +890,14 @@ mod tests {
         if mounted {
             std::fs::write(root.join("d/mnt/inner"), b"x").unwrap();
         }
-        let o = fix_path(rfd.as_fd(), b"d", 4242, 4242, true).unwrap();
-        // d itself changed; hl (and null) failed; mnt skipped.
+        let o = fix_path(rfd.as_fd(), b"d", 4242, 4242, true, &[]).unwrap();
+        // d itself changed; hl (and null) failed; mnt failed too: not changed, not entered.
         assert_eq!(o.changed, if mounted { 1 } else { 2 }, "{o:?}");
-        assert_eq!(o.failed, if have_dev { 2 } else { 1 }, "{o:?}");
+        assert_eq!(
+            o.failed,
+            if have_dev { 2 } else { 1 } + u64::from(mounted),
+            "{o:?}"
+        );
         assert!(o.first_error.as_deref().unwrap().contains("hard links") || have_dev);
         if mounted {
             assert_eq!(owner(&root.join("d/mnt/inner")), (0, 0));
@@ -675,6 +906,51 @@ mod tests {
             unsafe { libc::umount2(mnt.as_ptr(), libc::MNT_DETACH) };
         }
         assert_eq!(owner(&t.0.join("outside")), (0, 0));
+    }
+
+    #[test]
+    fn recursion_leaves_nested_roots_and_bind_mounts_alone() {
+        if !root_or_skip("recursion_leaves_nested_roots_and_bind_mounts_alone") {
+            return;
+        }
+        let t = TempDir::new("nested");
+        let src = TempDir::new("nested-bindsrc");
+        let root = t.0.join("tree");
+        std::fs::create_dir_all(root.join("d/inner/sub")).unwrap();
+        std::fs::create_dir_all(root.join("d/bm")).unwrap();
+        std::fs::write(root.join("d/f"), b"x").unwrap();
+        std::fs::write(root.join("d/inner/sub/g"), b"x").unwrap();
+        std::fs::write(src.0.join("secret"), b"x").unwrap();
+        let m = std::fs::metadata(root.join("d/inner")).unwrap();
+        let inner = (m.dev(), m.ino());
+        let bm = CString::new(root.join("d/bm").as_os_str().as_bytes()).unwrap();
+        let s = CString::new(src.0.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a bind mount between two of our temp dirs (same filesystem).
+        let r = unsafe {
+            libc::mount(
+                s.as_ptr(),
+                bm.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "mount --bind: {}", io::Error::last_os_error());
+        let rfd = dirfd(&root);
+        let o = fix_path(rfd.as_fd(), b"d", 4242, 4242, true, &[inner]).unwrap();
+        // SAFETY: unmount what we mounted.
+        unsafe { libc::umount2(bm.as_ptr(), libc::MNT_DETACH) };
+        // d and f changed; inner skipped; bm failed (a mount point), not entered.
+        assert_eq!((o.changed, o.failed), (2, 1), "{o:?}");
+        assert_eq!(
+            o.first_error.as_deref(),
+            Some("bm: mount point: another mount, not changed or entered")
+        );
+        for p in ["d/inner", "d/inner/sub", "d/inner/sub/g"] {
+            assert_eq!(owner(&root.join(p)), (0, 0), "{p}");
+        }
+        assert_eq!(owner(&src.0), (0, 0));
+        assert_eq!(owner(&src.0.join("secret")), (0, 0));
     }
 
     /// Many fixes while a thread keeps swapping a directory of the tree with a symlink to a
@@ -735,7 +1011,7 @@ mod tests {
                 (b"sw", true),
                 (b"sw/sub", true),
             ] {
-                match fix_path(rfd.as_fd(), rel, id, id, recurse) {
+                match fix_path(rfd.as_fd(), rel, id, id, recurse, &[]) {
                     Ok(_) => ok += 1,
                     Err(_) => refused += 1,
                 }

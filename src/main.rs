@@ -64,7 +64,8 @@ pub struct WatchArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
-    /// Give each offending object back to the owner (new directories with their contents)
+    /// Give each offending object back to the owner (new directories with their contents),
+    /// without setuid/setgid bits; never through a symlink or beyond a mount point
     #[arg(long)]
     pub fix: bool,
     /// Append events to FILE (created 0640) instead of stdout; reopened on SIGHUP

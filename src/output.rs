@@ -51,6 +51,8 @@ pub struct Event {
     /// --fix: whether ownership was given back, and why not
     pub fixed: Option<bool>,
     pub fix_error: Option<String>,
+    /// --fix dropped setuid/setgid bits of what it gave back
+    pub setid_cleared: bool,
     /// false when the path is a lexical guess (the tracepoint backend looked too late)
     pub resolved: bool,
 }
@@ -272,6 +274,9 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     }
     if let Some(f) = e.fixed {
         o.bool("fixed", f);
+        if e.setid_cleared {
+            o.bool("setid_cleared", true);
+        }
         if let Some(err) = &e.fix_error {
             o.str("fix_error", err);
         }
@@ -381,6 +386,9 @@ pub fn text_line(e: &Event, out: &mut Vec<u8>) {
     }
     if let Some(f) = e.fixed {
         let _ = write!(out, " fixed={f}");
+        if e.setid_cleared {
+            out.extend_from_slice(b" setid_cleared=true");
+        }
     }
     if e.new_uid.is_some() || e.new_gid.is_some() {
         let f = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
@@ -488,6 +496,47 @@ mod tests {
 \"tree\":\"/srv/app\",\"uid\":0,\"gid\":0,\"euid\":0,\"fsuid\":0,\"fsgid\":0,\"user\":\"root\",\
 \"group\":null,\"pid\":0,\"tid\":0,\"ppid\":0,\"comm\":\"mkdir\",\"mode\":\"0755\",\"ret\":0,\
 \"backend\":\"tracepoint\"}\n"
+        );
+    }
+
+    #[test]
+    fn fix_fields_after_truncated_and_in_text() {
+        let mut e = ev();
+        e.op = "chmod";
+        e.mode = Some(0o4755);
+        e.fixed = Some(true);
+        e.setid_cleared = true;
+        let mut out = Vec::new();
+        json_line(&e, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.ends_with(
+                "\"mode\":\"4755\",\"ret\":0,\"fixed\":true,\"setid_cleared\":true,\
+                 \"backend\":\"tracepoint\"}\n"
+            ),
+            "{s}"
+        );
+        e.fixed = Some(false);
+        e.setid_cleared = false;
+        e.fix_error = Some("on another mount".into());
+        let mut out = Vec::new();
+        json_line(&e, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.ends_with(
+                "\"fixed\":false,\"fix_error\":\"on another mount\",\"backend\":\"tracepoint\"}\n"
+            ),
+            "{s}"
+        );
+        e.fixed = Some(true);
+        e.setid_cleared = true;
+        e.fix_error = None;
+        let mut out = Vec::new();
+        text_line(&e, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains(" mode=4755 fixed=true setid_cleared=true by "),
+            "{s}"
         );
     }
 

@@ -3,7 +3,7 @@
 //!
 //! The walk never uses path strings below the roots: each directory is opened relative to its
 //! parent's fd with O_NOFOLLOW|O_DIRECTORY, read with getdents64 into one buffer, and every
-//! entry is fstatat'ed (AT_SYMLINK_NOFOLLOW) relative to it. So symlinks are never followed,
+//! entry is statx'ed (AT_SYMLINK_NOFOLLOW) relative to it. So symlinks are never followed,
 //! paths longer than PATH_MAX are no problem, and a directory swapped for a symlink mid-walk is
 //! refused rather than followed.
 //!
@@ -38,13 +38,16 @@ pub struct ScanArgs {
     #[arg(long, value_name = "USER[:GROUP]")]
     pub owner: Option<String>,
     /// Give each offending entry back to the owner (never through a symlink, never outside the
-    /// tree); adds "fixed" (and "fix_error") to its line
+    /// tree, never beyond a mount point), dropping setuid/setgid from non-directories; adds
+    /// "fixed" (and "setid_cleared" or "fix_error") to its line
     #[arg(long)]
     pub fix: bool,
-    /// Stay on each DIR's filesystem: report mount points, do not enter them (the default)
+    /// Stay on each DIR's mount: report mount points (bind mounts included), do not enter them
+    /// (the default)
     #[arg(long, overrides_with = "cross_mounts")]
     pub xdev: bool,
-    /// Also descend into filesystems mounted inside the trees
+    /// Also descend into mounts inside the trees and report what is there (--fix never changes
+    /// anything beyond a mount point)
     #[arg(long, overrides_with = "xdev")]
     pub cross_mounts: bool,
     /// Directory trees to scan (a DIR given as a symlink is followed; nothing below it is)
@@ -57,6 +60,10 @@ struct Tree {
     path: Vec<u8>,
     fd: OwnedFd,
     dev: u64,
+    ino: u64,
+    /// The mount the root lies on: nothing on another one is entered (without
+    /// --cross-mounts) or fixed (ever).
+    mnt: u64,
     uid: u32,
     gid: u32,
 }
@@ -90,6 +97,9 @@ struct Walk<'t> {
     idle: AtomicUsize,
     fix: bool,
     xdev: bool,
+    /// (st_dev, st_ino) of every root when there are several: a walk that meets another
+    /// tree's root leaves it, and all below it, to that tree (the innermost owner decides).
+    roots: Vec<(u64, u64)>,
     /// Serialises writes to stdout; holds the first write error.
     out: Mutex<Option<io::Error>>,
     /// Set on a write error (a closed pipe included): stop early.
@@ -126,6 +136,11 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         idle: AtomicUsize::new(0),
         fix: args.fix,
         xdev: !args.cross_mounts,
+        roots: if trees.len() > 1 {
+            trees.iter().map(|t| (t.dev, t.ino)).collect()
+        } else {
+            Vec::new()
+        },
         out: Mutex::new(None),
         stop: AtomicBool::new(false),
         scanned: AtomicU64::new(0),
@@ -189,7 +204,7 @@ fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
         }
         let path = std::fs::canonicalize(dir).map_err(|e| anyhow!("{shown}: {e}"))?;
         let fd = open_root(&path).map_err(|e| anyhow!("{shown}: cannot read: {}", e.desc()))?;
-        let st = fix::fstat(fd.as_fd()).map_err(|e| anyhow!("{shown}: {}", e.desc()))?;
+        let (st, mnt) = fix::stat_mnt(fd.as_fd()).map_err(|e| anyhow!("{shown}: {}", e.desc()))?;
         if seen.contains(&(st.st_dev, st.st_ino)) {
             continue;
         }
@@ -202,6 +217,8 @@ fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
             path: path.as_os_str().as_bytes().to_vec(),
             fd,
             dev: st.st_dev,
+            ino: st.st_ino,
+            mnt,
             uid,
             gid,
         });
@@ -402,9 +419,9 @@ impl<'w, 't> Worker<'w, 't> {
                 let tree = parent.tree;
                 drop(parent);
                 if self.walk.xdev {
-                    // A filesystem mounted there since it was stat'ed.
-                    match fix::fstat(fd.as_fd()) {
-                        Ok(st) if st.st_dev == tree.dev => {}
+                    // Something mounted there since it was stat'ed.
+                    match fix::mnt_id(fd.as_fd()) {
+                        Ok(m) if m == tree.mnt => {}
                         Ok(_) => return,
                         Err(e) => return self.unreadable("cannot stat", &path, e),
                     }
@@ -473,22 +490,32 @@ impl<'w, 't> Worker<'w, 't> {
     }
 
     fn entry(&mut self, dir: &Dir<'t>, name: &CStr) {
-        let st = match fix::fstatat(dir.fd.as_fd(), name, libc::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
+        let (st, mnt) = match fix::stat_at(dir.fd.as_fd(), name) {
+            Ok(s) => s,
             Err(Errno::ENOENT) => return, // removed since it was listed
             Err(e) => {
                 let path = join(&dir.path, name.to_bytes());
                 return self.unreadable("cannot stat", &path, e);
             }
         };
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir && self.walk.roots.contains(&(st.st_dev, st.st_ino)) {
+            // The root of another (nested) tree: scanned, and judged, as that tree.
+            return;
+        }
         self.scanned += 1;
         let tree = dir.tree;
         if st.st_uid != tree.uid || st.st_gid != tree.gid {
             let path = join(&dir.path, name.to_bytes());
             self.offender(&path, tree, dir.fd.as_fd(), name, &st);
         }
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR && (!self.walk.xdev || st.st_dev == tree.dev)
-        {
+        // A mount point is told by its mount id (a bind mount of the same filesystem has the
+        // same st_dev); by st_dev only where the kernel gives no mount id (before 5.8).
+        let same_mount = match mnt {
+            Some(m) => m == tree.mnt,
+            None => st.st_dev == tree.dev,
+        };
+        if is_dir && (!self.walk.xdev || same_mount) {
             self.subdirs.push(name.to_owned());
         }
     }
@@ -518,10 +545,16 @@ impl<'w, 't> Worker<'w, 't> {
         st: &libc::stat,
     ) {
         self.offenders += 1;
-        let fixed = self
-            .walk
-            .fix
-            .then(|| fix::fix_at(dir, name, Some((st.st_dev, st.st_ino)), tree.uid, tree.gid));
+        let fixed = self.walk.fix.then(|| {
+            fix::fix_at(
+                dir,
+                name,
+                Some((st.st_dev, st.st_ino)),
+                tree.mnt,
+                tree.uid,
+                tree.gid,
+            )
+        });
         let user = self
             .users
             .entry(st.st_uid)
@@ -652,7 +685,7 @@ fn entry_line(
     user_json: &[u8],
     group_json: &[u8],
     tree: &[u8],
-    fixed: Option<&Result<bool, String>>,
+    fixed: Option<&Result<fix::Given, String>>,
 ) {
     out.push(b'{');
     bytes_field(out, "path", path);
@@ -677,7 +710,12 @@ fn entry_line(
     bytes_field(out, "tree", tree);
     match fixed {
         None => {}
-        Some(Ok(_)) => out.extend_from_slice(b",\"fixed\":true"),
+        Some(Ok(g)) => {
+            out.extend_from_slice(b",\"fixed\":true");
+            if g.setid_cleared {
+                out.extend_from_slice(b",\"setid_cleared\":true");
+            }
+        }
         Some(Err(e)) => {
             out.extend_from_slice(b",\"fixed\":false,\"fix_error\":");
             let _ = serde_json::to_writer(&mut *out, e);
@@ -742,7 +780,10 @@ mod tests {
             b"null",
             &json_name(None),
             b"/t",
-            Some(&Ok(true)),
+            Some(&Ok(fix::Given {
+                chowned: true,
+                setid_cleared: true,
+            })),
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -752,7 +793,7 @@ mod tests {
              \"fix_error\":\"EPERM: Operation not permitted\"}\n\
              {\"path\":\"/t/b\",\"kind\":\"symlink\",\"uid\":1,\"gid\":2,\"user\":null,\
              \"group\":null,\"mode\":\"0777\",\"mtime\":\"1970-01-01T00:00:00.000000000Z\",\
-             \"tree\":\"/t\",\"fixed\":true}\n"
+             \"tree\":\"/t\",\"fixed\":true,\"setid_cleared\":true}\n"
         );
     }
 

@@ -1110,6 +1110,7 @@ impl Processor {
             fixed: None,
             identity_json: None,
             fix_error: None,
+            setid_cleared: false,
         })
     }
 
@@ -1183,41 +1184,83 @@ impl Processor {
         }
     }
 
-    /// --fix: objects an offending writer created, moved or linked in, or chowned away go
-    /// back to the tree's owner; new directories with everything in them. Only through
-    /// O_PATH|O_NOFOLLOW handles from the watched root (fix.rs): never outside the tree.
+    /// --fix: the object an offending op leaves in a tree goes back to that tree's owner, with
+    /// no setuid/setgid bit (a directory keeps its own): what the writer created, moved or
+    /// linked in, chowned, chmodded, wrote, truncated or changed an xattr of. New and
+    /// moved-in directories with everything in them; both ends of a RENAME_EXCHANGE. The tree
+    /// is the innermost one holding the object (nested trees: the inner owner decides). Only
+    /// through O_PATH|O_NOFOLLOW handles from that tree's root (fix.rs): never through a
+    /// symlink, never beyond a mount point. Nothing is left to check after an unlink, an rmdir,
+    /// or a move out of every tree: no `fixed` then.
     fn give_back(&mut self, ev: &mut Event) {
-        let target = match ev.op {
-            "create" | "mkdir" | "mknod" | "symlink" | "chown" => &ev.path,
-            "link" | "rename" => match &ev.new_path {
-                Some(p) => p,
-                None => return,
-            },
-            _ => return,
-        };
-        let Some(t) = self.roots_now.iter().position(|r| *r == ev.tree) else {
-            return;
-        };
-        let (uid, gid) = self.owners[t];
-        let recurse = matches!(ev.op, "mkdir" | "rename");
-        let res = match fix::rel_path(&self.roots_now[t], target) {
-            None => Err("outside the watched tree".to_string()),
-            Some(rel) => match &self.roots_fd[t] {
-                Some(fd) => fix::fix_path(fd.as_fd(), rel, uid, gid, recurse),
-                None => Err("the watched tree is gone".to_string()),
-            },
-        };
-        match res {
-            Ok(o) if o.ok() => ev.fixed = Some(true),
-            Ok(o) => {
-                ev.fixed = Some(false);
-                ev.fix_error = o.first_error;
+        let mut targets: Vec<(&[u8], bool)> = Vec::with_capacity(2);
+        match ev.op {
+            "unlink" | "rmdir" => {}
+            "link" | "rename" => {
+                if let Some(p) = &ev.new_path {
+                    targets.push((p, ev.op == "rename"));
+                }
+                if ev.exchange {
+                    targets.push((&ev.path, true));
+                }
             }
-            Err(e) => {
-                ev.fixed = Some(false);
-                ev.fix_error = Some(e);
-            }
+            "mkdir" => targets.push((&ev.path, true)),
+            _ => targets.push((&ev.path, false)),
         }
+        let mut fixed: Option<bool> = None;
+        let mut error = None;
+        let mut cleared = false;
+        for (target, recurse) in targets {
+            let Some(t) = resolve::tree_of(target, &self.roots_now) else {
+                if resolve::is_under(target, &ev.tree) {
+                    // In the tree where its root was at the time of the op.
+                    error = error.or(Some("the tree's root moved since: not fixed".into()));
+                    fixed = Some(false);
+                }
+                // Else moved out of every tree: nothing of it is left to give back.
+                continue;
+            };
+            let (uid, gid) = self.owners[t];
+            let res = match fix::rel_path(&self.roots_now[t], target) {
+                None => Err("outside the watched tree".to_string()),
+                Some(rel) => match &self.roots_fd[t] {
+                    Some(fd) => {
+                        fix::fix_path(fd.as_fd(), rel, uid, gid, recurse, &self.nested_roots(t))
+                    }
+                    None => Err("the watched tree is gone".to_string()),
+                },
+            };
+            let ok = match res {
+                Ok(o) => {
+                    cleared |= o.setid_cleared > 0;
+                    let ok = o.ok();
+                    if !ok {
+                        error = error.or(o.first_error);
+                    }
+                    ok
+                }
+                Err(e) => {
+                    error = error.or(Some(e));
+                    false
+                }
+            };
+            fixed = Some(fixed.unwrap_or(true) && ok);
+        }
+        ev.fixed = fixed;
+        ev.fix_error = if fixed == Some(false) { error } else { None };
+        ev.setid_cleared = cleared;
+    }
+
+    /// (st_dev, st_ino) of the roots other than tree `t`: a walk below `t` that meets one
+    /// (a nested tree) leaves it to its own owner.
+    fn nested_roots(&self, t: usize) -> Vec<(u64, u64)> {
+        self.roots_fd
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != t)
+            .filter_map(|(_, fd)| fix::fstat(fd.as_ref()?.as_fd()).ok())
+            .map(|st| (st.st_dev, st.st_ino))
+            .collect()
     }
 
     fn lost(&mut self, n: u64) {

@@ -3,6 +3,8 @@
 //! the outside while `scan --fix` runs. Needs root (to own files as other uids); in CI it must
 //! run, elsewhere a non-root run is skipped with a printed reason.
 
+mod common;
+
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -154,12 +156,18 @@ fn scan(args: &[&OsStr]) -> Run {
     scan_as(args, None)
 }
 
+/// `ownwatch scan ARGS`, as root or as `uid` (then from a copy any uid can run: the checkout
+/// may lie where `uid` cannot go, e.g. under /root).
 fn scan_as(args: &[&OsStr], uid: Option<u32>) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ownwatch"));
+    let mut c = match uid {
+        None => Command::new(env!("CARGO_BIN_EXE_ownwatch")),
+        Some(u) => {
+            let mut c = Command::new(common::bin_any_user());
+            c.uid(u).gid(u);
+            c
+        }
+    };
     c.arg("scan").args(args);
-    if let Some(u) = uid {
-        c.uid(u).gid(u);
-    }
     let o = c.output().expect("running ownwatch");
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
@@ -232,6 +240,8 @@ fn bytes_field(key: &str, v: &[u8]) -> String {
 enum Fix<'a> {
     No,
     Fixed,
+    /// Fixed, and its setuid/setgid bits are gone.
+    FixedSetid,
     Failed(&'a str),
 }
 
@@ -249,6 +259,7 @@ fn line(path: &[u8], kind: &str, uid: u32, gid: u32, mode: &str, tree: &Path, fi
     match fix {
         Fix::No => {}
         Fix::Fixed => s.push_str(",\"fixed\":true"),
+        Fix::FixedSetid => s.push_str(",\"fixed\":true,\"setid_cleared\":true"),
         Fix::Failed(e) => s.push_str(&format!(
             ",\"fixed\":false,\"fix_error\":{}",
             serde_json::to_string(e).unwrap()
@@ -403,6 +414,7 @@ fn mixed_expected(m: &Mixed, fixing: bool) -> Vec<String> {
         (true, None) => Fix::Fixed,
         (true, Some(e)) => Fix::Failed(e),
     };
+    let setid = if fixing { Fix::FixedSetid } else { Fix::No };
     sorted(vec![
         line(&pb(&t.join("root_file")), "file", 0, 0, "0600", t, f(None)),
         line(
@@ -421,7 +433,7 @@ fn mixed_expected(m: &Mixed, fixing: bool) -> Vec<String> {
             OWNER,
             "4755",
             t,
-            f(None),
+            setid,
         ),
         line(&pb(&t.join("bad_dir")), "dir", 0, 0, "1777", t, f(None)),
         line(
@@ -1037,4 +1049,253 @@ impl Drop for Swapper {
             let _ = h.join();
         }
     }
+}
+
+/// Bind-mounts `src` on `dst`; the returned guard unmounts it.
+fn bind(src: &Path, dst: &Path) -> Unmounts {
+    // SAFETY: a bind mount between two of our temp paths.
+    let r = unsafe {
+        libc::mount(
+            cp(src).as_ptr(),
+            cp(dst).as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "mount --bind {} {}: {}",
+        src.display(),
+        dst.display(),
+        std::io::Error::last_os_error()
+    );
+    Unmounts(vec![cp(dst)])
+}
+
+struct Unmounts(Vec<CString>);
+
+impl Drop for Unmounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            // SAFETY: unmounting what this test mounted.
+            unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+const BEYOND_MOUNT: &str =
+    "on another mount than the tree (a mount point or below one): not changed";
+
+/// Issue 10 item 2: a directory and a single file bind-mounted into the tree from outside, on
+/// the same filesystem (same st_dev). They are mount points: reported, not entered (unless
+/// --cross-mounts), and `--fix` never changes them or anything below them.
+#[test]
+fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
+    if !require_root("fix_never_crosses_a_bind_mount_of_the_same_filesystem") {
+        return;
+    }
+    let tmp = Temp::new("bind");
+    let t = tmp.join("tree");
+    let src = tmp.join("bindsrc");
+    let single = tmp.join("single");
+    for d in [&t, &t.join("bm"), &src, &src.join("sub")] {
+        std::fs::create_dir(d).unwrap();
+    }
+    for f in [
+        t.join("bmf"),
+        t.join("plain"),
+        src.join("secret"),
+        src.join("sub/deep"),
+        single.clone(),
+    ] {
+        std::fs::write(&f, b"x").unwrap();
+    }
+    for p in [&t, &t.join("bm"), &t.join("bmf")] {
+        lchown(p, OWNER, OWNER);
+    }
+    chmod(&t, 0o755);
+    chmod(&src, 0o755);
+    chmod(&src.join("sub"), 0o755);
+    for f in [
+        t.join("plain"),
+        src.join("secret"),
+        src.join("sub/deep"),
+        single.clone(),
+    ] {
+        chmod(&f, 0o644);
+    }
+    let _m = (bind(&src, &t.join("bm")), bind(&single, &t.join("bmf")));
+    let dev = std::fs::metadata(&t).unwrap().dev();
+    assert_eq!(std::fs::metadata(t.join("bm")).unwrap().dev(), dev);
+    set_all_mtimes(&t);
+    set_all_mtimes(&single);
+
+    let l = |p: &str, kind: &str, mode: &str, fix: Fix| {
+        line(&pb(&t.join(p)), kind, 0, 0, mode, &t, fix)
+    };
+    // Reported as the entries they show, not entered.
+    let r = scan(&[t.as_os_str()]);
+    assert_eq!(r.stderr, "");
+    assert_eq!(
+        (r.code, r.lines()),
+        (
+            1,
+            sorted(vec![
+                l("bm", "dir", "0755", Fix::No),
+                l("bmf", "file", "0644", Fix::No),
+                l("plain", "file", "0644", Fix::No),
+            ])
+        )
+    );
+    // --cross-mounts: entered and reported.
+    let all = |fix: &dyn Fn() -> Fix<'static>| {
+        sorted(vec![
+            l("bm", "dir", "0755", fix()),
+            l("bm/secret", "file", "0644", fix()),
+            l("bm/sub", "dir", "0755", fix()),
+            l("bm/sub/deep", "file", "0644", fix()),
+            l("bmf", "file", "0644", fix()),
+        ])
+    };
+    let r = scan(&[os("--cross-mounts"), t.as_os_str()]);
+    let mut want = all(&|| Fix::No);
+    want.push(l("plain", "file", "0644", Fix::No));
+    assert_eq!((r.code, r.lines()), (1, sorted(want)));
+
+    // --fix: the mount points are not changed; the tree's own file is.
+    let r = scan(&[os("--fix"), t.as_os_str()]);
+    assert_eq!(r.stderr, "");
+    assert_eq!(
+        (r.code, r.lines()),
+        (
+            1,
+            sorted(vec![
+                l("bm", "dir", "0755", Fix::Failed(BEYOND_MOUNT)),
+                l("bmf", "file", "0644", Fix::Failed(BEYOND_MOUNT)),
+                l("plain", "file", "0644", Fix::Fixed),
+            ])
+        )
+    );
+    // --fix --cross-mounts: everything beyond the mount points is reported, nothing fixed.
+    let r = scan(&[os("--fix"), os("--cross-mounts"), t.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, all(&|| Fix::Failed(BEYOND_MOUNT))));
+    for p in [
+        src.clone(),
+        src.join("secret"),
+        src.join("sub"),
+        src.join("sub/deep"),
+        single.clone(),
+    ] {
+        assert_eq!(owner(&p), (0, 0), "{}", p.display());
+    }
+    assert_eq!(owner(&t.join("plain")), (OWNER, OWNER));
+}
+
+/// A wrongly owned file loses setuid and setgid when given back, also a setgid bit the kernel
+/// keeps on a chown (no group execute), and the line says so; a directory keeps its setgid.
+#[test]
+fn fix_drops_setid_bits_of_files_not_of_directories() {
+    if !require_root("fix_drops_setid_bits_of_files_not_of_directories") {
+        return;
+    }
+    let tmp = Temp::new("setid");
+    let t = tmp.join("tree");
+    std::fs::create_dir_all(t.join("sgdir")).unwrap();
+    for f in ["suid", "sgid_noexec", "plain"] {
+        std::fs::write(t.join(f), b"x").unwrap();
+    }
+    lchown(&t, OWNER, OWNER);
+    chmod(&t, 0o755);
+    chmod(&t.join("suid"), 0o6755);
+    chmod(&t.join("sgid_noexec"), 0o2644);
+    chmod(&t.join("plain"), 0o644);
+    chmod(&t.join("sgdir"), 0o2775);
+    set_all_mtimes(&t);
+    let r = scan(&[os("--fix"), t.as_os_str()]);
+    assert_eq!(r.stderr, "");
+    let l = |p: &str, kind: &str, mode: &str, fix: Fix| {
+        line(&pb(&t.join(p)), kind, 0, 0, mode, &t, fix)
+    };
+    assert_eq!(
+        (r.code, r.lines()),
+        (
+            1,
+            sorted(vec![
+                l("suid", "file", "6755", Fix::FixedSetid),
+                l("sgid_noexec", "file", "2644", Fix::FixedSetid),
+                l("plain", "file", "0644", Fix::Fixed),
+                l("sgdir", "dir", "2775", Fix::Fixed),
+            ])
+        )
+    );
+    let mode = |p: &str| std::fs::symlink_metadata(t.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(
+        [
+            mode("suid"),
+            mode("sgid_noexec"),
+            mode("plain"),
+            mode("sgdir")
+        ],
+        [0o755, 0o644, 0o644, 0o2775]
+    );
+    for p in ["suid", "sgid_noexec", "plain", "sgdir"] {
+        assert_eq!(owner(&t.join(p)), (OWNER, OWNER), "{p}");
+    }
+}
+
+/// Issue 10 item 6: `scan /a /a/b` with different owners. Entries below /a/b are judged (and
+/// fixed) by /a/b's owner only, whatever order the trees are given in.
+#[test]
+fn nested_trees_the_innermost_owner_decides() {
+    if !require_root("nested_trees_the_innermost_owner_decides") {
+        return;
+    }
+    let tmp = Temp::new("nested");
+    let a = tmp.join("a");
+    let b = a.join("b");
+    std::fs::create_dir_all(b.join("sub")).unwrap();
+    for f in [
+        a.join("a_own"),
+        a.join("a_root"),
+        b.join("b_own"),
+        b.join("sub/b_root"),
+    ] {
+        std::fs::write(&f, b"x").unwrap();
+        chmod(&f, 0o644);
+    }
+    for p in [a.clone(), a.join("a_own")] {
+        lchown(&p, OWNER, OWNER);
+    }
+    for p in [b.clone(), b.join("sub"), b.join("b_own")] {
+        lchown(&p, OTHER, OTHER);
+    }
+    chmod(&a, 0o755);
+    chmod(&b, 0o755);
+    chmod(&b.join("sub"), 0o755);
+    set_all_mtimes(&a);
+    let want = |fix: &dyn Fn() -> Fix<'static>| {
+        sorted(vec![
+            line(&pb(&a.join("a_root")), "file", 0, 0, "0644", &a, fix()),
+            line(&pb(&b.join("sub/b_root")), "file", 0, 0, "0644", &b, fix()),
+        ])
+    };
+    for order in [[&a, &b], [&b, &a]] {
+        let r = scan(&[order[0].as_os_str(), order[1].as_os_str()]);
+        assert_eq!(r.stderr, "");
+        assert_eq!((r.code, r.lines()), (1, want(&|| Fix::No)), "{order:?}");
+    }
+    let r = scan(&[os("--fix"), a.as_os_str(), b.as_os_str()]);
+    assert_eq!((r.code, r.lines()), (1, want(&|| Fix::Fixed)));
+    assert_eq!(owner(&a.join("a_root")), (OWNER, OWNER));
+    for p in ["", "sub", "b_own", "sub/b_root"] {
+        assert_eq!(owner(&b.join(p)), (OTHER, OTHER), "b/{p}");
+    }
+    let r = scan(&[a.as_os_str(), b.as_os_str()]);
+    assert_eq!((r.code, r.stdout.len()), (0, 0));
+    // Alone, /a still covers /a/b with its own owner: b is one of its entries then.
+    let r = scan(&[a.as_os_str()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.lines().len(), 4, "{:?}", r.lines());
 }

@@ -45,6 +45,40 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ownwatch")
 }
 
+/// The binary under test, copied where every user can run it, for tests that start it as
+/// another uid: `target/` lies wherever the checkout is, e.g. under /root (mode 0700), which
+/// no other uid can enter ("running ownwatch: Permission denied"). The copy sits in a fresh
+/// root-owned 0755 directory under /tmp, made once per test process and removed when the
+/// process exits.
+pub fn bin_any_user() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        extern "C" fn remove_copy() {
+            if let Some(p) = P.get().and_then(|p| p.parent()) {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+        let dir = (0..100)
+            .map(|i| {
+                PathBuf::from(format!(
+                    "/tmp/ownwatch-testbin-{}-{}-{i}",
+                    std::process::id(),
+                    next_id()
+                ))
+            })
+            // A fresh directory of ours (mkdir fails on anything already there).
+            .find(|d| std::fs::create_dir(d).is_ok())
+            .expect("a fresh directory under /tmp for the test binary");
+        let dst = dir.join("ownwatch");
+        std::fs::copy(bin(), &dst)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", bin(), dst.display()));
+        chmod(&dst, 0o755);
+        chmod(&dir, 0o755);
+        unsafe { libc::atexit(remove_copy) };
+        dst
+    })
+}
+
 fn in_ci() -> bool {
     match std::env::var("CI") {
         Ok(v) => !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"),
@@ -1042,6 +1076,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "exchange",
     "truncated",
     "fixed",
+    "setid_cleared",
     "fix_error",
     "count",
 ];
