@@ -2,14 +2,14 @@
 # make test-kernels: the integration suite inside qemu (TCG) on Debian's cloud kernels 6.1 and
 # 6.12, one line per kernel x backend, exit 1 if any cell fails. See README "Kernel matrix".
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
-# VM_TESTS (test targets, default watch identity cron tools; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
+# VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 export CACHE=${CACHE:-$repo/.cache/vm}
 BACKENDS=${VM_BACKENDS:-kprobe tracepoint lsm fentry}
-TESTS_WANTED=${VM_TESTS:-watch identity cron tools}
+TESTS_WANTED=${VM_TESTS:-watch identity cron tools fix}
 t_all=$SECONDS
 ts() { echo "$((SECONDS - $1))s"; }
 timings=()
