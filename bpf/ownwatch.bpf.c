@@ -972,7 +972,13 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 	ev->sessionid = BPF_CORE_READ(task, sessionid);
 
 	put_slot(b, OW_SLOT_ARGV);
-	put_argv(b, task);
+	{
+		/* a cut command line is argv_truncated, not a cut path (OW_F_TRUNCATED) */
+		__u32 trunc = b->s->trunc;
+
+		put_argv(b, task);
+		b->s->trunc = trunc;
+	}
 
 	exe = BPF_CORE_READ(task, mm, exe_file);
 	if (exe) {

@@ -611,7 +611,7 @@ struct Processor {
 struct Ident {
     json: Rc<[u8]>,
     tty: Option<String>,
-    /// a string or walk of the identity was cut short (the event's `truncated`)
+    /// the exe, tty or cgroup was cut short (the event's `truncated`; argv has its own)
     truncated: bool,
 }
 
@@ -851,7 +851,7 @@ impl Processor {
                 ev.identity_json = Some(id.json.clone());
             }
             (None, Some(at)) => {
-                let truncated = [slot::ARGV, slot::EXE, slot::TTY, slot::CGROUP]
+                let truncated = [slot::EXE, slot::TTY, slot::CGROUP]
                     .iter()
                     .filter_map(|&s| rec.slots[s as usize].as_ref())
                     .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
@@ -1032,11 +1032,14 @@ impl Processor {
                 .as_ref()
                 .and_then(|sp| sp.string.clone())
         };
+        // A cut command line has its own flag (argv_truncated); "truncated" is about paths.
         let truncated = ev.flags & flag::TRUNCATED != 0
             || rec
                 .slots
                 .iter()
-                .flatten()
+                .enumerate()
+                .filter(|(i, _)| *i != slot::ARGV as usize)
+                .filter_map(|(_, s)| s.as_ref())
                 .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
         let mode = if opn == op::CREATE && (ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK) {
             // lsm/fentry/kprobe walk the new name only and read the mode in the kernel
