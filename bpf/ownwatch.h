@@ -8,7 +8,7 @@
 #define OW_COMM_LEN 16
 /* Variable part of a record: a sequence of items. Deep paths (120 levels of 255-byte names)
  * must fit, so the data area is large; only the used length is copied to the ring buffer. */
-#define OW_DATA_MAX 65536
+#define OW_DATA_MAX 131072
 #define OW_NO_TREE 0xffffffffu
 
 enum ow_op {

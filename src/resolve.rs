@@ -290,8 +290,38 @@ fn openat2(dirfd: i32, path: &[u8], flags: i32, resolve: u64) -> Option<OwnedFd>
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Opens a directory by its path, also one longer than PATH_MAX (a deep tree), a part of
+/// at most `CHUNK` bytes at a time.
 fn open_dir(path: &[u8]) -> Option<OwnedFd> {
-    openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY, 0)
+    const CHUNK: usize = 3072;
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    let mut fd: Option<OwnedFd> = None;
+    let mut rest = path;
+    loop {
+        let (part, next) = if rest.len() <= CHUNK {
+            (rest, &b""[..])
+        } else {
+            // cut at the last '/' within CHUNK; a name is at most 255 bytes
+            let cut = rest[..CHUNK].iter().rposition(|&c| c == b'/')?.max(1);
+            (&rest[..cut], &rest[cut..])
+        };
+        let dfd = fd.as_ref().map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
+        let part = if fd.is_some() {
+            trim_leading_slashes(part)
+        } else {
+            part
+        };
+        fd = Some(openat2(
+            dfd,
+            if part.is_empty() { b"." } else { part },
+            flags,
+            0,
+        )?);
+        if next.is_empty() {
+            return fd;
+        }
+        rest = next;
+    }
 }
 
 /// The path of an open fd as the host sees it.
@@ -371,12 +401,26 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
     };
     let lexical = || normalize(&join(&base, rel));
     let Some(dirfd) = open_dir(&base) else {
-        // (a base longer than PATH_MAX): one plain name in the directory the kernel walked
-        // is exact when the op acts on the name itself
-        let single = !rel.contains(&b'/') && !matches!(rel, b"" | b"." | b"..");
-        return (lexical(), sp.nofollow && single);
+        return (lexical(), false);
     };
     let dfd = dirfd.as_raw_fd();
+    // A path longer than PATH_MAX has no name /proc can give: one plain name in the
+    // directory the kernel walked is exact when the op acts on the name itself, or on what it
+    // names and that is no symlink (or is gone: as below, the name stands).
+    if base.len() + rel.len() >= 4000 {
+        let single = !rel.contains(&b'/') && !matches!(rel, b"" | b"." | b"..");
+        let no_link = || {
+            let Ok(name) = std::ffi::CString::new(rel) else {
+                return false;
+            };
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid dirfd, a NUL-terminated name, a stat buffer we own.
+            let r =
+                unsafe { libc::fstatat(dfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+            r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFLNK
+        };
+        return (lexical(), single && (sp.nofollow || no_link()));
+    }
     if !sp.nofollow {
         if let Some(p) = openat2(dfd, rel, libc::O_PATH, resolve).and_then(|fd| fd_path(&fd)) {
             return (p, true);

@@ -786,7 +786,8 @@ impl Processor {
                         path = p;
                     }
                 }
-                (path, exact, tree, None)
+                let cut = spec.string_truncated || w.as_ref().is_some_and(|w| w.truncated);
+                (path, exact, tree, None, cut)
             }
             (_, Some(w)) => {
                 let path = self.walk_path(w);
@@ -798,9 +799,12 @@ impl Processor {
                     .tree
                     .filter(|_| !w.truncated)
                     .map(|_| w.tree_depth as usize);
-                (path, true, tree, depth)
+                // (a string the kernel had no room for at all: the walk is only its base)
+                let cut =
+                    w.truncated || spec.string.is_none() && rec.ev.flags & flag::TRUNCATED != 0;
+                (path, true, tree, depth, cut)
             }
-            (_, None) => (Vec::new(), false, None, None),
+            (_, None) => (Vec::new(), false, None, None, true),
         }
     }
 
@@ -945,6 +949,7 @@ impl Processor {
             .iter()
             .map(|w| Seen {
                 path: self.walk_path(w),
+                cut: w.truncated,
                 tree: w.tree.map(|t| t as usize),
                 // a truncated walk's path is not the full chain: no depth to count from
                 depth: (!w.truncated).then_some(w.tree_depth as usize),
@@ -964,7 +969,7 @@ impl Processor {
             .collect();
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
         // The old name of a link is an existing file: no directory of the op holds it.
-        let (mut path, mut exact, mut tree, mut depth) = if opn == op::LINK {
+        let (mut path, mut exact, mut tree, mut depth, mut cut) = if opn == op::LINK {
             self.spec_path(path_spec, rec, nofollow, cwd.as_deref())
         } else {
             let r = self.refine(&seen, path_spec, attr, &names);
@@ -975,7 +980,7 @@ impl Processor {
         let mut tree_from_new = false;
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
             let r = self.refine(&seen, spec, false, &names);
-            let (p, e, t, dp) = self.settle(r, spec, rec, true, cwd.as_deref());
+            let (p, e, t, dp, c) = self.settle(r, spec, rec, true, cwd.as_deref());
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
                 || (opn == op::LINK
@@ -994,10 +999,11 @@ impl Processor {
                             .ok()
                             .map(|m| m.mode() & 0o7777)
                     });
-                (path, exact, tree, depth) = (p, e, t, dp);
+                (path, exact, tree, depth, cut) = (p, e, t, dp, c);
             } else {
                 // A rename or link counts when either end is in a tree: moves in, out, within.
                 exact &= e;
+                cut |= c;
                 if t.is_some() {
                     tree = t;
                     tree_from_new = true;
@@ -1032,14 +1038,13 @@ impl Processor {
                 .as_ref()
                 .and_then(|sp| sp.string.clone())
         };
-        // A cut command line has its own flag (argv_truncated); "truncated" is about paths.
-        let truncated = ev.flags & flag::TRUNCATED != 0
-            || rec
-                .slots
+        // "truncated": a path the event reports was cut, not any walk the record carried (the
+        // walks of the directories the op changed may be cut while the path is whole); a cut
+        // command line has its own flag (argv_truncated).
+        let truncated = cut
+            || [slot::TARGET, slot::EXE, slot::TTY, slot::CGROUP]
                 .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != slot::ARGV as usize)
-                .filter_map(|(_, s)| s.as_ref())
+                .filter_map(|&s| rec.slots[s as usize].as_ref())
                 .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
         let mode = if opn == op::CREATE && (ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK) {
             // lsm/fentry/kprobe walk the new name only and read the mode in the kernel
@@ -1133,11 +1138,15 @@ impl Processor {
         if attr {
             // chmod, chown, truncate, xattrs change the ctime of their object only.
             let o = &seen[0];
+            if o.cut {
+                return Refined::Open;
+            }
             return Refined::Kernel((
                 o.path.clone(),
                 true,
                 tree_of(&o.path, o.tree),
                 o.tree.and(o.depth),
+                false,
             ));
         }
         let name = final_component(s);
@@ -1150,13 +1159,17 @@ impl Processor {
             w.leaf.as_deref().is_some_and(|l| names.contains(&l))
                 && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
         };
-        let mut cands: Vec<Resolved> = seen
-            .iter()
-            .filter(|w| w.dir && !is_object(w))
+        let dirs = seen.iter().filter(|w| w.dir && !is_object(w));
+        // A walk cut short cannot name its directory, nor tell which end of a move this is:
+        // the string decides then.
+        if dirs.clone().any(|w| w.cut) {
+            return Refined::Open;
+        }
+        let mut cands: Vec<Resolved> = dirs
             .map(|d| {
                 let p = resolve::join(&d.path, name);
                 let t = tree_of(&p, d.tree);
-                (p, true, t, d.tree.and(d.depth).map(|k| k + 1))
+                (p, true, t, d.tree.and(d.depth).map(|k| k + 1), false)
             })
             .collect();
         match cands.len() {
@@ -1302,6 +1315,8 @@ fn root_gone(fd: &OwnedFd, path: Option<&[u8]>) -> Option<&'static str> {
 /// A dentry the op changed, as the kernel saw it.
 struct Seen {
     path: Vec<u8>,
+    /// the walk was cut short: `path` is not the whole chain
+    cut: bool,
     tree: Option<usize>,
     depth: Option<usize>,
     dir: bool,
@@ -1309,9 +1324,9 @@ struct Seen {
     leaf: Option<Vec<u8>>,
 }
 
-/// (path, resolved on disk, tree)
-/// (path, resolved on disk, tree, names below the tree's root when the kernel saw it)
-type Resolved = (Vec<u8>, bool, Option<usize>, Option<usize>);
+/// (path, resolved on disk, tree, names below the tree's root when the kernel saw it, cut
+/// short)
+type Resolved = (Vec<u8>, bool, Option<usize>, Option<usize>, bool);
 
 /// What the kernel's walks of the changed dentries say about a slot's path.
 enum Refined {

@@ -2011,10 +2011,24 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
             n
         })
         .collect();
-    let mut a = Agent::watch_tree(t, &[]);
+    // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
+    // other tests run)
+    let mut a = Agent::watch_tree(t, &["--ring-size", "64M"]);
     let pid = run_as(Creds::Root, || deep_chain(t, &names));
     let evs = a.finish(t);
     let mut want = deep_expect(t, &names, pid);
+    // Up to 64 KiB a path always arrives whole, and is not marked (README).
+    for (e, w) in evs.iter().zip(&want) {
+        if w.path.len() <= 64 * 1024 {
+            assert_ne!(
+                e.get("truncated"),
+                Some(&Value::Bool(true)),
+                "a path of {} bytes was cut: {}",
+                w.path.len(),
+                e
+            );
+        }
+    }
     for (e, w) in evs.iter().zip(want.iter_mut()) {
         if e.get("truncated") == Some(&Value::Bool(true)) {
             // Cut: only the path itself cannot be compared.
@@ -2023,6 +2037,57 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
         }
     }
     assert_events(&evs, &want, t);
+}
+
+/// Every op on a file ~36 KB deep, by names relative to the working directory: whole paths,
+/// none marked "truncated" (the walks of the directories the op changed take room too).
+#[test]
+fn ops_36_kb_deep_are_whole() {
+    if !require_root("ops_36_kb_deep_are_whole") {
+        return;
+    }
+    let d = TestDir::new("deepops");
+    let t = &d.tree;
+    let names: Vec<Vec<u8>> = (0..140)
+        .map(|i| {
+            let mut n = format!("{i:03}").into_bytes();
+            n.resize(255, b'n');
+            n
+        })
+        .collect();
+    let deep = names.iter().fold(t.clone(), |p, n| join_bytes(&p, n));
+    let mut a = Agent::watch_tree(t, &["--ops", "create,chmod,rename,link,symlink,unlink"]);
+    let pid = run_as(Creds::Root, || {
+        deep_chain(t, &names)?;
+        chdir(t)?;
+        for n in &names {
+            sc!(libc::SYS_chdir, cs(n))?;
+        }
+        sc!(libc::SYS_chmod, cs("leaf"), 0o600)?;
+        sc!(libc::SYS_rename, cs("leaf"), cs("leaf2"))?;
+        sc!(libc::SYS_link, cs("leaf2"), cs("leaf3"))?;
+        sc!(libc::SYS_symlink, cs("leaf2"), cs("sl"))?;
+        sc!(libc::SYS_unlink, cs("leaf3"))?;
+        Ok(())
+    });
+    let evs = a.finish_with(t, Sentinel::Create);
+    let p = |n: &str| deep.join(n);
+    assert_events(
+        &evs,
+        &[
+            Exp::new("create", p("leaf"), 0).pid(pid).mode(0o644),
+            Exp::new("chmod", p("leaf"), 0).pid(pid).mode(0o600),
+            Exp::new("rename", p("leaf"), 0)
+                .pid(pid)
+                .new_path(p("leaf2")),
+            Exp::new("link", p("leaf2"), 0)
+                .pid(pid)
+                .new_path(p("leaf3")),
+            Exp::new("symlink", p("sl"), 0).pid(pid).target("leaf2"),
+            Exp::new("unlink", p("leaf3"), 0).pid(pid),
+        ],
+        t,
+    );
 }
 
 #[test]
