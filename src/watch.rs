@@ -495,7 +495,9 @@ fn start<'obj>(
 /// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
 /// keep a stopping process alive for seconds, and a pipeline (`| head -1`, Ctrl-C) waits with
 /// it. So a child without stdio takes the last references and detaches them after we exit;
-/// the programs run on for those seconds with nobody reading, which changes nothing.
+/// the programs run on for those seconds with nobody reading, which changes nothing. The
+/// child waits for our exit (the end of a pipe only we hold) before it closes anything:
+/// whoever closes last pays, and that used to be us about one time in three.
 struct Links(Vec<Link>);
 
 impl Drop for Links {
@@ -504,19 +506,37 @@ impl Drop for Links {
         if links.is_empty() {
             return;
         }
-        // SAFETY: the child only closes fds and exits; no locks are taken after fork.
+        let mut p = [0i32; 2];
+        // SAFETY: a two-int array for pipe2.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), 0) } != 0 {
+            return drop(links);
+        }
+        // SAFETY: the child only reads, closes fds and exits; no locks are taken after fork.
         match unsafe { libc::fork() } {
             0 => unsafe {
                 libc::setsid();
+                libc::close(p[1]);
                 for fd in 0..3 {
                     libc::close(fd);
                 }
+                // EOF once the parent (the only holder of the write end) has exited
+                let mut b = 0u8;
+                while libc::read(p[0], (&mut b as *mut u8).cast(), 1) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
                 drop(links);
                 libc::_exit(0);
             },
             // Our copies of the fds close cheaply at exit: the child holds the last ones.
-            pid if pid > 0 => std::mem::forget(links),
-            _ => drop(links),
+            pid if pid > 0 => unsafe {
+                libc::close(p[0]);
+                std::mem::forget(links);
+            },
+            _ => unsafe {
+                libc::close(p[0]);
+                libc::close(p[1]);
+                drop(links);
+            },
         }
     }
 }
