@@ -1053,24 +1053,7 @@ impl Drop for Swapper {
 
 /// Bind-mounts `src` on `dst`; the returned guard unmounts it.
 fn bind(src: &Path, dst: &Path) -> Unmounts {
-    // SAFETY: a bind mount between two of our temp paths.
-    let r = unsafe {
-        libc::mount(
-            cp(src).as_ptr(),
-            cp(dst).as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(
-        r,
-        0,
-        "mount --bind {} {}: {}",
-        src.display(),
-        dst.display(),
-        std::io::Error::last_os_error()
-    );
+    common::bind_mount(src, dst);
     Unmounts(vec![cp(dst)])
 }
 

@@ -362,27 +362,33 @@ impl TestDir {
 
     /// Bind-mount `src` on `dst` in the host mount namespace; unmounted on drop.
     pub fn bind_mount(&self, src: &Path, dst: &Path) {
-        let s = cp(src);
-        let d = cp(dst);
-        let r = unsafe {
-            libc::mount(
-                s.as_ptr(),
-                d.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(
-            r,
-            0,
-            "mount --bind {} {}: {}",
-            src.display(),
-            dst.display(),
-            std::io::Error::last_os_error()
-        );
+        bind_mount(src, dst);
         self.mounts.lock().unwrap().push(dst.to_path_buf());
     }
+}
+
+/// `mount --bind src dst` in the host mount namespace; panics with the reason if refused.
+pub fn bind_mount(src: &Path, dst: &Path) {
+    let s = cp(src);
+    let d = cp(dst);
+    // SAFETY: NUL-terminated paths; no data argument.
+    let r = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "mount --bind {} {}: {}",
+        src.display(),
+        dst.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 impl Drop for TestDir {
