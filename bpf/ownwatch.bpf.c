@@ -300,6 +300,11 @@ struct walk_ctx {
 	__u32 full; /* no room for more names: keep walking for membership only */
 	__u32 names; /* names sent so far */
 	__u32 tree_depth; /* names below the watched root, when one was found */
+	/* Names of the path as the mounts show it: a bind mount of a subdirectory is walked on
+	 * up its superblock (identity), but those names are not in the path user space prints
+	 * and must not count in tree_depth when the root is found beyond the mount point. */
+	__u32 view_names;
+	__u32 above_mnt_root;
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *mnt)
@@ -330,7 +335,7 @@ static long walk_step(__u32 i, void *arg)
 		t = bpf_map_lookup_elem(&roots, &key);
 		if (t) {
 			c->tree = *t;
-			c->tree_depth = c->names;
+			c->tree_depth = c->above_mnt_root ? c->names : c->view_names;
 		}
 	}
 	parent = BPF_CORE_READ(d, d_parent);
@@ -352,6 +357,7 @@ static long walk_step(__u32 i, void *arg)
 			return 1;
 		}
 		mp = BPF_CORE_READ(m, mnt_mountpoint);
+		c->above_mnt_root = 0;
 		c->d = mp;
 		c->m = pm;
 		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
@@ -367,6 +373,7 @@ static long walk_step(__u32 i, void *arg)
 	if (d == c->mnt_root) {
 		/* A bind mount of a subdirectory: keep walking the superblock (identity),
 		 * but tell user space where the mount's own root was. */
+		c->above_mnt_root = 1;
 		if (put_hdr(b, OW_ITEM_MNTROOT, 0)) {
 			c->full = 1;
 			return 0;
@@ -374,10 +381,12 @@ static long walk_step(__u32 i, void *arg)
 	}
 	name = BPF_CORE_READ(d, d_name);
 	/* 24 bytes stay free for the walk's end marker */
-	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24))
+	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24)) {
 		c->full = 1;
-	else
+	} else {
 		c->names++;
+		c->view_names += !c->above_mnt_root;
+	}
 	return 0;
 }
 
