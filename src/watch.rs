@@ -679,15 +679,14 @@ impl Processor {
             let Some(fd) = &self.roots_fd[i] else {
                 continue;
             };
-            let p = resolve::fd_path(fd);
-            if p.as_ref() == Some(&self.roots_now[i]) {
+            if resolve::fd_path(fd).as_ref() == Some(&self.roots_now[i]) {
                 continue;
             }
-            match root_gone(fd, p.as_deref()) {
-                Some(why) => self.give_up(i, why),
-                None => {
+            match root_now(fd) {
+                Err(why) => self.give_up(i, why),
+                Ok(p) => {
                     self.idents.clear();
-                    self.roots_now[i] = p.unwrap_or_default();
+                    self.roots_now[i] = p;
                 }
             }
         }
@@ -1316,20 +1315,30 @@ impl Processor {
     }
 }
 
-/// Why the root behind `fd` can no longer be reached by `path` (where /proc says it is now),
-/// or None when it can.
-fn root_gone(fd: &OwnedFd, path: Option<&[u8]>) -> Option<&'static str> {
+/// Where the root behind `fd` is now (a path that leads to it), or why none does.
+fn root_now(fd: &OwnedFd) -> Result<Vec<u8>, &'static str> {
     let Ok(st) = nix::sys::stat::fstat(fd.as_raw_fd()) else {
-        return Some("cannot be examined");
+        return Err("cannot be examined");
     };
     if st.st_nlink == 0 {
-        return Some("was deleted");
+        return Err("was deleted");
     }
-    let reach = path.and_then(|p| nix::sys::stat::stat(std::ffi::OsStr::from_bytes(p)).ok());
-    match reach {
-        Some(r) if r.st_dev == st.st_dev && r.st_ino == st.st_ino => None,
-        _ => Some("was unmounted or moved out of reach"),
+    // A root being renamed (or its parents) can move between reading where it is and
+    // looking there: look again while the answer keeps changing.
+    for _ in 0..8 {
+        let Some(p) = resolve::fd_path(fd) else {
+            break;
+        };
+        if let Ok(r) = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(&p)) {
+            if r.st_dev == st.st_dev && r.st_ino == st.st_ino {
+                return Ok(p);
+            }
+        }
+        if resolve::fd_path(fd).as_ref() == Some(&p) {
+            break;
+        }
     }
+    Err("was unmounted or moved out of reach")
 }
 
 /// A dentry the op changed, as the kernel saw it.
