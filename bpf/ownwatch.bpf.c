@@ -128,6 +128,12 @@ struct scratch {
 	volatile __u32 trunc;
 	volatile __u32 proc; /* a string began with "/proc/" */
 	volatile __u32 limit; /* where the current item must end: shares room between walks */
+	/* The walk's names of the path as the mounts show it, and whether it is above the
+	 * mount's root (see walk_step). Here, not in walk_ctx: before 6.8 the verifier checked a
+	 * bpf_loop callback once, with the caller's stack as at the call, and took these for
+	 * their first values, hard-wiring the branches on them. */
+	volatile __u32 view_names;
+	volatile __u32 above_mnt_root;
 	__u32 _pad;
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
@@ -300,11 +306,6 @@ struct walk_ctx {
 	__u32 full; /* no room for more names: keep walking for membership only */
 	__u32 names; /* names sent so far */
 	__u32 tree_depth; /* names below the watched root, when one was found */
-	/* Names of the path as the mounts show it: a bind mount of a subdirectory is walked on
-	 * up its superblock (identity), but those names are not in the path user space prints
-	 * and must not count in tree_depth when the root is found beyond the mount point. */
-	__u32 view_names;
-	__u32 above_mnt_root;
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *mnt)
@@ -335,7 +336,10 @@ static long walk_step(__u32 i, void *arg)
 		t = bpf_map_lookup_elem(&roots, &key);
 		if (t) {
 			c->tree = *t;
-			c->tree_depth = c->above_mnt_root ? c->names : c->view_names;
+			/* A bind mount of a subdirectory is walked on up its superblock
+			 * (identity), but those names are not in the path user space prints:
+			 * they count only when the root was found there. */
+			c->tree_depth = b->s->above_mnt_root ? c->names : b->s->view_names;
 		}
 	}
 	parent = BPF_CORE_READ(d, d_parent);
@@ -357,7 +361,7 @@ static long walk_step(__u32 i, void *arg)
 			return 1;
 		}
 		mp = BPF_CORE_READ(m, mnt_mountpoint);
-		c->above_mnt_root = 0;
+		b->s->above_mnt_root = 0;
 		c->d = mp;
 		c->m = pm;
 		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
@@ -373,7 +377,7 @@ static long walk_step(__u32 i, void *arg)
 	if (d == c->mnt_root) {
 		/* A bind mount of a subdirectory: keep walking the superblock (identity),
 		 * but tell user space where the mount's own root was. */
-		c->above_mnt_root = 1;
+		b->s->above_mnt_root = 1;
 		if (put_hdr(b, OW_ITEM_MNTROOT, 0)) {
 			c->full = 1;
 			return 0;
@@ -385,7 +389,8 @@ static long walk_step(__u32 i, void *arg)
 		c->full = 1;
 	} else {
 		c->names++;
-		c->view_names += !c->above_mnt_root;
+		if (!b->s->above_mnt_root)
+			b->s->view_names++;
 	}
 	return 0;
 }
@@ -417,6 +422,8 @@ __noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
 	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
+	s->view_names = 0;
+	s->above_mnt_root = 0;
 	bpf_loop(WALK_MAX_STEPS, walk_step, &c, 0);
 	if (!c.done || c.full)
 		flags |= OW_F_TRUNCATED;

@@ -400,15 +400,18 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         &string
     };
     let lexical = || normalize(&join(&base, rel));
+    // One plain name in the directory the kernel walked, for an op on the name itself
+    // (unlink, rmdir, mkdir, rename...): exact even when that directory is gone by now
+    // (`rm -r` removes it right after).
+    let single = !rel.contains(&b'/') && !matches!(rel, b"" | b"." | b"..");
     let Some(dirfd) = open_dir(&base) else {
-        return (lexical(), false);
+        return (lexical(), !absolute && sp.nofollow && single);
     };
     let dfd = dirfd.as_raw_fd();
     // A path longer than PATH_MAX has no name /proc can give: one plain name in the
     // directory the kernel walked is exact when the op acts on the name itself, or on what it
     // names and that is no symlink (or is gone: as below, the name stands).
     if base.len() + rel.len() >= 4000 {
-        let single = !rel.contains(&b'/') && !matches!(rel, b"" | b"." | b"..");
         let no_link = || {
             let Ok(name) = std::ffi::CString::new(rel) else {
                 return false;

@@ -541,6 +541,9 @@ impl Drop for Links {
     }
 }
 
+/// How long a root found gone still counts (see `refresh_roots`).
+const GONE_GRACE: Duration = Duration::from_millis(200);
+
 /// A record wakes the reader when the last wakeup is older than this (bpf submit()).
 const WAKEUP_GAP: Duration = Duration::from_micros(500);
 /// Poll timeout while records flow: bounds how long an unwoken record waits.
@@ -601,6 +604,8 @@ struct Processor {
     root_keys: Vec<(u32, u64)>,
     /// roots found gone since the main loop last asked (`take_gone`)
     gone_new: Vec<usize>,
+    /// when each root was first found gone, while its last records may still come
+    going: Vec<Option<Instant>>,
     allowed: Vec<HashSet<u32>>,
     roots_now: Vec<Vec<u8>>,
     mounts: MountTable,
@@ -646,6 +651,7 @@ impl Processor {
                 .collect(),
             root_keys: trees.iter().map(|t| (t.dev, t.ino)).collect(),
             gone_new: Vec::new(),
+            going: vec![None; trees.len()],
             allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
             roots_now: trees
                 .iter()
@@ -674,19 +680,29 @@ impl Processor {
     /// A root that was deleted, unmounted (`umount -l`) or moved out of this namespace has no
     /// path that leads to it: it is given up (said on stderr and in-band), never matched by
     /// the path it had, let alone by "/" (what a detached mount's root reads back as).
+    /// A root found gone is given up only GONE_GRACE later, after the ring buffer was read
+    /// again: the records of what happened before (its own rmdir, say) come first.
     fn refresh_roots(&mut self) {
         for i in 0..self.roots_fd.len() {
             let Some(fd) = &self.roots_fd[i] else {
                 continue;
             };
-            if resolve::fd_path(fd).as_ref() == Some(&self.roots_now[i]) {
+            if self.going[i].is_none() && resolve::fd_path(fd).as_ref() == Some(&self.roots_now[i])
+            {
                 continue;
             }
             match root_now(fd) {
-                Err(why) => self.give_up(i, why),
+                Err(why) => match self.going[i] {
+                    None => self.going[i] = Some(Instant::now()),
+                    Some(t) if t.elapsed() >= GONE_GRACE => self.give_up(i, why),
+                    Some(_) => {}
+                },
                 Ok(p) => {
-                    self.idents.clear();
-                    self.roots_now[i] = p;
+                    self.going[i] = None;
+                    if p != self.roots_now[i] {
+                        self.idents.clear();
+                        self.roots_now[i] = p;
+                    }
                 }
             }
         }
