@@ -263,6 +263,9 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let rb = rb.build().context("ring buffer")?;
 
     let n = trees.len();
+    // The processor holds the roots from here on: one handle each, closed when it gives a
+    // root up, so a lazily unmounted filesystem is not pinned by us.
+    drop(trees);
     eprintln!(
         "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
         if n == 1 { "" } else { "s" },
@@ -597,7 +600,7 @@ fn read_lost(map: &dyn MapCore) -> u64 {
 
 /// Records -> events -> lines. Lives for the whole run; caches names and the mount table.
 struct Processor {
-    /// O_PATH handles of the roots; None once a root is gone (`root_gone`), which also lets
+    /// O_PATH handles of the roots; None once a root is given up (`give_up`), which also lets
     /// a lazily unmounted filesystem go.
     roots_fd: Vec<Option<OwnedFd>>,
     /// (dev, ino) of each root: its key in the kernel's `roots` map

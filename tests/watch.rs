@@ -2679,6 +2679,13 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
     assert_eq!(errno(), libc::EBUSY);
     assert_eq!(unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) }, 0);
     expect_tree_gone(&a, &mnt, "was unmounted or moved out of reach");
+    // and the agent no longer pins the detached filesystem (its root reads back as "/")
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", a.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect();
+    assert!(!fds.iter().any(|l| l == "/"), "agent fds: {fds:?}");
     let pid = run_as(Creds::Root, || {
         // Elsewhere on the machine (this used to come out with "tree": "/") ...
         mkdir(&d.o("unrelated"), 0o755)?;
