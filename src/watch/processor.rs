@@ -1,605 +1,34 @@
-//! `ownwatch watch`: validate, choose a backend, load and attach, then turn ring buffer records
-//! into event lines until stopped.
+//! Records from the ring buffer -> events -> lines, with the watched roots as they move.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, RingBufferBuilder, TracepointCategory};
+use anyhow::Result;
 
-use crate::bpf::main_skel::OwnwatchSkelBuilder;
 use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
-use crate::config::{
-    all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user, Format,
-};
+use crate::config::Format;
 use crate::decode::{decode, identity_start, Record, Spec};
 use crate::fix;
 use crate::identity;
 use crate::output::{identity_json, json_line, lost_line, text_line, tree_gone_line, Event};
-use crate::plan::{self, Backend};
+use crate::plan::Backend;
 use crate::resolve::{self, MountTable, StrPath};
 use crate::sink::Sink;
 use crate::timefmt;
 use crate::users::Names;
-use crate::WatchArgs;
 
-static STOP: AtomicBool = AtomicBool::new(false);
-static HUP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-pub fn require_root() -> Result<()> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!(
-            "must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
-        );
-    }
-    Ok(())
-}
-
-/// A watched root.
-pub struct Tree {
-    pub path: PathBuf,
-    /// O_PATH handle: follows the directory through renames, so its current path is known.
-    pub fd: OwnedFd,
-    pub dev: u32,
-    pub ino: u64,
-    pub allowed: HashSet<u32>,
-    /// Who everything must belong to (--fix gives objects back to them).
-    pub owner: (u32, u32),
-}
-
-fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
-    let owner = args.owner.as_deref().map(parse_owner).transpose()?;
-    let allow = args
-        .allow
-        .iter()
-        .map(|a| parse_user(a))
-        .collect::<Result<Vec<_>>>()?;
-    let mut trees: Vec<Tree> = Vec::new();
-    for dir in &args.dirs {
-        let md = std::fs::metadata(dir).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => anyhow!("{}: no such directory", dir.display()),
-            _ => anyhow!("{}: {e}", dir.display()),
-        })?;
-        if !md.is_dir() {
-            bail!("{}: not a directory", dir.display());
-        }
-        let path = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
-        let fd = nix::fcntl::open(
-            &path,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_context(|| format!("{}: open", path.display()))?;
-        // SAFETY: a new fd we own.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let (dev, ino) = (resolve::kernel_dev_of(md.dev()), md.ino());
-        if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
-            continue;
-        }
-        let owner_ids = match owner {
-            Some((u, g)) => (u, g.unwrap_or(md.gid())),
-            None => (md.uid(), md.gid()),
-        };
-        let mut allowed = HashSet::new();
-        if !args.any_user {
-            allowed.insert(owner_ids.0);
-            allowed.extend(&allow);
-        }
-        trees.push(Tree {
-            path,
-            fd,
-            dev,
-            ino,
-            allowed,
-            owner: owner_ids,
-        });
-    }
-    if trees.len() > 64 {
-        bail!(
-            "at most 64 trees can be watched at once, got {}",
-            trees.len()
-        );
-    }
-    Ok(trees)
-}
-
-fn tracepoint_exists_in(category: &str, name: &str) -> bool {
-    [
-        "/sys/kernel/tracing/events",
-        "/sys/kernel/debug/tracing/events",
-    ]
-    .iter()
-    .any(|d| Path::new(d).join(category).join(name).exists())
-}
-
-/// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/ownwatch.bpf.c.
-const CTIME_HOOKS: &[(&str, &str)] = &[
-    ("tp_ctime_set", "inode_set_ctime_to_ts"),
-    ("tp_ctime_xchg", "ctime_ns_xchg"),
-    ("tp_ctime_skip", "ctime_xchg_skip"),
-];
-
-fn ctime_hook_available(prog: &str) -> bool {
-    // For tests: behave as on a kernel before 6.13 (the kernel matrix's 6.1 and 6.12).
-    if std::env::var_os("OWNWATCH_NO_CTIME_HOOKS").is_some() {
-        return false;
-    }
-    CTIME_HOOKS
-        .iter()
-        .any(|(p, tp)| *p == prog && tracepoint_exists_in("timestamp", tp))
-}
-
-fn libbpf_log(level: PrintLevel, msg: String) {
-    let _ = level;
-    eprint!("ownwatch: libbpf: {msg}");
-}
-
-pub fn run(args: WatchArgs) -> Result<u8> {
-    // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
-    // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
-    install_signals()?;
-    crate::sink::install_sighup(&HUP)?;
-    let op_mask = args
-        .ops
-        .as_deref()
-        .map(parse_ops)
-        .transpose()?
-        .unwrap_or_else(all_ops);
-    let trees = open_trees(&args)?;
-    let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
-    if args.max_events == Some(0) {
-        bail!("--max-events must be at least 1");
-    }
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let ring_size = parse_ring_size(&args.ring_size, page)?;
-    require_root()?;
-    let sink = match &args.output {
-        Some(path) => Sink::file(path)?,
-        None => Sink::stdout(),
-    };
-    if !Path::new(crate::probe::BTF_PATH).exists() {
-        bail!(
-            "no kernel BTF at {}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF",
-            crate::probe::BTF_PATH
-        );
-    }
-    if args.verbose > 0 {
-        let level = if args.verbose > 1 {
-            PrintLevel::Debug
-        } else {
-            PrintLevel::Info
-        };
-        libbpf_rs::set_print(Some((level, libbpf_log)));
-    } else {
-        libbpf_rs::set_print(None);
-    }
-    let started = Instant::now();
-
-    // auto: the best backend that passes its trial (loads, attaches, fires) and then loads
-    // and attaches in full; each trial runs only when the better ones failed, so start-up
-    // pays for one in the usual case. A forced backend must pass its own.
-    let candidates: Vec<Backend> = match args.backend {
-        crate::config::BackendReq::Auto => Backend::ALL.to_vec(),
-        _ => vec![plan::requested(args.backend).expect("a forced backend")],
-    };
-    let mut objs: Vec<MaybeUninit<libbpf_rs::OpenObject>> =
-        candidates.iter().map(|_| MaybeUninit::uninit()).collect();
-    let mut started_with = None;
-    let mut failures = Vec::new();
-    let mut t_probe = Duration::ZERO;
-    for (obj, b) in objs.iter_mut().zip(&candidates) {
-        let t = Instant::now();
-        let report = crate::probe::probe_some(&[*b]);
-        t_probe += t.elapsed();
-        if let Err(why) = plan::choose(&report.facts, (*b).into()) {
-            if args.backend != crate::config::BackendReq::Auto {
-                bail!(why);
-            }
-            failures.push(format!(
-                "{}: {}",
-                b.name(),
-                report.facts.usable(*b).unwrap_err()
-            ));
-            continue;
-        }
-        match start(obj, *b, &trees, op_mask, ring_size) {
-            Ok(s) => {
-                started_with = Some((*b, s));
-                break;
-            }
-            Err(e) => failures.push(format!("{}: {e:#}", b.name())),
-        }
-    }
-    if started_with.is_none() && args.backend == crate::config::BackendReq::Auto {
-        bail!("no backend is usable ({})", failures.join("; "));
-    }
-    let Some((backend, (skel, links))) = started_with else {
-        bail!("no backend could start ({})", failures.join("; "));
-    };
-    for f in &failures {
-        eprintln!("ownwatch: backend {f}; trying the next one");
-    }
-    let t_load = started.elapsed();
-
-    let mut dev_flags = HashMap::new();
-    sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
-
-    if args.verbose > 0 {
-        eprintln!(
-            "ownwatch: probe {} ms, load and attach {} ms, maps {} ms",
-            t_probe.as_millis(),
-            (t_load - t_probe).as_millis(),
-            (started.elapsed() - t_load).as_millis()
-        );
-    }
-    let mut proc_init = Processor::new(&trees, args.format, backend, sink);
-    proc_init.fix = args.fix;
-    proc_init.max_events = args.max_events;
-    let processor = RefCell::new(proc_init);
-    let mut rb = RingBufferBuilder::new();
-    rb.add(&skel.maps.events, |data: &[u8]| {
-        processor.borrow_mut().handle(data)
-    })
-    .context("ring buffer")?;
-    let rb = rb.build().context("ring buffer")?;
-
-    let n = trees.len();
-    // The processor holds the roots from here on: one handle each, closed when it gives a
-    // root up, so a lazily unmounted filesystem is not pinned by us.
-    drop(trees);
-    eprintln!(
-        "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
-        if n == 1 { "" } else { "s" },
-        backend.name(),
-        links.0.len(),
-        started.elapsed().as_millis()
-    );
-
-    let verbose = args.verbose > 0;
-    let deadline = deadline.map(|d| Instant::now() + d);
-    let mut lost_seen = 0u64;
-    let mut devs_synced = Instant::now();
-    let mut flowing = false;
-    loop {
-        // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
-        if devs_synced.elapsed() > Duration::from_secs(1) {
-            let roots = processor.borrow().roots_now.clone();
-            sync_devs(&skel.maps.devs, &roots, &mut dev_flags)?;
-            devs_synced = Instant::now();
-        }
-        let stopping = STOP.load(Ordering::SeqCst)
-            || deadline.is_some_and(|d| Instant::now() >= d)
-            || processor.borrow().done();
-        processor.borrow_mut().refresh_roots();
-        for (dev, ino) in processor.borrow_mut().take_gone() {
-            let mut key = Vec::with_capacity(16);
-            key.extend(u64::from(dev).to_ne_bytes());
-            key.extend(ino.to_ne_bytes());
-            // the kernel stops matching it; a failure only leaves records we drop anyway
-            let _ = skel.maps.roots.delete(&key);
-        }
-        if processor.borrow().all_gone() {
-            let mut p = processor.borrow_mut();
-            p.flush();
-            bail!("every watched tree is gone; stopping");
-        }
-        // Records that came within WAKEUP_GAP of a wakeup did not wake us: while records
-        // flow, look again soon; when idle, the first record wakes us.
-        let before = processor.borrow().records;
-        let res = if stopping {
-            rb.consume()
-        } else {
-            let timeout = if flowing { POLL_FLOWING } else { POLL_IDLE };
-            rb.poll(timeout).and_then(|()| rb.consume())
-        };
-        flowing = processor.borrow().records > before;
-        if let Err(e) = res {
-            if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
-            {
-                return Err(anyhow!("reading the ring buffer: {e}"));
-            }
-        }
-        let lost = read_lost(&skel.maps.lost);
-        let mut p = processor.borrow_mut();
-        if lost > lost_seen {
-            p.lost(lost - lost_seen);
-            lost_seen = lost;
-        }
-        p.flush();
-        // logrotate moved the file: continue in a new one, between whole lines.
-        if HUP.swap(false, Ordering::SeqCst) && p.out_err.is_none() {
-            if let Err(e) = p.out.reopen() {
-                eprintln!("ownwatch: reopening the output file failed, keeping the old one: {e}");
-            }
-        }
-        if let Some(e) = &p.out_err {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                return Ok(0);
-            }
-            return Err(anyhow!("writing events: {e}"));
-        }
-        if stopping {
-            p.drain_waiting();
-            p.flush();
-            if verbose {
-                eprintln!(
-                    "ownwatch: {} records from the kernel, {} events written, {} lost",
-                    p.records, p.events, lost_seen
-                );
-            }
-            return Ok(0);
-        }
-    }
-}
-
-/// Opens, configures, loads and attaches the programs of one backend.
-fn start<'obj>(
-    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
-    backend: Backend,
-    trees: &[Tree],
-    op_mask: u32,
-    ring_size: u32,
-) -> Result<(crate::bpf::main_skel::OwnwatchSkel<'obj>, Links)> {
-    let mut open = OwnwatchSkelBuilder::default()
-        .open(obj)
-        .context("opening BPF object")?;
-    let ro = open
-        .maps
-        .rodata_data
-        .as_mut()
-        .context("no rodata in BPF object")?;
-    ro.op_mask = op_mask;
-    ro.all_trees = if trees.len() == 64 {
-        u64::MAX
-    } else {
-        (1u64 << trees.len()) - 1
-    };
-    ro.self_tgid = std::process::id();
-    ro.backend_id = backend as u32;
-    // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
-    // spell (see submit() in the BPF side); the poll below picks up the rest.
-    ro.wakeup_bytes = u64::from(ring_size / 8);
-    ro.wakeup_gap_ns = WAKEUP_GAP.as_nanos() as u64;
-    open.maps
-        .events
-        .set_max_entries(ring_size)
-        .context("sizing the ring buffer")?;
-    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
-    open.maps
-        .heap
-        .set_max_entries(cpus)
-        .context("sizing scratch map")?;
-
-    // Switch on the chosen family only. The tracepoint backend: one enter program per
-    // syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for
-    // all, the ctime hooks where they exist.
-    // lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or kprobe+kretprobe on the
-    // functions that do the ops, for their outcome. Hooks this kernel lacks stay off
-    // (file_truncate is 6.2+; before it ftruncate and O_TRUNC call path_truncate).
-    let mut syscalls = Vec::new();
-    let btf = match backend {
-        Backend::Tracepoint => None,
-        _ => Some(libbpf_rs::btf::Btf::from_vmlinux().context("reading kernel BTF")?),
-    };
-    let has_func = |f: &str| {
-        btf.as_ref()
-            .is_some_and(|b| b.type_by_name::<libbpf_rs::btf::types::Func>(f).is_some())
-    };
-    for mut p in open.open_object_mut().progs_mut() {
-        let name = p.name().to_string_lossy().into_owned();
-        // Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL
-        // hooks and vfs_{set,remove}_acl (6.2+; before, ACLs pass the xattr hooks).
-        let hook = |h: &str| match backend {
-            Backend::Lsm => has_func(&format!("bpf_lsm_{h}")),
-            _ => has_func(&format!("security_{h}")),
-        };
-        let optional_ok = if backend == Backend::Tracepoint {
-            true
-        } else if name.ends_with("_ftruncate") {
-            hook("file_truncate")
-        } else if name.ends_with("_setacl") {
-            hook("inode_set_acl")
-        } else if name.ends_with("_removeacl") {
-            hook("inode_remove_acl")
-        } else if let Some(f) = ["vfs_set_acl", "vfs_remove_acl"]
-            .into_iter()
-            .find(|f| name.ends_with(f))
-        {
-            has_func(f)
-        } else {
-            true
-        };
-        let on = optional_ok
-            && match backend {
-                Backend::Lsm => name.starts_with("lsm_") || name.starts_with("fx_done_"),
-                Backend::Fentry => name.starts_with("fentry_") || name.starts_with("fx_done_"),
-                Backend::Kprobe => name.starts_with("kp_") || name.starts_with("kr_done_"),
-                Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
-                    Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
-                        syscalls.push(sc.to_owned());
-                        true
-                    }
-                    Some(_) => false,
-                    None => match name.as_str() {
-                        "tp_sys_exit" => true,
-                        // io_uring's submission, under its 6.4+ name or the older one
-                        "tp_uring_req" => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
-                        "tp_uring_sqe" => {
-                            !tracepoint_exists_in("io_uring", "io_uring_submit_req")
-                                && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
-                        }
-                        _ => ctime_hook_available(&name),
-                    },
-                },
-            };
-        p.set_autoload(on);
-    }
-    let skel = open.load().context("loading BPF programs")?;
-
-    for (i, t) in trees.iter().enumerate() {
-        let mut key = Vec::with_capacity(16);
-        key.extend((t.dev as u64).to_ne_bytes());
-        key.extend(t.ino.to_ne_bytes());
-        skel.maps
-            .roots
-            .update(&key, &(i as u32).to_ne_bytes(), MapFlags::ANY)
-            .context("filling roots map")?;
-    }
-    let mut masks: HashMap<u32, u64> = HashMap::new();
-    for (i, t) in trees.iter().enumerate() {
-        for &u in &t.allowed {
-            *masks.entry(u).or_default() |= 1 << i;
-        }
-    }
-    for (u, m) in &masks {
-        skel.maps
-            .allowed
-            .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
-            .context("filling allowed map")?;
-    }
-
-    let mut links: Vec<Link> = Vec::new();
-    for prog in skel.object().progs_mut() {
-        let name = prog.name().to_string_lossy().into_owned();
-        if name == "tp_sys_exit" {
-            for sc in &syscalls {
-                let tp = format!("sys_exit_{sc}");
-                links.push(
-                    prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
-                        .with_context(|| format!("attaching {tp}"))?,
-                );
-            }
-        } else if prog.autoload() {
-            links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
-        }
-    }
-    Ok((skel, Links(links)))
-}
-
-/// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
-/// keep a stopping process alive for seconds, and a pipeline (`| head -1`, Ctrl-C) waits with
-/// it. So a child without stdio takes the last references and detaches them after we exit;
-/// the programs run on for those seconds with nobody reading, which changes nothing. The
-/// child waits for our exit (the end of a pipe only we hold) before it closes anything:
-/// whoever closes last pays, and that used to be us about one time in three.
-struct Links(Vec<Link>);
-
-impl Drop for Links {
-    fn drop(&mut self) {
-        let links = std::mem::take(&mut self.0);
-        if links.is_empty() {
-            return;
-        }
-        let mut p = [0i32; 2];
-        // SAFETY: a two-int array for pipe2.
-        if unsafe { libc::pipe2(p.as_mut_ptr(), 0) } != 0 {
-            return drop(links);
-        }
-        // SAFETY: the child only reads, closes fds and exits; no locks are taken after fork.
-        match unsafe { libc::fork() } {
-            0 => unsafe {
-                libc::setsid();
-                libc::close(p[1]);
-                for fd in 0..3 {
-                    libc::close(fd);
-                }
-                // EOF once the parent (the only holder of the write end) has exited
-                let mut b = 0u8;
-                while libc::read(p[0], (&mut b as *mut u8).cast(), 1) < 0
-                    && *libc::__errno_location() == libc::EINTR
-                {}
-                drop(links);
-                libc::_exit(0);
-            },
-            // Our copies of the fds close cheaply at exit: the child holds the last ones.
-            pid if pid > 0 => unsafe {
-                libc::close(p[0]);
-                std::mem::forget(links);
-            },
-            _ => unsafe {
-                libc::close(p[0]);
-                libc::close(p[1]);
-                drop(links);
-            },
-        }
-    }
-}
+use super::Tree;
 
 /// How long a root found gone still counts (see `refresh_roots`).
 const GONE_GRACE: Duration = Duration::from_millis(200);
 
-/// A record wakes the reader when the last wakeup is older than this (bpf submit()).
-const WAKEUP_GAP: Duration = Duration::from_micros(500);
-/// Poll timeout while records flow: bounds how long an unwoken record waits.
-const POLL_FLOWING: Duration = Duration::from_millis(5);
-const POLL_IDLE: Duration = Duration::from_millis(100);
-
-fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
-    trees
-        .iter()
-        .map(|t| resolve::fd_path(&t.fd).unwrap_or_else(|| t.path.as_os_str().as_bytes().to_vec()))
-        .collect()
-}
-
-/// Pushes changed entries of `resolve::dev_flags` into the kernel's `devs` map.
-fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>) -> Result<()> {
-    let now = resolve::dev_flags(&MountTable::load(), roots);
-    for (dev, flag) in &now {
-        if known.get(dev) != Some(flag) {
-            map.update(&dev.to_ne_bytes(), &flag.to_ne_bytes(), MapFlags::ANY)
-                .context("updating devs map")?;
-            known.insert(*dev, *flag);
-        }
-    }
-    Ok(())
-}
-
-fn install_signals() -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    // No SA_RESTART: the poll must return at once so we can flush and detach.
-    let sa = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(s, &sa) }.context("installing signal handler")?;
-    }
-    Ok(())
-}
-
-fn read_lost(map: &dyn MapCore) -> u64 {
-    match map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-        Ok(Some(vals)) => vals
-            .iter()
-            .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
-            .sum(),
-        _ => 0,
-    }
-}
-
 /// Records -> events -> lines. Lives for the whole run; caches names and the mount table.
-struct Processor {
+pub(super) struct Processor {
     /// O_PATH handles of the roots; None once a root is given up (`give_up`), which also lets
     /// a lazily unmounted filesystem go.
     roots_fd: Vec<Option<OwnedFd>>,
@@ -610,7 +39,7 @@ struct Processor {
     /// when each root was first found gone, while its last records may still come
     going: Vec<Option<Instant>>,
     allowed: Vec<HashSet<u32>>,
-    roots_now: Vec<Vec<u8>>,
+    pub(super) roots_now: Vec<Vec<u8>>,
     mounts: MountTable,
     /// when `mounts` was read, on the boot clock of event timestamps
     mounts_boot_ns: u64,
@@ -619,14 +48,14 @@ struct Processor {
     json: bool,
     backend: &'static str,
     buf: Vec<u8>,
-    out: Sink,
-    out_err: Option<io::Error>,
+    pub(super) out: Sink,
+    pub(super) out_err: Option<io::Error>,
     owners: Vec<(u32, u32)>,
-    fix: bool,
-    max_events: Option<u64>,
+    pub(super) fix: bool,
+    pub(super) max_events: Option<u64>,
     /// records from the kernel, and events written: the difference was decided here
-    records: u64,
-    events: u64,
+    pub(super) records: u64,
+    pub(super) events: u64,
     /// lsm/fentry/kprobe: each thread's last event, until the op's outcome arrives
     waiting: HashMap<u32, Event>,
     /// Identities rendered lately, by the record bytes they came from (`identity_start`):
@@ -646,7 +75,7 @@ struct Ident {
 const IDENTS_KEPT: usize = 32;
 
 impl Processor {
-    fn new(trees: &[Tree], format: Format, backend: Backend, out: Sink) -> Self {
+    pub(super) fn new(trees: &[Tree], format: Format, backend: Backend, out: Sink) -> Self {
         Processor {
             roots_fd: trees
                 .iter()
@@ -685,7 +114,7 @@ impl Processor {
     /// the path it had, let alone by "/" (what a detached mount's root reads back as).
     /// A root found gone is given up only GONE_GRACE later, after the ring buffer was read
     /// again: the records of what happened before (its own rmdir, say) come first.
-    fn refresh_roots(&mut self) {
+    pub(super) fn refresh_roots(&mut self) {
         for i in 0..self.roots_fd.len() {
             let Some(fd) = &self.roots_fd[i] else {
                 continue;
@@ -734,12 +163,12 @@ impl Processor {
     }
 
     /// Roots given up since the last call, with their kernel keys.
-    fn take_gone(&mut self) -> Vec<(u32, u64)> {
+    pub(super) fn take_gone(&mut self) -> Vec<(u32, u64)> {
         let gone = std::mem::take(&mut self.gone_new);
         gone.into_iter().map(|i| self.root_keys[i]).collect()
     }
 
-    fn all_gone(&self) -> bool {
+    pub(super) fn all_gone(&self) -> bool {
         self.roots_fd.iter().all(Option::is_none)
     }
 
@@ -847,11 +276,11 @@ impl Processor {
     }
 
     /// --max-events reached: the rest is not ours to print.
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.max_events.is_some_and(|m| self.events >= m)
     }
 
-    fn handle(&mut self, data: &[u8]) -> i32 {
+    pub(super) fn handle(&mut self, data: &[u8]) -> i32 {
         self.records += 1;
         if self.done() {
             return 0;
@@ -942,7 +371,7 @@ impl Processor {
     }
 
     /// Stopping: events whose outcome never came are reported without "ret".
-    fn drain_waiting(&mut self) {
+    pub(super) fn drain_waiting(&mut self) {
         let mut left: Vec<Event> = self.waiting.drain().map(|(_, e)| e).collect();
         left.sort_by(|a, b| a.time.cmp(&b.time));
         for mut ev in left {
@@ -1317,7 +746,7 @@ impl Processor {
             .collect()
     }
 
-    fn lost(&mut self, n: u64) {
+    pub(super) fn lost(&mut self, n: u64) {
         self.buf.clear();
         lost_line(&timefmt::now_rfc3339(), n, self.json, &mut self.buf);
         if let Err(e) = self.out.write_all(&self.buf) {
@@ -1325,7 +754,7 @@ impl Processor {
         }
     }
 
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         if self.out_err.is_none() {
             if let Err(e) = self.out.flush() {
                 self.out_err = Some(e);

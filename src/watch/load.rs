@@ -1,0 +1,238 @@
+//! Switching on, loading and attaching the programs of one backend, and detaching them.
+
+use std::collections::HashMap;
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, TracepointCategory};
+
+use crate::bpf::main_skel::OwnwatchSkelBuilder;
+use crate::plan::Backend;
+
+use super::{Tree, WAKEUP_GAP};
+
+fn tracepoint_exists_in(category: &str, name: &str) -> bool {
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join(category).join(name).exists())
+}
+
+/// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/ownwatch.bpf.c.
+const CTIME_HOOKS: &[(&str, &str)] = &[
+    ("tp_ctime_set", "inode_set_ctime_to_ts"),
+    ("tp_ctime_xchg", "ctime_ns_xchg"),
+    ("tp_ctime_skip", "ctime_xchg_skip"),
+];
+
+fn ctime_hook_available(prog: &str) -> bool {
+    // For tests: behave as on a kernel before 6.13 (the kernel matrix's 6.1 and 6.12).
+    if std::env::var_os("OWNWATCH_NO_CTIME_HOOKS").is_some() {
+        return false;
+    }
+    CTIME_HOOKS
+        .iter()
+        .any(|(p, tp)| *p == prog && tracepoint_exists_in("timestamp", tp))
+}
+
+pub(super) fn libbpf_log(level: PrintLevel, msg: String) {
+    let _ = level;
+    eprint!("ownwatch: libbpf: {msg}");
+}
+
+/// Opens, configures, loads and attaches the programs of one backend.
+pub(super) fn start<'obj>(
+    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+    backend: Backend,
+    trees: &[Tree],
+    op_mask: u32,
+    ring_size: u32,
+) -> Result<(crate::bpf::main_skel::OwnwatchSkel<'obj>, Links)> {
+    let mut open = OwnwatchSkelBuilder::default()
+        .open(obj)
+        .context("opening BPF object")?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_mut()
+        .context("no rodata in BPF object")?;
+    ro.op_mask = op_mask;
+    ro.all_trees = if trees.len() == 64 {
+        u64::MAX
+    } else {
+        (1u64 << trees.len()) - 1
+    };
+    ro.self_tgid = std::process::id();
+    ro.backend_id = backend as u32;
+    // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
+    // spell (see submit() in the BPF side); the poll below picks up the rest.
+    ro.wakeup_bytes = u64::from(ring_size / 8);
+    ro.wakeup_gap_ns = WAKEUP_GAP.as_nanos() as u64;
+    open.maps
+        .events
+        .set_max_entries(ring_size)
+        .context("sizing the ring buffer")?;
+    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
+    open.maps
+        .heap
+        .set_max_entries(cpus)
+        .context("sizing scratch map")?;
+
+    // Switch on the chosen family only. The tracepoint backend: one enter program per
+    // syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for
+    // all, the ctime hooks where they exist.
+    // lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or kprobe+kretprobe on the
+    // functions that do the ops, for their outcome. Hooks this kernel lacks stay off
+    // (file_truncate is 6.2+; before it ftruncate and O_TRUNC call path_truncate).
+    let mut syscalls = Vec::new();
+    let btf = match backend {
+        Backend::Tracepoint => None,
+        _ => Some(libbpf_rs::btf::Btf::from_vmlinux().context("reading kernel BTF")?),
+    };
+    let has_func = |f: &str| {
+        btf.as_ref()
+            .is_some_and(|b| b.type_by_name::<libbpf_rs::btf::types::Func>(f).is_some())
+    };
+    for mut p in open.open_object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        // Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL
+        // hooks and vfs_{set,remove}_acl (6.2+; before, ACLs pass the xattr hooks).
+        let hook = |h: &str| match backend {
+            Backend::Lsm => has_func(&format!("bpf_lsm_{h}")),
+            _ => has_func(&format!("security_{h}")),
+        };
+        let optional_ok = if backend == Backend::Tracepoint {
+            true
+        } else if name.ends_with("_ftruncate") {
+            hook("file_truncate")
+        } else if name.ends_with("_setacl") {
+            hook("inode_set_acl")
+        } else if name.ends_with("_removeacl") {
+            hook("inode_remove_acl")
+        } else if let Some(f) = ["vfs_set_acl", "vfs_remove_acl"]
+            .into_iter()
+            .find(|f| name.ends_with(f))
+        {
+            has_func(f)
+        } else {
+            true
+        };
+        let on = optional_ok
+            && match backend {
+                Backend::Lsm => name.starts_with("lsm_") || name.starts_with("fx_done_"),
+                Backend::Fentry => name.starts_with("fentry_") || name.starts_with("fx_done_"),
+                Backend::Kprobe => name.starts_with("kp_") || name.starts_with("kr_done_"),
+                Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
+                    Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
+                        syscalls.push(sc.to_owned());
+                        true
+                    }
+                    Some(_) => false,
+                    None => match name.as_str() {
+                        "tp_sys_exit" => true,
+                        // io_uring's submission, under its 6.4+ name or the older one
+                        "tp_uring_req" => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
+                        "tp_uring_sqe" => {
+                            !tracepoint_exists_in("io_uring", "io_uring_submit_req")
+                                && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+                        }
+                        _ => ctime_hook_available(&name),
+                    },
+                },
+            };
+        p.set_autoload(on);
+    }
+    let skel = open.load().context("loading BPF programs")?;
+
+    for (i, t) in trees.iter().enumerate() {
+        let mut key = Vec::with_capacity(16);
+        key.extend((t.dev as u64).to_ne_bytes());
+        key.extend(t.ino.to_ne_bytes());
+        skel.maps
+            .roots
+            .update(&key, &(i as u32).to_ne_bytes(), MapFlags::ANY)
+            .context("filling roots map")?;
+    }
+    let mut masks: HashMap<u32, u64> = HashMap::new();
+    for (i, t) in trees.iter().enumerate() {
+        for &u in &t.allowed {
+            *masks.entry(u).or_default() |= 1 << i;
+        }
+    }
+    for (u, m) in &masks {
+        skel.maps
+            .allowed
+            .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
+            .context("filling allowed map")?;
+    }
+
+    let mut links: Vec<Link> = Vec::new();
+    for prog in skel.object().progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        if name == "tp_sys_exit" {
+            for sc in &syscalls {
+                let tp = format!("sys_exit_{sc}");
+                links.push(
+                    prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
+                        .with_context(|| format!("attaching {tp}"))?,
+                );
+            }
+        } else if prog.autoload() {
+            links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
+        }
+    }
+    Ok((skel, Links(links)))
+}
+
+/// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
+/// keep a stopping process alive for seconds, and a pipeline (`| head -1`, Ctrl-C) waits with
+/// it. So a child without stdio takes the last references and detaches them after we exit;
+/// the programs run on for those seconds with nobody reading, which changes nothing. The
+/// child waits for our exit (the end of a pipe only we hold) before it closes anything:
+/// whoever closes last pays, and that used to be us about one time in three.
+pub(super) struct Links(pub(super) Vec<Link>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.0);
+        if links.is_empty() {
+            return;
+        }
+        let mut p = [0i32; 2];
+        // SAFETY: a two-int array for pipe2.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), 0) } != 0 {
+            return drop(links);
+        }
+        // SAFETY: the child only reads, closes fds and exits; no locks are taken after fork.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::setsid();
+                libc::close(p[1]);
+                for fd in 0..3 {
+                    libc::close(fd);
+                }
+                // EOF once the parent (the only holder of the write end) has exited
+                let mut b = 0u8;
+                while libc::read(p[0], (&mut b as *mut u8).cast(), 1) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+                drop(links);
+                libc::_exit(0);
+            },
+            // Our copies of the fds close cheaply at exit: the child holds the last ones.
+            pid if pid > 0 => unsafe {
+                libc::close(p[0]);
+                std::mem::forget(links);
+            },
+            _ => unsafe {
+                libc::close(p[0]);
+                libc::close(p[1]);
+                drop(links);
+            },
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! `ownwatch watch`: validate, choose a backend, load and attach, then turn ring buffer records
+//! into event lines until stopped. `load`: switching on and attaching one backend's programs;
+//! `processor`: records -> events -> lines.
+
+mod load;
+mod processor;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBufferBuilder};
+
+use crate::config::{all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user};
+use crate::plan::{self, Backend};
+use crate::resolve::{self, MountTable};
+use crate::sink::Sink;
+use crate::WatchArgs;
+
+use load::{libbpf_log, start};
+use processor::Processor;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn require_root() -> Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!(
+            "must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
+        );
+    }
+    Ok(())
+}
+
+/// A watched root.
+pub struct Tree {
+    pub path: PathBuf,
+    /// O_PATH handle: follows the directory through renames, so its current path is known.
+    pub fd: OwnedFd,
+    pub dev: u32,
+    pub ino: u64,
+    pub allowed: HashSet<u32>,
+    /// Who everything must belong to (--fix gives objects back to them).
+    pub owner: (u32, u32),
+}
+
+fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
+    let owner = args.owner.as_deref().map(parse_owner).transpose()?;
+    let allow = args
+        .allow
+        .iter()
+        .map(|a| parse_user(a))
+        .collect::<Result<Vec<_>>>()?;
+    let mut trees: Vec<Tree> = Vec::new();
+    for dir in &args.dirs {
+        let md = std::fs::metadata(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => anyhow!("{}: no such directory", dir.display()),
+            _ => anyhow!("{}: {e}", dir.display()),
+        })?;
+        if !md.is_dir() {
+            bail!("{}: not a directory", dir.display());
+        }
+        let path = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+        let fd = nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("{}: open", path.display()))?;
+        // SAFETY: a new fd we own.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let (dev, ino) = (resolve::kernel_dev_of(md.dev()), md.ino());
+        if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
+            continue;
+        }
+        let owner_ids = match owner {
+            Some((u, g)) => (u, g.unwrap_or(md.gid())),
+            None => (md.uid(), md.gid()),
+        };
+        let mut allowed = HashSet::new();
+        if !args.any_user {
+            allowed.insert(owner_ids.0);
+            allowed.extend(&allow);
+        }
+        trees.push(Tree {
+            path,
+            fd,
+            dev,
+            ino,
+            allowed,
+            owner: owner_ids,
+        });
+    }
+    if trees.len() > 64 {
+        bail!(
+            "at most 64 trees can be watched at once, got {}",
+            trees.len()
+        );
+    }
+    Ok(trees)
+}
+
+pub fn run(args: WatchArgs) -> Result<u8> {
+    // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
+    // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
+    install_signals()?;
+    crate::sink::install_sighup(&HUP)?;
+    let op_mask = args
+        .ops
+        .as_deref()
+        .map(parse_ops)
+        .transpose()?
+        .unwrap_or_else(all_ops);
+    let trees = open_trees(&args)?;
+    let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
+    if args.max_events == Some(0) {
+        bail!("--max-events must be at least 1");
+    }
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let ring_size = parse_ring_size(&args.ring_size, page)?;
+    require_root()?;
+    let sink = match &args.output {
+        Some(path) => Sink::file(path)?,
+        None => Sink::stdout(),
+    };
+    if !Path::new(crate::probe::BTF_PATH).exists() {
+        bail!(
+            "no kernel BTF at {}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF",
+            crate::probe::BTF_PATH
+        );
+    }
+    if args.verbose > 0 {
+        let level = if args.verbose > 1 {
+            PrintLevel::Debug
+        } else {
+            PrintLevel::Info
+        };
+        libbpf_rs::set_print(Some((level, libbpf_log)));
+    } else {
+        libbpf_rs::set_print(None);
+    }
+    let started = Instant::now();
+
+    // auto: the best backend that passes its trial (loads, attaches, fires) and then loads
+    // and attaches in full; each trial runs only when the better ones failed, so start-up
+    // pays for one in the usual case. A forced backend must pass its own.
+    let candidates: Vec<Backend> = match args.backend {
+        crate::config::BackendReq::Auto => Backend::ALL.to_vec(),
+        _ => vec![plan::requested(args.backend).expect("a forced backend")],
+    };
+    let mut objs: Vec<MaybeUninit<libbpf_rs::OpenObject>> =
+        candidates.iter().map(|_| MaybeUninit::uninit()).collect();
+    let mut started_with = None;
+    let mut failures = Vec::new();
+    let mut t_probe = Duration::ZERO;
+    for (obj, b) in objs.iter_mut().zip(&candidates) {
+        let t = Instant::now();
+        let report = crate::probe::probe_some(&[*b]);
+        t_probe += t.elapsed();
+        if let Err(why) = plan::choose(&report.facts, (*b).into()) {
+            if args.backend != crate::config::BackendReq::Auto {
+                bail!(why);
+            }
+            failures.push(format!(
+                "{}: {}",
+                b.name(),
+                report.facts.usable(*b).unwrap_err()
+            ));
+            continue;
+        }
+        match start(obj, *b, &trees, op_mask, ring_size) {
+            Ok(s) => {
+                started_with = Some((*b, s));
+                break;
+            }
+            Err(e) => failures.push(format!("{}: {e:#}", b.name())),
+        }
+    }
+    if started_with.is_none() && args.backend == crate::config::BackendReq::Auto {
+        bail!("no backend is usable ({})", failures.join("; "));
+    }
+    let Some((backend, (skel, links))) = started_with else {
+        bail!("no backend could start ({})", failures.join("; "));
+    };
+    for f in &failures {
+        eprintln!("ownwatch: backend {f}; trying the next one");
+    }
+    let t_load = started.elapsed();
+
+    let mut dev_flags = HashMap::new();
+    sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
+
+    if args.verbose > 0 {
+        eprintln!(
+            "ownwatch: probe {} ms, load and attach {} ms, maps {} ms",
+            t_probe.as_millis(),
+            (t_load - t_probe).as_millis(),
+            (started.elapsed() - t_load).as_millis()
+        );
+    }
+    let mut proc_init = Processor::new(&trees, args.format, backend, sink);
+    proc_init.fix = args.fix;
+    proc_init.max_events = args.max_events;
+    let processor = RefCell::new(proc_init);
+    let mut rb = RingBufferBuilder::new();
+    rb.add(&skel.maps.events, |data: &[u8]| {
+        processor.borrow_mut().handle(data)
+    })
+    .context("ring buffer")?;
+    let rb = rb.build().context("ring buffer")?;
+
+    let n = trees.len();
+    // The processor holds the roots from here on: one handle each, closed when it gives a
+    // root up, so a lazily unmounted filesystem is not pinned by us.
+    drop(trees);
+    eprintln!(
+        "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
+        if n == 1 { "" } else { "s" },
+        backend.name(),
+        links.0.len(),
+        started.elapsed().as_millis()
+    );
+
+    let verbose = args.verbose > 0;
+    let deadline = deadline.map(|d| Instant::now() + d);
+    let mut lost_seen = 0u64;
+    let mut devs_synced = Instant::now();
+    let mut flowing = false;
+    loop {
+        // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
+        if devs_synced.elapsed() > Duration::from_secs(1) {
+            let roots = processor.borrow().roots_now.clone();
+            sync_devs(&skel.maps.devs, &roots, &mut dev_flags)?;
+            devs_synced = Instant::now();
+        }
+        let stopping = STOP.load(Ordering::SeqCst)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+            || processor.borrow().done();
+        processor.borrow_mut().refresh_roots();
+        for (dev, ino) in processor.borrow_mut().take_gone() {
+            let mut key = Vec::with_capacity(16);
+            key.extend(u64::from(dev).to_ne_bytes());
+            key.extend(ino.to_ne_bytes());
+            // the kernel stops matching it; a failure only leaves records we drop anyway
+            let _ = skel.maps.roots.delete(&key);
+        }
+        if processor.borrow().all_gone() {
+            let mut p = processor.borrow_mut();
+            p.flush();
+            bail!("every watched tree is gone; stopping");
+        }
+        // Records that came within WAKEUP_GAP of a wakeup did not wake us: while records
+        // flow, look again soon; when idle, the first record wakes us.
+        let before = processor.borrow().records;
+        let res = if stopping {
+            rb.consume()
+        } else {
+            let timeout = if flowing { POLL_FLOWING } else { POLL_IDLE };
+            rb.poll(timeout).and_then(|()| rb.consume())
+        };
+        flowing = processor.borrow().records > before;
+        if let Err(e) = res {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
+            {
+                return Err(anyhow!("reading the ring buffer: {e}"));
+            }
+        }
+        let lost = read_lost(&skel.maps.lost);
+        let mut p = processor.borrow_mut();
+        if lost > lost_seen {
+            p.lost(lost - lost_seen);
+            lost_seen = lost;
+        }
+        p.flush();
+        // logrotate moved the file: continue in a new one, between whole lines.
+        if HUP.swap(false, Ordering::SeqCst) && p.out_err.is_none() {
+            if let Err(e) = p.out.reopen() {
+                eprintln!("ownwatch: reopening the output file failed, keeping the old one: {e}");
+            }
+        }
+        if let Some(e) = &p.out_err {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(0);
+            }
+            return Err(anyhow!("writing events: {e}"));
+        }
+        if stopping {
+            p.drain_waiting();
+            p.flush();
+            if verbose {
+                eprintln!(
+                    "ownwatch: {} records from the kernel, {} events written, {} lost",
+                    p.records, p.events, lost_seen
+                );
+            }
+            return Ok(0);
+        }
+    }
+}
+
+/// A record wakes the reader when the last wakeup is older than this (bpf submit()).
+pub(super) const WAKEUP_GAP: Duration = Duration::from_micros(500);
+/// Poll timeout while records flow: bounds how long an unwoken record waits.
+const POLL_FLOWING: Duration = Duration::from_millis(5);
+const POLL_IDLE: Duration = Duration::from_millis(100);
+
+fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
+    trees
+        .iter()
+        .map(|t| resolve::fd_path(&t.fd).unwrap_or_else(|| t.path.as_os_str().as_bytes().to_vec()))
+        .collect()
+}
+
+/// Pushes changed entries of `resolve::dev_flags` into the kernel's `devs` map.
+fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>) -> Result<()> {
+    let now = resolve::dev_flags(&MountTable::load(), roots);
+    for (dev, flag) in &now {
+        if known.get(dev) != Some(flag) {
+            map.update(&dev.to_ne_bytes(), &flag.to_ne_bytes(), MapFlags::ANY)
+                .context("updating devs map")?;
+            known.insert(*dev, *flag);
+        }
+    }
+    Ok(())
+}
+
+fn install_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    // No SA_RESTART: the poll must return at once so we can flush and detach.
+    let sa = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(s, &sa) }.context("installing signal handler")?;
+    }
+    Ok(())
+}
+
+fn read_lost(map: &dyn MapCore) -> u64 {
+    match map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+        Ok(Some(vals)) => vals
+            .iter()
+            .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
+            .sum(),
+        _ => 0,
+    }
+}
