@@ -1062,7 +1062,7 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
  * wakes the reader when the last wakeup is older than wakeup_gap_ns (so an isolated event is
  * read at once) or when the unread data reaches wakeup_bytes (so a burst never waits for the
  * ring to fill); records in between are picked up by the reader's next poll, which user space
- * keeps short while records flow. Both set before load (src/watch.rs). */
+ * keeps short while records flow. Both set before load (src/watch/load.rs). */
 const volatile __u64 wakeup_bytes = 1 << 20;
 const volatile __u64 wakeup_gap_ns = 1000000;
 __u64 last_wakeup_ns = 0;
