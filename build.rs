@@ -24,7 +24,8 @@ fn main() {
             .unwrap_or_else(|e| panic!("building {src}: {e:#}"));
         println!("cargo:rerun-if-changed={src}");
     }
-    println!("cargo:rerun-if-changed=bpf/ownwatch.h");
+    // every header under bpf/ (lib/, hooks/, syscalls/): cargo watches a directory whole
+    println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed={vmlinux}/vmlinux.h");
     println!("cargo:rerun-if-env-changed=CLANG");
     println!("cargo:rerun-if-env-changed=BPF_CFLAGS");

@@ -22,7 +22,7 @@ fn tracepoint_exists_in(category: &str, name: &str) -> bool {
     .any(|d| Path::new(d).join(category).join(name).exists())
 }
 
-/// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/ownwatch.bpf.c.
+/// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/hooks/ctime.h.
 const CTIME_HOOKS: &[(&str, &str)] = &[
     ("tp_ctime_set", "inode_set_ctime_to_ts"),
     ("tp_ctime_xchg", "ctime_ns_xchg"),

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Tracepoint backend, during the syscall: which inodes did it change (6.13+ ctime tracepoints). */
+#ifndef OW_HOOKS_CTIME_H
+#define OW_HOOKS_CTIME_H
+
+/* ---- during the syscall: which inodes did it change? ---------------------
+ * A path string says what the caller asked for; which directory the kernel really used (through
+ * another mount namespace, a bind mount since unmounted, a racing rename) is only known inside
+ * the op. Every namespace or attribute change sets the ctime of the inodes involved, and 6.13+
+ * has tracepoints there: remember their dentries for the pending syscall of this thread. */
+
+static __always_inline void saw_inode(struct inode *inode)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&inflight, &tid);
+	struct hlist_node *first;
+	__u64 d;
+	__u32 n;
+
+	if (!p)
+		return;
+	first = BPF_CORE_READ(inode, i_dentry.first);
+	if (!first)
+		return; /* a new inode: no name yet */
+	d = (__u64)((void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	n = p->nseen;
+	if (n >= OW_MAX_SEEN)
+		return;
+	for (int i = 0; i < OW_MAX_SEEN; i++)
+		if (i < n && p->seen[i] == d)
+			return;
+	p->seen[n & (OW_MAX_SEEN - 1)] = d;
+	p->nseen = n + 1;
+}
+
+SEC("?tp_btf/inode_set_ctime_to_ts")
+int BPF_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
+{
+	saw_inode(inode);
+	return 0;
+}
+
+SEC("?tp_btf/ctime_ns_xchg")
+int BPF_PROG(tp_ctime_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
+{
+	saw_inode(inode);
+	return 0;
+}
+
+SEC("?tp_btf/ctime_xchg_skip")
+int BPF_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
+{
+	saw_inode(inode);
+	return 0;
+}
+
+#endif

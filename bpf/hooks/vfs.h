@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* lsm, fentry and kprobe backends: the op seen inside the VFS, and its outcome. */
+#ifndef OW_HOOKS_VFS_H
+#define OW_HOOKS_VFS_H
+
+/* ---- lsm, fentry, kprobe: the op seen inside the VFS ----------------------
+ * The same handlers behind three attach mechanisms. The hooks get dentries and mounts, so
+ * tree and path are decided in the kernel for every route, io_uring included, as they are
+ * before the op. The security hooks run before the op (and, for the path hooks, before its
+ * permission checks), so the outcome comes from the function that does the op: fexit (lsm,
+ * fentry) or kretprobe (kprobe) on vfs_mkdir, notify_change, ... sends an ow_outcome record
+ * for the thread's pending event, matched on the dentry, and user space reports the event
+ * only if the op succeeded. */
+
+struct vfs_wait {
+	__u64 key;        /* the dentry the completing function is called with */
+	__u64 trunc_skip; /* a write open with O_TRUNC: its truncate is part of the open */
+	__u32 armed;      /* kprobe: inside the completing function */
+	__u32 depth;      /* kprobe: nested completing functions entered while armed */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct vfs_wait);
+} vfs_wait SEC(".maps");
+
+static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d, __u64 m,
+				     __u64 d2, __u64 m2, const char *kstr, __u8 str_slot,
+				     __u32 new_uid, __u32 new_gid, __u64 done_key)
+{
+	struct task_struct *task;
+	struct builder b;
+	struct ow_event *ev;
+	__u32 cpu, tree, t2, tid;
+
+	if (actor_filtered(op))
+		return 0;
+	cpu = bpf_get_smp_processor_id();
+	b.s = bpf_map_lookup_elem(&heap, &cpu);
+	if (!b.s)
+		return 0;
+	b.s->off = 0;
+	b.s->trunc = 0;
+	b.s->proc = 0;
+	b.s->nseen = 0;
+	/* one walk gets all the room; rename and link share it between two */
+	b.s->limit = d2 ? WALK_ROOM / 2 : WALK_ROOM;
+	ev = &b.s->ev;
+	task = (struct task_struct *)bpf_get_current_task();
+	fill_actor(ev, task);
+	ev->op = op;
+	ev->flags = flags | (done_key ? OW_F_PENDING : 0);
+	ev->mode = mode;
+	ev->new_uid = new_uid;
+	ev->new_gid = new_gid;
+	ev->ret = 0;
+	put_slot(&b, OW_SLOT_PATH);
+	tree = ow_put_walk(b.s, d, m);
+	if (d2) {
+		b.s->limit = WALK_ROOM;
+		put_slot(&b, OW_SLOT_NEW);
+		t2 = ow_put_walk(b.s, d2, m2);
+		if (t2 != OW_NO_TREE)
+			tree = t2;
+	}
+	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+		return 0;
+	ev->tree = tree;
+	if (kstr) {
+		__u32 off = b.s->off;
+		long n;
+
+		put_slot(&b, str_slot);
+		off = b.s->off;
+		if (off <= OW_DATA_MAX - 4 - PATH_MAX) {
+			n = bpf_probe_read_kernel_str(&b.s->data[(off + 4) & DATA_MASK], PATH_MAX, kstr);
+			if (n <= 0)
+				n = 1;
+			n -= 1;
+			b.s->data[off & DATA_MASK] = OW_ITEM_STR;
+			b.s->data[(off + 1) & DATA_MASK] = 0;
+			b.s->data[(off + 2) & DATA_MASK] = n & 0xff;
+			b.s->data[(off + 3) & DATA_MASK] = (n >> 8) & 0x0f;
+			b.s->off = off + 4 + (n & (PATH_MAX - 1));
+		}
+	}
+	put_identity(&b, task);
+	tid = ev->tid;
+	if (submit(&b) == 0 && done_key) {
+		struct vfs_wait w = { .key = done_key };
+
+		/* kprobe: the xattr hooks run inside vfs_setxattr/vfs_removexattr, after their
+		 * entry probe: the wait is armed already. */
+		if (backend_id == OW_BACKEND_KPROBE &&
+		    (op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR))
+			w.armed = 1;
+		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+	}
+	return 0;
+}
+
+/* The op of the thread's pending event returned: send its outcome. */
+/* The mode comes from the inode the op left: the path hooks see mkdir's and mknod's mode
+ * before the umask where the filesystem has POSIX ACLs (it applies the umask, or the parent's
+ * default ACL, itself). */
+static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
+{
+	/* (a plain variable: BPF_CORE_READ would relocate w->key, our own struct, too) */
+	struct dentry *d = (struct dentry *)w->key;
+	struct ow_outcome o = {
+		.tid = tid,
+		.ret = (__s32)ret,
+		.key = w->key,
+		.mode = ret ? 0 : BPF_CORE_READ(d, d_inode, i_mode),
+	};
+
+	bpf_map_delete_elem(&vfs_wait, &tid);
+	bpf_ringbuf_output(&events, &o, sizeof(o), 0);
+}
+
+/* fexit: the function's dentry argument and its return value at once. */
+static __always_inline int vfs_done(void *ctx, __u64 key)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	__u64 ret = 0;
+
+	if (!w || !w->key || w->key != key)
+		return 0;
+	bpf_get_func_ret(ctx, &ret);
+	vfs_outcome(w, tid, (long)(int)ret);
+	return 0;
+}
+
+/* kprobe: entering the completing function arms the thread's wait; other completing
+ * functions called inside it (overlayfs calls vfs_* of the layer below) only nest. */
+static __always_inline int vfs_arm(__u64 key)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+
+	if (!w || !w->key)
+		return 0;
+	if (w->armed)
+		w->depth++;
+	else if (w->key == key)
+		w->armed = 1;
+	return 0;
+}
+
+static __always_inline int vfs_ret(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+
+	if (!w || !w->armed)
+		return 0;
+	if (w->depth) {
+		w->depth--;
+		return 0;
+	}
+	vfs_outcome(w, tid, (long)(int)ret);
+	return 0;
+}
+
+/* The functions that do the ops, with the argument that holds the dentry the hook saw. */
+#define FX_DONE(fn, argi)                                                                  \
+	SEC("?fexit/" #fn)                                                                 \
+	int fx_done_##fn(void *ctx)                                                        \
+	{                                                                                  \
+		__u64 a = 0;                                                               \
+		bpf_get_func_arg(ctx, argi, &a);                                           \
+		return vfs_done(ctx, a);                                                   \
+	}                                                                                  \
+	SEC("?kprobe/" #fn)                                                                \
+	int kp_arm_##fn(struct pt_regs *ctx)                                               \
+	{                                                                                  \
+		return vfs_arm(argi == 0 ? PT_REGS_PARM1(ctx) : argi == 1 ? PT_REGS_PARM2(ctx) \
+								    : PT_REGS_PARM3(ctx)); \
+	}                                                                                  \
+	SEC("?kretprobe/" #fn)                                                             \
+	int kr_done_##fn(struct pt_regs *ctx)                                              \
+	{                                                                                  \
+		return vfs_ret(PT_REGS_RC(ctx));                                           \
+	}
+
+FX_DONE(vfs_mkdir, 2)
+FX_DONE(vfs_mknod, 2)
+FX_DONE(vfs_create, 2)
+FX_DONE(vfs_symlink, 2)
+FX_DONE(vfs_link, 0)
+FX_DONE(vfs_unlink, 2)
+FX_DONE(vfs_rmdir, 2)
+FX_DONE(notify_change, 1)
+FX_DONE(vfs_setxattr, 1)
+FX_DONE(vfs_removexattr, 1)
+FX_DONE(vfs_set_acl, 1)
+FX_DONE(vfs_remove_acl, 1)
+
+/* vfs_rename(struct renamedata *): matched on the old dentry. */
+SEC("?fexit/vfs_rename")
+int fx_done_vfs_rename(void *ctx)
+{
+	__u64 a = 0;
+
+	bpf_get_func_arg(ctx, 0, &a);
+	return vfs_done(ctx, (__u64)BPF_CORE_READ((struct renamedata *)a, old_dentry));
+}
+
+SEC("?kprobe/vfs_rename")
+int kp_arm_vfs_rename(struct pt_regs *ctx)
+{
+	struct renamedata *rd = (struct renamedata *)PT_REGS_PARM1(ctx);
+
+	return vfs_arm((__u64)BPF_CORE_READ(rd, old_dentry));
+}
+
+SEC("?kretprobe/vfs_rename")
+int kr_done_vfs_rename(struct pt_regs *ctx)
+{
+	return vfs_ret(PT_REGS_RC(ctx));
+}
+
+static __always_inline __u64 path_mnt(const struct path *p)
+{
+	return (__u64)BPF_CORE_READ(p, mnt);
+}
+
+static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __u32 mode)
+{
+	__u64 dv = num(d);
+
+	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0,
+			 0xffffffff, 0xffffffff, dv);
+}
+
+#define NR_mknod_ 133
+#define NR_mknodat_ 259
+
+static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
+{
+	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+	__u64 dv = num(d);
+
+	/* open(O_CREAT) passes here too (may_o_create): file_open reports that create, with
+	 * the file's real mode. A regular file from mknod(2) is reported here. */
+	if (op == OW_OP_CREATE) {
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		long nr = BPF_CORE_READ(regs, orig_ax);
+
+		if (nr != NR_mknod_ && nr != NR_mknodat_)
+			return 0;
+	}
+	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
+			 0xffffffff, dv);
+}
+
+static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
+{
+	__u64 dv = num(d);
+
+	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, old,
+			 OW_SLOT_TARGET, 0xffffffff, 0xffffffff, dv);
+}
+
+static __always_inline int on_link(struct dentry *old, const struct path *new_dir, struct dentry *new)
+{
+	__u64 m = path_mnt(new_dir), ov = num(old), nv = num(new);
+
+	/* Naming an O_TMPFILE file is how it gets created. */
+	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
+		return vfs_event(OW_OP_CREATE, OW_F_NOFOLLOW | OW_F_TMPFILE,
+				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, nv, m, 0, 0, 0, 0,
+				 0xffffffff, 0xffffffff, ov);
+	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, 0xffffffff, ov, m, nv, m, 0, 0, 0xffffffff,
+			 0xffffffff, ov);
+}
+
+static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
+				     const struct path *new_dir, struct dentry *new, __u32 flags)
+{
+	__u64 ov = num(old);
+
+	return vfs_event(OW_OP_RENAME,
+			 OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
+			 0xffffffff, ov, path_mnt(old_dir), num(new), path_mnt(new_dir), 0, 0,
+			 0xffffffff, 0xffffffff, ov);
+}
+
+static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
+{
+	__u64 dv = num(d);
+
+	return vfs_event(op, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
+			 0xffffffff, dv);
+}
+
+static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
+				   __u32 gid)
+{
+	__u64 dv = (__u64)BPF_CORE_READ(p, dentry);
+
+	if (op == OW_OP_TRUNCATE) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+
+		if (w && w->trunc_skip == dv) {
+			w->trunc_skip = 0;
+			return 0; /* open(O_TRUNC): reported as the write open */
+		}
+	}
+	return vfs_event(op, 0, mode, dv, path_mnt(p), 0, 0, 0, 0, uid, gid, dv);
+}
+
+static __always_inline int on_open(struct file *f)
+{
+	__u32 fmode = BPF_CORE_READ(f, f_mode);
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	__u64 dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	__u32 op;
+
+	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
+		return 0;
+	if (BPF_CORE_READ(inode, i_nlink) == 0)
+		return 0; /* O_TMPFILE: reported when linked */
+	op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
+	if (op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct vfs_wait w = { .trunc_skip = dv };
+
+		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+	}
+	/* The create or the opening for write is done when the file is opened. */
+	return vfs_event(op, 0,
+			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : 0xffffffff,
+			 dv, (__u64)BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0, 0xffffffff, 0xffffffff, 0);
+}
+
+static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name)
+{
+	__u64 dv = num(d);
+
+	return vfs_event(op, 0, 0xffffffff, dv, 0, 0, 0, name, OW_SLOT_XATTR, 0xffffffff,
+			 0xffffffff, dv);
+}
+
+/* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
+ * integers here. */
+#define VFS_HOOKS(KIND, PFX, FN, PROG)                                                           \
+	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
+	int PROG(FN##_mkdir, const struct path *dir, struct dentry *d, umode_t mode)   \
+	{ on_mkdir(dir, d, mode); return 0; }                                              \
+	SEC("?" KIND "/" PFX "path_mknod")                                                 \
+	int PROG(FN##_mknod, const struct path *dir, struct dentry *d, umode_t mode,   \
+		     unsigned int dev)                                                     \
+	{ on_mknod(dir, d, mode); return 0; }                                              \
+	SEC("?" KIND "/" PFX "path_symlink")                                               \
+	int PROG(FN##_symlink, const struct path *dir, struct dentry *d,               \
+		     const char *old)                                                      \
+	{ on_symlink(dir, d, old); return 0; }                                             \
+	SEC("?" KIND "/" PFX "path_link")                                                  \
+	int PROG(FN##_link, struct dentry *old, const struct path *dir,                \
+		     struct dentry *new)                                                   \
+	{ on_link(old, dir, new); return 0; }                                              \
+	SEC("?" KIND "/" PFX "path_rename")                                                \
+	int PROG(FN##_rename, const struct path *od, struct dentry *o,                 \
+		     const struct path *nd, struct dentry *n, unsigned int flags)          \
+	{ on_rename(od, o, nd, n, flags); return 0; }                                      \
+	SEC("?" KIND "/" PFX "path_unlink")                                                \
+	int PROG(FN##_unlink, const struct path *dir, struct dentry *d)                \
+	{ on_remove(OW_OP_UNLINK, dir, d); return 0; }                                     \
+	SEC("?" KIND "/" PFX "path_rmdir")                                                 \
+	int PROG(FN##_rmdir, const struct path *dir, struct dentry *d)                 \
+	{ on_remove(OW_OP_RMDIR, dir, d); return 0; }                                      \
+	SEC("?" KIND "/" PFX "path_truncate")                                              \
+	int PROG(FN##_truncate, const struct path *p)                                  \
+	{ on_attr(OW_OP_TRUNCATE, p, 0xffffffff, 0xffffffff, 0xffffffff); return 0; }      \
+	SEC("?" KIND "/" PFX "file_truncate")                                              \
+	int PROG(FN##_ftruncate, struct file *f)                                       \
+	{ on_attr(OW_OP_TRUNCATE, &f->f_path, 0xffffffff, 0xffffffff, 0xffffffff); return 0; } \
+	SEC("?" KIND "/" PFX "path_chmod")                                                 \
+	int PROG(FN##_chmod, const struct path *p, umode_t mode)                       \
+	{ on_attr(OW_OP_CHMOD, p, mode & 07777, 0xffffffff, 0xffffffff); return 0; }       \
+	SEC("?" KIND "/" PFX "path_chown")                                                 \
+	int PROG(FN##_chown, const struct path *p, __u64 uid, __u64 gid)               \
+	{ on_attr(OW_OP_CHOWN, p, 0xffffffff, (__u32)uid, (__u32)gid); return 0; }         \
+	SEC("?" KIND "/" PFX "file_open")                                                  \
+	int PROG(FN##_open, struct file *f)                                            \
+	{ on_open(f); return 0; }                                                          \
+	SEC("?" KIND "/" PFX "inode_setxattr")                                             \
+	int PROG(FN##_setxattr, void *idmap, struct dentry *d, const char *name)       \
+	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
+	SEC("?" KIND "/" PFX "inode_removexattr")                                          \
+	int PROG(FN##_removexattr, void *idmap, struct dentry *d, const char *name)    \
+	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }                                \
+	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
+	SEC("?" KIND "/" PFX "inode_set_acl")                                              \
+	int PROG(FN##_setacl, void *idmap, struct dentry *d, const char *name)         \
+	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
+	SEC("?" KIND "/" PFX "inode_remove_acl")                                           \
+	int PROG(FN##_removeacl, void *idmap, struct dentry *d, const char *name)      \
+	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }
+
+VFS_HOOKS("lsm", "", lsm, BPF_PROG)
+VFS_HOOKS("fentry", "security_", fentry, BPF_PROG)
+VFS_HOOKS("kprobe", "security_", kp, BPF_KPROBE)
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The cheap filter every hook runs first. */
+#ifndef OW_LIB_FILTER_H
+#define OW_LIB_FILTER_H
+
+/* ---- the cheap filter ------------------------------------------------- */
+
+static __always_inline int actor_filtered(__u32 op)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+	__u64 *mask = bpf_map_lookup_elem(&allowed, &fsuid);
+
+	if (mask && (*mask & all_trees) == all_trees)
+		return 1;
+	if (op == KIND_OPEN) {
+		if (!(op_mask & ((1u << OW_OP_CREATE) | (1u << OW_OP_WRITE))))
+			return 1;
+	} else if (!(op_mask & (1u << op))) {
+		return 1;
+	}
+	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 1;
+	return 0;
+}
+
+static __always_inline int is_allowed_in(__u32 fsuid, __u32 tree)
+{
+	__u64 *mask = bpf_map_lookup_elem(&allowed, &fsuid);
+
+	return mask && tree < 64 && (*mask & (1ull << tree));
+}
+
+#endif

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Who did it: the actor, the command line, exe, tty, cgroup, parents. */
+#ifndef OW_LIB_IDENTITY_H
+#define OW_LIB_IDENTITY_H
+
+static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *task)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
+	ev->backend = backend_id;
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev->uid = BPF_CORE_READ(task, cred, uid.val);
+	ev->gid = BPF_CORE_READ(task, cred, gid.val);
+	ev->euid = BPF_CORE_READ(task, cred, euid.val);
+	ev->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+	ev->fsgid = BPF_CORE_READ(task, cred, fsgid.val);
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+}
+
+/* ---- who did it: captured now, not looked up later in /proc (short-lived callers are gone
+ * by then). Only offending events get here. */
+
+struct argv_ctx {
+	struct builder *b;
+	__u64 uptr;
+	__u32 left;
+	__u32 failed;
+};
+
+static long argv_chunk(__u32 i, void *arg)
+{
+	struct argv_ctx *c = arg;
+	struct builder *b = c->b;
+	__u32 off = b->s->off;
+	__u32 n = c->left > ARGV_CHUNK ? ARGV_CHUNK : c->left;
+
+	if (!n)
+		return 1;
+	if (off > OW_DATA_MAX - ARGV_CHUNK) {
+		c->failed = 1;
+		return 1;
+	}
+	/* Pages of the command line that are not resident cannot be faulted in here. */
+	if (bpf_probe_read_user(&b->s->data[off & DATA_MASK], n & (2 * ARGV_CHUNK - 1),
+				(void *)c->uptr)) {
+		c->failed = 1;
+		return 1;
+	}
+	b->s->off = off + n;
+	c->uptr += n;
+	c->left -= n;
+	return 0;
+}
+
+static __always_inline void put_argv(struct builder *b, struct task_struct *task)
+{
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+	struct argv_ctx c = { .b = b, .uptr = start };
+	__u32 hdr = b->s->off, len;
+	__u8 trunc;
+
+	if (!mm || end <= start || hdr > OW_DATA_MAX - 4 - ARGV_MAX)
+		return;
+	c.left = end - start > ARGV_MAX ? ARGV_MAX : end - start;
+	trunc = end - start > ARGV_MAX;
+	b->s->off = hdr + 4;
+	bpf_loop(ARGV_MAX / ARGV_CHUNK, argv_chunk, &c, 0);
+	len = b->s->off - hdr - 4;
+	b->s->data[hdr & DATA_MASK] = OW_ITEM_STR;
+	b->s->data[(hdr + 1) & DATA_MASK] = trunc || c.failed;
+	b->s->data[(hdr + 2) & DATA_MASK] = len & 0xff;
+	b->s->data[(hdr + 3) & DATA_MASK] = (len >> 8) & 0xff;
+}
+
+/* kernfs_node.parent became __parent in 6.15 */
+struct kernfs_node___old {
+	struct kernfs_node___old *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return (struct kernfs_node *)BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+static __always_inline void put_identity(struct builder *b, struct task_struct *task)
+{
+	struct ow_event *ev = &b->s->ev;
+	struct task_struct *t = task;
+	struct tty_struct *tty;
+	struct kernfs_node *kn;
+	struct file *exe;
+
+	b->s->limit = OW_DATA_MAX;
+	ev->loginuid = BPF_CORE_READ(task, loginuid.val);
+	ev->sessionid = BPF_CORE_READ(task, sessionid);
+
+	put_slot(b, OW_SLOT_ARGV);
+	{
+		/* a cut command line is argv_truncated, not a cut path (OW_F_TRUNCATED) */
+		__u32 trunc = b->s->trunc;
+
+		put_argv(b, task);
+		b->s->trunc = trunc;
+	}
+
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		put_slot(b, OW_SLOT_EXE);
+		b->s->limit = b->s->off + EXE_ROOM;
+		put_file_walk(b, exe);
+		b->s->limit = OW_DATA_MAX;
+	}
+
+	tty = BPF_CORE_READ(task, signal, tty);
+	if (tty) {
+		__u32 off;
+		long n;
+
+		put_slot(b, OW_SLOT_TTY);
+		off = b->s->off;
+		if (off <= OW_DATA_MAX - 4 - 64) {
+			n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], 64, tty->name);
+			if (n <= 0)
+				n = 1;
+			n -= 1;
+			b->s->data[off & DATA_MASK] = OW_ITEM_STR;
+			b->s->data[(off + 1) & DATA_MASK] = 0;
+			b->s->data[(off + 2) & DATA_MASK] = n & 0x7f;
+			b->s->data[(off + 3) & DATA_MASK] = 0;
+			b->s->off = off + 4 + (n & 0x7f);
+		}
+	}
+
+	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	if (kn) {
+		put_slot(b, OW_SLOT_CGROUP);
+		if (put_hdr(b, OW_ITEM_SEG, 4) == 0)
+			put_u32(b, 0);
+		for (int i = 0; i < CGROUP_DEPTH; i++) {
+			struct kernfs_node *parent = kn_parent(kn);
+
+			if (!parent)
+				break;
+			put_kernel_name(b, BPF_CORE_READ(kn, name), OW_DATA_MAX);
+			kn = parent;
+		}
+	}
+
+	put_slot(b, OW_SLOT_PARENTS);
+	for (int i = 0; i < MAX_PARENTS; i++) {
+		__u32 pid;
+
+		t = BPF_CORE_READ(t, real_parent);
+		if (!t)
+			break;
+		pid = BPF_CORE_READ(t, tgid);
+		if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
+			break;
+		put_u32(b, pid);
+		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
+		b->s->off += OW_COMM_LEN;
+		if (pid == 1)
+			break;
+	}
+}
+
+/* Wakeup batching. Waking the reader costs the writer an irq_work and the reader a context
+ * switch per record; in a storm the reader drains a whole batch per wakeup instead. A record
+ * wakes the reader when the last wakeup is older than wakeup_gap_ns (so an isolated event is
+ * read at once) or when the unread data reaches wakeup_bytes (so a burst never waits for the
+ * ring to fill); records in between are picked up by the reader's next poll, which user space
+ * keeps short while records flow. Both set before load (src/watch/load.rs). */
+
+#endif

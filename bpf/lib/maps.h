@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Every map and the per-CPU scratch the records are built in. */
+#ifndef OW_LIB_MAPS_H
+#define OW_LIB_MAPS_H
+
+struct root_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OW_MAX_TREES);
+	__type(key, struct root_key);
+	__type(value, __u32);
+} roots SEC(".maps");
+
+/* uid -> bit mask of the trees where its writes are allowed */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} allowed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* records that could not be delivered (ring buffer full, inflight table full) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Internal op for open*(): create or write is known only at exit, from the file. */
+#define KIND_OPEN OW_OP_COUNT
+
+struct pending {
+	__u32 op;
+	__u32 flags;
+	__u32 mode;
+	__u32 syscall; /* enum sc */
+	__u64 args[6];
+	__u32 nseen;
+	__u32 _pad;
+	__u64 seen[OW_MAX_SEEN]; /* struct dentry * */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pending);
+} inflight SEC(".maps");
+
+struct scratch {
+	/* Builder state lives here, not on the stack: the verifier then treats the offset as
+	 * an unknown bounded scalar instead of following every exact value through every
+	 * branch (which exceeds its complexity limit). */
+	volatile __u32 off;
+	volatile __u32 trunc;
+	volatile __u32 proc; /* a string began with "/proc/" */
+	volatile __u32 limit; /* where the current item must end: shares room between walks */
+	/* The walk's names of the path as the mounts show it, and whether it is above the
+	 * mount's root (see walk_step). Here, not in walk_ctx: before 6.8 the verifier checked a
+	 * bpf_loop callback once, with the caller's stack as at the call, and took these for
+	 * their first values, hard-wiring the branches on them. */
+	volatile __u32 view_names;
+	volatile __u32 above_mnt_root;
+	__u32 _pad;
+	volatile __u64 last_base; /* the directory put_str_path walked */
+	volatile __u32 last_tree; /* and the tree it found */
+	__u32 nseen;
+	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */
+	__u32 seen_tree[OW_MAX_SEEN]; /* and the trees they reached */
+	struct ow_event ev;
+	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
+	 * bounded read always stays inside the value (what the verifier checks). */
+	__u8 data[OW_DATA_MAX + PATH_MAX + 512];
+};
+
+/* One scratch record per CPU. A plain array indexed by CPU, because per-CPU
+ * map values are limited to 32 KiB and a 120-level path needs more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of possible CPUs */
+	__type(key, __u32);
+	__type(value, struct scratch);
+} heap SEC(".maps");
+
+/* kernel dev -> 1: no mount of this superblock lies inside a watched tree, so a dentry walk
+ * that stays within it and finds no root is outside every tree; 2: some mount does. Kept
+ * current by user space from the mount table. A superblock missing here (mounted only in
+ * another namespace) counts as 2. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} devs SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1;
+}
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Sending a record: wakeups, and pointers as plain numbers for the global walk. */
+#ifndef OW_LIB_SUBMIT_H
+#define OW_LIB_SUBMIT_H
+
+const volatile __u64 wakeup_bytes = 1 << 20;
+const volatile __u64 wakeup_gap_ns = 1000000;
+__u64 last_wakeup_ns = 0;
+
+static __always_inline int submit(struct builder *b)
+{
+	__u32 off = b->s->off;
+	__u64 len, now, flags = BPF_RB_NO_WAKEUP;
+
+	if (off > OW_DATA_MAX)
+		off = OW_DATA_MAX;
+	if (b->s->trunc)
+		b->s->ev.flags |= OW_F_TRUNCATED;
+	b->s->ev.data_len = off;
+	len = sizeof(struct ow_event) + off;
+	now = bpf_ktime_get_ns();
+	if (now - last_wakeup_ns >= wakeup_gap_ns ||
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wakeup_bytes) {
+		flags = BPF_RB_FORCE_WAKEUP;
+		last_wakeup_ns = now;
+	}
+	if (bpf_ringbuf_output(&events, &b->s->ev, len, flags)) {
+		count_lost();
+		return -1;
+	}
+	return 0;
+}
+
+/* One program for every hooked syscall's exit tracepoint. */
+/* BTF-typed hook arguments (lsm, fentry) are trusted pointers, which a global function does
+ * not take: pass their value as a plain number. */
+static __always_inline __u64 num(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
+#endif

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Dentry walks up to a watched root, and paths given as strings relative to a directory. */
+#ifndef OW_LIB_WALK_H
+#define OW_LIB_WALK_H
+
+struct walk_ctx {
+	struct builder *b;
+	struct dentry *d;
+	struct mount *m;
+	struct dentry *mnt_root;
+	__u32 tree;
+	__u32 done;
+	__u32 full; /* no room for more names: keep walking for membership only */
+	__u32 names; /* names sent so far */
+	__u32 tree_depth; /* names below the watched root, when one was found */
+};
+
+static __always_inline struct mount *real_mount(struct vfsmount *mnt)
+{
+	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+static long walk_step(__u32 i, void *arg)
+{
+	struct walk_ctx *c = arg;
+	struct builder *b = c->b;
+	struct dentry *d = c->d;
+	struct dentry *parent;
+	struct inode *inode;
+	struct root_key key;
+	struct qstr name;
+
+	if (!d) {
+		c->done = 1;
+		return 1;
+	}
+	inode = BPF_CORE_READ(d, d_inode);
+	if (inode && c->tree == OW_NO_TREE) {
+		__u32 *t;
+
+		key.dev = BPF_CORE_READ(d, d_sb, s_dev);
+		key.ino = BPF_CORE_READ(inode, i_ino);
+		t = bpf_map_lookup_elem(&roots, &key);
+		if (t) {
+			c->tree = *t;
+			/* A bind mount of a subdirectory is walked on up its superblock
+			 * (identity), but those names are not in the path user space prints:
+			 * they count only when the root was found there. */
+			c->tree_depth = b->s->above_mnt_root ? c->names : b->s->view_names;
+		}
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d) {
+		/* Root of this superblock. Its path within the superblock is complete, which
+		 * user space maps to the host's view with mountinfo. Keep crossing mounts
+		 * only while no tree was found: a tree may hold other mounts. */
+		struct mount *m = c->m;
+		struct mount *pm;
+		struct dentry *mp;
+
+		if (c->tree != OW_NO_TREE || !m) {
+			c->done = 1;
+			return 1;
+		}
+		pm = BPF_CORE_READ(m, mnt_parent);
+		if (!pm || pm == m) {
+			c->done = 1;
+			return 1;
+		}
+		mp = BPF_CORE_READ(m, mnt_mountpoint);
+		b->s->above_mnt_root = 0;
+		c->d = mp;
+		c->m = pm;
+		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
+		if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
+			c->full = 1;
+		else
+			put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
+		return 0;
+	}
+	c->d = parent;
+	if (c->full)
+		return 0;
+	if (d == c->mnt_root) {
+		/* A bind mount of a subdirectory: keep walking the superblock (identity),
+		 * but tell user space where the mount's own root was. */
+		b->s->above_mnt_root = 1;
+		if (put_hdr(b, OW_ITEM_MNTROOT, 0)) {
+			c->full = 1;
+			return 0;
+		}
+	}
+	name = BPF_CORE_READ(d, d_name);
+	/* 24 bytes stay free for the walk's end marker */
+	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24)) {
+		c->full = 1;
+	} else {
+		c->names++;
+		if (!b->s->above_mnt_root)
+			b->s->view_names++;
+	}
+	return 0;
+}
+
+/* Walk from (dentry, mount) up to the superblock root, crossing mounts until a watched
+ * root is found. Returns the tree index or OW_NO_TREE. No depth limit short of the
+ * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped. */
+/* A global (not static) function: the verifier checks it once, not at each of the many
+ * places that walk, which kept loading at over a second. Kernel pointers come as scalars. */
+__noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
+{
+	struct dentry *d = (struct dentry *)dentry;
+	struct vfsmount *vm = (struct vfsmount *)vfsmount;
+	struct builder bb = { .s = s };
+	struct builder *b = &bb;
+	struct walk_ctx c = {
+		.b = b,
+		.d = d,
+		.tree = OW_NO_TREE,
+	};
+	__u32 flags = 0;
+
+	if (!s || !d)
+		return OW_NO_TREE;
+	if (vm) {
+		c.m = real_mount(vm);
+		c.mnt_root = BPF_CORE_READ(vm, mnt_root);
+	}
+	if (put_hdr(b, OW_ITEM_SEG, 4))
+		return OW_NO_TREE;
+	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
+	s->view_names = 0;
+	s->above_mnt_root = 0;
+	bpf_loop(WALK_MAX_STEPS, walk_step, &c, 0);
+	if (!c.done || c.full)
+		flags |= OW_F_TRUNCATED;
+	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
+		put_u32(b, c.tree);
+		put_u32(b, flags);
+		put_u32(b, BPF_CORE_READ(d, d_inode, i_mode));
+		put_u32(b, c.tree_depth);
+	}
+	return c.tree;
+}
+
+static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struct vfsmount *vm)
+{
+	return ow_put_walk(b->s, (__u64)d, (__u64)vm);
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, int fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+
+	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+static __always_inline __u32 put_file_walk(struct builder *b, struct file *f)
+{
+	if (!f)
+		return OW_NO_TREE;
+	return put_walk(b, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+}
+
+/* A path given as a string: the string, then the directory it is relative to (the caller's
+ * root for absolute strings, else dirfd or cwd). User space resolves the rest. */
+/* The directory a string is relative to was often walked already as a changed directory:
+ * refer to that walk instead of sending a deep path twice. */
+static __always_inline int put_base_walk(struct builder *b, struct dentry *d, struct vfsmount *m)
+{
+	for (int i = 0; i < OW_MAX_SEEN; i++) {
+		if (i >= b->s->nseen)
+			break;
+		if (b->s->seen_d[i] == (__u64)d && put_hdr(b, OW_ITEM_SAMEAS, 1) == 0) {
+			b->s->data[b->s->off & DATA_MASK] = 0x80 | i;
+			b->s->off += 1;
+			return b->s->seen_tree[i];
+		}
+	}
+	return put_walk(b, d, m);
+}
+
+/* "/proc/self/fd/N", "/proc/thread-self/fd/N" or "/proc/<own pid or tid>/fd/N": how glibc's
+ * lchmod and fchmodat(AT_SYMLINK_NOFOLLOW) (an O_PATH handle, on kernels before fchmodat2 or
+ * where glibc does not use it: tar, mkfifo -m, cp -a) name a file. The fd, and often the whole
+ * process, is gone by the time user space could read the link. Returns N, or -1. */
+static __always_inline int proc_fd_of(struct scratch *sc, __u32 at, int n)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = 0, i = 6, k;
+	int fd = 0;
+
+/* the string's byte i, as put_user_str() copied it into the record */
+#define C(i) (sc->data[(at + (i)) & DATA_MASK])
+	if (n < 15 || n > 40)
+		return -1;
+	if (C(6) == 's' && C(7) == 'e' && C(8) == 'l' && C(9) == 'f' && C(10) == '/') {
+		i = 11;
+	} else if (C(6) == 't' && C(7) == 'h' && C(8) == 'r' && C(9) == 'e' && C(10) == 'a' &&
+		   C(11) == 'd' && C(12) == '-' && C(13) == 's' && C(14) == 'e' && C(15) == 'l' &&
+		   C(16) == 'f' && C(17) == '/') {
+		i = 18;
+	} else {
+		for (k = 0; k < 10; k++) {
+			char c = C(6 + k);
+
+			if (c == '/')
+				break;
+			if (c < '0' || c > '9')
+				return -1;
+			pid = pid * 10 + (c - '0');
+		}
+		if (k == 0 || k == 10 || (pid != (__u32)(id >> 32) && pid != (__u32)id))
+			return -1;
+		i = 7 + k;
+	}
+	if (C(i) != 'f' || C(i + 1) != 'd' || C(i + 2) != '/')
+		return -1;
+	i += 3;
+	for (k = 0; k < 10; k++) {
+		char c;
+
+		if (i + k >= (__u32)n)
+			break;
+		c = C(i + k);
+		if (c < '0' || c > '9')
+			return -1;
+		fd = fd * 10 + (c - '0');
+	}
+#undef C
+	return (k == 0 || k == 10) ? -1 : fd;
+}
+
+/* follow_proc_fd: the op follows the path (chmod, chown, truncate, setxattr): a
+ * "/proc/self/fd/N" string names the file open as N, which is walked as the object. */
+static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, int dfd,
+					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
+					  __u8 *first_out, __u32 follow_proc_fd)
+{
+	__u8 first;
+	__u32 at = b->s->off + 4; /* where put_user_str puts the string's bytes */
+	int n = put_user_str(b, uptr, &first);
+
+	*first_out = first;
+	b->s->last_base = 0;
+	if (n == 0 && empty_ok) {
+		b->s->ev.flags |= OW_F_EMPTY_PATH;
+		return put_file_walk(b, fd_file(task, dfd));
+	}
+	if (first == '/' && b->s->proc && follow_proc_fd && !(b->s->ev.flags & OW_F_NOFOLLOW)) {
+		int fd = proc_fd_of(b->s, at, n);
+		struct file *f = fd >= 0 ? fd_file(task, fd) : 0;
+
+		if (f) {
+			b->s->ev.flags |= OW_F_PROC_FD;
+			return put_file_walk(b, f);
+		}
+	}
+	if (first == '/') {
+		struct dentry *d = BPF_CORE_READ(task, fs, root.dentry);
+
+		b->s->ev.flags |= abs_flag;
+		b->s->last_base = (__u64)d;
+		b->s->last_tree = put_base_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
+	} else if (dfd == AT_FDCWD) {
+		struct dentry *d = BPF_CORE_READ(task, fs, pwd.dentry);
+
+		b->s->last_base = (__u64)d;
+		b->s->last_tree = put_base_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
+	} else {
+		struct file *f = fd_file(task, dfd);
+
+		b->s->last_base = (__u64)BPF_CORE_READ(f, f_path.dentry);
+		b->s->last_tree = put_base_walk(b, (struct dentry *)b->s->last_base,
+						BPF_CORE_READ(f, f_path.mnt));
+	}
+	return b->s->last_tree;
+}
+
+#endif
