@@ -1,7 +1,7 @@
 //! Event -> one JSON line (schema v1) or one readable text line.
 //!
 //! Written by hand rather than through a serde struct so the field order is the documented one
-//! and fields that do not apply are simply absent. Strings go through serde_json for escaping.
+//! and fields that do not apply are simply absent. Strings are escaped as serde_json would (json_str, tested against it).
 
 use std::io::Write;
 
@@ -57,13 +57,15 @@ pub struct Event {
     pub resolved: bool,
 }
 
-struct Obj<'a> {
+/// The one JSON object writer, for watch's events and scan's lines: fields in the order
+/// written, strings escaped as serde_json escapes them.
+pub(crate) struct Obj<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
 }
 
 impl<'a> Obj<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
         Obj { out, first: true }
     }
@@ -76,11 +78,11 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(k.as_bytes());
         self.out.extend_from_slice(b"\":");
     }
-    fn str(&mut self, k: &str, v: &str) {
+    pub(crate) fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         json_str(v, self.out);
     }
-    fn num(&mut self, k: &str, v: impl itoa_like::Num) {
+    pub(crate) fn num(&mut self, k: &str, v: impl itoa_like::Num) {
         self.key(k);
         v.write(self.out);
     }
@@ -93,13 +95,13 @@ impl<'a> Obj<'a> {
             }
         }
     }
-    fn bool(&mut self, k: &str, v: bool) {
+    pub(crate) fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
     /// Bytes that may not be UTF-8: a lossy string, and `<k>_b64` with the exact bytes.
-    fn bytes(&mut self, k: &str, v: &[u8]) {
+    pub(crate) fn bytes(&mut self, k: &str, v: &[u8]) {
         match std::str::from_utf8(v) {
             Ok(s) => self.str(k, s),
             Err(_) => {
@@ -111,7 +113,12 @@ impl<'a> Obj<'a> {
             }
         }
     }
-    fn end(self) {
+    /// A value already rendered as JSON.
+    pub(crate) fn raw(&mut self, k: &str, json: &[u8]) {
+        self.key(k);
+        self.out.extend_from_slice(json);
+    }
+    pub(crate) fn end(self) {
         self.out.push(b'}');
     }
 }

@@ -28,7 +28,7 @@ use nix::errno::Errno;
 
 use crate::config::{group_name, parse_owner, user_name};
 use crate::fix::{self, Dents};
-use crate::output::{base64, mode_str};
+use crate::output::{json_str, mode_str, Obj};
 use crate::timefmt::rfc3339;
 
 #[derive(clap::Args, Debug)]
@@ -649,32 +649,14 @@ fn kind(mode: u32) -> &'static str {
 }
 
 /// `"key":"text"`, plus `"key_b64":"…"` with the exact bytes when they are not UTF-8.
-fn bytes_field(out: &mut Vec<u8>, key: &str, v: &[u8]) {
-    out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-    match std::str::from_utf8(v) {
-        Ok(s) => {
-            let _ = serde_json::to_writer(&mut *out, s);
-        }
-        Err(_) => {
-            let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(v));
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"_b64\":\"");
-            base64(v, out);
-            out.push(b'"');
-        }
-    }
-}
-
 /// A name as a JSON value: a string, or null when there is none.
 fn json_name(name: Option<String>) -> Box<[u8]> {
+    let mut v = Vec::new();
     match name {
-        Some(n) => serde_json::to_vec(&n).unwrap_or_else(|_| b"null".to_vec()),
-        None => b"null".to_vec(),
+        Some(n) => json_str(&n, &mut v),
+        None => v.extend_from_slice(b"null"),
     }
-    .into_boxed_slice()
+    v.into_boxed_slice()
 }
 
 /// One offender line, fields in the documented order.
@@ -687,41 +669,32 @@ fn entry_line(
     tree: &[u8],
     fixed: Option<&Result<fix::Given, String>>,
 ) {
-    out.push(b'{');
-    bytes_field(out, "path", path);
+    let mut o = Obj::new(out);
+    o.bytes("path", path);
+    o.str("kind", kind(st.st_mode));
+    o.num("uid", st.st_uid);
+    o.num("gid", st.st_gid);
+    o.raw("user", user_json);
+    o.raw("group", group_json);
+    o.str("mode", &mode_str(st.st_mode));
     let mtime = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128;
-    let _ = write!(
-        out,
-        ",\"kind\":\"{}\",\"uid\":{},\"gid\":{},",
-        kind(st.st_mode),
-        st.st_uid,
-        st.st_gid
-    );
-    out.extend_from_slice(b"\"user\":");
-    out.extend_from_slice(user_json);
-    out.extend_from_slice(b",\"group\":");
-    out.extend_from_slice(group_json);
-    let _ = write!(
-        out,
-        ",\"mode\":\"{}\",\"mtime\":\"{}\",",
-        mode_str(st.st_mode),
-        rfc3339(mtime)
-    );
-    bytes_field(out, "tree", tree);
+    o.str("mtime", &rfc3339(mtime));
+    o.bytes("tree", tree);
     match fixed {
         None => {}
         Some(Ok(g)) => {
-            out.extend_from_slice(b",\"fixed\":true");
+            o.bool("fixed", true);
             if g.setid_cleared {
-                out.extend_from_slice(b",\"setid_cleared\":true");
+                o.bool("setid_cleared", true);
             }
         }
         Some(Err(e)) => {
-            out.extend_from_slice(b",\"fixed\":false,\"fix_error\":");
-            let _ = serde_json::to_writer(&mut *out, e);
+            o.bool("fixed", false);
+            o.str("fix_error", e);
         }
     }
-    out.extend_from_slice(b"}\n");
+    o.end();
+    out.push(b'\n');
 }
 
 #[cfg(test)]
