@@ -1,7 +1,8 @@
 //! Event -> one JSON line (schema v1) or one readable text line.
 //!
 //! Written by hand rather than through a serde struct so the field order is the documented one
-//! and fields that do not apply are simply absent. Strings are escaped as serde_json would (json_str, tested against it).
+//! and fields that do not apply are simply absent. Strings are escaped as serde_json would
+//! (`json_str`, tested against it).
 
 use std::io::Write;
 
