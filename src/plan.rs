@@ -40,9 +40,13 @@ impl Backend {
     }
 }
 
-/// The backend a request names; None for auto.
-pub fn requested(r: BackendReq) -> Option<Backend> {
-    Backend::from_req(r)
+/// The backends to try for a request, best first: every one for auto, else the one named.
+/// (`choose` walks the same order on the probe's facts; `watch` tries them for real.)
+pub fn candidates(r: BackendReq) -> Vec<Backend> {
+    match Backend::from_req(r) {
+        Some(b) => vec![b],
+        None => Backend::ALL.to_vec(),
+    }
 }
 
 impl From<Backend> for BackendReq {
@@ -114,6 +118,14 @@ pub fn choose(facts: &Facts, req: BackendReq) -> Result<Backend, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_best_first_or_the_one_named() {
+        assert_eq!(candidates(BackendReq::Auto), Backend::ALL.to_vec());
+        for b in Backend::ALL {
+            assert_eq!(candidates(b.into()), vec![b]);
+        }
+    }
 
     fn facts(btf: bool, works: [Result<(), &str>; 4]) -> Facts {
         Facts {

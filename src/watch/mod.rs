@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBufferBuilder};
 
 use crate::config::{all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user};
-use crate::plan::{self, Backend};
+use crate::plan;
 use crate::resolve::{self, MountTable};
 use crate::sink::Sink;
 use crate::WatchArgs;
@@ -161,10 +161,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     // auto: the best backend that passes its trial (loads, attaches, fires) and then loads
     // and attaches in full; each trial runs only when the better ones failed, so start-up
     // pays for one in the usual case. A forced backend must pass its own.
-    let candidates: Vec<Backend> = match args.backend {
-        crate::config::BackendReq::Auto => Backend::ALL.to_vec(),
-        _ => vec![plan::requested(args.backend).expect("a forced backend")],
-    };
+    let candidates = plan::candidates(args.backend);
     let mut objs: Vec<MaybeUninit<libbpf_rs::OpenObject>> =
         candidates.iter().map(|_| MaybeUninit::uninit()).collect();
     let mut started_with = None;
