@@ -709,8 +709,8 @@ mod tests {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{symlink, MetadataExt};
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
     #[test]
@@ -730,41 +730,11 @@ mod tests {
         assert_eq!(rel_path(b"/srv/app", b"/srv/app/a..b"), Some(&b"a..b"[..]));
     }
 
-    /// Root is needed to chown to other uids. In CI a non-root run fails instead of skipping.
+    use crate::testutil::TempDir;
+
+    /// Root is needed to chown to other uids.
     fn root_or_skip(test: &str) -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        let ci = std::env::var("CI")
-            .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-            .unwrap_or(false);
-        if ci {
-            panic!("{test}: must run as root in CI (it changes owners to other uids)");
-        }
-        eprintln!("SKIPPED {test}: not root (it changes owners to other uids)");
-        false
-    }
-
-    static N: AtomicU32 = AtomicU32::new(0);
-
-    /// A fresh directory under /tmp, removed on drop.
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let p = PathBuf::from(format!(
-                "/tmp/ownwatch-fix-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+        crate::testutil::root_or_skip(test, "it changes owners to other uids")
     }
 
     fn dirfd(p: &Path) -> OwnedFd {

@@ -11,6 +11,8 @@ mod probe;
 mod resolve;
 mod scan;
 mod sink;
+#[cfg(test)]
+mod testutil;
 mod timefmt;
 mod users;
 mod watch;

@@ -638,29 +638,9 @@ mod tests {
     use super::*;
     use std::fs::OpenOptions;
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::atomic::AtomicU32;
     use std::sync::Arc;
 
-    static N: AtomicU32 = AtomicU32::new(0);
-
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new() -> Self {
-            let p = std::env::temp_dir().join(format!(
-                "ownwatch-sink-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn line(i: usize) -> Vec<u8> {
         // Lengths vary from 20 to ~3000 bytes so lines straddle the flush threshold.
@@ -676,7 +656,7 @@ mod tests {
 
     #[test]
     fn creates_0640_and_appends() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let p = t.0.join("out.jsonl");
         let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         nix::sys::stat::umask(umask);
@@ -702,7 +682,7 @@ mod tests {
 
     #[test]
     fn large_buffers_are_written_in_whole_lines() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let p = t.0.join("out.jsonl");
         let mut s = Sink::file(&p).unwrap();
         let mut written = 0;
@@ -725,7 +705,7 @@ mod tests {
 
     #[test]
     fn rename_then_reopen_splits_at_a_line() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let p = t.0.join("out.jsonl");
         let old = t.0.join("out.jsonl.1");
         let mut s = Sink::file(&p).unwrap();
@@ -755,7 +735,7 @@ mod tests {
 
     #[test]
     fn reopen_failure_keeps_the_old_file() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let sub = t.0.join("sub");
         std::fs::create_dir(&sub).unwrap();
         let p = sub.join("out.jsonl");
@@ -786,14 +766,14 @@ mod tests {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    fn as_root() -> bool {
-        // The ownership checks need files of other users: only root can make them.
-        nix::unistd::geteuid().is_root()
+    /// The ownership checks need files of other users: only root can make them.
+    fn as_root(test: &str) -> bool {
+        crate::testutil::root_or_skip(test, "files of other uids")
     }
 
     #[test]
     fn refuses_symlinks_fifos_devices_and_directories() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let secret = t.0.join("secret");
         std::fs::write(&secret, b"s\n").unwrap();
         chmod(&secret, 0o600);
@@ -828,7 +808,7 @@ mod tests {
 
     #[test]
     fn refuses_files_others_own_or_can_write_or_that_are_hard_links() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let open = t.0.join("open.jsonl");
         std::fs::write(&open, b"").unwrap();
         chmod(&open, 0o666);
@@ -862,8 +842,7 @@ mod tests {
         );
         assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
 
-        if !as_root() {
-            eprintln!("NOT CHECKED: files owned by another uid (needs root)");
+        if !as_root("refuses_files_others_own_or_can_write_or_that_are_hard_links") {
             return;
         }
         let theirs = t.0.join("theirs.jsonl");
@@ -883,7 +862,7 @@ mod tests {
 
     #[test]
     fn directories_on_the_way_are_checked() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let real = t.0.join("real");
         std::fs::create_dir(&real).unwrap();
         // A symlinked directory of root's (or ours) is followed, relative or absolute.
@@ -917,8 +896,7 @@ mod tests {
         chmod(&open, 0o1777);
         Sink::file(open.join("x.jsonl")).unwrap();
 
-        if !as_root() {
-            eprintln!("NOT CHECKED: a symlink owned by another uid (needs root)");
+        if !as_root("directories_on_the_way_are_checked") {
             return;
         }
         // A user's symlink in a directory they can write: /tmp/evil -> /etc.
@@ -943,7 +921,7 @@ mod tests {
 
     #[test]
     fn a_refused_reopen_keeps_the_old_file() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let p = t.0.join("out.jsonl");
         let secret = t.0.join("secret");
         std::fs::write(&secret, b"s\n").unwrap();
@@ -1145,7 +1123,7 @@ mod tests {
 
     #[test]
     fn a_reopen_during_an_outage_takes_the_kept_lines_to_the_new_file() {
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let p = t.0.join("out.jsonl");
         // The old file is on a full disk.
         let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
@@ -1170,7 +1148,7 @@ mod tests {
     fn sighup_reopen_under_a_write_storm() {
         static HUP: AtomicBool = AtomicBool::new(false);
         install_sighup(&HUP).unwrap();
-        let t = TempDir::new();
+        let t = TempDir::new("sink");
         let p = t.0.join("out.jsonl");
         let rotated: Arc<Vec<PathBuf>> = Arc::new(
             (1..=3)
