@@ -31,6 +31,18 @@ for backend in $BACKENDS; do
       timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" > "$log" 2>&1
     rc=$?
     grep -E '^test result:|^test .* FAILED$' "$log" | sed "s/^/OWNWATCH-VM: RESULT $backend $name| /"
+    # One or two failures get one more try each, alone, and the summary names them as flaky:
+    # on 6.1 lsm/fentry an op's outcome record has been seen to go missing now and then
+    # (an event without "ret"; see the issue notes). More failures than that are not retried.
+    failed=$(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "$log")
+    if [ "$rc" != 0 ] && [ -n "$failed" ] && [ "$(echo "$failed" | wc -l)" -le 2 ]; then
+      for f in $failed; do
+        cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
+          OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
+          timeout "${TEST_TIMEOUT:-1200}" "$bin" --exact "$f" > "$log.retry-$f" 2>&1
+        say "RETRY $backend $name $f rc=$?"
+      done
+    fi
     say "TEST $backend $name rc=$rc start=${s}s end=$(now)s"
     sync
   done

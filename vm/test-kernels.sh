@@ -109,7 +109,7 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   fi
   first=${BACKENDS%% *}
   for cell in $BACKENDS scan; do
-    npass=0 nfail=0 bad="" fails="" label=""
+    npass=0 nfail=0 bad="" fails="" flaky="" label=""
     # scan uses no BPF: run once per kernel (with the first backend), reported alone
     if [ "$cell" = scan ]; then b=$first; else b=$cell; fi
     for t2 in $tests; do
@@ -126,12 +126,18 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
       npass=$((npass + ${p:-0})); nfail=$((nfail + ${f:-0}))
       rcv=$(sed -nE 's/.* rc=([0-9]+).*/\1/p' <<<"$line")
       [ "$rcv" = 0 ] || { [ -n "$r" ] || bad="$bad $name:rc=$rcv"; }
-      fails="$fails $(sed -nE "s/^OWNWATCH-VM: RESULT $b $name\| test (.*) \.\.\. FAILED$/\1/p" "$con" | sed "s/^/$name::/" | tr '\n' ' ')"
+      for f in $(sed -nE "s/^OWNWATCH-VM: RESULT $b $name\| test (.*) \.\.\. FAILED$/\1/p" "$con"); do
+        if grep -qx "OWNWATCH-VM: RETRY $b $name $f rc=0" "$con"; then
+          flaky="$flaky $name::$f"; nfail=$((nfail - 1)); npass=$((npass + 1))
+        else
+          fails="$fails $name::$f"
+        fi
+      done
     done
     fails=$(echo $fails)
     [ -n "${label:-}" ] || continue
     if [ "$nfail" = 0 ] && [ -z "$bad" ] && [ "$rc" = 0 ] && [ -z "$crash" ]; then
-      summary+=("kernel $kname $label: pass ($npass tests)")
+      summary+=("kernel $kname $label: pass ($npass tests${flaky:+; flaky, passed on retry:$flaky})")
     else
       failed=1
       summary+=("kernel $kname $label: fail ($nfail of $((npass + nfail)) failed${bad:+;$bad}${fails:+: $fails}$([ "$rc" = 0 ] || echo "; qemu rc $rc")${crash:+; $crash})")
