@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::decode::Walk;
@@ -416,11 +416,8 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
             let Ok(name) = std::ffi::CString::new(rel) else {
                 return false;
             };
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: a valid dirfd, a NUL-terminated name, a stat buffer we own.
-            let r =
-                unsafe { libc::fstatat(dfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-            r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFLNK
+            crate::fix::fstatat(dirfd.as_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
+                .map_or(true, |st| st.st_mode & libc::S_IFMT != libc::S_IFLNK)
         };
         return (lexical(), single && (sp.nofollow || no_link()));
     }
