@@ -34,6 +34,8 @@ pub(super) struct Processor {
     roots_fd: Vec<Option<OwnedFd>>,
     /// (dev, ino) of each root: its key in the kernel's `roots` map
     root_keys: Vec<(u32, u64)>,
+    /// (st_dev, st_ino) of each root, as user space sees them (`nested_roots`)
+    root_ids: Vec<(u64, u64)>,
     /// roots found gone since the main loop last asked (`take_gone`)
     gone_new: Vec<usize>,
     /// when each root was first found gone, while its last records may still come
@@ -82,6 +84,13 @@ impl Processor {
                 .map(|t| Some(t.fd.try_clone().expect("dup of a root fd")))
                 .collect(),
             root_keys: trees.iter().map(|t| (t.dev, t.ino)).collect(),
+            root_ids: trees
+                .iter()
+                .map(|t| {
+                    let st = fix::fstat(t.fd.as_fd()).expect("fstat of a root fd");
+                    (st.st_dev, st.st_ino)
+                })
+                .collect(),
             gone_new: Vec::new(),
             going: vec![None; trees.len()],
             allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
@@ -149,17 +158,8 @@ impl Processor {
             "ownwatch: {}: watched tree {why}; no longer watched",
             String::from_utf8_lossy(&path)
         );
-        self.buf.clear();
-        tree_gone_line(
-            &timefmt::now_rfc3339(),
-            &path,
-            why,
-            self.json,
-            &mut self.buf,
-        );
-        if let Err(e) = self.out.write_all(&self.buf) {
-            self.out_err.get_or_insert(e);
-        }
+        let json = self.json;
+        self.write_note(|time, buf| tree_gone_line(time, &path, why, json, buf));
     }
 
     /// Roots given up since the last call, with their kernel keys.
@@ -736,19 +736,23 @@ impl Processor {
 
     /// (st_dev, st_ino) of the roots other than tree `t`: a walk below `t` that meets one
     /// (a nested tree) leaves it to its own owner.
+    /// (Known since start: a root's identity follows it through renames.)
     fn nested_roots(&self, t: usize) -> Vec<(u64, u64)> {
-        self.roots_fd
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != t)
-            .filter_map(|(_, fd)| fix::fstat(fd.as_ref()?.as_fd()).ok())
-            .map(|st| (st.st_dev, st.st_ino))
+        (0..self.root_ids.len())
+            .filter(|&i| i != t && self.roots_fd[i].is_some())
+            .map(|i| self.root_ids[i])
             .collect()
     }
 
     pub(super) fn lost(&mut self, n: u64) {
+        let json = self.json;
+        self.write_note(|time, buf| lost_line(time, n, json, buf));
+    }
+
+    /// An in-band line that is not an event (lost, tree_gone), stamped now.
+    fn write_note(&mut self, line: impl FnOnce(&str, &mut Vec<u8>)) {
         self.buf.clear();
-        lost_line(&timefmt::now_rfc3339(), n, self.json, &mut self.buf);
+        line(&timefmt::now_rfc3339(), &mut self.buf);
         if let Err(e) = self.out.write_all(&self.buf) {
             self.out_err.get_or_insert(e);
         }
