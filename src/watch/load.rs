@@ -44,6 +44,11 @@ pub(super) fn libbpf_log(level: PrintLevel, msg: String) {
     eprint!("ownwatch: libbpf: {msg}");
 }
 
+/// A root's key in the kernel's `roots` map: `struct root_key` (bpf/lib/maps.h).
+pub(super) fn root_key(dev: u32, ino: u64) -> Vec<u8> {
+    [u64::from(dev).to_ne_bytes(), ino.to_ne_bytes()].concat()
+}
+
 /// Opens, configures, loads and attaches the programs of one backend.
 pub(super) fn start<'obj>(
     obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
@@ -149,12 +154,13 @@ pub(super) fn start<'obj>(
     let skel = open.load().context("loading BPF programs")?;
 
     for (i, t) in trees.iter().enumerate() {
-        let mut key = Vec::with_capacity(16);
-        key.extend((t.dev as u64).to_ne_bytes());
-        key.extend(t.ino.to_ne_bytes());
         skel.maps
             .roots
-            .update(&key, &(i as u32).to_ne_bytes(), MapFlags::ANY)
+            .update(
+                &root_key(t.dev, t.ino),
+                &(i as u32).to_ne_bytes(),
+                MapFlags::ANY,
+            )
             .context("filling roots map")?;
     }
     let mut masks: HashMap<u32, u64> = HashMap::new();

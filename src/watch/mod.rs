@@ -25,7 +25,7 @@ use crate::resolve::{self, MountTable};
 use crate::sink::Sink;
 use crate::WatchArgs;
 
-use load::{libbpf_log, start};
+use load::{libbpf_log, root_key, start};
 use processor::Processor;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -252,11 +252,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
         for (dev, ino) in processor.borrow_mut().take_gone() {
-            let mut key = Vec::with_capacity(16);
-            key.extend(u64::from(dev).to_ne_bytes());
-            key.extend(ino.to_ne_bytes());
             // the kernel stops matching it; a failure only leaves records we drop anyway
-            let _ = skel.maps.roots.delete(&key);
+            let _ = skel.maps.roots.delete(&root_key(dev, ino));
         }
         if processor.borrow().all_gone() {
             let mut p = processor.borrow_mut();
