@@ -19,12 +19,15 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+
+use crate::fix::{fstat, fstatat};
 
 /// Bytes of whole lines kept in memory while the output cannot be written (full disk).
 pub const KEEP_MAX: usize = 4 << 20;
@@ -359,14 +362,14 @@ pub fn open_output(path: &Path) -> io::Result<File> {
 
     // What is there now: refuse a non-file before opening it (opening a device or a FIFO can
     // have effects of its own). The fstat below is the check that counts.
-    match fstatat(dir.as_raw_fd(), &cname, libc::AT_SYMLINK_NOFOLLOW) {
+    match fstatat(dir.as_fd(), &cname, libc::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => {
             if let Some(why) = not_regular(st.st_mode) {
                 return Err(refuse(why));
             }
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-        Err(e) => return Err(os(e)),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(os(e.into())),
     }
     let flags = libc::O_WRONLY
         | libc::O_APPEND
@@ -394,7 +397,7 @@ pub fn open_output(path: &Path) -> io::Result<File> {
     }
     // SAFETY: a fresh fd that we own.
     let file = unsafe { File::from_raw_fd(fd) };
-    let st = fstat(fd).map_err(os)?;
+    let st = fstat(file.as_fd()).map_err(|e| os(e.into()))?;
     if let Some(why) = not_regular(st.st_mode) {
         return Err(refuse(why));
     }
@@ -494,7 +497,7 @@ fn open_dir_safely(dir: &Path) -> Result<OwnedFd, Walk> {
         }
         let next = open_path(cur.as_raw_fd(), &c)?;
         shown.push(&c);
-        let st = fstat(next.as_raw_fd())?;
+        let st = fstat(next.as_fd()).map_err(io::Error::from)?;
         match st.st_mode & libc::S_IFMT {
             libc::S_IFLNK => {
                 if st.st_uid != 0 && st.st_uid != euid {
@@ -523,7 +526,7 @@ fn open_dir_safely(dir: &Path) -> Result<OwnedFd, Walk> {
 }
 
 fn check_dir(fd: &OwnedFd, shown: &Path) -> Result<(), Walk> {
-    let st = fstat(fd.as_raw_fd())?;
+    let st = fstat(fd.as_fd()).map_err(io::Error::from)?;
     if st.st_mode & 0o002 != 0 && st.st_mode & libc::S_ISVTX == 0 {
         let shown = if shown.as_os_str().is_empty() {
             Path::new(".")
@@ -555,26 +558,6 @@ fn open_path(dirfd: libc::c_int, name: &OsStr) -> io::Result<OwnedFd> {
     }
     // SAFETY: a fresh fd that we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstat(fd: libc::c_int) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat fills `st` on success.
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: initialised by a successful fstat.
-    Ok(unsafe { st.assume_init() })
-}
-
-fn fstatat(dirfd: libc::c_int, name: &CString, flags: libc::c_int) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstatat fills `st` on success.
-    if unsafe { libc::fstatat(dirfd, name.as_ptr(), st.as_mut_ptr(), flags) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: initialised by a successful fstatat.
-    Ok(unsafe { st.assume_init() })
 }
 
 /// The text of the symlink an O_PATH|O_NOFOLLOW fd refers to.
