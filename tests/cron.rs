@@ -97,12 +97,19 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
     std::os::unix::fs::symlink(&victim, d.t("sw-link")).unwrap();
     let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
     let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // Swap tree/sw and tree/sw-link atomically, over and over.
+    let swaps = std::thread::scope(|s| {
+        let swapper = s.spawn(|| {
+            // Swap tree/sw and tree/sw-link atomically, over and over, as the owner: the
+            // swaps are allowed, so they race the fixes without flooding the ring buffer
+            // (fsuid is per thread; root's swaps lost thousands of events on a slow machine).
+            unsafe {
+                libc::setfsgid(OWNER);
+                libc::setfsuid(OWNER);
+            }
             let (x, y) = (cp(d.t("sw")), cp(d.t("sw-link")));
+            let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                unsafe {
+                let r = unsafe {
                     libc::syscall(
                         libc::SYS_renameat2,
                         libc::AT_FDCWD,
@@ -112,7 +119,9 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
                         libc::RENAME_EXCHANGE,
                     )
                 };
+                swaps += u64::from(r == 0);
             }
+            swaps
         });
         run_as(Creds::Root, || {
             for i in 0..300 {
@@ -122,7 +131,12 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
             Ok(())
         });
         stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap()
     });
+    assert!(
+        swaps > 0,
+        "the owner could not swap sw and sw-link: no race was run"
+    );
     let _ = a.finish_with(&d.tree, Sentinel::Mkdir);
     assert_eq!(ids(&victim), (5555, 5555));
     for i in 0..50 {
