@@ -1,74 +1,14 @@
-//! Option values: users, op lists. Pure parsing, unit-tested without privileges.
+//! Option values: op lists, durations, ring sizes, the output format. Pure
+//! parsing, unit-tested without privileges (user and group names: users.rs).
 
-use anyhow::{bail, Context, Result};
-use nix::unistd::{Gid, Group, Uid, User};
+use anyhow::{bail, Result};
 
-use crate::bpf::{op, OP_NAMES};
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendReq {
-    Auto,
-    Lsm,
-    Fentry,
-    Kprobe,
-    Tracepoint,
-}
+use crate::kernel::abi::{op, OP_NAMES};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Json,
     Text,
-}
-
-/// A user given by name or number. A number needs no passwd entry (service uids often have none
-/// inside containers), a name must exist.
-pub fn parse_user(s: &str) -> Result<u32> {
-    if s.is_empty() {
-        bail!("empty user name");
-    }
-    if let Ok(n) = s.parse::<u32>() {
-        if n == u32::MAX {
-            bail!("uid {n} is not a valid user");
-        }
-        return Ok(n);
-    }
-    match User::from_name(s).with_context(|| format!("looking up user {s:?}"))? {
-        Some(u) => Ok(u.uid.as_raw()),
-        None => bail!("unknown user {s:?}"),
-    }
-}
-
-pub fn parse_group(s: &str) -> Result<u32> {
-    if s.is_empty() {
-        bail!("empty group name");
-    }
-    if let Ok(n) = s.parse::<u32>() {
-        if n == u32::MAX {
-            bail!("gid {n} is not a valid group");
-        }
-        return Ok(n);
-    }
-    match Group::from_name(s).with_context(|| format!("looking up group {s:?}"))? {
-        Some(g) => Ok(g.gid.as_raw()),
-        None => bail!("unknown group {s:?}"),
-    }
-}
-
-/// `USER[:GROUP]`; without a group, the user's primary group when it has a passwd entry.
-pub fn parse_owner(s: &str) -> Result<(u32, Option<u32>)> {
-    let (u, g) = match s.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (s, None),
-    };
-    let uid = parse_user(u)?;
-    let gid = match g {
-        Some(g) => Some(parse_group(g)?),
-        None => User::from_uid(Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.gid.as_raw()),
-    };
-    Ok((uid, gid))
 }
 
 /// Comma-separated op names -> bit mask over `enum ow_op`.
@@ -167,40 +107,9 @@ pub fn all_ops() -> u32 {
     (1u32 << op::COUNT) - 1
 }
 
-pub fn user_name(uid: u32) -> Option<String> {
-    User::from_uid(Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-}
-
-pub fn group_name(gid: u32) -> Option<String> {
-    Group::from_gid(Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn users_by_number_and_name() {
-        assert_eq!(parse_user("4242").unwrap(), 4242);
-        assert_eq!(parse_user("root").unwrap(), 0);
-        assert!(parse_user("no-such-user-ownwatch").is_err());
-        assert!(parse_user("").is_err());
-        assert!(parse_user("4294967295").is_err());
-    }
-
-    #[test]
-    fn owner_with_and_without_group() {
-        assert_eq!(parse_owner("4242:4343").unwrap(), (4242, Some(4343)));
-        assert_eq!(parse_owner("root").unwrap(), (0, Some(0)));
-        assert_eq!(parse_owner("4242").unwrap(), (4242, None));
-        assert!(parse_owner("4242:no-such-group-ownwatch").is_err());
-    }
 
     #[test]
     fn ring_sizes() {

@@ -18,7 +18,7 @@ use std::ffi::{CStr, CString};
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -26,34 +26,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use nix::errno::Errno;
 
-use crate::config::{group_name, parse_owner, user_name};
+use crate::cli::ScanArgs;
 use crate::fix::{self, Dents};
+use crate::output::timefmt::rfc3339;
 use crate::output::{json_str, mode_str, Obj};
-use crate::timefmt::rfc3339;
-
-#[derive(clap::Args, Debug)]
-pub struct ScanArgs {
-    /// Expected owner of every entry [default: the uid:gid that owns each DIR]. Without a
-    /// group: the user's primary group, or DIR's group when the user has no passwd entry
-    #[arg(long, value_name = "USER[:GROUP]")]
-    pub owner: Option<String>,
-    /// Give each offending entry back to the owner (never through a symlink, never outside the
-    /// tree, never beyond a mount point), dropping setuid/setgid from non-directories; adds
-    /// "fixed" (and "setid_cleared" or "fix_error") to its line
-    #[arg(long)]
-    pub fix: bool,
-    /// Stay on each DIR's mount: report mount points (bind mounts included), do not enter them
-    /// (the default)
-    #[arg(long, overrides_with = "cross_mounts")]
-    pub xdev: bool,
-    /// Also descend into mounts inside the trees and report what is there (--fix never changes
-    /// anything beyond a mount point)
-    #[arg(long, overrides_with = "xdev")]
-    pub cross_mounts: bool,
-    /// Directory trees to scan (a DIR given as a symlink is followed; nothing below it is)
-    #[arg(value_name = "DIR", required = true)]
-    pub dirs: Vec<PathBuf>,
-}
+use crate::users::{group_name, parse_owner, user_name};
 
 /// A root to scan, opened and validated before any output.
 struct Tree {

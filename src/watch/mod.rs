@@ -2,13 +2,14 @@
 //! into event lines until stopped. `load`: switching on and attaching one backend's programs;
 //! `processor`: records -> events -> lines.
 
-mod load;
+pub mod decode;
+pub mod identity;
 mod processor;
+pub mod resolve;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -19,13 +20,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBufferBuilder};
 
-use crate::config::{all_ops, parse_duration, parse_ops, parse_owner, parse_ring_size, parse_user};
-use crate::plan;
-use crate::resolve::{self, MountTable};
-use crate::sink::Sink;
-use crate::WatchArgs;
+use crate::cli::WatchArgs;
+use crate::config::{all_ops, parse_duration, parse_ops, parse_ring_size};
+use crate::output::sink::Sink;
+use crate::users::{parse_owner, parse_user};
+use resolve::MountTable;
 
-use load::{libbpf_log, root_key, start};
+use crate::kernel::caps::{require_root, BTF_PATH};
+use crate::kernel::load::{libbpf_log, root_key, start_best, Root, Spec, Started};
 use processor::Processor;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -33,15 +35,6 @@ static HUP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
-}
-
-pub fn require_root() -> Result<()> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!(
-            "must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
-        );
-    }
-    Ok(())
 }
 
 /// A watched root.
@@ -118,7 +111,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
     // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
     install_signals()?;
-    crate::sink::install_sighup(&HUP)?;
+    crate::output::sink::install_sighup(&HUP)?;
     let op_mask = args
         .ops
         .as_deref()
@@ -140,10 +133,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         Some(path) => Sink::file(path)?,
         None => Sink::stdout(),
     };
-    if !Path::new(crate::probe::BTF_PATH).exists() {
+    if !Path::new(BTF_PATH).exists() {
         bail!(
             "no kernel BTF at {}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF",
-            crate::probe::BTF_PATH
+            BTF_PATH
         );
     }
     if args.verbose > 0 {
@@ -158,44 +151,27 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     }
     let started = Instant::now();
 
-    // auto: the best backend that passes its trial (loads, attaches, fires) and then loads
-    // and attaches in full; each trial runs only when the better ones failed, so start-up
-    // pays for one in the usual case. A forced backend must pass its own.
-    let candidates = plan::candidates(args.backend);
-    let mut objs: Vec<MaybeUninit<libbpf_rs::OpenObject>> =
-        candidates.iter().map(|_| MaybeUninit::uninit()).collect();
-    let mut started_with = None;
-    let mut failures = Vec::new();
-    let mut t_probe = Duration::ZERO;
-    for (obj, b) in objs.iter_mut().zip(&candidates) {
-        let t = Instant::now();
-        let report = crate::probe::probe_some(&[*b]);
-        t_probe += t.elapsed();
-        if let Err(why) = plan::choose(&report.facts, (*b).into()) {
-            if args.backend != crate::config::BackendReq::Auto {
-                bail!(why);
-            }
-            failures.push(format!(
-                "{}: {}",
-                b.name(),
-                report.facts.usable(*b).unwrap_err()
-            ));
-            continue;
-        }
-        match start(obj, *b, &trees, op_mask, ring_size) {
-            Ok(s) => {
-                started_with = Some((*b, s));
-                break;
-            }
-            Err(e) => failures.push(format!("{}: {e:#}", b.name())),
-        }
-    }
-    if started_with.is_none() && args.backend == crate::config::BackendReq::Auto {
-        bail!("no backend is usable ({})", failures.join("; "));
-    }
-    let Some((backend, (skel, links))) = started_with else {
-        bail!("no backend could start ({})", failures.join("; "));
+    let spec = Spec {
+        roots: trees
+            .iter()
+            .map(|t| Root {
+                dev: t.dev,
+                ino: t.ino,
+                allowed: &t.allowed,
+            })
+            .collect(),
+        op_mask,
+        ring_size,
     };
+    let mut objs = Vec::new();
+    let Started {
+        backend,
+        skel,
+        links,
+        probe_time: t_probe,
+        failures,
+    } = start_best(&mut objs, args.backend, &spec)?;
+    drop(spec);
     for f in &failures {
         eprintln!("ownwatch: backend {f}; trying the next one");
     }
@@ -309,8 +285,6 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     }
 }
 
-/// A record wakes the reader when the last wakeup is older than this (bpf submit()).
-pub(super) const WAKEUP_GAP: Duration = Duration::from_micros(500);
 /// Poll timeout while records flow: bounds how long an unwoken record waits.
 const POLL_FLOWING: Duration = Duration::from_millis(5);
 const POLL_IDLE: Duration = Duration::from_millis(100);

@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::bpf::{flag, op, slot, OP_NAMES, UNSET};
 use crate::config::Format;
-use crate::decode::{decode, identity_start, Record, Spec};
 use crate::fix;
-use crate::identity;
+use crate::kernel::abi::{flag, op, slot, OP_NAMES, UNSET};
+use crate::kernel::plan::Backend;
+use crate::output::sink::Sink;
+use crate::output::timefmt;
 use crate::output::{identity_json, json_line, lost_line, text_line, tree_gone_line, Event};
-use crate::plan::Backend;
-use crate::resolve::{self, MountTable, StrPath};
-use crate::sink::Sink;
-use crate::timefmt;
 use crate::users::Names;
+use crate::watch::decode::{decode, identity_start, Record, Spec};
+use crate::watch::identity;
+use crate::watch::resolve::{self, MountTable, StrPath};
 
 use super::Tree;
 
@@ -99,7 +99,7 @@ impl Processor {
                 .map(|t| t.path.as_os_str().as_bytes().to_vec())
                 .collect(),
             mounts: MountTable::load(),
-            mounts_boot_ns: crate::timefmt::boot_ns(),
+            mounts_boot_ns: crate::output::timefmt::boot_ns(),
             names: Names::default(),
             boot_offset: timefmt::boot_to_realtime_offset(),
             json: format == Format::Json,
@@ -176,11 +176,11 @@ impl Processor {
     /// old one: they go too.
     fn reload_mounts(&mut self) {
         self.mounts = MountTable::load();
-        self.mounts_boot_ns = crate::timefmt::boot_ns();
+        self.mounts_boot_ns = crate::output::timefmt::boot_ns();
         self.idents.clear();
     }
 
-    fn walk_path(&mut self, w: &crate::decode::Walk) -> Vec<u8> {
+    fn walk_path(&mut self, w: &crate::watch::decode::Walk) -> Vec<u8> {
         if w.truncated {
             // Too deep for one record: the names nearest the object, under the tree they are in.
             let names =
@@ -195,7 +195,7 @@ impl Processor {
             return p;
         }
         // Mounts change: look again, but not on every event.
-        if crate::timefmt::boot_ns().saturating_sub(self.mounts_boot_ns) > 200_000_000 {
+        if crate::output::timefmt::boot_ns().saturating_sub(self.mounts_boot_ns) > 200_000_000 {
             self.reload_mounts();
         }
         resolve::walk_path_or_raw(w, &self.mounts, &self.roots_now)
@@ -285,7 +285,7 @@ impl Processor {
         if self.done() {
             return 0;
         }
-        if data.len() == std::mem::size_of::<crate::bpf::ow_outcome>() {
+        if data.len() == std::mem::size_of::<crate::kernel::abi::ow_outcome>() {
             return self.outcome(data);
         }
         // The writer's identity as rendered for its previous record, if the bytes are the
@@ -353,7 +353,7 @@ impl Processor {
 
     /// The op of a thread's waiting event returned: report it if it succeeded.
     fn outcome(&mut self, data: &[u8]) -> i32 {
-        let mut o = crate::bpf::ow_outcome::default();
+        let mut o = crate::kernel::abi::ow_outcome::default();
         if plain::copy_from_bytes(&mut o, data).is_err() {
             return 0;
         }

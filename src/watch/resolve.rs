@@ -11,7 +11,7 @@ use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::decode::Walk;
+use crate::watch::decode::Walk;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -463,7 +463,7 @@ pub fn tree_of(path: &[u8], roots: &[Vec<u8>]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Seg;
+    use crate::watch::decode::Seg;
 
     const INFO: &[u8] = b"22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
 30 22 0:25 / /tmp rw - tmpfs tmpfs rw\n\

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::bpf::{item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
+use crate::kernel::abi::{item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
 
 /// One superblock's part of a dentry walk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -156,7 +156,7 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
                 plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 let walk = spec.walk.get_or_insert_with(Walk::default);
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
-                walk.truncated = end.flags & crate::bpf::flag::TRUNCATED != 0;
+                walk.truncated = end.flags & crate::kernel::abi::flag::TRUNCATED != 0;
                 walk.mode = end.mode;
                 walk.tree_depth = end.tree_depth;
             }
@@ -282,7 +282,7 @@ pub mod tests {
             .name(b"f")
             .mntroot()
             .name(b"sub")
-            .end(NO_TREE, crate::bpf::flag::TRUNCATED);
+            .end(NO_TREE, crate::kernel::abi::flag::TRUNCATED);
         let rec = decode(&record(ow_event::default(), &it)).unwrap();
         let w = rec.slots[1].as_ref().unwrap().walk.clone().unwrap();
         assert_eq!(w.segs[0].below_mnt_root, Some(1));

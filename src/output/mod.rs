@@ -4,6 +4,9 @@
 //! and fields that do not apply are simply absent. Strings are escaped as serde_json would
 //! (`json_str`, tested against it).
 
+pub mod sink;
+pub mod timefmt;
+
 use std::io::Write;
 
 /// An event ready for output: every path absolute, every name looked up.

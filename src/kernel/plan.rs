@@ -1,7 +1,15 @@
 //! Which backend to use: a pure function of what the probe measured, unit-tested with
 //! fabricated kernels.
 
-use crate::config::BackendReq;
+/// `--backend`: one by name, or the best this kernel allows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendReq {
+    Auto,
+    Lsm,
+    Fentry,
+    Kprobe,
+    Tracepoint,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -1,25 +1,93 @@
 //! Switching on, loading and attaching the programs of one backend, and detaching them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::MaybeUninit;
-use std::path::Path;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, PrintLevel, TracepointCategory};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory};
 
-use crate::bpf::main_skel::OwnwatchSkelBuilder;
-use crate::plan::Backend;
+use super::abi::main_skel::{OwnwatchSkel, OwnwatchSkelBuilder};
+use super::caps::tracepoint_exists as tracepoint_exists_in;
+use super::plan::{self, Backend, BackendReq};
+use super::trial::probe_some;
 
-use super::{Tree, WAKEUP_GAP};
+/// A record wakes the reader when the last wakeup is older than this (bpf submit()).
+pub const WAKEUP_GAP: Duration = Duration::from_micros(500);
 
-fn tracepoint_exists_in(category: &str, name: &str) -> bool {
-    [
-        "/sys/kernel/tracing/events",
-        "/sys/kernel/debug/tracing/events",
-    ]
-    .iter()
-    .any(|d| Path::new(d).join(category).join(name).exists())
+/// A watched root as the kernel's maps know it.
+pub struct Root<'a> {
+    pub dev: u32,
+    pub ino: u64,
+    /// Users whose writes are allowed in it.
+    pub allowed: &'a HashSet<u32>,
+}
+
+/// What to load: the same whichever backend is tried.
+pub struct Spec<'a> {
+    pub roots: Vec<Root<'a>>,
+    pub op_mask: u32,
+    pub ring_size: u32,
+}
+
+/// A backend loaded and attached.
+pub struct Started<'obj> {
+    pub backend: Backend,
+    pub skel: OwnwatchSkel<'obj>,
+    pub links: Links,
+    /// Time spent in trials.
+    pub probe_time: Duration,
+    /// Better backends that failed, "name: why", for a warning each.
+    pub failures: Vec<String>,
+}
+
+/// The one best-first choice (`plan::candidates`): each candidate must pass its trial (loads,
+/// attaches, fires) and then load and attach in full; a trial runs only when the better ones
+/// failed, so start-up pays for one in the usual case. A forced backend must pass its own.
+/// `objs` holds one object per candidate (a failed start leaves its object unusable).
+pub fn start_best<'obj>(
+    objs: &'obj mut Vec<MaybeUninit<OpenObject>>,
+    req: BackendReq,
+    spec: &Spec,
+) -> Result<Started<'obj>> {
+    let candidates = plan::candidates(req);
+    objs.clear();
+    objs.resize_with(candidates.len(), MaybeUninit::uninit);
+    let mut failures = Vec::new();
+    let mut probe_time = Duration::ZERO;
+    for (obj, &b) in objs.iter_mut().zip(&candidates) {
+        let t = Instant::now();
+        let report = probe_some(&[b]);
+        probe_time += t.elapsed();
+        if let Err(why) = plan::choose(&report.facts, b.into()) {
+            if req != BackendReq::Auto {
+                bail!(why);
+            }
+            failures.push(format!(
+                "{}: {}",
+                b.name(),
+                report.facts.usable(b).unwrap_err()
+            ));
+            continue;
+        }
+        match start(obj, b, spec) {
+            Ok((skel, links)) => {
+                return Ok(Started {
+                    backend: b,
+                    skel,
+                    links,
+                    probe_time,
+                    failures,
+                })
+            }
+            Err(e) => failures.push(format!("{}: {e:#}", b.name())),
+        }
+    }
+    if req == BackendReq::Auto {
+        bail!("no backend is usable ({})", failures.join("; "));
+    }
+    bail!("no backend could start ({})", failures.join("; "))
 }
 
 /// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/hooks/ctime.h.
@@ -39,24 +107,23 @@ fn ctime_hook_available(prog: &str) -> bool {
         .any(|(p, tp)| *p == prog && tracepoint_exists_in("timestamp", tp))
 }
 
-pub(super) fn libbpf_log(level: PrintLevel, msg: String) {
+pub fn libbpf_log(level: PrintLevel, msg: String) {
     let _ = level;
     eprint!("ownwatch: libbpf: {msg}");
 }
 
 /// A root's key in the kernel's `roots` map: `struct root_key` (bpf/lib/maps.h).
-pub(super) fn root_key(dev: u32, ino: u64) -> Vec<u8> {
+pub fn root_key(dev: u32, ino: u64) -> Vec<u8> {
     [u64::from(dev).to_ne_bytes(), ino.to_ne_bytes()].concat()
 }
 
 /// Opens, configures, loads and attaches the programs of one backend.
-pub(super) fn start<'obj>(
-    obj: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+fn start<'obj>(
+    obj: &'obj mut MaybeUninit<OpenObject>,
     backend: Backend,
-    trees: &[Tree],
-    op_mask: u32,
-    ring_size: u32,
-) -> Result<(crate::bpf::main_skel::OwnwatchSkel<'obj>, Links)> {
+    spec: &Spec,
+) -> Result<(OwnwatchSkel<'obj>, Links)> {
+    let (trees, op_mask, ring_size) = (&spec.roots, spec.op_mask, spec.ring_size);
     let mut open = OwnwatchSkelBuilder::default()
         .open(obj)
         .context("opening BPF object")?;
@@ -165,7 +232,7 @@ pub(super) fn start<'obj>(
     }
     let mut masks: HashMap<u32, u64> = HashMap::new();
     for (i, t) in trees.iter().enumerate() {
-        for &u in &t.allowed {
+        for &u in t.allowed {
             *masks.entry(u).or_default() |= 1 << i;
         }
     }
@@ -200,7 +267,7 @@ pub(super) fn start<'obj>(
 /// the programs run on for those seconds with nobody reading, which changes nothing. The
 /// child waits for our exit (the end of a pipe only we hold) before it closes anything:
 /// whoever closes last pays, and that used to be us about one time in three.
-pub(super) struct Links(pub(super) Vec<Link>);
+pub struct Links(pub Vec<Link>);
 
 impl Drop for Links {
     fn drop(&mut self) {

@@ -251,7 +251,7 @@ impl Sink {
             if dropped > 0 {
                 let mut l = Vec::new();
                 crate::output::lost_output_line(
-                    &crate::timefmt::now_rfc3339(),
+                    &crate::output::timefmt::now_rfc3339(),
                     dropped,
                     self.json.unwrap_or(true),
                     &mut l,

@@ -1,0 +1,9 @@
+//! Everything that talks to the kernel before events flow: the ABI shared with bpf/ (abi), what
+//! this kernel has (caps), trial programs (trial), the best-first choice of a backend (plan),
+//! and opening, switching on and attaching one backend's programs (load).
+
+pub mod abi;
+pub mod caps;
+pub mod load;
+pub mod plan;
+pub mod trial;
