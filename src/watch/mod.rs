@@ -2,10 +2,15 @@
 //! into event lines until stopped. `load`: switching on and attaching one backend's programs;
 //! `processor`: records -> events -> lines.
 
-pub mod decode;
-pub mod identity;
+mod decode;
+mod enrich;
+mod locate;
+mod mounts;
+mod paths;
+mod pending;
 mod processor;
-pub mod resolve;
+mod resolve;
+mod roots;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -18,13 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBuffer, RingBufferBuilder};
 
 use crate::cli::WatchArgs;
 use crate::config::{all_ops, parse_duration, parse_ops, parse_ring_size};
 use crate::output::sink::Sink;
 use crate::users::{parse_owner, parse_user};
-use resolve::MountTable;
+use mounts::MountTable;
 
 use crate::kernel::caps::{require_root, BTF_PATH};
 use crate::kernel::load::{libbpf_log, root_key, start_best, Root, Spec, Started};
@@ -76,7 +81,7 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
         .with_context(|| format!("{}: open", path.display()))?;
         // SAFETY: a new fd we own.
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let (dev, ino) = (resolve::kernel_dev_of(md.dev()), md.ino());
+        let (dev, ino) = (mounts::kernel_dev_of(md.dev()), md.ino());
         if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
             continue;
         }
@@ -107,18 +112,22 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
     Ok(trees)
 }
 
-pub fn run(args: WatchArgs) -> Result<u8> {
-    // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
-    // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
-    install_signals()?;
-    crate::output::sink::install_sighup(&HUP)?;
+/// What the options ask for, checked (in this order) before anything is loaded.
+struct Options {
+    op_mask: u32,
+    trees: Vec<Tree>,
+    deadline: Option<Duration>,
+    ring_size: u32,
+}
+
+fn options(args: &WatchArgs) -> Result<Options> {
     let op_mask = args
         .ops
         .as_deref()
         .map(parse_ops)
         .transpose()?
         .unwrap_or_else(all_ops);
-    let trees = open_trees(&args)?;
+    let trees = open_trees(args)?;
     let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
     if args.max_events == Some(0) {
         bail!("--max-events must be at least 1");
@@ -127,7 +136,34 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         .ok()
         .flatten()
         .unwrap_or(4096) as u64;
-    let ring_size = parse_ring_size(&args.ring_size, page)?;
+    Ok(Options {
+        op_mask,
+        trees,
+        deadline,
+        ring_size: parse_ring_size(&args.ring_size, page)?,
+    })
+}
+
+fn set_libbpf_log(verbose: u8) {
+    if verbose > 0 {
+        let level = if verbose > 1 {
+            PrintLevel::Debug
+        } else {
+            PrintLevel::Info
+        };
+        libbpf_rs::set_print(Some((level, libbpf_log)));
+    } else {
+        libbpf_rs::set_print(None);
+    }
+}
+
+pub fn run(args: WatchArgs) -> Result<u8> {
+    // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
+    // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
+    install_signals()?;
+    crate::output::sink::install_sighup(&HUP)?;
+    let opts = options(&args)?;
+    let trees = opts.trees;
     require_root()?;
     let sink = match &args.output {
         Some(path) => Sink::file(path)?,
@@ -139,16 +175,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             BTF_PATH
         );
     }
-    if args.verbose > 0 {
-        let level = if args.verbose > 1 {
-            PrintLevel::Debug
-        } else {
-            PrintLevel::Info
-        };
-        libbpf_rs::set_print(Some((level, libbpf_log)));
-    } else {
-        libbpf_rs::set_print(None);
-    }
+    set_libbpf_log(args.verbose);
     let started = Instant::now();
 
     let spec = Spec {
@@ -160,8 +187,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
                 allowed: &t.allowed,
             })
             .collect(),
-        op_mask,
-        ring_size,
+        op_mask: opts.op_mask,
+        ring_size: opts.ring_size,
     };
     let mut objs = Vec::new();
     let Started {
@@ -210,28 +237,58 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         links.0.len(),
         started.elapsed().as_millis()
     );
+    let maps = Maps {
+        devs: &skel.maps.devs,
+        roots: &skel.maps.roots,
+        lost: &skel.maps.lost,
+    };
+    let deadline = opts.deadline.map(|d| Instant::now() + d);
+    event_loop(
+        &rb,
+        &maps,
+        &processor,
+        dev_flags,
+        deadline,
+        args.verbose > 0,
+    )
+}
 
-    let verbose = args.verbose > 0;
-    let deadline = deadline.map(|d| Instant::now() + d);
+/// The maps the main loop keeps up to date or reads.
+struct Maps<'a> {
+    devs: &'a dyn MapCore,
+    roots: &'a dyn MapCore,
+    lost: &'a dyn MapCore,
+}
+
+/// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
+/// reports losses in-band, reopens the output on SIGHUP.
+fn event_loop(
+    rb: &RingBuffer,
+    maps: &Maps,
+    processor: &RefCell<Processor>,
+    mut dev_flags: HashMap<u32, u32>,
+    deadline: Option<Instant>,
+    verbose: bool,
+) -> Result<u8> {
     let mut lost_seen = 0u64;
     let mut devs_synced = Instant::now();
     let mut flowing = false;
     loop {
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
-            let roots = processor.borrow().roots_now.clone();
-            sync_devs(&skel.maps.devs, &roots, &mut dev_flags)?;
+            let roots = processor.borrow().roots.now.clone();
+            sync_devs(maps.devs, &roots, &mut dev_flags)?;
             devs_synced = Instant::now();
         }
         let stopping = STOP.load(Ordering::SeqCst)
             || deadline.is_some_and(|d| Instant::now() >= d)
             || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
-        for (dev, ino) in processor.borrow_mut().take_gone() {
+        for (dev, ino) in processor.borrow_mut().roots.take_gone() {
             // the kernel stops matching it; a failure only leaves records we drop anyway
-            let _ = skel.maps.roots.delete(&root_key(dev, ino));
+            let _ = maps.roots.delete(&root_key(dev, ino));
         }
-        if processor.borrow().all_gone() {
+        if processor.borrow().roots.all_gone() {
             let mut p = processor.borrow_mut();
             p.flush();
             bail!("every watched tree is gone; stopping");
@@ -252,7 +309,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
                 return Err(anyhow!("reading the ring buffer: {e}"));
             }
         }
-        let lost = read_lost(&skel.maps.lost);
+        let lost = read_lost(maps.lost);
         let mut p = processor.borrow_mut();
         if lost > lost_seen {
             p.lost(lost - lost_seen);
@@ -298,7 +355,7 @@ fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
 
 /// Pushes changed entries of `resolve::dev_flags` into the kernel's `devs` map.
 fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>) -> Result<()> {
-    let now = resolve::dev_flags(&MountTable::load(), roots);
+    let now = mounts::dev_flags(&MountTable::load(), roots);
     for (dev, flag) in &now {
         if known.get(dev) != Some(flag) {
             map.update(&dev.to_ne_bytes(), &flag.to_ne_bytes(), MapFlags::ANY)

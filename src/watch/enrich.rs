@@ -1,0 +1,207 @@
+//! Who did it, and when: the writer's identity the kernel captured at the write (exe, argv,
+//! tty, cgroup and container, login uid and session, parents), user and group names, the
+//! time. A writer's identity is rendered once and reused for its next records.
+
+use std::rc::Rc;
+
+use crate::kernel::abi::{slot, UNSET};
+use crate::output::timefmt::{boot_to_realtime_offset, rfc3339};
+use crate::output::{identity_json, Event};
+use crate::users::Names;
+
+use super::decode::{Record, Spec};
+use super::locate::Locator;
+use super::paths::names_path;
+
+/// The identity part of an event, rendered once per writer.
+pub struct Ident {
+    json: Rc<[u8]>,
+    tty: Option<String>,
+    /// the exe, tty or cgroup was cut short (the event's `truncated`; argv has its own)
+    truncated: bool,
+}
+
+const IDENTS_KEPT: usize = 32;
+
+pub struct Enricher {
+    names: Names,
+    boot_offset: i128,
+    /// Identities rendered lately, by the record bytes they came from (`identity_start`):
+    /// a storm's records all carry the writer's. Emptied when the mount table or a root's
+    /// path changes (the exe path depends on them; `stamp`); the rest depends on the bytes.
+    idents: Vec<(Vec<u8>, Rc<Ident>)>,
+    /// (mount table reloads, root moves) when `idents` was last valid
+    stamp: (u64, u64),
+}
+
+impl Enricher {
+    pub fn new() -> Self {
+        Enricher {
+            names: Names::default(),
+            boot_offset: boot_to_realtime_offset(),
+            idents: Vec::new(),
+            stamp: (0, 0),
+        }
+    }
+
+    /// Drops the rendered identities when the paths they name may have changed.
+    pub fn revalidate(&mut self, stamp: (u64, u64)) {
+        if stamp != self.stamp {
+            self.idents.clear();
+            self.stamp = stamp;
+        }
+    }
+
+    /// The identity rendered for these record bytes (the record's tail), if any.
+    pub fn cached(&self, key: &[u8]) -> Option<Rc<Ident>> {
+        self.idents
+            .iter()
+            .find(|(k, _)| k.as_slice() == key)
+            .map(|(_, id)| id.clone())
+    }
+
+    /// Puts a cached identity into an event.
+    pub fn apply(ev: &mut Event, id: &Ident) {
+        ev.tty = id.tty.clone();
+        ev.truncated |= id.truncated;
+        ev.identity_json = Some(id.json.clone());
+    }
+
+    /// Renders the event's identity once for the writer's next records with the same bytes.
+    pub fn remember(&mut self, key: &[u8], ev: &Event, rec: &Record) {
+        let truncated = [slot::EXE, slot::TTY, slot::CGROUP]
+            .iter()
+            .filter_map(|&s| rec.slots[s as usize].as_ref())
+            .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
+        let id = Rc::new(Ident {
+            json: identity_json(ev).into(),
+            tty: ev.tty.clone(),
+            truncated,
+        });
+        if self.idents.len() >= IDENTS_KEPT {
+            self.idents.remove(0);
+        }
+        self.idents.push((key.to_vec(), id));
+    }
+
+    /// Who and when: the time, user and group names, and the writer's identity.
+    pub fn fill(&mut self, e: &mut Event, rec: &Record, locate: &mut Locator, roots: &[Vec<u8>]) {
+        let ev = &rec.ev;
+        let spec = |s: u8| rec.slots[s as usize].as_ref();
+        let argv_spec = spec(slot::ARGV).filter(|sp| sp.string.is_some());
+        let cgroup = spec(slot::CGROUP)
+            .and_then(|sp| sp.walk.as_ref())
+            .map(|w| names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default()));
+        let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
+        e.exe = spec(slot::EXE)
+            .and_then(|sp| sp.walk.as_ref())
+            .map(|w| locate.walk_path(w, roots));
+        e.login_user = loginuid.and_then(|l| self.names.user(l));
+        e.loginuid = loginuid;
+        e.sessionid = (ev.sessionid != UNSET).then_some(ev.sessionid);
+        e.tty = spec(slot::TTY)
+            .and_then(|sp| sp.string.as_deref())
+            .filter(|t| !t.is_empty())
+            .map(tty_name);
+        e.argv = argv_spec
+            .and_then(|sp| sp.string.as_deref())
+            .map(split_argv);
+        e.argv_truncated = argv_spec.is_some_and(|sp: &Spec| sp.string_truncated);
+        e.parents = spec(slot::PARENTS)
+            .map(|sp| sp.parents.clone())
+            .unwrap_or_default();
+        e.container_id = cgroup.as_deref().and_then(container_id);
+        e.cgroup = cgroup;
+        e.time = rfc3339(ev.ts_boot_ns as i128 + self.boot_offset);
+        e.user = self.names.user(ev.fsuid);
+        e.group = self.names.group(ev.fsgid);
+    }
+}
+
+/// NUL-separated command line -> arguments. A missing final NUL (cut short, or a process that
+/// rewrote its argv) keeps the last piece.
+pub fn split_argv(raw: &[u8]) -> Vec<Vec<u8>> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&c| c == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// The kernel names pseudo-terminals "pts3"; people and `ps` say "pts/3".
+pub fn tty_name(kernel: &[u8]) -> String {
+    let s = String::from_utf8_lossy(kernel);
+    match s.strip_prefix("pts") {
+        Some(n) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => format!("pts/{n}"),
+        _ => s.into_owned(),
+    }
+}
+
+/// A container id in a cgroup path: a 64-hex-digit name, bare or as systemd scopes name them
+/// (docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope).
+pub fn container_id(cgroup: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(cgroup).ok()?;
+    for comp in s.split('/').rev() {
+        let comp = comp.strip_suffix(".scope").unwrap_or(comp);
+        let id = comp.rsplit(['-', ':']).next().unwrap_or(comp);
+        if id.len() == 64 && id.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Some(id.to_ascii_lowercase());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv() {
+        assert_eq!(
+            split_argv(b"mkdir\0-p\0a b\0"),
+            vec![b"mkdir".to_vec(), b"-p".to_vec(), b"a b".to_vec()]
+        );
+        assert_eq!(
+            split_argv(b"x\0\0y\0"),
+            vec![b"x".to_vec(), b"".to_vec(), b"y".to_vec()]
+        );
+        assert_eq!(split_argv(b"cut-sho"), vec![b"cut-sho".to_vec()]);
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn ttys() {
+        assert_eq!(tty_name(b"pts3"), "pts/3");
+        assert_eq!(tty_name(b"tty1"), "tty1");
+        assert_eq!(tty_name(b"ttyS0"), "ttyS0");
+        assert_eq!(tty_name(b"ptsx"), "ptsx");
+    }
+
+    #[test]
+    fn containers() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            container_id(format!("/system.slice/docker-{id}.scope").as_bytes()).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            container_id(format!("/kubepods/besteffort/pod1/cri-containerd-{id}.scope").as_bytes())
+                .as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            container_id(format!("/docker/{id}").as_bytes()).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            container_id(format!("/machine.slice/libpod-{id}.scope/container").as_bytes())
+                .as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            container_id(b"/user.slice/user-1000.slice/session-3.scope"),
+            None
+        );
+        assert_eq!(container_id(b"/"), None);
+    }
+}

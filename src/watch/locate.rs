@@ -1,0 +1,385 @@
+//! A record's slot -> the host path it names, the tree it is in and how sure we are: from the
+//! kernel's walks where they decide it, else from the caller's string resolved on disk.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+use crate::kernel::abi::{flag, op, slot};
+use crate::output::timefmt::boot_ns;
+
+use super::decode::{Record, Spec, Walk};
+use super::mounts::{walk_path, walk_path_or_raw, MountTable};
+use super::paths::{final_component, is_proc_fd, join, names_path, parent_of, tree_of};
+use super::resolve::{resolve_str, StrPath};
+
+/// Where a slot's path is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Located {
+    pub path: Vec<u8>,
+    /// Resolved exactly (else a lexical guess: the tracepoint backend looked too late).
+    pub exact: bool,
+    pub tree: Option<usize>,
+    /// Names below the tree's root when the kernel saw it (the root may have moved since).
+    pub depth: Option<usize>,
+    /// Cut short: too deep for one record.
+    pub cut: bool,
+}
+
+/// A dentry the op changed, as the kernel saw it.
+pub struct Seen {
+    pub path: Vec<u8>,
+    /// the walk was cut short: `path` is not the whole chain
+    pub cut: bool,
+    pub tree: Option<usize>,
+    pub depth: Option<usize>,
+    pub dir: bool,
+    pub mode: u32,
+    pub leaf: Option<Vec<u8>>,
+}
+
+/// What the kernel's walks of the changed dentries say about a slot's path.
+enum Refined {
+    /// They decide it.
+    Kernel(Located),
+    /// One of these, whichever the string resolves to (else the string's resolution).
+    Pick(Vec<Located>),
+    /// Nothing: resolve the string.
+    Open,
+}
+
+/// The paths of one record's slots (`Locator::paths`).
+pub struct Paths {
+    pub path: Located,
+    pub new_path: Option<Vec<u8>>,
+    /// The tree was found through the new name of a rename or link.
+    pub tree_from_new: bool,
+    /// The op as reported: naming an O_TMPFILE file is a create.
+    pub op: u32,
+    /// A linked O_TMPFILE file's mode.
+    pub tmpfile_mode: Option<u32>,
+}
+
+/// Host paths from kernel walks, through the mount table (re-read when it is stale).
+pub struct Locator {
+    mounts: MountTable,
+    /// when `mounts` was read, on the boot clock of event timestamps
+    mounts_boot_ns: u64,
+    /// Bumped whenever the mount table is read again: what was rendered with the old one
+    /// (an exe path) is stale.
+    pub reloads: u64,
+}
+
+impl Locator {
+    pub fn new() -> Self {
+        Locator {
+            mounts: MountTable::load(),
+            mounts_boot_ns: boot_ns(),
+            reloads: 0,
+        }
+    }
+
+    fn reload_mounts(&mut self) {
+        self.mounts = MountTable::load();
+        self.mounts_boot_ns = boot_ns();
+        self.reloads += 1;
+    }
+
+    /// A kernel walk as a host path.
+    pub fn walk_path(&mut self, w: &Walk, roots: &[Vec<u8>]) -> Vec<u8> {
+        if w.truncated {
+            // Too deep for one record: the names nearest the object, under the tree they are in.
+            let names = names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default());
+            let top = match w.tree.and_then(|t| roots.get(t as usize)) {
+                Some(root) => root.clone(),
+                None => Vec::new(),
+            };
+            return [top, b"/\xe2\x80\xa6".to_vec(), names].concat();
+        }
+        if let Some(p) = walk_path(w, &self.mounts, roots) {
+            return p;
+        }
+        // Mounts change: look again, but not on every event.
+        if boot_ns().saturating_sub(self.mounts_boot_ns) > 200_000_000 {
+            self.reload_mounts();
+        }
+        walk_path_or_raw(w, &self.mounts, roots)
+    }
+
+    /// The paths of a record's PATH and NEW slots, and the tree the op counts in.
+    pub fn paths(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Option<Paths> {
+        let ev = &rec.ev;
+        let cwd = match &rec.slots[slot::CWD as usize] {
+            Some(Spec { walk: Some(w), .. }) => Some(self.walk_path(w, roots)),
+            _ => None,
+        };
+        let cwd = cwd.as_deref();
+        let nofollow = ev.flags & flag::NOFOLLOW != 0;
+        let seen = self.seen(rec, roots);
+        let attr = matches!(
+            ev.op,
+            op::CHMOD | op::CHOWN | op::TRUNCATE | op::SETXATTR | op::REMOVEXATTR
+        );
+        let names: Vec<&[u8]> = [slot::PATH, slot::NEW]
+            .iter()
+            .filter_map(|&s| rec.slots[s as usize].as_ref()?.string.as_deref())
+            .map(final_component)
+            .collect();
+        let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
+        // The old name of a link is an existing file: no directory of the op holds it.
+        let mut path = if ev.op == op::LINK {
+            self.spec_path(path_spec, rec, nofollow, cwd, roots)
+        } else {
+            let r = refine(&seen, path_spec, attr, &names, roots);
+            self.settle(r, path_spec, rec, nofollow, cwd, roots)
+        };
+        let mut out = Paths {
+            path: Located::default(),
+            new_path: None,
+            tree_from_new: false,
+            op: ev.op,
+            tmpfile_mode: None,
+        };
+        if let Some(spec) = &rec.slots[slot::NEW as usize] {
+            let r = refine(&seen, spec, false, &names, roots);
+            let new = self.settle(r, spec, rec, true, cwd, roots);
+            // Naming an O_TMPFILE file creates it: report the name it got.
+            let tmpfile = ev.flags & flag::TMPFILE != 0
+                || (ev.op == op::LINK
+                    && !nofollow
+                    && path_spec.string.as_deref().is_some_and(is_proc_fd));
+            if tmpfile {
+                out.op = op::CREATE;
+                out.tmpfile_mode = tmpfile_mode(&seen, spec, &new.path);
+                path = new;
+            } else {
+                // A rename or link counts when either end is in a tree: moves in, out, within.
+                path.exact &= new.exact;
+                path.cut |= new.cut;
+                if new.tree.is_some() {
+                    path.tree = new.tree;
+                    path.depth = new.depth;
+                    out.tree_from_new = true;
+                }
+                out.new_path = Some(new.path);
+            }
+        }
+        out.path = path;
+        Some(out)
+    }
+
+    /// The dentries the op changed, as host paths.
+    fn seen(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Vec<Seen> {
+        rec.seen
+            .iter()
+            .map(|w| Seen {
+                path: self.walk_path(w, roots),
+                cut: w.truncated,
+                tree: w.tree.map(|t| t as usize),
+                // a truncated walk's path is not the full chain: no depth to count from
+                depth: (!w.truncated).then_some(w.tree_depth as usize),
+                dir: w.is_dir(),
+                mode: w.mode,
+                leaf: w.leaf().map(<[u8]>::to_vec),
+            })
+            .collect()
+    }
+
+    /// Path of one slot, whether it was resolved on disk, and its tree.
+    fn spec_path(
+        &mut self,
+        spec: &Spec,
+        rec: &Record,
+        nofollow: bool,
+        cwd: Option<&[u8]>,
+        roots: &[Vec<u8>],
+    ) -> Located {
+        match (&spec.string, &spec.walk) {
+            // The walk is the object: AT_EMPTY_PATH on an fd, or the caller's own
+            // "/proc/self/fd/N" walked in the kernel (the fd is gone by now).
+            (Some(s), w)
+                if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()
+                    || rec.ev.flags & flag::PROC_FD != 0 && is_proc_fd(s)) =>
+            {
+                self.string_path(s, w.as_ref(), spec, rec, nofollow, cwd, roots)
+            }
+            (_, Some(w)) => {
+                let path = self.walk_path(w, roots);
+                let tree = match w.tree {
+                    Some(t) => Some(t as usize),
+                    None => tree_of(&path, roots),
+                };
+                let depth = w
+                    .tree
+                    .filter(|_| !w.truncated)
+                    .map(|_| w.tree_depth as usize);
+                // (a string the kernel had no room for at all: the walk is only its base)
+                let cut =
+                    w.truncated || spec.string.is_none() && rec.ev.flags & flag::TRUNCATED != 0;
+                Located {
+                    path,
+                    exact: true,
+                    tree,
+                    depth,
+                    cut,
+                }
+            }
+            (_, None) => Located {
+                cut: true,
+                ..Located::default()
+            },
+        }
+    }
+
+    /// A caller's string, resolved on disk against the walked directory (or "/").
+    #[allow(clippy::too_many_arguments)]
+    fn string_path(
+        &mut self,
+        s: &[u8],
+        w: Option<&Walk>,
+        spec: &Spec,
+        rec: &Record,
+        nofollow: bool,
+        cwd: Option<&[u8]>,
+        roots: &[Vec<u8>],
+    ) -> Located {
+        let base = match w {
+            Some(w) => self.walk_path(w, roots),
+            None => b"/".to_vec(),
+        };
+        let (mut path, exact) = resolve_str(&StrPath {
+            base: &base,
+            string: s,
+            absolute: s.first() == Some(&b'/'),
+            nofollow,
+            cwd,
+            pid: rec.ev.pid,
+            tid: rec.ev.tid,
+        });
+        let mut tree = tree_of(&path, roots);
+        if tree.is_none() && exact {
+            // Through a bind mount of (part of) a tree: name it as in the tree.
+            // (a mount table read before the op may miss the mount it went through)
+            if self.mounts_boot_ns < rec.ev.ts_boot_ns {
+                self.reload_mounts();
+            }
+            // An op on the name itself (create, unlink, rename...) acts in the directory
+            // holding it, even where a mount now covers that name.
+            let view = if nofollow {
+                let name = final_component(&path).to_vec();
+                self.mounts
+                    .watched_view(parent_of(&path), roots)
+                    .map(|d| join(&d, &name))
+            } else {
+                self.mounts.watched_view(&path, roots)
+            };
+            if let Some(p) = view {
+                tree = tree_of(&p, roots);
+                path = p;
+            }
+        }
+        Located {
+            path,
+            exact,
+            tree,
+            depth: None,
+            cut: spec.string_truncated || w.is_some_and(|w| w.truncated),
+        }
+    }
+
+    /// The path of a slot from `refine`'s answer, resolving the string on disk only when the
+    /// kernel's walks did not decide it.
+    fn settle(
+        &mut self,
+        r: Refined,
+        spec: &Spec,
+        rec: &Record,
+        nofollow: bool,
+        cwd: Option<&[u8]>,
+        roots: &[Vec<u8>],
+    ) -> Located {
+        match r {
+            Refined::Kernel(k) => k,
+            Refined::Open => self.spec_path(spec, rec, nofollow, cwd, roots),
+            Refined::Pick(cands) => {
+                let r = self.spec_path(spec, rec, nofollow, cwd, roots);
+                cands.into_iter().find(|c| c.path == r.path).unwrap_or(r)
+            }
+        }
+    }
+}
+
+/// What the kernel saw during the op beats a string resolved after the fact: the directory
+/// it really changed, whatever namespace, bind mount or race the string went through.
+/// Decided from the record alone: the string is resolved on disk (`settle`) only when the
+/// kernel's walks leave the answer open, which is the expensive part of an event.
+fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<u8>]) -> Refined {
+    let Some(s) = &spec.string else {
+        return Refined::Open;
+    };
+    if seen.is_empty() || s.is_empty() {
+        return Refined::Open;
+    }
+    let tree_of = |p: &[u8], t: Option<usize>| t.or_else(|| tree_of(p, roots));
+    if attr {
+        // chmod, chown, truncate, xattrs change the ctime of their object only.
+        let o = &seen[0];
+        if o.cut {
+            return Refined::Open;
+        }
+        return Refined::Kernel(Located {
+            path: o.path.clone(),
+            exact: true,
+            tree: tree_of(&o.path, o.tree),
+            depth: o.tree.and(o.depth),
+            cut: false,
+        });
+    }
+    let name = final_component(s);
+    if matches!(name, b"" | b"." | b"..") {
+        return Refined::Open;
+    }
+    // Parent directories: directories changed by the op that are not themselves the object
+    // (a moved or removed directory sits, named as the op says, in another seen directory).
+    let is_object = |w: &Seen| {
+        w.leaf.as_deref().is_some_and(|l| names.contains(&l))
+            && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
+    };
+    let dirs = seen.iter().filter(|w| w.dir && !is_object(w));
+    // A walk cut short cannot name its directory, nor tell which end of a move this is:
+    // the string decides then.
+    if dirs.clone().any(|w| w.cut) {
+        return Refined::Open;
+    }
+    let mut cands: Vec<Located> = dirs
+        .map(|d| {
+            let path = join(&d.path, name);
+            Located {
+                tree: tree_of(&path, d.tree),
+                path,
+                exact: true,
+                depth: d.tree.and(d.depth).map(|k| k + 1),
+                cut: false,
+            }
+        })
+        .collect();
+    match cands.len() {
+        0 => Refined::Open,
+        1 => Refined::Kernel(cands.remove(0)),
+        // A move between two directories: the string tells which end this is.
+        _ => Refined::Pick(cands),
+    }
+}
+
+/// A linked O_TMPFILE file's mode: the linked inode as the kernel saw it during the link,
+/// else as it is now.
+fn tmpfile_mode(seen: &[Seen], spec: &Spec, path: &[u8]) -> Option<u32> {
+    let name = final_component(spec.string.as_deref().unwrap_or_default());
+    seen.iter()
+        .find(|w| !w.dir && w.mode != 0 && w.leaf.as_deref() == Some(name))
+        .map(|w| w.mode & 0o7777)
+        .or_else(|| {
+            std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path))
+                .ok()
+                .map(|m| m.mode() & 0o7777)
+        })
+}

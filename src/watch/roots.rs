@@ -1,0 +1,165 @@
+//! The watched roots as they move: where each is now, which users may write in it, who owns
+//! it, and which are gone (deleted, unmounted, out of reach) and given up.
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use super::resolve::fd_path;
+use super::Tree;
+
+/// How long a root found gone still counts (see `refresh`).
+const GONE_GRACE: Duration = Duration::from_millis(200);
+
+pub struct Roots {
+    /// O_PATH handles of the roots; None once a root is given up, which also lets a lazily
+    /// unmounted filesystem go.
+    fds: Vec<Option<OwnedFd>>,
+    /// (dev, ino) of each root: its key in the kernel's `roots` map
+    keys: Vec<(u32, u64)>,
+    /// (st_dev, st_ino) of each root, as user space sees them (`nested`)
+    ids: Vec<(u64, u64)>,
+    /// roots given up since the main loop last asked (`take_gone`)
+    gone_new: Vec<usize>,
+    /// when each root was first found gone, while its last records may still come
+    going: Vec<Option<Instant>>,
+    allowed: Vec<HashSet<u32>>,
+    /// Who everything in each tree must belong to (--fix).
+    pub owners: Vec<(u32, u32)>,
+    /// Where each root is now ("" once given up).
+    pub now: Vec<Vec<u8>>,
+    /// Bumped whenever a root's path changes: what was rendered with the old one is stale.
+    pub moves: u64,
+}
+
+/// A root given up by `refresh`: its last path and why.
+pub struct GivenUp {
+    pub path: Vec<u8>,
+    pub why: &'static str,
+}
+
+impl Roots {
+    pub fn new(trees: &[Tree]) -> Self {
+        Roots {
+            fds: trees
+                .iter()
+                .map(|t| Some(t.fd.try_clone().expect("dup of a root fd")))
+                .collect(),
+            keys: trees.iter().map(|t| (t.dev, t.ino)).collect(),
+            ids: trees
+                .iter()
+                .map(|t| {
+                    let st = crate::fix::fstat(t.fd.as_fd()).expect("fstat of a root fd");
+                    (st.st_dev, st.st_ino)
+                })
+                .collect(),
+            gone_new: Vec::new(),
+            going: vec![None; trees.len()],
+            allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
+            owners: trees.iter().map(|t| t.owner).collect(),
+            now: trees
+                .iter()
+                .map(|t| t.path.as_os_str().as_bytes().to_vec())
+                .collect(),
+            moves: 0,
+        }
+    }
+
+    /// Where each root is now: a renamed root stays watched and its new path is reported.
+    /// A root that was deleted, unmounted (`umount -l`) or moved out of this namespace has no
+    /// path that leads to it: it is given up (returned, in order), never matched by the path
+    /// it had, let alone by "/" (what a detached mount's root reads back as). A root found
+    /// gone is given up only GONE_GRACE later, after the ring buffer was read again: the
+    /// records of what happened before (its own rmdir, say) come first.
+    pub fn refresh(&mut self) -> Vec<GivenUp> {
+        let mut given_up = Vec::new();
+        for i in 0..self.fds.len() {
+            let Some(fd) = &self.fds[i] else {
+                continue;
+            };
+            if self.going[i].is_none() && fd_path(fd).as_ref() == Some(&self.now[i]) {
+                continue;
+            }
+            match root_now(fd) {
+                Err(why) => match self.going[i] {
+                    None => self.going[i] = Some(Instant::now()),
+                    Some(t) if t.elapsed() >= GONE_GRACE => {
+                        given_up.push(GivenUp {
+                            path: std::mem::take(&mut self.now[i]),
+                            why,
+                        });
+                        self.fds[i] = None;
+                        self.gone_new.push(i);
+                    }
+                    Some(_) => {}
+                },
+                Ok(p) => {
+                    self.going[i] = None;
+                    if p != self.now[i] {
+                        self.moves += 1;
+                        self.now[i] = p;
+                    }
+                }
+            }
+        }
+        given_up
+    }
+
+    /// Roots given up since the last call, with their kernel keys.
+    pub fn take_gone(&mut self) -> Vec<(u32, u64)> {
+        let gone = std::mem::take(&mut self.gone_new);
+        gone.into_iter().map(|i| self.keys[i]).collect()
+    }
+
+    pub fn all_gone(&self) -> bool {
+        self.fds.iter().all(Option::is_none)
+    }
+
+    /// The handle of root `t`, while it is watched.
+    pub fn fd(&self, t: usize) -> Option<BorrowedFd<'_>> {
+        self.fds.get(t)?.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Whether `fsuid` writes in tree `t` are reported: the tree is still watched and the
+    /// user is not allowed there.
+    pub fn offends(&self, t: usize, fsuid: u32) -> bool {
+        self.fd(t).is_some() && self.allowed.get(t).is_some_and(|a| !a.contains(&fsuid))
+    }
+
+    /// (st_dev, st_ino) of the roots other than tree `t`: a walk below `t` that meets one
+    /// (a nested tree) leaves it to its own owner.
+    /// (Known since start: a root's identity follows it through renames.)
+    pub fn nested(&self, t: usize) -> Vec<(u64, u64)> {
+        (0..self.ids.len())
+            .filter(|&i| i != t && self.fds[i].is_some())
+            .map(|i| self.ids[i])
+            .collect()
+    }
+}
+
+/// Where the root behind `fd` is now (a path that leads to it), or why none does.
+fn root_now(fd: &OwnedFd) -> Result<Vec<u8>, &'static str> {
+    let Ok(st) = nix::sys::stat::fstat(fd.as_raw_fd()) else {
+        return Err("cannot be examined");
+    };
+    if st.st_nlink == 0 {
+        return Err("was deleted");
+    }
+    // A root being renamed (or its parents) can move between reading where it is and
+    // looking there: look again while the answer keeps changing.
+    for _ in 0..8 {
+        let Some(p) = fd_path(fd) else {
+            break;
+        };
+        if let Ok(r) = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(&p)) {
+            if r.st_dev == st.st_dev && r.st_ino == st.st_ino {
+                return Ok(p);
+            }
+        }
+        if fd_path(fd).as_ref() == Some(&p) {
+            break;
+        }
+    }
+    Err("was unmounted or moved out of reach")
+}
