@@ -18,9 +18,9 @@ const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
-_Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/bpf.rs");
-_Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/bpf.rs");
-_Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/bpf.rs");
+_Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/kernel/abi.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};
@@ -31,6 +31,7 @@ enum ow_op _ow_op = 0;
 enum ow_flags _ow_flags = 0;
 enum ow_slot _ow_slot = 0;
 enum ow_item _ow_item = 0;
+enum ow_backend _ow_backend = 0;
 
 #include "lib/consts.h"
 #include "lib/maps.h"

@@ -11,6 +11,8 @@ pub mod probe_skel {
 
 pub use main_skel::types::{ow_event, ow_outcome, ow_parent, ow_walkend};
 
+use super::plan::Backend;
+
 // SAFETY: plain C structs of fixed-width integers, any bit pattern is valid.
 unsafe impl plain::Plain for ow_event {}
 unsafe impl plain::Plain for ow_walkend {}
@@ -23,6 +25,43 @@ const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 // Told apart from events by size.
 const _: () = assert!(std::mem::size_of::<ow_outcome>() == 24);
 const _: () = assert!(std::mem::size_of::<ow_outcome>() < std::mem::size_of::<ow_event>());
+
+/// Program names user space switches on and attaches by (kernel/load.rs). A contract with the
+/// macros that name the programs in bpf/hooks/*.h: they must match.
+pub mod prog {
+    /// lsm backend: `SEC("lsm/...")` hooks
+    pub const LSM: &str = "lsm_";
+    /// fentry backend: fentry on the security_* hooks
+    pub const FENTRY: &str = "fentry_";
+    /// lsm and fentry: fexit on the functions that do the ops (their outcome)
+    pub const FEXIT_DONE: &str = "fx_done_";
+    /// kprobe backend: kprobes on the security_* hooks
+    pub const KPROBE: &str = "kp_";
+    /// kprobe backend: kretprobes on the functions that do the ops
+    pub const KRETPROBE_DONE: &str = "kr_done_";
+    /// tracepoint backend: `tp_enter_<syscall>`, one per syscall
+    pub const TP_ENTER: &str = "tp_enter_";
+    /// tracepoint backend: the one exit program, attached to every syscall's exit
+    pub const TP_SYS_EXIT: &str = "tp_sys_exit";
+    /// io_uring submissions: the 6.4+ tracepoint, and the older one
+    pub const TP_URING_REQ: &str = "tp_uring_req";
+    pub const TP_URING_SQE: &str = "tp_uring_sqe";
+    /// ctime tracepoints (6.13+)
+    pub const TP_CTIME_SET: &str = "tp_ctime_set";
+    pub const TP_CTIME_XCHG: &str = "tp_ctime_xchg";
+    pub const TP_CTIME_SKIP: &str = "tp_ctime_skip";
+}
+
+/// `enum ow_backend` (generated) for a backend: the id records carry.
+pub fn backend_id(b: Backend) -> u32 {
+    use main_skel::types::ow_backend as B;
+    match b {
+        Backend::Lsm => B::OW_BACKEND_LSM.0,
+        Backend::Fentry => B::OW_BACKEND_FENTRY.0,
+        Backend::Kprobe => B::OW_BACKEND_KPROBE.0,
+        Backend::Tracepoint => B::OW_BACKEND_TRACEPOINT.0,
+    }
+}
 
 pub const NO_TREE: u32 = 0xffff_ffff;
 pub const UNSET: u32 = 0xffff_ffff;

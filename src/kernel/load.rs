@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory};
 
-use super::abi::main_skel::{OwnwatchSkel, OwnwatchSkelBuilder};
+use super::abi::main_skel::{OpenOwnwatchSkel, OwnwatchSkel, OwnwatchSkelBuilder};
+use super::abi::{self, prog};
 use super::caps::tracepoint_exists as tracepoint_exists_in;
 use super::plan::{self, Backend, BackendReq};
 use super::trial::probe_some;
@@ -92,9 +93,9 @@ pub fn start_best<'obj>(
 
 /// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/hooks/ctime.h.
 const CTIME_HOOKS: &[(&str, &str)] = &[
-    ("tp_ctime_set", "inode_set_ctime_to_ts"),
-    ("tp_ctime_xchg", "ctime_ns_xchg"),
-    ("tp_ctime_skip", "ctime_xchg_skip"),
+    (prog::TP_CTIME_SET, "inode_set_ctime_to_ts"),
+    (prog::TP_CTIME_XCHG, "ctime_ns_xchg"),
+    (prog::TP_CTIME_SKIP, "ctime_xchg_skip"),
 ];
 
 fn ctime_hook_available(prog: &str) -> bool {
@@ -123,44 +124,56 @@ fn start<'obj>(
     backend: Backend,
     spec: &Spec,
 ) -> Result<(OwnwatchSkel<'obj>, Links)> {
-    let (trees, op_mask, ring_size) = (&spec.roots, spec.op_mask, spec.ring_size);
     let mut open = OwnwatchSkelBuilder::default()
         .open(obj)
         .context("opening BPF object")?;
+    configure(&mut open, backend, spec)?;
+    let syscalls = switch_on(&mut open, backend)?;
+    let skel = open.load().context("loading BPF programs")?;
+    fill_maps(&skel, spec)?;
+    let links = attach(&skel, &syscalls)?;
+    Ok((skel, links))
+}
+
+/// The constants and map sizes set between open and load.
+fn configure(open: &mut OpenOwnwatchSkel, backend: Backend, spec: &Spec) -> Result<()> {
     let ro = open
         .maps
         .rodata_data
         .as_mut()
         .context("no rodata in BPF object")?;
-    ro.op_mask = op_mask;
-    ro.all_trees = if trees.len() == 64 {
+    ro.op_mask = spec.op_mask;
+    ro.all_trees = if spec.roots.len() == 64 {
         u64::MAX
     } else {
-        (1u64 << trees.len()) - 1
+        (1u64 << spec.roots.len()) - 1
     };
     ro.self_tgid = std::process::id();
-    ro.backend_id = backend as u32;
+    ro.backend_id = abi::backend_id(backend);
     // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
     // spell (see submit() in the BPF side); the poll below picks up the rest.
-    ro.wakeup_bytes = u64::from(ring_size / 8);
+    ro.wakeup_bytes = u64::from(spec.ring_size / 8);
     ro.wakeup_gap_ns = WAKEUP_GAP.as_nanos() as u64;
     open.maps
         .events
-        .set_max_entries(ring_size)
+        .set_max_entries(spec.ring_size)
         .context("sizing the ring buffer")?;
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
     open.maps
         .heap
         .set_max_entries(cpus)
         .context("sizing scratch map")?;
+    Ok(())
+}
 
-    // Switch on the chosen family only. The tracepoint backend: one enter program per
-    // syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for
-    // all, the ctime hooks where they exist.
-    // lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or kprobe+kretprobe on the
-    // functions that do the ops, for their outcome. Hooks this kernel lacks stay off
-    // (file_truncate is 6.2+; before it ftruncate and O_TRUNC call path_truncate).
-    let mut syscalls = Vec::new();
+/// Switches on the chosen family only; returns the syscalls whose exit the tracepoint
+/// backend attaches to. The tracepoint backend: one enter program per syscall this kernel
+/// has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for all, the ctime hooks
+/// where they exist. lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or
+/// kprobe+kretprobe on the functions that do the ops, for their outcome. Hooks this kernel
+/// lacks stay off (file_truncate is 6.2+; before it ftruncate and O_TRUNC call
+/// path_truncate).
+fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend) -> Result<Vec<String>> {
     let btf = match backend {
         Backend::Tracepoint => None,
         _ => Some(libbpf_rs::btf::Btf::from_vmlinux().context("reading kernel BTF")?),
@@ -169,58 +182,74 @@ fn start<'obj>(
         btf.as_ref()
             .is_some_and(|b| b.type_by_name::<libbpf_rs::btf::types::Func>(f).is_some())
     };
+    let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
-        // Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL
-        // hooks and vfs_{set,remove}_acl (6.2+; before, ACLs pass the xattr hooks).
-        let hook = |h: &str| match backend {
-            Backend::Lsm => has_func(&format!("bpf_lsm_{h}")),
-            _ => has_func(&format!("security_{h}")),
+        let on = match backend {
+            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls),
+            _ => {
+                let (hook_prefix, done_prefix) = match backend {
+                    Backend::Lsm => (prog::LSM, prog::FEXIT_DONE),
+                    Backend::Fentry => (prog::FENTRY, prog::FEXIT_DONE),
+                    _ => (prog::KPROBE, prog::KRETPROBE_DONE),
+                };
+                (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
+                    && kernel_has_target(&name, backend, &has_func)
+            }
         };
-        let optional_ok = if backend == Backend::Tracepoint {
-            true
-        } else if name.ends_with("_ftruncate") {
-            hook("file_truncate")
-        } else if name.ends_with("_setacl") {
-            hook("inode_set_acl")
-        } else if name.ends_with("_removeacl") {
-            hook("inode_remove_acl")
-        } else if let Some(f) = ["vfs_set_acl", "vfs_remove_acl"]
-            .into_iter()
-            .find(|f| name.ends_with(f))
-        {
-            has_func(f)
-        } else {
-            true
-        };
-        let on = optional_ok
-            && match backend {
-                Backend::Lsm => name.starts_with("lsm_") || name.starts_with("fx_done_"),
-                Backend::Fentry => name.starts_with("fentry_") || name.starts_with("fx_done_"),
-                Backend::Kprobe => name.starts_with("kp_") || name.starts_with("kr_done_"),
-                Backend::Tracepoint => match name.strip_prefix("tp_enter_") {
-                    Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
-                        syscalls.push(sc.to_owned());
-                        true
-                    }
-                    Some(_) => false,
-                    None => match name.as_str() {
-                        "tp_sys_exit" => true,
-                        // io_uring's submission, under its 6.4+ name or the older one
-                        "tp_uring_req" => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
-                        "tp_uring_sqe" => {
-                            !tracepoint_exists_in("io_uring", "io_uring_submit_req")
-                                && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
-                        }
-                        _ => ctime_hook_available(&name),
-                    },
-                },
-            };
         p.set_autoload(on);
     }
-    let skel = open.load().context("loading BPF programs")?;
+    Ok(syscalls)
+}
 
-    for (i, t) in trees.iter().enumerate() {
+/// Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL hooks and
+/// vfs_{set,remove}_acl (6.2+; before, ACLs pass the xattr hooks).
+fn kernel_has_target(name: &str, backend: Backend, has_func: &dyn Fn(&str) -> bool) -> bool {
+    let hook = |h: &str| match backend {
+        Backend::Lsm => has_func(&format!("bpf_lsm_{h}")),
+        _ => has_func(&format!("security_{h}")),
+    };
+    if name.ends_with("_ftruncate") {
+        hook("file_truncate")
+    } else if name.ends_with("_setacl") {
+        hook("inode_set_acl")
+    } else if name.ends_with("_removeacl") {
+        hook("inode_remove_acl")
+    } else if let Some(f) = ["vfs_set_acl", "vfs_remove_acl"]
+        .into_iter()
+        .find(|f| name.ends_with(f))
+    {
+        has_func(f)
+    } else {
+        true
+    }
+}
+
+/// Whether a tracepoint-backend program is switched on here; a syscall's enter program adds
+/// the syscall to `syscalls`.
+fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>) -> bool {
+    match name.strip_prefix(prog::TP_ENTER) {
+        Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
+            syscalls.push(sc.to_owned());
+            true
+        }
+        Some(_) => false,
+        None => match name {
+            prog::TP_SYS_EXIT => true,
+            // io_uring's submission, under its 6.4+ name or the older one
+            prog::TP_URING_REQ => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
+            prog::TP_URING_SQE => {
+                !tracepoint_exists_in("io_uring", "io_uring_submit_req")
+                    && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+            }
+            _ => ctime_hook_available(name),
+        },
+    }
+}
+
+/// Which trees each root is and which users are allowed where.
+fn fill_maps(skel: &OwnwatchSkel, spec: &Spec) -> Result<()> {
+    for (i, t) in spec.roots.iter().enumerate() {
         skel.maps
             .roots
             .update(
@@ -231,7 +260,7 @@ fn start<'obj>(
             .context("filling roots map")?;
     }
     let mut masks: HashMap<u32, u64> = HashMap::new();
-    for (i, t) in trees.iter().enumerate() {
+    for (i, t) in spec.roots.iter().enumerate() {
         for &u in t.allowed {
             *masks.entry(u).or_default() |= 1 << i;
         }
@@ -242,12 +271,16 @@ fn start<'obj>(
             .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
             .context("filling allowed map")?;
     }
+    Ok(())
+}
 
+/// Attaches what was switched on; the one exit program to every syscall's exit.
+fn attach(skel: &OwnwatchSkel, syscalls: &[String]) -> Result<Links> {
     let mut links: Vec<Link> = Vec::new();
     for prog in skel.object().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        if name == "tp_sys_exit" {
-            for sc in &syscalls {
+        if name == prog::TP_SYS_EXIT {
+            for sc in syscalls {
                 let tp = format!("sys_exit_{sc}");
                 links.push(
                     prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
@@ -258,7 +291,7 @@ fn start<'obj>(
             links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
         }
     }
-    Ok((skel, Links(links)))
+    Ok(Links(links))
 }
 
 /// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them

@@ -1,8 +1,8 @@
-//! Ring buffer record -> plain Rust values. No I/O, no resolution: see resolve.rs.
+//! Ring buffer record -> plain Rust values. No I/O, no resolution: see locate.rs.
 
 use anyhow::{bail, Result};
 
-use crate::kernel::abi::{item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
+use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
 
 /// One superblock's part of a dentry walk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -96,11 +96,22 @@ pub fn identity_start(data: &[u8]) -> Option<usize> {
 
 type Items = ([Option<Spec>; slot::COUNT], Vec<Spec>);
 
+/// Where items go: a slot, or the last changed dentry (`seen`).
+#[derive(Clone, Copy)]
+enum Target {
+    Slot(usize),
+    Seen,
+}
+
+#[derive(Default)]
+struct ItemSink {
+    slots: [Option<Spec>; slot::COUNT],
+    seen: Vec<Spec>,
+    cur: Option<Target>,
+}
+
 fn decode_items(mut d: &[u8]) -> Result<Items> {
-    let mut slots: [Option<Spec>; slot::COUNT] = Default::default();
-    let mut seen: Vec<Spec> = Vec::new();
-    // Where items go: a slot index, or usize::MAX for the last `seen` entry.
-    let mut cur: Option<usize> = None;
+    let mut it = ItemSink::default();
     while d.len() >= 4 {
         let (ty, aux) = (d[0], d[1]);
         let len = u16::from_le_bytes([d[2], d[3]]) as usize;
@@ -109,27 +120,62 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
         }
         let payload = &d[4..4 + len];
         d = &d[4 + len..];
-        if ty == item::SLOT {
-            let s = *payload.first().unwrap_or(&0);
-            if s == slot::SEEN {
-                seen.push(Spec::default());
-                cur = Some(usize::MAX);
-                continue;
-            }
-            let s = s as usize;
-            if s >= slot::COUNT {
-                bail!("bad slot {s}");
-            }
-            slots[s] = Some(Spec::default());
-            cur = Some(s);
-            continue;
+        match ty {
+            item::SLOT => it.slot(*payload.first().unwrap_or(&0))?,
+            item::SAMEAS => it.same_as(*payload.first().unwrap_or(&0))?,
+            _ => it.item(ty, aux, payload)?,
         }
-        let spec = match cur {
-            Some(usize::MAX) => seen.last_mut(),
-            Some(s) => slots[s].as_mut(),
-            None => None,
+    }
+    Ok((it.slots, it.seen))
+}
+
+impl ItemSink {
+    /// A SLOT item: the items that follow describe this slot (or a new changed dentry).
+    fn slot(&mut self, s: u8) -> Result<()> {
+        if s == slot::SEEN {
+            self.seen.push(Spec::default());
+            self.cur = Some(Target::Seen);
+            return Ok(());
+        }
+        let s = s as usize;
+        if s >= slot::COUNT {
+            bail!("bad slot {s}");
+        }
+        self.slots[s] = Some(Spec::default());
+        self.cur = Some(Target::Slot(s));
+        Ok(())
+    }
+
+    /// SAMEAS 0x80 | i: the slot's walk is the one already sent as the i-th changed dentry.
+    fn same_as(&mut self, r: u8) -> Result<()> {
+        if self.spec().is_none() {
+            bail!("item {} before any slot", item::SAMEAS);
+        }
+        let Some(walk) = (r & 0x80 != 0)
+            .then(|| self.seen.get((r & 0x7f) as usize))
+            .flatten()
+            .and_then(|sp| sp.walk.clone())
+        else {
+            bail!("bad same-as item {r}");
         };
-        let Some(spec) = spec else {
+        if let Some(Target::Slot(s)) = self.cur {
+            if let Some(spec) = self.slots[s].as_mut() {
+                spec.walk = Some(walk);
+            }
+        }
+        Ok(())
+    }
+
+    fn spec(&mut self) -> Option<&mut Spec> {
+        match self.cur? {
+            Target::Seen => self.seen.last_mut(),
+            Target::Slot(s) => self.slots[s].as_mut(),
+        }
+    }
+
+    /// An item of the current slot's walk, string or ancestors.
+    fn item(&mut self, ty: u8, aux: u8, payload: &[u8]) -> Result<()> {
+        let Some(spec) = self.spec() else {
             bail!("item {ty} before any slot");
         };
         match ty {
@@ -156,27 +202,9 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
                 plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 let walk = spec.walk.get_or_insert_with(Walk::default);
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
-                walk.truncated = end.flags & crate::kernel::abi::flag::TRUNCATED != 0;
+                walk.truncated = end.flags & flag::TRUNCATED != 0;
                 walk.mode = end.mode;
                 walk.tree_depth = end.tree_depth;
-            }
-            item::SAMEAS => {
-                // 0x80 | i: the walk already sent as the i-th changed dentry.
-                let r = *payload.first().unwrap_or(&0);
-                let Some(walk) = (r & 0x80 != 0)
-                    .then(|| seen.get((r & 0x7f) as usize))
-                    .flatten()
-                    .and_then(|sp| sp.walk.clone())
-                else {
-                    bail!("bad same-as item {r}");
-                };
-                let spec = match cur {
-                    Some(s) if s != usize::MAX => slots[s].as_mut(),
-                    _ => None,
-                };
-                if let Some(spec) = spec {
-                    spec.walk = Some(walk);
-                }
             }
             item::PARENT => {
                 let mut p = ow_parent::default();
@@ -190,8 +218,8 @@ fn decode_items(mut d: &[u8]) -> Result<Items> {
             }
             _ => bail!("unknown item type {ty}"),
         }
+        Ok(())
     }
-    Ok((slots, seen))
 }
 
 #[cfg(test)]
@@ -282,7 +310,7 @@ pub mod tests {
             .name(b"f")
             .mntroot()
             .name(b"sub")
-            .end(NO_TREE, crate::kernel::abi::flag::TRUNCATED);
+            .end(NO_TREE, flag::TRUNCATED);
         let rec = decode(&record(ow_event::default(), &it)).unwrap();
         let w = rec.slots[1].as_ref().unwrap().walk.clone().unwrap();
         assert_eq!(w.segs[0].below_mnt_root, Some(1));

@@ -54,6 +54,17 @@ pub struct Tree {
     pub owner: (u32, u32),
 }
 
+impl Tree {
+    /// The root as the kernel's maps know it.
+    fn root(&self) -> Root<'_> {
+        Root {
+            dev: self.dev,
+            ino: self.ino,
+            allowed: &self.allowed,
+        }
+    }
+}
+
 fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
     let owner = args.owner.as_deref().map(parse_owner).transpose()?;
     let allow = args
@@ -144,6 +155,22 @@ fn options(args: &WatchArgs) -> Result<Options> {
     })
 }
 
+/// Root, the output opened, kernel BTF, libbpf's messages: before any program is loaded.
+fn preflight(args: &WatchArgs) -> Result<Sink> {
+    require_root()?;
+    let sink = match &args.output {
+        Some(path) => Sink::file(path)?,
+        None => Sink::stdout(),
+    };
+    if !Path::new(BTF_PATH).exists() {
+        bail!(
+            "no kernel BTF at {BTF_PATH}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+        );
+    }
+    set_libbpf_log(args.verbose);
+    Ok(sink)
+}
+
 fn set_libbpf_log(verbose: u8) {
     if verbose > 0 {
         let level = if verbose > 1 {
@@ -164,29 +191,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     crate::output::sink::install_sighup(&HUP)?;
     let opts = options(&args)?;
     let trees = opts.trees;
-    require_root()?;
-    let sink = match &args.output {
-        Some(path) => Sink::file(path)?,
-        None => Sink::stdout(),
-    };
-    if !Path::new(BTF_PATH).exists() {
-        bail!(
-            "no kernel BTF at {}: ownwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF",
-            BTF_PATH
-        );
-    }
-    set_libbpf_log(args.verbose);
+    let sink = preflight(&args)?;
     let started = Instant::now();
 
     let spec = Spec {
-        roots: trees
-            .iter()
-            .map(|t| Root {
-                dev: t.dev,
-                ino: t.ino,
-                allowed: &t.allowed,
-            })
-            .collect(),
+        roots: trees.iter().map(Tree::root).collect(),
         op_mask: opts.op_mask,
         ring_size: opts.ring_size,
     };
@@ -198,7 +207,6 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         probe_time: t_probe,
         failures,
     } = start_best(&mut objs, args.backend, &spec)?;
-    drop(spec);
     for f in &failures {
         eprintln!("ownwatch: backend {f}; trying the next one");
     }
@@ -215,10 +223,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             (started.elapsed() - t_load).as_millis()
         );
     }
-    let mut proc_init = Processor::new(&trees, args.format, backend, sink);
-    proc_init.fix = args.fix;
-    proc_init.max_events = args.max_events;
-    let processor = RefCell::new(proc_init);
+    let mut processor = Processor::new(&trees, args.format, backend, sink);
+    processor.fix = args.fix;
+    processor.max_events = args.max_events;
+    let processor = RefCell::new(processor);
     let mut rb = RingBufferBuilder::new();
     rb.add(&skel.maps.events, |data: &[u8]| {
         processor.borrow_mut().handle(data)
@@ -229,6 +237,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let n = trees.len();
     // The processor holds the roots from here on: one handle each, closed when it gives a
     // root up, so a lazily unmounted filesystem is not pinned by us.
+    drop(spec);
     drop(trees);
     eprintln!(
         "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
