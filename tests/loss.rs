@@ -11,6 +11,7 @@
 //! no ctime trace it sends the record for user space to decide), so the two bursts below do
 //! not overlap: one agent's lost count would include the other burst's records.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -165,9 +166,7 @@ fn tally(lines: &[String], files: &[PathBuf], tree: &Path) -> (usize, u64, usize
 /// is counted in the kernel and reported in-band once the agent runs again.
 #[test]
 fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
-    if !require_root("stopped_reader_small_ring_delivered_plus_lost_is_exact") {
-        return;
-    }
+    needs_root!();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = TestDir::new("loss-stopped");
     let (files, sentinel) = files(&d);
@@ -207,9 +206,7 @@ fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
 /// lost and counted; delivered + lost is exact either way.
 #[test]
 fn live_reader_small_ring_delivered_plus_lost_is_exact() {
-    if !require_root("live_reader_small_ring_delivered_plus_lost_is_exact") {
-        return;
-    }
+    needs_root!();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = TestDir::new("loss-live");
     let (files, sentinel) = files(&d);
@@ -233,9 +230,7 @@ fn live_reader_small_ring_delivered_plus_lost_is_exact() {
 /// A ring size the kernel cannot take is a usage error: one line, exit 2, nothing loaded.
 #[test]
 fn bad_ring_sizes_exit_2_with_one_line() {
-    if !require_root("bad_ring_sizes_exit_2_with_one_line") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("loss-usage");
     let tree = d.tree.to_str().unwrap();
     for bad in ["1000", "3M", "2K", "2G", "lots"] {

@@ -4,6 +4,7 @@
 //! is kept). On a full disk it keeps the events, retries, and writes them once space returns,
 //! with an in-band `lost` line (`"reason":"output"`) for the whole lines it had to drop.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::MetadataExt;
@@ -102,9 +103,7 @@ fn json_lines(p: &Path) -> Vec<Value> {
 
 #[test]
 fn a_symlink_at_the_output_path_is_never_followed() {
-    if !require_root("a_symlink_at_the_output_path_is_never_followed") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-symlink");
     let secret = d.outside.join("root-only");
     victim(&secret);
@@ -132,9 +131,7 @@ fn a_symlink_at_the_output_path_is_never_followed() {
 
 #[test]
 fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
-    if !require_root("a_file_planted_by_someone_else_is_refused_and_left_as_it_is") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-planted");
     let drop_dir = d.base.join("tmp");
     make_dir(&drop_dir);
@@ -184,9 +181,7 @@ fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
 
 #[test]
 fn symlinked_and_open_directories_on_the_way() {
-    if !require_root("symlinked_and_open_directories_on_the_way") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-dirs");
     // A user's symlink to a directory (/tmp/evil -> /etc): refused, nothing created there.
     let evil = d.base.join("evil");
@@ -243,9 +238,7 @@ fn symlinked_and_open_directories_on_the_way() {
 
 #[test]
 fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
-    if !require_root("a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-reopen");
     let secret = d.outside.join("root-only");
     victim(&secret);
@@ -369,9 +362,7 @@ fn split_lost(lines: &[Value]) -> (Vec<String>, Vec<(usize, Value)>) {
 
 #[test]
 fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
-    if !require_root("a_full_disk_keeps_the_events_and_writes_them_when_space_returns") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-full");
     let fs = SmallFs::mount(d.outside.join("small"), "256k");
     let log = fs.0.join("ow.jsonl");
@@ -420,9 +411,7 @@ fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
 
 #[test]
 fn a_long_full_disk_drops_whole_lines_and_counts_them_in_band() {
-    if !require_root("a_long_full_disk_drops_whole_lines_and_counts_them_in_band") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-drop");
     // Room for what is kept once the filler goes.
     let fs = SmallFs::mount(d.outside.join("small"), "16m");

@@ -74,9 +74,7 @@ fn has_acls(dir: &Path) -> bool {
 
 #[test]
 fn coreutils_tar_and_shells_from_other_working_directories() {
-    if !require_root("coreutils_tar_and_shells_from_other_working_directories") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("tools");
     let (t, o, base) = (&d.tree, &d.outside, &d.base);
     assert!(

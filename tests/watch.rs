@@ -101,9 +101,7 @@ fn s(p: &Path) -> String {
 
 #[test]
 fn root_create_variants() {
-    if !require_root("root_create_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("create");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &[]);
@@ -227,9 +225,7 @@ fn root_create_variants() {
 
 #[test]
 fn root_mkdir_mknod_symlink_link_variants() {
-    if !require_root("root_mkdir_mknod_symlink_link_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("mkdir");
     let t = &d.tree;
     make_file(d.t("f"), b"data");
@@ -339,9 +335,7 @@ fn root_mkdir_mknod_symlink_link_variants() {
 
 #[test]
 fn root_rename_variants() {
-    if !require_root("root_rename_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("rename");
     let t = &d.tree;
     for f in ["r1", "r2", "r3", "x1", "x2", "victim", "out1"] {
@@ -420,9 +414,7 @@ fn root_rename_variants() {
 
 #[test]
 fn root_unlink_rmdir_variants() {
-    if !require_root("root_unlink_rmdir_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("unlink");
     let t = &d.tree;
     for f in ["u1", "u2", "u3"] {
@@ -469,9 +461,7 @@ fn root_unlink_rmdir_variants() {
 
 #[test]
 fn root_chmod_variants() {
-    if !require_root("root_chmod_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("chmod");
     let t = &d.tree;
     make_file(d.t("m"), b"");
@@ -521,9 +511,7 @@ fn root_chmod_variants() {
 
 #[test]
 fn root_chown_variants() {
-    if !require_root("root_chown_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("chown");
     let t = &d.tree;
     make_file(d.t("o"), b"");
@@ -578,9 +566,7 @@ fn root_chown_variants() {
 
 #[test]
 fn root_truncate_and_write_variants() {
-    if !require_root("root_truncate_and_write_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("trunc");
     let t = &d.tree;
     make_file(d.t("w"), &[b'x'; 100]);
@@ -637,9 +623,7 @@ fn root_truncate_and_write_variants() {
 
 #[test]
 fn root_xattr_variants() {
-    if !require_root("root_xattr_variants") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("xattr");
     let t = &d.tree;
     make_file(d.t("x"), b"");
@@ -698,9 +682,7 @@ fn root_xattr_variants() {
 
 #[test]
 fn root_xattrat_syscalls() {
-    if !require_root("root_xattrat_syscalls") {
-        return;
-    }
+    needs_root!();
     if !have_syscall(SYS_SETXATTRAT) {
         eprintln!("root_xattrat_syscalls: setxattrat not in this kernel (< 6.13), not tested");
         return;
@@ -786,9 +768,7 @@ fn uring(ring: &mut io_uring::IoUring, e: io_uring::squeue::Entry) -> Result<i32
 
 #[test]
 fn io_uring_ops_are_reported() {
-    if !require_root("io_uring_ops_are_reported") {
-        return;
-    }
+    needs_root!();
     use io_uring::{opcode, types::Fd};
     let d = TestDir::new("uring");
     let t = &d.tree;
@@ -884,9 +864,7 @@ fn io_uring_ops_are_reported() {
 
 #[test]
 fn failed_operations_are_not_reported() {
-    if !require_root("failed_operations_are_not_reported") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("failed");
     let t = &d.tree;
     make_file(d.t("exists"), b"");
@@ -991,9 +969,7 @@ fn failed_operations_are_not_reported() {
 
 #[test]
 fn actor_is_the_fsuid() {
-    if !require_root("actor_is_the_fsuid") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fsuid");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &[]);
@@ -1161,9 +1137,7 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
 
 #[test]
 fn owner_writes_are_not_reported() {
-    if !require_root("owner_writes_are_not_reported") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("ownerok");
     let t = &d.tree;
     let side = d.base.join("ownerside");
@@ -1188,9 +1162,7 @@ fn owner_writes_are_not_reported() {
 
 #[test]
 fn root_writes_outside_the_tree_are_not_reported() {
-    if !require_root("root_writes_outside_the_tree_are_not_reported") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("outside");
     let t = &d.tree;
     // A sibling whose name has the tree's path as a string prefix.
@@ -1243,9 +1215,7 @@ fn root_writes_outside_the_tree_are_not_reported() {
 
 #[test]
 fn allowed_users_are_not_reported() {
-    if !require_root("allowed_users_are_not_reported") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("allow");
     let t = &d.tree;
     let other_side = d.base.join("otherside");
@@ -1279,9 +1249,7 @@ fn allowed_users_are_not_reported() {
 
 #[test]
 fn ops_mkdir_reports_only_mkdir() {
-    if !require_root("ops_mkdir_reports_only_mkdir") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("opsmkdir");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &["--ops", "mkdir"]);
@@ -1325,9 +1293,7 @@ fn ops_mkdir_reports_only_mkdir() {
 
 #[test]
 fn ops_list_reports_only_those_ops() {
-    if !require_root("ops_list_reports_only_those_ops") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("opslist");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &["--ops", "create,rename,unlink"]);
@@ -1357,9 +1323,7 @@ fn ops_list_reports_only_those_ops() {
 
 #[test]
 fn owner_option_overrides_the_directory_owner() {
-    if !require_root("owner_option_overrides_the_directory_owner") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("ownerflag");
     let t = &d.tree;
     let o = format!("{OTHER}:{OTHER}");
@@ -1386,9 +1350,7 @@ fn owner_option_overrides_the_directory_owner() {
 
 #[test]
 fn owner_option_by_name() {
-    if !require_root("owner_option_by_name") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("ownername");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &["--owner", "nobody"]);
@@ -1410,9 +1372,7 @@ fn owner_option_by_name() {
 
 #[test]
 fn each_tree_has_its_own_default_owner() {
-    if !require_root("each_tree_has_its_own_default_owner") {
-        return;
-    }
+    needs_root!();
     let d1 = TestDir::new("two-a");
     let d2 = TestDir::new("two-b");
     chown(&d2.tree, OTHER, OTHER);
@@ -1452,9 +1412,7 @@ fn each_tree_has_its_own_default_owner() {
 
 #[test]
 fn ops_accepts_every_op_name() {
-    if !require_root("ops_accepts_every_op_name") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("opsall");
     let t = &d.tree;
     let all = "create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,\
@@ -1482,9 +1440,7 @@ fn ops_accepts_every_op_name() {
 /// `tree` is still the root's canonical absolute path.
 #[test]
 fn dir_argument_forms_give_the_canonical_tree() {
-    if !require_root("dir_argument_forms_give_the_canonical_tree") {
-        return;
-    }
+    needs_root!();
     let d1 = TestDir::new("dirarg-rel");
     let d2 = TestDir::new("dirarg-link");
     let link = d2.base.join("link-to-tree");
@@ -1517,9 +1473,7 @@ fn dir_argument_forms_give_the_canonical_tree() {
 
 #[test]
 fn path_forms() {
-    if !require_root("path_forms") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("paths");
     let t = &d.tree;
     make_dir(d.t("sub"));
@@ -1628,9 +1582,7 @@ fn path_forms() {
 /// the way is renamed, replaced or removed right after (before the agent gets to the event).
 #[test]
 fn paths_are_as_at_the_time_of_the_operation() {
-    if !require_root("paths_are_as_at_the_time_of_the_operation") {
-        return;
-    }
+    needs_root!();
     if !string_paths_promised("paths_are_as_at_the_time_of_the_operation: names re-pointed, removed or moved right after the op") {
         return;
     }
@@ -1697,9 +1649,7 @@ fn paths_are_as_at_the_time_of_the_operation() {
 
 #[test]
 fn path_through_bind_mount_on_host() {
-    if !require_root("path_through_bind_mount_on_host") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("hostbind");
     let t = &d.tree;
     make_dir(d.t("sub"));
@@ -1773,9 +1723,7 @@ fn bind(src: &Path, dst: &Path) -> Result<(), String> {
 
 #[test]
 fn path_through_bind_mount_in_private_namespace() {
-    if !require_root("path_through_bind_mount_in_private_namespace") {
-        return;
-    }
+    needs_root!();
     if !string_paths_promised(
         "path_through_bind_mount_in_private_namespace: a mount only another namespace had",
     ) {
@@ -1827,9 +1775,7 @@ fn path_through_bind_mount_in_private_namespace() {
 
 #[test]
 fn path_from_another_mount_namespace() {
-    if !require_root("path_from_another_mount_namespace") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("mntns");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &[]);
@@ -1864,9 +1810,7 @@ fn path_from_another_mount_namespace() {
 
 #[test]
 fn path_from_inside_a_chroot() {
-    if !require_root("path_from_inside_a_chroot") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("chroot");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &[]);
@@ -1948,9 +1892,7 @@ fn deep_expect(tree: &Path, names: &[Vec<u8>], pid: i32) -> Vec<Exp> {
 
 #[test]
 fn path_120_levels_deep() {
-    if !require_root("path_120_levels_deep") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("deep");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..120)
@@ -1975,9 +1917,7 @@ fn path_120_levels_deep() {
 
 #[test]
 fn path_120_levels_of_255_byte_names() {
-    if !require_root("path_120_levels_of_255_byte_names") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("deeplong");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..120)
@@ -1999,9 +1939,7 @@ fn path_120_levels_of_255_byte_names() {
 /// "truncated": true, one that is not marked must be exact.
 #[test]
 fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
-    if !require_root("path_deeper_than_the_kernel_buffer_is_never_dropped") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("deeper");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..300)
@@ -2043,9 +1981,7 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
 /// none marked "truncated" (the walks of the directories the op changed take room too).
 #[test]
 fn ops_36_kb_deep_are_whole() {
-    if !require_root("ops_36_kb_deep_are_whole") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("deepops");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..140)
@@ -2092,9 +2028,7 @@ fn ops_36_kb_deep_are_whole() {
 
 #[test]
 fn names_of_255_bytes_and_long_symlink_targets() {
-    if !require_root("names_of_255_bytes_and_long_symlink_targets") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("longname");
     let t = &d.tree;
     let n = |c: char| c.to_string().repeat(255);
@@ -2132,9 +2066,7 @@ fn names_of_255_bytes_and_long_symlink_targets() {
 
 #[test]
 fn odd_names_are_exact_and_one_line_each() {
-    if !require_root("odd_names_are_exact_and_one_line_each") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("oddnames");
     let t = &d.tree;
     let names: Vec<&[u8]> = vec![
@@ -2214,9 +2146,7 @@ fn odd_names_are_exact_and_one_line_each() {
 
 #[test]
 fn renamed_watched_root_stays_watched() {
-    if !require_root("renamed_watched_root_stays_watched") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("rootrename");
     // base/holder (owner's) / tree
     let holder = d.base.join("holder");
@@ -2281,9 +2211,7 @@ fn renamed_watched_root_stays_watched() {
 
 #[test]
 fn any_user_reports_the_owner_too() {
-    if !require_root("any_user_reports_the_owner_too") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("anyuser");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &["--any-user"]);
@@ -2317,9 +2245,7 @@ fn any_user_reports_the_owner_too() {
 
 #[test]
 fn format_text_is_one_readable_line_per_event() {
-    if !require_root("format_text_is_one_readable_line_per_event") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("text");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &["--format", "text"]);
@@ -2368,9 +2294,7 @@ fn format_text_is_one_readable_line_per_event() {
 
 #[test]
 fn verbose_keeps_stdout_for_events() {
-    if !require_root("verbose_keeps_stdout_for_events") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("verbose");
     let t = &d.tree;
     let mut a = Agent::watch_tree(t, &["-v"]);
@@ -2409,17 +2333,13 @@ fn signal_flushes(sig: i32, name: &str) {
 
 #[test]
 fn sigterm_flushes_and_exits_0() {
-    if !require_root("sigterm_flushes_and_exits_0") {
-        return;
-    }
+    needs_root!();
     signal_flushes(libc::SIGTERM, "sigterm");
 }
 
 #[test]
 fn sigint_flushes_and_exits_0() {
-    if !require_root("sigint_flushes_and_exits_0") {
-        return;
-    }
+    needs_root!();
     signal_flushes(libc::SIGINT, "sigint");
 }
 
@@ -2442,9 +2362,7 @@ fn assert_usage_error(args: &[&str]) {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    if !require_root("bad_input_exits_2_with_one_line") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("badinput");
     let t = s(&d.tree);
     let file = d.o("a_file");
@@ -2496,9 +2414,7 @@ fn bad_input_exits_2_with_one_line() {
 /// Usage errors (DESIGN: "one clear line on stderr, never a panic").
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    if !require_root("usage_errors_exit_2_with_one_line") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("usage");
     let t = s(&d.tree);
     for args in [
@@ -2514,9 +2430,7 @@ fn usage_errors_exit_2_with_one_line() {
 
 #[test]
 fn closed_stdout_ends_cleanly() {
-    if !require_root("closed_stdout_ends_cleanly") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("headone");
     let t = &d.tree;
     let mut a = Agent::spawn(watch_args(&[&s(t)]), StdoutMode::HeadOne);
@@ -2555,9 +2469,7 @@ fn closed_stdout_ends_cleanly() {
 
 #[test]
 fn probe_reports_every_backend_and_the_choice() {
-    if !require_root("probe_reports_every_backend_and_the_choice") {
-        return;
-    }
+    needs_root!();
     let p = probe();
     assert!(p["kernel"].is_object(), "kernel: {}", p["kernel"]);
     let backends = p["backends"].as_array().expect("backends array");
@@ -2622,9 +2534,7 @@ fn expect_tree_gone(a: &Agent, root: &Path, reason: &str) {
 
 #[test]
 fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
-    if !require_root("a_deleted_root_is_said_once_and_the_last_one_stops_the_agent") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("rootgone");
     let mut a = Agent::watch_tree(&d.tree, &[]);
     let pid = run_as(Creds::Root, || {
@@ -2652,9 +2562,7 @@ fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
 
 #[test]
 fn a_lazily_unmounted_root_never_widens_the_watch() {
-    if !require_root("a_lazily_unmounted_root_never_widens_the_watch") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("lazyumount");
     let mnt = d.o("mnt");
     make_dir(&mnt);
@@ -2713,9 +2621,7 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
 /// it is still starting.
 #[test]
 fn sighup_never_kills_the_agent() {
-    if !require_root("sighup_never_kills_the_agent") {
-        return;
-    }
+    needs_root!();
     use std::io::{BufRead, BufReader};
     let d = TestDir::new("sighup");
     let mut child = std::process::Command::new(bin())

@@ -44,9 +44,11 @@ pub fn require_root(test: &str) -> bool {
              other uids and give files to them)"
         );
     }
+    // `test` is the test's path: its first part is the test binary.
+    let bin = test.split("::").next().unwrap_or(test);
     eprintln!(
         "SKIPPED {test}: not root; these tests load BPF programs, act as other uids and give \
-         files to them (run as root, e.g. `sudo -E cargo test --test watch`)"
+         files to them (run as root, e.g. `sudo -E cargo test --test {bin}`)"
     );
     false
 }
