@@ -253,7 +253,7 @@ fn mixed_tree() -> Mixed {
     // SAFETY: plain mknod of /dev/null's numbers in our temp tree.
     let r = unsafe {
         libc::mknod(
-            cp(&tree.join("chardev")).as_ptr(),
+            cp(tree.join("chardev")).as_ptr(),
             libc::S_IFCHR | 0o600,
             libc::makedev(1, 3),
         )
@@ -279,7 +279,7 @@ fn mixed_tree() -> Mixed {
         ("sock", 0, 0),
         ("chardev", 0, 0),
     ] {
-        chown(&tree.join(p), u, g);
+        chown(tree.join(p), u, g);
     }
     chown(&odd, 0, 0);
     chown(&weird, 0, OWNER);
@@ -304,7 +304,7 @@ fn mixed_tree() -> Mixed {
         ("bad_dir/nobody", 0o644),
         ("sock", 0o755),
     ] {
-        chmod(&tree.join(p), m);
+        chmod(tree.join(p), m);
     }
     chmod(&odd, 0o644);
     chmod(&weird, 0o644);
@@ -414,7 +414,7 @@ fn reports_exactly_the_wrongly_owned_entries() {
         .iter()
         .any(|l| l.contains("\"path_b64\":\"") && l.contains("odd-\u{fffd}\u{fffd}")));
     // Nothing was changed by a plain scan, and the symlinks' targets were never entered.
-    assert_eq!(owner_of(&m.tree.join("root_file")), (0, 0));
+    assert_eq!(owner_of(m.tree.join("root_file")), (0, 0));
     assert!(!String::from_utf8_lossy(&r.stdout).contains(m.outside.to_str().unwrap()));
 
     // The same tree given through a symlink to it: the tree is the real path.
@@ -466,11 +466,11 @@ fn owner_option_and_its_defaults() {
     std::fs::write(t.join("a"), b"x").unwrap();
     std::fs::write(t.join("b"), b"x").unwrap();
     chown(&t, OWNER, OTHER);
-    chown(&t.join("a"), OWNER, OTHER);
-    chown(&t.join("b"), OWNER, OWNER);
+    chown(t.join("a"), OWNER, OTHER);
+    chown(t.join("b"), OWNER, OWNER);
     chmod(&t, 0o750);
-    chmod(&t.join("a"), 0o644);
-    chmod(&t.join("b"), 0o644);
+    chmod(t.join("a"), 0o644);
+    chmod(t.join("b"), 0o644);
     set_all_mtimes(&t);
     let tp = pb(&t);
     let a = || line(&pb(&t.join("a")), "file", OWNER, OTHER, "0644", &t, Fix::No);
@@ -553,7 +553,7 @@ fn fix_gives_everything_back_and_never_follows_symlinks() {
     let m = mixed_tree();
     // A hard link to a file outside the tree must not be given away.
     std::fs::hard_link(m.outside.join("sub/file"), m.tree.join("hardlink")).unwrap();
-    chmod(&m.outside.join("sub/file"), 0o644);
+    chmod(m.outside.join("sub/file"), 0o644);
     set_mtime_at(
         libc::AT_FDCWD,
         m.outside.join("sub/file").as_os_str().as_bytes(),
@@ -588,15 +588,15 @@ fn fix_gives_everything_back_and_never_follows_symlinks() {
         "fifo",
         "sock",
     ] {
-        assert_eq!(owner_of(&m.tree.join(p)), (OWNER, OWNER), "{p}");
+        assert_eq!(owner_of(m.tree.join(p)), (OWNER, OWNER), "{p}");
     }
     assert_eq!(owner_of(&m.odd), (OWNER, OWNER));
     assert_eq!(owner_of(&m.weird), (OWNER, OWNER));
-    assert_eq!(owner_of(&m.tree.join("chardev")), (0, 0));
+    assert_eq!(owner_of(m.tree.join("chardev")), (0, 0));
     // Outside: untouched, whether reached by symlink or hard link.
     for p in ["", "target", "sub", "sub/file"] {
         assert_eq!(
-            owner_of(&m.outside.join(p)),
+            owner_of(m.outside.join(p)),
             (OUTSIDE, OUTSIDE),
             "outside/{p}"
         );
@@ -749,7 +749,7 @@ fn stays_on_the_filesystem_unless_cross_mounts() {
         return;
     }
     std::fs::write(mnt.join("inner"), b"x").unwrap(); // owned by root
-    chmod(&mnt.join("inner"), 0o644);
+    chmod(mnt.join("inner"), 0o644);
     set_mtime_at(libc::AT_FDCWD, mnt.join("inner").as_os_str().as_bytes());
 
     let r = scan(&[t.as_os_str()]);
@@ -773,10 +773,10 @@ fn unreadable_directories_are_reported_and_the_scan_goes_on() {
     for e in walk_all(&t) {
         chown(&e, OWNER, OWNER);
     }
-    chown(&t.join("open/rootfile"), 0, 0);
-    chown(&t.join("locked/sub/hidden"), 0, 0);
-    chmod(&t.join("open/rootfile"), 0o644);
-    chmod(&t.join("locked"), 0o311); // searchable, not readable
+    chown(t.join("open/rootfile"), 0, 0);
+    chown(t.join("locked/sub/hidden"), 0, 0);
+    chmod(t.join("open/rootfile"), 0o644);
+    chmod(t.join("locked"), 0o311); // searchable, not readable
     set_all_mtimes(&t);
 
     // As the owner itself, which has no way past mode 0311.
@@ -973,7 +973,7 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
     }
     chmod(&t, 0o755);
     chmod(&src, 0o755);
-    chmod(&src.join("sub"), 0o755);
+    chmod(src.join("sub"), 0o755);
     for f in [
         t.join("plain"),
         src.join("secret"),
@@ -1047,7 +1047,7 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
     ] {
         assert_eq!(owner_of(&p), (0, 0), "{}", p.display());
     }
-    assert_eq!(owner_of(&t.join("plain")), (OWNER, OWNER));
+    assert_eq!(owner_of(t.join("plain")), (OWNER, OWNER));
 }
 
 /// A wrongly owned file loses setuid and setgid when given back, also a setgid bit the kernel
@@ -1063,10 +1063,10 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
     }
     chown(&t, OWNER, OWNER);
     chmod(&t, 0o755);
-    chmod(&t.join("suid"), 0o6755);
-    chmod(&t.join("sgid_noexec"), 0o2644);
-    chmod(&t.join("plain"), 0o644);
-    chmod(&t.join("sgdir"), 0o2775);
+    chmod(t.join("suid"), 0o6755);
+    chmod(t.join("sgid_noexec"), 0o2644);
+    chmod(t.join("plain"), 0o644);
+    chmod(t.join("sgdir"), 0o2775);
     set_all_mtimes(&t);
     let r = scan(&[os("--fix"), t.as_os_str()]);
     assert_eq!(r.stderr, "");
@@ -1096,7 +1096,7 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
         [0o755, 0o644, 0o644, 0o2775]
     );
     for p in ["suid", "sgid_noexec", "plain", "sgdir"] {
-        assert_eq!(owner_of(&t.join(p)), (OWNER, OWNER), "{p}");
+        assert_eq!(owner_of(t.join(p)), (OWNER, OWNER), "{p}");
     }
 }
 
@@ -1126,7 +1126,7 @@ fn nested_trees_the_innermost_owner_decides() {
     }
     chmod(&a, 0o755);
     chmod(&b, 0o755);
-    chmod(&b.join("sub"), 0o755);
+    chmod(b.join("sub"), 0o755);
     set_all_mtimes(&a);
     let want = |fix: &dyn Fn() -> Fix<'static>| {
         sorted(vec![
@@ -1141,9 +1141,9 @@ fn nested_trees_the_innermost_owner_decides() {
     }
     let r = scan(&[os("--fix"), a.as_os_str(), b.as_os_str()]);
     assert_eq!((r.code, r.lines()), (1, want(&|| Fix::Fixed)));
-    assert_eq!(owner_of(&a.join("a_root")), (OWNER, OWNER));
+    assert_eq!(owner_of(a.join("a_root")), (OWNER, OWNER));
     for p in ["", "sub", "b_own", "sub/b_root"] {
-        assert_eq!(owner_of(&b.join(p)), (OTHER, OTHER), "b/{p}");
+        assert_eq!(owner_of(b.join(p)), (OTHER, OTHER), "b/{p}");
     }
     let r = scan(&[a.as_os_str(), b.as_os_str()]);
     assert_eq!((r.code, r.stdout.len()), (0, 0));
