@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{abbrev_json, check_event, chmod, next_id, Exp, TIMEOUT};
+use super::{abbrev_json, check_event, chmod, next_id, run_as, By, Creds, Exp, TestDir, TIMEOUT};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ownwatch")
@@ -362,6 +362,21 @@ fn read_lines(r: impl Read + Send + 'static, mut f: impl FnMut(&[u8]) -> bool + 
             }
         }
     });
+}
+
+/// The common shape of a watch test.
+impl TestDir {
+    /// The agent on the tree with `opts`, `f` run in a forked root actor, then the sentinel:
+    /// every event before it, and that actor (fsuid 0, its pid, paths relative to the tree).
+    pub fn root_run(
+        &self,
+        opts: &[&str],
+        f: impl FnOnce() -> Result<(), String>,
+    ) -> (Vec<Value>, By) {
+        let mut a = Agent::watch_tree(&self.tree, opts);
+        let pid = run_as(Creds::Root, f);
+        (a.finish(&self.tree), By::new(&self.tree, 0, pid))
+    }
 }
 
 impl Drop for Agent {

@@ -183,12 +183,6 @@ fn verbose_keeps_stdout_for_events() {
     needs_root!();
     let d = TestDir::new("verbose");
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["-v"]);
-    let pid = run_as(Creds::Root, || mkdir(&d.t("v"), 0o755));
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[Exp::new("mkdir", d.t("v"), 0).pid(pid).mode(0o755)],
-        t,
-    );
+    let (evs, by) = d.root_run(&["-v"], || mkdir(&d.t("v"), 0o755));
+    assert_events(&evs, &[by.mkdir("v", 0o755)], t);
 }

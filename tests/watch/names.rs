@@ -33,14 +33,15 @@ fn deep_chain(tree: &Path, names: &[Vec<u8>]) -> Result<(), String> {
     Ok(())
 }
 
-fn deep_expect(tree: &Path, names: &[Vec<u8>], pid: i32) -> Vec<Exp> {
+/// The events of `deep_chain` by `by`: a mkdir for every level, then the leaf's create.
+fn deep_expect(by: &By, names: &[Vec<u8>]) -> Vec<Exp> {
     let mut want = Vec::new();
-    let mut p = tree.to_path_buf();
+    let mut p = by.dir.clone();
     for n in names {
         p = join_bytes(&p, n);
-        want.push(Exp::new("mkdir", &p, 0).pid(pid).mode(0o755));
+        want.push(by.mkdir(&p, 0o755));
     }
-    want.push(Exp::new("create", p.join("leaf"), 0).pid(pid).mode(0o644));
+    want.push(by.create(p.join("leaf"), 0o644));
     want
 }
 
@@ -52,10 +53,8 @@ fn path_120_levels_deep() {
     let names: Vec<Vec<u8>> = (0..120)
         .map(|i| format!("level{i:03}").into_bytes())
         .collect();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || deep_chain(t, &names));
-    let evs = a.finish(t);
-    let want = deep_expect(t, &names, pid);
+    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
+    let want = deep_expect(&by, &names);
     // The 120th mkdir: exactly 120 components below the tree.
     let last = evs.get(119).and_then(|e| e["path"].as_str()).unwrap_or("");
     let below = last
@@ -81,10 +80,8 @@ fn path_120_levels_of_255_byte_names() {
             n
         })
         .collect();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || deep_chain(t, &names));
-    let evs = a.finish(t);
-    let want = deep_expect(t, &names, pid);
+    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
+    let want = deep_expect(&by, &names);
     assert_events(&evs, &want, t);
 }
 
@@ -105,10 +102,8 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
         .collect();
     // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
     // other tests run)
-    let mut a = Agent::watch_tree(t, &["--ring-size", "64M"]);
-    let pid = run_as(Creds::Root, || deep_chain(t, &names));
-    let evs = a.finish(t);
-    let mut want = deep_expect(t, &names, pid);
+    let (evs, by) = d.root_run(&["--ring-size", "64M"], || deep_chain(t, &names));
+    let mut want = deep_expect(&by, &names);
     // Up to 64 KiB a path always arrives whole, and is not marked (README).
     for (e, w) in evs.iter().zip(&want) {
         if w.path.len() <= 64 * 1024 {
@@ -161,20 +156,16 @@ fn ops_36_kb_deep_are_whole() {
         Ok(())
     });
     let evs = a.finish_with(t, Sentinel::Create);
-    let p = |n: &str| deep.join(n);
+    let by = By::new(&deep, 0, pid);
     assert_events(
         &evs,
         &[
-            Exp::new("create", p("leaf"), 0).pid(pid).mode(0o644),
-            Exp::new("chmod", p("leaf"), 0).pid(pid).mode(0o600),
-            Exp::new("rename", p("leaf"), 0)
-                .pid(pid)
-                .new_path(p("leaf2")),
-            Exp::new("link", p("leaf2"), 0)
-                .pid(pid)
-                .new_path(p("leaf3")),
-            Exp::new("symlink", p("sl"), 0).pid(pid).target("leaf2"),
-            Exp::new("unlink", p("leaf3"), 0).pid(pid),
+            by.op("create", "leaf").mode(0o644),
+            by.op("chmod", "leaf").mode(0o600),
+            by.rename("leaf", "leaf2"),
+            by.op("link", "leaf2").new_path(deep.join("leaf3")),
+            by.op("symlink", "sl").target("leaf2"),
+            by.op("unlink", "leaf3"),
         ],
         t,
     );
@@ -187,8 +178,7 @@ fn names_of_255_bytes_and_long_symlink_targets() {
     let t = &d.tree;
     let n = |c: char| c.to_string().repeat(255);
     let long_target = format!("/{}", "t/".repeat(2000)); // 4001 bytes
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         create(&d.t(&n('a')), 0o644)?;
         mkdir(&d.t(&n('b')), 0o755)?;
         sc!(libc::SYS_symlink, cs(n('c')), cp(d.t(&n('d'))))?;
@@ -197,21 +187,15 @@ fn names_of_255_bytes_and_long_symlink_targets() {
         create(&d.t(&format!("{}/{}", n('b'), n('f'))), 0o600)?;
         Ok(())
     });
-    let evs = a.finish(t);
     assert_events(
         &evs,
         &[
-            Exp::new("create", d.t(&n('a')), 0).pid(pid).mode(0o644),
-            Exp::new("mkdir", d.t(&n('b')), 0).pid(pid).mode(0o755),
-            Exp::new("symlink", d.t(&n('d')), 0).pid(pid).target(n('c')),
-            Exp::new("symlink", d.t("long_target"), 0)
-                .pid(pid)
-                .target(&long_target),
-            Exp::new("rename", d.t(&n('a')), 0)
-                .pid(pid)
-                .new_path(d.t(&n('e'))),
-            Exp::new("create", d.t(&format!("{}/{}", n('b'), n('f'))), 0)
-                .pid(pid)
+            by.op("create", d.t(&n('a'))).mode(0o644),
+            by.op("mkdir", d.t(&n('b'))).mode(0o755),
+            by.op("symlink", d.t(&n('d'))).target(n('c')),
+            by.op("symlink", "long_target").target(&long_target),
+            by.op("rename", d.t(&n('a'))).new_path(d.t(&n('e'))),
+            by.op("create", d.t(&format!("{}/{}", n('b'), n('f'))))
                 .mode(0o600),
         ],
         t,
@@ -238,8 +222,7 @@ fn odd_names_are_exact_and_one_line_each() {
     ];
     let odd_dir: &[u8] = b"dir\xff\n";
     let odd_target: &[u8] = b"target\xfe\n\"\\";
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         for n in &names {
             let fd = sc!(
@@ -273,26 +256,16 @@ fn odd_names_are_exact_and_one_line_each() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
     let mut want: Vec<Exp> = names
         .iter()
-        .map(|n| Exp::new("create", join_bytes(t, n), 0).pid(pid).mode(0o644))
+        .map(|n| by.op("create", join_bytes(t, n)).mode(0o644))
         .collect();
     let dir = join_bytes(t, odd_dir);
-    want.push(Exp::new("mkdir", &dir, 0).pid(pid).mode(0o755));
+    want.push(by.op("mkdir", &dir).mode(0o755));
+    want.push(by.op("create", join_bytes(&dir, b"in\xfe")).mode(0o600));
+    want.push(by.op("symlink", "odd_link").target(odd_target));
     want.push(
-        Exp::new("create", join_bytes(&dir, b"in\xfe"), 0)
-            .pid(pid)
-            .mode(0o600),
-    );
-    want.push(
-        Exp::new("symlink", d.t("odd_link"), 0)
-            .pid(pid)
-            .target(odd_target),
-    );
-    want.push(
-        Exp::new("rename", join_bytes(t, names[6]), 0)
-            .pid(pid)
+        by.op("rename", join_bytes(t, names[6]))
             .new_path(join_bytes(t, b"renamed\xfe\x01")),
     );
     assert_events(&evs, &want, t);

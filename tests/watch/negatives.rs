@@ -317,8 +317,7 @@ fn ops_mkdir_reports_only_mkdir() {
     needs_root!();
     let d = TestDir::new("opsmkdir");
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--ops", "mkdir"]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&["--ops", "mkdir"], || {
         create(&d.t("f"), 0o644)?;
         mkdir(&d.t("d1"), 0o755)?;
         sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
@@ -345,15 +344,7 @@ fn ops_mkdir_reports_only_mkdir() {
         sc!(libc::SYS_rmdir, cp(d.t("d1")))?;
         Ok(())
     });
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d.t("d1"), 0).pid(pid).mode(0o755),
-            Exp::new("mkdir", d.t("d2"), 0).pid(pid).mode(0o700),
-        ],
-        t,
-    );
+    assert_events(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)], t);
 }
 
 #[test]
@@ -393,20 +384,18 @@ fn ops_accepts_every_op_name() {
     let t = &d.tree;
     let all = "create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,\
                setxattr,removexattr,write";
-    let mut a = Agent::watch_tree(t, &["--ops", all]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&["--ops", all], || {
         create(&d.t("f"), 0o644)?;
         sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
         sc!(libc::SYS_unlink, cp(d.t("f")))?;
         Ok(())
     });
-    let evs = a.finish(t);
     assert_events(
         &evs,
         &[
-            Exp::new("create", d.t("f"), 0).pid(pid).mode(0o644),
-            Exp::new("chmod", d.t("f"), 0).pid(pid).mode(0o600),
-            Exp::new("unlink", d.t("f"), 0).pid(pid),
+            by.create("f", 0o644),
+            by.op("chmod", "f").mode(0o600),
+            by.op("unlink", "f"),
         ],
         t,
     );

@@ -29,8 +29,7 @@ fn root_create_variants() {
     needs_root!();
     let d = TestDir::new("create");
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let fd = sc!(
             libc::SYS_open,
             cp(d.t("c_open")),
@@ -127,22 +126,20 @@ fn root_create_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str, rel: &str| Exp::new(op, d.t(rel), 0).pid(pid);
     assert_events(
         &evs,
         &[
-            e("create", "c_open").mode(0o640),
-            e("create", "c_openat").mode(0o600),
-            e("create", "c_openat_dirfd").mode(0o644),
-            e("create", "c_openat2").mode(0o640),
-            e("create", "c_creat").mode(0o604),
-            e("create", "c_tmp_empty").mode(0o600),
-            e("create", "c_tmp_proc").mode(0o640),
-            e("create", "c_mknod").mode(0o644),
-            e("create", "c_mknodat").mode(0o600),
-            e("create", "c_mknod_notype").mode(0o620),
-            e("write", "c_open"),
+            by.op("create", "c_open").mode(0o640),
+            by.op("create", "c_openat").mode(0o600),
+            by.op("create", "c_openat_dirfd").mode(0o644),
+            by.op("create", "c_openat2").mode(0o640),
+            by.op("create", "c_creat").mode(0o604),
+            by.op("create", "c_tmp_empty").mode(0o600),
+            by.op("create", "c_tmp_proc").mode(0o640),
+            by.op("create", "c_mknod").mode(0o644),
+            by.op("create", "c_mknodat").mode(0o600),
+            by.op("create", "c_mknod_notype").mode(0o620),
+            by.op("write", "c_open"),
         ],
         t,
     );
@@ -155,8 +152,7 @@ fn root_mkdir_mknod_symlink_link_variants() {
     let t = &d.tree;
     make_file(d.t("f"), b"data");
     make_file(d.o("src_in"), b"outside");
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_mkdir, cp(d.t("d_mkdir")), 0o755)?;
         sc!(
@@ -230,29 +226,25 @@ fn root_mkdir_mknod_symlink_link_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str, rel: &str| Exp::new(op, d.t(rel), 0).pid(pid);
     assert_events(
         &evs,
         &[
-            e("mkdir", "d_mkdir").mode(0o755),
-            e("mkdir", "d_mkdirat").mode(0o700),
-            e("mkdir", "d_fd").mode(0o750),
-            e("mkdir", "d_sticky").mode(0o1777),
-            e("mknod", "n_fifo").mode(0o644),
-            e("mknod", "n_fifo2").mode(0o600),
-            e("mknod", "n_sock").mode(0o640),
-            e("mknod", "n_chr").mode(0o600),
-            e("symlink", "s_rel").target("f"),
-            e("symlink", "s_abs").target("/nonexistent/abs target"),
-            e("link", "f").new_path(d.t("l_link")),
-            e("link", "f").new_path(d.t("l_linkat")),
-            e("link", "s_rel").new_path(d.t("l_sym")),
-            e("link", "f").new_path(d.t("l_follow")),
-            e("link", "f").new_path(d.t("l_empty")),
-            Exp::new("link", d.o("src_in"), 0)
-                .pid(pid)
-                .new_path(d.t("l_in")),
+            by.op("mkdir", "d_mkdir").mode(0o755),
+            by.op("mkdir", "d_mkdirat").mode(0o700),
+            by.op("mkdir", "d_fd").mode(0o750),
+            by.op("mkdir", "d_sticky").mode(0o1777),
+            by.op("mknod", "n_fifo").mode(0o644),
+            by.op("mknod", "n_fifo2").mode(0o600),
+            by.op("mknod", "n_sock").mode(0o640),
+            by.op("mknod", "n_chr").mode(0o600),
+            by.op("symlink", "s_rel").target("f"),
+            by.op("symlink", "s_abs").target("/nonexistent/abs target"),
+            by.op("link", "f").new_path(d.t("l_link")),
+            by.op("link", "f").new_path(d.t("l_linkat")),
+            by.op("link", "s_rel").new_path(d.t("l_sym")),
+            by.op("link", "f").new_path(d.t("l_follow")),
+            by.op("link", "f").new_path(d.t("l_empty")),
+            by.op("link", d.o("src_in")).new_path(d.t("l_in")),
         ],
         t,
     );
@@ -270,8 +262,7 @@ fn root_rename_variants() {
     make_file(d.t("rd/inner"), b"");
     std::os::unix::fs::symlink("r3", d.t("rsl")).unwrap();
     make_file(d.o("in1"), b"in");
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_rename, cp(d.t("r1")), cp(d.t("r1b")))?;
         sc!(libc::SYS_renameat, dfd, cs("r2"), dfd, cs("r2b"))?;
@@ -312,8 +303,7 @@ fn root_rename_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |from: &str, to: &str| Exp::new("rename", d.t(from), 0).pid(pid).new_path(d.t(to));
+    let e = |from: &str, to: &str| by.rename(from, to);
     assert_events(
         &evs,
         &[
@@ -323,12 +313,8 @@ fn root_rename_variants() {
             e("r1b", "r1c"),
             e("x1", "x2").exchange(),
             e("r2b", "victim"),
-            Exp::new("rename", d.o("in1"), 0)
-                .pid(pid)
-                .new_path(d.t("in1")),
-            Exp::new("rename", d.t("out1"), 0)
-                .pid(pid)
-                .new_path(d.o("out1")),
+            by.op("rename", d.o("in1")).new_path(d.t("in1")),
+            by.op("rename", "out1").new_path(d.o("out1")),
             e("rd", "rd2"),
             e("r3b", "rd2/r3c"),
             e("rsl", "rsl2"),
@@ -351,8 +337,7 @@ fn root_unlink_rmdir_variants() {
     make_file(d.t("sub/u4"), b"");
     make_file(d.o("target"), b"");
     std::os::unix::fs::symlink(d.o("target"), d.t("usl")).unwrap();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_unlink, cp(d.t("u1")))?;
         sc!(libc::SYS_unlinkat, dfd, cs("u2"), 0)?;
@@ -366,18 +351,16 @@ fn root_unlink_rmdir_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str, rel: &str| Exp::new(op, d.t(rel), 0).pid(pid);
     assert_events(
         &evs,
         &[
-            e("unlink", "u1"),
-            e("unlink", "u2"),
-            e("unlink", "u3"),
-            e("rmdir", "dd1"),
-            e("rmdir", "dd2"),
-            e("unlink", "usl"),
-            e("unlink", "sub/u4"),
+            by.op("unlink", "u1"),
+            by.op("unlink", "u2"),
+            by.op("unlink", "u3"),
+            by.op("rmdir", "dd1"),
+            by.op("rmdir", "dd2"),
+            by.op("unlink", "usl"),
+            by.op("unlink", "sub/u4"),
         ],
         t,
     );
@@ -393,8 +376,7 @@ fn root_chmod_variants() {
     make_dir(d.t("md"));
     std::os::unix::fs::symlink("m", d.t("msl")).unwrap();
     let fchmodat2 = have_syscall(SYS_FCHMODAT2);
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_chmod, cp(d.t("m")), 0o600)?;
         let fd = rdonly(&d.t("m"))?;
@@ -414,8 +396,7 @@ fn root_chmod_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |rel: &str, m: u32| Exp::new("chmod", d.t(rel), 0).pid(pid).mode(m);
+    let e = |rel: &str, m: u32| by.op("chmod", rel).mode(m);
     let mut want = vec![
         e("m", 0o600),
         e("m", 0o640),
@@ -424,7 +405,7 @@ fn root_chmod_variants() {
         e("m", 0o644),
         e("md", 0o1777),
         e("m", 0o4755),
-        Exp::new("chmod", t, 0).pid(pid).mode(0o777),
+        by.op("chmod", t).mode(0o777),
     ];
     if fchmodat2 {
         want.extend([e("m", 0o640), e("m", 0o600), e("m", 0o644)]);
@@ -441,8 +422,7 @@ fn root_chown_variants() {
     let t = &d.tree;
     make_file(d.t("o"), b"");
     std::os::unix::fs::symlink("o", d.t("osl")).unwrap();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_chown, cp(d.t("o")), OTHER, OTHER)?;
         let fd = rdonly(&d.t("o"))?;
@@ -470,10 +450,7 @@ fn root_chown_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |rel: &str, u: Option<u32>, g: Option<u32>| {
-        Exp::new("chown", d.t(rel), 0).pid(pid).owner(u, g)
-    };
+    let e = |rel: &str, u: Option<u32>, g: Option<u32>| by.op("chown", rel).owner(u, g);
     assert_events(
         &evs,
         &[
@@ -496,8 +473,7 @@ fn root_truncate_and_write_variants() {
     let t = &d.tree;
     make_file(d.t("w"), &[b'x'; 100]);
     std::os::unix::fs::symlink("w", d.t("wsl")).unwrap();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_truncate, cp(d.t("w")), 50)?;
         sc!(libc::SYS_truncate, cp(d.t("wsl")), 40)?; // follows
@@ -527,8 +503,7 @@ fn root_truncate_and_write_variants() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str| Exp::new(op, d.t("w"), 0).pid(pid);
+    let e = |op: &str| by.op(op, d.t("w"));
     assert_events(
         &evs,
         &[
@@ -553,8 +528,7 @@ fn root_xattr_variants() {
     let t = &d.tree;
     make_file(d.t("x"), b"");
     std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let v = b"value";
         let (vp, vl) = (v.as_ptr(), v.len());
         sc!(libc::SYS_setxattr, cp(d.t("x")), cs("user.a"), vp, vl, 0)?;
@@ -580,8 +554,7 @@ fn root_xattr_variants() {
         close(fd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str, x: &str| Exp::new(op, d.t("x"), 0).pid(pid).xattr(x);
+    let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
     assert_events(
         &evs,
         &[
@@ -589,17 +562,13 @@ fn root_xattr_variants() {
             e("setxattr", "user.b"),
             e("setxattr", "user.c"),
             e("setxattr", "user.d"),
-            Exp::new("setxattr", t, 0).pid(pid).xattr("user.root"),
+            by.op("setxattr", t).xattr("user.root"),
             e("removexattr", "user.a"),
             e("removexattr", "user.b"),
             e("removexattr", "user.c"),
             e("removexattr", "user.d"),
-            Exp::new("setxattr", d.t("xsl"), 0)
-                .pid(pid)
-                .xattr("trusted.l"),
-            Exp::new("removexattr", d.t("xsl"), 0)
-                .pid(pid)
-                .xattr("trusted.l"),
+            by.op("setxattr", "xsl").xattr("trusted.l"),
+            by.op("removexattr", "xsl").xattr("trusted.l"),
         ],
         t,
     );
@@ -616,8 +585,7 @@ fn root_xattrat_syscalls() {
     let t = &d.tree;
     make_file(d.t("x"), b"");
     std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let v = b"value";
         let args = XattrArgs {
             value: v.as_ptr() as u64,
@@ -666,8 +634,7 @@ fn root_xattrat_syscalls() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str, x: &str| Exp::new(op, d.t("x"), 0).pid(pid).xattr(x);
+    let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
     assert_events(
         &evs,
         &[
@@ -699,8 +666,7 @@ fn io_uring_ops_are_reported() {
     let t = &d.tree;
     make_dir(d.t("exists"));
     let backend = expected_backend();
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         let mut ring = io_uring::IoUring::new(8).map_err(|e| format!("io_uring_setup: {e}"))?;
         let at = Fd(libc::AT_FDCWD);
         let ok = |what: &str, r: i32| {
@@ -772,8 +738,7 @@ fn io_uring_ops_are_reported() {
         }
         Ok(())
     });
-    let evs = a.finish(t);
-    let e = |op: &str, rel: &str| Exp::new(op, d.t(rel), 0).pid(pid).io_uring();
+    let e = |op: &str, rel: &str| by.op(op, rel).io_uring();
     assert_events(
         &evs,
         &[

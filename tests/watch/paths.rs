@@ -52,8 +52,7 @@ fn path_forms() {
     std::os::unix::fs::symlink("sub", d.t("sublink")).unwrap();
     // the writer's fd table is gone when user space resolves without the kernel's view
     let proc_fd = string_paths_promised("path_forms: /proc/self/fd/N/name");
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         mkdir(&d.t("abs"), 0o755)?;
         chdir(t)?;
         sc!(libc::SYS_mkdir, cs("rel"), 0o755)?;
@@ -114,8 +113,7 @@ fn path_forms() {
         close(dfd);
         Ok(())
     });
-    let evs = a.finish(t);
-    let m = |rel: &str| Exp::new("mkdir", d.t(rel), 0).pid(pid).mode(0o755);
+    let m = |rel: &str| by.op("mkdir", rel).mode(0o755);
     let mut want = vec![
         m("abs"),
         m("rel"),
@@ -132,13 +130,9 @@ fn path_forms() {
         m("proc_root"),
         m("sub/proc_fd"),
         m("slashes"),
-        Exp::new("create", d.t("dotdot_file"), 0)
-            .pid(pid)
-            .mode(0o644),
-        Exp::new("unlink", d.t("sub/file_u"), 0).pid(pid),
-        Exp::new("rename", d.t("sub/ren_a"), 0)
-            .pid(pid)
-            .new_path(d.t("sub/ren_b")),
+        by.create("dotdot_file", 0o644),
+        by.op("unlink", "sub/file_u"),
+        by.rename("sub/ren_a", "sub/ren_b"),
     ];
     if !proc_fd {
         want.retain(|w| !w.path.ends_with(b"/proc_fd"));
@@ -304,8 +298,7 @@ fn path_through_bind_mount_in_private_namespace() {
     let b2 = d.base.join("nsbind_sub");
     make_dir(&b1);
     make_dir(&b2);
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         private_mount_ns()?;
         bind(t, &b1)?;
         bind(&d.t("sub"), &b2)?;
@@ -323,19 +316,12 @@ fn path_through_bind_mount_in_private_namespace() {
         std::fs::read_dir(&b1).unwrap().next().is_none(),
         "bind mount leaked to the host"
     );
-    let evs = a.finish(t);
     assert_events(
         &evs,
         &[
-            Exp::new("mkdir", d.t("via_ns_bind"), 0)
-                .pid(pid)
-                .mode(0o755),
-            Exp::new("rename", d.t("via_ns_bind"), 0)
-                .pid(pid)
-                .new_path(d.t("via_ns_bind2")),
-            Exp::new("create", d.t("sub/via_ns_bind_sub"), 0)
-                .pid(pid)
-                .mode(0o600),
+            by.mkdir("via_ns_bind", 0o755),
+            by.rename("via_ns_bind", "via_ns_bind2"),
+            by.create("sub/via_ns_bind_sub", 0o600),
         ],
         t,
     );
@@ -346,8 +332,7 @@ fn path_from_another_mount_namespace() {
     needs_root!();
     let d = TestDir::new("mntns");
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         private_mount_ns()?;
         // Make the namespace differ: a tmpfs over the unwatched sibling.
         sc!(
@@ -363,15 +348,9 @@ fn path_from_another_mount_namespace() {
         mkdir(&d.o("on_tmpfs"), 0o755)?; // outside the tree: nothing
         Ok(())
     });
-    let evs = a.finish(t);
     assert_events(
         &evs,
-        &[
-            Exp::new("mkdir", d.t("in_ns"), 0).pid(pid).mode(0o755),
-            Exp::new("create", d.t("in_ns/file"), 0)
-                .pid(pid)
-                .mode(0o644),
-        ],
+        &[by.mkdir("in_ns", 0o755), by.create("in_ns/file", 0o644)],
         t,
     );
 }
@@ -381,8 +360,7 @@ fn path_from_inside_a_chroot() {
     needs_root!();
     let d = TestDir::new("chroot");
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let (evs, by) = d.root_run(&[], || {
         sc!(libc::SYS_chroot, cp(&d.base))?;
         sc!(libc::SYS_chdir, cs("/"))?;
         sc!(libc::SYS_mkdir, cs("/tree/in_chroot"), 0o755)?;
@@ -402,21 +380,16 @@ fn path_from_inside_a_chroot() {
         )?;
         Ok(())
     });
-    let evs = a.finish(t);
-    let m = |rel: &str| Exp::new("mkdir", d.t(rel), 0).pid(pid).mode(0o755);
+    let m = |rel: &str| by.op("mkdir", rel).mode(0o755);
     assert_events(
         &evs,
         &[
             m("in_chroot"),
             m("rel_in_chroot"),
             m("dotdot_at_root"),
-            Exp::new("symlink", d.t("chroot_link"), 0)
-                .pid(pid)
-                .target("/tree/in_chroot"),
+            by.op("symlink", "chroot_link").target("/tree/in_chroot"),
             m("in_chroot/through_link"),
-            Exp::new("rename", d.t("rel_in_chroot"), 0)
-                .pid(pid)
-                .new_path(d.o("moved_out")),
+            by.op("rename", "rel_in_chroot").new_path(d.o("moved_out")),
         ],
         t,
     );
