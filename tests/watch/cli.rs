@@ -70,7 +70,7 @@ fn bad_input_exits_2_with_one_line() {
     }
 }
 
-/// Usage errors (DESIGN: "one clear line on stderr, never a panic").
+/// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic).
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     needs_root!();
