@@ -162,30 +162,48 @@ fn tally(lines: &[String], files: &[PathBuf], tree: &Path) -> (usize, u64, usize
     (events, lost, lost_lines)
 }
 
+/// One burst of `per_thread` chmods per thread at the agent on a fresh tree, with `around`
+/// making the burst (given the agent and the burst to run); then every line up to the
+/// sentinel. Delivered plus lost must be exactly the ops performed. Returns (delivered, lost,
+/// ops).
+fn burst_tally(
+    tag: &str,
+    per_thread: usize,
+    around: impl FnOnce(&Agent, &dyn Fn()),
+) -> (usize, u64, usize) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = TestDir::new(tag);
+    let (files, sentinel) = files(&d);
+    let agent = agent(&d.tree);
+    let n = THREADS * per_thread;
+    around(&agent, &|| burst(&files, per_thread));
+    let lines = finish(agent, &sentinel);
+    let (events, lost, lost_lines) = tally(&lines, &files, &d.tree);
+    eprintln!("{tag}: {events} delivered, {lost} lost in {lost_lines} lines, of {n}");
+    assert_eq!(
+        events as u64 + lost,
+        n as u64,
+        "delivered {events} + lost {lost} (in {lost_lines} lost lines) != {n} ops performed"
+    );
+    (events, lost, n)
+}
+
 /// The agent is stopped (SIGSTOP) during the burst: the 64 KiB ring takes what fits, the rest
-/// is counted in the kernel and reported in-band once the agent runs again.
+/// is counted in the kernel and reported in-band once the agent runs again (it drains the ring
+/// and then reports the count).
 #[test]
 fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
     needs_root!();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = TestDir::new("loss-stopped");
-    let (files, sentinel) = files(&d);
-    let agent = agent(&d.tree);
-    let per_thread = 2500;
-    let n = THREADS * per_thread;
-
-    agent.signal(libc::SIGSTOP);
-    let deadline = Instant::now() + *TIMEOUT;
-    while process_state(agent.pid()) != Some('T') {
-        assert!(Instant::now() < deadline, "agent did not stop");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    burst(&files, per_thread);
-    agent.signal(libc::SIGCONT);
-
-    // Once the agent runs again it drains the ring and then reports the count.
-    let lines = finish(agent, &sentinel);
-    let (events, lost, lost_lines) = tally(&lines, &files, &d.tree);
+    let (events, lost, n) = burst_tally("loss-stopped", 2500, |agent, burst| {
+        agent.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + *TIMEOUT;
+        while process_state(agent.pid()) != Some('T') {
+            assert!(Instant::now() < deadline, "agent did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        burst();
+        agent.signal(libc::SIGCONT);
+    });
     assert!(
         lost > 0 && events > 0,
         "a 64K ring with a stopped reader must both deliver and lose some of {n} ops: \
@@ -195,11 +213,6 @@ fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
         events < n / 4,
         "{events} of {n} events delivered through a 64K ring with the reader stopped"
     );
-    assert_eq!(
-        events as u64 + lost,
-        n as u64,
-        "delivered {events} + lost {lost} (in {lost_lines} lost lines) != {n} ops performed"
-    );
 }
 
 /// The agent runs while four threads storm a 64 KiB ring: whatever it cannot keep up with is
@@ -207,24 +220,8 @@ fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
 #[test]
 fn live_reader_small_ring_delivered_plus_lost_is_exact() {
     needs_root!();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = TestDir::new("loss-live");
-    let (files, sentinel) = files(&d);
-    let agent = agent(&d.tree);
-    let per_thread = 5000;
-    let n = THREADS * per_thread;
-
-    burst(&files, per_thread);
-
-    let lines = finish(agent, &sentinel);
-    let (events, lost, lost_lines) = tally(&lines, &files, &d.tree);
+    let (events, _, n) = burst_tally("loss-live", 5000, |_, burst| burst());
     assert!(events > 0, "no event delivered of {n}");
-    eprintln!("live burst: {events} delivered, {lost} lost in {lost_lines} lines, of {n}");
-    assert_eq!(
-        events as u64 + lost,
-        n as u64,
-        "delivered {events} + lost {lost} (in {lost_lines} lost lines) != {n} ops performed"
-    );
 }
 
 /// A ring size the kernel cannot take is a usage error: one line, exit 2, nothing loaded.
