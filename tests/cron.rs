@@ -2,6 +2,7 @@
 //! a racing symlink swap), --duration and --max-events stop by themselves, -o appends to a
 //! file created 0640 and reopens it on SIGHUP without losing or tearing a line.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -25,9 +26,7 @@ fn io(r: std::io::Result<()>) -> Result<(), String> {
 
 #[test]
 fn fix_gives_new_moved_in_and_chowned_objects_back() {
-    if !require_root("fix_gives_new_moved_in_and_chowned_objects_back") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fix");
     // Outside: a tree to move in (with a symlink pointing back outside) and a secret.
     let secret = d.outside.join("secret");
@@ -81,9 +80,7 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
 
 #[test]
 fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
-    if !require_root("fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fixrace");
     let victim = d.outside.join("victim");
     make_dir(&victim);
@@ -150,9 +147,7 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
 
 #[test]
 fn duration_and_max_events_stop_by_themselves() {
-    if !require_root("duration_and_max_events_stop_by_themselves") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("stops");
     let t = d.tree.to_str().unwrap();
     // The clock starts when the agent is attached: measure from before the spawn for the
@@ -195,9 +190,7 @@ fn duration_and_max_events_stop_by_themselves() {
 
 #[test]
 fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
-    if !require_root("output_file_is_reopened_on_sighup_without_losing_or_tearing_lines") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("rotate");
     let log = d.outside.join("events.jsonl");
     let t = d.tree.to_str().unwrap().to_string();

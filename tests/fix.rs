@@ -4,6 +4,7 @@
 //! Exact events, then lstat of what must (and must not) have changed. Root only; in CI
 //! (CI=true) these never skip.
 
+#[macro_use]
 mod common;
 
 use std::ffi::CString;
@@ -63,9 +64,7 @@ const BEYOND_MOUNT: &str =
 /// reports each as not fixed and nothing outside changes owner.
 #[test]
 fn fix_never_crosses_a_bind_mount() {
-    if !require_root("fix_never_crosses_a_bind_mount") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fixbind");
     let bindsrc = d.o("bindsrc");
     make_dir(&bindsrc);
@@ -167,9 +166,7 @@ fn fix_never_crosses_a_bind_mount() {
 /// bit left, and the event that dropped it says so; a directory keeps its setgid bit.
 #[test]
 fn fix_drops_setid_bits_root_leaves() {
-    if !require_root("fix_drops_setid_bits_root_leaves") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fixsetid");
     for f in ["u", "g"] {
         make_file(d.t(f), b"#!/bin/sh\n");
@@ -246,9 +243,7 @@ fn fix_drops_setid_bits_root_leaves() {
 /// to give back: no `fixed`, and the moved object is not touched.
 #[test]
 fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
-    if !require_root("fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fixwrite");
     for f in ["w", "t", "x", "mine", "out", "gone"] {
         make_file(d.t(f), b"data");
@@ -331,9 +326,7 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
 /// objects to the outer owner.
 #[test]
 fn fix_in_nested_trees_follows_the_innermost_owner() {
-    if !require_root("fix_in_nested_trees_follows_the_innermost_owner") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("fixnested");
     let inner = d.t("inner");
     make_dir(&inner);

@@ -2,6 +2,7 @@
 //! checked exactly: login uid and session, terminal, command line, executable, ancestry,
 //! cgroup and container id, for a writer that exits right after the write.
 
+#[macro_use]
 mod common;
 
 use std::ffi::CString;
@@ -140,9 +141,7 @@ fn only_event(evs: &[Value]) -> &Value {
 
 #[test]
 fn who_did_it_login_terminal_command_ancestry_cgroup() {
-    if !require_root("who_did_it_login_terminal_command_ancestry_cgroup") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("identity");
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let name = format!("ownwatch-it-{}-docker-{id}.scope", std::process::id());
@@ -201,9 +200,7 @@ fn who_did_it_login_terminal_command_ancestry_cgroup() {
 
 #[test]
 fn unset_login_and_no_terminal_are_left_out() {
-    if !require_root("unset_login_and_no_terminal_are_left_out") {
-        return;
-    }
+    needs_root!();
     let own = std::fs::read_to_string("/proc/self/loginuid").unwrap();
     let d = TestDir::new("noidentity");
     let mut a = Agent::watch_tree(&d.tree, &[]);
@@ -238,9 +235,7 @@ fn unset_login_and_no_terminal_are_left_out() {
 
 #[test]
 fn an_overlong_command_line_is_cut_and_says_so() {
-    if !require_root("an_overlong_command_line_is_cut_and_says_so") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("longargv");
     let cg = cgroup2_root();
     let pad: Vec<String> = (0..200)

@@ -11,6 +11,7 @@
 //! no ctime trace it sends the record for user space to decide), so the two bursts below do
 //! not overlap: one agent's lost count would include the other burst's records.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -161,32 +162,48 @@ fn tally(lines: &[String], files: &[PathBuf], tree: &Path) -> (usize, u64, usize
     (events, lost, lost_lines)
 }
 
-/// The agent is stopped (SIGSTOP) during the burst: the 64 KiB ring takes what fits, the rest
-/// is counted in the kernel and reported in-band once the agent runs again.
-#[test]
-fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
-    if !require_root("stopped_reader_small_ring_delivered_plus_lost_is_exact") {
-        return;
-    }
+/// One burst of `per_thread` chmods per thread at the agent on a fresh tree, with `around`
+/// making the burst (given the agent and the burst to run); then every line up to the
+/// sentinel. Delivered plus lost must be exactly the ops performed. Returns (delivered, lost,
+/// ops).
+fn burst_tally(
+    tag: &str,
+    per_thread: usize,
+    around: impl FnOnce(&Agent, &dyn Fn()),
+) -> (usize, u64, usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = TestDir::new("loss-stopped");
+    let d = TestDir::new(tag);
     let (files, sentinel) = files(&d);
     let agent = agent(&d.tree);
-    let per_thread = 2500;
     let n = THREADS * per_thread;
-
-    agent.signal(libc::SIGSTOP);
-    let deadline = Instant::now() + *TIMEOUT;
-    while process_state(agent.pid()) != Some('T') {
-        assert!(Instant::now() < deadline, "agent did not stop");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    burst(&files, per_thread);
-    agent.signal(libc::SIGCONT);
-
-    // Once the agent runs again it drains the ring and then reports the count.
+    around(&agent, &|| burst(&files, per_thread));
     let lines = finish(agent, &sentinel);
     let (events, lost, lost_lines) = tally(&lines, &files, &d.tree);
+    eprintln!("{tag}: {events} delivered, {lost} lost in {lost_lines} lines, of {n}");
+    assert_eq!(
+        events as u64 + lost,
+        n as u64,
+        "delivered {events} + lost {lost} (in {lost_lines} lost lines) != {n} ops performed"
+    );
+    (events, lost, n)
+}
+
+/// The agent is stopped (SIGSTOP) during the burst: the 64 KiB ring takes what fits, the rest
+/// is counted in the kernel and reported in-band once the agent runs again (it drains the ring
+/// and then reports the count).
+#[test]
+fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
+    needs_root!();
+    let (events, lost, n) = burst_tally("loss-stopped", 2500, |agent, burst| {
+        agent.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + *TIMEOUT;
+        while process_state(agent.pid()) != Some('T') {
+            assert!(Instant::now() < deadline, "agent did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        burst();
+        agent.signal(libc::SIGCONT);
+    });
     assert!(
         lost > 0 && events > 0,
         "a 64K ring with a stopped reader must both deliver and lose some of {n} ops: \
@@ -196,46 +213,21 @@ fn stopped_reader_small_ring_delivered_plus_lost_is_exact() {
         events < n / 4,
         "{events} of {n} events delivered through a 64K ring with the reader stopped"
     );
-    assert_eq!(
-        events as u64 + lost,
-        n as u64,
-        "delivered {events} + lost {lost} (in {lost_lines} lost lines) != {n} ops performed"
-    );
 }
 
 /// The agent runs while four threads storm a 64 KiB ring: whatever it cannot keep up with is
 /// lost and counted; delivered + lost is exact either way.
 #[test]
 fn live_reader_small_ring_delivered_plus_lost_is_exact() {
-    if !require_root("live_reader_small_ring_delivered_plus_lost_is_exact") {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = TestDir::new("loss-live");
-    let (files, sentinel) = files(&d);
-    let agent = agent(&d.tree);
-    let per_thread = 5000;
-    let n = THREADS * per_thread;
-
-    burst(&files, per_thread);
-
-    let lines = finish(agent, &sentinel);
-    let (events, lost, lost_lines) = tally(&lines, &files, &d.tree);
+    needs_root!();
+    let (events, _, n) = burst_tally("loss-live", 5000, |_, burst| burst());
     assert!(events > 0, "no event delivered of {n}");
-    eprintln!("live burst: {events} delivered, {lost} lost in {lost_lines} lines, of {n}");
-    assert_eq!(
-        events as u64 + lost,
-        n as u64,
-        "delivered {events} + lost {lost} (in {lost_lines} lost lines) != {n} ops performed"
-    );
 }
 
 /// A ring size the kernel cannot take is a usage error: one line, exit 2, nothing loaded.
 #[test]
 fn bad_ring_sizes_exit_2_with_one_line() {
-    if !require_root("bad_ring_sizes_exit_2_with_one_line") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("loss-usage");
     let tree = d.tree.to_str().unwrap();
     for bad in ["1000", "3M", "2K", "2G", "lots"] {

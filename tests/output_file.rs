@@ -4,6 +4,7 @@
 //! is kept). On a full disk it keeps the events, retries, and writes them once space returns,
 //! with an in-band `lost` line (`"reason":"output"`) for the whole lines it had to drop.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::MetadataExt;
@@ -102,9 +103,7 @@ fn json_lines(p: &Path) -> Vec<Value> {
 
 #[test]
 fn a_symlink_at_the_output_path_is_never_followed() {
-    if !require_root("a_symlink_at_the_output_path_is_never_followed") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-symlink");
     let secret = d.outside.join("root-only");
     victim(&secret);
@@ -132,9 +131,7 @@ fn a_symlink_at_the_output_path_is_never_followed() {
 
 #[test]
 fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
-    if !require_root("a_file_planted_by_someone_else_is_refused_and_left_as_it_is") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-planted");
     let drop_dir = d.base.join("tmp");
     make_dir(&drop_dir);
@@ -184,9 +181,7 @@ fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
 
 #[test]
 fn symlinked_and_open_directories_on_the_way() {
-    if !require_root("symlinked_and_open_directories_on_the_way") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-dirs");
     // A user's symlink to a directory (/tmp/evil -> /etc): refused, nothing created there.
     let evil = d.base.join("evil");
@@ -243,9 +238,7 @@ fn symlinked_and_open_directories_on_the_way() {
 
 #[test]
 fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
-    if !require_root("a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-reopen");
     let secret = d.outside.join("root-only");
     victim(&secret);
@@ -300,37 +293,35 @@ fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
 // ---------------------------------------------------------------------------------------------
 // A full disk
 
-/// A small tmpfs, unmounted on drop (declare it after the TestDir so it goes first).
-struct SmallFs(PathBuf);
+/// A full-disk run: the agent writing `-o` to `log` on a small tmpfs of `size` (unmounted
+/// when `d` goes), and one event ("before") already written there.
+struct FullDisk {
+    dir: PathBuf,
+    log: PathBuf,
+    /// The stderr line that starts an outage.
+    start: String,
+}
 
-impl SmallFs {
-    fn mount(at: PathBuf, size: &str) -> SmallFs {
-        make_dir(&at);
-        let opts = cs(format!("size={size}"));
-        let (src, dst, ty) = (cs("ownwatch-test"), cp(&at), cs("tmpfs"));
-        let r = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                ty.as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        assert_eq!(
-            r,
-            0,
-            "mount tmpfs on {}: {}",
-            at.display(),
-            std::io::Error::last_os_error()
+impl FullDisk {
+    fn start(d: &TestDir, size: &str) -> (FullDisk, Agent) {
+        let dir = d.outside.join("small");
+        make_dir(&dir);
+        d.mount_tmpfs(&dir, &format!("size={size}"));
+        let log = dir.join("ow.jsonl");
+        let a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
+        std::fs::create_dir(d.t("before")).unwrap();
+        wait_in_file(&log, "before");
+        let start = format!(
+            "ownwatch: {}: No space left on device; keeping events and retrying\n",
+            log.display()
         );
-        SmallFs(at)
+        (FullDisk { dir, log, start }, a)
     }
 
     /// Fills it up with a file of root's; returns the file.
     fn fill(&self) -> PathBuf {
         use std::io::Write;
-        let p = self.0.join("filler");
+        let p = self.dir.join("filler");
         let mut f = std::fs::File::create(&p).unwrap();
         let block = vec![0u8; 4096];
         loop {
@@ -341,15 +332,6 @@ impl SmallFs {
             }
         }
         p
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let c = cp(&self.0);
-        unsafe {
-            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-        }
     }
 }
 
@@ -369,26 +351,17 @@ fn split_lost(lines: &[Value]) -> (Vec<String>, Vec<(usize, Value)>) {
 
 #[test]
 fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
-    if !require_root("a_full_disk_keeps_the_events_and_writes_them_when_space_returns") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-full");
-    let fs = SmallFs::mount(d.outside.join("small"), "256k");
-    let log = fs.0.join("ow.jsonl");
-    let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
-    std::fs::create_dir(d.t("before")).unwrap();
-    wait_in_file(&log, "before");
+    let (fs, mut a) = FullDisk::start(&d, "256k");
+    let (log, start) = (&fs.log, fs.start.as_str());
     let filler = fs.fill();
     // Some of these still fit in the file's last page; one is cut there by a short write.
     let n = 20;
     for i in 0..n {
         std::fs::create_dir(d.t(&format!("k{i:03}"))).unwrap();
     }
-    let start = format!(
-        "ownwatch: {}: No space left on device; keeping events and retrying\n",
-        log.display()
-    );
-    wait_stderr(&a, &start);
+    wait_stderr(&a, start);
     // Let it retry a few times (every poll, 100 ms when idle) while the disk stays full.
     std::thread::sleep(Duration::from_millis(500));
     assert!(a.wait_exit(Duration::ZERO).is_none(), "the agent exited");
@@ -401,7 +374,7 @@ fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
         ),
     );
     std::fs::create_dir(d.t("zz-sentinel")).unwrap();
-    wait_in_file(&log, "zz-sentinel");
+    wait_in_file(log, "zz-sentinel");
     a.stop_with(libc::SIGINT);
     let err = a.stderr_text();
     assert_eq!(
@@ -409,7 +382,7 @@ fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
         1,
         "one line per outage:\n{err}"
     );
-    let (paths, lost) = split_lost(&json_lines(&log));
+    let (paths, lost) = split_lost(&json_lines(log));
     assert!(lost.is_empty(), "nothing was dropped: {lost:?}");
     let mut want = vec![d.t("before")];
     want.extend((0..n).map(|i| d.t(&format!("k{i:03}"))));
@@ -420,19 +393,14 @@ fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
 
 #[test]
 fn a_long_full_disk_drops_whole_lines_and_counts_them_in_band() {
-    if !require_root("a_long_full_disk_drops_whole_lines_and_counts_them_in_band") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("o-drop");
     // Room for what is kept once the filler goes.
-    let fs = SmallFs::mount(d.outside.join("small"), "16m");
-    let log = fs.0.join("ow.jsonl");
-    let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
-    std::fs::create_dir(d.t("before")).unwrap();
-    wait_in_file(&log, "before");
+    let (fs, mut a) = FullDisk::start(&d, "16m");
+    let (log, start) = (&fs.log, fs.start.as_str());
     // Enough events for three times what the agent keeps, from a writer whose lines are
     // about as long.
-    let line_len = std::fs::metadata(&log).unwrap().len() as usize;
+    let line_len = std::fs::metadata(log).unwrap().len() as usize;
     let n = 3 * KEEP_MAX / line_len;
     let filler = fs.fill();
     let name = |i: usize| format!("k{i:06}");
@@ -442,11 +410,7 @@ fn a_long_full_disk_drops_whole_lines_and_counts_them_in_band() {
         }
         Ok(())
     });
-    let start = format!(
-        "ownwatch: {}: No space left on device; keeping events and retrying\n",
-        log.display()
-    );
-    wait_stderr(&a, &start);
+    wait_stderr(&a, start);
     wait_stderr(
         &a,
         &format!(
@@ -458,11 +422,11 @@ fn a_long_full_disk_drops_whole_lines_and_counts_them_in_band() {
     std::fs::remove_file(&filler).unwrap();
     wait_stderr(&a, &format!("ownwatch: {}: writing again; ", log.display()));
     std::fs::create_dir(d.t("zz-sentinel")).unwrap();
-    wait_in_file(&log, "zz-sentinel");
+    wait_in_file(log, "zz-sentinel");
     a.stop_with(libc::SIGINT);
 
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines = json_lines(&log);
+    let text = std::fs::read_to_string(log).unwrap();
+    let lines = json_lines(log);
     let (paths, lost) = split_lost(&lines);
     assert_eq!(lost.len(), 1, "one lost line: {lost:?}");
     let (at, l) = &lost[0];

@@ -3,99 +3,27 @@
 //! the outside while `scan --fix` runs. Needs root (to own files as other uids); in CI it must
 //! run, elsewhere a non-root run is skipped with a printed reason.
 
+#[macro_use]
 mod common;
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The owner of every test tree; no passwd entry, so `user`/`group` are null.
-const OWNER: u32 = 4242;
-const OTHER: u32 = 4343;
+use common::*;
+
 /// Owner of the files outside the trees that must never change.
 const OUTSIDE: u32 = 5555;
 /// Every mtime in the trees: 2026-11-25T13:42:15.123456789Z.
 const T_SEC: i64 = 1_795_614_135;
 const T_NSEC: i64 = 123_456_789;
 const T_STR: &str = "2026-11-25T13:42:15.123456789Z";
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-        .unwrap_or(false)
-}
-
-fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if in_ci() {
-        panic!("{test}: must run as root in CI (the trees are owned by other uids)");
-    }
-    eprintln!(
-        "SKIPPED {test}: not root; these tests give files to other uids \
-         (run as root, e.g. `sudo -E cargo test --test scan`)"
-    );
-    false
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh directory under /tmp (a real path, no symlinks), removed with everything below on
-/// drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(tag: &str) -> Temp {
-        let p = PathBuf::from(format!(
-            "/tmp/ownwatch-scantest-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Temp(p)
-    }
-    fn join(&self, p: impl AsRef<Path>) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn cs(b: &[u8]) -> CString {
-    CString::new(b).unwrap()
-}
-
-fn cp(p: &Path) -> CString {
-    cs(p.as_os_str().as_bytes())
-}
-
-fn lchown(p: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
-        .unwrap_or_else(|e| panic!("lchown {}: {e}", p.display()));
-}
-
-fn chmod(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn owner(p: &Path) -> (u32, u32) {
-    let m = std::fs::symlink_metadata(p).unwrap();
-    (m.uid(), m.gid())
-}
 
 /// Sets the mtime of `name` in `dirfd` (or of `dirfd` itself when `name` is empty) without
 /// following a symlink.
@@ -160,9 +88,9 @@ fn scan(args: &[&OsStr]) -> Run {
 /// may lie where `uid` cannot go, e.g. under /root).
 fn scan_as(args: &[&OsStr], uid: Option<u32>) -> Run {
     let mut c = match uid {
-        None => Command::new(env!("CARGO_BIN_EXE_ownwatch")),
+        None => Command::new(bin()),
         Some(u) => {
-            let mut c = Command::new(common::bin_any_user());
+            let mut c = Command::new(bin_any_user());
             c.uid(u).gid(u);
             c
         }
@@ -281,7 +209,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// A tree owned by OWNER:OWNER with one wrongly owned entry of every kind, next to correctly
 /// owned ones, and an outside directory its symlinks point into.
 struct Mixed {
-    _tmp: Temp,
+    _tmp: TempDir,
     tree: PathBuf,
     outside: PathBuf,
     odd: PathBuf,
@@ -289,7 +217,7 @@ struct Mixed {
 }
 
 fn mixed_tree() -> Mixed {
-    let tmp = Temp::new("mixed");
+    let tmp = TempDir::new("mixed");
     let tree = tmp.join("tree");
     let outside = tmp.join("outside");
     for d in [
@@ -325,7 +253,7 @@ fn mixed_tree() -> Mixed {
     // SAFETY: plain mknod of /dev/null's numbers in our temp tree.
     let r = unsafe {
         libc::mknod(
-            cp(&tree.join("chardev")).as_ptr(),
+            cp(tree.join("chardev")).as_ptr(),
             libc::S_IFCHR | 0o600,
             libc::makedev(1, 3),
         )
@@ -338,7 +266,7 @@ fn mixed_tree() -> Mixed {
 
     // Everything belongs to the owner, then the offenders are made.
     for e in walk_all(&tree) {
-        lchown(&e, OWNER, OWNER);
+        chown(&e, OWNER, OWNER);
     }
     for (p, u, g) in [
         ("root_file", 0, 0),
@@ -351,17 +279,17 @@ fn mixed_tree() -> Mixed {
         ("sock", 0, 0),
         ("chardev", 0, 0),
     ] {
-        lchown(&tree.join(p), u, g);
+        chown(tree.join(p), u, g);
     }
-    lchown(&odd, 0, 0);
-    lchown(&weird, 0, OWNER);
+    chown(&odd, 0, 0);
+    chown(&weird, 0, OWNER);
     for p in [
         &outside,
         &outside.join("target"),
         &outside.join("sub"),
         &outside.join("sub/file"),
     ] {
-        lchown(p, OUTSIDE, OUTSIDE);
+        chown(p, OUTSIDE, OUTSIDE);
     }
     for (p, m) in [
         ("", 0o755),
@@ -376,7 +304,7 @@ fn mixed_tree() -> Mixed {
         ("bad_dir/nobody", 0o644),
         ("sock", 0o755),
     ] {
-        chmod(&tree.join(p), m);
+        chmod(tree.join(p), m);
     }
     chmod(&odd, 0o644);
     chmod(&weird, 0o644);
@@ -474,9 +402,7 @@ fn mixed_expected(m: &Mixed, fixing: bool) -> Vec<String> {
 
 #[test]
 fn reports_exactly_the_wrongly_owned_entries() {
-    if !require_root("reports_exactly_the_wrongly_owned_entries") {
-        return;
-    }
+    needs_root!();
     let m = mixed_tree();
     let r = scan(&[m.tree.as_os_str()]);
     assert_eq!(r.stderr, "");
@@ -488,7 +414,7 @@ fn reports_exactly_the_wrongly_owned_entries() {
         .iter()
         .any(|l| l.contains("\"path_b64\":\"") && l.contains("odd-\u{fffd}\u{fffd}")));
     // Nothing was changed by a plain scan, and the symlinks' targets were never entered.
-    assert_eq!(owner(&m.tree.join("root_file")), (0, 0));
+    assert_eq!(owner_of(m.tree.join("root_file")), (0, 0));
     assert!(!String::from_utf8_lossy(&r.stdout).contains(m.outside.to_str().unwrap()));
 
     // The same tree given through a symlink to it: the tree is the real path.
@@ -501,10 +427,8 @@ fn reports_exactly_the_wrongly_owned_entries() {
 
 #[test]
 fn clean_tree_prints_nothing_and_exits_0() {
-    if !require_root("clean_tree_prints_nothing_and_exits_0") {
-        return;
-    }
-    let tmp = Temp::new("clean");
+    needs_root!();
+    let tmp = TempDir::new("clean");
     let tree = tmp.join("tree");
     std::fs::create_dir_all(tree.join("a/b/c")).unwrap();
     std::fs::write(tree.join("a/b/c/f"), b"x").unwrap();
@@ -515,7 +439,7 @@ fn clean_tree_prints_nothing_and_exits_0() {
     )
     .unwrap();
     for e in walk_all(&tree) {
-        lchown(&e, OWNER, OTHER);
+        chown(&e, OWNER, OTHER);
     }
     let r = scan(&[tree.as_os_str()]);
     assert_eq!(
@@ -535,20 +459,18 @@ fn clean_tree_prints_nothing_and_exits_0() {
 
 #[test]
 fn owner_option_and_its_defaults() {
-    if !require_root("owner_option_and_its_defaults") {
-        return;
-    }
-    let tmp = Temp::new("owner");
+    needs_root!();
+    let tmp = TempDir::new("owner");
     let t = tmp.join("tree");
     std::fs::create_dir(&t).unwrap();
     std::fs::write(t.join("a"), b"x").unwrap();
     std::fs::write(t.join("b"), b"x").unwrap();
-    lchown(&t, OWNER, OTHER);
-    lchown(&t.join("a"), OWNER, OTHER);
-    lchown(&t.join("b"), OWNER, OWNER);
+    chown(&t, OWNER, OTHER);
+    chown(t.join("a"), OWNER, OTHER);
+    chown(t.join("b"), OWNER, OWNER);
     chmod(&t, 0o750);
-    chmod(&t.join("a"), 0o644);
-    chmod(&t.join("b"), 0o644);
+    chmod(t.join("a"), 0o644);
+    chmod(t.join("b"), 0o644);
     set_all_mtimes(&t);
     let tp = pb(&t);
     let a = || line(&pb(&t.join("a")), "file", OWNER, OTHER, "0644", &t, Fix::No);
@@ -591,7 +513,7 @@ fn owner_option_and_its_defaults() {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    let tmp = Temp::new("bad");
+    let tmp = TempDir::new("bad");
     let file = tmp.join("file");
     std::fs::write(&file, b"x").unwrap();
     let missing = tmp.join("missing");
@@ -606,7 +528,7 @@ fn bad_input_exits_2_with_one_line() {
         ),
         // A good tree first does not start the output: everything is checked up front.
         (
-            vec![tmp.0.as_os_str(), missing.as_os_str()],
+            vec![tmp.path.as_os_str(), missing.as_os_str()],
             format!("ownwatch: {}: no such directory\n", missing.display()),
         ),
     ];
@@ -617,7 +539,7 @@ fn bad_input_exits_2_with_one_line() {
             (2, 0, want.as_str())
         );
     }
-    for args in [vec![], vec![os("--frobnicate"), tmp.0.as_os_str()]] {
+    for args in [vec![], vec![os("--frobnicate"), tmp.path.as_os_str()]] {
         let r = scan(&args);
         assert_eq!((r.code, r.stdout.len()), (2, 0), "{args:?}");
         assert!(r.stderr.starts_with("ownwatch: "), "{:?}", r.stderr);
@@ -627,13 +549,11 @@ fn bad_input_exits_2_with_one_line() {
 
 #[test]
 fn fix_gives_everything_back_and_never_follows_symlinks() {
-    if !require_root("fix_gives_everything_back_and_never_follows_symlinks") {
-        return;
-    }
+    needs_root!();
     let m = mixed_tree();
     // A hard link to a file outside the tree must not be given away.
     std::fs::hard_link(m.outside.join("sub/file"), m.tree.join("hardlink")).unwrap();
-    chmod(&m.outside.join("sub/file"), 0o644);
+    chmod(m.outside.join("sub/file"), 0o644);
     set_mtime_at(
         libc::AT_FDCWD,
         m.outside.join("sub/file").as_os_str().as_bytes(),
@@ -668,17 +588,21 @@ fn fix_gives_everything_back_and_never_follows_symlinks() {
         "fifo",
         "sock",
     ] {
-        assert_eq!(owner(&m.tree.join(p)), (OWNER, OWNER), "{p}");
+        assert_eq!(owner_of(m.tree.join(p)), (OWNER, OWNER), "{p}");
     }
-    assert_eq!(owner(&m.odd), (OWNER, OWNER));
-    assert_eq!(owner(&m.weird), (OWNER, OWNER));
-    assert_eq!(owner(&m.tree.join("chardev")), (0, 0));
+    assert_eq!(owner_of(&m.odd), (OWNER, OWNER));
+    assert_eq!(owner_of(&m.weird), (OWNER, OWNER));
+    assert_eq!(owner_of(m.tree.join("chardev")), (0, 0));
     // Outside: untouched, whether reached by symlink or hard link.
     for p in ["", "target", "sub", "sub/file"] {
-        assert_eq!(owner(&m.outside.join(p)), (OUTSIDE, OUTSIDE), "outside/{p}");
+        assert_eq!(
+            owner_of(m.outside.join(p)),
+            (OUTSIDE, OUTSIDE),
+            "outside/{p}"
+        );
     }
     // Modes are left alone, except what the kernel itself drops on chown (setuid).
-    let mode = |p: &str| std::fs::symlink_metadata(m.tree.join(p)).unwrap().mode() & 0o7777;
+    let mode = |p: &str| mode_of(m.tree.join(p));
     assert_eq!(mode("bad_dir"), 0o1777);
     assert_eq!(mode("root_file"), 0o600);
     assert_eq!(mode("usr_only"), 0o755);
@@ -718,10 +642,8 @@ fn fix_gives_everything_back_and_never_follows_symlinks() {
 
 #[test]
 fn fix_gives_back_the_root_itself() {
-    if !require_root("fix_gives_back_the_root_itself") {
-        return;
-    }
-    let tmp = Temp::new("fixroot");
+    needs_root!();
+    let tmp = TempDir::new("fixroot");
     let t = tmp.join("tree");
     std::fs::create_dir(&t).unwrap();
     chmod(&t, 0o2775);
@@ -731,7 +653,7 @@ fn fix_gives_back_the_root_itself() {
         (r.code, r.lines()),
         (1, vec![line(&pb(&t), "dir", 0, 0, "2775", &t, Fix::Fixed)])
     );
-    assert_eq!(owner(&t), (OWNER, OTHER));
+    assert_eq!(owner_of(&t), (OWNER, OTHER));
     let r = scan(&[t.as_os_str()]);
     assert_eq!((r.code, r.stdout.len()), (0, 0));
 }
@@ -765,14 +687,12 @@ fn fstatat_owner(dir: libc::c_int, name: &[u8]) -> (u32, u32) {
 
 #[test]
 fn deep_tree_beyond_path_max() {
-    if !require_root("deep_tree_beyond_path_max") {
-        return;
-    }
+    needs_root!();
     const LEVELS: usize = 200;
-    let tmp = Temp::new("deep");
+    let tmp = TempDir::new("deep");
     let t = tmp.join("tree");
     std::fs::create_dir(&t).unwrap();
-    lchown(&t, OWNER, OWNER);
+    chown(&t, OWNER, OWNER);
     let root = std::fs::File::open(&t).unwrap();
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut path = pb(&t);
@@ -814,44 +734,22 @@ fn deep_tree_beyond_path_max() {
 
 #[test]
 fn stays_on_the_filesystem_unless_cross_mounts() {
-    if !require_root("stays_on_the_filesystem_unless_cross_mounts") {
-        return;
-    }
-    let tmp = Temp::new("mounts");
+    needs_root!();
+    let tmp = TempDir::new("mounts");
     let t = tmp.join("tree");
     let mnt = t.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    lchown(&t, OWNER, OWNER);
-    lchown(&mnt, OWNER, OWNER);
-    let data = cs(format!("mode=0755,uid={OWNER},gid={OWNER}").as_bytes());
-    // SAFETY: mounting a fresh tmpfs on our own temp dir.
-    let r = unsafe {
-        libc::mount(
-            c"none".as_ptr(),
-            cp(&mnt).as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            data.as_ptr().cast(),
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
+    chown(&t, OWNER, OWNER);
+    chown(&mnt, OWNER, OWNER);
+    if let Err(e) = tmp.mount_tmpfs(&mnt, &format!("mode=0755,uid={OWNER},gid={OWNER}")) {
         if in_ci() {
             panic!("mount tmpfs: {e}");
         }
         eprintln!("SKIPPED stays_on_the_filesystem_unless_cross_mounts: cannot mount: {e}");
         return;
     }
-    struct Unmount(CString);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            // SAFETY: unmounting what this test mounted.
-            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-    let _u = Unmount(cp(&mnt));
     std::fs::write(mnt.join("inner"), b"x").unwrap(); // owned by root
-    chmod(&mnt.join("inner"), 0o644);
+    chmod(mnt.join("inner"), 0o644);
     set_mtime_at(libc::AT_FDCWD, mnt.join("inner").as_os_str().as_bytes());
 
     let r = scan(&[t.as_os_str()]);
@@ -865,22 +763,20 @@ fn stays_on_the_filesystem_unless_cross_mounts() {
 
 #[test]
 fn unreadable_directories_are_reported_and_the_scan_goes_on() {
-    if !require_root("unreadable_directories_are_reported_and_the_scan_goes_on") {
-        return;
-    }
-    let tmp = Temp::new("unreadable");
+    needs_root!();
+    let tmp = TempDir::new("unreadable");
     let t = tmp.join("tree");
     std::fs::create_dir_all(t.join("locked/sub")).unwrap();
     std::fs::create_dir_all(t.join("open")).unwrap();
     std::fs::write(t.join("open/rootfile"), b"x").unwrap();
     std::fs::write(t.join("locked/sub/hidden"), b"x").unwrap();
     for e in walk_all(&t) {
-        lchown(&e, OWNER, OWNER);
+        chown(&e, OWNER, OWNER);
     }
-    lchown(&t.join("open/rootfile"), 0, 0);
-    lchown(&t.join("locked/sub/hidden"), 0, 0);
-    chmod(&t.join("open/rootfile"), 0o644);
-    chmod(&t.join("locked"), 0o311); // searchable, not readable
+    chown(t.join("open/rootfile"), 0, 0);
+    chown(t.join("locked/sub/hidden"), 0, 0);
+    chmod(t.join("open/rootfile"), 0o644);
+    chmod(t.join("locked"), 0o311); // searchable, not readable
     set_all_mtimes(&t);
 
     // As the owner itself, which has no way past mode 0311.
@@ -922,18 +818,16 @@ fn unreadable_directories_are_reported_and_the_scan_goes_on() {
 
 #[test]
 fn output_to_a_closed_pipe_ends_quietly() {
-    if !require_root("output_to_a_closed_pipe_ends_quietly") {
-        return;
-    }
-    let tmp = Temp::new("pipe");
+    needs_root!();
+    let tmp = TempDir::new("pipe");
     let t = tmp.join("tree");
     std::fs::create_dir(&t).unwrap();
     for i in 0..20_000 {
         std::fs::write(t.join(format!("f{i}")), b"").unwrap();
     }
-    lchown(&t, OWNER, OWNER);
+    chown(&t, OWNER, OWNER);
     // `scan … | head -1`: the reader leaves after one line (20000 lines do not fit a pipe).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ownwatch"))
+    let mut child = Command::new(bin())
         .arg("scan")
         .arg(&t)
         .stdout(std::process::Stdio::piped())
@@ -957,10 +851,8 @@ fn output_to_a_closed_pipe_ends_quietly() {
 /// the interleaving, nothing outside may change owner and no outside path may be reported.
 #[test]
 fn race_scan_fix_with_symlink_swap_never_escapes() {
-    if !require_root("race_scan_fix_with_symlink_swap_never_escapes") {
-        return;
-    }
-    let tmp = Temp::new("race");
+    needs_root!();
+    let tmp = TempDir::new("race");
     let t = tmp.join("tree");
     let outside = tmp.join("outside-xxx");
     std::fs::create_dir_all(t.join("sw/sub")).unwrap();
@@ -972,7 +864,7 @@ fn race_scan_fix_with_symlink_swap_never_escapes() {
         std::fs::write(outside.join(f), b"x").unwrap();
     }
     for p in walk_all(&outside) {
-        lchown(&p, OUTSIDE, OUTSIDE);
+        chown(&p, OUTSIDE, OUTSIDE);
     }
     symlink(&outside, t.join("swlink")).unwrap();
 
@@ -991,7 +883,7 @@ fn race_scan_fix_with_symlink_swap_never_escapes() {
             }
         }
         for p in walk_all(&outside) {
-            assert_eq!(owner(&p), (OUTSIDE, OUTSIDE), "run {i}: {}", p.display());
+            assert_eq!(owner_of(&p), (OUTSIDE, OUTSIDE), "run {i}: {}", p.display());
         }
     }
     let swaps = swapper.finish();
@@ -1051,23 +943,6 @@ impl Drop for Swapper {
     }
 }
 
-/// Bind-mounts `src` on `dst`; the returned guard unmounts it.
-fn bind(src: &Path, dst: &Path) -> Unmounts {
-    common::bind_mount(src, dst);
-    Unmounts(vec![cp(dst)])
-}
-
-struct Unmounts(Vec<CString>);
-
-impl Drop for Unmounts {
-    fn drop(&mut self) {
-        for m in self.0.iter().rev() {
-            // SAFETY: unmounting what this test mounted.
-            unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
-
 const BEYOND_MOUNT: &str =
     "on another mount than the tree (a mount point or below one): not changed";
 
@@ -1076,10 +951,8 @@ const BEYOND_MOUNT: &str =
 /// --cross-mounts), and `--fix` never changes them or anything below them.
 #[test]
 fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
-    if !require_root("fix_never_crosses_a_bind_mount_of_the_same_filesystem") {
-        return;
-    }
-    let tmp = Temp::new("bind");
+    needs_root!();
+    let tmp = TempDir::new("bind");
     let t = tmp.join("tree");
     let src = tmp.join("bindsrc");
     let single = tmp.join("single");
@@ -1096,11 +969,11 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
         std::fs::write(&f, b"x").unwrap();
     }
     for p in [&t, &t.join("bm"), &t.join("bmf")] {
-        lchown(p, OWNER, OWNER);
+        chown(p, OWNER, OWNER);
     }
     chmod(&t, 0o755);
     chmod(&src, 0o755);
-    chmod(&src.join("sub"), 0o755);
+    chmod(src.join("sub"), 0o755);
     for f in [
         t.join("plain"),
         src.join("secret"),
@@ -1109,7 +982,8 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
     ] {
         chmod(&f, 0o644);
     }
-    let _m = (bind(&src, &t.join("bm")), bind(&single, &t.join("bmf")));
+    tmp.bind_mount(&src, &t.join("bm"));
+    tmp.bind_mount(&single, &t.join("bmf"));
     let dev = std::fs::metadata(&t).unwrap().dev();
     assert_eq!(std::fs::metadata(t.join("bm")).unwrap().dev(), dev);
     set_all_mtimes(&t);
@@ -1171,30 +1045,28 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
         src.join("sub/deep"),
         single.clone(),
     ] {
-        assert_eq!(owner(&p), (0, 0), "{}", p.display());
+        assert_eq!(owner_of(&p), (0, 0), "{}", p.display());
     }
-    assert_eq!(owner(&t.join("plain")), (OWNER, OWNER));
+    assert_eq!(owner_of(t.join("plain")), (OWNER, OWNER));
 }
 
 /// A wrongly owned file loses setuid and setgid when given back, also a setgid bit the kernel
 /// keeps on a chown (no group execute), and the line says so; a directory keeps its setgid.
 #[test]
 fn fix_drops_setid_bits_of_files_not_of_directories() {
-    if !require_root("fix_drops_setid_bits_of_files_not_of_directories") {
-        return;
-    }
-    let tmp = Temp::new("setid");
+    needs_root!();
+    let tmp = TempDir::new("setid");
     let t = tmp.join("tree");
     std::fs::create_dir_all(t.join("sgdir")).unwrap();
     for f in ["suid", "sgid_noexec", "plain"] {
         std::fs::write(t.join(f), b"x").unwrap();
     }
-    lchown(&t, OWNER, OWNER);
+    chown(&t, OWNER, OWNER);
     chmod(&t, 0o755);
-    chmod(&t.join("suid"), 0o6755);
-    chmod(&t.join("sgid_noexec"), 0o2644);
-    chmod(&t.join("plain"), 0o644);
-    chmod(&t.join("sgdir"), 0o2775);
+    chmod(t.join("suid"), 0o6755);
+    chmod(t.join("sgid_noexec"), 0o2644);
+    chmod(t.join("plain"), 0o644);
+    chmod(t.join("sgdir"), 0o2775);
     set_all_mtimes(&t);
     let r = scan(&[os("--fix"), t.as_os_str()]);
     assert_eq!(r.stderr, "");
@@ -1213,7 +1085,7 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
             ])
         )
     );
-    let mode = |p: &str| std::fs::symlink_metadata(t.join(p)).unwrap().mode() & 0o7777;
+    let mode = |p: &str| mode_of(t.join(p));
     assert_eq!(
         [
             mode("suid"),
@@ -1224,7 +1096,7 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
         [0o755, 0o644, 0o644, 0o2775]
     );
     for p in ["suid", "sgid_noexec", "plain", "sgdir"] {
-        assert_eq!(owner(&t.join(p)), (OWNER, OWNER), "{p}");
+        assert_eq!(owner_of(t.join(p)), (OWNER, OWNER), "{p}");
     }
 }
 
@@ -1232,10 +1104,8 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
 /// fixed) by /a/b's owner only, whatever order the trees are given in.
 #[test]
 fn nested_trees_the_innermost_owner_decides() {
-    if !require_root("nested_trees_the_innermost_owner_decides") {
-        return;
-    }
-    let tmp = Temp::new("nested");
+    needs_root!();
+    let tmp = TempDir::new("nested");
     let a = tmp.join("a");
     let b = a.join("b");
     std::fs::create_dir_all(b.join("sub")).unwrap();
@@ -1249,14 +1119,14 @@ fn nested_trees_the_innermost_owner_decides() {
         chmod(&f, 0o644);
     }
     for p in [a.clone(), a.join("a_own")] {
-        lchown(&p, OWNER, OWNER);
+        chown(&p, OWNER, OWNER);
     }
     for p in [b.clone(), b.join("sub"), b.join("b_own")] {
-        lchown(&p, OTHER, OTHER);
+        chown(&p, OTHER, OTHER);
     }
     chmod(&a, 0o755);
     chmod(&b, 0o755);
-    chmod(&b.join("sub"), 0o755);
+    chmod(b.join("sub"), 0o755);
     set_all_mtimes(&a);
     let want = |fix: &dyn Fn() -> Fix<'static>| {
         sorted(vec![
@@ -1271,9 +1141,9 @@ fn nested_trees_the_innermost_owner_decides() {
     }
     let r = scan(&[os("--fix"), a.as_os_str(), b.as_os_str()]);
     assert_eq!((r.code, r.lines()), (1, want(&|| Fix::Fixed)));
-    assert_eq!(owner(&a.join("a_root")), (OWNER, OWNER));
+    assert_eq!(owner_of(a.join("a_root")), (OWNER, OWNER));
     for p in ["", "sub", "b_own", "sub/b_root"] {
-        assert_eq!(owner(&b.join(p)), (OTHER, OTHER), "b/{p}");
+        assert_eq!(owner_of(b.join(p)), (OTHER, OTHER), "b/{p}");
     }
     let r = scan(&[a.as_os_str(), b.as_os_str()]);
     assert_eq!((r.code, r.stdout.len()), (0, 0));

@@ -1,7 +1,7 @@
 //! The tools people really run — coreutils, tar, a shell's redirection, an editor's
 //! save-by-rename — from several working directories, as root, under the real agent. glibc
 //! passes `AT_FDCWD` as a 32-bit int (the upper half of the 64-bit argument is zero), unlike the
-//! raw syscalls of tests/watch.rs: every relative path below goes that way. Run as root:
+//! raw syscalls of tests/watch/: every relative path below goes that way. Run as root:
 //! `cargo test --test tools`; also with `OWNWATCH_NO_CTIME_HOOKS=1` (how the tracepoint backend
 //! runs on kernels before 6.13) and on every backend of the kernel matrix.
 
@@ -74,9 +74,7 @@ fn has_acls(dir: &Path) -> bool {
 
 #[test]
 fn coreutils_tar_and_shells_from_other_working_directories() {
-    if !require_root("coreutils_tar_and_shells_from_other_working_directories") {
-        return;
-    }
+    needs_root!();
     let d = TestDir::new("tools");
     let (t, o, base) = (&d.tree, &d.outside, &d.base);
     assert!(

@@ -1,0 +1,456 @@
+//! The agent under test: `ownwatch watch` running with its output read line by line, the
+//! sentinel that tells when every event is in, and one-shot runs (`probe`, usage errors).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{abbrev_json, check_event, chmod, next_id, run_as, By, Creds, Exp, TestDir, TIMEOUT};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ownwatch")
+}
+
+/// The binary under test, copied where every user can run it, for tests that start it as
+/// another uid: `target/` lies wherever the checkout is, e.g. under /root (mode 0700), which
+/// no other uid can enter ("running ownwatch: Permission denied"). The copy sits in a fresh
+/// root-owned 0755 directory under /tmp, made once per test process and removed when the
+/// process exits.
+pub fn bin_any_user() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        extern "C" fn remove_copy() {
+            if let Some(p) = P.get().and_then(|p| p.parent()) {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+        let dir = (0..100)
+            .map(|i| {
+                PathBuf::from(format!(
+                    "/tmp/ownwatch-testbin-{}-{}-{i}",
+                    std::process::id(),
+                    next_id()
+                ))
+            })
+            // A fresh directory of ours (mkdir fails on anything already there).
+            .find(|d| std::fs::create_dir(d).is_ok())
+            .expect("a fresh directory under /tmp for the test binary");
+        let dst = dir.join("ownwatch");
+        std::fs::copy(bin(), &dst)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", bin(), dst.display()));
+        chmod(&dst, 0o755);
+        chmod(&dir, 0o755);
+        unsafe { libc::atexit(remove_copy) };
+        dst
+    })
+}
+
+/// A running `ownwatch` process. Killed on drop if still running.
+pub struct Agent {
+    child: Child,
+    lines: Option<Receiver<String>>,
+    stderr: Arc<Mutex<String>>,
+    pub args: Vec<String>,
+}
+
+/// How the agent's stdout is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StdoutMode {
+    /// A thread reads every line into a channel.
+    Lines,
+    /// A thread reads one line, passes it on, then closes the pipe (like `| head -1`).
+    HeadOne,
+}
+
+/// `watch` arguments: `--backend` OWNWATCH_TEST_BACKEND if set, `--ring-size`
+/// OWNWATCH_TEST_RING_SIZE if set, then `extra`.
+pub fn watch_args(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["watch".into()];
+    if let Ok(b) = std::env::var("OWNWATCH_TEST_BACKEND") {
+        if !b.is_empty() {
+            v.push("--backend".into());
+            v.push(b);
+        }
+    }
+    // The kernel matrix runs ~50x slower under emulation while other tests write: a larger
+    // ring there (OWNWATCH_TEST_RING_SIZE) keeps an agent that falls behind from losing records.
+    if let Ok(r) = std::env::var("OWNWATCH_TEST_RING_SIZE") {
+        if !r.is_empty() && !extra.contains(&"--ring-size") {
+            v.push("--ring-size".into());
+            v.push(r);
+        }
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+impl Agent {
+    /// `ownwatch watch <extra...>`, waiting for the ready line.
+    pub fn watch(extra: &[&str]) -> Agent {
+        Agent::spawn(watch_args(extra), StdoutMode::Lines)
+    }
+
+    /// Watch one tree with default options plus `opts`.
+    pub fn watch_tree(tree: &Path, opts: &[&str]) -> Agent {
+        let t = tree.to_str().expect("utf-8 tree path").to_string();
+        let mut v: Vec<&str> = opts.to_vec();
+        v.push(&t);
+        Agent::watch(&v)
+    }
+
+    pub fn spawn(args: Vec<String>, mode: StdoutMode) -> Agent {
+        Agent::spawn_in(args, mode, None)
+    }
+
+    /// `spawn` with the agent's working directory set to `cwd`.
+    pub fn spawn_in(args: Vec<String>, mode: StdoutMode, cwd: Option<&Path>) -> Agent {
+        let mut cmd = Command::new(bin());
+        if let Some(c) = cwd {
+            cmd.current_dir(c);
+        }
+        let mut child = cmd
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", bin()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let buf = stderr.clone();
+        read_lines(child.stderr.take().unwrap(), move |line| {
+            let s = String::from_utf8_lossy(line).into_owned();
+            let ready = s.starts_with("ownwatch: watching ");
+            buf.lock().unwrap().push_str(&s);
+            if ready {
+                let _ = ready_tx.send(());
+            }
+            true
+        });
+        let (tx, rx) = mpsc::channel::<String>();
+        read_lines(child.stdout.take().unwrap(), move |line| {
+            let s = match std::str::from_utf8(line) {
+                Ok(s) => s.trim_end_matches('\n').to_string(),
+                Err(_) => format!(
+                    "<<stdout line is not UTF-8: {:?}>>",
+                    String::from_utf8_lossy(line)
+                ),
+            };
+            // HeadOne: drops the pipe after one line; the agent's next write gets EPIPE.
+            tx.send(s).is_ok() && mode != StdoutMode::HeadOne
+        });
+        let mut agent = Agent {
+            child,
+            lines: Some(rx),
+            stderr,
+            args,
+        };
+        match ready_rx.recv_timeout(*TIMEOUT) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = agent.child.kill();
+                let _ = agent.child.wait();
+                panic!(
+                    "ownwatch {:?}: no 'ownwatch: watching ' line on stderr within {:?}; stderr:\n{}",
+                    agent.args,
+                    *TIMEOUT,
+                    agent.stderr_text()
+                );
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let st = agent.wait_exit(*TIMEOUT);
+                panic!(
+                    "ownwatch {:?}: exited ({st:?}) before the ready line; stderr:\n{}",
+                    agent.args,
+                    agent.stderr_text()
+                );
+            }
+        }
+        agent
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stderr_text(&self) -> String {
+        // Give the reader thread a moment to catch the last lines.
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The next stdout line, or None on timeout / end of stdout.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.as_ref().unwrap().recv_timeout(timeout).ok()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Wait up to `timeout` for the process to end; None if it did not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => return Some(st),
+                Ok(None) => {}
+                Err(e) => panic!("wait for ownwatch: {e}"),
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send `sig` and require a clean exit 0 within *TIMEOUT, without a panic on stderr.
+    pub fn stop_with(&mut self, sig: i32) {
+        self.signal(sig);
+        let st = self.wait_exit(*TIMEOUT);
+        let err = self.stderr_text();
+        match st {
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "ownwatch {:?} did not exit within {:?} after signal {sig}; stderr:\n{err}",
+                    self.args, *TIMEOUT
+                );
+            }
+            Some(st) => assert_eq!(
+                st.code(),
+                Some(0),
+                "ownwatch {:?} after signal {sig}: {st:?} (want exit 0); stderr:\n{err}",
+                self.args
+            ),
+        }
+        assert!(
+            !err.contains("panicked"),
+            "ownwatch {:?} panicked; stderr:\n{err}",
+            self.args
+        );
+    }
+
+    /// All remaining stdout lines up to EOF (after the process ended).
+    pub fn drain(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let rx = self.lines.as_ref().unwrap();
+        loop {
+            match rx.recv_timeout(*TIMEOUT) {
+                Ok(l) => v.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("stdout of ownwatch not closed {:?} after exit", *TIMEOUT)
+                }
+            }
+        }
+        v
+    }
+
+    /// Make a sentinel offending op as root in `tree` (mkdir or create of `.sentinel-N`),
+    /// read stdout until its line, SIGINT the agent, require exit 0 and nothing after the
+    /// sentinel. Returns the raw lines before the sentinel and the sentinel line.
+    pub fn finish_lines_with(&mut self, tree: &Path, kind: Sentinel) -> (Vec<String>, String) {
+        let (before, sentinel, _) = self.finish_lines_inner(tree, kind);
+        (before, sentinel)
+    }
+
+    fn finish_lines_inner(&mut self, tree: &Path, kind: Sentinel) -> (Vec<String>, String, String) {
+        let name = format!(".sentinel-{}-{}", std::process::id(), next_id());
+        let sp = tree.join(&name);
+        match kind {
+            Sentinel::Mkdir => std::fs::create_dir(&sp),
+            Sentinel::Create => std::fs::write(&sp, b""),
+        }
+        .unwrap_or_else(|e| panic!("sentinel {}: {e}", sp.display()));
+        let deadline = Instant::now() + *TIMEOUT;
+        let mut before = Vec::new();
+        let sentinel = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.as_ref().unwrap().recv_timeout(left) {
+                Ok(l) if l.contains(&name) => break l,
+                Ok(l) => before.push(l),
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "ownwatch {:?}: sentinel {} not reported within {:?}.\n\
+                         lines so far:\n{}\nstderr:\n{}",
+                        self.args,
+                        sp.display(),
+                        *TIMEOUT,
+                        before.join("\n"),
+                        self.stderr_text()
+                    );
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let st = self.wait_exit(*TIMEOUT);
+                    panic!(
+                        "ownwatch {:?}: stdout closed ({st:?}) before sentinel {}.\n\
+                         lines so far:\n{}\nstderr:\n{}",
+                        self.args,
+                        sp.display(),
+                        before.join("\n"),
+                        self.stderr_text()
+                    );
+                }
+            }
+        };
+        self.stop_with(libc::SIGINT);
+        let after = self.drain();
+        assert!(
+            after.is_empty(),
+            "ownwatch {:?}: lines after the sentinel:\n{}",
+            self.args,
+            after.join("\n")
+        );
+        (before, sentinel, name)
+    }
+
+    /// `finish_lines_with` for JSON output: every line must be one JSON object; the sentinel
+    /// must be a correct root event. Returns the events before the sentinel.
+    pub fn finish_with(&mut self, tree: &Path, kind: Sentinel) -> Vec<Value> {
+        let (before, sentinel, name) = self.finish_lines_inner(tree, kind);
+        let events: Vec<Value> = before.iter().map(|l| parse_event(l)).collect();
+        let s = parse_event(&sentinel);
+        let op = match kind {
+            Sentinel::Mkdir => "mkdir",
+            Sentinel::Create => "create",
+        };
+        let want = Exp::new(op, tree.join(&name), 0).any_comm();
+        let errs = check_event(&s, &want, tree);
+        if !errs.is_empty() {
+            let all: Vec<String> = events.iter().map(abbrev_json).collect();
+            panic!(
+                "sentinel event (root {op} {}) wrong:\n  got  {}\n  - {}\nevents before it:\n  {}",
+                tree.join(&name).display(),
+                abbrev_json(&s),
+                errs.join("\n  - "),
+                all.join("\n  ")
+            );
+        }
+        events
+    }
+
+    /// `finish_with(tree, Sentinel::Mkdir)`.
+    pub fn finish(&mut self, tree: &Path) -> Vec<Value> {
+        self.finish_with(tree, Sentinel::Mkdir)
+    }
+}
+
+/// A thread that reads `r` line by line (raw bytes, the newline included) and hands each line
+/// to `f`, until the end, a read error, or `f` returns false.
+fn read_lines(r: impl Read + Send + 'static, mut f: impl FnMut(&[u8]) -> bool + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if !f(&line) {
+                break;
+            }
+        }
+    });
+}
+
+/// The common shape of a watch test.
+impl TestDir {
+    /// The agent on the tree with `opts`, `f` run in a forked root actor, then the sentinel:
+    /// every event before it, and that actor (fsuid 0, its pid, paths relative to the tree).
+    pub fn root_run(
+        &self,
+        opts: &[&str],
+        f: impl FnOnce() -> Result<(), String>,
+    ) -> (Vec<Value>, By) {
+        let mut a = Agent::watch_tree(&self.tree, opts);
+        let pid = run_as(Creds::Root, f);
+        (a.finish(&self.tree), By::new(&self.tree, 0, pid))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Sentinel {
+    Mkdir,
+    Create,
+}
+
+pub fn parse_event(line: &str) -> Value {
+    match serde_json::from_str::<Value>(line) {
+        Ok(v) if v.is_object() => v,
+        Ok(v) => panic!("stdout line is JSON but not an object: {v}"),
+        Err(e) => panic!("stdout line is not JSON ({e}): {line:?}"),
+    }
+}
+
+/// Run ownwatch to completion with a timeout: (exit code, stdout, stderr).
+pub fn run_once(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", bin()));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut s);
+        s
+    });
+    let te = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut s);
+        s
+    });
+    let deadline = Instant::now() + *TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ownwatch {args:?} did not exit within {:?}", *TIMEOUT);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = String::from_utf8_lossy(&to.join().unwrap()).into_owned();
+    let err = String::from_utf8_lossy(&te.join().unwrap()).into_owned();
+    (status.code(), out, err)
+}
+
+/// `ownwatch probe`, parsed (cached).
+pub fn probe() -> &'static Value {
+    static P: OnceLock<Value> = OnceLock::new();
+    P.get_or_init(|| {
+        let (code, out, err) = run_once(&["probe"]);
+        assert_eq!(
+            code,
+            Some(0),
+            "ownwatch probe: exit {code:?}; stderr:\n{err}"
+        );
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ownwatch probe: not JSON ({e}):\n{out}\nstderr:\n{err}"))
+    })
+}

@@ -1,0 +1,231 @@
+//! The test's own file system work, as root in the test process: the ids trees belong to,
+//! making and inspecting files, temporary directories and the mounts made in them.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{cp, cs, next_id};
+
+/// The uid:gid that owns every test tree. Not in /etc/passwd: `user` is null.
+pub const OWNER: u32 = 4242;
+/// Another uid:gid that is neither root nor the owner. Not in /etc/passwd either.
+pub const OTHER: u32 = 4343;
+/// A named user that exists on Debian systems.
+pub const NOBODY: u32 = 65534;
+
+/// A test path as a string (every path the tests make is UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 test path")
+}
+
+/// Create a regular file (root, test process) with some content.
+pub fn make_file(p: impl AsRef<Path>, content: &[u8]) {
+    std::fs::write(p.as_ref(), content)
+        .unwrap_or_else(|e| panic!("create {}: {e}", p.as_ref().display()));
+}
+
+pub fn make_dir(p: impl AsRef<Path>) {
+    std::fs::create_dir(p.as_ref())
+        .unwrap_or_else(|e| panic!("mkdir {}: {e}", p.as_ref().display()));
+}
+
+/// lchown: a final symlink is changed itself.
+pub fn chown(p: impl AsRef<Path>, uid: u32, gid: u32) {
+    let c = cp(p.as_ref());
+    let r = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
+    assert_eq!(
+        r,
+        0,
+        "chown {}: {}",
+        p.as_ref().display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+pub fn chmod(p: impl AsRef<Path>, mode: u32) {
+    std::fs::set_permissions(p.as_ref(), std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.as_ref().display()));
+}
+
+fn lstat(p: &Path) -> std::fs::Metadata {
+    std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+}
+
+/// Owner uid:gid of a path (not following a final symlink).
+pub fn owner_of(p: impl AsRef<Path>) -> (u32, u32) {
+    let m = lstat(p.as_ref());
+    (m.uid(), m.gid())
+}
+
+/// Permission bits (with setuid, setgid, sticky) of a path, not following a final symlink.
+pub fn mode_of(p: impl AsRef<Path>) -> u32 {
+    lstat(p.as_ref()).mode() & 0o7777
+}
+
+/// `mount --bind src dst` in the host mount namespace; panics with the reason if refused.
+pub fn bind_mount(src: &Path, dst: &Path) {
+    let r = mount(&cp(src), dst, None, libc::MS_BIND, None);
+    assert_eq!(
+        r,
+        0,
+        "mount --bind {} {}: {}",
+        src.display(),
+        dst.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A fresh tmpfs on `at` with mount options `opts` (e.g. "size=256k").
+pub fn mount_tmpfs(at: &Path, opts: &str) -> std::io::Result<()> {
+    match mount(&cs("tmpfs"), at, Some("tmpfs"), 0, Some(opts)) {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+fn mount(
+    src: &std::ffi::CStr,
+    dst: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> libc::c_int {
+    let d = cp(dst);
+    let fstype = fstype.map(cs);
+    let data = data.map(cs);
+    let ptr = |c: &Option<std::ffi::CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: NUL-terminated strings (or null) that outlive the call.
+    unsafe {
+        libc::mount(
+            src.as_ptr(),
+            d.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary directories
+
+/// A fresh directory under /tmp (root-owned, mode 0755, its real path), removed with
+/// everything below on drop, after every mount registered with it is detached (last first).
+pub struct TempDir {
+    pub path: PathBuf,
+    mounts: Mutex<Vec<PathBuf>>,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = PathBuf::from(format!(
+            "/tmp/ownwatch-it-{tag}-{}-{}",
+            std::process::id(),
+            next_id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        make_dir(&path);
+        chmod(&path, 0o755);
+        let path = std::fs::canonicalize(&path).expect("canonicalize a temp dir");
+        TempDir {
+            path,
+            mounts: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Detach whatever is mounted on `p` on drop (also after a failed assertion): for mounts
+    /// made some other way, or that a rename moves.
+    pub fn unmount_on_drop(&self, p: impl AsRef<Path>) {
+        self.mounts.lock().unwrap().push(p.as_ref().to_path_buf());
+    }
+
+    /// `bind_mount`, undone on drop.
+    pub fn bind_mount(&self, src: &Path, dst: &Path) {
+        bind_mount(src, dst);
+        self.unmount_on_drop(dst);
+    }
+
+    /// `mount_tmpfs`, undone on drop.
+    pub fn mount_tmpfs(&self, at: &Path, opts: &str) -> std::io::Result<()> {
+        mount_tmpfs(at, opts)?;
+        self.unmount_on_drop(at);
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        for m in self.mounts.lock().unwrap().drain(..).rev() {
+            let c = cp(&m);
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            eprintln!("cleanup {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// A `TempDir` (`base`) holding:
+/// - `tree`: the watched tree, owned by OWNER:OWNER, mode 0777 (so OTHER can write in it too);
+/// - `outside`: a root-owned sibling directory that is not watched.
+///
+/// Everything (and every host mount registered with `bind_mount`) is removed on drop.
+pub struct TestDir {
+    pub base: PathBuf,
+    pub tree: PathBuf,
+    pub outside: PathBuf,
+    dir: TempDir,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let dir = TempDir::new(name);
+        let tree = dir.join("tree");
+        make_dir(&tree);
+        chown(&tree, OWNER, OWNER);
+        chmod(&tree, 0o777);
+        let outside = dir.join("outside");
+        make_dir(&outside);
+        chmod(&outside, 0o755);
+        TestDir {
+            base: dir.path.clone(),
+            tree,
+            outside,
+            dir,
+        }
+    }
+
+    /// A path inside the tree.
+    pub fn t(&self, rel: &str) -> PathBuf {
+        self.tree.join(rel)
+    }
+
+    /// A path in the unwatched sibling directory.
+    pub fn o(&self, rel: &str) -> PathBuf {
+        self.outside.join(rel)
+    }
+
+    /// Bind-mount `src` on `dst` in the host mount namespace; unmounted on drop.
+    pub fn bind_mount(&self, src: &Path, dst: &Path) {
+        self.dir.bind_mount(src, dst);
+    }
+
+    /// See `TempDir::unmount_on_drop`.
+    pub fn unmount_on_drop(&self, p: impl AsRef<Path>) {
+        self.dir.unmount_on_drop(p);
+    }
+
+    /// A tmpfs on `at`, unmounted on drop; panics if refused.
+    pub fn mount_tmpfs(&self, at: &Path, opts: &str) {
+        self.dir
+            .mount_tmpfs(at, opts)
+            .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", at.display()));
+    }
+}

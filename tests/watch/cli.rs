@@ -1,0 +1,188 @@
+//! The command line: usage errors and bad input (exit 2, one line on stderr), `probe`,
+//! --format text and -v.
+
+use super::*;
+
+use serde_json::Value;
+
+fn assert_usage_error(args: &[&str]) {
+    let (code, out, err) = run_once(args);
+    let ctx = format!("ownwatch {args:?}: exit {code:?}\nstdout: {out:?}\nstderr: {err:?}");
+    assert_eq!(code, Some(2), "{ctx}");
+    assert!(out.is_empty(), "stdout not empty; {ctx}");
+    assert!(err.ends_with('\n'), "stderr not one line; {ctx}");
+    assert_eq!(err.lines().count(), 1, "stderr not exactly one line; {ctx}");
+    assert!(
+        err.starts_with("ownwatch: "),
+        "stderr not 'ownwatch: ...'; {ctx}"
+    );
+    assert!(!err.contains("panicked"), "{ctx}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    needs_root!();
+    let d = TestDir::new("badinput");
+    let t = s(&d.tree);
+    let file = d.o("a_file");
+    make_file(&file, b"");
+    let file = s(&file);
+    let missing = s(&d.base.join("does-not-exist")).to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["watch", &missing],
+        vec!["watch", &t, &missing],
+        vec!["watch", &file],
+        vec!["watch", "--owner", "no-such-user-ownwatch", &t],
+        vec!["watch", "--owner", "4242:no-such-group-ownwatch", &t],
+        vec!["watch", "--allow", "no-such-user-ownwatch", &t],
+        vec!["watch", "--ops", "mkdir,frobnicate", &t],
+        vec!["watch", "--ops", "", &t],
+        vec!["watch", "--backend", "magic", &t],
+        vec!["watch", "--format", "yaml", &t],
+        vec!["watch", "--duration", "0", &t],
+        vec!["watch", "--duration", "00", &t],
+        vec!["watch", "--duration", "0s", &t],
+        vec!["watch", "--duration", "10x", &t],
+        vec!["watch", "--duration", "9223372036854775807", &t],
+        vec!["watch", "--duration", "99999999999999999999999h", &t],
+    ];
+    for c in &cases {
+        assert_usage_error(c);
+    }
+    // Backends this machine cannot use.
+    let unusable: Vec<String> = probe()["backends"]
+        .as_array()
+        .expect("probe backends")
+        .iter()
+        .filter(|b| b["usable"] == Value::Bool(false))
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
+    if expected_choice() == "tracepoint" {
+        for b in ["lsm", "fentry", "kprobe"] {
+            assert!(
+                unusable.iter().any(|u| u == b),
+                "probe says {b} is usable here"
+            );
+        }
+    }
+    for b in &unusable {
+        assert_usage_error(&["watch", "--backend", b, t]);
+    }
+}
+
+/// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic).
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    needs_root!();
+    let d = TestDir::new("usage");
+    let t = s(&d.tree);
+    for args in [
+        vec!["watch"],
+        vec!["frobnicate"],
+        vec![],
+        vec!["watch", "--no-such-flag", &t],
+        vec!["watch", "--owner"],
+    ] {
+        assert_usage_error(&args);
+    }
+}
+
+#[test]
+fn probe_reports_every_backend_and_the_choice() {
+    needs_root!();
+    let p = probe();
+    assert!(p["kernel"].is_object(), "kernel: {}", p["kernel"]);
+    let backends = p["backends"].as_array().expect("backends array");
+    let names: Vec<&str> = backends
+        .iter()
+        .map(|b| b["name"].as_str().expect("backend name"))
+        .collect();
+    assert_eq!(names.len(), 4, "backends: {names:?}");
+    for n in ["lsm", "fentry", "kprobe", "tracepoint"] {
+        assert!(names.contains(&n), "backend {n} missing: {names:?}");
+    }
+    for b in backends {
+        let usable = b["usable"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("usable not a bool: {b}"));
+        if !usable {
+            let reason = b["reason"].as_str().unwrap_or("");
+            assert!(
+                !reason.trim().is_empty(),
+                "unusable backend without reason: {b}"
+            );
+        }
+    }
+    let choice = expected_choice();
+    assert_eq!(p["choice"], Value::from(choice.as_str()), "probe: {p:#}");
+    let chosen = backends.iter().find(|b| b["name"] == p["choice"]).unwrap();
+    assert_eq!(
+        chosen["usable"],
+        Value::Bool(true),
+        "chosen backend not usable: {p:#}"
+    );
+    if choice == "tracepoint" {
+        for n in ["lsm", "fentry", "kprobe"] {
+            let b = backends.iter().find(|b| b["name"] == n).unwrap();
+            assert_eq!(b["usable"], Value::Bool(false), "{n} usable here? {b}");
+        }
+    }
+}
+
+#[test]
+fn format_text_is_one_readable_line_per_event() {
+    needs_root!();
+    let d = TestDir::new("text");
+    let t = &d.tree;
+    let mut a = Agent::watch_tree(t, &["--format", "text"]);
+    run_as(Creds::Root, || {
+        mkdir(&d.t("text_dir"), 0o755)?;
+        create(&d.t("text_file"), 0o644)?;
+        sc!(
+            libc::SYS_rename,
+            cp(d.t("text_file")),
+            cp(d.t("text_file2"))
+        )?;
+        create(&d.t("new\nline\u{1b}[2J"), 0o644)?;
+        Ok(())
+    });
+    let (lines, sentinel) = a.finish_lines_with(t, Sentinel::Mkdir);
+    assert_eq!(lines.len(), 4, "want 4 lines, got {lines:#?}");
+    assert!(lines[3].contains("create"), "{}", lines[3]);
+    assert!(
+        !lines[3].contains('\u{1b}'),
+        "control character printed raw: {:?}",
+        lines[3]
+    );
+    let checks = [
+        ("mkdir", s(&d.t("text_dir")).to_string()),
+        ("create", s(&d.t("text_file")).to_string()),
+        ("rename", s(&d.t("text_file")).to_string()),
+    ];
+    for (line, (op, path)) in lines.iter().chain([&sentinel]).zip(checks.iter()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_err(),
+            "--format text printed JSON: {line}"
+        );
+        assert!(line.contains(op), "line lacks op {op:?}: {line}");
+        assert!(
+            line.contains(path.as_str()),
+            "line lacks path {path:?}: {line}"
+        );
+    }
+    assert!(
+        lines[2].contains(s(&d.t("text_file2"))),
+        "rename line lacks the new path: {}",
+        lines[2]
+    );
+    assert!(sentinel.contains("mkdir"));
+}
+
+#[test]
+fn verbose_keeps_stdout_for_events() {
+    needs_root!();
+    let d = TestDir::new("verbose");
+    let t = &d.tree;
+    let (evs, by) = d.root_run(&["-v"], || mkdir(&d.t("v"), 0o755));
+    assert_events(&evs, &[by.mkdir("v", 0o755)], t);
+}

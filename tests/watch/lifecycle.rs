@@ -1,0 +1,271 @@
+//! How the agent ends: SIGINT/SIGTERM flush every event and exit 0, SIGHUP never kills it, a
+//! closed stdout ends it cleanly, and a watched root that goes away (deleted, lazily
+//! unmounted) is given up in-band without ever widening the watch.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+use libc::c_long;
+use serde_json::Value;
+
+fn signal_flushes(sig: i32, name: &str) {
+    let d = TestDir::new(name);
+    let t = &d.tree;
+    let mut a = Agent::watch_tree(t, &[]);
+    let pid = run_as(Creds::Root, || {
+        for i in 0..50 {
+            mkdir(&d.t(&format!("s{i:02}")), 0o755)?;
+        }
+        Ok(())
+    });
+    // Signal at once, without waiting for the events: they must all come out before exit.
+    a.stop_with(sig);
+    let lines = a.drain();
+    let evs: Vec<Value> = lines.iter().map(|l| parse_event(l)).collect();
+    let want: Vec<Exp> = (0..50)
+        .map(|i| {
+            Exp::new("mkdir", d.t(&format!("s{i:02}")), 0)
+                .pid(pid)
+                .mode(0o755)
+        })
+        .collect();
+    assert_events(&evs, &want, t);
+}
+
+#[test]
+fn sigterm_flushes_and_exits_0() {
+    needs_root!();
+    signal_flushes(libc::SIGTERM, "sigterm");
+}
+
+#[test]
+fn sigint_flushes_and_exits_0() {
+    needs_root!();
+    signal_flushes(libc::SIGINT, "sigint");
+}
+
+#[test]
+fn closed_stdout_ends_cleanly() {
+    needs_root!();
+    let d = TestDir::new("headone");
+    let t = &d.tree;
+    let mut a = Agent::spawn(watch_args(&[s(t)]), StdoutMode::HeadOne);
+    std::fs::create_dir(d.t("h0")).unwrap();
+    let first = a
+        .next_line(*TIMEOUT)
+        .unwrap_or_else(|| panic!("no first event; stderr:\n{}", a.stderr_text()));
+    let ev = parse_event(&first);
+    assert_eq!(ev["path"], Value::from(s(&d.t("h0"))), "{first}");
+    // The reader has closed the pipe. More events: the agent must notice and end cleanly.
+    let deadline = Instant::now() + *TIMEOUT;
+    let mut i = 1;
+    let status = loop {
+        if let Some(st) = a.wait_exit(Duration::from_millis(100)) {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        let _ = std::fs::create_dir(d.t(&format!("h{i}")));
+        i += 1;
+    };
+    let err = a.stderr_text();
+    let st = status.unwrap_or_else(|| {
+        panic!(
+            "ownwatch still running {:?} after its stdout was closed; stderr:\n{err}",
+            *TIMEOUT
+        )
+    });
+    assert_eq!(st.code(), Some(0), "{st:?}; stderr:\n{err}");
+    assert!(!err.contains("panicked"), "stderr:\n{err}");
+}
+
+/// The in-band line for a root given up, with its path and reason.
+fn expect_tree_gone(a: &Agent, root: &Path, reason: &str) {
+    let line = a
+        .next_line(*TIMEOUT)
+        .unwrap_or_else(|| panic!("no tree_gone line; stderr:\n{}", a.stderr_text()));
+    let v = parse_event(&line);
+    assert_eq!(v["op"], "tree_gone", "{line}");
+    assert_eq!(v["tree"].as_str(), Some(s(root)), "{line}");
+    assert_eq!(v["reason"], reason, "{line}");
+    assert!(v["time"].is_string(), "{line}");
+    let err = a.stderr_text();
+    assert!(
+        err.contains(&format!(
+            "{}: watched tree {reason}; no longer watched",
+            s(root)
+        )),
+        "stderr:\n{err}"
+    );
+}
+
+#[test]
+fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
+    needs_root!();
+    let d = TestDir::new("rootgone");
+    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let pid = run_as(Creds::Root, || {
+        sc!(libc::SYS_rmdir, cp(&d.tree))?;
+        Ok(())
+    });
+    // Its removal is the tree's last offending write, then the tree is given up.
+    let line = a.next_line(*TIMEOUT).expect("the rmdir event");
+    assert_events(
+        &[parse_event(&line)],
+        &[Exp::new("rmdir", &d.tree, 0).pid(pid)],
+        &d.tree,
+    );
+    expect_tree_gone(&a, &d.tree, "was deleted");
+    let st = a.wait_exit(*TIMEOUT).expect("the agent stops");
+    assert_eq!(st.code(), Some(2), "stderr:\n{}", a.stderr_text());
+    assert!(
+        a.stderr_text()
+            .contains("ownwatch: every watched tree is gone; stopping"),
+        "stderr:\n{}",
+        a.stderr_text()
+    );
+    assert!(a.drain().is_empty());
+}
+
+#[test]
+fn a_lazily_unmounted_root_never_widens_the_watch() {
+    needs_root!();
+    let d = TestDir::new("lazyumount");
+    let mnt = d.o("mnt");
+    make_dir(&mnt);
+    let m = cp(&mnt);
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            m.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=0777".as_ptr().cast(),
+        )
+    };
+    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+    chown(&mnt, OWNER, OWNER);
+    make_dir(mnt.join("sub"));
+    // A writer whose cwd stays in the detached filesystem.
+    let held = std::fs::File::open(mnt.join("sub")).unwrap();
+    let mut a = Agent::watch(&["--owner", &OWNER.to_string(), s(&d.tree), s(&mnt)]);
+    // While it is watched, a plain umount is refused: the agent holds the root.
+    assert_ne!(unsafe { libc::umount(m.as_ptr()) }, 0);
+    assert_eq!(errno(), libc::EBUSY);
+    assert_eq!(unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) }, 0);
+    expect_tree_gone(&a, &mnt, "was unmounted or moved out of reach");
+    // and the agent no longer pins the detached filesystem (its root reads back as "/")
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", a.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect();
+    assert!(!fds.iter().any(|l| l == "/"), "agent fds: {fds:?}");
+    let pid = run_as(Creds::Root, || {
+        // Elsewhere on the machine (this used to come out with "tree": "/") ...
+        mkdir(&d.o("unrelated"), 0o755)?;
+        create(&d.o("unrelated/f"), 0o644)?;
+        // ... in the detached filesystem, through an fd that still reaches it ...
+        sc!(
+            libc::SYS_mkdirat,
+            held.as_raw_fd() as c_long,
+            cs("d"),
+            0o755
+        )?;
+        // ... and in the tree that is still watched.
+        mkdir(&d.t("still"), 0o755)?;
+        Ok(())
+    });
+    let evs = a.finish(&d.tree);
+    assert_events(
+        &evs,
+        &[Exp::new("mkdir", d.t("still"), 0).pid(pid).mode(0o755)],
+        &d.tree,
+    );
+}
+
+/// SIGHUP (logrotate, a closing terminal) never kills the agent: with or without -o, also while
+/// it is still starting.
+#[test]
+fn sighup_never_kills_the_agent() {
+    needs_root!();
+    use std::io::{BufRead, BufReader};
+    let d = TestDir::new("sighup");
+    let mut child = std::process::Command::new(bin())
+        .args(watch_args(&[s(&d.tree)]))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for r in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    // As soon as the handler is there (SigCgt in /proc), which is before anything else:
+    // the agent has not attached yet.
+    let hup_caught = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|st| {
+                let l = st.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
+                u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()
+            })
+            .is_some_and(|m| m & (1 << (libc::SIGHUP - 1)) != 0)
+    };
+    let deadline = Instant::now() + *TIMEOUT;
+    while !hup_caught() {
+        assert!(Instant::now() < deadline, "SIGHUP is never caught");
+        assert!(child.try_wait().unwrap().is_none(), "the agent died");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut seen = Vec::new();
+    while let Ok(l) = rx.try_recv() {
+        seen.push(l);
+    }
+    assert!(
+        !seen.iter().any(|l| l.starts_with("ownwatch: watching")),
+        "SIGHUP is caught only after attaching: {seen:?}"
+    );
+    for _ in 0..3 {
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let next = |want: &dyn Fn(&str) -> bool, what: &str, seen: &mut Vec<String>| loop {
+        match rx.recv_timeout(*TIMEOUT) {
+            Ok(l) if want(&l) => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no {what}; output: {seen:?}"),
+        }
+    };
+    next(
+        &|l| l.starts_with("ownwatch: watching"),
+        "ready line",
+        &mut seen,
+    );
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::create_dir(d.t("after-hup")).unwrap();
+    let l = next(
+        &|l| l.contains("after-hup"),
+        "event after SIGHUP",
+        &mut seen,
+    );
+    assert_eq!(parse_event(&l)["op"], "mkdir");
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0), "{st}; output: {seen:?}");
+}

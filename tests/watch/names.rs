@@ -1,0 +1,272 @@
+//! Deep paths and long or odd names: 120 and 300 levels, 255-byte names, a path longer than
+//! the kernel side can carry (never dropped, marked "truncated"), long symlink targets, and
+//! names with newlines, control characters and bytes that are not UTF-8.
+
+use std::path::Path;
+
+use super::*;
+
+use serde_json::Value;
+
+fn deep_chain(tree: &Path, names: &[Vec<u8>]) -> Result<(), String> {
+    let mut dfd = dirfd(tree)?;
+    for n in names {
+        sc!(libc::SYS_mkdirat, dfd, cs(n), 0o755)?;
+        let next = sc!(
+            libc::SYS_openat,
+            dfd,
+            cs(n),
+            libc::O_DIRECTORY | libc::O_RDONLY
+        )?;
+        close(dfd);
+        dfd = next;
+    }
+    let fd = sc!(
+        libc::SYS_openat,
+        dfd,
+        cs("leaf"),
+        libc::O_CREAT | libc::O_WRONLY,
+        0o644
+    )?;
+    close(fd);
+    close(dfd);
+    Ok(())
+}
+
+/// The events of `deep_chain` by `by`: a mkdir for every level, then the leaf's create.
+fn deep_expect(by: &By, names: &[Vec<u8>]) -> Vec<Exp> {
+    let mut want = Vec::new();
+    let mut p = by.dir.clone();
+    for n in names {
+        p = join_bytes(&p, n);
+        want.push(by.mkdir(&p, 0o755));
+    }
+    want.push(by.create(p.join("leaf"), 0o644));
+    want
+}
+
+#[test]
+fn path_120_levels_deep() {
+    needs_root!();
+    let d = TestDir::new("deep");
+    let t = &d.tree;
+    let names: Vec<Vec<u8>> = (0..120)
+        .map(|i| format!("level{i:03}").into_bytes())
+        .collect();
+    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
+    let want = deep_expect(&by, &names);
+    // The 120th mkdir: exactly 120 components below the tree.
+    let last = evs.get(119).and_then(|e| e["path"].as_str()).unwrap_or("");
+    let below = last
+        .strip_prefix(&format!("{}/", t.display()))
+        .unwrap_or("");
+    assert_eq!(
+        below.split('/').count(),
+        120,
+        "120th event's path {last:?} is not 120 levels below the tree"
+    );
+    assert_events(&evs, &want, t);
+}
+
+#[test]
+fn path_120_levels_of_255_byte_names() {
+    needs_root!();
+    let d = TestDir::new("deeplong");
+    let t = &d.tree;
+    let names: Vec<Vec<u8>> = (0..120)
+        .map(|i| {
+            let mut n = format!("{i:03}").into_bytes();
+            n.resize(255, b'n');
+            n
+        })
+        .collect();
+    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
+    let want = deep_expect(&by, &names);
+    assert_events(&evs, &want, t);
+}
+
+/// 300 levels of 255-byte names: a path (~77 KB) longer than the kernel side can carry.
+/// Every event must still come; a path that could not be carried whole has
+/// "truncated": true, one that is not marked must be exact.
+#[test]
+fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
+    needs_root!();
+    let d = TestDir::new("deeper");
+    let t = &d.tree;
+    let names: Vec<Vec<u8>> = (0..300)
+        .map(|i| {
+            let mut n = format!("{i:03}").into_bytes();
+            n.resize(255, b'n');
+            n
+        })
+        .collect();
+    // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
+    // other tests run)
+    let (evs, by) = d.root_run(&["--ring-size", "64M"], || deep_chain(t, &names));
+    let mut want = deep_expect(&by, &names);
+    // Up to 64 KiB a path always arrives whole, and is not marked (README).
+    for (e, w) in evs.iter().zip(&want) {
+        if w.path.len() <= 64 * 1024 {
+            assert_ne!(
+                e.get("truncated"),
+                Some(&Value::Bool(true)),
+                "a path of {} bytes was cut: {}",
+                w.path.len(),
+                e
+            );
+        }
+    }
+    for (e, w) in evs.iter().zip(want.iter_mut()) {
+        if e.get("truncated") == Some(&Value::Bool(true)) {
+            // Cut: only the path itself cannot be compared.
+            w.truncated = true;
+            w.path = e["path"].as_str().unwrap_or("").as_bytes().to_vec();
+        }
+    }
+    assert_events(&evs, &want, t);
+}
+
+/// Every op on a file ~36 KB deep, by names relative to the working directory: whole paths,
+/// none marked "truncated" (the walks of the directories the op changed take room too).
+#[test]
+fn ops_36_kb_deep_are_whole() {
+    needs_root!();
+    let d = TestDir::new("deepops");
+    let t = &d.tree;
+    let names: Vec<Vec<u8>> = (0..140)
+        .map(|i| {
+            let mut n = format!("{i:03}").into_bytes();
+            n.resize(255, b'n');
+            n
+        })
+        .collect();
+    let deep = names.iter().fold(t.clone(), |p, n| join_bytes(&p, n));
+    let mut a = Agent::watch_tree(t, &["--ops", "create,chmod,rename,link,symlink,unlink"]);
+    let pid = run_as(Creds::Root, || {
+        deep_chain(t, &names)?;
+        chdir(t)?;
+        for n in &names {
+            sc!(libc::SYS_chdir, cs(n))?;
+        }
+        sc!(libc::SYS_chmod, cs("leaf"), 0o600)?;
+        sc!(libc::SYS_rename, cs("leaf"), cs("leaf2"))?;
+        sc!(libc::SYS_link, cs("leaf2"), cs("leaf3"))?;
+        sc!(libc::SYS_symlink, cs("leaf2"), cs("sl"))?;
+        sc!(libc::SYS_unlink, cs("leaf3"))?;
+        Ok(())
+    });
+    let evs = a.finish_with(t, Sentinel::Create);
+    let by = By::new(&deep, 0, pid);
+    assert_events(
+        &evs,
+        &[
+            by.op("create", "leaf").mode(0o644),
+            by.op("chmod", "leaf").mode(0o600),
+            by.rename("leaf", "leaf2"),
+            by.op("link", "leaf2").new_path(deep.join("leaf3")),
+            by.op("symlink", "sl").target("leaf2"),
+            by.op("unlink", "leaf3"),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn names_of_255_bytes_and_long_symlink_targets() {
+    needs_root!();
+    let d = TestDir::new("longname");
+    let t = &d.tree;
+    let n = |c: char| c.to_string().repeat(255);
+    let long_target = format!("/{}", "t/".repeat(2000)); // 4001 bytes
+    let (evs, by) = d.root_run(&[], || {
+        create(&d.t(&n('a')), 0o644)?;
+        mkdir(&d.t(&n('b')), 0o755)?;
+        sc!(libc::SYS_symlink, cs(n('c')), cp(d.t(&n('d'))))?;
+        sc!(libc::SYS_symlink, cs(&long_target), cp(d.t("long_target")))?;
+        sc!(libc::SYS_rename, cp(d.t(&n('a'))), cp(d.t(&n('e'))))?;
+        create(&d.t(&format!("{}/{}", n('b'), n('f'))), 0o600)?;
+        Ok(())
+    });
+    assert_events(
+        &evs,
+        &[
+            by.op("create", d.t(&n('a'))).mode(0o644),
+            by.op("mkdir", d.t(&n('b'))).mode(0o755),
+            by.op("symlink", d.t(&n('d'))).target(n('c')),
+            by.op("symlink", "long_target").target(&long_target),
+            by.op("rename", d.t(&n('a'))).new_path(d.t(&n('e'))),
+            by.op("create", d.t(&format!("{}/{}", n('b'), n('f'))))
+                .mode(0o600),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn odd_names_are_exact_and_one_line_each() {
+    needs_root!();
+    let d = TestDir::new("oddnames");
+    let t = &d.tree;
+    let names: Vec<&[u8]> = vec![
+        b"new\nline",
+        b"carriage\rreturn",
+        b"quote\"d",
+        b"back\\slash",
+        b"ctl\x01\x02\x1b[31m\x7f",
+        b"tab\there and space",
+        b"\xff\xfe not utf-8 \x80",
+        b"caf\xc3\xa9 \xe2\x9c\x93",
+        b"cut\xe2\x82",
+        b"{\"op\":\"fake\"}",
+        b"-leading-dash",
+    ];
+    let odd_dir: &[u8] = b"dir\xff\n";
+    let odd_target: &[u8] = b"target\xfe\n\"\\";
+    let (evs, by) = d.root_run(&[], || {
+        let dfd = dirfd(t)?;
+        for n in &names {
+            let fd = sc!(
+                libc::SYS_openat,
+                dfd,
+                cs(n),
+                libc::O_CREAT | libc::O_WRONLY,
+                0o644
+            )?;
+            close(fd);
+        }
+        sc!(libc::SYS_mkdirat, dfd, cs(odd_dir), 0o755)?;
+        let mut inner = odd_dir.to_vec();
+        inner.extend_from_slice(b"/in\xfe");
+        let fd = sc!(
+            libc::SYS_openat,
+            dfd,
+            cs(&inner),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o600
+        )?;
+        close(fd);
+        sc!(libc::SYS_symlinkat, cs(odd_target), dfd, cs("odd_link"))?;
+        sc!(
+            libc::SYS_renameat,
+            dfd,
+            cs(names[6]),
+            dfd,
+            cs(b"renamed\xfe\x01")
+        )?;
+        close(dfd);
+        Ok(())
+    });
+    let mut want: Vec<Exp> = names
+        .iter()
+        .map(|n| by.op("create", join_bytes(t, n)).mode(0o644))
+        .collect();
+    let dir = join_bytes(t, odd_dir);
+    want.push(by.op("mkdir", &dir).mode(0o755));
+    want.push(by.op("create", join_bytes(&dir, b"in\xfe")).mode(0o600));
+    want.push(by.op("symlink", "odd_link").target(odd_target));
+    want.push(
+        by.op("rename", join_bytes(t, names[6]))
+            .new_path(join_bytes(t, b"renamed\xfe\x01")),
+    );
+    assert_events(&evs, &want, t);
+}

@@ -1,0 +1,402 @@
+//! What must not be reported: failed operations, the owner's own writes, writes outside the
+//! tree (also in a sibling whose name starts with the tree's), reads, allowed users, and ops
+//! left out by --ops.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+#[test]
+fn failed_operations_are_not_reported() {
+    needs_root!();
+    let d = TestDir::new("failed");
+    let t = &d.tree;
+    make_file(d.t("exists"), b"");
+    make_file(d.t("e2"), b"");
+    make_dir(d.t("dir"));
+    make_file(d.t("dir/in"), b"");
+    {
+        let (p, n, v) = (cp(d.t("exists")), cs("user.a"), b"1");
+        let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr() as _, 1, 0) };
+        assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+    }
+    let mut a = Agent::watch_tree(t, &[]);
+    run_as(Creds::Root, || {
+        let v = b"1";
+        fails!(libc::EEXIST, libc::SYS_mkdir, cp(d.t("dir")), 0o755)?;
+        fails!(libc::ENOENT, libc::SYS_mkdir, cp(d.t("nodir/sub")), 0o755)?;
+        fails!(
+            libc::EEXIST,
+            libc::SYS_open,
+            cp(d.t("exists")),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+            0o644
+        )?;
+        fails!(libc::EISDIR, libc::SYS_open, cp(d.t("dir")), libc::O_WRONLY)?;
+        fails!(libc::ENOENT, libc::SYS_unlink, cp(d.t("missing")))?;
+        fails!(libc::ENOTEMPTY, libc::SYS_rmdir, cp(d.t("dir")))?;
+        fails!(libc::ENOTDIR, libc::SYS_rmdir, cp(d.t("exists")))?;
+        fails!(
+            libc::EEXIST,
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            cp(d.t("exists")),
+            libc::AT_FDCWD,
+            cp(d.t("e2")),
+            libc::RENAME_NOREPLACE
+        )?;
+        fails!(
+            libc::ENOENT,
+            libc::SYS_rename,
+            cp(d.t("missing")),
+            cp(d.t("m2"))
+        )?;
+        fails!(
+            libc::EEXIST,
+            libc::SYS_link,
+            cp(d.t("exists")),
+            cp(d.t("e2"))
+        )?;
+        fails!(libc::EEXIST, libc::SYS_symlink, cs("x"), cp(d.t("e2")))?;
+        fails!(
+            libc::EEXIST,
+            libc::SYS_mknod,
+            cp(d.t("exists")),
+            libc::S_IFIFO | 0o644,
+            0
+        )?;
+        fails!(libc::ENOENT, libc::SYS_chmod, cp(d.t("missing")), 0o644)?;
+        fails!(libc::ENOENT, libc::SYS_chown, cp(d.t("missing")), 1, 1)?;
+        fails!(libc::EISDIR, libc::SYS_truncate, cp(d.t("dir")), 0)?;
+        fails!(
+            libc::EEXIST,
+            libc::SYS_setxattr,
+            cp(d.t("exists")),
+            cs("user.a"),
+            v.as_ptr(),
+            1,
+            libc::XATTR_CREATE
+        )?;
+        fails!(
+            libc::ENODATA,
+            libc::SYS_removexattr,
+            cp(d.t("exists")),
+            cs("user.nope")
+        )?;
+        Ok(())
+    });
+    // A non-owner without permission fails too.
+    run_as(Creds::User(OTHER, OTHER), || {
+        fails!(libc::EPERM, libc::SYS_chmod, cp(d.t("exists")), 0o777)?;
+        fails!(libc::EACCES, libc::SYS_unlink, cp(d.t("dir/in")))?;
+        fails!(
+            libc::EACCES,
+            libc::SYS_open,
+            cp(d.t("exists")),
+            libc::O_WRONLY
+        )?;
+        fails!(
+            libc::EPERM,
+            libc::SYS_chown,
+            cp(d.t("exists")),
+            OTHER,
+            OTHER
+        )?;
+        Ok(())
+    });
+    let evs = a.finish(t);
+    assert_events(&evs, &[], t);
+}
+
+/// Every op, as `creds`, inside `dir` (which `creds` may write); `side` is a directory
+/// outside of `dir` that `creds` may write, for moves in and out.
+fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
+    let p = |n: &str| dir.join(n);
+    let v = b"v";
+    let dfd = dirfd(dir)?;
+    let fd = sc!(
+        libc::SYS_open,
+        cp(p("f1")),
+        libc::O_CREAT | libc::O_WRONLY,
+        0o644
+    )?;
+    close(fd);
+    let fd = sc!(
+        libc::SYS_openat,
+        dfd,
+        cs("f2"),
+        libc::O_CREAT | libc::O_RDWR,
+        0o600
+    )?;
+    close(fd);
+    let fd = sc!(libc::SYS_creat, cp(p("f3")), 0o644)?;
+    close(fd);
+    let fd = openat2(dfd, &cs("f4"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
+    close(fd);
+    let fd = sc!(
+        libc::SYS_open,
+        cp(dir),
+        libc::O_TMPFILE | libc::O_WRONLY,
+        0o600
+    )?;
+    sc!(
+        libc::SYS_linkat,
+        libc::AT_FDCWD,
+        cs(format!("/proc/self/fd/{fd}")),
+        dfd,
+        cs("f5"),
+        libc::AT_SYMLINK_FOLLOW
+    )?;
+    close(fd);
+    sc!(libc::SYS_mknod, cp(p("f6")), libc::S_IFREG | 0o644, 0)?;
+    sc!(libc::SYS_mknodat, dfd, cs("fifo"), libc::S_IFIFO | 0o644, 0)?;
+    sc!(libc::SYS_mkdir, cp(p("d1")), 0o755)?;
+    sc!(libc::SYS_mkdirat, dfd, cs("d2"), 0o755)?;
+    sc!(libc::SYS_symlink, cs("f1"), cp(p("sl")))?;
+    sc!(libc::SYS_symlinkat, cs("f2"), dfd, cs("sl2"))?;
+    sc!(libc::SYS_link, cp(p("f1")), cp(p("l1")))?;
+    sc!(libc::SYS_linkat, dfd, cs("f2"), dfd, cs("l2"), 0)?;
+    sc!(libc::SYS_rename, cp(p("f3")), cp(p("f3b")))?;
+    sc!(libc::SYS_renameat, dfd, cs("f4"), dfd, cs("f4b"))?;
+    sc!(
+        libc::SYS_renameat2,
+        dfd,
+        cs("f1"),
+        dfd,
+        cs("f2"),
+        libc::RENAME_EXCHANGE
+    )?;
+    sc!(libc::SYS_rename, cp(side.join("in")), cp(p("in")))?;
+    sc!(libc::SYS_rename, cp(p("f6")), cp(side.join("out")))?;
+    sc!(libc::SYS_chmod, cp(p("f1")), 0o600)?;
+    let fd = rdonly(&p("f1"))?;
+    sc!(libc::SYS_fchmod, fd, 0o640)?;
+    sc!(libc::SYS_fchmodat, dfd, cs("f1"), 0o644)?;
+    sc!(libc::SYS_chown, cp(p("f1")), chown_to, chown_to)?;
+    sc!(libc::SYS_fchown, fd, chown_to, -1i32)?;
+    sc!(libc::SYS_lchown, cp(p("sl")), chown_to, chown_to)?;
+    sc!(libc::SYS_fchownat, dfd, cs("f2"), chown_to, chown_to, 0)?;
+    sc!(
+        libc::SYS_setxattr,
+        cp(p("f1")),
+        cs("user.a"),
+        v.as_ptr(),
+        1,
+        0
+    )?;
+    sc!(libc::SYS_fsetxattr, fd, cs("user.b"), v.as_ptr(), 1, 0)?;
+    sc!(libc::SYS_removexattr, cp(p("f1")), cs("user.a"))?;
+    sc!(libc::SYS_fremovexattr, fd, cs("user.b"))?;
+    close(fd);
+    sc!(libc::SYS_truncate, cp(p("f2")), 0)?;
+    let fd = sc!(libc::SYS_open, cp(p("f2")), libc::O_WRONLY)?;
+    sc!(libc::SYS_ftruncate, fd, 0)?;
+    close(fd);
+    sc!(libc::SYS_unlink, cp(p("l1")))?;
+    sc!(libc::SYS_unlinkat, dfd, cs("l2"), 0)?;
+    sc!(libc::SYS_rmdir, cp(p("d1")))?;
+    sc!(libc::SYS_unlinkat, dfd, cs("d2"), libc::AT_REMOVEDIR)?;
+    close(dfd);
+    Ok(())
+}
+
+#[test]
+fn owner_writes_are_not_reported() {
+    needs_root!();
+    let d = TestDir::new("ownerok");
+    let t = &d.tree;
+    let side = d.base.join("ownerside");
+    make_dir(&side);
+    make_file(side.join("in"), b"");
+    chown(&side, OWNER, OWNER);
+    chown(side.join("in"), OWNER, OWNER);
+    let sub = d.t("work");
+    make_dir(&sub);
+    chown(&sub, OWNER, OWNER);
+    let mut a = Agent::watch_tree(t, &[]);
+    run_as(Creds::User(OWNER, OWNER), || every_op(&sub, &side, OWNER));
+    // The same as root outside the tree, right after, to show the agent was listening.
+    let pid = run_as(Creds::Root, || mkdir(&d.t("root_after"), 0o755));
+    let evs = a.finish(t);
+    assert_events(
+        &evs,
+        &[Exp::new("mkdir", d.t("root_after"), 0).pid(pid).mode(0o755)],
+        t,
+    );
+}
+
+#[test]
+fn root_writes_outside_the_tree_are_not_reported() {
+    needs_root!();
+    let d = TestDir::new("outside");
+    let t = &d.tree;
+    // A sibling whose name has the tree's path as a string prefix.
+    let sibling = PathBuf::from(format!("{}-sibling", t.display()));
+    make_dir(&sibling);
+    make_file(sibling.join("in"), b"");
+    make_file(d.o("in"), b"");
+    make_file(d.t("readme"), b"read me");
+    make_dir(d.t("rdir"));
+    let mut a = Agent::watch_tree(t, &[]);
+    run_as(Creds::Root, || {
+        every_op(&d.outside, &sibling, 0)?;
+        every_op(&sibling, &d.outside, 0)?;
+        // The tree's parent itself.
+        mkdir(&d.base.join("parent_mkdir"), 0o755)?;
+        sc!(libc::SYS_chmod, cp(&d.base), 0o755)?;
+        sc!(
+            libc::SYS_rename,
+            cp(d.base.join("parent_mkdir")),
+            cp(d.base.join("parent_mkdir2"))
+        )?;
+        // Reads inside the tree.
+        let fd = rdonly(&d.t("readme"))?;
+        let mut buf = [0u8; 64];
+        sc!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len())?;
+        close(fd);
+        let fd = dirfd(t)?;
+        let mut dents = [0u8; 4096];
+        sc!(libc::SYS_getdents64, fd, dents.as_mut_ptr(), dents.len())?;
+        close(fd);
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        sc!(
+            libc::SYS_stat,
+            cp(d.t("readme")),
+            &mut st as *mut libc::stat
+        )?;
+        sc!(libc::SYS_access, cp(d.t("readme")), libc::R_OK)?;
+        let fd = sc!(libc::SYS_open, cp(d.t("rdir")), libc::O_PATH)?;
+        close(fd);
+        Ok(())
+    });
+    let pid = run_as(Creds::Root, || mkdir(&d.t("inside"), 0o700));
+    let evs = a.finish(t);
+    assert_events(
+        &evs,
+        &[Exp::new("mkdir", d.t("inside"), 0).pid(pid).mode(0o700)],
+        t,
+    );
+}
+
+#[test]
+fn allowed_users_are_not_reported() {
+    needs_root!();
+    let d = TestDir::new("allow");
+    let t = &d.tree;
+    let other_side = d.base.join("otherside");
+    make_dir(&other_side);
+    make_file(other_side.join("in"), b"");
+    chown(&other_side, OTHER, OTHER);
+    chown(other_side.join("in"), OTHER, OTHER);
+    let sub = d.t("other");
+    make_dir(&sub);
+    chown(&sub, OTHER, OTHER);
+    let other = OTHER.to_string();
+    let mut a = Agent::watch_tree(t, &["--allow", &other, "--allow", "nobody"]);
+    run_as(Creds::User(OTHER, OTHER), || {
+        every_op(&sub, &other_side, OTHER)
+    });
+    run_as(Creds::User(NOBODY, NOBODY), || {
+        mkdir(&d.t("nobody_dir"), 0o755)?;
+        create(&d.t("nobody_file"), 0o644)
+    });
+    run_as(Creds::User(OWNER, OWNER), || {
+        mkdir(&d.t("owner_dir"), 0o755)
+    });
+    let pid = run_as(Creds::Root, || mkdir(&d.t("root_dir"), 0o755));
+    let evs = a.finish(t);
+    assert_events(
+        &evs,
+        &[Exp::new("mkdir", d.t("root_dir"), 0).pid(pid).mode(0o755)],
+        t,
+    );
+}
+
+#[test]
+fn ops_mkdir_reports_only_mkdir() {
+    needs_root!();
+    let d = TestDir::new("opsmkdir");
+    let t = &d.tree;
+    let (evs, by) = d.root_run(&["--ops", "mkdir"], || {
+        create(&d.t("f"), 0o644)?;
+        mkdir(&d.t("d1"), 0o755)?;
+        sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
+        sc!(libc::SYS_chown, cp(d.t("f")), OWNER, OWNER)?;
+        sc!(libc::SYS_symlink, cs("f"), cp(d.t("sl")))?;
+        sc!(libc::SYS_link, cp(d.t("f")), cp(d.t("hl")))?;
+        sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
+        sc!(libc::SYS_mknod, cp(d.t("fifo")), libc::S_IFIFO | 0o644, 0)?;
+        let fd = sc!(libc::SYS_open, cp(d.t("g")), libc::O_WRONLY)?;
+        close(fd);
+        sc!(libc::SYS_truncate, cp(d.t("g")), 0)?;
+        let v = b"v";
+        sc!(
+            libc::SYS_setxattr,
+            cp(d.t("g")),
+            cs("user.x"),
+            v.as_ptr(),
+            1,
+            0
+        )?;
+        sc!(libc::SYS_removexattr, cp(d.t("g")), cs("user.x"))?;
+        sc!(libc::SYS_unlink, cp(d.t("g")))?;
+        sc!(libc::SYS_mkdirat, libc::AT_FDCWD, cp(d.t("d2")), 0o700)?;
+        sc!(libc::SYS_rmdir, cp(d.t("d1")))?;
+        Ok(())
+    });
+    assert_events(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)], t);
+}
+
+#[test]
+fn ops_list_reports_only_those_ops() {
+    needs_root!();
+    let d = TestDir::new("opslist");
+    let t = &d.tree;
+    let mut a = Agent::watch_tree(t, &["--ops", "create,rename,unlink"]);
+    let pid = run_as(Creds::Root, || {
+        mkdir(&d.t("d"), 0o755)?;
+        create(&d.t("f"), 0o644)?;
+        sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
+        sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
+        let fd = sc!(libc::SYS_open, cp(d.t("g")), libc::O_WRONLY)?;
+        close(fd);
+        sc!(libc::SYS_symlink, cs("g"), cp(d.t("sl")))?;
+        sc!(libc::SYS_unlink, cp(d.t("g")))?;
+        sc!(libc::SYS_rmdir, cp(d.t("d")))?;
+        Ok(())
+    });
+    let evs = a.finish_with(t, Sentinel::Create);
+    assert_events(
+        &evs,
+        &[
+            Exp::new("create", d.t("f"), 0).pid(pid).mode(0o644),
+            Exp::new("rename", d.t("f"), 0).pid(pid).new_path(d.t("g")),
+            Exp::new("unlink", d.t("g"), 0).pid(pid),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn ops_accepts_every_op_name() {
+    needs_root!();
+    let d = TestDir::new("opsall");
+    let t = &d.tree;
+    let all = "create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,\
+               setxattr,removexattr,write";
+    let (evs, by) = d.root_run(&["--ops", all], || {
+        create(&d.t("f"), 0o644)?;
+        sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
+        sc!(libc::SYS_unlink, cp(d.t("f")))?;
+        Ok(())
+    });
+    assert_events(
+        &evs,
+        &[
+            by.create("f", 0o644),
+            by.op("chmod", "f").mode(0o600),
+            by.op("unlink", "f"),
+        ],
+        t,
+    );
+}

@@ -1,0 +1,458 @@
+//! Path forms: relative to the cwd or a dirfd, `..`, symlinked parents, /proc/self magic
+//! links, bind mounts (on the host and in a private mount namespace), another mount namespace,
+//! a chroot, a watched root given in other forms or renamed; every event carries the canonical
+//! path as it was when the op ran.
+
+use std::path::Path;
+
+use super::*;
+
+/// DIR given relative to the agent's cwd, with a trailing slash, and through a symlink:
+/// `tree` is still the root's canonical absolute path.
+#[test]
+fn dir_argument_forms_give_the_canonical_tree() {
+    needs_root!();
+    let d1 = TestDir::new("dirarg-rel");
+    let d2 = TestDir::new("dirarg-link");
+    let link = d2.base.join("link-to-tree");
+    std::os::unix::fs::symlink(&d2.tree, &link).unwrap();
+    let mut a = Agent::spawn_in(
+        watch_args(&["./tree/", s(&link)]),
+        StdoutMode::Lines,
+        Some(&d1.base),
+    );
+    let pid = run_as(Creds::Root, || {
+        mkdir(&d1.t("x"), 0o755)?;
+        mkdir(&d2.t("y"), 0o755)
+    });
+    let evs = a.finish(&d1.tree);
+    assert_events(
+        &evs,
+        &[
+            Exp::new("mkdir", d1.t("x"), 0).pid(pid).mode(0o755),
+            Exp::new("mkdir", d2.t("y"), 0)
+                .pid(pid)
+                .mode(0o755)
+                .tree(&d2.tree),
+        ],
+        &d1.tree,
+    );
+}
+
+#[test]
+fn path_forms() {
+    needs_root!();
+    let d = TestDir::new("paths");
+    let t = &d.tree;
+    make_dir(d.t("sub"));
+    make_file(d.t("sub/file_u"), b"");
+    make_file(d.t("sub/ren_a"), b"");
+    let outlink = d.base.join("outlink");
+    std::os::unix::fs::symlink(t, &outlink).unwrap();
+    std::os::unix::fs::symlink("sub", d.t("sublink")).unwrap();
+    // the writer's fd table is gone when user space resolves without the kernel's view
+    let proc_fd = string_paths_promised("path_forms: /proc/self/fd/N/name");
+    let (evs, by) = d.root_run(&[], || {
+        mkdir(&d.t("abs"), 0o755)?;
+        chdir(t)?;
+        sc!(libc::SYS_mkdir, cs("rel"), 0o755)?;
+        chdir(&d.t("sub"))?;
+        sc!(libc::SYS_mkdir, cs("../dotdot"), 0o755)?;
+        sc!(libc::SYS_mkdir, cp(d.t("sub/../dotdot_abs")), 0o755)?;
+        chdir(&d.outside)?;
+        sc!(libc::SYS_mkdir, cs("../tree/from_outside_cwd"), 0o755)?;
+        let dfd = dirfd(&d.t("sub"))?;
+        sc!(libc::SYS_mkdirat, dfd, cs("dirfd"), 0o755)?;
+        let pfd = sc!(
+            libc::SYS_open,
+            cp(d.t("sub")),
+            libc::O_PATH | libc::O_DIRECTORY
+        )?;
+        sc!(libc::SYS_mkdirat, pfd, cs("opath"), 0o755)?;
+        close(pfd);
+        let bfd = dirfd(&d.base)?;
+        sc!(libc::SYS_mkdirat, bfd, cs("tree/via_base_fd"), 0o755)?;
+        close(bfd);
+        mkdir(&outlink.join("via_outlink"), 0o755)?;
+        mkdir(&d.t("sublink/via_sublink"), 0o755)?;
+        chdir(&outlink)?;
+        sc!(libc::SYS_mkdir, cs("cwd_via_link"), 0o755)?;
+        chdir(t)?;
+        sc!(libc::SYS_mkdir, cs("/proc/self/cwd/proc_cwd"), 0o755)?;
+        sc!(
+            libc::SYS_mkdir,
+            cs(format!("/proc/self/root{}/proc_root", t.display())),
+            0o755
+        )?;
+        if proc_fd {
+            sc!(
+                libc::SYS_mkdir,
+                cs(format!("/proc/self/fd/{dfd}/proc_fd")),
+                0o755
+            )?;
+        }
+        sc!(
+            libc::SYS_mkdir,
+            cs(format!("{}//./slashes/", t.display())),
+            0o755
+        )?;
+        let fd = sc!(
+            libc::SYS_openat,
+            dfd,
+            cs("../dotdot_file"),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o644
+        )?;
+        close(fd);
+        sc!(libc::SYS_unlink, cp(outlink.join("sub/file_u")))?;
+        sc!(
+            libc::SYS_rename,
+            cp(outlink.join("sub/ren_a")),
+            cp(d.t("sublink/ren_b"))
+        )?;
+        close(dfd);
+        Ok(())
+    });
+    let m = |rel: &str| by.op("mkdir", rel).mode(0o755);
+    let mut want = vec![
+        m("abs"),
+        m("rel"),
+        m("dotdot"),
+        m("dotdot_abs"),
+        m("from_outside_cwd"),
+        m("sub/dirfd"),
+        m("sub/opath"),
+        m("via_base_fd"),
+        m("via_outlink"),
+        m("sub/via_sublink"),
+        m("cwd_via_link"),
+        m("proc_cwd"),
+        m("proc_root"),
+        m("sub/proc_fd"),
+        m("slashes"),
+        by.create("dotdot_file", 0o644),
+        by.op("unlink", "sub/file_u"),
+        by.rename("sub/ren_a", "sub/ren_b"),
+    ];
+    if !proc_fd {
+        want.retain(|w| !w.path.ends_with(b"/proc_fd"));
+    }
+    assert_events(&evs, &want, t);
+}
+
+/// Paths are what they were when the operation ran, even when a directory or symlink on
+/// the way is renamed, replaced or removed right after (before the agent gets to the event).
+#[test]
+fn paths_are_as_at_the_time_of_the_operation() {
+    needs_root!();
+    if !string_paths_promised("paths_are_as_at_the_time_of_the_operation: names re-pointed, removed or moved right after the op") {
+        return;
+    }
+    let d = TestDir::new("racepath");
+    let t = &d.tree;
+    for dd in ["sub", "mv", "gone", "own"] {
+        make_dir(d.t(dd));
+    }
+    chown(d.t("own"), OWNER, OWNER);
+    let outlink = d.base.join("outlink");
+    std::os::unix::fs::symlink(t, &outlink).unwrap();
+    std::os::unix::fs::symlink("sub", d.t("sublink")).unwrap();
+    let mut a = Agent::watch_tree(t, &[]);
+    let pid = run_as(Creds::Root, || {
+        // A symlinked parent outside the tree, re-pointed elsewhere right after.
+        mkdir(&outlink.join("via_outlink"), 0o755)?;
+        sc!(libc::SYS_unlink, cp(&outlink))?;
+        sc!(libc::SYS_symlink, cp(&d.outside), cp(&outlink))?;
+        // A symlinked parent inside the tree, removed right after.
+        mkdir(&d.t("sublink/via_sublink"), 0o755)?;
+        sc!(libc::SYS_unlink, cp(d.t("sublink")))?;
+        // The parent moved out of the tree right after.
+        mkdir(&d.t("mv/in_mv"), 0o755)?;
+        sc!(libc::SYS_rename, cp(d.t("mv")), cp(d.o("mv")))?;
+        // The parent removed right after.
+        create(&d.t("gone/f"), 0o644)?;
+        sc!(libc::SYS_unlink, cp(d.t("gone/f")))?;
+        sc!(libc::SYS_rmdir, cp(d.t("gone")))?;
+        // A new directory renamed right after something was made in it.
+        mkdir(&d.t("a"), 0o755)?;
+        mkdir(&d.t("a/b"), 0o755)?;
+        sc!(libc::SYS_rename, cp(d.t("a")), cp(d.t("a2")))?;
+        Ok(())
+    });
+    // The owner renames its directory right after root wrote in it (silent itself).
+    let p2 = run_as(Creds::Root, || mkdir(&d.t("own/by_root"), 0o755));
+    run_as(Creds::User(OWNER, OWNER), || {
+        sc!(libc::SYS_rename, cp(d.t("own")), cp(d.t("own2")))?;
+        Ok(())
+    });
+    let evs = a.finish(t);
+    let m = |rel: &str| Exp::new("mkdir", d.t(rel), 0).pid(pid).mode(0o755);
+    assert_events(
+        &evs,
+        &[
+            m("via_outlink"),
+            m("sub/via_sublink"),
+            Exp::new("unlink", d.t("sublink"), 0).pid(pid),
+            m("mv/in_mv"),
+            Exp::new("rename", d.t("mv"), 0)
+                .pid(pid)
+                .new_path(d.o("mv")),
+            Exp::new("create", d.t("gone/f"), 0).pid(pid).mode(0o644),
+            Exp::new("unlink", d.t("gone/f"), 0).pid(pid),
+            Exp::new("rmdir", d.t("gone"), 0).pid(pid),
+            m("a"),
+            m("a/b"),
+            Exp::new("rename", d.t("a"), 0).pid(pid).new_path(d.t("a2")),
+            Exp::new("mkdir", d.t("own/by_root"), 0).pid(p2).mode(0o755),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn path_through_bind_mount_on_host() {
+    needs_root!();
+    let d = TestDir::new("hostbind");
+    let t = &d.tree;
+    make_dir(d.t("sub"));
+    let bind = d.base.join("bind");
+    let bind_sub = d.base.join("bind_sub");
+    make_dir(&bind);
+    make_dir(&bind_sub);
+    d.bind_mount(t, &bind);
+    d.bind_mount(&d.t("sub"), &bind_sub);
+    let mut a = Agent::watch_tree(t, &[]);
+    // One more, made while the agent runs.
+    let late = d.base.join("late_bind");
+    make_dir(&late);
+    d.bind_mount(t, &late);
+    let pid = run_as(Creds::Root, || {
+        mkdir(&bind.join("hb"), 0o755)?;
+        create(&bind.join("hbf"), 0o644)?;
+        sc!(libc::SYS_rename, cp(bind.join("hbf")), cp(bind.join("hbg")))?;
+        mkdir(&bind_sub.join("in_sub"), 0o755)?;
+        mkdir(&late.join("via_late_bind"), 0o755)?;
+        mkdir(&d.t("via_tree_path"), 0o755)?;
+        Ok(())
+    });
+    let evs = a.finish(t);
+    assert_events(
+        &evs,
+        &[
+            Exp::new("mkdir", d.t("hb"), 0).pid(pid).mode(0o755),
+            Exp::new("create", d.t("hbf"), 0).pid(pid).mode(0o644),
+            Exp::new("rename", d.t("hbf"), 0)
+                .pid(pid)
+                .new_path(d.t("hbg")),
+            Exp::new("mkdir", d.t("sub/in_sub"), 0).pid(pid).mode(0o755),
+            Exp::new("mkdir", d.t("via_late_bind"), 0)
+                .pid(pid)
+                .mode(0o755),
+            Exp::new("mkdir", d.t("via_tree_path"), 0)
+                .pid(pid)
+                .mode(0o755),
+        ],
+        t,
+    );
+}
+
+/// In the calling (forked) process: a new mount namespace whose mounts do not propagate.
+fn private_mount_ns() -> Result<(), String> {
+    sc!(libc::SYS_unshare, libc::CLONE_NEWNS)?;
+    let root = cs("/");
+    sc!(
+        libc::SYS_mount,
+        std::ptr::null::<u8>(),
+        root,
+        std::ptr::null::<u8>(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null::<u8>()
+    )?;
+    Ok(())
+}
+
+fn bind(src: &Path, dst: &Path) -> Result<(), String> {
+    sc!(
+        libc::SYS_mount,
+        cp(src),
+        cp(dst),
+        std::ptr::null::<u8>(),
+        libc::MS_BIND,
+        std::ptr::null::<u8>()
+    )?;
+    Ok(())
+}
+
+#[test]
+fn path_through_bind_mount_in_private_namespace() {
+    needs_root!();
+    if !string_paths_promised(
+        "path_through_bind_mount_in_private_namespace: a mount only another namespace had",
+    ) {
+        return;
+    }
+    let d = TestDir::new("nsbind");
+    let t = &d.tree;
+    make_dir(d.t("sub"));
+    let b1 = d.base.join("nsbind");
+    let b2 = d.base.join("nsbind_sub");
+    make_dir(&b1);
+    make_dir(&b2);
+    let (evs, by) = d.root_run(&[], || {
+        private_mount_ns()?;
+        bind(t, &b1)?;
+        bind(&d.t("sub"), &b2)?;
+        mkdir(&b1.join("via_ns_bind"), 0o755)?;
+        sc!(
+            libc::SYS_rename,
+            cp(b1.join("via_ns_bind")),
+            cp(b1.join("via_ns_bind2"))
+        )?;
+        create(&b2.join("via_ns_bind_sub"), 0o600)?;
+        Ok(())
+    });
+    // Nothing leaked into the host namespace.
+    assert!(
+        std::fs::read_dir(&b1).unwrap().next().is_none(),
+        "bind mount leaked to the host"
+    );
+    assert_events(
+        &evs,
+        &[
+            by.mkdir("via_ns_bind", 0o755),
+            by.rename("via_ns_bind", "via_ns_bind2"),
+            by.create("sub/via_ns_bind_sub", 0o600),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn path_from_another_mount_namespace() {
+    needs_root!();
+    let d = TestDir::new("mntns");
+    let t = &d.tree;
+    let (evs, by) = d.root_run(&[], || {
+        private_mount_ns()?;
+        // Make the namespace differ: a tmpfs over the unwatched sibling.
+        sc!(
+            libc::SYS_mount,
+            cs("tmpfs"),
+            cp(&d.outside),
+            cs("tmpfs"),
+            0,
+            std::ptr::null::<u8>()
+        )?;
+        mkdir(&d.t("in_ns"), 0o755)?;
+        create(&d.t("in_ns/file"), 0o644)?;
+        mkdir(&d.o("on_tmpfs"), 0o755)?; // outside the tree: nothing
+        Ok(())
+    });
+    assert_events(
+        &evs,
+        &[by.mkdir("in_ns", 0o755), by.create("in_ns/file", 0o644)],
+        t,
+    );
+}
+
+#[test]
+fn path_from_inside_a_chroot() {
+    needs_root!();
+    let d = TestDir::new("chroot");
+    let t = &d.tree;
+    let (evs, by) = d.root_run(&[], || {
+        sc!(libc::SYS_chroot, cp(&d.base))?;
+        sc!(libc::SYS_chdir, cs("/"))?;
+        sc!(libc::SYS_mkdir, cs("/tree/in_chroot"), 0o755)?;
+        sc!(libc::SYS_chdir, cs("/tree"))?;
+        sc!(libc::SYS_mkdir, cs("rel_in_chroot"), 0o755)?;
+        sc!(libc::SYS_mkdir, cs("/../../tree/dotdot_at_root"), 0o755)?;
+        sc!(
+            libc::SYS_symlink,
+            cs("/tree/in_chroot"),
+            cs("/tree/chroot_link")
+        )?;
+        sc!(libc::SYS_mkdir, cs("/tree/chroot_link/through_link"), 0o755)?;
+        sc!(
+            libc::SYS_rename,
+            cs("/tree/rel_in_chroot"),
+            cs("/outside/moved_out")
+        )?;
+        Ok(())
+    });
+    let m = |rel: &str| by.op("mkdir", rel).mode(0o755);
+    assert_events(
+        &evs,
+        &[
+            m("in_chroot"),
+            m("rel_in_chroot"),
+            m("dotdot_at_root"),
+            by.op("symlink", "chroot_link").target("/tree/in_chroot"),
+            m("in_chroot/through_link"),
+            by.op("rename", "rel_in_chroot").new_path(d.o("moved_out")),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn renamed_watched_root_stays_watched() {
+    needs_root!();
+    let d = TestDir::new("rootrename");
+    // base/holder (owner's) / tree
+    let holder = d.base.join("holder");
+    make_dir(&holder);
+    chown(&holder, OWNER, OWNER);
+    let t0 = holder.join("tree");
+    std::fs::rename(&d.tree, &t0).unwrap();
+    let mut a = Agent::watch_tree(&t0, &[]);
+    // The owner renames the root (allowed: silent).
+    let t1 = holder.join("tree-moved");
+    run_as(Creds::User(OWNER, OWNER), || {
+        sc!(libc::SYS_rename, cp(&t0), cp(&t1))?;
+        Ok(())
+    });
+    let p1 = run_as(Creds::Root, || mkdir(&t1.join("after1"), 0o755));
+    // Root renames the root's parent (outside the tree: silent).
+    let holder2 = d.base.join("holder2");
+    let t2 = holder2.join("tree-moved");
+    run_as(Creds::Root, || {
+        sc!(libc::SYS_rename, cp(&holder), cp(&holder2))?;
+        Ok(())
+    });
+    let p2 = run_as(Creds::Root, || {
+        create(&t2.join("after2"), 0o644)?;
+        mkdir(&t2.join("after2dir"), 0o700)
+    });
+    let mut evs = a.finish(&t2);
+    // Made just before its tree moved: the path at the time of the op needs the kernel's view.
+    let before_move = t1.join("after1");
+    if !string_paths_promised("renamed_watched_root_stays_watched: an op just before the move") {
+        evs.retain(|e| e["pid"].as_i64() != Some(p1 as i64));
+    }
+    let mut want = vec![Exp::new("mkdir", &before_move, 0)
+        .pid(p1)
+        .mode(0o755)
+        .tree(&t1)];
+    if !kernel_decides_string_paths() {
+        want.clear();
+    }
+    assert_events(
+        &evs,
+        &[
+            want,
+            vec![
+                Exp::new("create", t2.join("after2"), 0)
+                    .pid(p2)
+                    .mode(0o644)
+                    .tree(&t2),
+                Exp::new("mkdir", t2.join("after2dir"), 0)
+                    .pid(p2)
+                    .mode(0o700)
+                    .tree(&t2),
+            ],
+        ]
+        .concat(),
+        &t2,
+    );
+}
