@@ -30,12 +30,14 @@
 //! walk holds it is still changed: the fd follows the inode, and that inode was in the tree.
 
 use std::ffi::{CStr, CString};
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 
-// `watch --fix` (wired separately) is the user of fix_path, rel_path and FixOutcome.
+use crate::sys::{
+    self, chmod_handle, fstat, fstatat, mnt_id, open_dir_of, open_handle, openat, stat_mnt, Dents,
+};
+
 /// What [`fix_path`] did. The object named by the path is counted too.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FixOutcome {
@@ -229,8 +231,7 @@ pub fn fix_at(
     let fd = if name.is_empty() {
         dir
     } else {
-        owned = openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .map_err(|e| e.to_string())?;
+        owned = open_handle(dir, name).map_err(|e| e.to_string())?;
         owned.as_fd()
     };
     let (st, fd_mnt) = stat_mnt(fd).map_err(|e| e.to_string())?;
@@ -289,36 +290,6 @@ fn give_handle(
     Ok(g)
 }
 
-/// chmod of the object an O_PATH handle refers to, without looking up a name: fchmodat2 with
-/// AT_EMPTY_PATH (6.6+), else through the handle's /proc/self/fd link (fchmod refuses O_PATH
-/// fds). `fd` is never a symlink here.
-fn chmod_handle(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
-    // SAFETY: plain syscall on a borrowed fd and a static empty string.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fchmodat2,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            mode,
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    match Errno::last() {
-        Errno::ENOSYS | Errno::EINVAL => {}
-        e => return Err(e),
-    }
-    let link = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
-    // SAFETY: plain syscall with a valid path.
-    let r = unsafe { libc::fchmodat(libc::AT_FDCWD, link.as_ptr(), mode, 0) };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
 /// The owner change of `give_handle`. Ok(false): it already belonged to uid:gid.
 fn chown_handle(fd: BorrowedFd, st: &libc::stat, uid: u32, gid: u32) -> Result<bool, String> {
     if st.st_uid == uid && st.st_gid == gid {
@@ -337,19 +308,7 @@ fn chown_handle(fd: BorrowedFd, st: &libc::stat, uid: u32, gid: u32) -> Result<b
         }
         _ => {}
     }
-    // SAFETY: plain syscall on a borrowed fd and a static empty string.
-    let r = unsafe {
-        libc::fchownat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            uid,
-            gid,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r < 0 {
-        return Err(Errno::last().to_string());
-    }
+    sys::chown_handle(fd, uid, gid).map_err(|e| e.to_string())?;
     Ok(true)
 }
 
@@ -413,11 +372,7 @@ fn fix_below(
             rel.push(b'/');
         }
         rel.extend_from_slice(name.to_bytes());
-        let h = match openat(
-            dirfd,
-            name,
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        ) {
+        let h = match open_handle(dirfd, name) {
             Ok(h) => h,
             Err(Errno::ENOENT) => {
                 rel.truncate(base);
@@ -477,236 +432,10 @@ fn is_dir(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
-/// A readable fd of the directory an O_PATH handle refers to: the same inode, no name lookup.
-fn open_dir_of(h: BorrowedFd) -> Result<OwnedFd, Errno> {
-    openat(
-        h,
-        c".",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Thin syscall wrappers shared with `scan`.
-
-pub(crate) fn openat(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> Result<OwnedFd, Errno> {
-    loop {
-        // SAFETY: valid NUL-terminated name; the result is a new fd we own.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-        if fd >= 0 {
-            // SAFETY: fresh fd from the kernel.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            e => return Err(e),
-        }
-    }
-}
-
-pub(crate) fn fstatat(
-    dir: BorrowedFd,
-    name: &CStr,
-    flags: libc::c_int,
-) -> Result<libc::stat, Errno> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: the kernel fills `st` on success.
-    let r = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: initialised by the successful call.
-    Ok(unsafe { st.assume_init() })
-}
-
-/// statx of `name` in `dir` (empty: `dir` itself, with AT_EMPTY_PATH in `flags`) as a
-/// `libc::stat`, plus the mount id when the kernel gives it (5.8+).
-fn statx_raw(
-    dir: BorrowedFd,
-    name: &CStr,
-    flags: libc::c_int,
-) -> Result<(libc::stat, Option<u64>), Errno> {
-    let mut x = std::mem::MaybeUninit::<libc::statx>::zeroed();
-    // SAFETY: the kernel fills `x` on success.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_statx,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::AT_STATX_SYNC_AS_STAT,
-            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
-            x.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: zero-initialised, then filled by the successful call.
-    let x = unsafe { x.assume_init() };
-    // SAFETY: all-zero is a valid libc::stat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    st.st_dev = libc::makedev(x.stx_dev_major, x.stx_dev_minor);
-    st.st_ino = x.stx_ino;
-    st.st_mode = x.stx_mode as u32;
-    st.st_nlink = x.stx_nlink as _;
-    st.st_uid = x.stx_uid;
-    st.st_gid = x.stx_gid;
-    st.st_rdev = libc::makedev(x.stx_rdev_major, x.stx_rdev_minor);
-    st.st_size = x.stx_size as _;
-    st.st_blksize = x.stx_blksize as _;
-    st.st_blocks = x.stx_blocks as _;
-    st.st_atime = x.stx_atime.tv_sec as _;
-    st.st_atime_nsec = x.stx_atime.tv_nsec as _;
-    st.st_mtime = x.stx_mtime.tv_sec as _;
-    st.st_mtime_nsec = x.stx_mtime.tv_nsec as _;
-    st.st_ctime = x.stx_ctime.tv_sec as _;
-    st.st_ctime_nsec = x.stx_ctime.tv_nsec as _;
-    let mnt = (x.stx_mask & libc::STATX_MNT_ID != 0).then_some(x.stx_mnt_id);
-    Ok((st, mnt))
-}
-
-/// lstat of `name` in `dir` (mount points are crossed, as by any lookup), plus the mount id of
-/// what it found when the kernel says (statx, 5.8+).
-pub(crate) fn stat_at(dir: BorrowedFd, name: &CStr) -> Result<(libc::stat, Option<u64>), Errno> {
-    match statx_raw(dir, name, libc::AT_SYMLINK_NOFOLLOW) {
-        Err(Errno::ENOSYS) => Ok((fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW)?, None)),
-        r => r,
-    }
-}
-
-/// fstat of `fd` and the id of the mount it lies on.
-pub(crate) fn stat_mnt(fd: BorrowedFd) -> Result<(libc::stat, u64), Errno> {
-    match statx_raw(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) {
-        Ok((st, Some(m))) => Ok((st, m)),
-        Ok((st, None)) => Ok((st, fdinfo_mnt_id(fd)?)),
-        Err(Errno::ENOSYS) => Ok((fstat(fd)?, fdinfo_mnt_id(fd)?)),
-        Err(e) => Err(e),
-    }
-}
-
-/// The id of the mount `fd` lies on.
-pub(crate) fn mnt_id(fd: BorrowedFd) -> Result<u64, Errno> {
-    stat_mnt(fd).map(|(_, m)| m)
-}
-
-/// Kernels before 5.8: the `mnt_id:` line of /proc/self/fdinfo/N (3.15+).
-fn fdinfo_mnt_id(fd: BorrowedFd) -> Result<u64, Errno> {
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("mnt_id:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or(Errno::ENOTSUP)
-}
-
-pub(crate) fn fstat(fd: BorrowedFd) -> Result<libc::stat, Errno> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: the kernel fills `st` on success.
-    let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: initialised by the successful call.
-    Ok(unsafe { st.assume_init() })
-}
-
-/// Directory entries straight from getdents64 into one buffer: no allocation per entry, and the
-/// names are NUL-terminated in place, ready for the *at() calls.
-pub(crate) struct Dents {
-    /// u64 storage keeps the kernel's 8-byte aligned records aligned.
-    buf: Vec<u64>,
-    len: usize,
-    pos: usize,
-}
-
-/// One entry, borrowed from the buffer. `.` and `..` are never returned.
-pub(crate) struct Dent<'a> {
-    pub name: &'a CStr,
-}
-
-impl Dents {
-    const BYTES: usize = 64 * 1024;
-
-    pub(crate) fn new() -> Self {
-        Dents {
-            buf: vec![0u64; Self::BYTES / 8],
-            len: 0,
-            pos: 0,
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: viewing initialised u64 storage as bytes.
-        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.buf.len() * 8) }
-    }
-
-    pub(crate) fn is_drained(&self) -> bool {
-        self.pos >= self.len
-    }
-
-    /// Reads the next batch of entries. Ok(false) at the end of the directory.
-    pub(crate) fn fill(&mut self, dir: BorrowedFd) -> io::Result<bool> {
-        loop {
-            // SAFETY: the kernel writes at most the buffer's size into it.
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    dir.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast::<u8>(),
-                    self.buf.len() * 8,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                self.len = 0;
-                self.pos = 0;
-                return Err(e);
-            }
-            self.len = n as usize;
-            self.pos = 0;
-            return Ok(n > 0);
-        }
-    }
-
-    /// The next entry of the current batch, skipping `.` and `..`.
-    pub(crate) fn next_entry(&mut self) -> Option<Dent<'_>> {
-        while self.pos < self.len {
-            let (next, name) = {
-                let b = self.bytes();
-                let pos = self.pos;
-                // struct linux_dirent64 {
-                //     u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-                let reclen = u16::from_ne_bytes([b[pos + 16], b[pos + 17]]) as usize;
-                if reclen < 20 || pos + reclen > self.len {
-                    // Cannot happen with a sane kernel; stop rather than read garbage.
-                    (self.len, None)
-                } else {
-                    let name = CStr::from_bytes_until_nul(&b[pos + 19..pos + reclen])
-                        .ok()
-                        .filter(|n| !matches!(n.to_bytes(), b"" | b"." | b".."))
-                        .map(CStr::as_ptr);
-                    (pos + reclen, name)
-                }
-            };
-            self.pos = next;
-            if let Some(p) = name {
-                // SAFETY: `p` points at a NUL-terminated name inside `self.buf`, which is not
-                // written again before the returned borrow of `self` ends.
-                return Some(Dent {
-                    name: unsafe { CStr::from_ptr(p) },
-                });
-            }
-        }
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{symlink, MetadataExt};
     use std::path::Path;
@@ -739,11 +468,8 @@ mod tests {
 
     fn dirfd(p: &Path) -> OwnedFd {
         let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-        // SAFETY: plain open.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
-        assert!(fd >= 0, "open {}", p.display());
-        // SAFETY: fresh fd.
-        unsafe { OwnedFd::from_raw_fd(fd) }
+        openat(sys::cwd(), &c, libc::O_PATH | libc::O_DIRECTORY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", p.display()))
     }
 
     fn owner(p: &Path) -> (u32, u32) {
@@ -999,35 +725,5 @@ mod tests {
         // The race was real: both outcomes happened, and the swapper kept swapping.
         assert!(ok > 0 && refused > 0, "ok {ok} refused {refused}");
         assert!(swaps > 1000, "only {swaps} swaps");
-    }
-
-    #[test]
-    fn dents_lists_every_name_once() {
-        let t = TempDir::new("dents");
-        let mut want: Vec<Vec<u8>> = (0..3000)
-            .map(|i| format!("name-{i:05}-{}", "x".repeat(i % 200)).into_bytes())
-            .collect();
-        want.push(b"\xff\xfe odd".to_vec());
-        for n in &want {
-            std::fs::write(t.0.join(std::ffi::OsStr::from_bytes(n)), b"").unwrap();
-        }
-        let c = CString::new(t.0.as_os_str().as_bytes()).unwrap();
-        // SAFETY: plain open.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
-        // SAFETY: fresh fd.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut d = Dents::new();
-        let mut got = Vec::new();
-        let mut batches = 0;
-        while d.fill(fd.as_fd()).unwrap() {
-            batches += 1;
-            while let Some(e) = d.next_entry() {
-                got.push(e.name.to_bytes().to_vec());
-            }
-        }
-        got.sort();
-        want.sort();
-        assert_eq!(got, want);
-        assert!(batches > 1, "the test should span several getdents calls");
     }
 }

@@ -7,6 +7,7 @@ mod kernel;
 mod output;
 mod probe;
 mod scan;
+mod sys;
 #[cfg(test)]
 mod testutil;
 mod users;

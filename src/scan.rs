@@ -27,9 +27,10 @@ use anyhow::{anyhow, bail, Result};
 use nix::errno::Errno;
 
 use crate::cli::ScanArgs;
-use crate::fix::{self, Dents};
+use crate::fix;
 use crate::output::timefmt::rfc3339;
 use crate::output::{json_str, mode_str, Obj};
+use crate::sys::{self, Dents};
 use crate::users::{group_name, parse_owner, user_name};
 
 /// A root to scan, opened and validated before any output.
@@ -93,7 +94,8 @@ const OUT_FLUSH_AT: usize = 256 * 1024;
 
 pub fn run(args: ScanArgs) -> Result<u8> {
     let trees = open_trees(&args)?;
-    raise_nofile_limit();
+    // Deep trees keep one fd per level open while their children wait in the queue.
+    sys::raise_nofile_limit();
     let threads = std::env::var("OWNWATCH_SCAN_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -181,7 +183,7 @@ fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
         }
         let path = std::fs::canonicalize(dir).map_err(|e| anyhow!("{shown}: {e}"))?;
         let fd = open_root(&path).map_err(|e| anyhow!("{shown}: cannot read: {}", e.desc()))?;
-        let (st, mnt) = fix::stat_mnt(fd.as_fd()).map_err(|e| anyhow!("{shown}: {}", e.desc()))?;
+        let (st, mnt) = sys::stat_mnt(fd.as_fd()).map_err(|e| anyhow!("{shown}: {}", e.desc()))?;
         if seen.contains(&(st.st_dev, st.st_ino)) {
             continue;
         }
@@ -205,28 +207,11 @@ fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
 
 fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: AT_FDCWD is a valid dirfd for an absolute path.
-    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    fix::openat(
-        cwd,
+    sys::openat(
+        sys::cwd(),
         &c,
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
     )
-}
-
-/// Deep trees keep one fd per level open while their children wait in the queue.
-fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain get/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 impl<'t> Walk<'t> {
@@ -353,7 +338,7 @@ impl<'w, 't> Worker<'w, 't> {
     fn process(&mut self, w: Work<'t>) {
         match w {
             Work::Root(tree) => {
-                match fix::fstat(tree.fd.as_fd()) {
+                match sys::fstat(tree.fd.as_fd()) {
                     Ok(st) => {
                         self.scanned += 1;
                         if st.st_uid != tree.uid || st.st_gid != tree.gid {
@@ -377,11 +362,7 @@ impl<'w, 't> Worker<'w, 't> {
             }
             Work::Open { parent, name } => {
                 let path = join(&parent.path, name.to_bytes());
-                let fd = match fix::openat(
-                    parent.fd.as_fd(),
-                    &name,
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                ) {
+                let fd = match sys::open_dir(parent.fd.as_fd(), &name) {
                     Ok(fd) => fd,
                     Err(Errno::ENOENT) => return, // removed since it was listed
                     Err(Errno::ELOOP | Errno::ENOTDIR) => {
@@ -397,7 +378,7 @@ impl<'w, 't> Worker<'w, 't> {
                 drop(parent);
                 if self.walk.xdev {
                     // Something mounted there since it was stat'ed.
-                    match fix::mnt_id(fd.as_fd()) {
+                    match sys::mnt_id(fd.as_fd()) {
                         Ok(m) if m == tree.mnt => {}
                         Ok(_) => return,
                         Err(e) => return self.unreadable("cannot stat", &path, e),
@@ -467,7 +448,7 @@ impl<'w, 't> Worker<'w, 't> {
     }
 
     fn entry(&mut self, dir: &Dir<'t>, name: &CStr) {
-        let (st, mnt) = match fix::stat_at(dir.fd.as_fd(), name) {
+        let (st, mnt) = match sys::stat_at(dir.fd.as_fd(), name) {
             Ok(s) => s,
             Err(Errno::ENOENT) => return, // removed since it was listed
             Err(e) => {
@@ -560,7 +541,7 @@ impl<'w, 't> Worker<'w, 't> {
         }
         let mut err = self.walk.out.lock().unwrap();
         if err.is_none() {
-            if let Err(e) = write_stdout(&self.out) {
+            if let Err(e) = sys::write_all(sys::stdout(), &self.out) {
                 *err = Some(e);
                 self.walk.stop.store(true, Ordering::Relaxed);
             }
@@ -581,25 +562,6 @@ impl Drop for PanicGuard<'_, '_> {
         }
         self.0.cv.notify_all();
     }
-}
-
-fn write_stdout(mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: writes from a valid slice to fd 1.
-        let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n as usize..];
-    }
-    Ok(())
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {

@@ -18,8 +18,8 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 
-use crate::fix::{fstat, fstatat};
+use crate::sys::{self, fstat, fstatat};
 
 /// Bytes of whole lines kept in memory while the output cannot be written (full disk).
 pub const KEEP_MAX: usize = 4 << 20;
@@ -40,7 +40,7 @@ enum Target {
     },
     /// A scripted writer for the unit tests (short writes, ENOSPC on demand).
     #[cfg(test)]
-    Test(Box<dyn Write>),
+    Test(Box<dyn io::Write>),
 }
 
 /// A buffered line sink. Write whole lines with [`Sink::write_all`]; call [`Sink::flush`] after
@@ -269,24 +269,16 @@ impl Sink {
     /// Writes `buf[..n]` and drops it from the buffer. On an error what was written is dropped
     /// and the rest kept, so a later call can retry.
     fn write_prefix(&mut self, n: usize) -> io::Result<()> {
-        let mut done = 0;
-        let res = loop {
-            if done == n {
-                break Ok(());
-            }
-            let r = match &mut self.target {
-                Target::Stdout => write_fd(stdout_fd(), &self.buf[done..n]),
-                Target::File { file, .. } => file.write(&self.buf[done..n]),
+        let target = &mut self.target;
+        let (done, res) = sys::write_all_with(
+            |b| match target {
+                Target::Stdout => sys::write(sys::stdout(), b),
+                Target::File { file, .. } => sys::write(file.as_fd(), b),
                 #[cfg(test)]
-                Target::Test(w) => w.write(&self.buf[done..n]),
-            };
-            match r {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(k) => done += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
+                Target::Test(w) => io::Write::write(w, b),
+            },
+            &self.buf[..n],
+        );
         if done > 0 {
             self.head_torn = self.buf[done - 1] != b'\n';
         }
@@ -378,25 +370,14 @@ pub fn open_output(path: &Path) -> io::Result<File> {
         | libc::O_NONBLOCK
         | libc::O_NOCTTY
         | libc::O_CLOEXEC;
-    // SAFETY: a valid dirfd and C string.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            cname.as_ptr(),
-            flags,
-            0o640 as libc::c_uint,
-        )
+    let file = match sys::openat_mode(dir.as_fd(), &cname, flags, 0o640) {
+        Ok(fd) => File::from(fd),
+        // Swapped for a symlink since the look above.
+        Err(Errno::ELOOP) => {
+            return Err(refuse("is a symbolic link; refusing to follow it".into()))
+        }
+        Err(e) => return Err(os(e.into())),
     };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            // Swapped for a symlink since the look above.
-            Some(libc::ELOOP) => refuse("is a symbolic link; refusing to follow it".into()),
-            _ => os(e),
-        });
-    }
-    // SAFETY: a fresh fd that we own.
-    let file = unsafe { File::from_raw_fd(fd) };
     let st = fstat(file.as_fd()).map_err(|e| os(e.into()))?;
     if let Some(why) = not_regular(st.st_mode) {
         return Err(refuse(why));
@@ -421,13 +402,7 @@ pub fn open_output(path: &Path) -> io::Result<File> {
         )));
     }
     // Back to ordinary blocking writes (O_NONBLOCK only kept the open from waiting).
-    // SAFETY: fcntl on our fd.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK) < 0 {
-            return Err(os(io::Error::last_os_error()));
-        }
-    }
+    sys::clear_nonblock(file.as_fd()).map_err(|e| os(e.into()))?;
     Ok(file)
 }
 
@@ -464,7 +439,7 @@ fn open_dir_safely(dir: &Path) -> Result<OwnedFd, Walk> {
     const MAX_LINKS: usize = 40;
     let euid = nix::unistd::geteuid().as_raw();
     let start = if dir.is_absolute() { "/" } else { "." };
-    let mut cur = open_path(libc::AT_FDCWD, OsStr::new(start))?;
+    let mut cur = step(sys::cwd(), OsStr::new(start))?;
     // The path as walked, for messages.
     let mut shown = if dir.is_absolute() {
         PathBuf::from("/")
@@ -488,14 +463,14 @@ fn open_dir_safely(dir: &Path) -> Result<OwnedFd, Walk> {
     let mut links = 0;
     while let Some(c) = todo.pop() {
         if c == "/" {
-            cur = open_path(libc::AT_FDCWD, OsStr::new("/"))?;
+            cur = step(sys::cwd(), OsStr::new("/"))?;
             shown = PathBuf::from("/");
             continue;
         }
         if c == "." {
             continue;
         }
-        let next = open_path(cur.as_raw_fd(), &c)?;
+        let next = step(cur.as_fd(), &c)?;
         shown.push(&c);
         let st = fstat(next.as_fd()).map_err(io::Error::from)?;
         match st.st_mode & libc::S_IFMT {
@@ -511,7 +486,7 @@ fn open_dir_safely(dir: &Path) -> Result<OwnedFd, Walk> {
                 if links > MAX_LINKS {
                     return Err(Walk::Os(io::Error::from_raw_os_error(libc::ELOOP)));
                 }
-                let target = readlink_fd(next.as_raw_fd())?;
+                let target = sys::readlink(next.as_fd())?;
                 shown.pop();
                 push_path(&mut todo, &target);
             }
@@ -542,50 +517,11 @@ fn check_dir(fd: &OwnedFd, shown: &Path) -> Result<(), Walk> {
     Ok(())
 }
 
-fn open_path(dirfd: libc::c_int, name: &OsStr) -> io::Result<OwnedFd> {
+/// One step of [`open_dir_safely`]: an O_PATH handle of `name` in `dir`, not following it.
+fn step(dir: BorrowedFd, name: &OsStr) -> io::Result<OwnedFd> {
     let c =
         CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a valid dirfd (or AT_FDCWD) and C string.
-    let fd = unsafe {
-        libc::openat(
-            dirfd,
-            c.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The text of the symlink an O_PATH|O_NOFOLLOW fd refers to.
-fn readlink_fd(fd: libc::c_int) -> io::Result<PathBuf> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: reads at most buf.len() bytes into buf.
-    let n = unsafe { libc::readlinkat(fd, c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(PathBuf::from(OsString::from_vec(buf)))
-}
-
-fn stdout_fd() -> BorrowedFd<'static> {
-    // SAFETY: fd 1 stays open for the life of the process.
-    unsafe { BorrowedFd::borrow_raw(1) }
-}
-
-/// One write(2), bypassing std's line-buffered Stdout (our buffer already batches lines).
-fn write_fd(fd: BorrowedFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: writes from a valid slice.
-    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    Ok(sys::open_handle(dir, &c)?)
 }
 
 static SIGHUP_FLAG: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
@@ -620,6 +556,7 @@ pub fn install_sighup(flag: &'static AtomicBool) -> Result<()> {
 mod tests {
     use super::*;
     use std::fs::OpenOptions;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
 

@@ -87,7 +87,7 @@ impl Processor {
             root_ids: trees
                 .iter()
                 .map(|t| {
-                    let st = fix::fstat(t.fd.as_fd()).expect("fstat of a root fd");
+                    let st = crate::sys::fstat(t.fd.as_fd()).expect("fstat of a root fd");
                     (st.st_dev, st.st_ino)
                 })
                 .collect(),

@@ -416,7 +416,7 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
             let Ok(name) = std::ffi::CString::new(rel) else {
                 return false;
             };
-            crate::fix::fstatat(dirfd.as_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
+            crate::sys::fstatat(dirfd.as_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
                 .map_or(true, |st| st.st_mode & libc::S_IFMT != libc::S_IFLNK)
         };
         return (lexical(), single && (sp.nofollow || no_link()));
