@@ -28,8 +28,9 @@ use nix::errno::Errno;
 
 use crate::cli::ScanArgs;
 use crate::fix;
+use crate::output::json::{self, Obj};
+use crate::output::mode_str;
 use crate::output::timefmt::rfc3339;
-use crate::output::{json_str, mode_str, Obj};
 use crate::sys::{self, Dents};
 use crate::users::{group_name, parse_owner, user_name};
 
@@ -587,14 +588,10 @@ fn kind(mode: u32) -> &'static str {
     }
 }
 
-/// `"key":"text"`, plus `"key_b64":"…"` with the exact bytes when they are not UTF-8.
 /// A name as a JSON value: a string, or null when there is none.
 fn json_name(name: Option<String>) -> Box<[u8]> {
     let mut v = Vec::new();
-    match name {
-        Some(n) => json_str(&n, &mut v),
-        None => v.extend_from_slice(b"null"),
-    }
+    json::opt_str(name.as_deref(), &mut v);
     v.into_boxed_slice()
 }
 
