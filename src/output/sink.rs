@@ -22,7 +22,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -524,31 +524,13 @@ fn step(dir: BorrowedFd, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(sys::open_handle(dir, &c)?)
 }
 
-static SIGHUP_FLAG: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
-
-extern "C" fn on_sighup(_: libc::c_int) {
-    let p = SIGHUP_FLAG.load(Ordering::SeqCst);
-    if !p.is_null() {
-        // SAFETY: the pointer came from a &'static AtomicBool.
-        unsafe { (*p).store(true, Ordering::SeqCst) };
-    }
-}
-
-/// Sets `flag` on each SIGHUP. No SA_RESTART, so a blocking poll returns (EINTR) and the loop
-/// can reopen promptly; the caller clears the flag, then calls [`Sink::reopen`].
+/// Sets `flag` on each SIGHUP; the caller clears it, then calls [`Sink::reopen`] between
+/// events. The handler (signal-hook's) is installed with SA_RESTART: the main loop's wait is
+/// epoll_wait, which returns EINTR after a handler whatever SA_RESTART says (signal(7)), so
+/// the reopen still comes promptly; a write to the output that the signal interrupts is
+/// restarted, which is all the sink would do itself.
 pub fn install_sighup(flag: &'static AtomicBool) -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    SIGHUP_FLAG.store(
-        flag as *const AtomicBool as *mut AtomicBool,
-        Ordering::SeqCst,
-    );
-    let sa = SigAction::new(
-        SigHandler::Handler(on_sighup),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic.
-    unsafe { sigaction(Signal::SIGHUP, &sa) }.context("installing the SIGHUP handler")?;
+    signal_hook::flag::register(libc::SIGHUP, flag).context("installing the SIGHUP handler")?;
     Ok(())
 }
 
@@ -558,6 +540,7 @@ mod tests {
     use std::fs::OpenOptions;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
     use crate::testutil::TempDir;
