@@ -459,7 +459,7 @@ mod tests {
         assert_eq!(rel_path(b"/srv/app", b"/srv/app/a..b"), Some(&b"a..b"[..]));
     }
 
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     /// Root is needed to chown to other uids.
     fn root_or_skip(test: &str) -> bool {
@@ -486,16 +486,16 @@ mod tests {
         if !root_or_skip("fixes_file_symlink_and_tree_below") {
             return;
         }
-        let t = TempDir::new("basic");
-        let out = TempDir::new("basic-outside");
-        let root = t.0.join("tree");
+        let t = temp_dir("basic");
+        let out = temp_dir("basic-outside");
+        let root = t.path().join("tree");
         std::fs::create_dir_all(root.join("a/b/c")).unwrap();
         std::fs::write(root.join("a/f"), b"x").unwrap();
         std::fs::write(root.join("a/b/c/g"), b"x").unwrap();
-        std::fs::write(out.0.join("secret"), b"x").unwrap();
-        lchown(&out.0.join("secret"), 5555, 5555);
-        symlink(out.0.join("secret"), root.join("a/b/ln")).unwrap();
-        symlink(&out.0, root.join("a/b/lndir")).unwrap();
+        std::fs::write(out.path().join("secret"), b"x").unwrap();
+        lchown(&out.path().join("secret"), 5555, 5555);
+        symlink(out.path().join("secret"), root.join("a/b/ln")).unwrap();
+        symlink(&out.path(), root.join("a/b/lndir")).unwrap();
         let rfd = dirfd(&root);
 
         // A single file.
@@ -510,7 +510,7 @@ mod tests {
         let o = fix_path(rfd.as_fd(), b"a/b/ln", 4242, 4343, true, &[]).unwrap();
         assert_eq!(o.changed, 1);
         assert_eq!(owner(&root.join("a/b/ln")), (4242, 4343));
-        assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
+        assert_eq!(owner(&out.path().join("secret")), (5555, 5555));
 
         // Through a symlinked directory: refused.
         let e = fix_path(rfd.as_fd(), b"a/b/lndir/secret", 4242, 4343, false, &[]).unwrap_err();
@@ -526,7 +526,7 @@ mod tests {
             e,
             "opening \"a/nothere\": ENOENT: No such file or directory"
         );
-        assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
+        assert_eq!(owner(&out.path().join("secret")), (5555, 5555));
 
         // The whole tree below a, with recurse: a, b, c, g, lndir (f and ln already done).
         let o = fix_path(rfd.as_fd(), b"a", 4242, 4343, true, &[]).unwrap();
@@ -534,8 +534,8 @@ mod tests {
         for p in ["a", "a/b", "a/b/c", "a/b/c/g", "a/b/lndir", "a/f", "a/b/ln"] {
             assert_eq!(owner(&root.join(p)), (4242, 4343), "{p}");
         }
-        assert_eq!(owner(&out.0), (0, 0));
-        assert_eq!(owner(&out.0.join("secret")), (5555, 5555));
+        assert_eq!(owner(&out.path()), (0, 0));
+        assert_eq!(owner(&out.path().join("secret")), (5555, 5555));
         // The root itself, by an empty path; without recurse nothing below is touched.
         lchown(&root.join("a/f"), 0, 0);
         let o = fix_path(rfd.as_fd(), b"", 4242, 4343, false, &[]).unwrap();
@@ -549,18 +549,18 @@ mod tests {
         if !root_or_skip("refuses_hard_links_and_devices_and_stays_on_the_filesystem") {
             return;
         }
-        let t = TempDir::new("links");
-        let root = t.0.join("tree");
+        let t = temp_dir("links");
+        let root = t.path().join("tree");
         std::fs::create_dir_all(root.join("d/mnt")).unwrap();
-        std::fs::write(t.0.join("outside"), b"x").unwrap();
-        std::fs::hard_link(t.0.join("outside"), root.join("d/hl")).unwrap();
+        std::fs::write(t.path().join("outside"), b"x").unwrap();
+        std::fs::hard_link(t.path().join("outside"), root.join("d/hl")).unwrap();
         let rfd = dirfd(&root);
         let e = fix_path(rfd.as_fd(), b"d/hl", 4242, 4242, false, &[]).unwrap_err();
         assert_eq!(
             e,
             "2 hard links: not changed (another name may lie outside the tree)"
         );
-        assert_eq!(owner(&t.0.join("outside")), (0, 0));
+        assert_eq!(owner(&t.path().join("outside")), (0, 0));
 
         let dev = CString::new(root.join("d/null").as_os_str().as_bytes()).unwrap();
         // SAFETY: plain mknod.
@@ -601,7 +601,7 @@ mod tests {
             // SAFETY: unmount what we mounted.
             unsafe { libc::umount2(mnt.as_ptr(), libc::MNT_DETACH) };
         }
-        assert_eq!(owner(&t.0.join("outside")), (0, 0));
+        assert_eq!(owner(&t.path().join("outside")), (0, 0));
     }
 
     #[test]
@@ -609,18 +609,18 @@ mod tests {
         if !root_or_skip("recursion_leaves_nested_roots_and_bind_mounts_alone") {
             return;
         }
-        let t = TempDir::new("nested");
-        let src = TempDir::new("nested-bindsrc");
-        let root = t.0.join("tree");
+        let t = temp_dir("nested");
+        let src = temp_dir("nested-bindsrc");
+        let root = t.path().join("tree");
         std::fs::create_dir_all(root.join("d/inner/sub")).unwrap();
         std::fs::create_dir_all(root.join("d/bm")).unwrap();
         std::fs::write(root.join("d/f"), b"x").unwrap();
         std::fs::write(root.join("d/inner/sub/g"), b"x").unwrap();
-        std::fs::write(src.0.join("secret"), b"x").unwrap();
+        std::fs::write(src.path().join("secret"), b"x").unwrap();
         let m = std::fs::metadata(root.join("d/inner")).unwrap();
         let inner = (m.dev(), m.ino());
         let bm = CString::new(root.join("d/bm").as_os_str().as_bytes()).unwrap();
-        let s = CString::new(src.0.as_os_str().as_bytes()).unwrap();
+        let s = CString::new(src.path().as_os_str().as_bytes()).unwrap();
         // SAFETY: a bind mount between two of our temp dirs (same filesystem).
         let r = unsafe {
             libc::mount(
@@ -645,8 +645,8 @@ mod tests {
         for p in ["d/inner", "d/inner/sub", "d/inner/sub/g"] {
             assert_eq!(owner(&root.join(p)), (0, 0), "{p}");
         }
-        assert_eq!(owner(&src.0), (0, 0));
-        assert_eq!(owner(&src.0.join("secret")), (0, 0));
+        assert_eq!(owner(&src.path()), (0, 0));
+        assert_eq!(owner(&src.path().join("secret")), (0, 0));
     }
 
     /// Many fixes while a thread keeps swapping a directory of the tree with a symlink to a
@@ -656,19 +656,19 @@ mod tests {
         if !root_or_skip("race_with_symlink_swap_never_escapes") {
             return;
         }
-        let t = TempDir::new("race");
-        let outside = TempDir::new("race-outside");
-        let root = t.0.join("tree");
+        let t = temp_dir("race");
+        let outside = temp_dir("race-outside");
+        let root = t.path().join("tree");
         std::fs::create_dir_all(root.join("sw/sub")).unwrap();
         std::fs::write(root.join("sw/file"), b"x").unwrap();
         std::fs::write(root.join("sw/sub/file"), b"x").unwrap();
-        std::fs::create_dir(outside.0.join("sub")).unwrap();
-        std::fs::write(outside.0.join("file"), b"x").unwrap();
-        std::fs::write(outside.0.join("sub/file"), b"x").unwrap();
+        std::fs::create_dir(outside.path().join("sub")).unwrap();
+        std::fs::write(outside.path().join("file"), b"x").unwrap();
+        std::fs::write(outside.path().join("sub/file"), b"x").unwrap();
         for p in ["", "file", "sub", "sub/file"] {
-            lchown(&outside.0.join(p), 5555, 5555);
+            lchown(&outside.path().join(p), 5555, 5555);
         }
-        symlink(&outside.0, root.join("swlink")).unwrap();
+        symlink(&outside.path(), root.join("swlink")).unwrap();
 
         let stop = Arc::new(AtomicBool::new(false));
         let swapper = {
@@ -717,7 +717,7 @@ mod tests {
         let swaps = swapper.join().unwrap();
         for p in ["", "file", "sub", "sub/file"] {
             assert_eq!(
-                owner(&outside.0.join(p)),
+                owner(&outside.path().join(p)),
                 (5555, 5555),
                 "outside/{p} changed"
             );

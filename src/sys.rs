@@ -382,15 +382,15 @@ mod tests {
 
     #[test]
     fn dents_lists_every_name_once() {
-        let t = crate::testutil::TempDir::new("dents");
+        let t = crate::testutil::temp_dir("dents");
         let mut want: Vec<Vec<u8>> = (0..3000)
             .map(|i| format!("name-{i:05}-{}", "x".repeat(i % 200)).into_bytes())
             .collect();
         want.push(b"\xff\xfe odd".to_vec());
         for n in &want {
-            std::fs::write(t.0.join(std::ffi::OsStr::from_bytes(n)), b"").unwrap();
+            std::fs::write(t.path().join(std::ffi::OsStr::from_bytes(n)), b"").unwrap();
         }
-        let c = CString::new(t.0.as_os_str().as_bytes()).unwrap();
+        let c = CString::new(t.path().as_os_str().as_bytes()).unwrap();
         let fd = openat(cwd(), &c, libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
         let mut d = Dents::new();
         let mut got = Vec::new();

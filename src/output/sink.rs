@@ -543,7 +543,7 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     fn line(i: usize) -> Vec<u8> {
         // Lengths vary from 20 to ~3000 bytes so lines straddle the flush threshold.
@@ -559,8 +559,8 @@ mod tests {
 
     #[test]
     fn creates_0640_and_appends() {
-        let t = TempDir::new("sink");
-        let p = t.0.join("out.jsonl");
+        let t = temp_dir("sink");
+        let p = t.path().join("out.jsonl");
         let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         nix::sys::stat::umask(umask);
         {
@@ -579,14 +579,14 @@ mod tests {
             assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\n");
         }
         assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\nthree\n");
-        let e = Sink::file(t.0.join("no/such/dir/x")).err().unwrap();
+        let e = Sink::file(t.path().join("no/such/dir/x")).err().unwrap();
         assert!(format!("{e:#}").contains("no/such/dir/x: cannot open: No such file"));
     }
 
     #[test]
     fn large_buffers_are_written_in_whole_lines() {
-        let t = TempDir::new("sink");
-        let p = t.0.join("out.jsonl");
+        let t = temp_dir("sink");
+        let p = t.path().join("out.jsonl");
         let mut s = Sink::file(&p).unwrap();
         let mut written = 0;
         for i in 0..200 {
@@ -608,9 +608,9 @@ mod tests {
 
     #[test]
     fn rename_then_reopen_splits_at_a_line() {
-        let t = TempDir::new("sink");
-        let p = t.0.join("out.jsonl");
-        let old = t.0.join("out.jsonl.1");
+        let t = temp_dir("sink");
+        let p = t.path().join("out.jsonl");
+        let old = t.path().join("out.jsonl.1");
         let mut s = Sink::file(&p).unwrap();
         for i in 0..500 {
             s.write_all(&line(i)).unwrap();
@@ -638,11 +638,11 @@ mod tests {
 
     #[test]
     fn reopen_failure_keeps_the_old_file() {
-        let t = TempDir::new("sink");
-        let sub = t.0.join("sub");
+        let t = temp_dir("sink");
+        let sub = t.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
         let p = sub.join("out.jsonl");
-        let moved = t.0.join("moved");
+        let moved = t.path().join("moved");
         let mut s = Sink::file(&p).unwrap();
         s.write_all(b"a\n").unwrap();
         std::fs::rename(&sub, &moved).unwrap(); // the path's directory is gone
@@ -676,11 +676,11 @@ mod tests {
 
     #[test]
     fn refuses_symlinks_fifos_devices_and_directories() {
-        let t = TempDir::new("sink");
-        let secret = t.0.join("secret");
+        let t = temp_dir("sink");
+        let secret = t.path().join("secret");
         std::fs::write(&secret, b"s\n").unwrap();
         chmod(&secret, 0o600);
-        let link = t.0.join("link.jsonl");
+        let link = t.path().join("link.jsonl");
         std::os::unix::fs::symlink(&secret, &link).unwrap();
         assert_eq!(
             refusal(&link),
@@ -690,11 +690,11 @@ mod tests {
             )
         );
         // Dangling: O_CREAT would otherwise create the target.
-        let dangling = t.0.join("dangling.jsonl");
-        std::os::unix::fs::symlink(t.0.join("made-by-us"), &dangling).unwrap();
+        let dangling = t.path().join("dangling.jsonl");
+        std::os::unix::fs::symlink(t.path().join("made-by-us"), &dangling).unwrap();
         assert!(refusal(&dangling).ends_with("is a symbolic link; refusing to follow it"));
-        assert!(!t.0.join("made-by-us").exists());
-        let fifo = t.0.join("fifo.jsonl");
+        assert!(!t.path().join("made-by-us").exists());
+        let fifo = t.path().join("fifo.jsonl");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         assert_eq!(
             refusal(&fifo),
@@ -704,15 +704,15 @@ mod tests {
             )
         );
         assert!(refusal(Path::new("/dev/null")).contains("is a character device"));
-        assert!(refusal(&t.0).contains("is a directory"));
+        assert!(refusal(&t.path()).contains("is a directory"));
         assert!(refusal(Path::new("/")).ends_with("is not a file name"));
         assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
     }
 
     #[test]
     fn refuses_files_others_own_or_can_write_or_that_are_hard_links() {
-        let t = TempDir::new("sink");
-        let open = t.0.join("open.jsonl");
+        let t = temp_dir("sink");
+        let open = t.path().join("open.jsonl");
         std::fs::write(&open, b"").unwrap();
         chmod(&open, 0o666);
         assert_eq!(
@@ -732,9 +732,9 @@ mod tests {
         chmod(&open, 0o600);
         Sink::file(&open).unwrap();
 
-        let secret = t.0.join("secret");
+        let secret = t.path().join("secret");
         std::fs::write(&secret, b"s\n").unwrap();
-        let hard = t.0.join("hard.jsonl");
+        let hard = t.path().join("hard.jsonl");
         std::fs::hard_link(&secret, &hard).unwrap();
         assert_eq!(
             refusal(&hard),
@@ -748,7 +748,7 @@ mod tests {
         if !as_root("refuses_files_others_own_or_can_write_or_that_are_hard_links") {
             return;
         }
-        let theirs = t.0.join("theirs.jsonl");
+        let theirs = t.path().join("theirs.jsonl");
         std::fs::write(&theirs, b"").unwrap();
         chmod(&theirs, 0o600);
         chown(&theirs, 4343);
@@ -765,17 +765,17 @@ mod tests {
 
     #[test]
     fn directories_on_the_way_are_checked() {
-        let t = TempDir::new("sink");
-        let real = t.0.join("real");
+        let t = temp_dir("sink");
+        let real = t.path().join("real");
         std::fs::create_dir(&real).unwrap();
         // A symlinked directory of root's (or ours) is followed, relative or absolute.
-        let ours = t.0.join("ours");
+        let ours = t.path().join("ours");
         std::os::unix::fs::symlink("real", &ours).unwrap();
         let mut s = Sink::file(ours.join("a.jsonl")).unwrap();
         s.write_all(b"a\n").unwrap();
         drop(s);
         assert_eq!(std::fs::read(real.join("a.jsonl")).unwrap(), b"a\n");
-        let abs = t.0.join("abs");
+        let abs = t.path().join("abs");
         std::os::unix::fs::symlink(&ours, &abs).unwrap();
         Sink::file(abs.join("b.jsonl")).unwrap();
         assert!(real.join("b.jsonl").exists());
@@ -784,7 +784,7 @@ mod tests {
         assert!(real.join("c.jsonl").exists());
 
         // A directory anyone can write to (not sticky) is refused; a sticky one is fine.
-        let open = t.0.join("open");
+        let open = t.path().join("open");
         std::fs::create_dir(&open).unwrap();
         chmod(&open, 0o777);
         assert_eq!(
@@ -803,7 +803,7 @@ mod tests {
             return;
         }
         // A user's symlink in a directory they can write: /tmp/evil -> /etc.
-        let evil = t.0.join("evil");
+        let evil = t.path().join("evil");
         std::os::unix::fs::symlink(&real, &evil).unwrap();
         chown(&evil, 4343);
         assert_eq!(
@@ -816,7 +816,7 @@ mod tests {
         );
         assert!(!real.join("d.jsonl").exists());
         // Also when reached through a symlink of ours.
-        let via = t.0.join("via");
+        let via = t.path().join("via");
         std::os::unix::fs::symlink("evil", &via).unwrap();
         assert!(refusal(&via.join("d.jsonl")).contains("is a symbolic link owned by uid 4343"));
         assert!(!real.join("d.jsonl").exists());
@@ -824,13 +824,13 @@ mod tests {
 
     #[test]
     fn a_refused_reopen_keeps_the_old_file() {
-        let t = TempDir::new("sink");
-        let p = t.0.join("out.jsonl");
-        let secret = t.0.join("secret");
+        let t = temp_dir("sink");
+        let p = t.path().join("out.jsonl");
+        let secret = t.path().join("secret");
         std::fs::write(&secret, b"s\n").unwrap();
         let mut s = Sink::file(&p).unwrap();
         s.write_all(b"a\n").unwrap();
-        let old = t.0.join("out.jsonl.1");
+        let old = t.path().join("out.jsonl.1");
         std::fs::rename(&p, &old).unwrap();
         std::os::unix::fs::symlink(&secret, &p).unwrap();
         let e = s.reopen().unwrap_err();
@@ -1026,8 +1026,8 @@ mod tests {
 
     #[test]
     fn a_reopen_during_an_outage_takes_the_kept_lines_to_the_new_file() {
-        let t = TempDir::new("sink");
-        let p = t.0.join("out.jsonl");
+        let t = temp_dir("sink");
+        let p = t.path().join("out.jsonl");
         // The old file is on a full disk.
         let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
         let mut s = Sink::with_target(Target::File {
@@ -1051,11 +1051,11 @@ mod tests {
     fn sighup_reopen_under_a_write_storm() {
         static HUP: AtomicBool = AtomicBool::new(false);
         install_sighup(&HUP).unwrap();
-        let t = TempDir::new("sink");
-        let p = t.0.join("out.jsonl");
+        let t = temp_dir("sink");
+        let p = t.path().join("out.jsonl");
         let rotated: Arc<Vec<PathBuf>> = Arc::new(
             (1..=3)
-                .map(|k| t.0.join(format!("out.jsonl.{k}")))
+                .map(|k| t.path().join(format!("out.jsonl.{k}")))
                 .collect(),
         );
         let mut s = Sink::file(&p).unwrap();
