@@ -24,3 +24,20 @@ pub fn root_or_skip(test: &str, why: &str) -> bool {
     eprintln!("SKIPPED {test}: not root ({why})");
     false
 }
+
+/// Makes `entries` below `root`: a name ending in `/` is a directory, any other a file holding
+/// "x"; missing parents are made too.
+pub fn make(root: &std::path::Path, entries: &[&str]) {
+    for e in entries {
+        let p = root.join(e);
+        let dir = if e.ends_with('/') {
+            &*p
+        } else {
+            p.parent().unwrap()
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        if !e.ends_with('/') {
+            std::fs::write(&p, b"x").unwrap();
+        }
+    }
+}

@@ -1,12 +1,16 @@
 //! Unit tests of `fix`: paths, refusals, mounts, nested trees and a symlink-swap race.
 
 use super::*;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use nix::fcntl::{renameat2, RenameFlags};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::testutil::{make, temp_dir};
 
 #[test]
 fn rel_paths() {
@@ -25,11 +29,31 @@ fn rel_paths() {
     assert_eq!(rel_path(b"/srv/app", b"/srv/app/a..b"), Some(&b"a..b"[..]));
 }
 
-use crate::testutil::temp_dir;
+/// A test's tree and a directory outside it, removed when dropped.
+struct Fixture {
+    /// `<tmp>/tree`, with what the test asked for below it.
+    root: PathBuf,
+    /// Another directory on the same filesystem, with what the test asked for.
+    outside: PathBuf,
+    _dirs: [tempfile::TempDir; 2],
+}
 
-/// Root is needed to chown to other uids.
-fn root_or_skip(test: &str) -> bool {
-    crate::testutil::root_or_skip(test, "it changes owners to other uids")
+/// Makes `inside` below the tree root and `outside` in a directory beside it, both named after
+/// `tag`. None (the test skips) without root outside CI: root is needed to chown to other uids.
+fn fixture(tag: &str, inside: &[&str], outside: &[&str]) -> Option<Fixture> {
+    if !crate::testutil::root_or_skip(tag, "it changes owners to other uids") {
+        return None;
+    }
+    let dirs = [temp_dir(tag), temp_dir(&format!("{tag}-outside"))];
+    let root = dirs[0].path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    make(&root, inside);
+    make(dirs[1].path(), outside);
+    Some(Fixture {
+        root,
+        outside: dirs[1].path().to_path_buf(),
+        _dirs: dirs,
+    })
 }
 
 fn dirfd(p: &Path) -> OwnedFd {
@@ -49,20 +73,14 @@ fn lchown(p: &Path, u: u32, g: u32) {
 
 #[test]
 fn fixes_file_symlink_and_tree_below() {
-    if !root_or_skip("fixes_file_symlink_and_tree_below") {
+    let Some(f) = fixture("fix-basic", &["a/f", "a/b/c/g"], &["secret"]) else {
         return;
-    }
-    let t = temp_dir("basic");
-    let out = temp_dir("basic-outside");
-    let root = t.path().join("tree");
-    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
-    std::fs::write(root.join("a/f"), b"x").unwrap();
-    std::fs::write(root.join("a/b/c/g"), b"x").unwrap();
-    std::fs::write(out.path().join("secret"), b"x").unwrap();
-    lchown(&out.path().join("secret"), 5555, 5555);
-    symlink(out.path().join("secret"), root.join("a/b/ln")).unwrap();
-    symlink(&out.path(), root.join("a/b/lndir")).unwrap();
-    let rfd = dirfd(&root);
+    };
+    let (root, out) = (&f.root, &f.outside);
+    lchown(&out.join("secret"), 5555, 5555);
+    symlink(out.join("secret"), root.join("a/b/ln")).unwrap();
+    symlink(out, root.join("a/b/lndir")).unwrap();
+    let rfd = dirfd(root);
 
     // A single file.
     let o = fix_path(rfd.as_fd(), b"a/f", 4242, 4343, false, &[]).unwrap();
@@ -76,7 +94,7 @@ fn fixes_file_symlink_and_tree_below() {
     let o = fix_path(rfd.as_fd(), b"a/b/ln", 4242, 4343, true, &[]).unwrap();
     assert_eq!(o.changed, 1);
     assert_eq!(owner(&root.join("a/b/ln")), (4242, 4343));
-    assert_eq!(owner(&out.path().join("secret")), (5555, 5555));
+    assert_eq!(owner(&out.join("secret")), (5555, 5555));
 
     // Through a symlinked directory: refused.
     let e = fix_path(rfd.as_fd(), b"a/b/lndir/secret", 4242, 4343, false, &[]).unwrap_err();
@@ -92,7 +110,7 @@ fn fixes_file_symlink_and_tree_below() {
         e,
         "opening \"a/nothere\": ENOENT: No such file or directory"
     );
-    assert_eq!(owner(&out.path().join("secret")), (5555, 5555));
+    assert_eq!(owner(&out.join("secret")), (5555, 5555));
 
     // The whole tree below a, with recurse: a, b, c, g, lndir (f and ln already done).
     let o = fix_path(rfd.as_fd(), b"a", 4242, 4343, true, &[]).unwrap();
@@ -100,33 +118,30 @@ fn fixes_file_symlink_and_tree_below() {
     for p in ["a", "a/b", "a/b/c", "a/b/c/g", "a/b/lndir", "a/f", "a/b/ln"] {
         assert_eq!(owner(&root.join(p)), (4242, 4343), "{p}");
     }
-    assert_eq!(owner(&out.path()), (0, 0));
-    assert_eq!(owner(&out.path().join("secret")), (5555, 5555));
+    assert_eq!(owner(out), (0, 0));
+    assert_eq!(owner(&out.join("secret")), (5555, 5555));
     // The root itself, by an empty path; without recurse nothing below is touched.
     lchown(&root.join("a/f"), 0, 0);
     let o = fix_path(rfd.as_fd(), b"", 4242, 4343, false, &[]).unwrap();
     assert_eq!((o.changed, o.unchanged), (1, 0));
-    assert_eq!(owner(&root), (4242, 4343));
+    assert_eq!(owner(root), (4242, 4343));
     assert_eq!(owner(&root.join("a/f")), (0, 0));
 }
 
 #[test]
 fn refuses_hard_links_and_devices_and_stays_on_the_filesystem() {
-    if !root_or_skip("refuses_hard_links_and_devices_and_stays_on_the_filesystem") {
+    let Some(f) = fixture("fix-refusals", &["d/mnt/"], &["outside"]) else {
         return;
-    }
-    let t = temp_dir("links");
-    let root = t.path().join("tree");
-    std::fs::create_dir_all(root.join("d/mnt")).unwrap();
-    std::fs::write(t.path().join("outside"), b"x").unwrap();
-    std::fs::hard_link(t.path().join("outside"), root.join("d/hl")).unwrap();
-    let rfd = dirfd(&root);
+    };
+    let root = &f.root;
+    std::fs::hard_link(f.outside.join("outside"), root.join("d/hl")).unwrap();
+    let rfd = dirfd(root);
     let e = fix_path(rfd.as_fd(), b"d/hl", 4242, 4242, false, &[]).unwrap_err();
     assert_eq!(
         e,
         "2 hard links: not changed (another name may lie outside the tree)"
     );
-    assert_eq!(owner(&t.path().join("outside")), (0, 0));
+    assert_eq!(owner(&f.outside.join("outside")), (0, 0));
 
     let dev = CString::new(root.join("d/null").as_os_str().as_bytes()).unwrap();
     // SAFETY: plain mknod.
@@ -138,17 +153,15 @@ fn refuses_hard_links_and_devices_and_stays_on_the_filesystem() {
     }
 
     // A filesystem mounted inside: recursion does not enter it.
-    let mnt = CString::new(root.join("d/mnt").as_os_str().as_bytes()).unwrap();
-    // SAFETY: plain mount of a fresh tmpfs on our own temp dir.
-    let mounted = unsafe {
-        libc::mount(
-            c"none".as_ptr(),
-            mnt.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    } == 0;
+    let mnt = root.join("d/mnt");
+    let mounted = mount(
+        Some("none"),
+        &mnt,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .is_ok();
     if mounted {
         std::fs::write(root.join("d/mnt/inner"), b"x").unwrap();
     }
@@ -164,44 +177,29 @@ fn refuses_hard_links_and_devices_and_stays_on_the_filesystem() {
     if mounted {
         assert_eq!(owner(&root.join("d/mnt/inner")), (0, 0));
         assert_eq!(owner(&root.join("d/mnt")), (0, 0));
-        // SAFETY: unmount what we mounted.
-        unsafe { libc::umount2(mnt.as_ptr(), libc::MNT_DETACH) };
+        umount2(&mnt, MntFlags::MNT_DETACH).unwrap();
     }
-    assert_eq!(owner(&t.path().join("outside")), (0, 0));
+    assert_eq!(owner(&f.outside.join("outside")), (0, 0));
 }
 
 #[test]
 fn recursion_leaves_nested_roots_and_bind_mounts_alone() {
-    if !root_or_skip("recursion_leaves_nested_roots_and_bind_mounts_alone") {
+    let Some(f) = fixture(
+        "fix-nested",
+        &["d/bm/", "d/f", "d/inner/sub/g"],
+        &["secret"],
+    ) else {
         return;
-    }
-    let t = temp_dir("nested");
-    let src = temp_dir("nested-bindsrc");
-    let root = t.path().join("tree");
-    std::fs::create_dir_all(root.join("d/inner/sub")).unwrap();
-    std::fs::create_dir_all(root.join("d/bm")).unwrap();
-    std::fs::write(root.join("d/f"), b"x").unwrap();
-    std::fs::write(root.join("d/inner/sub/g"), b"x").unwrap();
-    std::fs::write(src.path().join("secret"), b"x").unwrap();
+    };
+    let (root, src) = (&f.root, &f.outside);
     let m = std::fs::metadata(root.join("d/inner")).unwrap();
     let inner = (m.dev(), m.ino());
-    let bm = CString::new(root.join("d/bm").as_os_str().as_bytes()).unwrap();
-    let s = CString::new(src.path().as_os_str().as_bytes()).unwrap();
-    // SAFETY: a bind mount between two of our temp dirs (same filesystem).
-    let r = unsafe {
-        libc::mount(
-            s.as_ptr(),
-            bm.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "mount --bind: {}", io::Error::last_os_error());
-    let rfd = dirfd(&root);
+    let bm = root.join("d/bm");
+    let none = None::<&str>;
+    mount(Some(src), &bm, none, MsFlags::MS_BIND, none).expect("mount --bind");
+    let rfd = dirfd(root);
     let o = fix_path(rfd.as_fd(), b"d", 4242, 4242, true, &[inner]).unwrap();
-    // SAFETY: unmount what we mounted.
-    unsafe { libc::umount2(bm.as_ptr(), libc::MNT_DETACH) };
+    umount2(&bm, MntFlags::MNT_DETACH).unwrap();
     // d and f changed; inner skipped; bm failed (a mount point), not entered.
     assert_eq!((o.changed, o.failed), (2, 1), "{o:?}");
     assert_eq!(
@@ -211,58 +209,42 @@ fn recursion_leaves_nested_roots_and_bind_mounts_alone() {
     for p in ["d/inner", "d/inner/sub", "d/inner/sub/g"] {
         assert_eq!(owner(&root.join(p)), (0, 0), "{p}");
     }
-    assert_eq!(owner(&src.path()), (0, 0));
-    assert_eq!(owner(&src.path().join("secret")), (0, 0));
+    assert_eq!(owner(src), (0, 0));
+    assert_eq!(owner(&src.join("secret")), (0, 0));
 }
 
 /// Many fixes while a thread keeps swapping a directory of the tree with a symlink to a
 /// directory outside it: nothing outside may ever change owner.
 #[test]
 fn race_with_symlink_swap_never_escapes() {
-    if !root_or_skip("race_with_symlink_swap_never_escapes") {
+    let Some(f) = fixture(
+        "fix-race",
+        &["sw/file", "sw/sub/file"],
+        &["file", "sub/file"],
+    ) else {
         return;
-    }
-    let t = temp_dir("race");
-    let outside = temp_dir("race-outside");
-    let root = t.path().join("tree");
-    std::fs::create_dir_all(root.join("sw/sub")).unwrap();
-    std::fs::write(root.join("sw/file"), b"x").unwrap();
-    std::fs::write(root.join("sw/sub/file"), b"x").unwrap();
-    std::fs::create_dir(outside.path().join("sub")).unwrap();
-    std::fs::write(outside.path().join("file"), b"x").unwrap();
-    std::fs::write(outside.path().join("sub/file"), b"x").unwrap();
+    };
+    let (root, outside) = (&f.root, &f.outside);
     for p in ["", "file", "sub", "sub/file"] {
-        lchown(&outside.path().join(p), 5555, 5555);
+        lchown(&outside.join(p), 5555, 5555);
     }
-    symlink(&outside.path(), root.join("swlink")).unwrap();
+    symlink(outside, root.join("swlink")).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
         let stop = stop.clone();
         let root = root.clone();
         std::thread::spawn(move || {
-            let a = CString::new(root.join("sw").as_os_str().as_bytes()).unwrap();
-            let b = CString::new(root.join("swlink").as_os_str().as_bytes()).unwrap();
+            let (a, b) = (root.join("sw"), root.join("swlink"));
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                // SAFETY: renameat2(RENAME_EXCHANGE) of two names in our temp dir.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0, "renameat2: {}", io::Error::last_os_error());
+                renameat2(None, &a, None, &b, RenameFlags::RENAME_EXCHANGE).expect("renameat2");
                 n += 1;
             }
             n
         })
     };
-    let rfd = dirfd(&root);
+    let rfd = dirfd(root);
     let (mut ok, mut refused) = (0, 0);
     for i in 0..5_000u32 {
         // Alternate owners so every successful call really changes something.
@@ -282,11 +264,7 @@ fn race_with_symlink_swap_never_escapes() {
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().unwrap();
     for p in ["", "file", "sub", "sub/file"] {
-        assert_eq!(
-            owner(&outside.path().join(p)),
-            (5555, 5555),
-            "outside/{p} changed"
-        );
+        assert_eq!(owner(&outside.join(p)), (5555, 5555), "outside/{p} changed");
     }
     // The race was real: both outcomes happened, and the swapper kept swapping.
     assert!(ok > 0 && refused > 0, "ok {ok} refused {refused}");

@@ -79,21 +79,22 @@ mod tests {
         st
     }
 
+    /// The line of `path` in the tree that is its parent directory, with these names (as JSON)
+    /// and this outcome of --fix.
+    fn line(path: &[u8], st: &libc::stat, names: [&[u8]; 2], fixed: Option<FixResult>) -> String {
+        let tree = &path[..path.iter().rposition(|&c| c == b'/').unwrap()];
+        let mut out = Vec::new();
+        entry_line(&mut out, path, st, names[0], names[1], tree, fixed.as_ref());
+        String::from_utf8(out).unwrap()
+    }
+
+    type FixResult = Result<fix::Given, String>;
+
     #[test]
     fn line_fields_in_order() {
-        let mut out = Vec::new();
         let st = stat_of(libc::S_IFREG | 0o4755, 0, 4343, 1_795_614_135, 123_456_789);
-        entry_line(
-            &mut out,
-            b"/srv/app/x",
-            &st,
-            b"\"root\"",
-            b"null",
-            b"/srv/app",
-            None,
-        );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            line(b"/srv/app/x", &st, [b"\"root\"", b"null"], None),
             "{\"path\":\"/srv/app/x\",\"kind\":\"file\",\"uid\":0,\"gid\":4343,\"user\":\"root\",\
              \"group\":null,\"mode\":\"4755\",\"mtime\":\"2026-11-25T13:42:15.123456789Z\",\
              \"tree\":\"/srv/app\"}\n"
@@ -102,36 +103,23 @@ mod tests {
 
     #[test]
     fn fix_fields_and_odd_bytes() {
-        let mut out = Vec::new();
         let st = stat_of(libc::S_IFLNK | 0o777, 1, 2, 0, 0);
-        entry_line(
-            &mut out,
-            b"/t/a\"\n\xff",
-            &st,
-            b"null",
-            &json_name(Some("g".into())),
-            b"/t",
-            Some(&Err("EPERM: Operation not permitted".into())),
-        );
-        entry_line(
-            &mut out,
-            b"/t/b",
-            &st,
-            b"null",
-            &json_name(None),
-            b"/t",
-            Some(&Ok(fix::Given {
-                chowned: true,
-                setid_cleared: true,
-            })),
-        );
+        let g = json_name(Some("g".into()));
+        let failed = Err("EPERM: Operation not permitted".to_string());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            line(b"/t/a\"\n\xff", &st, [b"null", &g], Some(failed)),
             "{\"path\":\"/t/a\\\"\\n\u{fffd}\",\"path_b64\":\"L3QvYSIK/w==\",\"kind\":\"symlink\",\
              \"uid\":1,\"gid\":2,\"user\":null,\"group\":\"g\",\"mode\":\"0777\",\
              \"mtime\":\"1970-01-01T00:00:00.000000000Z\",\"tree\":\"/t\",\"fixed\":false,\
-             \"fix_error\":\"EPERM: Operation not permitted\"}\n\
-             {\"path\":\"/t/b\",\"kind\":\"symlink\",\"uid\":1,\"gid\":2,\"user\":null,\
+             \"fix_error\":\"EPERM: Operation not permitted\"}\n"
+        );
+        let given = fix::Given {
+            chowned: true,
+            setid_cleared: true,
+        };
+        assert_eq!(
+            line(b"/t/b", &st, [b"null", &json_name(None)], Some(Ok(given))),
+            "{\"path\":\"/t/b\",\"kind\":\"symlink\",\"uid\":1,\"gid\":2,\"user\":null,\
              \"group\":null,\"mode\":\"0777\",\"mtime\":\"1970-01-01T00:00:00.000000000Z\",\
              \"tree\":\"/t\",\"fixed\":true,\"setid_cleared\":true}\n"
         );

@@ -119,15 +119,34 @@ fn reopen_failure_keeps_the_old_file() {
 
 // ---- -o refuses what others planted ------------------------------------------------------
 
+/// Why `p` is refused, after the "PATH: " that every such error starts with.
 fn refusal(p: &Path) -> String {
-    match Sink::file(p) {
+    let e = match Sink::file(p) {
         Ok(_) => panic!("{} was accepted", p.display()),
         Err(e) => format!("{e:#}"),
+    };
+    let path = format!("{}: ", p.display());
+    match e.strip_prefix(&path) {
+        Some(why) => why.to_string(),
+        None => panic!("{e:?} does not start with {path:?}"),
     }
+}
+
+/// `refusal` of the file `name` in `dir`, with `dir` shown as DIR.
+fn refusal_in(dir: &Path, name: &str) -> String {
+    refusal(&dir.join(name)).replace(&dir.display().to_string(), "DIR")
 }
 
 fn chown(p: &Path, uid: u32) {
     std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+}
+
+/// The file `name` in `dir`, holding `data`, with `mode`.
+fn put(dir: &Path, name: &str, data: &[u8], mode: u32) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    chmod(&p, mode);
+    p
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -142,18 +161,10 @@ fn as_root(test: &str) -> bool {
 #[test]
 fn refuses_symlinks_fifos_devices_and_directories() {
     let t = temp_dir("sink");
-    let secret = t.path().join("secret");
-    std::fs::write(&secret, b"s\n").unwrap();
-    chmod(&secret, 0o600);
+    let secret = put(t.path(), "secret", b"s\n", 0o600);
     let link = t.path().join("link.jsonl");
     std::os::unix::fs::symlink(&secret, &link).unwrap();
-    assert_eq!(
-        refusal(&link),
-        format!(
-            "{}: is a symbolic link; refusing to follow it",
-            link.display()
-        )
-    );
+    assert_eq!(refusal(&link), "is a symbolic link; refusing to follow it");
     // Dangling: O_CREAT would otherwise create the target.
     let dangling = t.path().join("dangling.jsonl");
     std::os::unix::fs::symlink(t.path().join("made-by-us"), &dangling).unwrap();
@@ -161,15 +172,9 @@ fn refuses_symlinks_fifos_devices_and_directories() {
     assert!(!t.path().join("made-by-us").exists());
     let fifo = t.path().join("fifo.jsonl");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    assert_eq!(
-        refusal(&fifo),
-        format!(
-            "{}: is a FIFO, not a regular file; refusing it",
-            fifo.display()
-        )
-    );
+    assert_eq!(refusal(&fifo), "is a FIFO, not a regular file; refusing it");
     assert!(refusal(Path::new("/dev/null")).contains("is a character device"));
-    assert!(refusal(&t.path()).contains("is a directory"));
+    assert!(refusal(t.path()).contains("is a directory"));
     assert!(refusal(Path::new("/")).ends_with("is not a file name"));
     assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
 }
@@ -177,16 +182,11 @@ fn refuses_symlinks_fifos_devices_and_directories() {
 #[test]
 fn refuses_files_others_own_or_can_write_or_that_are_hard_links() {
     let t = temp_dir("sink");
-    let open = t.path().join("open.jsonl");
-    std::fs::write(&open, b"").unwrap();
-    chmod(&open, 0o666);
+    let open = put(t.path(), "open.jsonl", b"", 0o666);
     assert_eq!(
         refusal(&open),
-        format!(
-            "{}: is writable by group or others (mode 0666); refusing to append to it \
-             (chmod go-w it first)",
-            open.display()
-        )
+        "is writable by group or others (mode 0666); refusing to append to it \
+         (chmod go-w it first)"
     );
     assert_eq!(
         std::fs::metadata(&open).unwrap().permissions().mode() & 0o777,
@@ -197,33 +197,20 @@ fn refuses_files_others_own_or_can_write_or_that_are_hard_links() {
     chmod(&open, 0o600);
     Sink::file(&open).unwrap();
 
-    let secret = t.path().join("secret");
-    std::fs::write(&secret, b"s\n").unwrap();
+    let secret = put(t.path(), "secret", b"s\n", 0o600);
     let hard = t.path().join("hard.jsonl");
     std::fs::hard_link(&secret, &hard).unwrap();
-    assert_eq!(
-        refusal(&hard),
-        format!(
-            "{}: has 2 hard links; refusing to append to it",
-            hard.display()
-        )
-    );
+    assert_eq!(refusal(&hard), "has 2 hard links; refusing to append to it");
     assert_eq!(std::fs::read(&secret).unwrap(), b"s\n");
 
     if !as_root("refuses_files_others_own_or_can_write_or_that_are_hard_links") {
         return;
     }
-    let theirs = t.path().join("theirs.jsonl");
-    std::fs::write(&theirs, b"").unwrap();
-    chmod(&theirs, 0o600);
+    let theirs = put(t.path(), "theirs.jsonl", b"", 0o600);
     chown(&theirs, 4343);
     assert_eq!(
         refusal(&theirs),
-        format!(
-            "{}: is owned by uid 4343, not by uid 0 (ownwatch itself); refusing to append \
-             to it",
-            theirs.display()
-        )
+        "is owned by uid 4343, not by uid 0 (ownwatch itself); refusing to append to it"
     );
     assert_eq!(std::fs::metadata(&theirs).unwrap().len(), 0);
 }
@@ -253,12 +240,8 @@ fn directories_on_the_way_are_checked() {
     std::fs::create_dir(&open).unwrap();
     chmod(&open, 0o777);
     assert_eq!(
-        refusal(&open.join("x.jsonl")),
-        format!(
-            "{}: directory {} is writable by others and not sticky (mode 0777); refusing it",
-            open.join("x.jsonl").display(),
-            open.display()
-        )
+        refusal_in(&open, "x.jsonl"),
+        "directory DIR is writable by others and not sticky (mode 0777); refusing it"
     );
     assert!(!open.join("x.jsonl").exists());
     chmod(&open, 0o1777);
@@ -272,12 +255,8 @@ fn directories_on_the_way_are_checked() {
     std::os::unix::fs::symlink(&real, &evil).unwrap();
     chown(&evil, 4343);
     assert_eq!(
-        refusal(&evil.join("d.jsonl")),
-        format!(
-            "{}: {} is a symbolic link owned by uid 4343; refusing to follow it",
-            evil.join("d.jsonl").display(),
-            evil.display()
-        )
+        refusal_in(&evil, "d.jsonl"),
+        "DIR is a symbolic link owned by uid 4343; refusing to follow it"
     );
     assert!(!real.join("d.jsonl").exists());
     // Also when reached through a symlink of ours.
@@ -291,8 +270,7 @@ fn directories_on_the_way_are_checked() {
 fn a_refused_reopen_keeps_the_old_file() {
     let t = temp_dir("sink");
     let p = t.path().join("out.jsonl");
-    let secret = t.path().join("secret");
-    std::fs::write(&secret, b"s\n").unwrap();
+    let secret = put(t.path(), "secret", b"s\n", 0o600);
     let mut s = Sink::file(&p).unwrap();
     s.write_all(b"a\n").unwrap();
     let old = t.path().join("out.jsonl.1");
