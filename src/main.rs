@@ -5,8 +5,10 @@ mod config;
 mod fix;
 mod kernel;
 mod output;
+mod paths;
 mod probe;
 mod scan;
+mod sys;
 #[cfg(test)]
 mod testutil;
 mod users;

@@ -1,31 +1,13 @@
 //! What the unit tests of several modules share: fresh temporary directories, and the rule
 //! for tests that need root (in CI they fail instead of skipping; elsewhere they say why).
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh directory under /tmp, removed with everything in it on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = PathBuf::from(format!(
-            "/tmp/ownwatch-unit-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh directory `/tmp/ownwatch-unit-TAG-…` (mode 0700), removed with everything in it
+/// when dropped.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ownwatch-unit-{tag}-"))
+        .tempdir_in("/tmp")
+        .expect("creating a temporary directory in /tmp")
 }
 
 /// True when running as root. Otherwise: a panic under CI, else a printed reason and false.
@@ -41,4 +23,21 @@ pub fn root_or_skip(test: &str, why: &str) -> bool {
     }
     eprintln!("SKIPPED {test}: not root ({why})");
     false
+}
+
+/// Makes `entries` below `root`: a name ending in `/` is a directory, any other a file holding
+/// "x"; missing parents are made too.
+pub fn make(root: &std::path::Path, entries: &[&str]) {
+    for e in entries {
+        let p = root.join(e);
+        let dir = if e.ends_with('/') {
+            &*p
+        } else {
+            p.parent().unwrap()
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        if !e.ends_with('/') {
+            std::fs::write(&p, b"x").unwrap();
+        }
+    }
 }

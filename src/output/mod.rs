@@ -1,13 +1,17 @@
-//! Event -> one JSON line (schema v1) or one readable text line.
+//! Event -> one JSON line (schema v1) or one readable text line; also the `lost` and
+//! `tree_gone` lines.
 //!
-//! Written by hand rather than through a serde struct so the field order is the documented one
-//! and fields that do not apply are simply absent. Strings are escaped as serde_json would
-//! (`json_str`, tested against it).
+//! Written field by field with [`json::Obj`] rather than through a serde struct, so the field
+//! order is the documented one and fields that do not apply are simply absent. Strings are
+//! escaped by `json::json_str` (by hand, byte for byte as serde_json would; tested against it).
 
+pub mod json;
 pub mod sink;
 pub mod timefmt;
 
 use std::io::Write;
+
+use json::{json_str, Obj};
 
 /// An event ready for output: every path absolute, every name looked up.
 #[derive(Debug, Default, Clone)]
@@ -61,166 +65,6 @@ pub struct Event {
     pub resolved: bool,
 }
 
-/// The one JSON object writer, for watch's events and scan's lines: fields in the order
-/// written, strings escaped as serde_json escapes them.
-pub(crate) struct Obj<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> Obj<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Obj { out, first: true }
-    }
-    pub fn key(&mut self, k: &str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-    pub(crate) fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        json_str(v, self.out);
-    }
-    pub(crate) fn num(&mut self, k: &str, v: impl itoa_like::Num) {
-        self.key(k);
-        v.write(self.out);
-    }
-    fn opt_str(&mut self, k: &str, v: Option<&str>) {
-        match v {
-            Some(v) => self.str(k, v),
-            None => {
-                self.key(k);
-                self.out.extend_from_slice(b"null");
-            }
-        }
-    }
-    pub(crate) fn bool(&mut self, k: &str, v: bool) {
-        self.key(k);
-        self.out
-            .extend_from_slice(if v { b"true" } else { b"false" });
-    }
-    /// Bytes that may not be UTF-8: a lossy string, and `<k>_b64` with the exact bytes.
-    pub(crate) fn bytes(&mut self, k: &str, v: &[u8]) {
-        match std::str::from_utf8(v) {
-            Ok(s) => self.str(k, s),
-            Err(_) => {
-                self.str(k, &String::from_utf8_lossy(v));
-                self.key(&format!("{k}_b64"));
-                self.out.push(b'"');
-                base64(v, self.out);
-                self.out.push(b'"');
-            }
-        }
-    }
-    /// A value already rendered as JSON.
-    pub(crate) fn raw(&mut self, k: &str, json: &[u8]) {
-        self.key(k);
-        self.out.extend_from_slice(json);
-    }
-    pub(crate) fn end(self) {
-        self.out.push(b'}');
-    }
-}
-
-mod itoa_like {
-    pub trait Num {
-        fn write(self, out: &mut Vec<u8>);
-    }
-    /// Decimal digits of `v`, without the formatting machinery (a dozen per event).
-    pub fn write_u64(mut v: u64, out: &mut Vec<u8>) {
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&buf[i..]);
-    }
-    impl Num for u64 {
-        fn write(self, out: &mut Vec<u8>) {
-            write_u64(self, out);
-        }
-    }
-    impl Num for u32 {
-        fn write(self, out: &mut Vec<u8>) {
-            write_u64(self.into(), out);
-        }
-    }
-    impl Num for i32 {
-        fn write(self, out: &mut Vec<u8>) {
-            if self < 0 {
-                out.push(b'-');
-            }
-            write_u64(self.unsigned_abs().into(), out);
-        }
-    }
-}
-
-/// A JSON string, escaped exactly as serde_json escapes it (quote, backslash, control
-/// characters; \b \f \n \r \t short forms, else \u00xx), copying unescaped runs whole.
-pub fn json_str(v: &str, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let b = v.as_bytes();
-    out.reserve(b.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x0c => b'f',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0..=0x1f => b'u',
-            _ => continue,
-        };
-        out.extend_from_slice(&b[start..i]);
-        out.push(b'\\');
-        out.push(short);
-        if short == b'u' {
-            out.extend_from_slice(&[b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&b[start..]);
-    out.push(b'"');
-}
-
-pub fn base64(data: &[u8], out: &mut Vec<u8>) {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        out.push(A[(n >> 18) as usize & 63]);
-        out.push(A[(n >> 12) as usize & 63]);
-        out.push(if chunk.len() > 1 {
-            A[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if chunk.len() > 2 {
-            A[n as usize & 63]
-        } else {
-            b'='
-        });
-    }
-}
-
 pub fn mode_str(m: u32) -> String {
     format!("{:04o}", m & 0o7777)
 }
@@ -262,7 +106,7 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     o.num("ppid", e.ppid);
     o.bytes("comm", &e.comm);
     match &e.identity_json {
-        Some(f) => o.out.extend_from_slice(f),
+        Some(f) => o.fields(f),
         None => identity_fields(&mut o, e),
     }
     if let Some(m) = e.mode {
@@ -304,11 +148,7 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
 /// line, each preceded by a comma (they never come first).
 pub fn identity_json(e: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    let mut o = Obj {
-        out: &mut out,
-        first: false,
-    };
-    identity_fields(&mut o, e);
+    identity_fields(&mut Obj::continuing(&mut out), e);
     out
 }
 
@@ -317,45 +157,23 @@ fn identity_fields(o: &mut Obj, e: &Event) {
         o.bytes("exe", x);
     }
     if let Some(argv) = &e.argv {
-        o.key("argv");
-        o.out.push(b'[');
-        for (i, a) in argv.iter().enumerate() {
-            if i > 0 {
-                o.out.push(b',');
-            }
-            json_str(&String::from_utf8_lossy(a), o.out);
-        }
-        o.out.push(b']');
+        o.array("argv", argv, |a, out| {
+            json_str(&String::from_utf8_lossy(a), out)
+        });
         if argv.iter().any(|a| std::str::from_utf8(a).is_err()) {
-            o.key("argv_b64");
-            o.out.push(b'[');
-            for (i, a) in argv.iter().enumerate() {
-                if i > 0 {
-                    o.out.push(b',');
-                }
-                o.out.push(b'"');
-                base64(a, o.out);
-                o.out.push(b'"');
-            }
-            o.out.push(b']');
+            o.array("argv_b64", argv, |a, out| json::b64_str(a, out));
         }
         if e.argv_truncated {
             o.bool("argv_truncated", true);
         }
     }
     if !e.parents.is_empty() {
-        o.key("parents");
-        o.out.push(b'[');
-        for (i, (pid, comm)) in e.parents.iter().enumerate() {
-            if i > 0 {
-                o.out.push(b',');
-            }
-            let mut p = Obj::new(o.out);
+        o.array("parents", &e.parents, |(pid, comm), out| {
+            let mut p = Obj::new(out);
             p.num("pid", *pid);
             p.bytes("comm", comm);
             p.end();
-        }
-        o.out.push(b']');
+        });
     }
     if let Some(c) = &e.cgroup {
         o.bytes("cgroup", c);
@@ -560,9 +378,7 @@ mod tests {
         assert_eq!(out.iter().filter(|&&c| c == b'\n').count(), 1);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["path"], "/srv/app/a\"b\\c\nd\u{1}e\u{fffd}\u{fffd}");
-        let mut b64 = Vec::new();
-        base64(&e.path, &mut b64);
-        assert_eq!(v["path_b64"], String::from_utf8(b64).unwrap());
+        assert_eq!(v["path_b64"], "L3Nydi9hcHAvYSJiXGMKZAFl//4=");
         let mut t = Vec::new();
         text_line(&e, &mut t);
         assert_eq!(t.iter().filter(|&&c| c == b'\n').count(), 1);
@@ -620,51 +436,6 @@ mod tests {
         let mut again = Vec::new();
         json_line(&pre, &mut again);
         assert_eq!(String::from_utf8(again).unwrap(), s);
-    }
-
-    #[test]
-    fn strings_escape_as_serde_json_does() {
-        let mut all = String::new();
-        for c in (0u8..0x80).map(char::from) {
-            all.push(c);
-        }
-        for v in [
-            "",
-            "plain",
-            "a\"b\\c",
-            "\u{7f}\u{80}é☃𝄞",
-            "\n\r\t\u{8}\u{c}\u{0}\u{1f}x",
-            all.as_str(),
-        ] {
-            let mut got = Vec::new();
-            json_str(v, &mut got);
-            assert_eq!(got, serde_json::to_vec(v).unwrap(), "{v:?}");
-        }
-        for n in [0u64, 7, 10, 4242, u32::MAX as u64, u64::MAX] {
-            let mut got = Vec::new();
-            itoa_like::Num::write(n, &mut got);
-            assert_eq!(got, n.to_string().as_bytes());
-        }
-        for n in [0i32, -1, -13, i32::MIN, i32::MAX] {
-            let mut got = Vec::new();
-            itoa_like::Num::write(n, &mut got);
-            assert_eq!(got, n.to_string().as_bytes());
-        }
-    }
-
-    #[test]
-    fn base64_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            let mut out = Vec::new();
-            base64(i.as_bytes(), &mut out);
-            assert_eq!(out, o.as_bytes());
-        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::users::Names;
 
 use super::decode::{Record, Spec};
 use super::locate::Locator;
-use super::paths::names_path;
+use crate::paths::names_path;
 
 /// The identity part of an event, rendered once per writer.
 pub struct Ident {

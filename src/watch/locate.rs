@@ -9,8 +9,8 @@ use crate::output::timefmt::boot_ns;
 
 use super::decode::{Record, Spec, Walk};
 use super::mounts::{walk_path, walk_path_or_raw, MountTable};
-use super::paths::{final_component, is_proc_fd, join, names_path, parent_of, tree_of};
 use super::resolve::{resolve_str, StrPath};
+use crate::paths::{final_component, is_proc_fd, join, names_path, parent_of, tree_of};
 
 /// Where a slot's path is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,7 +6,6 @@ mod decode;
 mod enrich;
 mod locate;
 mod mounts;
-mod paths;
 mod pending;
 mod processor;
 mod resolve;
@@ -37,10 +36,6 @@ use processor::Processor;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static HUP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
 
 /// A watched root.
 pub struct Tree {
@@ -188,7 +183,6 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     // First of all: a SIGHUP from logrotate (or a closing terminal) or a Ctrl-C while we
     // start must not kill us half-attached. SIGHUP without -o has nothing to reopen.
     install_signals()?;
-    crate::output::sink::install_sighup(&HUP)?;
     let opts = options(&args)?;
     let trees = opts.trees;
     let sink = preflight(&args)?;
@@ -375,18 +369,16 @@ fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>
     Ok(())
 }
 
+/// SIGINT and SIGTERM stop the loop; SIGHUP (logrotate) asks for the output to be reopened
+/// (`Sink::reopen`) between events. The handlers only set flags. signal-hook installs them
+/// with SA_RESTART: the loop waits in epoll_wait, which returns EINTR after a handler whatever
+/// SA_RESTART says (signal(7)), so stopping and reopening stay prompt; an interrupted write
+/// to the output is restarted, which is all the sink would do itself.
 fn install_signals() -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    // No SA_RESTART: the poll must return at once so we can flush and detach.
-    let sa = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(s, &sa) }.context("installing signal handler")?;
+    for s in [libc::SIGINT, libc::SIGTERM] {
+        signal_hook::flag::register(s, &STOP).context("installing signal handler")?;
     }
+    signal_hook::flag::register(libc::SIGHUP, &HUP).context("installing the SIGHUP handler")?;
     Ok(())
 }
 

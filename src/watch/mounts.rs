@@ -6,7 +6,7 @@
 use std::fs;
 
 use super::decode::Walk;
-use super::paths::{is_under, join, names_path};
+use crate::paths::{is_under, join, names_path};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {

@@ -15,10 +15,10 @@ use crate::output::{json_line, lost_line, text_line, tree_gone_line, Event};
 use super::decode::{decode, identity_start, Record};
 use super::enrich::Enricher;
 use super::locate::{Locator, Paths};
-use super::paths::{is_under, strip_components, tree_of};
 use super::pending::Pending;
 use super::roots::Roots;
 use super::Tree;
+use crate::paths::{is_under, strip_components, tree_of};
 
 /// Records -> events -> lines. Lives for the whole run.
 pub(super) struct Processor {

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use super::paths::{join, normalize, trim_leading_slashes};
+use crate::paths::{join, normalize, trim_leading_slashes};
 
 fn cstr(p: &[u8]) -> Option<CString> {
     CString::new(p).ok()
@@ -171,7 +171,7 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
             let Ok(name) = std::ffi::CString::new(rel) else {
                 return false;
             };
-            crate::fix::fstatat(dirfd.as_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
+            crate::sys::fstatat(dirfd.as_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
                 .map_or(true, |st| st.st_mode & libc::S_IFMT != libc::S_IFLNK)
         };
         return (lexical(), single && (sp.nofollow || no_link()));

@@ -50,7 +50,7 @@ impl Roots {
             ids: trees
                 .iter()
                 .map(|t| {
-                    let st = crate::fix::fstat(t.fd.as_fd()).expect("fstat of a root fd");
+                    let st = crate::sys::fstat(t.fd.as_fd()).expect("fstat of a root fd");
                     (st.st_dev, st.st_ino)
                 })
                 .collect(),
