@@ -35,7 +35,7 @@ mod worker;
 use worker::Worker;
 
 /// A root to scan, opened and validated before any output.
-struct Tree {
+struct ScanRoot {
     path: Vec<u8>,
     fd: OwnedFd,
     dev: u64,
@@ -51,12 +51,12 @@ struct Tree {
 struct Dir<'t> {
     fd: OwnedFd,
     path: Vec<u8>,
-    tree: &'t Tree,
+    tree: &'t ScanRoot,
 }
 
 enum Work<'t> {
     /// A root: report it, then read it.
-    Root(&'t Tree),
+    Root(&'t ScanRoot),
     /// A subdirectory to open from its parent, then read.
     Open { parent: Arc<Dir<'t>>, name: CString },
     /// Names read from `dir` by a busy worker: NUL-terminated, back to back, to stat.
@@ -70,7 +70,7 @@ struct Queue<'t> {
 }
 
 /// Everything the workers share.
-struct Walk<'t> {
+struct Scan<'t> {
     queue: Mutex<Queue<'t>>,
     cv: Condvar,
     idle: AtomicUsize,
@@ -107,7 +107,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
                 .unwrap_or(1)
                 .clamp(1, 16)
         });
-    let walk = Walk {
+    let walk = Scan {
         queue: Mutex::new(Queue {
             items: trees.iter().rev().map(Work::Root).collect(),
             busy: 0,
@@ -169,9 +169,9 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     })
 }
 
-fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
+fn open_trees(args: &ScanArgs) -> Result<Vec<ScanRoot>> {
     let owner = args.owner.as_deref().map(parse_owner).transpose()?;
-    let mut trees: Vec<Tree> = Vec::new();
+    let mut trees: Vec<ScanRoot> = Vec::new();
     let mut seen = Vec::new();
     for dir in &args.dirs {
         let shown = dir.display();
@@ -193,7 +193,7 @@ fn open_trees(args: &ScanArgs) -> Result<Vec<Tree>> {
             Some((u, g)) => (u, g.unwrap_or(st.st_gid)),
             None => (st.st_uid, st.st_gid),
         };
-        trees.push(Tree {
+        trees.push(ScanRoot {
             path: path.as_os_str().as_bytes().to_vec(),
             fd,
             dev: st.st_dev,
@@ -215,7 +215,7 @@ fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
     )
 }
 
-impl<'t> Walk<'t> {
+impl<'t> Scan<'t> {
     fn push(&self, items: impl Iterator<Item = Work<'t>>) {
         let mut q = self.queue.lock().unwrap();
         let before = q.items.len();

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::line::{entry_line, json_name};
-use super::{Dir, Tree, Walk, Work, OUT_FLUSH_AT};
+use super::{Dir, Scan, ScanRoot, Work, OUT_FLUSH_AT};
 use crate::fix;
 use crate::paths::join;
 use crate::sys::{self, Dents};
 use crate::users::{group_name, user_name};
 
 pub(super) struct Worker<'w, 't> {
-    walk: &'w Walk<'t>,
+    walk: &'w Scan<'t>,
     out: Vec<u8>,
     /// uid/gid -> the JSON value of its name (`"root"` or `null`), looked up once per worker.
     users: HashMap<u32, Box<[u8]>>,
@@ -32,7 +32,7 @@ pub(super) struct Worker<'w, 't> {
 }
 
 impl<'w, 't> Worker<'w, 't> {
-    pub(super) fn new(walk: &'w Walk<'t>) -> Self {
+    pub(super) fn new(walk: &'w Scan<'t>) -> Self {
         Worker {
             walk,
             out: Vec::with_capacity(OUT_FLUSH_AT + 64 * 1024),
@@ -100,7 +100,7 @@ impl<'w, 't> Worker<'w, 't> {
                     }
                     Err(e) => self.unreadable("cannot stat", &tree.path, e),
                 }
-                // The dir fd was opened for reading; a duplicate keeps `Tree` the owner.
+                // The dir fd was opened for reading; a duplicate keeps `ScanRoot` the owner.
                 match tree.fd.try_clone() {
                     Ok(fd) => self.read_dir(Arc::new(Dir {
                         fd,
@@ -250,7 +250,7 @@ impl<'w, 't> Worker<'w, 't> {
     fn offender(
         &mut self,
         path: &[u8],
-        tree: &Tree,
+        tree: &ScanRoot,
         dir: BorrowedFd,
         name: &CStr,
         st: &libc::stat,
@@ -305,7 +305,7 @@ impl<'w, 't> Worker<'w, 't> {
 
 /// A worker that panics (a bug) must not leave the others waiting for it forever: the scan
 /// stops and the panic reaches `run`.
-struct PanicGuard<'w, 't>(&'w Walk<'t>);
+struct PanicGuard<'w, 't>(&'w Scan<'t>);
 
 impl Drop for PanicGuard<'_, '_> {
     fn drop(&mut self) {
