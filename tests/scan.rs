@@ -13,8 +13,6 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use common::*;
 
@@ -671,20 +669,6 @@ fn mkdir_open(dir: libc::c_int, name: &[u8]) -> OwnedFd {
     }
 }
 
-fn fstatat_owner(dir: libc::c_int, name: &[u8]) -> (u32, u32) {
-    let n = cs(name);
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: the kernel fills st.
-    let st = unsafe {
-        assert_eq!(
-            libc::fstatat(dir, n.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW),
-            0
-        );
-        st.assume_init()
-    };
-    (st.st_uid, st.st_gid)
-}
-
 #[test]
 fn deep_tree_beyond_path_max() {
     needs_root!();
@@ -727,7 +711,7 @@ fn deep_tree_beyond_path_max() {
     let want = line(&path, "file", 0, 0, "0600", &t, Fix::Fixed);
     let r = scan(&[os("--fix"), t.as_os_str()]);
     assert_eq!((r.code, r.lines(), r.stderr.as_str()), (1, vec![want], ""));
-    assert_eq!(fstatat_owner(bottom, b"bottom"), (OWNER, OWNER));
+    assert_eq!(owner_at(bottom, b"bottom"), (OWNER, OWNER));
     let r = scan(&[t.as_os_str()]);
     assert_eq!((r.code, r.stdout.len()), (0, 0));
 }
@@ -890,61 +874,6 @@ fn race_scan_fix_with_symlink_swap_never_escapes() {
     assert!(swaps > 1000, "only {swaps} swaps: no race was tested");
     assert!(fixed_inside > 0, "the swapped directory was never fixed");
 }
-
-/// A thread exchanging two names (renameat2 RENAME_EXCHANGE) as fast as it can, until
-/// finished or dropped (a failing assertion then still stops it before the tree is removed).
-struct Swapper {
-    stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl Swapper {
-    fn start(a: &Path, b: &Path) -> Swapper {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, a, b) = (stop.clone(), cp(a), cp(b));
-        let handle = std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                // SAFETY: renameat2(RENAME_EXCHANGE) on two names of our temp tree.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
-                n += 1;
-            }
-            n
-        });
-        Swapper {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops the thread; the number of exchanges it made.
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Swapper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-const BEYOND_MOUNT: &str =
-    "on another mount than the tree (a mount point or below one): not changed";
 
 /// Issue 10 item 2: a directory and a single file bind-mounted into the tree from outside, on
 /// the same filesystem (same st_dev). They are mount points: reported, not entered (unless
