@@ -63,7 +63,7 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
         "bundle/to-secret",
         "mine",
     ] {
-        assert_eq!(owner_of(&d.t(rel)), (OWNER, OWNER), "{rel}");
+        assert_eq!(owner_of(d.t(rel)), (OWNER, OWNER), "{rel}");
     }
     // Symlinks were changed themselves; what they point to was not.
     assert_eq!(owner_of(&secret), (5555, 5555));
@@ -104,7 +104,7 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
     assert_eq!(owner_of(&victim), (5555, 5555));
     for i in 0..50 {
         assert_eq!(
-            owner_of(&victim.join(format!("f{i}"))),
+            owner_of(victim.join(format!("f{i}"))),
             (5555, 5555),
             "outside f{i} was chowned"
         );

@@ -227,7 +227,7 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
     for f in ["w", "t", "x", "mine"] {
         assert_eq!(owner_of(d.t(f)), (OWNER, OWNER), "{f}");
     }
-    assert_eq!(owner_of(&d.o("out")), (0, 0));
+    assert_eq!(owner_of(d.o("out")), (0, 0));
     assert_eq!(mode_of(d.t("x")), 0o644);
     assert!(evs[4].get("setid_cleared").is_none());
     for e in &evs[5..] {
@@ -273,7 +273,7 @@ fn fix_in_nested_trees_follows_the_innermost_owner() {
     );
     assert_eq!(owner_of(d.t("a")), (OWNER, OWNER));
     for p in ["b", "sub", "bundle", "bundle/file"] {
-        assert_eq!(owner_of(&inner.join(p)), (OTHER, OTHER), "inner/{p}");
+        assert_eq!(owner_of(inner.join(p)), (OTHER, OTHER), "inner/{p}");
     }
     assert_eq!(owner_of(&inner), (OTHER, OTHER));
     let _ = std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755));
