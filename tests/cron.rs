@@ -5,20 +5,11 @@
 #[macro_use]
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
-
-const OWNER: u32 = 4242;
-
-fn ids(p: &Path) -> (u32, u32) {
-    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    (m.uid(), m.gid())
-}
 
 fn io(r: std::io::Result<()>) -> Result<(), String> {
     r.map_err(|e| e.to_string())
@@ -72,10 +63,10 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
         "bundle/to-secret",
         "mine",
     ] {
-        assert_eq!(ids(&d.t(rel)), (OWNER, OWNER), "{rel}");
+        assert_eq!(owner_of(d.t(rel)), (OWNER, OWNER), "{rel}");
     }
     // Symlinks were changed themselves; what they point to was not.
-    assert_eq!(ids(&secret), (5555, 5555));
+    assert_eq!(owner_of(&secret), (5555, 5555));
 }
 
 #[test]
@@ -93,52 +84,27 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
     chown(d.t("sw"), OWNER, OWNER);
     std::os::unix::fs::symlink(&victim, d.t("sw-link")).unwrap();
     let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
-    let stop = AtomicBool::new(false);
-    let swaps = std::thread::scope(|s| {
-        let swapper = s.spawn(|| {
-            // Swap tree/sw and tree/sw-link atomically, over and over, as the owner: the
-            // swaps are allowed, so they race the fixes without flooding the ring buffer
-            // (fsuid is per thread; root's swaps lost thousands of events on a slow machine).
-            unsafe {
-                libc::setfsgid(OWNER);
-                libc::setfsuid(OWNER);
-            }
-            let (x, y) = (cp(d.t("sw")), cp(d.t("sw-link")));
-            let mut swaps = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        x.as_ptr(),
-                        libc::AT_FDCWD,
-                        y.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                swaps += u64::from(r == 0);
-            }
-            swaps
-        });
-        run_as(Creds::Root, || {
-            for i in 0..300 {
-                // Creates land in tree/sw or, through the symlink, in the outside victim.
-                let _ = std::fs::write(d.t(&format!("sw/f{}", i % 50)), b"w");
-            }
-            Ok(())
-        });
-        stop.store(true, Ordering::Relaxed);
-        swapper.join().unwrap()
+    // Swap tree/sw and tree/sw-link atomically, over and over, as the owner: the swaps are
+    // allowed, so they race the fixes without flooding the ring buffer (root's swaps lost
+    // thousands of events on a slow machine).
+    let swapper = Swapper::start_as(&d.t("sw"), &d.t("sw-link"), OWNER);
+    run_as(Creds::Root, || {
+        for i in 0..300 {
+            // Creates land in tree/sw or, through the symlink, in the outside victim.
+            let _ = std::fs::write(d.t(&format!("sw/f{}", i % 50)), b"w");
+        }
+        Ok(())
     });
+    let swaps = swapper.finish();
     assert!(
         swaps > 0,
         "the owner could not swap sw and sw-link: no race was run"
     );
     let _ = a.finish_with(&d.tree, Sentinel::Mkdir);
-    assert_eq!(ids(&victim), (5555, 5555));
+    assert_eq!(owner_of(&victim), (5555, 5555));
     for i in 0..50 {
         assert_eq!(
-            ids(&victim.join(format!("f{i}"))),
+            owner_of(victim.join(format!("f{i}"))),
             (5555, 5555),
             "outside f{i} was chowned"
         );
@@ -149,7 +115,7 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
 fn duration_and_max_events_stop_by_themselves() {
     needs_root!();
     let d = TestDir::new("stops");
-    let t = d.tree.to_str().unwrap();
+    let t = s(&d.tree);
     // The clock starts when the agent is attached: measure from before the spawn for the
     // lower bound and from the ready line for the upper one (start-up can be slow on a busy
     // machine: tracepoints detached by earlier agents hold the kernel's event mutex).
@@ -184,7 +150,7 @@ fn duration_and_max_events_stop_by_themselves() {
     assert_eq!(lines.len(), 3, "{lines:?}");
     for (i, l) in lines.iter().enumerate() {
         let e = parse_event(l);
-        assert_eq!(e["path"], d.t(&format!("m{i}")).to_str().unwrap());
+        assert_eq!(e["path"], s(&d.t(&format!("m{i}"))));
     }
 }
 
@@ -193,8 +159,7 @@ fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
     needs_root!();
     let d = TestDir::new("rotate");
     let log = d.outside.join("events.jsonl");
-    let t = d.tree.to_str().unwrap().to_string();
-    let mut a = Agent::watch(&["-o", log.to_str().unwrap(), &t]);
+    let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
     assert_eq!(
         std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
         0o640
@@ -204,15 +169,8 @@ fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
     let stopfile = d.outside.join("stop");
     let has_lines = |f: &Path| std::fs::metadata(f).map(|m| m.len() > 0).unwrap_or(false);
     let wait_for = |f: &Path| {
-        let deadline = Instant::now() + *TIMEOUT;
-        while !has_lines(f) {
-            assert!(
-                Instant::now() < deadline,
-                "no events reached {}",
-                f.display()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let what = format!("events in {}", f.display());
+        wait_until(&what, Duration::from_millis(5), || has_lines(f))
     };
     // Stop the writer on every way out, a failed assertion included: it would run on.
     struct StopOnDrop<'a>(&'a Path);
@@ -249,39 +207,23 @@ fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
     let n = std::fs::read_dir(&d.tree).unwrap().count();
     // The sentinel goes to the file too: wait for it there.
     run_as(Creds::Root, || io(std::fs::create_dir(d.t("zz-sentinel"))));
-    let deadline = Instant::now() + *TIMEOUT;
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("zz-sentinel")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "sentinel never reached {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let what = format!("the sentinel in {}", log.display());
+    wait_until(&what, Duration::from_millis(50), || {
+        file_has(&log, "zz-sentinel")
+    });
     a.stop_with(libc::SIGINT);
     assert!(a.drain().is_empty(), "with -o nothing goes to stdout");
     let mut paths = Vec::new();
     for f in rotated.iter().chain([&log]) {
-        let text = std::fs::read_to_string(f).unwrap();
-        assert!(
-            text.is_empty() || text.ends_with('\n'),
-            "{} ends in a torn line",
-            f.display()
-        );
-        for line in text.lines() {
-            let e: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("torn line {line:?}: {e}"));
-            assert_ne!(e["op"], "lost", "{line}");
+        for e in json_lines(f) {
+            assert_ne!(e["op"], "lost", "{e}");
             paths.push(e["path"].as_str().unwrap().to_string());
         }
     }
     let mut want: Vec<String> = (0..n)
-        .map(|i| d.t(&format!("r{i:06}")).to_str().unwrap().to_string())
+        .map(|i| s(&d.t(&format!("r{i:06}"))).to_string())
         .collect();
-    want.push(d.t("zz-sentinel").to_str().unwrap().to_string());
+    want.push(s(&d.t("zz-sentinel")).to_string());
     assert_eq!(
         paths.len(),
         want.len(),

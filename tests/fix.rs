@@ -9,22 +9,10 @@ mod common;
 
 use std::ffi::CString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-
-fn ids(p: &Path) -> (u32, u32) {
-    owner_of(p)
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .mode()
-        & 0o7777
-}
 
 fn io<T>(what: &str, r: std::io::Result<T>) -> Result<(), String> {
     r.map(|_| ()).map_err(|e| format!("{what}: {e}"))
@@ -38,26 +26,6 @@ fn root_cmd(cmd: &str, args: &[&str]) {
         .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
     assert!(st.success(), "{cmd} {args:?}: {st}");
 }
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 test path")
-}
-
-/// Unmounts (MNT_DETACH) whatever is mounted on these paths when dropped, also after a
-/// failed assertion: for mounts that move with a rename, which `TestDir` cannot know.
-struct Unmount(Vec<PathBuf>);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let c = cp(p);
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
-
-const BEYOND_MOUNT: &str =
-    "on another mount than the tree (a mount point or below one): not changed";
 
 /// Bind mounts of the same filesystem (same st_dev) into the tree: a directory and a single
 /// file from outside, and a moved-in directory holding one. Root writes through them; --fix
@@ -84,18 +52,8 @@ fn fix_never_crosses_a_bind_mount() {
     d.bind_mount(&bindsrc, &d.t("bm"));
     d.bind_mount(&single, &d.t("bmf"));
     // This one moves into the tree with `bundle`.
-    let _moved = Unmount(vec![d.t("bundle/mnt"), bundle.join("mnt")]);
-    let c = (cp(&bindsrc), cp(bundle.join("mnt")));
-    let r = unsafe {
-        libc::mount(
-            c.0.as_ptr(),
-            c.1.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "bind mount: {}", std::io::Error::last_os_error());
+    d.bind_mount(&bindsrc, &bundle.join("mnt"));
+    d.unmount_on_drop(d.t("bundle/mnt"));
     // Same filesystem: st_dev cannot tell these mounts from the tree.
     let dev = std::fs::metadata(&d.tree).unwrap().dev();
     assert_eq!(std::fs::metadata(d.t("bm")).unwrap().dev(), dev);
@@ -111,45 +69,24 @@ fn fix_never_crosses_a_bind_mount() {
         )
     });
     let evs = a.finish(&d.tree);
-    let failed = |e: &str| {
-        vec![
-            ("fixed", Value::Bool(false)),
-            ("fix_error", Value::from(e.to_string())),
-        ]
-    };
-    let with = |mut x: Exp, f: Vec<(&str, Value)>| {
-        for (k, v) in f {
-            x = x.field(k, v);
-        }
-        x
-    };
+    let by = By::new(&d.tree, 0, pid);
     assert_events(
         &evs,
         &[
-            with(
-                Exp::new("rename", &bundle, 0)
-                    .new_path(d.t("bundle"))
-                    .pid(pid),
-                failed("mnt: mount point: another mount, not changed or entered"),
+            by.rename(&bundle, "bundle")
+                .fix_failed("mnt: mount point: another mount, not changed or entered"),
+            by.op("create", "bm/newfile").fix_failed(
+                "path component \"bm\" is a mount point: nothing on another mount is changed",
             ),
-            with(
-                Exp::new("create", d.t("bm/newfile"), 0).pid(pid),
-                failed(
-                    "path component \"bm\" is a mount point: nothing on another mount is changed",
-                ),
-            ),
-            with(
-                Exp::new("chown", d.t("bmf"), 0)
-                    .owner(Some(0), Some(0))
-                    .pid(pid),
-                failed(BEYOND_MOUNT),
-            ),
+            by.op("chown", "bmf")
+                .owner(Some(0), Some(0))
+                .fix_failed(BEYOND_MOUNT),
         ],
         &d.tree,
     );
     // What was moved in is the tree's; what the mounts show is not, and keeps its owner.
     for p in ["bundle", "bundle/file"] {
-        assert_eq!(ids(&d.t(p)), (OWNER, OWNER), "{p}");
+        assert_eq!(owner_of(d.t(p)), (OWNER, OWNER), "{p}");
     }
     for p in [
         bindsrc.clone(),
@@ -158,7 +95,7 @@ fn fix_never_crosses_a_bind_mount() {
         bindsrc.join("newfile"),
         single.clone(),
     ] {
-        assert_eq!(ids(&p), (0, 0), "{}", p.display());
+        assert_eq!(owner_of(&p), (0, 0), "{}", p.display());
     }
 }
 
@@ -211,29 +148,23 @@ fn fix_drops_setid_bits_root_leaves() {
 
     // The chmods of existing files and the directory: exact.
     let rest: Vec<Value> = evs.iter().filter(|e| e["path"] != s(&x)).cloned().collect();
+    let chmod = |rel: &str, m: u32| Exp::new("chmod", d.t(rel), 0).mode(m).any_comm();
     assert_events(
         &rest,
         &[
-            Exp::new("chmod", d.t("u"), 0)
-                .mode(0o4755)
-                .any_comm()
-                .field("fixed", Value::Bool(true))
-                .field("setid_cleared", Value::Bool(true)),
-            Exp::new("chmod", d.t("g"), 0)
-                .mode(0o2755)
-                .any_comm()
-                .field("fixed", Value::Bool(true))
-                .field("setid_cleared", Value::Bool(true)),
-            Exp::new("chmod", d.t("dir"), 0)
-                .mode(0o2755)
-                .any_comm()
-                .field("fixed", Value::Bool(true)),
+            chmod("u", 0o4755).fixed_setid(),
+            chmod("g", 0o2755).fixed_setid(),
+            chmod("dir", 0o2755).fixed(),
         ],
         &d.tree,
     );
     assert!(rest[2].get("setid_cleared").is_none(), "{}", rest[2]);
     for (p, m) in [("x", 0o755), ("u", 0o755), ("g", 0o755), ("dir", 0o2755)] {
-        assert_eq!((ids(&d.t(p)), mode(&d.t(p))), ((OWNER, OWNER), m), "{p}");
+        assert_eq!(
+            (owner_of(d.t(p)), mode_of(d.t(p))),
+            ((OWNER, OWNER), m),
+            "{p}"
+        );
     }
 }
 
@@ -279,39 +210,25 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
         io("unlink", std::fs::remove_file(d.t("gone")))
     });
     let evs = a.finish(&d.tree);
-    let fixed = || Value::Bool(true);
+    let by = By::new(&d.tree, 0, pid);
     assert_events(
         &evs,
         &[
-            Exp::new("write", d.t("w"), 0)
-                .pid(pid)
-                .field("fixed", fixed()),
-            Exp::new("write", d.t("t"), 0)
-                .pid(pid)
-                .field("fixed", fixed()),
-            Exp::new("truncate", d.t("t"), 0)
-                .pid(pid)
-                .field("fixed", fixed()),
-            Exp::new("setxattr", d.t("x"), 0)
-                .xattr("user.k")
-                .pid(pid)
-                .field("fixed", fixed())
-                .field("setid_cleared", Value::Bool(true)),
-            Exp::new("write", d.t("mine"), 0)
-                .pid(pid)
-                .field("fixed", fixed()),
-            Exp::new("rename", d.t("out"), 0)
-                .new_path(d.o("out"))
-                .pid(pid),
-            Exp::new("unlink", d.t("gone"), 0).pid(pid),
+            by.op("write", "w").fixed(),
+            by.op("write", "t").fixed(),
+            by.op("truncate", "t").fixed(),
+            by.op("setxattr", "x").xattr("user.k").fixed_setid(),
+            by.op("write", "mine").fixed(),
+            by.rename("out", d.o("out")),
+            by.op("unlink", "gone"),
         ],
         &d.tree,
     );
     for f in ["w", "t", "x", "mine"] {
-        assert_eq!(ids(&d.t(f)), (OWNER, OWNER), "{f}");
+        assert_eq!(owner_of(d.t(f)), (OWNER, OWNER), "{f}");
     }
-    assert_eq!(ids(&d.o("out")), (0, 0));
-    assert_eq!(mode(&d.t("x")), 0o644);
+    assert_eq!(owner_of(d.o("out")), (0, 0));
+    assert_eq!(mode_of(d.t("x")), 0o644);
     assert!(evs[4].get("setid_cleared").is_none());
     for e in &evs[5..] {
         assert!(
@@ -343,33 +260,21 @@ fn fix_in_nested_trees_follows_the_innermost_owner() {
         io("rename in", std::fs::rename(&bundle, inner.join("bundle")))
     });
     let evs = a.finish(&d.tree);
-    let fixed = || Value::Bool(true);
+    let by = By::new(&inner, 0, pid);
     assert_events(
         &evs,
         &[
-            Exp::new("create", d.t("a"), 0)
-                .pid(pid)
-                .field("fixed", fixed()),
-            Exp::new("create", inner.join("b"), 0)
-                .pid(pid)
-                .tree(&inner)
-                .field("fixed", fixed()),
-            Exp::new("mkdir", inner.join("sub"), 0)
-                .pid(pid)
-                .tree(&inner)
-                .field("fixed", fixed()),
-            Exp::new("rename", &bundle, 0)
-                .new_path(inner.join("bundle"))
-                .pid(pid)
-                .tree(&inner)
-                .field("fixed", fixed()),
+            by.op("create", d.t("a")).fixed(),
+            by.op("create", "b").tree(&inner).fixed(),
+            by.op("mkdir", "sub").tree(&inner).fixed(),
+            by.rename(&bundle, "bundle").tree(&inner).fixed(),
         ],
         &d.tree,
     );
-    assert_eq!(ids(&d.t("a")), (OWNER, OWNER));
+    assert_eq!(owner_of(d.t("a")), (OWNER, OWNER));
     for p in ["b", "sub", "bundle", "bundle/file"] {
-        assert_eq!(ids(&inner.join(p)), (OTHER, OTHER), "inner/{p}");
+        assert_eq!(owner_of(inner.join(p)), (OTHER, OTHER), "inner/{p}");
     }
-    assert_eq!(ids(&inner), (OTHER, OTHER));
+    assert_eq!(owner_of(&inner), (OTHER, OTHER));
     let _ = std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755));
 }

@@ -43,6 +43,18 @@ fn w(path: impl AsRef<Path>, data: &str) -> Result<(), String> {
         .map_err(|e| format!("write {}: {e}", path.as_ref().display()))
 }
 
+/// The command line of the writer: `sh -c 'echo x > "$0"' FILE PAD...`.
+fn sh_argv(file: &Path, pad: &[String]) -> Vec<String> {
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".into(),
+        "echo x > \"$0\"".into(),
+        s(file).into(),
+    ];
+    argv.extend(pad.iter().cloned());
+    argv
+}
+
 /// What the writer saw of itself, sent back through a pipe.
 struct Seen {
     writer: i32,
@@ -52,13 +64,8 @@ struct Seen {
 
 /// In a forked actor: set the login uid, open a pseudo-terminal, fork the writer, which
 /// becomes a session leader with the pty as its terminal, joins `cgroup`, and execs /bin/sh
-/// with `argv`; sh creates `file` through a redirection and exits at once.
-fn write_from_a_login_chain(
-    loginuid: u32,
-    cgroup: &Path,
-    file: &Path,
-    argv_pad: &[String],
-) -> (i32, Seen) {
+/// with `argv` (`sh_argv`); sh creates the file through a redirection and exits at once.
+fn write_from_a_login_chain(loginuid: u32, cgroup: &Path, argv: &[String]) -> (i32, Seen) {
     let mut fds = [0i32; 2];
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     let actor = run_as(Creds::Root, || {
@@ -85,13 +92,10 @@ fn write_from_a_login_chain(
             .trim_start_matches("/dev/")
             .to_string();
         let sh = CString::new("/bin/sh").unwrap();
-        let mut args: Vec<CString> = vec![
-            CString::new("sh").unwrap(),
-            CString::new("-c").unwrap(),
-            CString::new("echo x > \"$0\"").unwrap(),
-            CString::new(file.as_os_str().as_encoded_bytes()).unwrap(),
-        ];
-        args.extend(argv_pad.iter().map(|a| CString::new(a.as_str()).unwrap()));
+        let args: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(a.as_str()).unwrap())
+            .collect();
         let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         ptrs.push(std::ptr::null());
         let procs =
@@ -153,7 +157,8 @@ fn who_did_it_login_terminal_command_ancestry_cgroup() {
         .collect();
     let file = d.t("made-by-sh");
     let mut a = Agent::watch_tree(&d.tree, &[]);
-    let (actor, seen) = write_from_a_login_chain(4711, &cg.0, &file, &pad);
+    let argv = sh_argv(&file, &pad);
+    let (actor, seen) = write_from_a_login_chain(4711, &cg.0, &argv);
     let evs = a.finish(&d.tree);
     let e = only_event(&evs);
 
@@ -169,13 +174,6 @@ fn who_did_it_login_terminal_command_ancestry_cgroup() {
     assert!(seen.tty.starts_with("pts/"), "{}", seen.tty);
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
     assert_eq!(e["exe"], s(&sh));
-    let mut argv = vec![
-        "sh".to_string(),
-        "-c".into(),
-        "echo x > \"$0\"".into(),
-        s(&file),
-    ];
-    argv.extend(pad.iter().cloned());
     let want_len: usize = argv.iter().map(|a| a.len() + 1).sum();
     assert!(
         want_len > 4096,
@@ -243,19 +241,13 @@ fn an_overlong_command_line_is_cut_and_says_so() {
         .collect();
     let file = d.t("long");
     let mut a = Agent::watch_tree(&d.tree, &[]);
-    let (_, seen) = write_from_a_login_chain(4712, &cg, &file, &pad);
+    let full = sh_argv(&file, &pad);
+    let (_, seen) = write_from_a_login_chain(4712, &cg, &full);
     let evs = a.finish(&d.tree);
     let e = only_event(&evs);
     assert_eq!(e["pid"], seen.writer);
     assert_eq!(e["argv_truncated"], true);
     let got = e["argv"].as_array().unwrap();
-    let mut full = vec![
-        "sh".to_string(),
-        "-c".into(),
-        "echo x > \"$0\"".into(),
-        s(&file),
-    ];
-    full.extend(pad.iter().cloned());
     // Whole arguments up to the cut, then the cut one as a prefix: never more than was given.
     let n = got.len();
     assert!(n > 4 && n < full.len(), "{n} of {}", full.len());
@@ -268,8 +260,4 @@ fn an_overlong_command_line_is_cut_and_says_so() {
         kept >= 8000,
         "at least 8 KiB of command line is kept, got {kept}"
     );
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }

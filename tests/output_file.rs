@@ -17,35 +17,33 @@ use serde_json::Value;
 /// What the agent keeps in memory while the output is full (src/sink.rs KEEP_MAX).
 const KEEP_MAX: usize = 4 << 20;
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 test path")
-}
+/// The refusal of a symlink at the output path itself.
+const SYMLINK: &str = "is a symbolic link; refusing to follow it";
 
-/// `ownwatch watch -o out tree` must exit 2 at once with exactly one stderr line, "ownwatch:
-/// OUT: REASON", never reaching the point where it attaches (no "watching" line).
-fn assert_refused(out: &Path, tree: &Path, reason: &str) {
-    let args = watch_args(&["-o", s(out), s(tree)]);
+/// `ownwatch watch -o out TREE` must exit 2 at once with exactly one stderr line, "ownwatch:
+/// OUT: REASON", never reaching the point where it attaches (no "watching" line). `case`
+/// names the case in every message.
+fn assert_refused(d: &TestDir, case: &str, out: &Path, reason: &str) {
+    let args = watch_args(&["-o", s(out), s(&d.tree)]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = Instant::now();
     let (code, stdout, stderr) = run_once(&args);
     assert_eq!(
         stderr,
         format!("ownwatch: {}: {reason}\n", out.display()),
-        "stderr"
+        "{case}: stderr"
     );
-    assert_eq!(code, Some(2), "exit code; stderr: {stderr}");
-    assert!(stdout.is_empty(), "stdout: {stdout:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert_eq!(code, Some(2), "{case}: exit code; stderr: {stderr}");
+    assert!(stdout.is_empty(), "{case}: stdout: {stdout:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "{case}: took {took:?}");
 }
 
-/// A root-only file with known content, to check nothing was appended to it.
-fn victim(p: &Path) {
-    make_file(p, b"root only\n");
-    chmod(p, 0o600);
+/// A root-only file with known content at `p`, to check nothing was appended to it.
+fn victim(p: PathBuf) -> PathBuf {
+    make_file(&p, b"root only\n");
+    chmod(&p, 0o600);
+    p
 }
 
 fn assert_untouched(p: &Path) {
@@ -57,24 +55,18 @@ fn assert_untouched(p: &Path) {
     );
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A sticky world-writable directory in the test's base, like /tmp.
+fn sticky_dir(d: &TestDir) -> PathBuf {
+    let p = d.base.join("tmp");
+    make_dir(&p);
+    chmod(&p, 0o1777);
+    p
 }
 
-fn file_has(p: &Path, needle: &str) -> bool {
-    std::fs::read_to_string(p)
-        .map(|t| t.contains(needle))
-        .unwrap_or(false)
-}
-
-fn wait_in_file(p: &Path, needle: &str) {
-    wait_until(&format!("{needle:?} in {}", p.display()), *TIMEOUT, || {
-        file_has(p, needle)
-    });
+/// A symlink at `link` to `target`, owned by OTHER (someone else planted it).
+fn planted_symlink(target: &Path, link: &Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+    chown(link, OTHER, OTHER);
 }
 
 fn wait_stderr(a: &Agent, needle: &str) {
@@ -88,44 +80,21 @@ fn wait_stderr(a: &Agent, needle: &str) {
     }
 }
 
-/// Every line of the file, parsed; the file must end with a newline (no torn line).
-fn json_lines(p: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(p).unwrap();
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "{} ends in a torn line",
-        p.display()
-    );
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
-        .collect()
-}
-
 #[test]
 fn a_symlink_at_the_output_path_is_never_followed() {
     needs_root!();
     let d = TestDir::new("o-symlink");
-    let secret = d.outside.join("root-only");
-    victim(&secret);
+    let secret = victim(d.o("root-only"));
     // A user's symlink in a sticky world-writable directory, like /tmp/ow.jsonl.
-    let drop_dir = d.base.join("tmp");
-    make_dir(&drop_dir);
-    chmod(&drop_dir, 0o1777);
-    let link = drop_dir.join("ow.jsonl");
-    std::os::unix::fs::symlink(&secret, &link).unwrap();
-    chown(&link, OTHER, OTHER);
-    assert_refused(&link, &d.tree, "is a symbolic link; refusing to follow it");
+    let link = sticky_dir(&d).join("ow.jsonl");
+    planted_symlink(&secret, &link);
+    assert_refused(&d, "symlink", &link, SYMLINK);
     assert_untouched(&secret);
     // Dangling: following it would create the file wherever it points.
-    let dangling = drop_dir.join("new.jsonl");
-    let target = d.outside.join("created-through-a-link");
-    std::os::unix::fs::symlink(&target, &dangling).unwrap();
-    chown(&dangling, OTHER, OTHER);
-    assert_refused(
-        &dangling,
-        &d.tree,
-        "is a symbolic link; refusing to follow it",
-    );
+    let dangling = link.with_file_name("new.jsonl");
+    let target = d.o("created-through-a-link");
+    planted_symlink(&target, &dangling);
+    assert_refused(&d, "dangling symlink", &dangling, SYMLINK);
     assert!(!target.exists(), "the symlink's target was created");
 }
 
@@ -133,50 +102,46 @@ fn a_symlink_at_the_output_path_is_never_followed() {
 fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
     needs_root!();
     let d = TestDir::new("o-planted");
-    let drop_dir = d.base.join("tmp");
-    make_dir(&drop_dir);
-    chmod(&drop_dir, 0o1777);
+    let drop_dir = sticky_dir(&d);
+    // (uid, mode, size) of a planted file: none of it may change.
+    let stat = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.mode() & 0o7777, m.len())
+    };
 
     // Writable by everyone (root-owned or not): anyone could rewrite the events.
     let open = drop_dir.join("open.jsonl");
     make_file(&open, b"");
     chmod(&open, 0o666);
-    assert_refused(
-        &open,
-        &d.tree,
-        "is writable by group or others (mode 0666); refusing to append to it \
-         (chmod go-w it first)",
-    );
-    let m = std::fs::metadata(&open).unwrap();
-    assert_eq!((m.mode() & 0o7777, m.len()), (0o666, 0), "changed");
+    let reason = "is writable by group or others (mode 0666); refusing to append to it \
+                  (chmod go-w it first)";
+    assert_refused(&d, "writable by others", &open, reason);
+    assert_eq!(stat(&open), (0, 0o666, 0), "changed");
 
     // Made by another user, however tight its mode.
     let theirs = drop_dir.join("theirs.jsonl");
     make_file(&theirs, b"");
     chmod(&theirs, 0o600);
     chown(&theirs, OTHER, OTHER);
-    assert_refused(
-        &theirs,
-        &d.tree,
-        &format!(
-            "is owned by uid {OTHER}, not by uid 0 (ownwatch itself); refusing to append to it"
-        ),
+    let reason = format!(
+        "is owned by uid {OTHER}, not by uid 0 (ownwatch itself); refusing to append to it"
     );
-    let m = std::fs::metadata(&theirs).unwrap();
-    assert_eq!((m.uid(), m.mode() & 0o7777, m.len()), (OTHER, 0o600, 0));
+    assert_refused(&d, "another user's", &theirs, &reason);
+    assert_eq!(stat(&theirs), (OTHER, 0o600, 0));
 
     // A hard link to a root-only file (possible where fs.protected_hardlinks is 0).
-    let secret = d.outside.join("root-only");
-    victim(&secret);
-    let hard = d.outside.join("hard.jsonl");
+    let secret = victim(d.o("root-only"));
+    let hard = d.o("hard.jsonl");
     std::fs::hard_link(&secret, &hard).unwrap();
-    assert_refused(&hard, &d.tree, "has 2 hard links; refusing to append to it");
+    let reason = "has 2 hard links; refusing to append to it";
+    assert_refused(&d, "hard link", &hard, reason);
     assert_untouched(&secret);
 
     // A FIFO: refused at once, never waited on.
     let fifo = drop_dir.join("fifo.jsonl");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-    assert_refused(&fifo, &d.tree, "is a FIFO, not a regular file; refusing it");
+    let reason = "is a FIFO, not a regular file; refusing it";
+    assert_refused(&d, "FIFO", &fifo, reason);
 }
 
 #[test]
@@ -185,44 +150,27 @@ fn symlinked_and_open_directories_on_the_way() {
     let d = TestDir::new("o-dirs");
     // A user's symlink to a directory (/tmp/evil -> /etc): refused, nothing created there.
     let evil = d.base.join("evil");
-    std::os::unix::fs::symlink(&d.outside, &evil).unwrap();
-    chown(&evil, OTHER, OTHER);
-    let out = evil.join("passwd");
-    let secret = d.outside.join("passwd");
-    victim(&secret);
-    assert_refused(
-        &out,
-        &d.tree,
-        &format!(
-            "{} is a symbolic link owned by uid {OTHER}; refusing to follow it",
-            evil.display()
-        ),
+    planted_symlink(&d.outside, &evil);
+    let secret = victim(d.o("passwd"));
+    let reason = format!(
+        "{} is a symbolic link owned by uid {OTHER}; refusing to follow it",
+        evil.display()
     );
+    assert_refused(&d, "existing file", &evil.join("passwd"), &reason);
     assert_untouched(&secret);
-    let out = evil.join("new.jsonl");
-    assert_refused(
-        &out,
-        &d.tree,
-        &format!(
-            "{} is a symbolic link owned by uid {OTHER}; refusing to follow it",
-            evil.display()
-        ),
-    );
-    assert!(!d.outside.join("new.jsonl").exists());
+    assert_refused(&d, "new file", &evil.join("new.jsonl"), &reason);
+    assert!(!d.o("new.jsonl").exists());
 
     // A directory anyone may write to, without the sticky bit: refused.
     let open = d.base.join("open");
     make_dir(&open);
     chmod(&open, 0o777);
     let out = open.join("ow.jsonl");
-    assert_refused(
-        &out,
-        &d.tree,
-        &format!(
-            "directory {} is writable by others and not sticky (mode 0777); refusing it",
-            open.display()
-        ),
+    let reason = format!(
+        "directory {} is writable by others and not sticky (mode 0777); refusing it",
+        open.display()
     );
+    assert_refused(&d, "open directory", &out, &reason);
     assert!(!out.exists());
 
     // A symlink of root's (like /var/run -> /run) is followed: events arrive.
@@ -240,8 +188,7 @@ fn symlinked_and_open_directories_on_the_way() {
 fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
     needs_root!();
     let d = TestDir::new("o-reopen");
-    let secret = d.outside.join("root-only");
-    victim(&secret);
+    let secret = victim(d.o("root-only"));
     let log = d.outside.join("ow.jsonl");
     let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
     std::fs::create_dir(d.t("one")).unwrap();
@@ -252,8 +199,7 @@ fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
     std::os::unix::fs::symlink(&secret, &log).unwrap();
     a.signal(libc::SIGHUP);
     let line = format!(
-        "ownwatch: reopening the output file failed, keeping the old one: {}: is a symbolic \
-         link; refusing to follow it\n",
+        "ownwatch: reopening the output file failed, keeping the old one: {}: {SYMLINK}\n",
         log.display()
     );
     wait_stderr(&a, &line);
@@ -269,7 +215,7 @@ fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
     wait_stderr(&a, &format!("{}: is owned by uid {OTHER}", log.display()));
     std::fs::remove_file(&log).unwrap();
     a.signal(libc::SIGHUP);
-    wait_until("the new file", *TIMEOUT, || log.exists());
+    wait_until("the new file", Duration::from_millis(20), || log.exists());
     std::fs::create_dir(d.t("three")).unwrap();
     wait_in_file(&log, "three");
     a.stop_with(libc::SIGINT);

@@ -440,6 +440,44 @@ pub fn run_once(args: &[&str]) -> (Option<i32>, String, String) {
     (status.code(), out, err)
 }
 
+/// Wait until `f` holds, asking every `poll`; panics after *TIMEOUT, saying it waited for `what`.
+pub fn wait_until(what: &str, poll: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + *TIMEOUT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(poll);
+    }
+}
+
+/// Does the file at `p` (an output file) contain `needle`? False while it cannot be read.
+pub fn file_has(p: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(p)
+        .map(|t| t.contains(needle))
+        .unwrap_or(false)
+}
+
+/// Wait until the output file `p` has `needle` in it.
+pub fn wait_in_file(p: &Path, needle: &str) {
+    wait_until(
+        &format!("{needle:?} in {}", p.display()),
+        Duration::from_millis(20),
+        || file_has(p, needle),
+    );
+}
+
+/// Every line of an output file, parsed; the file must end with a newline (no torn line).
+pub fn json_lines(p: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(p).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends in a torn line",
+        p.display()
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
+        .collect()
+}
+
 /// `ownwatch probe`, parsed (cached).
 pub fn probe() -> &'static Value {
     static P: OnceLock<Value> = OnceLock::new();

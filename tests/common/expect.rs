@@ -113,7 +113,24 @@ impl Exp {
         self.fields.push((k.to_string(), v));
         self
     }
+    /// `--fix` gave it back: `"fixed":true`.
+    pub fn fixed(self) -> Exp {
+        self.field("fixed", Value::Bool(true))
+    }
+    /// `--fix` gave it back without its set-id bits: `"fixed":true,"setid_cleared":true`.
+    pub fn fixed_setid(self) -> Exp {
+        self.fixed().field("setid_cleared", Value::Bool(true))
+    }
+    /// `--fix` left it as it is: `"fixed":false` and this `fix_error`.
+    pub fn fix_failed(self, error: &str) -> Exp {
+        self.field("fixed", Value::Bool(false))
+            .field("fix_error", Value::from(error))
+    }
 }
+
+/// The `fix_error` (of scan and watch) for what lies on another mount than the tree.
+pub const BEYOND_MOUNT: &str =
+    "on another mount than the tree (a mount point or below one): not changed";
 
 /// The events one actor caused, for short expectation lists: its fsuid and pid, paths taken
 /// relative to `dir` (an absolute path stays as it is).

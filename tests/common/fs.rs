@@ -1,9 +1,12 @@
 //! The test's own file system work, as root in the test process: the ids trees belong to,
 //! making and inspecting files, temporary directories and the mounts made in them.
 
+use std::os::fd::RawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use super::{cp, cs, next_id};
 
@@ -61,6 +64,79 @@ pub fn owner_of(p: impl AsRef<Path>) -> (u32, u32) {
 /// Permission bits (with setuid, setgid, sticky) of a path, not following a final symlink.
 pub fn mode_of(p: impl AsRef<Path>) -> u32 {
     lstat(p.as_ref()).mode() & 0o7777
+}
+
+/// Owner uid:gid of `name` in the directory open as `dir`, not following a final symlink: for
+/// paths longer than a path can name.
+pub fn owner_at(dir: RawFd, name: &[u8]) -> (u32, u32) {
+    use nix::fcntl::AtFlags;
+    let st = nix::sys::stat::fstatat(Some(dir), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .unwrap_or_else(|e| panic!("fstatat {:?}: {e}", String::from_utf8_lossy(name)));
+    (st.st_uid, st.st_gid)
+}
+
+/// A thread exchanging two names (renameat2 RENAME_EXCHANGE) as fast as it can, until
+/// finished or dropped (a failing assertion then still stops it before the tree is removed).
+pub struct Swapper {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<u64>>,
+}
+
+impl Swapper {
+    /// As root (the test's own credentials): every exchange must succeed.
+    pub fn start(a: &Path, b: &Path) -> Swapper {
+        Swapper::spawn(a, b, None)
+    }
+
+    /// With the thread's fsuid and fsgid set to `id` (they are per thread), so that the
+    /// exchanges are that user's; counts the exchanges that succeeded.
+    pub fn start_as(a: &Path, b: &Path, id: u32) -> Swapper {
+        Swapper::spawn(a, b, Some(id))
+    }
+
+    fn spawn(a: &Path, b: &Path, id: Option<u32>) -> Swapper {
+        use nix::fcntl::{renameat2, RenameFlags};
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, a, b) = (stop.clone(), a.to_path_buf(), b.to_path_buf());
+        let handle = std::thread::spawn(move || {
+            if let Some(id) = id {
+                // SAFETY: plain syscalls; they change this thread's credentials only.
+                unsafe {
+                    libc::setfsgid(id);
+                    libc::setfsuid(id);
+                }
+            }
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let r = renameat2(None, &a, None, &b, RenameFlags::RENAME_EXCHANGE);
+                match (r, id) {
+                    (Ok(()), _) => n += 1,
+                    (Err(_), Some(_)) => {}
+                    (Err(e), None) => panic!("renameat2: {e}"),
+                }
+            }
+            n
+        });
+        Swapper {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the thread; the number of exchanges it made.
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// `mount --bind src dst` in the host mount namespace; panics with the reason if refused.

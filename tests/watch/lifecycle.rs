@@ -138,16 +138,7 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
     let mnt = d.o("mnt");
     make_dir(&mnt);
     let m = cp(&mnt);
-    let r = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            m.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            c"mode=0777".as_ptr().cast(),
-        )
-    };
-    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+    d.mount_tmpfs(&mnt, "mode=0777");
     chown(&mnt, OWNER, OWNER);
     make_dir(mnt.join("sub"));
     // A writer whose cwd stays in the detached filesystem.

@@ -6,23 +6,25 @@
 //! - OWNWATCH_EXPECT_CHOICE: what `probe` must choose here (default "tracepoint", the dev/CI
 //!   machine; the qemu matrix sets it per kernel).
 //!
-//! One test binary, `watch`, by topic: `ops` (every op through every syscall), `actors` (who
-//! counts as offending), `negatives` (what must not be reported), `paths` (path forms),
-//! `names` (deep paths, long and odd names), `cli` (usage, probe, output formats) and
-//! `lifecycle` (signals, closed stdout, roots that go away). Below: the syscall helpers the
-//! forked actors share.
+//! One test binary, `watch`, by topic: `ops` and `attrs` (every op through every syscall),
+//! `uring` (the same through io_uring), `actors` (who counts as offending), `negatives` (what
+//! must not be reported), `paths` (path forms), `names` (deep paths, long and odd names), `cli`
+//! (usage, probe, output formats) and `lifecycle` (signals, closed stdout, roots that go away).
+//! Below: the syscall helpers the forked actors share.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 
 mod actors;
+mod attrs;
 mod cli;
 mod lifecycle;
 mod names;
 mod negatives;
 mod ops;
 mod paths;
+mod uring;
 
 use std::ffi::CString;
 use std::path::Path;

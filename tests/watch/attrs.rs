@@ -1,0 +1,305 @@
+//! The ops that change what is there, through every syscall variant, as root (fsuid 0):
+//! chmod, chown, truncate and writes, xattrs (also the *xattrat syscalls).
+
+use super::*;
+
+use libc::c_long;
+
+const SYS_FCHMODAT2: c_long = 452;
+const SYS_SETXATTRAT: c_long = 463;
+const SYS_REMOVEXATTRAT: c_long = 466;
+
+#[repr(C)]
+struct XattrArgs {
+    value: u64,
+    size: u32,
+    flags: u32,
+}
+
+/// Does this kernel have syscall `nr`? (Called with arguments that fail harmlessly.)
+fn have_syscall(nr: c_long) -> bool {
+    let r = unsafe { libc::syscall(nr, -1i64, 0i64, 0i64, 0i64, 0i64, 0i64) };
+    !(r < 0 && errno() == libc::ENOSYS)
+}
+
+#[test]
+fn root_chmod_variants() {
+    needs_root!();
+    let d = TestDir::new("chmod");
+    let t = &d.tree;
+    make_file(d.t("m"), b"");
+    make_dir(d.t("md"));
+    std::os::unix::fs::symlink("m", d.t("msl")).unwrap();
+    let fchmodat2 = have_syscall(SYS_FCHMODAT2);
+    let (evs, by) = d.root_run(&[], || {
+        let dfd = dirfd(t)?;
+        sc!(libc::SYS_chmod, cp(d.t("m")), 0o600)?;
+        let fd = rdonly(&d.t("m"))?;
+        sc!(libc::SYS_fchmod, fd, 0o640)?;
+        sc!(libc::SYS_fchmodat, libc::AT_FDCWD, cp(d.t("m")), 0o604)?;
+        sc!(libc::SYS_fchmodat, dfd, cs("m"), 0o660)?;
+        sc!(libc::SYS_chmod, cp(d.t("msl")), 0o644)?; // follows: the target
+        sc!(libc::SYS_chmod, cp(d.t("md")), 0o1777)?;
+        sc!(libc::SYS_chmod, cp(d.t("m")), 0o4755)?;
+        sc!(libc::SYS_chmod, cp(t), 0o777)?; // the watched root itself
+        if fchmodat2 {
+            sc!(SYS_FCHMODAT2, dfd, cs("m"), 0o640, 0)?;
+            sc!(SYS_FCHMODAT2, fd, cs(""), 0o600, libc::AT_EMPTY_PATH)?;
+            sc!(SYS_FCHMODAT2, dfd, cs("msl"), 0o644, 0)?;
+        }
+        close(fd);
+        close(dfd);
+        Ok(())
+    });
+    let e = |rel: &str, m: u32| by.op("chmod", rel).mode(m);
+    let mut want = vec![
+        e("m", 0o600),
+        e("m", 0o640),
+        e("m", 0o604),
+        e("m", 0o660),
+        e("m", 0o644),
+        e("md", 0o1777),
+        e("m", 0o4755),
+        by.op("chmod", t).mode(0o777),
+    ];
+    if fchmodat2 {
+        want.extend([e("m", 0o640), e("m", 0o600), e("m", 0o644)]);
+    } else {
+        eprintln!("root_chmod_variants: fchmodat2 not in this kernel, not tested");
+    }
+    assert_events(&evs, &want, t);
+}
+
+#[test]
+fn root_chown_variants() {
+    needs_root!();
+    let d = TestDir::new("chown");
+    let t = &d.tree;
+    make_file(d.t("o"), b"");
+    std::os::unix::fs::symlink("o", d.t("osl")).unwrap();
+    let (evs, by) = d.root_run(&[], || {
+        let dfd = dirfd(t)?;
+        sc!(libc::SYS_chown, cp(d.t("o")), OTHER, OTHER)?;
+        let fd = rdonly(&d.t("o"))?;
+        sc!(libc::SYS_fchown, fd, OWNER, -1i32)?;
+        sc!(libc::SYS_lchown, cp(d.t("osl")), OWNER, OWNER)?;
+        sc!(libc::SYS_fchownat, dfd, cs("o"), -1i32, OTHER, 0)?;
+        sc!(
+            libc::SYS_fchownat,
+            dfd,
+            cs("osl"),
+            0,
+            0,
+            libc::AT_SYMLINK_NOFOLLOW
+        )?;
+        sc!(libc::SYS_chown, cp(d.t("osl")), 0, 0)?; // follows: the target
+        sc!(
+            libc::SYS_fchownat,
+            fd,
+            cs(""),
+            OWNER,
+            OWNER,
+            libc::AT_EMPTY_PATH
+        )?;
+        close(fd);
+        close(dfd);
+        Ok(())
+    });
+    let e = |rel: &str, u: Option<u32>, g: Option<u32>| by.op("chown", rel).owner(u, g);
+    assert_events(
+        &evs,
+        &[
+            e("o", Some(OTHER), Some(OTHER)),
+            e("o", Some(OWNER), None),
+            e("osl", Some(OWNER), Some(OWNER)),
+            e("o", None, Some(OTHER)),
+            e("osl", Some(0), Some(0)),
+            e("o", Some(0), Some(0)),
+            e("o", Some(OWNER), Some(OWNER)),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn root_truncate_and_write_variants() {
+    needs_root!();
+    let d = TestDir::new("trunc");
+    let t = &d.tree;
+    make_file(d.t("w"), &[b'x'; 100]);
+    std::os::unix::fs::symlink("w", d.t("wsl")).unwrap();
+    let (evs, by) = d.root_run(&[], || {
+        let dfd = dirfd(t)?;
+        sc!(libc::SYS_truncate, cp(d.t("w")), 50)?;
+        sc!(libc::SYS_truncate, cp(d.t("wsl")), 40)?; // follows
+        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_WRONLY)?;
+        sc!(libc::SYS_ftruncate, fd, 10)?;
+        let b = b"more";
+        sc!(libc::SYS_write, fd, b.as_ptr(), b.len())?; // write(2) itself: no extra event
+        close(fd);
+        let fd = sc!(
+            libc::SYS_openat,
+            dfd,
+            cs("w"),
+            libc::O_RDWR | libc::O_APPEND
+        )?;
+        close(fd);
+        let fd = openat2(dfd, &cs("w"), libc::O_WRONLY, 0)?;
+        close(fd);
+        let fd = sc!(libc::SYS_open, cp(d.t("wsl")), libc::O_WRONLY)?; // follows
+        close(fd);
+        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_RDONLY)?; // nothing
+        close(fd);
+        // An existing file opened for writing with O_TRUNC, or by creat(2): "write".
+        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_WRONLY | libc::O_TRUNC)?;
+        close(fd);
+        let fd = sc!(libc::SYS_creat, cp(d.t("w")), 0o600)?;
+        close(fd);
+        close(dfd);
+        Ok(())
+    });
+    let e = |op: &str| by.op(op, d.t("w"));
+    assert_events(
+        &evs,
+        &[
+            e("truncate"),
+            e("truncate"),
+            e("write"),
+            e("truncate"),
+            e("write"),
+            e("write"),
+            e("write"),
+            e("write"),
+            e("write"),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn root_xattr_variants() {
+    needs_root!();
+    let d = TestDir::new("xattr");
+    let t = &d.tree;
+    make_file(d.t("x"), b"");
+    std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
+    let (evs, by) = d.root_run(&[], || {
+        let v = b"value";
+        let (vp, vl) = (v.as_ptr(), v.len());
+        sc!(libc::SYS_setxattr, cp(d.t("x")), cs("user.a"), vp, vl, 0)?;
+        sc!(libc::SYS_lsetxattr, cp(d.t("x")), cs("user.b"), vp, vl, 0)?;
+        let fd = rdonly(&d.t("x"))?;
+        sc!(libc::SYS_fsetxattr, fd, cs("user.c"), vp, vl, 0)?;
+        sc!(libc::SYS_setxattr, cp(d.t("xsl")), cs("user.d"), vp, vl, 0)?; // follows
+        sc!(libc::SYS_setxattr, cp(t), cs("user.root"), vp, vl, 0)?; // the root itself
+        sc!(libc::SYS_removexattr, cp(d.t("x")), cs("user.a"))?;
+        sc!(libc::SYS_lremovexattr, cp(d.t("x")), cs("user.b"))?;
+        sc!(libc::SYS_fremovexattr, fd, cs("user.c"))?;
+        sc!(libc::SYS_removexattr, cp(d.t("xsl")), cs("user.d"))?; // follows
+                                                                   // l*xattr on a symlink: the link itself (trusted.* is allowed on symlinks for root).
+        sc!(
+            libc::SYS_lsetxattr,
+            cp(d.t("xsl")),
+            cs("trusted.l"),
+            vp,
+            vl,
+            0
+        )?;
+        sc!(libc::SYS_lremovexattr, cp(d.t("xsl")), cs("trusted.l"))?;
+        close(fd);
+        Ok(())
+    });
+    let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
+    assert_events(
+        &evs,
+        &[
+            e("setxattr", "user.a"),
+            e("setxattr", "user.b"),
+            e("setxattr", "user.c"),
+            e("setxattr", "user.d"),
+            by.op("setxattr", t).xattr("user.root"),
+            e("removexattr", "user.a"),
+            e("removexattr", "user.b"),
+            e("removexattr", "user.c"),
+            e("removexattr", "user.d"),
+            by.op("setxattr", "xsl").xattr("trusted.l"),
+            by.op("removexattr", "xsl").xattr("trusted.l"),
+        ],
+        t,
+    );
+}
+
+#[test]
+fn root_xattrat_syscalls() {
+    needs_root!();
+    if !have_syscall(SYS_SETXATTRAT) {
+        eprintln!("root_xattrat_syscalls: setxattrat not in this kernel (< 6.13), not tested");
+        return;
+    }
+    let d = TestDir::new("xattrat");
+    let t = &d.tree;
+    make_file(d.t("x"), b"");
+    std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
+    let (evs, by) = d.root_run(&[], || {
+        let v = b"value";
+        let args = XattrArgs {
+            value: v.as_ptr() as u64,
+            size: v.len() as u32,
+            flags: 0,
+        };
+        let ap = &args as *const XattrArgs;
+        let asz = std::mem::size_of::<XattrArgs>();
+        let dfd = dirfd(t)?;
+        let fd = rdonly(&d.t("x"))?;
+        sc!(SYS_SETXATTRAT, dfd, cs("x"), 0, cs("user.e"), ap, asz)?;
+        sc!(
+            SYS_SETXATTRAT,
+            fd,
+            cs(""),
+            libc::AT_EMPTY_PATH,
+            cs("user.f"),
+            ap,
+            asz
+        )?;
+        sc!(
+            SYS_SETXATTRAT,
+            libc::AT_FDCWD,
+            cp(d.t("xsl")),
+            0,
+            cs("user.g"),
+            ap,
+            asz
+        )?;
+        sc!(SYS_REMOVEXATTRAT, dfd, cs("x"), 0, cs("user.e"))?;
+        sc!(
+            SYS_REMOVEXATTRAT,
+            fd,
+            cs(""),
+            libc::AT_EMPTY_PATH,
+            cs("user.f")
+        )?;
+        sc!(
+            SYS_REMOVEXATTRAT,
+            libc::AT_FDCWD,
+            cp(d.t("xsl")),
+            0,
+            cs("user.g")
+        )?;
+        close(fd);
+        close(dfd);
+        Ok(())
+    });
+    let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
+    assert_events(
+        &evs,
+        &[
+            e("setxattr", "user.e"),
+            e("setxattr", "user.f"),
+            e("setxattr", "user.g"),
+            e("removexattr", "user.e"),
+            e("removexattr", "user.f"),
+            e("removexattr", "user.g"),
+        ],
+        t,
+    );
+}
