@@ -92,20 +92,14 @@ pub fn start_best<'obj>(
 }
 
 /// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/hooks/ctime.h.
-const CTIME_HOOKS: &[(&str, &str)] = &[
-    (prog::TP_CTIME_SET, "inode_set_ctime_to_ts"),
-    (prog::TP_CTIME_XCHG, "ctime_ns_xchg"),
-    (prog::TP_CTIME_SKIP, "ctime_xchg_skip"),
-];
-
-fn ctime_hook_available(prog: &str) -> bool {
+fn ctime_hook_available(name: &str) -> bool {
     // For tests: behave as on a kernel before 6.13 (the kernel matrix's 6.1 and 6.12).
     if std::env::var_os("OWNWATCH_NO_CTIME_HOOKS").is_some() {
         return false;
     }
-    CTIME_HOOKS
+    prog::CTIME
         .iter()
-        .any(|(p, tp)| *p == prog && tracepoint_exists_in("timestamp", tp))
+        .any(|(p, tp)| *p == name && tracepoint_exists_in("timestamp", tp))
 }
 
 pub fn libbpf_log(level: PrintLevel, msg: String) {
@@ -188,11 +182,7 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend) -> Result<Vec<String
         let on = match backend {
             Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls),
             _ => {
-                let (hook_prefix, done_prefix) = match backend {
-                    Backend::Lsm => (prog::LSM, prog::FEXIT_DONE),
-                    Backend::Fentry => (prog::FENTRY, prog::FEXIT_DONE),
-                    _ => (prog::KPROBE, prog::KRETPROBE_DONE),
-                };
+                let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
                     && kernel_has_target(&name, backend, &has_func)
             }

@@ -135,15 +135,17 @@ mod tests {
         }
     }
 
-    fn facts(btf: bool, works: [Result<(), &str>; 4]) -> Facts {
+    /// What the trials of lsm, fentry, kprobe, tracepoint found, in that order, separated by
+    /// " | ": "ok" or the reason it failed.
+    fn facts(btf: bool, works: &str) -> Facts {
         Facts {
             btf,
             statuses: Backend::ALL
                 .iter()
-                .zip(works)
+                .zip(works.split(" | "))
                 .map(|(&backend, w)| Status {
                     backend,
-                    works: w.map_err(str::to_owned),
+                    works: if w == "ok" { Ok(()) } else { Err(w.to_owned()) },
                 })
                 .collect(),
         }
@@ -153,12 +155,10 @@ mod tests {
     fn our_618_machine_ends_at_tracepoint() {
         let f = facts(
             true,
-            [
-                Err("load refused: EPERM"),
-                Err("load refused: EPERM"),
-                Err("attach failed: ENOENT (kprobes not built in)"),
-                Ok(()),
-            ],
+            "load refused: EPERM | \
+             load refused: EPERM | \
+             attach failed: ENOENT (kprobes not built in) | \
+             ok",
         );
         assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Tracepoint));
         let e = choose(&f, BackendReq::Lsm).unwrap_err();
@@ -172,7 +172,7 @@ mod tests {
     fn kernels_where_everything_attaches_pick_lsm() {
         // 6.1-like and 6.12-like (measured in the VMs): all four attach and fire. Whether
         // lsm.s works (6.12 yes, 6.1 EINVAL) does not matter: the handlers are not sleepable.
-        let f = facts(true, [Ok(()), Ok(()), Ok(()), Ok(())]);
+        let f = facts(true, "ok | ok | ok | ok");
         assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Lsm));
         assert_eq!(choose(&f, BackendReq::Fentry), Ok(Backend::Fentry));
         assert_eq!(choose(&f, BackendReq::Kprobe), Ok(Backend::Kprobe));
@@ -181,15 +181,8 @@ mod tests {
 
     #[test]
     fn lsm_not_in_the_boot_list_gives_fentry() {
-        let f = facts(
-            true,
-            [
-                Err("BPF LSM not active (lsm=lockdown,capability,landlock)"),
-                Ok(()),
-                Ok(()),
-                Ok(()),
-            ],
-        );
+        let why = "BPF LSM not active (lsm=lockdown,capability,landlock)";
+        let f = facts(true, &format!("{why} | ok | ok | ok"));
         assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Fentry));
         let e = choose(&f, BackendReq::Lsm).unwrap_err();
         assert!(e.contains("lsm=lockdown"), "{e}");
@@ -198,15 +191,8 @@ mod tests {
     #[test]
     fn no_trampolines_gives_kprobe() {
         // e.g. a kernel without CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS
-        let f = facts(
-            true,
-            [
-                Err("attach failed: ENOTSUPP"),
-                Err("attach failed: ENOTSUPP"),
-                Ok(()),
-                Ok(()),
-            ],
-        );
+        let why = "attach failed: ENOTSUPP";
+        let f = facts(true, &format!("{why} | {why} | ok | ok"));
         assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Kprobe));
     }
 
@@ -214,19 +200,17 @@ mod tests {
     fn no_bpf_lsm_or_no_security_path() {
         let f = facts(
             true,
-            [
-                Err("BPF LSM not active (lsm=lockdown,capability)"),
-                Err("security_path_mkdir not in BTF (CONFIG_SECURITY_PATH off)"),
-                Err("security_path_mkdir not in BTF (CONFIG_SECURITY_PATH off)"),
-                Ok(()),
-            ],
+            "BPF LSM not active (lsm=lockdown,capability) | \
+             security_path_mkdir not in BTF (CONFIG_SECURITY_PATH off) | \
+             security_path_mkdir not in BTF (CONFIG_SECURITY_PATH off) | \
+             ok",
         );
         assert_eq!(choose(&f, BackendReq::Auto), Ok(Backend::Tracepoint));
     }
 
     #[test]
     fn no_btf_nothing_works() {
-        let f = facts(false, [Ok(()), Ok(()), Ok(()), Ok(())]);
+        let f = facts(false, "ok | ok | ok | ok");
         let e = choose(&f, BackendReq::Auto).unwrap_err();
         assert!(e.contains("BTF"), "{e}");
         let e = choose(&f, BackendReq::Tracepoint).unwrap_err();
@@ -235,7 +219,7 @@ mod tests {
 
     #[test]
     fn nothing_fires() {
-        let f = facts(true, [Err("a"), Err("b"), Err("c"), Err("tracefs missing")]);
+        let f = facts(true, "a | b | c | tracefs missing");
         let e = choose(&f, BackendReq::Auto).unwrap_err();
         assert!(e.contains("tracepoint: tracefs missing"), "{e}");
     }

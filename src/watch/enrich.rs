@@ -180,28 +180,21 @@ mod tests {
     #[test]
     fn containers() {
         let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        assert_eq!(
-            container_id(format!("/system.slice/docker-{id}.scope").as_bytes()).as_deref(),
-            Some(id)
-        );
-        assert_eq!(
-            container_id(format!("/kubepods/besteffort/pod1/cri-containerd-{id}.scope").as_bytes())
-                .as_deref(),
-            Some(id)
-        );
-        assert_eq!(
-            container_id(format!("/docker/{id}").as_bytes()).as_deref(),
-            Some(id)
-        );
-        assert_eq!(
-            container_id(format!("/machine.slice/libpod-{id}.scope/container").as_bytes())
-                .as_deref(),
-            Some(id)
-        );
-        assert_eq!(
-            container_id(b"/user.slice/user-1000.slice/session-3.scope"),
-            None
-        );
-        assert_eq!(container_id(b"/"), None);
+        for (cgroup, want) in [
+            (format!("/system.slice/docker-{id}.scope"), Some(id)),
+            (
+                format!("/kubepods/besteffort/pod1/cri-containerd-{id}.scope"),
+                Some(id),
+            ),
+            (format!("/docker/{id}"), Some(id)),
+            (
+                format!("/machine.slice/libpod-{id}.scope/container"),
+                Some(id),
+            ),
+            ("/user.slice/user-1000.slice/session-3.scope".into(), None),
+            ("/".into(), None),
+        ] {
+            assert_eq!(container_id(cgroup.as_bytes()).as_deref(), want, "{cgroup}");
+        }
     }
 }

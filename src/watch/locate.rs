@@ -27,11 +27,8 @@ pub struct Located {
 
 /// A dentry the op changed, as the kernel saw it.
 pub struct Seen {
-    pub path: Vec<u8>,
-    /// the walk was cut short: `path` is not the whole chain
-    pub cut: bool,
-    pub tree: Option<usize>,
-    pub depth: Option<usize>,
+    /// Its walk's path (`cut`: not the whole chain) and the tree the kernel found it in.
+    pub at: Located,
     pub dir: bool,
     pub mode: u32,
     pub leaf: Option<Vec<u8>>,
@@ -57,6 +54,17 @@ pub struct Paths {
     pub op: u32,
     /// A linked O_TMPFILE file's mode.
     pub tmpfile_mode: Option<u32>,
+}
+
+/// What every slot of one record is placed with.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    rec: &'a Record,
+    /// The op acts on the name itself (a final symlink is not followed).
+    nofollow: bool,
+    /// The caller's cwd, for "/proc/self/cwd/..." strings.
+    cwd: Option<&'a [u8]>,
+    roots: &'a [Vec<u8>],
 }
 
 /// Host paths from kernel walks, through the mount table (re-read when it is stale).
@@ -112,8 +120,12 @@ impl Locator {
             Some(Spec { walk: Some(w), .. }) => Some(self.walk_path(w, roots)),
             _ => None,
         };
-        let cwd = cwd.as_deref();
-        let nofollow = ev.flags & flag::NOFOLLOW != 0;
+        let cx = Ctx {
+            rec,
+            nofollow: ev.flags & flag::NOFOLLOW != 0,
+            cwd: cwd.as_deref(),
+            roots,
+        };
         let seen = self.seen(rec, roots);
         let attr = matches!(
             ev.op,
@@ -127,10 +139,10 @@ impl Locator {
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
         // The old name of a link is an existing file: no directory of the op holds it.
         let mut path = if ev.op == op::LINK {
-            self.spec_path(path_spec, rec, nofollow, cwd, roots)
+            self.spec_path(path_spec, cx)
         } else {
             let r = refine(&seen, path_spec, attr, &names, roots);
-            self.settle(r, path_spec, rec, nofollow, cwd, roots)
+            self.settle(r, path_spec, cx)
         };
         let mut out = Paths {
             path: Located::default(),
@@ -141,11 +153,18 @@ impl Locator {
         };
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
             let r = refine(&seen, spec, false, &names, roots);
-            let new = self.settle(r, spec, rec, true, cwd, roots);
+            let new = self.settle(
+                r,
+                spec,
+                Ctx {
+                    nofollow: true,
+                    ..cx
+                },
+            );
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
                 || (ev.op == op::LINK
-                    && !nofollow
+                    && !cx.nofollow
                     && path_spec.string.as_deref().is_some_and(is_proc_fd));
             if tmpfile {
                 out.op = op::CREATE;
@@ -167,16 +186,27 @@ impl Locator {
         Some(out)
     }
 
+    /// A kernel walk located: its path, the tree the kernel found it in and how deep.
+    fn walk_located(&mut self, w: &Walk, roots: &[Vec<u8>]) -> Located {
+        Located {
+            path: self.walk_path(w, roots),
+            exact: true,
+            tree: w.tree.map(|t| t as usize),
+            // a truncated walk's path is not the full chain: no depth to count from
+            depth: w
+                .tree
+                .filter(|_| !w.truncated)
+                .map(|_| w.tree_depth as usize),
+            cut: w.truncated,
+        }
+    }
+
     /// The dentries the op changed, as host paths.
     fn seen(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Vec<Seen> {
         rec.seen
             .iter()
             .map(|w| Seen {
-                path: self.walk_path(w, roots),
-                cut: w.truncated,
-                tree: w.tree.map(|t| t as usize),
-                // a truncated walk's path is not the full chain: no depth to count from
-                depth: (!w.truncated).then_some(w.tree_depth as usize),
+                at: self.walk_located(w, roots),
                 dir: w.is_dir(),
                 mode: w.mode,
                 leaf: w.leaf().map(<[u8]>::to_vec),
@@ -185,14 +215,8 @@ impl Locator {
     }
 
     /// Path of one slot, whether it was resolved on disk, and its tree.
-    fn spec_path(
-        &mut self,
-        spec: &Spec,
-        rec: &Record,
-        nofollow: bool,
-        cwd: Option<&[u8]>,
-        roots: &[Vec<u8>],
-    ) -> Located {
+    fn spec_path(&mut self, spec: &Spec, cx: Ctx) -> Located {
+        let (rec, roots) = (cx.rec, cx.roots);
         match (&spec.string, &spec.walk) {
             // The walk is the object: AT_EMPTY_PATH on an fd, or the caller's own
             // "/proc/self/fd/N" walked in the kernel (the fd is gone by now).
@@ -200,28 +224,14 @@ impl Locator {
                 if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()
                     || rec.ev.flags & flag::PROC_FD != 0 && is_proc_fd(s)) =>
             {
-                self.string_path(s, w.as_ref(), spec, rec, nofollow, cwd, roots)
+                self.string_path(s, w.as_ref(), spec, cx)
             }
             (_, Some(w)) => {
-                let path = self.walk_path(w, roots);
-                let tree = match w.tree {
-                    Some(t) => Some(t as usize),
-                    None => tree_of(&path, roots),
-                };
-                let depth = w
-                    .tree
-                    .filter(|_| !w.truncated)
-                    .map(|_| w.tree_depth as usize);
+                let mut at = self.walk_located(w, roots);
+                at.tree = at.tree.or_else(|| tree_of(&at.path, roots));
                 // (a string the kernel had no room for at all: the walk is only its base)
-                let cut =
-                    w.truncated || spec.string.is_none() && rec.ev.flags & flag::TRUNCATED != 0;
-                Located {
-                    path,
-                    exact: true,
-                    tree,
-                    depth,
-                    cut,
-                }
+                at.cut |= spec.string.is_none() && rec.ev.flags & flag::TRUNCATED != 0;
+                at
             }
             (_, None) => Located {
                 cut: true,
@@ -231,17 +241,8 @@ impl Locator {
     }
 
     /// A caller's string, resolved on disk against the walked directory (or "/").
-    #[allow(clippy::too_many_arguments)]
-    fn string_path(
-        &mut self,
-        s: &[u8],
-        w: Option<&Walk>,
-        spec: &Spec,
-        rec: &Record,
-        nofollow: bool,
-        cwd: Option<&[u8]>,
-        roots: &[Vec<u8>],
-    ) -> Located {
+    fn string_path(&mut self, s: &[u8], w: Option<&Walk>, spec: &Spec, cx: Ctx) -> Located {
+        let (rec, roots, nofollow) = (cx.rec, cx.roots, cx.nofollow);
         let base = match w {
             Some(w) => self.walk_path(w, roots),
             None => b"/".to_vec(),
@@ -251,7 +252,7 @@ impl Locator {
             string: s,
             absolute: s.first() == Some(&b'/'),
             nofollow,
-            cwd,
+            cwd: cx.cwd,
             pid: rec.ev.pid,
             tid: rec.ev.tid,
         });
@@ -288,20 +289,12 @@ impl Locator {
 
     /// The path of a slot from `refine`'s answer, resolving the string on disk only when the
     /// kernel's walks did not decide it.
-    fn settle(
-        &mut self,
-        r: Refined,
-        spec: &Spec,
-        rec: &Record,
-        nofollow: bool,
-        cwd: Option<&[u8]>,
-        roots: &[Vec<u8>],
-    ) -> Located {
+    fn settle(&mut self, r: Refined, spec: &Spec, cx: Ctx) -> Located {
         match r {
             Refined::Kernel(k) => k,
-            Refined::Open => self.spec_path(spec, rec, nofollow, cwd, roots),
+            Refined::Open => self.spec_path(spec, cx),
             Refined::Pick(cands) => {
-                let r = self.spec_path(spec, rec, nofollow, cwd, roots);
+                let r = self.spec_path(spec, cx);
                 cands.into_iter().find(|c| c.path == r.path).unwrap_or(r)
             }
         }
@@ -322,16 +315,13 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     let tree_of = |p: &[u8], t: Option<usize>| t.or_else(|| tree_of(p, roots));
     if attr {
         // chmod, chown, truncate, xattrs change the ctime of their object only.
-        let o = &seen[0];
+        let o = &seen[0].at;
         if o.cut {
             return Refined::Open;
         }
         return Refined::Kernel(Located {
-            path: o.path.clone(),
-            exact: true,
             tree: tree_of(&o.path, o.tree),
-            depth: o.tree.and(o.depth),
-            cut: false,
+            ..o.clone()
         });
     }
     let name = final_component(s);
@@ -342,22 +332,24 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     // (a moved or removed directory sits, named as the op says, in another seen directory).
     let is_object = |w: &Seen| {
         w.leaf.as_deref().is_some_and(|l| names.contains(&l))
-            && seen.iter().any(|o| o.dir && o.path == parent_of(&w.path))
+            && seen
+                .iter()
+                .any(|o| o.dir && o.at.path == parent_of(&w.at.path))
     };
     let dirs = seen.iter().filter(|w| w.dir && !is_object(w));
     // A walk cut short cannot name its directory, nor tell which end of a move this is:
     // the string decides then.
-    if dirs.clone().any(|w| w.cut) {
+    if dirs.clone().any(|w| w.at.cut) {
         return Refined::Open;
     }
     let mut cands: Vec<Located> = dirs
         .map(|d| {
-            let path = join(&d.path, name);
+            let path = join(&d.at.path, name);
             Located {
-                tree: tree_of(&path, d.tree),
+                tree: tree_of(&path, d.at.tree),
                 path,
                 exact: true,
-                depth: d.tree.and(d.depth).map(|k| k + 1),
+                depth: d.at.depth.map(|k| k + 1),
                 cut: false,
             }
         })

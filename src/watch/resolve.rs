@@ -209,17 +209,22 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn proc_self_root_needs_no_live_writer() {
-        let sp = StrPath {
-            base: b"/var/lib/ct/rootfs",
-            string: b"/proc/self/root/srv/app/x",
-            absolute: true,
+    /// A path string of writer 77 (thread 78), as it went to a syscall.
+    fn sp<'a>(base: &'a [u8], string: &'a [u8], cwd: Option<&'a [u8]>) -> StrPath<'a> {
+        StrPath {
+            base,
+            string,
+            absolute: string.starts_with(b"/"),
             nofollow: true,
-            cwd: None,
+            cwd,
             pid: 77,
             tid: 78,
-        };
+        }
+    }
+
+    #[test]
+    fn proc_self_root_needs_no_live_writer() {
+        let sp = sp(b"/var/lib/ct/rootfs", b"/proc/self/root/srv/app/x", None);
         assert_eq!(
             proc_rewrite(&sp).unwrap(),
             (b"/var/lib/ct/rootfs".to_vec(), b"/srv/app/x".to_vec(), true)
@@ -233,15 +238,7 @@ mod tests {
 
     #[test]
     fn proc_self_is_the_writer() {
-        let sp = StrPath {
-            base: b"/",
-            string: b"/proc/self/cwd/a/b",
-            absolute: true,
-            nofollow: true,
-            cwd: Some(b"/srv/app"),
-            pid: 77,
-            tid: 78,
-        };
+        let sp = sp(b"/", b"/proc/self/cwd/a/b", Some(b"/srv/app"));
         assert_eq!(
             proc_rewrite(&sp).unwrap(),
             (b"/srv/app".to_vec(), b"a/b".to_vec(), false)
@@ -268,15 +265,7 @@ mod tests {
         let base = d.as_os_str().as_bytes();
         let real = fs::canonicalize(d.join("real")).unwrap();
         let real = real.as_os_str().as_bytes();
-        let sp = StrPath {
-            base,
-            string: b"link/sub/../new",
-            absolute: false,
-            nofollow: true,
-            cwd: None,
-            pid: 1,
-            tid: 1,
-        };
+        let sp = sp(base, b"link/sub/../new", None);
         let (p, exact) = resolve_str(&sp);
         assert!(exact);
         assert_eq!(p, join(real, b"new"));

@@ -508,6 +508,11 @@ fn sighup_reopen_under_a_write_storm() {
         std::thread::spawn(move || {
             for r in rotated.iter() {
                 std::thread::sleep(std::time::Duration::from_millis(30));
+                // On a loaded machine the writer may not have flushed a line yet: each file
+                // must get some before it is rotated.
+                while std::fs::metadata(&p).map_or(0, |m| m.len()) == 0 {
+                    std::thread::yield_now();
+                }
                 std::fs::rename(&p, r).unwrap();
                 nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGHUP).unwrap();
                 // Wait for the writer to have reopened before the next rotation.
