@@ -2,7 +2,9 @@
 # Fetch Debian's cloud kernels for the kernel matrix into $CACHE (default .cache/vm) and
 # extract each one's vmlinuz and modules. Uses a private apt configuration (own sources list,
 # state and cache under $CACHE/apt), so the host's apt sources are never touched.
-# Prints "<version> <dir>" per kernel on stdout.
+# VM_KERNEL_SET: which kernel lines (default "6.1 6.12"; also 5.10, 7.2, 7.3, or "all").
+# Prints "<version> <dir>" per kernel on stdout; each <dir>/root has boot/vmlinuz-<version>
+# and lib/modules/<version>.
 set -euo pipefail
 CACHE=${CACHE:-.cache/vm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -10,10 +12,19 @@ mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 A=$CACHE/apt
 mkdir -p "$A/lists/partial" "$A/archives/partial" "$A/etc/preferences.d" "$A/etc/apt.conf.d" "$CACHE/debs"
-cat > "$A/sources.list" <<SRC
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm-backports main
-SRC
+SET=${VM_KERNEL_SET:-6.1 6.12}
+[ "$SET" != all ] || SET="5.10 6.1 6.12 7.2 7.3"
+K=/usr/share/keyrings/debian-archive-keyring.gpg
+{
+  echo "deb [signed-by=$K] $MIRROR bookworm main"
+  echo "deb [signed-by=$K] $MIRROR bookworm-backports main"
+  case " $SET " in *" 5.10 "*) echo "deb [signed-by=$K] $MIRROR bullseye main" ;; esac
+  case " $SET " in *" 7."*) echo "deb [signed-by=$K] $MIRROR trixie-backports main"
+                           echo "deb [signed-by=$K] $MIRROR sid main" ;; esac
+} > "$A/sources.list.new"
+# a changed list of suites needs fresh indexes
+if ! cmp -s "$A/sources.list.new" "$A/sources.list"; then rm -f "$A/lists/.stamp"; fi
+mv "$A/sources.list.new" "$A/sources.list"
 APT=(-o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=-"
      -o "Dir::Etc::Parts=$A/etc/apt.conf.d" -o "Dir::Etc::PreferencesParts=$A/etc/preferences.d"
      -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A" -o "Dir::Cache::Archives=$A/archives"
@@ -28,22 +39,45 @@ if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440)" ]; then
 fi
 
 pick() { # newest package name matching an extended regex
-  apt-cache "${APT[@]}" pkgnames linux-image- | grep -E "$1" | sort -V | tail -1
+  apt-cache "${APT[@]}" pkgnames "$2" | grep -E "$1" | sort -V | tail -1
 }
-for pat in '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' \
-           '^linux-image-6\.12\.[0-9.]+\+deb12-cloud-amd64-unsigned$'; do
-  pkg=$(pick "$pat")
-  [ -n "$pkg" ] || { echo "fetch-kernels: no package matches $pat" >&2; exit 2; }
+fetch() { # package -> its .deb in $CACHE/debs
+  local pkg=$1 ver deb
   ver=$(apt-cache "${APT[@]}" show "$pkg" | sed -n 's/^Version: //p' | sort -V | tail -1)
   deb=$(ls "$CACHE/debs/${pkg}_"*.deb 2>/dev/null | head -1 || true)
   if [ -z "$deb" ]; then
     (cd "$CACHE/debs" && apt-get "${APT[@]}" download -qq "$pkg=$ver" >&2)
     deb=$(ls "$CACHE/debs/${pkg}_"*.deb | head -1)
   fi
+  echo "$deb"
+}
+for line in $SET; do
+  # Up to 6.x the image package holds the kernel and its modules; from 7.x it is a meta
+  # package: the kernel is in linux-binary-<ver> (usr/lib/modules/<ver>/vmlinuz), the modules
+  # in linux-modules-<ver>.
+  case $line in
+    5.10) pkgs=$(pick '^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$' linux-image-) ;;
+    6.1) pkgs=$(pick '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' linux-image-) ;;
+    6.12) pkgs=$(pick '^linux-image-6\.12\.[0-9.]+\+deb12-cloud-amd64-unsigned$' linux-image-) ;;
+    7.*) b=$(pick "^linux-binary-${line//./\\.}\\.[0-9.]+\\+deb1[34]-cloud-amd64\$" linux-binary-)
+         pkgs="$b ${b:+linux-modules-${b#linux-binary-}}" ;;
+    *) echo "fetch-kernels: unknown kernel line $line (VM_KERNEL_SET)" >&2; exit 2 ;;
+  esac
+  pkg=${pkgs%% *}
+  [ -n "$pkg" ] || { echo "fetch-kernels: no package for kernel $line" >&2; exit 2; }
   kdir=$CACHE/kernels/$pkg
   if [ ! -e "$kdir/.done" ]; then
-    rm -rf "$kdir"; mkdir -p "$kdir"
-    dpkg-deb -x "$deb" "$kdir/root"
+    rm -rf "$kdir"; mkdir -p "$kdir/root"
+    for p in $pkgs; do dpkg-deb -x "$(fetch "$p")" "$kdir/root"; done
+    # merged /usr (7.x): the layout run-kernel.sh reads
+    if [ ! -d "$kdir/root/lib/modules" ] && [ -d "$kdir/root/usr/lib/modules" ]; then
+      ln -s usr/lib "$kdir/root/lib"
+    fi
+    krel=$(ls "$kdir/root/lib/modules" | head -1)
+    if [ ! -e "$kdir/root/boot/vmlinuz-$krel" ]; then
+      mkdir -p "$kdir/root/boot"
+      ln -s "../lib/modules/$krel/vmlinuz" "$kdir/root/boot/vmlinuz-$krel"
+    fi
     touch "$kdir/.done"
   fi
   krel=$(ls "$kdir/root/lib/modules" | head -1)
