@@ -54,13 +54,14 @@ fetch() { # package -> its .deb in $CACHE/debs
 for line in $SET; do
   # Up to 6.x the image package holds the kernel and its modules; from 7.x it is a meta
   # package: the kernel is in linux-binary-<ver> (usr/lib/modules/<ver>/vmlinuz), the modules
-  # in linux-modules-<ver>.
+  # in linux-modules-<ver>, modules.builtin and the config in linux-base-<ver>.
   case $line in
     5.10) pkgs=$(pick '^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$' linux-image-) ;;
     6.1) pkgs=$(pick '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' linux-image-) ;;
     6.12) pkgs=$(pick '^linux-image-6\.12\.[0-9.]+\+deb12-cloud-amd64-unsigned$' linux-image-) ;;
     7.*) b=$(pick "^linux-binary-${line//./\\.}\\.[0-9.]+\\+deb1[34]-cloud-amd64\$" linux-binary-)
-         pkgs="$b ${b:+linux-modules-${b#linux-binary-}}" ;;
+         v=${b#linux-binary-}
+         pkgs="$b ${b:+linux-modules-$v linux-base-$v}" ;;
     *) echo "fetch-kernels: unknown kernel line $line (VM_KERNEL_SET)" >&2; exit 2 ;;
   esac
   pkg=${pkgs%% *}
