@@ -24,8 +24,7 @@ fn have_syscall(nr: c_long) -> bool {
 
 #[test]
 fn root_chmod_variants() {
-    needs_root!();
-    let d = TestDir::new("chmod");
+    let d = root_dir!("chmod");
     let t = &d.tree;
     make_file(d.t("m"), b"");
     make_dir(d.t("md"));
@@ -67,13 +66,12 @@ fn root_chmod_variants() {
     } else {
         eprintln!("root_chmod_variants: fchmodat2 not in this kernel, not tested");
     }
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 #[test]
 fn root_chown_variants() {
-    needs_root!();
-    let d = TestDir::new("chown");
+    let d = root_dir!("chown");
     let t = &d.tree;
     make_file(d.t("o"), b"");
     std::os::unix::fs::symlink("o", d.t("osl")).unwrap();
@@ -106,7 +104,7 @@ fn root_chown_variants() {
         Ok(())
     });
     let e = |rel: &str, u: Option<u32>, g: Option<u32>| by.op("chown", rel).owner(u, g);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("o", Some(OTHER), Some(OTHER)),
@@ -117,14 +115,12 @@ fn root_chown_variants() {
             e("o", Some(0), Some(0)),
             e("o", Some(OWNER), Some(OWNER)),
         ],
-        t,
     );
 }
 
 #[test]
 fn root_truncate_and_write_variants() {
-    needs_root!();
-    let d = TestDir::new("trunc");
+    let d = root_dir!("trunc");
     let t = &d.tree;
     make_file(d.t("w"), &[b'x'; 100]);
     std::os::unix::fs::symlink("w", d.t("wsl")).unwrap();
@@ -159,7 +155,7 @@ fn root_truncate_and_write_variants() {
         Ok(())
     });
     let e = |op: &str| by.op(op, d.t("w"));
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("truncate"),
@@ -172,14 +168,12 @@ fn root_truncate_and_write_variants() {
             e("write"),
             e("write"),
         ],
-        t,
     );
 }
 
 #[test]
 fn root_xattr_variants() {
-    needs_root!();
-    let d = TestDir::new("xattr");
+    let d = root_dir!("xattr");
     let t = &d.tree;
     make_file(d.t("x"), b"");
     std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
@@ -210,7 +204,7 @@ fn root_xattr_variants() {
         Ok(())
     });
     let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("setxattr", "user.a"),
@@ -225,7 +219,6 @@ fn root_xattr_variants() {
             by.op("setxattr", "xsl").xattr("trusted.l"),
             by.op("removexattr", "xsl").xattr("trusted.l"),
         ],
-        t,
     );
 }
 
@@ -290,7 +283,7 @@ fn root_xattrat_syscalls() {
         Ok(())
     });
     let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("setxattr", "user.e"),
@@ -300,6 +293,5 @@ fn root_xattrat_syscalls() {
             e("removexattr", "user.f"),
             e("removexattr", "user.g"),
         ],
-        t,
     );
 }

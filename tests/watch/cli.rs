@@ -21,8 +21,7 @@ fn assert_usage_error(args: &[&str]) {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    needs_root!();
-    let d = TestDir::new("badinput");
+    let d = root_dir!("badinput");
     let t = s(&d.tree);
     let file = d.o("a_file");
     make_file(&file, b"");
@@ -73,8 +72,7 @@ fn bad_input_exits_2_with_one_line() {
 /// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic).
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    needs_root!();
-    let d = TestDir::new("usage");
+    let d = root_dir!("usage");
     let t = s(&d.tree);
     for args in [
         vec!["watch"],
@@ -131,10 +129,8 @@ fn probe_reports_every_backend_and_the_choice() {
 
 #[test]
 fn format_text_is_one_readable_line_per_event() {
-    needs_root!();
-    let d = TestDir::new("text");
+    let (d, mut a) = watched!("text", &["--format", "text"]);
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--format", "text"]);
     run_as(Creds::Root, || {
         mkdir(&d.t("text_dir"), 0o755)?;
         create(&d.t("text_file"), 0o644)?;
@@ -180,9 +176,7 @@ fn format_text_is_one_readable_line_per_event() {
 
 #[test]
 fn verbose_keeps_stdout_for_events() {
-    needs_root!();
-    let d = TestDir::new("verbose");
-    let t = &d.tree;
+    let d = root_dir!("verbose");
     let (evs, by) = d.root_run(&["-v"], || mkdir(&d.t("v"), 0o755));
-    assert_events(&evs, &[by.mkdir("v", 0o755)], t);
+    d.expect(&evs, &[by.mkdir("v", 0o755)]);
 }

@@ -64,6 +64,20 @@ fn create(p: &Path, mode: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// open(p, flags, mode) + close.
+fn open_close(p: &Path, flags: i32, mode: u32) -> Result<(), String> {
+    let fd = sc!(libc::SYS_open, cp(p), flags, mode)?;
+    close(fd);
+    Ok(())
+}
+
+/// openat(dfd, name, flags, mode) + close.
+fn openat_close(dfd: impl SysArg, name: CString, flags: i32, mode: u32) -> Result<(), String> {
+    let fd = sc!(libc::SYS_openat, dfd, name, flags, mode)?;
+    close(fd);
+    Ok(())
+}
+
 fn openat2(dfd: c_long, path: &CString, flags: i32, mode: u32) -> Result<c_long, String> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,

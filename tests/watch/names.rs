@@ -47,8 +47,7 @@ fn deep_expect(by: &By, names: &[Vec<u8>]) -> Vec<Exp> {
 
 #[test]
 fn path_120_levels_deep() {
-    needs_root!();
-    let d = TestDir::new("deep");
+    let d = root_dir!("deep");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..120)
         .map(|i| format!("level{i:03}").into_bytes())
@@ -65,13 +64,12 @@ fn path_120_levels_deep() {
         120,
         "120th event's path {last:?} is not 120 levels below the tree"
     );
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 #[test]
 fn path_120_levels_of_255_byte_names() {
-    needs_root!();
-    let d = TestDir::new("deeplong");
+    let d = root_dir!("deeplong");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..120)
         .map(|i| {
@@ -82,7 +80,7 @@ fn path_120_levels_of_255_byte_names() {
         .collect();
     let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
     let want = deep_expect(&by, &names);
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 /// 300 levels of 255-byte names: a path (~77 KB) longer than the kernel side can carry.
@@ -90,8 +88,7 @@ fn path_120_levels_of_255_byte_names() {
 /// "truncated": true, one that is not marked must be exact.
 #[test]
 fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
-    needs_root!();
-    let d = TestDir::new("deeper");
+    let d = root_dir!("deeper");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..300)
         .map(|i| {
@@ -123,15 +120,14 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
             w.path = e["path"].as_str().unwrap_or("").as_bytes().to_vec();
         }
     }
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 /// Every op on a file ~36 KB deep, by names relative to the working directory: whole paths,
 /// none marked "truncated" (the walks of the directories the op changed take room too).
 #[test]
 fn ops_36_kb_deep_are_whole() {
-    needs_root!();
-    let d = TestDir::new("deepops");
+    let d = root_dir!("deepops");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..140)
         .map(|i| {
@@ -157,7 +153,7 @@ fn ops_36_kb_deep_are_whole() {
     });
     let evs = a.finish_with(t, Sentinel::Create);
     let by = By::new(&deep, 0, pid);
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.op("create", "leaf").mode(0o644),
@@ -167,15 +163,12 @@ fn ops_36_kb_deep_are_whole() {
             by.op("symlink", "sl").target("leaf2"),
             by.op("unlink", "leaf3"),
         ],
-        t,
     );
 }
 
 #[test]
 fn names_of_255_bytes_and_long_symlink_targets() {
-    needs_root!();
-    let d = TestDir::new("longname");
-    let t = &d.tree;
+    let d = root_dir!("longname");
     let n = |c: char| c.to_string().repeat(255);
     let long_target = format!("/{}", "t/".repeat(2000)); // 4001 bytes
     let (evs, by) = d.root_run(&[], || {
@@ -187,7 +180,7 @@ fn names_of_255_bytes_and_long_symlink_targets() {
         create(&d.t(&format!("{}/{}", n('b'), n('f'))), 0o600)?;
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.op("create", d.t(&n('a'))).mode(0o644),
@@ -198,14 +191,12 @@ fn names_of_255_bytes_and_long_symlink_targets() {
             by.op("create", d.t(&format!("{}/{}", n('b'), n('f'))))
                 .mode(0o600),
         ],
-        t,
     );
 }
 
 #[test]
 fn odd_names_are_exact_and_one_line_each() {
-    needs_root!();
-    let d = TestDir::new("oddnames");
+    let d = root_dir!("oddnames");
     let t = &d.tree;
     let names: Vec<&[u8]> = vec![
         b"new\nline",
@@ -268,5 +259,5 @@ fn odd_names_are_exact_and_one_line_each() {
         by.op("rename", join_bytes(t, names[6]))
             .new_path(join_bytes(t, b"renamed\xfe\x01")),
     );
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }

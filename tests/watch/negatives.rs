@@ -8,8 +8,7 @@ use super::*;
 
 #[test]
 fn failed_operations_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("failed");
+    let d = root_dir!("failed");
     let t = &d.tree;
     make_file(d.t("exists"), b"");
     make_file(d.t("e2"), b"");
@@ -105,7 +104,7 @@ fn failed_operations_are_not_reported() {
         Ok(())
     });
     let evs = a.finish(t);
-    assert_events(&evs, &[], t);
+    d.expect(&evs, &[]);
 }
 
 /// Every op, as `creds`, inside `dir` (which `creds` may write); `side` is a directory
@@ -202,8 +201,7 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
 
 #[test]
 fn owner_writes_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("ownerok");
+    let d = root_dir!("ownerok");
     let t = &d.tree;
     let side = d.base.join("ownerside");
     make_dir(&side);
@@ -218,17 +216,15 @@ fn owner_writes_are_not_reported() {
     // The same as root outside the tree, right after, to show the agent was listening.
     let pid = run_as(Creds::Root, || mkdir(&d.t("root_after"), 0o755));
     let evs = a.finish(t);
-    assert_events(
+    d.expect(
         &evs,
         &[Exp::new("mkdir", d.t("root_after"), 0).pid(pid).mode(0o755)],
-        t,
     );
 }
 
 #[test]
 fn root_writes_outside_the_tree_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("outside");
+    let d = root_dir!("outside");
     let t = &d.tree;
     // A sibling whose name has the tree's path as a string prefix.
     let sibling = PathBuf::from(format!("{}-sibling", t.display()));
@@ -271,17 +267,15 @@ fn root_writes_outside_the_tree_are_not_reported() {
     });
     let pid = run_as(Creds::Root, || mkdir(&d.t("inside"), 0o700));
     let evs = a.finish(t);
-    assert_events(
+    d.expect(
         &evs,
         &[Exp::new("mkdir", d.t("inside"), 0).pid(pid).mode(0o700)],
-        t,
     );
 }
 
 #[test]
 fn allowed_users_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("allow");
+    let d = root_dir!("allow");
     let t = &d.tree;
     let other_side = d.base.join("otherside");
     make_dir(&other_side);
@@ -305,18 +299,15 @@ fn allowed_users_are_not_reported() {
     });
     let pid = run_as(Creds::Root, || mkdir(&d.t("root_dir"), 0o755));
     let evs = a.finish(t);
-    assert_events(
+    d.expect(
         &evs,
         &[Exp::new("mkdir", d.t("root_dir"), 0).pid(pid).mode(0o755)],
-        t,
     );
 }
 
 #[test]
 fn ops_mkdir_reports_only_mkdir() {
-    needs_root!();
-    let d = TestDir::new("opsmkdir");
-    let t = &d.tree;
+    let d = root_dir!("opsmkdir");
     let (evs, by) = d.root_run(&["--ops", "mkdir"], || {
         create(&d.t("f"), 0o644)?;
         mkdir(&d.t("d1"), 0o755)?;
@@ -344,15 +335,13 @@ fn ops_mkdir_reports_only_mkdir() {
         sc!(libc::SYS_rmdir, cp(d.t("d1")))?;
         Ok(())
     });
-    assert_events(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)], t);
+    d.expect(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)]);
 }
 
 #[test]
 fn ops_list_reports_only_those_ops() {
-    needs_root!();
-    let d = TestDir::new("opslist");
+    let (d, mut a) = watched!("opslist", &["--ops", "create,rename,unlink"]);
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--ops", "create,rename,unlink"]);
     let pid = run_as(Creds::Root, || {
         mkdir(&d.t("d"), 0o755)?;
         create(&d.t("f"), 0o644)?;
@@ -366,22 +355,19 @@ fn ops_list_reports_only_those_ops() {
         Ok(())
     });
     let evs = a.finish_with(t, Sentinel::Create);
-    assert_events(
+    d.expect(
         &evs,
         &[
             Exp::new("create", d.t("f"), 0).pid(pid).mode(0o644),
             Exp::new("rename", d.t("f"), 0).pid(pid).new_path(d.t("g")),
             Exp::new("unlink", d.t("g"), 0).pid(pid),
         ],
-        t,
     );
 }
 
 #[test]
 fn ops_accepts_every_op_name() {
-    needs_root!();
-    let d = TestDir::new("opsall");
-    let t = &d.tree;
+    let d = root_dir!("opsall");
     let all = "create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,\
                setxattr,removexattr,write";
     let (evs, by) = d.root_run(&["--ops", all], || {
@@ -390,13 +376,12 @@ fn ops_accepts_every_op_name() {
         sc!(libc::SYS_unlink, cp(d.t("f")))?;
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.create("f", 0o644),
             by.op("chmod", "f").mode(0o600),
             by.op("unlink", "f"),
         ],
-        t,
     );
 }

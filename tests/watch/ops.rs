@@ -7,35 +7,20 @@ use super::*;
 
 #[test]
 fn root_create_variants() {
-    needs_root!();
-    let d = TestDir::new("create");
+    let d = root_dir!("create");
     let t = &d.tree;
     let (evs, by) = d.root_run(&[], || {
-        let fd = sc!(
-            libc::SYS_open,
-            cp(d.t("c_open")),
-            libc::O_CREAT | libc::O_WRONLY,
-            0o640
-        )?;
-        close(fd);
-        let fd = sc!(
-            libc::SYS_openat,
+        let (wr, excl) = (libc::O_CREAT | libc::O_WRONLY, libc::O_EXCL);
+        open_close(&d.t("c_open"), wr, 0o640)?;
+        openat_close(
             libc::AT_FDCWD,
             cp(d.t("c_openat")),
             libc::O_CREAT | libc::O_RDWR,
-            0o600
+            0o600,
         )?;
-        close(fd);
         let dfd = dirfd(t)?; // reading a directory: nothing
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs("c_openat_dirfd"),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
-            0o644
-        )?;
-        close(fd);
-        let fd = openat2(dfd, &cs("c_openat2"), libc::O_CREAT | libc::O_WRONLY, 0o640)?;
+        openat_close(dfd, cs("c_openat_dirfd"), wr | excl, 0o644)?;
+        let fd = openat2(dfd, &cs("c_openat2"), wr, 0o640)?;
         close(fd);
         let fd = sc!(libc::SYS_creat, cp(d.t("c_creat")), 0o604)?;
         close(fd);
@@ -87,49 +72,35 @@ fn root_create_variants() {
         )?;
         sc!(libc::SYS_mknod, cp(d.t("c_mknod_notype")), 0o620, 0)?; // type 0 = regular
                                                                     // Existing file: O_CREAT without O_EXCL opens it -> write, not create.
-        let fd = sc!(
-            libc::SYS_open,
-            cp(d.t("c_open")),
-            libc::O_CREAT | libc::O_WRONLY,
-            0o777
-        )?;
-        close(fd);
+        open_close(&d.t("c_open"), wr, 0o777)?;
         // Read-only opens of an existing file: nothing.
-        let fd = sc!(libc::SYS_open, cp(d.t("c_open")), libc::O_RDONLY)?;
-        close(fd);
-        let fd = sc!(
-            libc::SYS_open,
-            cp(d.t("c_open")),
-            libc::O_CREAT | libc::O_RDONLY,
-            0o600
-        )?;
-        close(fd);
+        open_close(&d.t("c_open"), libc::O_RDONLY, 0)?;
+        open_close(&d.t("c_open"), libc::O_CREAT | libc::O_RDONLY, 0o600)?;
         close(dfd);
         Ok(())
     });
-    assert_events(
-        &evs,
+    let mut want = by.modes(
+        "create",
         &[
-            by.op("create", "c_open").mode(0o640),
-            by.op("create", "c_openat").mode(0o600),
-            by.op("create", "c_openat_dirfd").mode(0o644),
-            by.op("create", "c_openat2").mode(0o640),
-            by.op("create", "c_creat").mode(0o604),
-            by.op("create", "c_tmp_empty").mode(0o600),
-            by.op("create", "c_tmp_proc").mode(0o640),
-            by.op("create", "c_mknod").mode(0o644),
-            by.op("create", "c_mknodat").mode(0o600),
-            by.op("create", "c_mknod_notype").mode(0o620),
-            by.op("write", "c_open"),
+            ("c_open", 0o640),
+            ("c_openat", 0o600),
+            ("c_openat_dirfd", 0o644),
+            ("c_openat2", 0o640),
+            ("c_creat", 0o604),
+            ("c_tmp_empty", 0o600),
+            ("c_tmp_proc", 0o640),
+            ("c_mknod", 0o644),
+            ("c_mknodat", 0o600),
+            ("c_mknod_notype", 0o620),
         ],
-        t,
     );
+    want.push(by.op("write", "c_open"));
+    d.expect(&evs, &want);
 }
 
 #[test]
 fn root_mkdir_mknod_symlink_link_variants() {
-    needs_root!();
-    let d = TestDir::new("mkdir");
+    let d = root_dir!("mkdir");
     let t = &d.tree;
     make_file(d.t("f"), b"data");
     make_file(d.o("src_in"), b"outside");
@@ -207,34 +178,38 @@ fn root_mkdir_mknod_symlink_link_variants() {
         close(dfd);
         Ok(())
     });
-    assert_events(
+    let link = |from, to: &str| by.op("link", from).new_path(d.t(to));
+    let dirs = [
+        ("d_mkdir", 0o755),
+        ("d_mkdirat", 0o700),
+        ("d_fd", 0o750),
+        ("d_sticky", 0o1777),
+    ];
+    let nodes = [
+        ("n_fifo", 0o644),
+        ("n_fifo2", 0o600),
+        ("n_sock", 0o640),
+        ("n_chr", 0o600),
+    ];
+    let names = vec![
+        by.op("symlink", "s_rel").target("f"),
+        by.op("symlink", "s_abs").target("/nonexistent/abs target"),
+        link(t.join("f"), "l_link"),
+        link(t.join("f"), "l_linkat"),
+        link(t.join("s_rel"), "l_sym"),
+        link(t.join("f"), "l_follow"),
+        link(t.join("f"), "l_empty"),
+        link(d.o("src_in"), "l_in"),
+    ];
+    d.expect(
         &evs,
-        &[
-            by.op("mkdir", "d_mkdir").mode(0o755),
-            by.op("mkdir", "d_mkdirat").mode(0o700),
-            by.op("mkdir", "d_fd").mode(0o750),
-            by.op("mkdir", "d_sticky").mode(0o1777),
-            by.op("mknod", "n_fifo").mode(0o644),
-            by.op("mknod", "n_fifo2").mode(0o600),
-            by.op("mknod", "n_sock").mode(0o640),
-            by.op("mknod", "n_chr").mode(0o600),
-            by.op("symlink", "s_rel").target("f"),
-            by.op("symlink", "s_abs").target("/nonexistent/abs target"),
-            by.op("link", "f").new_path(d.t("l_link")),
-            by.op("link", "f").new_path(d.t("l_linkat")),
-            by.op("link", "s_rel").new_path(d.t("l_sym")),
-            by.op("link", "f").new_path(d.t("l_follow")),
-            by.op("link", "f").new_path(d.t("l_empty")),
-            by.op("link", d.o("src_in")).new_path(d.t("l_in")),
-        ],
-        t,
+        &[by.modes("mkdir", &dirs), by.modes("mknod", &nodes), names].concat(),
     );
 }
 
 #[test]
 fn root_rename_variants() {
-    needs_root!();
-    let d = TestDir::new("rename");
+    let d = root_dir!("rename");
     let t = &d.tree;
     for f in ["r1", "r2", "r3", "x1", "x2", "victim", "out1"] {
         make_file(d.t(f), f.as_bytes());
@@ -285,7 +260,7 @@ fn root_rename_variants() {
         Ok(())
     });
     let e = |from: &str, to: &str| by.rename(from, to);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("r1", "r1b"),
@@ -300,14 +275,12 @@ fn root_rename_variants() {
             e("r3b", "rd2/r3c"),
             e("rsl", "rsl2"),
         ],
-        t,
     );
 }
 
 #[test]
 fn root_unlink_rmdir_variants() {
-    needs_root!();
-    let d = TestDir::new("unlink");
+    let d = root_dir!("unlink");
     let t = &d.tree;
     for f in ["u1", "u2", "u3"] {
         make_file(d.t(f), b"");
@@ -332,7 +305,7 @@ fn root_unlink_rmdir_variants() {
         close(dfd);
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.op("unlink", "u1"),
@@ -343,7 +316,6 @@ fn root_unlink_rmdir_variants() {
             by.op("unlink", "usl"),
             by.op("unlink", "sub/u4"),
         ],
-        t,
     );
     assert!(d.o("target").exists());
 }
