@@ -133,22 +133,14 @@ fn root_truncate_and_write_variants() {
         let b = b"more";
         sc!(libc::SYS_write, fd, b.as_ptr(), b.len())?; // write(2) itself: no extra event
         close(fd);
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs("w"),
-            libc::O_RDWR | libc::O_APPEND
-        )?;
-        close(fd);
+        openat_close(dfd, cs("w"), libc::O_RDWR | libc::O_APPEND, 0)?;
         let fd = openat2(dfd, &cs("w"), libc::O_WRONLY, 0)?;
         close(fd);
-        let fd = sc!(libc::SYS_open, cp(d.t("wsl")), libc::O_WRONLY)?; // follows
-        close(fd);
-        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_RDONLY)?; // nothing
-        close(fd);
+        open_close(&d.t("wsl"), libc::O_WRONLY, 0)?; // follows
+        open_close(&d.t("w"), libc::O_RDONLY, 0)?; // nothing
+
         // An existing file opened for writing with O_TRUNC, or by creat(2): "write".
-        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_WRONLY | libc::O_TRUNC)?;
-        close(fd);
+        open_close(&d.t("w"), libc::O_WRONLY | libc::O_TRUNC, 0)?;
         let fd = sc!(libc::SYS_creat, cp(d.t("w")), 0o600)?;
         close(fd);
         close(dfd);
@@ -190,7 +182,8 @@ fn root_xattr_variants() {
         sc!(libc::SYS_lremovexattr, cp(d.t("x")), cs("user.b"))?;
         sc!(libc::SYS_fremovexattr, fd, cs("user.c"))?;
         sc!(libc::SYS_removexattr, cp(d.t("xsl")), cs("user.d"))?; // follows
-                                                                   // l*xattr on a symlink: the link itself (trusted.* is allowed on symlinks for root).
+
+        // l*xattr on a symlink: the link itself (trusted.* is allowed on symlinks for root).
         sc!(
             libc::SYS_lsetxattr,
             cp(d.t("xsl")),

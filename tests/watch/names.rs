@@ -21,14 +21,7 @@ fn deep_chain(tree: &Path, names: &[Vec<u8>]) -> Result<(), String> {
         close(dfd);
         dfd = next;
     }
-    let fd = sc!(
-        libc::SYS_openat,
-        dfd,
-        cs("leaf"),
-        libc::O_CREAT | libc::O_WRONLY,
-        0o644
-    )?;
-    close(fd);
+    openat_close(dfd, cs("leaf"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
     close(dfd);
     Ok(())
 }
@@ -216,26 +209,12 @@ fn odd_names_are_exact_and_one_line_each() {
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         for n in &names {
-            let fd = sc!(
-                libc::SYS_openat,
-                dfd,
-                cs(n),
-                libc::O_CREAT | libc::O_WRONLY,
-                0o644
-            )?;
-            close(fd);
+            openat_close(dfd, cs(n), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
         }
         sc!(libc::SYS_mkdirat, dfd, cs(odd_dir), 0o755)?;
         let mut inner = odd_dir.to_vec();
         inner.extend_from_slice(b"/in\xfe");
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs(&inner),
-            libc::O_CREAT | libc::O_WRONLY,
-            0o600
-        )?;
-        close(fd);
+        openat_close(dfd, cs(&inner), libc::O_CREAT | libc::O_WRONLY, 0o600)?;
         sc!(libc::SYS_symlinkat, cs(odd_target), dfd, cs("odd_link"))?;
         sc!(
             libc::SYS_renameat,

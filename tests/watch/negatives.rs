@@ -113,21 +113,8 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
     let p = |n: &str| dir.join(n);
     let v = b"v";
     let dfd = dirfd(dir)?;
-    let fd = sc!(
-        libc::SYS_open,
-        cp(p("f1")),
-        libc::O_CREAT | libc::O_WRONLY,
-        0o644
-    )?;
-    close(fd);
-    let fd = sc!(
-        libc::SYS_openat,
-        dfd,
-        cs("f2"),
-        libc::O_CREAT | libc::O_RDWR,
-        0o600
-    )?;
-    close(fd);
+    open_close(&p("f1"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
+    openat_close(dfd, cs("f2"), libc::O_CREAT | libc::O_RDWR, 0o600)?;
     let fd = sc!(libc::SYS_creat, cp(p("f3")), 0o644)?;
     close(fd);
     let fd = openat2(dfd, &cs("f4"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
@@ -261,8 +248,7 @@ fn root_writes_outside_the_tree_are_not_reported() {
             &mut st as *mut libc::stat
         )?;
         sc!(libc::SYS_access, cp(d.t("readme")), libc::R_OK)?;
-        let fd = sc!(libc::SYS_open, cp(d.t("rdir")), libc::O_PATH)?;
-        close(fd);
+        open_close(&d.t("rdir"), libc::O_PATH, 0)?;
         Ok(())
     });
     let pid = run_as(Creds::Root, || mkdir(&d.t("inside"), 0o700));
@@ -317,8 +303,7 @@ fn ops_mkdir_reports_only_mkdir() {
         sc!(libc::SYS_link, cp(d.t("f")), cp(d.t("hl")))?;
         sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
         sc!(libc::SYS_mknod, cp(d.t("fifo")), libc::S_IFIFO | 0o644, 0)?;
-        let fd = sc!(libc::SYS_open, cp(d.t("g")), libc::O_WRONLY)?;
-        close(fd);
+        open_close(&d.t("g"), libc::O_WRONLY, 0)?;
         sc!(libc::SYS_truncate, cp(d.t("g")), 0)?;
         let v = b"v";
         sc!(
@@ -347,8 +332,7 @@ fn ops_list_reports_only_those_ops() {
         create(&d.t("f"), 0o644)?;
         sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
         sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
-        let fd = sc!(libc::SYS_open, cp(d.t("g")), libc::O_WRONLY)?;
-        close(fd);
+        open_close(&d.t("g"), libc::O_WRONLY, 0)?;
         sc!(libc::SYS_symlink, cs("g"), cp(d.t("sl")))?;
         sc!(libc::SYS_unlink, cp(d.t("g")))?;
         sc!(libc::SYS_rmdir, cp(d.t("d")))?;

@@ -71,7 +71,8 @@ fn root_create_variants() {
             0
         )?;
         sc!(libc::SYS_mknod, cp(d.t("c_mknod_notype")), 0o620, 0)?; // type 0 = regular
-                                                                    // Existing file: O_CREAT without O_EXCL opens it -> write, not create.
+
+        // Existing file: O_CREAT without O_EXCL opens it -> write, not create.
         open_close(&d.t("c_open"), wr, 0o777)?;
         // Read-only opens of an existing file: nothing.
         open_close(&d.t("c_open"), libc::O_RDONLY, 0)?;

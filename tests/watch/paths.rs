@@ -85,14 +85,12 @@ fn path_forms() {
             cs(format!("{}//./slashes/", t.display())),
             0o755
         )?;
-        let fd = sc!(
-            libc::SYS_openat,
+        openat_close(
             dfd,
             cs("../dotdot_file"),
             libc::O_CREAT | libc::O_WRONLY,
-            0o644
+            0o644,
         )?;
-        close(fd);
         sc!(libc::SYS_unlink, cp(outlink.join("sub/file_u")))?;
         sc!(
             libc::SYS_rename,
