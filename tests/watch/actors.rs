@@ -27,7 +27,7 @@ fn actor_is_the_fsuid() {
         create(&d.t("a3f"), 0o644)
     });
     // the owner itself: not reported.
-    d.act(Creds::User(OWNER, OWNER), || mkdir(&d.t("a4"), 0o755));
+    mkdir_as(&d, Creds::User(OWNER, OWNER), "a4");
     // a second thread of a non-owner process: pid is the process, tid the thread.
     let threads = d.act(Creds::User(OTHER, OTHER), || {
         let dir = d.t("threads");
@@ -62,17 +62,18 @@ fn actor_is_the_fsuid() {
     ]);
 }
 
+/// `creds` makes `rel` (0755) in the tree of `d`: that actor.
+fn mkdir_as(d: &TestDir, creds: Creds, rel: &str) -> By {
+    d.act(creds, || mkdir(&d.t(rel), 0o755))
+}
+
 #[test]
 fn owner_option_overrides_the_directory_owner() {
     let o = format!("{OTHER}:{OTHER}");
     let (d, mut a) = watched!("ownerflag", &["--owner", &o]);
-    d.act(Creds::User(OTHER, OTHER), || {
-        mkdir(&d.t("by_new_owner"), 0o755)
-    });
-    let owner = d.act(Creds::User(OWNER, OWNER), || {
-        mkdir(&d.t("by_dir_owner"), 0o755)
-    });
-    let root = d.act(Creds::Root, || mkdir(&d.t("by_root"), 0o755));
+    mkdir_as(&d, Creds::User(OTHER, OTHER), "by_new_owner");
+    let owner = mkdir_as(&d, Creds::User(OWNER, OWNER), "by_dir_owner");
+    let root = mkdir_as(&d, Creds::Root, "by_root");
     a.expect(&[
         owner.mkdir("by_dir_owner", 0o755),
         root.mkdir("by_root", 0o755),
@@ -82,12 +83,8 @@ fn owner_option_overrides_the_directory_owner() {
 #[test]
 fn owner_option_by_name() {
     let (d, mut a) = watched!("ownername", &["--owner", "nobody"]);
-    d.act(Creds::User(NOBODY, NOBODY), || {
-        mkdir(&d.t("by_nobody"), 0o755)
-    });
-    let owner = d.act(Creds::User(OWNER, OWNER), || {
-        mkdir(&d.t("by_dir_owner"), 0o755)
-    });
+    mkdir_as(&d, Creds::User(NOBODY, NOBODY), "by_nobody");
+    let owner = mkdir_as(&d, Creds::User(OWNER, OWNER), "by_dir_owner");
     a.expect(&[owner.mkdir("by_dir_owner", 0o755)]);
 }
 
@@ -126,14 +123,14 @@ fn each_tree_has_its_own_default_owner() {
 #[test]
 fn any_user_reports_the_owner_too() {
     let (d, mut a) = watched!("anyuser", &["--any-user"]);
-    let owner = d.act(Creds::User(OWNER, OWNER), || mkdir(&d.t("by_owner"), 0o755));
+    let owner = mkdir_as(&d, Creds::User(OWNER, OWNER), "by_owner");
     let other = d.act(Creds::User(OTHER, OTHER), || {
         create(&d.t("by_other"), 0o644)
     });
     let nobody = d.act(Creds::User(NOBODY, NOBODY), || {
         mkdir(&d.t("by_nobody"), 0o700)
     });
-    let root = d.act(Creds::Root, || mkdir(&d.t("by_root"), 0o755));
+    let root = mkdir_as(&d, Creds::Root, "by_root");
     a.expect(&[
         owner.mkdir("by_owner", 0o755),
         other.create("by_other", 0o644),

@@ -78,6 +78,21 @@ fn openat_close(dfd: impl SysArg, name: CString, flags: i32, mode: u32) -> Resul
     Ok(())
 }
 
+/// Name the O_TMPFILE file open as `fd` `name` in `dfd` through its /proc/self/fd link
+/// (linkat with AT_SYMLINK_FOLLOW), then close `fd`.
+fn link_tmpfile(fd: c_long, dfd: c_long, name: &str) -> Result<(), String> {
+    sc!(
+        libc::SYS_linkat,
+        libc::AT_FDCWD,
+        cs(format!("/proc/self/fd/{fd}")),
+        dfd,
+        cs(name),
+        libc::AT_SYMLINK_FOLLOW
+    )?;
+    close(fd);
+    Ok(())
+}
+
 fn openat2(dfd: c_long, path: &CString, flags: i32, mode: u32) -> Result<c_long, String> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,

@@ -26,6 +26,17 @@ fn deep_chain(tree: &Path, names: &[Vec<u8>]) -> Result<(), String> {
     Ok(())
 }
 
+/// Names of 255 bytes ("000nnn…", "001nnn…", …), one for each of `levels`.
+fn long_names(levels: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+    levels
+        .map(|i| {
+            let mut n = format!("{i:03}").into_bytes();
+            n.resize(255, b'n');
+            n
+        })
+        .collect()
+}
+
 /// The events of `deep_chain` by `by`: a mkdir for every level, then the leaf's create.
 fn deep_expect(by: &By, names: &[Vec<u8>]) -> Vec<Exp> {
     let mut want = Vec::new();
@@ -64,13 +75,7 @@ fn path_120_levels_deep() {
 fn path_120_levels_of_255_byte_names() {
     let d = root_dir!("deeplong");
     let t = &d.tree;
-    let names: Vec<Vec<u8>> = (0..120)
-        .map(|i| {
-            let mut n = format!("{i:03}").into_bytes();
-            n.resize(255, b'n');
-            n
-        })
-        .collect();
+    let names = long_names(0..120);
     let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
     let want = deep_expect(&by, &names);
     d.expect(&evs, &want);
@@ -83,13 +88,7 @@ fn path_120_levels_of_255_byte_names() {
 fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
     let d = root_dir!("deeper");
     let t = &d.tree;
-    let names: Vec<Vec<u8>> = (0..300)
-        .map(|i| {
-            let mut n = format!("{i:03}").into_bytes();
-            n.resize(255, b'n');
-            n
-        })
-        .collect();
+    let names = long_names(0..300);
     // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
     // other tests run)
     let (evs, by) = d.root_run(&["--ring-size", "64M"], || deep_chain(t, &names));
@@ -122,13 +121,7 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
 fn ops_36_kb_deep_are_whole() {
     let d = root_dir!("deepops");
     let t = &d.tree;
-    let names: Vec<Vec<u8>> = (0..140)
-        .map(|i| {
-            let mut n = format!("{i:03}").into_bytes();
-            n.resize(255, b'n');
-            n
-        })
-        .collect();
+    let names = long_names(0..140);
     let deep = names.iter().fold(t.clone(), |p, n| join_bytes(&p, n));
     let mut a = Agent::watch_tree(t, &["--ops", "create,chmod,rename,link,symlink,unlink"]);
     let pid = run_as(Creds::Root, || {

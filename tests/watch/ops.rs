@@ -24,39 +24,22 @@ fn root_create_variants() {
         close(fd);
         let fd = sc!(libc::SYS_creat, cp(d.t("c_creat")), 0o604)?;
         close(fd);
+        let tmp = libc::O_TMPFILE;
         // O_TMPFILE, named by linkat(fd, "", AT_EMPTY_PATH)
-        let fd = sc!(
-            libc::SYS_open,
-            cp(t),
-            libc::O_TMPFILE | libc::O_WRONLY,
-            0o600
-        )?;
+        let fd = sc!(libc::SYS_open, cp(t), tmp | libc::O_WRONLY, 0o600)?;
+        let empty = libc::AT_EMPTY_PATH;
         sc!(
             libc::SYS_linkat,
             fd,
             cs(""),
             libc::AT_FDCWD,
             cp(d.t("c_tmp_empty")),
-            libc::AT_EMPTY_PATH
+            empty
         )?;
         close(fd);
         // O_TMPFILE, named by linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW)
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs("."),
-            libc::O_TMPFILE | libc::O_RDWR,
-            0o640
-        )?;
-        sc!(
-            libc::SYS_linkat,
-            libc::AT_FDCWD,
-            cs(format!("/proc/self/fd/{fd}")),
-            dfd,
-            cs("c_tmp_proc"),
-            libc::AT_SYMLINK_FOLLOW
-        )?;
-        close(fd);
+        let fd = sc!(libc::SYS_openat, dfd, cs("."), tmp | libc::O_RDWR, 0o640)?;
+        link_tmpfile(fd, dfd, "c_tmp_proc")?;
         sc!(
             libc::SYS_mknod,
             cp(d.t("c_mknod")),
@@ -105,18 +88,14 @@ fn root_mkdir_mknod_symlink_link_variants() {
     let t = &d.tree;
     make_file(d.t("f"), b"data");
     make_file(d.o("src_in"), b"outside");
+    let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
-        sc!(libc::SYS_mkdir, cp(d.t("d_mkdir")), 0o755)?;
-        sc!(
-            libc::SYS_mkdirat,
-            libc::AT_FDCWD,
-            cp(d.t("d_mkdirat")),
-            0o700
-        )?;
+        sc!(libc::SYS_mkdir, p("d_mkdir"), 0o755)?;
+        sc!(libc::SYS_mkdirat, at, p("d_mkdirat"), 0o700)?;
         sc!(libc::SYS_mkdirat, dfd, cs("d_fd"), 0o750)?;
-        sc!(libc::SYS_mkdir, cp(d.t("d_sticky")), 0o1777)?;
-        sc!(libc::SYS_mknod, cp(d.t("n_fifo")), libc::S_IFIFO | 0o644, 0)?;
+        sc!(libc::SYS_mkdir, p("d_sticky"), 0o1777)?;
+        sc!(libc::SYS_mknod, p("n_fifo"), libc::S_IFIFO | 0o644, 0)?;
         sc!(
             libc::SYS_mknodat,
             dfd,
@@ -124,58 +103,26 @@ fn root_mkdir_mknod_symlink_link_variants() {
             libc::S_IFIFO | 0o600,
             0
         )?;
-        sc!(
-            libc::SYS_mknod,
-            cp(d.t("n_sock")),
-            libc::S_IFSOCK | 0o640,
-            0
-        )?;
-        sc!(
-            libc::SYS_mknod,
-            cp(d.t("n_chr")),
-            libc::S_IFCHR | 0o600,
-            libc::makedev(1, 3)
-        )?;
-        sc!(libc::SYS_symlink, cs("f"), cp(d.t("s_rel")))?;
-        sc!(
-            libc::SYS_symlinkat,
-            cs("/nonexistent/abs target"),
-            dfd,
-            cs("s_abs")
-        )?;
-        sc!(libc::SYS_link, cp(d.t("f")), cp(d.t("l_link")))?;
+        sc!(libc::SYS_mknod, p("n_sock"), libc::S_IFSOCK | 0o640, 0)?;
+        let chr = (libc::S_IFCHR | 0o600, libc::makedev(1, 3));
+        sc!(libc::SYS_mknod, p("n_chr"), chr.0, chr.1)?;
+        sc!(libc::SYS_symlink, cs("f"), p("s_rel"))?;
+        let abs = cs("/nonexistent/abs target");
+        sc!(libc::SYS_symlinkat, abs, dfd, cs("s_abs"))?;
+        sc!(libc::SYS_link, p("f"), p("l_link"))?;
         sc!(libc::SYS_linkat, dfd, cs("f"), dfd, cs("l_linkat"), 0)?;
         // Without AT_SYMLINK_FOLLOW the symlink itself gets the new name.
-        sc!(
-            libc::SYS_linkat,
-            libc::AT_FDCWD,
-            cp(d.t("s_rel")),
-            libc::AT_FDCWD,
-            cp(d.t("l_sym")),
-            0
-        )?;
+        sc!(libc::SYS_linkat, at, p("s_rel"), at, p("l_sym"), 0)?;
         // With it, the target object does.
-        sc!(
-            libc::SYS_linkat,
-            libc::AT_FDCWD,
-            cp(d.t("s_rel")),
-            libc::AT_FDCWD,
-            cp(d.t("l_follow")),
-            libc::AT_SYMLINK_FOLLOW
-        )?;
+        let follow = libc::AT_SYMLINK_FOLLOW;
+        sc!(libc::SYS_linkat, at, p("s_rel"), at, p("l_follow"), follow)?;
         // AT_EMPTY_PATH of an ordinary (named) file is a link, not a create.
         let fd = rdonly(&d.t("f"))?;
-        sc!(
-            libc::SYS_linkat,
-            fd,
-            cs(""),
-            dfd,
-            cs("l_empty"),
-            libc::AT_EMPTY_PATH
-        )?;
+        let empty = libc::AT_EMPTY_PATH;
+        sc!(libc::SYS_linkat, fd, cs(""), dfd, cs("l_empty"), empty)?;
         close(fd);
         // A new name in the tree for a file from outside.
-        sc!(libc::SYS_link, cp(d.o("src_in")), cp(d.t("l_in")))?;
+        sc!(libc::SYS_link, cp(d.o("src_in")), p("l_in"))?;
         close(dfd);
         Ok(())
     });
@@ -219,34 +166,22 @@ fn root_rename_variants() {
     make_file(d.t("rd/inner"), b"");
     std::os::unix::fs::symlink("r3", d.t("rsl")).unwrap();
     make_file(d.o("in1"), b"in");
+    let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
-        sc!(libc::SYS_rename, cp(d.t("r1")), cp(d.t("r1b")))?;
+        sc!(libc::SYS_rename, p("r1"), p("r1b"))?;
         sc!(libc::SYS_renameat, dfd, cs("r2"), dfd, cs("r2b"))?;
-        sc!(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            cp(d.t("r3")),
-            libc::AT_FDCWD,
-            cp(d.t("r3b")),
-            0
-        )?;
+        sc!(libc::SYS_renameat2, at, p("r3"), at, p("r3b"), 0)?;
+        let (noreplace, exchange) = (libc::RENAME_NOREPLACE, libc::RENAME_EXCHANGE);
         sc!(
             libc::SYS_renameat2,
             dfd,
             cs("r1b"),
             dfd,
             cs("r1c"),
-            libc::RENAME_NOREPLACE
+            noreplace
         )?;
-        sc!(
-            libc::SYS_renameat2,
-            dfd,
-            cs("x1"),
-            dfd,
-            cs("x2"),
-            libc::RENAME_EXCHANGE
-        )?;
+        sc!(libc::SYS_renameat2, dfd, cs("x1"), dfd, cs("x2"), exchange)?;
         // Replacing an existing name is one rename.
         sc!(libc::SYS_rename, cp(d.t("r2b")), cp(d.t("victim")))?;
         // Moves in and out of the tree.
