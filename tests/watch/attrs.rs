@@ -22,13 +22,18 @@ fn have_syscall(nr: c_long) -> bool {
     !(r < 0 && errno() == libc::ENOSYS)
 }
 
+/// An empty file `name` in the tree and a symlink `link` to it.
+fn file_and_link(d: &TestDir, name: &str, link: &str) {
+    make_file(d.t(name), b"");
+    std::os::unix::fs::symlink(name, d.t(link)).unwrap();
+}
+
 #[test]
 fn root_chmod_variants() {
     let d = root_dir!("chmod");
     let t = &d.tree;
-    make_file(d.t("m"), b"");
+    file_and_link(&d, "m", "msl");
     make_dir(d.t("md"));
-    std::os::unix::fs::symlink("m", d.t("msl")).unwrap();
     let fchmodat2 = have_syscall(SYS_FCHMODAT2);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
@@ -72,11 +77,9 @@ fn root_chmod_variants() {
 #[test]
 fn root_chown_variants() {
     let d = root_dir!("chown");
-    let t = &d.tree;
-    make_file(d.t("o"), b"");
-    std::os::unix::fs::symlink("o", d.t("osl")).unwrap();
+    file_and_link(&d, "o", "osl");
     let (evs, by) = d.root_run(&[], || {
-        let dfd = dirfd(t)?;
+        let dfd = dirfd(&d.tree)?;
         sc!(libc::SYS_chown, cp(d.t("o")), OTHER, OTHER)?;
         let fd = rdonly(&d.t("o"))?;
         sc!(libc::SYS_fchown, fd, OWNER, -1i32)?;
@@ -167,8 +170,7 @@ fn root_truncate_and_write_variants() {
 fn root_xattr_variants() {
     let d = root_dir!("xattr");
     let t = &d.tree;
-    make_file(d.t("x"), b"");
-    std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
+    file_and_link(&d, "x", "xsl");
     let (evs, by) = d.root_run(&[], || {
         let v = b"value";
         let (vp, vl) = (v.as_ptr(), v.len());
@@ -224,8 +226,7 @@ fn root_xattrat_syscalls() {
     }
     let d = TestDir::new("xattrat");
     let t = &d.tree;
-    make_file(d.t("x"), b"");
-    std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
+    file_and_link(&d, "x", "xsl");
     let (evs, by) = d.root_run(&[], || {
         let v = b"value";
         let args = XattrArgs {

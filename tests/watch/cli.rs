@@ -27,26 +27,31 @@ fn bad_input_exits_2_with_one_line() {
     make_file(&file, b"");
     let file = s(&file);
     let missing = s(&d.base.join("does-not-exist")).to_string();
-    let cases: Vec<Vec<&str>> = vec![
+    for c in [
         vec!["watch", &missing],
-        vec!["watch", &t, &missing],
-        vec!["watch", &file],
-        vec!["watch", "--owner", "no-such-user-ownwatch", &t],
-        vec!["watch", "--owner", "4242:no-such-group-ownwatch", &t],
-        vec!["watch", "--allow", "no-such-user-ownwatch", &t],
-        vec!["watch", "--ops", "mkdir,frobnicate", &t],
-        vec!["watch", "--ops", "", &t],
-        vec!["watch", "--backend", "magic", &t],
-        vec!["watch", "--format", "yaml", &t],
-        vec!["watch", "--duration", "0", &t],
-        vec!["watch", "--duration", "00", &t],
-        vec!["watch", "--duration", "0s", &t],
-        vec!["watch", "--duration", "10x", &t],
-        vec!["watch", "--duration", "9223372036854775807", &t],
-        vec!["watch", "--duration", "99999999999999999999999h", &t],
+        vec!["watch", t, &missing],
+        vec!["watch", file],
+    ] {
+        assert_usage_error(&c);
+    }
+    // `watch OPTION VALUE TREE` with a bad value.
+    let bad = [
+        ("--owner", "no-such-user-ownwatch"),
+        ("--owner", "4242:no-such-group-ownwatch"),
+        ("--allow", "no-such-user-ownwatch"),
+        ("--ops", "mkdir,frobnicate"),
+        ("--ops", ""),
+        ("--backend", "magic"),
+        ("--format", "yaml"),
+        ("--duration", "0"),
+        ("--duration", "00"),
+        ("--duration", "0s"),
+        ("--duration", "10x"),
+        ("--duration", "9223372036854775807"),
+        ("--duration", "99999999999999999999999h"),
     ];
-    for c in &cases {
-        assert_usage_error(c);
+    for (option, value) in bad {
+        assert_usage_error(&["watch", option, value, t]);
     }
     // Backends this machine cannot use.
     let unusable: Vec<String> = probe()["backends"]
@@ -134,11 +139,7 @@ fn format_text_is_one_readable_line_per_event() {
     run_as(Creds::Root, || {
         mkdir(&d.t("text_dir"), 0o755)?;
         create(&d.t("text_file"), 0o644)?;
-        sc!(
-            libc::SYS_rename,
-            cp(d.t("text_file")),
-            cp(d.t("text_file2"))
-        )?;
+        rename(&d.t("text_file"), &d.t("text_file2"))?;
         create(&d.t("new\nline\u{1b}[2J"), 0o644)?;
         Ok(())
     });

@@ -113,6 +113,11 @@ fn mkdir(p: &Path, mode: u32) -> Result<(), String> {
     Ok(())
 }
 
+fn rename(from: &Path, to: &Path) -> Result<(), String> {
+    sc!(libc::SYS_rename, cp(from), cp(to))?;
+    Ok(())
+}
+
 fn chdir(p: &Path) -> Result<(), String> {
     sc!(libc::SYS_chdir, cp(p))?;
     Ok(())

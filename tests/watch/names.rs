@@ -26,6 +26,13 @@ fn deep_chain(tree: &Path, names: &[Vec<u8>]) -> Result<(), String> {
     Ok(())
 }
 
+/// `deep_chain` of `names` in the tree of `d`, by a root actor under an agent with `opts`: the
+/// events, and the events `deep_expect` says they must be.
+fn deep_run(d: &TestDir, opts: &[&str], names: &[Vec<u8>]) -> (Vec<Value>, Vec<Exp>) {
+    let (evs, by) = d.root_run(opts, || deep_chain(&d.tree, names));
+    (evs, deep_expect(&by, names))
+}
+
 /// Names of 255 bytes ("000nnn…", "001nnn…", …), one for each of `levels`.
 fn long_names(levels: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     levels
@@ -56,8 +63,7 @@ fn path_120_levels_deep() {
     let names: Vec<Vec<u8>> = (0..120)
         .map(|i| format!("level{i:03}").into_bytes())
         .collect();
-    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
-    let want = deep_expect(&by, &names);
+    let (evs, want) = deep_run(&d, &[], &names);
     // The 120th mkdir: exactly 120 components below the tree.
     let last = evs.get(119).and_then(|e| e["path"].as_str()).unwrap_or("");
     let below = last
@@ -74,10 +80,7 @@ fn path_120_levels_deep() {
 #[test]
 fn path_120_levels_of_255_byte_names() {
     let d = root_dir!("deeplong");
-    let t = &d.tree;
-    let names = long_names(0..120);
-    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
-    let want = deep_expect(&by, &names);
+    let (evs, want) = deep_run(&d, &[], &long_names(0..120));
     d.expect(&evs, &want);
 }
 
@@ -87,12 +90,9 @@ fn path_120_levels_of_255_byte_names() {
 #[test]
 fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
     let d = root_dir!("deeper");
-    let t = &d.tree;
-    let names = long_names(0..300);
     // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
     // other tests run)
-    let (evs, by) = d.root_run(&["--ring-size", "64M"], || deep_chain(t, &names));
-    let mut want = deep_expect(&by, &names);
+    let (evs, mut want) = deep_run(&d, &["--ring-size", "64M"], &long_names(0..300));
     // Up to 64 KiB a path always arrives whole, and is not marked (README).
     for (e, w) in evs.iter().zip(&want) {
         if w.path.len() <= 64 * 1024 {

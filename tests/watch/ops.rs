@@ -85,12 +85,11 @@ fn root_create_variants() {
 #[test]
 fn root_mkdir_mknod_symlink_link_variants() {
     let d = root_dir!("mkdir");
-    let t = &d.tree;
     make_file(d.t("f"), b"data");
     make_file(d.o("src_in"), b"outside");
     let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
-        let dfd = dirfd(t)?;
+        let dfd = dirfd(&d.tree)?;
         sc!(libc::SYS_mkdir, p("d_mkdir"), 0o755)?;
         sc!(libc::SYS_mkdirat, at, p("d_mkdirat"), 0o700)?;
         sc!(libc::SYS_mkdirat, dfd, cs("d_fd"), 0o750)?;
@@ -142,11 +141,11 @@ fn root_mkdir_mknod_symlink_link_variants() {
     let names = vec![
         by.op("symlink", "s_rel").target("f"),
         by.op("symlink", "s_abs").target("/nonexistent/abs target"),
-        link(t.join("f"), "l_link"),
-        link(t.join("f"), "l_linkat"),
-        link(t.join("s_rel"), "l_sym"),
-        link(t.join("f"), "l_follow"),
-        link(t.join("f"), "l_empty"),
+        link(d.t("f"), "l_link"),
+        link(d.t("f"), "l_linkat"),
+        link(d.t("s_rel"), "l_sym"),
+        link(d.t("f"), "l_follow"),
+        link(d.t("f"), "l_empty"),
         link(d.o("src_in"), "l_in"),
     ];
     d.expect(

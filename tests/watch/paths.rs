@@ -3,7 +3,7 @@
 //! a chroot, a watched root given in other forms or renamed; every event carries the canonical
 //! path as it was when the op ran.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -189,15 +189,20 @@ fn paths_are_as_at_the_time_of_the_operation() {
     ]);
 }
 
+/// `sub` in the tree, and two empty directories beside it to mount the tree and `sub` on.
+fn bind_points(d: &TestDir, tree_on: &str, sub_on: &str) -> (PathBuf, PathBuf) {
+    make_dir(d.t("sub"));
+    let (a, b) = (d.base.join(tree_on), d.base.join(sub_on));
+    make_dir(&a);
+    make_dir(&b);
+    (a, b)
+}
+
 #[test]
 fn path_through_bind_mount_on_host() {
     let d = root_dir!("hostbind");
     let t = &d.tree;
-    make_dir(d.t("sub"));
-    let bind = d.base.join("bind");
-    let bind_sub = d.base.join("bind_sub");
-    make_dir(&bind);
-    make_dir(&bind_sub);
+    let (bind, bind_sub) = bind_points(&d, "bind", "bind_sub");
     d.bind_mount(t, &bind);
     d.bind_mount(&d.t("sub"), &bind_sub);
     let mut a = Agent::watch_tree(t, &[]);
@@ -267,21 +272,13 @@ fn path_through_bind_mount_in_private_namespace() {
     }
     let d = TestDir::new("nsbind");
     let t = &d.tree;
-    make_dir(d.t("sub"));
-    let b1 = d.base.join("nsbind");
-    let b2 = d.base.join("nsbind_sub");
-    make_dir(&b1);
-    make_dir(&b2);
+    let (b1, b2) = bind_points(&d, "nsbind", "nsbind_sub");
     let (evs, by) = d.root_run(&[], || {
         private_mount_ns()?;
         bind(t, &b1)?;
         bind(&d.t("sub"), &b2)?;
         mkdir(&b1.join("via_ns_bind"), 0o755)?;
-        sc!(
-            libc::SYS_rename,
-            cp(b1.join("via_ns_bind")),
-            cp(b1.join("via_ns_bind2"))
-        )?;
+        rename(&b1.join("via_ns_bind"), &b1.join("via_ns_bind2"))?;
         create(&b2.join("via_ns_bind_sub"), 0o600)?;
         Ok(())
     });
