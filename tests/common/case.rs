@@ -1,5 +1,5 @@
 //! The common shape of a watch test: the root check and the test's tree in one line
-//! (`root_dir!`), the agent started on it (`watched!`), actors run as someone and the events
+//! (`root_dir!`; `root_tmp!` for a bare temporary directory), the agent started on it (`watched!`), actors run as someone and the events
 //! they caused (`TestDir::act`, `By`), and the exact comparison on the tree (`TestDir::expect`).
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,18 @@ macro_rules! root_dir {
     ($name:expr) => {{
         $crate::needs_root!();
         $crate::common::TestDir::new($name)
+    }};
+}
+
+/// `needs_root!()`, then a fresh `TempDir` tagged `tag` and the path of `tree` in it (not made
+/// yet): `(tmp, tree)`.
+#[macro_export]
+macro_rules! root_tmp {
+    ($tag:expr) => {{
+        $crate::needs_root!();
+        let tmp = $crate::common::TempDir::new($tag);
+        let tree = tmp.join("tree");
+        (tmp, tree)
     }};
 }
 
