@@ -85,8 +85,7 @@ fn fix_gives_back_the_root_itself() {
     let r = scan(&[os("--owner"), os("4242:4343"), os("--fix"), t.as_os_str()]);
     r.expect(1, lines(vec![entry(&t, "dir", "2775", &t).fix(Fix::Fixed)]));
     assert_eq!(owner_of(&t), (OWNER, OTHER));
-    let r = scan(&[t.as_os_str()]);
-    r.expect_none();
+    scan(&[t.as_os_str()]).expect_none();
 }
 
 /// `scan --fix` many times while a thread keeps swapping `tree/sw` (a directory) with
@@ -314,8 +313,7 @@ fn nested_trees_the_innermost_owner_decides() {
     for p in ["", "sub", "b_own", "sub/b_root"] {
         assert_eq!(owner_of(b.join(p)), (OTHER, OTHER), "b/{p}");
     }
-    let r = scan(&[a.as_os_str(), b.as_os_str()]);
-    r.expect_none();
+    scan(&[a.as_os_str(), b.as_os_str()]).expect_none();
     // Alone, /a still covers /a/b with its own owner: b is one of its entries then.
     let r = scan(&[a.as_os_str()]);
     assert_eq!(r.code, 1);
