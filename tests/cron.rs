@@ -17,8 +17,7 @@ fn io(r: std::io::Result<()>) -> Result<(), String> {
 
 #[test]
 fn fix_gives_new_moved_in_and_chowned_objects_back() {
-    needs_root!();
-    let d = TestDir::new("fix");
+    let d = root_dir!("fix");
     // Outside: a tree to move in (with a symlink pointing back outside) and a secret.
     let secret = d.outside.join("secret");
     make_file(&secret, b"s");
@@ -71,8 +70,7 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
 
 #[test]
 fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
-    needs_root!();
-    let d = TestDir::new("fixrace");
+    let d = root_dir!("fixrace");
     let victim = d.outside.join("victim");
     make_dir(&victim);
     for i in 0..50 {
@@ -113,8 +111,7 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
 
 #[test]
 fn duration_and_max_events_stop_by_themselves() {
-    needs_root!();
-    let d = TestDir::new("stops");
+    let d = root_dir!("stops");
     let t = s(&d.tree);
     // The clock starts when the agent is attached: measure from before the spawn for the
     // lower bound and from the ready line for the upper one (start-up can be slow on a busy
@@ -156,8 +153,7 @@ fn duration_and_max_events_stop_by_themselves() {
 
 #[test]
 fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
-    needs_root!();
-    let d = TestDir::new("rotate");
+    let d = root_dir!("rotate");
     let log = d.outside.join("events.jsonl");
     let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
     assert_eq!(

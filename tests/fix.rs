@@ -32,8 +32,7 @@ fn root_cmd(cmd: &str, args: &[&str]) {
 /// reports each as not fixed and nothing outside changes owner.
 #[test]
 fn fix_never_crosses_a_bind_mount() {
-    needs_root!();
-    let d = TestDir::new("fixbind");
+    let d = root_dir!("fixbind");
     let bindsrc = d.o("bindsrc");
     make_dir(&bindsrc);
     make_file(bindsrc.join("secret"), b"s");
@@ -103,8 +102,7 @@ fn fix_never_crosses_a_bind_mount() {
 /// bit left, and the event that dropped it says so; a directory keeps its setgid bit.
 #[test]
 fn fix_drops_setid_bits_root_leaves() {
-    needs_root!();
-    let d = TestDir::new("fixsetid");
+    let d = root_dir!("fixsetid");
     for f in ["u", "g"] {
         make_file(d.t(f), b"#!/bin/sh\n");
         chown(d.t(f), OWNER, OWNER);
@@ -174,8 +172,7 @@ fn fix_drops_setid_bits_root_leaves() {
 /// to give back: no `fixed`, and the moved object is not touched.
 #[test]
 fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
-    needs_root!();
-    let d = TestDir::new("fixwrite");
+    let d = root_dir!("fixwrite");
     for f in ["w", "t", "x", "mine", "out", "gone"] {
         make_file(d.t(f), b"data");
         chmod(d.t(f), 0o644);
@@ -243,12 +240,9 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
 /// objects to the outer owner.
 #[test]
 fn fix_in_nested_trees_follows_the_innermost_owner() {
-    needs_root!();
-    let d = TestDir::new("fixnested");
+    let d = root_dir!("fixnested");
     let inner = d.t("inner");
-    make_dir(&inner);
-    chown(&inner, OTHER, OTHER);
-    chmod(&inner, 0o777);
+    make_tree(&inner, OTHER);
     let bundle = d.o("bundle");
     make_dir(&bundle);
     make_file(bundle.join("file"), b"f");

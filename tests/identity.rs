@@ -143,10 +143,26 @@ fn only_event(evs: &[Value]) -> &Value {
     &evs[0]
 }
 
+/// The agent on the tree of `d` while `sh` creates `file` from a login chain
+/// (`write_from_a_login_chain`) with `pad` on its command line after the file: the one event,
+/// the actor's pid, what the writer saw, and the command line given.
+fn sh_event(
+    d: &TestDir,
+    loginuid: u32,
+    cgroup: &Path,
+    file: &Path,
+    pad: &[String],
+) -> (Value, i32, Seen, Vec<String>) {
+    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let argv = sh_argv(file, pad);
+    let (actor, seen) = write_from_a_login_chain(loginuid, cgroup, &argv);
+    let evs = a.finish(&d.tree);
+    (only_event(&evs).clone(), actor, seen, argv)
+}
+
 #[test]
 fn who_did_it_login_terminal_command_ancestry_cgroup() {
-    needs_root!();
-    let d = TestDir::new("identity");
+    let d = root_dir!("identity");
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let name = format!("ownwatch-it-{}-docker-{id}.scope", std::process::id());
     let cg = Cgroup(cgroup2_root().join(&name));
@@ -156,11 +172,7 @@ fn who_did_it_login_terminal_command_ancestry_cgroup() {
         .map(|i| format!("arg{i:02}-{}", "x".repeat(90)))
         .collect();
     let file = d.t("made-by-sh");
-    let mut a = Agent::watch_tree(&d.tree, &[]);
-    let argv = sh_argv(&file, &pad);
-    let (actor, seen) = write_from_a_login_chain(4711, &cg.0, &argv);
-    let evs = a.finish(&d.tree);
-    let e = only_event(&evs);
+    let (e, actor, seen, argv) = sh_event(&d, 4711, &cg.0, &file, &pad);
 
     assert_eq!(e["op"], "create");
     assert_eq!(e["path"], s(&file));
@@ -233,18 +245,12 @@ fn unset_login_and_no_terminal_are_left_out() {
 
 #[test]
 fn an_overlong_command_line_is_cut_and_says_so() {
-    needs_root!();
-    let d = TestDir::new("longargv");
+    let d = root_dir!("longargv");
     let cg = cgroup2_root();
     let pad: Vec<String> = (0..200)
         .map(|i| format!("{i:03}{}", "y".repeat(97)))
         .collect();
-    let file = d.t("long");
-    let mut a = Agent::watch_tree(&d.tree, &[]);
-    let full = sh_argv(&file, &pad);
-    let (_, seen) = write_from_a_login_chain(4712, &cg, &full);
-    let evs = a.finish(&d.tree);
-    let e = only_event(&evs);
+    let (e, _, seen, full) = sh_event(&d, 4712, &cg, &d.t("long"), &pad);
     assert_eq!(e["pid"], seen.writer);
     assert_eq!(e["argv_truncated"], true);
     let got = e["argv"].as_array().unwrap();

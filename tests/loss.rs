@@ -227,8 +227,7 @@ fn live_reader_small_ring_delivered_plus_lost_is_exact() {
 /// A ring size the kernel cannot take is a usage error: one line, exit 2, nothing loaded.
 #[test]
 fn bad_ring_sizes_exit_2_with_one_line() {
-    needs_root!();
-    let d = TestDir::new("loss-usage");
+    let d = root_dir!("loss-usage");
     let tree = d.tree.to_str().unwrap();
     for bad in ["1000", "3M", "2K", "2G", "lots"] {
         let (code, out, err) = run_once(&["watch", "--ring-size", bad, tree]);

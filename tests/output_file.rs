@@ -82,8 +82,7 @@ fn wait_stderr(a: &Agent, needle: &str) {
 
 #[test]
 fn a_symlink_at_the_output_path_is_never_followed() {
-    needs_root!();
-    let d = TestDir::new("o-symlink");
+    let d = root_dir!("o-symlink");
     let secret = victim(d.o("root-only"));
     // A user's symlink in a sticky world-writable directory, like /tmp/ow.jsonl.
     let link = sticky_dir(&d).join("ow.jsonl");
@@ -100,8 +99,7 @@ fn a_symlink_at_the_output_path_is_never_followed() {
 
 #[test]
 fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
-    needs_root!();
-    let d = TestDir::new("o-planted");
+    let d = root_dir!("o-planted");
     let drop_dir = sticky_dir(&d);
     // (uid, mode, size) of a planted file: none of it may change.
     let stat = |p: &Path| {
@@ -146,8 +144,7 @@ fn a_file_planted_by_someone_else_is_refused_and_left_as_it_is() {
 
 #[test]
 fn symlinked_and_open_directories_on_the_way() {
-    needs_root!();
-    let d = TestDir::new("o-dirs");
+    let d = root_dir!("o-dirs");
     // A user's symlink to a directory (/tmp/evil -> /etc): refused, nothing created there.
     let evil = d.base.join("evil");
     planted_symlink(&d.outside, &evil);
@@ -186,8 +183,7 @@ fn symlinked_and_open_directories_on_the_way() {
 
 #[test]
 fn a_sighup_reopen_refuses_what_was_planted_and_keeps_the_old_file() {
-    needs_root!();
-    let d = TestDir::new("o-reopen");
+    let d = root_dir!("o-reopen");
     let secret = victim(d.o("root-only"));
     let log = d.outside.join("ow.jsonl");
     let mut a = Agent::watch(&["-o", s(&log), s(&d.tree)]);
@@ -297,8 +293,7 @@ fn split_lost(lines: &[Value]) -> (Vec<String>, Vec<(usize, Value)>) {
 
 #[test]
 fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
-    needs_root!();
-    let d = TestDir::new("o-full");
+    let d = root_dir!("o-full");
     let (fs, mut a) = FullDisk::start(&d, "256k");
     let (log, start) = (&fs.log, fs.start.as_str());
     let filler = fs.fill();
@@ -339,8 +334,7 @@ fn a_full_disk_keeps_the_events_and_writes_them_when_space_returns() {
 
 #[test]
 fn a_long_full_disk_drops_whole_lines_and_counts_them_in_band() {
-    needs_root!();
-    let d = TestDir::new("o-drop");
+    let d = root_dir!("o-drop");
     // Room for what is kept once the filler goes.
     let (fs, mut a) = FullDisk::start(&d, "16m");
     let (log, start) = (&fs.log, fs.start.as_str());

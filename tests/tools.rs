@@ -74,8 +74,7 @@ fn has_acls(dir: &Path) -> bool {
 
 #[test]
 fn coreutils_tar_and_shells_from_other_working_directories() {
-    needs_root!();
-    let d = TestDir::new("tools");
+    let d = root_dir!("tools");
     let (t, o, base) = (&d.tree, &d.outside, &d.base);
     assert!(
         has_acls(t),
@@ -148,6 +147,7 @@ fn coreutils_tar_and_shells_from_other_working_directories() {
     tool_as(Some(OWNER), &own, &["cp", "-a", "m2", "../own/m3"]);
 
     let evs = agent.finish(t);
+    let mkdir_p = |rel: &str| by("mkdir", "mkdir", d.t(rel)).mode(0o755);
     let want = vec![
         by("mv", "rename", d.o("src")).new_path(d.t("moved")),
         by("mv", "rename", d.t("a/y")).new_path(d.t("b/y2")),
@@ -161,9 +161,9 @@ fn coreutils_tar_and_shells_from_other_working_directories() {
         by("mknod", "mknod", d.t("p1")).mode(0o644),
         by("mkfifo", "mknod", d.t("p2")).mode(0o640),
         by("mkfifo", "chmod", d.t("p2")).mode(0o640),
-        by("mkdir", "mkdir", d.t("a/x")).mode(0o755),
-        by("mkdir", "mkdir", d.t("a/x/y")).mode(0o755),
-        by("mkdir", "mkdir", d.t("a/x/y/z")).mode(0o755),
+        mkdir_p("a/x"),
+        mkdir_p("a/x/y"),
+        mkdir_p("a/x/y/z"),
         by("install", "create", d.t("inst")).mode(0o600),
         by("install", "setxattr", d.t("inst")).xattr("system.posix_acl_access"),
         by("install", "chmod", d.t("inst")).mode(0o640),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{abbrev_json, check_event, chmod, next_id, run_as, By, Creds, Exp, TestDir, TIMEOUT};
+use super::{abbrev_json, assert_events, check_event, chmod, next_id, Exp, TIMEOUT};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ownwatch")
@@ -63,6 +63,8 @@ pub struct Agent {
     lines: Option<Receiver<String>>,
     stderr: Arc<Mutex<String>>,
     pub args: Vec<String>,
+    /// The tree of `watch_tree`: where `expect` puts its sentinel.
+    tree: Option<PathBuf>,
 }
 
 /// How the agent's stdout is read.
@@ -107,7 +109,9 @@ impl Agent {
         let t = tree.to_str().expect("utf-8 tree path").to_string();
         let mut v: Vec<&str> = opts.to_vec();
         v.push(&t);
-        Agent::watch(&v)
+        let mut a = Agent::watch(&v);
+        a.tree = Some(tree.to_path_buf());
+        a
     }
 
     pub fn spawn(args: Vec<String>, mode: StdoutMode) -> Agent {
@@ -156,6 +160,7 @@ impl Agent {
             lines: Some(rx),
             stderr,
             args,
+            tree: None,
         };
         match ready_rx.recv_timeout(*TIMEOUT) {
             Ok(()) => {}
@@ -350,6 +355,26 @@ impl Agent {
     pub fn finish(&mut self, tree: &Path) -> Vec<Value> {
         self.finish_with(tree, Sentinel::Mkdir)
     }
+
+    /// `finish_with(tree, kind)`: the events before the sentinel must be exactly `want`.
+    pub fn expect_in(&mut self, tree: &Path, kind: Sentinel, want: &[Exp]) {
+        let evs = self.finish_with(tree, kind);
+        assert_events(&evs, want, tree);
+    }
+
+    /// `expect_in` on the tree of `watch_tree`, with a mkdir sentinel.
+    pub fn expect(&mut self, want: &[Exp]) {
+        self.expect_with(Sentinel::Mkdir, want);
+    }
+
+    /// `expect_in` on the tree of `watch_tree`, with a `kind` sentinel.
+    pub fn expect_with(&mut self, kind: Sentinel, want: &[Exp]) {
+        let tree = self
+            .tree
+            .clone()
+            .expect("expect: an agent of Agent::watch_tree");
+        self.expect_in(&tree, kind, want);
+    }
 }
 
 /// A thread that reads `r` line by line (raw bytes, the newline included) and hands each line
@@ -369,21 +394,6 @@ fn read_lines(r: impl Read + Send + 'static, mut f: impl FnMut(&[u8]) -> bool + 
             }
         }
     });
-}
-
-/// The common shape of a watch test.
-impl TestDir {
-    /// The agent on the tree with `opts`, `f` run in a forked root actor, then the sentinel:
-    /// every event before it, and that actor (fsuid 0, its pid, paths relative to the tree).
-    pub fn root_run(
-        &self,
-        opts: &[&str],
-        f: impl FnOnce() -> Result<(), String>,
-    ) -> (Vec<Value>, By) {
-        let mut a = Agent::watch_tree(&self.tree, opts);
-        let pid = run_as(Creds::Root, f);
-        (a.finish(&self.tree), By::new(&self.tree, 0, pid))
-    }
 }
 
 impl Drop for Agent {

@@ -132,39 +132,6 @@ impl Exp {
 pub const BEYOND_MOUNT: &str =
     "on another mount than the tree (a mount point or below one): not changed";
 
-/// The events one actor caused, for short expectation lists: its fsuid and pid, paths taken
-/// relative to `dir` (an absolute path stays as it is).
-#[derive(Clone, Debug)]
-pub struct By {
-    pub dir: PathBuf,
-    pub fsuid: u32,
-    pub pid: i32,
-}
-
-impl By {
-    pub fn new(dir: impl AsRef<Path>, fsuid: u32, pid: i32) -> By {
-        By {
-            dir: dir.as_ref().to_path_buf(),
-            fsuid,
-            pid,
-        }
-    }
-    /// `op` on `rel`.
-    pub fn op(&self, op: &str, rel: impl AsRef<Path>) -> Exp {
-        Exp::new(op, self.dir.join(rel), self.fsuid).pid(self.pid)
-    }
-    pub fn mkdir(&self, rel: impl AsRef<Path>, mode: u32) -> Exp {
-        self.op("mkdir", rel).mode(mode)
-    }
-    pub fn create(&self, rel: impl AsRef<Path>, mode: u32) -> Exp {
-        self.op("create", rel).mode(mode)
-    }
-    /// A rename of `from` to `to`.
-    pub fn rename(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> Exp {
-        self.op("rename", from).new_path(self.dir.join(to))
-    }
-}
-
 /// Event fields of schema version 1.
 const KNOWN_FIELDS: &[&str] = &[
     "time",

@@ -248,6 +248,14 @@ impl Drop for TempDir {
     }
 }
 
+/// A directory for a watched tree: made, owned by `id`:`id`, mode 0777 (so others can write in
+/// it too).
+pub fn make_tree(p: impl AsRef<Path>, id: u32) {
+    make_dir(p.as_ref());
+    chown(p.as_ref(), id, id);
+    chmod(p.as_ref(), 0o777);
+}
+
 /// A `TempDir` (`base`) holding:
 /// - `tree`: the watched tree, owned by OWNER:OWNER, mode 0777 (so OTHER can write in it too);
 /// - `outside`: a root-owned sibling directory that is not watched.
@@ -264,9 +272,7 @@ impl TestDir {
     pub fn new(name: &str) -> TestDir {
         let dir = TempDir::new(name);
         let tree = dir.join("tree");
-        make_dir(&tree);
-        chown(&tree, OWNER, OWNER);
-        chmod(&tree, 0o777);
+        make_tree(&tree, OWNER);
         let outside = dir.join("outside");
         make_dir(&outside);
         chmod(&outside, 0o755);

@@ -1,11 +1,14 @@
 //! Helpers for the integration tests, by concern: the test environment (`env`: root, CI,
 //! timeouts, knobs), raw syscalls (`sys`), the test's own files and temp trees (`fs`), the
-//! agent under test and its sentinel (`agent`), actors as other users in forked children
+//! agent under test and its sentinel (`agent`), the common shape of a watch test (`case`:
+//! `root_dir!`, `watched!`, `By`), actors as other users in forked children
 //! (`creds`), and exact comparison of the JSON events (`expect`). `use common::*;` brings
-//! them all; `#[macro_use] mod common;` also the macros `needs_root!`, `sc!` and `fails!`.
+//! them all; `#[macro_use] mod common;` also the macros `needs_root!`, `root_dir!`,
+//! `watched!`, `sc!` and `fails!`.
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod case;
 pub mod creds;
 pub mod env;
 pub mod expect;
@@ -13,6 +16,8 @@ pub mod fs;
 pub mod sys;
 
 pub use agent::*;
+#[allow(unused_imports)] // (not every test binary has watch tests)
+pub use case::*;
 pub use creds::*;
 pub use env::*;
 pub use expect::*;

@@ -78,20 +78,14 @@ fn fix_gives_everything_back_and_never_follows_symlinks() {
 
 #[test]
 fn fix_gives_back_the_root_itself() {
-    needs_root!();
-    let tmp = TempDir::new("fixroot");
-    let t = tmp.join("tree");
+    let (_tmp, t) = root_tmp!("fixroot");
     std::fs::create_dir(&t).unwrap();
     chmod(&t, 0o2775);
     set_all_mtimes(&t);
     let r = scan(&[os("--owner"), os("4242:4343"), os("--fix"), t.as_os_str()]);
-    assert_eq!(
-        (r.code, r.lines()),
-        (1, lines(vec![entry(&t, "dir", "2775", &t).fix(Fix::Fixed)]))
-    );
+    r.expect(1, lines(vec![entry(&t, "dir", "2775", &t).fix(Fix::Fixed)]));
     assert_eq!(owner_of(&t), (OWNER, OTHER));
-    let r = scan(&[t.as_os_str()]);
-    assert_eq!((r.code, r.stdout.len()), (0, 0));
+    scan(&[t.as_os_str()]).expect_none();
 }
 
 /// `scan --fix` many times while a thread keeps swapping `tree/sw` (a directory) with
@@ -99,9 +93,7 @@ fn fix_gives_back_the_root_itself() {
 /// the interleaving, nothing outside may change owner and no outside path may be reported.
 #[test]
 fn race_scan_fix_with_symlink_swap_never_escapes() {
-    needs_root!();
-    let tmp = TempDir::new("race");
-    let t = tmp.join("tree");
+    let (tmp, t) = root_tmp!("race");
     let outside = tmp.join("outside-xxx");
     std::fs::create_dir_all(t.join("sw/sub")).unwrap();
     std::fs::create_dir_all(outside.join("sub")).unwrap();
@@ -144,9 +136,7 @@ fn race_scan_fix_with_symlink_swap_never_escapes() {
 /// --cross-mounts), and `--fix` never changes them or anything below them.
 #[test]
 fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
-    needs_root!();
-    let tmp = TempDir::new("bind");
-    let t = tmp.join("tree");
+    let (tmp, t) = root_tmp!("bind");
     let src = tmp.join("bindsrc");
     let single = tmp.join("single");
     for d in [&t, &t.join("bm"), &src, &src.join("sub")] {
@@ -186,16 +176,13 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
     // Reported as the entries they show, not entered.
     let r = scan(&[t.as_os_str()]);
     assert_eq!(r.stderr, "");
-    assert_eq!(
-        (r.code, r.lines()),
-        (
-            1,
-            lines(vec![
-                l("bm", "dir", "0755", Fix::No),
-                l("bmf", "file", "0644", Fix::No),
-                l("plain", "file", "0644", Fix::No),
-            ])
-        )
+    r.expect(
+        1,
+        lines(vec![
+            l("bm", "dir", "0755", Fix::No),
+            l("bmf", "file", "0644", Fix::No),
+            l("plain", "file", "0644", Fix::No),
+        ]),
     );
     // --cross-mounts: entered and reported.
     let all = |fix: Fix<'static>| {
@@ -210,25 +197,22 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
     let r = scan(&[os("--cross-mounts"), t.as_os_str()]);
     let mut want = all(Fix::No);
     want.push(l("plain", "file", "0644", Fix::No).text());
-    assert_eq!((r.code, r.lines()), (1, sorted(want)));
+    r.expect(1, sorted(want));
 
     // --fix: the mount points are not changed; the tree's own file is.
     let r = scan(&[os("--fix"), t.as_os_str()]);
     assert_eq!(r.stderr, "");
-    assert_eq!(
-        (r.code, r.lines()),
-        (
-            1,
-            lines(vec![
-                l("bm", "dir", "0755", Fix::Failed(BEYOND_MOUNT)),
-                l("bmf", "file", "0644", Fix::Failed(BEYOND_MOUNT)),
-                l("plain", "file", "0644", Fix::Fixed),
-            ])
-        )
+    r.expect(
+        1,
+        lines(vec![
+            l("bm", "dir", "0755", Fix::Failed(BEYOND_MOUNT)),
+            l("bmf", "file", "0644", Fix::Failed(BEYOND_MOUNT)),
+            l("plain", "file", "0644", Fix::Fixed),
+        ]),
     );
     // --fix --cross-mounts: everything beyond the mount points is reported, nothing fixed.
     let r = scan(&[os("--fix"), os("--cross-mounts"), t.as_os_str()]);
-    assert_eq!((r.code, r.lines()), (1, all(Fix::Failed(BEYOND_MOUNT))));
+    r.expect(1, all(Fix::Failed(BEYOND_MOUNT)));
     for p in [
         src.clone(),
         src.join("secret"),
@@ -245,9 +229,7 @@ fn fix_never_crosses_a_bind_mount_of_the_same_filesystem() {
 /// keeps on a chown (no group execute), and the line says so; a directory keeps its setgid.
 #[test]
 fn fix_drops_setid_bits_of_files_not_of_directories() {
-    needs_root!();
-    let tmp = TempDir::new("setid");
-    let t = tmp.join("tree");
+    let (_tmp, t) = root_tmp!("setid");
     std::fs::create_dir_all(t.join("sgdir")).unwrap();
     for f in ["suid", "sgid_noexec", "plain"] {
         std::fs::write(t.join(f), b"x").unwrap();
@@ -262,17 +244,14 @@ fn fix_drops_setid_bits_of_files_not_of_directories() {
     let r = scan(&[os("--fix"), t.as_os_str()]);
     assert_eq!(r.stderr, "");
     let l = |p: &str, kind, mode, fix| entry(t.join(p), kind, mode, &t).fix(fix);
-    assert_eq!(
-        (r.code, r.lines()),
-        (
-            1,
-            lines(vec![
-                l("suid", "file", "6755", Fix::FixedSetid),
-                l("sgid_noexec", "file", "2644", Fix::FixedSetid),
-                l("plain", "file", "0644", Fix::Fixed),
-                l("sgdir", "dir", "2775", Fix::Fixed),
-            ])
-        )
+    r.expect(
+        1,
+        lines(vec![
+            l("suid", "file", "6755", Fix::FixedSetid),
+            l("sgid_noexec", "file", "2644", Fix::FixedSetid),
+            l("plain", "file", "0644", Fix::Fixed),
+            l("sgdir", "dir", "2775", Fix::Fixed),
+        ]),
     );
     let mode = |p: &str| mode_of(t.join(p));
     assert_eq!(
@@ -329,13 +308,12 @@ fn nested_trees_the_innermost_owner_decides() {
         assert_eq!((r.code, r.lines()), (1, want(Fix::No)), "{order:?}");
     }
     let r = scan(&[os("--fix"), a.as_os_str(), b.as_os_str()]);
-    assert_eq!((r.code, r.lines()), (1, want(Fix::Fixed)));
+    r.expect(1, want(Fix::Fixed));
     assert_eq!(owner_of(a.join("a_root")), (OWNER, OWNER));
     for p in ["", "sub", "b_own", "sub/b_root"] {
         assert_eq!(owner_of(b.join(p)), (OTHER, OTHER), "b/{p}");
     }
-    let r = scan(&[a.as_os_str(), b.as_os_str()]);
-    assert_eq!((r.code, r.stdout.len()), (0, 0));
+    scan(&[a.as_os_str(), b.as_os_str()]).expect_none();
     // Alone, /a still covers /a/b with its own owner: b is one of its entries then.
     let r = scan(&[a.as_os_str()]);
     assert_eq!(r.code, 1);

@@ -76,6 +76,16 @@ struct Run {
 }
 
 impl Run {
+    /// Exit `code` and exactly the stdout lines `want` (sorted, as `lines()` gives them).
+    fn expect(&self, code: i32, want: Vec<String>) {
+        assert_eq!((self.code, self.lines()), (code, want));
+    }
+
+    /// Exit 0 and nothing on stdout.
+    fn expect_none(&self) {
+        assert_eq!((self.code, self.stdout.len()), (0, 0));
+    }
+
     /// stdout lines, sorted (threads print in any order).
     fn lines(&self) -> Vec<String> {
         let s = std::str::from_utf8(&self.stdout).expect("stdout is UTF-8");

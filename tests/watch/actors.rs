@@ -8,31 +8,28 @@ use serde_json::Value;
 
 #[test]
 fn actor_is_the_fsuid() {
-    needs_root!();
-    let d = TestDir::new("fsuid");
-    let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &[]);
+    let (d, mut a) = watched!("fsuid", &[]);
     // real uid = owner, effective/fs uid 0 (a setuid-root program run by the owner): reported.
-    let p1 = run_as(Creds::RealUser(OWNER, OWNER), || {
+    let setuid = d.act(Creds::RealUser(OWNER, OWNER), || {
         mkdir(&d.t("a1"), 0o755)?;
         create(&d.t("a1f"), 0o644)
     });
     // real uid 0, fsuid = owner: not reported (and the files really are the owner's).
-    run_as(Creds::FsUser(OWNER, OWNER), || {
+    d.act(Creds::FsUser(OWNER, OWNER), || {
         mkdir(&d.t("a2"), 0o755)?;
         create(&d.t("a2f"), 0o644)
     });
     assert_eq!(owner_of(d.t("a2")), (OWNER, OWNER));
     assert_eq!(owner_of(d.t("a2f")), (OWNER, OWNER));
     // another uid: reported with its fsuid.
-    let p3 = run_as(Creds::User(OTHER, OTHER), || {
+    let other = d.act(Creds::User(OTHER, OTHER), || {
         mkdir(&d.t("a3"), 0o755)?;
         create(&d.t("a3f"), 0o644)
     });
     // the owner itself: not reported.
-    run_as(Creds::User(OWNER, OWNER), || mkdir(&d.t("a4"), 0o755));
+    mkdir_as(&d, Creds::User(OWNER, OWNER), "a4");
     // a second thread of a non-owner process: pid is the process, tid the thread.
-    let p5 = run_as(Creds::User(OTHER, OTHER), || {
+    let threads = d.act(Creds::User(OTHER, OTHER), || {
         let dir = d.t("threads");
         mkdir(&dir, 0o777)?;
         std::thread::spawn(move || {
@@ -54,78 +51,41 @@ fn actor_is_the_fsuid() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_ne!(tid, p5);
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d.t("a1"), 0)
-                .pid(p1)
-                .ids(OWNER, OWNER, 0, 0)
-                .mode(0o755),
-            Exp::new("create", d.t("a1f"), 0)
-                .pid(p1)
-                .ids(OWNER, OWNER, 0, 0)
-                .mode(0o644),
-            Exp::new("mkdir", d.t("a3"), OTHER).pid(p3).mode(0o755),
-            Exp::new("create", d.t("a3f"), OTHER).pid(p3).mode(0o644),
-            Exp::new("mkdir", d.t("threads"), OTHER).pid(p5).mode(0o777),
-            Exp::new("mkdir", d.t(&format!("threads/tid-{tid}")), OTHER)
-                .pid(p5)
-                .tid(tid)
-                .mode(0o755),
-        ],
-        t,
-    );
+    assert_ne!(tid, threads.pid);
+    a.expect(&[
+        setuid.mkdir("a1", 0o755),
+        setuid.create("a1f", 0o644),
+        other.mkdir("a3", 0o755),
+        other.create("a3f", 0o644),
+        threads.mkdir("threads", 0o777),
+        threads.mkdir(format!("threads/tid-{tid}"), 0o755).tid(tid),
+    ]);
+}
+
+/// `creds` makes `rel` (0755) in the tree of `d`: that actor.
+fn mkdir_as(d: &TestDir, creds: Creds, rel: &str) -> By {
+    d.act(creds, || mkdir(&d.t(rel), 0o755))
 }
 
 #[test]
 fn owner_option_overrides_the_directory_owner() {
-    needs_root!();
-    let d = TestDir::new("ownerflag");
-    let t = &d.tree;
     let o = format!("{OTHER}:{OTHER}");
-    let mut a = Agent::watch_tree(t, &["--owner", &o]);
-    run_as(Creds::User(OTHER, OTHER), || {
-        mkdir(&d.t("by_new_owner"), 0o755)
-    });
-    let p1 = run_as(Creds::User(OWNER, OWNER), || {
-        mkdir(&d.t("by_dir_owner"), 0o755)
-    });
-    let p2 = run_as(Creds::Root, || mkdir(&d.t("by_root"), 0o755));
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d.t("by_dir_owner"), OWNER)
-                .pid(p1)
-                .mode(0o755),
-            Exp::new("mkdir", d.t("by_root"), 0).pid(p2).mode(0o755),
-        ],
-        t,
-    );
+    let (d, mut a) = watched!("ownerflag", &["--owner", &o]);
+    mkdir_as(&d, Creds::User(OTHER, OTHER), "by_new_owner");
+    let owner = mkdir_as(&d, Creds::User(OWNER, OWNER), "by_dir_owner");
+    let root = mkdir_as(&d, Creds::Root, "by_root");
+    a.expect(&[
+        owner.mkdir("by_dir_owner", 0o755),
+        root.mkdir("by_root", 0o755),
+    ]);
 }
 
 #[test]
 fn owner_option_by_name() {
-    needs_root!();
-    let d = TestDir::new("ownername");
-    let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--owner", "nobody"]);
-    run_as(Creds::User(NOBODY, NOBODY), || {
-        mkdir(&d.t("by_nobody"), 0o755)
-    });
-    let p1 = run_as(Creds::User(OWNER, OWNER), || {
-        mkdir(&d.t("by_dir_owner"), 0o755)
-    });
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[Exp::new("mkdir", d.t("by_dir_owner"), OWNER)
-            .pid(p1)
-            .mode(0o755)],
-        t,
-    );
+    let (d, mut a) = watched!("ownername", &["--owner", "nobody"]);
+    mkdir_as(&d, Creds::User(NOBODY, NOBODY), "by_nobody");
+    let owner = mkdir_as(&d, Creds::User(OWNER, OWNER), "by_dir_owner");
+    a.expect(&[owner.mkdir("by_dir_owner", 0o755)]);
 }
 
 #[test]
@@ -135,69 +95,48 @@ fn each_tree_has_its_own_default_owner() {
     let d2 = TestDir::new("two-b");
     chown(&d2.tree, OTHER, OTHER);
     let mut a = Agent::watch(&[s(&d1.tree), s(&d2.tree)]);
-    let p1 = run_as(Creds::User(OWNER, OWNER), || {
+    let owner = d1.act(Creds::User(OWNER, OWNER), || {
         mkdir(&d1.t("owner_in_own"), 0o755)?;
         mkdir(&d2.t("owner_in_other"), 0o755)
     });
-    let p2 = run_as(Creds::User(OTHER, OTHER), || {
+    let other = d1.act(Creds::User(OTHER, OTHER), || {
         mkdir(&d2.t("other_in_own"), 0o755)?;
         mkdir(&d1.t("other_in_other"), 0o755)
     });
-    let p3 = run_as(Creds::Root, || {
+    let root = d1.act(Creds::Root, || {
         mkdir(&d1.t("root1"), 0o755)?;
         mkdir(&d2.t("root2"), 0o755)
     });
-    let evs = a.finish(&d1.tree);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d2.t("owner_in_other"), OWNER)
-                .pid(p1)
-                .mode(0o755)
-                .tree(&d2.tree),
-            Exp::new("mkdir", d1.t("other_in_other"), OTHER)
-                .pid(p2)
-                .mode(0o755),
-            Exp::new("mkdir", d1.t("root1"), 0).pid(p3).mode(0o755),
-            Exp::new("mkdir", d2.t("root2"), 0)
-                .pid(p3)
-                .mode(0o755)
-                .tree(&d2.tree),
-        ],
+    // (paths in d2 are absolute: `By` keeps them as they are)
+    a.expect_in(
         &d1.tree,
+        Sentinel::Mkdir,
+        &[
+            owner.mkdir(d2.t("owner_in_other"), 0o755).tree(&d2.tree),
+            other.mkdir("other_in_other", 0o755),
+            root.mkdir("root1", 0o755),
+            root.mkdir(d2.t("root2"), 0o755).tree(&d2.tree),
+        ],
     );
 }
 
 #[test]
 fn any_user_reports_the_owner_too() {
-    needs_root!();
-    let d = TestDir::new("anyuser");
-    let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--any-user"]);
-    let p1 = run_as(Creds::User(OWNER, OWNER), || mkdir(&d.t("by_owner"), 0o755));
-    let p2 = run_as(Creds::User(OTHER, OTHER), || {
+    let (d, mut a) = watched!("anyuser", &["--any-user"]);
+    let owner = mkdir_as(&d, Creds::User(OWNER, OWNER), "by_owner");
+    let other = d.act(Creds::User(OTHER, OTHER), || {
         create(&d.t("by_other"), 0o644)
     });
-    let p3 = run_as(Creds::User(NOBODY, NOBODY), || {
+    let nobody = d.act(Creds::User(NOBODY, NOBODY), || {
         mkdir(&d.t("by_nobody"), 0o700)
     });
-    let p4 = run_as(Creds::Root, || mkdir(&d.t("by_root"), 0o755));
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d.t("by_owner"), OWNER)
-                .pid(p1)
-                .mode(0o755),
-            Exp::new("create", d.t("by_other"), OTHER)
-                .pid(p2)
-                .mode(0o644),
-            Exp::new("mkdir", d.t("by_nobody"), NOBODY)
-                .pid(p3)
-                .mode(0o700)
-                .field("user", Value::from("nobody")),
-            Exp::new("mkdir", d.t("by_root"), 0).pid(p4).mode(0o755),
-        ],
-        t,
-    );
+    let root = mkdir_as(&d, Creds::Root, "by_root");
+    a.expect(&[
+        owner.mkdir("by_owner", 0o755),
+        other.create("by_other", 0o644),
+        nobody
+            .mkdir("by_nobody", 0o700)
+            .field("user", Value::from("nobody")),
+        root.mkdir("by_root", 0o755),
+    ]);
 }

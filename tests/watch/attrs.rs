@@ -22,14 +22,18 @@ fn have_syscall(nr: c_long) -> bool {
     !(r < 0 && errno() == libc::ENOSYS)
 }
 
+/// An empty file `name` in the tree and a symlink `link` to it.
+fn file_and_link(d: &TestDir, name: &str, link: &str) {
+    make_file(d.t(name), b"");
+    std::os::unix::fs::symlink(name, d.t(link)).unwrap();
+}
+
 #[test]
 fn root_chmod_variants() {
-    needs_root!();
-    let d = TestDir::new("chmod");
+    let d = root_dir!("chmod");
     let t = &d.tree;
-    make_file(d.t("m"), b"");
+    file_and_link(&d, "m", "msl");
     make_dir(d.t("md"));
-    std::os::unix::fs::symlink("m", d.t("msl")).unwrap();
     let fchmodat2 = have_syscall(SYS_FCHMODAT2);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
@@ -67,18 +71,15 @@ fn root_chmod_variants() {
     } else {
         eprintln!("root_chmod_variants: fchmodat2 not in this kernel, not tested");
     }
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 #[test]
 fn root_chown_variants() {
-    needs_root!();
-    let d = TestDir::new("chown");
-    let t = &d.tree;
-    make_file(d.t("o"), b"");
-    std::os::unix::fs::symlink("o", d.t("osl")).unwrap();
+    let d = root_dir!("chown");
+    file_and_link(&d, "o", "osl");
     let (evs, by) = d.root_run(&[], || {
-        let dfd = dirfd(t)?;
+        let dfd = dirfd(&d.tree)?;
         sc!(libc::SYS_chown, cp(d.t("o")), OTHER, OTHER)?;
         let fd = rdonly(&d.t("o"))?;
         sc!(libc::SYS_fchown, fd, OWNER, -1i32)?;
@@ -106,7 +107,7 @@ fn root_chown_variants() {
         Ok(())
     });
     let e = |rel: &str, u: Option<u32>, g: Option<u32>| by.op("chown", rel).owner(u, g);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("o", Some(OTHER), Some(OTHER)),
@@ -117,14 +118,12 @@ fn root_chown_variants() {
             e("o", Some(0), Some(0)),
             e("o", Some(OWNER), Some(OWNER)),
         ],
-        t,
     );
 }
 
 #[test]
 fn root_truncate_and_write_variants() {
-    needs_root!();
-    let d = TestDir::new("trunc");
+    let d = root_dir!("trunc");
     let t = &d.tree;
     make_file(d.t("w"), &[b'x'; 100]);
     std::os::unix::fs::symlink("w", d.t("wsl")).unwrap();
@@ -137,29 +136,21 @@ fn root_truncate_and_write_variants() {
         let b = b"more";
         sc!(libc::SYS_write, fd, b.as_ptr(), b.len())?; // write(2) itself: no extra event
         close(fd);
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs("w"),
-            libc::O_RDWR | libc::O_APPEND
-        )?;
-        close(fd);
+        openat_close(dfd, cs("w"), libc::O_RDWR | libc::O_APPEND, 0)?;
         let fd = openat2(dfd, &cs("w"), libc::O_WRONLY, 0)?;
         close(fd);
-        let fd = sc!(libc::SYS_open, cp(d.t("wsl")), libc::O_WRONLY)?; // follows
-        close(fd);
-        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_RDONLY)?; // nothing
-        close(fd);
+        open_close(&d.t("wsl"), libc::O_WRONLY, 0)?; // follows
+        open_close(&d.t("w"), libc::O_RDONLY, 0)?; // nothing
+
         // An existing file opened for writing with O_TRUNC, or by creat(2): "write".
-        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_WRONLY | libc::O_TRUNC)?;
-        close(fd);
+        open_close(&d.t("w"), libc::O_WRONLY | libc::O_TRUNC, 0)?;
         let fd = sc!(libc::SYS_creat, cp(d.t("w")), 0o600)?;
         close(fd);
         close(dfd);
         Ok(())
     });
     let e = |op: &str| by.op(op, d.t("w"));
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("truncate"),
@@ -172,17 +163,14 @@ fn root_truncate_and_write_variants() {
             e("write"),
             e("write"),
         ],
-        t,
     );
 }
 
 #[test]
 fn root_xattr_variants() {
-    needs_root!();
-    let d = TestDir::new("xattr");
+    let d = root_dir!("xattr");
     let t = &d.tree;
-    make_file(d.t("x"), b"");
-    std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
+    file_and_link(&d, "x", "xsl");
     let (evs, by) = d.root_run(&[], || {
         let v = b"value";
         let (vp, vl) = (v.as_ptr(), v.len());
@@ -196,7 +184,8 @@ fn root_xattr_variants() {
         sc!(libc::SYS_lremovexattr, cp(d.t("x")), cs("user.b"))?;
         sc!(libc::SYS_fremovexattr, fd, cs("user.c"))?;
         sc!(libc::SYS_removexattr, cp(d.t("xsl")), cs("user.d"))?; // follows
-                                                                   // l*xattr on a symlink: the link itself (trusted.* is allowed on symlinks for root).
+
+        // l*xattr on a symlink: the link itself (trusted.* is allowed on symlinks for root).
         sc!(
             libc::SYS_lsetxattr,
             cp(d.t("xsl")),
@@ -210,7 +199,7 @@ fn root_xattr_variants() {
         Ok(())
     });
     let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("setxattr", "user.a"),
@@ -225,7 +214,6 @@ fn root_xattr_variants() {
             by.op("setxattr", "xsl").xattr("trusted.l"),
             by.op("removexattr", "xsl").xattr("trusted.l"),
         ],
-        t,
     );
 }
 
@@ -238,8 +226,7 @@ fn root_xattrat_syscalls() {
     }
     let d = TestDir::new("xattrat");
     let t = &d.tree;
-    make_file(d.t("x"), b"");
-    std::os::unix::fs::symlink("x", d.t("xsl")).unwrap();
+    file_and_link(&d, "x", "xsl");
     let (evs, by) = d.root_run(&[], || {
         let v = b"value";
         let args = XattrArgs {
@@ -290,7 +277,7 @@ fn root_xattrat_syscalls() {
         Ok(())
     });
     let e = |op: &str, x: &str| by.op(op, d.t("x")).xattr(x);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("setxattr", "user.e"),
@@ -300,6 +287,5 @@ fn root_xattrat_syscalls() {
             e("removexattr", "user.f"),
             e("removexattr", "user.g"),
         ],
-        t,
     );
 }

@@ -21,33 +21,37 @@ fn assert_usage_error(args: &[&str]) {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    needs_root!();
-    let d = TestDir::new("badinput");
+    let d = root_dir!("badinput");
     let t = s(&d.tree);
     let file = d.o("a_file");
     make_file(&file, b"");
     let file = s(&file);
     let missing = s(&d.base.join("does-not-exist")).to_string();
-    let cases: Vec<Vec<&str>> = vec![
+    for c in [
         vec!["watch", &missing],
-        vec!["watch", &t, &missing],
-        vec!["watch", &file],
-        vec!["watch", "--owner", "no-such-user-ownwatch", &t],
-        vec!["watch", "--owner", "4242:no-such-group-ownwatch", &t],
-        vec!["watch", "--allow", "no-such-user-ownwatch", &t],
-        vec!["watch", "--ops", "mkdir,frobnicate", &t],
-        vec!["watch", "--ops", "", &t],
-        vec!["watch", "--backend", "magic", &t],
-        vec!["watch", "--format", "yaml", &t],
-        vec!["watch", "--duration", "0", &t],
-        vec!["watch", "--duration", "00", &t],
-        vec!["watch", "--duration", "0s", &t],
-        vec!["watch", "--duration", "10x", &t],
-        vec!["watch", "--duration", "9223372036854775807", &t],
-        vec!["watch", "--duration", "99999999999999999999999h", &t],
+        vec!["watch", t, &missing],
+        vec!["watch", file],
+    ] {
+        assert_usage_error(&c);
+    }
+    // `watch OPTION VALUE TREE` with a bad value.
+    let bad = [
+        ("--owner", "no-such-user-ownwatch"),
+        ("--owner", "4242:no-such-group-ownwatch"),
+        ("--allow", "no-such-user-ownwatch"),
+        ("--ops", "mkdir,frobnicate"),
+        ("--ops", ""),
+        ("--backend", "magic"),
+        ("--format", "yaml"),
+        ("--duration", "0"),
+        ("--duration", "00"),
+        ("--duration", "0s"),
+        ("--duration", "10x"),
+        ("--duration", "9223372036854775807"),
+        ("--duration", "99999999999999999999999h"),
     ];
-    for c in &cases {
-        assert_usage_error(c);
+    for (option, value) in bad {
+        assert_usage_error(&["watch", option, value, t]);
     }
     // Backends this machine cannot use.
     let unusable: Vec<String> = probe()["backends"]
@@ -73,8 +77,7 @@ fn bad_input_exits_2_with_one_line() {
 /// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic).
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    needs_root!();
-    let d = TestDir::new("usage");
+    let d = root_dir!("usage");
     let t = s(&d.tree);
     for args in [
         vec!["watch"],
@@ -131,18 +134,12 @@ fn probe_reports_every_backend_and_the_choice() {
 
 #[test]
 fn format_text_is_one_readable_line_per_event() {
-    needs_root!();
-    let d = TestDir::new("text");
+    let (d, mut a) = watched!("text", &["--format", "text"]);
     let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--format", "text"]);
     run_as(Creds::Root, || {
         mkdir(&d.t("text_dir"), 0o755)?;
         create(&d.t("text_file"), 0o644)?;
-        sc!(
-            libc::SYS_rename,
-            cp(d.t("text_file")),
-            cp(d.t("text_file2"))
-        )?;
+        rename(&d.t("text_file"), &d.t("text_file2"))?;
         create(&d.t("new\nline\u{1b}[2J"), 0o644)?;
         Ok(())
     });
@@ -180,9 +177,7 @@ fn format_text_is_one_readable_line_per_event() {
 
 #[test]
 fn verbose_keeps_stdout_for_events() {
-    needs_root!();
-    let d = TestDir::new("verbose");
-    let t = &d.tree;
+    let d = root_dir!("verbose");
     let (evs, by) = d.root_run(&["-v"], || mkdir(&d.t("v"), 0o755));
-    assert_events(&evs, &[by.mkdir("v", 0o755)], t);
+    d.expect(&evs, &[by.mkdir("v", 0o755)]);
 }

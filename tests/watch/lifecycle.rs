@@ -32,7 +32,7 @@ fn signal_flushes(sig: i32, name: &str) {
                 .mode(0o755)
         })
         .collect();
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 #[test]
@@ -49,8 +49,7 @@ fn sigint_flushes_and_exits_0() {
 
 #[test]
 fn closed_stdout_ends_cleanly() {
-    needs_root!();
-    let d = TestDir::new("headone");
+    let d = root_dir!("headone");
     let t = &d.tree;
     let mut a = Agent::spawn(watch_args(&[s(t)]), StdoutMode::HeadOne);
     std::fs::create_dir(d.t("h0")).unwrap();
@@ -105,8 +104,7 @@ fn expect_tree_gone(a: &Agent, root: &Path, reason: &str) {
 
 #[test]
 fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
-    needs_root!();
-    let d = TestDir::new("rootgone");
+    let d = root_dir!("rootgone");
     let mut a = Agent::watch_tree(&d.tree, &[]);
     let pid = run_as(Creds::Root, || {
         sc!(libc::SYS_rmdir, cp(&d.tree))?;
@@ -133,8 +131,7 @@ fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
 
 #[test]
 fn a_lazily_unmounted_root_never_widens_the_watch() {
-    needs_root!();
-    let d = TestDir::new("lazyumount");
+    let d = root_dir!("lazyumount");
     let mnt = d.o("mnt");
     make_dir(&mnt);
     let m = cp(&mnt);

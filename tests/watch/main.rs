@@ -64,6 +64,35 @@ fn create(p: &Path, mode: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// open(p, flags, mode) + close.
+fn open_close(p: &Path, flags: i32, mode: u32) -> Result<(), String> {
+    let fd = sc!(libc::SYS_open, cp(p), flags, mode)?;
+    close(fd);
+    Ok(())
+}
+
+/// openat(dfd, name, flags, mode) + close.
+fn openat_close(dfd: impl SysArg, name: CString, flags: i32, mode: u32) -> Result<(), String> {
+    let fd = sc!(libc::SYS_openat, dfd, name, flags, mode)?;
+    close(fd);
+    Ok(())
+}
+
+/// Name the O_TMPFILE file open as `fd` `name` in `dfd` through its /proc/self/fd link
+/// (linkat with AT_SYMLINK_FOLLOW), then close `fd`.
+fn link_tmpfile(fd: c_long, dfd: c_long, name: &str) -> Result<(), String> {
+    sc!(
+        libc::SYS_linkat,
+        libc::AT_FDCWD,
+        cs(format!("/proc/self/fd/{fd}")),
+        dfd,
+        cs(name),
+        libc::AT_SYMLINK_FOLLOW
+    )?;
+    close(fd);
+    Ok(())
+}
+
 fn openat2(dfd: c_long, path: &CString, flags: i32, mode: u32) -> Result<c_long, String> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
@@ -81,6 +110,11 @@ fn openat2(dfd: c_long, path: &CString, flags: i32, mode: u32) -> Result<c_long,
 
 fn mkdir(p: &Path, mode: u32) -> Result<(), String> {
     sc!(libc::SYS_mkdir, cp(p), mode)?;
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), String> {
+    sc!(libc::SYS_rename, cp(from), cp(to))?;
     Ok(())
 }
 

@@ -21,16 +21,27 @@ fn deep_chain(tree: &Path, names: &[Vec<u8>]) -> Result<(), String> {
         close(dfd);
         dfd = next;
     }
-    let fd = sc!(
-        libc::SYS_openat,
-        dfd,
-        cs("leaf"),
-        libc::O_CREAT | libc::O_WRONLY,
-        0o644
-    )?;
-    close(fd);
+    openat_close(dfd, cs("leaf"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
     close(dfd);
     Ok(())
+}
+
+/// `deep_chain` of `names` in the tree of `d`, by a root actor under an agent with `opts`: the
+/// events, and the events `deep_expect` says they must be.
+fn deep_run(d: &TestDir, opts: &[&str], names: &[Vec<u8>]) -> (Vec<Value>, Vec<Exp>) {
+    let (evs, by) = d.root_run(opts, || deep_chain(&d.tree, names));
+    (evs, deep_expect(&by, names))
+}
+
+/// Names of 255 bytes ("000nnn…", "001nnn…", …), one for each of `levels`.
+fn long_names(levels: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+    levels
+        .map(|i| {
+            let mut n = format!("{i:03}").into_bytes();
+            n.resize(255, b'n');
+            n
+        })
+        .collect()
 }
 
 /// The events of `deep_chain` by `by`: a mkdir for every level, then the leaf's create.
@@ -47,14 +58,12 @@ fn deep_expect(by: &By, names: &[Vec<u8>]) -> Vec<Exp> {
 
 #[test]
 fn path_120_levels_deep() {
-    needs_root!();
-    let d = TestDir::new("deep");
+    let d = root_dir!("deep");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..120)
         .map(|i| format!("level{i:03}").into_bytes())
         .collect();
-    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
-    let want = deep_expect(&by, &names);
+    let (evs, want) = deep_run(&d, &[], &names);
     // The 120th mkdir: exactly 120 components below the tree.
     let last = evs.get(119).and_then(|e| e["path"].as_str()).unwrap_or("");
     let below = last
@@ -65,24 +74,14 @@ fn path_120_levels_deep() {
         120,
         "120th event's path {last:?} is not 120 levels below the tree"
     );
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 #[test]
 fn path_120_levels_of_255_byte_names() {
-    needs_root!();
-    let d = TestDir::new("deeplong");
-    let t = &d.tree;
-    let names: Vec<Vec<u8>> = (0..120)
-        .map(|i| {
-            let mut n = format!("{i:03}").into_bytes();
-            n.resize(255, b'n');
-            n
-        })
-        .collect();
-    let (evs, by) = d.root_run(&[], || deep_chain(t, &names));
-    let want = deep_expect(&by, &names);
-    assert_events(&evs, &want, t);
+    let d = root_dir!("deeplong");
+    let (evs, want) = deep_run(&d, &[], &long_names(0..120));
+    d.expect(&evs, &want);
 }
 
 /// 300 levels of 255-byte names: a path (~77 KB) longer than the kernel side can carry.
@@ -90,20 +89,10 @@ fn path_120_levels_of_255_byte_names() {
 /// "truncated": true, one that is not marked must be exact.
 #[test]
 fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
-    needs_root!();
-    let d = TestDir::new("deeper");
-    let t = &d.tree;
-    let names: Vec<Vec<u8>> = (0..300)
-        .map(|i| {
-            let mut n = format!("{i:03}").into_bytes();
-            n.resize(255, b'n');
-            n
-        })
-        .collect();
+    let d = root_dir!("deeper");
     // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
     // other tests run)
-    let (evs, by) = d.root_run(&["--ring-size", "64M"], || deep_chain(t, &names));
-    let mut want = deep_expect(&by, &names);
+    let (evs, mut want) = deep_run(&d, &["--ring-size", "64M"], &long_names(0..300));
     // Up to 64 KiB a path always arrives whole, and is not marked (README).
     for (e, w) in evs.iter().zip(&want) {
         if w.path.len() <= 64 * 1024 {
@@ -123,23 +112,16 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
             w.path = e["path"].as_str().unwrap_or("").as_bytes().to_vec();
         }
     }
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 /// Every op on a file ~36 KB deep, by names relative to the working directory: whole paths,
 /// none marked "truncated" (the walks of the directories the op changed take room too).
 #[test]
 fn ops_36_kb_deep_are_whole() {
-    needs_root!();
-    let d = TestDir::new("deepops");
+    let d = root_dir!("deepops");
     let t = &d.tree;
-    let names: Vec<Vec<u8>> = (0..140)
-        .map(|i| {
-            let mut n = format!("{i:03}").into_bytes();
-            n.resize(255, b'n');
-            n
-        })
-        .collect();
+    let names = long_names(0..140);
     let deep = names.iter().fold(t.clone(), |p, n| join_bytes(&p, n));
     let mut a = Agent::watch_tree(t, &["--ops", "create,chmod,rename,link,symlink,unlink"]);
     let pid = run_as(Creds::Root, || {
@@ -157,7 +139,7 @@ fn ops_36_kb_deep_are_whole() {
     });
     let evs = a.finish_with(t, Sentinel::Create);
     let by = By::new(&deep, 0, pid);
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.op("create", "leaf").mode(0o644),
@@ -167,15 +149,12 @@ fn ops_36_kb_deep_are_whole() {
             by.op("symlink", "sl").target("leaf2"),
             by.op("unlink", "leaf3"),
         ],
-        t,
     );
 }
 
 #[test]
 fn names_of_255_bytes_and_long_symlink_targets() {
-    needs_root!();
-    let d = TestDir::new("longname");
-    let t = &d.tree;
+    let d = root_dir!("longname");
     let n = |c: char| c.to_string().repeat(255);
     let long_target = format!("/{}", "t/".repeat(2000)); // 4001 bytes
     let (evs, by) = d.root_run(&[], || {
@@ -187,7 +166,7 @@ fn names_of_255_bytes_and_long_symlink_targets() {
         create(&d.t(&format!("{}/{}", n('b'), n('f'))), 0o600)?;
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.op("create", d.t(&n('a'))).mode(0o644),
@@ -198,14 +177,12 @@ fn names_of_255_bytes_and_long_symlink_targets() {
             by.op("create", d.t(&format!("{}/{}", n('b'), n('f'))))
                 .mode(0o600),
         ],
-        t,
     );
 }
 
 #[test]
 fn odd_names_are_exact_and_one_line_each() {
-    needs_root!();
-    let d = TestDir::new("oddnames");
+    let d = root_dir!("oddnames");
     let t = &d.tree;
     let names: Vec<&[u8]> = vec![
         b"new\nline",
@@ -225,26 +202,12 @@ fn odd_names_are_exact_and_one_line_each() {
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
         for n in &names {
-            let fd = sc!(
-                libc::SYS_openat,
-                dfd,
-                cs(n),
-                libc::O_CREAT | libc::O_WRONLY,
-                0o644
-            )?;
-            close(fd);
+            openat_close(dfd, cs(n), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
         }
         sc!(libc::SYS_mkdirat, dfd, cs(odd_dir), 0o755)?;
         let mut inner = odd_dir.to_vec();
         inner.extend_from_slice(b"/in\xfe");
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs(&inner),
-            libc::O_CREAT | libc::O_WRONLY,
-            0o600
-        )?;
-        close(fd);
+        openat_close(dfd, cs(&inner), libc::O_CREAT | libc::O_WRONLY, 0o600)?;
         sc!(libc::SYS_symlinkat, cs(odd_target), dfd, cs("odd_link"))?;
         sc!(
             libc::SYS_renameat,
@@ -268,5 +231,5 @@ fn odd_names_are_exact_and_one_line_each() {
         by.op("rename", join_bytes(t, names[6]))
             .new_path(join_bytes(t, b"renamed\xfe\x01")),
     );
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }

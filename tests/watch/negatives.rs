@@ -8,8 +8,7 @@ use super::*;
 
 #[test]
 fn failed_operations_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("failed");
+    let d = root_dir!("failed");
     let t = &d.tree;
     make_file(d.t("exists"), b"");
     make_file(d.t("e2"), b"");
@@ -21,91 +20,65 @@ fn failed_operations_are_not_reported() {
         assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
     }
     let mut a = Agent::watch_tree(t, &[]);
+    let p = |n: &str| cp(d.t(n));
+    let at = libc::AT_FDCWD;
     run_as(Creds::Root, || {
         let v = b"1";
-        fails!(libc::EEXIST, libc::SYS_mkdir, cp(d.t("dir")), 0o755)?;
-        fails!(libc::ENOENT, libc::SYS_mkdir, cp(d.t("nodir/sub")), 0o755)?;
-        fails!(
-            libc::EEXIST,
-            libc::SYS_open,
-            cp(d.t("exists")),
-            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
-            0o644
-        )?;
-        fails!(libc::EISDIR, libc::SYS_open, cp(d.t("dir")), libc::O_WRONLY)?;
-        fails!(libc::ENOENT, libc::SYS_unlink, cp(d.t("missing")))?;
-        fails!(libc::ENOTEMPTY, libc::SYS_rmdir, cp(d.t("dir")))?;
-        fails!(libc::ENOTDIR, libc::SYS_rmdir, cp(d.t("exists")))?;
+        let wr = libc::O_WRONLY;
+        fails!(libc::EEXIST, libc::SYS_mkdir, p("dir"), 0o755)?;
+        fails!(libc::ENOENT, libc::SYS_mkdir, p("nodir/sub"), 0o755)?;
+        let excl = libc::O_CREAT | libc::O_EXCL | wr;
+        fails!(libc::EEXIST, libc::SYS_open, p("exists"), excl, 0o644)?;
+        fails!(libc::EISDIR, libc::SYS_open, p("dir"), wr)?;
+        fails!(libc::ENOENT, libc::SYS_unlink, p("missing"))?;
+        fails!(libc::ENOTEMPTY, libc::SYS_rmdir, p("dir"))?;
+        fails!(libc::ENOTDIR, libc::SYS_rmdir, p("exists"))?;
+        let noreplace = libc::RENAME_NOREPLACE;
+        let e2 = p("e2");
         fails!(
             libc::EEXIST,
             libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            cp(d.t("exists")),
-            libc::AT_FDCWD,
-            cp(d.t("e2")),
-            libc::RENAME_NOREPLACE
+            at,
+            p("exists"),
+            at,
+            e2,
+            noreplace
         )?;
-        fails!(
-            libc::ENOENT,
-            libc::SYS_rename,
-            cp(d.t("missing")),
-            cp(d.t("m2"))
-        )?;
-        fails!(
-            libc::EEXIST,
-            libc::SYS_link,
-            cp(d.t("exists")),
-            cp(d.t("e2"))
-        )?;
-        fails!(libc::EEXIST, libc::SYS_symlink, cs("x"), cp(d.t("e2")))?;
-        fails!(
-            libc::EEXIST,
-            libc::SYS_mknod,
-            cp(d.t("exists")),
-            libc::S_IFIFO | 0o644,
-            0
-        )?;
-        fails!(libc::ENOENT, libc::SYS_chmod, cp(d.t("missing")), 0o644)?;
-        fails!(libc::ENOENT, libc::SYS_chown, cp(d.t("missing")), 1, 1)?;
-        fails!(libc::EISDIR, libc::SYS_truncate, cp(d.t("dir")), 0)?;
+        fails!(libc::ENOENT, libc::SYS_rename, p("missing"), p("m2"))?;
+        fails!(libc::EEXIST, libc::SYS_link, p("exists"), p("e2"))?;
+        fails!(libc::EEXIST, libc::SYS_symlink, cs("x"), p("e2"))?;
+        let fifo = libc::S_IFIFO | 0o644;
+        fails!(libc::EEXIST, libc::SYS_mknod, p("exists"), fifo, 0)?;
+        fails!(libc::ENOENT, libc::SYS_chmod, p("missing"), 0o644)?;
+        fails!(libc::ENOENT, libc::SYS_chown, p("missing"), 1, 1)?;
+        fails!(libc::EISDIR, libc::SYS_truncate, p("dir"), 0)?;
+        let (a, create) = (cs("user.a"), libc::XATTR_CREATE);
         fails!(
             libc::EEXIST,
             libc::SYS_setxattr,
-            cp(d.t("exists")),
-            cs("user.a"),
+            p("exists"),
+            a,
             v.as_ptr(),
             1,
-            libc::XATTR_CREATE
+            create
         )?;
         fails!(
             libc::ENODATA,
             libc::SYS_removexattr,
-            cp(d.t("exists")),
+            p("exists"),
             cs("user.nope")
         )?;
         Ok(())
     });
     // A non-owner without permission fails too.
     run_as(Creds::User(OTHER, OTHER), || {
-        fails!(libc::EPERM, libc::SYS_chmod, cp(d.t("exists")), 0o777)?;
-        fails!(libc::EACCES, libc::SYS_unlink, cp(d.t("dir/in")))?;
-        fails!(
-            libc::EACCES,
-            libc::SYS_open,
-            cp(d.t("exists")),
-            libc::O_WRONLY
-        )?;
-        fails!(
-            libc::EPERM,
-            libc::SYS_chown,
-            cp(d.t("exists")),
-            OTHER,
-            OTHER
-        )?;
+        fails!(libc::EPERM, libc::SYS_chmod, p("exists"), 0o777)?;
+        fails!(libc::EACCES, libc::SYS_unlink, p("dir/in"))?;
+        fails!(libc::EACCES, libc::SYS_open, p("exists"), libc::O_WRONLY)?;
+        fails!(libc::EPERM, libc::SYS_chown, p("exists"), OTHER, OTHER)?;
         Ok(())
     });
-    let evs = a.finish(t);
-    assert_events(&evs, &[], t);
+    a.expect(&[]);
 }
 
 /// Every op, as `creds`, inside `dir` (which `creds` may write); `side` is a directory
@@ -114,21 +87,8 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
     let p = |n: &str| dir.join(n);
     let v = b"v";
     let dfd = dirfd(dir)?;
-    let fd = sc!(
-        libc::SYS_open,
-        cp(p("f1")),
-        libc::O_CREAT | libc::O_WRONLY,
-        0o644
-    )?;
-    close(fd);
-    let fd = sc!(
-        libc::SYS_openat,
-        dfd,
-        cs("f2"),
-        libc::O_CREAT | libc::O_RDWR,
-        0o600
-    )?;
-    close(fd);
+    open_close(&p("f1"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
+    openat_close(dfd, cs("f2"), libc::O_CREAT | libc::O_RDWR, 0o600)?;
     let fd = sc!(libc::SYS_creat, cp(p("f3")), 0o644)?;
     close(fd);
     let fd = openat2(dfd, &cs("f4"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
@@ -139,15 +99,7 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
         libc::O_TMPFILE | libc::O_WRONLY,
         0o600
     )?;
-    sc!(
-        libc::SYS_linkat,
-        libc::AT_FDCWD,
-        cs(format!("/proc/self/fd/{fd}")),
-        dfd,
-        cs("f5"),
-        libc::AT_SYMLINK_FOLLOW
-    )?;
-    close(fd);
+    link_tmpfile(fd, dfd, "f5")?;
     sc!(libc::SYS_mknod, cp(p("f6")), libc::S_IFREG | 0o644, 0)?;
     sc!(libc::SYS_mknodat, dfd, cs("fifo"), libc::S_IFIFO | 0o644, 0)?;
     sc!(libc::SYS_mkdir, cp(p("d1")), 0o755)?;
@@ -200,35 +152,32 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn owner_writes_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("ownerok");
-    let t = &d.tree;
-    let side = d.base.join("ownerside");
+/// For `every_op` as `id`: `sub` in the tree and `side` (holding `in`) beside it, all `id`'s.
+fn dirs_of(d: &TestDir, id: u32, sub: &str, side: &str) -> (PathBuf, PathBuf) {
+    let (sub, side) = (d.t(sub), d.base.join(side));
     make_dir(&side);
     make_file(side.join("in"), b"");
-    chown(&side, OWNER, OWNER);
-    chown(side.join("in"), OWNER, OWNER);
-    let sub = d.t("work");
     make_dir(&sub);
-    chown(&sub, OWNER, OWNER);
-    let mut a = Agent::watch_tree(t, &[]);
+    for p in [&side, &side.join("in"), &sub] {
+        chown(p, id, id);
+    }
+    (sub, side)
+}
+
+#[test]
+fn owner_writes_are_not_reported() {
+    let d = root_dir!("ownerok");
+    let (sub, side) = dirs_of(&d, OWNER, "work", "ownerside");
+    let mut a = Agent::watch_tree(&d.tree, &[]);
     run_as(Creds::User(OWNER, OWNER), || every_op(&sub, &side, OWNER));
     // The same as root outside the tree, right after, to show the agent was listening.
-    let pid = run_as(Creds::Root, || mkdir(&d.t("root_after"), 0o755));
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[Exp::new("mkdir", d.t("root_after"), 0).pid(pid).mode(0o755)],
-        t,
-    );
+    let root = d.act(Creds::Root, || mkdir(&d.t("root_after"), 0o755));
+    a.expect(&[root.mkdir("root_after", 0o755)]);
 }
 
 #[test]
 fn root_writes_outside_the_tree_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("outside");
+    let d = root_dir!("outside");
     let t = &d.tree;
     // A sibling whose name has the tree's path as a string prefix.
     let sibling = PathBuf::from(format!("{}-sibling", t.display()));
@@ -265,34 +214,19 @@ fn root_writes_outside_the_tree_are_not_reported() {
             &mut st as *mut libc::stat
         )?;
         sc!(libc::SYS_access, cp(d.t("readme")), libc::R_OK)?;
-        let fd = sc!(libc::SYS_open, cp(d.t("rdir")), libc::O_PATH)?;
-        close(fd);
+        open_close(&d.t("rdir"), libc::O_PATH, 0)?;
         Ok(())
     });
-    let pid = run_as(Creds::Root, || mkdir(&d.t("inside"), 0o700));
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[Exp::new("mkdir", d.t("inside"), 0).pid(pid).mode(0o700)],
-        t,
-    );
+    let root = d.act(Creds::Root, || mkdir(&d.t("inside"), 0o700));
+    a.expect(&[root.mkdir("inside", 0o700)]);
 }
 
 #[test]
 fn allowed_users_are_not_reported() {
-    needs_root!();
-    let d = TestDir::new("allow");
-    let t = &d.tree;
-    let other_side = d.base.join("otherside");
-    make_dir(&other_side);
-    make_file(other_side.join("in"), b"");
-    chown(&other_side, OTHER, OTHER);
-    chown(other_side.join("in"), OTHER, OTHER);
-    let sub = d.t("other");
-    make_dir(&sub);
-    chown(&sub, OTHER, OTHER);
+    let d = root_dir!("allow");
+    let (sub, other_side) = dirs_of(&d, OTHER, "other", "otherside");
     let other = OTHER.to_string();
-    let mut a = Agent::watch_tree(t, &["--allow", &other, "--allow", "nobody"]);
+    let mut a = Agent::watch_tree(&d.tree, &["--allow", &other, "--allow", "nobody"]);
     run_as(Creds::User(OTHER, OTHER), || {
         every_op(&sub, &other_side, OTHER)
     });
@@ -303,20 +237,13 @@ fn allowed_users_are_not_reported() {
     run_as(Creds::User(OWNER, OWNER), || {
         mkdir(&d.t("owner_dir"), 0o755)
     });
-    let pid = run_as(Creds::Root, || mkdir(&d.t("root_dir"), 0o755));
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[Exp::new("mkdir", d.t("root_dir"), 0).pid(pid).mode(0o755)],
-        t,
-    );
+    let root = d.act(Creds::Root, || mkdir(&d.t("root_dir"), 0o755));
+    a.expect(&[root.mkdir("root_dir", 0o755)]);
 }
 
 #[test]
 fn ops_mkdir_reports_only_mkdir() {
-    needs_root!();
-    let d = TestDir::new("opsmkdir");
-    let t = &d.tree;
+    let d = root_dir!("opsmkdir");
     let (evs, by) = d.root_run(&["--ops", "mkdir"], || {
         create(&d.t("f"), 0o644)?;
         mkdir(&d.t("d1"), 0o755)?;
@@ -326,8 +253,7 @@ fn ops_mkdir_reports_only_mkdir() {
         sc!(libc::SYS_link, cp(d.t("f")), cp(d.t("hl")))?;
         sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
         sc!(libc::SYS_mknod, cp(d.t("fifo")), libc::S_IFIFO | 0o644, 0)?;
-        let fd = sc!(libc::SYS_open, cp(d.t("g")), libc::O_WRONLY)?;
-        close(fd);
+        open_close(&d.t("g"), libc::O_WRONLY, 0)?;
         sc!(libc::SYS_truncate, cp(d.t("g")), 0)?;
         let v = b"v";
         sc!(
@@ -344,44 +270,36 @@ fn ops_mkdir_reports_only_mkdir() {
         sc!(libc::SYS_rmdir, cp(d.t("d1")))?;
         Ok(())
     });
-    assert_events(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)], t);
+    d.expect(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)]);
 }
 
 #[test]
 fn ops_list_reports_only_those_ops() {
-    needs_root!();
-    let d = TestDir::new("opslist");
-    let t = &d.tree;
-    let mut a = Agent::watch_tree(t, &["--ops", "create,rename,unlink"]);
-    let pid = run_as(Creds::Root, || {
+    let (d, mut a) = watched!("opslist", &["--ops", "create,rename,unlink"]);
+    let by = d.act(Creds::Root, || {
         mkdir(&d.t("d"), 0o755)?;
         create(&d.t("f"), 0o644)?;
         sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
         sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
-        let fd = sc!(libc::SYS_open, cp(d.t("g")), libc::O_WRONLY)?;
-        close(fd);
+        open_close(&d.t("g"), libc::O_WRONLY, 0)?;
         sc!(libc::SYS_symlink, cs("g"), cp(d.t("sl")))?;
         sc!(libc::SYS_unlink, cp(d.t("g")))?;
         sc!(libc::SYS_rmdir, cp(d.t("d")))?;
         Ok(())
     });
-    let evs = a.finish_with(t, Sentinel::Create);
-    assert_events(
-        &evs,
+    a.expect_with(
+        Sentinel::Create,
         &[
-            Exp::new("create", d.t("f"), 0).pid(pid).mode(0o644),
-            Exp::new("rename", d.t("f"), 0).pid(pid).new_path(d.t("g")),
-            Exp::new("unlink", d.t("g"), 0).pid(pid),
+            by.create("f", 0o644),
+            by.rename("f", "g"),
+            by.op("unlink", "g"),
         ],
-        t,
     );
 }
 
 #[test]
 fn ops_accepts_every_op_name() {
-    needs_root!();
-    let d = TestDir::new("opsall");
-    let t = &d.tree;
+    let d = root_dir!("opsall");
     let all = "create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,\
                setxattr,removexattr,write";
     let (evs, by) = d.root_run(&["--ops", all], || {
@@ -390,13 +308,12 @@ fn ops_accepts_every_op_name() {
         sc!(libc::SYS_unlink, cp(d.t("f")))?;
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.create("f", 0o644),
             by.op("chmod", "f").mode(0o600),
             by.op("unlink", "f"),
         ],
-        t,
     );
 }

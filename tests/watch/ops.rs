@@ -7,71 +7,39 @@ use super::*;
 
 #[test]
 fn root_create_variants() {
-    needs_root!();
-    let d = TestDir::new("create");
+    let d = root_dir!("create");
     let t = &d.tree;
     let (evs, by) = d.root_run(&[], || {
-        let fd = sc!(
-            libc::SYS_open,
-            cp(d.t("c_open")),
-            libc::O_CREAT | libc::O_WRONLY,
-            0o640
-        )?;
-        close(fd);
-        let fd = sc!(
-            libc::SYS_openat,
+        let (wr, excl) = (libc::O_CREAT | libc::O_WRONLY, libc::O_EXCL);
+        open_close(&d.t("c_open"), wr, 0o640)?;
+        openat_close(
             libc::AT_FDCWD,
             cp(d.t("c_openat")),
             libc::O_CREAT | libc::O_RDWR,
-            0o600
+            0o600,
         )?;
-        close(fd);
         let dfd = dirfd(t)?; // reading a directory: nothing
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs("c_openat_dirfd"),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
-            0o644
-        )?;
-        close(fd);
-        let fd = openat2(dfd, &cs("c_openat2"), libc::O_CREAT | libc::O_WRONLY, 0o640)?;
+        openat_close(dfd, cs("c_openat_dirfd"), wr | excl, 0o644)?;
+        let fd = openat2(dfd, &cs("c_openat2"), wr, 0o640)?;
         close(fd);
         let fd = sc!(libc::SYS_creat, cp(d.t("c_creat")), 0o604)?;
         close(fd);
+        let tmp = libc::O_TMPFILE;
         // O_TMPFILE, named by linkat(fd, "", AT_EMPTY_PATH)
-        let fd = sc!(
-            libc::SYS_open,
-            cp(t),
-            libc::O_TMPFILE | libc::O_WRONLY,
-            0o600
-        )?;
+        let fd = sc!(libc::SYS_open, cp(t), tmp | libc::O_WRONLY, 0o600)?;
+        let empty = libc::AT_EMPTY_PATH;
         sc!(
             libc::SYS_linkat,
             fd,
             cs(""),
             libc::AT_FDCWD,
             cp(d.t("c_tmp_empty")),
-            libc::AT_EMPTY_PATH
+            empty
         )?;
         close(fd);
         // O_TMPFILE, named by linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW)
-        let fd = sc!(
-            libc::SYS_openat,
-            dfd,
-            cs("."),
-            libc::O_TMPFILE | libc::O_RDWR,
-            0o640
-        )?;
-        sc!(
-            libc::SYS_linkat,
-            libc::AT_FDCWD,
-            cs(format!("/proc/self/fd/{fd}")),
-            dfd,
-            cs("c_tmp_proc"),
-            libc::AT_SYMLINK_FOLLOW
-        )?;
-        close(fd);
+        let fd = sc!(libc::SYS_openat, dfd, cs("."), tmp | libc::O_RDWR, 0o640)?;
+        link_tmpfile(fd, dfd, "c_tmp_proc")?;
         sc!(
             libc::SYS_mknod,
             cp(d.t("c_mknod")),
@@ -86,65 +54,47 @@ fn root_create_variants() {
             0
         )?;
         sc!(libc::SYS_mknod, cp(d.t("c_mknod_notype")), 0o620, 0)?; // type 0 = regular
-                                                                    // Existing file: O_CREAT without O_EXCL opens it -> write, not create.
-        let fd = sc!(
-            libc::SYS_open,
-            cp(d.t("c_open")),
-            libc::O_CREAT | libc::O_WRONLY,
-            0o777
-        )?;
-        close(fd);
+
+        // Existing file: O_CREAT without O_EXCL opens it -> write, not create.
+        open_close(&d.t("c_open"), wr, 0o777)?;
         // Read-only opens of an existing file: nothing.
-        let fd = sc!(libc::SYS_open, cp(d.t("c_open")), libc::O_RDONLY)?;
-        close(fd);
-        let fd = sc!(
-            libc::SYS_open,
-            cp(d.t("c_open")),
-            libc::O_CREAT | libc::O_RDONLY,
-            0o600
-        )?;
-        close(fd);
+        open_close(&d.t("c_open"), libc::O_RDONLY, 0)?;
+        open_close(&d.t("c_open"), libc::O_CREAT | libc::O_RDONLY, 0o600)?;
         close(dfd);
         Ok(())
     });
-    assert_events(
-        &evs,
+    let mut want = by.modes(
+        "create",
         &[
-            by.op("create", "c_open").mode(0o640),
-            by.op("create", "c_openat").mode(0o600),
-            by.op("create", "c_openat_dirfd").mode(0o644),
-            by.op("create", "c_openat2").mode(0o640),
-            by.op("create", "c_creat").mode(0o604),
-            by.op("create", "c_tmp_empty").mode(0o600),
-            by.op("create", "c_tmp_proc").mode(0o640),
-            by.op("create", "c_mknod").mode(0o644),
-            by.op("create", "c_mknodat").mode(0o600),
-            by.op("create", "c_mknod_notype").mode(0o620),
-            by.op("write", "c_open"),
+            ("c_open", 0o640),
+            ("c_openat", 0o600),
+            ("c_openat_dirfd", 0o644),
+            ("c_openat2", 0o640),
+            ("c_creat", 0o604),
+            ("c_tmp_empty", 0o600),
+            ("c_tmp_proc", 0o640),
+            ("c_mknod", 0o644),
+            ("c_mknodat", 0o600),
+            ("c_mknod_notype", 0o620),
         ],
-        t,
     );
+    want.push(by.op("write", "c_open"));
+    d.expect(&evs, &want);
 }
 
 #[test]
 fn root_mkdir_mknod_symlink_link_variants() {
-    needs_root!();
-    let d = TestDir::new("mkdir");
-    let t = &d.tree;
+    let d = root_dir!("mkdir");
     make_file(d.t("f"), b"data");
     make_file(d.o("src_in"), b"outside");
+    let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
-        let dfd = dirfd(t)?;
-        sc!(libc::SYS_mkdir, cp(d.t("d_mkdir")), 0o755)?;
-        sc!(
-            libc::SYS_mkdirat,
-            libc::AT_FDCWD,
-            cp(d.t("d_mkdirat")),
-            0o700
-        )?;
+        let dfd = dirfd(&d.tree)?;
+        sc!(libc::SYS_mkdir, p("d_mkdir"), 0o755)?;
+        sc!(libc::SYS_mkdirat, at, p("d_mkdirat"), 0o700)?;
         sc!(libc::SYS_mkdirat, dfd, cs("d_fd"), 0o750)?;
-        sc!(libc::SYS_mkdir, cp(d.t("d_sticky")), 0o1777)?;
-        sc!(libc::SYS_mknod, cp(d.t("n_fifo")), libc::S_IFIFO | 0o644, 0)?;
+        sc!(libc::SYS_mkdir, p("d_sticky"), 0o1777)?;
+        sc!(libc::SYS_mknod, p("n_fifo"), libc::S_IFIFO | 0o644, 0)?;
         sc!(
             libc::SYS_mknodat,
             dfd,
@@ -152,89 +102,61 @@ fn root_mkdir_mknod_symlink_link_variants() {
             libc::S_IFIFO | 0o600,
             0
         )?;
-        sc!(
-            libc::SYS_mknod,
-            cp(d.t("n_sock")),
-            libc::S_IFSOCK | 0o640,
-            0
-        )?;
-        sc!(
-            libc::SYS_mknod,
-            cp(d.t("n_chr")),
-            libc::S_IFCHR | 0o600,
-            libc::makedev(1, 3)
-        )?;
-        sc!(libc::SYS_symlink, cs("f"), cp(d.t("s_rel")))?;
-        sc!(
-            libc::SYS_symlinkat,
-            cs("/nonexistent/abs target"),
-            dfd,
-            cs("s_abs")
-        )?;
-        sc!(libc::SYS_link, cp(d.t("f")), cp(d.t("l_link")))?;
+        sc!(libc::SYS_mknod, p("n_sock"), libc::S_IFSOCK | 0o640, 0)?;
+        let chr = (libc::S_IFCHR | 0o600, libc::makedev(1, 3));
+        sc!(libc::SYS_mknod, p("n_chr"), chr.0, chr.1)?;
+        sc!(libc::SYS_symlink, cs("f"), p("s_rel"))?;
+        let abs = cs("/nonexistent/abs target");
+        sc!(libc::SYS_symlinkat, abs, dfd, cs("s_abs"))?;
+        sc!(libc::SYS_link, p("f"), p("l_link"))?;
         sc!(libc::SYS_linkat, dfd, cs("f"), dfd, cs("l_linkat"), 0)?;
         // Without AT_SYMLINK_FOLLOW the symlink itself gets the new name.
-        sc!(
-            libc::SYS_linkat,
-            libc::AT_FDCWD,
-            cp(d.t("s_rel")),
-            libc::AT_FDCWD,
-            cp(d.t("l_sym")),
-            0
-        )?;
+        sc!(libc::SYS_linkat, at, p("s_rel"), at, p("l_sym"), 0)?;
         // With it, the target object does.
-        sc!(
-            libc::SYS_linkat,
-            libc::AT_FDCWD,
-            cp(d.t("s_rel")),
-            libc::AT_FDCWD,
-            cp(d.t("l_follow")),
-            libc::AT_SYMLINK_FOLLOW
-        )?;
+        let follow = libc::AT_SYMLINK_FOLLOW;
+        sc!(libc::SYS_linkat, at, p("s_rel"), at, p("l_follow"), follow)?;
         // AT_EMPTY_PATH of an ordinary (named) file is a link, not a create.
         let fd = rdonly(&d.t("f"))?;
-        sc!(
-            libc::SYS_linkat,
-            fd,
-            cs(""),
-            dfd,
-            cs("l_empty"),
-            libc::AT_EMPTY_PATH
-        )?;
+        let empty = libc::AT_EMPTY_PATH;
+        sc!(libc::SYS_linkat, fd, cs(""), dfd, cs("l_empty"), empty)?;
         close(fd);
         // A new name in the tree for a file from outside.
-        sc!(libc::SYS_link, cp(d.o("src_in")), cp(d.t("l_in")))?;
+        sc!(libc::SYS_link, cp(d.o("src_in")), p("l_in"))?;
         close(dfd);
         Ok(())
     });
-    assert_events(
+    let link = |from, to: &str| by.op("link", from).new_path(d.t(to));
+    let dirs = [
+        ("d_mkdir", 0o755),
+        ("d_mkdirat", 0o700),
+        ("d_fd", 0o750),
+        ("d_sticky", 0o1777),
+    ];
+    let nodes = [
+        ("n_fifo", 0o644),
+        ("n_fifo2", 0o600),
+        ("n_sock", 0o640),
+        ("n_chr", 0o600),
+    ];
+    let names = vec![
+        by.op("symlink", "s_rel").target("f"),
+        by.op("symlink", "s_abs").target("/nonexistent/abs target"),
+        link(d.t("f"), "l_link"),
+        link(d.t("f"), "l_linkat"),
+        link(d.t("s_rel"), "l_sym"),
+        link(d.t("f"), "l_follow"),
+        link(d.t("f"), "l_empty"),
+        link(d.o("src_in"), "l_in"),
+    ];
+    d.expect(
         &evs,
-        &[
-            by.op("mkdir", "d_mkdir").mode(0o755),
-            by.op("mkdir", "d_mkdirat").mode(0o700),
-            by.op("mkdir", "d_fd").mode(0o750),
-            by.op("mkdir", "d_sticky").mode(0o1777),
-            by.op("mknod", "n_fifo").mode(0o644),
-            by.op("mknod", "n_fifo2").mode(0o600),
-            by.op("mknod", "n_sock").mode(0o640),
-            by.op("mknod", "n_chr").mode(0o600),
-            by.op("symlink", "s_rel").target("f"),
-            by.op("symlink", "s_abs").target("/nonexistent/abs target"),
-            by.op("link", "f").new_path(d.t("l_link")),
-            by.op("link", "f").new_path(d.t("l_linkat")),
-            by.op("link", "s_rel").new_path(d.t("l_sym")),
-            by.op("link", "f").new_path(d.t("l_follow")),
-            by.op("link", "f").new_path(d.t("l_empty")),
-            by.op("link", d.o("src_in")).new_path(d.t("l_in")),
-        ],
-        t,
+        &[by.modes("mkdir", &dirs), by.modes("mknod", &nodes), names].concat(),
     );
 }
 
 #[test]
 fn root_rename_variants() {
-    needs_root!();
-    let d = TestDir::new("rename");
+    let d = root_dir!("rename");
     let t = &d.tree;
     for f in ["r1", "r2", "r3", "x1", "x2", "victim", "out1"] {
         make_file(d.t(f), f.as_bytes());
@@ -243,34 +165,22 @@ fn root_rename_variants() {
     make_file(d.t("rd/inner"), b"");
     std::os::unix::fs::symlink("r3", d.t("rsl")).unwrap();
     make_file(d.o("in1"), b"in");
+    let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
-        sc!(libc::SYS_rename, cp(d.t("r1")), cp(d.t("r1b")))?;
+        sc!(libc::SYS_rename, p("r1"), p("r1b"))?;
         sc!(libc::SYS_renameat, dfd, cs("r2"), dfd, cs("r2b"))?;
-        sc!(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            cp(d.t("r3")),
-            libc::AT_FDCWD,
-            cp(d.t("r3b")),
-            0
-        )?;
+        sc!(libc::SYS_renameat2, at, p("r3"), at, p("r3b"), 0)?;
+        let (noreplace, exchange) = (libc::RENAME_NOREPLACE, libc::RENAME_EXCHANGE);
         sc!(
             libc::SYS_renameat2,
             dfd,
             cs("r1b"),
             dfd,
             cs("r1c"),
-            libc::RENAME_NOREPLACE
+            noreplace
         )?;
-        sc!(
-            libc::SYS_renameat2,
-            dfd,
-            cs("x1"),
-            dfd,
-            cs("x2"),
-            libc::RENAME_EXCHANGE
-        )?;
+        sc!(libc::SYS_renameat2, dfd, cs("x1"), dfd, cs("x2"), exchange)?;
         // Replacing an existing name is one rename.
         sc!(libc::SYS_rename, cp(d.t("r2b")), cp(d.t("victim")))?;
         // Moves in and out of the tree.
@@ -285,7 +195,7 @@ fn root_rename_variants() {
         Ok(())
     });
     let e = |from: &str, to: &str| by.rename(from, to);
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("r1", "r1b"),
@@ -300,14 +210,12 @@ fn root_rename_variants() {
             e("r3b", "rd2/r3c"),
             e("rsl", "rsl2"),
         ],
-        t,
     );
 }
 
 #[test]
 fn root_unlink_rmdir_variants() {
-    needs_root!();
-    let d = TestDir::new("unlink");
+    let d = root_dir!("unlink");
     let t = &d.tree;
     for f in ["u1", "u2", "u3"] {
         make_file(d.t(f), b"");
@@ -332,7 +240,7 @@ fn root_unlink_rmdir_variants() {
         close(dfd);
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.op("unlink", "u1"),
@@ -343,7 +251,6 @@ fn root_unlink_rmdir_variants() {
             by.op("unlink", "usl"),
             by.op("unlink", "sub/u4"),
         ],
-        t,
     );
     assert!(d.o("target").exists());
 }

@@ -3,7 +3,7 @@
 //! a chroot, a watched root given in other forms or renamed; every event carries the canonical
 //! path as it was when the op ran.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -21,28 +21,17 @@ fn dir_argument_forms_give_the_canonical_tree() {
         StdoutMode::Lines,
         Some(&d1.base),
     );
-    let pid = run_as(Creds::Root, || {
+    let root = d1.act(Creds::Root, || {
         mkdir(&d1.t("x"), 0o755)?;
         mkdir(&d2.t("y"), 0o755)
     });
-    let evs = a.finish(&d1.tree);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d1.t("x"), 0).pid(pid).mode(0o755),
-            Exp::new("mkdir", d2.t("y"), 0)
-                .pid(pid)
-                .mode(0o755)
-                .tree(&d2.tree),
-        ],
-        &d1.tree,
-    );
+    let y = root.mkdir(d2.t("y"), 0o755).tree(&d2.tree);
+    a.expect_in(&d1.tree, Sentinel::Mkdir, &[root.mkdir("x", 0o755), y]);
 }
 
 #[test]
 fn path_forms() {
-    needs_root!();
-    let d = TestDir::new("paths");
+    let d = root_dir!("paths");
     let t = &d.tree;
     make_dir(d.t("sub"));
     make_file(d.t("sub/file_u"), b"");
@@ -96,14 +85,12 @@ fn path_forms() {
             cs(format!("{}//./slashes/", t.display())),
             0o755
         )?;
-        let fd = sc!(
-            libc::SYS_openat,
+        openat_close(
             dfd,
             cs("../dotdot_file"),
             libc::O_CREAT | libc::O_WRONLY,
-            0o644
+            0o644,
         )?;
-        close(fd);
         sc!(libc::SYS_unlink, cp(outlink.join("sub/file_u")))?;
         sc!(
             libc::SYS_rename,
@@ -137,7 +124,7 @@ fn path_forms() {
     if !proc_fd {
         want.retain(|w| !w.path.ends_with(b"/proc_fd"));
     }
-    assert_events(&evs, &want, t);
+    d.expect(&evs, &want);
 }
 
 /// Paths are what they were when the operation ran, even when a directory or symlink on
@@ -158,7 +145,7 @@ fn paths_are_as_at_the_time_of_the_operation() {
     std::os::unix::fs::symlink(t, &outlink).unwrap();
     std::os::unix::fs::symlink("sub", d.t("sublink")).unwrap();
     let mut a = Agent::watch_tree(t, &[]);
-    let pid = run_as(Creds::Root, || {
+    let by = d.act(Creds::Root, || {
         // A symlinked parent outside the tree, re-pointed elsewhere right after.
         mkdir(&outlink.join("via_outlink"), 0o755)?;
         sc!(libc::SYS_unlink, cp(&outlink))?;
@@ -180,45 +167,42 @@ fn paths_are_as_at_the_time_of_the_operation() {
         Ok(())
     });
     // The owner renames its directory right after root wrote in it (silent itself).
-    let p2 = run_as(Creds::Root, || mkdir(&d.t("own/by_root"), 0o755));
-    run_as(Creds::User(OWNER, OWNER), || {
+    let late = d.act(Creds::Root, || mkdir(&d.t("own/by_root"), 0o755));
+    d.act(Creds::User(OWNER, OWNER), || {
         sc!(libc::SYS_rename, cp(d.t("own")), cp(d.t("own2")))?;
         Ok(())
     });
-    let evs = a.finish(t);
-    let m = |rel: &str| Exp::new("mkdir", d.t(rel), 0).pid(pid).mode(0o755);
-    assert_events(
-        &evs,
-        &[
-            m("via_outlink"),
-            m("sub/via_sublink"),
-            Exp::new("unlink", d.t("sublink"), 0).pid(pid),
-            m("mv/in_mv"),
-            Exp::new("rename", d.t("mv"), 0)
-                .pid(pid)
-                .new_path(d.o("mv")),
-            Exp::new("create", d.t("gone/f"), 0).pid(pid).mode(0o644),
-            Exp::new("unlink", d.t("gone/f"), 0).pid(pid),
-            Exp::new("rmdir", d.t("gone"), 0).pid(pid),
-            m("a"),
-            m("a/b"),
-            Exp::new("rename", d.t("a"), 0).pid(pid).new_path(d.t("a2")),
-            Exp::new("mkdir", d.t("own/by_root"), 0).pid(p2).mode(0o755),
-        ],
-        t,
-    );
+    let m = |rel: &str| by.mkdir(rel, 0o755);
+    a.expect(&[
+        m("via_outlink"),
+        m("sub/via_sublink"),
+        by.op("unlink", "sublink"),
+        m("mv/in_mv"),
+        by.op("rename", "mv").new_path(d.o("mv")),
+        by.create("gone/f", 0o644),
+        by.op("unlink", "gone/f"),
+        by.op("rmdir", "gone"),
+        m("a"),
+        m("a/b"),
+        by.rename("a", "a2"),
+        late.mkdir("own/by_root", 0o755),
+    ]);
+}
+
+/// `sub` in the tree, and two empty directories beside it to mount the tree and `sub` on.
+fn bind_points(d: &TestDir, tree_on: &str, sub_on: &str) -> (PathBuf, PathBuf) {
+    make_dir(d.t("sub"));
+    let (a, b) = (d.base.join(tree_on), d.base.join(sub_on));
+    make_dir(&a);
+    make_dir(&b);
+    (a, b)
 }
 
 #[test]
 fn path_through_bind_mount_on_host() {
-    needs_root!();
-    let d = TestDir::new("hostbind");
+    let d = root_dir!("hostbind");
     let t = &d.tree;
-    make_dir(d.t("sub"));
-    let bind = d.base.join("bind");
-    let bind_sub = d.base.join("bind_sub");
-    make_dir(&bind);
-    make_dir(&bind_sub);
+    let (bind, bind_sub) = bind_points(&d, "bind", "bind_sub");
     d.bind_mount(t, &bind);
     d.bind_mount(&d.t("sub"), &bind_sub);
     let mut a = Agent::watch_tree(t, &[]);
@@ -235,25 +219,20 @@ fn path_through_bind_mount_on_host() {
         mkdir(&d.t("via_tree_path"), 0o755)?;
         Ok(())
     });
-    let evs = a.finish(t);
-    assert_events(
-        &evs,
-        &[
-            Exp::new("mkdir", d.t("hb"), 0).pid(pid).mode(0o755),
-            Exp::new("create", d.t("hbf"), 0).pid(pid).mode(0o644),
-            Exp::new("rename", d.t("hbf"), 0)
-                .pid(pid)
-                .new_path(d.t("hbg")),
-            Exp::new("mkdir", d.t("sub/in_sub"), 0).pid(pid).mode(0o755),
-            Exp::new("mkdir", d.t("via_late_bind"), 0)
-                .pid(pid)
-                .mode(0o755),
-            Exp::new("mkdir", d.t("via_tree_path"), 0)
-                .pid(pid)
-                .mode(0o755),
-        ],
-        t,
-    );
+    a.expect(&[
+        Exp::new("mkdir", d.t("hb"), 0).pid(pid).mode(0o755),
+        Exp::new("create", d.t("hbf"), 0).pid(pid).mode(0o644),
+        Exp::new("rename", d.t("hbf"), 0)
+            .pid(pid)
+            .new_path(d.t("hbg")),
+        Exp::new("mkdir", d.t("sub/in_sub"), 0).pid(pid).mode(0o755),
+        Exp::new("mkdir", d.t("via_late_bind"), 0)
+            .pid(pid)
+            .mode(0o755),
+        Exp::new("mkdir", d.t("via_tree_path"), 0)
+            .pid(pid)
+            .mode(0o755),
+    ]);
 }
 
 /// In the calling (forked) process: a new mount namespace whose mounts do not propagate.
@@ -293,21 +272,13 @@ fn path_through_bind_mount_in_private_namespace() {
     }
     let d = TestDir::new("nsbind");
     let t = &d.tree;
-    make_dir(d.t("sub"));
-    let b1 = d.base.join("nsbind");
-    let b2 = d.base.join("nsbind_sub");
-    make_dir(&b1);
-    make_dir(&b2);
+    let (b1, b2) = bind_points(&d, "nsbind", "nsbind_sub");
     let (evs, by) = d.root_run(&[], || {
         private_mount_ns()?;
         bind(t, &b1)?;
         bind(&d.t("sub"), &b2)?;
         mkdir(&b1.join("via_ns_bind"), 0o755)?;
-        sc!(
-            libc::SYS_rename,
-            cp(b1.join("via_ns_bind")),
-            cp(b1.join("via_ns_bind2"))
-        )?;
+        rename(&b1.join("via_ns_bind"), &b1.join("via_ns_bind2"))?;
         create(&b2.join("via_ns_bind_sub"), 0o600)?;
         Ok(())
     });
@@ -316,22 +287,19 @@ fn path_through_bind_mount_in_private_namespace() {
         std::fs::read_dir(&b1).unwrap().next().is_none(),
         "bind mount leaked to the host"
     );
-    assert_events(
+    d.expect(
         &evs,
         &[
             by.mkdir("via_ns_bind", 0o755),
             by.rename("via_ns_bind", "via_ns_bind2"),
             by.create("sub/via_ns_bind_sub", 0o600),
         ],
-        t,
     );
 }
 
 #[test]
 fn path_from_another_mount_namespace() {
-    needs_root!();
-    let d = TestDir::new("mntns");
-    let t = &d.tree;
+    let d = root_dir!("mntns");
     let (evs, by) = d.root_run(&[], || {
         private_mount_ns()?;
         // Make the namespace differ: a tmpfs over the unwatched sibling.
@@ -348,18 +316,15 @@ fn path_from_another_mount_namespace() {
         mkdir(&d.o("on_tmpfs"), 0o755)?; // outside the tree: nothing
         Ok(())
     });
-    assert_events(
+    d.expect(
         &evs,
         &[by.mkdir("in_ns", 0o755), by.create("in_ns/file", 0o644)],
-        t,
     );
 }
 
 #[test]
 fn path_from_inside_a_chroot() {
-    needs_root!();
-    let d = TestDir::new("chroot");
-    let t = &d.tree;
+    let d = root_dir!("chroot");
     let (evs, by) = d.root_run(&[], || {
         sc!(libc::SYS_chroot, cp(&d.base))?;
         sc!(libc::SYS_chdir, cs("/"))?;
@@ -381,7 +346,7 @@ fn path_from_inside_a_chroot() {
         Ok(())
     });
     let m = |rel: &str| by.op("mkdir", rel).mode(0o755);
-    assert_events(
+    d.expect(
         &evs,
         &[
             m("in_chroot"),
@@ -391,14 +356,12 @@ fn path_from_inside_a_chroot() {
             m("in_chroot/through_link"),
             by.op("rename", "rel_in_chroot").new_path(d.o("moved_out")),
         ],
-        t,
     );
 }
 
 #[test]
 fn renamed_watched_root_stays_watched() {
-    needs_root!();
-    let d = TestDir::new("rootrename");
+    let d = root_dir!("rootrename");
     // base/holder (owner's) / tree
     let holder = d.base.join("holder");
     make_dir(&holder);

@@ -19,7 +19,6 @@ fn io_uring_ops_are_reported() {
     needs_root!();
     use io_uring::{opcode, types::Fd};
     let d = TestDir::new("uring");
-    let t = &d.tree;
     make_dir(d.t("exists"));
     let backend = expected_backend();
     let (evs, by) = d.root_run(&[], || {
@@ -95,7 +94,7 @@ fn io_uring_ops_are_reported() {
         Ok(())
     });
     let e = |op: &str, rel: &str| by.op(op, rel).io_uring();
-    assert_events(
+    d.expect(
         &evs,
         &[
             e("mkdir", "u_dir").mode(0o750),
@@ -104,6 +103,5 @@ fn io_uring_ops_are_reported() {
             e("unlink", "u_moved"),
             e("rmdir", "u_dir"),
         ],
-        t,
     );
 }
