@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// What the agent keeps in memory while the output is full (src/sink.rs KEEP_MAX).
+/// What the agent keeps in memory while the output is full (src/output/sink/mod.rs KEEP_MAX).
 const KEEP_MAX: usize = 4 << 20;
 
 /// The refusal of a symlink at the output path itself.
