@@ -62,12 +62,33 @@ static void parse_ids(const char *s, uid_t *u, gid_t *g)
 	*g = *end == ':' ? strtoul(end + 1, NULL, 10) : *u;
 }
 
+/* One open(2) and its close; dies naming `what` if the open fails. */
+static void open_close(const char *name, int flags, const char *what)
+{
+	int fd = open(name, flags | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die(what);
+	close(fd);
+}
+
 static void touch(const char *name)
 {
-	int fd = open(name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-	if (fd < 0)
-		die(name);
-	close(fd);
+	open_close(name, O_CREAT | O_WRONLY, name);
+}
+
+static void unlink_quiet(const char *name)
+{
+	unlink(name);
+}
+
+/* fn(name) for the names fmt gives 0 .. count-1 ("u0", "u1", ...). */
+static void numbered(const char *fmt, long count, void (*fn)(const char *))
+{
+	char name[64];
+	for (long i = 0; i < count; i++) {
+		snprintf(name, sizeof name, fmt, i);
+		fn(name);
+	}
 }
 
 /* Iterations [from, to) of OP; returns the offending ops they perform per iteration. */
@@ -78,10 +99,7 @@ static long ops(const char *op, long from, long to)
 	if (!strcmp(op, "create")) {
 		for (long i = from; i < to; i++) {
 			snprintf(name, sizeof name, "c%ld", i);
-			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-			if (fd < 0)
-				die("create");
-			close(fd);
+			open_close(name, O_CREAT | O_EXCL | O_WRONLY, "create");
 		}
 	} else if (!strcmp(op, "mkdir")) {
 		for (long i = from; i < to; i++)
@@ -108,19 +126,11 @@ static long ops(const char *op, long from, long to)
 				die("unlink");
 		}
 	} else if (!strcmp(op, "openw")) {
-		for (long i = from; i < to; i++) {
-			int fd = open("f", O_WRONLY | O_CLOEXEC);
-			if (fd < 0)
-				die("openw");
-			close(fd);
-		}
+		for (long i = from; i < to; i++)
+			open_close("f", O_WRONLY, "openw");
 	} else if (!strcmp(op, "ropen")) {
-		for (long i = from; i < to; i++) {
-			int fd = open("f", O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				die("ropen");
-			close(fd);
-		}
+		for (long i = from; i < to; i++)
+			open_close("f", O_RDONLY, "ropen");
 		per = 0;
 	} else if (!strcmp(op, "getppid")) {
 		for (long i = from; i < to; i++)
@@ -159,16 +169,12 @@ static int run(int argc, char **argv)
 	if (chdir(dir))
 		die(dir);
 	int root = geteuid() == 0;
-	char name[64];
 
 	/* setup, as the owner */
 	if (root)
 		become(own_uid, own_gid);
 	if (!strcmp(op, "unlink"))
-		for (long i = 0; i < k + n; i++) {
-			snprintf(name, sizeof name, "u%ld", i);
-			touch(name);
-		}
+		numbered("u%ld", k + n, touch);
 	else if (!strcmp(op, "rename"))
 		touch("r0");
 	else if (!strcmp(op, "chmod") || !strcmp(op, "chown") || !strcmp(op, "openw") ||
@@ -188,10 +194,7 @@ static int run(int argc, char **argv)
 	if (root)
 		become(own_uid, own_gid);
 	if (!strcmp(op, "create"))
-		for (long i = 0; i < k + n; i++) {
-			snprintf(name, sizeof name, "c%ld", i);
-			unlink(name);
-		}
+		numbered("c%ld", k + n, unlink_quiet);
 	unlink("r0");
 	unlink("r1");
 	unlink("f");

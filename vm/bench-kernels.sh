@@ -4,10 +4,7 @@
 # tree's owner writes, filtered in the kernel; offending = root writes, every op reported).
 # Under emulation absolute times mean little; the ratios compare backends on one kernel.
 # Knobs: VM_KERNELS, VM_BACKENDS (default all four), BENCH_OPS, BENCH_N, as test-kernels.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-export CACHE=${CACHE:-$repo/.cache/vm}
+. "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-lsm fentry kprobe tracepoint}
 OPS=${BENCH_OPS:-chmod create rename getppid}
 [ "$(id -u)" = 0 ] || { echo "bench-kernels: must run as root" >&2; exit 2; }
@@ -18,8 +15,6 @@ mkdir -p "$CACHE/bench"
 gcc -O2 -Wall -o "$CACHE/bench/owbench" bench/owbench.c
 declare -A pid
 while read -r krel kdir; do
-  [ -n "$krel" ] || continue
-  if [ -n "${VM_KERNELS:-}" ] && ! grep -qE "$VM_KERNELS" <<<"$krel"; then continue; fi
   out=$CACHE/bench/$krel
   rm -rf "$out"; mkdir -p "$out"
   cat > "$out/env" <<ENV
@@ -33,7 +28,7 @@ ENV
   echo "== kernel $krel: booting (TCG)" >&2
   VM_NEED="$CARGO_TARGET_DIR/release/ownwatch $CACHE/bench/owbench" VM_JOB=$repo/vm/bench-guest.sh "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
   pid[$krel]=$!
-done <<<"$kernels"
+done < <(select_kernels <<<"$kernels")
 for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
   wait "${pid[$krel]}" || true
   con=$CACHE/bench/$krel/console.log

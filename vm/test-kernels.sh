@@ -4,10 +4,7 @@
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-export CACHE=${CACHE:-$repo/.cache/vm}
+. "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-kprobe tracepoint lsm fentry}
 TESTS_WANTED=${VM_TESTS:-watch identity cron tools fix}
 t_all=$SECONDS
@@ -57,8 +54,6 @@ summary=()
 failed=0
 declare -A vm_pid vm_t0 vm_dir
 while read -r krel kdir; do
-  [ -n "$krel" ] || continue
-  if [ -n "${VM_KERNELS:-}" ] && ! grep -qE "$VM_KERNELS" <<<"$krel"; then continue; fi
   out=$CACHE/results/$krel
   rm -rf "$out"; mkdir -p "$out"
   # auto must choose lsm on these kernels (booted with lsm=...,bpf)
@@ -78,7 +73,7 @@ ENV
   VM_NEED="$bin $(for t2 in $tests; do printf '%s ' "${t2#*=}"; done)$repo/Cargo.toml" \
     "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
   vm_pid[$krel]=$!
-done <<<"$kernels"
+done < <(select_kernels <<<"$kernels")
 
 for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   out=$CACHE/results/$krel
