@@ -66,8 +66,8 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 	ev->op = p.op;
 	ev->flags = p.flags | extra_flags;
 	ev->mode = p.mode;
-	ev->new_uid = 0xffffffff;
-	ev->new_gid = 0xffffffff;
+	ev->new_uid = OW_UNSET;
+	ev->new_gid = OW_UNSET;
 	ev->ret = 0;
 
 	/* What the op changed comes first: it decides tree and path, so it gets the room. */
@@ -107,7 +107,7 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 			ev->mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
 		} else if (fmode & FMODE_WRITE) {
 			ev->op = OW_OP_WRITE;
-			ev->mode = 0xffffffff;
+			ev->mode = OW_UNSET;
 		} else {
 			return 0;
 		}

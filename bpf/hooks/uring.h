@@ -9,7 +9,7 @@
 static __always_inline int uring_event(struct io_kiocb *req)
 {
 	__u8 opcode = BPF_CORE_READ(req, opcode);
-	__u32 op, flags = OW_F_NO_RET, mode = 0xffffffff, sc;
+	__u32 op, flags = OW_F_NO_RET, mode = OW_UNSET, sc;
 	__u64 a[5] = {};
 
 	switch (opcode) {

@@ -233,7 +233,7 @@ static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __
 	__u64 dv = num(d);
 
 	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0,
-			 0xffffffff, 0xffffffff, dv);
+			 OW_UNSET, OW_UNSET, dv);
 }
 
 #define NR_mknod_ 133
@@ -253,16 +253,16 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 		if (nr != NR_mknod_ && nr != NR_mknodat_)
 			return 0;
 	}
-	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
-			 0xffffffff, dv);
+	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0, OW_UNSET,
+			 OW_UNSET, dv);
 }
 
 static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, old,
-			 OW_SLOT_TARGET, 0xffffffff, 0xffffffff, dv);
+	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, OW_UNSET, dv, path_mnt(dir), 0, 0, old,
+			 OW_SLOT_TARGET, OW_UNSET, OW_UNSET, dv);
 }
 
 static __always_inline int on_link(struct dentry *old, const struct path *new_dir, struct dentry *new)
@@ -273,9 +273,9 @@ static __always_inline int on_link(struct dentry *old, const struct path *new_di
 	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
 		return vfs_event(OW_OP_CREATE, OW_F_NOFOLLOW | OW_F_TMPFILE,
 				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, nv, m, 0, 0, 0, 0,
-				 0xffffffff, 0xffffffff, ov);
-	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, 0xffffffff, ov, m, nv, m, 0, 0, 0xffffffff,
-			 0xffffffff, ov);
+				 OW_UNSET, OW_UNSET, ov);
+	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, OW_UNSET, ov, m, nv, m, 0, 0, OW_UNSET,
+			 OW_UNSET, ov);
 }
 
 static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
@@ -285,16 +285,16 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 
 	return vfs_event(OW_OP_RENAME,
 			 OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
-			 0xffffffff, ov, path_mnt(old_dir), num(new), path_mnt(new_dir), 0, 0,
-			 0xffffffff, 0xffffffff, ov);
+			 OW_UNSET, ov, path_mnt(old_dir), num(new), path_mnt(new_dir), 0, 0,
+			 OW_UNSET, OW_UNSET, ov);
 }
 
 static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(op, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
-			 0xffffffff, dv);
+	return vfs_event(op, OW_F_NOFOLLOW, OW_UNSET, dv, path_mnt(dir), 0, 0, 0, 0, OW_UNSET,
+			 OW_UNSET, dv);
 }
 
 static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
@@ -334,16 +334,16 @@ static __always_inline int on_open(struct file *f)
 	}
 	/* The create or the opening for write is done when the file is opened. */
 	return vfs_event(op, 0,
-			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : 0xffffffff,
-			 dv, (__u64)BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0, 0xffffffff, 0xffffffff, 0);
+			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : OW_UNSET,
+			 dv, (__u64)BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0, OW_UNSET, OW_UNSET, 0);
 }
 
 static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(op, 0, 0xffffffff, dv, 0, 0, 0, name, OW_SLOT_XATTR, 0xffffffff,
-			 0xffffffff, dv);
+	return vfs_event(op, 0, OW_UNSET, dv, 0, 0, 0, name, OW_SLOT_XATTR, OW_UNSET,
+			 OW_UNSET, dv);
 }
 
 /* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
@@ -376,16 +376,16 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	{ on_remove(OW_OP_RMDIR, dir, d); return 0; }                                      \
 	SEC("?" KIND "/" PFX "path_truncate")                                              \
 	int PROG(FN##_truncate, const struct path *p)                                  \
-	{ on_attr(OW_OP_TRUNCATE, p, 0xffffffff, 0xffffffff, 0xffffffff); return 0; }      \
+	{ on_attr(OW_OP_TRUNCATE, p, OW_UNSET, OW_UNSET, OW_UNSET); return 0; }      \
 	SEC("?" KIND "/" PFX "file_truncate")                                              \
 	int PROG(FN##_ftruncate, struct file *f)                                       \
-	{ on_attr(OW_OP_TRUNCATE, &f->f_path, 0xffffffff, 0xffffffff, 0xffffffff); return 0; } \
+	{ on_attr(OW_OP_TRUNCATE, &f->f_path, OW_UNSET, OW_UNSET, OW_UNSET); return 0; } \
 	SEC("?" KIND "/" PFX "path_chmod")                                                 \
 	int PROG(FN##_chmod, const struct path *p, umode_t mode)                       \
-	{ on_attr(OW_OP_CHMOD, p, mode & 07777, 0xffffffff, 0xffffffff); return 0; }       \
+	{ on_attr(OW_OP_CHMOD, p, mode & 07777, OW_UNSET, OW_UNSET); return 0; }       \
 	SEC("?" KIND "/" PFX "path_chown")                                                 \
 	int PROG(FN##_chown, const struct path *p, __u64 uid, __u64 gid)               \
-	{ on_attr(OW_OP_CHOWN, p, 0xffffffff, (__u32)uid, (__u32)gid); return 0; }         \
+	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }         \
 	SEC("?" KIND "/" PFX "file_open")                                                  \
 	int PROG(FN##_open, struct file *f)                                            \
 	{ on_open(f); return 0; }                                                          \
