@@ -79,8 +79,9 @@ enum ow_flags {
 	OW_F_ABSOLUTE = 8,    /* the string was absolute: the walk is the caller's root */
 	OW_F_TMPFILE = 16,    /* link of an O_TMPFILE file: reported as create */
 	OW_F_EMPTY_PATH = 32, /* AT_EMPTY_PATH on an fd: the walk is the object */
-	OW_F_NEW_ABSOLUTE = 64,
-	OW_F_STR_TRUNC = 128,
+	OW_F_NEW_ABSOLUTE = 64, /* the same for the new name (rename, link); set by the
+				 * tracepoint backend, not read by user space (it has the string) */
+	/* 128: free (was OW_F_STR_TRUNC, never set: a cut string says so in its item) */
 	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
 	OW_F_PENDING = 512,   /* lsm/fentry/kprobe: an ow_outcome record for this tid follows
 			       * when the op completes; report only if it succeeded */
