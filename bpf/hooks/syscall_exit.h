@@ -50,7 +50,6 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 	__u32 cpu, tree = OW_NO_TREE;
 	__u32 found = 0; /* a walk of this record reached a watched root */
 	__u32 string_op;
-	__u8 first = 0;
 
 	cpu = bpf_get_smp_processor_id();
 	b.s = bpf_map_lookup_elem(&heap, &cpu);
@@ -132,15 +131,15 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 			ev->new_gid = p.args[3];
 		} else if (p.syscall == SC_FSETXATTR) {
 			put_slot(&b, OW_SLOT_XATTR);
-			put_user_str(&b, (const char *)p.args[1], &first);
+			put_user_str(&b, (const char *)p.args[1]);
 		}
 		break;
 	case SC_SYMLINK:
 		put_slot(&b, OW_SLOT_TARGET);
-		put_user_str(&b, (const char *)p.args[0], &first);
+		put_user_str(&b, (const char *)p.args[0]);
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_ONE;
-		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first, 0);
+		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, 0);
 		b.s->limit = WALK_ROOM;
 		break;
 	case SC_LINK:
@@ -148,12 +147,12 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 		put_slot(&b, OW_SLOT_PATH);
 		b.s->limit = LIMIT_FIRST;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1],
-			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first, 0);
+			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, 0);
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
 		b.s->limit = LIMIT_SECOND;
 		found |= OW_NO_TREE != put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
-			     &first, 0);
+			     0);
 		b.s->limit = WALK_ROOM;
 		break;
 	default:
@@ -170,7 +169,7 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 				empty_ok = p.args[3];
 			b.s->limit = LIMIT_ONE;
 			found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
-				     OW_F_ABSOLUTE, &first, 1);
+				     OW_F_ABSOLUTE, 1);
 		b.s->limit = WALK_ROOM;
 		}
 		if (p.syscall == SC_CHOWN) {
@@ -178,7 +177,7 @@ static __always_inline int syscall_event(struct pending p, long ret, __u32 extra
 			ev->new_gid = p.args[3];
 		} else if (p.syscall == SC_SETXATTR || p.syscall == SC_SETXATTRAT) {
 			put_slot(&b, OW_SLOT_XATTR);
-			put_user_str(&b, (const char *)p.args[2], &first);
+			put_user_str(&b, (const char *)p.args[2]);
 		}
 		break;
 	}

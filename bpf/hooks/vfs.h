@@ -69,22 +69,8 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 		return 0;
 	ev->tree = tree;
 	if (kstr) {
-		__u32 off = b.s->off;
-		long n;
-
 		put_slot(&b, str_slot);
-		off = b.s->off;
-		if (off <= OW_DATA_MAX - 4 - PATH_MAX) {
-			n = bpf_probe_read_kernel_str(&b.s->data[(off + 4) & DATA_MASK], PATH_MAX, kstr);
-			if (n <= 0)
-				n = 1;
-			n -= 1;
-			b.s->data[off & DATA_MASK] = OW_ITEM_STR;
-			b.s->data[(off + 1) & DATA_MASK] = 0;
-			b.s->data[(off + 2) & DATA_MASK] = n & 0xff;
-			b.s->data[(off + 3) & DATA_MASK] = (n >> 8) & 0x0f;
-			b.s->off = off + 4 + (n & (PATH_MAX - 1));
-		}
+		put_str(&b, OW_ITEM_STR, kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
 	}
 	put_identity(&b, task);
 	tid = ev->tid;

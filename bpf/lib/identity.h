@@ -70,10 +70,7 @@ static __always_inline void put_argv(struct builder *b, struct task_struct *task
 	b->s->off = hdr + 4;
 	bpf_loop(ARGV_MAX / ARGV_CHUNK, argv_chunk, &c, 0);
 	len = b->s->off - hdr - 4;
-	b->s->data[hdr & DATA_MASK] = OW_ITEM_STR;
-	b->s->data[(hdr + 1) & DATA_MASK] = trunc || c.failed;
-	b->s->data[(hdr + 2) & DATA_MASK] = len & 0xff;
-	b->s->data[(hdr + 3) & DATA_MASK] = (len >> 8) & 0xff;
+	item_hdr_at(b, hdr, OW_ITEM_STR, trunc || c.failed, len);
 }
 
 /* kernfs_node.parent became __parent in 6.15 */
@@ -119,22 +116,8 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 
 	tty = BPF_CORE_READ(task, signal, tty);
 	if (tty) {
-		__u32 off;
-		long n;
-
 		put_slot(b, OW_SLOT_TTY);
-		off = b->s->off;
-		if (off <= OW_DATA_MAX - 4 - 64) {
-			n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], 64, tty->name);
-			if (n <= 0)
-				n = 1;
-			n -= 1;
-			b->s->data[off & DATA_MASK] = OW_ITEM_STR;
-			b->s->data[(off + 1) & DATA_MASK] = 0;
-			b->s->data[(off + 2) & DATA_MASK] = n & 0x7f;
-			b->s->data[(off + 3) & DATA_MASK] = 0;
-			b->s->off = off + 4 + (n & 0x7f);
-		}
+		put_str(b, OW_ITEM_STR, tty->name, sizeof(tty->name), OW_DATA_MAX, STR_UNCOUNTED);
 	}
 
 	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
@@ -147,7 +130,8 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 
 			if (!parent)
 				break;
-			put_kernel_name(b, BPF_CORE_READ(kn, name), OW_DATA_MAX);
+			put_str(b, OW_ITEM_NAME, BPF_CORE_READ(kn, name), NAME_MAX_READ, OW_DATA_MAX,
+				STR_KERNEL);
 			kn = parent;
 		}
 	}

@@ -92,7 +92,7 @@ static long walk_step(__u32 i, void *arg)
 	}
 	name = BPF_CORE_READ(d, d_name);
 	/* 24 bytes stay free for the walk's end marker */
-	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24)) {
+	if (put_str(b, OW_ITEM_NAME, name.name, NAME_MAX_READ, b->s->limit - 24, STR_KERNEL) < 0) {
 		c->full = 1;
 	} else {
 		c->names++;
@@ -177,11 +177,8 @@ static __always_inline int put_base_walk(struct builder *b, struct dentry *d, st
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
 		if (i >= b->s->nseen)
 			break;
-		if (b->s->seen_d[i] == (__u64)d && put_hdr(b, OW_ITEM_SAMEAS, 1) == 0) {
-			b->s->data[b->s->off & DATA_MASK] = 0x80 | i;
-			b->s->off += 1;
+		if (b->s->seen_d[i] == (__u64)d && put_u8_item(b, OW_ITEM_SAMEAS, 0x80 | i) == 0)
 			return b->s->seen_tree[i];
-		}
 	}
 	return put_walk(b, d, m);
 }
@@ -241,13 +238,12 @@ static __always_inline int proc_fd_of(struct scratch *sc, __u32 at, int n)
  * "/proc/self/fd/N" string names the file open as N, which is walked as the object. */
 static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, int dfd,
 					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
-					  __u8 *first_out, __u32 follow_proc_fd)
+					  __u32 follow_proc_fd)
 {
-	__u8 first;
 	__u32 at = b->s->off + 4; /* where put_user_str puts the string's bytes */
-	int n = put_user_str(b, uptr, &first);
+	int n = put_user_str(b, uptr);
+	__u8 first = n > 0 ? b->s->data[at & DATA_MASK] : 0;
 
-	*first_out = first;
 	b->s->last_base = 0;
 	if (n == 0 && empty_ok) {
 		b->s->ev.flags |= OW_F_EMPTY_PATH;
