@@ -11,7 +11,7 @@
 
 static __always_inline void saw_inode(struct inode *inode)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid = current_tid();
 	struct pending *p = bpf_map_lookup_elem(&inflight, &tid);
 	struct hlist_node *first;
 	__u64 d;

@@ -28,7 +28,7 @@ SEC("?tracepoint")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	long ret = ctx->ret;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid = current_tid();
 	struct pending *pp;
 	struct pending p;
 
@@ -44,35 +44,22 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 }
 static __always_inline int syscall_event(struct pending p, long ret, __u32 extra_flags)
 {
-	struct task_struct *task;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct builder b;
-	struct ow_event *ev;
-	__u32 cpu, tree = OW_NO_TREE;
+	struct ow_event *ev = record_begin(&b, task, WALK_ROOM);
+	__u32 tree = OW_NO_TREE;
 	__u32 found = 0; /* a walk of this record reached a watched root */
 	__u32 string_op;
 
-	cpu = bpf_get_smp_processor_id();
-	b.s = bpf_map_lookup_elem(&heap, &cpu);
-	if (!b.s)
+	if (!ev)
 		return 0;
-	b.s->off = 0;
-	b.s->trunc = 0;
-	b.s->proc = 0;
-	b.s->limit = WALK_ROOM;
-	ev = &b.s->ev;
-	task = (struct task_struct *)bpf_get_current_task();
-	fill_actor(ev, task);
 	ev->op = p.op;
 	ev->flags = p.flags | extra_flags;
 	ev->mode = p.mode;
-	ev->new_uid = OW_UNSET;
-	ev->new_gid = OW_UNSET;
-	ev->ret = 0;
 
 	/* What the op changed comes first: it decides tree and path, so it gets the room. */
 	string_op = p.syscall != SC_OPEN && p.syscall != SC_FCHMOD && p.syscall != SC_FCHOWN &&
 		    p.syscall != SC_FTRUNCATE && p.syscall != SC_FSETXATTR;
-	b.s->nseen = 0;
 	if (string_op) {
 		for (int i = 0; i < OW_MAX_SEEN; i++) {
 			__u32 t;

@@ -53,7 +53,7 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 			.args = { a0, a1, a2, a3, a4 },
 		};
 
-		tid = (__u32)bpf_get_current_pid_tgid();
+		tid = current_tid();
 		if (bpf_map_update_elem(&inflight, &tid, &p, BPF_ANY))
 			count_lost();
 	}

@@ -26,6 +26,21 @@ struct {
 	__type(value, struct vfs_wait);
 } vfs_wait SEC(".maps");
 
+/* The calling thread's wait, or NULL. */
+static __always_inline struct vfs_wait *wait_of_current(void)
+{
+	__u32 tid = current_tid();
+
+	return bpf_map_lookup_elem(&vfs_wait, &tid);
+}
+
+static __always_inline void set_wait(const struct vfs_wait *w)
+{
+	__u32 tid = current_tid();
+
+	bpf_map_update_elem(&vfs_wait, &tid, w, BPF_ANY);
+}
+
 static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d, __u64 m,
 				     __u64 d2, __u64 m2, const char *kstr, __u8 str_slot,
 				     __u32 new_uid, __u32 new_gid, __u64 done_key)
@@ -33,29 +48,20 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 	struct task_struct *task;
 	struct builder b;
 	struct ow_event *ev;
-	__u32 cpu, tree, t2, tid;
+	__u32 tree, t2;
 
 	if (actor_filtered(op))
 		return 0;
-	cpu = bpf_get_smp_processor_id();
-	b.s = bpf_map_lookup_elem(&heap, &cpu);
-	if (!b.s)
-		return 0;
-	b.s->off = 0;
-	b.s->trunc = 0;
-	b.s->proc = 0;
-	b.s->nseen = 0;
-	/* one walk gets all the room; rename and link share it between two */
-	b.s->limit = d2 ? WALK_ROOM / 2 : WALK_ROOM;
-	ev = &b.s->ev;
 	task = (struct task_struct *)bpf_get_current_task();
-	fill_actor(ev, task);
+	/* one walk gets all the room; rename and link share it between two */
+	ev = record_begin(&b, task, d2 ? WALK_ROOM / 2 : WALK_ROOM);
+	if (!ev)
+		return 0;
 	ev->op = op;
 	ev->flags = flags | (done_key ? OW_F_PENDING : 0);
 	ev->mode = mode;
 	ev->new_uid = new_uid;
 	ev->new_gid = new_gid;
-	ev->ret = 0;
 	put_slot(&b, OW_SLOT_PATH);
 	tree = ow_put_walk(b.s, d, m);
 	if (d2) {
@@ -73,7 +79,6 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 		put_str(&b, OW_ITEM_STR, kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
 	}
 	put_identity(&b, task);
-	tid = ev->tid;
 	if (submit(&b) == 0 && done_key) {
 		struct vfs_wait w = { .key = done_key };
 
@@ -82,7 +87,7 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 		if (backend_id == OW_BACKEND_KPROBE &&
 		    (op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR))
 			w.armed = 1;
-		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+		set_wait(&w);
 	}
 	return 0;
 }
@@ -91,8 +96,9 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 /* The mode comes from the inode the op left: the path hooks see mkdir's and mknod's mode
  * before the umask where the filesystem has POSIX ACLs (it applies the umask, or the parent's
  * default ACL, itself). */
-static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
+static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 {
+	__u32 tid = current_tid();
 	/* (a plain variable: BPF_CORE_READ would relocate w->key, our own struct, too) */
 	struct dentry *d = (struct dentry *)w->key;
 	struct ow_outcome o = {
@@ -109,14 +115,13 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
 /* fexit: the function's dentry argument and its return value at once. */
 static __always_inline int vfs_done(void *ctx, __u64 key)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	struct vfs_wait *w = wait_of_current();
 	__u64 ret = 0;
 
 	if (!w || !w->key || w->key != key)
 		return 0;
 	bpf_get_func_ret(ctx, &ret);
-	vfs_outcome(w, tid, (long)(int)ret);
+	vfs_outcome(w, (long)(int)ret);
 	return 0;
 }
 
@@ -124,8 +129,7 @@ static __always_inline int vfs_done(void *ctx, __u64 key)
  * functions called inside it (overlayfs calls vfs_* of the layer below) only nest. */
 static __always_inline int vfs_arm(__u64 key)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	struct vfs_wait *w = wait_of_current();
 
 	if (!w || !w->key)
 		return 0;
@@ -138,8 +142,7 @@ static __always_inline int vfs_arm(__u64 key)
 
 static __always_inline int vfs_ret(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	struct vfs_wait *w = wait_of_current();
 
 	if (!w || !w->armed)
 		return 0;
@@ -147,7 +150,7 @@ static __always_inline int vfs_ret(long ret)
 		w->depth--;
 		return 0;
 	}
-	vfs_outcome(w, tid, (long)(int)ret);
+	vfs_outcome(w, (long)(int)ret);
 	return 0;
 }
 
@@ -289,8 +292,7 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 	__u64 dv = (__u64)BPF_CORE_READ(p, dentry);
 
 	if (op == OW_OP_TRUNCATE) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+		struct vfs_wait *w = wait_of_current();
 
 		if (w && w->trunc_skip == dv) {
 			w->trunc_skip = 0;
@@ -313,10 +315,9 @@ static __always_inline int on_open(struct file *f)
 		return 0; /* O_TMPFILE: reported when linked */
 	op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
 	if (op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
 		struct vfs_wait w = { .trunc_skip = dv };
 
-		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+		set_wait(&w);
 	}
 	/* The create or the opening for write is done when the file is opened. */
 	return vfs_event(op, 0,

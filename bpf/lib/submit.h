@@ -7,6 +7,28 @@ const volatile __u64 wakeup_bytes = 1 << 20;
 const volatile __u64 wakeup_gap_ns = 1000000;
 __u64 last_wakeup_ns = 0;
 
+/* Start a record in this CPU's scratch: no items yet, items end before `limit`, the actor
+ * filled in, no owner change and no return value yet. NULL when there is no scratch. */
+static __always_inline struct ow_event *record_begin(struct builder *b, struct task_struct *task,
+						     __u32 limit)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	b->s = bpf_map_lookup_elem(&heap, &cpu);
+	if (!b->s)
+		return 0;
+	b->s->off = 0;
+	b->s->trunc = 0;
+	b->s->proc = 0;
+	b->s->nseen = 0;
+	b->s->limit = limit;
+	fill_actor(&b->s->ev, task);
+	b->s->ev.new_uid = OW_UNSET;
+	b->s->ev.new_gid = OW_UNSET;
+	b->s->ev.ret = 0;
+	return &b->s->ev;
+}
+
 static __always_inline int submit(struct builder *b)
 {
 	__u32 off = b->s->off;
