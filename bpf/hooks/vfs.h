@@ -41,51 +41,66 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 	bpf_map_update_elem(&vfs_wait, &tid, w, BPF_ANY);
 }
 
-static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d, __u64 m,
-				     __u64 d2, __u64 m2, const char *kstr, __u8 str_slot,
-				     __u32 new_uid, __u32 new_gid, __u64 done_key)
+/* What a hook saw, for vfs_event(). Built by the on_*() helpers with designated initialisers;
+ * .mode always given (0 is a mode: OW_UNSET when the op sets none). */
+struct vfs_op {
+	__u32 op;
+	__u32 flags;
+	__u32 mode;
+	__u32 new_uid;    /* chown only: the other ops send OW_UNSET */
+	__u32 new_gid;
+	__u8 str_slot;    /* where kstr goes */
+	const char *kstr; /* a string the kernel holds (symlink text, xattr name), or 0 */
+	__u64 d, m;       /* the object (old name for rename and link): dentry, vfsmount */
+	__u64 d2, m2;     /* rename, link: the new name; else 0 */
+	__u64 done_key;   /* the dentry the completing function is called with; 0: no outcome */
+};
+
+static __always_inline int vfs_event(const struct vfs_op *o)
 {
 	struct task_struct *task;
 	struct builder b;
 	struct ow_event *ev;
 	__u32 tree, t2;
 
-	if (actor_filtered(op))
+	if (actor_filtered(o->op))
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
 	/* one walk gets all the room; rename and link share it between two */
-	ev = record_begin(&b, task, d2 ? WALK_ROOM / 2 : WALK_ROOM);
+	ev = record_begin(&b, task, o->d2 ? WALK_ROOM / 2 : WALK_ROOM);
 	if (!ev)
 		return 0;
-	ev->op = op;
-	ev->flags = flags | (done_key ? OW_F_PENDING : 0);
-	ev->mode = mode;
-	ev->new_uid = new_uid;
-	ev->new_gid = new_gid;
+	ev->op = o->op;
+	ev->flags = o->flags | (o->done_key ? OW_F_PENDING : 0);
+	ev->mode = o->mode;
+	if (o->op == OW_OP_CHOWN) {
+		ev->new_uid = o->new_uid;
+		ev->new_gid = o->new_gid;
+	}
 	put_slot(&b, OW_SLOT_PATH);
-	tree = ow_put_walk(b.s, d, m);
-	if (d2) {
+	tree = ow_put_walk(b.s, o->d, o->m);
+	if (o->d2) {
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
-		t2 = ow_put_walk(b.s, d2, m2);
+		t2 = ow_put_walk(b.s, o->d2, o->m2);
 		if (t2 != OW_NO_TREE)
 			tree = t2;
 	}
 	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
 		return 0;
 	ev->tree = tree;
-	if (kstr) {
-		put_slot(&b, str_slot);
-		put_str(&b, OW_ITEM_STR, kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
+	if (o->kstr) {
+		put_slot(&b, o->str_slot);
+		put_str(&b, OW_ITEM_STR, o->kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
 	}
 	put_identity(&b, task);
-	if (submit(&b) == 0 && done_key) {
-		struct vfs_wait w = { .key = done_key };
+	if (submit(&b) == 0 && o->done_key) {
+		struct vfs_wait w = { .key = o->done_key };
 
 		/* kprobe: the xattr hooks run inside vfs_setxattr/vfs_removexattr, after their
 		 * entry probe: the wait is armed already. */
 		if (backend_id == OW_BACKEND_KPROBE &&
-		    (op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR))
+		    (o->op == OW_OP_SETXATTR || o->op == OW_OP_REMOVEXATTR))
 			w.armed = 1;
 		set_wait(&w);
 	}
@@ -221,12 +236,15 @@ static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __
 {
 	__u64 dv = num(d);
 
-	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0,
-			 OW_UNSET, OW_UNSET, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = OW_OP_MKDIR,
+		.flags = OW_F_NOFOLLOW,
+		.mode = mode & 07777,
+		.d = dv,
+		.m = path_mnt(dir),
+		.done_key = dv,
+	});
 }
-
-#define NR_mknod_ 133
-#define NR_mknodat_ 259
 
 static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
 {
@@ -239,32 +257,60 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		long nr = BPF_CORE_READ(regs, orig_ax);
 
-		if (nr != NR_mknod_ && nr != NR_mknodat_)
+		if (nr != NR_mknod && nr != NR_mknodat)
 			return 0;
 	}
-	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0, OW_UNSET,
-			 OW_UNSET, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = op,
+		.flags = OW_F_NOFOLLOW,
+		.mode = mode & 07777,
+		.d = dv,
+		.m = path_mnt(dir),
+		.done_key = dv,
+	});
 }
 
 static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, OW_UNSET, dv, path_mnt(dir), 0, 0, old,
-			 OW_SLOT_TARGET, OW_UNSET, OW_UNSET, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = OW_OP_SYMLINK,
+		.flags = OW_F_NOFOLLOW,
+		.mode = OW_UNSET,
+		.d = dv,
+		.m = path_mnt(dir),
+		.kstr = old,
+		.str_slot = OW_SLOT_TARGET,
+		.done_key = dv,
+	});
 }
 
-static __always_inline int on_link(struct dentry *old, const struct path *new_dir, struct dentry *new)
+static __always_inline int on_link(struct dentry *old, const struct path *new_dir,
+				   struct dentry *new)
 {
 	__u64 m = path_mnt(new_dir), ov = num(old), nv = num(new);
 
 	/* Naming an O_TMPFILE file is how it gets created. */
 	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
-		return vfs_event(OW_OP_CREATE, OW_F_NOFOLLOW | OW_F_TMPFILE,
-				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, nv, m, 0, 0, 0, 0,
-				 OW_UNSET, OW_UNSET, ov);
-	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, OW_UNSET, ov, m, nv, m, 0, 0, OW_UNSET,
-			 OW_UNSET, ov);
+		return vfs_event(&(struct vfs_op){
+			.op = OW_OP_CREATE,
+			.flags = OW_F_NOFOLLOW | OW_F_TMPFILE,
+			.mode = BPF_CORE_READ(old, d_inode, i_mode) & 07777,
+			.d = nv,
+			.m = m,
+			.done_key = ov,
+		});
+	return vfs_event(&(struct vfs_op){
+		.op = OW_OP_LINK,
+		.flags = OW_F_NOFOLLOW,
+		.mode = OW_UNSET,
+		.d = ov,
+		.m = m,
+		.d2 = nv,
+		.m2 = m,
+		.done_key = ov,
+	});
 }
 
 static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
@@ -272,18 +318,30 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 {
 	__u64 ov = num(old);
 
-	return vfs_event(OW_OP_RENAME,
-			 OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
-			 OW_UNSET, ov, path_mnt(old_dir), num(new), path_mnt(new_dir), 0, 0,
-			 OW_UNSET, OW_UNSET, ov);
+	return vfs_event(&(struct vfs_op){
+		.op = OW_OP_RENAME,
+		.flags = OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
+		.mode = OW_UNSET,
+		.d = ov,
+		.m = path_mnt(old_dir),
+		.d2 = num(new),
+		.m2 = path_mnt(new_dir),
+		.done_key = ov,
+	});
 }
 
 static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(op, OW_F_NOFOLLOW, OW_UNSET, dv, path_mnt(dir), 0, 0, 0, 0, OW_UNSET,
-			 OW_UNSET, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = op,
+		.flags = OW_F_NOFOLLOW,
+		.mode = OW_UNSET,
+		.d = dv,
+		.m = path_mnt(dir),
+		.done_key = dv,
+	});
 }
 
 static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
@@ -299,7 +357,15 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 			return 0; /* open(O_TRUNC): reported as the write open */
 		}
 	}
-	return vfs_event(op, 0, mode, dv, path_mnt(p), 0, 0, 0, 0, uid, gid, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = op,
+		.mode = mode,
+		.new_uid = uid,
+		.new_gid = gid,
+		.d = dv,
+		.m = path_mnt(p),
+		.done_key = dv,
+	});
 }
 
 static __always_inline int on_open(struct file *f)
@@ -319,18 +385,28 @@ static __always_inline int on_open(struct file *f)
 
 		set_wait(&w);
 	}
-	/* The create or the opening for write is done when the file is opened. */
-	return vfs_event(op, 0,
-			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : OW_UNSET,
-			 dv, (__u64)BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0, OW_UNSET, OW_UNSET, 0);
+	/* The create or the opening for write is done when the file is opened: no outcome. */
+	return vfs_event(&(struct vfs_op){
+		.op = op,
+		.mode = op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : OW_UNSET,
+		.d = dv,
+		.m = (__u64)BPF_CORE_READ(f, f_path.mnt),
+	});
 }
 
+/* The xattr hooks get no mount: the walk stays in the dentry's superblock. */
 static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(op, 0, OW_UNSET, dv, 0, 0, 0, name, OW_SLOT_XATTR, OW_UNSET,
-			 OW_UNSET, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = op,
+		.mode = OW_UNSET,
+		.d = dv,
+		.kstr = name,
+		.str_slot = OW_SLOT_XATTR,
+		.done_key = dv,
+	});
 }
 
 /* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
