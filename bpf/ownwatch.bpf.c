@@ -32,6 +32,7 @@ enum ow_flags _ow_flags = 0;
 enum ow_slot _ow_slot = 0;
 enum ow_item _ow_item = 0;
 
+#include "lib/prog_names.h"
 #include "lib/consts.h"
 #include "lib/maps.h"
 #include "lib/filter.h"

@@ -33,6 +33,8 @@ static __always_inline void saw_inode(struct inode *inode)
 	p->nseen = n + 1;
 }
 
+/* Program names: a contract with user space (lib/prog_names.h), which switches each on where
+ * its tracepoint exists. */
 SEC("?tp_btf/inode_set_ctime_to_ts")
 int BPF_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
 {

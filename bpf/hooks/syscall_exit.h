@@ -24,6 +24,8 @@ static __always_inline int maybe_in_tree(struct pending *p)
 
 static __always_inline int syscall_event(struct pending p, long ret, __u32 extra_flags);
 
+/* One program for the exit of every hooked syscall: user space attaches it to sys_exit_<name>
+ * for each tp_enter_<name> it switched on. Its name is a contract (lib/prog_names.h). */
 SEC("?tracepoint")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {

@@ -201,9 +201,10 @@ static __always_inline int on_enter(long id, __u64 *a)
 }
 #undef ARG
 
+/* tp_enter_<syscall>: the name is a contract with user space (lib/prog_names.h). */
 #define TP_ENTER(w, name)                                                                  \
 	SEC("?tracepoint/syscalls/sys_enter_" #name)                                       \
-	int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                         \
+	int OW_CAT(PROG_TP_ENTER, name)(struct trace_event_raw_sys_enter *ctx)             \
 	{                                                                                  \
 		__u64 a[6] = { ctx->args[0], ctx->args[1], ctx->args[2],                   \
 			       ctx->args[3], ctx->args[4], ctx->args[5] };                 \

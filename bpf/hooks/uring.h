@@ -107,6 +107,7 @@ static __always_inline int uring_event(struct io_kiocb *req)
 	}
 }
 
+/* Program names: a contract with user space (lib/prog_names.h), which picks one of the two. */
 /* 6.4+ */
 SEC("?tp_btf/io_uring_submit_req")
 int BPF_PROG(tp_uring_req, struct io_kiocb *req)

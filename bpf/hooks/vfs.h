@@ -169,63 +169,54 @@ static __always_inline int vfs_ret(long ret)
 	return 0;
 }
 
-/* The functions that do the ops, with the argument that holds the dentry the hook saw. */
-#define FX_DONE(fn, argi)                                                                  \
+/* The key of a completing function's wait: the dentry argument the hook saw, or for
+ * vfs_rename(struct renamedata *) its old dentry. */
+static __always_inline __u64 dentry_key(__u64 arg)
+{
+	return arg;
+}
+
+static __always_inline __u64 rename_key(__u64 arg)
+{
+	return (__u64)BPF_CORE_READ((struct renamedata *)arg, old_dentry);
+}
+
+/* The functions that do the ops, with the argument that holds the key. Program names
+ * fx_done_<fn>, kp_arm_<fn>, kr_done_<fn>: a contract with user space (lib/prog_names.h). */
+#define FX_DONE(fn, argi, key)                                                             \
 	SEC("?fexit/" #fn)                                                                 \
-	int fx_done_##fn(void *ctx)                                                        \
+	int OW_CAT(PROG_FEXIT_DONE, fn)(void *ctx)                                         \
 	{                                                                                  \
 		__u64 a = 0;                                                               \
 		bpf_get_func_arg(ctx, argi, &a);                                           \
-		return vfs_done(ctx, a);                                                   \
+		return vfs_done(ctx, key(a));                                              \
 	}                                                                                  \
 	SEC("?kprobe/" #fn)                                                                \
-	int kp_arm_##fn(struct pt_regs *ctx)                                               \
+	int OW_CAT(PROG_KPROBE_ARM, fn)(struct pt_regs *ctx)                               \
 	{                                                                                  \
-		return vfs_arm(argi == 0 ? PT_REGS_PARM1(ctx) : argi == 1 ? PT_REGS_PARM2(ctx) \
-								    : PT_REGS_PARM3(ctx)); \
+		return vfs_arm(key(argi == 0   ? PT_REGS_PARM1(ctx)                        \
+				   : argi == 1 ? PT_REGS_PARM2(ctx)                        \
+					       : PT_REGS_PARM3(ctx)));                     \
 	}                                                                                  \
 	SEC("?kretprobe/" #fn)                                                             \
-	int kr_done_##fn(struct pt_regs *ctx)                                              \
+	int OW_CAT(PROG_KRET_DONE, fn)(struct pt_regs *ctx)                                \
 	{                                                                                  \
 		return vfs_ret(PT_REGS_RC(ctx));                                           \
 	}
 
-FX_DONE(vfs_mkdir, 2)
-FX_DONE(vfs_mknod, 2)
-FX_DONE(vfs_create, 2)
-FX_DONE(vfs_symlink, 2)
-FX_DONE(vfs_link, 0)
-FX_DONE(vfs_unlink, 2)
-FX_DONE(vfs_rmdir, 2)
-FX_DONE(notify_change, 1)
-FX_DONE(vfs_setxattr, 1)
-FX_DONE(vfs_removexattr, 1)
-FX_DONE(vfs_set_acl, 1)
-FX_DONE(vfs_remove_acl, 1)
-
-/* vfs_rename(struct renamedata *): matched on the old dentry. */
-SEC("?fexit/vfs_rename")
-int fx_done_vfs_rename(void *ctx)
-{
-	__u64 a = 0;
-
-	bpf_get_func_arg(ctx, 0, &a);
-	return vfs_done(ctx, (__u64)BPF_CORE_READ((struct renamedata *)a, old_dentry));
-}
-
-SEC("?kprobe/vfs_rename")
-int kp_arm_vfs_rename(struct pt_regs *ctx)
-{
-	struct renamedata *rd = (struct renamedata *)PT_REGS_PARM1(ctx);
-
-	return vfs_arm((__u64)BPF_CORE_READ(rd, old_dentry));
-}
-
-SEC("?kretprobe/vfs_rename")
-int kr_done_vfs_rename(struct pt_regs *ctx)
-{
-	return vfs_ret(PT_REGS_RC(ctx));
-}
+FX_DONE(vfs_mkdir, 2, dentry_key)
+FX_DONE(vfs_mknod, 2, dentry_key)
+FX_DONE(vfs_create, 2, dentry_key)
+FX_DONE(vfs_symlink, 2, dentry_key)
+FX_DONE(vfs_link, 0, dentry_key)
+FX_DONE(vfs_unlink, 2, dentry_key)
+FX_DONE(vfs_rmdir, 2, dentry_key)
+FX_DONE(notify_change, 1, dentry_key)
+FX_DONE(vfs_setxattr, 1, dentry_key)
+FX_DONE(vfs_removexattr, 1, dentry_key)
+FX_DONE(vfs_set_acl, 1, dentry_key)
+FX_DONE(vfs_remove_acl, 1, dentry_key)
+FX_DONE(vfs_rename, 0, rename_key)
 
 static __always_inline __u64 path_mnt(const struct path *p)
 {
@@ -409,65 +400,71 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	});
 }
 
-/* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
- * integers here. */
-#define VFS_HOOKS(KIND, PFX, FN, PROG)                                                           \
+/* One program per hook and backend, named FN<op>: lsm_mkdir, fentry_mkdir, kp_mkdir, ... (a
+ * contract with user space, lib/prog_names.h). kuid_t and kgid_t are one-field structs passed
+ * by value, in a register each: taken as integers here. */
+#define VFS_HOOKS(KIND, PFX, FN, DEF)                                                      \
 	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
-	int PROG(FN##_mkdir, const struct path *dir, struct dentry *d, umode_t mode)   \
+	int OW_PROG(DEF, OW_CAT(FN, mkdir), const struct path *dir, struct dentry *d,      \
+		    umode_t mode)                                                          \
 	{ on_mkdir(dir, d, mode); return 0; }                                              \
 	SEC("?" KIND "/" PFX "path_mknod")                                                 \
-	int PROG(FN##_mknod, const struct path *dir, struct dentry *d, umode_t mode,   \
-		     unsigned int dev)                                                     \
+	int OW_PROG(DEF, OW_CAT(FN, mknod), const struct path *dir, struct dentry *d,      \
+		    umode_t mode, unsigned int dev)                                        \
 	{ on_mknod(dir, d, mode); return 0; }                                              \
 	SEC("?" KIND "/" PFX "path_symlink")                                               \
-	int PROG(FN##_symlink, const struct path *dir, struct dentry *d,               \
-		     const char *old)                                                      \
+	int OW_PROG(DEF, OW_CAT(FN, symlink), const struct path *dir, struct dentry *d,    \
+		    const char *old)                                                       \
 	{ on_symlink(dir, d, old); return 0; }                                             \
 	SEC("?" KIND "/" PFX "path_link")                                                  \
-	int PROG(FN##_link, struct dentry *old, const struct path *dir,                \
-		     struct dentry *new)                                                   \
+	int OW_PROG(DEF, OW_CAT(FN, link), struct dentry *old, const struct path *dir,     \
+		    struct dentry *new)                                                    \
 	{ on_link(old, dir, new); return 0; }                                              \
 	SEC("?" KIND "/" PFX "path_rename")                                                \
-	int PROG(FN##_rename, const struct path *od, struct dentry *o,                 \
-		     const struct path *nd, struct dentry *n, unsigned int flags)          \
+	int OW_PROG(DEF, OW_CAT(FN, rename), const struct path *od, struct dentry *o,      \
+		    const struct path *nd, struct dentry *n, unsigned int flags)           \
 	{ on_rename(od, o, nd, n, flags); return 0; }                                      \
 	SEC("?" KIND "/" PFX "path_unlink")                                                \
-	int PROG(FN##_unlink, const struct path *dir, struct dentry *d)                \
+	int OW_PROG(DEF, OW_CAT(FN, unlink), const struct path *dir, struct dentry *d)     \
 	{ on_remove(OW_OP_UNLINK, dir, d); return 0; }                                     \
 	SEC("?" KIND "/" PFX "path_rmdir")                                                 \
-	int PROG(FN##_rmdir, const struct path *dir, struct dentry *d)                 \
+	int OW_PROG(DEF, OW_CAT(FN, rmdir), const struct path *dir, struct dentry *d)      \
 	{ on_remove(OW_OP_RMDIR, dir, d); return 0; }                                      \
 	SEC("?" KIND "/" PFX "path_truncate")                                              \
-	int PROG(FN##_truncate, const struct path *p)                                  \
-	{ on_attr(OW_OP_TRUNCATE, p, OW_UNSET, OW_UNSET, OW_UNSET); return 0; }      \
+	int OW_PROG(DEF, OW_CAT(FN, truncate), const struct path *p)                       \
+	{ on_attr(OW_OP_TRUNCATE, p, OW_UNSET, OW_UNSET, OW_UNSET); return 0; }            \
 	SEC("?" KIND "/" PFX "file_truncate")                                              \
-	int PROG(FN##_ftruncate, struct file *f)                                       \
-	{ on_attr(OW_OP_TRUNCATE, &f->f_path, OW_UNSET, OW_UNSET, OW_UNSET); return 0; } \
+	int OW_PROG(DEF, OW_CAT(FN, ftruncate), struct file *f)                            \
+	{ on_attr(OW_OP_TRUNCATE, &f->f_path, OW_UNSET, OW_UNSET, OW_UNSET); return 0; }   \
 	SEC("?" KIND "/" PFX "path_chmod")                                                 \
-	int PROG(FN##_chmod, const struct path *p, umode_t mode)                       \
-	{ on_attr(OW_OP_CHMOD, p, mode & 07777, OW_UNSET, OW_UNSET); return 0; }       \
+	int OW_PROG(DEF, OW_CAT(FN, chmod), const struct path *p, umode_t mode)            \
+	{ on_attr(OW_OP_CHMOD, p, mode & 07777, OW_UNSET, OW_UNSET); return 0; }           \
 	SEC("?" KIND "/" PFX "path_chown")                                                 \
-	int PROG(FN##_chown, const struct path *p, __u64 uid, __u64 gid)               \
-	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }         \
+	int OW_PROG(DEF, OW_CAT(FN, chown), const struct path *p, __u64 uid, __u64 gid)    \
+	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }           \
 	SEC("?" KIND "/" PFX "file_open")                                                  \
-	int PROG(FN##_open, struct file *f)                                            \
+	int OW_PROG(DEF, OW_CAT(FN, open), struct file *f)                                 \
 	{ on_open(f); return 0; }                                                          \
 	SEC("?" KIND "/" PFX "inode_setxattr")                                             \
-	int PROG(FN##_setxattr, void *idmap, struct dentry *d, const char *name)       \
+	int OW_PROG(DEF, OW_CAT(FN, setxattr), void *idmap, struct dentry *d,              \
+		    const char *name)                                                      \
 	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
 	SEC("?" KIND "/" PFX "inode_removexattr")                                          \
-	int PROG(FN##_removexattr, void *idmap, struct dentry *d, const char *name)    \
+	int OW_PROG(DEF, OW_CAT(FN, removexattr), void *idmap, struct dentry *d,           \
+		    const char *name)                                                      \
 	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }                                \
 	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
 	SEC("?" KIND "/" PFX "inode_set_acl")                                              \
-	int PROG(FN##_setacl, void *idmap, struct dentry *d, const char *name)         \
+	int OW_PROG(DEF, OW_CAT(FN, setacl), void *idmap, struct dentry *d,                \
+		    const char *name)                                                      \
 	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
 	SEC("?" KIND "/" PFX "inode_remove_acl")                                           \
-	int PROG(FN##_removeacl, void *idmap, struct dentry *d, const char *name)      \
+	int OW_PROG(DEF, OW_CAT(FN, removeacl), void *idmap, struct dentry *d,             \
+		    const char *name)                                                      \
 	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }
 
-VFS_HOOKS("lsm", "", lsm, BPF_PROG)
-VFS_HOOKS("fentry", "security_", fentry, BPF_PROG)
-VFS_HOOKS("kprobe", "security_", kp, BPF_KPROBE)
+VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG)
+VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG)
+VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE)
 
 #endif
