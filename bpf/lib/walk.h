@@ -20,6 +20,39 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/* The walk is at the root of a superblock. Its path within the superblock is complete, which
+ * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
+ * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */
+static __always_inline long walk_cross_mount(struct walk_ctx *c)
+{
+	struct builder *b = c->b;
+	struct mount *m = c->m;
+	struct mount *pm;
+	struct dentry *mp;
+
+	if (c->tree != OW_NO_TREE || !m) {
+		c->done = 1;
+		return 1;
+	}
+	pm = BPF_CORE_READ(m, mnt_parent);
+	if (!pm || pm == m) {
+		c->done = 1;
+		return 1;
+	}
+	mp = BPF_CORE_READ(m, mnt_mountpoint);
+	b->s->above_mnt_root = 0;
+	c->d = mp;
+	c->m = pm;
+	c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
+	if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
+		c->full = 1;
+	else
+		put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
+	return 0;
+}
+
+/* One step of the walk (a bpf_loop callback): the dentry's tree, if it is a watched root, and
+ * its name; then its parent, or the mount it is mounted on. */
 static long walk_step(__u32 i, void *arg)
 {
 	struct walk_ctx *c = arg;
@@ -50,34 +83,8 @@ static long walk_step(__u32 i, void *arg)
 		}
 	}
 	parent = BPF_CORE_READ(d, d_parent);
-	if (parent == d) {
-		/* Root of this superblock. Its path within the superblock is complete, which
-		 * user space maps to the host's view with mountinfo. Keep crossing mounts
-		 * only while no tree was found: a tree may hold other mounts. */
-		struct mount *m = c->m;
-		struct mount *pm;
-		struct dentry *mp;
-
-		if (c->tree != OW_NO_TREE || !m) {
-			c->done = 1;
-			return 1;
-		}
-		pm = BPF_CORE_READ(m, mnt_parent);
-		if (!pm || pm == m) {
-			c->done = 1;
-			return 1;
-		}
-		mp = BPF_CORE_READ(m, mnt_mountpoint);
-		b->s->above_mnt_root = 0;
-		c->d = mp;
-		c->m = pm;
-		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
-		if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
-			c->full = 1;
-		else
-			put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
-		return 0;
-	}
+	if (parent == d)
+		return walk_cross_mount(c);
 	c->d = parent;
 	if (c->full)
 		return 0;
