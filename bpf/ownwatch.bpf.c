@@ -3,7 +3,8 @@
  *   1. the caller's fsuid is allowed in every watched tree -> return (the normal workload)
  *   2. the op is not wanted -> return
  *   3. tree membership by (dev, ino) ancestry, then one ring buffer record.
- * Programs are declared optional (SEC("?...")); user space enables the family it picked. */
+ * Programs are declared optional (SEC("?...")); user space enables the family it picked, by
+ * program name (lib/prog_names.h). lib/ holds what the hooks share, hooks/ the programs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -18,9 +19,12 @@ const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
-_Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/bpf.rs");
-_Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/bpf.rs");
-_Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/bpf.rs");
+_Static_assert(sizeof(struct ow_event) == 104,
+	       "ow_event layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_walkend) == 16,
+	       "ow_walkend layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_outcome) == 24,
+	       "ow_outcome layout changed: update src/kernel/abi.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};
@@ -38,10 +42,10 @@ enum ow_item _ow_item = 0;
 #include "lib/filter.h"
 #include "lib/record.h"
 #include "lib/walk.h"
-#include "hooks/syscalls.h"
-#include "hooks/ctime.h"
 #include "lib/identity.h"
 #include "lib/submit.h"
+#include "hooks/syscalls.h"
+#include "hooks/ctime.h"
 #include "hooks/syscall_exit.h"
 #include "hooks/uring.h"
 #include "hooks/vfs.h"

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Tracepoint backend, during the syscall: which inodes did it change (6.13+ ctime tracepoints). */
-#ifndef OW_HOOKS_CTIME_H
-#define OW_HOOKS_CTIME_H
-
-/* ---- during the syscall: which inodes did it change? ---------------------
+/* Tracepoint backend, during the syscall: which inodes did it change (6.13+ ctime tracepoints).
  * A path string says what the caller asked for; which directory the kernel really used (through
  * another mount namespace, a bind mount since unmounted, a racing rename) is only known inside
  * the op. Every namespace or attribute change sets the ctime of the inodes involved, and 6.13+
  * has tracepoints there: remember their dentries for the pending syscall of this thread. */
+#ifndef OW_HOOKS_CTIME_H
+#define OW_HOOKS_CTIME_H
 
 static __always_inline void saw_inode(struct inode *inode)
 {

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Tracepoint backend, syscall exit: the outcome, the paths, one record. */
+/* Tracepoint backend, syscall exit: the outcome, the paths, one record (syscall_event(),
+ * which hooks/uring.h also uses for io_uring requests). */
 #ifndef OW_HOOKS_SYSCALL_EXIT_H
 #define OW_HOOKS_SYSCALL_EXIT_H
 
-/* ---- exit: the outcome, the paths, one record --------------------------- */
-
+/* 0 when every changed directory lies on a superblock that no watched tree holds a mount of
+ * (devs map): then a walk that found no root is the final answer. */
 static __always_inline int maybe_in_tree(struct pending *p)
 {
 	for (int i = 0; i < OW_MAX_SEEN; i++) {

@@ -24,6 +24,14 @@ enum sc {
 	SC_SETXATTRAT,
 };
 
+/* mknod(2) of a regular file (type 0 means one) is a create. */
+static __always_inline __u32 mknod_op(__u32 mode)
+{
+	__u32 type = mode & S_IFMT;
+
+	return (type == S_IFREG || type == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+}
+
 static __always_inline __u32 umasked(__u32 mode)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -72,10 +80,8 @@ static __always_inline int open_enter(long dfd, __u64 name, __u64 flags)
 /* mknod: args = dfd, path, mode */
 static __always_inline int mknod_enter(long dfd, __u64 name, __u32 mode)
 {
-	__u32 type = mode & S_IFMT;
-	__u32 op = (type == S_IFREG || type == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
-
-	return remember(op, SC_MKNOD, OW_F_NOFOLLOW | P_UMASK, mode, dfd, name, mode, 0, 0);
+	return remember(mknod_op(mode), SC_MKNOD, OW_F_NOFOLLOW | P_UMASK, mode, dfd, name, mode,
+			0, 0);
 }
 
 /* mkdir: args = dfd, path */

@@ -1,9 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* lsm, fentry and kprobe backends: the op seen inside the VFS, and its outcome. */
-#ifndef OW_HOOKS_VFS_H
-#define OW_HOOKS_VFS_H
-
-/* ---- lsm, fentry, kprobe: the op seen inside the VFS ----------------------
+/* lsm, fentry and kprobe backends: the op seen inside the VFS, and its outcome.
  * The same handlers behind three attach mechanisms. The hooks get dentries and mounts, so
  * tree and path are decided in the kernel for every route, io_uring included, as they are
  * before the op. The security hooks run before the op (and, for the path hooks, before its
@@ -11,7 +7,10 @@
  * fentry) or kretprobe (kprobe) on vfs_mkdir, notify_change, ... sends an ow_outcome record
  * for the thread's pending event, matched on the dentry, and user space reports the event
  * only if the op succeeded. */
+#ifndef OW_HOOKS_VFS_H
+#define OW_HOOKS_VFS_H
 
+/* A thread's wait for the outcome of its pending event. */
 struct vfs_wait {
 	__u64 key;        /* the dentry the completing function is called with */
 	__u64 trunc_skip; /* a write open with O_TRUNC: its truncate is part of the open */
@@ -239,14 +238,15 @@ static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __
 
 static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
 {
-	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+	__u32 op = mknod_op(mode);
 	__u64 dv = num(d);
 
 	/* open(O_CREAT) passes here too (may_o_create): file_open reports that create, with
 	 * the file's real mode. A regular file from mknod(2) is reported here. */
 	if (op == OW_OP_CREATE) {
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-		long nr = BPF_CORE_READ(regs, orig_ax);
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		long nr = BPF_CORE_READ(regs, orig_ax); /* x86_64: the syscall number */
 
 		if (nr != NR_mknod && nr != NR_mknodat)
 			return 0;

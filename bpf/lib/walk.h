@@ -109,10 +109,20 @@ static long walk_step(__u32 i, void *arg)
 	return 0;
 }
 
+/* BTF-typed hook arguments (lsm, fentry, tp_btf) are trusted pointers, which a global function
+ * (ow_put_walk) does not take: pass their value as a plain number. */
+static __always_inline __u64 num(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
 /* Walk from (dentry, mount) up to the superblock root, crossing mounts until a watched
  * root is found. Returns the tree index or OW_NO_TREE. No depth limit short of the
- * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped. */
-/* A global (not static) function: the verifier checks it once, not at each of the many
+ * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped.
+ * A global (not static) function: the verifier checks it once, not at each of the many
  * places that walk, which kept loading at over a second. Kernel pointers come as scalars. */
 __noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
 {
@@ -175,8 +185,6 @@ static __always_inline __u32 put_file_walk(struct builder *b, struct file *f)
 	return put_walk(b, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
 }
 
-/* A path given as a string: the string, then the directory it is relative to (the caller's
- * root for absolute strings, else dirfd or cwd). User space resolves the rest. */
 /* The directory a string is relative to was often walked already as a changed directory:
  * refer to that walk instead of sending a deep path twice. */
 static __always_inline int put_base_walk(struct builder *b, struct dentry *d, struct vfsmount *m)
@@ -241,7 +249,12 @@ static __always_inline int proc_fd_of(struct scratch *sc, __u32 at, int n)
 	return (k == 0 || k == 10) ? -1 : fd;
 }
 
-/* follow_proc_fd: the op follows the path (chmod, chown, truncate, setxattr): a
+/* A path given as a string: the string, then the directory it is relative to (the caller's
+ * root for absolute strings, else dirfd or cwd), or what the string names when that is
+ * known here. User space resolves the rest. Returns the tree of the walk sent.
+ * empty_ok: an empty string names dfd itself (AT_EMPTY_PATH).
+ * abs_flag: the event flag that says the string was absolute.
+ * follow_proc_fd: the op follows the path (chmod, chown, truncate, setxattr): a
  * "/proc/self/fd/N" string names the file open as N, which is walked as the object. */
 static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, int dfd,
 					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
