@@ -86,36 +86,28 @@ static __always_inline int uring_linkat(struct io_link *l, struct pending *p)
 	return 1;
 }
 
+/* The file operations among the requests; 0 for the others. */
+static __always_inline int uring_pending(struct io_kiocb *req, struct pending *p)
+{
+	void *op = req; /* the request's op-specific part comes first */
+
+	switch (BPF_CORE_READ(req, opcode)) {
+	case IORING_OP_MKDIRAT: return uring_mkdirat(op, p);
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: return uring_openat(op, p);
+	case IORING_OP_RENAMEAT: return uring_renameat(op, p);
+	case IORING_OP_UNLINKAT: return uring_unlinkat(op, p);
+	case IORING_OP_SYMLINKAT: return uring_symlinkat(op, p);
+	case IORING_OP_LINKAT: return uring_linkat(op, p);
+	}
+	return 0;
+}
+
 static __always_inline int uring_event(struct io_kiocb *req)
 {
 	struct pending p = { .flags = OW_F_NO_RET, .mode = OW_UNSET };
-	void *op = req; /* the request's op-specific part comes first */
-	int wanted;
 
-	switch (BPF_CORE_READ(req, opcode)) {
-	case IORING_OP_MKDIRAT:
-		wanted = uring_mkdirat(op, &p);
-		break;
-	case IORING_OP_OPENAT:
-	case IORING_OP_OPENAT2:
-		wanted = uring_openat(op, &p);
-		break;
-	case IORING_OP_RENAMEAT:
-		wanted = uring_renameat(op, &p);
-		break;
-	case IORING_OP_UNLINKAT:
-		wanted = uring_unlinkat(op, &p);
-		break;
-	case IORING_OP_SYMLINKAT:
-		wanted = uring_symlinkat(op, &p);
-		break;
-	case IORING_OP_LINKAT:
-		wanted = uring_linkat(op, &p);
-		break;
-	default:
-		return 0;
-	}
-	if (!wanted || actor_filtered(p.op))
+	if (!uring_pending(req, &p) || actor_filtered(p.op))
 		return 0;
 	return syscall_event(&p, 0, OW_F_NO_RET);
 }
