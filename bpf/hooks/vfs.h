@@ -182,7 +182,7 @@ static __always_inline __u64 rename_key(__u64 arg)
 
 /* The functions that do the ops, with the argument that holds the key. Program names
  * fx_done_<fn>, kp_arm_<fn>, kr_done_<fn>: a contract with user space (lib/prog_names.h). */
-#define FX_DONE(fn, argi, key)                                                             \
+#define FX_DONE_KEYED(fn, argi, key)                                                       \
 	SEC("?fexit/" #fn)                                                                 \
 	int OW_CAT(PROG_FEXIT_DONE, fn)(void *ctx)                                         \
 	{                                                                                  \
@@ -202,48 +202,51 @@ static __always_inline __u64 rename_key(__u64 arg)
 	{                                                                                  \
 		return vfs_ret(PT_REGS_RC(ctx));                                           \
 	}
+#define FX_DONE(fn, argi) FX_DONE_KEYED(fn, argi, dentry_key)
 
-FX_DONE(vfs_mkdir, 2, dentry_key)
-FX_DONE(vfs_mknod, 2, dentry_key)
-FX_DONE(vfs_create, 2, dentry_key)
-FX_DONE(vfs_symlink, 2, dentry_key)
-FX_DONE(vfs_link, 0, dentry_key)
-FX_DONE(vfs_unlink, 2, dentry_key)
-FX_DONE(vfs_rmdir, 2, dentry_key)
-FX_DONE(notify_change, 1, dentry_key)
-FX_DONE(vfs_setxattr, 1, dentry_key)
-FX_DONE(vfs_removexattr, 1, dentry_key)
-FX_DONE(vfs_set_acl, 1, dentry_key)
-FX_DONE(vfs_remove_acl, 1, dentry_key)
-FX_DONE(vfs_rename, 0, rename_key)
+FX_DONE(vfs_mkdir, 2)
+FX_DONE(vfs_mknod, 2)
+FX_DONE(vfs_create, 2)
+FX_DONE(vfs_symlink, 2)
+FX_DONE(vfs_link, 0)
+FX_DONE(vfs_unlink, 2)
+FX_DONE(vfs_rmdir, 2)
+FX_DONE(notify_change, 1)
+FX_DONE(vfs_setxattr, 1)
+FX_DONE(vfs_removexattr, 1)
+FX_DONE(vfs_set_acl, 1)
+FX_DONE(vfs_remove_acl, 1)
+FX_DONE_KEYED(vfs_rename, 0, rename_key)
 
 static __always_inline __u64 path_mnt(const struct path *p)
 {
 	return (__u64)BPF_CORE_READ(p, mnt);
 }
 
+/* An op on a name in a directory (mkdir, mknod, symlink, unlink, rmdir): the walk starts at
+ * the name's dentry, which is also what the function that does the op is matched on. */
+static __always_inline int on_entry(struct vfs_op o, const struct path *dir, struct dentry *d)
+{
+	o.d = num(d);
+	o.m = path_mnt(dir);
+	o.done_key = o.d;
+	return vfs_event(&o);
+}
+
 static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __u32 mode)
 {
-	__u64 dv = num(d);
+	struct vfs_op o = { .op = OW_OP_MKDIR, .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
 
-	return vfs_event(&(struct vfs_op){
-		.op = OW_OP_MKDIR,
-		.flags = OW_F_NOFOLLOW,
-		.mode = mode & 07777,
-		.d = dv,
-		.m = path_mnt(dir),
-		.done_key = dv,
-	});
+	return on_entry(o, dir, d);
 }
 
 static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
 {
-	__u32 op = mknod_op(mode);
-	__u64 dv = num(d);
+	struct vfs_op o = { .op = mknod_op(mode), .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
 
 	/* open(O_CREAT) passes here too (may_o_create): file_open reports that create, with
 	 * the file's real mode. A regular file from mknod(2) is reported here. */
-	if (op == OW_OP_CREATE) {
+	if (o.op == OW_OP_CREATE) {
 		struct task_struct *task = bpf_get_current_task_btf();
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 		long nr = BPF_CORE_READ(regs, orig_ax); /* x86_64: the syscall number */
@@ -251,57 +254,41 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 		if (nr != NR_mknod && nr != NR_mknodat)
 			return 0;
 	}
-	return vfs_event(&(struct vfs_op){
-		.op = op,
-		.flags = OW_F_NOFOLLOW,
-		.mode = mode & 07777,
-		.d = dv,
-		.m = path_mnt(dir),
-		.done_key = dv,
-	});
+	return on_entry(o, dir, d);
 }
 
 static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
 {
-	__u64 dv = num(d);
+	struct vfs_op o = { .op = OW_OP_SYMLINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
+			    .kstr = old, .str_slot = OW_SLOT_TARGET };
 
-	return vfs_event(&(struct vfs_op){
-		.op = OW_OP_SYMLINK,
-		.flags = OW_F_NOFOLLOW,
-		.mode = OW_UNSET,
-		.d = dv,
-		.m = path_mnt(dir),
-		.kstr = old,
-		.str_slot = OW_SLOT_TARGET,
-		.done_key = dv,
-	});
+	return on_entry(o, dir, d);
+}
+
+static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
+{
+	struct vfs_op o = { .op = op, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET };
+
+	return on_entry(o, dir, d);
 }
 
 static __always_inline int on_link(struct dentry *old, const struct path *new_dir,
 				   struct dentry *new)
 {
 	__u64 m = path_mnt(new_dir), ov = num(old), nv = num(new);
+	struct vfs_op o = { .op = OW_OP_LINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
+			    .d = ov, .m = m, .d2 = nv, .m2 = m, .done_key = ov };
 
-	/* Naming an O_TMPFILE file is how it gets created. */
-	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
-		return vfs_event(&(struct vfs_op){
-			.op = OW_OP_CREATE,
-			.flags = OW_F_NOFOLLOW | OW_F_TMPFILE,
-			.mode = BPF_CORE_READ(old, d_inode, i_mode) & 07777,
-			.d = nv,
-			.m = m,
-			.done_key = ov,
-		});
-	return vfs_event(&(struct vfs_op){
-		.op = OW_OP_LINK,
-		.flags = OW_F_NOFOLLOW,
-		.mode = OW_UNSET,
-		.d = ov,
-		.m = m,
-		.d2 = nv,
-		.m2 = m,
-		.done_key = ov,
-	});
+	/* Naming an O_TMPFILE file is how it gets created: the new name is the object. */
+	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0) {
+		o.op = OW_OP_CREATE;
+		o.flags |= OW_F_TMPFILE;
+		o.mode = BPF_CORE_READ(old, d_inode, i_mode) & 07777;
+		o.d = nv;
+		o.d2 = 0;
+		o.m2 = 0;
+	}
+	return vfs_event(&o);
 }
 
 static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
@@ -313,25 +300,9 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 		.op = OW_OP_RENAME,
 		.flags = OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
 		.mode = OW_UNSET,
-		.d = ov,
-		.m = path_mnt(old_dir),
-		.d2 = num(new),
-		.m2 = path_mnt(new_dir),
+		.d = ov, .m = path_mnt(old_dir),
+		.d2 = num(new), .m2 = path_mnt(new_dir),
 		.done_key = ov,
-	});
-}
-
-static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
-{
-	__u64 dv = num(d);
-
-	return vfs_event(&(struct vfs_op){
-		.op = op,
-		.flags = OW_F_NOFOLLOW,
-		.mode = OW_UNSET,
-		.d = dv,
-		.m = path_mnt(dir),
-		.done_key = dv,
 	});
 }
 
@@ -348,15 +319,8 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 			return 0; /* open(O_TRUNC): reported as the write open */
 		}
 	}
-	return vfs_event(&(struct vfs_op){
-		.op = op,
-		.mode = mode,
-		.new_uid = uid,
-		.new_gid = gid,
-		.d = dv,
-		.m = path_mnt(p),
-		.done_key = dv,
-	});
+	return vfs_event(&(struct vfs_op){ .op = op, .mode = mode, .new_uid = uid, .new_gid = gid,
+					   .d = dv, .m = path_mnt(p), .done_key = dv });
 }
 
 static __always_inline int on_open(struct file *f)
@@ -364,25 +328,23 @@ static __always_inline int on_open(struct file *f)
 	__u32 fmode = BPF_CORE_READ(f, f_mode);
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
 	__u64 dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
-	__u32 op;
+	struct vfs_op o = { .mode = OW_UNSET, .d = dv };
 
 	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
 		return 0;
 	if (BPF_CORE_READ(inode, i_nlink) == 0)
 		return 0; /* O_TMPFILE: reported when linked */
-	op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
-	if (op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
+	o.op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
+	if (o.op == OW_OP_CREATE)
+		o.mode = BPF_CORE_READ(inode, i_mode) & 07777;
+	if (o.op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
 		struct vfs_wait w = { .trunc_skip = dv };
 
 		set_wait(&w);
 	}
-	/* The create or the opening for write is done when the file is opened: no outcome. */
-	return vfs_event(&(struct vfs_op){
-		.op = op,
-		.mode = op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : OW_UNSET,
-		.d = dv,
-		.m = (__u64)BPF_CORE_READ(f, f_path.mnt),
-	});
+	/* The create or the opening for write is done when the file is opened: no done_key. */
+	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	return vfs_event(&o);
 }
 
 /* The xattr hooks get no mount: the walk stays in the dentry's superblock. */
@@ -390,15 +352,16 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 {
 	__u64 dv = num(d);
 
-	return vfs_event(&(struct vfs_op){
-		.op = op,
-		.mode = OW_UNSET,
-		.d = dv,
-		.kstr = name,
-		.str_slot = OW_SLOT_XATTR,
-		.done_key = dv,
-	});
+	return vfs_event(&(struct vfs_op){ .op = op, .mode = OW_UNSET, .d = dv, .done_key = dv,
+					   .kstr = name, .str_slot = OW_SLOT_XATTR });
 }
+
+/* The xattr hooks and (6.2+) the POSIX ACL ones take the same arguments. */
+#define XATTR_HOOK(KIND, PFX, FN, DEF, hook, name, op)                                     \
+	SEC("?" KIND "/" PFX #hook)                                                        \
+	int OW_PROG(DEF, OW_CAT(FN, name), void *idmap, struct dentry *d,                  \
+		    const char *xname)                                                     \
+	{ on_xattr(op, d, xname); return 0; }
 
 /* One program per hook and backend, named FN<op>: lsm_mkdir, fentry_mkdir, kp_mkdir, ... (a
  * contract with user space, lib/prog_names.h). kuid_t and kgid_t are one-field structs passed
@@ -445,23 +408,11 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	SEC("?" KIND "/" PFX "file_open")                                                  \
 	int OW_PROG(DEF, OW_CAT(FN, open), struct file *f)                                 \
 	{ on_open(f); return 0; }                                                          \
-	SEC("?" KIND "/" PFX "inode_setxattr")                                             \
-	int OW_PROG(DEF, OW_CAT(FN, setxattr), void *idmap, struct dentry *d,              \
-		    const char *name)                                                      \
-	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
-	SEC("?" KIND "/" PFX "inode_removexattr")                                          \
-	int OW_PROG(DEF, OW_CAT(FN, removexattr), void *idmap, struct dentry *d,           \
-		    const char *name)                                                      \
-	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }                                \
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_setxattr, setxattr, OW_OP_SETXATTR)           \
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_removexattr, removexattr, OW_OP_REMOVEXATTR)  \
 	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
-	SEC("?" KIND "/" PFX "inode_set_acl")                                              \
-	int OW_PROG(DEF, OW_CAT(FN, setacl), void *idmap, struct dentry *d,                \
-		    const char *name)                                                      \
-	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
-	SEC("?" KIND "/" PFX "inode_remove_acl")                                           \
-	int OW_PROG(DEF, OW_CAT(FN, removeacl), void *idmap, struct dentry *d,             \
-		    const char *name)                                                      \
-	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_set_acl, setacl, OW_OP_SETXATTR)              \
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR)
 
 VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG)
 VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG)
