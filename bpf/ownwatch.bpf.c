@@ -19,12 +19,9 @@ const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 
-_Static_assert(sizeof(struct ow_event) == 104,
-	       "ow_event layout changed: update src/kernel/abi.rs");
-_Static_assert(sizeof(struct ow_walkend) == 16,
-	       "ow_walkend layout changed: update src/kernel/abi.rs");
-_Static_assert(sizeof(struct ow_outcome) == 24,
-	       "ow_outcome layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/kernel/abi.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
 struct ow_event _ow_event = {};

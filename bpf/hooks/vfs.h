@@ -198,7 +198,7 @@ static __always_inline __u64 rename_key(__u64 arg)
 					       : PT_REGS_PARM3(ctx)));                     \
 	}                                                                                  \
 	SEC("?kretprobe/" #fn)                                                             \
-	int OW_CAT(PROG_KRET_DONE, fn)(struct pt_regs *ctx)                                \
+	int OW_CAT(PROG_KRETPROBE_DONE, fn)(struct pt_regs *ctx)                           \
 	{                                                                                  \
 		return vfs_ret(PT_REGS_RC(ctx));                                           \
 	}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Program names: a contract with user space, which switches programs on by name (src/kernel/
- * abi.rs `mod prog`). The prefixes below, the fixed names listed after them and the suffixes
- * _ftruncate, _setacl, _removeacl, vfs_set_acl and vfs_remove_acl (hooks that some kernels
- * lack) must match that module: never rename a program here alone. */
+ * abi.rs `mod prog`: PROG_X here is its prog::X). The prefixes below, the fixed names listed
+ * after them and the suffixes _ftruncate, _setacl, _removeacl, vfs_set_acl and vfs_remove_acl
+ * (hooks that some kernels lack) must match that module: never rename a program here alone. */
 #ifndef OW_LIB_PROG_NAMES_H
 #define OW_LIB_PROG_NAMES_H
 
@@ -11,9 +11,11 @@
 #define PROG_FENTRY fentry_
 #define PROG_KPROBE kp_
 /* their outcome, from the function that does the op (FX_DONE in hooks/vfs.h) */
-#define PROG_FEXIT_DONE fx_done_ /* lsm and fentry */
-#define PROG_KPROBE_ARM kp_arm_  /* kprobe: begins with PROG_KPROBE, switched on with it */
-#define PROG_KRET_DONE kr_done_  /* kprobe */
+#define PROG_FEXIT_DONE fx_done_     /* lsm and fentry */
+#define PROG_KRETPROBE_DONE kr_done_ /* kprobe */
+/* kprobe: the entry of that function; begins with PROG_KPROBE, so user space has no name for
+ * it: it is switched on with the kprobe hooks */
+#define PROG_KPROBE_ARM kp_arm_
 /* tracepoint backend: one program per syscall, PROG_TP_ENTER + the syscall's name, which user
  * space reads back to attach tp_sys_exit to sys_exit_<name> (TP_ENTER in hooks/syscalls.h) */
 #define PROG_TP_ENTER tp_enter_
