@@ -3,7 +3,8 @@
  *   1. the caller's fsuid is allowed in every watched tree -> return (the normal workload)
  *   2. the op is not wanted -> return
  *   3. tree membership by (dev, ino) ancestry, then one ring buffer record.
- * Programs are declared optional (SEC("?...")); user space enables the family it picked. */
+ * Programs are declared optional (SEC("?...")); user space enables the family it picked, by
+ * program name (lib/prog_names.h). lib/ holds what the hooks share, hooks/ the programs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -33,15 +34,16 @@ enum ow_slot _ow_slot = 0;
 enum ow_item _ow_item = 0;
 enum ow_backend _ow_backend = 0;
 
+#include "lib/prog_names.h"
 #include "lib/consts.h"
 #include "lib/maps.h"
 #include "lib/filter.h"
 #include "lib/record.h"
 #include "lib/walk.h"
-#include "hooks/syscalls.h"
-#include "hooks/ctime.h"
 #include "lib/identity.h"
 #include "lib/submit.h"
+#include "hooks/syscalls.h"
+#include "hooks/ctime.h"
 #include "hooks/syscall_exit.h"
 #include "hooks/uring.h"
 #include "hooks/vfs.h"

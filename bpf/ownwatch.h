@@ -10,6 +10,9 @@
  * must fit, so the data area is large; only the used length is copied to the ring buffer. */
 #define OW_DATA_MAX 131072
 #define OW_NO_TREE 0xffffffffu
+/* A u32 field of the record with no value: mode unknown, owner unchanged, audit ids unset
+ * (user space: UNSET). */
+#define OW_UNSET 0xffffffffu
 
 enum ow_op {
 	OW_OP_CREATE = 0,
@@ -76,8 +79,9 @@ enum ow_flags {
 	OW_F_ABSOLUTE = 8,    /* the string was absolute: the walk is the caller's root */
 	OW_F_TMPFILE = 16,    /* link of an O_TMPFILE file: reported as create */
 	OW_F_EMPTY_PATH = 32, /* AT_EMPTY_PATH on an fd: the walk is the object */
-	OW_F_NEW_ABSOLUTE = 64,
-	OW_F_STR_TRUNC = 128,
+	OW_F_NEW_ABSOLUTE = 64, /* the same for the new name (rename, link); set by the
+				 * tracepoint backend, not read by user space (it has the string) */
+	/* 128: free (was OW_F_STR_TRUNC, never set: a cut string says so in its item) */
 	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
 	OW_F_PENDING = 512,   /* lsm/fentry/kprobe: an ow_outcome record for this tid follows
 			       * when the op completes; report only if it succeeded */
@@ -104,15 +108,15 @@ struct ow_event {
 	__u32 euid;
 	__u32 fsuid;
 	__u32 fsgid;
-	__u32 mode;    /* chmod/create/mkdir/mknod, 0xffffffff when unknown */
-	__u32 new_uid; /* chown, 0xffffffff = unchanged */
+	__u32 mode;    /* chmod/create/mkdir/mknod, OW_UNSET when unknown */
+	__u32 new_uid; /* chown, OW_UNSET = unchanged */
 	__u32 new_gid;
 	__s32 ret;
 	__u32 flags;   /* enum ow_flags */
 	__u32 tree;    /* tree found by the kernel walk, or OW_NO_TREE */
 	__u32 data_len;
-	__u32 loginuid;  /* audit login uid, 0xffffffff when unset */
-	__u32 sessionid; /* audit session, 0xffffffff when unset */
+	__u32 loginuid;  /* audit login uid, OW_UNSET when unset */
+	__u32 sessionid; /* audit session, OW_UNSET when unset */
 	__u32 _pad;
 	__u8 comm[OW_COMM_LEN];
 };

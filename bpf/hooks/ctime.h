@@ -1,17 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Tracepoint backend, during the syscall: which inodes did it change (6.13+ ctime tracepoints). */
-#ifndef OW_HOOKS_CTIME_H
-#define OW_HOOKS_CTIME_H
-
-/* ---- during the syscall: which inodes did it change? ---------------------
+/* Tracepoint backend, during the syscall: which inodes did it change (6.13+ ctime tracepoints).
  * A path string says what the caller asked for; which directory the kernel really used (through
  * another mount namespace, a bind mount since unmounted, a racing rename) is only known inside
  * the op. Every namespace or attribute change sets the ctime of the inodes involved, and 6.13+
  * has tracepoints there: remember their dentries for the pending syscall of this thread. */
+#ifndef OW_HOOKS_CTIME_H
+#define OW_HOOKS_CTIME_H
 
 static __always_inline void saw_inode(struct inode *inode)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid = current_tid();
 	struct pending *p = bpf_map_lookup_elem(&inflight, &tid);
 	struct hlist_node *first;
 	__u64 d;
@@ -33,6 +31,8 @@ static __always_inline void saw_inode(struct inode *inode)
 	p->nseen = n + 1;
 }
 
+/* Program names: a contract with user space (lib/prog_names.h), which switches each on where
+ * its tracepoint exists. */
 SEC("?tp_btf/inode_set_ctime_to_ts")
 int BPF_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
 {

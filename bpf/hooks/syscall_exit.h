@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Tracepoint backend, syscall exit: the outcome, the paths, one record. */
+/* Tracepoint backend, syscall exit: the outcome, the paths, one record (syscall_event(),
+ * which hooks/uring.h also uses for io_uring requests). */
 #ifndef OW_HOOKS_SYSCALL_EXIT_H
 #define OW_HOOKS_SYSCALL_EXIT_H
 
-/* ---- exit: the outcome, the paths, one record --------------------------- */
-
+/* 0 when every changed directory lies on a superblock that no watched tree holds a mount of
+ * (devs map): then a walk that found no root is the final answer. */
 static __always_inline int maybe_in_tree(struct pending *p)
 {
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
@@ -22,13 +23,196 @@ static __always_inline int maybe_in_tree(struct pending *p)
 	return 0;
 }
 
-static __always_inline int syscall_event(struct pending p, long ret, __u32 extra_flags);
+/* Ops on an fd (the file open returned, fchmod's, ...), not on path strings. */
+static __always_inline int is_fd_op(__u32 sc)
+{
+	return sc == SC_OPEN || sc == SC_FCHMOD || sc == SC_FCHOWN || sc == SC_FTRUNCATE ||
+	       sc == SC_FSETXATTR;
+}
 
+/* The file an open returned, when it was created or opened for write (the op says which, with
+ * the mode a create gave it) and that op is wanted; else NULL. */
+static __always_inline struct file *opened_file(struct ow_event *ev, struct task_struct *task,
+						long ret)
+{
+	struct file *f = fd_file(task, ret);
+	__u32 fmode;
+
+	if (!f)
+		return 0;
+	fmode = BPF_CORE_READ(f, f_mode);
+	/* An O_TMPFILE file has no name yet: reported when linkat names it. */
+	if (BPF_CORE_READ(f, f_inode, i_nlink) == 0)
+		return 0;
+	if (fmode & FMODE_CREATED) {
+		ev->op = OW_OP_CREATE;
+		ev->mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
+	} else if (fmode & FMODE_WRITE) {
+		ev->op = OW_OP_WRITE;
+		ev->mode = OW_UNSET;
+	} else {
+		return 0;
+	}
+	if (!(op_mask & (1u << ev->op)))
+		return 0;
+	return f;
+}
+
+/* An op on an fd: the fd's file is the object. Returns its tree, or OW_NO_TREE when there is
+ * nothing to send (no such file, outside every tree, or the actor may write there). */
+static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *task,
+				       struct pending *p, long ret)
+{
+	struct ow_event *ev = &b->s->ev;
+	struct file *f;
+	__u32 tree;
+
+	if (p->syscall == SC_OPEN) {
+		f = opened_file(ev, task, ret);
+		if (!f)
+			return OW_NO_TREE;
+	} else {
+		f = fd_file(task, p->args[0]);
+	}
+	put_slot(b, OW_SLOT_PATH);
+	tree = put_file_walk(b, f);
+	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+		return OW_NO_TREE;
+	if (p->syscall == SC_FCHOWN) {
+		ev->new_uid = p->args[2];
+		ev->new_gid = p->args[3];
+	} else if (p->syscall == SC_FSETXATTR) {
+		put_slot(b, OW_SLOT_XATTR);
+		put_user_str(b, (const char *)p->args[1]);
+	}
+	return tree;
+}
+
+/* What the op changed (OW_SLOT_SEEN, from the ctime tracepoints) comes first: it decides tree
+ * and path, so it gets the room. Returns 1 when a walk reached a watched root. */
+static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
+{
+	__u32 found = 0;
+
+	for (int i = 0; i < OW_MAX_SEEN; i++) {
+		__u32 t;
+
+		if (i >= p->nseen)
+			break;
+		put_slot(b, OW_SLOT_SEEN);
+		b->s->limit = SEEN_ROOM;
+		t = put_walk(b, (struct dentry *)p->seen[i], 0);
+		if (t != OW_NO_TREE)
+			found = 1;
+		b->s->seen_d[i & (OW_MAX_SEEN - 1)] = p->seen[i];
+		b->s->seen_tree[i & (OW_MAX_SEEN - 1)] = t;
+		b->s->nseen = i + 1;
+	}
+	b->s->limit = WALK_ROOM;
+	return found;
+}
+
+/* One path argument (dfd, string) in `slot`, its items ending before `limit`. Returns 1 when
+ * a walk reached a watched root. follow_proc_fd: see put_str_path(). */
+static __always_inline __u32 put_path_arg(struct builder *b, struct task_struct *task,
+					  __u8 slot, __u32 limit, __u64 dfd, __u64 uptr,
+					  __u32 empty_ok, __u32 follow_proc_fd)
+{
+	__u32 abs_flag = slot == OW_SLOT_NEW ? OW_F_NEW_ABSOLUTE : OW_F_ABSOLUTE;
+	__u32 tree;
+
+	put_slot(b, slot);
+	b->s->limit = limit;
+	tree = put_str_path(b, task, dfd, (const char *)uptr, empty_ok, abs_flag, follow_proc_fd);
+	b->s->limit = WALK_ROOM;
+	return tree != OW_NO_TREE;
+}
+
+/* An op on path strings (args as hooks/syscalls.h remembered them). Returns 1 when a walk
+ * reached a watched root. */
+static __always_inline __u32 put_str_op(struct builder *b, struct task_struct *task,
+					struct pending *p)
+{
+	struct ow_event *ev = &b->s->ev;
+	__u64 *a = p->args;
+	__u32 found, empty_ok = 0;
+
+	switch (p->syscall) {
+	case SC_SYMLINK: /* target, dfd, linkpath */
+		put_slot(b, OW_SLOT_TARGET);
+		put_user_str(b, (const char *)a[0]);
+		return put_path_arg(b, task, OW_SLOT_PATH, LIMIT_ONE, a[1], a[2], 0, 0);
+	case SC_LINK:
+	case SC_RENAME: /* olddfd, old, newdfd, new, flags */
+		found = put_path_arg(b, task, OW_SLOT_PATH, LIMIT_FIRST, a[0], a[1],
+				     p->syscall == SC_LINK && (a[4] & AT_EMPTY_PATH), 0);
+		found |= put_path_arg(b, task, OW_SLOT_NEW, LIMIT_SECOND, a[2], a[3], 0, 0);
+		return found;
+	}
+	/* the others: dfd, path, extra...; the empty-path flag in args[2], [3] or [4] */
+	if (p->syscall == SC_CHMOD)
+		empty_ok = a[2];
+	else if (p->syscall == SC_CHOWN)
+		empty_ok = a[4];
+	else if (p->syscall == SC_SETXATTRAT)
+		empty_ok = a[3];
+	found = put_path_arg(b, task, OW_SLOT_PATH, LIMIT_ONE, a[0], a[1], empty_ok, 1);
+	if (p->syscall == SC_CHOWN) {
+		ev->new_uid = a[2];
+		ev->new_gid = a[3];
+	} else if (p->syscall == SC_SETXATTR || p->syscall == SC_SETXATTRAT) {
+		put_slot(b, OW_SLOT_XATTR);
+		put_user_str(b, (const char *)a[2]);
+	}
+	return found;
+}
+
+/* One record for an op that returned `ret` (the tracepoint backend; io_uring requests at
+ * submission, with OW_F_NO_RET). */
+static __always_inline int syscall_event(struct pending *p, long ret, __u32 extra_flags)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct builder b;
+	struct ow_event *ev = record_begin(&b, task, WALK_ROOM);
+	__u32 tree = OW_NO_TREE;
+
+	if (!ev)
+		return 0;
+	ev->op = p->op;
+	ev->flags = p->flags | extra_flags;
+	ev->mode = p->mode;
+	if (is_fd_op(p->syscall)) {
+		tree = put_fd_op(&b, task, p, ret);
+		if (tree == OW_NO_TREE)
+			return 0;
+	} else {
+		__u32 found = put_seen(&b, p);
+
+		found |= put_str_op(&b, task, p);
+		/* The kernel's own answer: the directories this op changed lie outside every
+		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
+		if (!found && p->nseen && !maybe_in_tree(p))
+			return 0;
+	}
+	ev->tree = tree;
+	b.s->limit = WALK_ROOM;
+	/* "/proc/self/cwd/..." and friends are resolved against the caller, which may be
+	 * gone by the time user space looks: send its cwd along. */
+	if (b.s->proc) {
+		put_slot(&b, OW_SLOT_CWD);
+		put_walk(&b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
+	}
+	put_identity(&b, task);
+	return submit(&b);
+}
+
+/* One program for the exit of every hooked syscall: user space attaches it to sys_exit_<name>
+ * for each tp_enter_<name> it switched on. Its name is a contract (lib/prog_names.h). */
 SEC("?tracepoint")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	long ret = ctx->ret;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid = current_tid();
 	struct pending *pp;
 	struct pending p;
 
@@ -40,162 +224,7 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	/* A write that failed did not happen. */
 	if (ret < 0)
 		return 0;
-	return syscall_event(p, ret, 0);
-}
-static __always_inline int syscall_event(struct pending p, long ret, __u32 extra_flags)
-{
-	struct task_struct *task;
-	struct builder b;
-	struct ow_event *ev;
-	__u32 cpu, tree = OW_NO_TREE;
-	__u32 found = 0; /* a walk of this record reached a watched root */
-	__u32 string_op;
-	__u8 first = 0;
-
-	cpu = bpf_get_smp_processor_id();
-	b.s = bpf_map_lookup_elem(&heap, &cpu);
-	if (!b.s)
-		return 0;
-	b.s->off = 0;
-	b.s->trunc = 0;
-	b.s->proc = 0;
-	b.s->limit = WALK_ROOM;
-	ev = &b.s->ev;
-	task = (struct task_struct *)bpf_get_current_task();
-	fill_actor(ev, task);
-	ev->op = p.op;
-	ev->flags = p.flags | extra_flags;
-	ev->mode = p.mode;
-	ev->new_uid = 0xffffffff;
-	ev->new_gid = 0xffffffff;
-	ev->ret = 0;
-
-	/* What the op changed comes first: it decides tree and path, so it gets the room. */
-	string_op = p.syscall != SC_OPEN && p.syscall != SC_FCHMOD && p.syscall != SC_FCHOWN &&
-		    p.syscall != SC_FTRUNCATE && p.syscall != SC_FSETXATTR;
-	b.s->nseen = 0;
-	if (string_op) {
-		for (int i = 0; i < OW_MAX_SEEN; i++) {
-			__u32 t;
-
-			if (i >= p.nseen)
-				break;
-			put_slot(&b, OW_SLOT_SEEN);
-			b.s->limit = SEEN_ROOM;
-			t = put_walk(&b, (struct dentry *)p.seen[i], 0);
-			if (t != OW_NO_TREE)
-				found = 1;
-			b.s->seen_d[i & (OW_MAX_SEEN - 1)] = p.seen[i];
-			b.s->seen_tree[i & (OW_MAX_SEEN - 1)] = t;
-			b.s->nseen = i + 1;
-		}
-	}
-	b.s->limit = WALK_ROOM;
-	switch (p.syscall) {
-	case SC_OPEN: {
-		struct file *f = fd_file(task, ret);
-		__u32 fmode;
-
-		if (!f)
-			return 0;
-		fmode = BPF_CORE_READ(f, f_mode);
-		/* An O_TMPFILE file has no name yet: reported when linkat names it. */
-		if (BPF_CORE_READ(f, f_inode, i_nlink) == 0)
-			return 0;
-		if (fmode & FMODE_CREATED) {
-			ev->op = OW_OP_CREATE;
-			ev->mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
-		} else if (fmode & FMODE_WRITE) {
-			ev->op = OW_OP_WRITE;
-			ev->mode = 0xffffffff;
-		} else {
-			return 0;
-		}
-		if (!(op_mask & (1u << ev->op)))
-			return 0;
-		put_slot(&b, OW_SLOT_PATH);
-		tree = put_file_walk(&b, f);
-		if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
-			return 0;
-		break;
-	}
-	case SC_FCHMOD:
-	case SC_FCHOWN:
-	case SC_FTRUNCATE:
-	case SC_FSETXATTR:
-		put_slot(&b, OW_SLOT_PATH);
-		tree = put_file_walk(&b, fd_file(task, p.args[0]));
-		if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
-			return 0;
-		if (p.syscall == SC_FCHOWN) {
-			ev->new_uid = p.args[2];
-			ev->new_gid = p.args[3];
-		} else if (p.syscall == SC_FSETXATTR) {
-			put_slot(&b, OW_SLOT_XATTR);
-			put_user_str(&b, (const char *)p.args[1], &first);
-		}
-		break;
-	case SC_SYMLINK:
-		put_slot(&b, OW_SLOT_TARGET);
-		put_user_str(&b, (const char *)p.args[0], &first);
-		put_slot(&b, OW_SLOT_PATH);
-		b.s->limit = LIMIT_ONE;
-		found |= OW_NO_TREE != put_str_path(&b, task, p.args[1], (const char *)p.args[2], 0, OW_F_ABSOLUTE, &first, 0);
-		b.s->limit = WALK_ROOM;
-		break;
-	case SC_LINK:
-	case SC_RENAME:
-		put_slot(&b, OW_SLOT_PATH);
-		b.s->limit = LIMIT_FIRST;
-		found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1],
-			     p.syscall == SC_LINK && (p.args[4] & AT_EMPTY_PATH), OW_F_ABSOLUTE, &first, 0);
-		b.s->limit = WALK_ROOM;
-		put_slot(&b, OW_SLOT_NEW);
-		b.s->limit = LIMIT_SECOND;
-		found |= OW_NO_TREE != put_str_path(&b, task, p.args[2], (const char *)p.args[3], 0, OW_F_NEW_ABSOLUTE,
-			     &first, 0);
-		b.s->limit = WALK_ROOM;
-		break;
-	default:
-		/* path ops: args = dfd, path, extra..., empty_path flag in args[2] or [4] */
-		put_slot(&b, OW_SLOT_PATH);
-		{
-			__u32 empty_ok = 0;
-
-			if (p.syscall == SC_CHMOD)
-				empty_ok = p.args[2];
-			else if (p.syscall == SC_CHOWN)
-				empty_ok = p.args[4];
-			else if (p.syscall == SC_SETXATTRAT)
-				empty_ok = p.args[3];
-			b.s->limit = LIMIT_ONE;
-			found |= OW_NO_TREE != put_str_path(&b, task, p.args[0], (const char *)p.args[1], empty_ok,
-				     OW_F_ABSOLUTE, &first, 1);
-		b.s->limit = WALK_ROOM;
-		}
-		if (p.syscall == SC_CHOWN) {
-			ev->new_uid = p.args[2];
-			ev->new_gid = p.args[3];
-		} else if (p.syscall == SC_SETXATTR || p.syscall == SC_SETXATTRAT) {
-			put_slot(&b, OW_SLOT_XATTR);
-			put_user_str(&b, (const char *)p.args[2], &first);
-		}
-		break;
-	}
-	/* The kernel's own answer: the directories this op changed lie outside every tree,
-	 * on superblocks no tree holds a mount of. Nothing to send. */
-	if (string_op && !found && p.nseen && !maybe_in_tree(&p))
-		return 0;
-	ev->tree = tree;
-	b.s->limit = WALK_ROOM;
-	/* "/proc/self/cwd/..." and friends are resolved against the caller, which may be
-	 * gone by the time user space looks: send its cwd along. */
-	if (b.s->proc) {
-		put_slot(&b, OW_SLOT_CWD);
-		put_walk(&b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
-	}
-	put_identity(&b, task);
-	return submit(&b);
+	return syscall_event(&p, ret, 0);
 }
 
 #endif

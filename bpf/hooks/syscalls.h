@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Tracepoint backend, syscall entry: filter and remember the arguments. */
+/* Tracepoint backend, syscall entry: filter, and remember the arguments (struct pending in
+ * inflight, keyed by thread) for the exit (hooks/syscall_exit.h). */
 #ifndef OW_HOOKS_SYSCALLS_H
 #define OW_HOOKS_SYSCALLS_H
 
-/* ---- enter: filter and remember the arguments --------------------------- */
-
+/* struct pending's syscall: how the exit reads its args (io_uring requests reuse these). */
 enum sc {
 	SC_OPEN,
 	SC_MKNOD,
@@ -24,6 +24,14 @@ enum sc {
 	SC_SETXATTRAT,
 };
 
+/* mknod(2) of a regular file (type 0 means one) is a create. */
+static __always_inline __u32 mknod_op(__u32 mode)
+{
+	__u32 type = mode & S_IFMT;
+
+	return (type == S_IFREG || type == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
+}
+
 static __always_inline __u32 umasked(__u32 mode)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -35,7 +43,7 @@ static __always_inline __u32 umasked(__u32 mode)
 #define P_UMASK (1u << 31)
 
 /* Allowed writers leave at the first test: nothing else (not even the umask) is read for
- * them. */
+ * them. args: the syscall's arguments as syscall_event() reads them (see the helpers below). */
 static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mode, __u64 a0,
 				    __u64 a1, __u64 a2, __u64 a3, __u64 a4)
 {
@@ -53,33 +61,40 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 			.args = { a0, a1, a2, a3, a4 },
 		};
 
-		tid = (__u32)bpf_get_current_pid_tgid();
+		tid = current_tid();
 		if (bpf_map_update_elem(&inflight, &tid, &p, BPF_ANY))
 			count_lost();
 	}
 	return 0;
 }
 
-static __always_inline int open_enter(long dfd, const char *name, __u64 flags)
+/* open: args = dfd, path, flags */
+static __always_inline int open_enter(long dfd, __u64 name, __u64 flags)
 {
 	/* Read-only opens are the bulk of all opens: leave them at once. */
 	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
 		return 0;
-	return remember(KIND_OPEN, SC_OPEN, 0, 0, dfd, (__u64)name, flags, 0, 0);
+	return remember(KIND_OPEN, SC_OPEN, 0, 0, dfd, name, flags, 0, 0);
 }
 
-
-
-
+/* mknod: args = dfd, path, mode */
 static __always_inline int mknod_enter(long dfd, __u64 name, __u32 mode)
 {
-	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
-
-	return remember(op, SC_MKNOD, OW_F_NOFOLLOW | P_UMASK, mode, dfd, name, mode, 0, 0);
+	return remember(mknod_op(mode), SC_MKNOD, OW_F_NOFOLLOW | P_UMASK, mode, dfd, name, mode,
+			0, 0);
 }
 
+/* mkdir: args = dfd, path */
+static __always_inline int mkdir_enter(long dfd, __u64 name, __u32 mode)
+{
+	return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW | P_UMASK, mode, dfd, name, 0, 0, 0);
+}
 
 /* symlink: args = target, dfd, linkpath */
+static __always_inline int symlink_enter(__u64 target, long dfd, __u64 name)
+{
+	return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, target, dfd, name, 0, 0);
+}
 
 /* link and rename: args = olddfd, old, newdfd, new, flags */
 static __always_inline int link_enter(long odfd, __u64 old, long ndfd, __u64 new, __u32 flags)
@@ -93,7 +108,8 @@ static __always_inline int link_enter(long odfd, __u64 old, long ndfd, __u64 new
 		bpf_probe_read_user(&c, 1, (void *)old);
 		if (c == 0) {
 			/* Naming an O_TMPFILE file is how it gets created. */
-			struct file *file = fd_file((struct task_struct *)bpf_get_current_task(), odfd);
+			struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+			struct file *file = fd_file(task, odfd);
 
 			if (file && BPF_CORE_READ(file, f_inode, i_nlink) == 0) {
 				op = OW_OP_CREATE;
@@ -111,16 +127,22 @@ static __always_inline int rename_enter(long odfd, __u64 old, long ndfd, __u64 n
 	return remember(OW_OP_RENAME, SC_RENAME, f, 0, odfd, old, ndfd, new, flags);
 }
 
+/* unlink and rmdir: args = dfd, path */
+static __always_inline int unlink_enter(__u32 op, long dfd, __u64 name)
+{
+	return remember(op, SC_UNLINK, OW_F_NOFOLLOW, 0, dfd, name, 0, 0, 0);
+}
 
-/* chmod: args = dfd, path, mode, flags */
+/* chmod: args = dfd, path, empty-path flag */
 static __always_inline int chmod_enter(long dfd, __u64 path, __u32 mode, __u32 flags)
 {
 	__u32 f = (flags & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
 
-	return remember(OW_OP_CHMOD, SC_CHMOD, f, mode & 07777, dfd, path, flags & AT_EMPTY_PATH, 0, 0);
+	return remember(OW_OP_CHMOD, SC_CHMOD, f, mode & 07777, dfd, path, flags & AT_EMPTY_PATH,
+			0, 0);
 }
 
-/* chown: args = dfd, path, uid, gid, flags */
+/* chown: args = dfd, path, uid, gid, empty-path flag */
 static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gid, __u32 flags)
 {
 	__u32 f = (flags & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
@@ -128,82 +150,94 @@ static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gi
 	return remember(OW_OP_CHOWN, SC_CHOWN, f, 0, dfd, path, uid, gid, flags & AT_EMPTY_PATH);
 }
 
+/* truncate: args = AT_FDCWD, path; ftruncate: args = fd */
+static __always_inline int truncate_enter(enum sc sc, long fd, __u64 path)
+{
+	return remember(OW_OP_TRUNCATE, sc, 0, 0, fd, path, 0, 0, 0);
+}
 
-/* xattr by path: args = dfd, path, name, at_flags */
-/* 6.13+: setxattrat(dfd, path, at_flags, name, args, size), removexattrat(dfd, path, at_flags, name) */
+/* xattr by path: args = AT_FDCWD, path, name */
+static __always_inline int xattr_enter(__u32 op, __u32 flags, __u64 path, __u64 name)
+{
+	return remember(op, SC_SETXATTR, flags, 0, AT_FDCWD, path, name, 0, 0);
+}
 
+/* xattr by fd: args = fd, name */
+static __always_inline int fxattr_enter(__u32 op, long fd, __u64 name)
+{
+	return remember(op, SC_FSETXATTR, 0, 0, fd, name, 0, 0, 0);
+}
+
+/* 6.13+: setxattrat(dfd, path, at_flags, name, args, size), removexattrat(dfd, path, at_flags,
+ * name): args = dfd, path, name, empty-path flag */
+static __always_inline int xattrat_enter(__u32 op, long dfd, __u64 path, __u32 at_flags,
+					 __u64 name)
+{
+	__u32 f = (at_flags & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
+
+	return remember(op, SC_SETXATTRAT, f, 0, dfd, path, name, at_flags & AT_EMPTY_PATH, 0);
+}
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl); vmlinux/ is per
  * architecture, so is this table. */
 #include "syscalls/x86_64.h"
+
 /* One program per syscall tracepoint: a syscall we do not hook runs no BPF at all (the
  * kernel checks a bitmap), which on our machines is ~125 ns cheaper per syscall than one
- * raw sys_enter program for all. */
+ * raw sys_enter program for all. Each program inlines only its own case. */
 static __always_inline int on_enter(long id, __u64 *a)
 {
-#define ARG(i) (a[i])
 	switch (id) {
 	case NR_openat2: {
 		struct open_how how = {};
-	
-		bpf_probe_read_user(&how, sizeof(how), (void *)ARG(2));
-		return open_enter(ARG(0), (const char *)ARG(1), how.flags);
+
+		bpf_probe_read_user(&how, sizeof(how), (void *)a[2]);
+		return open_enter(a[0], a[1], how.flags);
 	}
-	case NR_unlinkat: {
-		__u32 op = (ARG(2) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
-	
-		return remember(op, SC_UNLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), 0, 0, 0);
-	}
-	case NR_setxattrat: {
-		__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
-	
-		return remember(OW_OP_SETXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
-	}
-	case NR_removexattrat: {
-		__u32 f = (ARG(2) & AT_SYMLINK_NOFOLLOW) ? OW_F_NOFOLLOW : 0;
-	
-		return remember(OW_OP_REMOVEXATTR, SC_SETXATTRAT, f, 0, ARG(0), ARG(1), ARG(3), ARG(2) & AT_EMPTY_PATH, 0);
-	}
-	case NR_open: { return open_enter(AT_FDCWD, (const char *)ARG(0), ARG(1)); }
-	case NR_openat: { return open_enter(ARG(0), (const char *)ARG(1), ARG(2)); }
-	case NR_creat: { return open_enter(AT_FDCWD, (const char *)ARG(0), O_CREAT | O_WRONLY | O_TRUNC); }
-	case NR_mknod: { return mknod_enter(AT_FDCWD, ARG(0), ARG(1)); }
-	case NR_mknodat: { return mknod_enter(ARG(0), ARG(1), ARG(2)); }
-	case NR_mkdir: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW | P_UMASK, ARG(1), AT_FDCWD, ARG(0), 0, 0, 0); }
-	case NR_mkdirat: { return remember(OW_OP_MKDIR, SC_MKDIR, OW_F_NOFOLLOW | P_UMASK, ARG(2), ARG(0), ARG(1), 0, 0, 0); }
-	case NR_symlink: { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), AT_FDCWD, ARG(1), 0, 0); }
-	case NR_symlinkat: { return remember(OW_OP_SYMLINK, SC_SYMLINK, OW_F_NOFOLLOW, 0, ARG(0), ARG(1), ARG(2), 0, 0); }
-	case NR_link: { return link_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
-	case NR_linkat: { return link_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
-	case NR_rename: { return rename_enter(AT_FDCWD, ARG(0), AT_FDCWD, ARG(1), 0); }
-	case NR_renameat: { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), 0); }
-	case NR_renameat2: { return rename_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
-	case NR_unlink: { return remember(OW_OP_UNLINK, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
-	case NR_rmdir: { return remember(OW_OP_RMDIR, SC_UNLINK, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
-	case NR_chmod: { return chmod_enter(AT_FDCWD, ARG(0), ARG(1), 0); }
-	case NR_fchmodat: { return chmod_enter(ARG(0), ARG(1), ARG(2), 0); }
-	case NR_fchmodat2: { return chmod_enter(ARG(0), ARG(1), ARG(2), ARG(3)); }
-	case NR_fchmod: { return remember(OW_OP_CHMOD, SC_FCHMOD, 0, ARG(1) & 07777, ARG(0), 0, 0, 0, 0); }
-	case NR_chown: { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), 0); }
-	case NR_lchown: { return chown_enter(AT_FDCWD, ARG(0), ARG(1), ARG(2), AT_SYMLINK_NOFOLLOW); }
-	case NR_fchownat: { return chown_enter(ARG(0), ARG(1), ARG(2), ARG(3), ARG(4)); }
-	case NR_fchown: { return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, ARG(0), 0, ARG(1), ARG(2), 0); }
-	case NR_truncate: { return remember(OW_OP_TRUNCATE, SC_TRUNCATE, 0, 0, AT_FDCWD, ARG(0), 0, 0, 0); }
-	case NR_ftruncate: { return remember(OW_OP_TRUNCATE, SC_FTRUNCATE, 0, 0, ARG(0), 0, 0, 0, 0); }
-	case NR_setxattr: { return remember(OW_OP_SETXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-	case NR_lsetxattr: { return remember(OW_OP_SETXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-	case NR_fsetxattr: { return remember(OW_OP_SETXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
-	case NR_removexattr: { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, 0, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-	case NR_lremovexattr: { return remember(OW_OP_REMOVEXATTR, SC_SETXATTR, OW_F_NOFOLLOW, 0, AT_FDCWD, ARG(0), ARG(1), 0, 0); }
-	case NR_fremovexattr: { return remember(OW_OP_REMOVEXATTR, SC_FSETXATTR, 0, 0, ARG(0), ARG(1), 0, 0, 0); }
+	case NR_open: return open_enter(AT_FDCWD, a[0], a[1]);
+	case NR_openat: return open_enter(a[0], a[1], a[2]);
+	case NR_creat: return open_enter(AT_FDCWD, a[0], O_CREAT | O_WRONLY | O_TRUNC);
+	case NR_mknod: return mknod_enter(AT_FDCWD, a[0], a[1]);
+	case NR_mknodat: return mknod_enter(a[0], a[1], a[2]);
+	case NR_mkdir: return mkdir_enter(AT_FDCWD, a[0], a[1]);
+	case NR_mkdirat: return mkdir_enter(a[0], a[1], a[2]);
+	case NR_symlink: return symlink_enter(a[0], AT_FDCWD, a[1]);
+	case NR_symlinkat: return symlink_enter(a[0], a[1], a[2]);
+	case NR_link: return link_enter(AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
+	case NR_linkat: return link_enter(a[0], a[1], a[2], a[3], a[4]);
+	case NR_rename: return rename_enter(AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
+	case NR_renameat: return rename_enter(a[0], a[1], a[2], a[3], 0);
+	case NR_renameat2: return rename_enter(a[0], a[1], a[2], a[3], a[4]);
+	case NR_unlink: return unlink_enter(OW_OP_UNLINK, AT_FDCWD, a[0]);
+	case NR_rmdir: return unlink_enter(OW_OP_RMDIR, AT_FDCWD, a[0]);
+	case NR_unlinkat:
+		return unlink_enter((a[2] & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK, a[0], a[1]);
+	case NR_chmod: return chmod_enter(AT_FDCWD, a[0], a[1], 0);
+	case NR_fchmodat: return chmod_enter(a[0], a[1], a[2], 0);
+	case NR_fchmodat2: return chmod_enter(a[0], a[1], a[2], a[3]);
+	case NR_fchmod: return remember(OW_OP_CHMOD, SC_FCHMOD, 0, a[1] & 07777, a[0], 0, 0, 0, 0);
+	case NR_chown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], 0);
+	case NR_lchown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], AT_SYMLINK_NOFOLLOW);
+	case NR_fchownat: return chown_enter(a[0], a[1], a[2], a[3], a[4]);
+	case NR_fchown: return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, a[0], 0, a[1], a[2], 0);
+	case NR_truncate: return truncate_enter(SC_TRUNCATE, AT_FDCWD, a[0]);
+	case NR_ftruncate: return truncate_enter(SC_FTRUNCATE, a[0], 0);
+	case NR_setxattr: return xattr_enter(OW_OP_SETXATTR, 0, a[0], a[1]);
+	case NR_lsetxattr: return xattr_enter(OW_OP_SETXATTR, OW_F_NOFOLLOW, a[0], a[1]);
+	case NR_fsetxattr: return fxattr_enter(OW_OP_SETXATTR, a[0], a[1]);
+	case NR_setxattrat: return xattrat_enter(OW_OP_SETXATTR, a[0], a[1], a[2], a[3]);
+	case NR_removexattr: return xattr_enter(OW_OP_REMOVEXATTR, 0, a[0], a[1]);
+	case NR_lremovexattr: return xattr_enter(OW_OP_REMOVEXATTR, OW_F_NOFOLLOW, a[0], a[1]);
+	case NR_fremovexattr: return fxattr_enter(OW_OP_REMOVEXATTR, a[0], a[1]);
+	case NR_removexattrat: return xattrat_enter(OW_OP_REMOVEXATTR, a[0], a[1], a[2], a[3]);
 	}
 	return 0;
 }
-#undef ARG
 
+/* tp_enter_<syscall>: the name is a contract with user space (lib/prog_names.h). */
 #define TP_ENTER(w, name)                                                                  \
 	SEC("?tracepoint/syscalls/sys_enter_" #name)                                       \
-	int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                         \
+	int OW_CAT(PROG_TP_ENTER, name)(struct trace_event_raw_sys_enter *ctx)             \
 	{                                                                                  \
 		__u64 a[6] = { ctx->args[0], ctx->args[1], ctx->args[2],                   \
 			       ctx->args[3], ctx->args[4], ctx->args[5] };                 \

@@ -5,108 +5,114 @@
 
 /* io_uring file operations bypass the syscall tracepoints: the submission tracepoint sees
  * them (after the request was prepared, so its path strings are known), as the syscall
- * would have been given them. Their outcome comes later, elsewhere: not reported. */
-static __always_inline int uring_event(struct io_kiocb *req)
+ * would have been given them. Their outcome comes later, elsewhere: not reported.
+ * Each uring_<op>() below puts a request into struct pending as hooks/syscalls.h remembers
+ * the syscall; it returns 0 for a request that is not reported. */
+
+/* (dfd, path string) into two argument slots, as the *at() syscalls take them */
+static __always_inline void uring_path(__u64 *a, int dfd, struct filename *name)
 {
-	__u8 opcode = BPF_CORE_READ(req, opcode);
-	__u32 op, flags = OW_F_NO_RET, mode = 0xffffffff, sc;
-	__u64 a[5] = {};
-
-	switch (opcode) {
-	case IORING_OP_MKDIRAT: {
-		struct io_mkdir *m = (void *)req;
-
-		op = OW_OP_MKDIR;
-		flags |= OW_F_NOFOLLOW;
-		mode = umasked(BPF_CORE_READ(m, mode));
-		sc = SC_MKDIR;
-		a[0] = (__s64)BPF_CORE_READ(m, dfd);
-		a[1] = (__u64)BPF_CORE_READ(m, filename, uptr);
-		break;
-	}
-	case IORING_OP_OPENAT:
-	case IORING_OP_OPENAT2: {
-		struct io_open *o = (void *)req;
-		__u64 of = BPF_CORE_READ(o, how.flags);
-
-		if (!(of & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
-			return 0;
-		/* Whether O_CREAT found the file there is decided later: reported as create. */
-		op = (of & O_CREAT) ? OW_OP_CREATE : OW_OP_WRITE;
-		if (op == OW_OP_CREATE)
-			mode = umasked(BPF_CORE_READ(o, how.mode));
-		sc = SC_MKDIR; /* dfd, path */
-		a[0] = (__s64)BPF_CORE_READ(o, dfd);
-		a[1] = (__u64)BPF_CORE_READ(o, filename, uptr);
-		break;
-	}
-	case IORING_OP_RENAMEAT: {
-		struct io_rename *r = (void *)req;
-		__u32 rf = BPF_CORE_READ(r, flags);
-
-		op = OW_OP_RENAME;
-		flags |= OW_F_NOFOLLOW | ((rf & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0);
-		sc = SC_RENAME;
-		a[0] = (__s64)BPF_CORE_READ(r, old_dfd);
-		a[1] = (__u64)BPF_CORE_READ(r, oldpath, uptr);
-		a[2] = (__s64)BPF_CORE_READ(r, new_dfd);
-		a[3] = (__u64)BPF_CORE_READ(r, newpath, uptr);
-		a[4] = rf;
-		break;
-	}
-	case IORING_OP_UNLINKAT: {
-		struct io_unlink *u = (void *)req;
-
-		op = (BPF_CORE_READ(u, flags) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
-		flags |= OW_F_NOFOLLOW;
-		sc = SC_UNLINK;
-		a[0] = (__s64)BPF_CORE_READ(u, dfd);
-		a[1] = (__u64)BPF_CORE_READ(u, filename, uptr);
-		break;
-	}
-	case IORING_OP_SYMLINKAT: {
-		struct io_link *l = (void *)req;
-
-		op = OW_OP_SYMLINK;
-		flags |= OW_F_NOFOLLOW;
-		sc = SC_SYMLINK; /* target, dfd, linkpath */
-		a[0] = (__u64)BPF_CORE_READ(l, oldpath, uptr);
-		a[1] = (__s64)BPF_CORE_READ(l, new_dfd);
-		a[2] = (__u64)BPF_CORE_READ(l, newpath, uptr);
-		break;
-	}
-	case IORING_OP_LINKAT: {
-		struct io_link *l = (void *)req;
-		__u32 lf = BPF_CORE_READ(l, flags);
-
-		op = OW_OP_LINK;
-		flags |= (lf & AT_SYMLINK_FOLLOW) ? 0 : OW_F_NOFOLLOW;
-		sc = SC_LINK;
-		a[0] = (__s64)BPF_CORE_READ(l, old_dfd);
-		a[1] = (__u64)BPF_CORE_READ(l, oldpath, uptr);
-		a[2] = (__s64)BPF_CORE_READ(l, new_dfd);
-		a[3] = (__u64)BPF_CORE_READ(l, newpath, uptr);
-		a[4] = lf & ~AT_EMPTY_PATH;
-		break;
-	}
-	default:
-		return 0;
-	}
-	if (actor_filtered(op))
-		return 0;
-	{
-		struct pending p = {
-			.op = op,
-			.flags = flags,
-			.mode = mode,
-			.syscall = sc,
-			.args = { a[0], a[1], a[2], a[3], a[4] },
-		};
-
-		return syscall_event(p, 0, OW_F_NO_RET);
-	}
+	a[0] = (__s64)dfd;
+	a[1] = (__u64)BPF_CORE_READ(name, uptr);
 }
 
+static __always_inline int uring_mkdirat(struct io_mkdir *m, struct pending *p)
+{
+	p->op = OW_OP_MKDIR;
+	p->flags |= OW_F_NOFOLLOW;
+	p->mode = umasked(BPF_CORE_READ(m, mode));
+	p->syscall = SC_MKDIR;
+	uring_path(p->args, BPF_CORE_READ(m, dfd), BPF_CORE_READ(m, filename));
+	return 1;
+}
+
+static __always_inline int uring_openat(struct io_open *o, struct pending *p)
+{
+	__u64 of = BPF_CORE_READ(o, how.flags);
+
+	if (!(of & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+		return 0;
+	/* Whether O_CREAT found the file there is decided later: reported as create. */
+	p->op = (of & O_CREAT) ? OW_OP_CREATE : OW_OP_WRITE;
+	if (p->op == OW_OP_CREATE)
+		p->mode = umasked(BPF_CORE_READ(o, how.mode));
+	p->syscall = SC_MKDIR; /* dfd, path */
+	uring_path(p->args, BPF_CORE_READ(o, dfd), BPF_CORE_READ(o, filename));
+	return 1;
+}
+
+static __always_inline int uring_renameat(struct io_rename *r, struct pending *p)
+{
+	__u32 rf = BPF_CORE_READ(r, flags);
+
+	p->op = OW_OP_RENAME;
+	p->flags |= OW_F_NOFOLLOW | ((rf & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0);
+	p->syscall = SC_RENAME;
+	uring_path(&p->args[0], BPF_CORE_READ(r, old_dfd), BPF_CORE_READ(r, oldpath));
+	uring_path(&p->args[2], BPF_CORE_READ(r, new_dfd), BPF_CORE_READ(r, newpath));
+	p->args[4] = rf;
+	return 1;
+}
+
+static __always_inline int uring_unlinkat(struct io_unlink *u, struct pending *p)
+{
+	p->op = (BPF_CORE_READ(u, flags) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
+	p->flags |= OW_F_NOFOLLOW;
+	p->syscall = SC_UNLINK;
+	uring_path(p->args, BPF_CORE_READ(u, dfd), BPF_CORE_READ(u, filename));
+	return 1;
+}
+
+static __always_inline int uring_symlinkat(struct io_link *l, struct pending *p)
+{
+	p->op = OW_OP_SYMLINK;
+	p->flags |= OW_F_NOFOLLOW;
+	p->syscall = SC_SYMLINK; /* target, dfd, linkpath */
+	p->args[0] = (__u64)BPF_CORE_READ(l, oldpath, uptr);
+	uring_path(&p->args[1], BPF_CORE_READ(l, new_dfd), BPF_CORE_READ(l, newpath));
+	return 1;
+}
+
+static __always_inline int uring_linkat(struct io_link *l, struct pending *p)
+{
+	__u32 lf = BPF_CORE_READ(l, flags);
+
+	p->op = OW_OP_LINK;
+	p->flags |= (lf & AT_SYMLINK_FOLLOW) ? 0 : OW_F_NOFOLLOW;
+	p->syscall = SC_LINK;
+	uring_path(&p->args[0], BPF_CORE_READ(l, old_dfd), BPF_CORE_READ(l, oldpath));
+	uring_path(&p->args[2], BPF_CORE_READ(l, new_dfd), BPF_CORE_READ(l, newpath));
+	p->args[4] = lf & ~AT_EMPTY_PATH;
+	return 1;
+}
+
+/* The file operations among the requests; 0 for the others. */
+static __always_inline int uring_pending(struct io_kiocb *req, struct pending *p)
+{
+	void *op = req; /* the request's op-specific part comes first */
+
+	switch (BPF_CORE_READ(req, opcode)) {
+	case IORING_OP_MKDIRAT: return uring_mkdirat(op, p);
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: return uring_openat(op, p);
+	case IORING_OP_RENAMEAT: return uring_renameat(op, p);
+	case IORING_OP_UNLINKAT: return uring_unlinkat(op, p);
+	case IORING_OP_SYMLINKAT: return uring_symlinkat(op, p);
+	case IORING_OP_LINKAT: return uring_linkat(op, p);
+	}
+	return 0;
+}
+
+static __always_inline int uring_event(struct io_kiocb *req)
+{
+	struct pending p = { .flags = OW_F_NO_RET, .mode = OW_UNSET };
+
+	if (!uring_pending(req, &p) || actor_filtered(p.op))
+		return 0;
+	return syscall_event(&p, 0, OW_F_NO_RET);
+}
+
+/* Program names: a contract with user space (lib/prog_names.h), which picks one of the two. */
 /* 6.4+ */
 SEC("?tp_btf/io_uring_submit_req")
 int BPF_PROG(tp_uring_req, struct io_kiocb *req)

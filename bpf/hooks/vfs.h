@@ -1,9 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* lsm, fentry and kprobe backends: the op seen inside the VFS, and its outcome. */
-#ifndef OW_HOOKS_VFS_H
-#define OW_HOOKS_VFS_H
-
-/* ---- lsm, fentry, kprobe: the op seen inside the VFS ----------------------
+/* lsm, fentry and kprobe backends: the op seen inside the VFS, and its outcome.
  * The same handlers behind three attach mechanisms. The hooks get dentries and mounts, so
  * tree and path are decided in the kernel for every route, io_uring included, as they are
  * before the op. The security hooks run before the op (and, for the path hooks, before its
@@ -11,7 +7,10 @@
  * fentry) or kretprobe (kprobe) on vfs_mkdir, notify_change, ... sends an ow_outcome record
  * for the thread's pending event, matched on the dentry, and user space reports the event
  * only if the op succeeded. */
+#ifndef OW_HOOKS_VFS_H
+#define OW_HOOKS_VFS_H
 
+/* A thread's wait for the outcome of its pending event. */
 struct vfs_wait {
 	__u64 key;        /* the dentry the completing function is called with */
 	__u64 trunc_skip; /* a write open with O_TRUNC: its truncate is part of the open */
@@ -26,77 +25,83 @@ struct {
 	__type(value, struct vfs_wait);
 } vfs_wait SEC(".maps");
 
-static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d, __u64 m,
-				     __u64 d2, __u64 m2, const char *kstr, __u8 str_slot,
-				     __u32 new_uid, __u32 new_gid, __u64 done_key)
+/* The calling thread's wait, or NULL. */
+static __always_inline struct vfs_wait *wait_of_current(void)
+{
+	__u32 tid = current_tid();
+
+	return bpf_map_lookup_elem(&vfs_wait, &tid);
+}
+
+static __always_inline void set_wait(const struct vfs_wait *w)
+{
+	__u32 tid = current_tid();
+
+	bpf_map_update_elem(&vfs_wait, &tid, w, BPF_ANY);
+}
+
+/* What a hook saw, for vfs_event(). Built by the on_*() helpers with designated initialisers;
+ * .mode always given (0 is a mode: OW_UNSET when the op sets none). */
+struct vfs_op {
+	__u32 op;
+	__u32 flags;
+	__u32 mode;
+	__u32 new_uid;    /* chown only: the other ops send OW_UNSET */
+	__u32 new_gid;
+	__u8 str_slot;    /* where kstr goes */
+	const char *kstr; /* a string the kernel holds (symlink text, xattr name), or 0 */
+	__u64 d, m;       /* the object (old name for rename and link): dentry, vfsmount */
+	__u64 d2, m2;     /* rename, link: the new name; else 0 */
+	__u64 done_key;   /* the dentry the completing function is called with; 0: no outcome */
+};
+
+static __always_inline int vfs_event(const struct vfs_op *o)
 {
 	struct task_struct *task;
 	struct builder b;
 	struct ow_event *ev;
-	__u32 cpu, tree, t2, tid;
+	__u32 tree, t2;
 
-	if (actor_filtered(op))
+	if (actor_filtered(o->op))
 		return 0;
-	cpu = bpf_get_smp_processor_id();
-	b.s = bpf_map_lookup_elem(&heap, &cpu);
-	if (!b.s)
-		return 0;
-	b.s->off = 0;
-	b.s->trunc = 0;
-	b.s->proc = 0;
-	b.s->nseen = 0;
-	/* one walk gets all the room; rename and link share it between two */
-	b.s->limit = d2 ? WALK_ROOM / 2 : WALK_ROOM;
-	ev = &b.s->ev;
 	task = (struct task_struct *)bpf_get_current_task();
-	fill_actor(ev, task);
-	ev->op = op;
-	ev->flags = flags | (done_key ? OW_F_PENDING : 0);
-	ev->mode = mode;
-	ev->new_uid = new_uid;
-	ev->new_gid = new_gid;
-	ev->ret = 0;
+	/* one walk gets all the room; rename and link share it between two */
+	ev = record_begin(&b, task, o->d2 ? WALK_ROOM / 2 : WALK_ROOM);
+	if (!ev)
+		return 0;
+	ev->op = o->op;
+	ev->flags = o->flags | (o->done_key ? OW_F_PENDING : 0);
+	ev->mode = o->mode;
+	if (o->op == OW_OP_CHOWN) {
+		ev->new_uid = o->new_uid;
+		ev->new_gid = o->new_gid;
+	}
 	put_slot(&b, OW_SLOT_PATH);
-	tree = ow_put_walk(b.s, d, m);
-	if (d2) {
+	tree = ow_put_walk(b.s, o->d, o->m);
+	if (o->d2) {
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
-		t2 = ow_put_walk(b.s, d2, m2);
+		t2 = ow_put_walk(b.s, o->d2, o->m2);
 		if (t2 != OW_NO_TREE)
 			tree = t2;
 	}
 	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
 		return 0;
 	ev->tree = tree;
-	if (kstr) {
-		__u32 off = b.s->off;
-		long n;
-
-		put_slot(&b, str_slot);
-		off = b.s->off;
-		if (off <= OW_DATA_MAX - 4 - PATH_MAX) {
-			n = bpf_probe_read_kernel_str(&b.s->data[(off + 4) & DATA_MASK], PATH_MAX, kstr);
-			if (n <= 0)
-				n = 1;
-			n -= 1;
-			b.s->data[off & DATA_MASK] = OW_ITEM_STR;
-			b.s->data[(off + 1) & DATA_MASK] = 0;
-			b.s->data[(off + 2) & DATA_MASK] = n & 0xff;
-			b.s->data[(off + 3) & DATA_MASK] = (n >> 8) & 0x0f;
-			b.s->off = off + 4 + (n & (PATH_MAX - 1));
-		}
+	if (o->kstr) {
+		put_slot(&b, o->str_slot);
+		put_str(&b, OW_ITEM_STR, o->kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
 	}
 	put_identity(&b, task);
-	tid = ev->tid;
-	if (submit(&b) == 0 && done_key) {
-		struct vfs_wait w = { .key = done_key };
+	if (submit(&b) == 0 && o->done_key) {
+		struct vfs_wait w = { .key = o->done_key };
 
 		/* kprobe: the xattr hooks run inside vfs_setxattr/vfs_removexattr, after their
 		 * entry probe: the wait is armed already. */
 		if (backend_id == OW_BACKEND_KPROBE &&
-		    (op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR))
+		    (o->op == OW_OP_SETXATTR || o->op == OW_OP_REMOVEXATTR))
 			w.armed = 1;
-		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+		set_wait(&w);
 	}
 	return 0;
 }
@@ -105,8 +110,9 @@ static __always_inline int vfs_event(__u32 op, __u32 flags, __u32 mode, __u64 d,
 /* The mode comes from the inode the op left: the path hooks see mkdir's and mknod's mode
  * before the umask where the filesystem has POSIX ACLs (it applies the umask, or the parent's
  * default ACL, itself). */
-static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
+static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 {
+	__u32 tid = current_tid();
 	/* (a plain variable: BPF_CORE_READ would relocate w->key, our own struct, too) */
 	struct dentry *d = (struct dentry *)w->key;
 	struct ow_outcome o = {
@@ -123,14 +129,13 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, __u32 tid, long ret)
 /* fexit: the function's dentry argument and its return value at once. */
 static __always_inline int vfs_done(void *ctx, __u64 key)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	struct vfs_wait *w = wait_of_current();
 	__u64 ret = 0;
 
 	if (!w || !w->key || w->key != key)
 		return 0;
 	bpf_get_func_ret(ctx, &ret);
-	vfs_outcome(w, tid, (long)(int)ret);
+	vfs_outcome(w, (long)(int)ret);
 	return 0;
 }
 
@@ -138,8 +143,7 @@ static __always_inline int vfs_done(void *ctx, __u64 key)
  * functions called inside it (overlayfs calls vfs_* of the layer below) only nest. */
 static __always_inline int vfs_arm(__u64 key)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	struct vfs_wait *w = wait_of_current();
 
 	if (!w || !w->key)
 		return 0;
@@ -152,8 +156,7 @@ static __always_inline int vfs_arm(__u64 key)
 
 static __always_inline int vfs_ret(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+	struct vfs_wait *w = wait_of_current();
 
 	if (!w || !w->armed)
 		return 0;
@@ -161,30 +164,45 @@ static __always_inline int vfs_ret(long ret)
 		w->depth--;
 		return 0;
 	}
-	vfs_outcome(w, tid, (long)(int)ret);
+	vfs_outcome(w, (long)(int)ret);
 	return 0;
 }
 
-/* The functions that do the ops, with the argument that holds the dentry the hook saw. */
-#define FX_DONE(fn, argi)                                                                  \
+/* The key of a completing function's wait: the dentry argument the hook saw, or for
+ * vfs_rename(struct renamedata *) its old dentry. */
+static __always_inline __u64 dentry_key(__u64 arg)
+{
+	return arg;
+}
+
+static __always_inline __u64 rename_key(__u64 arg)
+{
+	return (__u64)BPF_CORE_READ((struct renamedata *)arg, old_dentry);
+}
+
+/* The functions that do the ops, with the argument that holds the key. Program names
+ * fx_done_<fn>, kp_arm_<fn>, kr_done_<fn>: a contract with user space (lib/prog_names.h). */
+#define FX_DONE_KEYED(fn, argi, key)                                                       \
 	SEC("?fexit/" #fn)                                                                 \
-	int fx_done_##fn(void *ctx)                                                        \
+	int OW_CAT(PROG_FEXIT_DONE, fn)(void *ctx)                                         \
 	{                                                                                  \
 		__u64 a = 0;                                                               \
 		bpf_get_func_arg(ctx, argi, &a);                                           \
-		return vfs_done(ctx, a);                                                   \
+		return vfs_done(ctx, key(a));                                              \
 	}                                                                                  \
 	SEC("?kprobe/" #fn)                                                                \
-	int kp_arm_##fn(struct pt_regs *ctx)                                               \
+	int OW_CAT(PROG_KPROBE_ARM, fn)(struct pt_regs *ctx)                               \
 	{                                                                                  \
-		return vfs_arm(argi == 0 ? PT_REGS_PARM1(ctx) : argi == 1 ? PT_REGS_PARM2(ctx) \
-								    : PT_REGS_PARM3(ctx)); \
+		return vfs_arm(key(argi == 0   ? PT_REGS_PARM1(ctx)                        \
+				   : argi == 1 ? PT_REGS_PARM2(ctx)                        \
+					       : PT_REGS_PARM3(ctx)));                     \
 	}                                                                                  \
 	SEC("?kretprobe/" #fn)                                                             \
-	int kr_done_##fn(struct pt_regs *ctx)                                              \
+	int OW_CAT(PROG_KRETPROBE_DONE, fn)(struct pt_regs *ctx)                           \
 	{                                                                                  \
 		return vfs_ret(PT_REGS_RC(ctx));                                           \
 	}
+#define FX_DONE(fn, argi) FX_DONE_KEYED(fn, argi, dentry_key)
 
 FX_DONE(vfs_mkdir, 2)
 FX_DONE(vfs_mknod, 2)
@@ -198,84 +216,79 @@ FX_DONE(vfs_setxattr, 1)
 FX_DONE(vfs_removexattr, 1)
 FX_DONE(vfs_set_acl, 1)
 FX_DONE(vfs_remove_acl, 1)
-
-/* vfs_rename(struct renamedata *): matched on the old dentry. */
-SEC("?fexit/vfs_rename")
-int fx_done_vfs_rename(void *ctx)
-{
-	__u64 a = 0;
-
-	bpf_get_func_arg(ctx, 0, &a);
-	return vfs_done(ctx, (__u64)BPF_CORE_READ((struct renamedata *)a, old_dentry));
-}
-
-SEC("?kprobe/vfs_rename")
-int kp_arm_vfs_rename(struct pt_regs *ctx)
-{
-	struct renamedata *rd = (struct renamedata *)PT_REGS_PARM1(ctx);
-
-	return vfs_arm((__u64)BPF_CORE_READ(rd, old_dentry));
-}
-
-SEC("?kretprobe/vfs_rename")
-int kr_done_vfs_rename(struct pt_regs *ctx)
-{
-	return vfs_ret(PT_REGS_RC(ctx));
-}
+FX_DONE_KEYED(vfs_rename, 0, rename_key)
 
 static __always_inline __u64 path_mnt(const struct path *p)
 {
 	return (__u64)BPF_CORE_READ(p, mnt);
 }
 
-static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __u32 mode)
+/* An op on a name in a directory (mkdir, mknod, symlink, unlink, rmdir): the walk starts at
+ * the name's dentry, which is also what the function that does the op is matched on. */
+static __always_inline int on_entry(struct vfs_op o, const struct path *dir, struct dentry *d)
 {
-	__u64 dv = num(d);
-
-	return vfs_event(OW_OP_MKDIR, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0,
-			 0xffffffff, 0xffffffff, dv);
+	o.d = num(d);
+	o.m = path_mnt(dir);
+	o.done_key = o.d;
+	return vfs_event(&o);
 }
 
-#define NR_mknod_ 133
-#define NR_mknodat_ 259
+static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __u32 mode)
+{
+	struct vfs_op o = { .op = OW_OP_MKDIR, .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
+
+	return on_entry(o, dir, d);
+}
 
 static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __u32 mode)
 {
-	__u32 op = ((mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == 0) ? OW_OP_CREATE : OW_OP_MKNOD;
-	__u64 dv = num(d);
+	struct vfs_op o = { .op = mknod_op(mode), .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
 
 	/* open(O_CREAT) passes here too (may_o_create): file_open reports that create, with
 	 * the file's real mode. A regular file from mknod(2) is reported here. */
-	if (op == OW_OP_CREATE) {
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-		long nr = BPF_CORE_READ(regs, orig_ax);
+	if (o.op == OW_OP_CREATE) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		long nr = BPF_CORE_READ(regs, orig_ax); /* x86_64: the syscall number */
 
-		if (nr != NR_mknod_ && nr != NR_mknodat_)
+		if (nr != NR_mknod && nr != NR_mknodat)
 			return 0;
 	}
-	return vfs_event(op, OW_F_NOFOLLOW, mode & 07777, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
-			 0xffffffff, dv);
+	return on_entry(o, dir, d);
 }
 
 static __always_inline int on_symlink(const struct path *dir, struct dentry *d, const char *old)
 {
-	__u64 dv = num(d);
+	struct vfs_op o = { .op = OW_OP_SYMLINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
+			    .kstr = old, .str_slot = OW_SLOT_TARGET };
 
-	return vfs_event(OW_OP_SYMLINK, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, old,
-			 OW_SLOT_TARGET, 0xffffffff, 0xffffffff, dv);
+	return on_entry(o, dir, d);
 }
 
-static __always_inline int on_link(struct dentry *old, const struct path *new_dir, struct dentry *new)
+static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
+{
+	struct vfs_op o = { .op = op, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET };
+
+	return on_entry(o, dir, d);
+}
+
+static __always_inline int on_link(struct dentry *old, const struct path *new_dir,
+				   struct dentry *new)
 {
 	__u64 m = path_mnt(new_dir), ov = num(old), nv = num(new);
+	struct vfs_op o = { .op = OW_OP_LINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
+			    .d = ov, .m = m, .d2 = nv, .m2 = m, .done_key = ov };
 
-	/* Naming an O_TMPFILE file is how it gets created. */
-	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0)
-		return vfs_event(OW_OP_CREATE, OW_F_NOFOLLOW | OW_F_TMPFILE,
-				 BPF_CORE_READ(old, d_inode, i_mode) & 07777, nv, m, 0, 0, 0, 0,
-				 0xffffffff, 0xffffffff, ov);
-	return vfs_event(OW_OP_LINK, OW_F_NOFOLLOW, 0xffffffff, ov, m, nv, m, 0, 0, 0xffffffff,
-			 0xffffffff, ov);
+	/* Naming an O_TMPFILE file is how it gets created: the new name is the object. */
+	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0) {
+		o.op = OW_OP_CREATE;
+		o.flags |= OW_F_TMPFILE;
+		o.mode = BPF_CORE_READ(old, d_inode, i_mode) & 07777;
+		o.d = nv;
+		o.d2 = 0;
+		o.m2 = 0;
+	}
+	return vfs_event(&o);
 }
 
 static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
@@ -283,18 +296,14 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 {
 	__u64 ov = num(old);
 
-	return vfs_event(OW_OP_RENAME,
-			 OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
-			 0xffffffff, ov, path_mnt(old_dir), num(new), path_mnt(new_dir), 0, 0,
-			 0xffffffff, 0xffffffff, ov);
-}
-
-static __always_inline int on_remove(__u32 op, const struct path *dir, struct dentry *d)
-{
-	__u64 dv = num(d);
-
-	return vfs_event(op, OW_F_NOFOLLOW, 0xffffffff, dv, path_mnt(dir), 0, 0, 0, 0, 0xffffffff,
-			 0xffffffff, dv);
+	return vfs_event(&(struct vfs_op){
+		.op = OW_OP_RENAME,
+		.flags = OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
+		.mode = OW_UNSET,
+		.d = ov, .m = path_mnt(old_dir),
+		.d2 = num(new), .m2 = path_mnt(new_dir),
+		.done_key = ov,
+	});
 }
 
 static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
@@ -303,15 +312,15 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 	__u64 dv = (__u64)BPF_CORE_READ(p, dentry);
 
 	if (op == OW_OP_TRUNCATE) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		struct vfs_wait *w = bpf_map_lookup_elem(&vfs_wait, &tid);
+		struct vfs_wait *w = wait_of_current();
 
 		if (w && w->trunc_skip == dv) {
 			w->trunc_skip = 0;
 			return 0; /* open(O_TRUNC): reported as the write open */
 		}
 	}
-	return vfs_event(op, 0, mode, dv, path_mnt(p), 0, 0, 0, 0, uid, gid, dv);
+	return vfs_event(&(struct vfs_op){ .op = op, .mode = mode, .new_uid = uid, .new_gid = gid,
+					   .d = dv, .m = path_mnt(p), .done_key = dv });
 }
 
 static __always_inline int on_open(struct file *f)
@@ -319,92 +328,94 @@ static __always_inline int on_open(struct file *f)
 	__u32 fmode = BPF_CORE_READ(f, f_mode);
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
 	__u64 dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
-	__u32 op;
+	struct vfs_op o = { .mode = OW_UNSET, .d = dv };
 
 	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
 		return 0;
 	if (BPF_CORE_READ(inode, i_nlink) == 0)
 		return 0; /* O_TMPFILE: reported when linked */
-	op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
-	if (op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	o.op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
+	if (o.op == OW_OP_CREATE)
+		o.mode = BPF_CORE_READ(inode, i_mode) & 07777;
+	if (o.op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
 		struct vfs_wait w = { .trunc_skip = dv };
 
-		bpf_map_update_elem(&vfs_wait, &tid, &w, BPF_ANY);
+		set_wait(&w);
 	}
-	/* The create or the opening for write is done when the file is opened. */
-	return vfs_event(op, 0,
-			 op == OW_OP_CREATE ? (BPF_CORE_READ(inode, i_mode) & 07777) : 0xffffffff,
-			 dv, (__u64)BPF_CORE_READ(f, f_path.mnt), 0, 0, 0, 0, 0xffffffff, 0xffffffff, 0);
+	/* The create or the opening for write is done when the file is opened: no done_key. */
+	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	return vfs_event(&o);
 }
 
+/* The xattr hooks get no mount: the walk stays in the dentry's superblock. */
 static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name)
 {
 	__u64 dv = num(d);
 
-	return vfs_event(op, 0, 0xffffffff, dv, 0, 0, 0, name, OW_SLOT_XATTR, 0xffffffff,
-			 0xffffffff, dv);
+	return vfs_event(&(struct vfs_op){ .op = op, .mode = OW_UNSET, .d = dv, .done_key = dv,
+					   .kstr = name, .str_slot = OW_SLOT_XATTR });
 }
 
-/* kuid_t and kgid_t are one-field structs passed by value, in a register each: taken as
- * integers here. */
-#define VFS_HOOKS(KIND, PFX, FN, PROG)                                                           \
+/* The xattr hooks and (6.2+) the POSIX ACL ones take the same arguments. */
+#define XATTR_HOOK(KIND, PFX, FN, DEF, hook, name, op)                                     \
+	SEC("?" KIND "/" PFX #hook)                                                        \
+	int OW_PROG(DEF, OW_CAT(FN, name), void *idmap, struct dentry *d,                  \
+		    const char *xname)                                                     \
+	{ on_xattr(op, d, xname); return 0; }
+
+/* One program per hook and backend, named FN<op>: lsm_mkdir, fentry_mkdir, kp_mkdir, ... (a
+ * contract with user space, lib/prog_names.h). kuid_t and kgid_t are one-field structs passed
+ * by value, in a register each: taken as integers here. */
+#define VFS_HOOKS(KIND, PFX, FN, DEF)                                                      \
 	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
-	int PROG(FN##_mkdir, const struct path *dir, struct dentry *d, umode_t mode)   \
+	int OW_PROG(DEF, OW_CAT(FN, mkdir), const struct path *dir, struct dentry *d,      \
+		    umode_t mode)                                                          \
 	{ on_mkdir(dir, d, mode); return 0; }                                              \
 	SEC("?" KIND "/" PFX "path_mknod")                                                 \
-	int PROG(FN##_mknod, const struct path *dir, struct dentry *d, umode_t mode,   \
-		     unsigned int dev)                                                     \
+	int OW_PROG(DEF, OW_CAT(FN, mknod), const struct path *dir, struct dentry *d,      \
+		    umode_t mode, unsigned int dev)                                        \
 	{ on_mknod(dir, d, mode); return 0; }                                              \
 	SEC("?" KIND "/" PFX "path_symlink")                                               \
-	int PROG(FN##_symlink, const struct path *dir, struct dentry *d,               \
-		     const char *old)                                                      \
+	int OW_PROG(DEF, OW_CAT(FN, symlink), const struct path *dir, struct dentry *d,    \
+		    const char *old)                                                       \
 	{ on_symlink(dir, d, old); return 0; }                                             \
 	SEC("?" KIND "/" PFX "path_link")                                                  \
-	int PROG(FN##_link, struct dentry *old, const struct path *dir,                \
-		     struct dentry *new)                                                   \
+	int OW_PROG(DEF, OW_CAT(FN, link), struct dentry *old, const struct path *dir,     \
+		    struct dentry *new)                                                    \
 	{ on_link(old, dir, new); return 0; }                                              \
 	SEC("?" KIND "/" PFX "path_rename")                                                \
-	int PROG(FN##_rename, const struct path *od, struct dentry *o,                 \
-		     const struct path *nd, struct dentry *n, unsigned int flags)          \
+	int OW_PROG(DEF, OW_CAT(FN, rename), const struct path *od, struct dentry *o,      \
+		    const struct path *nd, struct dentry *n, unsigned int flags)           \
 	{ on_rename(od, o, nd, n, flags); return 0; }                                      \
 	SEC("?" KIND "/" PFX "path_unlink")                                                \
-	int PROG(FN##_unlink, const struct path *dir, struct dentry *d)                \
+	int OW_PROG(DEF, OW_CAT(FN, unlink), const struct path *dir, struct dentry *d)     \
 	{ on_remove(OW_OP_UNLINK, dir, d); return 0; }                                     \
 	SEC("?" KIND "/" PFX "path_rmdir")                                                 \
-	int PROG(FN##_rmdir, const struct path *dir, struct dentry *d)                 \
+	int OW_PROG(DEF, OW_CAT(FN, rmdir), const struct path *dir, struct dentry *d)      \
 	{ on_remove(OW_OP_RMDIR, dir, d); return 0; }                                      \
 	SEC("?" KIND "/" PFX "path_truncate")                                              \
-	int PROG(FN##_truncate, const struct path *p)                                  \
-	{ on_attr(OW_OP_TRUNCATE, p, 0xffffffff, 0xffffffff, 0xffffffff); return 0; }      \
+	int OW_PROG(DEF, OW_CAT(FN, truncate), const struct path *p)                       \
+	{ on_attr(OW_OP_TRUNCATE, p, OW_UNSET, OW_UNSET, OW_UNSET); return 0; }            \
 	SEC("?" KIND "/" PFX "file_truncate")                                              \
-	int PROG(FN##_ftruncate, struct file *f)                                       \
-	{ on_attr(OW_OP_TRUNCATE, &f->f_path, 0xffffffff, 0xffffffff, 0xffffffff); return 0; } \
+	int OW_PROG(DEF, OW_CAT(FN, ftruncate), struct file *f)                            \
+	{ on_attr(OW_OP_TRUNCATE, &f->f_path, OW_UNSET, OW_UNSET, OW_UNSET); return 0; }   \
 	SEC("?" KIND "/" PFX "path_chmod")                                                 \
-	int PROG(FN##_chmod, const struct path *p, umode_t mode)                       \
-	{ on_attr(OW_OP_CHMOD, p, mode & 07777, 0xffffffff, 0xffffffff); return 0; }       \
+	int OW_PROG(DEF, OW_CAT(FN, chmod), const struct path *p, umode_t mode)            \
+	{ on_attr(OW_OP_CHMOD, p, mode & 07777, OW_UNSET, OW_UNSET); return 0; }           \
 	SEC("?" KIND "/" PFX "path_chown")                                                 \
-	int PROG(FN##_chown, const struct path *p, __u64 uid, __u64 gid)               \
-	{ on_attr(OW_OP_CHOWN, p, 0xffffffff, (__u32)uid, (__u32)gid); return 0; }         \
+	int OW_PROG(DEF, OW_CAT(FN, chown), const struct path *p, __u64 uid, __u64 gid)    \
+	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }           \
 	SEC("?" KIND "/" PFX "file_open")                                                  \
-	int PROG(FN##_open, struct file *f)                                            \
+	int OW_PROG(DEF, OW_CAT(FN, open), struct file *f)                                 \
 	{ on_open(f); return 0; }                                                          \
-	SEC("?" KIND "/" PFX "inode_setxattr")                                             \
-	int PROG(FN##_setxattr, void *idmap, struct dentry *d, const char *name)       \
-	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
-	SEC("?" KIND "/" PFX "inode_removexattr")                                          \
-	int PROG(FN##_removexattr, void *idmap, struct dentry *d, const char *name)    \
-	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }                                \
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_setxattr, setxattr, OW_OP_SETXATTR)           \
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_removexattr, removexattr, OW_OP_REMOVEXATTR)  \
 	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
-	SEC("?" KIND "/" PFX "inode_set_acl")                                              \
-	int PROG(FN##_setacl, void *idmap, struct dentry *d, const char *name)         \
-	{ on_xattr(OW_OP_SETXATTR, d, name); return 0; }                                   \
-	SEC("?" KIND "/" PFX "inode_remove_acl")                                           \
-	int PROG(FN##_removeacl, void *idmap, struct dentry *d, const char *name)      \
-	{ on_xattr(OW_OP_REMOVEXATTR, d, name); return 0; }
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_set_acl, setacl, OW_OP_SETXATTR)              \
+	XATTR_HOOK(KIND, PFX, FN, DEF, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR)
 
-VFS_HOOKS("lsm", "", lsm, BPF_PROG)
-VFS_HOOKS("fentry", "security_", fentry, BPF_PROG)
-VFS_HOOKS("kprobe", "security_", kp, BPF_KPROBE)
+VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG)
+VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG)
+VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE)
 
 #endif

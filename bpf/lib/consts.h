@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Kernel constants (no <linux/...> headers here) and the room the record gives each part. */
+/* Kernel constants (no <linux/...> headers here), and the room the record gives each part. */
 #ifndef OW_LIB_CONSTS_H
 #define OW_LIB_CONSTS_H
 
@@ -22,12 +22,13 @@
 #define PATH_MAX 4096
 #define DATA_MASK (OW_DATA_MAX - 1)
 #define WALK_MAX_STEPS 8192
-/* Room for the walks of the directories path strings are relative to, so that the walks of
- * what the op changed (OW_SLOT_SEEN) still fit: those are what decide tree and path. */
 #define IDENTITY_RESERVE 12288 /* argv, exe, cgroup, parents: added last, room kept for them */
 #define WALK_ROOM (OW_DATA_MAX - IDENTITY_RESERVE)
-/* Changed directories first, then each string with the directory it is relative to. */
+/* Changed directories first (OW_SLOT_SEEN: they decide tree and path), leaving room for two
+ * path strings and the walks of the directories they are relative to. */
 #define SEEN_ROOM (WALK_ROOM - 2 * (PATH_MAX + 1024))
+/* Then each string with the directory it is relative to: one gets all the room, the first of
+ * two (rename, link) leaves room for the second. */
 #define LIMIT_ONE WALK_ROOM
 #define LIMIT_FIRST (WALK_ROOM - PATH_MAX - 1024)
 #define LIMIT_SECOND WALK_ROOM

@@ -3,8 +3,7 @@
 #ifndef OW_LIB_FILTER_H
 #define OW_LIB_FILTER_H
 
-/* ---- the cheap filter ------------------------------------------------- */
-
+/* 1: nothing to report for this actor and op (allowed everywhere, op not wanted, ourselves). */
 static __always_inline int actor_filtered(__u32 op)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Who did it: the actor, the command line, exe, tty, cgroup, parents. */
+/* Who did it: the actor (in the event), then as items its command line, exe, tty, cgroup and
+ * parents. Captured now, not looked up later in /proc: short-lived callers are gone by then.
+ * Only offending events get past the actor. */
 #ifndef OW_LIB_IDENTITY_H
 #define OW_LIB_IDENTITY_H
 
@@ -20,9 +22,7 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
-/* ---- who did it: captured now, not looked up later in /proc (short-lived callers are gone
- * by then). Only offending events get here. */
-
+/* The command line, ARGV_CHUNK bytes per bpf_loop step. */
 struct argv_ctx {
 	struct builder *b;
 	__u64 uptr;
@@ -70,10 +70,7 @@ static __always_inline void put_argv(struct builder *b, struct task_struct *task
 	b->s->off = hdr + 4;
 	bpf_loop(ARGV_MAX / ARGV_CHUNK, argv_chunk, &c, 0);
 	len = b->s->off - hdr - 4;
-	b->s->data[hdr & DATA_MASK] = OW_ITEM_STR;
-	b->s->data[(hdr + 1) & DATA_MASK] = trunc || c.failed;
-	b->s->data[(hdr + 2) & DATA_MASK] = len & 0xff;
-	b->s->data[(hdr + 3) & DATA_MASK] = (len >> 8) & 0xff;
+	item_hdr_at(b, hdr, OW_ITEM_STR, trunc || c.failed, len);
 }
 
 /* kernfs_node.parent became __parent in 6.15 */
@@ -88,10 +85,46 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 	return (struct kernfs_node *)BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
 }
 
+/* The cgroup v2 path: a SEG of dev 0, then the names leaf first, below the root. */
+static __always_inline void put_cgroup(struct builder *b, struct kernfs_node *kn)
+{
+	if (put_hdr(b, OW_ITEM_SEG, 4) == 0)
+		put_u32(b, 0);
+	for (int i = 0; i < CGROUP_DEPTH; i++) {
+		struct kernfs_node *parent = kn_parent(kn);
+
+		if (!parent)
+			break;
+		put_str(b, OW_ITEM_NAME, BPF_CORE_READ(kn, name), NAME_MAX_READ, OW_DATA_MAX,
+			STR_KERNEL);
+		kn = parent;
+	}
+}
+
+/* The ancestors, nearest first, up to init: an OW_ITEM_PARENT (struct ow_parent) each. */
+static __always_inline void put_parents(struct builder *b, struct task_struct *t)
+{
+	for (int i = 0; i < MAX_PARENTS; i++) {
+		__u32 pid;
+
+		t = BPF_CORE_READ(t, real_parent);
+		if (!t)
+			break;
+		pid = BPF_CORE_READ(t, tgid);
+		if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
+			break;
+		put_u32(b, pid);
+		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
+		b->s->off += OW_COMM_LEN;
+		if (pid == 1)
+			break;
+	}
+}
+
+/* Who did it, as items after the op's own (see the top of this file). */
 static __always_inline void put_identity(struct builder *b, struct task_struct *task)
 {
 	struct ow_event *ev = &b->s->ev;
-	struct task_struct *t = task;
 	struct tty_struct *tty;
 	struct kernfs_node *kn;
 	struct file *exe;
@@ -119,62 +152,18 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 
 	tty = BPF_CORE_READ(task, signal, tty);
 	if (tty) {
-		__u32 off;
-		long n;
-
 		put_slot(b, OW_SLOT_TTY);
-		off = b->s->off;
-		if (off <= OW_DATA_MAX - 4 - 64) {
-			n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], 64, tty->name);
-			if (n <= 0)
-				n = 1;
-			n -= 1;
-			b->s->data[off & DATA_MASK] = OW_ITEM_STR;
-			b->s->data[(off + 1) & DATA_MASK] = 0;
-			b->s->data[(off + 2) & DATA_MASK] = n & 0x7f;
-			b->s->data[(off + 3) & DATA_MASK] = 0;
-			b->s->off = off + 4 + (n & 0x7f);
-		}
+		put_str(b, OW_ITEM_STR, tty->name, sizeof(tty->name), OW_DATA_MAX, STR_UNCOUNTED);
 	}
 
 	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
 	if (kn) {
 		put_slot(b, OW_SLOT_CGROUP);
-		if (put_hdr(b, OW_ITEM_SEG, 4) == 0)
-			put_u32(b, 0);
-		for (int i = 0; i < CGROUP_DEPTH; i++) {
-			struct kernfs_node *parent = kn_parent(kn);
-
-			if (!parent)
-				break;
-			put_kernel_name(b, BPF_CORE_READ(kn, name), OW_DATA_MAX);
-			kn = parent;
-		}
+		put_cgroup(b, kn);
 	}
 
 	put_slot(b, OW_SLOT_PARENTS);
-	for (int i = 0; i < MAX_PARENTS; i++) {
-		__u32 pid;
-
-		t = BPF_CORE_READ(t, real_parent);
-		if (!t)
-			break;
-		pid = BPF_CORE_READ(t, tgid);
-		if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
-			break;
-		put_u32(b, pid);
-		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
-		b->s->off += OW_COMM_LEN;
-		if (pid == 1)
-			break;
-	}
+	put_parents(b, task);
 }
-
-/* Wakeup batching. Waking the reader costs the writer an irq_work and the reader a context
- * switch per record; in a storm the reader drains a whole batch per wakeup instead. A record
- * wakes the reader when the last wakeup is older than wakeup_gap_ns (so an isolated event is
- * read at once) or when the unread data reaches wakeup_bytes (so a burst never waits for the
- * ring to fill); records in between are picked up by the reader's next poll, which user space
- * keeps short while records flow. Both set before load (src/watch/load.rs). */
 
 #endif

@@ -103,6 +103,12 @@ struct {
 	__type(value, __u32);
 } devs SEC(".maps");
 
+/* The key of the maps kept per thread (inflight, vfs_wait). */
+static __always_inline __u32 current_tid(void)
+{
+	return (__u32)bpf_get_current_pid_tgid();
+}
+
 static __always_inline void count_lost(void)
 {
 	__u32 zero = 0;

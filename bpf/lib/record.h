@@ -1,15 +1,29 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The record builder: item headers, numbers, user and kernel strings. */
+/* The record builder: what a record's data area holds, item by item (enum ow_item), and the
+ * writers of those items. Offsets into the area are masked with DATA_MASK so the verifier sees
+ * every access inside the scratch value. */
 #ifndef OW_LIB_RECORD_H
 #define OW_LIB_RECORD_H
-
-/* ---- record building --------------------------------------------------- */
 
 struct builder {
 	struct scratch *s;
 };
 
-static __always_inline int put_hdr(struct builder *b, __u8 type, __u16 len)
+/* The header every item starts with: u8 kind (enum ow_item), u8 aux (a STR item: 1 when the
+ * string filled its room and may be cut), u16 little-endian length of what follows. At `at`,
+ * which the caller has checked against the room. */
+static __always_inline void item_hdr_at(struct builder *b, __u32 at, __u8 kind, __u8 aux,
+					__u32 len)
+{
+	b->s->data[at & DATA_MASK] = kind;
+	b->s->data[(at + 1) & DATA_MASK] = aux;
+	b->s->data[(at + 2) & DATA_MASK] = len & 0xff;
+	b->s->data[(at + 3) & DATA_MASK] = (len >> 8) & 0xff;
+}
+
+/* An item of `len` bytes, which the caller puts next. -1 when it would not end before the
+ * limit: the record is then marked cut (OW_F_TRUNCATED). */
+static __always_inline int put_hdr(struct builder *b, __u8 kind, __u16 len)
 {
 	__u32 off = b->s->off;
 
@@ -17,10 +31,7 @@ static __always_inline int put_hdr(struct builder *b, __u8 type, __u16 len)
 		b->s->trunc = 1;
 		return -1;
 	}
-	b->s->data[off & DATA_MASK] = type;
-	b->s->data[(off + 1) & DATA_MASK] = 0;
-	b->s->data[(off + 2) & DATA_MASK] = len & 0xff;
-	b->s->data[(off + 3) & DATA_MASK] = len >> 8;
+	item_hdr_at(b, off, kind, 0, len);
 	b->s->off = off + 4;
 	return 0;
 }
@@ -36,64 +47,70 @@ static __always_inline void put_u32(struct builder *b, __u32 v)
 	b->s->off = off + 4;
 }
 
-static __always_inline void put_slot(struct builder *b, __u8 slot)
+/* An item holding one byte (OW_ITEM_SLOT, OW_ITEM_SAMEAS). */
+static __always_inline int put_u8_item(struct builder *b, __u8 kind, __u8 v)
 {
-	if (put_hdr(b, OW_ITEM_SLOT, 1) == 0) {
-		b->s->data[b->s->off & DATA_MASK] = slot;
-		b->s->off += 1;
-	}
+	if (put_hdr(b, kind, 1))
+		return -1;
+	b->s->data[b->s->off & DATA_MASK] = v;
+	b->s->off += 1;
+	return 0;
 }
 
-/* A string from the caller. Returns its first byte (0 when empty or unreadable). */
-static __always_inline int put_user_str(struct builder *b, const char *uptr, __u8 *first)
+static __always_inline void put_slot(struct builder *b, __u8 slot)
+{
+	put_u8_item(b, OW_ITEM_SLOT, slot);
+}
+
+/* How put_str() reads its string and what no room means. */
+enum str_how {
+	STR_KERNEL = 0,
+	/* from the caller's memory, where a string may be longer than its room: the item's aux
+	 * byte says when it filled it (kernel strings here always fit theirs) */
+	STR_USER = 1,
+	/* no room: leave the string out without marking the record cut */
+	STR_UNCOUNTED = 2,
+};
+
+/* The one bounded string copy: a string of at most `size` bytes (a power of two, the NUL
+ * included) as an item of `kind` ending before `limit`, without its NUL. Returns its length,
+ * -1 when there was no room. */
+static __always_inline long put_str(struct builder *b, __u8 kind, const void *src, __u32 size,
+				    __u32 limit, __u32 how)
 {
 	__u32 off = b->s->off;
 	long n;
 
-	*first = 0;
-	if (off > b->s->limit - 4 - PATH_MAX || b->s->limit > OW_DATA_MAX) {
-		b->s->trunc = 1;
+	if (off > limit - 4 - size || limit > OW_DATA_MAX) {
+		if (!(how & STR_UNCOUNTED))
+			b->s->trunc = 1;
 		return -1;
 	}
-	n = bpf_probe_read_user_str(&b->s->data[(off + 4) & DATA_MASK], PATH_MAX, uptr);
+	if (how & STR_USER)
+		n = bpf_probe_read_user_str(&b->s->data[(off + 4) & DATA_MASK], size, src);
+	else
+		n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], size, src);
 	if (n <= 0)
 		n = 1;
-	n -= 1; /* without the NUL */
-	b->s->data[off & DATA_MASK] = OW_ITEM_STR;
-	b->s->data[(off + 1) & DATA_MASK] = n >= PATH_MAX - 1 ? 1 : 0;
-	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
-	b->s->data[(off + 3) & DATA_MASK] = (n >> 8) & 0xff;
-	if (n > 0)
-		*first = b->s->data[(off + 4) & DATA_MASK];
-	if (n >= 6 && b->s->data[(off + 4) & DATA_MASK] == '/' &&
-	    b->s->data[(off + 5) & DATA_MASK] == 'p' && b->s->data[(off + 6) & DATA_MASK] == 'r' &&
-	    b->s->data[(off + 7) & DATA_MASK] == 'o' && b->s->data[(off + 8) & DATA_MASK] == 'c' &&
-	    b->s->data[(off + 9) & DATA_MASK] == '/')
-		b->s->proc = 1;
-	b->s->off = off + 4 + (n & (PATH_MAX - 1));
+	n = (n - 1) & (size - 1);
+	item_hdr_at(b, off, kind, (how & STR_USER) && n >= size - 1, n);
+	b->s->off = off + 4 + n;
 	return n;
 }
 
-/* One NAME item from kernel memory, ending before `limit`. -1: no room left. */
-static __always_inline int put_kernel_name(struct builder *b, const char *name, __u32 limit)
+/* A string from the caller (a path as given, a link text, an xattr name). Returns its length,
+ * -1 when there was no room. A string that begins with "/proc/" sets s->proc. */
+static __always_inline int put_user_str(struct builder *b, const char *uptr)
 {
-	__u32 off = b->s->off;
-	long n;
+	__u32 at = b->s->off + 4; /* where the string's bytes go */
+	int n = put_str(b, OW_ITEM_STR, uptr, PATH_MAX, b->s->limit, STR_USER);
 
-	if (off > limit - 4 - NAME_MAX_READ || limit > OW_DATA_MAX) {
-		b->s->trunc = 1;
-		return -1;
-	}
-	n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], NAME_MAX_READ, name);
-	if (n <= 0)
-		n = 1;
-	n -= 1;
-	b->s->data[off & DATA_MASK] = OW_ITEM_NAME;
-	b->s->data[(off + 1) & DATA_MASK] = 0;
-	b->s->data[(off + 2) & DATA_MASK] = n & 0xff;
-	b->s->data[(off + 3) & DATA_MASK] = 0;
-	b->s->off = off + 4 + (n & 0xff);
-	return 0;
+	if (n >= 6 && b->s->data[at & DATA_MASK] == '/' &&
+	    b->s->data[(at + 1) & DATA_MASK] == 'p' && b->s->data[(at + 2) & DATA_MASK] == 'r' &&
+	    b->s->data[(at + 3) & DATA_MASK] == 'o' && b->s->data[(at + 4) & DATA_MASK] == 'c' &&
+	    b->s->data[(at + 5) & DATA_MASK] == '/')
+		b->s->proc = 1;
+	return n;
 }
 
 #endif

@@ -1,11 +1,39 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Sending a record: wakeups, and pointers as plain numbers for the global walk. */
+/* Starting a record (record_begin) and sending it (submit), with the reader's wakeups. */
 #ifndef OW_LIB_SUBMIT_H
 #define OW_LIB_SUBMIT_H
 
+/* Wakeup batching. Waking the reader costs the writer an irq_work and the reader a context
+ * switch per record; in a storm the reader drains a whole batch per wakeup instead. A record
+ * wakes the reader when the last wakeup is older than wakeup_gap_ns (so an isolated event is
+ * read at once) or when the unread data reaches wakeup_bytes (so a burst never waits for the
+ * ring to fill); records in between are picked up by the reader's next poll, which user space
+ * keeps short while records flow. Both set by user space before load. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 const volatile __u64 wakeup_gap_ns = 1000000;
 __u64 last_wakeup_ns = 0;
+
+/* Start a record in this CPU's scratch: no items yet, items end before `limit`, the actor
+ * filled in, no owner change and no return value yet. NULL when there is no scratch. */
+static __always_inline struct ow_event *record_begin(struct builder *b, struct task_struct *task,
+						     __u32 limit)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	b->s = bpf_map_lookup_elem(&heap, &cpu);
+	if (!b->s)
+		return 0;
+	b->s->off = 0;
+	b->s->trunc = 0;
+	b->s->proc = 0;
+	b->s->nseen = 0;
+	b->s->limit = limit;
+	fill_actor(&b->s->ev, task);
+	b->s->ev.new_uid = OW_UNSET;
+	b->s->ev.new_gid = OW_UNSET;
+	b->s->ev.ret = 0;
+	return &b->s->ev;
+}
 
 static __always_inline int submit(struct builder *b)
 {
@@ -29,17 +57,6 @@ static __always_inline int submit(struct builder *b)
 		return -1;
 	}
 	return 0;
-}
-
-/* One program for every hooked syscall's exit tracepoint. */
-/* BTF-typed hook arguments (lsm, fentry) are trusted pointers, which a global function does
- * not take: pass their value as a plain number. */
-static __always_inline __u64 num(const void *p)
-{
-	__u64 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), &p);
-	return v;
 }
 
 #endif

@@ -20,6 +20,39 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/* The walk is at the root of a superblock. Its path within the superblock is complete, which
+ * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
+ * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */
+static __always_inline long walk_cross_mount(struct walk_ctx *c)
+{
+	struct builder *b = c->b;
+	struct mount *m = c->m;
+	struct mount *pm;
+	struct dentry *mp;
+
+	if (c->tree != OW_NO_TREE || !m) {
+		c->done = 1;
+		return 1;
+	}
+	pm = BPF_CORE_READ(m, mnt_parent);
+	if (!pm || pm == m) {
+		c->done = 1;
+		return 1;
+	}
+	mp = BPF_CORE_READ(m, mnt_mountpoint);
+	b->s->above_mnt_root = 0;
+	c->d = mp;
+	c->m = pm;
+	c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
+	if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
+		c->full = 1;
+	else
+		put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
+	return 0;
+}
+
+/* One step of the walk (a bpf_loop callback): the dentry's tree, if it is a watched root, and
+ * its name; then its parent, or the mount it is mounted on. */
 static long walk_step(__u32 i, void *arg)
 {
 	struct walk_ctx *c = arg;
@@ -50,34 +83,8 @@ static long walk_step(__u32 i, void *arg)
 		}
 	}
 	parent = BPF_CORE_READ(d, d_parent);
-	if (parent == d) {
-		/* Root of this superblock. Its path within the superblock is complete, which
-		 * user space maps to the host's view with mountinfo. Keep crossing mounts
-		 * only while no tree was found: a tree may hold other mounts. */
-		struct mount *m = c->m;
-		struct mount *pm;
-		struct dentry *mp;
-
-		if (c->tree != OW_NO_TREE || !m) {
-			c->done = 1;
-			return 1;
-		}
-		pm = BPF_CORE_READ(m, mnt_parent);
-		if (!pm || pm == m) {
-			c->done = 1;
-			return 1;
-		}
-		mp = BPF_CORE_READ(m, mnt_mountpoint);
-		b->s->above_mnt_root = 0;
-		c->d = mp;
-		c->m = pm;
-		c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
-		if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
-			c->full = 1;
-		else
-			put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
-		return 0;
-	}
+	if (parent == d)
+		return walk_cross_mount(c);
 	c->d = parent;
 	if (c->full)
 		return 0;
@@ -92,7 +99,7 @@ static long walk_step(__u32 i, void *arg)
 	}
 	name = BPF_CORE_READ(d, d_name);
 	/* 24 bytes stay free for the walk's end marker */
-	if (put_kernel_name(b, (const char *)name.name, b->s->limit - 24)) {
+	if (put_str(b, OW_ITEM_NAME, name.name, NAME_MAX_READ, b->s->limit - 24, STR_KERNEL) < 0) {
 		c->full = 1;
 	} else {
 		c->names++;
@@ -102,10 +109,20 @@ static long walk_step(__u32 i, void *arg)
 	return 0;
 }
 
+/* BTF-typed hook arguments (lsm, fentry, tp_btf) are trusted pointers, which a global function
+ * (ow_put_walk) does not take: pass their value as a plain number. */
+static __always_inline __u64 num(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
 /* Walk from (dentry, mount) up to the superblock root, crossing mounts until a watched
  * root is found. Returns the tree index or OW_NO_TREE. No depth limit short of the
- * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped. */
-/* A global (not static) function: the verifier checks it once, not at each of the many
+ * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped.
+ * A global (not static) function: the verifier checks it once, not at each of the many
  * places that walk, which kept loading at over a second. Kernel pointers come as scalars. */
 __noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
 {
@@ -168,8 +185,6 @@ static __always_inline __u32 put_file_walk(struct builder *b, struct file *f)
 	return put_walk(b, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
 }
 
-/* A path given as a string: the string, then the directory it is relative to (the caller's
- * root for absolute strings, else dirfd or cwd). User space resolves the rest. */
 /* The directory a string is relative to was often walked already as a changed directory:
  * refer to that walk instead of sending a deep path twice. */
 static __always_inline int put_base_walk(struct builder *b, struct dentry *d, struct vfsmount *m)
@@ -177,11 +192,8 @@ static __always_inline int put_base_walk(struct builder *b, struct dentry *d, st
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
 		if (i >= b->s->nseen)
 			break;
-		if (b->s->seen_d[i] == (__u64)d && put_hdr(b, OW_ITEM_SAMEAS, 1) == 0) {
-			b->s->data[b->s->off & DATA_MASK] = 0x80 | i;
-			b->s->off += 1;
+		if (b->s->seen_d[i] == (__u64)d && put_u8_item(b, OW_ITEM_SAMEAS, 0x80 | i) == 0)
 			return b->s->seen_tree[i];
-		}
 	}
 	return put_walk(b, d, m);
 }
@@ -237,17 +249,21 @@ static __always_inline int proc_fd_of(struct scratch *sc, __u32 at, int n)
 	return (k == 0 || k == 10) ? -1 : fd;
 }
 
-/* follow_proc_fd: the op follows the path (chmod, chown, truncate, setxattr): a
+/* A path given as a string: the string, then the directory it is relative to (the caller's
+ * root for absolute strings, else dirfd or cwd), or what the string names when that is
+ * known here. User space resolves the rest. Returns the tree of the walk sent.
+ * empty_ok: an empty string names dfd itself (AT_EMPTY_PATH).
+ * abs_flag: the event flag that says the string was absolute.
+ * follow_proc_fd: the op follows the path (chmod, chown, truncate, setxattr): a
  * "/proc/self/fd/N" string names the file open as N, which is walked as the object. */
 static __always_inline __u32 put_str_path(struct builder *b, struct task_struct *task, int dfd,
 					  const char *uptr, __u32 empty_ok, __u32 abs_flag,
-					  __u8 *first_out, __u32 follow_proc_fd)
+					  __u32 follow_proc_fd)
 {
-	__u8 first;
 	__u32 at = b->s->off + 4; /* where put_user_str puts the string's bytes */
-	int n = put_user_str(b, uptr, &first);
+	int n = put_user_str(b, uptr);
+	__u8 first = n > 0 ? b->s->data[at & DATA_MASK] : 0;
 
-	*first_out = first;
 	b->s->last_base = 0;
 	if (n == 0 && empty_ok) {
 		b->s->ev.flags |= OW_F_EMPTY_PATH;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* x86_64 syscall numbers of the ops, and the list the enter programs are generated from (one per syscall tracepoint). */
+/* x86_64 syscall numbers of the ops, and OW_SYSCALLS: the syscalls the enter programs are
+ * generated from, one per syscall tracepoint (hooks/syscalls.h), one per line. */
 #ifndef OW_SYSCALLS_X86_64_H
 #define OW_SYSCALLS_X86_64_H
 
