@@ -27,7 +27,7 @@ const _: () = assert!(std::mem::size_of::<ow_outcome>() == 24);
 const _: () = assert!(std::mem::size_of::<ow_outcome>() < std::mem::size_of::<ow_event>());
 
 /// Program names user space switches on and attaches by (kernel/load.rs). A contract with the
-/// macros that name the programs in bpf/hooks/*.h: they must match.
+/// names in bpf/lib/prog_names.h, which the program-defining macros use: they must match.
 pub mod prog {
     use crate::kernel::plan::Backend;
 
@@ -74,7 +74,9 @@ macro_rules! consts {
     };
 }
 
+/// `OW_NO_TREE` (bpf/ownwatch.h): a walk found no watched root.
 pub const NO_TREE: u32 = 0xffff_ffff;
+/// `OW_UNSET` (bpf/ownwatch.h): a u32 field with no value.
 pub const UNSET: u32 = 0xffff_ffff;
 
 /// Op numbers, from `enum ow_op` in bpf/ownwatch.h (generated).
