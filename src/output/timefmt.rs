@@ -93,4 +93,27 @@ mod tests {
             "2000-02-29T00:00:00.000000000Z"
         );
     }
+
+    /// Against the `time` crate, over 400 years in uneven steps (leap years, centuries,
+    /// month ends) and every nanosecond digit.
+    #[test]
+    fn agrees_with_the_time_crate() {
+        let mut ns: i128 = -2_208_988_800 * 1_000_000_000; // 1900-01-01
+        let end: i128 = 11_000_000_000 * 1_000_000_000; // 2318
+        while ns < end {
+            let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns).unwrap();
+            let want = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.nanosecond()
+            );
+            assert_eq!(rfc3339(ns), want, "{ns}");
+            ns += 86_399_987_654_321 * 3 + 123_456_789;
+        }
+    }
 }
