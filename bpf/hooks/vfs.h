@@ -128,28 +128,39 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 
 /* Argument i of a tracing program (fentry, fexit, lsm) or a kprobe. i comes from fn_args,
  * which the verifier knows (read-only data): it follows the one case that applies. Each case
- * is its own load at a constant offset: the verifier refuses a ctx pointer moved by a
- * variable, which is what the compiler makes of ctx[i]. */
+ * is its own constant offset: the verifier refuses a ctx load through a pointer moved by a
+ * variable, which is what the compiler makes of ctx[i]. A tracing program's arguments are
+ * copied, not loaded: a loaded one is typed by BTF (a returned dentry is a pointer the
+ * verifier will not let us store as an int); copied, each is a plain number, as
+ * bpf_get_func_arg gave them (5.17+, which 5.10 lacks). */
+static __always_inline __u64 ctx_copy(void *ctx, __u32 off)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + off);
+	return v;
+}
+
+static __always_inline __u64 tracing_arg(void *ctx, __u32 i)
+{
+	switch (i) {
+	case 0: return ctx_copy(ctx, 0);
+	case 1: return ctx_copy(ctx, 8);
+	case 2: return ctx_copy(ctx, 16);
+	case 3: return ctx_copy(ctx, 24);
+	case 4: return ctx_copy(ctx, 32);
+	case 5: return ctx_copy(ctx, 40);
+	case 6: return ctx_copy(ctx, 48);
+	}
+	return 0;
+}
+
 #define OW_LOAD_AT(ctx, off)                                                               \
 	({                                                                                 \
 		__u64 __v;                                                                 \
 		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"(off));     \
 		__v;                                                                       \
 	})
-
-static __always_inline __u64 tracing_arg(void *ctx, __u32 i)
-{
-	switch (i) {
-	case 0: return OW_LOAD_AT(ctx, 0);
-	case 1: return OW_LOAD_AT(ctx, 8);
-	case 2: return OW_LOAD_AT(ctx, 16);
-	case 3: return OW_LOAD_AT(ctx, 24);
-	case 4: return OW_LOAD_AT(ctx, 32);
-	case 5: return OW_LOAD_AT(ctx, 40);
-	case 6: return OW_LOAD_AT(ctx, 48);
-	}
-	return 0;
-}
 
 #define OW_PT_AT(ctx, reg) OW_LOAD_AT(ctx, __builtin_offsetof(struct pt_regs, reg))
 

@@ -5,7 +5,7 @@
 //! serves them all.
 
 use anyhow::{bail, Result};
-use libbpf_rs::btf::types::{Func, FuncProto};
+use libbpf_rs::btf::types::{Func, FuncProto, Struct};
 use libbpf_rs::btf::{Btf, BtfKind, BtfType, ReferencesType};
 
 use super::abi::main_skel::types::{ow_done, ow_fn_args, ow_xhook};
@@ -123,6 +123,17 @@ pub fn fill(btf: &Btf, args: &mut ow_fn_args, kprobe: bool) -> Result<()> {
         args.xattr_name[i] = position(&p, hook, name, limit)?;
     }
     Ok(())
+}
+
+/// Whether io_uring requests still hold their path as a `struct filename *` the tracepoint
+/// backend can read at submission. 7.2 delays the copy (`struct delayed_filename`, without the
+/// user pointer): the io_uring programs stay off there until they learn to read it.
+pub fn uring_paths_readable(btf: &Btf) -> bool {
+    let Some(s) = btf.type_by_name::<Struct>("io_rename") else {
+        return true; // (no BTF for io_uring's internals: the programs' CO-RE decides)
+    };
+    let oldpath = s.iter().find(|m| m.name.is_some_and(|n| n == "oldpath"));
+    oldpath.is_none_or(|m| is_ptr(btf.type_by_id(m.ty)))
 }
 
 #[cfg(test)]
