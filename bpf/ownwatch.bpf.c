@@ -18,6 +18,15 @@ const volatile __u32 op_mask = 0xffffffff;
 const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
+/* Where the hooked functions keep their arguments (lsm, fentry, kprobe); the defaults are
+ * 6.3 to 6.14's, user space sets this kernel's from its BTF. */
+const volatile struct ow_fn_args fn_args = {
+	/* mkdir mknod create symlink link unlink rmdir notify setx remx setacl remacl rename */
+	.done_key = { 2, 2, 2, 2, 0, 2, 2, 1, 1, 1, 1, 1, 0 },
+	.done_nargs = { 4, 5, 5, 4, 5, 4, 3, 4, 6, 3, 4, 3, 1 },
+	.xattr_dentry = { 1, 1, 1, 1 },
+	.xattr_name = { 2, 2, 2, 2 },
+};
 
 _Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/kernel/abi.rs");
@@ -33,6 +42,8 @@ enum ow_flags _ow_flags = 0;
 enum ow_slot _ow_slot = 0;
 enum ow_item _ow_item = 0;
 enum ow_backend _ow_backend = 0;
+enum ow_done _ow_done = 0;
+enum ow_xhook _ow_xhook = 0;
 
 #include "lib/prog_names.h"
 #include "lib/consts.h"

@@ -89,6 +89,46 @@ enum ow_flags {
 			       * that fd's file (the object) */
 };
 
+/* The functions that do the ops (hooks/vfs.h FX_DONE): an outcome comes from each when it
+ * returns. Their arguments move between kernels (an idmap came first in 5.12, vfs_create lost
+ * its dir and most gained a delegated_inode in 7.x) and vfs_mkdir returns a dentry since 6.15,
+ * so user space says where everything is, from this kernel's BTF (struct ow_fn_args). */
+enum ow_done {
+	OW_DONE_VFS_MKDIR = 0,
+	OW_DONE_VFS_MKNOD,
+	OW_DONE_VFS_CREATE,
+	OW_DONE_VFS_SYMLINK,
+	OW_DONE_VFS_LINK,
+	OW_DONE_VFS_UNLINK,
+	OW_DONE_VFS_RMDIR,
+	OW_DONE_NOTIFY_CHANGE,
+	OW_DONE_VFS_SETXATTR,
+	OW_DONE_VFS_REMOVEXATTR,
+	OW_DONE_VFS_SET_ACL,
+	OW_DONE_VFS_REMOVE_ACL,
+	OW_DONE_VFS_RENAME,
+	OW_DONE_COUNT,
+};
+
+/* The xattr and ACL hooks: an idmap came first in 5.12 (6.3: a mnt_idmap). */
+enum ow_xhook {
+	OW_XHOOK_SETXATTR = 0,
+	OW_XHOOK_REMOVEXATTR,
+	OW_XHOOK_SET_ACL,
+	OW_XHOOK_REMOVE_ACL,
+	OW_XHOOK_COUNT,
+};
+
+/* Argument positions (0 = first) in this kernel, set by user space before load. */
+struct ow_fn_args {
+	__u8 done_key[OW_DONE_COUNT];     /* the argument the outcome is matched on */
+	__u8 done_nargs[OW_DONE_COUNT];   /* the argument count: fexit's return value follows */
+	__u8 done_ret_ptr[OW_DONE_COUNT]; /* returns a dentry or an ERR_PTR, not an int */
+	__u8 xattr_dentry[OW_XHOOK_COUNT];
+	__u8 xattr_name[OW_XHOOK_COUNT];
+	__u8 _pad[3];
+};
+
 struct ow_walkend {
 	__u32 tree;  /* index of the first watched root on the chain, or OW_NO_TREE */
 	__u32 flags; /* OW_F_TRUNCATED */

@@ -92,7 +92,8 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
     done
   done
   # the package version carries the real patch level (6.1.0-50 is 6.1.176)
-  pv=$(ls "$CACHE"/debs/ | grep -F "linux-image-$krel-unsigned_" | sed -E 's/.*_([0-9]+\.[0-9]+\.[0-9]+).*/\1/' | head -1)
+  # (7.x: linux-binary-<krel>_<version>)
+  pv=$(ls "$CACHE"/debs/ | grep -F -e "linux-image-$krel-unsigned_" -e "linux-binary-${krel}_" | sed -E 's/.*_([0-9]+\.[0-9]+\.[0-9]+).*/\1/' | head -1)
   kname=${pv:-$krel}
   echo "---- ownwatch probe on $kname ($krel):"
   if grep -q '^OWNWATCH-VM: PROBE| ' "$con"; then sed -n 's/^OWNWATCH-VM: PROBE| //p' "$con"; else echo "(no probe output)"; fi

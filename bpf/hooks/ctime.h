@@ -7,6 +7,19 @@
 #ifndef OW_HOOKS_CTIME_H
 #define OW_HOOKS_CTIME_H
 
+/* 7.x moved d_alias out of the union d_u into an anonymous one: dentry.d_alias. */
+struct dentry___anon_alias {
+	struct hlist_node d_alias;
+} __attribute__((preserve_access_index));
+
+/* Where d_alias sits in struct dentry on this kernel. */
+static __always_inline __u64 d_alias_offset(void)
+{
+	if (bpf_core_field_exists(struct dentry, d_u))
+		return bpf_core_field_offset(struct dentry, d_u.d_alias);
+	return bpf_core_field_offset(struct dentry___anon_alias, d_alias);
+}
+
 static __always_inline void saw_inode(struct inode *inode)
 {
 	__u32 tid = current_tid();
@@ -20,7 +33,7 @@ static __always_inline void saw_inode(struct inode *inode)
 	first = BPF_CORE_READ(inode, i_dentry.first);
 	if (!first)
 		return; /* a new inode: no name yet */
-	d = (__u64)((void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	d = (__u64)((void *)first - d_alias_offset());
 	n = p->nseen;
 	if (n >= OW_MAX_SEEN)
 		return;

@@ -126,16 +126,73 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 	bpf_ringbuf_output(&events, &o, sizeof(o), 0);
 }
 
-/* fexit: the function's dentry argument and its return value at once. */
-static __always_inline int vfs_done(void *ctx, __u64 key)
+/* Argument i of a tracing program (fentry, fexit, lsm) or a kprobe. i comes from fn_args,
+ * which the verifier knows (read-only data): it follows the one case that applies. Each case
+ * is its own constant offset: the verifier refuses a ctx load through a pointer moved by a
+ * variable, which is what the compiler makes of ctx[i]. A tracing program's arguments are
+ * copied, not loaded: a loaded one is typed by BTF (a returned dentry is a pointer the
+ * verifier will not let us store as an int); copied, each is a plain number, as
+ * bpf_get_func_arg gave them (5.17+, which 5.10 lacks). */
+static __always_inline __u64 ctx_copy(void *ctx, __u32 off)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + off);
+	return v;
+}
+
+static __always_inline __u64 tracing_arg(void *ctx, __u32 i)
+{
+	switch (i) {
+	case 0: return ctx_copy(ctx, 0);
+	case 1: return ctx_copy(ctx, 8);
+	case 2: return ctx_copy(ctx, 16);
+	case 3: return ctx_copy(ctx, 24);
+	case 4: return ctx_copy(ctx, 32);
+	case 5: return ctx_copy(ctx, 40);
+	case 6: return ctx_copy(ctx, 48);
+	}
+	return 0;
+}
+
+#define OW_LOAD_AT(ctx, off)                                                               \
+	({                                                                                 \
+		__u64 __v;                                                                 \
+		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"(off));     \
+		__v;                                                                       \
+	})
+
+#define OW_PT_AT(ctx, reg) OW_LOAD_AT(ctx, __builtin_offsetof(struct pt_regs, reg))
+
+static __always_inline __u64 kprobe_arg(void *ctx, __u32 i)
+{
+	switch (i) {
+	case 0: return OW_PT_AT(ctx, __PT_PARM1_REG);
+	case 1: return OW_PT_AT(ctx, __PT_PARM2_REG);
+	case 2: return OW_PT_AT(ctx, __PT_PARM3_REG);
+	case 3: return OW_PT_AT(ctx, __PT_PARM4_REG);
+	case 4: return OW_PT_AT(ctx, __PT_PARM5_REG);
+	}
+	return 0;
+}
+
+/* A completing function's return value as an error number: 0 or -errno. vfs_mkdir returns
+ * a dentry or an ERR_PTR since 6.15. */
+static __always_inline long done_ret(__u32 fn, __u64 raw)
+{
+	if (fn_args.done_ret_ptr[fn])
+		return raw >= (__u64)-4095 ? (long)(int)raw : 0;
+	return (long)(int)raw;
+}
+
+/* fexit: the function's key argument and its return value at once. */
+static __always_inline int vfs_done(void *ctx, __u32 fn, __u64 key)
 {
 	struct vfs_wait *w = wait_of_current();
-	__u64 ret = 0;
 
 	if (!w || !w->key || w->key != key)
 		return 0;
-	bpf_get_func_ret(ctx, &ret);
-	vfs_outcome(w, (long)(int)ret);
+	vfs_outcome(w, done_ret(fn, tracing_arg(ctx, fn_args.done_nargs[fn])));
 	return 0;
 }
 
@@ -154,7 +211,7 @@ static __always_inline int vfs_arm(__u64 key)
 	return 0;
 }
 
-static __always_inline int vfs_ret(long ret)
+static __always_inline int vfs_ret(__u32 fn, __u64 raw)
 {
 	struct vfs_wait *w = wait_of_current();
 
@@ -164,7 +221,7 @@ static __always_inline int vfs_ret(long ret)
 		w->depth--;
 		return 0;
 	}
-	vfs_outcome(w, (long)(int)ret);
+	vfs_outcome(w, done_ret(fn, raw));
 	return 0;
 }
 
@@ -180,43 +237,41 @@ static __always_inline __u64 rename_key(__u64 arg)
 	return (__u64)BPF_CORE_READ((struct renamedata *)arg, old_dentry);
 }
 
-/* The functions that do the ops, with the argument that holds the key. Program names
- * fx_done_<fn>, kp_arm_<fn>, kr_done_<fn>: a contract with user space (lib/prog_names.h). */
-#define FX_DONE_KEYED(fn, argi, key)                                                       \
+/* The functions that do the ops; fn_args says where their key argument is (enum ow_done).
+ * Program names fx_done_<fn>, kp_arm_<fn>, kr_done_<fn>: a contract with user space
+ * (lib/prog_names.h). */
+#define FX_DONE_KEYED(fn, which, key)                                                      \
 	SEC("?fexit/" #fn)                                                                 \
 	int OW_CAT(PROG_FEXIT_DONE, fn)(void *ctx)                                         \
 	{                                                                                  \
-		__u64 a = 0;                                                               \
-		bpf_get_func_arg(ctx, argi, &a);                                           \
-		return vfs_done(ctx, key(a));                                              \
+		__u64 a = tracing_arg(ctx, fn_args.done_key[which]);                       \
+		return vfs_done(ctx, which, key(a));                                       \
 	}                                                                                  \
 	SEC("?kprobe/" #fn)                                                                \
 	int OW_CAT(PROG_KPROBE_ARM, fn)(struct pt_regs *ctx)                               \
 	{                                                                                  \
-		return vfs_arm(key(argi == 0   ? PT_REGS_PARM1(ctx)                        \
-				   : argi == 1 ? PT_REGS_PARM2(ctx)                        \
-					       : PT_REGS_PARM3(ctx)));                     \
+		return vfs_arm(key(kprobe_arg(ctx, fn_args.done_key[which])));             \
 	}                                                                                  \
 	SEC("?kretprobe/" #fn)                                                             \
 	int OW_CAT(PROG_KRETPROBE_DONE, fn)(struct pt_regs *ctx)                           \
 	{                                                                                  \
-		return vfs_ret(PT_REGS_RC(ctx));                                           \
+		return vfs_ret(which, PT_REGS_RC(ctx));                                    \
 	}
-#define FX_DONE(fn, argi) FX_DONE_KEYED(fn, argi, dentry_key)
+#define FX_DONE(fn, which) FX_DONE_KEYED(fn, which, dentry_key)
 
-FX_DONE(vfs_mkdir, 2)
-FX_DONE(vfs_mknod, 2)
-FX_DONE(vfs_create, 2)
-FX_DONE(vfs_symlink, 2)
-FX_DONE(vfs_link, 0)
-FX_DONE(vfs_unlink, 2)
-FX_DONE(vfs_rmdir, 2)
-FX_DONE(notify_change, 1)
-FX_DONE(vfs_setxattr, 1)
-FX_DONE(vfs_removexattr, 1)
-FX_DONE(vfs_set_acl, 1)
-FX_DONE(vfs_remove_acl, 1)
-FX_DONE_KEYED(vfs_rename, 0, rename_key)
+FX_DONE(vfs_mkdir, OW_DONE_VFS_MKDIR)
+FX_DONE(vfs_mknod, OW_DONE_VFS_MKNOD)
+FX_DONE(vfs_create, OW_DONE_VFS_CREATE)
+FX_DONE(vfs_symlink, OW_DONE_VFS_SYMLINK)
+FX_DONE(vfs_link, OW_DONE_VFS_LINK)
+FX_DONE(vfs_unlink, OW_DONE_VFS_UNLINK)
+FX_DONE(vfs_rmdir, OW_DONE_VFS_RMDIR)
+FX_DONE(notify_change, OW_DONE_NOTIFY_CHANGE)
+FX_DONE(vfs_setxattr, OW_DONE_VFS_SETXATTR)
+FX_DONE(vfs_removexattr, OW_DONE_VFS_REMOVEXATTR)
+FX_DONE(vfs_set_acl, OW_DONE_VFS_SET_ACL)
+FX_DONE(vfs_remove_acl, OW_DONE_VFS_REMOVE_ACL)
+FX_DONE_KEYED(vfs_rename, OW_DONE_VFS_RENAME, rename_key)
 
 static __always_inline __u64 path_mnt(const struct path *p)
 {
@@ -356,17 +411,21 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 					   .kstr = name, .str_slot = OW_SLOT_XATTR });
 }
 
-/* The xattr hooks and (6.2+) the POSIX ACL ones take the same arguments. */
-#define XATTR_HOOK(KIND, PFX, FN, DEF, hook, name, op)                                     \
+/* The xattr hooks and (6.2+) the POSIX ACL ones: the dentry and the name, where fn_args says
+ * (enum ow_xhook). ARG: tracing_arg or kprobe_arg. */
+#define XATTR_HOOK(KIND, PFX, FN, ARG, hook, name, op, which)                              \
 	SEC("?" KIND "/" PFX #hook)                                                        \
-	int OW_PROG(DEF, OW_CAT(FN, name), void *idmap, struct dentry *d,                  \
-		    const char *xname)                                                     \
-	{ on_xattr(op, d, xname); return 0; }
+	int OW_CAT(FN, name)(void *ctx)                                                    \
+	{                                                                                  \
+		on_xattr(op, (struct dentry *)ARG(ctx, fn_args.xattr_dentry[which]),       \
+			 (const char *)ARG(ctx, fn_args.xattr_name[which]));               \
+		return 0;                                                                  \
+	}
 
 /* One program per hook and backend, named FN<op>: lsm_mkdir, fentry_mkdir, kp_mkdir, ... (a
  * contract with user space, lib/prog_names.h). kuid_t and kgid_t are one-field structs passed
  * by value, in a register each: taken as integers here. */
-#define VFS_HOOKS(KIND, PFX, FN, DEF)                                                      \
+#define VFS_HOOKS(KIND, PFX, FN, DEF, ARG)                                                 \
 	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
 	int OW_PROG(DEF, OW_CAT(FN, mkdir), const struct path *dir, struct dentry *d,      \
 		    umode_t mode)                                                          \
@@ -408,14 +467,18 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	SEC("?" KIND "/" PFX "file_open")                                                  \
 	int OW_PROG(DEF, OW_CAT(FN, open), struct file *f)                                 \
 	{ on_open(f); return 0; }                                                          \
-	XATTR_HOOK(KIND, PFX, FN, DEF, inode_setxattr, setxattr, OW_OP_SETXATTR)           \
-	XATTR_HOOK(KIND, PFX, FN, DEF, inode_removexattr, removexattr, OW_OP_REMOVEXATTR)  \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_setxattr, setxattr, OW_OP_SETXATTR,           \
+		   OW_XHOOK_SETXATTR)                                                      \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_removexattr, removexattr, OW_OP_REMOVEXATTR,  \
+		   OW_XHOOK_REMOVEXATTR)                                                   \
 	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
-	XATTR_HOOK(KIND, PFX, FN, DEF, inode_set_acl, setacl, OW_OP_SETXATTR)              \
-	XATTR_HOOK(KIND, PFX, FN, DEF, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR)
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_set_acl, setacl, OW_OP_SETXATTR,              \
+		   OW_XHOOK_SET_ACL)                                                       \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR,     \
+		   OW_XHOOK_REMOVE_ACL)
 
-VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG)
-VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG)
-VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE)
+VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG, tracing_arg)
+VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG, tracing_arg)
+VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE, kprobe_arg)
 
 #endif

@@ -5,11 +5,14 @@ use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use libbpf_rs::btf::types::Func;
+use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory};
 
 use super::abi::main_skel::{OpenOwnwatchSkel, OwnwatchSkel, OwnwatchSkelBuilder};
 use super::abi::{self, prog};
+use super::args;
 use super::caps::tracepoint_exists as tracepoint_exists_in;
 use super::plan::{self, Backend, BackendReq};
 use super::trial::probe_some;
@@ -121,8 +124,14 @@ fn start<'obj>(
     let mut open = OwnwatchSkelBuilder::default()
         .open(obj)
         .context("opening BPF object")?;
-    configure(&mut open, backend, spec)?;
-    let syscalls = switch_on(&mut open, backend)?;
+    // The VFS backends hook kernel functions: what this kernel has, and where their
+    // arguments are, comes from its BTF.
+    let btf = match backend {
+        Backend::Tracepoint => None,
+        _ => Some(Btf::from_vmlinux().context("reading kernel BTF")?),
+    };
+    configure(&mut open, backend, spec, btf.as_ref())?;
+    let syscalls = switch_on(&mut open, backend, btf.as_ref())?;
     let skel = open.load().context("loading BPF programs")?;
     fill_maps(&skel, spec)?;
     let links = attach(&skel, &syscalls)?;
@@ -130,7 +139,12 @@ fn start<'obj>(
 }
 
 /// The constants and map sizes set between open and load.
-fn configure(open: &mut OpenOwnwatchSkel, backend: Backend, spec: &Spec) -> Result<()> {
+fn configure(
+    open: &mut OpenOwnwatchSkel,
+    backend: Backend,
+    spec: &Spec,
+    btf: Option<&Btf>,
+) -> Result<()> {
     let ro = open
         .maps
         .rodata_data
@@ -144,6 +158,9 @@ fn configure(open: &mut OpenOwnwatchSkel, backend: Backend, spec: &Spec) -> Resu
     };
     ro.self_tgid = std::process::id();
     ro.backend_id = abi::backend_id(backend);
+    if let Some(btf) = btf {
+        args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
+    }
     // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
     // spell (see submit() in the BPF side); the poll below picks up the rest.
     ro.wakeup_bytes = u64::from(spec.ring_size / 8);
@@ -167,20 +184,19 @@ fn configure(open: &mut OpenOwnwatchSkel, backend: Backend, spec: &Spec) -> Resu
 /// kprobe+kretprobe on the functions that do the ops, for their outcome. Hooks this kernel
 /// lacks stay off (file_truncate is 6.2+; before it ftruncate and O_TRUNC call
 /// path_truncate).
-fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend) -> Result<Vec<String>> {
-    let btf = match backend {
-        Backend::Tracepoint => None,
-        _ => Some(libbpf_rs::btf::Btf::from_vmlinux().context("reading kernel BTF")?),
-    };
-    let has_func = |f: &str| {
-        btf.as_ref()
-            .is_some_and(|b| b.type_by_name::<libbpf_rs::btf::types::Func>(f).is_some())
-    };
+fn switch_on(
+    open: &mut OpenOwnwatchSkel,
+    backend: Backend,
+    btf: Option<&Btf>,
+) -> Result<Vec<String>> {
+    let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
+    // (the tracepoint backend reads BTF only for this)
+    let uring_ok = || Btf::from_vmlinux().map_or(true, |b| args::uring_paths_readable(&b));
     let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let on = match backend {
-            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls),
+            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, &uring_ok),
             _ => {
                 let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
@@ -217,7 +233,7 @@ fn kernel_has_target(name: &str, backend: Backend, has_func: &dyn Fn(&str) -> bo
 
 /// Whether a tracepoint-backend program is switched on here; a syscall's enter program adds
 /// the syscall to `syscalls`.
-fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>) -> bool {
+fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring_ok: &dyn Fn() -> bool) -> bool {
     match name.strip_prefix(prog::TP_ENTER) {
         Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
             syscalls.push(sc.to_owned());
@@ -227,10 +243,13 @@ fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>) -> bool {
         None => match name {
             prog::TP_SYS_EXIT => true,
             // io_uring's submission, under its 6.4+ name or the older one
-            prog::TP_URING_REQ => tracepoint_exists_in("io_uring", "io_uring_submit_req"),
+            prog::TP_URING_REQ => {
+                tracepoint_exists_in("io_uring", "io_uring_submit_req") && uring_ok()
+            }
             prog::TP_URING_SQE => {
                 !tracepoint_exists_in("io_uring", "io_uring_submit_req")
                     && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+                    && uring_ok()
             }
             _ => ctime_hook_available(name),
         },

@@ -246,14 +246,47 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         lost: &skel.maps.lost,
     };
     let deadline = opts.deadline.map(|d| Instant::now() + d);
-    event_loop(
+    let res = event_loop(
         &rb,
         &maps,
         &processor,
         dev_flags,
         deadline,
         args.verbose > 0,
-    )
+    );
+    if args.verbose > 0 {
+        use libbpf_rs::skel::Skel;
+        report_recursion_misses(skel.object());
+    }
+    res
+}
+
+/// -v: programs the kernel skipped because they were already running on that CPU (a preempted
+/// tracing program blocks the next run of the same program there).
+fn report_recursion_misses(obj: &libbpf_rs::Object) {
+    use std::os::fd::{AsFd, AsRawFd};
+    for p in obj.progs() {
+        if !p.autoload() {
+            continue;
+        }
+        let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: info is a bpf_prog_info of len bytes; the fd is the program's.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+                p.as_fd().as_raw_fd(),
+                &mut info,
+                &mut len,
+            )
+        };
+        if rc == 0 && info.recursion_misses > 0 {
+            eprintln!(
+                "ownwatch: program {} skipped {} times (recursion)",
+                p.name().to_string_lossy(),
+                info.recursion_misses
+            );
+        }
+    }
 }
 
 /// The maps the main loop keeps up to date or reads.

@@ -1,0 +1,161 @@
+//! Where this kernel's hooked functions keep the arguments the BPF side reads (`struct
+//! ow_fn_args`, bpf/ownwatch.h), from its BTF: the signatures moved between the kernels we
+//! run on (an idmap came first in 5.12; in 7.x vfs_create lost its dir and most vfs_*
+//! functions gained a delegated_inode; vfs_mkdir returns a dentry since 6.15), and one binary
+//! serves them all.
+
+use anyhow::{bail, Result};
+use libbpf_rs::btf::types::{Func, FuncProto, Struct};
+use libbpf_rs::btf::{Btf, BtfKind, BtfType, ReferencesType};
+
+use super::abi::main_skel::types::{ow_done, ow_fn_args, ow_xhook};
+
+/// The functions that do the ops and the parameter each outcome is matched on, by `enum
+/// ow_done`.
+const DONE: [(ow_done, &str, &str); 13] = [
+    (ow_done::OW_DONE_VFS_MKDIR, "vfs_mkdir", "dentry"),
+    (ow_done::OW_DONE_VFS_MKNOD, "vfs_mknod", "dentry"),
+    (ow_done::OW_DONE_VFS_CREATE, "vfs_create", "dentry"),
+    (ow_done::OW_DONE_VFS_SYMLINK, "vfs_symlink", "dentry"),
+    (ow_done::OW_DONE_VFS_LINK, "vfs_link", "old_dentry"),
+    (ow_done::OW_DONE_VFS_UNLINK, "vfs_unlink", "dentry"),
+    (ow_done::OW_DONE_VFS_RMDIR, "vfs_rmdir", "dentry"),
+    (ow_done::OW_DONE_NOTIFY_CHANGE, "notify_change", "dentry"),
+    (ow_done::OW_DONE_VFS_SETXATTR, "vfs_setxattr", "dentry"),
+    (
+        ow_done::OW_DONE_VFS_REMOVEXATTR,
+        "vfs_removexattr",
+        "dentry",
+    ),
+    (ow_done::OW_DONE_VFS_SET_ACL, "vfs_set_acl", "dentry"),
+    (ow_done::OW_DONE_VFS_REMOVE_ACL, "vfs_remove_acl", "dentry"),
+    (ow_done::OW_DONE_VFS_RENAME, "vfs_rename", "rd"),
+];
+
+/// The xattr and ACL security hooks and their name parameter, by `enum ow_xhook`
+/// (bpf_lsm_<hook> has the same parameters as security_<hook>).
+const XHOOKS: [(ow_xhook, &str, &str); 4] = [
+    (
+        ow_xhook::OW_XHOOK_SETXATTR,
+        "security_inode_setxattr",
+        "name",
+    ),
+    (
+        ow_xhook::OW_XHOOK_REMOVEXATTR,
+        "security_inode_removexattr",
+        "name",
+    ),
+    (
+        ow_xhook::OW_XHOOK_SET_ACL,
+        "security_inode_set_acl",
+        "acl_name",
+    ),
+    (
+        ow_xhook::OW_XHOOK_REMOVE_ACL,
+        "security_inode_remove_acl",
+        "acl_name",
+    ),
+];
+
+/// The most arguments the BPF side can reach: a tracing program's seventh slot (the return
+/// value after six arguments), a kprobe's fifth register.
+const TRACING_SLOTS: usize = 7;
+const KPROBE_REGS: usize = 5;
+
+/// A function's parameters (name, whether it is a pointer) and whether it returns a pointer.
+struct Proto {
+    params: Vec<(String, bool)>,
+    ret_ptr: bool,
+}
+
+fn is_ptr(t: Option<BtfType>) -> bool {
+    t.is_some_and(|t| t.skip_mods_and_typedefs().kind() == BtfKind::Ptr)
+}
+
+fn proto(btf: &Btf, func: &str) -> Option<Proto> {
+    let f = btf.type_by_name::<Func>(func)?;
+    let p = btf.type_by_id::<FuncProto>(f.referenced_type_id())?;
+    Some(Proto {
+        params: p
+            .iter()
+            .map(|a| {
+                let name = a.name.map(|n| n.to_string_lossy().into_owned());
+                (name.unwrap_or_default(), is_ptr(btf.type_by_id(a.ty)))
+            })
+            .collect(),
+        ret_ptr: is_ptr(btf.type_by_id(p.referenced_type_id())),
+    })
+}
+
+/// Position of the parameter `name` of `func`.
+fn position(p: &Proto, func: &str, name: &str, limit: usize) -> Result<u8> {
+    match p.params.iter().position(|(n, ptr)| n == name && *ptr) {
+        Some(i) if i < limit => Ok(i as u8),
+        Some(i) => bail!(
+            "{func}: argument {name} is number {} (at most {limit} readable)",
+            i + 1
+        ),
+        None => bail!("{func} has no pointer argument {name} in this kernel's BTF"),
+    }
+}
+
+/// Fills `args` from this kernel's BTF. A function the kernel lacks keeps its defaults (its
+/// programs stay off); one whose arguments cannot be found refuses the backend.
+pub fn fill(btf: &Btf, args: &mut ow_fn_args, kprobe: bool) -> Result<()> {
+    let limit = if kprobe { KPROBE_REGS } else { TRACING_SLOTS };
+    for (which, func, key) in DONE {
+        let Some(p) = proto(btf, func) else { continue };
+        let i = which.0 as usize;
+        args.done_key[i] = position(&p, func, key, limit)?;
+        if p.params.len() >= TRACING_SLOTS {
+            bail!(
+                "{func} has {} arguments: its return value is out of reach",
+                p.params.len()
+            );
+        }
+        args.done_nargs[i] = p.params.len() as u8;
+        args.done_ret_ptr[i] = u8::from(p.ret_ptr);
+    }
+    for (which, hook, name) in XHOOKS {
+        let Some(p) = proto(btf, hook) else { continue };
+        let i = which.0 as usize;
+        args.xattr_dentry[i] = position(&p, hook, "dentry", limit)?;
+        args.xattr_name[i] = position(&p, hook, name, limit)?;
+    }
+    Ok(())
+}
+
+/// Whether io_uring requests still hold their path as a `struct filename *` the tracepoint
+/// backend can read at submission. 7.2 delays the copy (`struct delayed_filename`, without the
+/// user pointer): the io_uring programs stay off there until they learn to read it.
+pub fn uring_paths_readable(btf: &Btf) -> bool {
+    let Some(s) = btf.type_by_name::<Struct>("io_rename") else {
+        return true; // (no BTF for io_uring's internals: the programs' CO-RE decides)
+    };
+    let oldpath = s.iter().find(|m| m.name.is_some_and(|n| n == "oldpath"));
+    oldpath.is_none_or(|m| is_ptr(btf.type_by_id(m.ty)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine's kernel: whatever it is, every function we hook is found, and the table
+    /// says what its BTF says.
+    #[test]
+    fn this_kernels_functions_are_found() {
+        let Ok(btf) = Btf::from_vmlinux() else {
+            eprintln!("SKIPPED this_kernels_functions_are_found: no kernel BTF");
+            return;
+        };
+        let mut a = ow_fn_args::default();
+        fill(&btf, &mut a, false).unwrap();
+        let mkdir = proto(&btf, "vfs_mkdir").unwrap();
+        let i = ow_done::OW_DONE_VFS_MKDIR.0 as usize;
+        assert_eq!(a.done_nargs[i] as usize, mkdir.params.len());
+        assert_eq!(mkdir.params[a.done_key[i] as usize].0, "dentry");
+        assert_eq!(a.done_ret_ptr[i] == 1, mkdir.ret_ptr);
+        let r = ow_done::OW_DONE_VFS_RENAME.0 as usize;
+        assert_eq!((a.done_key[r], a.done_nargs[r]), (0, 1));
+    }
+}
