@@ -127,7 +127,8 @@ fn start<'obj>(
     // The VFS backends hook kernel functions: what this kernel has, and where their
     // arguments are, comes from its BTF.
     let btf = match backend {
-        Backend::Tracepoint => None,
+        // only for which io_uring programs can read their requests: without BTF, CO-RE decides
+        Backend::Tracepoint => Btf::from_vmlinux().ok(),
         _ => Some(Btf::from_vmlinux().context("reading kernel BTF")?),
     };
     configure(&mut open, backend, spec, btf.as_ref())?;
@@ -158,7 +159,7 @@ fn configure(
     };
     ro.self_tgid = std::process::id();
     ro.backend_id = abi::backend_id(backend);
-    if let Some(btf) = btf {
+    if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
         args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
     }
     // Wake the reader once an eighth of the ring is unread, and for a record after a quiet
@@ -190,13 +191,12 @@ fn switch_on(
     btf: Option<&Btf>,
 ) -> Result<Vec<String>> {
     let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
-    // (the tracepoint backend reads BTF only for this)
-    let uring_ok = || Btf::from_vmlinux().map_or(true, |b| args::uring_paths_readable(&b));
+    let uring_ok = btf.is_none_or(args::uring_paths_readable);
     let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let on = match backend {
-            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, &uring_ok),
+            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, uring_ok),
             _ => {
                 let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
@@ -233,7 +233,7 @@ fn kernel_has_target(name: &str, backend: Backend, has_func: &dyn Fn(&str) -> bo
 
 /// Whether a tracepoint-backend program is switched on here; a syscall's enter program adds
 /// the syscall to `syscalls`.
-fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring_ok: &dyn Fn() -> bool) -> bool {
+fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring_ok: bool) -> bool {
     match name.strip_prefix(prog::TP_ENTER) {
         Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
             syscalls.push(sc.to_owned());
@@ -244,12 +244,12 @@ fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring_ok: &dyn Fn(
             prog::TP_SYS_EXIT => true,
             // io_uring's submission, under its 6.4+ name or the older one
             prog::TP_URING_REQ => {
-                tracepoint_exists_in("io_uring", "io_uring_submit_req") && uring_ok()
+                tracepoint_exists_in("io_uring", "io_uring_submit_req") && uring_ok
             }
             prog::TP_URING_SQE => {
                 !tracepoint_exists_in("io_uring", "io_uring_submit_req")
                     && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
-                    && uring_ok()
+                    && uring_ok
             }
             _ => ctime_hook_available(name),
         },
