@@ -77,11 +77,11 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 		ev->new_gid = o->new_gid;
 	}
 	put_slot(&b, OW_SLOT_PATH);
-	tree = ow_put_walk(b.s, o->d, o->m);
+	tree = ow_put_walk(o->d, o->m);
 	if (o->d2) {
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);
-		t2 = ow_put_walk(b.s, o->d2, o->m2);
+		t2 = ow_put_walk(o->d2, o->m2);
 		if (t2 != OW_NO_TREE)
 			tree = t2;
 	}
@@ -300,13 +300,13 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 	struct vfs_op o = { .op = mknod_op(mode), .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
 
 	/* open(O_CREAT) passes here too (may_o_create): file_open reports that create, with
-	 * the file's real mode. A regular file from mknod(2) is reported here. */
+	 * the file's real mode. A regular file from mknod(2) is reported here. open's lookup
+	 * runs with the thread's nameidata set; mknod (and a unix socket's bind) call this
+	 * hook after their lookup has restored it to none. */
 	if (o.op == OW_OP_CREATE) {
-		struct task_struct *task = bpf_get_current_task_btf();
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-		long nr = BPF_CORE_READ(regs, orig_ax); /* x86_64: the syscall number */
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
-		if (nr != NR_mknod && nr != NR_mknodat)
+		if (BPF_CORE_READ(task, nameidata))
 			return 0;
 	}
 	return on_entry(o, dir, d);
@@ -477,6 +477,17 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	XATTR_HOOK(KIND, PFX, FN, ARG, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR,     \
 		   OW_XHOOK_REMOVE_ACL)
 
+/* Before 6.1 trampolines take no structs by value, such as path_chown's kuid_t and kgid_t:
+ * lsm and fentry see chown at chown_common, the hook's one caller, where the ids are numbers as the
+ * caller gave them (-1: unchanged, as OW_UNSET), valid outside user namespaces. */
+#define CHOWN_COMMON(FN)                                                                   \
+	SEC("?fentry/chown_common")                                                        \
+	int OW_PROG(BPF_PROG, OW_CAT(FN, chown_common), const struct path *p, __u32 uid,   \
+		    __u32 gid)                                                             \
+	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, uid, gid); return 0; }
+
+CHOWN_COMMON(PROG_LSM)
+CHOWN_COMMON(PROG_FENTRY)
 VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG, tracing_arg)
 VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG, tracing_arg)
 VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE, kprobe_arg)

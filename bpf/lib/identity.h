@@ -22,55 +22,57 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
-/* The command line, ARGV_CHUNK bytes per bpf_loop step. */
-struct argv_ctx {
-	struct builder *b;
-	__u64 uptr;
-	__u32 left;
-	__u32 failed;
-};
+_Static_assert(ARGV_CHUNK == 0x100, "ow_put_argv masks with ARGV_CHUNK - 1");
 
-static long argv_chunk(__u32 i, void *arg)
+/* The command line [start, end) of the caller's memory, ARGV_CHUNK bytes per step: pages of
+ * it that are not resident cannot be faulted in here, and a step that fails keeps what the
+ * ones before it read. Every step but a short last one reads a whole chunk (the environment
+ * follows the command line), so the loop's state is its counter alone and the verifier
+ * follows each step once. A global function (scalars only, see ow_walk_chunk): the ways out
+ * of the loop meet before the rest of the record. */
+__noinline int ow_put_argv(__u64 start, __u64 end)
 {
-	struct argv_ctx *c = arg;
-	struct builder *b = c->b;
-	__u32 off = b->s->off;
-	__u32 n = c->left > ARGV_CHUNK ? ARGV_CHUNK : c->left;
+	struct builder bb = { .s = this_scratch() };
+	struct builder *b = &bb;
+	__u32 hdr, len, failed = 0;
 
-	if (!n)
-		return 1;
-	if (off > OW_DATA_MAX - ARGV_CHUNK) {
-		c->failed = 1;
-		return 1;
+	if (!b->s)
+		return 0;
+	hdr = b->s->off;
+	if (end <= start || hdr > OW_DATA_MAX - 4 - ARGV_MAX)
+		return 0;
+	len = end - start > ARGV_MAX ? ARGV_MAX : end - start;
+	for (__u32 i = 0; i < ARGV_MAX / ARGV_CHUNK; i++) {
+		__u32 at = i * ARGV_CHUNK;
+		__u8 *dst = &b->s->data[(hdr + 4 + at) & DATA_MASK];
+		__u64 n;
+
+		if (at >= len)
+			break;
+		if (!bpf_probe_read_user(dst, ARGV_CHUNK, (void *)(start + at)))
+			continue;
+		/* the last chunk may end on a page that is not there: read only what is left */
+		n = len - at;
+		/* a mask clang cannot drop: old verifiers want to see the bound on the register
+		 * passed, not on a copy */
+		asm volatile("%0 &= 0xff" : "+r"(n));
+		if (len - at >= ARGV_CHUNK || bpf_probe_read_user(dst, n, (void *)(start + at))) {
+			failed = 1;
+			len = at;
+		}
+		break;
 	}
-	/* Pages of the command line that are not resident cannot be faulted in here. */
-	if (bpf_probe_read_user(&b->s->data[off & DATA_MASK], n & (2 * ARGV_CHUNK - 1),
-				(void *)c->uptr)) {
-		c->failed = 1;
-		return 1;
-	}
-	b->s->off = off + n;
-	c->uptr += n;
-	c->left -= n;
+	b->s->off = hdr + 4 + len;
+	item_hdr_at(b, hdr, OW_ITEM_STR, end - start > ARGV_MAX || failed, len);
 	return 0;
 }
 
 static __always_inline void put_argv(struct builder *b, struct task_struct *task)
 {
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-	__u64 start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
-	struct argv_ctx c = { .b = b, .uptr = start };
-	__u32 hdr = b->s->off, len;
-	__u8 trunc;
 
-	if (!mm || end <= start || hdr > OW_DATA_MAX - 4 - ARGV_MAX)
-		return;
-	c.left = end - start > ARGV_MAX ? ARGV_MAX : end - start;
-	trunc = end - start > ARGV_MAX;
-	b->s->off = hdr + 4;
-	bpf_loop(ARGV_MAX / ARGV_CHUNK, argv_chunk, &c, 0);
-	len = b->s->off - hdr - 4;
-	item_hdr_at(b, hdr, OW_ITEM_STR, trunc || c.failed, len);
+	if (mm)
+		ow_put_argv(BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end));
 }
 
 /* kernfs_node.parent became __parent in 6.15 */

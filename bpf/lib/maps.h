@@ -57,6 +57,19 @@ struct {
 	__type(value, struct pending);
 } inflight SEC(".maps");
 
+/* Where a dentry walk is (lib/walk.h); kernel pointers as numbers. */
+struct walk_state {
+	__u64 d; /* struct dentry * */
+	__u64 m; /* struct mount * */
+	__u64 mnt_root; /* struct dentry * */
+	__u32 tree;
+	__u32 done;
+	__u32 full; /* no room for more names: keep walking for membership only */
+	__u32 names; /* names sent so far */
+	__u32 tree_depth; /* names below the watched root, when one was found */
+	__u32 _pad;
+};
+
 struct scratch {
 	/* Builder state lives here, not on the stack: the verifier then treats the offset as
 	 * an unknown bounded scalar instead of following every exact value through every
@@ -66,15 +79,14 @@ struct scratch {
 	volatile __u32 proc; /* a string began with "/proc/" */
 	volatile __u32 limit; /* where the current item must end: shares room between walks */
 	/* The walk's names of the path as the mounts show it, and whether it is above the
-	 * mount's root (see walk_step). Here, not in walk_ctx: before 6.8 the verifier checked a
-	 * bpf_loop callback once, with the caller's stack as at the call, and took these for
-	 * their first values, hard-wiring the branches on them. */
+	 * mount's root (see walk_step). */
 	volatile __u32 view_names;
 	volatile __u32 above_mnt_root;
 	__u32 _pad;
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
 	__u32 nseen;
+	struct walk_state w;
 	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */
 	__u32 seen_tree[OW_MAX_SEEN]; /* and the trees they reached */
 	struct ow_event ev;

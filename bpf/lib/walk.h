@@ -3,30 +3,26 @@
 #ifndef OW_LIB_WALK_H
 #define OW_LIB_WALK_H
 
-struct walk_ctx {
-	struct builder *b;
-	struct dentry *d;
-	struct mount *m;
-	struct dentry *mnt_root;
-	__u32 tree;
-	__u32 done;
-	__u32 full; /* no room for more names: keep walking for membership only */
-	__u32 names; /* names sent so far */
-	__u32 tree_depth; /* names below the watched root, when one was found */
-};
-
 static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 {
 	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/* This CPU's scratch (the record being built). */
+static __always_inline struct scratch *this_scratch(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&heap, &cpu);
+}
+
 /* The walk is at the root of a superblock. Its path within the superblock is complete, which
  * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
  * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */
-static __always_inline long walk_cross_mount(struct walk_ctx *c)
+static __always_inline long walk_cross_mount(struct builder *b)
 {
-	struct builder *b = c->b;
-	struct mount *m = c->m;
+	struct walk_state *c = &b->s->w;
+	struct mount *m = (struct mount *)c->m;
 	struct mount *pm;
 	struct dentry *mp;
 
@@ -41,9 +37,9 @@ static __always_inline long walk_cross_mount(struct walk_ctx *c)
 	}
 	mp = BPF_CORE_READ(m, mnt_mountpoint);
 	b->s->above_mnt_root = 0;
-	c->d = mp;
-	c->m = pm;
-	c->mnt_root = BPF_CORE_READ(pm, mnt.mnt_root);
+	c->d = (__u64)mp;
+	c->m = (__u64)pm;
+	c->mnt_root = (__u64)BPF_CORE_READ(pm, mnt.mnt_root);
 	if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
 		c->full = 1;
 	else
@@ -51,13 +47,12 @@ static __always_inline long walk_cross_mount(struct walk_ctx *c)
 	return 0;
 }
 
-/* One step of the walk (a bpf_loop callback): the dentry's tree, if it is a watched root, and
- * its name; then its parent, or the mount it is mounted on. */
-static long walk_step(__u32 i, void *arg)
+/* One step of the walk: the dentry's tree, if it is a watched root, and its name; then its
+ * parent, or the mount it is mounted on. Returns 1 when the walk is done. */
+static __always_inline long walk_step(struct builder *b)
 {
-	struct walk_ctx *c = arg;
-	struct builder *b = c->b;
-	struct dentry *d = c->d;
+	struct walk_state *c = &b->s->w;
+	struct dentry *d = (struct dentry *)c->d;
 	struct dentry *parent;
 	struct inode *inode;
 	struct root_key key;
@@ -84,11 +79,11 @@ static long walk_step(__u32 i, void *arg)
 	}
 	parent = BPF_CORE_READ(d, d_parent);
 	if (parent == d)
-		return walk_cross_mount(c);
-	c->d = parent;
+		return walk_cross_mount(b);
+	c->d = (__u64)parent;
 	if (c->full)
 		return 0;
-	if (d == c->mnt_root) {
+	if ((__u64)d == c->mnt_root) {
 		/* A bind mount of a subdirectory: keep walking the superblock (identity),
 		 * but tell user space where the mount's own root was. */
 		b->s->above_mnt_root = 1;
@@ -109,6 +104,26 @@ static long walk_step(__u32 i, void *arg)
 	return 0;
 }
 
+/* The walk in this CPU's scratch: one step, then WALK_CHUNK of them; 1 when it is done.
+ * Global functions, each calling the one below in a bounded loop: the verifier checks a step
+ * once and each loop's counter alone (a loop over inlined steps multiplies their branches),
+ * and the walk needs no bpf_loop (5.17+). Global functions take no pointers before 5.12, so
+ * the walk's state lives in the scratch and each finds it itself. */
+__noinline int ow_walk_step(void)
+{
+	struct builder b = { .s = this_scratch() };
+
+	return b.s ? walk_step(&b) : 1;
+}
+
+__noinline int ow_walk_chunk(void)
+{
+	for (int i = 0; i < WALK_CHUNK; i++)
+		if (ow_walk_step())
+			return 1;
+	return 0;
+}
+
 /* BTF-typed hook arguments (lsm, fentry, tp_btf) are trusted pointers, which a global function
  * (ow_put_walk) does not take: pass their value as a plain number. */
 static __always_inline __u64 num(const void *p)
@@ -120,49 +135,52 @@ static __always_inline __u64 num(const void *p)
 }
 
 /* Walk from (dentry, mount) up to the superblock root, crossing mounts until a watched
- * root is found. Returns the tree index or OW_NO_TREE. No depth limit short of the
- * record's room; a walk that is cut short says so (OW_F_TRUNCATED), it is not dropped.
- * A global (not static) function: the verifier checks it once, not at each of the many
- * places that walk, which kept loading at over a second. Kernel pointers come as scalars. */
-__noinline __u32 ow_put_walk(struct scratch *s, __u64 dentry, __u64 vfsmount)
+ * root is found, into this CPU's record. Returns the tree index or OW_NO_TREE. No depth
+ * limit short of the record's room and WALK_MAX_STEPS; a walk that is cut short says so
+ * (OW_F_TRUNCATED), it is not dropped. A global (not static) function: the verifier checks
+ * it once, not at each of the many places that walk, which kept loading at over a second.
+ * Kernel pointers come as scalars. */
+__noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 {
 	struct dentry *d = (struct dentry *)dentry;
 	struct vfsmount *vm = (struct vfsmount *)vfsmount;
-	struct builder bb = { .s = s };
+	struct builder bb = { .s = this_scratch() };
 	struct builder *b = &bb;
-	struct walk_ctx c = {
-		.b = b,
-		.d = d,
-		.tree = OW_NO_TREE,
-	};
+	struct scratch *s = bb.s;
 	__u32 flags = 0;
 
 	if (!s || !d)
 		return OW_NO_TREE;
-	if (vm) {
-		c.m = real_mount(vm);
-		c.mnt_root = BPF_CORE_READ(vm, mnt_root);
-	}
+	s->w.d = dentry;
+	s->w.m = vm ? (__u64)real_mount(vm) : 0;
+	s->w.mnt_root = vm ? (__u64)BPF_CORE_READ(vm, mnt_root) : 0;
+	s->w.tree = OW_NO_TREE;
+	s->w.done = 0;
+	s->w.full = 0;
+	s->w.names = 0;
+	s->w.tree_depth = 0;
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
 	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
 	s->view_names = 0;
 	s->above_mnt_root = 0;
-	bpf_loop(WALK_MAX_STEPS, walk_step, &c, 0);
-	if (!c.done || c.full)
+	for (int i = 0; i < WALK_MAX_STEPS / WALK_CHUNK; i++)
+		if (ow_walk_chunk())
+			break;
+	if (!s->w.done || s->w.full)
 		flags |= OW_F_TRUNCATED;
 	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
-		put_u32(b, c.tree);
+		put_u32(b, s->w.tree);
 		put_u32(b, flags);
 		put_u32(b, BPF_CORE_READ(d, d_inode, i_mode));
-		put_u32(b, c.tree_depth);
+		put_u32(b, s->w.tree_depth);
 	}
-	return c.tree;
+	return s->w.tree;
 }
 
 static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struct vfsmount *vm)
 {
-	return ow_put_walk(b->s, (__u64)d, (__u64)vm);
+	return ow_put_walk((__u64)d, (__u64)vm);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *task, int fd)

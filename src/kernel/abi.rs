@@ -42,6 +42,10 @@ pub mod prog {
         }
     }
 
+    /// lsm and fentry before 6.1: chown seen at chown_common (`lsm_chown_common`,
+    /// `fentry_chown_common`) instead of the security hook (`..._chown`).
+    pub const CHOWN_COMMON: &str = "_chown_common";
+
     // tracepoint backend: `tp_enter_<syscall>` one per syscall, one exit program attached to
     // every syscall's exit, io_uring submissions (the 6.4+ tracepoint and the older one).
     pub const TP_ENTER: &str = "tp_enter_";

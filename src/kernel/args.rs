@@ -130,10 +130,41 @@ pub fn fill(btf: &Btf, args: &mut ow_fn_args, kprobe: bool) -> Result<()> {
 /// user pointer): the io_uring programs stay off there until they learn to read it.
 pub fn uring_paths_readable(btf: &Btf) -> bool {
     let Some(s) = btf.type_by_name::<Struct>("io_rename") else {
-        return true; // (no BTF for io_uring's internals: the programs' CO-RE decides)
+        // before 5.11 io_uring has no path ops but open, and its tracepoints no request
+        return false;
     };
     let oldpath = s.iter().find(|m| m.name.is_some_and(|n| n == "oldpath"));
     oldpath.is_none_or(|m| is_ptr(btf.type_by_id(m.ty)))
+}
+
+/// Whether io_uring's submission tracepoint `tp` passes the request (`struct io_kiocb *`, from
+/// 5.19), which the tp_uring programs read; before, it passed the ring and the opcode only.
+pub fn uring_tracepoint_passes_request(btf: &Btf, tp: &str) -> bool {
+    let Some(t) = btf.type_by_name::<BtfType>(&format!("btf_trace_{tp}")) else {
+        return false;
+    };
+    let Some(p) = t
+        .skip_mods_and_typedefs()
+        .next_type()
+        .and_then(|f| FuncProto::try_from(f).ok())
+    else {
+        return false;
+    };
+    // (void *data, struct io_kiocb *req)
+    let passes = p.iter().nth(1).is_some_and(|a| {
+        btf.type_by_id::<BtfType>(a.ty)
+            .and_then(|t| t.skip_mods_and_typedefs().next_type())
+            .and_then(|t| t.name().map(|n| n == "io_kiocb"))
+            .unwrap_or(false)
+    });
+    passes
+}
+
+/// Whether this kernel's trampolines (lsm, fentry) take structs by value, such as the kuid_t
+/// and kgid_t of security_path_chown (6.1+: `struct btf_func_model` gained arg_flags then).
+pub fn trampolines_take_structs(btf: &Btf) -> bool {
+    btf.type_by_name::<Struct>("btf_func_model")
+        .is_some_and(|s| s.iter().any(|m| m.name.is_some_and(|n| n == "arg_flags")))
 }
 
 #[cfg(test)]

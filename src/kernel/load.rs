@@ -192,15 +192,17 @@ fn switch_on(
 ) -> Result<Vec<String>> {
     let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
     let uring_ok = btf.is_none_or(args::uring_paths_readable);
+    let struct_args = btf.is_some_and(args::trampolines_take_structs);
     let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let on = match backend {
-            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, uring_ok),
+            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, btf, uring_ok),
             _ => {
                 let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
                     && kernel_has_target(&name, backend, &has_func)
+                    && chown_hook_on(&name, backend, struct_args)
             }
         };
         p.set_autoload(on);
@@ -231,9 +233,31 @@ fn kernel_has_target(name: &str, backend: Backend, has_func: &dyn Fn(&str) -> bo
     }
 }
 
+/// chown: the security hook where trampolines take its kuid_t and kgid_t (6.1+), else
+/// chown_common (lsm and fentry; a kprobe reads them from registers on every kernel).
+fn chown_hook_on(name: &str, backend: Backend, struct_args: bool) -> bool {
+    if name.ends_with(prog::CHOWN_COMMON) {
+        !struct_args
+    } else if name.ends_with("_chown") && backend != Backend::Kprobe {
+        struct_args
+    } else {
+        true
+    }
+}
+
 /// Whether a tracepoint-backend program is switched on here; a syscall's enter program adds
 /// the syscall to `syscalls`.
-fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring_ok: bool) -> bool {
+fn tracepoint_prog_on(
+    name: &str,
+    syscalls: &mut Vec<String>,
+    btf: Option<&Btf>,
+    uring_ok: bool,
+) -> bool {
+    // io_uring's submission tracepoint passes the request from 5.19
+    let uring_tp = |tp: &str| {
+        tracepoint_exists_in("io_uring", tp)
+            && btf.is_none_or(|b| args::uring_tracepoint_passes_request(b, tp))
+    };
     match name.strip_prefix(prog::TP_ENTER) {
         Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
             syscalls.push(sc.to_owned());
@@ -243,12 +267,10 @@ fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring_ok: bool) ->
         None => match name {
             prog::TP_SYS_EXIT => true,
             // io_uring's submission, under its 6.4+ name or the older one
-            prog::TP_URING_REQ => {
-                tracepoint_exists_in("io_uring", "io_uring_submit_req") && uring_ok
-            }
+            prog::TP_URING_REQ => uring_tp("io_uring_submit_req") && uring_ok,
             prog::TP_URING_SQE => {
                 !tracepoint_exists_in("io_uring", "io_uring_submit_req")
-                    && tracepoint_exists_in("io_uring", "io_uring_submit_sqe")
+                    && uring_tp("io_uring_submit_sqe")
                     && uring_ok
             }
             _ => ctime_hook_available(name),
