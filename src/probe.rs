@@ -4,6 +4,8 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::kernel::caps::require_root;
+use crate::kernel::features;
+use crate::kernel::load::load_check;
 use crate::kernel::plan::{self, Backend, BackendReq};
 use crate::kernel::trial::{probe_some, Report};
 
@@ -65,7 +67,25 @@ fn coverage(b: Backend) -> &'static str {
 pub fn run() -> Result<u8> {
     require_root()?;
     libbpf_rs::set_print(None);
-    let r = probe_some(&Backend::ALL);
-    println!("{}", serde_json::to_string_pretty(&report_json(&r))?);
+    let mut r = probe_some(&Backend::ALL);
+    // usable = loads exactly what watch would load, not only the trial
+    for s in &mut r.facts.statuses {
+        if s.works.is_ok() {
+            s.works = load_check(s.backend)
+                .map_err(|e| format!("its trial passed but its programs do not load: {e}"));
+        }
+    }
+    let mut v = report_json(&r);
+    v["kernel"]["features"] = features::detect()
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_owned(),
+                json!({"present": f.present, "effect": f.effect}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
 }

@@ -181,6 +181,7 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 	ev->op = p->op;
 	ev->flags = p->flags | extra_flags;
 	ev->mode = p->mode;
+	b.s->kstrs = p->kstrs;
 	if (is_fd_op(p->syscall)) {
 		tree = put_fd_op(&b, task, p, ret);
 		if (tree == OW_NO_TREE)

@@ -9,11 +9,42 @@
  * Each uring_<op>() below puts a request into struct pending as hooks/syscalls.h remembers
  * the syscall; it returns 0 for a request that is not reported. */
 
+/* 7.2+: a request holds the kernel's copy of each path (struct delayed_filename, made at
+ * prep), no longer the caller's pointer (struct filename lost uptr). */
+struct delayed_filename___ow {
+	struct filename *__incomplete_filename;
+} __attribute__((preserve_access_index));
+struct io_mkdir___df {
+	struct delayed_filename___ow filename;
+} __attribute__((preserve_access_index));
+struct io_open___df {
+	struct delayed_filename___ow filename;
+} __attribute__((preserve_access_index));
+struct io_unlink___df {
+	struct delayed_filename___ow filename;
+} __attribute__((preserve_access_index));
+struct io_rename___df {
+	struct delayed_filename___ow oldpath;
+	struct delayed_filename___ow newpath;
+} __attribute__((preserve_access_index));
+struct io_link___df {
+	struct delayed_filename___ow oldpath;
+	struct delayed_filename___ow newpath;
+} __attribute__((preserve_access_index));
+
+/* The path string of field F of request R (struct T): the caller's pointer, or from 7.2 the
+ * kernel's copy, which p->kstrs then says. */
+#define URING_NAME(p, R, T, F)                                                             \
+	(bpf_core_type_exists(struct delayed_filename___ow)                                \
+		 ? ((p)->kstrs = 1,                                                        \
+		    (__u64)BPF_CORE_READ((struct T##___df *)(R), F.__incomplete_filename, name)) \
+		 : (__u64)BPF_CORE_READ((struct T *)(R), F, uptr))
+
 /* (dfd, path string) into two argument slots, as the *at() syscalls take them */
-static __always_inline void uring_path(__u64 *a, int dfd, struct filename *name)
+static __always_inline void uring_path(__u64 *a, int dfd, __u64 name)
 {
 	a[0] = (__s64)dfd;
-	a[1] = (__u64)BPF_CORE_READ(name, uptr);
+	a[1] = name;
 }
 
 static __always_inline int uring_mkdirat(struct io_mkdir *m, struct pending *p)
@@ -22,7 +53,7 @@ static __always_inline int uring_mkdirat(struct io_mkdir *m, struct pending *p)
 	p->flags |= OW_F_NOFOLLOW;
 	p->mode = umasked(BPF_CORE_READ(m, mode));
 	p->syscall = SC_MKDIR;
-	uring_path(p->args, BPF_CORE_READ(m, dfd), BPF_CORE_READ(m, filename));
+	uring_path(p->args, BPF_CORE_READ(m, dfd), URING_NAME(p, m, io_mkdir, filename));
 	return 1;
 }
 
@@ -37,7 +68,7 @@ static __always_inline int uring_openat(struct io_open *o, struct pending *p)
 	if (p->op == OW_OP_CREATE)
 		p->mode = umasked(BPF_CORE_READ(o, how.mode));
 	p->syscall = SC_MKDIR; /* dfd, path */
-	uring_path(p->args, BPF_CORE_READ(o, dfd), BPF_CORE_READ(o, filename));
+	uring_path(p->args, BPF_CORE_READ(o, dfd), URING_NAME(p, o, io_open, filename));
 	return 1;
 }
 
@@ -48,8 +79,8 @@ static __always_inline int uring_renameat(struct io_rename *r, struct pending *p
 	p->op = OW_OP_RENAME;
 	p->flags |= OW_F_NOFOLLOW | ((rf & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0);
 	p->syscall = SC_RENAME;
-	uring_path(&p->args[0], BPF_CORE_READ(r, old_dfd), BPF_CORE_READ(r, oldpath));
-	uring_path(&p->args[2], BPF_CORE_READ(r, new_dfd), BPF_CORE_READ(r, newpath));
+	uring_path(&p->args[0], BPF_CORE_READ(r, old_dfd), URING_NAME(p, r, io_rename, oldpath));
+	uring_path(&p->args[2], BPF_CORE_READ(r, new_dfd), URING_NAME(p, r, io_rename, newpath));
 	p->args[4] = rf;
 	return 1;
 }
@@ -59,7 +90,7 @@ static __always_inline int uring_unlinkat(struct io_unlink *u, struct pending *p
 	p->op = (BPF_CORE_READ(u, flags) & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK;
 	p->flags |= OW_F_NOFOLLOW;
 	p->syscall = SC_UNLINK;
-	uring_path(p->args, BPF_CORE_READ(u, dfd), BPF_CORE_READ(u, filename));
+	uring_path(p->args, BPF_CORE_READ(u, dfd), URING_NAME(p, u, io_unlink, filename));
 	return 1;
 }
 
@@ -68,8 +99,8 @@ static __always_inline int uring_symlinkat(struct io_link *l, struct pending *p)
 	p->op = OW_OP_SYMLINK;
 	p->flags |= OW_F_NOFOLLOW;
 	p->syscall = SC_SYMLINK; /* target, dfd, linkpath */
-	p->args[0] = (__u64)BPF_CORE_READ(l, oldpath, uptr);
-	uring_path(&p->args[1], BPF_CORE_READ(l, new_dfd), BPF_CORE_READ(l, newpath));
+	p->args[0] = URING_NAME(p, l, io_link, oldpath);
+	uring_path(&p->args[1], BPF_CORE_READ(l, new_dfd), URING_NAME(p, l, io_link, newpath));
 	return 1;
 }
 
@@ -80,8 +111,8 @@ static __always_inline int uring_linkat(struct io_link *l, struct pending *p)
 	p->op = OW_OP_LINK;
 	p->flags |= (lf & AT_SYMLINK_FOLLOW) ? 0 : OW_F_NOFOLLOW;
 	p->syscall = SC_LINK;
-	uring_path(&p->args[0], BPF_CORE_READ(l, old_dfd), BPF_CORE_READ(l, oldpath));
-	uring_path(&p->args[2], BPF_CORE_READ(l, new_dfd), BPF_CORE_READ(l, newpath));
+	uring_path(&p->args[0], BPF_CORE_READ(l, old_dfd), URING_NAME(p, l, io_link, oldpath));
+	uring_path(&p->args[2], BPF_CORE_READ(l, new_dfd), URING_NAME(p, l, io_link, newpath));
 	p->args[4] = lf & ~AT_EMPTY_PATH;
 	return 1;
 }

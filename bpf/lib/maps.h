@@ -46,7 +46,7 @@ struct pending {
 	__u32 syscall; /* enum sc */
 	__u64 args[6];
 	__u32 nseen;
-	__u32 _pad;
+	__u32 kstrs; /* the path strings in args are the kernel's copies (io_uring, 7.2+) */
 	__u64 seen[OW_MAX_SEEN]; /* struct dentry * */
 };
 
@@ -82,7 +82,7 @@ struct scratch {
 	 * mount's root (see walk_step). */
 	volatile __u32 view_names;
 	volatile __u32 above_mnt_root;
-	__u32 _pad;
+	volatile __u32 kstrs; /* strings "from the caller" are in kernel memory (pending.kstrs) */
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
 	__u32 nseen;

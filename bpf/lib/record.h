@@ -86,7 +86,7 @@ static __always_inline long put_str(struct builder *b, __u8 kind, const void *sr
 			b->s->trunc = 1;
 		return -1;
 	}
-	if (how & STR_USER)
+	if ((how & STR_USER) && !b->s->kstrs)
 		n = bpf_probe_read_user_str(&b->s->data[(off + 4) & DATA_MASK], size, src);
 	else
 		n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], size, src);

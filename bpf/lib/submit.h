@@ -26,6 +26,7 @@ static __always_inline struct ow_event *record_begin(struct builder *b, struct t
 	b->s->off = 0;
 	b->s->trunc = 0;
 	b->s->proc = 0;
+	b->s->kstrs = 0;
 	b->s->nseen = 0;
 	b->s->limit = limit;
 	fill_actor(&b->s->ev, task);

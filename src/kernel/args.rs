@@ -125,16 +125,11 @@ pub fn fill(btf: &Btf, args: &mut ow_fn_args, kprobe: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether io_uring requests still hold their path as a `struct filename *` the tracepoint
-/// backend can read at submission. 7.2 delays the copy (`struct delayed_filename`, without the
-/// user pointer): the io_uring programs stay off there until they learn to read it.
+/// Whether io_uring requests hold path strings the tracepoint backend reads at submission:
+/// the caller's pointer in `struct filename`, or from 7.2 the kernel's copy (`struct
+/// delayed_filename`, bpf/hooks/uring.h). Before 5.11 io_uring has no path ops but open.
 pub fn uring_paths_readable(btf: &Btf) -> bool {
-    let Some(s) = btf.type_by_name::<Struct>("io_rename") else {
-        // before 5.11 io_uring has no path ops but open, and its tracepoints no request
-        return false;
-    };
-    let oldpath = s.iter().find(|m| m.name.is_some_and(|n| n == "oldpath"));
-    oldpath.is_none_or(|m| is_ptr(btf.type_by_id(m.ty)))
+    btf.type_by_name::<Struct>("io_rename").is_some()
 }
 
 /// Whether io_uring's submission tracepoint `tp` passes the request (`struct io_kiocb *`, from

@@ -15,7 +15,7 @@ use super::abi::{self, prog};
 use super::args;
 use super::caps::tracepoint_exists as tracepoint_exists_in;
 use super::plan::{self, Backend, BackendReq};
-use super::trial::probe_some;
+use super::trial::{probe_some, with_libbpf_last, with_libbpf_reasons};
 
 /// A record wakes the reader when the last wakeup is older than this (bpf submit()).
 pub const WAKEUP_GAP: Duration = Duration::from_micros(500);
@@ -92,6 +92,22 @@ pub fn start_best<'obj>(
         bail!("no backend is usable ({})", failures.join("; "));
     }
     bail!("no backend could start ({})", failures.join("; "))
+}
+
+/// What `probe` asks of a backend whose trial passed: that its programs load and attach as
+/// `watch` would load them (`start`, with no tree).
+pub fn load_check(backend: Backend) -> Result<(), String> {
+    let spec = Spec {
+        roots: Vec::new(),
+        op_mask: u32::MAX,
+        ring_size: 1 << 18,
+    };
+    let mut obj = MaybeUninit::uninit();
+    with_libbpf_reasons(|| {
+        start(&mut obj, backend, &spec)
+            .map(drop)
+            .map_err(|e| with_libbpf_last(format!("{e:#}")))
+    })
 }
 
 /// ctime tracepoints (6.13+): which inodes a syscall changed, see bpf/hooks/ctime.h.

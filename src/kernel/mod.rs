@@ -5,6 +5,7 @@
 pub mod abi;
 pub mod args;
 pub mod caps;
+pub mod features;
 pub mod load;
 pub mod plan;
 pub mod trial;

@@ -29,12 +29,7 @@ fn remember_libbpf(_: libbpf_rs::PrintLevel, msg: String) {
 }
 
 fn errtext(e: &libbpf_rs::Error) -> String {
-    let mut s = e.to_string();
-    if let Ok(last) = LIBBPF_LAST.lock() {
-        if !last.is_empty() && !s.contains(last.as_str()) {
-            s = format!("{s} (libbpf: {last})");
-        }
-    }
+    let s = with_libbpf_last(e.to_string());
     let name = [
         ("os error 1)", "EPERM"),
         ("os error 2)", "ENOENT"),
@@ -64,13 +59,28 @@ enum Trial {
 }
 
 fn trial(t: Trial) -> Result<(), String> {
+    with_libbpf_reasons(|| trial_inner(t))
+}
+
+/// Runs `f` with libbpf's complaints kept for `errtext` (and off stderr).
+pub fn with_libbpf_reasons<T>(f: impl FnOnce() -> T) -> T {
     let prev = libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, remember_libbpf)));
     if let Ok(mut last) = LIBBPF_LAST.lock() {
         last.clear();
     }
-    let r = trial_inner(t);
+    let r = f();
     libbpf_rs::set_print(prev);
     r
+}
+
+/// libbpf's last complaint, when `e` does not say it already.
+pub fn with_libbpf_last(e: String) -> String {
+    match LIBBPF_LAST.lock() {
+        Ok(last) if !last.is_empty() && !e.contains(last.as_str()) => {
+            format!("{e} (libbpf: {last})")
+        }
+        _ => e,
+    }
 }
 
 fn trial_inner(t: Trial) -> Result<(), String> {

@@ -201,8 +201,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         probe_time: t_probe,
         failures,
     } = start_best(&mut objs, args.backend, &spec)?;
-    for f in &failures {
-        eprintln!("ownwatch: backend {f}; trying the next one");
+    // Why better backends were passed over is for -v and `probe`: a normal start says one line.
+    if args.verbose > 0 {
+        for f in &failures {
+            eprintln!("ownwatch: backend {f}; passed over");
+        }
     }
     let t_load = started.elapsed();
 

@@ -116,6 +116,26 @@ fn probe_reports_every_backend_and_the_choice() {
             );
         }
     }
+    // the kernel features the backends adapt to, each present or not, with what it decides
+    let features = p["kernel"]["features"]
+        .as_object()
+        .expect("kernel.features");
+    for f in [
+        "bpf_loop",
+        "get_func_arg",
+        "trampoline_struct_args",
+        "ctime_tracepoints",
+        "io_uring_tracepoint",
+    ] {
+        let v = &features
+            .get(f)
+            .unwrap_or_else(|| panic!("feature {f} missing: {p:#}"));
+        assert!(v["present"].is_boolean(), "{f}: {v}");
+        assert!(
+            v["effect"].as_str().is_some_and(|e| !e.is_empty()),
+            "{f}: {v}"
+        );
+    }
     let choice = expected_choice();
     assert_eq!(p["choice"], Value::from(choice.as_str()), "probe: {p:#}");
     let chosen = backends.iter().find(|b| b["name"] == p["choice"]).unwrap();
@@ -129,6 +149,40 @@ fn probe_reports_every_backend_and_the_choice() {
             let b = backends.iter().find(|b| b["name"] == n).unwrap();
             assert_eq!(b["usable"], Value::Bool(false), "{n} usable here? {b}");
         }
+    }
+}
+
+/// Without -v a start says one line, naming the backend: why better ones were passed over is
+/// for -v and `probe`. And every backend `probe` calls usable starts (probe loads what watch
+/// loads: never "usable" and then a load error).
+#[test]
+fn a_normal_start_is_one_line_and_usable_backends_start() {
+    needs_root!();
+    let d = root_dir!("oneline");
+    let t = s(&d.tree);
+    let usable: Vec<String> = probe()["backends"]
+        .as_array()
+        .expect("probe backends")
+        .iter()
+        .filter(|b| b["usable"] == Value::Bool(true))
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!usable.is_empty(), "probe: nothing usable: {:#}", probe());
+    let auto = ["watch", "--duration", "1s", t];
+    let mut runs = vec![(expected_choice(), auto.to_vec())];
+    for b in &usable {
+        runs.push((
+            b.clone(),
+            vec!["watch", "--backend", b, "--duration", "1s", t],
+        ));
+    }
+    for (backend, args) in runs {
+        let (code, out, err) = run_once(&args);
+        let ctx = format!("ownwatch {args:?}: exit {code:?}\nstdout: {out:?}\nstderr: {err:?}");
+        assert_eq!(code, Some(0), "{ctx}");
+        assert_eq!(err.lines().count(), 1, "stderr not one line; {ctx}");
+        let want = format!("ownwatch: watching 1 tree with backend {backend} (");
+        assert!(err.starts_with(&want), "want {want:?}; {ctx}");
     }
 }
 

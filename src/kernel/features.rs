@@ -1,0 +1,71 @@
+//! The kernel features the backends adapt to, as `probe` names them: each one present or
+//! not, and what depends on it. (What the trials measure, trampolines, kprobes, BPF LSM and
+//! sleepable LSM, comes from kernel::trial.)
+
+use libbpf_rs::btf::types::Enum;
+use libbpf_rs::btf::Btf;
+
+use super::abi::prog;
+use super::args;
+use super::caps::tracepoint_exists;
+
+pub struct Feature {
+    pub name: &'static str,
+    pub present: bool,
+    /// What it decides, for the reader of `probe`.
+    pub effect: &'static str,
+}
+
+/// Whether `enum bpf_func_id` has the helper `BPF_FUNC_<name>`.
+fn helper(btf: &Btf, name: &str) -> bool {
+    let want = format!("BPF_FUNC_{name}");
+    btf.type_by_name::<Enum>("bpf_func_id")
+        .is_some_and(|e| e.iter().any(|v| v.name.is_some_and(|n| n == want.as_str())))
+}
+
+/// The features, from the kernel's BTF and tracefs (none without BTF: nothing loads then).
+pub fn detect() -> Vec<Feature> {
+    let Ok(btf) = Btf::from_vmlinux() else {
+        return Vec::new();
+    };
+    let uring_tp = ["io_uring_submit_req", "io_uring_submit_sqe"]
+        .into_iter()
+        .find(|tp| tracepoint_exists("io_uring", tp));
+    vec![
+        Feature {
+            name: "bpf_loop",
+            present: helper(&btf, "loop"),
+            effect: "not needed: walks and copies are bounded loops in global functions \
+                     (5.10 has no bpf_loop)",
+        },
+        Feature {
+            name: "get_func_arg",
+            present: helper(&btf, "get_func_arg"),
+            effect: "not needed: lsm, fentry and kprobe read arguments where the kernel's \
+                     BTF says they are",
+        },
+        Feature {
+            name: "trampoline_struct_args",
+            present: args::trampolines_take_structs(&btf),
+            effect: "lsm and fentry see chown at security_path_chown (kuid_t by value, \
+                     6.1+); without, at chown_common",
+        },
+        Feature {
+            name: "ctime_tracepoints",
+            present: prog::CTIME
+                .iter()
+                .all(|(_, tp)| tracepoint_exists("timestamp", tp)),
+            effect: "tracepoint backend: paths given as strings are exact (6.13+); \
+                     without, resolved in user space after the fact",
+        },
+        Feature {
+            name: "io_uring_tracepoint",
+            present: uring_tp.is_some_and(|tp| {
+                args::uring_tracepoint_passes_request(&btf, tp) && args::uring_paths_readable(&btf)
+            }),
+            effect: "tracepoint backend: io_uring file operations are seen (the submission \
+                     tracepoint passes the request, 5.19+, and its paths are readable at \
+                     submission)",
+        },
+    ]
+}
