@@ -16,6 +16,8 @@ struct vfs_wait {
 	__u64 trunc_skip; /* a write open with O_TRUNC: its truncate is part of the open */
 	__u32 armed;      /* kprobe: inside the completing function */
 	__u32 depth;      /* kprobe: nested completing functions entered while armed */
+	__u32 op;         /* the event's op (enum ow_op) */
+	__u32 _pad;
 };
 
 struct {
@@ -94,7 +96,7 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 	}
 	put_identity(&b, task);
 	if (submit(&b) == 0 && o->done_key) {
-		struct vfs_wait w = { .key = o->done_key };
+		struct vfs_wait w = { .key = o->done_key, .op = o->op };
 
 		/* kprobe: the xattr hooks run inside vfs_setxattr/vfs_removexattr, after their
 		 * entry probe: the wait is armed already. */
@@ -273,6 +275,30 @@ FX_DONE(vfs_set_acl, OW_DONE_VFS_SET_ACL)
 FX_DONE(vfs_remove_acl, OW_DONE_VFS_REMOVE_ACL)
 FX_DONE_KEYED(vfs_rename, OW_DONE_VFS_RENAME, rename_key)
 
+/* rmdir's outcome also from do_rmdir, the one caller of the rmdir hook: 5.10's compiler
+ * inlined vfs_rmdir there, so its exit never runs for a syscall. Where vfs_rmdir reported the
+ * outcome already no wait is left. (do_rmdir(int dfd, struct filename *name) on the kernels
+ * that have it; user space checks the two arguments.) */
+SEC("?fexit/do_rmdir")
+int OW_CAT(PROG_FEXIT_DONE, do_rmdir)(void *ctx)
+{
+	struct vfs_wait *w = wait_of_current();
+
+	if (w && w->key && w->op == OW_OP_RMDIR)
+		vfs_outcome(w, (long)(int)tracing_arg(ctx, 2));
+	return 0;
+}
+
+SEC("?kretprobe/do_rmdir")
+int OW_CAT(PROG_KRETPROBE_DONE, do_rmdir)(struct pt_regs *ctx)
+{
+	struct vfs_wait *w = wait_of_current();
+
+	if (w && w->key && w->op == OW_OP_RMDIR && !w->armed)
+		vfs_outcome(w, (long)(int)PT_REGS_RC(ctx));
+	return 0;
+}
+
 static __always_inline __u64 path_mnt(const struct path *p)
 {
 	return (__u64)BPF_CORE_READ(p, mnt);
@@ -393,7 +419,7 @@ static __always_inline int on_open(struct file *f)
 	if (o.op == OW_OP_CREATE)
 		o.mode = BPF_CORE_READ(inode, i_mode) & 07777;
 	if (o.op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
-		struct vfs_wait w = { .trunc_skip = dv };
+		struct vfs_wait w = { .trunc_skip = dv, .op = OW_OP_WRITE };
 
 		set_wait(&w);
 	}
@@ -485,6 +511,16 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	int OW_PROG(BPF_PROG, OW_CAT(FN, chown_common), const struct path *p, __u32 uid,   \
 		    __u32 gid)                                                             \
 	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, uid, gid); return 0; }
+
+/* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
+ * backend sees rename at security_path_rename, which has them. */
+SEC("?fentry/security_path_rename")
+int BPF_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o, const struct path *nd,
+	     struct dentry *n, unsigned int flags)
+{
+	on_rename(od, o, nd, n, flags);
+	return 0;
+}
 
 CHOWN_COMMON(PROG_LSM)
 CHOWN_COMMON(PROG_FENTRY)

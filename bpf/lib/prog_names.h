@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Program names: a contract with user space, which switches programs on by name (src/kernel/
  * abi.rs `mod prog`: PROG_X here is its prog::X). The prefixes below, the fixed names listed
- * after them and the suffixes _chown_common, _ftruncate, _setacl, _removeacl, vfs_set_acl and vfs_remove_acl
+ * after them and the suffixes _chown_common, _rename_noflags, do_rmdir, _ftruncate, _setacl, _removeacl, vfs_set_acl and vfs_remove_acl
  * (hooks that some kernels lack) must match that module: never rename a program here alone. */
 #ifndef OW_LIB_PROG_NAMES_H
 #define OW_LIB_PROG_NAMES_H

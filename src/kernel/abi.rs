@@ -45,6 +45,11 @@ pub mod prog {
     /// lsm and fentry before 6.1: chown seen at chown_common (`lsm_chown_common`,
     /// `fentry_chown_common`) instead of the security hook (`..._chown`).
     pub const CHOWN_COMMON: &str = "_chown_common";
+    /// lsm before 5.19: rename seen at security_path_rename (`lsm_rename_noflags`), the LSM
+    /// hook having no flags (`lsm_rename`).
+    pub const RENAME_NOFLAGS: &str = "_rename_noflags";
+    /// rmdir's outcome also from do_rmdir (`fx_done_do_rmdir`, `kr_done_do_rmdir`).
+    pub const DO_RMDIR: &str = "do_rmdir";
 
     // tracepoint backend: `tp_enter_<syscall>` one per syscall, one exit program attached to
     // every syscall's exit, io_uring submissions (the 6.4+ tracepoint and the older one).

@@ -132,6 +132,11 @@ pub fn uring_paths_readable(btf: &Btf) -> bool {
     btf.type_by_name::<Struct>("io_rename").is_some()
 }
 
+/// Whether `func` is in the kernel's BTF with `n` parameters.
+pub fn has_params(btf: &Btf, func: &str, n: usize) -> bool {
+    proto(btf, func).is_some_and(|p| p.params.len() == n)
+}
+
 /// Whether io_uring's submission tracepoint `tp` passes the request (`struct io_kiocb *`, from
 /// 5.19), which the tp_uring programs read; before, it passed the ring and the opcode only.
 pub fn uring_tracepoint_passes_request(btf: &Btf, tp: &str) -> bool {

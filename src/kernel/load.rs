@@ -209,6 +209,8 @@ fn switch_on(
     let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
     let uring_ok = btf.is_none_or(args::uring_paths_readable);
     let struct_args = btf.is_some_and(args::trampolines_take_structs);
+    let rename_noflags = btf.is_some_and(|b| args::has_params(b, "bpf_lsm_path_rename", 4));
+    let do_rmdir = btf.is_some_and(|b| args::has_params(b, "do_rmdir", 2));
     let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
@@ -219,6 +221,8 @@ fn switch_on(
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
                     && kernel_has_target(&name, backend, &has_func)
                     && chown_hook_on(&name, backend, struct_args)
+                    && (!name.ends_with(prog::DO_RMDIR) || do_rmdir)
+                    && lsm_rename_on(&name, rename_noflags)
             }
         };
         p.set_autoload(on);
@@ -256,6 +260,17 @@ fn chown_hook_on(name: &str, backend: Backend, struct_args: bool) -> bool {
         !struct_args
     } else if name.ends_with("_chown") && backend != Backend::Kprobe {
         struct_args
+    } else {
+        true
+    }
+}
+
+/// lsm rename: the hook where it has the flags (5.19+), else security_path_rename.
+fn lsm_rename_on(name: &str, noflags: bool) -> bool {
+    if name.ends_with(prog::RENAME_NOFLAGS) {
+        noflags
+    } else if name == "lsm_rename" {
+        !noflags
     } else {
         true
     }

@@ -254,6 +254,13 @@ pub fn lost_output_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
     lost_line_why(time, count, Some("output"), json, out)
 }
 
+/// Runs of our programs the kernel skipped (a program already running on that CPU: its
+/// recursion guard): each may have been an event, or a record's outcome or exact path.
+/// `"reason":"skipped"`, so they are told apart from records that could not be delivered.
+pub fn skipped_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
+    lost_line_why(time, count, Some("skipped"), json, out)
+}
+
 fn lost_line_why(time: &str, count: u64, reason: Option<&str>, json: bool, out: &mut Vec<u8>) {
     if json {
         let mut o = Obj::new(out);
@@ -452,5 +459,11 @@ mod tests {
         out.clear();
         lost_output_line("T", 7, false, &mut out);
         assert_eq!(out, b"T lost 7 events (output)\n");
+        out.clear();
+        skipped_line("T", 3, true, &mut out);
+        assert_eq!(
+            out,
+            b"{\"time\":\"T\",\"op\":\"lost\",\"count\":3,\"reason\":\"skipped\"}\n"
+        );
     }
 }

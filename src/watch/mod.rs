@@ -247,6 +247,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         devs: &skel.maps.devs,
         roots: &skel.maps.roots,
         lost: &skel.maps.lost,
+        obj: {
+            use libbpf_rs::skel::Skel;
+            skel.object()
+        },
     };
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
@@ -267,29 +271,40 @@ pub fn run(args: WatchArgs) -> Result<u8> {
 /// -v: programs the kernel skipped because they were already running on that CPU (a preempted
 /// tracing program blocks the next run of the same program there).
 fn report_recursion_misses(obj: &libbpf_rs::Object) {
-    use std::os::fd::{AsFd, AsRawFd};
     for p in obj.progs() {
-        if !p.autoload() {
-            continue;
-        }
-        let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
-        let mut len = std::mem::size_of_val(&info) as u32;
-        // SAFETY: info is a bpf_prog_info of len bytes; the fd is the program's.
-        let rc = unsafe {
-            libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
-                p.as_fd().as_raw_fd(),
-                &mut info,
-                &mut len,
-            )
-        };
-        if rc == 0 && info.recursion_misses > 0 {
+        let n = recursion_misses(&p);
+        if n > 0 {
             eprintln!(
-                "ownwatch: program {} skipped {} times (recursion)",
-                p.name().to_string_lossy(),
-                info.recursion_misses
+                "ownwatch: program {} skipped {n} times (recursion)",
+                p.name().to_string_lossy()
             );
         }
     }
+}
+
+/// How often the kernel skipped a program because one was running on that CPU already (its
+/// recursion guard; 5.12+ counts it, older kernels say 0).
+fn recursion_misses(p: &libbpf_rs::Program) -> u64 {
+    use std::os::fd::{AsFd, AsRawFd};
+    if !p.autoload() {
+        return 0;
+    }
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a bpf_prog_info of len bytes; the fd is the program's.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(p.as_fd().as_raw_fd(), &mut info, &mut len)
+    };
+    if rc == 0 {
+        info.recursion_misses
+    } else {
+        0
+    }
+}
+
+/// All our programs' skipped runs.
+fn skipped_runs(obj: &libbpf_rs::Object) -> u64 {
+    obj.progs().map(|p| recursion_misses(&p)).sum()
 }
 
 /// The maps the main loop keeps up to date or reads.
@@ -297,6 +312,8 @@ struct Maps<'a> {
     devs: &'a dyn MapCore,
     roots: &'a dyn MapCore,
     lost: &'a dyn MapCore,
+    /// for the programs' skipped runs
+    obj: &'a libbpf_rs::Object,
 }
 
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
@@ -310,6 +327,7 @@ fn event_loop(
     verbose: bool,
 ) -> Result<u8> {
     let mut lost_seen = 0u64;
+    let mut skipped_seen = skipped_runs(maps.obj);
     let mut devs_synced = Instant::now();
     let mut flowing = false;
     loop {
@@ -318,6 +336,12 @@ fn event_loop(
             let roots = processor.borrow().roots.now.clone();
             sync_devs(maps.devs, &roots, &mut dev_flags)?;
             devs_synced = Instant::now();
+            // Runs the kernel skipped may have been events: said in-band, as losses are.
+            let skipped = skipped_runs(maps.obj);
+            if skipped > skipped_seen {
+                processor.borrow_mut().skipped(skipped - skipped_seen);
+                skipped_seen = skipped;
+            }
         }
         let stopping = STOP.load(Ordering::SeqCst)
             || deadline.is_some_and(|d| Instant::now() >= d)
@@ -369,6 +393,10 @@ fn event_loop(
         }
         if stopping {
             p.drain_waiting();
+            let skipped = skipped_runs(maps.obj);
+            if skipped > skipped_seen {
+                p.skipped(skipped - skipped_seen);
+            }
             p.flush();
             if verbose {
                 eprintln!(

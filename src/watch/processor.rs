@@ -10,7 +10,7 @@ use crate::kernel::abi::{flag, op, ow_outcome, slot, OP_NAMES, UNSET};
 use crate::kernel::plan::Backend;
 use crate::output::sink::Sink;
 use crate::output::timefmt::now_rfc3339;
-use crate::output::{json_line, lost_line, text_line, tree_gone_line, Event};
+use crate::output::{json_line, lost_line, skipped_line, text_line, tree_gone_line, Event};
 
 use super::decode::{decode, identity_start, Record};
 use super::enrich::Enricher;
@@ -295,6 +295,12 @@ impl Processor {
         ev.fixed = fixed;
         ev.fix_error = if fixed == Some(false) { error } else { None };
         ev.setid_cleared = cleared;
+    }
+
+    /// Program runs the kernel skipped (see `output::skipped_line`).
+    pub(super) fn skipped(&mut self, n: u64) {
+        let json = self.json;
+        self.write_note(|time, buf| skipped_line(time, n, json, buf));
     }
 
     pub(super) fn lost(&mut self, n: u64) {
