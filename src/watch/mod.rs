@@ -201,24 +201,12 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         probe_time: t_probe,
         failures,
     } = start_best(&mut objs, args.backend, &spec)?;
-    // Why better backends were passed over is for -v and `probe`: a normal start says one line.
-    if args.verbose > 0 {
-        for f in &failures {
-            eprintln!("ownwatch: backend {f}; passed over");
-        }
-    }
     let t_load = started.elapsed();
 
     let mut dev_flags = HashMap::new();
     sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
-
     if args.verbose > 0 {
-        eprintln!(
-            "ownwatch: probe {} ms, load and attach {} ms, maps {} ms",
-            t_probe.as_millis(),
-            (t_load - t_probe).as_millis(),
-            (started.elapsed() - t_load).as_millis()
-        );
+        say_start(&failures, t_probe, t_load, started.elapsed());
     }
     let mut processor = Processor::new(&trees, args.format, backend, sink);
     processor.fix = args.fix;
@@ -270,6 +258,20 @@ pub fn run(args: WatchArgs) -> Result<u8> {
 
 /// -v: programs the kernel skipped because they were already running on that CPU (a preempted
 /// tracing program blocks the next run of the same program there).
+/// -v: why better backends were passed over (a normal start says one line: that is for -v and
+/// `probe`), and where start-up time went.
+fn say_start(failures: &[String], probe: Duration, load: Duration, total: Duration) {
+    for f in failures {
+        eprintln!("ownwatch: backend {f}; passed over");
+    }
+    eprintln!(
+        "ownwatch: probe {} ms, load and attach {} ms, maps {} ms",
+        probe.as_millis(),
+        (load - probe).as_millis(),
+        (total - load).as_millis()
+    );
+}
+
 fn report_recursion_misses(obj: &libbpf_rs::Object) {
     for p in obj.progs() {
         let n = recursion_misses(&p);
@@ -326,8 +328,10 @@ fn event_loop(
     deadline: Option<Instant>,
     verbose: bool,
 ) -> Result<u8> {
-    let mut lost_seen = 0u64;
-    let mut skipped_seen = skipped_runs(maps.obj);
+    let mut losses = Losses {
+        lost: 0,
+        skipped: skipped_runs(maps.obj),
+    };
     let mut devs_synced = Instant::now();
     let mut flowing = false;
     loop {
@@ -336,12 +340,7 @@ fn event_loop(
             let roots = processor.borrow().roots.now.clone();
             sync_devs(maps.devs, &roots, &mut dev_flags)?;
             devs_synced = Instant::now();
-            // Runs the kernel skipped may have been events: said in-band, as losses are.
-            let skipped = skipped_runs(maps.obj);
-            if skipped > skipped_seen {
-                processor.borrow_mut().skipped(skipped - skipped_seen);
-                skipped_seen = skipped;
-            }
+            losses.say_skipped(maps, &mut processor.borrow_mut());
         }
         let stopping = STOP.load(Ordering::SeqCst)
             || deadline.is_some_and(|d| Instant::now() >= d)
@@ -372,12 +371,8 @@ fn event_loop(
                 return Err(anyhow!("reading the ring buffer: {e}"));
             }
         }
-        let lost = read_lost(maps.lost);
         let mut p = processor.borrow_mut();
-        if lost > lost_seen {
-            p.lost(lost - lost_seen);
-            lost_seen = lost;
-        }
+        losses.say_lost(maps, &mut p);
         p.flush();
         // logrotate moved the file: continue in a new one, between whole lines.
         if HUP.swap(false, Ordering::SeqCst) && p.out_err.is_none() {
@@ -393,18 +388,41 @@ fn event_loop(
         }
         if stopping {
             p.drain_waiting();
-            let skipped = skipped_runs(maps.obj);
-            if skipped > skipped_seen {
-                p.skipped(skipped - skipped_seen);
-            }
+            losses.say_skipped(maps, &mut p);
             p.flush();
             if verbose {
                 eprintln!(
                     "ownwatch: {} records from the kernel, {} events written, {} lost",
-                    p.records, p.events, lost_seen
+                    p.records, p.events, losses.lost
                 );
             }
             return Ok(0);
+        }
+    }
+}
+
+/// What was said in-band so far: records the kernel could not deliver (its `lost` map), runs
+/// of our programs it skipped (each may have been an event or its outcome).
+struct Losses {
+    lost: u64,
+    skipped: u64,
+}
+
+impl Losses {
+    fn say_lost(&mut self, maps: &Maps, p: &mut Processor) {
+        let lost = read_lost(maps.lost);
+        if lost > self.lost {
+            p.lost(lost - self.lost);
+            self.lost = lost;
+        }
+    }
+
+    /// (once a second and at the end: it asks the kernel about every program)
+    fn say_skipped(&mut self, maps: &Maps, p: &mut Processor) {
+        let skipped = skipped_runs(maps.obj);
+        if skipped > self.skipped {
+            p.skipped(skipped - self.skipped);
+            self.skipped = skipped;
         }
     }
 }

@@ -19,6 +19,17 @@ fn assert_usage_error(args: &[&str]) {
     assert!(!err.contains("panicked"), "{ctx}");
 }
 
+/// The backends `probe` calls usable (or not).
+fn probed_backends(usable: bool) -> Vec<String> {
+    probe()["backends"]
+        .as_array()
+        .expect("probe backends")
+        .iter()
+        .filter(|b| b["usable"] == Value::Bool(usable))
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn bad_input_exits_2_with_one_line() {
     let d = root_dir!("badinput");
@@ -54,13 +65,7 @@ fn bad_input_exits_2_with_one_line() {
         assert_usage_error(&["watch", option, value, t]);
     }
     // Backends this machine cannot use.
-    let unusable: Vec<String> = probe()["backends"]
-        .as_array()
-        .expect("probe backends")
-        .iter()
-        .filter(|b| b["usable"] == Value::Bool(false))
-        .map(|b| b["name"].as_str().unwrap().to_string())
-        .collect();
+    let unusable = probed_backends(false);
     if expected_choice() == "tracepoint" {
         for b in ["lsm", "fentry", "kprobe"] {
             assert!(
@@ -160,13 +165,7 @@ fn a_normal_start_is_one_line_and_usable_backends_start() {
     needs_root!();
     let d = root_dir!("oneline");
     let t = s(&d.tree);
-    let usable: Vec<String> = probe()["backends"]
-        .as_array()
-        .expect("probe backends")
-        .iter()
-        .filter(|b| b["usable"] == Value::Bool(true))
-        .map(|b| b["name"].as_str().unwrap().to_string())
-        .collect();
+    let usable = probed_backends(true);
     assert!(!usable.is_empty(), "probe: nothing usable: {:#}", probe());
     let auto = ["watch", "--duration", "1s", t];
     let mut runs = vec![(expected_choice(), auto.to_vec())];
