@@ -8,6 +8,7 @@ use libbpf_rs::btf::Btf;
 use super::abi::prog;
 use super::args;
 use super::caps::tracepoint_exists;
+use super::load;
 
 pub struct Feature {
     pub name: &'static str,
@@ -28,9 +29,6 @@ pub fn detect() -> Vec<Feature> {
     let Ok(btf) = Btf::from_vmlinux() else {
         return Vec::new();
     };
-    let uring_tp = ["io_uring_submit_req", "io_uring_submit_sqe"]
-        .into_iter()
-        .find(|tp| tracepoint_exists("io_uring", tp));
     vec![
         Feature {
             name: "bpf_loop",
@@ -60,9 +58,7 @@ pub fn detect() -> Vec<Feature> {
         },
         Feature {
             name: "io_uring_tracepoint",
-            present: uring_tp.is_some_and(|tp| {
-                args::uring_tracepoint_passes_request(&btf, tp) && args::uring_paths_readable(&btf)
-            }),
+            present: load::uring_program(Some(&btf)).is_some(),
             effect: "tracepoint backend: io_uring file operations are seen (the submission \
                      tracepoint passes the request, 5.19+, and its paths are readable at \
                      submission)",

@@ -207,7 +207,7 @@ fn switch_on(
     btf: Option<&Btf>,
 ) -> Result<Vec<String>> {
     let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
-    let uring_ok = btf.is_none_or(args::uring_paths_readable);
+    let uring = uring_program(btf);
     let struct_args = btf.is_some_and(args::trampolines_take_structs);
     let rename_noflags = btf.is_some_and(|b| args::has_params(b, "bpf_lsm_path_rename", 4));
     let do_rmdir = btf.is_some_and(|b| args::has_params(b, "do_rmdir", 2));
@@ -215,7 +215,7 @@ fn switch_on(
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let on = match backend {
-            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, btf, uring_ok),
+            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, uring),
             _ => {
                 let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
@@ -278,17 +278,7 @@ fn lsm_rename_on(name: &str, noflags: bool) -> bool {
 
 /// Whether a tracepoint-backend program is switched on here; a syscall's enter program adds
 /// the syscall to `syscalls`.
-fn tracepoint_prog_on(
-    name: &str,
-    syscalls: &mut Vec<String>,
-    btf: Option<&Btf>,
-    uring_ok: bool,
-) -> bool {
-    // io_uring's submission tracepoint passes the request from 5.19
-    let uring_tp = |tp: &str| {
-        tracepoint_exists_in("io_uring", tp)
-            && btf.is_none_or(|b| args::uring_tracepoint_passes_request(b, tp))
-    };
+fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring: Option<&str>) -> bool {
     match name.strip_prefix(prog::TP_ENTER) {
         Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
             syscalls.push(sc.to_owned());
@@ -297,16 +287,26 @@ fn tracepoint_prog_on(
         Some(_) => false,
         None => match name {
             prog::TP_SYS_EXIT => true,
-            // io_uring's submission, under its 6.4+ name or the older one
-            prog::TP_URING_REQ => uring_tp("io_uring_submit_req") && uring_ok,
-            prog::TP_URING_SQE => {
-                !tracepoint_exists_in("io_uring", "io_uring_submit_req")
-                    && uring_tp("io_uring_submit_sqe")
-                    && uring_ok
-            }
+            prog::TP_URING_REQ | prog::TP_URING_SQE => uring == Some(name),
             _ => ctime_hook_available(name),
         },
     }
+}
+
+/// The tracepoint backend's io_uring program for this kernel, if it can see io_uring: on its
+/// submission tracepoint (6.4+ name, else the older one), which must pass the request (5.19+)
+/// whose paths it can read. (Without BTF, CO-RE decides.)
+pub fn uring_program(btf: Option<&Btf>) -> Option<&'static str> {
+    let (prog, tp) = [
+        (prog::TP_URING_REQ, "io_uring_submit_req"),
+        (prog::TP_URING_SQE, "io_uring_submit_sqe"),
+    ]
+    .into_iter()
+    .find(|(_, tp)| tracepoint_exists_in("io_uring", tp))?;
+    let usable = btf.is_none_or(|b| {
+        args::uring_tracepoint_passes_request(b, tp) && args::uring_paths_readable(b)
+    });
+    usable.then_some(prog)
 }
 
 /// Which trees each root is and which users are allowed where.
