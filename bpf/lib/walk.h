@@ -106,9 +106,10 @@ static __always_inline long walk_step(struct builder *b)
 
 /* The walk in this CPU's scratch: one step, then WALK_CHUNK of them; 1 when it is done.
  * Global functions, each calling the one below in a bounded loop: the verifier checks a step
- * once and each loop's counter alone (a loop over inlined steps multiplies their branches),
- * and the walk needs no bpf_loop (5.17+). Global functions take no pointers before 5.12, so
- * the walk's state lives in the scratch and each finds it itself. */
+ * once and each loop's counter alone, and the walk needs no bpf_loop (5.17+). Two levels of
+ * loops, not one: a single loop of WALK_MAX_STEPS calls exceeds the verifier's jump history
+ * (8192). Global functions take no pointers before 5.12, so the walk's state lives in the
+ * scratch and each finds it itself. */
 __noinline int ow_walk_step(void)
 {
 	struct builder b = { .s = this_scratch() };
