@@ -14,6 +14,7 @@ use super::abi::main_skel::{OpenOwnwatchSkel, OwnwatchSkel, OwnwatchSkelBuilder}
 use super::abi::{self, prog};
 use super::args;
 use super::caps::tracepoint_exists as tracepoint_exists_in;
+use super::kretprobe::{self, Events};
 use super::plan::{self, Backend, BackendReq};
 use super::trial::{probe_some, with_libbpf_last, with_libbpf_reasons};
 
@@ -336,24 +337,30 @@ fn fill_maps(skel: &OwnwatchSkel, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Attaches what was switched on; the one exit program to every syscall's exit.
+/// Attaches what was switched on; the one exit program to every syscall's exit; kretprobes
+/// with room for many calls in flight (`kretprobe`). On an error `links` goes, detaching
+/// what was attached.
 fn attach(skel: &OwnwatchSkel, syscalls: &[String]) -> Result<Links> {
-    let mut links: Vec<Link> = Vec::new();
+    let mut links = Links(Vec::new(), Events::default());
     for prog in skel.object().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         if name == prog::TP_SYS_EXIT {
             for sc in syscalls {
                 let tp = format!("sys_exit_{sc}");
-                links.push(
+                links.0.push(
                     prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
                         .with_context(|| format!("attaching {tp}"))?,
                 );
             }
         } else if prog.autoload() {
-            links.push(prog.attach().with_context(|| format!("attaching {name}"))?);
+            let link = match kretprobe::func_of(&prog) {
+                Some(func) => links.1.attach(&prog, func)?,
+                None => prog.attach().with_context(|| format!("attaching {name}"))?,
+            };
+            links.0.push(link);
         }
     }
-    Ok(Links(links))
+    Ok(links)
 }
 
 /// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
@@ -361,46 +368,72 @@ fn attach(skel: &OwnwatchSkel, syscalls: &[String]) -> Result<Links> {
 /// it. So a child without stdio takes the last references and detaches them after we exit;
 /// the programs run on for those seconds with nobody reading, which changes nothing. The
 /// child waits for our exit (the end of a pipe only we hold) before it closes anything:
-/// whoever closes last pays, and that used to be us about one time in three.
-pub struct Links(pub Vec<Link>);
+/// whoever closes last pays, and that used to be us about one time in three. The kprobe
+/// events made for kretprobes go after their links (the kernel keeps an event in use).
+pub struct Links(pub Vec<Link>, pub Events);
 
 impl Drop for Links {
     fn drop(&mut self) {
         let links = std::mem::take(&mut self.0);
-        if links.is_empty() {
+        let mut events = std::mem::take(&mut self.1);
+        if links.is_empty() && events.is_empty() {
             return;
         }
-        let mut p = [0i32; 2];
-        // SAFETY: a two-int array for pipe2.
-        if unsafe { libc::pipe2(p.as_mut_ptr(), 0) } != 0 {
-            return drop(links);
-        }
-        // SAFETY: the child only reads, closes fds and exits; no locks are taken after fork.
-        match unsafe { libc::fork() } {
-            0 => unsafe {
-                libc::setsid();
-                libc::close(p[1]);
-                for fd in 0..3 {
-                    libc::close(fd);
-                }
-                // EOF once the parent (the only holder of the write end) has exited
-                let mut b = 0u8;
-                while libc::read(p[0], (&mut b as *mut u8).cast(), 1) < 0
-                    && *libc::__errno_location() == libc::EINTR
-                {}
-                drop(links);
-                libc::_exit(0);
-            },
+        match fork_detacher() {
             // Our copies of the fds close cheaply at exit: the child holds the last ones.
-            pid if pid > 0 => unsafe {
-                libc::close(p[0]);
-                std::mem::forget(links);
-            },
-            _ => unsafe {
-                libc::close(p[0]);
-                libc::close(p[1]);
+            Detacher::Parent => std::mem::forget(links),
+            Detacher::Child => {
                 drop(links);
-            },
+                events.remove();
+                // SAFETY: the child ends here, without our atexit work.
+                unsafe { libc::_exit(0) }
+            }
+            Detacher::Us => {
+                drop(links);
+                events.remove();
+            }
         }
+    }
+}
+
+/// Who detaches: the forked child once we exit, or we now (no pipe, no fork).
+enum Detacher {
+    Parent,
+    Child,
+    Us,
+}
+
+/// Forks the child that detaches after we exit; in the child, returns once we have exited.
+fn fork_detacher() -> Detacher {
+    let mut p = [0i32; 2];
+    // SAFETY: a two-int array for pipe2.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), 0) } != 0 {
+        return Detacher::Us;
+    }
+    // SAFETY: the child only reads, closes fds, writes kprobe_events and exits; no locks are
+    // taken after fork.
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            libc::setsid();
+            libc::close(p[1]);
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            // EOF once the parent (the only holder of the write end) has exited
+            let mut b = 0u8;
+            while libc::read(p[0], (&mut b as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            Detacher::Child
+        },
+        pid if pid > 0 => unsafe {
+            libc::close(p[0]);
+            Detacher::Parent
+        },
+        _ => unsafe {
+            libc::close(p[0]);
+            libc::close(p[1]);
+            Detacher::Us
+        },
     }
 }
