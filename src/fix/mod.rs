@@ -51,6 +51,9 @@ pub struct FixOutcome {
     pub setid_cleared: u64,
     /// The first of those failures: `sub/path: reason`, the path relative to the named object.
     pub first_error: Option<String>,
+    /// The named object as it was found: (st_dev, st_ino), and whether it is a kind whose
+    /// set-id bits are dropped (not a directory or symlink).
+    pub target: Option<(u64, u64, bool)>,
 }
 
 impl FixOutcome {
@@ -207,6 +210,7 @@ pub fn fix_path(
     }
     let target = cur.as_ref().map_or(root, |f| f.as_fd());
     let (st, mnt) = stat_mnt(target).map_err(|e| e.to_string())?;
+    out.target = Some((st.st_dev, st.st_ino, has_setid(st.st_mode | libc::S_ISUID)));
     out.count(give_handle(target, &st, mnt, root_mnt, uid, gid)?);
     if recurse && is_dir(&st) {
         tree::fix_below(target, root_mnt, uid, gid, skip, &mut out);

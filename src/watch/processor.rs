@@ -2,6 +2,7 @@
 //! (locate.rs), decide (roots.rs), add who and when (enrich.rs), pair with outcomes
 //! (pending.rs), give back (--fix), write (output/).
 
+use std::collections::HashMap;
 use std::io;
 
 use crate::config::Format;
@@ -32,6 +33,9 @@ pub(super) struct Processor {
     pub(super) out: Sink,
     pub(super) out_err: Option<io::Error>,
     pub(super) fix: bool,
+    /// --fix, per inode (st_dev, st_ino): root chmods that set set-id bits, and events that
+    /// said they were dropped
+    setid_said: HashMap<(u64, u64), (u32, u32)>,
     pub(super) max_events: Option<u64>,
     /// records from the kernel, and events written: the difference was decided here
     pub(super) records: u64,
@@ -51,6 +55,7 @@ impl Processor {
             out,
             out_err: None,
             fix: false,
+            setid_said: HashMap::new(),
             max_events: None,
             records: 0,
             events: 0,
@@ -278,7 +283,7 @@ impl Processor {
             };
             let ok = match res {
                 Ok(o) => {
-                    cleared |= o.setid_cleared > 0;
+                    cleared |= self.setid_dropped(ev, &o);
                     let ok = o.ok();
                     if !ok {
                         error = error.or(o.first_error);
@@ -295,6 +300,30 @@ impl Processor {
         ev.fixed = fixed;
         ev.fix_error = if fixed == Some(false) { error } else { None };
         ev.setid_cleared = cleared;
+    }
+
+    /// Whether the event that led to the fix outcome `o` says `setid_cleared`. Each root
+    /// chmod that set the bits gets one event saying they are gone, even when the chown of an
+    /// earlier event's fix raced with it (stat'ed before the chmod, chowned after: the kernel
+    /// dropped the bits unseen). Per inode, the chmods that set them are paired with the
+    /// events that said so: a chmod whose fix found no bits says so itself when an earlier
+    /// event did not already.
+    fn setid_dropped(&mut self, ev: &Event, o: &fix::FixOutcome) -> bool {
+        let Some((dev, ino, setid_kind)) = o.target else {
+            return o.setid_cleared > 0;
+        };
+        let sets = ev.op == "chmod" && setid_kind && ev.mode.is_some_and(|m| m & 0o6000 != 0);
+        if !sets && o.setid_cleared == 0 {
+            return false;
+        }
+        if self.setid_said.len() >= 4096 {
+            self.setid_said.clear();
+        }
+        let (set, said) = self.setid_said.entry((dev, ino)).or_default();
+        *set += u32::from(sets);
+        let dropped = o.setid_cleared > 0 || (sets && o.ok() && *said < *set);
+        *said += u32::from(dropped);
+        dropped
     }
 
     /// Program runs the kernel skipped (see `output::skipped_line`).
