@@ -6,6 +6,8 @@
 . /tmp/.job/env
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true
 export RUST_BACKTRACE=1
+# TEST_ARGS may use libtest's unstable options (--report-time), which need this
+[ -z "${TEST_ARGS:-}" ] || export RUSTC_BOOTSTRAP=1
 out=/tmp/.job/out
 mkdir -p "$out"
 say() { echo "OWNWATCH-VM: $*"; }
@@ -28,7 +30,7 @@ for backend in $BACKENDS; do
     say "START $backend $name ${s}s"
     cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
       OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
-      timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" > "$log" 2>&1
+      timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" ${TEST_ARGS:-} > "$log" 2>&1
     rc=$?
     grep -E '^test result:|^test .* FAILED$' "$log" | sed "s/^/OWNWATCH-VM: RESULT $backend $name| /"
     # One or two failures get one more try each, alone, and the summary names them as flaky:

@@ -3,7 +3,8 @@
 # 6.12, one line per kernel x backend, exit 1 if any cell fails. See README "Kernel matrix".
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
-# VM_VERBOSE=1 (whole console), CACHE (default .cache/vm).
+# VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
+# the test binaries, e.g. "-Z unstable-options --report-time": per-test times in the logs).
 . "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-kprobe tracepoint lsm fentry}
 TESTS_WANTED=${VM_TESTS:-watch identity cron tools fix}
@@ -65,6 +66,7 @@ BACKENDS="$BACKENDS"
 EXPECT_CHOICE=${VM_EXPECT_CHOICE:-lsm}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
 TEST_THREADS=${VM_TEST_THREADS:-3}
+TEST_ARGS="${VM_TEST_ARGS:-}"
 ENV
   echo "== kernel $krel: booting (TCG), backends: $BACKENDS" >&2
   vm_t0[$krel]=$SECONDS

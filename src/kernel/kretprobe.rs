@@ -72,6 +72,20 @@ impl Events {
         prog.attach().with_context(|| format!("attaching {name}"))
     }
 
+    /// Returns of calls the events missed (no instance was free, or the probe hit while
+    /// another ran on the CPU): their programs did not run. Read from kprobe_profile, which
+    /// lists every kprobe event as "name hits misses".
+    pub fn missed(&self) -> u64 {
+        let Some(Some(dir)) = &self.tracing else {
+            return 0;
+        };
+        if self.made.is_empty() {
+            return 0;
+        }
+        std::fs::read_to_string(dir.join("kprobe_profile"))
+            .map_or(0, |text| profile_misses(&text, &self.made))
+    }
+
     /// Removes the events; their perf events must be closed by now (the kernel keeps an
     /// event that is in use).
     /// An event whose last perf event another process closes may be busy a moment longer:
@@ -117,7 +131,9 @@ impl Events {
         func: &str,
     ) -> Result<Link> {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let ev = format!("{GROUP_PREFIX}{}/{name}_{seq}", std::process::id());
+        // (the pid in the event's name too: kprobe_profile names events without their group)
+        let pid = std::process::id();
+        let ev = format!("{GROUP_PREFIX}{pid}/{name}_{pid}_{seq}");
         let maxactive = libbpf_rs::num_possible_cpus()
             .map_or(0, |n| 2 * n)
             .clamp(MAXACTIVE_MIN, MAXACTIVE_MAX);
@@ -145,6 +161,19 @@ impl Events {
             }
         }
     }
+}
+
+/// The misses kprobe_profile's `text` gives for the events `made` ("group/event").
+fn profile_misses(text: &str, made: &[String]) -> u64 {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (name, _hits, missed) = (f.next()?, f.next()?, f.next()?);
+            made.iter()
+                .any(|m| m.rsplit_once('/').is_some_and(|(_, e)| e == name))
+                .then(|| missed.parse::<u64>().ok())?
+        })
+        .sum()
 }
 
 /// A perf event of a tracefs event (a tracepoint, as the kernel sees it), as libbpf opens one
@@ -200,7 +229,7 @@ fn remove_stale(dir: &Path) {
     }
 }
 
-/// "group/event" of each listed event (`r128:ownwatch_12/kr_done_vfs_mkdir_0 vfs_mkdir`)
+/// "group/event" of each listed event (`r128:ownwatch_12/kr_done_vfs_mkdir_12_0 vfs_mkdir`)
 /// whose group is ownwatch's and whose pid is not alive.
 fn stale_events(list: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
     list.lines()
@@ -229,6 +258,20 @@ mod tests {
             stale_events(list, |pid| pid == 13),
             ["ownwatch_12/kr_done_vfs_mkdir_0"]
         );
+    }
+
+    #[test]
+    fn profile_misses_are_ours_only() {
+        let text = "  kr_done_vfs_mkdir_7_0                     12    3\n\
+                      kr_done_vfs_mkdir_8_0                     40    5\n\
+                      kr_done_vfs_unlink_7_1                     9    1\n\
+                      garbage\n";
+        let made = [
+            "ownwatch_7/kr_done_vfs_mkdir_7_0".to_string(),
+            "ownwatch_7/kr_done_vfs_unlink_7_1".to_string(),
+        ];
+        assert_eq!(profile_misses(text, &made), 4);
+        assert_eq!(profile_misses(text, &[]), 0);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
 
 use crate::kernel::caps::{require_root, BTF_PATH};
+use crate::kernel::kretprobe::Events;
 use crate::kernel::load::{libbpf_log, root_key, start_best, Root, Spec, Started};
 use processor::Processor;
 
@@ -239,6 +240,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             use libbpf_rs::skel::Skel;
             skel.object()
         },
+        kretprobes: &links.1,
     };
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
@@ -256,8 +258,6 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     res
 }
 
-/// -v: programs the kernel skipped because they were already running on that CPU (a preempted
-/// tracing program blocks the next run of the same program there).
 /// -v: why better backends were passed over (a normal start says one line: that is for -v and
 /// `probe`), and where start-up time went.
 fn say_start(failures: &[String], probe: Duration, load: Duration, total: Duration) {
@@ -272,6 +272,8 @@ fn say_start(failures: &[String], probe: Duration, load: Duration, total: Durati
     );
 }
 
+/// -v: programs the kernel skipped because they were already running on that CPU (a preempted
+/// tracing program blocks the next run of the same program there).
 fn report_recursion_misses(obj: &libbpf_rs::Object) {
     for p in obj.progs() {
         let n = recursion_misses(&p);
@@ -305,8 +307,8 @@ fn recursion_misses(p: &libbpf_rs::Program) -> u64 {
 }
 
 /// All our programs' skipped runs.
-fn skipped_runs(obj: &libbpf_rs::Object) -> u64 {
-    obj.progs().map(|p| recursion_misses(&p)).sum()
+fn skipped_runs(obj: &libbpf_rs::Object, kretprobes: &Events) -> u64 {
+    obj.progs().map(|p| recursion_misses(&p)).sum::<u64>() + kretprobes.missed()
 }
 
 /// The maps the main loop keeps up to date or reads.
@@ -314,8 +316,9 @@ struct Maps<'a> {
     devs: &'a dyn MapCore,
     roots: &'a dyn MapCore,
     lost: &'a dyn MapCore,
-    /// for the programs' skipped runs
+    /// for the programs' skipped runs, and the returns our kretprobes missed
     obj: &'a libbpf_rs::Object,
+    kretprobes: &'a Events,
 }
 
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
@@ -330,7 +333,7 @@ fn event_loop(
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
-        skipped: skipped_runs(maps.obj),
+        skipped: skipped_runs(maps.obj, maps.kretprobes),
     };
     let mut devs_synced = Instant::now();
     let mut flowing = false;
@@ -419,7 +422,7 @@ impl Losses {
 
     /// (once a second and at the end: it asks the kernel about every program)
     fn say_skipped(&mut self, maps: &Maps, p: &mut Processor) {
-        let skipped = skipped_runs(maps.obj);
+        let skipped = skipped_runs(maps.obj, maps.kretprobes);
         if skipped > self.skipped {
             p.skipped(skipped - self.skipped);
             self.skipped = skipped;
