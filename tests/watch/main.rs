@@ -9,7 +9,9 @@
 //! One test binary, `watch`, by topic: `ops` and `attrs` (every op through every syscall),
 //! `uring` (the same through io_uring), `actors` (who counts as offending), `negatives` (what
 //! must not be reported), `paths` (path forms), `names` (deep paths, long and odd names), `cli`
-//! (usage, probe, output formats) and `lifecycle` (signals, closed stdout, roots that go away).
+//! (output formats, -v), `kernel_wide` (usage, bad input, probe: the same whatever the backend;
+//! the kernel matrix runs it once per kernel) and `lifecycle` (signals, closed stdout, roots
+//! that go away).
 //! Below: the syscall helpers the forked actors share.
 
 #[macro_use]
@@ -19,6 +21,7 @@ mod common;
 mod actors;
 mod attrs;
 mod cli;
+mod kernel_wide;
 mod lifecycle;
 mod names;
 mod negatives;

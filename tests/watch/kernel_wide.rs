@@ -1,0 +1,187 @@
+//! What does not depend on the backend under test: usage errors and bad input (exit 2, one
+//! line on stderr), `probe`, and a normal start of every backend probe calls usable. The
+//! kernel matrix runs this module once per kernel (with its first backend), not per backend.
+
+use super::*;
+
+use serde_json::Value;
+
+fn assert_usage_error(args: &[&str]) {
+    let (code, out, err) = run_once(args);
+    let ctx = format!("ownwatch {args:?}: exit {code:?}\nstdout: {out:?}\nstderr: {err:?}");
+    assert_eq!(code, Some(2), "{ctx}");
+    assert!(out.is_empty(), "stdout not empty; {ctx}");
+    assert!(err.ends_with('\n'), "stderr not one line; {ctx}");
+    assert_eq!(err.lines().count(), 1, "stderr not exactly one line; {ctx}");
+    assert!(
+        err.starts_with("ownwatch: "),
+        "stderr not 'ownwatch: ...'; {ctx}"
+    );
+    assert!(!err.contains("panicked"), "{ctx}");
+}
+
+/// The backends `probe` calls usable (or not).
+fn probed_backends(usable: bool) -> Vec<String> {
+    probe()["backends"]
+        .as_array()
+        .expect("probe backends")
+        .iter()
+        .filter(|b| b["usable"] == Value::Bool(usable))
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let d = root_dir!("badinput");
+    let t = s(&d.tree);
+    let file = d.o("a_file");
+    make_file(&file, b"");
+    let file = s(&file);
+    let missing = s(&d.base.join("does-not-exist")).to_string();
+    for c in [
+        vec!["watch", &missing],
+        vec!["watch", t, &missing],
+        vec!["watch", file],
+    ] {
+        assert_usage_error(&c);
+    }
+    // `watch OPTION VALUE TREE` with a bad value.
+    let bad = [
+        ("--owner", "no-such-user-ownwatch"),
+        ("--owner", "4242:no-such-group-ownwatch"),
+        ("--allow", "no-such-user-ownwatch"),
+        ("--ops", "mkdir,frobnicate"),
+        ("--ops", ""),
+        ("--backend", "magic"),
+        ("--format", "yaml"),
+        ("--duration", "0"),
+        ("--duration", "00"),
+        ("--duration", "0s"),
+        ("--duration", "10x"),
+        ("--duration", "9223372036854775807"),
+        ("--duration", "99999999999999999999999h"),
+    ];
+    for (option, value) in bad {
+        assert_usage_error(&["watch", option, value, t]);
+    }
+    // Backends this machine cannot use.
+    let unusable = probed_backends(false);
+    if expected_choice() == "tracepoint" {
+        for b in ["lsm", "fentry", "kprobe"] {
+            assert!(
+                unusable.iter().any(|u| u == b),
+                "probe says {b} is usable here"
+            );
+        }
+    }
+    for b in &unusable {
+        assert_usage_error(&["watch", "--backend", b, t]);
+    }
+}
+
+/// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic).
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let d = root_dir!("usage");
+    let t = s(&d.tree);
+    for args in [
+        vec!["watch"],
+        vec!["frobnicate"],
+        vec![],
+        vec!["watch", "--no-such-flag", &t],
+        vec!["watch", "--owner"],
+    ] {
+        assert_usage_error(&args);
+    }
+}
+
+#[test]
+fn probe_reports_every_backend_and_the_choice() {
+    needs_root!();
+    let p = probe();
+    assert!(p["kernel"].is_object(), "kernel: {}", p["kernel"]);
+    let backends = p["backends"].as_array().expect("backends array");
+    let names: Vec<&str> = backends
+        .iter()
+        .map(|b| b["name"].as_str().expect("backend name"))
+        .collect();
+    assert_eq!(names.len(), 4, "backends: {names:?}");
+    for n in ["lsm", "fentry", "kprobe", "tracepoint"] {
+        assert!(names.contains(&n), "backend {n} missing: {names:?}");
+    }
+    for b in backends {
+        let usable = b["usable"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("usable not a bool: {b}"));
+        if !usable {
+            let reason = b["reason"].as_str().unwrap_or("");
+            assert!(
+                !reason.trim().is_empty(),
+                "unusable backend without reason: {b}"
+            );
+        }
+    }
+    // the kernel features the backends adapt to, each present or not, with what it decides
+    let features = p["kernel"]["features"]
+        .as_object()
+        .expect("kernel.features");
+    for f in [
+        "bpf_loop",
+        "get_func_arg",
+        "trampoline_struct_args",
+        "ctime_tracepoints",
+        "io_uring_tracepoint",
+    ] {
+        let v = &features
+            .get(f)
+            .unwrap_or_else(|| panic!("feature {f} missing: {p:#}"));
+        assert!(v["present"].is_boolean(), "{f}: {v}");
+        assert!(
+            v["effect"].as_str().is_some_and(|e| !e.is_empty()),
+            "{f}: {v}"
+        );
+    }
+    let choice = expected_choice();
+    assert_eq!(p["choice"], Value::from(choice.as_str()), "probe: {p:#}");
+    let chosen = backends.iter().find(|b| b["name"] == p["choice"]).unwrap();
+    assert_eq!(
+        chosen["usable"],
+        Value::Bool(true),
+        "chosen backend not usable: {p:#}"
+    );
+    if choice == "tracepoint" {
+        for n in ["lsm", "fentry", "kprobe"] {
+            let b = backends.iter().find(|b| b["name"] == n).unwrap();
+            assert_eq!(b["usable"], Value::Bool(false), "{n} usable here? {b}");
+        }
+    }
+}
+
+/// Without -v a start says one line, naming the backend: why better ones were passed over is
+/// for -v and `probe`. And every backend `probe` calls usable starts (probe loads what watch
+/// loads: never "usable" and then a load error).
+#[test]
+fn a_normal_start_is_one_line_and_usable_backends_start() {
+    needs_root!();
+    let d = root_dir!("oneline");
+    let t = s(&d.tree);
+    let usable = probed_backends(true);
+    assert!(!usable.is_empty(), "probe: nothing usable: {:#}", probe());
+    let auto = ["watch", "--duration", "1s", t];
+    let mut runs = vec![(expected_choice(), auto.to_vec())];
+    for b in &usable {
+        runs.push((
+            b.clone(),
+            vec!["watch", "--backend", b, "--duration", "1s", t],
+        ));
+    }
+    for (backend, args) in runs {
+        let (code, out, err) = run_once(&args);
+        let ctx = format!("ownwatch {args:?}: exit {code:?}\nstdout: {out:?}\nstderr: {err:?}");
+        assert_eq!(code, Some(0), "{ctx}");
+        assert_eq!(err.lines().count(), 1, "stderr not one line; {ctx}");
+        let want = format!("ownwatch: watching 1 tree with backend {backend} (");
+        assert!(err.starts_with(&want), "want {want:?}; {ctx}");
+    }
+}
