@@ -235,7 +235,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let maps = Maps {
         devs: &skel.maps.devs,
         roots: &skel.maps.roots,
-        lost: &skel.maps.lost,
+        lost: skel
+            .maps
+            .bss_data
+            .as_deref()
+            .map_or(std::ptr::null(), |b| &b.lost_records as *const u64),
         obj: {
             use libbpf_rs::skel::Skel;
             skel.object()
@@ -315,7 +319,8 @@ fn skipped_runs(obj: &libbpf_rs::Object, kretprobes: &Events) -> u64 {
 struct Maps<'a> {
     devs: &'a dyn MapCore,
     roots: &'a dyn MapCore,
-    lost: &'a dyn MapCore,
+    /// `lost_records` in the skeleton's .bss (null without one)
+    lost: *const u64,
     /// for the programs' skipped runs, and the returns our kretprobes missed
     obj: &'a libbpf_rs::Object,
     kretprobes: &'a Events,
@@ -467,12 +472,13 @@ fn install_signals() -> Result<()> {
     Ok(())
 }
 
-fn read_lost(map: &dyn MapCore) -> u64 {
-    match map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
-        Ok(Some(vals)) => vals
-            .iter()
-            .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
-            .sum(),
-        _ => 0,
+/// The kernel's count of records it could not deliver (`lost_records` in .bss, mapped into
+/// our memory: read without a bpf(2) call, see bpf/lib/maps.h).
+fn read_lost(lost: *const u64) -> u64 {
+    if lost.is_null() {
+        return 0;
     }
+    // SAFETY: a u64 in the skeleton's .bss mapping, which lives as long as the skeleton the
+    // caller holds; the kernel updates it atomically, so a volatile read sees a whole value.
+    unsafe { std::ptr::read_volatile(lost) }
 }
