@@ -49,6 +49,9 @@ test-host: deps
 	cargo test --locked -- --test-threads=$${TEST_THREADS:-4}
 	@# the tracepoint backend as it runs before 6.13 (no ctime tracepoints), with real tools
 	OWNWATCH_NO_CTIME_HOOKS=1 cargo test --locked --test tools
+	@# the programs as they run on 7.x (pinned to their CPU, bpf/lib/pin.h): every op, path
+	@# form and real tool
+	OWNWATCH_PIN_CPU=1 cargo test --locked --test watch --test tools -- --test-threads=$${TEST_THREADS:-4}
 
 unit: deps
 	cargo test --locked --bins

@@ -46,6 +46,7 @@ enum ow_done _ow_done = 0;
 enum ow_xhook _ow_xhook = 0;
 
 #include "lib/prog_names.h"
+#include "lib/pin.h"
 #include "lib/consts.h"
 #include "lib/maps.h"
 #include "lib/filter.h"

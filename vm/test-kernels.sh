@@ -4,7 +4,8 @@
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
-# the test binaries, e.g. "-Z unstable-options --report-time": per-test times in the logs).
+# the test binaries, e.g. "-Z unstable-options --report-time": per-test times in the logs),
+# VM_GUEST_ENV ("VAR=value ..." exported in the guest, e.g. OWNWATCH_PIN_CPU=0).
 . "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-kprobe tracepoint lsm fentry}
 TESTS_WANTED=${VM_TESTS:-watch identity cron tools fix}
@@ -67,6 +68,7 @@ EXPECT_CHOICE=${VM_EXPECT_CHOICE:-lsm}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
 TEST_THREADS=${VM_TEST_THREADS:-3}
 TEST_ARGS="${VM_TEST_ARGS:-}"
+${VM_GUEST_ENV:+export $VM_GUEST_ENV}
 ENV
   echo "== kernel $krel: booting (TCG), backends: $BACKENDS" >&2
   vm_t0[$krel]=$SECONDS

@@ -47,21 +47,21 @@ static __always_inline void saw_inode(struct inode *inode)
 /* Program names: a contract with user space (lib/prog_names.h), which switches each on where
  * its tracepoint exists. */
 SEC("?tp_btf/inode_set_ctime_to_ts")
-int BPF_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
+int PINNED_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
 {
 	saw_inode(inode);
 	return 0;
 }
 
 SEC("?tp_btf/ctime_ns_xchg")
-int BPF_PROG(tp_ctime_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
+int PINNED_PROG(tp_ctime_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
 {
 	saw_inode(inode);
 	return 0;
 }
 
 SEC("?tp_btf/ctime_xchg_skip")
-int BPF_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
+int PINNED_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
 {
 	saw_inode(inode);
 	return 0;

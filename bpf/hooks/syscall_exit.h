@@ -207,12 +207,9 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 	return submit(&b);
 }
 
-/* One program for the exit of every hooked syscall: user space attaches it to sys_exit_<name>
- * for each tp_enter_<name> it switched on. Its name is a contract (lib/prog_names.h). */
-SEC("?tracepoint")
-int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
+/* A hooked syscall's exit: its enter left a pending op for this thread. */
+static __always_inline int on_exit(long ret)
 {
-	long ret = ctx->ret;
 	__u32 tid = current_tid();
 	struct pending *pp;
 	struct pending p;
@@ -226,6 +223,14 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if (ret < 0)
 		return 0;
 	return syscall_event(&p, ret, 0);
+}
+
+/* One program for the exit of every hooked syscall: user space attaches it to sys_exit_<name>
+ * for each tp_enter_<name> it switched on. Its name is a contract (lib/prog_names.h). */
+SEC("?tracepoint")
+int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return PINNED(on_exit(ctx->ret));
 }
 
 #endif

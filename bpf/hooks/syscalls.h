@@ -241,7 +241,7 @@ static __always_inline int on_enter(long id, __u64 *a)
 	{                                                                                  \
 		__u64 a[6] = { ctx->args[0], ctx->args[1], ctx->args[2],                   \
 			       ctx->args[3], ctx->args[4], ctx->args[5] };                 \
-		return on_enter(NR_##name, a);                                             \
+		return PINNED(on_enter(NR_##name, a));                                     \
 	}
 OW_SYSCALLS(TP_ENTER, 0)
 

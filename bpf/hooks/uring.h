@@ -146,14 +146,14 @@ static __always_inline int uring_event(struct io_kiocb *req)
 /* Program names: a contract with user space (lib/prog_names.h), which picks one of the two. */
 /* 6.4+ */
 SEC("?tp_btf/io_uring_submit_req")
-int BPF_PROG(tp_uring_req, struct io_kiocb *req)
+int PINNED_PROG(tp_uring_req, struct io_kiocb *req)
 {
 	return uring_event((struct io_kiocb *)num(req));
 }
 
 /* 5.19 to 6.3: the same, under its older name */
 SEC("?tp_btf/io_uring_submit_sqe")
-int BPF_PROG(tp_uring_sqe, struct io_kiocb *req)
+int PINNED_PROG(tp_uring_sqe, struct io_kiocb *req)
 {
 	return uring_event((struct io_kiocb *)num(req));
 }

@@ -247,7 +247,7 @@ static __always_inline __u64 rename_key(__u64 arg)
 	int OW_CAT(PROG_FEXIT_DONE, fn)(void *ctx)                                         \
 	{                                                                                  \
 		__u64 a = tracing_arg(ctx, fn_args.done_key[which]);                       \
-		return vfs_done(ctx, which, key(a));                                       \
+		return PINNED(vfs_done(ctx, which, key(a)));                               \
 	}                                                                                  \
 	SEC("?kprobe/" #fn)                                                                \
 	int OW_CAT(PROG_KPROBE_ARM, fn)(struct pt_regs *ctx)                               \
@@ -279,14 +279,19 @@ FX_DONE_KEYED(vfs_rename, OW_DONE_VFS_RENAME, rename_key)
  * inlined vfs_rmdir there, so its exit never runs for a syscall. Where vfs_rmdir reported the
  * outcome already no wait is left. (do_rmdir(int dfd, struct filename *name) on the kernels
  * that have it; user space checks the two arguments.) */
-SEC("?fexit/do_rmdir")
-int OW_CAT(PROG_FEXIT_DONE, do_rmdir)(void *ctx)
+static __always_inline int rmdir_done(void *ctx)
 {
 	struct vfs_wait *w = wait_of_current();
 
 	if (w && w->key && w->op == OW_OP_RMDIR)
 		vfs_outcome(w, (long)(int)tracing_arg(ctx, 2));
 	return 0;
+}
+
+SEC("?fexit/do_rmdir")
+int OW_CAT(PROG_FEXIT_DONE, do_rmdir)(void *ctx)
+{
+	return PINNED(rmdir_done(ctx));
 }
 
 SEC("?kretprobe/do_rmdir")
@@ -508,14 +513,14 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
  * caller gave them (-1: unchanged, as OW_UNSET), valid outside user namespaces. */
 #define CHOWN_COMMON(FN)                                                                   \
 	SEC("?fentry/chown_common")                                                        \
-	int OW_PROG(BPF_PROG, OW_CAT(FN, chown_common), const struct path *p, __u32 uid,   \
+	int OW_PROG(PINNED_PROG, OW_CAT(FN, chown_common), const struct path *p, __u32 uid,   \
 		    __u32 gid)                                                             \
 	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, uid, gid); return 0; }
 
 /* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
  * backend sees rename at security_path_rename, which has them. */
 SEC("?fentry/security_path_rename")
-int BPF_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o, const struct path *nd,
+int PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o, const struct path *nd,
 	     struct dentry *n, unsigned int flags)
 {
 	on_rename(od, o, nd, n, flags);
@@ -524,8 +529,8 @@ int BPF_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o, const 
 
 CHOWN_COMMON(PROG_LSM)
 CHOWN_COMMON(PROG_FENTRY)
-VFS_HOOKS("lsm", "", PROG_LSM, BPF_PROG, tracing_arg)
-VFS_HOOKS("fentry", "security_", PROG_FENTRY, BPF_PROG, tracing_arg)
+VFS_HOOKS("lsm", "", PROG_LSM, PINNED_PROG, tracing_arg)
+VFS_HOOKS("fentry", "security_", PROG_FENTRY, PINNED_PROG, tracing_arg)
 VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE, kprobe_arg)
 
 #endif

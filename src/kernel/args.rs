@@ -167,6 +167,13 @@ pub fn trampolines_take_structs(btf: &Btf) -> bool {
         .is_some_and(|s| s.iter().any(|m| m.name.is_some_and(|n| n == "arg_flags")))
 }
 
+/// Whether the syscall tracepoints' perf glue calls BPF preemptibly, through
+/// trace_call_bpf_faultable (7.x).
+pub fn faultable_syscall_tracepoints(btf: &Btf) -> bool {
+    btf.type_by_name::<Func>("trace_call_bpf_faultable")
+        .is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

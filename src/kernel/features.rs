@@ -57,6 +57,15 @@ pub fn detect() -> Vec<Feature> {
                      without, resolved in user space after the fact",
         },
         Feature {
+            name: "faultable_syscall_tracepoints",
+            present: args::faultable_syscall_tracepoints(&btf),
+            effect: "the syscall tracepoints run BPF preemptibly (7.x): a writer preempted \
+                     inside one of our programs would make the kernel skip that program's \
+                     runs on its CPU meanwhile; our programs keep preemption off while they \
+                     run (bpf_preempt_disable), so only the kernel's few instructions around \
+                     them are exposed",
+        },
+        Feature {
             name: "io_uring_tracepoint",
             present: load::uring_program(Some(&btf)).is_some(),
             effect: "tracepoint backend: io_uring file operations are seen (the submission \

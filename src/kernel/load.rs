@@ -176,6 +176,7 @@ fn configure(
     };
     ro.self_tgid = std::process::id();
     ro.backend_id = abi::backend_id(backend);
+    ro.pin_cpu = u32::from(pin_programs(btf));
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
         args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
     }
@@ -274,6 +275,21 @@ fn lsm_rename_on(name: &str, noflags: bool) -> bool {
         !noflags
     } else {
         true
+    }
+}
+
+/// Whether our programs turn preemption off while they run (bpf/lib/pin.h): on kernels
+/// that run them preemptibly and allow it, those with preemptible syscall tracepoints (7.x;
+/// their verifiers take global functions with preemption off, which came in 6.14) and the
+/// bpf_preempt_disable kfunc. OWNWATCH_PIN_CPU=1 or 0 decides instead (tests).
+pub fn pin_programs(btf: Option<&Btf>) -> bool {
+    match std::env::var("OWNWATCH_PIN_CPU").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => btf.is_some_and(|b| {
+            args::faultable_syscall_tracepoints(b)
+                && b.type_by_name::<Func>("bpf_preempt_disable").is_some()
+        }),
     }
 }
 

@@ -131,6 +131,7 @@ fn probe_reports_every_backend_and_the_choice() {
         "get_func_arg",
         "trampoline_struct_args",
         "ctime_tracepoints",
+        "faultable_syscall_tracepoints",
         "io_uring_tracepoint",
     ] {
         let v = &features

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Programs that keep their CPU. 7.x runs trampoline (lsm, fentry) and syscall tracepoint
+ * programs preemptibly, only migration off: a writer preempted inside one of our programs
+ * keeps its CPU's recursion guard (the program's own, or for syscall tracepoints every
+ * tracing program's bpf_prog_active), and the kernel skips every run the guard meets
+ * meanwhile: events and outcomes lost under load. Where user space sets pin_cpu (kernels
+ * with bpf_preempt_disable that also allow global functions with preemption off, which
+ * those 7.x kernels do), each such program turns preemption off first thing and on again
+ * last: only the kernel's few instructions around the program stay preemptible. Elsewhere
+ * the calls are dead code the verifier drops (the kfuncs may not even exist there). Kprobe
+ * programs run with preemption off anyway. */
+#ifndef OW_LIB_PIN_H
+#define OW_LIB_PIN_H
+
+extern void bpf_preempt_disable(void) __weak __ksym;
+extern void bpf_preempt_enable(void) __weak __ksym;
+
+/* Set by user space between open and load. */
+const volatile __u32 pin_cpu = 0;
+
+static __always_inline void pin_begin(void)
+{
+	if (pin_cpu)
+		bpf_preempt_disable();
+}
+
+static __always_inline void pin_end(void)
+{
+	if (pin_cpu)
+		bpf_preempt_enable();
+}
+
+/* expr, an int, evaluated pinned */
+#define PINNED(expr)                                                                       \
+	({                                                                                 \
+		int __pinned_ret;                                                          \
+		pin_begin();                                                               \
+		__pinned_ret = (expr);                                                     \
+		pin_end();                                                                 \
+		__pinned_ret;                                                              \
+	})
+
+/* BPF_PROG (bpf_tracing.h) with its body pinned: the body may return anywhere. */
+#define PINNED_PROG(name, args...)                                                         \
+	name(unsigned long long *ctx);                                                     \
+	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args); \
+	typeof(name(0)) name(unsigned long long *ctx)                                      \
+	{                                                                                  \
+		_Pragma("GCC diagnostic push")                                             \
+		_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                     \
+		return PINNED(____##name(___bpf_ctx_cast(args)));                          \
+		_Pragma("GCC diagnostic pop")                                              \
+	}                                                                                  \
+	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args)
+
+#endif
