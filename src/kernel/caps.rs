@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
+/// Where tracefs may be mounted, in libbpf's order.
+pub const TRACING_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 pub fn require_root() -> Result<()> {
     if !nix::unistd::Uid::effective().is_root() {
@@ -19,12 +21,13 @@ pub fn require_root() -> Result<()> {
 /// libbpf finds tracepoint ids through tracefs; minimal hosts and CI machines often have it
 /// unmounted.
 pub fn ensure_tracefs() -> Result<(), String> {
-    if Path::new("/sys/kernel/tracing/events").exists()
-        || Path::new("/sys/kernel/debug/tracing/events").exists()
+    if TRACING_DIRS
+        .iter()
+        .any(|d| Path::new(d).join("events").exists())
     {
         return Ok(());
     }
-    mount_pseudo("tracefs", "/sys/kernel/tracing")
+    mount_pseudo("tracefs", TRACING_DIRS[0])
 }
 
 fn mount_pseudo(fstype: &str, at: &str) -> Result<(), String> {
@@ -49,12 +52,13 @@ pub fn active_lsms() -> Option<Vec<String>> {
 }
 
 pub fn tracepoint_exists(category: &str, name: &str) -> bool {
-    [
-        "/sys/kernel/tracing/events",
-        "/sys/kernel/debug/tracing/events",
-    ]
-    .iter()
-    .any(|d| Path::new(d).join(category).join(name).exists())
+    TRACING_DIRS.iter().any(|d| {
+        Path::new(d)
+            .join("events")
+            .join(category)
+            .join(name)
+            .exists()
+    })
 }
 
 /// The first of these kernel functions that the kernel's BTF lacks.

@@ -17,13 +17,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{Link, ProgramMut};
 
+use super::caps::TRACING_DIRS;
+
 /// Instances per kretprobe, at least: calls in flight at once, across all CPUs.
 const MAXACTIVE_MIN: usize = 128;
 /// The kernel refuses more (KRETPROBE_MAXACTIVE_MAX).
 const MAXACTIVE_MAX: usize = 4096;
 const GROUP_PREFIX: &str = "ownwatch_";
-/// Where tracefs may be, in libbpf's order of the two.
-const TRACING_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 const PERF_TYPE_TRACEPOINT: u32 = 2;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 const PERF_ATTR_SIZE_VER0: u32 = 64;

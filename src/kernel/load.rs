@@ -271,7 +271,7 @@ fn chown_hook_on(name: &str, backend: Backend, struct_args: bool) -> bool {
 fn lsm_rename_on(name: &str, noflags: bool) -> bool {
     if name.ends_with(prog::RENAME_NOFLAGS) {
         noflags
-    } else if name == "lsm_rename" {
+    } else if name.strip_prefix(prog::vfs_prefixes(Backend::Lsm).0) == Some("rename") {
         !noflags
     } else {
         true
