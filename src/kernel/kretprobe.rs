@@ -134,9 +134,7 @@ impl Events {
         // (the pid in the event's name too: kprobe_profile names events without their group)
         let pid = std::process::id();
         let ev = format!("{GROUP_PREFIX}{pid}/{name}_{pid}_{seq}");
-        let maxactive = libbpf_rs::num_possible_cpus()
-            .map_or(0, |n| 2 * n)
-            .clamp(MAXACTIVE_MIN, MAXACTIVE_MAX);
+        let maxactive = maxactive();
         let events = dir.join("kprobe_events");
         append(&events, &format!("r{maxactive}:{ev} {func}"))?;
         let opened = std::fs::read_to_string(dir.join("events").join(&ev).join("id"))
@@ -174,6 +172,20 @@ fn profile_misses(text: &str, made: &[String]) -> u64 {
                 .then(|| missed.parse::<u64>().ok())?
         })
         .sum()
+}
+
+/// Instances per kretprobe: twice the CPUs, at least MAXACTIVE_MIN. OWNWATCH_KRETPROBE_MAXACTIVE
+/// sets it instead (tests: with 1, concurrent writers make the kernel miss returns).
+fn maxactive() -> usize {
+    if let Some(n) = std::env::var("OWNWATCH_KRETPROBE_MAXACTIVE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.clamp(1, MAXACTIVE_MAX);
+    }
+    libbpf_rs::num_possible_cpus()
+        .map_or(0, |n| 2 * n)
+        .clamp(MAXACTIVE_MIN, MAXACTIVE_MAX)
 }
 
 /// A perf event of a tracefs event (a tracepoint, as the kernel sees it), as libbpf opens one

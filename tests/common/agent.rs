@@ -64,7 +64,9 @@ pub struct Agent {
     stderr: Arc<Mutex<String>>,
     pub args: Vec<String>,
     /// The tree of `watch_tree`: where `expect` puts its sentinel.
-    tree: Option<PathBuf>,
+    pub tree: Option<PathBuf>,
+    /// Runs the agent said the kernel skipped (its `"reason":"skipped"` notes), so far.
+    pub skipped: u64,
 }
 
 /// How the agent's stdout is read.
@@ -120,10 +122,21 @@ impl Agent {
 
     /// `spawn` with the agent's working directory set to `cwd`.
     pub fn spawn_in(args: Vec<String>, mode: StdoutMode, cwd: Option<&Path>) -> Agent {
+        Agent::spawn_with(args, mode, cwd, &[])
+    }
+
+    /// `spawn_in` with more environment variables for the agent.
+    pub fn spawn_with(
+        args: Vec<String>,
+        mode: StdoutMode,
+        cwd: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let mut cmd = Command::new(bin());
         if let Some(c) = cwd {
             cmd.current_dir(c);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .args(&args)
             .stdin(Stdio::null())
@@ -161,6 +174,7 @@ impl Agent {
             stderr,
             args,
             tree: None,
+            skipped: 0,
         };
         match ready_rx.recv_timeout(*TIMEOUT) {
             Ok(()) => {}
@@ -289,7 +303,10 @@ impl Agent {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.as_ref().unwrap().recv_timeout(left) {
                 Ok(l) if l.contains(&name) => break l,
-                Ok(l) if is_skipped_note(&l) => eprintln!("(agent said: {l})"),
+                Ok(l) if is_skipped_note(&l) => {
+                    eprintln!("(agent said: {l})");
+                    self.skipped += skipped_count(&l);
+                }
                 Ok(l) => before.push(l),
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = self.child.kill();
@@ -316,12 +333,7 @@ impl Agent {
                 }
             }
         };
-        self.stop_with(libc::SIGINT);
-        let (skipped, after): (Vec<String>, Vec<String>) =
-            self.drain().into_iter().partition(|l| is_skipped_note(l));
-        for l in skipped {
-            eprintln!("(agent said after the sentinel: {l})");
-        }
+        let after = self.stop_and_drain();
         assert!(
             after.is_empty(),
             "ownwatch {:?}: lines after the sentinel:\n{}",
@@ -329,6 +341,39 @@ impl Agent {
             after.join("\n")
         );
         (before, sentinel, name)
+    }
+
+    /// SIGINT, exit 0, and the lines the agent still wrote, its skipped notes counted.
+    fn stop_and_drain(&mut self) -> Vec<String> {
+        self.stop_with(libc::SIGINT);
+        let (skipped, after): (Vec<String>, Vec<String>) =
+            self.drain().into_iter().partition(|l| is_skipped_note(l));
+        for l in skipped {
+            eprintln!("(agent said after the sentinel: {l})");
+            self.skipped += skipped_count(&l);
+        }
+        after
+    }
+
+    /// For writers whose outcomes may not all come: the sentinel as `finish`, then every
+    /// event, those the agent wrote when stopping included (an event still waiting for its
+    /// outcome then comes without "ret"). The skipped runs are in `self.skipped`.
+    pub fn finish_all(&mut self, tree: &Path) -> Vec<Value> {
+        let name = format!(".sentinel-{}-{}", std::process::id(), next_id());
+        std::fs::create_dir(tree.join(&name)).expect("sentinel");
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + *TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.as_ref().unwrap().recv_timeout(left) {
+                Ok(l) if l.contains(&name) => break,
+                Ok(l) if is_skipped_note(&l) => self.skipped += skipped_count(&l),
+                Ok(l) => lines.push(l),
+                Err(e) => panic!("ownwatch {:?}: no sentinel: {e:?}", self.args),
+            }
+        }
+        lines.extend(self.stop_and_drain());
+        lines.iter().map(|l| parse_event(l)).collect()
     }
 
     /// `finish_lines_with` for JSON output: every line must be one JSON object; the sentinel
@@ -513,6 +558,14 @@ pub fn probe() -> &'static Value {
         serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("ownwatch probe: not JSON ({e}):\n{out}\nstderr:\n{err}"))
     })
+}
+
+/// The count of a skipped note (JSON; a text note counts as one).
+fn skipped_count(line: &str) -> u64 {
+    serde_json::from_str::<Value>(line)
+        .ok()
+        .and_then(|v| v["count"].as_u64())
+        .unwrap_or(1)
 }
 
 /// The agent's in-band note that the kernel skipped runs of its programs (`"op":"lost",

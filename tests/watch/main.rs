@@ -7,7 +7,8 @@
 //!   machine; the qemu matrix sets it per kernel).
 //!
 //! One test binary, `watch`, by topic: `ops` and `attrs` (every op through every syscall),
-//! `uring` (the same through io_uring), `actors` (who counts as offending), `negatives` (what
+//! `uring` (the same through io_uring), `actors` (who counts as offending), `concurrency`
+//! (writers at once: nothing lost silently), `negatives` (what
 //! must not be reported), `paths` (path forms), `names` (deep paths, long and odd names), `cli`
 //! (output formats, -v), `kernel_wide` (usage, bad input, probe: the same whatever the backend;
 //! the kernel matrix runs it once per kernel) and `lifecycle` (signals, closed stdout, roots
@@ -21,6 +22,7 @@ mod common;
 mod actors;
 mod attrs;
 mod cli;
+mod concurrency;
 mod kernel_wide;
 mod lifecycle;
 mod names;
