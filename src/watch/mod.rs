@@ -30,9 +30,10 @@ use crate::output::sink::Sink;
 use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
 
+use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
 use crate::kernel::kretprobe::Events;
-use crate::kernel::load::{libbpf_log, root_key, start_best, Root, Spec, Started};
+use crate::kernel::load::{libbpf_log, root_key, start_best, Links, Root, Spec, Started};
 use processor::Processor;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -232,20 +233,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         links.0.len(),
         started.elapsed().as_millis()
     );
-    let maps = Maps {
-        devs: &skel.maps.devs,
-        roots: &skel.maps.roots,
-        lost: skel
-            .maps
-            .bss_data
-            .as_deref()
-            .map_or(std::ptr::null(), |b| &b.lost_records as *const u64),
-        obj: {
-            use libbpf_rs::skel::Skel;
-            skel.object()
-        },
-        kretprobes: &links.1,
-    };
+    let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
         &rb,
@@ -324,6 +312,23 @@ struct Maps<'a> {
     /// for the programs' skipped runs, and the returns our kretprobes missed
     obj: &'a libbpf_rs::Object,
     kretprobes: &'a Events,
+}
+
+impl<'a> Maps<'a> {
+    fn of(skel: &'a OwnwatchSkel, links: &'a Links) -> Maps<'a> {
+        use libbpf_rs::skel::Skel;
+        Maps {
+            devs: &skel.maps.devs,
+            roots: &skel.maps.roots,
+            lost: skel
+                .maps
+                .bss_data
+                .as_deref()
+                .map_or(std::ptr::null(), |b| &b.lost_records as *const u64),
+            obj: skel.object(),
+            kretprobes: &links.1,
+        }
+    }
 }
 
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
