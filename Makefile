@@ -66,9 +66,13 @@ clean:
 
 # The integration suite inside qemu (TCG) on Debian's cloud kernels 6.1 and 6.12, per backend;
 # kernels, qemu and busybox come from Debian packages, cached in .cache/vm. See README.
-.PHONY: test-kernels bench-kernels
+.PHONY: test-kernels bench-kernels kernel-table
 test-kernels: deps
 	vm/test-kernels.sh
+
+# README "Supported kernels": the table rows from the last test-kernels run's summary
+kernel-table:
+	vm/matrix-table.sh --readme README.md < .cache/vm/results/summary.txt
 
 # issue 6 in the VMs: the micro storms per backend as ratios to no ownwatch (vm/bench-kernels.sh).
 bench-kernels: deps

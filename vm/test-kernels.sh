@@ -148,6 +148,8 @@ done
 
 echo "==== kernel matrix"
 printf '%s\n' "${summary[@]}"
+# for make kernel-table (README "Supported kernels")
+printf '%s\n' "${summary[@]}" > "$CACHE/results/summary.txt" || true
 echo "==== timings"
 printf '  %s\n' "${timings[@]}" "total $(ts $t_all)"
 exit $failed
