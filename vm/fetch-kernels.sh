@@ -2,7 +2,7 @@
 # Fetch Debian's cloud kernels for the kernel matrix into $CACHE (default .cache/vm) and
 # extract each one's vmlinuz and modules. Uses a private apt configuration (own sources list,
 # state and cache under $CACHE/apt), so the host's apt sources are never touched.
-# VM_KERNEL_SET: which kernel lines (default "5.10 6.1 6.12"; also 7.2, 7.3, or "all").
+# VM_KERNEL_SET: which kernel lines (default all: 5.10 6.1 6.12 7.2 7.3; or a subset).
 # Prints "<version> <dir>" per kernel on stdout; each <dir>/root has boot/vmlinuz-<version>
 # and lib/modules/<version>.
 set -euo pipefail
@@ -12,7 +12,7 @@ mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 A=$CACHE/apt
 mkdir -p "$A/lists/partial" "$A/archives/partial" "$A/etc/preferences.d" "$A/etc/apt.conf.d" "$CACHE/debs"
-SET=${VM_KERNEL_SET:-5.10 6.1 6.12}
+SET=${VM_KERNEL_SET:-5.10 6.1 6.12 7.2 7.3}
 [ "$SET" != all ] || SET="5.10 6.1 6.12 7.2 7.3"
 K=/usr/share/keyrings/debian-archive-keyring.gpg
 {

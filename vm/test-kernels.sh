@@ -51,6 +51,19 @@ done
 [ -x "$bin" ] || { echo "test-kernels: $bin missing" >&2; exit 2; }
 timings+=("cargo build $(ts $t)")
 
+# Tests at once in a guest. 7.x runs our lsm, fentry and syscall-tracepoint programs
+# preemptibly, and each agent's programs run for every writer on the machine: with three
+# agents at once, writers preempted inside one agent's program (its per-CPU recursion guard
+# held) made the kernel skip that program for the other tests' writers, and deep-path tests
+# lost events (README "Supported kernels"). One test at a time there: measured on 7.2 and
+# 7.3, tracepoint and fentry pass whole, in about the same time (the guest is CPU-bound).
+test_threads() {
+  case $1 in
+    [7-9].*) echo 1 ;;
+    *) echo 3 ;;
+  esac
+}
+
 # One VM per kernel, all at once: single-threaded TCG uses one host CPU each.
 summary=()
 failed=0
@@ -66,7 +79,7 @@ TESTS="${tests# }"
 BACKENDS="$BACKENDS"
 EXPECT_CHOICE=${VM_EXPECT_CHOICE:-lsm}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
-TEST_THREADS=${VM_TEST_THREADS:-3}
+TEST_THREADS=${VM_TEST_THREADS:-$(test_threads "$krel")}
 TEST_ARGS="${VM_TEST_ARGS:-}"
 ${VM_GUEST_ENV:+export $VM_GUEST_ENV}
 ENV
