@@ -210,7 +210,7 @@ pub fn fix_path(
     }
     let target = cur.as_ref().map_or(root, |f| f.as_fd());
     let (st, mnt) = stat_mnt(target).map_err(|e| e.to_string())?;
-    out.target = Some((st.st_dev, st.st_ino, has_setid(st.st_mode | libc::S_ISUID)));
+    out.target = Some((st.st_dev, st.st_ino, setid_kind(st.st_mode)));
     out.count(give_handle(target, &st, mnt, root_mnt, uid, gid)?);
     if recurse && is_dir(&st) {
         tree::fix_below(target, root_mnt, uid, gid, skip, &mut out);
@@ -247,10 +247,18 @@ pub fn fix_at(
     give_handle(fd, &st, fd_mnt, mnt, uid, gid)
 }
 
+/// The set-id bits --fix drops.
+pub const SETID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+
+/// A kind of object whose set-id bits --fix drops: not a directory (its setgid bit is
+/// inheritance, not privilege), not a symlink.
+fn setid_kind(mode: u32) -> bool {
+    !matches!(mode & libc::S_IFMT, libc::S_IFDIR | libc::S_IFLNK)
+}
+
 /// A non-directory, non-symlink with S_ISUID or S_ISGID.
 fn has_setid(mode: u32) -> bool {
-    !matches!(mode & libc::S_IFMT, libc::S_IFDIR | libc::S_IFLNK)
-        && mode & (libc::S_ISUID | libc::S_ISGID) != 0
+    setid_kind(mode) && mode & SETID_BITS != 0
 }
 
 /// The one place an owner or a mode is changed. `st` and `fd_mnt` are the stat and mount id
@@ -280,7 +288,7 @@ fn give_handle(
             *st
         };
         if has_setid(now.st_mode) {
-            let mode = now.st_mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID);
+            let mode = now.st_mode & 0o7777 & !SETID_BITS;
             chmod_handle(fd, mode).map_err(|e| {
                 if chowned {
                     format!("owner changed, but the setuid/setgid bits were not cleared: {e}")

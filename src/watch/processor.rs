@@ -312,7 +312,8 @@ impl Processor {
         let Some((dev, ino, setid_kind)) = o.target else {
             return o.setid_cleared > 0;
         };
-        let sets = ev.op == "chmod" && setid_kind && ev.mode.is_some_and(|m| m & 0o6000 != 0);
+        let sets =
+            ev.op == "chmod" && setid_kind && ev.mode.is_some_and(|m| m & fix::SETID_BITS != 0);
         if !sets && o.setid_cleared == 0 {
             return false;
         }
