@@ -354,6 +354,7 @@ fn event_loop(
             sync_devs(maps.devs, &roots, &mut dev_flags)?;
             devs_synced = Instant::now();
             losses.say_skipped(maps, &mut processor.borrow_mut());
+            processor.borrow_mut().release_overdue();
         }
         let stopping = STOP.load(Ordering::SeqCst)
             || deadline.is_some_and(|d| Instant::now() >= d)

@@ -2,13 +2,21 @@
 //! per thread, until the op's outcome record says whether it succeeded (`"ret"`).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::kernel::abi::ow_outcome;
 use crate::output::Event;
 
+/// An event waits this long for its outcome before it may go without one: the outcome
+/// comes microseconds after the hook unless the op blocks (a lock, a slow filesystem).
+pub const OUTCOME_GRACE: Duration = Duration::from_secs(1);
+/// ... and at most this long, even while its thread still lives (a thread id reused, an op
+/// blocked for good): an event is not held back from the reader for longer.
+pub const OUTCOME_MAX_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Default)]
 pub struct Pending {
-    waiting: HashMap<u32, Event>,
+    waiting: HashMap<u32, (Event, Instant)>,
 }
 
 impl Pending {
@@ -16,16 +24,43 @@ impl Pending {
     /// event still waiting never got its outcome (another LSM refused the op between hook
     /// and function, say). Whether it happened is unknown: it is returned without "ret".
     pub fn hold(&mut self, tid: u32, ev: Event) -> Option<Event> {
-        let mut old = self.waiting.insert(tid, ev)?;
+        let (mut old, _) = self.waiting.insert(tid, (ev, Instant::now()))?;
         old.ret = None;
         Some(old)
+    }
+
+    /// The events whose outcome will not come, oldest first, without "ret": those that
+    /// waited OUTCOME_GRACE and whose thread has ended (`alive(pid, tid)` false), and any
+    /// that waited OUTCOME_MAX_WAIT. Without this, an event whose outcome the kernel
+    /// skipped would wait until its thread's next op or the agent's end: hours, for a
+    /// thread that wrote once.
+    pub fn overdue(&mut self, now: Instant, alive: impl Fn(u32, u32) -> bool) -> Vec<Event> {
+        let due: Vec<u32> = self
+            .waiting
+            .iter()
+            .filter(|(_, (ev, at))| {
+                let waited = now.saturating_duration_since(*at);
+                waited >= OUTCOME_MAX_WAIT || (waited >= OUTCOME_GRACE && !alive(ev.pid, ev.tid))
+            })
+            .map(|(&tid, _)| tid)
+            .collect();
+        let mut out: Vec<Event> = due
+            .iter()
+            .filter_map(|tid| self.waiting.remove(tid))
+            .map(|(mut ev, _)| {
+                ev.ret = None;
+                ev
+            })
+            .collect();
+        out.sort_by(|a, b| a.time.cmp(&b.time));
+        out
     }
 
     /// An outcome record: the waiting event of its thread, if the op succeeded.
     pub fn outcome(&mut self, data: &[u8]) -> Option<Event> {
         let mut o = ow_outcome::default();
         plain::copy_from_bytes(&mut o, data).ok()?;
-        let mut ev = self.waiting.remove(&o.tid)?;
+        let (mut ev, _) = self.waiting.remove(&o.tid)?;
         if o.ret != 0 {
             return None;
         }
@@ -39,16 +74,53 @@ impl Pending {
 
     /// A tree given up: its waiting events go with it.
     pub fn forget_tree(&mut self, tree: &[u8]) {
-        self.waiting.retain(|_, ev| ev.tree != tree);
+        self.waiting.retain(|_, (ev, _)| ev.tree != tree);
     }
 
     /// Stopping: the events whose outcome never came, oldest first, without "ret".
     pub fn drain(&mut self) -> Vec<Event> {
-        let mut left: Vec<Event> = self.waiting.drain().map(|(_, e)| e).collect();
+        let mut left: Vec<Event> = self.waiting.drain().map(|(_, (e, _))| e).collect();
         left.sort_by(|a, b| a.time.cmp(&b.time));
         for ev in &mut left {
             ev.ret = None;
         }
         left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(tid: u32, time: &str) -> Event {
+        Event {
+            pid: 7,
+            tid,
+            time: time.into(),
+            ret: Some(0),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn overdue_events_go_without_ret_when_their_thread_ended_or_waited_too_long() {
+        let mut p = Pending::default();
+        assert!(p.hold(1, ev(1, "b")).is_none());
+        assert!(p.hold(2, ev(2, "a")).is_none());
+        assert!(p.hold(3, ev(3, "c")).is_none());
+        let t0 = Instant::now();
+        // Within the grace period nothing goes, alive or not.
+        assert!(p.overdue(t0, |_, _| false).is_empty());
+        // After it: the ended threads' events, oldest first, without "ret".
+        let gone = p.overdue(t0 + OUTCOME_GRACE * 2, |_, tid| tid == 3);
+        let tids: Vec<u32> = gone.iter().map(|e| e.tid).collect();
+        assert_eq!(tids, [2, 1]);
+        assert!(gone.iter().all(|e| e.ret.is_none()));
+        // A living thread's event waits, up to the limit.
+        assert!(p.overdue(t0 + OUTCOME_GRACE * 2, |_, _| true).is_empty());
+        let late = p.overdue(t0 + OUTCOME_MAX_WAIT * 2, |_, _| true);
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].tid, 3);
+        assert!(p.drain().is_empty());
     }
 }

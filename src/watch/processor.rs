@@ -135,6 +135,17 @@ impl Processor {
         self.emit(ev)
     }
 
+    /// Events whose outcome will not come (`Pending::overdue`), reported without "ret".
+    pub(super) fn release_overdue(&mut self) {
+        let alive =
+            |pid: u32, tid: u32| std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
+        for ev in self.pending.overdue(std::time::Instant::now(), alive) {
+            if self.done() || self.emit(ev) != 0 {
+                break;
+            }
+        }
+    }
+
     /// Stopping: events whose outcome never came are reported without "ret".
     pub(super) fn drain_waiting(&mut self) {
         for ev in self.pending.drain() {
