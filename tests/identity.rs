@@ -143,7 +143,7 @@ fn only_event(evs: &[Value]) -> &Value {
     &evs[0]
 }
 
-/// The agent on the tree of `d` while `sh` creates `file` from a login chain
+/// The shared agent on the tree of `d` while `sh` creates `file` from a login chain
 /// (`write_from_a_login_chain`) with `pad` on its command line after the file: the one event,
 /// the actor's pid, what the writer saw, and the command line given.
 fn sh_event(
@@ -153,16 +153,16 @@ fn sh_event(
     file: &Path,
     pad: &[String],
 ) -> (Value, i32, Seen, Vec<String>) {
-    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let mut a = d.lease();
     let argv = sh_argv(file, pad);
     let (actor, seen) = write_from_a_login_chain(loginuid, cgroup, &argv);
-    let evs = a.finish(&d.tree);
+    let evs = a.finish();
     (only_event(&evs).clone(), actor, seen, argv)
 }
 
 #[test]
 fn who_did_it_login_terminal_command_ancestry_cgroup() {
-    let d = root_dir!("identity");
+    let d = shared_dir!("identity");
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let name = format!("ownwatch-it-{}-docker-{id}.scope", std::process::id());
     let cg = Cgroup(cgroup2_root().join(&name));
@@ -212,13 +212,13 @@ fn who_did_it_login_terminal_command_ancestry_cgroup() {
 fn unset_login_and_no_terminal_are_left_out() {
     needs_root!();
     let own = std::fs::read_to_string("/proc/self/loginuid").unwrap();
-    let d = TestDir::new("noidentity");
-    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let d = TestDir::shared("noidentity");
+    let mut a = d.lease();
     let pid = run_as(Creds::User(4343, 4343), || {
         unsafe { libc::setsid() };
         std::fs::create_dir(d.t("plain")).map_err(|e| e.to_string())
     });
-    let evs = a.finish(&d.tree);
+    let evs = a.finish();
     let e = only_event(&evs);
     assert_eq!(e["pid"], pid);
     assert_eq!(e["fsuid"], 4343);
@@ -245,7 +245,7 @@ fn unset_login_and_no_terminal_are_left_out() {
 
 #[test]
 fn an_overlong_command_line_is_cut_and_says_so() {
-    let d = root_dir!("longargv");
+    let d = shared_dir!("longargv");
     let cg = cgroup2_root();
     let pad: Vec<String> = (0..200)
         .map(|i| format!("{i:03}{}", "y".repeat(97)))

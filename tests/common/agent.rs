@@ -429,7 +429,10 @@ impl Agent {
 
 /// A thread that reads `r` line by line (raw bytes, the newline included) and hands each line
 /// to `f`, until the end, a read error, or `f` returns false.
-fn read_lines(r: impl Read + Send + 'static, mut f: impl FnMut(&[u8]) -> bool + Send + 'static) {
+pub fn read_lines(
+    r: impl Read + Send + 'static,
+    mut f: impl FnMut(&[u8]) -> bool + Send + 'static,
+) {
     std::thread::spawn(move || {
         let mut r = BufReader::new(r);
         let mut line = Vec::new();
@@ -561,7 +564,7 @@ pub fn probe() -> &'static Value {
 }
 
 /// The count of a skipped note (JSON; a text note counts as one).
-fn skipped_count(line: &str) -> u64 {
+pub fn skipped_count(line: &str) -> u64 {
     serde_json::from_str::<Value>(line)
         .ok()
         .and_then(|v| v["count"].as_u64())
@@ -571,7 +574,7 @@ fn skipped_count(line: &str) -> u64 {
 /// The agent's in-band note that the kernel skipped runs of its programs (`"op":"lost",
 /// "reason":"skipped"`): each may or may not have been an event of this test. Not an event:
 /// a test whose events all came is not failed by it, and one whose event is missing shows it.
-fn is_skipped_note(line: &str) -> bool {
+pub fn is_skipped_note(line: &str) -> bool {
     (line.contains("\"op\":\"lost\"") && line.contains("\"reason\":\"skipped\""))
         || (line.contains(" lost ") && line.ends_with(" events (skipped)"))
 }

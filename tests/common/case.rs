@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{assert_events, run_as, Agent, Creds, Exp, TestDir};
+use super::{assert_events, run_as, Agent, Creds, Exp, Lease, TestDir};
 
 /// `needs_root!()` (return from the test where it may be skipped), then `TestDir::new(name)`.
 #[macro_export]
@@ -26,6 +26,25 @@ macro_rules! root_tmp {
         let tmp = $crate::common::TempDir::new($tag);
         let tree = tmp.join("tree");
         (tmp, tree)
+    }};
+}
+
+/// `needs_root!()`, then `TestDir::shared(name)`: a tree the shared agent watches.
+#[macro_export]
+macro_rules! shared_dir {
+    ($name:expr) => {{
+        $crate::needs_root!();
+        $crate::common::TestDir::shared($name)
+    }};
+}
+
+/// `shared_dir!(name)` and a lease on it from the shared agent: `(d, lease)`.
+#[macro_export]
+macro_rules! shared {
+    ($name:expr) => {{
+        let d = $crate::shared_dir!($name);
+        let l = d.lease();
+        (d, l)
     }};
 }
 
@@ -98,16 +117,34 @@ impl By {
 }
 
 impl TestDir {
-    /// The agent on the tree with `opts`, `f` run in a forked root actor, then the sentinel:
-    /// every event before it, and that actor (fsuid 0, its pid, paths relative to the tree).
+    /// The agent on the tree with `opts` (the shared agent for a shared tree, which takes
+    /// no options), `f` run in a forked root actor, then the sentinel: every event before
+    /// it, and that actor (fsuid 0, its pid, paths relative to the tree).
     pub fn root_run(
         &self,
         opts: &[&str],
         f: impl FnOnce() -> Result<(), String>,
     ) -> (Vec<Value>, By) {
+        if let Some((arena, _)) = self.shared {
+            assert_eq!(
+                arena.opts, opts,
+                "a shared tree is watched with its arena's options"
+            );
+            let mut l = arena.lease(self);
+            let pid = run_as(Creds::Root, f);
+            return (l.finish(), By::new(&self.tree, 0, pid));
+        }
         let mut a = Agent::watch_tree(&self.tree, opts);
         let pid = run_as(Creds::Root, f);
         (a.finish(&self.tree), By::new(&self.tree, 0, pid))
+    }
+
+    /// A lease from the shared agent on this (shared) tree, from now on.
+    pub fn lease(&self) -> Lease {
+        let (arena, _) = self
+            .shared
+            .unwrap_or_else(|| panic!("{}: not a shared tree", self.tree.display()));
+        arena.lease(self)
     }
 
     /// `run_as(creds, f)`: that actor, paths relative to the tree.
@@ -115,8 +152,8 @@ impl TestDir {
         By::of(&self.tree, creds, run_as(creds, f))
     }
 
-    /// The events must be exactly `want` (`assert_events` on this tree).
+    /// The events must be exactly `want` (`assert_events` on this tree's watched root).
     pub fn expect(&self, evs: &[Value], want: &[Exp]) {
-        assert_events(evs, want, &self.tree);
+        assert_events(evs, want, &self.root);
     }
 }

@@ -261,10 +261,18 @@ pub fn make_tree(p: impl AsRef<Path>, id: u32) {
 /// - `outside`: a root-owned sibling directory that is not watched.
 ///
 /// Everything (and every host mount registered with `bind_mount`) is removed on drop.
+///
+/// `TestDir::shared` puts the tree in the shared agent's arena instead (see `shared`): it is
+/// left there on drop (removing it would be root's writes in a watched tree), and the arena
+/// goes when the test process exits.
 pub struct TestDir {
     pub base: PathBuf,
     pub tree: PathBuf,
     pub outside: PathBuf,
+    /// The watched root: `tree`, or the arena that holds it. Events carry it as "tree".
+    pub root: PathBuf,
+    /// A shared tree's arena and key there (`Arena::register`).
+    pub shared: Option<(&'static super::Arena, u32)>,
     dir: TempDir,
 }
 
@@ -272,6 +280,27 @@ impl TestDir {
     pub fn new(name: &str) -> TestDir {
         let dir = TempDir::new(name);
         let tree = dir.join("tree");
+        TestDir::with_tree(dir, tree.clone(), tree)
+    }
+
+    /// A tree in the shared agent's arena (`shared::Arena`), which is started if it is not
+    /// yet; `outside` as with `new`.
+    pub fn shared(name: &str) -> TestDir {
+        TestDir::shared_with(name, &[])
+    }
+
+    /// `shared`, in the arena of the shared agent with `opts`.
+    pub fn shared_with(name: &str, opts: &[&str]) -> TestDir {
+        let dir = TempDir::new(name);
+        let arena = super::Arena::with(opts);
+        let tree = arena.root.join(format!("{name}-{}", next_id()));
+        let key = arena.register(&tree, &dir.path);
+        let mut d = TestDir::with_tree(dir, tree, arena.root.clone());
+        d.shared = Some((arena, key));
+        d
+    }
+
+    fn with_tree(dir: TempDir, tree: PathBuf, root: PathBuf) -> TestDir {
         make_tree(&tree, OWNER);
         let outside = dir.join("outside");
         make_dir(&outside);
@@ -280,8 +309,15 @@ impl TestDir {
             base: dir.path.clone(),
             tree,
             outside,
+            root,
+            shared: None,
             dir,
         }
+    }
+
+    /// Is the tree in the shared agent's arena?
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// A path inside the tree.
@@ -309,5 +345,13 @@ impl TestDir {
         self.dir
             .mount_tmpfs(at, opts)
             .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", at.display()));
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if let Some((a, k)) = self.shared {
+            a.unregister(k);
+        }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn actor_is_the_fsuid() {
-    let (d, mut a) = watched!("fsuid", &[]);
+    let (d, mut a) = shared!("fsuid");
     // real uid = owner, effective/fs uid 0 (a setuid-root program run by the owner): reported.
     let setuid = d.act(Creds::RealUser(OWNER, OWNER), || {
         mkdir(&d.t("a1"), 0o755)?;

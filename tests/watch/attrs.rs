@@ -30,7 +30,7 @@ fn file_and_link(d: &TestDir, name: &str, link: &str) {
 
 #[test]
 fn root_chmod_variants() {
-    let d = root_dir!("chmod");
+    let d = shared_dir!("chmod");
     let t = &d.tree;
     file_and_link(&d, "m", "msl");
     make_dir(d.t("md"));
@@ -76,7 +76,7 @@ fn root_chmod_variants() {
 
 #[test]
 fn root_chown_variants() {
-    let d = root_dir!("chown");
+    let d = shared_dir!("chown");
     file_and_link(&d, "o", "osl");
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(&d.tree)?;
@@ -123,7 +123,7 @@ fn root_chown_variants() {
 
 #[test]
 fn root_truncate_and_write_variants() {
-    let d = root_dir!("trunc");
+    let d = shared_dir!("trunc");
     let t = &d.tree;
     make_file(d.t("w"), &[b'x'; 100]);
     std::os::unix::fs::symlink("w", d.t("wsl")).unwrap();
@@ -168,7 +168,7 @@ fn root_truncate_and_write_variants() {
 
 #[test]
 fn root_xattr_variants() {
-    let d = root_dir!("xattr");
+    let d = shared_dir!("xattr");
     let t = &d.tree;
     file_and_link(&d, "x", "xsl");
     let (evs, by) = d.root_run(&[], || {
@@ -224,7 +224,7 @@ fn root_xattrat_syscalls() {
         eprintln!("root_xattrat_syscalls: setxattrat not in this kernel (< 6.13), not tested");
         return;
     }
-    let d = TestDir::new("xattrat");
+    let d = TestDir::shared("xattrat");
     let t = &d.tree;
     file_and_link(&d, "x", "xsl");
     let (evs, by) = d.root_run(&[], || {

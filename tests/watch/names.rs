@@ -58,7 +58,7 @@ fn deep_expect(by: &By, names: &[Vec<u8>]) -> Vec<Exp> {
 
 #[test]
 fn path_120_levels_deep() {
-    let d = root_dir!("deep");
+    let d = shared_dir!("deep");
     let t = &d.tree;
     let names: Vec<Vec<u8>> = (0..120)
         .map(|i| format!("level{i:03}").into_bytes())
@@ -79,7 +79,7 @@ fn path_120_levels_deep() {
 
 #[test]
 fn path_120_levels_of_255_byte_names() {
-    let d = root_dir!("deeplong");
+    let d = shared_dir!("deeplong");
     let (evs, want) = deep_run(&d, &[], &long_names(0..120));
     d.expect(&evs, &want);
 }
@@ -89,10 +89,10 @@ fn path_120_levels_of_255_byte_names() {
 /// "truncated": true, one that is not marked must be exact.
 #[test]
 fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
-    let d = root_dir!("deeper");
+    let d = shared_dir!("deeper");
     // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
-    // other tests run)
-    let (evs, mut want) = deep_run(&d, &["--ring-size", "64M"], &long_names(0..300));
+    // other tests run; the shared agent has a 64 MiB one)
+    let (evs, mut want) = deep_run(&d, &[], &long_names(0..300));
     // Up to 64 KiB a path always arrives whole, and is not marked (README).
     for (e, w) in evs.iter().zip(&want) {
         if w.path.len() <= 64 * 1024 {
@@ -119,17 +119,20 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
 /// none marked "truncated" (the walks of the directories the op changed take room too).
 #[test]
 fn ops_36_kb_deep_are_whole() {
-    let d = root_dir!("deepops");
+    let d = shared_dir!("deepops");
     let t = &d.tree;
     let names = long_names(0..140);
     let deep = names.iter().fold(t.clone(), |p, n| join_bytes(&p, n));
-    let mut a = Agent::watch_tree(t, &["--ops", "create,chmod,rename,link,symlink,unlink"]);
+    // (set-up: the chain and its leaf, made before the lease)
+    run_as(Creds::Root, || deep_chain(t, &names));
+    let mut a = d.lease();
     let pid = run_as(Creds::Root, || {
-        deep_chain(t, &names)?;
         chdir(t)?;
         for n in &names {
             sc!(libc::SYS_chdir, cs(n))?;
         }
+        let fd = sc!(libc::SYS_creat, cs("new"), 0o644)?;
+        close(fd);
         sc!(libc::SYS_chmod, cs("leaf"), 0o600)?;
         sc!(libc::SYS_rename, cs("leaf"), cs("leaf2"))?;
         sc!(libc::SYS_link, cs("leaf2"), cs("leaf3"))?;
@@ -137,24 +140,20 @@ fn ops_36_kb_deep_are_whole() {
         sc!(libc::SYS_unlink, cs("leaf3"))?;
         Ok(())
     });
-    let evs = a.finish_with(t, Sentinel::Create);
     let by = By::new(&deep, 0, pid);
-    d.expect(
-        &evs,
-        &[
-            by.op("create", "leaf").mode(0o644),
-            by.op("chmod", "leaf").mode(0o600),
-            by.rename("leaf", "leaf2"),
-            by.op("link", "leaf2").new_path(deep.join("leaf3")),
-            by.op("symlink", "sl").target("leaf2"),
-            by.op("unlink", "leaf3"),
-        ],
-    );
+    a.expect(&[
+        by.op("create", "new").mode(0o644),
+        by.op("chmod", "leaf").mode(0o600),
+        by.rename("leaf", "leaf2"),
+        by.op("link", "leaf2").new_path(deep.join("leaf3")),
+        by.op("symlink", "sl").target("leaf2"),
+        by.op("unlink", "leaf3"),
+    ]);
 }
 
 #[test]
 fn names_of_255_bytes_and_long_symlink_targets() {
-    let d = root_dir!("longname");
+    let d = shared_dir!("longname");
     let n = |c: char| c.to_string().repeat(255);
     let long_target = format!("/{}", "t/".repeat(2000)); // 4001 bytes
     let (evs, by) = d.root_run(&[], || {
@@ -182,7 +181,7 @@ fn names_of_255_bytes_and_long_symlink_targets() {
 
 #[test]
 fn odd_names_are_exact_and_one_line_each() {
-    let d = root_dir!("oddnames");
+    let d = shared_dir!("oddnames");
     let t = &d.tree;
     let names: Vec<&[u8]> = vec![
         b"new\nline",

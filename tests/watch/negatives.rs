@@ -8,8 +8,7 @@ use super::*;
 
 #[test]
 fn failed_operations_are_not_reported() {
-    let d = root_dir!("failed");
-    let t = &d.tree;
+    let d = shared_dir!("failed");
     make_file(d.t("exists"), b"");
     make_file(d.t("e2"), b"");
     make_dir(d.t("dir"));
@@ -19,7 +18,7 @@ fn failed_operations_are_not_reported() {
         let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr() as _, 1, 0) };
         assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
     }
-    let mut a = Agent::watch_tree(t, &[]);
+    let mut a = d.lease();
     let p = |n: &str| cp(d.t(n));
     let at = libc::AT_FDCWD;
     run_as(Creds::Root, || {
@@ -166,9 +165,9 @@ fn dirs_of(d: &TestDir, id: u32, sub: &str, side: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn owner_writes_are_not_reported() {
-    let d = root_dir!("ownerok");
+    let d = shared_dir!("ownerok");
     let (sub, side) = dirs_of(&d, OWNER, "work", "ownerside");
-    let mut a = Agent::watch_tree(&d.tree, &[]);
+    let mut a = d.lease();
     run_as(Creds::User(OWNER, OWNER), || every_op(&sub, &side, OWNER));
     // The same as root outside the tree, right after, to show the agent was listening.
     let root = d.act(Creds::Root, || mkdir(&d.t("root_after"), 0o755));

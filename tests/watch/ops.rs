@@ -7,7 +7,7 @@ use super::*;
 
 #[test]
 fn root_create_variants() {
-    let d = root_dir!("create");
+    let d = shared_dir!("create");
     let t = &d.tree;
     let (evs, by) = d.root_run(&[], || {
         let (wr, excl) = (libc::O_CREAT | libc::O_WRONLY, libc::O_EXCL);
@@ -84,7 +84,7 @@ fn root_create_variants() {
 
 #[test]
 fn root_mkdir_mknod_symlink_link_variants() {
-    let d = root_dir!("mkdir");
+    let d = shared_dir!("mkdir");
     make_file(d.t("f"), b"data");
     make_file(d.o("src_in"), b"outside");
     let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
@@ -156,7 +156,7 @@ fn root_mkdir_mknod_symlink_link_variants() {
 
 #[test]
 fn root_rename_variants() {
-    let d = root_dir!("rename");
+    let d = shared_dir!("rename");
     let t = &d.tree;
     for f in ["r1", "r2", "r3", "x1", "x2", "victim", "out1"] {
         make_file(d.t(f), f.as_bytes());
@@ -215,7 +215,7 @@ fn root_rename_variants() {
 
 #[test]
 fn root_unlink_rmdir_variants() {
-    let d = root_dir!("unlink");
+    let d = shared_dir!("unlink");
     let t = &d.tree;
     for f in ["u1", "u2", "u3"] {
         make_file(d.t(f), b"");

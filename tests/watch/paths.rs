@@ -135,7 +135,7 @@ fn paths_are_as_at_the_time_of_the_operation() {
     if !string_paths_promised("paths_are_as_at_the_time_of_the_operation: names re-pointed, removed or moved right after the op") {
         return;
     }
-    let d = TestDir::new("racepath");
+    let d = TestDir::shared("racepath");
     let t = &d.tree;
     for dd in ["sub", "mv", "gone", "own"] {
         make_dir(d.t(dd));
@@ -144,7 +144,7 @@ fn paths_are_as_at_the_time_of_the_operation() {
     let outlink = d.base.join("outlink");
     std::os::unix::fs::symlink(t, &outlink).unwrap();
     std::os::unix::fs::symlink("sub", d.t("sublink")).unwrap();
-    let mut a = Agent::watch_tree(t, &[]);
+    let mut a = d.lease();
     let by = d.act(Creds::Root, || {
         // A symlinked parent outside the tree, re-pointed elsewhere right after.
         mkdir(&outlink.join("via_outlink"), 0o755)?;
@@ -299,7 +299,7 @@ fn path_through_bind_mount_in_private_namespace() {
 
 #[test]
 fn path_from_another_mount_namespace() {
-    let d = root_dir!("mntns");
+    let d = shared_dir!("mntns");
     let (evs, by) = d.root_run(&[], || {
         private_mount_ns()?;
         // Make the namespace differ: a tmpfs over the unwatched sibling.

@@ -32,7 +32,7 @@ fn supported(ops: &[u8]) -> Vec<u8> {
 fn io_uring_ops_are_reported() {
     needs_root!();
     use io_uring::{opcode, types::Fd};
-    let d = TestDir::new("uring");
+    let d = TestDir::shared("uring");
     make_dir(d.t("exists"));
     let backend = expected_backend();
     let has = supported(&[

@@ -1,0 +1,421 @@
+//! One agent for many tests. Starting an agent (probe, verifier, attach) and stopping it
+//! (detaching every hook) is most of what a watch test costs under emulation: about 2–3 s of
+//! guest CPU per agent in the kernel matrix, against a few hundred ms for the test's own
+//! syscalls. The tests that watch with the default options share one agent per test binary
+//! instead: it watches the *arena*, a directory owned by OWNER, and each test's tree is a
+//! directory in it (`TestDir::shared`).
+//!
+//! A test takes a `Lease` on its tree. The agent's lines go to the lease whose tree (or
+//! `outside` directory) holds the event's path or new path. Markers made in the arena root
+//! (`<tree>.begin-N`, `<tree>.end-N`, `<tree>.after-N`, root mkdirs, reported like any other)
+//! bound what belongs to the test: what came before `begin` was the test's set-up, what comes
+//! between `end` and `after` came after the test's last op (an error, as after the sentinel of
+//! an agent of its own). An event no lease claims is kept and fails the next lease that
+//! finishes. Skipped-runs notes go to every lease; so does any other line without a path.
+//!
+//! The agent starts on first use, from a thread of its own that lives as long as the test
+//! process (the agent gets SIGKILL when that thread ends: PR_SET_PDEATHSIG), and is stopped,
+//! and the arena removed, when the test process exits.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{
+    assert_events, bin, check_event, is_skipped_note, make_tree, next_id, parse_event, read_lines,
+    skipped_count, watch_args, Exp, TestDir, OWNER, TIMEOUT,
+};
+
+/// A shared agent and where its lines go.
+pub struct Arena {
+    /// The watched directory; every shared tree is a directory in it.
+    pub root: PathBuf,
+    /// The agent's options (besides the arena, --backend and --ring-size).
+    pub opts: Vec<String>,
+    routes: Mutex<Routes>,
+    stderr: Arc<Mutex<String>>,
+    pid: i32,
+}
+
+#[derive(Default)]
+struct Routes {
+    leases: Vec<Route>,
+    /// Lines no lease claimed, not yet reported.
+    orphans: Vec<String>,
+    /// Why the agent's output ended, once it has.
+    ended: Option<String>,
+}
+
+struct Route {
+    key: u32,
+    /// The tree and, with a trailing '/', what lies below it and below the test's
+    /// `outside` directory; the tree's name and '.', the markers.
+    exact: String,
+    prefixes: Vec<String>,
+    tx: Sender<String>,
+}
+
+impl Route {
+    fn claims(&self, path: &str) -> bool {
+        path == self.exact || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
+    }
+}
+
+/// The paths an event line names (path, new_path), for routing.
+fn line_paths(line: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        return Vec::new();
+    };
+    ["path", "new_path"]
+        .iter()
+        .filter_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+impl Arena {
+    /// The shared agent of this test process with the default options, started on first use.
+    pub fn get() -> &'static Arena {
+        Arena::with(&[])
+    }
+
+    /// The shared agent with `opts` (e.g. `--fix`), started on first use.
+    pub fn with(opts: &[&str]) -> &'static Arena {
+        static ARENAS: Mutex<Vec<&'static Arena>> = Mutex::new(Vec::new());
+        let mut all = ARENAS.lock().unwrap();
+        if let Some(a) = all.iter().find(|a| a.opts == opts) {
+            return a;
+        }
+        let (arena, lines) = Arena::start(opts);
+        let a: &'static Arena = Box::leak(Box::new(arena));
+        all.push(a);
+        std::thread::spawn(move || a.dispatch(lines));
+        a
+    }
+
+    fn start(opts: &[&str]) -> (Arena, Receiver<Option<String>>) {
+        let root = PathBuf::from(format!(
+            "/tmp/ownwatch-arena-{}-{}",
+            std::process::id(),
+            next_id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        make_tree(&root, OWNER);
+        let root = std::fs::canonicalize(&root).expect("canonicalize the arena");
+        // Many tests' bursts share its ring: 64 MiB unless the run sets a size
+        // (OWNWATCH_TEST_RING_SIZE, which watch_args passes).
+        let mut extra = opts.to_vec();
+        extra.push(root.to_str().expect("UTF-8 arena path"));
+        if std::env::var_os("OWNWATCH_TEST_RING_SIZE").is_none() {
+            extra.extend(["--ring-size", "64M"]);
+        }
+        let args = watch_args(&extra);
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (started_tx, started_rx) = mpsc::channel::<Result<i32, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (lines_tx, lines_rx) = mpsc::channel::<Option<String>>();
+        let err = stderr.clone();
+        // The thread that forks the agent lives until the agent's stdout ends: the agent's
+        // parent-death signal is tied to it.
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(bin());
+            cmd.args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            // SAFETY: prctl is async-signal-safe; it changes only the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = started_tx.send(Err(format!("spawn {} {args:?}: {e}", bin())));
+                    return;
+                }
+            };
+            let _ = started_tx.send(Ok(child.id() as i32));
+            read_lines(child.stderr.take().unwrap(), move |line| {
+                let s = String::from_utf8_lossy(line).into_owned();
+                let ready = s.starts_with("ownwatch: watching ");
+                err.lock().unwrap().push_str(&s);
+                if ready {
+                    let _ = ready_tx.send(());
+                }
+                true
+            });
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut line = Vec::new();
+            while matches!(out.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let s = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\n')
+                    .to_string();
+                line.clear();
+                if lines_tx.send(Some(s)).is_err() {
+                    break;
+                }
+            }
+            let _ = child.wait();
+            let _ = lines_tx.send(None);
+        });
+        let pid = match started_rx.recv().expect("the shared agent's thread") {
+            Ok(pid) => pid,
+            Err(e) => panic!("{e}"),
+        };
+        let arena = Arena {
+            root,
+            opts: opts.iter().map(|o| o.to_string()).collect(),
+            routes: Mutex::new(Routes::default()),
+            stderr,
+            pid,
+        };
+        if ready_rx.recv_timeout(*TIMEOUT).is_err() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!(
+                "shared agent: no 'ownwatch: watching ' line within {:?}; stderr:\n{}",
+                *TIMEOUT,
+                arena.stderr_text()
+            );
+        }
+        stop_at_exit(pid, &arena.root);
+        (arena, lines_rx)
+    }
+
+    /// Hands the agent's lines out until its output ends.
+    fn dispatch(&'static self, rx: Receiver<Option<String>>) {
+        while let Ok(line) = rx.recv() {
+            let end = line.is_none();
+            self.route(line);
+            if end {
+                break;
+            }
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Each line to the lease that claims it (see the module's doc).
+    fn route(&self, line: Option<String>) {
+        let mut r = self.routes.lock().unwrap();
+        let Some(line) = line else {
+            r.ended = Some(format!(
+                "the shared agent's output ended; stderr:\n{}",
+                self.stderr_text()
+            ));
+            for l in &mut r.leases {
+                l.tx = mpsc::channel().0; // (their receivers see the end)
+            }
+            return;
+        };
+        let paths = line_paths(&line);
+        if paths.is_empty() || is_skipped_note(&line) {
+            for l in &r.leases {
+                let _ = l.tx.send(line.clone());
+            }
+            return;
+        }
+        match r.leases.iter().find(|l| paths.iter().any(|p| l.claims(p))) {
+            Some(l) => {
+                let _ = l.tx.send(line);
+            }
+            None => r.orphans.push(line),
+        }
+    }
+
+    /// Claim the lines about `tree` and what lies below `base` (a shared `TestDir`) for
+    /// whoever leases it; until then, and after, they are passed over. Returns the key for
+    /// `lease` and `unregister`.
+    pub fn register(&self, tree: &Path, base: &Path) -> u32 {
+        let key = next_id();
+        let t = tree.to_str().expect("UTF-8 tree").to_string();
+        let o = base.to_str().expect("UTF-8 base").to_string();
+        let mut r = self.routes.lock().unwrap();
+        r.leases.push(Route {
+            key,
+            exact: t.clone(),
+            prefixes: vec![format!("{t}/"), format!("{t}."), format!("{o}/")],
+            tx: mpsc::channel().0,
+        });
+        key
+    }
+
+    /// The tree's lines are nobody's from now on.
+    pub fn unregister(&self, key: u32) {
+        self.routes.lock().unwrap().leases.retain(|l| l.key != key);
+    }
+
+    /// Where the lines of `key` go: to `tx`.
+    fn redirect(&self, key: u32, tx: Sender<String>) {
+        let mut r = self.routes.lock().unwrap();
+        if let Some(why) = &r.ended {
+            panic!("{why}");
+        }
+        if let Some(l) = r.leases.iter_mut().find(|l| l.key == key) {
+            l.tx = tx;
+        }
+    }
+
+    /// Back to passing the lines of `key` over (no panic: for drops).
+    fn redirect_quietly(&self, key: u32) {
+        let mut r = self.routes.lock().unwrap();
+        if let Some(l) = r.leases.iter_mut().find(|l| l.key == key) {
+            l.tx = mpsc::channel().0;
+        }
+    }
+
+    /// A lease on `d`'s tree (made by `TestDir::shared`), from now on: what came before is
+    /// set-up and is passed over.
+    pub fn lease(&'static self, d: &TestDir) -> Lease {
+        let key = match d.shared {
+            Some((a, key)) if std::ptr::eq(a, self) => key,
+            _ => panic!("{}: not a tree of this shared agent", d.tree.display()),
+        };
+        let (tx, rx) = mpsc::channel();
+        self.redirect(key, tx);
+        let mut l = Lease {
+            arena: self,
+            key,
+            tree: d.tree.clone(),
+            rx,
+            skipped: 0,
+        };
+        l.until_marker("begin");
+        l
+    }
+}
+
+/// When the test process exits: SIGINT to the agent `pid`, wait for it to go, remove `root`.
+fn stop_at_exit(pid: i32, root: &Path) {
+    static AT_EXIT: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
+    extern "C" fn stop_all() {
+        let all = std::mem::take(&mut *AT_EXIT.lock().unwrap());
+        for (pid, _) in &all {
+            // SAFETY: a signal to an agent we started.
+            unsafe { libc::kill(*pid, libc::SIGINT) };
+        }
+        let deadline = Instant::now() + *TIMEOUT;
+        for (pid, root) in &all {
+            // (its exit is reaped by the thread that waits for it: enough that it is gone)
+            while unsafe { libc::kill(*pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+    let mut all = AT_EXIT.lock().unwrap();
+    if all.is_empty() {
+        // SAFETY: registers a plain function.
+        unsafe { libc::atexit(stop_all) };
+    }
+    all.push((pid, root.to_path_buf()));
+}
+
+/// A test's share of the shared agent: the lines about its tree.
+pub struct Lease {
+    arena: &'static Arena,
+    key: u32,
+    tree: PathBuf,
+    rx: Receiver<String>,
+    /// Runs the agent said the kernel skipped, so far (see `Agent::skipped`).
+    pub skipped: u64,
+}
+
+impl Lease {
+    /// The watched root (the arena): what events carry as "tree".
+    pub fn root(&self) -> &Path {
+        &self.arena.root
+    }
+
+    /// Make the marker `<tree>.<what>-N` (a root mkdir in the arena) and read up to its
+    /// event: (the lines before it, the marker's event). Skipped notes are counted, not kept.
+    fn until_marker(&mut self, what: &str) -> (Vec<String>, Value, PathBuf) {
+        let name = format!(
+            "{}.{what}-{}",
+            self.tree.file_name().unwrap().to_str().unwrap(),
+            next_id()
+        );
+        let p = self.arena.root.join(&name);
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("marker {}: {e}", p.display()));
+        let deadline = Instant::now() + *TIMEOUT;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) if line_paths(&l).iter().any(|q| q.ends_with(&name)) => {
+                    return (before, parse_event(&l), p);
+                }
+                Ok(l) if is_skipped_note(&l) => {
+                    eprintln!("(shared agent said: {l})");
+                    self.skipped += skipped_count(&l);
+                }
+                Ok(l) => before.push(l),
+                Err(e) => {
+                    let why = match e {
+                        RecvTimeoutError::Timeout => format!("not reported within {:?}", *TIMEOUT),
+                        RecvTimeoutError::Disconnected => self
+                            .arena
+                            .routes
+                            .lock()
+                            .unwrap()
+                            .ended
+                            .clone()
+                            .unwrap_or_default(),
+                    };
+                    panic!(
+                        "shared agent: marker {}: {why}.\nlines so far:\n{}\nstderr:\n{}",
+                        p.display(),
+                        before.join("\n"),
+                        self.arena.stderr_text()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The events of the tree since the lease began, every one JSON; after them nothing
+    /// more may come, and no line that no test claimed may have come meanwhile.
+    pub fn finish(&mut self) -> Vec<Value> {
+        let (before, end, p) = self.until_marker("end");
+        let want = Exp::new("mkdir", p, 0).any_comm();
+        let errs = check_event(&end, &want, &self.arena.root);
+        assert!(errs.is_empty(), "marker event wrong: {errs:?}: {end}");
+        let (after, _, _) = self.until_marker("after");
+        assert!(
+            after.is_empty(),
+            "shared agent: lines about {} after its last op:\n{}",
+            self.tree.display(),
+            after.join("\n")
+        );
+        let orphans: Vec<String> = std::mem::take(&mut self.arena.routes.lock().unwrap().orphans);
+        assert!(
+            orphans.is_empty(),
+            "shared agent: lines that no running test's tree claims (one of them, or an \
+             earlier test, got events it should not have):\n{}",
+            orphans.join("\n")
+        );
+        before.iter().map(|l| parse_event(l)).collect()
+    }
+
+    /// `finish`, and the events must be exactly `want`.
+    pub fn expect(&mut self, want: &[Exp]) {
+        let evs = self.finish();
+        assert_events(&evs, want, &self.arena.root.clone());
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.arena.redirect_quietly(self.key);
+    }
+}
