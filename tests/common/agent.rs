@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -146,16 +146,7 @@ impl Agent {
             .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", bin()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
-        let buf = stderr.clone();
-        read_lines(child.stderr.take().unwrap(), move |line| {
-            let s = String::from_utf8_lossy(line).into_owned();
-            let ready = s.starts_with("ownwatch: watching ");
-            buf.lock().unwrap().push_str(&s);
-            if ready {
-                let _ = ready_tx.send(());
-            }
-            true
-        });
+        read_stderr(child.stderr.take().unwrap(), stderr.clone(), ready_tx);
         let (tx, rx) = mpsc::channel::<String>();
         read_lines(child.stdout.take().unwrap(), move |line| {
             let s = match std::str::from_utf8(line) {
@@ -425,6 +416,20 @@ impl Agent {
             .expect("expect: an agent of Agent::watch_tree");
         self.expect_in(&tree, kind, want);
     }
+}
+
+/// A thread that keeps the agent's stderr `r` in `buf` and says on `ready` when the agent
+/// is watching (its "ownwatch: watching " line).
+pub fn read_stderr(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>, ready: Sender<()>) {
+    read_lines(r, move |line| {
+        let s = String::from_utf8_lossy(line).into_owned();
+        let is_ready = s.starts_with("ownwatch: watching ");
+        buf.lock().unwrap().push_str(&s);
+        if is_ready {
+            let _ = ready.send(());
+        }
+        true
+    });
 }
 
 /// A thread that reads `r` line by line (raw bytes, the newline included) and hands each line

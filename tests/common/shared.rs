@@ -28,7 +28,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{
-    assert_events, bin, check_event, is_skipped_note, make_tree, next_id, parse_event, read_lines,
+    assert_events, bin, check_event, is_skipped_note, make_tree, next_id, parse_event, read_stderr,
     skipped_count, watch_args, Exp, TestDir, OWNER, TIMEOUT,
 };
 
@@ -143,15 +143,7 @@ impl Arena {
                 }
             };
             let _ = started_tx.send(Ok(child.id() as i32));
-            read_lines(child.stderr.take().unwrap(), move |line| {
-                let s = String::from_utf8_lossy(line).into_owned();
-                let ready = s.starts_with("ownwatch: watching ");
-                err.lock().unwrap().push_str(&s);
-                if ready {
-                    let _ = ready_tx.send(());
-                }
-                true
-            });
+            read_stderr(child.stderr.take().unwrap(), err, ready_tx);
             let mut out = BufReader::new(child.stdout.take().unwrap());
             let mut line = Vec::new();
             while matches!(out.read_until(b'\n', &mut line), Ok(n) if n > 0) {
