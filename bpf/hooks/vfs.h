@@ -35,11 +35,14 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
+/* A wait that cannot be kept is an outcome lost: counted, never silent (the event then
+ * comes without "ret"). */
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
 	__u32 tid = current_tid();
 
-	bpf_map_update_elem(&vfs_wait, &tid, w, BPF_ANY);
+	if (bpf_map_update_elem(&vfs_wait, &tid, w, BPF_ANY))
+		count_lost();
 }
 
 /* What a hook saw, for vfs_event(). Built by the on_*() helpers with designated initialisers;
@@ -125,7 +128,8 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 	};
 
 	bpf_map_delete_elem(&vfs_wait, &tid);
-	bpf_ringbuf_output(&events, &o, sizeof(o), 0);
+	if (bpf_ringbuf_output(&events, &o, sizeof(o), 0))
+		count_lost();
 }
 
 /* Argument i of a tracing program (fentry, fexit, lsm) or a kprobe. i comes from fn_args,
