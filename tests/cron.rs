@@ -212,6 +212,12 @@ fn output_file_is_reopened_on_sighup_without_losing_or_tearing_lines() {
     let mut paths = Vec::new();
     for f in rotated.iter().chain([&log]) {
         for e in json_lines(f) {
+            // Runs of our programs the kernel skipped (7.x, README "Supported kernels") are
+            // said in-band; whose they were shows below: every event must be there.
+            if e["op"] == "lost" && e["reason"] == "skipped" {
+                eprintln!("(agent said: {e})");
+                continue;
+            }
             assert_ne!(e["op"], "lost", "{e}");
             paths.push(e["path"].as_str().unwrap().to_string());
         }
