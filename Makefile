@@ -8,7 +8,7 @@ DIR ?= /tmp/ownwatch-demo
 ARGS ?=
 BIN := target/release/ownwatch
 
-.PHONY: all deps build run test test-host check unit vmlinux clean
+.PHONY: all deps build run test test-host check unit vmlinux vmlinux-host clean
 
 all: build
 
@@ -56,8 +56,13 @@ test-host: deps
 unit: deps
 	cargo test --locked --bins
 
-# Regenerate the committed vmlinux.h from the running kernel's BTF.
+# Regenerate the committed vmlinux/<arch>/vmlinux.h of both architectures from one pinned
+# Debian kernel package's BTF (vmlinux/generate.sh; VMLINUX_ARCHS=aarch64 for one), recorded
+# in vmlinux/SOURCES. vmlinux-host: x86_64's from the running kernel instead.
 vmlinux:
+	vmlinux/generate.sh
+
+vmlinux-host:
 	@command -v bpftool >/dev/null || apt-get install -y -qq bpftool
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/x86_64/vmlinux.h
 
