@@ -6,9 +6,12 @@ export PATH := $(HOME)/.cargo/bin:/usr/local/cargo/bin:$(PATH)
 APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-linux attr
 DIR ?= /tmp/ownwatch-demo
 ARGS ?=
+# TARGET=aarch64-unknown-linux-gnu: build for another machine (cross/build.sh), into
+# target/$(TARGET)/release/ownwatch; make dist TARGET=...: a static one, target/static/...
+TARGET ?=
 BIN := target/release/ownwatch
 
-.PHONY: all deps build run test test-host check unit vmlinux vmlinux-host clean
+.PHONY: all deps build dist run test test-host check unit vmlinux vmlinux-host clean
 
 all: build
 
@@ -25,7 +28,16 @@ deps:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
 
 build: deps
+ifeq ($(TARGET),)
 	cargo build --release --locked
+else
+	cross/build.sh $(TARGET)
+endif
+
+# A fully static binary for TARGET (default this machine's), for VM images and copying around:
+# target/static/<target>/release/ownwatch.
+dist: deps
+	STATIC=1 cross/build.sh $(or $(TARGET),$(shell rustc -vV | sed -n 's/^host: //p'))
 
 # The main job: watch DIR (default: a demo directory owned by nobody, so root's writes show).
 run: build
