@@ -89,7 +89,7 @@ test-kernels: deps
 
 # issue 13, arm64: the static aarch64 binary (cross-built) in qemu-system-aarch64 on Debian's
 # arm64 cloud kernels 6.1, 6.12 and 7.3 (ARM64_KERNELS="6.12" for one): probe, and per backend
-# a short watch with a root mkdir (vm/arm64-smoke.sh). The integration suite does not run
+# a short watch in which root does each op once (vm/arm64-smoke.sh). The integration suite does not run
 # there yet.
 ARM64_KERNELS ?=
 .PHONY: smoke-arm64

@@ -3,9 +3,9 @@
 # 6.12 7.3) in qemu-system-aarch64 (TCG, -M virt -cpu max) with a busybox-static:arm64
 # initramfs holding the aarch64 ownwatch (default the static one of make dist
 # TARGET=aarch64-unknown-linux-gnu; OWNWATCH_BIN=a dynamic one gets its libraries copied in)
-# and run vm/arm64-init there: ownwatch probe, then a 3 s watch with a root mkdir per backend.
-# Prints one line per kernel and backend, exit 1 unless every backend that probe calls usable
-# reported the mkdir. Console: $CACHE/results-arm64/<release>/console.log ("OWNWATCH-VM:"
+# and run vm/arm64-init there: ownwatch probe, then per backend a 5 s watch in which root does
+# each of the 14 ops once. Prints one line per kernel and backend, exit 1 unless every backend
+# that probe calls usable reported every op. Console: $CACHE/results-arm64/<release>/console.log ("OWNWATCH-VM:"
 # lines also on stderr). VM_BACKENDS (default lsm fentry kprobe tracepoint), VM_MEM, VM_CPUS
 # (default 2: multi-threaded TCG), VM_TIMEOUT, VM_VERBOSE=1.
 set -euo pipefail
@@ -41,6 +41,7 @@ dpkg-deb -x "$deb" "$stage/x"
 cp "$stage/x/bin/busybox" "$stage/root/bin/busybox"
 install -m 0755 vm/arm64-init "$stage/root/init"
 install -m 0755 "$bin" "$stage/root/ownwatch"
+aarch64-linux-gnu-gcc -O2 -Wall -static -o "$stage/root/bin/xattr" vm/xattr.c
 # a dynamic binary (make build TARGET=...) gets its libraries from the host's arm64 multiarch
 # packages (cross/build.sh installed them), the loader at /lib/ld-linux-aarch64.so.1
 needed() { aarch64-linux-gnu-readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
@@ -86,7 +87,7 @@ for be in $b; do
   att=$(sed -n "s/^OWNWATCH-VM: $be err| ownwatch: watching .*(\(.*\))\$/\1/p" "$out/console.log")
   why=$(sed -n "s/^OWNWATCH-VM: $be err| ownwatch: backend .* is not usable here: //p" "$out/console.log" | cut -c1-120)
   case "$usable $w" in
-    "True "*"rc=0 "*"events=1") r="mkdir reported ($att)" ;;
+    "True "*"rc=0 "*"missing=") s=${w#*seen=}; r="all $(echo ${s% missing=*} | wc -w) ops reported ($att)" ;;
     "False "*"rc=2 "*) r="not usable, as probe says: $why" ;;
     *) r="FAIL (probe usable=$usable; ${w#OWNWATCH-VM: })"; fail=1 ;;
   esac
