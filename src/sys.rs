@@ -197,6 +197,10 @@ pub fn chown_handle(fd: BorrowedFd, uid: u32, gid: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// fchmodat2(2), 6.6+: 452 on every architecture, but the libc crate names it only for some
+/// (not aarch64-linux-gnu).
+const SYS_FCHMODAT2: libc::c_long = 452;
+
 /// chmod of the object an O_PATH handle refers to, without looking up a name: fchmodat2 with
 /// AT_EMPTY_PATH (6.6+), else through the handle's /proc/self/fd link (fchmod refuses O_PATH
 /// fds). `fd` must not be a symlink (the link would be followed).
@@ -204,7 +208,7 @@ pub fn chmod_handle(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall on a borrowed fd and a static empty string.
     let r = unsafe {
         libc::syscall(
-            libc::SYS_fchmodat2,
+            SYS_FCHMODAT2,
             fd.as_raw_fd(),
             c"".as_ptr(),
             mode,

@@ -3,6 +3,8 @@
 # extract each one's vmlinuz and modules. Uses a private apt configuration (own sources list,
 # state and cache under $CACHE/apt), so the host's apt sources are never touched.
 # VM_KERNEL_SET: which kernel lines (default all: 5.10 6.1 6.12 7.2 7.3; or a subset).
+# VM_ARCH: the kernels' Debian architecture, amd64 (default) or arm64 (its own apt state,
+# $CACHE/apt-arm64, which lists only arm64 and arch-all packages).
 # Prints "<version> <dir>" per kernel on stdout; each <dir>/root has boot/vmlinuz-<version>
 # and lib/modules/<version>.
 set -euo pipefail
@@ -10,7 +12,9 @@ CACHE=${CACHE:-.cache/vm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
-A=$CACHE/apt
+ARCH=${VM_ARCH:-amd64}
+case $ARCH in amd64) A=$CACHE/apt ;; arm64) A=$CACHE/apt-$ARCH ;;
+  *) echo "fetch-kernels: unknown VM_ARCH $ARCH (amd64 or arm64)" >&2; exit 2 ;; esac
 mkdir -p "$A/lists/partial" "$A/archives/partial" "$A/etc/preferences.d" "$A/etc/apt.conf.d" "$CACHE/debs"
 SET=${VM_KERNEL_SET:-5.10 6.1 6.12 7.2 7.3}
 [ "$SET" != all ] || SET="5.10 6.1 6.12 7.2 7.3"
@@ -29,7 +33,8 @@ APT=(-o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=-"
      -o "Dir::Etc::Parts=$A/etc/apt.conf.d" -o "Dir::Etc::PreferencesParts=$A/etc/preferences.d"
      -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A" -o "Dir::Cache::Archives=$A/archives"
      -o "Dir::State::status=/var/lib/dpkg/status" -o "APT::Get::List-Cleanup=0"
-     -o "Debug::NoLocking=1" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root")
+     -o "Debug::NoLocking=1" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root"
+     -o "APT::Architecture=$ARCH" -o "APT::Architectures::=$ARCH")
 
 # Refresh the private lists at most once a day (they are only indexes; the .debs stay cached).
 stamp=$A/lists/.stamp
@@ -56,10 +61,10 @@ for line in $SET; do
   # package: the kernel is in linux-binary-<ver> (usr/lib/modules/<ver>/vmlinuz), the modules
   # in linux-modules-<ver>, modules.builtin and the config in linux-base-<ver>.
   case $line in
-    5.10) pkgs=$(pick '^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$' linux-image-) ;;
-    6.1) pkgs=$(pick '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' linux-image-) ;;
-    6.12) pkgs=$(pick '^linux-image-6\.12\.[0-9.]+\+deb12-cloud-amd64-unsigned$' linux-image-) ;;
-    7.*) b=$(pick "^linux-binary-${line//./\\.}\\.[0-9.]+\\+deb1[34]-cloud-amd64\$" linux-binary-)
+    5.10) pkgs=$(pick "^linux-image-5\.10\.0-[0-9]+-cloud-$ARCH-unsigned\$" linux-image-) ;;
+    6.1) pkgs=$(pick "^linux-image-6\.1\.0-[0-9]+-cloud-$ARCH-unsigned\$" linux-image-) ;;
+    6.12) pkgs=$(pick "^linux-image-6\.12\.[0-9.]+\+deb12-cloud-$ARCH-unsigned\$" linux-image-) ;;
+    7.*) b=$(pick "^linux-binary-${line//./\\.}\\.[0-9.]+\\+deb1[34]-cloud-$ARCH\$" linux-binary-)
          v=${b#linux-binary-}
          pkgs="$b ${b:+linux-modules-$v linux-base-$v}" ;;
     *) echo "fetch-kernels: unknown kernel line $line (VM_KERNEL_SET)" >&2; exit 2 ;;

@@ -178,9 +178,16 @@ static __always_inline int xattrat_enter(__u32 op, long dfd, __u64 path, __u32 a
 	return remember(op, SC_SETXATTRAT, f, 0, dfd, path, name, at_flags & AT_EMPTY_PATH, 0);
 }
 
-/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl); vmlinux/ is per
- * architecture, so is this table. */
+/* The syscall numbers and the list of hooked syscalls are per architecture, like vmlinux/:
+ * x86_64's (arch/x86/entry/syscalls/syscall_64.tbl) or arm64's (the generic table, which has
+ * only the *at forms of the path syscalls). libbpf-cargo passes -D__TARGET_ARCH_<arch>. */
+#if defined(__TARGET_ARCH_x86)
 #include "syscalls/x86_64.h"
+#elif defined(__TARGET_ARCH_arm64)
+#include "syscalls/aarch64.h"
+#else
+#error "no syscall table for this architecture (bpf/syscalls/)"
+#endif
 
 /* One program per syscall tracepoint: a syscall we do not hook runs no BPF at all (the
  * kernel checks a bitmap), which on our machines is ~125 ns cheaper per syscall than one
@@ -194,30 +201,33 @@ static __always_inline int on_enter(long id, __u64 *a)
 		bpf_probe_read_user(&how, sizeof(how), (void *)a[2]);
 		return open_enter(a[0], a[1], how.flags);
 	}
+#ifdef NR_open
+	/* the path syscalls without a dirfd: x86_64 has them, the generic table (arm64) not */
 	case NR_open: return open_enter(AT_FDCWD, a[0], a[1]);
-	case NR_openat: return open_enter(a[0], a[1], a[2]);
 	case NR_creat: return open_enter(AT_FDCWD, a[0], O_CREAT | O_WRONLY | O_TRUNC);
 	case NR_mknod: return mknod_enter(AT_FDCWD, a[0], a[1]);
-	case NR_mknodat: return mknod_enter(a[0], a[1], a[2]);
 	case NR_mkdir: return mkdir_enter(AT_FDCWD, a[0], a[1]);
-	case NR_mkdirat: return mkdir_enter(a[0], a[1], a[2]);
 	case NR_symlink: return symlink_enter(a[0], AT_FDCWD, a[1]);
-	case NR_symlinkat: return symlink_enter(a[0], a[1], a[2]);
 	case NR_link: return link_enter(AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
-	case NR_linkat: return link_enter(a[0], a[1], a[2], a[3], a[4]);
 	case NR_rename: return rename_enter(AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
-	case NR_renameat: return rename_enter(a[0], a[1], a[2], a[3], 0);
-	case NR_renameat2: return rename_enter(a[0], a[1], a[2], a[3], a[4]);
 	case NR_unlink: return unlink_enter(OW_OP_UNLINK, AT_FDCWD, a[0]);
 	case NR_rmdir: return unlink_enter(OW_OP_RMDIR, AT_FDCWD, a[0]);
+	case NR_chmod: return chmod_enter(AT_FDCWD, a[0], a[1], 0);
+	case NR_chown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], 0);
+	case NR_lchown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], AT_SYMLINK_NOFOLLOW);
+#endif
+	case NR_openat: return open_enter(a[0], a[1], a[2]);
+	case NR_mknodat: return mknod_enter(a[0], a[1], a[2]);
+	case NR_mkdirat: return mkdir_enter(a[0], a[1], a[2]);
+	case NR_symlinkat: return symlink_enter(a[0], a[1], a[2]);
+	case NR_linkat: return link_enter(a[0], a[1], a[2], a[3], a[4]);
+	case NR_renameat: return rename_enter(a[0], a[1], a[2], a[3], 0);
+	case NR_renameat2: return rename_enter(a[0], a[1], a[2], a[3], a[4]);
 	case NR_unlinkat:
 		return unlink_enter((a[2] & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK, a[0], a[1]);
-	case NR_chmod: return chmod_enter(AT_FDCWD, a[0], a[1], 0);
 	case NR_fchmodat: return chmod_enter(a[0], a[1], a[2], 0);
 	case NR_fchmodat2: return chmod_enter(a[0], a[1], a[2], a[3]);
 	case NR_fchmod: return remember(OW_OP_CHMOD, SC_FCHMOD, 0, a[1] & 07777, a[0], 0, 0, 0, 0);
-	case NR_chown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], 0);
-	case NR_lchown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], AT_SYMLINK_NOFOLLOW);
 	case NR_fchownat: return chown_enter(a[0], a[1], a[2], a[3], a[4]);
 	case NR_fchown: return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, a[0], 0, a[1], a[2], 0);
 	case NR_truncate: return truncate_enter(SC_TRUNCATE, AT_FDCWD, a[0]);
