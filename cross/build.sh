@@ -56,16 +56,12 @@ if [ ! -d "$sysroot/lib/rustlib/$TARGET/lib" ]; then
   src=$CACHE/rust-src-$rust_ver
   if [ ! -e "$src/.done" ]; then
     # Debian's rust-src of exactly this version (trixie-backports keeps several; sid the newest)
-    A=$CACHE/apt && mkdir -p "$A/lists/partial" "$A/archives/partial" "$A/etc" "$A/debs"
+    A=$CACHE/apt && mkdir -p "$A/debs"
+    . vm/private-apt.sh
+    private_apt "$A" "$host_deb_arch"
     K=/usr/share/keyrings/debian-archive-keyring.gpg
     { echo "deb [signed-by=$K] $MIRROR trixie-backports main"
       echo "deb [signed-by=$K] $MIRROR sid main"; } > "$A/sources.list"
-    APT=(-o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=-"
-         -o "Dir::Etc::Parts=$A/etc" -o "Dir::Etc::PreferencesParts=$A/etc"
-         -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A" -o "Dir::Cache::Archives=$A/archives"
-         -o "Dir::State::status=/var/lib/dpkg/status" -o "APT::Get::List-Cleanup=0"
-         -o "Debug::NoLocking=1" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root"
-         -o "APT::Architecture=$host_deb_arch" -o "APT::Architectures::=$host_deb_arch")
     apt-get "${APT[@]}" update -qq
     ver=$(apt-cache "${APT[@]}" madison rust-src | awk -F'|' '{gsub(/ /, "", $2); print $2}' |
           grep -E "^${rust_ver//./\\.}\+dfsg" | sort -V | tail -1)

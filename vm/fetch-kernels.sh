@@ -29,12 +29,8 @@ K=/usr/share/keyrings/debian-archive-keyring.gpg
 # a changed list of suites needs fresh indexes
 if ! cmp -s "$A/sources.list.new" "$A/sources.list"; then rm -f "$A/lists/.stamp"; fi
 mv "$A/sources.list.new" "$A/sources.list"
-APT=(-o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=-"
-     -o "Dir::Etc::Parts=$A/etc/apt.conf.d" -o "Dir::Etc::PreferencesParts=$A/etc/preferences.d"
-     -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A" -o "Dir::Cache::Archives=$A/archives"
-     -o "Dir::State::status=/var/lib/dpkg/status" -o "APT::Get::List-Cleanup=0"
-     -o "Debug::NoLocking=1" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root"
-     -o "APT::Architecture=$ARCH" -o "APT::Architectures::=$ARCH")
+. "$(dirname "$0")/private-apt.sh"
+private_apt "$A" "$ARCH"
 
 # Refresh the private lists at most once a day (they are only indexes; the .debs stay cached).
 stamp=$A/lists/.stamp

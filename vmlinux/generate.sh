@@ -19,19 +19,15 @@ mkdir -p "$CACHE" && CACHE=$(cd "$CACHE" && pwd)
 command -v bpftool >/dev/null && command -v zstd >/dev/null || {
   [ "$(id -u)" = 0 ] || { echo "vmlinux: run as root to install bpftool and zstd" >&2; exit 2; }
   apt-get install -y -qq --no-install-recommends bpftool zstd >/dev/null; }
+. vm/private-apt.sh
 K=/usr/share/keyrings/debian-archive-keyring.gpg
 for arch in $ARCHS; do
   case $arch in x86_64) deb_arch=amd64 ;; aarch64) deb_arch=arm64 ;;
     *) echo "vmlinux: unknown architecture $arch (x86_64 or aarch64)" >&2; exit 2 ;; esac
   A=$CACHE/apt-$deb_arch
-  mkdir -p "$A/lists/partial" "$A/archives/partial" "$A/debs" "$A/etc"
+  mkdir -p "$A/debs"
+  private_apt "$A" "$deb_arch"
   echo "deb [signed-by=$K] $MIRROR $SUITE main" > "$A/sources.list"
-  APT=(-o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=-"
-       -o "Dir::Etc::Parts=$A/etc" -o "Dir::Etc::PreferencesParts=$A/etc"
-       -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A" -o "Dir::Cache::Archives=$A/archives"
-       -o "Dir::State::status=/var/lib/dpkg/status" -o "APT::Get::List-Cleanup=0"
-       -o "Debug::NoLocking=1" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root"
-       -o "APT::Architecture=$deb_arch" -o "APT::Architectures::=$deb_arch")
   pkg=linux-image-$KERNEL-cloud-$deb_arch
   deb=$(ls "$A/debs/${pkg}_"*.deb 2>/dev/null | head -1 || true)
   if [ -z "$deb" ]; then
