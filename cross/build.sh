@@ -2,6 +2,7 @@
 # cross/build.sh TARGET: `make build TARGET=...` for a target other than this machine's,
 # on a Debian machine (as root for what it installs): target/TARGET/release/ownwatch.
 # STATIC=1 (make dist): a fully static binary instead, target/static/TARGET/release/ownwatch.
+# CROSS_TESTS=1: the integration test binaries as well (built for TARGET, not run).
 #
 # What it needs, installed when missing:
 # - the target's C toolchain (gcc-<triple>, libc6-dev-<arch>-cross): the linker, and the
@@ -78,6 +79,8 @@ if [ ! -d "$sysroot/lib/rustlib/$TARGET/lib" ]; then
   # cargo's -Z build-std reads the library sources from here instead of the sysroot
   export __CARGO_TESTS_ONLY_SRC_ROOT=$src RUSTC_BOOTSTRAP=1
   build_std=(-Z build-std=std,panic_abort)
+  # the test binaries (CROSS_TESTS=1) link libtest too
+  [ "${CROSS_TESTS:-0}" = 0 ] || build_std=(-Z build-std=std,panic_abort,test)
 fi
 
 # --- the build
@@ -93,6 +96,10 @@ if [ "${STATIC:-0}" = 1 ]; then
   [ "$host" = "$TARGET" ] || export "LIBBPF_SYS_LIBRARY_PATH_${host//-/_}=/usr/lib/$(gcc -print-multiarch)"
   export "CARGO_TARGET_${T}_RUSTFLAGS=-C target-feature=+crt-static"
   features=(--features static)
+fi
+if [ "${CROSS_TESTS:-0}" != 0 ]; then
+  # CROSS_TESTS=1: the integration test binaries too, built for TARGET, not run
+  cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}"
 fi
 cargo build --release --locked --target "$TARGET" "${features[@]}" "${build_std[@]}"
 bin=${CARGO_TARGET_DIR:-target}/$TARGET/release/ownwatch

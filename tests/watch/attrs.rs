@@ -37,15 +37,15 @@ fn root_chmod_variants() {
     let fchmodat2 = have_syscall(SYS_FCHMODAT2);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
-        sc!(libc::SYS_chmod, cp(d.t("m")), 0o600)?;
+        sc!(nr::SYS_chmod, cp(d.t("m")), 0o600)?;
         let fd = rdonly(&d.t("m"))?;
         sc!(libc::SYS_fchmod, fd, 0o640)?;
         sc!(libc::SYS_fchmodat, libc::AT_FDCWD, cp(d.t("m")), 0o604)?;
         sc!(libc::SYS_fchmodat, dfd, cs("m"), 0o660)?;
-        sc!(libc::SYS_chmod, cp(d.t("msl")), 0o644)?; // follows: the target
-        sc!(libc::SYS_chmod, cp(d.t("md")), 0o1777)?;
-        sc!(libc::SYS_chmod, cp(d.t("m")), 0o4755)?;
-        sc!(libc::SYS_chmod, cp(t), 0o777)?; // the watched root itself
+        sc!(nr::SYS_chmod, cp(d.t("msl")), 0o644)?; // follows: the target
+        sc!(nr::SYS_chmod, cp(d.t("md")), 0o1777)?;
+        sc!(nr::SYS_chmod, cp(d.t("m")), 0o4755)?;
+        sc!(nr::SYS_chmod, cp(t), 0o777)?; // the watched root itself
         if fchmodat2 {
             sc!(SYS_FCHMODAT2, dfd, cs("m"), 0o640, 0)?;
             sc!(SYS_FCHMODAT2, fd, cs(""), 0o600, libc::AT_EMPTY_PATH)?;
@@ -80,10 +80,10 @@ fn root_chown_variants() {
     file_and_link(&d, "o", "osl");
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(&d.tree)?;
-        sc!(libc::SYS_chown, cp(d.t("o")), OTHER, OTHER)?;
+        sc!(nr::SYS_chown, cp(d.t("o")), OTHER, OTHER)?;
         let fd = rdonly(&d.t("o"))?;
         sc!(libc::SYS_fchown, fd, OWNER, -1i32)?;
-        sc!(libc::SYS_lchown, cp(d.t("osl")), OWNER, OWNER)?;
+        sc!(nr::SYS_lchown, cp(d.t("osl")), OWNER, OWNER)?;
         sc!(libc::SYS_fchownat, dfd, cs("o"), -1i32, OTHER, 0)?;
         sc!(
             libc::SYS_fchownat,
@@ -93,7 +93,7 @@ fn root_chown_variants() {
             0,
             libc::AT_SYMLINK_NOFOLLOW
         )?;
-        sc!(libc::SYS_chown, cp(d.t("osl")), 0, 0)?; // follows: the target
+        sc!(nr::SYS_chown, cp(d.t("osl")), 0, 0)?; // follows: the target
         sc!(
             libc::SYS_fchownat,
             fd,
@@ -131,7 +131,7 @@ fn root_truncate_and_write_variants() {
         let dfd = dirfd(t)?;
         sc!(libc::SYS_truncate, cp(d.t("w")), 50)?;
         sc!(libc::SYS_truncate, cp(d.t("wsl")), 40)?; // follows
-        let fd = sc!(libc::SYS_open, cp(d.t("w")), libc::O_WRONLY)?;
+        let fd = sc!(nr::SYS_open, cp(d.t("w")), libc::O_WRONLY)?;
         sc!(libc::SYS_ftruncate, fd, 10)?;
         let b = b"more";
         sc!(libc::SYS_write, fd, b.as_ptr(), b.len())?; // write(2) itself: no extra event
@@ -144,7 +144,7 @@ fn root_truncate_and_write_variants() {
 
         // An existing file opened for writing with O_TRUNC, or by creat(2): "write".
         open_close(&d.t("w"), libc::O_WRONLY | libc::O_TRUNC, 0)?;
-        let fd = sc!(libc::SYS_creat, cp(d.t("w")), 0o600)?;
+        let fd = sc!(nr::SYS_creat, cp(d.t("w")), 0o600)?;
         close(fd);
         close(dfd);
         Ok(())

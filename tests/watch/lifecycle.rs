@@ -107,7 +107,7 @@ fn a_deleted_root_is_said_once_and_the_last_one_stops_the_agent() {
     let d = root_dir!("rootgone");
     let mut a = Agent::watch_tree(&d.tree, &[]);
     let pid = run_as(Creds::Root, || {
-        sc!(libc::SYS_rmdir, cp(&d.tree))?;
+        sc!(nr::SYS_rmdir, cp(&d.tree))?;
         Ok(())
     });
     // Its removal is the tree's last offending write, then the tree is given up.

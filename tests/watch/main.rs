@@ -46,14 +46,14 @@ struct OpenHow {
 
 fn dirfd(p: &Path) -> Result<c_long, String> {
     sc!(
-        libc::SYS_open,
+        nr::SYS_open,
         cp(p),
         libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC
     )
 }
 
 fn rdonly(p: &Path) -> Result<c_long, String> {
-    sc!(libc::SYS_open, cp(p), libc::O_RDONLY | libc::O_CLOEXEC)
+    sc!(nr::SYS_open, cp(p), libc::O_RDONLY | libc::O_CLOEXEC)
 }
 
 /// openat(AT_FDCWD, p, O_CREAT|O_WRONLY, mode) + close: one `create`.
@@ -71,7 +71,7 @@ fn create(p: &Path, mode: u32) -> Result<(), String> {
 
 /// open(p, flags, mode) + close.
 fn open_close(p: &Path, flags: i32, mode: u32) -> Result<(), String> {
-    let fd = sc!(libc::SYS_open, cp(p), flags, mode)?;
+    let fd = sc!(nr::SYS_open, cp(p), flags, mode)?;
     close(fd);
     Ok(())
 }
@@ -114,12 +114,12 @@ fn openat2(dfd: c_long, path: &CString, flags: i32, mode: u32) -> Result<c_long,
 }
 
 fn mkdir(p: &Path, mode: u32) -> Result<(), String> {
-    sc!(libc::SYS_mkdir, cp(p), mode)?;
+    sc!(nr::SYS_mkdir, cp(p), mode)?;
     Ok(())
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), String> {
-    sc!(libc::SYS_rename, cp(from), cp(to))?;
+    sc!(nr::SYS_rename, cp(from), cp(to))?;
     Ok(())
 }
 

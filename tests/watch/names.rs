@@ -131,13 +131,13 @@ fn ops_36_kb_deep_are_whole() {
         for n in &names {
             sc!(libc::SYS_chdir, cs(n))?;
         }
-        let fd = sc!(libc::SYS_creat, cs("new"), 0o644)?;
+        let fd = sc!(nr::SYS_creat, cs("new"), 0o644)?;
         close(fd);
-        sc!(libc::SYS_chmod, cs("leaf"), 0o600)?;
-        sc!(libc::SYS_rename, cs("leaf"), cs("leaf2"))?;
-        sc!(libc::SYS_link, cs("leaf2"), cs("leaf3"))?;
-        sc!(libc::SYS_symlink, cs("leaf2"), cs("sl"))?;
-        sc!(libc::SYS_unlink, cs("leaf3"))?;
+        sc!(nr::SYS_chmod, cs("leaf"), 0o600)?;
+        sc!(nr::SYS_rename, cs("leaf"), cs("leaf2"))?;
+        sc!(nr::SYS_link, cs("leaf2"), cs("leaf3"))?;
+        sc!(nr::SYS_symlink, cs("leaf2"), cs("sl"))?;
+        sc!(nr::SYS_unlink, cs("leaf3"))?;
         Ok(())
     });
     let by = By::new(&deep, 0, pid);
@@ -159,9 +159,9 @@ fn names_of_255_bytes_and_long_symlink_targets() {
     let (evs, by) = d.root_run(&[], || {
         create(&d.t(&n('a')), 0o644)?;
         mkdir(&d.t(&n('b')), 0o755)?;
-        sc!(libc::SYS_symlink, cs(n('c')), cp(d.t(&n('d'))))?;
-        sc!(libc::SYS_symlink, cs(&long_target), cp(d.t("long_target")))?;
-        sc!(libc::SYS_rename, cp(d.t(&n('a'))), cp(d.t(&n('e'))))?;
+        sc!(nr::SYS_symlink, cs(n('c')), cp(d.t(&n('d'))))?;
+        sc!(nr::SYS_symlink, cs(&long_target), cp(d.t("long_target")))?;
+        sc!(nr::SYS_rename, cp(d.t(&n('a'))), cp(d.t(&n('e'))))?;
         create(&d.t(&format!("{}/{}", n('b'), n('f'))), 0o600)?;
         Ok(())
     });

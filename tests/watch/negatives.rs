@@ -24,14 +24,14 @@ fn failed_operations_are_not_reported() {
     run_as(Creds::Root, || {
         let v = b"1";
         let wr = libc::O_WRONLY;
-        fails!(libc::EEXIST, libc::SYS_mkdir, p("dir"), 0o755)?;
-        fails!(libc::ENOENT, libc::SYS_mkdir, p("nodir/sub"), 0o755)?;
+        fails!(libc::EEXIST, nr::SYS_mkdir, p("dir"), 0o755)?;
+        fails!(libc::ENOENT, nr::SYS_mkdir, p("nodir/sub"), 0o755)?;
         let excl = libc::O_CREAT | libc::O_EXCL | wr;
-        fails!(libc::EEXIST, libc::SYS_open, p("exists"), excl, 0o644)?;
-        fails!(libc::EISDIR, libc::SYS_open, p("dir"), wr)?;
-        fails!(libc::ENOENT, libc::SYS_unlink, p("missing"))?;
-        fails!(libc::ENOTEMPTY, libc::SYS_rmdir, p("dir"))?;
-        fails!(libc::ENOTDIR, libc::SYS_rmdir, p("exists"))?;
+        fails!(libc::EEXIST, nr::SYS_open, p("exists"), excl, 0o644)?;
+        fails!(libc::EISDIR, nr::SYS_open, p("dir"), wr)?;
+        fails!(libc::ENOENT, nr::SYS_unlink, p("missing"))?;
+        fails!(libc::ENOTEMPTY, nr::SYS_rmdir, p("dir"))?;
+        fails!(libc::ENOTDIR, nr::SYS_rmdir, p("exists"))?;
         let noreplace = libc::RENAME_NOREPLACE;
         let e2 = p("e2");
         fails!(
@@ -43,13 +43,13 @@ fn failed_operations_are_not_reported() {
             e2,
             noreplace
         )?;
-        fails!(libc::ENOENT, libc::SYS_rename, p("missing"), p("m2"))?;
-        fails!(libc::EEXIST, libc::SYS_link, p("exists"), p("e2"))?;
-        fails!(libc::EEXIST, libc::SYS_symlink, cs("x"), p("e2"))?;
+        fails!(libc::ENOENT, nr::SYS_rename, p("missing"), p("m2"))?;
+        fails!(libc::EEXIST, nr::SYS_link, p("exists"), p("e2"))?;
+        fails!(libc::EEXIST, nr::SYS_symlink, cs("x"), p("e2"))?;
         let fifo = libc::S_IFIFO | 0o644;
-        fails!(libc::EEXIST, libc::SYS_mknod, p("exists"), fifo, 0)?;
-        fails!(libc::ENOENT, libc::SYS_chmod, p("missing"), 0o644)?;
-        fails!(libc::ENOENT, libc::SYS_chown, p("missing"), 1, 1)?;
+        fails!(libc::EEXIST, nr::SYS_mknod, p("exists"), fifo, 0)?;
+        fails!(libc::ENOENT, nr::SYS_chmod, p("missing"), 0o644)?;
+        fails!(libc::ENOENT, nr::SYS_chown, p("missing"), 1, 1)?;
         fails!(libc::EISDIR, libc::SYS_truncate, p("dir"), 0)?;
         let (a, create) = (cs("user.a"), libc::XATTR_CREATE);
         fails!(
@@ -71,10 +71,10 @@ fn failed_operations_are_not_reported() {
     });
     // A non-owner without permission fails too.
     run_as(Creds::User(OTHER, OTHER), || {
-        fails!(libc::EPERM, libc::SYS_chmod, p("exists"), 0o777)?;
-        fails!(libc::EACCES, libc::SYS_unlink, p("dir/in"))?;
-        fails!(libc::EACCES, libc::SYS_open, p("exists"), libc::O_WRONLY)?;
-        fails!(libc::EPERM, libc::SYS_chown, p("exists"), OTHER, OTHER)?;
+        fails!(libc::EPERM, nr::SYS_chmod, p("exists"), 0o777)?;
+        fails!(libc::EACCES, nr::SYS_unlink, p("dir/in"))?;
+        fails!(libc::EACCES, nr::SYS_open, p("exists"), libc::O_WRONLY)?;
+        fails!(libc::EPERM, nr::SYS_chown, p("exists"), OTHER, OTHER)?;
         Ok(())
     });
     a.expect(&[]);
@@ -88,26 +88,26 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
     let dfd = dirfd(dir)?;
     open_close(&p("f1"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
     openat_close(dfd, cs("f2"), libc::O_CREAT | libc::O_RDWR, 0o600)?;
-    let fd = sc!(libc::SYS_creat, cp(p("f3")), 0o644)?;
+    let fd = sc!(nr::SYS_creat, cp(p("f3")), 0o644)?;
     close(fd);
     let fd = openat2(dfd, &cs("f4"), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
     close(fd);
     let fd = sc!(
-        libc::SYS_open,
+        nr::SYS_open,
         cp(dir),
         libc::O_TMPFILE | libc::O_WRONLY,
         0o600
     )?;
     link_tmpfile(fd, dfd, "f5")?;
-    sc!(libc::SYS_mknod, cp(p("f6")), libc::S_IFREG | 0o644, 0)?;
+    sc!(nr::SYS_mknod, cp(p("f6")), libc::S_IFREG | 0o644, 0)?;
     sc!(libc::SYS_mknodat, dfd, cs("fifo"), libc::S_IFIFO | 0o644, 0)?;
-    sc!(libc::SYS_mkdir, cp(p("d1")), 0o755)?;
+    sc!(nr::SYS_mkdir, cp(p("d1")), 0o755)?;
     sc!(libc::SYS_mkdirat, dfd, cs("d2"), 0o755)?;
-    sc!(libc::SYS_symlink, cs("f1"), cp(p("sl")))?;
+    sc!(nr::SYS_symlink, cs("f1"), cp(p("sl")))?;
     sc!(libc::SYS_symlinkat, cs("f2"), dfd, cs("sl2"))?;
-    sc!(libc::SYS_link, cp(p("f1")), cp(p("l1")))?;
+    sc!(nr::SYS_link, cp(p("f1")), cp(p("l1")))?;
     sc!(libc::SYS_linkat, dfd, cs("f2"), dfd, cs("l2"), 0)?;
-    sc!(libc::SYS_rename, cp(p("f3")), cp(p("f3b")))?;
+    sc!(nr::SYS_rename, cp(p("f3")), cp(p("f3b")))?;
     sc!(libc::SYS_renameat, dfd, cs("f4"), dfd, cs("f4b"))?;
     sc!(
         libc::SYS_renameat2,
@@ -117,15 +117,15 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
         cs("f2"),
         libc::RENAME_EXCHANGE
     )?;
-    sc!(libc::SYS_rename, cp(side.join("in")), cp(p("in")))?;
-    sc!(libc::SYS_rename, cp(p("f6")), cp(side.join("out")))?;
-    sc!(libc::SYS_chmod, cp(p("f1")), 0o600)?;
+    sc!(nr::SYS_rename, cp(side.join("in")), cp(p("in")))?;
+    sc!(nr::SYS_rename, cp(p("f6")), cp(side.join("out")))?;
+    sc!(nr::SYS_chmod, cp(p("f1")), 0o600)?;
     let fd = rdonly(&p("f1"))?;
     sc!(libc::SYS_fchmod, fd, 0o640)?;
     sc!(libc::SYS_fchmodat, dfd, cs("f1"), 0o644)?;
-    sc!(libc::SYS_chown, cp(p("f1")), chown_to, chown_to)?;
+    sc!(nr::SYS_chown, cp(p("f1")), chown_to, chown_to)?;
     sc!(libc::SYS_fchown, fd, chown_to, -1i32)?;
-    sc!(libc::SYS_lchown, cp(p("sl")), chown_to, chown_to)?;
+    sc!(nr::SYS_lchown, cp(p("sl")), chown_to, chown_to)?;
     sc!(libc::SYS_fchownat, dfd, cs("f2"), chown_to, chown_to, 0)?;
     sc!(
         libc::SYS_setxattr,
@@ -140,12 +140,12 @@ fn every_op(dir: &Path, side: &Path, chown_to: u32) -> Result<(), String> {
     sc!(libc::SYS_fremovexattr, fd, cs("user.b"))?;
     close(fd);
     sc!(libc::SYS_truncate, cp(p("f2")), 0)?;
-    let fd = sc!(libc::SYS_open, cp(p("f2")), libc::O_WRONLY)?;
+    let fd = sc!(nr::SYS_open, cp(p("f2")), libc::O_WRONLY)?;
     sc!(libc::SYS_ftruncate, fd, 0)?;
     close(fd);
-    sc!(libc::SYS_unlink, cp(p("l1")))?;
+    sc!(nr::SYS_unlink, cp(p("l1")))?;
     sc!(libc::SYS_unlinkat, dfd, cs("l2"), 0)?;
-    sc!(libc::SYS_rmdir, cp(p("d1")))?;
+    sc!(nr::SYS_rmdir, cp(p("d1")))?;
     sc!(libc::SYS_unlinkat, dfd, cs("d2"), libc::AT_REMOVEDIR)?;
     close(dfd);
     Ok(())
@@ -191,9 +191,9 @@ fn root_writes_outside_the_tree_are_not_reported() {
         every_op(&sibling, &d.outside, 0)?;
         // The tree's parent itself.
         mkdir(&d.base.join("parent_mkdir"), 0o755)?;
-        sc!(libc::SYS_chmod, cp(&d.base), 0o755)?;
+        sc!(nr::SYS_chmod, cp(&d.base), 0o755)?;
         sc!(
-            libc::SYS_rename,
+            nr::SYS_rename,
             cp(d.base.join("parent_mkdir")),
             cp(d.base.join("parent_mkdir2"))
         )?;
@@ -207,12 +207,8 @@ fn root_writes_outside_the_tree_are_not_reported() {
         sc!(libc::SYS_getdents64, fd, dents.as_mut_ptr(), dents.len())?;
         close(fd);
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        sc!(
-            libc::SYS_stat,
-            cp(d.t("readme")),
-            &mut st as *mut libc::stat
-        )?;
-        sc!(libc::SYS_access, cp(d.t("readme")), libc::R_OK)?;
+        sc!(nr::SYS_stat, cp(d.t("readme")), &mut st as *mut libc::stat)?;
+        sc!(nr::SYS_access, cp(d.t("readme")), libc::R_OK)?;
         open_close(&d.t("rdir"), libc::O_PATH, 0)?;
         Ok(())
     });
@@ -246,12 +242,12 @@ fn ops_mkdir_reports_only_mkdir() {
     let (evs, by) = d.root_run(&["--ops", "mkdir"], || {
         create(&d.t("f"), 0o644)?;
         mkdir(&d.t("d1"), 0o755)?;
-        sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
-        sc!(libc::SYS_chown, cp(d.t("f")), OWNER, OWNER)?;
-        sc!(libc::SYS_symlink, cs("f"), cp(d.t("sl")))?;
-        sc!(libc::SYS_link, cp(d.t("f")), cp(d.t("hl")))?;
-        sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
-        sc!(libc::SYS_mknod, cp(d.t("fifo")), libc::S_IFIFO | 0o644, 0)?;
+        sc!(nr::SYS_chmod, cp(d.t("f")), 0o600)?;
+        sc!(nr::SYS_chown, cp(d.t("f")), OWNER, OWNER)?;
+        sc!(nr::SYS_symlink, cs("f"), cp(d.t("sl")))?;
+        sc!(nr::SYS_link, cp(d.t("f")), cp(d.t("hl")))?;
+        sc!(nr::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
+        sc!(nr::SYS_mknod, cp(d.t("fifo")), libc::S_IFIFO | 0o644, 0)?;
         open_close(&d.t("g"), libc::O_WRONLY, 0)?;
         sc!(libc::SYS_truncate, cp(d.t("g")), 0)?;
         let v = b"v";
@@ -264,9 +260,9 @@ fn ops_mkdir_reports_only_mkdir() {
             0
         )?;
         sc!(libc::SYS_removexattr, cp(d.t("g")), cs("user.x"))?;
-        sc!(libc::SYS_unlink, cp(d.t("g")))?;
+        sc!(nr::SYS_unlink, cp(d.t("g")))?;
         sc!(libc::SYS_mkdirat, libc::AT_FDCWD, cp(d.t("d2")), 0o700)?;
-        sc!(libc::SYS_rmdir, cp(d.t("d1")))?;
+        sc!(nr::SYS_rmdir, cp(d.t("d1")))?;
         Ok(())
     });
     d.expect(&evs, &[by.mkdir("d1", 0o755), by.mkdir("d2", 0o700)]);
@@ -278,12 +274,12 @@ fn ops_list_reports_only_those_ops() {
     let by = d.act(Creds::Root, || {
         mkdir(&d.t("d"), 0o755)?;
         create(&d.t("f"), 0o644)?;
-        sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
-        sc!(libc::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
+        sc!(nr::SYS_chmod, cp(d.t("f")), 0o600)?;
+        sc!(nr::SYS_rename, cp(d.t("f")), cp(d.t("g")))?;
         open_close(&d.t("g"), libc::O_WRONLY, 0)?;
-        sc!(libc::SYS_symlink, cs("g"), cp(d.t("sl")))?;
-        sc!(libc::SYS_unlink, cp(d.t("g")))?;
-        sc!(libc::SYS_rmdir, cp(d.t("d")))?;
+        sc!(nr::SYS_symlink, cs("g"), cp(d.t("sl")))?;
+        sc!(nr::SYS_unlink, cp(d.t("g")))?;
+        sc!(nr::SYS_rmdir, cp(d.t("d")))?;
         Ok(())
     });
     a.expect_with(
@@ -303,8 +299,8 @@ fn ops_accepts_every_op_name() {
                setxattr,removexattr,write";
     let (evs, by) = d.root_run(&["--ops", all], || {
         create(&d.t("f"), 0o644)?;
-        sc!(libc::SYS_chmod, cp(d.t("f")), 0o600)?;
-        sc!(libc::SYS_unlink, cp(d.t("f")))?;
+        sc!(nr::SYS_chmod, cp(d.t("f")), 0o600)?;
+        sc!(nr::SYS_unlink, cp(d.t("f")))?;
         Ok(())
     });
     d.expect(

@@ -22,11 +22,11 @@ fn root_create_variants() {
         openat_close(dfd, cs("c_openat_dirfd"), wr | excl, 0o644)?;
         let fd = openat2(dfd, &cs("c_openat2"), wr, 0o640)?;
         close(fd);
-        let fd = sc!(libc::SYS_creat, cp(d.t("c_creat")), 0o604)?;
+        let fd = sc!(nr::SYS_creat, cp(d.t("c_creat")), 0o604)?;
         close(fd);
         let tmp = libc::O_TMPFILE;
         // O_TMPFILE, named by linkat(fd, "", AT_EMPTY_PATH)
-        let fd = sc!(libc::SYS_open, cp(t), tmp | libc::O_WRONLY, 0o600)?;
+        let fd = sc!(nr::SYS_open, cp(t), tmp | libc::O_WRONLY, 0o600)?;
         let empty = libc::AT_EMPTY_PATH;
         sc!(
             libc::SYS_linkat,
@@ -40,12 +40,7 @@ fn root_create_variants() {
         // O_TMPFILE, named by linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW)
         let fd = sc!(libc::SYS_openat, dfd, cs("."), tmp | libc::O_RDWR, 0o640)?;
         link_tmpfile(fd, dfd, "c_tmp_proc")?;
-        sc!(
-            libc::SYS_mknod,
-            cp(d.t("c_mknod")),
-            libc::S_IFREG | 0o644,
-            0
-        )?;
+        sc!(nr::SYS_mknod, cp(d.t("c_mknod")), libc::S_IFREG | 0o644, 0)?;
         sc!(
             libc::SYS_mknodat,
             dfd,
@@ -53,7 +48,7 @@ fn root_create_variants() {
             libc::S_IFREG | 0o600,
             0
         )?;
-        sc!(libc::SYS_mknod, cp(d.t("c_mknod_notype")), 0o620, 0)?; // type 0 = regular
+        sc!(nr::SYS_mknod, cp(d.t("c_mknod_notype")), 0o620, 0)?; // type 0 = regular
 
         // Existing file: O_CREAT without O_EXCL opens it -> write, not create.
         open_close(&d.t("c_open"), wr, 0o777)?;
@@ -90,11 +85,11 @@ fn root_mkdir_mknod_symlink_link_variants() {
     let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(&d.tree)?;
-        sc!(libc::SYS_mkdir, p("d_mkdir"), 0o755)?;
+        sc!(nr::SYS_mkdir, p("d_mkdir"), 0o755)?;
         sc!(libc::SYS_mkdirat, at, p("d_mkdirat"), 0o700)?;
         sc!(libc::SYS_mkdirat, dfd, cs("d_fd"), 0o750)?;
-        sc!(libc::SYS_mkdir, p("d_sticky"), 0o1777)?;
-        sc!(libc::SYS_mknod, p("n_fifo"), libc::S_IFIFO | 0o644, 0)?;
+        sc!(nr::SYS_mkdir, p("d_sticky"), 0o1777)?;
+        sc!(nr::SYS_mknod, p("n_fifo"), libc::S_IFIFO | 0o644, 0)?;
         sc!(
             libc::SYS_mknodat,
             dfd,
@@ -102,13 +97,13 @@ fn root_mkdir_mknod_symlink_link_variants() {
             libc::S_IFIFO | 0o600,
             0
         )?;
-        sc!(libc::SYS_mknod, p("n_sock"), libc::S_IFSOCK | 0o640, 0)?;
+        sc!(nr::SYS_mknod, p("n_sock"), libc::S_IFSOCK | 0o640, 0)?;
         let chr = (libc::S_IFCHR | 0o600, libc::makedev(1, 3));
-        sc!(libc::SYS_mknod, p("n_chr"), chr.0, chr.1)?;
-        sc!(libc::SYS_symlink, cs("f"), p("s_rel"))?;
+        sc!(nr::SYS_mknod, p("n_chr"), chr.0, chr.1)?;
+        sc!(nr::SYS_symlink, cs("f"), p("s_rel"))?;
         let abs = cs("/nonexistent/abs target");
         sc!(libc::SYS_symlinkat, abs, dfd, cs("s_abs"))?;
-        sc!(libc::SYS_link, p("f"), p("l_link"))?;
+        sc!(nr::SYS_link, p("f"), p("l_link"))?;
         sc!(libc::SYS_linkat, dfd, cs("f"), dfd, cs("l_linkat"), 0)?;
         // Without AT_SYMLINK_FOLLOW the symlink itself gets the new name.
         sc!(libc::SYS_linkat, at, p("s_rel"), at, p("l_sym"), 0)?;
@@ -121,7 +116,7 @@ fn root_mkdir_mknod_symlink_link_variants() {
         sc!(libc::SYS_linkat, fd, cs(""), dfd, cs("l_empty"), empty)?;
         close(fd);
         // A new name in the tree for a file from outside.
-        sc!(libc::SYS_link, cp(d.o("src_in")), p("l_in"))?;
+        sc!(nr::SYS_link, cp(d.o("src_in")), p("l_in"))?;
         close(dfd);
         Ok(())
     });
@@ -168,7 +163,7 @@ fn root_rename_variants() {
     let (p, at) = (|n: &str| cp(d.t(n)), libc::AT_FDCWD);
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
-        sc!(libc::SYS_rename, p("r1"), p("r1b"))?;
+        sc!(nr::SYS_rename, p("r1"), p("r1b"))?;
         sc!(libc::SYS_renameat, dfd, cs("r2"), dfd, cs("r2b"))?;
         sc!(libc::SYS_renameat2, at, p("r3"), at, p("r3b"), 0)?;
         let (noreplace, exchange) = (libc::RENAME_NOREPLACE, libc::RENAME_EXCHANGE);
@@ -182,15 +177,15 @@ fn root_rename_variants() {
         )?;
         sc!(libc::SYS_renameat2, dfd, cs("x1"), dfd, cs("x2"), exchange)?;
         // Replacing an existing name is one rename.
-        sc!(libc::SYS_rename, cp(d.t("r2b")), cp(d.t("victim")))?;
+        sc!(nr::SYS_rename, cp(d.t("r2b")), cp(d.t("victim")))?;
         // Moves in and out of the tree.
-        sc!(libc::SYS_rename, cp(d.o("in1")), cp(d.t("in1")))?;
-        sc!(libc::SYS_rename, cp(d.t("out1")), cp(d.o("out1")))?;
+        sc!(nr::SYS_rename, cp(d.o("in1")), cp(d.t("in1")))?;
+        sc!(nr::SYS_rename, cp(d.t("out1")), cp(d.o("out1")))?;
         // A directory, and a move into a subdirectory.
-        sc!(libc::SYS_rename, cp(d.t("rd")), cp(d.t("rd2")))?;
-        sc!(libc::SYS_rename, cp(d.t("r3b")), cp(d.t("rd2/r3c")))?;
+        sc!(nr::SYS_rename, cp(d.t("rd")), cp(d.t("rd2")))?;
+        sc!(nr::SYS_rename, cp(d.t("r3b")), cp(d.t("rd2/r3c")))?;
         // A symlink is renamed itself, not its target.
-        sc!(libc::SYS_rename, cp(d.t("rsl")), cp(d.t("rsl2")))?;
+        sc!(nr::SYS_rename, cp(d.t("rsl")), cp(d.t("rsl2")))?;
         close(dfd);
         Ok(())
     });
@@ -228,12 +223,12 @@ fn root_unlink_rmdir_variants() {
     std::os::unix::fs::symlink(d.o("target"), d.t("usl")).unwrap();
     let (evs, by) = d.root_run(&[], || {
         let dfd = dirfd(t)?;
-        sc!(libc::SYS_unlink, cp(d.t("u1")))?;
+        sc!(nr::SYS_unlink, cp(d.t("u1")))?;
         sc!(libc::SYS_unlinkat, dfd, cs("u2"), 0)?;
         sc!(libc::SYS_unlinkat, libc::AT_FDCWD, cp(d.t("u3")), 0)?;
-        sc!(libc::SYS_rmdir, cp(d.t("dd1")))?;
+        sc!(nr::SYS_rmdir, cp(d.t("dd1")))?;
         sc!(libc::SYS_unlinkat, dfd, cs("dd2"), libc::AT_REMOVEDIR)?;
-        sc!(libc::SYS_unlink, cp(d.t("usl")))?;
+        sc!(nr::SYS_unlink, cp(d.t("usl")))?;
         let sfd = dirfd(&d.t("sub"))?;
         sc!(libc::SYS_unlinkat, sfd, cs("u4"), 0)?;
         close(sfd);

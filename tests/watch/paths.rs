@@ -44,16 +44,16 @@ fn path_forms() {
     let (evs, by) = d.root_run(&[], || {
         mkdir(&d.t("abs"), 0o755)?;
         chdir(t)?;
-        sc!(libc::SYS_mkdir, cs("rel"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("rel"), 0o755)?;
         chdir(&d.t("sub"))?;
-        sc!(libc::SYS_mkdir, cs("../dotdot"), 0o755)?;
-        sc!(libc::SYS_mkdir, cp(d.t("sub/../dotdot_abs")), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("../dotdot"), 0o755)?;
+        sc!(nr::SYS_mkdir, cp(d.t("sub/../dotdot_abs")), 0o755)?;
         chdir(&d.outside)?;
-        sc!(libc::SYS_mkdir, cs("../tree/from_outside_cwd"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("../tree/from_outside_cwd"), 0o755)?;
         let dfd = dirfd(&d.t("sub"))?;
         sc!(libc::SYS_mkdirat, dfd, cs("dirfd"), 0o755)?;
         let pfd = sc!(
-            libc::SYS_open,
+            nr::SYS_open,
             cp(d.t("sub")),
             libc::O_PATH | libc::O_DIRECTORY
         )?;
@@ -65,23 +65,23 @@ fn path_forms() {
         mkdir(&outlink.join("via_outlink"), 0o755)?;
         mkdir(&d.t("sublink/via_sublink"), 0o755)?;
         chdir(&outlink)?;
-        sc!(libc::SYS_mkdir, cs("cwd_via_link"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("cwd_via_link"), 0o755)?;
         chdir(t)?;
-        sc!(libc::SYS_mkdir, cs("/proc/self/cwd/proc_cwd"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("/proc/self/cwd/proc_cwd"), 0o755)?;
         sc!(
-            libc::SYS_mkdir,
+            nr::SYS_mkdir,
             cs(format!("/proc/self/root{}/proc_root", t.display())),
             0o755
         )?;
         if proc_fd {
             sc!(
-                libc::SYS_mkdir,
+                nr::SYS_mkdir,
                 cs(format!("/proc/self/fd/{dfd}/proc_fd")),
                 0o755
             )?;
         }
         sc!(
-            libc::SYS_mkdir,
+            nr::SYS_mkdir,
             cs(format!("{}//./slashes/", t.display())),
             0o755
         )?;
@@ -91,9 +91,9 @@ fn path_forms() {
             libc::O_CREAT | libc::O_WRONLY,
             0o644,
         )?;
-        sc!(libc::SYS_unlink, cp(outlink.join("sub/file_u")))?;
+        sc!(nr::SYS_unlink, cp(outlink.join("sub/file_u")))?;
         sc!(
-            libc::SYS_rename,
+            nr::SYS_rename,
             cp(outlink.join("sub/ren_a")),
             cp(d.t("sublink/ren_b"))
         )?;
@@ -148,28 +148,28 @@ fn paths_are_as_at_the_time_of_the_operation() {
     let by = d.act(Creds::Root, || {
         // A symlinked parent outside the tree, re-pointed elsewhere right after.
         mkdir(&outlink.join("via_outlink"), 0o755)?;
-        sc!(libc::SYS_unlink, cp(&outlink))?;
-        sc!(libc::SYS_symlink, cp(&d.outside), cp(&outlink))?;
+        sc!(nr::SYS_unlink, cp(&outlink))?;
+        sc!(nr::SYS_symlink, cp(&d.outside), cp(&outlink))?;
         // A symlinked parent inside the tree, removed right after.
         mkdir(&d.t("sublink/via_sublink"), 0o755)?;
-        sc!(libc::SYS_unlink, cp(d.t("sublink")))?;
+        sc!(nr::SYS_unlink, cp(d.t("sublink")))?;
         // The parent moved out of the tree right after.
         mkdir(&d.t("mv/in_mv"), 0o755)?;
-        sc!(libc::SYS_rename, cp(d.t("mv")), cp(d.o("mv")))?;
+        sc!(nr::SYS_rename, cp(d.t("mv")), cp(d.o("mv")))?;
         // The parent removed right after.
         create(&d.t("gone/f"), 0o644)?;
-        sc!(libc::SYS_unlink, cp(d.t("gone/f")))?;
-        sc!(libc::SYS_rmdir, cp(d.t("gone")))?;
+        sc!(nr::SYS_unlink, cp(d.t("gone/f")))?;
+        sc!(nr::SYS_rmdir, cp(d.t("gone")))?;
         // A new directory renamed right after something was made in it.
         mkdir(&d.t("a"), 0o755)?;
         mkdir(&d.t("a/b"), 0o755)?;
-        sc!(libc::SYS_rename, cp(d.t("a")), cp(d.t("a2")))?;
+        sc!(nr::SYS_rename, cp(d.t("a")), cp(d.t("a2")))?;
         Ok(())
     });
     // The owner renames its directory right after root wrote in it (silent itself).
     let late = d.act(Creds::Root, || mkdir(&d.t("own/by_root"), 0o755));
     d.act(Creds::User(OWNER, OWNER), || {
-        sc!(libc::SYS_rename, cp(d.t("own")), cp(d.t("own2")))?;
+        sc!(nr::SYS_rename, cp(d.t("own")), cp(d.t("own2")))?;
         Ok(())
     });
     let m = |rel: &str| by.mkdir(rel, 0o755);
@@ -213,7 +213,7 @@ fn path_through_bind_mount_on_host() {
     let pid = run_as(Creds::Root, || {
         mkdir(&bind.join("hb"), 0o755)?;
         create(&bind.join("hbf"), 0o644)?;
-        sc!(libc::SYS_rename, cp(bind.join("hbf")), cp(bind.join("hbg")))?;
+        sc!(nr::SYS_rename, cp(bind.join("hbf")), cp(bind.join("hbg")))?;
         mkdir(&bind_sub.join("in_sub"), 0o755)?;
         mkdir(&late.join("via_late_bind"), 0o755)?;
         mkdir(&d.t("via_tree_path"), 0o755)?;
@@ -328,18 +328,18 @@ fn path_from_inside_a_chroot() {
     let (evs, by) = d.root_run(&[], || {
         sc!(libc::SYS_chroot, cp(&d.base))?;
         sc!(libc::SYS_chdir, cs("/"))?;
-        sc!(libc::SYS_mkdir, cs("/tree/in_chroot"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("/tree/in_chroot"), 0o755)?;
         sc!(libc::SYS_chdir, cs("/tree"))?;
-        sc!(libc::SYS_mkdir, cs("rel_in_chroot"), 0o755)?;
-        sc!(libc::SYS_mkdir, cs("/../../tree/dotdot_at_root"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("rel_in_chroot"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("/../../tree/dotdot_at_root"), 0o755)?;
         sc!(
-            libc::SYS_symlink,
+            nr::SYS_symlink,
             cs("/tree/in_chroot"),
             cs("/tree/chroot_link")
         )?;
-        sc!(libc::SYS_mkdir, cs("/tree/chroot_link/through_link"), 0o755)?;
+        sc!(nr::SYS_mkdir, cs("/tree/chroot_link/through_link"), 0o755)?;
         sc!(
-            libc::SYS_rename,
+            nr::SYS_rename,
             cs("/tree/rel_in_chroot"),
             cs("/outside/moved_out")
         )?;
@@ -372,7 +372,7 @@ fn renamed_watched_root_stays_watched() {
     // The owner renames the root (allowed: silent).
     let t1 = holder.join("tree-moved");
     run_as(Creds::User(OWNER, OWNER), || {
-        sc!(libc::SYS_rename, cp(&t0), cp(&t1))?;
+        sc!(nr::SYS_rename, cp(&t0), cp(&t1))?;
         Ok(())
     });
     let p1 = run_as(Creds::Root, || mkdir(&t1.join("after1"), 0o755));
@@ -380,7 +380,7 @@ fn renamed_watched_root_stays_watched() {
     let holder2 = d.base.join("holder2");
     let t2 = holder2.join("tree-moved");
     run_as(Creds::Root, || {
-        sc!(libc::SYS_rename, cp(&holder), cp(&holder2))?;
+        sc!(nr::SYS_rename, cp(&holder), cp(&holder2))?;
         Ok(())
     });
     let p2 = run_as(Creds::Root, || {
