@@ -35,16 +35,21 @@ impl Pending {
     /// skipped would wait until its thread's next op or the agent's end: hours, for a
     /// thread that wrote once.
     pub fn overdue(&mut self, now: Instant, alive: impl Fn(u32, u32) -> bool) -> Vec<Event> {
-        let due: Vec<u32> = self
+        self.take_where(|ev, at| {
+            let waited = now.saturating_duration_since(at);
+            waited >= OUTCOME_MAX_WAIT || (waited >= OUTCOME_GRACE && !alive(ev.pid, ev.tid))
+        })
+    }
+
+    /// The waiting events `due(event, held since)` picks, oldest first, without "ret".
+    fn take_where(&mut self, due: impl Fn(&Event, Instant) -> bool) -> Vec<Event> {
+        let tids: Vec<u32> = self
             .waiting
             .iter()
-            .filter(|(_, (ev, at))| {
-                let waited = now.saturating_duration_since(*at);
-                waited >= OUTCOME_MAX_WAIT || (waited >= OUTCOME_GRACE && !alive(ev.pid, ev.tid))
-            })
+            .filter(|(_, (ev, at))| due(ev, *at))
             .map(|(&tid, _)| tid)
             .collect();
-        let mut out: Vec<Event> = due
+        let mut out: Vec<Event> = tids
             .iter()
             .filter_map(|tid| self.waiting.remove(tid))
             .map(|(mut ev, _)| {
@@ -79,12 +84,7 @@ impl Pending {
 
     /// Stopping: the events whose outcome never came, oldest first, without "ret".
     pub fn drain(&mut self) -> Vec<Event> {
-        let mut left: Vec<Event> = self.waiting.drain().map(|(_, (e, _))| e).collect();
-        left.sort_by(|a, b| a.time.cmp(&b.time));
-        for ev in &mut left {
-            ev.ret = None;
-        }
-        left
+        self.take_where(|_, _| true)
     }
 }
 
