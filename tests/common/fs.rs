@@ -286,13 +286,8 @@ impl TestDir {
     /// A tree in the shared agent's arena (`shared::Arena`), which is started if it is not
     /// yet; `outside` as with `new`.
     pub fn shared(name: &str) -> TestDir {
-        TestDir::shared_with(name, &[])
-    }
-
-    /// `shared`, in the arena of the shared agent with `opts`.
-    pub fn shared_with(name: &str, opts: &[&str]) -> TestDir {
         let dir = TempDir::new(name);
-        let arena = super::Arena::with(opts);
+        let arena = super::Arena::get();
         let tree = arena.root.join(format!("{name}-{}", next_id()));
         let key = arena.register(&tree, &dir.path);
         let mut d = TestDir::with_tree(dir, tree, arena.root.clone());

@@ -22,7 +22,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -36,8 +36,6 @@ use super::{
 pub struct Arena {
     /// The watched directory; every shared tree is a directory in it.
     pub root: PathBuf,
-    /// The agent's options (besides the arena, --backend and --ring-size).
-    pub opts: Vec<String>,
     routes: Mutex<Routes>,
     stderr: Arc<Mutex<String>>,
     pid: i32,
@@ -79,26 +77,18 @@ fn line_paths(line: &str) -> Vec<String> {
 }
 
 impl Arena {
-    /// The shared agent of this test process with the default options, started on first use.
+    /// The shared agent of this test process (default options), started on first use.
     pub fn get() -> &'static Arena {
-        Arena::with(&[])
+        static A: OnceLock<&'static Arena> = OnceLock::new();
+        A.get_or_init(|| {
+            let (arena, lines) = Arena::start();
+            let a: &'static Arena = Box::leak(Box::new(arena));
+            std::thread::spawn(move || a.dispatch(lines));
+            a
+        })
     }
 
-    /// The shared agent with `opts` (e.g. `--fix`), started on first use.
-    pub fn with(opts: &[&str]) -> &'static Arena {
-        static ARENAS: Mutex<Vec<&'static Arena>> = Mutex::new(Vec::new());
-        let mut all = ARENAS.lock().unwrap();
-        if let Some(a) = all.iter().find(|a| a.opts == opts) {
-            return a;
-        }
-        let (arena, lines) = Arena::start(opts);
-        let a: &'static Arena = Box::leak(Box::new(arena));
-        all.push(a);
-        std::thread::spawn(move || a.dispatch(lines));
-        a
-    }
-
-    fn start(opts: &[&str]) -> (Arena, Receiver<Option<String>>) {
+    fn start() -> (Arena, Receiver<Option<String>>) {
         let root = PathBuf::from(format!(
             "/tmp/ownwatch-arena-{}-{}",
             std::process::id(),
@@ -109,8 +99,7 @@ impl Arena {
         let root = std::fs::canonicalize(&root).expect("canonicalize the arena");
         // Many tests' bursts share its ring: 64 MiB unless the run sets a size
         // (OWNWATCH_TEST_RING_SIZE, which watch_args passes).
-        let mut extra = opts.to_vec();
-        extra.push(root.to_str().expect("UTF-8 arena path"));
+        let mut extra = vec![root.to_str().expect("UTF-8 arena path")];
         if std::env::var_os("OWNWATCH_TEST_RING_SIZE").is_none() {
             extra.extend(["--ring-size", "64M"]);
         }
@@ -164,7 +153,6 @@ impl Arena {
         };
         let arena = Arena {
             root,
-            opts: opts.iter().map(|o| o.to_string()).collect(),
             routes: Mutex::new(Routes::default()),
             stderr,
             pid,
@@ -287,30 +275,27 @@ impl Arena {
 }
 
 /// When the test process exits: SIGINT to the agent `pid`, wait for it to go, remove `root`.
+/// (Called once: there is one shared agent.)
 fn stop_at_exit(pid: i32, root: &Path) {
-    static AT_EXIT: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
-    extern "C" fn stop_all() {
-        let all = std::mem::take(&mut *AT_EXIT.lock().unwrap());
-        for (pid, _) in &all {
-            // SAFETY: a signal to an agent we started.
-            unsafe { libc::kill(*pid, libc::SIGINT) };
-        }
+    static AT_EXIT: OnceLock<(i32, PathBuf)> = OnceLock::new();
+    extern "C" fn stop() {
+        let Some((pid, root)) = AT_EXIT.get() else {
+            return;
+        };
+        // SAFETY: signals to the agent we started.
+        unsafe { libc::kill(*pid, libc::SIGINT) };
         let deadline = Instant::now() + *TIMEOUT;
-        for (pid, root) in &all {
-            // (its exit is reaped by the thread that waits for it: enough that it is gone)
-            while unsafe { libc::kill(*pid, 0) } == 0 && Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
-            let _ = std::fs::remove_dir_all(root);
+        // (its exit is reaped by the thread that waits for it: enough that it is gone)
+        while unsafe { libc::kill(*pid, 0) } == 0 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+        let _ = std::fs::remove_dir_all(root);
     }
-    let mut all = AT_EXIT.lock().unwrap();
-    if all.is_empty() {
+    if AT_EXIT.set((pid, root.to_path_buf())).is_ok() {
         // SAFETY: registers a plain function.
-        unsafe { libc::atexit(stop_all) };
+        unsafe { libc::atexit(stop) };
     }
-    all.push((pid, root.to_path_buf()));
 }
 
 /// A test's share of the shared agent: the lines about its tree.
