@@ -2,7 +2,9 @@
 # cross/build.sh TARGET: `make build TARGET=...` for a target other than this machine's,
 # on a Debian machine (as root for what it installs): target/TARGET/release/ownwatch.
 # STATIC=1 (make dist): a fully static binary instead, target/static/TARGET/release/ownwatch.
-# CROSS_TESTS=1: the integration test binaries as well (built for TARGET, not run).
+# CROSS_TESTS=1: the integration test binaries as well (built for TARGET, not run);
+# CROSS_TESTS_JSON=FILE: cargo's JSON messages of that build there (the kernel matrix reads
+# the test executables' paths from it).
 #
 # What it needs, installed when missing:
 # - the target's C toolchain (gcc-<triple>, libc6-dev-<arch>-cross): the linker, and the
@@ -99,7 +101,12 @@ if [ "${STATIC:-0}" = 1 ]; then
 fi
 if [ "${CROSS_TESTS:-0}" != 0 ]; then
   # CROSS_TESTS=1: the integration test binaries too, built for TARGET, not run
-  cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}"
+  if [ -n "${CROSS_TESTS_JSON:-}" ]; then
+    cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}" \
+      --message-format=json > "$CROSS_TESTS_JSON"
+  else
+    cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}"
+  fi
 fi
 cargo build --release --locked --target "$TARGET" "${features[@]}" "${build_std[@]}"
 bin=${CARGO_TARGET_DIR:-target}/$TARGET/release/ownwatch

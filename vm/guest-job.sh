@@ -1,7 +1,10 @@
 #!/bin/sh
 # Runs inside the VM, chrooted into the host's (read-only) root, /tmp being the VM's ext4.
 # /tmp/.job/env (written by test-kernels.sh) sets REPO, BIN (the ownwatch binary), TESTS ("name=path ..."), BACKENDS,
-# EXPECT_CHOICE, TEST_TIMEOUT. Progress and the probe JSON go to the console as "OWNWATCH-VM:"
+# EXPECT_CHOICE, TEST_TIMEOUT, WATCH_FILTER (test-name filters for the watch binary: only
+# those tests; empty: all). A backend that probe calls not usable (arm64 6.1 has no BPF
+# trampolines: no lsm, no fentry) gets no tests: the job checks that `watch --backend` refuses
+# it with exit 2 and says "UNUSABLE <backend> rc=<exit> <probe's reason>". Progress and the probe JSON go to the console as "OWNWATCH-VM:"
 # lines; full logs to /tmp/.job/out (synced after each step, so they survive a guest crash).
 . /tmp/.job/env
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true
@@ -19,8 +22,23 @@ rc=$?
 sed 's/^/OWNWATCH-VM: PROBE| /' "$out/probe.json" "$out/probe.err"
 say "PROBE-EXIT $rc $(now)s"
 sync
-first=${BACKENDS%% *}
+# probe's "usable" and "reason" of a backend (the JSON is pretty-printed, one key a line,
+# "name" before "reason" and "usable")
+probe_field() {
+  sed -n "/\"name\": \"$1\"/,/\"usable\"/s/^ *\"$2\": \(.*\)/\1/p" "$out/probe.json" | sed 's/,$//'
+}
+usable="" first=""
 for backend in $BACKENDS; do
+  if [ "$(probe_field "$backend" usable)" = false ]; then
+    "$BIN" watch --backend "$backend" --owner 65534 --duration 1s /tmp > "$out/$backend-refused.log" 2>&1
+    say "UNUSABLE $backend rc=$? $(probe_field "$backend" reason)"
+    cat "$out/$backend-refused.log"
+  else
+    usable="$usable $backend"
+    [ -n "$first" ] || first=$backend
+  fi
+done
+for backend in $usable; do
   for t in $TESTS; do
     name=${t%%=*} bin=${t#*=}
     # scan uses no BPF, and watch's kernel_wide module does not depend on the backend: once
@@ -28,12 +46,14 @@ for backend in $BACKENDS; do
     [ "$name" != scan ] || [ "$backend" = "$first" ] || continue
     once=""
     [ "$name" != watch ] || [ "$backend" = "$first" ] || once="--skip kernel_wide::"
+    filter=""
+    [ "$name" != watch ] || filter=${WATCH_FILTER:-}
     log=$out/$backend-$name.log
     s=$(now)
     say "START $backend $name ${s}s"
     cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
       OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
-      timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" $once ${TEST_ARGS:-} > "$log" 2>&1
+      timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" $once ${TEST_ARGS:-} $filter > "$log" 2>&1
     rc=$?
     grep -E '^test result:|^test .* FAILED$' "$log" | sed "s/^/OWNWATCH-VM: RESULT $backend $name| /"
     # One or two failures get one more try each, alone, and the summary names them as flaky:

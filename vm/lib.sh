@@ -5,13 +5,14 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 export CACHE=${CACHE:-$repo/.cache/vm}
 
-# select_kernels: the "<release> <dir>" lines of fetch-kernels.sh that VM_KERNELS (a regex on
-# the release, default all) selects.
+# select_kernels: the "[<arch>] <release> <dir>" lines (of fetch-kernels.sh) that VM_KERNELS
+# (a regex on the release, default all) selects.
 select_kernels() {
-  local krel kdir
-  while read -r krel kdir; do
-    [ -n "$krel" ] || continue
-    if [ -n "${VM_KERNELS:-}" ] && ! grep -qE "$VM_KERNELS" <<<"$krel"; then continue; fi
-    echo "$krel $kdir"
+  local line f
+  while read -r line; do
+    read -ra f <<<"$line"
+    [ "${#f[@]}" -ge 2 ] || continue
+    if [ -n "${VM_KERNELS:-}" ] && ! grep -qE "$VM_KERNELS" <<<"${f[-2]}"; then continue; fi
+    echo "$line"
   done
 }

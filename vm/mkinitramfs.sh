@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mkinitramfs.sh KERNEL_ROOT OUT: a busybox-static initramfs with vm/init and the modules the
+# mkinitramfs.sh KERNEL_ROOT OUT: a busybox-static (BUSYBOX, default /bin/busybox) initramfs with vm/init and the modules the
 # kernel needs for virtio-pci, virtio-blk and virtiofs (with their dependencies, in load order;
 # compressed modules are decompressed because busybox insmod reads plain .ko files).
 set -euo pipefail
@@ -10,7 +10,7 @@ mdir=$kroot/lib/modules/$krel
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,proc,sys,dev,modules,host}
-cp /bin/busybox "$stage/bin/busybox"
+cp "${BUSYBOX:-/bin/busybox}" "$stage/bin/busybox"
 install -m 0755 "$here/init" "$stage/init"
 # name -> module file (names use _ where file names may use -)
 declare -A file=()
@@ -46,6 +46,6 @@ for m in "${order[@]}"; do
   esac
   echo "$plain" >> "$stage/modules.order"
 done
-(cd "$stage" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$out.tmp"
+(cd "$stage" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "modules: ${order[*]:-none}" >&2

@@ -2,6 +2,10 @@
 # run-kernel.sh KERNEL_DIR OUT_DIR ENV_FILE: boot one fetched kernel under TCG with the host's
 # root shared read-only (virtiofs) and a fresh ext4 image as /tmp, run vm/guest-job.sh there,
 # and copy the guest's /tmp/.job/out to OUT_DIR. The console goes to OUT_DIR/console.log.
+# VM_ARCH=arm64: an arm64 kernel in qemu-system-aarch64 (-M virt); the shared root is then
+# VM_ROOT (vm/arm64-root.sh: an arm64 userland) with the host's VM_BINDS (the repo, the target
+# directory) bound in read-only at the same paths, and VM_BUSYBOX an arm64 busybox for the
+# initramfs.
 set -euo pipefail
 kdir=$1 out=$2 envfile=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,9 +23,16 @@ cleanup() {
 trap cleanup EXIT
 
 # initramfs, cached per kernel (rebuilt when vm/init or this harness changes)
-sum=$(cat "$here/init" "$here/mkinitramfs.sh" /bin/busybox | sha256sum | cut -c1-16)
+arch=${VM_ARCH:-amd64}
+case $arch in
+  amd64) busybox=/bin/busybox root=/ binds="" console=ttyS0 ;;
+  arm64) busybox=${VM_BUSYBOX:?VM_BUSYBOX: an arm64 busybox} root=${VM_ROOT:?VM_ROOT: an arm64 root}
+         binds=${VM_BINDS:-} console=ttyAMA0 ;;
+  *) echo "run-kernel: unknown VM_ARCH $arch" >&2; exit 2 ;;
+esac
+sum=$(cat "$here/init" "$here/mkinitramfs.sh" "$busybox" | sha256sum | cut -c1-16)
 initrd=$kdir/initrd-$sum.cpio.gz
-[ -e "$initrd" ] || { rm -f "$kdir"/initrd-*.cpio.gz; "$here/mkinitramfs.sh" "$kroot" "$initrd"; }
+[ -e "$initrd" ] || { rm -f "$kdir"/initrd-*.cpio.gz; BUSYBOX=$busybox "$here/mkinitramfs.sh" "$kroot" "$initrd"; }
 
 # the guest's /tmp: a sparse ext4 image holding the job's settings
 mkdir -p "$work/tmp/.job"
@@ -37,14 +48,18 @@ done
 truncate -s "${VM_DISK:-4G}" "$work/disk.img"
 mkfs.ext4 -q -F -E root_owner=0:0 -d "$work/tmp" "$work/disk.img"
 
-# virtiofsd serves a read-only bind of / made in a private mount namespace, so the guest
-# cannot write to the host whatever it does (the guest also mounts it ro).
+# virtiofsd serves a read-only bind of / (arm64: of VM_ROOT, with VM_BINDS bound in) made in
+# a private mount namespace, so the guest cannot write to the host whatever it does (the guest
+# also mounts it ro).
 mkdir -p "$work/hostroot"
+for b in $binds; do mkdir -p "$root/$b"; done
 sock=$work/vfs.sock
 unshare -m --propagation private sh -c '
-  mount --bind / "$1" && mount -o remount,bind,ro "$1" &&
-  exec /usr/lib/qemu/virtiofsd --socket-path="$2" -o source="$1" -o sandbox=chroot \
-    -o cache=always -o log_level=err' sh "$work/hostroot" "$sock" > "$out/virtiofsd.log" 2>&1 &
+  r=$1 s=$2 src=$3; shift 3
+  mount --bind "$src" "$r" && mount -o remount,bind,ro "$r" || exit 1
+  for b in "$@"; do mount --bind "$b" "$r/$b" && mount -o remount,bind,ro "$r/$b" || exit 1; done
+  exec /usr/lib/qemu/virtiofsd --socket-path="$s" -o source="$r" -o sandbox=chroot \
+    -o cache=always -o log_level=err' sh "$work/hostroot" "$sock" "$root" $binds > "$out/virtiofsd.log" 2>&1 &
 vfs_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || { echo "virtiofsd did not start:"; cat "$out/virtiofsd.log"; exit 2; } >&2
@@ -54,16 +69,20 @@ mem=${VM_MEM:-2G}
 # machines fails guests ("KVM internal error ... emulation failure" early in boot, -cpu host
 # trips an MSR assertion), so KVM is only used when asked for: VM_ACCEL=kvm.
 accel=${VM_ACCEL:-tcg}
-if [ "$accel" = kvm ]; then accel_args=(-accel kvm -cpu "${VM_CPU:-host}"); else
-  accel_args=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu "${VM_CPU:-max,-cx16}"); fi
+# arm64 (-M virt, -cpu max): multi-threaded TCG, which aarch64 guests run well.
+if [ "$arch" = arm64 ]; then
+  qemu=(qemu-system-aarch64 -M virt,memory-backend=mem -accel "tcg,thread=${VM_TCG_THREAD:-multi}"
+        -cpu "${VM_CPU:-max,pauth-impdef=on}")
+elif [ "$accel" = kvm ]; then qemu=(qemu-system-x86_64 -machine memory-backend=mem -accel kvm -cpu "${VM_CPU:-host}")
+else qemu=(qemu-system-x86_64 -machine memory-backend=mem -accel "tcg,thread=${VM_TCG_THREAD:-single}"
+           -cpu "${VM_CPU:-max,-cx16}"); fi
 set +e
-timeout "${VM_TIMEOUT:-4500}" qemu-system-x86_64 \
-  "${accel_args[@]}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
-  -object memory-backend-memfd,id=mem,size="$mem",share=on -machine memory-backend=mem \
+timeout "${VM_TIMEOUT:-4500}" "${qemu[@]}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
+  -object memory-backend-memfd,id=mem,size="$mem",share=on \
   -chardev socket,id=vfs,path="$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -drive file="$work/disk.img",if=virtio,format=raw \
   -kernel "$kroot/boot/vmlinuz-$krel" -initrd "$initrd" \
-  -append "console=ttyS0 lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ownwatch.job=${VM_JOB:-$here/guest-job.sh}" \
+  -append "console=$console lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ownwatch.job=${VM_JOB:-$here/guest-job.sh}" \
   -display none -monitor none -serial stdio -no-reboot -nodefaults \
   < /dev/null 2>&1 | stdbuf -o0 tr -d '\r' | tee "$out/console.log" | { if [ -n "${VM_VERBOSE:-}" ]; then cat; else grep --line-buffered '^OWNWATCH-VM:' | sed -u "s/^OWNWATCH-VM:/  [$krel]/"; fi; } >&2
 rc=${PIPESTATUS[0]}

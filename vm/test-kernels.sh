@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# make test-kernels: the integration suite inside qemu (TCG) on Debian's cloud kernels 6.1 and
-# 6.12, one line per kernel x backend, exit 1 if any cell fails. See README "Kernel matrix".
+# make test-kernels: the integration suite inside qemu (TCG) on Debian's cloud kernels, one
+# line per kernel x backend, exit 1 if any cell fails. See README "Kernel matrix".
+# VM_ARCHS (default "amd64 arm64"): amd64 boots VM_KERNEL_SET (default 5.10 6.1 6.12 7.2 7.3)
+# in qemu-system-x86_64 with the host's root; arm64 boots VM_ARM64_KERNEL_SET (default 6.12
+# 7.3) in qemu-system-aarch64 with an arm64 userland (vm/arm64-root.sh) and the test binaries
+# cross-built for aarch64 (cross/build.sh, static). There, to keep `make test` within CI's
+# time, only the op and path-form tests run by default: VM_ARM64_TESTS (default "watch tools")
+# with the watch binary filtered to VM_ARM64_WATCH_FILTER (default the modules kernel_wide ops
+# paths names attrs uring negatives); VM_ARM64_FULL=1 runs the whole suite as on amd64
+# (make test-kernels-arm64).
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
@@ -16,7 +24,9 @@ timings=()
 # host tools, only when missing (apt is the only source)
 t=$SECONDS
 missing=""
+ARCHS=${VM_ARCHS:-amd64 arm64}
 command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
+case " $ARCHS " in *" arm64 "*) command -v qemu-system-aarch64 >/dev/null || missing="$missing qemu-system-arm" ;; esac
 [ -x /usr/lib/qemu/virtiofsd ] || missing="$missing qemu-system-common"
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x cpio >/dev/null || missing="$missing busybox-static"
 command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || missing="$missing e2fsprogs"
@@ -31,25 +41,58 @@ fi
 timings+=("host packages $(ts $t)")
 
 t=$SECONDS
-kernels=$("$repo/vm/fetch-kernels.sh")
+kernels=""
+for arch in $ARCHS; do
+  case $arch in
+    amd64) set_=${VM_KERNEL_SET:-} ;;
+    arm64) set_=${VM_ARM64_KERNEL_SET:-6.12 7.3} ;;
+    *) echo "test-kernels: unknown arch $arch in VM_ARCHS (amd64, arm64)" >&2; exit 2 ;;
+  esac
+  kernels+=$(VM_ARCH=$arch VM_KERNEL_SET=$set_ "$repo/vm/fetch-kernels.sh" | sed "s/^/$arch /")$'\n'
+done
 timings+=("kernel download+extract $(ts $t)")
 
-# the test binaries, built on the host and run from the shared host root in the guest
-# (release: under emulation the agent starts faster; a target dir of their own: rebuilding on
-# the host during a run must not change them)
-export CARGO_TARGET_DIR=${VM_TARGET_DIR:-$CACHE/target}
-bin=$CARGO_TARGET_DIR/release/ownwatch
-t=$SECONDS
-json=$(cargo test --release --locked --no-run --message-format=json 2>"$CACHE/cargo.log") || {
-  tail -30 "$CACHE/cargo.log" >&2; echo "test-kernels: cargo test --no-run failed" >&2; exit 2; }
-tests=""
-for name in $TESTS_WANTED; do
-  exe=$(jq -r --arg n "$name" 'select(.reason=="compiler-artifact" and .target.name==$n and (.target.kind|index("test")) and .executable!=null) | .executable' <<<"$json" | tail -1)
-  [ -n "$exe" ] || { echo "test-kernels: no test target $name" >&2; exit 2; }
-  tests="$tests $name=$exe"
+# The test binaries, built on the host and run from the shared root in the guest (release:
+# under emulation the agent starts faster; a target dir of their own: rebuilding on the host
+# during a run must not change them). test_exes JSON: "name=path ..." of TESTS_WANTED.
+test_exes() {
+  local json=$1 name exe tests=""
+  for name in $TESTS_WANTED; do
+    exe=$(jq -r --arg n "$name" 'select(.reason=="compiler-artifact" and .target.name==$n and (.target.kind|index("test")) and .executable!=null) | .executable' < "$json" | tail -1)
+    [ -n "$exe" ] || { echo "test-kernels: no test target $name" >&2; exit 2; }
+    tests="$tests $name=$exe"
+  done
+  echo "${tests# }"
+}
+declare -A bin tests watch_filter
+for arch in $ARCHS; do
+  t=$SECONDS
+  if [ "$arch" = amd64 ]; then
+    export CARGO_TARGET_DIR=${VM_TARGET_DIR:-$CACHE/target}
+    bin[$arch]=$CARGO_TARGET_DIR/release/ownwatch
+    cargo test --release --locked --no-run --message-format=json > "$CACHE/tests-$arch.json" 2>"$CACHE/cargo.log" || {
+      tail -30 "$CACHE/cargo.log" >&2; echo "test-kernels: cargo test --no-run failed" >&2; exit 2; }
+  else
+    # static (the guest's userland has no libelf), the test binaries too
+    td=${VM_ARM64_TARGET_DIR:-$CACHE/target-arm64}
+    mkdir -p "$td" && td=$(cd "$td" && pwd)
+    case $td/ in "$repo"/*) ;; *) arm64_binds=$td ;; esac
+    bin[$arch]=$td/aarch64-unknown-linux-gnu/release/ownwatch
+    CROSS_TESTS_JSON=$CACHE/tests-$arch.json CACHE=${CROSS_CACHE:-$repo/.cache/cross} \
+      CARGO_TARGET_DIR=$td STATIC=1 CROSS_TESTS=1 "$repo/cross/build.sh" aarch64-unknown-linux-gnu \
+      > "$CACHE/cargo-$arch.log" 2>&1 || {
+      tail -30 "$CACHE/cargo-$arch.log" >&2; echo "test-kernels: cross/build.sh aarch64 failed" >&2; exit 2; }
+    arm64_root=$("$repo/vm/arm64-root.sh")
+  fi
+  if [ "$arch" = arm64 ] && [ "${VM_ARM64_FULL:-0}" = 0 ]; then
+    tests[$arch]=$(TESTS_WANTED=${VM_ARM64_TESTS:-watch tools} test_exes "$CACHE/tests-$arch.json")
+    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide:: ops:: paths:: names:: attrs:: uring:: negatives::}
+  else
+    tests[$arch]=$(test_exes "$CACHE/tests-$arch.json")
+  fi
+  [ -x "${bin[$arch]}" ] || { echo "test-kernels: ${bin[$arch]} missing" >&2; exit 2; }
+  timings+=("build $arch $(ts $t)")
 done
-[ -x "$bin" ] || { echo "test-kernels: $bin missing" >&2; exit 2; }
-timings+=("cargo build $(ts $t)")
 
 # Tests at once in a guest. 7.x runs our lsm, fentry and syscall-tracepoint programs
 # preemptibly, and each agent's programs run for every writer on the machine: with three
@@ -64,36 +107,60 @@ test_threads() {
   esac
 }
 
-# One VM per kernel, all at once: single-threaded TCG uses one host CPU each.
+# Which backend auto must choose (the kernels are booted with lsm=...,bpf): lsm, but on arm64
+# 5.10 and 6.1, whose kernels have no direct-call trampolines, kprobe.
+expect_choice() {
+  case $1/$2 in
+    arm64/5.10.*|arm64/6.1.*) echo kprobe ;;
+    *) echo lsm ;;
+  esac
+}
+
+# One VM per kernel, all at once: single-threaded TCG (amd64) uses one host CPU each, an arm64
+# guest's multi-threaded TCG one per vCPU.
+# Backends a kernel cannot do: arm64 before 6.4 has no direct-call trampolines
+# (DYNAMIC_FTRACE_WITH_DIRECT_CALLS), which lsm and fentry need. Every other cell must pass.
+expect_unusable() {
+  case $1/$2 in
+    arm64/5.10.*|arm64/6.1.*) echo lsm fentry ;;
+  esac
+}
+
 summary=()
 failed=0
-declare -A vm_pid vm_t0 vm_dir
-while read -r krel kdir; do
+declare -A vm_pid vm_t0 vm_dir vm_arch
+while read -r arch krel kdir; do
   out=$CACHE/results/$krel
   rm -rf "$out"; mkdir -p "$out"
-  # auto must choose lsm on these kernels (booted with lsm=...,bpf)
   cat > "$out/env" <<ENV
 REPO=$repo
-BIN=$bin
-TESTS="${tests# }"
+BIN=${bin[$arch]}
+TESTS="${tests[$arch]}"
 BACKENDS="$BACKENDS"
-EXPECT_CHOICE=${VM_EXPECT_CHOICE:-lsm}
+EXPECT_CHOICE=${VM_EXPECT_CHOICE:-$(expect_choice "$arch" "$krel")}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
 TEST_THREADS=${VM_TEST_THREADS:-$(test_threads "$krel")}
 TEST_ARGS="${VM_TEST_ARGS:-}"
+WATCH_FILTER="${watch_filter[$arch]:-}"
 ${VM_GUEST_ENV:+export $VM_GUEST_ENV}
 ENV
-  echo "== kernel $krel: booting (TCG), backends: $BACKENDS" >&2
+  echo "== kernel $krel ($arch): booting (TCG), backends: $BACKENDS" >&2
   vm_t0[$krel]=$SECONDS
   vm_dir[$krel]=$kdir
-  # (what the guest needs, should the clone live under /tmp, which the guest's own /tmp hides)
-  VM_NEED="$bin $(for t2 in $tests; do printf '%s ' "${t2#*=}"; done)$repo/Cargo.toml" \
+  vm_arch[$krel]=$arch
+  # (what the guest needs, should the clone live under /tmp, which the guest's own /tmp hides;
+  # arm64: its own root, the repo and the target directory bound into it)
+  VM_NEED="${bin[$arch]} $(for t2 in ${tests[$arch]}; do printf '%s ' "${t2#*=}"; done)$repo/Cargo.toml" \
+    VM_ARCH=$arch VM_ROOT=${arm64_root:-} VM_BUSYBOX=${arm64_root:+$arm64_root/bin/busybox} \
+    VM_BINDS="$repo ${arm64_binds:-}" \
     "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
   vm_pid[$krel]=$!
 done < <(select_kernels <<<"$kernels")
 
 for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   out=$CACHE/results/$krel
+  arch=${vm_arch[$krel]}
+  tests_=${tests[$arch]}
   rc=0
   wait "${vm_pid[$krel]}" || rc=$?
   con=$out/console.log
@@ -101,7 +168,7 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   done_at=$(sed -n 's/^OWNWATCH-VM: SUITE-DONE \([0-9.]*\)s.*/\1/p' "$con" | head -1)
   timings+=("kernel $krel: vm total $(ts ${vm_t0[$krel]}), guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
   for b in $BACKENDS; do
-    for t2 in $tests; do
+    for t2 in $tests_; do
       name=${t2%%=*}
       line=$(grep "^OWNWATCH-VM: TEST $b $name " "$con" || true)
       st=$(sed -nE 's/.* start=([0-9.]+)s end=([0-9.]+)s.*/\1 \2/p' <<<"$line")
@@ -111,7 +178,7 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   # the package version carries the real patch level (6.1.0-50 is 6.1.176)
   # (7.x: linux-binary-<krel>_<version>)
   pv=$(ls "$CACHE"/debs/ | grep -F -e "linux-image-$krel-unsigned_" -e "linux-binary-${krel}_" | sed -E 's/.*_([0-9]+\.[0-9]+\.[0-9]+).*/\1/' | head -1)
-  kname=${pv:-$krel}
+  kname="${pv:-$krel} $arch"
   echo "---- ownwatch probe on $kname ($krel):"
   if grep -q '^OWNWATCH-VM: PROBE| ' "$con"; then sed -n 's/^OWNWATCH-VM: PROBE| //p' "$con"; else echo "(no probe output)"; fi
   crash=""
@@ -125,7 +192,19 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
     npass=0 nfail=0 bad="" fails="" flaky="" label=""
     # scan uses no BPF: run once per kernel (with the first backend), reported alone
     if [ "$cell" = scan ]; then b=$first; else b=$cell; fi
-    for t2 in $tests; do
+    # a backend the kernel cannot do: fine where that is known (expect_unusable) and watch
+    # refused it with exit 2; anywhere else a failure
+    if [ "$cell" != scan ] && u=$(grep -m1 "^OWNWATCH-VM: UNUSABLE $b " "$con"); then
+      why=$(sed -E 's/^OWNWATCH-VM: UNUSABLE [a-z]+ rc=[0-9]+ //' <<<"$u")
+      if grep -q "^OWNWATCH-VM: UNUSABLE $b rc=2 " <<<"$u" && [[ " $(expect_unusable "$arch" "$krel") " == *" $b "* ]]; then
+        summary+=("kernel $kname backend $b: not usable, refused as expected ($why)")
+      else
+        failed=1
+        summary+=("kernel $kname backend $b: fail (probe calls it not usable: $why)")
+      fi
+      continue
+    fi
+    for t2 in $tests_; do
       name=${t2%%=*}
       if [ "$cell" = scan ]; then [ "$name" = scan ] || continue; label="scan (no BPF)"
       else [ "$name" != scan ] || continue; label="backend $b"; fi
