@@ -53,3 +53,22 @@ fn verbose_keeps_stdout_for_events() {
     let (evs, by) = d.root_run(&["-v"], || mkdir(&d.t("v"), 0o755));
     d.expect(&evs, &[by.mkdir("v", 0o755)]);
 }
+
+/// -vv passes libbpf's own messages on, each prefixed once ("ownwatch: libbpf: ...", not
+/// "ownwatch: libbpf: libbpf: ..."); the backends passed over are said with -v only (without
+/// it a start is one line: kernel_wide.rs).
+#[test]
+fn very_verbose_prefixes_libbpf_once() {
+    let d = root_dir!("vv");
+    let args = watch_args(&["-vv", "--duration", "1s", s(&d.tree)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = run_once(&args);
+    let ctx = format!(
+        "ownwatch {args:?}: exit {code:?}; stderr (start):\n{:.3000}",
+        err
+    );
+    assert_eq!(code, Some(0), "{ctx}");
+    assert!(out.is_empty(), "stdout: {out:?}; {ctx}");
+    assert!(err.contains("\nownwatch: libbpf: "), "{ctx}");
+    assert!(!err.contains("libbpf: libbpf:"), "doubled prefix; {ctx}");
+}
