@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Stream offending writes in the trees as JSON lines
     Watch(WatchArgs),
-    /// Report entries of the trees owned by someone else, as JSON lines; exit 1 if any
+    /// Report entries of the trees owned by someone else, as JSON lines; exit 1 if any remain
     Scan(ScanArgs),
     /// Report what this kernel allows: BTF, LSMs, each backend usable or not and why
     Probe,
@@ -85,7 +85,8 @@ pub struct ScanArgs {
     pub owner: Option<String>,
     /// Give each offending entry back to the owner (never through a symlink, never outside the
     /// tree, never beyond a mount point), dropping setuid/setgid from non-directories; adds
-    /// "fixed" (and "setid_cleared" or "fix_error") to its line
+    /// "fixed" (and "setid_cleared" or "fix_error") to its line. Exit 0 when every offender
+    /// was given back
     #[arg(long)]
     pub fix: bool,
     /// Stay on each DIR's mount: report mount points (bind mounts included), do not enter them
