@@ -58,7 +58,8 @@ pub struct WatchArgs {
     /// Append events to FILE (created 0640) instead of stdout; reopened on SIGHUP
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Stop after DUR (30s, 10m, 1h)
+    /// Stop after DUR: numbers with units s, m, h, d, several in a row (30s, 10m, 1h, 1h30m,
+    /// 2d); a number without a unit is refused
     #[arg(long, value_name = "DUR")]
     pub duration: Option<String>,
     /// Stop after N events

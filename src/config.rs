@@ -33,17 +33,21 @@ pub fn parse_ops(s: &str) -> Result<u32> {
     Ok(mask)
 }
 
-/// "30s", "10m", "1h", "2d", "1h30m", or plain seconds.
+/// "30s", "10m", "1h", "2d", "1h30m": numbers, each with its unit. A bare number is refused:
+/// `--duration 2` could mean seconds, minutes or hours.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let bad = || anyhow::anyhow!("bad duration {s:?} (examples: 30s, 10m, 1h, 1h30m)");
+    let bad =
+        || anyhow::anyhow!("bad duration {s:?} (units: s, m, h, d; examples: 30s, 10m, 1h, 1h30m)");
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
     }
-    let total = match t.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => duration_units(t).ok_or_else(bad)?,
-    };
+    if t.bytes().all(|c| c.is_ascii_digit()) {
+        anyhow::bail!(
+            "bad duration {s:?}: a number needs a unit: s, m, h or d (e.g. {t}s, {t}m, 1h30m)"
+        );
+    }
+    let total = duration_units(t).ok_or_else(bad)?;
     if total == 0 {
         anyhow::bail!("bad duration {s:?}: it must be more than 0");
     }
@@ -131,7 +135,17 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), D::from_secs(3600));
         assert_eq!(parse_duration("1h30m").unwrap(), D::from_secs(5400));
         assert_eq!(parse_duration("2d").unwrap(), D::from_secs(172800));
-        assert_eq!(parse_duration("45").unwrap(), D::from_secs(45));
+        assert_eq!(parse_duration("1d12h").unwrap(), D::from_secs(129600));
+        // A bare number could mean seconds, minutes or hours: refused, naming the units.
+        for bare in ["2", "45", "0", "007"] {
+            let e = parse_duration(bare).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "bad duration {bare:?}: a number needs a unit: s, m, h or d"
+                )),
+                "{bare}: {e}"
+            );
+        }
         assert_eq!(
             parse_duration("36500d").unwrap(),
             D::from_secs(36500 * 86400)

@@ -59,12 +59,20 @@ fn bad_input_exits_2_with_one_line() {
         ("--duration", "00"),
         ("--duration", "0s"),
         ("--duration", "10x"),
+        ("--duration", "2"),
+        ("--duration", "90"),
         ("--duration", "9223372036854775807"),
         ("--duration", "99999999999999999999999h"),
     ];
     for (option, value) in bad {
         assert_usage_error(&["watch", option, value, t]);
     }
+    // A bare number has no unit: the line says which units there are.
+    let (_, _, err) = run_once(&["watch", "--duration", "2", t]);
+    assert!(
+        err.contains("a number needs a unit: s, m, h or d"),
+        "{err:?}"
+    );
     // Backends this machine cannot use.
     let unusable = probed_backends(false);
     if expected_choice() == "tracepoint" {
