@@ -65,8 +65,8 @@ pub struct WatchArgs {
     /// Stop after N events
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
-    /// Ring buffer between the kernel and ownwatch: a power of two, a multiple of the page
-    /// size (256K, 4M, 16M). Larger rides out longer stalls of the reader; all of it is
+    /// Ring buffer between the kernel and ownwatch: a power of two from 64K to 1G, a multiple
+    /// of the page size (256K, 4M, 16M). Larger rides out longer stalls of the reader; all of it is
     /// resident (and counted twice in RSS: the kernel maps its data twice)
     #[arg(long, value_name = "SIZE", default_value = "8M")]
     pub ring_size: String,
