@@ -31,8 +31,8 @@ pub enum Cmd {
 
 #[derive(clap::Args, Debug)]
 pub struct WatchArgs {
-    /// Expected owner of everything in the trees; its writes are allowed
-    /// [default: the uid:gid that owns each DIR]
+    /// Expected owner of everything in the trees; its writes are allowed [default: the uid:gid
+    /// that owns each DIR; a DIR owned by root needs --owner, or --any-user]
     #[arg(long, value_name = "USER[:GROUP]")]
     pub owner: Option<String>,
     /// Another user whose writes are allowed (repeatable; name or number)

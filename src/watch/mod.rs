@@ -95,6 +95,13 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
         }
         let owner_ids = match owner {
             Some((u, g)) => (u, g.unwrap_or(md.gid())),
+            // The default owner is the DIR's; root's would allow root's writes, the very
+            // ones to report, and the watch would say nothing.
+            None if md.uid() == 0 && !args.any_user => bail!(
+                "{}: owned by root, so root's writes would be allowed and nothing reported: \
+                 pass --owner USER (the user the tree belongs to), or --any-user",
+                dir.display()
+            ),
             None => (md.uid(), md.gid()),
         };
         let mut allowed = HashSet::new();

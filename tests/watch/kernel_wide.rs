@@ -104,6 +104,31 @@ fn usage_errors_exit_2_with_one_line() {
     }
 }
 
+/// A root-owned DIR without --owner would make root the owner, allow root's writes and report
+/// nothing: refused, saying to pass --owner. With --owner (or --any-user) it is watched.
+#[test]
+fn a_root_owned_dir_needs_owner() {
+    needs_root!();
+    let d = root_dir!("rootowned");
+    let dir = d.o("root-owned");
+    make_dir(&dir);
+    assert_eq!(owner_of(&dir).0, 0);
+    let dir = s(&dir);
+    assert_usage_error(&["watch", dir]);
+    assert_usage_error(&["watch", s(&d.tree), dir]);
+    let (_, _, err) = run_once(&["watch", dir]);
+    assert!(
+        err.contains(&format!("{dir}: owned by root")) && err.contains("pass --owner USER"),
+        "{err:?}"
+    );
+    for opt in [["--owner", "4242"], ["--any-user", "-v"]] {
+        let args = watch_args(&[opt[0], opt[1], "--duration", "1s", dir]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = run_once(&args);
+        assert_eq!(code, Some(0), "ownwatch {args:?}: {err}");
+    }
+}
+
 #[test]
 fn probe_reports_every_backend_and_the_choice() {
     needs_root!();
