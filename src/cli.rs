@@ -48,7 +48,11 @@ pub struct WatchArgs {
     /// Hook mechanism
     #[arg(long, value_enum, default_value_t = BackendReq::Auto)]
     pub backend: BackendReq,
-    /// Output format
+    /// json: one JSON object per event (README "Event fields"). text: one readable line per
+    /// event, `TIME OP PATH [-> NEW_PATH] [=> TARGET] [mode=M] [fixed=B] [owner=U:G] by
+    /// USER(FSUID) pid=N comm=COMM [login=USER(ID)] [tty=T]`; a name with spaces, quotes,
+    /// backslashes, control characters or bytes that are not UTF-8 is double-quoted with C
+    /// escapes (\", \\, \n, \t, \xNN)
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
     /// Give each offending object back to the owner (new directories with their contents),

@@ -13,10 +13,23 @@ fn format_text_is_one_readable_line_per_event() {
         create(&d.t("text_file"), 0o644)?;
         rename(&d.t("text_file"), &d.t("text_file2"))?;
         create(&d.t("new\nline\u{1b}[2J"), 0o644)?;
+        rename(&d.t("text_file2"), &d.t("my file -> x"))?;
         Ok(())
     });
     let (lines, sentinel) = a.finish_lines_with(t, Sentinel::Mkdir);
-    assert_eq!(lines.len(), 4, "want 4 lines, got {lines:#?}");
+    assert_eq!(lines.len(), 5, "want 5 lines, got {lines:#?}");
+    // Names that need it are quoted, with C escapes: one name reads as one.
+    let want = format!(
+        " create \"{}\" mode=0644 by root(0) ",
+        s(&d.t("new\\nline\\x1b[2J"))
+    );
+    assert!(lines[3].contains(&want), "want {want:?} in {:?}", lines[3]);
+    let want = format!(
+        " rename {} -> \"{}\" by root(0) ",
+        s(&d.t("text_file2")),
+        s(&d.t("my file -> x"))
+    );
+    assert!(lines[4].contains(&want), "want {want:?} in {:?}", lines[4]);
     assert!(lines[3].contains("create"), "{}", lines[3]);
     assert!(
         !lines[3].contains('\u{1b}'),
