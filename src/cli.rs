@@ -8,11 +8,42 @@ use clap::{Parser, Subcommand};
 use crate::config::Format;
 use crate::kernel::plan::BackendReq;
 
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  ok; watch also when stopped by --duration, --max-events, SIGINT or SIGTERM, or when the
+     reader of its stdout goes away (e.g. `| head -1`)
+  1  scan: wrongly owned entries remain (found; with --fix: not all of them given back)
+  2  bad usage or environment: one line on stderr (nothing is attached or changed)
+
+Examples:
+  sudo ownwatch watch /srv/app | jq .
+  ownwatch watch --owner svc --duration 1h -o /var/log/ownwatch/app.jsonl /srv/app
+  ownwatch scan --fix /srv/app";
+
+const WATCH_AFTER_HELP: &str = "\
+Exit codes: 0 ok (also when stopped by --duration, --max-events, SIGINT or SIGTERM, or when the
+reader of stdout goes away); 2 bad usage or environment, one line on stderr.
+
+Examples:
+  sudo ownwatch watch /srv/app | jq .
+  ownwatch watch --owner svc --allow deploy --ops create,mkdir,chown /srv/app
+  ownwatch watch --fix --duration 1h30m -o /var/log/ownwatch/app.jsonl /srv/app";
+
+const SCAN_AFTER_HELP: &str = "\
+Exit codes: 0 nothing wrongly owned (with --fix: everything found was given back); 1 wrongly
+owned entries remain (found, or --fix could not give them all back); 2 bad usage or
+environment, one line on stderr.
+
+Examples:
+  ownwatch scan /srv/app
+  ownwatch scan --owner svc:www-data --fix /srv/app /srv/app/data";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ownwatch",
     version,
-    about = "Report writes by the wrong user in directory trees, as JSON lines"
+    about = "Report writes by the wrong user in directory trees, as JSON lines",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,8 +53,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Stream offending writes in the trees as JSON lines
+    #[command(after_help = WATCH_AFTER_HELP)]
     Watch(WatchArgs),
     /// Report entries of the trees owned by someone else, as JSON lines; exit 1 if any remain
+    #[command(after_help = SCAN_AFTER_HELP)]
     Scan(ScanArgs),
     /// Report what this kernel allows: BTF, LSMs, each backend usable or not and why
     Probe,
@@ -38,11 +71,13 @@ pub struct WatchArgs {
     /// Another user whose writes are allowed (repeatable; name or number)
     #[arg(long, value_name = "USER")]
     pub allow: Vec<String>,
-    /// Report every write in the trees, whoever makes it
-    #[arg(long)]
+    /// Report every write in the trees, whoever makes it (not with --allow or --fix: --fix
+    /// would take objects away from allowed users)
+    #[arg(long, conflicts_with_all = ["allow", "fix"])]
     pub any_user: bool,
-    /// Comma-separated subset of: create,mkdir,mknod,symlink,link,rename,unlink,rmdir,
-    /// chmod,chown,truncate,setxattr,removexattr,write [default: all]
+    /// Comma-separated subset of:
+    /// create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,setxattr,removexattr,write
+    /// [default: all]
     #[arg(long, value_name = "LIST")]
     pub ops: Option<String>,
     /// Hook mechanism
@@ -96,11 +131,11 @@ pub struct ScanArgs {
     pub fix: bool,
     /// Stay on each DIR's mount: report mount points (bind mounts included), do not enter them
     /// (the default)
-    #[arg(long, overrides_with = "cross_mounts")]
+    #[arg(long, conflicts_with = "cross_mounts")]
     pub xdev: bool,
     /// Also descend into mounts inside the trees and report what is there (--fix never changes
     /// anything beyond a mount point)
-    #[arg(long, overrides_with = "xdev")]
+    #[arg(long)]
     pub cross_mounts: bool,
     /// Directory trees to scan (a DIR given as a symlink is followed; nothing below it is)
     #[arg(value_name = "DIR", required = true)]
