@@ -33,17 +33,21 @@ pub fn parse_ops(s: &str) -> Result<u32> {
     Ok(mask)
 }
 
-/// "30s", "10m", "1h", "2d", "1h30m", or plain seconds.
+/// "30s", "10m", "1h", "2d", "1h30m": numbers, each with its unit. A bare number is refused:
+/// `--duration 2` could mean seconds, minutes or hours.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let bad = || anyhow::anyhow!("bad duration {s:?} (examples: 30s, 10m, 1h, 1h30m)");
+    let bad =
+        || anyhow::anyhow!("bad duration {s:?} (units: s, m, h, d; examples: 30s, 10m, 1h, 1h30m)");
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
     }
-    let total = match t.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => duration_units(t).ok_or_else(bad)?,
-    };
+    if t.bytes().all(|c| c.is_ascii_digit()) {
+        anyhow::bail!(
+            "bad duration {s:?}: a number needs a unit: s, m, h or d (e.g. {t}s, {t}m, 1h30m)"
+        );
+    }
+    let total = duration_units(t).ok_or_else(bad)?;
     if total == 0 {
         anyhow::bail!("bad duration {s:?}: it must be more than 0");
     }
@@ -84,8 +88,8 @@ fn duration_units(t: &str) -> Option<u64> {
 pub fn parse_ring_size(s: &str, page: u64) -> Result<u32> {
     let bad = || {
         anyhow::anyhow!(
-            "bad --ring-size {s:?}: must be a power of two, a multiple of the page size \
-             ({page} bytes) and at most 1G (examples: 256K, 4M, 16M)"
+            "bad --ring-size {s:?}: must be a power of two from 64K to 1G and a multiple of \
+             the page size ({page} bytes) (examples: 256K, 4M, 16M)"
         )
     };
     let t = s.trim();
@@ -97,11 +101,16 @@ pub fn parse_ring_size(s: &str, page: u64) -> Result<u32> {
     };
     let n: u64 = num.parse().map_err(|_| bad())?;
     let bytes = n.checked_mul(mul).ok_or_else(bad)?;
-    if !bytes.is_power_of_two() || bytes % page != 0 || bytes > 1 << 30 {
+    if !bytes.is_power_of_two() || bytes % page != 0 || !(MIN_RING..=MAX_RING).contains(&bytes) {
         return Err(bad());
     }
     Ok(bytes as u32)
 }
+
+/// `--ring-size` bounds, as README "Usage" documents them: a smaller ring only loses more (64K
+/// is the smallest the loss tests use), and all of a ring is resident.
+const MIN_RING: u64 = 64 << 10;
+const MAX_RING: u64 = 1 << 30;
 
 pub fn all_ops() -> u32 {
     (1u32 << op::COUNT) - 1
@@ -116,8 +125,11 @@ mod tests {
         assert_eq!(parse_ring_size("16M", 4096).unwrap(), 16 << 20);
         assert_eq!(parse_ring_size("64k", 4096).unwrap(), 64 << 10);
         assert_eq!(parse_ring_size("1G", 4096).unwrap(), 1 << 30);
-        assert_eq!(parse_ring_size("8192", 4096).unwrap(), 8192);
-        for bad in ["", "M", "3M", "2K", "1000", "2G", "-4M", "4MB", "0"] {
+        assert_eq!(parse_ring_size("65536", 4096).unwrap(), 65536);
+        assert_eq!(parse_ring_size("64K", 65536).unwrap(), 65536);
+        for bad in [
+            "", "M", "3M", "2K", "1000", "2G", "-4M", "4MB", "0", "4K", "8192", "32K", "2048M",
+        ] {
             let e = parse_ring_size(bad, 4096).unwrap_err().to_string();
             assert!(e.starts_with("bad --ring-size"), "{bad}: {e}");
         }
@@ -131,7 +143,17 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), D::from_secs(3600));
         assert_eq!(parse_duration("1h30m").unwrap(), D::from_secs(5400));
         assert_eq!(parse_duration("2d").unwrap(), D::from_secs(172800));
-        assert_eq!(parse_duration("45").unwrap(), D::from_secs(45));
+        assert_eq!(parse_duration("1d12h").unwrap(), D::from_secs(129600));
+        // A bare number could mean seconds, minutes or hours: refused, naming the units.
+        for bare in ["2", "45", "0", "007"] {
+            let e = parse_duration(bare).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "bad duration {bare:?}: a number needs a unit: s, m, h or d"
+                )),
+                "{bare}: {e}"
+            );
+        }
         assert_eq!(
             parse_duration("36500d").unwrap(),
             D::from_secs(36500 * 86400)

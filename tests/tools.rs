@@ -199,3 +199,82 @@ fn coreutils_tar_and_shells_from_other_working_directories() {
     ];
     assert_events(&evs, &want, t);
 }
+
+/// The README's jq recipes, as printed there (README "jq recipes"), on real events: the
+/// grouping recipe groups, and the exact-bytes recipe gives a name that is not UTF-8 back
+/// byte for byte (jq's own @base64d turned such bytes into U+FFFD). Needs jq; without it the
+/// test says so and checks nothing.
+#[test]
+fn readme_jq_recipes_on_real_events() {
+    let d = root_dir!("jqrecipes");
+    if Command::new("jq").arg("--version").output().is_err() {
+        eprintln!("NOT CHECKED readme_jq_recipes_on_real_events: jq is not installed");
+        return;
+    }
+    let t = &d.tree;
+    let odd = b"odd\xff\xfe name".to_vec();
+    let odd_path = join_bytes(t, &odd);
+    let mut agent = Agent::watch_tree(t, &[]);
+    tool(t, &["mkdir", "m"]);
+    tool(t, &["touch", "a", "b"]);
+    tool(t, &["chmod", "600", "a"]);
+    tool(
+        t,
+        &["sh", "-c", r#"exec touch "$(printf 'odd\377\376 name')""#],
+    );
+    assert!(odd_path.exists(), "{}", odd_path.display());
+    let (lines, _) = agent.finish_lines_with(t, Sentinel::Mkdir);
+    let log = d.base.join("app.jsonl");
+    std::fs::write(
+        &log,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    // The command that follows the comment line `# <title>...` in the recipes block, with the
+    // log the README names replaced by ours.
+    let recipe = |title: &str| -> String {
+        let mut it = readme
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("# {title}")));
+        it.next()
+            .unwrap_or_else(|| panic!("README: no recipe {title:?}"));
+        let cmd: Vec<&str> = it
+            .take_while(|l| !l.starts_with('#') && !l.starts_with("```"))
+            .collect();
+        cmd.join("\n")
+            .replace("/var/log/ownwatch/app.jsonl", log.to_str().unwrap())
+    };
+    let run = |cmd: &str| -> Vec<u8> {
+        let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}; stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+
+    let exact = run(&recipe("paths that are not UTF-8, byte for byte"));
+    let mut want = bytes(&odd_path);
+    want.push(0);
+    assert_eq!(exact, want, "{:?}", String::from_utf8_lossy(&exact));
+
+    let grouped = String::from_utf8(run(&recipe("who wrote in /srv/app, grouped by"))).unwrap();
+    let mut got: Vec<&str> = grouped.lines().collect();
+    // the order of equal counts is jq's
+    assert_eq!(got.first(), Some(&"root\ttouch\t3\tcreate"), "{grouped}");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "root\tchmod\t1\tchmod",
+            "root\tmkdir\t1\tmkdir",
+            "root\ttouch\t3\tcreate"
+        ],
+        "{grouped}"
+    );
+}

@@ -122,9 +122,17 @@ fn ctime_hook_available(name: &str) -> bool {
         .any(|(p, tp)| *p == name && tracepoint_exists_in("timestamp", tp))
 }
 
+/// -v, -vv: libbpf's messages on stderr, each once prefixed (libbpf starts its own with
+/// "libbpf: ", which would double it).
 pub fn libbpf_log(level: PrintLevel, msg: String) {
     let _ = level;
-    eprint!("ownwatch: libbpf: {msg}");
+    eprint!("{}", libbpf_line(&msg));
+}
+
+fn libbpf_line(msg: &str) -> String {
+    let body = msg.strip_prefix("libbpf: ").unwrap_or(msg);
+    let nl = if body.ends_with('\n') { "" } else { "\n" };
+    format!("ownwatch: libbpf: {body}{nl}")
 }
 
 /// A root's key in the kernel's `roots` map: `struct root_key` (bpf/lib/maps.h).
@@ -451,5 +459,23 @@ fn fork_detacher() -> Detacher {
             libc::close(p[1]);
             Detacher::Us
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libbpf_line;
+
+    #[test]
+    fn libbpf_lines_are_prefixed_once() {
+        assert_eq!(
+            libbpf_line("libbpf: loaded kernel BTF from 'x'\n"),
+            "ownwatch: libbpf: loaded kernel BTF from 'x'\n"
+        );
+        assert_eq!(
+            libbpf_line("-- BEGIN PROG LOAD LOG --\n"),
+            "ownwatch: libbpf: -- BEGIN PROG LOAD LOG --\n"
+        );
+        assert_eq!(libbpf_line("no newline"), "ownwatch: libbpf: no newline\n");
     }
 }

@@ -183,20 +183,44 @@ fn identity_fields(o: &mut Obj, e: &Event) {
     }
 }
 
-/// Bytes for a text line: printable as is, anything else as \xNN, so one event stays one line.
+/// A name in a text line. Printed as it is when that is unambiguous: UTF-8 without spaces,
+/// quotes, backslashes or control characters. Otherwise (and when empty) in double quotes,
+/// with C escapes: `\"`, `\\`, `\n`, `\t`, `\r`, and `\xNN` for other control characters and
+/// bytes that are not UTF-8; so one event stays one line and a name with spaces reads as one.
 fn text_bytes(v: &[u8], out: &mut Vec<u8>) {
-    let s = String::from_utf8_lossy(v);
-    if std::str::from_utf8(v).is_ok() && !s.chars().any(|c| c.is_control() || c == '\\') {
-        out.extend_from_slice(v);
-        return;
+    let plain = |c: char| !(c.is_control() || c.is_whitespace() || matches!(c, '"' | '\\' | '\''));
+    if let Ok(s) = std::str::from_utf8(v) {
+        if !s.is_empty() && s.chars().all(plain) {
+            out.extend_from_slice(v);
+            return;
+        }
     }
-    for &b in v {
-        if b.is_ascii_graphic() && b != b'\\' || b == b' ' {
-            out.push(b);
-        } else {
+    out.push(b'"');
+    for chunk in v.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                c if c.is_control() => {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        let _ = write!(out, "\\x{b:02x}");
+                    }
+                }
+                c => {
+                    let mut buf = [0; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
         }
     }
+    out.push(b'"');
 }
 
 pub fn text_line(e: &Event, out: &mut Vec<u8>) {
@@ -292,11 +316,9 @@ pub fn tree_gone_line(time: &str, tree: &[u8], why: &str, json: bool, out: &mut 
         o.end();
         out.push(b'\n');
     } else {
-        let _ = writeln!(
-            out,
-            "{time} tree_gone {} ({why})",
-            String::from_utf8_lossy(tree)
-        );
+        let _ = write!(out, "{time} tree_gone ");
+        text_bytes(tree, out);
+        let _ = writeln!(out, " ({why})");
     }
 }
 
@@ -389,7 +411,48 @@ mod tests {
         let mut t = Vec::new();
         text_line(&e, &mut t);
         assert_eq!(t.iter().filter(|&&c| c == b'\n').count(), 1);
-        assert!(String::from_utf8_lossy(&t).contains("a\"b\\x5cc\\x0ad\\x01e\\xff\\xfe"));
+        assert!(
+            String::from_utf8_lossy(&t).contains(" \"/srv/app/a\\\"b\\\\c\\nd\\x01e\\xff\\xfe\" "),
+            "{}",
+            String::from_utf8_lossy(&t)
+        );
+    }
+
+    /// --format text: a name that needs it is double-quoted with C escapes, so a name with
+    /// spaces reads as one and "a b -> c" cannot be mistaken for a rename.
+    #[test]
+    fn text_names_quoted_when_needed() {
+        let name = |v: &[u8]| {
+            let mut out = Vec::new();
+            text_bytes(v, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            name(b"/srv/app/plain-\xc3\xa9.txt"),
+            "/srv/app/plain-\u{e9}.txt"
+        );
+        assert_eq!(name(b"/srv/app/my file"), "\"/srv/app/my file\"");
+        assert_eq!(name(b"/srv/a -> b"), "\"/srv/a -> b\"");
+        assert_eq!(name(b"tab\there"), "\"tab\\there\"");
+        assert_eq!(name(b"q\"uote"), "\"q\\\"uote\"");
+        assert_eq!(name(b"it's"), "\"it's\"");
+        assert_eq!(name(b"\x1b[2J\r"), "\"\\x1b[2J\\r\"");
+        assert_eq!(name(b"\xff"), "\"\\xff\"");
+        assert_eq!(name(b"nbsp\xc2\xa0x"), "\"nbsp\u{a0}x\"");
+        assert_eq!(name(b""), "\"\"");
+        let mut e = ev();
+        e.op = "rename";
+        e.path = b"/srv/app/old name".to_vec();
+        e.new_path = Some(b"/srv/app/new".to_vec());
+        e.comm = b"Web Content".to_vec();
+        let mut t = Vec::new();
+        text_line(&e, &mut t);
+        let t = String::from_utf8(t).unwrap();
+        assert!(
+            t.contains(" rename \"/srv/app/old name\" -> /srv/app/new mode=0755 "),
+            "{t}"
+        );
+        assert!(t.contains(" comm=\"Web Content\""), "{t}");
     }
 
     #[test]

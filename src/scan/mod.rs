@@ -85,6 +85,8 @@ struct Scan<'t> {
     stop: AtomicBool,
     scanned: AtomicU64,
     offenders: AtomicU64,
+    /// Offenders left as they were: all of them without --fix, those it could not fix with it.
+    remaining: AtomicU64,
     unreadable: AtomicU64,
     /// Serialises stderr; true while a progress line is displayed.
     err: Mutex<bool>,
@@ -125,6 +127,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         stop: AtomicBool::new(false),
         scanned: AtomicU64::new(0),
         offenders: AtomicU64::new(0),
+        remaining: AtomicU64::new(0),
         unreadable: AtomicU64::new(0),
         err: Mutex::new(false),
         progress: io::stderr().is_terminal(),
@@ -162,7 +165,8 @@ pub fn run(args: ScanArgs) -> Result<u8> {
             bail!("writing results: {e}");
         }
     }
-    Ok(if walk.offenders.load(Ordering::Relaxed) > 0 {
+    // 1: something is still wrongly owned (found; with --fix, not given back).
+    Ok(if walk.remaining.load(Ordering::Relaxed) > 0 {
         1
     } else {
         0

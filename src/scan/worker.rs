@@ -266,6 +266,9 @@ impl<'w, 't> Worker<'w, 't> {
                 tree.gid,
             )
         });
+        if !matches!(fixed, Some(Ok(_))) {
+            self.walk.remaining.fetch_add(1, Ordering::Relaxed);
+        }
         let user = self
             .users
             .entry(st.st_uid)

@@ -95,6 +95,13 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
         }
         let owner_ids = match owner {
             Some((u, g)) => (u, g.unwrap_or(md.gid())),
+            // The default owner is the DIR's; root's would allow root's writes, the very
+            // ones to report, and the watch would say nothing.
+            None if md.uid() == 0 && !args.any_user => bail!(
+                "{}: owned by root, so root's writes would be allowed and nothing reported: \
+                 pass --owner USER (the user the tree belongs to), or --any-user",
+                dir.display()
+            ),
             None => (md.uid(), md.gid()),
         };
         let mut allowed = HashSet::new();
@@ -347,6 +354,9 @@ fn event_loop(
     };
     let mut devs_synced = Instant::now();
     let mut flowing = false;
+    // Without -o: notice at once when the reader of stdout goes away (`| head -1`), not only
+    // at the next event's write.
+    let mut watch_stdout = processor.borrow().out.is_stdout();
     loop {
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
@@ -376,7 +386,14 @@ fn event_loop(
             rb.consume()
         } else {
             let timeout = if flowing { POLL_FLOWING } else { POLL_IDLE };
-            rb.poll(timeout).and_then(|()| rb.consume())
+            if wait(rb, timeout, &mut watch_stdout).context("waiting for records")? {
+                // As when a write finds the pipe closed (EPIPE): nobody reads us, stop.
+                if verbose {
+                    eprintln!("ownwatch: the reader of standard output went away; stopping");
+                }
+                return Ok(0);
+            }
+            rb.consume()
         };
         flowing = processor.borrow().records > before;
         if let Err(e) = res {
@@ -439,6 +456,42 @@ impl Losses {
             self.skipped = skipped;
         }
     }
+}
+
+/// Waits up to `timeout` for records from the kernel or for the reader of our stdout to go
+/// away (`watch_stdout`): a pipe whose read end was closed says POLLERR, a hung-up terminal or
+/// socket POLLHUP; true then. Regular files and /dev/null never say either. A signal ends
+/// the wait early (false).
+fn wait(rb: &RingBuffer, timeout: Duration, watch_stdout: &mut bool) -> io::Result<bool> {
+    let mut fds = [
+        libc::pollfd {
+            fd: rb.epoll_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        },
+    ];
+    let n = if *watch_stdout { 2 } else { 1 };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `n` pollfds in a live array.
+    if unsafe { libc::poll(fds.as_mut_ptr(), n, ms) } < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::Interrupted => Ok(false),
+            _ => Err(e),
+        };
+    }
+    let out = fds[1].revents;
+    if out & libc::POLLNVAL != 0 {
+        // stdout is not open: writing will say so; do not spin on it.
+        *watch_stdout = false;
+        return Ok(false);
+    }
+    Ok(out & (libc::POLLERR | libc::POLLHUP) != 0)
 }
 
 /// Poll timeout while records flow: bounds how long an unwoken record waits.

@@ -13,10 +13,23 @@ fn format_text_is_one_readable_line_per_event() {
         create(&d.t("text_file"), 0o644)?;
         rename(&d.t("text_file"), &d.t("text_file2"))?;
         create(&d.t("new\nline\u{1b}[2J"), 0o644)?;
+        rename(&d.t("text_file2"), &d.t("my file -> x"))?;
         Ok(())
     });
     let (lines, sentinel) = a.finish_lines_with(t, Sentinel::Mkdir);
-    assert_eq!(lines.len(), 4, "want 4 lines, got {lines:#?}");
+    assert_eq!(lines.len(), 5, "want 5 lines, got {lines:#?}");
+    // Names that need it are quoted, with C escapes: one name reads as one.
+    let want = format!(
+        " create \"{}\" mode=0644 by root(0) ",
+        s(&d.t("new\\nline\\x1b[2J"))
+    );
+    assert!(lines[3].contains(&want), "want {want:?} in {:?}", lines[3]);
+    let want = format!(
+        " rename {} -> \"{}\" by root(0) ",
+        s(&d.t("text_file2")),
+        s(&d.t("my file -> x"))
+    );
+    assert!(lines[4].contains(&want), "want {want:?} in {:?}", lines[4]);
     assert!(lines[3].contains("create"), "{}", lines[3]);
     assert!(
         !lines[3].contains('\u{1b}'),
@@ -52,4 +65,23 @@ fn verbose_keeps_stdout_for_events() {
     let d = root_dir!("verbose");
     let (evs, by) = d.root_run(&["-v"], || mkdir(&d.t("v"), 0o755));
     d.expect(&evs, &[by.mkdir("v", 0o755)]);
+}
+
+/// -vv passes libbpf's own messages on, each prefixed once ("ownwatch: libbpf: ...", not
+/// "ownwatch: libbpf: libbpf: ..."); the backends passed over are said with -v only (without
+/// it a start is one line: kernel_wide.rs).
+#[test]
+fn very_verbose_prefixes_libbpf_once() {
+    let d = root_dir!("vv");
+    let args = watch_args(&["-vv", "--duration", "1s", s(&d.tree)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = run_once(&args);
+    let ctx = format!(
+        "ownwatch {args:?}: exit {code:?}; stderr (start):\n{:.3000}",
+        err
+    );
+    assert_eq!(code, Some(0), "{ctx}");
+    assert!(out.is_empty(), "stdout: {out:?}; {ctx}");
+    assert!(err.contains("\nownwatch: libbpf: "), "{ctx}");
+    assert!(!err.contains("libbpf: libbpf:"), "doubled prefix; {ctx}");
 }

@@ -59,12 +59,20 @@ fn bad_input_exits_2_with_one_line() {
         ("--duration", "00"),
         ("--duration", "0s"),
         ("--duration", "10x"),
+        ("--duration", "2"),
+        ("--duration", "90"),
         ("--duration", "9223372036854775807"),
         ("--duration", "99999999999999999999999h"),
     ];
     for (option, value) in bad {
         assert_usage_error(&["watch", option, value, t]);
     }
+    // A bare number has no unit: the line says which units there are.
+    let (_, _, err) = run_once(&["watch", "--duration", "2", t]);
+    assert!(
+        err.contains("a number needs a unit: s, m, h or d"),
+        "{err:?}"
+    );
     // Backends this machine cannot use.
     let unusable = probed_backends(false);
     if expected_choice() == "tracepoint" {
@@ -80,7 +88,8 @@ fn bad_input_exits_2_with_one_line() {
     }
 }
 
-/// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic).
+/// Usage errors (README "Usage": exit 2 with one line on stderr, never a panic), keeping
+/// clap's "did you mean" tip; options that contradict each other are usage errors too.
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let d = root_dir!("usage");
@@ -88,11 +97,111 @@ fn usage_errors_exit_2_with_one_line() {
     for args in [
         vec!["watch"],
         vec!["frobnicate"],
-        vec![],
         vec!["watch", "--no-such-flag", &t],
         vec!["watch", "--owner"],
     ] {
         assert_usage_error(&args);
+    }
+    for (args, tip) in [
+        (vec!["wach", t], "a similar subcommand exists: 'watch'"),
+        (
+            vec!["watch", "--ownr", "root", t],
+            "a similar argument exists: '--owner'",
+        ),
+        (
+            vec!["scan", "--cross-mount", t],
+            "a similar argument exists: '--cross-mounts'",
+        ),
+    ] {
+        assert_usage_error(&args);
+        let (_, _, err) = run_once(&args);
+        assert!(err.contains(tip), "ownwatch {args:?}: {err:?}");
+    }
+    for args in [
+        vec!["watch", "--any-user", "--fix", t],
+        vec!["watch", "--fix", "--any-user", t],
+        vec!["watch", "--any-user", "--allow", "root", t],
+        vec!["scan", "--xdev", "--cross-mounts", t],
+        vec!["scan", "--cross-mounts", "--xdev", t],
+    ] {
+        assert_usage_error(&args);
+        let (_, _, err) = run_once(&args);
+        assert!(
+            err.contains("cannot be used with"),
+            "ownwatch {args:?}: {err:?}"
+        );
+    }
+}
+
+/// A bare `ownwatch` shows what there is: the help, with the commands, on stderr; exit 2.
+/// --help shows the exit codes and examples, on stdout; exit 0.
+#[test]
+fn bare_ownwatch_lists_the_commands_and_help_has_exit_codes() {
+    let (code, out, err) = run_once(&[]);
+    assert_eq!(code, Some(2), "stderr: {err}");
+    assert!(out.is_empty(), "stdout: {out:?}");
+    for want in [
+        "Usage: ownwatch <COMMAND>",
+        "watch",
+        "scan",
+        "probe",
+        "Exit codes:",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from stderr:\n{err}");
+    }
+    for (args, wants) in [
+        (
+            vec!["--help"],
+            vec!["Exit codes:", "Examples:", "  2  bad usage"],
+        ),
+        (
+            vec!["watch", "--help"],
+            vec![
+                "Exit codes:",
+                "Examples:",
+                "1h30m",
+                "text: one readable line",
+                "64K to 1G",
+            ],
+        ),
+        (
+            vec!["scan", "--help"],
+            vec!["Exit codes:", "Examples:", "--fix"],
+        ),
+    ] {
+        let (code, out, err) = run_once(&args);
+        assert_eq!(code, Some(0), "ownwatch {args:?}: {err}");
+        for want in wants {
+            assert!(
+                out.contains(want),
+                "ownwatch {args:?}: {want:?} missing:\n{out}"
+            );
+        }
+    }
+}
+
+/// A root-owned DIR without --owner would make root the owner, allow root's writes and report
+/// nothing: refused, saying to pass --owner. With --owner (or --any-user) it is watched.
+#[test]
+fn a_root_owned_dir_needs_owner() {
+    needs_root!();
+    let d = root_dir!("rootowned");
+    let dir = d.o("root-owned");
+    make_dir(&dir);
+    assert_eq!(owner_of(&dir).0, 0);
+    let dir = s(&dir);
+    assert_usage_error(&["watch", dir]);
+    assert_usage_error(&["watch", s(&d.tree), dir]);
+    let (_, _, err) = run_once(&["watch", dir]);
+    assert!(
+        err.contains(&format!("{dir}: owned by root")) && err.contains("pass --owner USER"),
+        "{err:?}"
+    );
+    for opt in [["--owner", "4242"], ["--any-user", "-v"]] {
+        let args = watch_args(&[opt[0], opt[1], "--duration", "1s", dir]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = run_once(&args);
+        assert_eq!(code, Some(0), "ownwatch {args:?}: {err}");
     }
 }
 

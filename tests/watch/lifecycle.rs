@@ -82,6 +82,82 @@ fn closed_stdout_ends_cleanly() {
     assert!(!err.contains("panicked"), "stderr:\n{err}");
 }
 
+/// `ownwatch watch DIR | head -1` returns once head has its line, without another event: the
+/// agent watches its stdout and ends when the pipe's reader is gone (exit 0, as when a write
+/// finds the pipe closed). Before, it waited for the next event's write to fail.
+#[test]
+fn head_one_returns_without_another_event() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+
+    let d = root_dir!("headpipe");
+    let script = r#"{ "$0" "$@"; echo "agent exit $?" >&2; } | head -1"#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(bin())
+        .args(watch_args(&[s(&d.tree)]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("sh");
+    let pgid = child.id() as i32;
+    let kill_all = || unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    };
+    let err = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    read_stderr(child.stderr.take().unwrap(), err.clone(), ready_tx);
+    let (tx, rx) = mpsc::channel();
+    read_lines(child.stdout.take().unwrap(), move |l| {
+        tx.send(String::from_utf8_lossy(l).into_owned()).is_ok()
+    });
+    if ready_rx.recv_timeout(*TIMEOUT).is_err() {
+        kill_all();
+        panic!("no ready line; stderr:\n{}", err.lock().unwrap());
+    }
+    std::fs::create_dir(d.t("h0")).unwrap();
+    let Ok(first) = rx.recv_timeout(*TIMEOUT) else {
+        kill_all();
+        panic!("head printed nothing; stderr:\n{}", err.lock().unwrap());
+    };
+    assert_eq!(
+        parse_event(&first)["path"],
+        Value::from(s(&d.t("h0"))),
+        "{first}"
+    );
+    // head has exited; no more events come. The pipeline must end by itself, soon.
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(10).min(*TIMEOUT);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if t0.elapsed() > limit {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(100));
+    let err = err.lock().unwrap().clone();
+    if status.is_none() {
+        kill_all();
+        let _ = child.wait();
+        panic!("`watch | head -1` still running {limit:?} after head exited; stderr:\n{err}");
+    }
+    assert!(
+        err.contains("agent exit 0\n"),
+        "took {took:?}; stderr:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "stderr:\n{err}");
+    eprintln!("`watch | head -1` ended {took:?} after head's line");
+}
+
 /// The in-band line for a root given up, with its path and reason.
 fn expect_tree_gone(a: &Agent, root: &Path, reason: &str) {
     let line = a

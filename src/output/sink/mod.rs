@@ -87,6 +87,10 @@ impl Sink {
         Sink::with_target(Target::Stdout)
     }
 
+    pub fn is_stdout(&self) -> bool {
+        matches!(self.target, Target::Stdout)
+    }
+
     /// Lines appended to `path`, created with mode 0640 (less what the umask removes) when it
     /// does not exist, under the rules of [`open_output`]. The error is one line naming the
     /// path and the reason.
