@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # vm/arm64-root.sh: the arm64 guests' root file system for the kernel matrix (VM_ARCH=arm64):
-# Debian bookworm's arm64 packages of what the tests and vm/guest-job.sh run (a shell,
+# Debian bookworm's arm64 packages of what the tests and vm/guest-job.sh run (a shell, jq,
 # coreutils, tar, attr, util-linux's setpriv, ...) with their dependencies, unpacked (never
 # configured: no maintainer script runs) into $CACHE/arm64-root/<hash of the list>/root, with
 # merged /usr and this machine's /etc/passwd and /etc/group (the tests' users are numeric).
 # The test binaries and ownwatch are static (cross/build.sh STATIC=1), so no library of ours is
-# needed; busybox-static is there for the initramfs (bin/busybox). Prints the root's path. Uses a private apt state ($CACHE/apt-arm64-root): the host's
-# apt sources and dpkg state are never touched.
+# needed; busybox-static is there for the initramfs (bin/busybox). Prints the root's path.
+# Uses a private apt state ($CACHE/apt-arm64-root): the host's apt sources and dpkg state are
+# never touched.
 set -euo pipefail
 CACHE=${CACHE:-.cache/vm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$CACHE" && CACHE=$(cd "$CACHE" && pwd)
-PKGS="dash bash coreutils tar attr util-linux grep sed findutils gzip diffutils procps busybox-static"
+PKGS="dash bash coreutils tar attr util-linux grep sed findutils gzip diffutils procps jq busybox-static"
 key=$(echo "$PKGS bookworm v1" | sha256sum | cut -c1-12)
 dir=$CACHE/arm64-root/$key
 if [ ! -e "$dir/.done" ]; then

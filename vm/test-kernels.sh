@@ -7,8 +7,8 @@
 # cross-built for aarch64 (cross/build.sh, static). There, to keep `make test` within CI's
 # time, only the op and path-form tests run by default: VM_ARM64_TESTS (default "watch tools")
 # with the watch binary filtered to VM_ARM64_WATCH_FILTER (default the modules kernel_wide ops
-# paths names attrs uring negatives); VM_ARM64_FULL=1 runs the whole suite as on amd64
-# (make test-kernels-arm64).
+# paths names attrs uring, and negatives' failed operations, owner writes and writes outside
+# the tree); VM_ARM64_FULL=1 runs the whole suite as on amd64 (make test-kernels-arm64).
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
@@ -86,7 +86,7 @@ for arch in $ARCHS; do
   fi
   if [ "$arch" = arm64 ] && [ "${VM_ARM64_FULL:-0}" = 0 ]; then
     tests[$arch]=$(TESTS_WANTED=${VM_ARM64_TESTS:-watch tools} test_exes "$CACHE/tests-$arch.json")
-    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide:: ops:: paths:: names:: attrs:: uring:: negatives::}
+    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide:: ops:: paths:: names:: attrs:: uring:: negatives::failed negatives::owner_writes negatives::root_writes_outside}
   else
     tests[$arch]=$(test_exes "$CACHE/tests-$arch.json")
   fi
