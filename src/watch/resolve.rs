@@ -79,12 +79,19 @@ fn open_dir(path: &[u8]) -> Option<OwnedFd> {
     }
 }
 
-/// The path of an open fd as the host sees it.
+/// The path of an open fd as the host sees it; None when it has none (another mount
+/// namespace, or removed since it was opened: /proc then says "<old path> (deleted)").
 pub fn fd_path(fd: &OwnedFd) -> Option<Vec<u8>> {
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let p = fs::read_link(link).ok()?;
     let b = p.as_os_str().as_bytes();
     if b.first() != Some(&b'/') {
+        return None;
+    }
+    // (a name that really ends so is still linked)
+    if b.ends_with(b" (deleted)")
+        && crate::sys::fstat(fd.as_fd()).map_or(true, |st| st.st_nlink == 0)
+    {
         return None;
     }
     Some(b.to_vec())
@@ -159,8 +166,11 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
     // (unlink, rmdir, mkdir, rename...): exact even when that directory is gone by now
     // (`rm -r` removes it right after).
     let single = !rel.contains(&b'/') && !matches!(rel, b"" | b"." | b"..");
+    // The directory is gone (`rm -r` removes it right after, maybe while we look): the one
+    // name in it stands.
+    let gone = || (lexical(), !absolute && sp.nofollow && single);
     let Some(dirfd) = open_dir(&base) else {
-        return (lexical(), !absolute && sp.nofollow && single);
+        return gone();
     };
     let dfd = dirfd.as_raw_fd();
     // A path longer than PATH_MAX has no name /proc can give: one plain name in the
@@ -201,7 +211,7 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         .and_then(|fd| fd_path(&fd))
     {
         Some(p) => (join(&p, name), true),
-        None => (lexical(), false),
+        None => gone(),
     }
 }
 
@@ -287,5 +297,23 @@ mod tests {
         };
         assert_eq!(resolve_str(&sp).0, real);
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// `rm -r a/x` reports `y` in `a/x` and removes `a/x` right after, maybe between our
+    /// opening `a/x` and reading its path: /proc then says "a/x (deleted)", which is no path.
+    /// A directory really named so keeps its name.
+    #[test]
+    fn a_directory_removed_while_open_has_no_path() {
+        let t = crate::testutil::temp_dir("fdpath");
+        let x = t.path().join("x");
+        fs::create_dir(&x).unwrap();
+        let fd = open_dir(x.as_os_str().as_bytes()).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), x.as_os_str().as_bytes());
+        fs::remove_dir(&x).unwrap();
+        assert_eq!(fd_path(&fd), None);
+        let odd = t.path().join("x (deleted)");
+        fs::create_dir(&odd).unwrap();
+        let fd = open_dir(odd.as_os_str().as_bytes()).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), odd.as_os_str().as_bytes());
     }
 }
