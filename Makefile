@@ -7,7 +7,7 @@ APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-
 DIR ?= /tmp/ownwatch-demo
 ARGS ?=
 # TARGET=aarch64-unknown-linux-gnu: build for another machine (cross/build.sh), into
-# target/$(TARGET)/release/ownwatch; make dist TARGET=...: a static one, target/static/...
+# target/$(TARGET)/release/ownwatch; make dist: static ones for both arches, in dist/
 TARGET ?=
 BIN := target/release/ownwatch
 
@@ -34,10 +34,17 @@ else
 	cross/build.sh $(TARGET)
 endif
 
-# A fully static binary for TARGET (default this machine's), for VM images and copying around:
-# target/static/<target>/release/ownwatch.
+# Fully static binaries, the thing an operator copies onto a host: for x86_64 and aarch64 (or
+# TARGET alone), built into target/static/<target>/release/ownwatch and copied to
+# dist/ownwatch-<version>-<arch>-linux, with dist/SHA256SUMS (sha256sum -c checks them).
+DIST_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
 dist: deps
-	STATIC=1 cross/build.sh $(or $(TARGET),$(shell rustc -vV | sed -n 's/^host: //p'))
+	@set -e; v=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1); mkdir -p dist; \
+	for t in $(or $(TARGET),$(DIST_TARGETS)); do \
+	  STATIC=1 cross/build.sh $$t; \
+	  cp target/static/$$t/release/ownwatch dist/ownwatch-$$v-$${t%%-*}-linux; \
+	done; \
+	cd dist && sha256sum ownwatch-*-linux > SHA256SUMS && cat SHA256SUMS
 
 # The main job: watch DIR (default: a demo directory owned by nobody, so root's writes show).
 run: build

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
+use std::io::Write;
 
 use crate::kernel::caps::require_root;
 use crate::kernel::features;
@@ -86,6 +87,11 @@ pub fn run() -> Result<u8> {
         })
         .collect::<serde_json::Map<_, _>>()
         .into();
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(0)
+    // `ownwatch probe | head -3`: a reader that went away is no error (exit 0, as watch and
+    // scan do), and never a panic as println! would make it
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", serde_json::to_string_pretty(&v)?).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        r => Ok(r.map(|()| 0)?),
+    }
 }

@@ -205,6 +205,25 @@ fn a_root_owned_dir_needs_owner() {
     }
 }
 
+/// `ownwatch probe | head -3`: the reader goes away before the JSON is written; exit 0 and
+/// no panic (it used to be "failed printing to stdout: Broken pipe" with a backtrace).
+#[test]
+fn probe_into_a_closed_pipe_is_no_panic() {
+    use std::process::{Command, Stdio};
+    needs_root!();
+    let (r, w) = std::io::pipe().expect("pipe");
+    drop(r);
+    let o = Command::new(bin())
+        .arg("probe")
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run ownwatch probe");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{:?}; stderr:\n{err}", o.status);
+    assert!(!err.contains("panicked"), "stderr:\n{err}");
+}
+
 #[test]
 fn probe_reports_every_backend_and_the_choice() {
     needs_root!();
