@@ -23,22 +23,12 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 kernels=$(VM_ARCH=arm64 VM_KERNEL_SET=$lines vm/fetch-kernels.sh)
-# busybox-static for arm64 from the same private apt state
-deb=$(ls "$CACHE"/debs/busybox-static_*_arm64.deb 2>/dev/null | head -1 || true)
-if [ -z "$deb" ]; then
-  A=$CACHE/apt-arm64
-  (cd "$CACHE/debs" && apt-get -o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=-" \
-    -o "Dir::Etc::Parts=$A/etc/apt.conf.d" -o "Dir::Etc::PreferencesParts=$A/etc/preferences.d" \
-    -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A" -o "Dir::State::status=/var/lib/dpkg/status" \
-    -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" -o "APT::Architecture=arm64" \
-    -o "APT::Architectures::=arm64" download -qq busybox-static/bookworm)
-  deb=$(ls "$CACHE"/debs/busybox-static_*_arm64.deb | head -1)
-fi
+# busybox-static for arm64: the one of the kernel matrix's arm64 userland
+busybox=$(vm/arm64-root.sh)/bin/busybox
 stage=$(mktemp -d "${TMPDIR:-/tmp}/ownwatch-arm64.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/x" "$stage/root"/{bin,proc,sys,dev,etc,tmp,run}
-dpkg-deb -x "$deb" "$stage/x"
-cp "$stage/x/bin/busybox" "$stage/root/bin/busybox"
+mkdir -p "$stage/root"/{bin,proc,sys,dev,etc,tmp,run}
+cp "$busybox" "$stage/root/bin/busybox"
 install -m 0755 vm/arm64-init "$stage/root/init"
 install -m 0755 "$bin" "$stage/root/ownwatch"
 aarch64-linux-gnu-gcc -O2 -Wall -static -o "$stage/root/bin/xattr" vm/xattr.c
