@@ -2,10 +2,10 @@
 # Runs inside the VM, chrooted into the host's (read-only) root, /tmp being the VM's ext4.
 # /tmp/.job/env (written by test-kernels.sh) sets REPO, BIN (the ownwatch binary), TESTS ("name=path ..."), BACKENDS,
 # EXPECT_CHOICE, TEST_TIMEOUT, WATCH_FILTER (test-name filters for the watch binary: only
-# those tests; empty: all). A backend that probe calls not usable (arm64 6.1 has no BPF
-# trampolines: no lsm, no fentry) gets no tests: the job checks that `watch --backend` refuses
-# it with exit 2 and says "UNUSABLE <backend> rc=<exit> <probe's reason>". Progress and the probe JSON go to the console as "OWNWATCH-VM:"
-# lines; full logs to /tmp/.job/out (synced after each step, so they survive a guest crash).
+# those tests; empty: all). A backend that probe calls not usable (arm64 5.10 and 6.1 have no
+# BPF trampolines: no lsm, no fentry) gets no tests: the job checks that `watch --backend`
+# refuses it with exit 2 and says "UNUSABLE <backend> rc=<exit> <probe's reason>". Progress
+# and the probe JSON go to the console as "OWNWATCH-VM:" lines; full logs to /tmp/.job/out (synced after each step, so they survive a guest crash).
 . /tmp/.job/env
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true
 export RUST_BACKTRACE=1

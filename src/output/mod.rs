@@ -326,6 +326,13 @@ pub fn tree_gone_line(time: &str, tree: &[u8], why: &str, json: bool, out: &mut 
 mod tests {
     use super::*;
 
+    /// The event's `--format text` line.
+    fn text_of(e: &Event) -> String {
+        let mut out = Vec::new();
+        text_line(e, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     fn ev() -> Event {
         Event {
             time: "2026-11-25T13:42:15.123456789Z".into(),
@@ -389,9 +396,7 @@ mod tests {
         e.fixed = Some(true);
         e.setid_cleared = true;
         e.fix_error = None;
-        let mut out = Vec::new();
-        text_line(&e, &mut out);
-        let s = String::from_utf8(out).unwrap();
+        let s = text_of(&e);
         assert!(
             s.contains(" mode=4755 fixed=true setid_cleared=true by "),
             "{s}"
@@ -445,9 +450,7 @@ mod tests {
         e.path = b"/srv/app/old name".to_vec();
         e.new_path = Some(b"/srv/app/new".to_vec());
         e.comm = b"Web Content".to_vec();
-        let mut t = Vec::new();
-        text_line(&e, &mut t);
-        let t = String::from_utf8(t).unwrap();
+        let t = text_of(&e);
         assert!(
             t.contains(" rename \"/srv/app/old name\" -> /srv/app/new mode=0755 "),
             "{t}"
