@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the VM, chrooted into the host's (read-only) root, /tmp being the VM's ext4.
 # /tmp/.job/env (written by test-kernels.sh) sets REPO, BIN (the ownwatch binary), TESTS ("name=path ..."), BACKENDS,
-# EXPECT_CHOICE, TEST_TIMEOUT, WATCH_FILTER (test-name filters for the watch binary: only
+# EXPECT_CHOICE, TEST_TIMEOUT, ONCE (tests only the first usable backend runs), WATCH_FILTER (test-name filters for the watch binary: only
 # those tests; empty: all). A backend that probe calls not usable (arm64 5.10 and 6.1 have no
 # BPF trampolines: no lsm, no fentry) gets no tests: the job checks that `watch --backend`
 # refuses it with exit 2 and says "UNUSABLE <backend> rc=<exit> <probe's reason>". Progress
@@ -41,11 +41,16 @@ done
 for backend in $usable; do
   for t in $TESTS; do
     name=${t%%=*} bin=${t#*=}
-    # scan uses no BPF, and watch's kernel_wide module does not depend on the backend: once
-    # per kernel is enough (the first backend runs them)
+    # scan uses no BPF, and the tests ONCE names ("binary=filter ...": watch's kernel_wide
+    # module, the agent's main loop) do not depend on the backend: once per kernel is enough
+    # (the first backend runs them)
     [ "$name" != scan ] || [ "$backend" = "$first" ] || continue
     once=""
-    [ "$name" != watch ] || [ "$backend" = "$first" ] || once="--skip kernel_wide::"
+    if [ "$backend" != "$first" ]; then
+      for o in ${ONCE:-}; do
+        [ "${o%%=*}" != "$name" ] || once="$once --skip ${o#*=}"
+      done
+    fi
     filter=""
     [ "$name" != watch ] || filter=${WATCH_FILTER:-}
     log=$out/$backend-$name.log

@@ -6,9 +6,11 @@
 # 7.3) in qemu-system-aarch64 with an arm64 userland (vm/arm64-root.sh) and the test binaries
 # cross-built for aarch64 (cross/build.sh, static). There, to keep `make test` within CI's
 # time, only the op and path-form tests run by default: VM_ARM64_TESTS (default "watch tools")
-# with the watch binary filtered to VM_ARM64_WATCH_FILTER (default the modules kernel_wide ops
-# paths names attrs uring, and negatives' failed operations, owner writes and writes outside
-# the tree); VM_ARM64_FULL=1 runs the whole suite as on amd64 (make test-kernels-arm64).
+# with the watch binary filtered to VM_ARM64_WATCH_FILTER (default the modules ops paths names
+# attrs uring, negatives' failed operations, owner writes and writes outside the tree, and
+# kernel_wide's probe and usage errors: every backend's start is the cells themselves);
+# VM_ARM64_FULL=1 runs the whole suite as on amd64 (make test-kernels-arm64). Tests whose
+# subject is not the backend run once per kernel (ONCE_PER_KERNEL below).
 # Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
@@ -86,7 +88,7 @@ for arch in $ARCHS; do
   fi
   if [ "$arch" = arm64 ] && [ "${VM_ARM64_FULL:-0}" = 0 ]; then
     tests[$arch]=$(TESTS_WANTED=${VM_ARM64_TESTS:-watch tools} test_exes "$CACHE/tests-$arch.json")
-    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide:: ops:: paths:: names:: attrs:: uring:: negatives::failed negatives::owner_writes negatives::root_writes_outside}
+    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide::probe_reports kernel_wide::bad_input kernel_wide::usage_errors ops:: paths:: names:: attrs:: uring:: negatives::failed negatives::owner_writes negatives::root_writes_outside}
   else
     tests[$arch]=$(test_exes "$CACHE/tests-$arch.json")
   fi
@@ -126,8 +128,33 @@ expect_unusable() {
   esac
 }
 
+# Tests whose subject is not the backend run once per kernel, with its first usable backend
+# ("binary=name filter"): watch's kernel_wide module (usage errors, probe, every backend's
+# start); what user space makes of the command line (--owner by name or number over the
+# directory's owner, every --ops name, DIR given relative or through a symlink); and the
+# agent's main loop: --format text, -v and -vv, signals, a closed stdout and `| head -1`,
+# SIGHUP, --duration and --max-events, -o reopened on SIGHUP, the README's jq recipes. Every
+# other test runs on every backend: the ops, path forms, names, actors, the --ops filter,
+# negatives, identity, --fix (its own chowns must not come back as events), the deleted and
+# unmounted roots, concurrency, and coreutils and tar. VM_ONCE_PER_KERNEL="" runs everything
+# on every backend.
+ONCE_PER_KERNEL=${VM_ONCE_PER_KERNEL-watch=kernel_wide:: watch=cli:: watch=lifecycle::sigterm_flushes watch=lifecycle::sigint_flushes watch=lifecycle::closed_stdout watch=lifecycle::head_one watch=lifecycle::sighup_never_kills watch=actors::owner_option_ watch=negatives::ops_accepts_every_op_name watch=paths::dir_argument_forms cron=duration_and_max_events cron=output_file_is_reopened tools=readme_jq_recipes}
+
 summary=()
+why_failed=()
 failed=0
+# why <log> <test>: the panic message of a failed test in a libtest log, on one line
+# (libtest prints "---- <test> stdout ----", then the test's output with "thread '<test>'
+# panicked at <file:line>:" followed by the message)
+why() {
+  awk -v t="$2" '
+    $0 == "---- " t " stdout ----" { inside = 1; next }
+    inside && /^---- .* stdout ----$/ { exit }
+    inside && /panicked at/ { at = $0; sub(/.*panicked at /, "", at); grab = 4; next }
+    inside && grab > 0 { if ($0 ~ /^note: /) exit; msg = msg (msg == "" ? "" : " | ") $0; grab--; if (grab == 0) exit }
+    END { if (at == "") print "(no panic message in the log)"; else print at " " msg }
+  ' "$1" 2>/dev/null | cut -c1-600
+}
 declare -A vm_pid vm_t0 vm_dir vm_arch
 while read -r arch krel kdir; do
   out=$CACHE/results/$krel
@@ -141,6 +168,7 @@ EXPECT_CHOICE=${VM_EXPECT_CHOICE:-$(expect_choice "$arch" "$krel")}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
 TEST_THREADS=${VM_TEST_THREADS:-$(test_threads "$krel")}
 TEST_ARGS="${VM_TEST_ARGS:-}"
+ONCE="$ONCE_PER_KERNEL"
 WATCH_FILTER="${watch_filter[$arch]:-}"
 ${VM_GUEST_ENV:+export $VM_GUEST_ENV}
 ENV
@@ -223,6 +251,7 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
           flaky="$flaky $name::$f"; nfail=$((nfail - 1)); npass=$((npass + 1))
         else
           fails="$fails $name::$f"
+          why_failed+=("kernel $kname $label: $name::$f: $(why "$out/job/$b-$name.log" "$f")")
         fi
       done
     done
@@ -238,10 +267,21 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   echo "(logs: $out)"
 done
 
+# What failed comes last, where a log's tail shows it: timings, the matrix, then each failed
+# test with the first lines of its panic, and one line that counts.
+echo "==== timings"
+printf '  %s\n' "${timings[@]}" "total $(ts $t_all)"
 echo "==== kernel matrix"
 printf '%s\n' "${summary[@]}"
 # for make kernel-table (README "Supported kernels")
 printf '%s\n' "${summary[@]}" > "$CACHE/results/summary.txt" || true
-echo "==== timings"
-printf '  %s\n' "${timings[@]}" "total $(ts $t_all)"
+nbad=$(printf '%s\n' "${summary[@]}" | grep -c ': fail (' || true)
+if [ "$failed" != 0 ]; then
+  echo "==== failures (logs: $CACHE/results/<kernel>/job/<backend>-<test>.log)"
+  printf '%s\n' "${summary[@]}" | grep ': fail (' | cut -c1-400
+  [ "${#why_failed[@]}" = 0 ] || printf '%s\n' "${why_failed[@]}" | head -40
+  echo "test-kernels: $nbad of ${#summary[@]} cells failed"
+else
+  echo "test-kernels: all ${#summary[@]} cells pass"
+fi
 exit $failed
