@@ -6,6 +6,7 @@ mod decode;
 mod enrich;
 mod locate;
 mod mounts;
+mod notify;
 mod pending;
 mod processor;
 mod resolve;
@@ -29,6 +30,7 @@ use crate::config::{all_ops, parse_duration, parse_ops, parse_ring_size};
 use crate::output::sink::Sink;
 use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
+use notify::Notify;
 
 use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
@@ -240,6 +242,15 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         links.0.len(),
         started.elapsed().as_millis()
     );
+    // systemd (Type=notify): up only now, with every hook attached
+    let mut notify = Notify::from_env();
+    let status = Status {
+        backend: backend.name(),
+        trees: n,
+    };
+    if let Some(s) = notify.as_mut() {
+        s.ready(status.line(0, 0));
+    }
     let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
@@ -249,6 +260,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         dev_flags,
         deadline,
         args.verbose > 0,
+        notify.as_mut().map(|s| (s, &status)),
     );
     if args.verbose > 0 {
         use libbpf_rs::skel::Skel;
@@ -338,8 +350,26 @@ impl<'a> Maps<'a> {
     }
 }
 
+/// What systemd's STATUS= says (`systemctl status ownwatch`).
+struct Status {
+    backend: &'static str,
+    trees: usize,
+}
+
+impl Status {
+    fn line(&self, events: u64, lost: u64) -> String {
+        format!(
+            "watching {} tree{} with backend {}: {events} events, {lost} lost",
+            self.trees,
+            if self.trees == 1 { "" } else { "s" },
+            self.backend
+        )
+    }
+}
+
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
-/// reports losses in-band, reopens the output on SIGHUP.
+/// reports losses in-band, reopens the output on SIGHUP. `notify`: systemd's socket, told
+/// the counts once a second when they change, and when we stop.
 fn event_loop(
     rb: &RingBuffer,
     maps: &Maps,
@@ -347,6 +377,7 @@ fn event_loop(
     mut dev_flags: HashMap<u32, u32>,
     deadline: Option<Instant>,
     verbose: bool,
+    mut notify: Option<(&mut Notify, &Status)>,
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
@@ -365,6 +396,9 @@ fn event_loop(
             devs_synced = Instant::now();
             losses.say_skipped(maps, &mut processor.borrow_mut());
             processor.borrow_mut().release_overdue();
+            if let Some((n, st)) = notify.as_mut() {
+                n.status(st.line(processor.borrow().events, losses.lost));
+            }
         }
         let stopping = STOP.load(Ordering::SeqCst)
             || deadline.is_some_and(|d| Instant::now() >= d)
@@ -418,6 +452,9 @@ fn event_loop(
             return Err(anyhow!("writing events: {e}"));
         }
         if stopping {
+            if let Some((n, _)) = notify.as_ref() {
+                n.stopping();
+            }
             p.drain_waiting();
             losses.say_skipped(maps, &mut p);
             p.flush();

@@ -333,3 +333,69 @@ fn sighup_never_kills_the_agent() {
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(0), "{st}; output: {seen:?}");
 }
+
+/// Under systemd's `Type=notify` (NOTIFY_SOCKET), READY=1 comes only once every hook is
+/// attached: a write made the moment systemd calls the service started is reported. Then
+/// STATUS= with the backend and the counts, and STOPPING=1 on SIGTERM.
+#[test]
+fn systemd_ready_only_once_attached() {
+    needs_root!();
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    let d = TestDir::new("sdnotify");
+    let sock_path = d.base.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(*TIMEOUT)).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 4096];
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no datagram on NOTIFY_SOCKET: {e}"));
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let mut child = std::process::Command::new(bin())
+        .args(watch_args(&[s(&d.tree)]))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+
+    // The first datagram is READY=1; the write follows at once, without waiting for stderr.
+    let ready = recv();
+    let root = d.act(Creds::Root, || mkdir(&d.t("right-after-ready"), 0o755));
+    let want = format!(
+        "READY=1\nSTATUS=watching 1 tree with backend {}: 0 events, 0 lost\nMAINPID={pid}",
+        expected_backend()
+    );
+    assert_eq!(ready, want);
+    let line = rx
+        .recv_timeout(*TIMEOUT)
+        .expect("the write made right after READY=1 was not reported");
+    d.expect(
+        &[parse_event(&line)],
+        &[root.mkdir("right-after-ready", 0o755)],
+    );
+    // the count, within the second it is refreshed in
+    let status = recv();
+    assert!(status.ends_with(": 1 events, 0 lost"), "{status:?}");
+    assert!(status.starts_with("STATUS=watching 1 tree"), "{status:?}");
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(recv(), "STOPPING=1");
+    let st = child.wait().unwrap();
+    let err = stderr.join().unwrap();
+    assert_eq!(st.code(), Some(0), "stderr:\n{err}");
+    let extra: Vec<String> = rx.try_iter().collect();
+    assert!(extra.is_empty(), "more than the one event: {extra:?}");
+}
