@@ -5,7 +5,8 @@
  *       ownwatch, watching DIR for its owner, sees nothing of them); only the loop runs as --as
  *       (default: the caller, root), after K untimed iterations. Prints one line:
  *           ns=<ns of the timed loop> iters=<N> events=<offending ops in it> prefill=<in K>
- *       OP: create mkdir rename chmod chown unlink openw ropen getppid
+ *       OP: create mkdir rename chmod chown unlink openw ropen getppid, and storm (issue 14:
+ *       create+write, rename, chmod, unlink, mkdir, rmdir: 6 offending ops an iteration)
  *
  *   owbench tail OUT LAT CTR
  *       Reads ownwatch's JSON lines from stdin in large chunks. Each line goes to OUT; for each
@@ -125,6 +126,18 @@ static long ops(const char *op, long from, long to)
 			if (unlink(name))
 				die("unlink");
 		}
+	} else if (!strcmp(op, "storm")) {
+		/* issue 14's mixed storm: create+write, rename, chmod, unlink, mkdir, rmdir */
+		for (long i = from; i < to; i++) {
+			int fd = open("s0", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+			if (fd < 0 || write(fd, "x", 1) != 1)
+				die("storm: create+write");
+			close(fd);
+			if (rename("s0", "s1") || chmod("s1", 0600) || unlink("s1") ||
+			    mkdir("sd", 0755) || rmdir("sd"))
+				die("storm");
+		}
+		per = 6;
 	} else if (!strcmp(op, "openw")) {
 		for (long i = from; i < to; i++)
 			open_close("f", O_WRONLY, "openw");

@@ -76,6 +76,12 @@ if [ "$arch" = arm64 ]; then
 elif [ "$accel" = kvm ]; then qemu=(qemu-system-x86_64 -machine memory-backend=mem -accel kvm -cpu "${VM_CPU:-host}")
 else qemu=(qemu-system-x86_64 -machine memory-backend=mem -accel "tcg,thread=${VM_TCG_THREAD:-single}"
            -cpu "${VM_CPU:-max,-cx16}"); fi
+# VM_ICOUNT=1 (make bench-kernels): the guest clock advances one ns per instruction executed
+# (on any vCPU) and stands still while idle: timings count instructions, deterministically.
+# icount needs single-threaded TCG.
+if [ "${VM_ICOUNT:-0}" = 1 ]; then
+  qemu=("${qemu[@]/thread=multi/thread=single}" -icount shift=0,sleep=off)
+fi
 set +e
 timeout "${VM_TIMEOUT:-4500}" "${qemu[@]}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem" \
   -object memory-backend-memfd,id=mem,size="$mem",share=on \

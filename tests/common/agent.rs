@@ -479,6 +479,11 @@ pub fn parse_event(line: &str) -> Value {
 
 /// Run ownwatch to completion with a timeout: (exit code, stdout, stderr).
 pub fn run_once(args: &[&str]) -> (Option<i32>, String, String) {
+    run_within(args, *TIMEOUT)
+}
+
+/// `run_once` with its own timeout.
+pub fn run_within(args: &[&str], timeout: Duration) -> (Option<i32>, String, String) {
     let mut child = Command::new(bin())
         .args(args)
         .stdin(Stdio::null())
@@ -498,7 +503,7 @@ pub fn run_once(args: &[&str]) -> (Option<i32>, String, String) {
         let _ = std::io::Read::read_to_end(&mut err, &mut s);
         s
     });
-    let deadline = Instant::now() + *TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
@@ -506,7 +511,7 @@ pub fn run_once(args: &[&str]) -> (Option<i32>, String, String) {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("ownwatch {args:?} did not exit within {:?}", *TIMEOUT);
+            panic!("ownwatch {args:?} did not exit within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -553,11 +558,14 @@ pub fn json_lines(p: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// `ownwatch probe`, parsed (cached).
+/// `ownwatch probe`, parsed (cached). Probe loads and trial-attaches every backend: four
+/// agents' start-up. Under emulation, with other tests loading programs at the same time, that
+/// took more than an agent's timeout (over 120 s in a 6.12 guest of the CI matrix while a
+/// single start took 10-30 s): it gets three.
 pub fn probe() -> &'static Value {
     static P: OnceLock<Value> = OnceLock::new();
     P.get_or_init(|| {
-        let (code, out, err) = run_once(&["probe"]);
+        let (code, out, err) = run_within(&["probe"], *TIMEOUT * 3);
         assert_eq!(
             code,
             Some(0),
