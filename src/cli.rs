@@ -75,8 +75,8 @@ pub struct WatchArgs {
     /// would take objects away from allowed users)
     #[arg(long, conflicts_with_all = ["allow", "fix"])]
     pub any_user: bool,
-    /// Comma-separated subset of:
-    /// create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,setxattr,removexattr,write
+    /// Comma-separated subset of create, mkdir, mknod, symlink, link, rename, unlink, rmdir,
+    /// chmod, chown, truncate, setxattr, removexattr, write (as in --ops create,mkdir)
     /// [default: all]
     #[arg(long, value_name = "LIST")]
     pub ops: Option<String>,
