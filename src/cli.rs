@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Format;
 use crate::kernel::plan::BackendReq;
 
-const AFTER_HELP: &str = "\
+/// The main help's epilogue; the man page's EXIT STATUS and EXAMPLES are cut from these texts
+/// (src/manual.rs), so each is written once: "Exit codes:" first, then "\n\nExamples:\n".
+pub const AFTER_HELP: &str = "\
 Exit codes:
   0  ok; watch also when stopped by --duration, --max-events, SIGINT or SIGTERM, or when the
      reader of its stdout goes away (e.g. `| head -1`)
@@ -18,9 +20,11 @@ Exit codes:
 Examples:
   sudo ownwatch watch /srv/app | jq .
   ownwatch watch --owner svc --duration 1h -o /var/log/ownwatch/app.jsonl /srv/app
-  ownwatch scan --fix /srv/app";
+  ownwatch scan --fix /srv/app
+  ownwatch completions bash > /usr/share/bash-completion/completions/ownwatch
+  ownwatch man | man -l -";
 
-const WATCH_AFTER_HELP: &str = "\
+pub const WATCH_AFTER_HELP: &str = "\
 Exit codes: 0 ok (also when stopped by --duration, --max-events, SIGINT or SIGTERM, or when the
 reader of stdout goes away); 2 bad usage or environment, one line on stderr.
 
@@ -29,7 +33,7 @@ Examples:
   ownwatch watch --owner svc --allow deploy --ops create,mkdir,chown /srv/app
   ownwatch watch --fix --duration 1h30m -o /var/log/ownwatch/app.jsonl /srv/app";
 
-const SCAN_AFTER_HELP: &str = "\
+pub const SCAN_AFTER_HELP: &str = "\
 Exit codes: 0 nothing wrongly owned (with --fix: everything found was given back); 1 wrongly
 owned entries remain (found, or --fix could not give them all back); 2 bad usage or
 environment, one line on stderr.
@@ -60,6 +64,26 @@ pub enum Cmd {
     Scan(ScanArgs),
     /// Report what this kernel allows: BTF, LSMs, each backend usable or not and why
     Probe,
+    /// Print the completion script for SHELL on stdout
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: CompletionShell,
+    },
+    /// Print the manual page ownwatch(8) in roff on stdout, or write every page into DIR
+    Man {
+        /// Write ownwatch.8 and one ownwatch-COMMAND.8 per command into DIR (created if
+        /// missing) instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `ownwatch completions` writes scripts for.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,8 +99,8 @@ pub struct WatchArgs {
     /// would take objects away from allowed users)
     #[arg(long, conflicts_with_all = ["allow", "fix"])]
     pub any_user: bool,
-    /// Comma-separated subset of:
-    /// create,mkdir,mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,setxattr,removexattr,write
+    /// Comma-separated subset of create, mkdir, mknod, symlink, link, rename, unlink, rmdir,
+    /// chmod, chown, truncate, setxattr, removexattr, write (as in --ops create,mkdir)
     /// [default: all]
     #[arg(long, value_name = "LIST")]
     pub ops: Option<String>,

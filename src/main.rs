@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod fix;
 mod kernel;
+mod manual;
 mod output;
 mod paths;
 mod probe;
@@ -29,6 +30,8 @@ fn main() -> ExitCode {
         Cmd::Watch(args) => watch::run(args),
         Cmd::Scan(args) => scan::run(args),
         Cmd::Probe => probe::run(),
+        Cmd::Completions { shell } => manual::completions(shell),
+        Cmd::Man { dir } => manual::man(dir.as_deref()),
     };
     match res {
         Ok(code) => ExitCode::from(code),
