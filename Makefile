@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:/usr/local/cargo/bin:$(PATH)
 
 # Debian packages the build and the tests need.
-APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-linux attr jq
+APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-linux attr jq systemd
 DIR ?= /tmp/ownwatch-demo
 ARGS ?=
 # TARGET=aarch64-unknown-linux-gnu: build for another machine (cross/build.sh), into

@@ -1,0 +1,403 @@
+//! Issue 15, `-o journal`: each event as one journal entry, sent to a real systemd-journald
+//! over its native protocol, read back with `journalctl -o json -t ownwatch`.
+//!
+//! journald runs in a private mount namespace (`unshare -m --propagation private`) with
+//! tmpfs on /run/systemd and /run/log, so the host's /run and journal are untouched: a
+//! script there starts /lib/systemd/systemd-journald (not socket-activated, it makes its own
+//! sockets; a drop-in in /run/systemd/journald.conf.d keeps it volatile, off the kernel log
+//! and without rate limits), waits for /run/systemd/journal/socket, then runs the agent. The
+//! file operations happen on the host's filesystem as usual (BPF does not care about mount
+//! namespaces). When the agent has stopped, the script syncs the journal and writes
+//! `journalctl -o json -t ownwatch` into the test's directory.
+//!
+//! Host suite only (not in the kernel matrix, whose guests have a read-only root). Without
+//! journald or journalctl the tests are skipped with a reason, except in CI (CI=true), where
+//! that is a failure.
+
+#[macro_use]
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const JOURNALD: &str = "/lib/systemd/systemd-journald";
+
+/// Whether journald, journalctl, unshare and nsenter are here. Missing: skipped with the
+/// reason outside CI, a failure in CI (package `systemd`, `util-linux`).
+fn have_journald(test: &str) -> bool {
+    let missing: Vec<&str> = [JOURNALD, "journalctl", "unshare", "nsenter"]
+        .into_iter()
+        .filter(|p| {
+            if p.starts_with('/') {
+                !Path::new(p).exists()
+            } else {
+                !Command::new("sh")
+                    .args(["-c", &format!("command -v {p} >/dev/null")])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            }
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "{} missing (Debian packages systemd and util-linux)",
+        missing.join(", ")
+    );
+    if in_ci() {
+        panic!("{test}: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// Runs in the new mount namespace: `$1` the test's directory (journald's log, the pids,
+/// the entries), the rest the agent's command line.
+const SCRIPT: &str = r#"
+out=$1; shift
+mount -t tmpfs -o mode=0755 ownwatch-test /run/systemd || exit 90
+mount -t tmpfs -o mode=0755 ownwatch-test /run/log || exit 90
+mkdir -p /run/systemd/journal /run/systemd/journald.conf.d
+printf '[Journal]\nStorage=volatile\nReadKMsg=no\nForwardToSyslog=no\nForwardToKMsg=no\nForwardToConsole=no\nForwardToWall=no\nRateLimitIntervalSec=0\n' \
+  > /run/systemd/journald.conf.d/ownwatch-test.conf
+SYSTEMD_LOG_TARGET=console /lib/systemd/systemd-journald </dev/null >"$out/journald.log" 2>&1 &
+jd=$!
+echo $jd > "$out/journald.pid"
+i=0
+while [ ! -S /run/systemd/journal/socket ]; do
+  i=$((i + 1))
+  if [ $i -gt 400 ] || ! kill -0 $jd 2>/dev/null; then
+    echo "journald did not make its socket: $(cat "$out/journald.log")" >&2
+    kill $jd 2>/dev/null
+    exit 91
+  fi
+  sleep 0.05
+done
+"$@" &
+ow=$!
+echo $ow > "$out/agent.pid"
+stopping=
+trap 'stopping=1; kill -TERM $ow' TERM INT
+wait $ow; rc=$?
+# A trapped signal ends the first wait early (status > 128): wait for the agent's own.
+if [ -n "$stopping" ]; then wait $ow; rc=$?; fi
+journalctl --sync >&2 || sleep 1
+journalctl -D /run/log/journal/* --all -o json -t ownwatch --no-pager >"$out/entries.json" \
+  2>"$out/journalctl.err" || echo "journalctl failed: $(cat "$out/journalctl.err")" >&2
+kill $jd
+wait $jd
+exit $rc
+"#;
+
+/// The agent, watching with `-o journal` under its own journald (see the module's doc).
+struct Journald {
+    agent: Agent,
+    dir: PathBuf,
+}
+
+impl Journald {
+    fn start(base: &Path, tree: &Path) -> Journald {
+        let dir = base.join("journald");
+        make_dir(&dir);
+        let script = dir.join("run.sh");
+        std::fs::write(&script, SCRIPT).unwrap();
+        let args = watch_args(&["-o", "journal", s(tree)]);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh"])
+            .arg(&script)
+            .arg(&dir)
+            .arg(bin())
+            .args(&args)
+            .env_remove("NOTIFY_SOCKET");
+        let agent = Agent::spawn_command(cmd, args, StdoutMode::Lines);
+        Journald { agent, dir }
+    }
+
+    /// `journalctl -o json -t ownwatch` in the namespace, now.
+    fn entries_now(&self) -> String {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.agent.pid().to_string(), "-m", "sh", "-c"])
+            .arg("journalctl -D /run/log/journal/* --all -o json -t ownwatch --no-pager")
+            .output()
+            .expect("nsenter journalctl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until an entry mentions `needle`, stops the agent (exit 0 required), and returns
+    /// every entry `-t ownwatch` in the journal.
+    fn finish(mut self, needle: &str) -> Vec<Value> {
+        let deadline = Instant::now() + *TIMEOUT;
+        while !self.entries_now().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no journal entry with {needle:?} within {:?}; stderr:\n{}\njournald:\n{}",
+                *TIMEOUT,
+                self.agent.stderr_text(),
+                std::fs::read_to_string(self.dir.join("journald.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.agent.stop_with(libc::SIGTERM);
+        let stdout = self.agent.drain();
+        assert!(
+            stdout.is_empty(),
+            "-o journal printed on stdout: {stdout:?}"
+        );
+        let text = std::fs::read_to_string(self.dir.join("entries.json"))
+            .unwrap_or_else(|e| panic!("entries.json: {e}; stderr:\n{}", self.agent.stderr_text()));
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+impl Drop for Journald {
+    /// A test that failed half-way: the agent and journald go too (the script's children,
+    /// by the pids it wrote).
+    fn drop(&mut self) {
+        for f in ["agent.pid", "journald.pid"] {
+            if let Some(pid) = std::fs::read_to_string(self.dir.join(f))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// A field as journalctl -o json prints it: a string, or an array of byte values when it is
+/// not printable UTF-8.
+fn field(e: &Value, k: &str) -> Option<Vec<u8>> {
+    match e.get(k)? {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Array(a) => Some(a.iter().map(|b| b.as_u64().unwrap() as u8).collect()),
+        v => panic!("{k}: {v}"),
+    }
+}
+
+/// A name from the event's JSON, exactly (`<name>_b64` when it is not UTF-8).
+fn json_bytes(ev: &Value, k: &str) -> Option<Vec<u8>> {
+    if let Some(b) = ev.get(format!("{k}_b64")).and_then(Value::as_str) {
+        return Some(b64decode(b).unwrap());
+    }
+    ev.get(k)
+        .and_then(Value::as_str)
+        .map(|s| s.as_bytes().to_vec())
+}
+
+fn syscall_mkdir(p: &Path) -> Result<(), String> {
+    sc!(libc::SYS_mkdirat, libc::AT_FDCWD, cp(p), 0o755)?;
+    Ok(())
+}
+
+#[test]
+fn events_become_journal_entries_with_fields_and_json() {
+    needs_root!();
+    if !have_journald("journal::events_become_journal_entries_with_fields_and_json") {
+        return;
+    }
+    let d = TestDir::new("journal");
+    let j = Journald::start(&d.base, &d.tree);
+
+    let weird = PathBuf::from(OsStr::from_bytes(b"new\nname\xff"));
+    // The owner's own write: never reported.
+    run_as(Creds::User(OWNER, OWNER), || {
+        let fd = sc!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            cp(d.t("owned")),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL | libc::O_CLOEXEC,
+            0o644
+        )?;
+        close(fd);
+        Ok(())
+    });
+    let root = d.act(Creds::Root, || {
+        syscall_mkdir(&d.t("jdir"))?;
+        sc!(
+            libc::SYS_fchownat,
+            libc::AT_FDCWD,
+            cp(d.t("owned")),
+            OTHER,
+            OTHER,
+            0
+        )?;
+        Ok(())
+    });
+    let other = d.act(Creds::User(OTHER, OTHER), || {
+        let fd = sc!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            cp(d.t("other_file")),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL | libc::O_CLOEXEC,
+            0o600
+        )?;
+        close(fd);
+        Ok(())
+    });
+    let root2 = d.act(Creds::Root, || {
+        sc!(
+            libc::SYS_renameat,
+            libc::AT_FDCWD,
+            cp(d.t("jdir")),
+            libc::AT_FDCWD,
+            cp(d.tree.join(&weird))
+        )?;
+        syscall_mkdir(&d.t("zz-sentinel"))?;
+        Ok(())
+    });
+    let entries = j.finish("zz-sentinel");
+
+    let events: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let json = field(e, "OWNWATCH_JSON").expect("OWNWATCH_JSON");
+            let s = String::from_utf8(json).expect("OWNWATCH_JSON is UTF-8");
+            assert!(!s.contains('\n'), "OWNWATCH_JSON is one line: {s:?}");
+            parse_event(&s)
+        })
+        .collect();
+    d.expect(
+        &events,
+        &[
+            root.mkdir("jdir", 0o755),
+            root.op("chown", "owned").owner(Some(OTHER), Some(OTHER)),
+            other.create("other_file", 0o600),
+            root2.rename("jdir", &weird),
+            root2.mkdir("zz-sentinel", 0o755),
+        ],
+    );
+    for (e, ev) in entries.iter().zip(&events) {
+        let op = ev["op"].as_str().unwrap();
+        let want_priority = match op {
+            "chown" | "rename" => "4",
+            _ => "5",
+        };
+        let f = |k: &str| field(e, k);
+        let str_of = |k: &str| f(k).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(str_of("PRIORITY").as_deref(), Some(want_priority), "{op}");
+        assert_eq!(str_of("SYSLOG_IDENTIFIER").as_deref(), Some("ownwatch"));
+        assert_eq!(str_of("OWNWATCH_OP").as_deref(), Some(op));
+        assert_eq!(f("OWNWATCH_PATH"), json_bytes(ev, "path"), "{op}");
+        assert_eq!(f("OWNWATCH_NEW_PATH"), json_bytes(ev, "new_path"), "{op}");
+        assert_eq!(f("OWNWATCH_TREE"), json_bytes(ev, "tree"), "{op}");
+        assert_eq!(
+            str_of("OWNWATCH_UID"),
+            Some(ev["fsuid"].to_string()),
+            "{op}: the fsuid"
+        );
+        assert_eq!(str_of("OWNWATCH_PID"), Some(ev["pid"].to_string()));
+        assert_eq!(f("OWNWATCH_COMM"), json_bytes(ev, "comm"));
+        assert_eq!(f("OWNWATCH_EXE"), json_bytes(ev, "exe"), "{op}");
+        assert_eq!(
+            str_of("OWNWATCH_BACKEND").as_deref(),
+            ev["backend"].as_str()
+        );
+        assert_eq!(str_of("OWNWATCH_TIME").as_deref(), ev["time"].as_str());
+        assert_eq!(
+            str_of("OWNWATCH_LOGINUID"),
+            ev.get("loginuid").map(Value::to_string)
+        );
+        let msg = str_of("MESSAGE").expect("MESSAGE");
+        assert!(
+            msg.starts_with(&format!("{op} ")) && !msg.contains('\n'),
+            "MESSAGE: {msg:?}"
+        );
+        // The journal's own fields: the entry came from the agent over the native socket.
+        assert_eq!(str_of("_TRANSPORT").as_deref(), Some("journal"));
+    }
+    // The rename's new name: not UTF-8 and with a newline, kept byte for byte.
+    let mut want = d.tree.as_os_str().as_bytes().to_vec();
+    want.extend_from_slice(b"/new\nname\xff");
+    assert_eq!(field(&entries[3], "OWNWATCH_NEW_PATH"), Some(want));
+    assert!(
+        entries[3]["OWNWATCH_NEW_PATH"].is_array(),
+        "journalctl shows a non-UTF-8 value as bytes: {}",
+        entries[3]["OWNWATCH_NEW_PATH"]
+    );
+}
+
+/// `unshare -m`, an empty tmpfs on /run/systemd (so no journal socket), then `cmd`.
+fn without_journal_socket(args: &[String]) -> (Option<i32>, String, String) {
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs ownwatch-test /run/systemd && mkdir /run/systemd/journal \
+             && exec \"$0\" \"$@\"",
+        )
+        .arg(bin())
+        .args(args)
+        .output()
+        .expect("unshare");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn no_journal_socket_is_exit_2_with_one_line() {
+    needs_root!();
+    if !have_journald("journal::no_journal_socket_is_exit_2_with_one_line") {
+        return;
+    }
+    let d = TestDir::new("journal-nosock");
+    let started = Instant::now();
+    let (code, stdout, stderr) =
+        without_journal_socket(&watch_args(&["-o", "journal", s(&d.tree)]));
+    assert_eq!(
+        stderr,
+        "ownwatch: -o journal: no journald socket at /run/systemd/journal/socket\n"
+    );
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stdout.is_empty(), "{stdout:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "attached first?"
+    );
+}
+
+#[test]
+fn format_text_with_journal_is_a_usage_error() {
+    needs_root!();
+    let d = TestDir::new("journal-text");
+    let args = watch_args(&["--format", "text", "-o", "journal", s(&d.tree)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = run_once(&args);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stdout.is_empty(), "{stdout:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.starts_with("ownwatch: --format text does not go with -o journal"),
+        "{stderr:?}"
+    );
+}
+
+/// A file really named journal: `-o ./journal`.
+#[test]
+fn dot_slash_journal_is_a_file() {
+    needs_root!();
+    let d = TestDir::new("journal-file");
+    let mut a = Agent::spawn_in(
+        watch_args(&["-o", "./journal", s(&d.tree)]),
+        StdoutMode::Lines,
+        Some(&d.base),
+    );
+    let pid = run_as(Creds::Root, || syscall_mkdir(&d.t("in-file")));
+    let file = d.base.join("journal");
+    wait_until("the event in ./journal", Duration::from_millis(50), || {
+        file_has(&file, "in-file")
+    });
+    a.stop_with(libc::SIGTERM);
+    let evs = json_lines(&file);
+    d.expect(&evs, &[By::new(&d.tree, 0, pid).mkdir("in-file", 0o755)]);
+}
