@@ -91,9 +91,24 @@ if [ -n "$stopping" ]; then wait $ow; rc=$?; fi
 journalctl --sync >&2 || sleep 1
 journalctl -D /run/log/journal/* --all -o json -t ownwatch --no-pager >"$out/entries.json" \
   2>"$out/journalctl.err" || echo "journalctl failed: $(cat "$out/journalctl.err")" >&2
+# journald's pid now: the test may have restarted it.
+jd=$(cat "$out/journald.pid")
 kill $jd
-wait $jd
+i=0
+while kill -0 $jd 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.05; done
 exit $rc
+"#;
+
+/// Starts journald again in the namespace (after `Journald::stop_journald`), the same way.
+const RESTART: &str = r#"
+out=$1
+SYSTEMD_LOG_TARGET=console /lib/systemd/systemd-journald </dev/null >>"$out/journald.log" 2>&1 &
+echo $! > "$out/journald.pid"
+i=0
+while [ ! -S /run/systemd/journal/socket ] || ! kill -0 $! 2>/dev/null; do
+  i=$((i + 1)); [ $i -gt 400 ] && exit 91
+  sleep 0.05
+done
 "#;
 
 /// The agent, watching with `-o journal` under its own journald (see the module's doc).
@@ -118,6 +133,55 @@ impl Journald {
             .env_remove("NOTIFY_SOCKET");
         let agent = Agent::spawn_command(cmd, args, StdoutMode::Lines);
         Journald { agent, dir }
+    }
+
+    fn pid_of(&self, what: &str) -> i32 {
+        let f = self.dir.join(format!("{what}.pid"));
+        std::fs::read_to_string(&f)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {}", f.display()))
+    }
+
+    /// A signal to the agent itself (the script's child).
+    fn signal_agent(&self, sig: i32) {
+        assert_eq!(unsafe { libc::kill(self.pid_of("agent"), sig) }, 0);
+    }
+
+    /// Stops journald (SIGTERM) and waits until it is gone; its socket file stays, refusing.
+    fn stop_journald(&self) {
+        let pid = self.pid_of("journald");
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        wait_until("journald to exit", Duration::from_millis(20), || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |st| st.contains(") Z "))
+        });
+    }
+
+    /// Starts journald again in the agent's namespace and waits for its socket.
+    fn start_journald(&self) {
+        let st = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.agent.pid().to_string(),
+                "-m",
+                "sh",
+                "-c",
+                RESTART,
+                "sh",
+            ])
+            .arg(&self.dir)
+            .status()
+            .expect("nsenter");
+        assert!(st.success(), "restarting journald: {st}");
+    }
+
+    fn wait_stderr(&self, needle: &str) {
+        wait_until(
+            &format!("{needle:?} on the agent's stderr"),
+            Duration::from_millis(50),
+            || self.agent.stderr_text().contains(needle),
+        );
     }
 
     /// `journalctl -o json -t ownwatch` in the namespace, now.
@@ -220,6 +284,8 @@ fn events_become_journal_entries_with_fields_and_json() {
         close(fd);
         Ok(())
     });
+    // Nothing to reopen: no error, and the agent goes on.
+    j.signal_agent(libc::SIGHUP);
     let root = d.act(Creds::Root, || {
         syscall_mkdir(&d.t("jdir"))?;
         sc!(
@@ -254,7 +320,13 @@ fn events_become_journal_entries_with_fields_and_json() {
         syscall_mkdir(&d.t("zz-sentinel"))?;
         Ok(())
     });
+    let stderr = j.agent.stderr_text();
     let entries = j.finish("zz-sentinel");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "only the start line on stderr (the SIGHUP said nothing): {stderr}"
+    );
 
     let events: Vec<Value> = entries
         .iter()
@@ -400,4 +472,48 @@ fn dot_slash_journal_is_a_file() {
     a.stop_with(libc::SIGTERM);
     let evs = json_lines(&file);
     d.expect(&evs, &[By::new(&d.tree, 0, pid).mkdir("in-file", 0o755)]);
+}
+
+/// journald stopping and starting again under the agent: the entry it could not take is
+/// dropped after the retries and counted, and the first entry the new journald takes is the
+/// `lost` entry for it (PRIORITY 3), then the events go on; stderr says when it started and
+/// ended.
+#[test]
+fn journald_restarting_is_counted_in_a_lost_entry() {
+    needs_root!();
+    if !have_journald("journal::journald_restarting_is_counted_in_a_lost_entry") {
+        return;
+    }
+    let d = TestDir::new("journal-restart");
+    let j = Journald::start(&d.base, &d.tree);
+    let before = d.act(Creds::Root, || syscall_mkdir(&d.t("before")));
+    wait_until("the first entry", Duration::from_millis(50), || {
+        j.entries_now().contains("before")
+    });
+    j.stop_journald();
+    d.act(Creds::Root, || syscall_mkdir(&d.t("during")));
+    j.wait_stderr("dropping entries");
+    j.start_journald();
+    j.wait_stderr("journald takes entries again; 1 were dropped");
+    let after = d.act(Creds::Root, || syscall_mkdir(&d.t("after")));
+    let entries = j.finish(s(&d.t("after")));
+    let json: Vec<Value> = entries
+        .iter()
+        .map(|e| parse_event(&String::from_utf8(field(e, "OWNWATCH_JSON").unwrap()).unwrap()))
+        .collect();
+    assert_eq!(json.len(), 3, "{json:#?}");
+    assert_eq!(json[1]["op"], "lost", "{json:#?}");
+    assert_eq!(json[1]["count"], 1);
+    assert_eq!(json[1]["reason"], "output");
+    assert_eq!(field(&entries[1], "PRIORITY"), Some(b"3".to_vec()));
+    assert_eq!(field(&entries[1], "OWNWATCH_COUNT"), Some(b"1".to_vec()));
+    assert_eq!(
+        field(&entries[1], "MESSAGE"),
+        Some(b"lost 1 events (output)".to_vec())
+    );
+    let events = [json[0].clone(), json[2].clone()];
+    d.expect(
+        &events,
+        &[before.mkdir("before", 0o755), after.mkdir("after", 0o755)],
+    );
 }
