@@ -28,7 +28,7 @@ Examples:
   sudo ownwatch watch /srv/app | jq .
   ownwatch watch --owner svc --allow deploy --ops create,mkdir,chown /srv/app
   ownwatch watch --fix --duration 1h30m -o /var/log/ownwatch/app.jsonl /srv/app
-  ownwatch watch -o journal /srv/app; journalctl -o json -t ownwatch | jq .";
+  ownwatch watch -o journal /srv/app     # then: journalctl -o json -t ownwatch | jq .";
 
 const SCAN_AFTER_HELP: &str = "\
 Exit codes: 0 nothing wrongly owned (with --fix: everything found was given back); 1 wrongly

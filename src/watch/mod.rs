@@ -141,6 +141,13 @@ struct Options {
 }
 
 fn options(args: &WatchArgs) -> Result<Options> {
+    if to_journal(args) && args.format == Format::Text {
+        bail!(
+            "--format text does not go with -o journal: the journal gets structured entries \
+             (their MESSAGE is the text line); leave --format out, or write to a file named \
+             journal with -o ./journal"
+        );
+    }
     let op_mask = args
         .ops
         .as_deref()
@@ -149,13 +156,7 @@ fn options(args: &WatchArgs) -> Result<Options> {
         .unwrap_or_else(all_ops);
     let trees = open_trees(args)?;
     let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
-    if to_journal(args) && args.format == Format::Text {
-        bail!(
-            "--format text does not go with -o journal: the journal gets structured entries \
-             (their MESSAGE is the text line); leave --format out, or write to a file named \
-             journal with -o ./journal"
-        );
-    }
+
     if args.max_events == Some(0) {
         bail!("--max-events must be at least 1");
     }
