@@ -347,10 +347,26 @@ fn events_become_journal_entries_with_fields_and_json() {
             root2.mkdir("zz-sentinel", 0o755),
         ],
     );
-    for (e, ev) in entries.iter().zip(&events) {
+    check_fields(&entries, &events);
+    // The rename's new name: not UTF-8 and with a newline, kept byte for byte.
+    let mut want = d.tree.as_os_str().as_bytes().to_vec();
+    want.extend_from_slice(b"/new\nname\xff");
+    assert_eq!(field(&entries[3], "OWNWATCH_NEW_PATH"), Some(want));
+    assert!(
+        entries[3]["OWNWATCH_NEW_PATH"].is_array(),
+        "journalctl shows a non-UTF-8 value as bytes: {}",
+        entries[3]["OWNWATCH_NEW_PATH"]
+    );
+}
+
+/// Each entry's fields against its event's JSON (from its OWNWATCH_JSON): PRIORITY by op,
+/// SYSLOG_IDENTIFIER, the OWNWATCH_* fields byte for byte, a one-line MESSAGE.
+fn check_fields(entries: &[Value], events: &[Value]) {
+    assert_eq!(entries.len(), events.len());
+    for (e, ev) in entries.iter().zip(events) {
         let op = ev["op"].as_str().unwrap();
         let want_priority = match op {
-            "chown" | "rename" => "4",
+            "chown" | "chmod" | "unlink" | "rmdir" | "rename" | "truncate" => "4",
             _ => "5",
         };
         let f = |k: &str| field(e, k);
@@ -386,15 +402,6 @@ fn events_become_journal_entries_with_fields_and_json() {
         // The journal's own fields: the entry came from the agent over the native socket.
         assert_eq!(str_of("_TRANSPORT").as_deref(), Some("journal"));
     }
-    // The rename's new name: not UTF-8 and with a newline, kept byte for byte.
-    let mut want = d.tree.as_os_str().as_bytes().to_vec();
-    want.extend_from_slice(b"/new\nname\xff");
-    assert_eq!(field(&entries[3], "OWNWATCH_NEW_PATH"), Some(want));
-    assert!(
-        entries[3]["OWNWATCH_NEW_PATH"].is_array(),
-        "journalctl shows a non-UTF-8 value as bytes: {}",
-        entries[3]["OWNWATCH_NEW_PATH"]
-    );
 }
 
 /// `unshare -m`, an empty tmpfs on /run/systemd (so no journal socket), then `cmd`.
@@ -516,4 +523,79 @@ fn journald_restarting_is_counted_in_a_lost_entry() {
         &events,
         &[before.mkdir("before", 0o755), after.mkdir("after", 0o755)],
     );
+}
+
+/// An entry bigger than a datagram may be (journald's socket takes ~208 KiB by default): a
+/// rename ~58 KiB deep, whose two paths are in OWNWATCH_PATH, OWNWATCH_NEW_PATH, MESSAGE and
+/// OWNWATCH_JSON; it goes in a sealed memfd, and journald keeps it whole.
+#[test]
+fn a_big_entry_reaches_journald_whole() {
+    needs_root!();
+    if !have_journald("journal::a_big_entry_reaches_journald_whole") {
+        return;
+    }
+    let d = TestDir::new("journal-big");
+    let j = Journald::start(&d.base, &d.tree);
+    let name = "d".repeat(255);
+    const DEPTH: usize = 230;
+    // Down the deep path, one component at a time (a path this long cannot be opened whole).
+    let descend = |make: bool| -> Result<libc::c_long, String> {
+        let mut fd = sc!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            cp(&d.tree),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC
+        )?;
+        for _ in 0..DEPTH {
+            if make {
+                sc!(libc::SYS_mkdirat, fd, cs(&name), 0o755)?;
+            }
+            let next = sc!(
+                libc::SYS_openat,
+                fd,
+                cs(&name),
+                libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC
+            )?;
+            close(fd);
+            fd = next;
+        }
+        Ok(fd)
+    };
+    // The owner makes the deep tree: no events.
+    run_as(Creds::User(OWNER, OWNER), || {
+        let fd = descend(true)?;
+        sc!(libc::SYS_mkdirat, fd, cs("a"), 0o755)?;
+        close(fd);
+        Ok(())
+    });
+    let root = d.act(Creds::Root, || {
+        let fd = descend(false)?;
+        sc!(libc::SYS_renameat, fd, cs("a"), fd, cs("b"))?;
+        close(fd);
+        syscall_mkdir(&d.t("zz-sentinel"))
+    });
+    let entries = j.finish("zz-sentinel");
+    let events: Vec<Value> = entries
+        .iter()
+        .map(|e| parse_event(&String::from_utf8(field(e, "OWNWATCH_JSON").unwrap()).unwrap()))
+        .collect();
+    let deep = vec![name.as_str(); DEPTH].join("/");
+    d.expect(
+        &events,
+        &[
+            root.rename(format!("{deep}/a"), format!("{deep}/b")),
+            root.mkdir("zz-sentinel", 0o755),
+        ],
+    );
+    check_fields(&entries, &events);
+    let size: usize = [
+        "MESSAGE",
+        "OWNWATCH_PATH",
+        "OWNWATCH_NEW_PATH",
+        "OWNWATCH_JSON",
+    ]
+    .iter()
+    .map(|k| field(&entries[0], k).unwrap().len())
+    .sum();
+    assert!(size > 256 << 10, "the entry is only {size} bytes");
 }

@@ -282,7 +282,19 @@ fn a_big_entry_goes_in_a_sealed_memfd() {
     assert_eq!(data, small.bytes());
     assert!(fd.is_none());
 
-    // Far beyond a datagram's limit (the socket's send buffer, ~208 KiB by default).
+    // Far beyond a datagram's limit: the socket's send buffer (~208 KiB by default; made
+    // small here so no sysctl can make 1 MiB fit).
+    let small_buf: libc::c_int = 64 << 10;
+    let rc = unsafe {
+        libc::setsockopt(
+            j.sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &small_buf as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
     let mut big = Entry::new();
     big.field("MESSAGE", b"big")
         .field("OWNWATCH_PATH", &vec![b'x'; 1 << 20])
