@@ -3,8 +3,9 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:/usr/local/cargo/bin:$(PATH)
 
 # Debian packages the build and the tests need.
-# groff-base: tests/cli_docs.rs renders the man pages (groff -man) and checks them.
-APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-linux attr jq groff-base
+# groff-base: tests/cli_docs.rs renders the man pages (groff -man) and checks them;
+# systemd: tests/journal.rs runs a real systemd-journald.
+APT_PKGS := clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev util-linux attr jq groff-base systemd
 DIR ?= /tmp/ownwatch-demo
 ARGS ?=
 # TARGET=aarch64-unknown-linux-gnu: build for another machine (cross/build.sh), into

@@ -31,7 +31,8 @@ reader of stdout goes away); 2 bad usage or environment, one line on stderr.
 Examples:
   sudo ownwatch watch /srv/app | jq .
   ownwatch watch --owner svc --allow deploy --ops create,mkdir,chown /srv/app
-  ownwatch watch --fix --duration 1h30m -o /var/log/ownwatch/app.jsonl /srv/app";
+  ownwatch watch --fix --duration 1h30m -o /var/log/ownwatch/app.jsonl /srv/app
+  ownwatch watch -o journal /srv/app     # then: journalctl -o json -t ownwatch | jq .";
 
 pub const SCAN_AFTER_HELP: &str = "\
 Exit codes: 0 nothing wrongly owned (with --fix: everything found was given back); 1 wrongly
@@ -118,8 +119,10 @@ pub struct WatchArgs {
     /// without setuid/setgid bits; never through a symlink or beyond a mount point
     #[arg(long)]
     pub fix: bool,
-    /// Append events to FILE (created 0640) instead of stdout; reopened on SIGHUP
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    /// Append events to FILE (created 0640) instead of stdout; reopened on SIGHUP. `journal`:
+    /// one systemd journal entry per event instead (`journalctl -o json -t ownwatch`); a file
+    /// named journal is `-o ./journal`
+    #[arg(short = 'o', long = "output", value_name = "FILE|journal")]
     pub output: Option<PathBuf>,
     /// Stop after DUR: numbers with units s, m, h, d, several in a row (30s, 10m, 1h, 1h30m,
     /// 2d); a number without a unit is refused

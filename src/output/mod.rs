@@ -5,6 +5,7 @@
 //! order is the documented one and fields that do not apply are simply absent. Strings are
 //! escaped by `json::json_str` (by hand, byte for byte as serde_json would; tested against it).
 
+pub mod journal;
 pub mod json;
 pub mod sink;
 pub mod timefmt;
@@ -268,6 +269,7 @@ pub fn text_line(e: &Event, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+#[cfg(test)]
 pub fn lost_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
     lost_line_why(time, count, None, json, out)
 }
@@ -281,6 +283,7 @@ pub fn lost_output_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
 /// Runs of our programs the kernel skipped (a program already running on that CPU: its
 /// recursion guard): each may have been an event, or a record's outcome or exact path.
 /// `"reason":"skipped"`, so they are told apart from records that could not be delivered.
+#[cfg(test)]
 pub fn skipped_line(time: &str, count: u64, json: bool, out: &mut Vec<u8>) {
     lost_line_why(time, count, Some("skipped"), json, out)
 }
@@ -302,6 +305,53 @@ fn lost_line_why(time: &str, count: u64, reason: Option<&str>, json: bool, out: 
             let _ = write!(out, " ({r})");
         }
         out.push(b'\n');
+    }
+}
+
+/// An in-band line that is not an event.
+pub enum Note<'a> {
+    /// `lost_line` (reason None), `lost_output_line` ("output"), `skipped_line` ("skipped")
+    Lost {
+        count: u64,
+        reason: Option<&'static str>,
+    },
+    /// `tree_gone_line`
+    TreeGone { tree: &'a [u8], why: &'a str },
+}
+
+impl Note<'_> {
+    pub fn line(&self, time: &str, json: bool, out: &mut Vec<u8>) {
+        match self {
+            Note::Lost { count, reason } => lost_line_why(time, *count, *reason, json, out),
+            Note::TreeGone { tree, why } => tree_gone_line(time, tree, why, json, out),
+        }
+    }
+}
+
+/// Where events go: lines (stdout or `-o FILE`), or journal entries (`-o journal`).
+pub enum Output {
+    Lines(sink::Sink),
+    Journal(journal::Journal),
+}
+
+impl Output {
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, Output::Lines(s) if s.is_stdout())
+    }
+
+    /// SIGHUP: a file is reopened; the journal has nothing to reopen.
+    pub fn reopen(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Lines(s) => s.reopen(),
+            Output::Journal(_) => Ok(()),
+        }
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Lines(s) => s.flush(),
+            Output::Journal(j) => j.flush(),
+        }
     }
 }
 

@@ -17,6 +17,8 @@ use crate::paths::names_path;
 pub struct Ident {
     json: Rc<[u8]>,
     tty: Option<String>,
+    /// also in `json`; kept apart for `-o journal`'s OWNWATCH_EXE
+    exe: Option<Vec<u8>>,
     /// the exe, tty or cgroup was cut short (the event's `truncated`; argv has its own)
     truncated: bool,
 }
@@ -63,6 +65,7 @@ impl Enricher {
     /// Puts a cached identity into an event.
     pub fn apply(ev: &mut Event, id: &Ident) {
         ev.tty = id.tty.clone();
+        ev.exe = id.exe.clone();
         ev.truncated |= id.truncated;
         ev.identity_json = Some(id.json.clone());
     }
@@ -76,6 +79,7 @@ impl Enricher {
         let id = Rc::new(Ident {
             json: identity_json(ev).into(),
             tty: ev.tty.clone(),
+            exe: ev.exe.clone(),
             truncated,
         });
         if self.idents.len() >= IDENTS_KEPT {

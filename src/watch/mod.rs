@@ -26,8 +26,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, PrintLevel, RingBuffer, RingBufferBuilder};
 
 use crate::cli::WatchArgs;
+use crate::config::Format;
 use crate::config::{all_ops, parse_duration, parse_ops, parse_ring_size};
+use crate::output::journal::Journal;
 use crate::output::sink::Sink;
+use crate::output::Output;
 use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
 use notify::Notify;
@@ -138,6 +141,13 @@ struct Options {
 }
 
 fn options(args: &WatchArgs) -> Result<Options> {
+    if to_journal(args) && args.format == Format::Text {
+        bail!(
+            "--format text does not go with -o journal: the journal gets structured entries \
+             (their MESSAGE is the text line); leave --format out, or write to a file named \
+             journal with -o ./journal"
+        );
+    }
     let op_mask = args
         .ops
         .as_deref()
@@ -146,6 +156,7 @@ fn options(args: &WatchArgs) -> Result<Options> {
         .unwrap_or_else(all_ops);
     let trees = open_trees(args)?;
     let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
+
     if args.max_events == Some(0) {
         bail!("--max-events must be at least 1");
     }
@@ -161,12 +172,19 @@ fn options(args: &WatchArgs) -> Result<Options> {
     })
 }
 
+/// `-o journal`, exactly: journal entries instead of lines (a file of that name is
+/// `-o ./journal`).
+fn to_journal(args: &WatchArgs) -> bool {
+    args.output.as_deref().map(Path::as_os_str) == Some(std::ffi::OsStr::new("journal"))
+}
+
 /// Root, the output opened, kernel BTF, libbpf's messages: before any program is loaded.
-fn preflight(args: &WatchArgs) -> Result<Sink> {
+fn preflight(args: &WatchArgs) -> Result<Output> {
     require_root()?;
     let sink = match &args.output {
-        Some(path) => Sink::file(path)?,
-        None => Sink::stdout(),
+        _ if to_journal(args) => Output::Journal(Journal::open()?),
+        Some(path) => Output::Lines(Sink::file(path)?),
+        None => Output::Lines(Sink::stdout()),
     };
     if !Path::new(BTF_PATH).exists() {
         bail!(

@@ -9,9 +9,9 @@ use crate::config::Format;
 use crate::fix;
 use crate::kernel::abi::{flag, op, ow_outcome, slot, OP_NAMES, UNSET};
 use crate::kernel::plan::Backend;
-use crate::output::sink::Sink;
+use crate::output::journal;
 use crate::output::timefmt::now_rfc3339;
-use crate::output::{json_line, lost_line, skipped_line, text_line, tree_gone_line, Event};
+use crate::output::{json_line, text_line, Event, Note, Output};
 
 use super::decode::{decode, identity_start, Record};
 use super::enrich::Enricher;
@@ -30,7 +30,7 @@ pub(super) struct Processor {
     json: bool,
     backend: &'static str,
     buf: Vec<u8>,
-    pub(super) out: Sink,
+    pub(super) out: Output,
     pub(super) out_err: Option<io::Error>,
     pub(super) fix: bool,
     /// --fix, per inode (st_dev, st_ino): root chmods that set set-id bits, and events that
@@ -43,7 +43,7 @@ pub(super) struct Processor {
 }
 
 impl Processor {
-    pub(super) fn new(trees: &[Tree], format: Format, backend: Backend, out: Sink) -> Self {
+    pub(super) fn new(trees: &[Tree], format: Format, backend: Backend, out: Output) -> Self {
         Processor {
             roots: Roots::new(trees),
             locate: Locator::new(),
@@ -72,8 +72,10 @@ impl Processor {
                 String::from_utf8_lossy(&g.path),
                 g.why
             );
-            let json = self.json;
-            self.write_note(|time, buf| tree_gone_line(time, &g.path, g.why, json, buf));
+            self.write_note(Note::TreeGone {
+                tree: &g.path,
+                why: g.why,
+            });
         }
     }
 
@@ -161,12 +163,18 @@ impl Processor {
         }
         self.events += 1;
         self.buf.clear();
-        if self.json {
-            json_line(&ev, &mut self.buf);
-        } else {
-            text_line(&ev, &mut self.buf);
-        }
-        if let Err(e) = self.out.write_all(&self.buf) {
+        let res = match &mut self.out {
+            Output::Journal(j) => j.send(&journal::render(&ev, &mut self.buf)),
+            Output::Lines(s) => {
+                if self.json {
+                    json_line(&ev, &mut self.buf);
+                } else {
+                    text_line(&ev, &mut self.buf);
+                }
+                s.write_all(&self.buf)
+            }
+        };
+        if let Err(e) = res {
             self.out_err = Some(e);
             return -1;
         }
@@ -340,20 +348,32 @@ impl Processor {
 
     /// Program runs the kernel skipped (see `output::skipped_line`).
     pub(super) fn skipped(&mut self, n: u64) {
-        let json = self.json;
-        self.write_note(|time, buf| skipped_line(time, n, json, buf));
+        self.write_note(Note::Lost {
+            count: n,
+            reason: Some("skipped"),
+        });
     }
 
     pub(super) fn lost(&mut self, n: u64) {
-        let json = self.json;
-        self.write_note(|time, buf| lost_line(time, n, json, buf));
+        self.write_note(Note::Lost {
+            count: n,
+            reason: None,
+        });
     }
 
-    /// An in-band line that is not an event (lost, tree_gone), stamped now.
-    fn write_note(&mut self, line: impl FnOnce(&str, &mut Vec<u8>)) {
-        self.buf.clear();
-        line(&now_rfc3339(), &mut self.buf);
-        if let Err(e) = self.out.write_all(&self.buf) {
+    /// An in-band line that is not an event (lost, tree_gone), stamped now; with `-o
+    /// journal`, an entry of its own.
+    fn write_note(&mut self, note: Note) {
+        let time = now_rfc3339();
+        let res = match &mut self.out {
+            Output::Journal(j) => j.send(&journal::note_entry(&note, &time)),
+            Output::Lines(s) => {
+                self.buf.clear();
+                note.line(&time, self.json, &mut self.buf);
+                s.write_all(&self.buf)
+            }
+        };
+        if let Err(e) = res {
             self.out_err.get_or_insert(e);
         }
     }

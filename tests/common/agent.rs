@@ -137,13 +137,19 @@ impl Agent {
             cmd.current_dir(c);
         }
         cmd.envs(env.iter().copied());
+        cmd.args(&args);
+        Agent::spawn_command(cmd, args, mode)
+    }
+
+    /// `cmd` (which runs ownwatch watch `args`, e.g. through a wrapper script: its stdout and
+    /// stderr are the agent's), waiting for the ready line.
+    pub fn spawn_command(mut cmd: Command, args: Vec<String>, mode: StdoutMode) -> Agent {
         let mut child = cmd
-            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", bin()));
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
         read_stderr(child.stderr.take().unwrap(), stderr.clone(), ready_tx);
