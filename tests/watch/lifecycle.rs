@@ -252,6 +252,19 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
     );
 }
 
+/// `ownwatch watch` on d's tree with stdout and stderr piped, not waiting for anything (the
+/// tests that watch the agent while it starts).
+fn raw_agent(d: &TestDir, env: &[(&str, &std::ffi::OsStr)]) -> std::process::Child {
+    std::process::Command::new(bin())
+        .args(watch_args(&[s(&d.tree)]))
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// SIGHUP (logrotate, a closing terminal) never kills the agent: with or without -o, also while
 /// it is still starting.
 #[test]
@@ -259,13 +272,7 @@ fn sighup_never_kills_the_agent() {
     needs_root!();
     use std::io::{BufRead, BufReader};
     let d = TestDir::new("sighup");
-    let mut child = std::process::Command::new(bin())
-        .args(watch_args(&[s(&d.tree)]))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = raw_agent(&d, &[]);
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     for r in [
@@ -353,14 +360,7 @@ fn systemd_ready_only_once_attached() {
             .unwrap_or_else(|e| panic!("no datagram on NOTIFY_SOCKET: {e}"));
         String::from_utf8(buf[..n].to_vec()).unwrap()
     };
-    let mut child = std::process::Command::new(bin())
-        .args(watch_args(&[s(&d.tree)]))
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = raw_agent(&d, &[("NOTIFY_SOCKET", sock_path.as_os_str())]);
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let out = child.stdout.take().unwrap();
