@@ -43,6 +43,8 @@ for be in $BACKENDS; do
   rm -f /tmp/bench-$be.want
   series "$be" /tmp/bench-$be.want
   kill -INT $p; wait $p
+  # the base again once the detacher has closed the links (seconds: RCU grace periods)
+  i=0; while [ $i -lt 600 ] && pgrep -x ownwatch > /dev/null; do sleep 0.5; i=$((i+1)); done
   series "$be-base2"
   want=$(awk '{s += $1} END {print s + 0}' /tmp/bench-$be.want)
   events=$(grep '"op":' /tmp/bench-$be.out | grep -vc '"op":"lost"')

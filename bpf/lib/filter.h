@@ -3,13 +3,19 @@
 #ifndef OW_LIB_FILTER_H
 #define OW_LIB_FILTER_H
 
-/* 1: nothing to report for this actor and op (allowed everywhere, op not wanted, ourselves). */
+/* 1: nothing to report for this actor and op (allowed everywhere, op not wanted, ourselves),
+ * or we are stopping. */
 static __always_inline int actor_filtered(__u32 op)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u32 fsuid = BPF_CORE_READ(task, cred, fsuid.val);
-	__u64 *mask = bpf_map_lookup_elem(&allowed, &fsuid);
+	struct task_struct *task;
+	__u32 fsuid;
+	__u64 *mask;
 
+	if (ow_stopping)
+		return 1;
+	task = (struct task_struct *)bpf_get_current_task();
+	fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+	mask = bpf_map_lookup_elem(&allowed, &fsuid);
 	if (mask && (*mask & all_trees) == all_trees)
 		return 1;
 	if (op == KIND_OPEN) {

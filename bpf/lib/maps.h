@@ -34,6 +34,12 @@ struct {
  * kernel skip every kprobe and tracepoint program on that CPU meanwhile. */
 __u64 lost_records = 0;
 
+/* Set by user space as it stops: the programs stay attached for seconds after (the detacher
+ * closes their links, each waiting for RCU grace periods), and meanwhile every writer on the
+ * machine would still pay for records nobody reads. With it set, each hook leaves at its first
+ * test. */
+__u32 ow_stopping = 0;
+
 /* Internal op for open*(): create or write is known only at exit, from the file. */
 #define KIND_OPEN OW_OP_COUNT
 

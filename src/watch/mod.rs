@@ -225,7 +225,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut objs = Vec::new();
     let Started {
         backend,
-        skel,
+        mut skel,
         links,
         probe_time: t_probe,
         failures,
@@ -283,6 +283,13 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     if args.verbose > 0 {
         use libbpf_rs::skel::Skel;
         report_recursion_misses(skel.object());
+    }
+    // The links go in a child after we exit, which takes seconds (RCU grace periods): till
+    // then the programs leave at their first test instead of building records nobody reads.
+    drop(rb);
+    if let Some(bss) = skel.maps.bss_data.as_deref_mut() {
+        // SAFETY: a u32 in the mmap-ed .bss, which the programs only read.
+        unsafe { std::ptr::write_volatile(&mut bss.ow_stopping, 1) };
     }
     res
 }
