@@ -355,7 +355,8 @@ fn write_errors_are_said_once_and_the_agent_goes_on() {
 }
 
 /// Exit 2 with one line on stderr, nothing on stdout, nothing attached: a missing directory
-/// for FILE, a directory as FILE, a bad interval, an interval without --metrics.
+/// for FILE, a symlink to it planted by another user, a directory as FILE, a bad interval,
+/// an interval without --metrics.
 #[test]
 fn bad_metrics_options_exit_2_with_one_line() {
     let d = root_dir!("metrics-bad");
@@ -363,6 +364,18 @@ fn bad_metrics_options_exit_2_with_one_line() {
     let missing = d.base.join("nope/ownwatch.prom");
     let base = s(&d.base);
     let ok_file = d.base.join("ownwatch.prom");
+    // A directory symlink another user planted (`/tmp/evil -> /etc`): never followed, so
+    // nothing of ours is renamed over a file where it points.
+    let target = d.o("target");
+    make_dir(&target);
+    let evil = d.base.join("evil");
+    std::os::unix::fs::symlink(&target, &evil).unwrap();
+    let rc = unsafe {
+        let c = std::ffi::CString::new(s(&evil)).unwrap();
+        libc::lchown(c.as_ptr(), OTHER, OTHER)
+    };
+    assert_eq!(rc, 0, "lchown {}", evil.display());
+    let through = evil.join("ownwatch.prom");
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--metrics", s(&missing), tree],
@@ -370,6 +383,15 @@ fn bad_metrics_options_exit_2_with_one_line() {
                 "ownwatch: --metrics {}: directory {}: No such file or directory\n",
                 missing.display(),
                 d.base.join("nope").display()
+            ),
+        ),
+        (
+            vec!["--metrics", s(&through), tree],
+            format!(
+                "ownwatch: --metrics {}: {} is a symbolic link owned by uid {OTHER}; refusing \
+                 to follow it\n",
+                through.display(),
+                evil.display()
             ),
         ),
         (
@@ -407,4 +429,9 @@ fn bad_metrics_options_exit_2_with_one_line() {
         assert!(out.is_empty(), "{extra:?}: {out}");
     }
     assert!(!ok_file.exists(), "FILE written by a refused run");
+    let planted: Vec<_> = std::fs::read_dir(&target).unwrap().collect();
+    assert!(
+        planted.is_empty(),
+        "written through the symlink: {planted:?}"
+    );
 }

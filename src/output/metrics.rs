@@ -258,13 +258,8 @@ impl MetricsFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = super::sink::open_dir_checked(&dir_path).map_err(|why| {
-            anyhow::anyhow!(
-                "--metrics {}: directory {}: {why}",
-                path.display(),
-                dir_path.display()
-            )
-        })?;
+        let dir = super::sink::open_dir_checked(&dir_path)
+            .map_err(|why| anyhow::anyhow!("--metrics {}: {why}", path.display()))?;
         let mut tmp = name.as_bytes().to_vec();
         tmp.extend_from_slice(b".tmp");
         let (Ok(name), Ok(tmp)) = (CString::new(name.as_bytes()), CString::new(tmp)) else {
@@ -320,8 +315,7 @@ impl MetricsFile {
 
     fn replace(&mut self, text: &[u8]) -> Result<(), String> {
         if self.dir.is_none() {
-            let dir = super::sink::open_dir_checked(&self.dir_path)
-                .map_err(|why| format!("directory {}: {why}", self.dir_path.display()))?;
+            let dir = super::sink::open_dir_checked(&self.dir_path)?;
             self.dir = Some(dir);
         }
         let dir = self.dir.as_ref().expect("set above").as_fd();

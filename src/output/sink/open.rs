@@ -135,14 +135,17 @@ fn not_regular(mode: libc::mode_t) -> Option<String> {
 }
 
 /// The checks of [`open_dir_safely`] for another file the agent writes as root (`--metrics`):
-/// an O_PATH fd of `dir`, or why not in a few words ("No such file or directory", "… is a
-/// symbolic link owned by uid 1000; refusing to follow it").
+/// an O_PATH fd of `dir`, or why not, naming the directory ("directory /x: No such file or
+/// directory", "/tmp/evil is a symbolic link owned by uid 1000; refusing to follow it").
 pub fn open_dir_checked(dir: &Path) -> Result<OwnedFd, String> {
     open_dir_safely(dir).map_err(|e| match e {
-        Walk::Os(e) => e
-            .raw_os_error()
-            .map(|c| Errno::from_raw(c).desc().to_string())
-            .unwrap_or_else(|| e.to_string()),
+        Walk::Os(e) => format!(
+            "directory {}: {}",
+            dir.display(),
+            e.raw_os_error()
+                .map(|c| Errno::from_raw(c).desc().to_string())
+                .unwrap_or_else(|| e.to_string())
+        ),
         Walk::Refused(why) => why,
     })
 }
