@@ -136,6 +136,18 @@ pub struct WatchArgs {
     /// resident (and counted twice in RSS: the kernel maps its data twice)
     #[arg(long, value_name = "SIZE", default_value = "8M")]
     pub ring_size: String,
+    /// Keep Prometheus metrics in FILE, for node_exporter's textfile collector (e.g.
+    /// /var/lib/node_exporter/textfile_collector/ownwatch.prom): ownwatch_events_total by
+    /// tree, op and user, ownwatch_lost_events_total, ownwatch_fixed_total,
+    /// ownwatch_fix_errors_total, ownwatch_info, ownwatch_trees, ownwatch_start_time_seconds,
+    /// ownwatch_last_event_timestamp_seconds. Rewritten every --metrics-interval and at exit,
+    /// atomically (FILE.tmp, renamed over FILE), mode 0644. Its directory must exist; a
+    /// failed write is said once on stderr and ownwatch goes on
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// How often --metrics FILE is rewritten: a duration as for --duration (10s, 1m)
+    #[arg(long, value_name = "DUR", default_value = "15s", requires = "metrics")]
+    pub metrics_interval: String,
     /// More diagnostics on stderr (repeat for more); stdout carries events only
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,

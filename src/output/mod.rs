@@ -7,6 +7,7 @@
 
 pub mod journal;
 pub mod json;
+pub mod metrics;
 pub mod sink;
 pub mod timefmt;
 

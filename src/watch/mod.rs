@@ -29,6 +29,7 @@ use crate::cli::WatchArgs;
 use crate::config::Format;
 use crate::config::{all_ops, parse_duration, parse_ops, parse_ring_size};
 use crate::output::journal::Journal;
+use crate::output::metrics::{epoch_secs, Counts, Info, Metrics, MetricsFile};
 use crate::output::sink::Sink;
 use crate::output::Output;
 use crate::users::{parse_owner, parse_user};
@@ -138,6 +139,8 @@ struct Options {
     trees: Vec<Tree>,
     deadline: Option<Duration>,
     ring_size: u32,
+    /// --metrics FILE (its directory checked) and --metrics-interval
+    metrics: Option<(MetricsFile, Duration)>,
 }
 
 fn options(args: &WatchArgs) -> Result<Options> {
@@ -157,6 +160,14 @@ fn options(args: &WatchArgs) -> Result<Options> {
     let trees = open_trees(args)?;
     let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
 
+    let metrics = match &args.metrics {
+        Some(path) => {
+            let every = parse_duration(&args.metrics_interval).context("--metrics-interval")?;
+            Some((MetricsFile::new(path)?, every))
+        }
+        None => None,
+    };
+
     if args.max_events == Some(0) {
         bail!("--max-events must be at least 1");
     }
@@ -169,6 +180,7 @@ fn options(args: &WatchArgs) -> Result<Options> {
         trees,
         deadline,
         ring_size: parse_ring_size(&args.ring_size, page)?,
+        metrics,
     })
 }
 
@@ -216,6 +228,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let trees = opts.trees;
     let sink = preflight(&args)?;
     let started = Instant::now();
+    let start_time = epoch_secs(std::time::SystemTime::now());
 
     let spec = Spec {
         roots: trees.iter().map(Tree::root).collect(),
@@ -240,6 +253,9 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut processor = Processor::new(&trees, args.format, backend, sink);
     processor.fix = args.fix;
     processor.max_events = args.max_events;
+    if opts.metrics.is_some() {
+        processor.metrics = Some(Counts::default());
+    }
     let processor = RefCell::new(processor);
     let mut rb = RingBufferBuilder::new();
     rb.add(&skel.maps.events, |data: &[u8]| {
@@ -269,6 +285,16 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     if let Some(s) = notify.as_mut() {
         s.ready(status.line(0, 0));
     }
+    // --metrics: written now (all zeros), every interval, and once more at the end
+    let mut metrics = opts.metrics.map(|(file, every)| {
+        let info = Info {
+            backend: backend.name(),
+            version: env!("CARGO_PKG_VERSION"),
+            start_time,
+        };
+        Metrics::new(file, every, info)
+    });
+    write_metrics(metrics.as_mut(), &processor.borrow());
     let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
@@ -279,7 +305,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         deadline,
         args.verbose > 0,
         notify.as_mut().map(|s| (s, &status)),
+        metrics.as_mut(),
     );
+    // after the last flush, whatever ended the loop
+    write_metrics(metrics.as_mut(), &processor.borrow());
     if args.verbose > 0 {
         use libbpf_rs::skel::Skel;
         report_recursion_misses(skel.object());
@@ -392,9 +421,18 @@ impl Status {
     }
 }
 
+/// --metrics: FILE rewritten with the processor's counts now.
+fn write_metrics(metrics: Option<&mut Metrics>, p: &Processor) {
+    if let (Some(m), Some(c)) = (metrics, &p.metrics) {
+        m.write(c, p.roots.watched());
+    }
+}
+
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
 /// reports losses in-band, reopens the output on SIGHUP. `notify`: systemd's socket, told
-/// the counts once a second when they change, and when we stop.
+/// the counts once a second when they change, and when we stop. `metrics`: FILE, rewritten
+/// each time its interval is over (and by the caller once more at the end).
+#[allow(clippy::too_many_arguments)]
 fn event_loop(
     rb: &RingBuffer,
     maps: &Maps,
@@ -403,6 +441,7 @@ fn event_loop(
     deadline: Option<Instant>,
     verbose: bool,
     mut notify: Option<(&mut Notify, &Status)>,
+    mut metrics: Option<&mut Metrics>,
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
@@ -424,6 +463,9 @@ fn event_loop(
             if let Some((n, st)) = notify.as_mut() {
                 n.status(st.line(processor.borrow().events, losses.lost));
             }
+        }
+        if metrics.as_ref().is_some_and(|m| m.due()) {
+            write_metrics(metrics.as_deref_mut(), &processor.borrow());
         }
         let stopping = STOP.load(Ordering::SeqCst)
             || deadline.is_some_and(|d| Instant::now() >= d)

@@ -10,6 +10,7 @@ use crate::fix;
 use crate::kernel::abi::{flag, op, ow_outcome, slot, OP_NAMES, UNSET};
 use crate::kernel::plan::Backend;
 use crate::output::journal;
+use crate::output::metrics::Counts;
 use crate::output::timefmt::now_rfc3339;
 use crate::output::{json_line, text_line, Event, Note, Output};
 
@@ -40,6 +41,8 @@ pub(super) struct Processor {
     /// records from the kernel, and events written: the difference was decided here
     pub(super) records: u64,
     pub(super) events: u64,
+    /// --metrics: what was written, by tree, op and user; lost and fixed
+    pub(super) metrics: Option<Counts>,
 }
 
 impl Processor {
@@ -59,6 +62,7 @@ impl Processor {
             max_events: None,
             records: 0,
             events: 0,
+            metrics: None,
         }
     }
 
@@ -162,6 +166,9 @@ impl Processor {
             self.give_back(&mut ev);
         }
         self.events += 1;
+        if let Some(m) = &mut self.metrics {
+            m.event(&ev);
+        }
         self.buf.clear();
         let res = match &mut self.out {
             Output::Journal(j) => j.send(&journal::render(&ev, &mut self.buf)),
@@ -355,6 +362,9 @@ impl Processor {
     }
 
     pub(super) fn lost(&mut self, n: u64) {
+        if let Some(m) = &mut self.metrics {
+            m.lost += n;
+        }
         self.write_note(Note::Lost {
             count: n,
             reason: None,

@@ -116,6 +116,11 @@ impl Roots {
         self.fds.iter().all(Option::is_none)
     }
 
+    /// How many roots are still watched (not given up).
+    pub fn watched(&self) -> usize {
+        self.fds.iter().filter(|f| f.is_some()).count()
+    }
+
     /// The handle of root `t`, while it is watched.
     pub fn fd(&self, t: usize) -> Option<BorrowedFd<'_>> {
         self.fds.get(t)?.as_ref().map(AsFd::as_fd)

@@ -26,6 +26,7 @@ use anyhow::Result;
 use crate::sys;
 
 mod open;
+pub use open::open_dir_checked;
 use open::open_output;
 
 /// Bytes of whole lines kept in memory while the output cannot be written (full disk).

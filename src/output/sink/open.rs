@@ -134,6 +134,22 @@ fn not_regular(mode: libc::mode_t) -> Option<String> {
     Some(format!("is {what}, not a regular file; refusing it"))
 }
 
+/// The checks of [`open_dir_safely`] for another file the agent writes as root (`--metrics`):
+/// an O_PATH fd of `dir`, or why not, naming the directory ("directory /x: No such file or
+/// directory", "/tmp/evil is a symbolic link owned by uid 1000; refusing to follow it").
+pub fn open_dir_checked(dir: &Path) -> Result<OwnedFd, String> {
+    open_dir_safely(dir).map_err(|e| match e {
+        Walk::Os(e) => format!(
+            "directory {}: {}",
+            dir.display(),
+            e.raw_os_error()
+                .map(|c| Errno::from_raw(c).desc().to_string())
+                .unwrap_or_else(|| e.to_string())
+        ),
+        Walk::Refused(why) => why,
+    })
+}
+
 enum Walk {
     Os(io::Error),
     Refused(String),
