@@ -31,6 +31,7 @@ use crate::config::{all_ops, parse_duration, parse_ops, parse_ring_size};
 use crate::output::journal::Journal;
 use crate::output::sink::Sink;
 use crate::output::Output;
+use crate::rules::{self, Overrides, TreeFilter, TreeRule};
 use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
 use notify::Notify;
@@ -38,7 +39,9 @@ use notify::Notify;
 use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
 use crate::kernel::kretprobe::Events;
-use crate::kernel::load::{libbpf_log, root_key, start_best, Links, Root, Spec, Started};
+use crate::kernel::load::{
+    allowed_masks, libbpf_log, root_key, start_best, Links, Root, Spec, Started,
+};
 use processor::Processor;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -54,6 +57,10 @@ pub struct Tree {
     pub allowed: HashSet<u32>,
     /// Who everything must belong to (--fix gives objects back to them).
     pub owner: (u32, u32),
+    /// --fix (or the tree's `fix` in --config)
+    pub fix: bool,
+    /// What user space decides beyond `allowed` (--config: ops, ignore, except)
+    pub filter: TreeFilter,
 }
 
 impl Tree {
@@ -84,16 +91,7 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
             bail!("{}: not a directory", dir.display());
         }
         let path = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
-        let fd = nix::fcntl::open(
-            &path,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_context(|| format!("{}: open", path.display()))?;
-        // SAFETY: a new fd we own.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let fd = open_root(&path)?;
         let (dev, ino) = (mounts::kernel_dev_of(md.dev()), md.ino());
         if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
             continue;
@@ -121,6 +119,8 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
             ino,
             allowed,
             owner: owner_ids,
+            fix: args.fix,
+            filter: TreeFilter::default(),
         });
     }
     if trees.len() > 64 {
@@ -130,6 +130,50 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
         );
     }
     Ok(trees)
+}
+
+/// An O_PATH handle on the directory `path`: it follows the root through renames.
+fn open_root(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("{}: open", path.display()))?;
+    // SAFETY: a new fd we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// The trees of a config file's rules (`rules::load`: validated, canonical paths).
+fn config_trees(rules: &[TreeRule]) -> Result<Vec<Tree>> {
+    rules
+        .iter()
+        .map(|r| {
+            let fd = open_root(&r.path)?;
+            let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&fd))
+                .with_context(|| format!("{}", r.path.display()))?;
+            Ok(Tree {
+                path: r.path.clone(),
+                fd,
+                dev: mounts::kernel_dev_of(st.st_dev),
+                ino: st.st_ino,
+                allowed: r.allowed(),
+                owner: r.owner,
+                fix: r.fix,
+                filter: r.filter.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The command-line options that win over a config file.
+fn overrides(args: &WatchArgs) -> Overrides {
+    Overrides {
+        owner: args.owner.clone(),
+        allow: args.allow.clone(),
+        ops: args.ops.clone(),
+        fix: args.fix,
+    }
 }
 
 /// What the options ask for, checked (in this order) before anything is loaded.
@@ -148,13 +192,22 @@ fn options(args: &WatchArgs) -> Result<Options> {
              journal with -o ./journal"
         );
     }
-    let op_mask = args
-        .ops
-        .as_deref()
-        .map(parse_ops)
-        .transpose()?
-        .unwrap_or_else(all_ops);
-    let trees = open_trees(args)?;
+    let (op_mask, trees) = match &args.config {
+        Some(file) => {
+            let rules = rules::load(file, &overrides(args))?;
+            // The kernel takes the union of the trees' ops; each tree's are checked here.
+            (rules::kernel_view(&rules).0, config_trees(&rules)?)
+        }
+        None => {
+            let op_mask = args
+                .ops
+                .as_deref()
+                .map(parse_ops)
+                .transpose()?
+                .unwrap_or_else(all_ops);
+            (op_mask, open_trees(args)?)
+        }
+    };
     let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
 
     if args.max_events == Some(0) {
@@ -238,7 +291,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         say_start(&failures, t_probe, t_load, started.elapsed());
     }
     let mut processor = Processor::new(&trees, args.format, backend, sink);
-    processor.fix = args.fix;
+    processor.fix = trees.iter().any(|t| t.fix);
     processor.max_events = args.max_events;
     let processor = RefCell::new(processor);
     let mut rb = RingBufferBuilder::new();
@@ -271,6 +324,11 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     }
     let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
+    let reload = args.config.as_ref().map(|file| Reload {
+        file: file.clone(),
+        ov: overrides(&args),
+        kernel_ops: opts.op_mask,
+    });
     let res = event_loop(
         &rb,
         &maps,
@@ -279,6 +337,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         deadline,
         args.verbose > 0,
         notify.as_mut().map(|s| (s, &status)),
+        reload.as_ref(),
     );
     if args.verbose > 0 {
         use libbpf_rs::skel::Skel;
@@ -351,6 +410,8 @@ fn skipped_runs(obj: &libbpf_rs::Object, kretprobes: &Events) -> u64 {
 struct Maps<'a> {
     devs: &'a dyn MapCore,
     roots: &'a dyn MapCore,
+    /// who may write where (--config reloads change it)
+    allowed: &'a dyn MapCore,
     /// `lost_records` in the skeleton's .bss (null without one)
     lost: *const u64,
     /// for the programs' skipped runs, and the returns our kretprobes missed
@@ -364,6 +425,7 @@ impl<'a> Maps<'a> {
         Maps {
             devs: &skel.maps.devs,
             roots: &skel.maps.roots,
+            allowed: &skel.maps.allowed,
             lost: skel
                 .maps
                 .bss_data
@@ -393,8 +455,10 @@ impl Status {
 }
 
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
-/// reports losses in-band, reopens the output on SIGHUP. `notify`: systemd's socket, told
-/// the counts once a second when they change, and when we stop.
+/// reports losses in-band, reopens the output on SIGHUP (and rereads --config's file:
+/// `reload`). `notify`: systemd's socket, told the counts once a second when they change,
+/// and when we stop.
+#[allow(clippy::too_many_arguments)]
 fn event_loop(
     rb: &RingBuffer,
     maps: &Maps,
@@ -403,6 +467,7 @@ fn event_loop(
     deadline: Option<Instant>,
     verbose: bool,
     mut notify: Option<(&mut Notify, &Status)>,
+    reload: Option<&Reload>,
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
@@ -465,9 +530,24 @@ fn event_loop(
         losses.say_lost(maps, &mut p);
         p.flush();
         // logrotate moved the file: continue in a new one, between whole lines.
-        if HUP.swap(false, Ordering::SeqCst) && p.out_err.is_none() {
+        let hup = HUP.swap(false, Ordering::SeqCst);
+        if hup && p.out_err.is_none() {
             if let Err(e) = p.out.reopen() {
                 eprintln!("ownwatch: reopening the output file failed, keeping the old one: {e}");
+            }
+        }
+        if let Some(r) = reload.filter(|_| hup) {
+            match r.apply(&mut p, maps.allowed) {
+                Ok(n) => eprintln!(
+                    "ownwatch: {}: rules reloaded ({n} tree{})",
+                    r.file.display(),
+                    if n == 1 { "" } else { "s" }
+                ),
+                Err(e) => eprintln!(
+                    "ownwatch: reloading {} failed, keeping the old rules: {}",
+                    r.file.display(),
+                    e.replace('\n', " ")
+                ),
             }
         }
         if let Some(e) = &p.out_err {
@@ -492,6 +572,101 @@ fn event_loop(
             return Ok(0);
         }
     }
+}
+
+/// --config: what SIGHUP rereads, and what cannot change without a restart.
+struct Reload {
+    file: PathBuf,
+    ov: Overrides,
+    /// the ops hooked in the kernel (the union of the trees' ops at start)
+    kernel_ops: u32,
+}
+
+impl Reload {
+    /// Rereads the file; a valid one for the same trees (by identity: a renamed root is still
+    /// the same tree) swaps the rules of user space and the kernel's `allowed` map, between
+    /// two records. A bad file, another set of trees, or ops the kernel does not hook since
+    /// start change nothing (Err: why). Returns the number of trees.
+    fn apply(&self, p: &mut Processor, allowed_map: &dyn MapCore) -> Result<usize, String> {
+        let rules = rules::load(&self.file, &self.ov).map_err(|e| format!("{e:#}"))?;
+        let n = p.roots.now.len();
+        let mut slots: Vec<Option<TreeRule>> = vec![None; n];
+        let mut added = Vec::new();
+        for r in rules {
+            let md =
+                std::fs::metadata(&r.path).map_err(|e| format!("{}: {e}", r.path.display()))?;
+            match (0..n).find(|&i| p.roots.fd(i).is_some() && p.roots.id(i) == (md.dev(), md.ino()))
+            {
+                Some(i) => slots[i] = Some(r),
+                None => added.push(r.path.display().to_string()),
+            }
+        }
+        let removed: Vec<String> = (0..n)
+            .filter(|&i| slots[i].is_none() && p.roots.fd(i).is_some())
+            .map(|i| String::from_utf8_lossy(&p.roots.now[i]).into_owned())
+            .collect();
+        if !added.is_empty() || !removed.is_empty() {
+            return Err(format!(
+                "the trees changed (added: {}; removed: {}): a reload changes the rules of the                  trees watched, not which; restart ownwatch for that",
+                if added.is_empty() { "none".into() } else { added.join(", ") },
+                if removed.is_empty() { "none".into() } else { removed.join(", ") },
+            ));
+        }
+        let ops = slots.iter().flatten().fold(0, |m, r| m | r.filter.ops);
+        if ops & !self.kernel_ops != 0 {
+            let more: Vec<&str> = crate::kernel::abi::OP_NAMES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ops & !self.kernel_ops & (1 << i) != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            return Err(format!(
+                "ops {} are not hooked since start: restart ownwatch for them",
+                more.join(",")
+            ));
+        }
+        // Trees given up keep what they had: nothing is reported for them any more.
+        let mut allowed = p.roots.allowed().to_vec();
+        let mut owners = p.roots.owners.clone();
+        let mut fix = p.roots.fix.clone();
+        let mut filters = p.roots.filters.clone();
+        for (i, r) in slots.into_iter().enumerate() {
+            if let Some(r) = r {
+                allowed[i] = r.allowed();
+                owners[i] = r.owner;
+                fix[i] = r.fix;
+                filters[i] = r.filter;
+            }
+        }
+        let old = allowed_masks(p.roots.allowed().iter());
+        let new = allowed_masks(allowed.iter());
+        if let Err(e) = write_masks(allowed_map, &old, &new) {
+            // back to what the old rules need, as far as the kernel lets us
+            let _ = write_masks(allowed_map, &new, &old);
+            return Err(format!("updating the kernel's allowed map: {e}"));
+        }
+        p.fix = fix.iter().any(|&f| f);
+        p.roots.set_rules(allowed, owners, fix, filters);
+        Ok(n)
+    }
+}
+
+/// Turns the kernel's `allowed` map from `from` into `to`: entries that go first (the map
+/// holds 1024 users), then those that change or come.
+fn write_masks(
+    map: &dyn MapCore,
+    from: &HashMap<u32, u64>,
+    to: &HashMap<u32, u64>,
+) -> Result<(), libbpf_rs::Error> {
+    for u in from.keys().filter(|u| !to.contains_key(u)) {
+        map.delete(&u.to_ne_bytes())?;
+    }
+    for (u, m) in to {
+        if from.get(u) != Some(m) {
+            map.update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)?;
+        }
+    }
+    Ok(())
 }
 
 /// What was said in-band so far: records the kernel could not deliver (its `lost` map), runs

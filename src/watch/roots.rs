@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::resolve::fd_path;
 use super::Tree;
+use crate::rules::TreeFilter;
 
 /// How long a root found gone still counts (see `refresh`).
 const GONE_GRACE: Duration = Duration::from_millis(200);
@@ -27,6 +28,10 @@ pub struct Roots {
     allowed: Vec<HashSet<u32>>,
     /// Who everything in each tree must belong to (--fix).
     pub owners: Vec<(u32, u32)>,
+    /// Whether offending objects in each tree are given back (--fix, or the tree's `fix`).
+    pub fix: Vec<bool>,
+    /// Each tree's ops, ignored paths and exceptions (--config).
+    pub filters: Vec<TreeFilter>,
     /// Where each root is now ("" once given up).
     pub now: Vec<Vec<u8>>,
     /// Bumped whenever a root's path changes: what was rendered with the old one is stale.
@@ -58,6 +63,8 @@ impl Roots {
             going: vec![None; trees.len()],
             allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
             owners: trees.iter().map(|t| t.owner).collect(),
+            fix: trees.iter().map(|t| t.fix).collect(),
+            filters: trees.iter().map(|t| t.filter.clone()).collect(),
             now: trees
                 .iter()
                 .map(|t| t.path.as_os_str().as_bytes().to_vec())
@@ -119,6 +126,31 @@ impl Roots {
     /// The handle of root `t`, while it is watched.
     pub fn fd(&self, t: usize) -> Option<BorrowedFd<'_>> {
         self.fds.get(t)?.as_ref().map(AsFd::as_fd)
+    }
+
+    /// (st_dev, st_ino) of root `t`, as it was at start.
+    pub fn id(&self, t: usize) -> (u64, u64) {
+        self.ids[t]
+    }
+
+    /// New rules for the same roots (a config reload): who may write where, owners, fix
+    /// and filters, in the roots' order.
+    pub fn set_rules(
+        &mut self,
+        allowed: Vec<HashSet<u32>>,
+        owners: Vec<(u32, u32)>,
+        fix: Vec<bool>,
+        filters: Vec<TreeFilter>,
+    ) {
+        self.allowed = allowed;
+        self.owners = owners;
+        self.fix = fix;
+        self.filters = filters;
+    }
+
+    /// Who may write in each tree, in the roots' order.
+    pub fn allowed(&self) -> &[HashSet<u32>] {
+        &self.allowed
     }
 
     /// Whether `fsuid` writes in tree `t` are reported: the tree is still watched and the
