@@ -467,3 +467,75 @@ fn sighup_reloads_good_files_and_keeps_the_rules_on_bad_ones() {
         "{err}"
     );
 }
+
+/// The cgroup v2 mount (unified hierarchy), wherever this machine has it.
+fn cgroup2_root() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if let Some(sep) = f.iter().position(|x| *x == "-") {
+            if f.get(sep + 1) == Some(&"cgroup2") {
+                return PathBuf::from(f[4]);
+            }
+        }
+    }
+    panic!("no cgroup2 mount: unit and cgroup exceptions cannot be checked");
+}
+
+/// A cgroup of our own, removed on drop (once its writers have exited).
+struct Cgroup(PathBuf);
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn exceptions_by_unit_and_cgroup() {
+    let d = root_dir!("cfg-unit");
+    let (ta, tb) = (d.tree.clone(), second_tree(&d, "b", OWNER));
+    let unit = format!("owt-backup-{}-{}.service", std::process::id(), next_id());
+    let cg = Cgroup(cgroup2_root().join(&unit));
+    std::fs::create_dir(&cg.0).expect("create a cgroup");
+    let f = write_config(
+        &d,
+        &format!(
+            "[[tree]]\npath = \"{}\"\n[[tree.except]]\nunit = \"owt-backup-*.service\"\n\n\
+             [[tree]]\npath = \"{}\"\n[[tree.except]]\ncgroup = \"/{unit}\"\ncomm = \"nomatch\"\n",
+            ta.display(),
+            tb.display()
+        ),
+    );
+    let mut a = agent(&f, &[]);
+    let join =
+        || std::fs::write(cg.0.join("cgroup.procs"), "0").map_err(|e| format!("join cgroup: {e}"));
+    // in the unit: excepted in a; in b only with a comm it does not have
+    let in_unit = d.act(Creds::Root, || {
+        join()?;
+        mkdir(&ta.join("by_unit"))?;
+        mkdir(&tb.join("by_unit"))
+    });
+    // outside it: reported in both
+    let outside = d.act(Creds::Root, || {
+        mkdir(&ta.join("outside"))?;
+        mkdir(&tb.join("outside"))
+    });
+    let evs = a.finish(&ta);
+    assert_events(
+        &evs,
+        &[
+            in_unit
+                .mkdir(tb.join("by_unit"), 0o755)
+                .tree(&tb)
+                .field("cgroup", json!(format!("/{unit}"))),
+            outside.mkdir("outside", 0o755),
+            outside.mkdir(tb.join("outside"), 0o755).tree(&tb),
+        ],
+        &ta,
+    );
+}

@@ -611,6 +611,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_has_known_keys_and_good_globs() {
+        // (its paths and users are the reader's to make: not validated here)
+        let def: FileDef = toml::from_str(include_str!("../../contrib/ownwatch.toml")).unwrap();
+        assert_eq!(def.tree.len(), 2);
+        ops_of(def.ops.as_ref().unwrap()).unwrap();
+        for t in &def.tree {
+            let t = t.get_ref();
+            for g in &t.ignore {
+                glob_of(g, "ignore", Glob::path).unwrap();
+            }
+            if let Some(o) = &t.ops {
+                ops_of(o).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn errors_point_at_the_value() {
         let d = dir();
         let p = d.path().display().to_string();
