@@ -393,56 +393,87 @@ fn wait_stderr(a: &Agent, needle: &str, n: usize) {
 fn sighup_reloads_good_files_and_keeps_the_rules_on_bad_ones() {
     let d = root_dir!("cfg-hup");
     let (ta, tb) = (d.tree.clone(), second_tree(&d, "b", OTHER));
-    let rules = |allow_other_in_a: bool| {
+    let tc = second_tree(&d, "c", OWNER);
+    let tree = |p: &Path, allow: &str| {
         format!(
-            "[[tree]]\npath = \"{}\"\nallow = [{}]\n\n[[tree]]\npath = \"{}\"\n",
-            ta.display(),
-            if allow_other_in_a {
-                format!("\"{OTHER}\"")
-            } else {
-                String::new()
-            },
-            tb.display()
+            "\n[[tree]]\npath = \"{}\"\nallow = [{allow}]\n",
+            p.display()
         )
     };
-    let f = write_config(&d, &rules(false));
+    let other = format!("\"{OTHER}\"");
+    let mkdir_ops = "ops = \"mkdir,create\"\n";
+    let f = write_config(
+        &d,
+        &format!("{mkdir_ops}{}{}", tree(&ta, ""), tree(&tb, "")),
+    );
     let mut a = agent(&f, &[]);
     let first = d.act(Creds::User(OTHER, OTHER), || mkdir(&ta.join("x1")));
 
     // OTHER allowed in a as well: allowed everywhere, so the kernel drops its writes now
-    write_config(&d, &rules(true));
+    write_config(
+        &d,
+        &format!("{mkdir_ops}{}{}", tree(&ta, &other), tree(&tb, "")),
+    );
     a.signal(libc::SIGHUP);
     wait_stderr(&a, "rules reloaded (2 trees)", 1);
     d.act(Creds::User(OTHER, OTHER), || mkdir(&ta.join("x2")));
 
     // a bad file: one line, the old rules stay
-    write_config(
-        &d,
-        &format!("{}owner = \"no-such-owt-user\"\n", rules(false)),
+    let bad = format!(
+        "{mkdir_ops}{}{}owner = \"no-such-owt-user\"\n",
+        tree(&ta, ""),
+        tree(&tb, "")
     );
+    write_config(&d, &bad);
     a.signal(libc::SIGHUP);
     wait_stderr(&a, "failed, keeping the old rules", 1);
     d.act(Creds::User(OTHER, OTHER), || mkdir(&ta.join("x3")));
 
-    // another set of trees: refused, said why
-    let tc = second_tree(&d, "c", OWNER);
+    // ops the kernel has not hooked since start: refused, said why
     write_config(
         &d,
-        &format!("{}\n[[tree]]\npath = \"{}\"\n", rules(false), tc.display()),
+        &format!("ops = \"all\"\n{}{}", tree(&ta, ""), tree(&tb, "")),
     );
     a.signal(libc::SIGHUP);
     wait_stderr(&a, "failed, keeping the old rules", 2);
     d.act(Creds::User(OTHER, OTHER), || mkdir(&ta.join("x4")));
 
-    // back to OTHER not allowed in a
-    write_config(&d, &rules(false));
+    // a third tree: added, with its own owner
+    let abc = format!(
+        "{mkdir_ops}{}{}{}",
+        tree(&ta, ""),
+        tree(&tb, ""),
+        tree(&tc, "")
+    );
+    write_config(&d, &abc);
+    a.signal(libc::SIGHUP);
+    wait_stderr(&a, "rules reloaded (3 trees)", 1);
+    let x5 = d.act(Creds::User(OTHER, OTHER), || {
+        mkdir(&ta.join("x5"))?;
+        mkdir(&tc.join("by_other"))
+    });
+    d.act(Creds::User(OWNER, OWNER), || mkdir(&tc.join("by_owner")));
+
+    // b removed: nothing reported there any more
+    write_config(
+        &d,
+        &format!("{mkdir_ops}{}{}", tree(&ta, ""), tree(&tc, "")),
+    );
     a.signal(libc::SIGHUP);
     wait_stderr(&a, "rules reloaded (2 trees)", 2);
-    let last = d.act(Creds::User(OTHER, OTHER), || mkdir(&ta.join("x5")));
+    let root = d.act(Creds::Root, || {
+        mkdir(&tb.join("after_removal"))?;
+        create(&tc.join("f"))
+    });
     let evs = a.finish(&ta);
     assert_events(
         &evs,
-        &[first.mkdir("x1", 0o755), last.mkdir("x5", 0o755)],
+        &[
+            first.mkdir("x1", 0o755),
+            x5.mkdir("x5", 0o755),
+            x5.mkdir(tc.join("by_other"), 0o755).tree(&tc),
+            root.create(tc.join("f"), 0o644).tree(&tc),
+        ],
         &ta,
     );
     let err = a.stderr_text();
@@ -453,17 +484,17 @@ fn sighup_reloads_good_files_and_keeps_the_rules_on_bad_ones() {
     assert_eq!(lines.len(), 2, "{err}");
     assert!(
         lines[0].starts_with(&format!(
-            "ownwatch: reloading {} failed, keeping the old rules: {}:7:9: owner: unknown user",
+            "ownwatch: reloading {} failed, keeping the old rules: {}:10:9: owner: unknown user",
             f.display(),
             f.display()
         )),
         "{err}"
     );
     assert!(
-        lines[1].contains(&format!(
-            "the trees changed (added: {}; removed: none)",
-            tc.display()
-        )),
+        lines[1].ends_with(
+            "ops mknod,symlink,link,rename,unlink,rmdir,chmod,chown,truncate,\
+             setxattr,removexattr,write are not hooked since start: restart ownwatch for them"
+        ),
         "{err}"
     );
 }

@@ -177,12 +177,16 @@ fn configure(
         .as_mut()
         .context("no rodata in BPF object")?;
     ro.op_mask = spec.op_mask;
-    ro.all_trees = if spec.roots.len() == 64 {
+    ro.self_tgid = std::process::id();
+    open.maps
+        .bss_data
+        .as_mut()
+        .context("no bss in BPF object")?
+        .all_trees = if spec.roots.len() == 64 {
         u64::MAX
     } else {
         (1u64 << spec.roots.len()) - 1
     };
-    ro.self_tgid = std::process::id();
     ro.backend_id = abi::backend_id(backend);
     ro.pin_cpu = u32::from(pin_programs(btf));
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {

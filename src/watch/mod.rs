@@ -322,13 +322,19 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     if let Some(s) = notify.as_mut() {
         s.ready(status.line(0, 0));
     }
-    let maps = Maps::of(&skel, &links);
-    let deadline = opts.deadline.map(|d| Instant::now() + d);
+    let all_trees = skel
+        .maps
+        .bss_data
+        .as_deref_mut()
+        .map_or(std::ptr::null_mut(), |b| &mut b.all_trees as *mut u64);
     let reload = args.config.as_ref().map(|file| Reload {
         file: file.clone(),
         ov: overrides(&args),
         kernel_ops: opts.op_mask,
+        all_trees,
     });
+    let maps = Maps::of(&skel, &links);
+    let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
         &rb,
         &maps,
@@ -537,12 +543,17 @@ fn event_loop(
             }
         }
         if let Some(r) = reload.filter(|_| hup) {
-            match r.apply(&mut p, maps.allowed) {
-                Ok(n) => eprintln!(
-                    "ownwatch: {}: rules reloaded ({n} tree{})",
-                    r.file.display(),
-                    if n == 1 { "" } else { "s" }
-                ),
+            match r.apply(&mut p, maps) {
+                Ok(n) => {
+                    eprintln!(
+                        "ownwatch: {}: rules reloaded ({n} tree{})",
+                        r.file.display(),
+                        if n == 1 { "" } else { "s" }
+                    );
+                    // new trees: the kernel learns at once which mounts lie inside them
+                    let roots = p.roots.now.clone();
+                    sync_devs(maps.devs, &roots, &mut dev_flags)?;
+                }
                 Err(e) => eprintln!(
                     "ownwatch: reloading {} failed, keeping the old rules: {}",
                     r.file.display(),
@@ -580,14 +591,17 @@ struct Reload {
     ov: Overrides,
     /// the ops hooked in the kernel (the union of the trees' ops at start)
     kernel_ops: u32,
+    /// `all_trees` in the programs' .bss (bits of the watched trees' indexes); null without
+    all_trees: *mut u64,
 }
 
 impl Reload {
-    /// Rereads the file; a valid one for the same trees (by identity: a renamed root is still
-    /// the same tree) swaps the rules of user space and the kernel's `allowed` map, between
-    /// two records. A bad file, another set of trees, or ops the kernel does not hook since
-    /// start change nothing (Err: why). Returns the number of trees.
-    fn apply(&self, p: &mut Processor, allowed_map: &dyn MapCore) -> Result<usize, String> {
+    /// Rereads the file. A valid one swaps the rules of user space and the kernel's maps,
+    /// between two records: trees kept (by identity: a renamed root is still the same tree)
+    /// get their new rules, new trees are opened and added, trees no longer listed stop being
+    /// watched. A bad file, ops the kernel does not hook since start, or more than 64 trees
+    /// over the agent's life change nothing (Err: why). Returns the number of trees.
+    fn apply(&self, p: &mut Processor, maps: &Maps) -> Result<usize, String> {
         let rules = rules::load(&self.file, &self.ov).map_err(|e| format!("{e:#}"))?;
         let n = p.roots.now.len();
         let mut slots: Vec<Option<TreeRule>> = vec![None; n];
@@ -598,21 +612,17 @@ impl Reload {
             match (0..n).find(|&i| p.roots.fd(i).is_some() && p.roots.id(i) == (md.dev(), md.ino()))
             {
                 Some(i) => slots[i] = Some(r),
-                None => added.push(r.path.display().to_string()),
+                None => added.push(r),
             }
         }
-        let removed: Vec<String> = (0..n)
+        let removed: Vec<usize> = (0..n)
             .filter(|&i| slots[i].is_none() && p.roots.fd(i).is_some())
-            .map(|i| String::from_utf8_lossy(&p.roots.now[i]).into_owned())
             .collect();
-        if !added.is_empty() || !removed.is_empty() {
-            return Err(format!(
-                "the trees changed (added: {}; removed: {}): a reload changes the rules of the                  trees watched, not which; restart ownwatch for that",
-                if added.is_empty() { "none".into() } else { added.join(", ") },
-                if removed.is_empty() { "none".into() } else { removed.join(", ") },
-            ));
-        }
-        let ops = slots.iter().flatten().fold(0, |m, r| m | r.filter.ops);
+        let ops = slots
+            .iter()
+            .flatten()
+            .chain(&added)
+            .fold(0, |m, r| m | r.filter.ops);
         if ops & !self.kernel_ops != 0 {
             let more: Vec<&str> = crate::kernel::abi::OP_NAMES
                 .iter()
@@ -625,7 +635,23 @@ impl Reload {
                 more.join(",")
             ));
         }
-        // Trees given up keep what they had: nothing is reported for them any more.
+        if n + added.len() > rules::MAX_TREES {
+            return Err(format!(
+                "{} trees added: the kernel numbers at most {} trees over the agent's life                  ({n} so far): restart ownwatch",
+                added.len(),
+                rules::MAX_TREES
+            ));
+        }
+        if !added.is_empty() && self.all_trees.is_null() {
+            return Err("cannot add trees: no .bss in the BPF object".into());
+        }
+        let new_trees = config_trees(&added).map_err(|e| format!("{e:#}"))?;
+        let old_masks = allowed_masks(p.roots.allowed().iter());
+        // User space first: a record of a new tree finds it; the kernel's maps after.
+        let mut new_idx = Vec::new();
+        for t in &new_trees {
+            new_idx.push(p.roots.add(t)?);
+        }
         let mut allowed = p.roots.allowed().to_vec();
         let mut owners = p.roots.owners.clone();
         let mut fix = p.roots.fix.clone();
@@ -638,16 +664,53 @@ impl Reload {
                 filters[i] = r.filter;
             }
         }
-        let old = allowed_masks(p.roots.allowed().iter());
-        let new = allowed_masks(allowed.iter());
-        if let Err(e) = write_masks(allowed_map, &old, &new) {
-            // back to what the old rules need, as far as the kernel lets us
-            let _ = write_masks(allowed_map, &new, &old);
-            return Err(format!("updating the kernel's allowed map: {e}"));
+        for &i in &removed {
+            allowed[i].clear();
+        }
+        let new_masks = allowed_masks(allowed.iter());
+        let bits = |idx: &[usize]| idx.iter().fold(0u64, |m, &i| m | 1 << i);
+        let kernel = || -> Result<(), libbpf_rs::Error> {
+            write_masks(maps.allowed, &old_masks, &new_masks)?;
+            for (t, &i) in new_trees.iter().zip(&new_idx) {
+                maps.roots.update(
+                    &root_key(t.dev, t.ino),
+                    &(i as u32).to_ne_bytes(),
+                    MapFlags::ANY,
+                )?;
+            }
+            for &i in &removed {
+                let (dev, ino) = p.roots.key(i);
+                maps.roots.delete(&root_key(dev, ino))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = kernel() {
+            // Back to what the old rules need, as far as the kernel lets us.
+            let _ = write_masks(maps.allowed, &new_masks, &old_masks);
+            for t in &new_trees {
+                let _ = maps.roots.delete(&root_key(t.dev, t.ino));
+            }
+            for &i in &new_idx {
+                p.roots.remove(i);
+            }
+            return Err(format!("updating the kernel's maps: {e}"));
+        }
+        if !self.all_trees.is_null() {
+            // SAFETY: a u64 in the skeleton's mmap-ed .bss, alive while the skeleton is;
+            // the programs only read it, a whole aligned u64 at a time.
+            unsafe {
+                let old = std::ptr::read_volatile(self.all_trees);
+                std::ptr::write_volatile(self.all_trees, (old | bits(&new_idx)) & !bits(&removed));
+            }
         }
         p.fix = fix.iter().any(|&f| f);
         p.roots.set_rules(allowed, owners, fix, filters);
-        Ok(n)
+        for &i in &removed {
+            p.roots.remove(i);
+        }
+        Ok((0..p.roots.now.len())
+            .filter(|&i| p.roots.fd(i).is_some())
+            .count())
     }
 }
 

@@ -148,6 +148,41 @@ impl Roots {
         self.filters = filters;
     }
 
+    /// A tree added by a config reload: its index (the next one; indexes are never reused,
+    /// so a record of a removed tree still in flight cannot land in a new one).
+    pub fn add(&mut self, t: &Tree) -> Result<usize, String> {
+        let fd =
+            t.fd.try_clone()
+                .map_err(|e| format!("{}: {e}", t.path.display()))?;
+        let st = crate::sys::fstat(fd.as_fd()).map_err(|e| format!("{}: {e}", t.path.display()))?;
+        self.fds.push(Some(fd));
+        self.keys.push((t.dev, t.ino));
+        self.ids.push((st.st_dev, st.st_ino));
+        self.going.push(None);
+        self.allowed.push(t.allowed.clone());
+        self.owners.push(t.owner);
+        self.fix.push(t.fix);
+        self.filters.push(t.filter.clone());
+        self.now.push(t.path.as_os_str().as_bytes().to_vec());
+        self.moves += 1;
+        Ok(self.now.len() - 1)
+    }
+
+    /// A tree a config reload removed: no longer watched, without a `tree_gone` (the caller
+    /// took it out of the kernel's maps).
+    pub fn remove(&mut self, t: usize) {
+        self.fds[t] = None;
+        self.going[t] = None;
+        self.allowed[t].clear();
+        self.now[t].clear();
+        self.moves += 1;
+    }
+
+    /// The kernel key (dev, ino) of root `t`.
+    pub fn key(&self, t: usize) -> (u32, u64) {
+        self.keys[t]
+    }
+
     /// Who may write in each tree, in the roots' order.
     pub fn allowed(&self) -> &[HashSet<u32>] {
         &self.allowed
