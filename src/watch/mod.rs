@@ -317,7 +317,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut notify = Notify::from_env();
     let status = Status {
         backend: backend.name(),
-        trees: n,
+        trees: n.into(),
     };
     if let Some(s) = notify.as_mut() {
         s.ready(status.line(0, 0));
@@ -446,15 +446,16 @@ impl<'a> Maps<'a> {
 /// What systemd's STATUS= says (`systemctl status ownwatch`).
 struct Status {
     backend: &'static str,
-    trees: usize,
+    /// (a config reload changes it)
+    trees: std::cell::Cell<usize>,
 }
 
 impl Status {
     fn line(&self, events: u64, lost: u64) -> String {
+        let trees = self.trees.get();
         format!(
-            "watching {} tree{} with backend {}: {events} events, {lost} lost",
-            self.trees,
-            if self.trees == 1 { "" } else { "s" },
+            "watching {trees} tree{} with backend {}: {events} events, {lost} lost",
+            if trees == 1 { "" } else { "s" },
             self.backend
         )
     }
@@ -550,6 +551,9 @@ fn event_loop(
                         r.file.display(),
                         if n == 1 { "" } else { "s" }
                     );
+                    if let Some((_, st)) = notify.as_ref() {
+                        st.trees.set(n);
+                    }
                     // new trees: the kernel learns at once which mounts lie inside them
                     let roots = p.roots.now.clone();
                     sync_devs(maps.devs, &roots, &mut dev_flags)?;
