@@ -15,7 +15,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space between open and load. */
 const volatile __u32 op_mask = 0xffffffff;
-const volatile __u64 all_trees = 0;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 backend_id = OW_BACKEND_TRACEPOINT;
 /* Where the hooked functions keep their arguments (lsm, fentry, kprobe); the defaults are

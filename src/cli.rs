@@ -65,6 +65,13 @@ pub enum Cmd {
     Scan(ScanArgs),
     /// Report what this kernel allows: BTF, LSMs, each backend usable or not and why
     Probe,
+    /// Validate a config file and print its effective rules, one block per tree; exit 2 with
+    /// `FILE:LINE:COL: what is wrong` when it is bad
+    CheckConfig {
+        /// The config file [default: /etc/ownwatch/ownwatch.toml]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Print the completion script for SHELL on stdout
     Completions {
         #[arg(value_enum, value_name = "SHELL")]
@@ -98,7 +105,7 @@ pub struct WatchArgs {
     pub allow: Vec<String>,
     /// Report every write in the trees, whoever makes it (not with --allow or --fix: --fix
     /// would take objects away from allowed users)
-    #[arg(long, conflicts_with_all = ["allow", "fix"])]
+    #[arg(long, conflicts_with_all = ["allow", "fix", "config"])]
     pub any_user: bool,
     /// Comma-separated subset of create, mkdir, mknod, symlink, link, rename, unlink, rmdir,
     /// chmod, chown, truncate, setxattr, removexattr, write (as in --ops create,mkdir)
@@ -151,8 +158,13 @@ pub struct WatchArgs {
     /// More diagnostics on stderr (repeat for more); stdout carries events only
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Per-tree rules from FILE (TOML: owner, allow, ops, fix, ignore, except for each
+    /// [[tree]]) instead of DIRs; --owner, --allow, --ops and --fix given too win over the file
+    /// in every tree. SIGHUP rereads it
+    #[arg(long, value_name = "FILE", conflicts_with = "dirs")]
+    pub config: Option<PathBuf>,
     /// Directory trees to watch
-    #[arg(value_name = "DIR", required = true)]
+    #[arg(value_name = "DIR", required_unless_present = "config")]
     pub dirs: Vec<PathBuf>,
 }
 

@@ -8,6 +8,7 @@ mod manual;
 mod output;
 mod paths;
 mod probe;
+mod rules;
 mod scan;
 mod sys;
 #[cfg(test)]
@@ -30,12 +31,18 @@ fn main() -> ExitCode {
         Cmd::Watch(args) => watch::run(args),
         Cmd::Scan(args) => scan::run(args),
         Cmd::Probe => probe::run(),
+        Cmd::CheckConfig { file } => rules::check(file.as_deref()),
         Cmd::Completions { shell } => manual::completions(shell),
         Cmd::Man { dir } => manual::man(dir.as_deref()),
     };
     match res {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            // A bad config file: `FILE:LINE:COL: what`, as compilers say it (editors jump there).
+            if let Some(c) = e.downcast_ref::<rules::ConfigError>() {
+                eprintln!("{}", c.to_string().replace('\n', " "));
+                return ExitCode::from(2);
+            }
             // One line: the chain of contexts, outermost first.
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("ownwatch: {msg}");

@@ -451,6 +451,7 @@ mod tests {
                 "ownwatch-watch.8",
                 "ownwatch-scan.8",
                 "ownwatch-probe.8",
+                "ownwatch-check-config.8",
                 "ownwatch-completions.8",
                 "ownwatch-man.8"
             ]

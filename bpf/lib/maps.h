@@ -40,6 +40,11 @@ __u64 lost_records = 0;
  * test. */
 __u32 ow_stopping = 0;
 
+/* The bits of the watched trees (their indexes in `roots`): a user whose `allowed` mask holds
+ * them all never gets past the filter. In .bss, not rodata: a config reload (SIGHUP) adds and
+ * removes trees while the programs run. */
+__u64 all_trees = 0;
+
 /* Internal op for open*(): create or write is known only at exit, from the file. */
 #define KIND_OPEN OW_OP_COUNT
 

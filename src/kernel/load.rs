@@ -177,12 +177,16 @@ fn configure(
         .as_mut()
         .context("no rodata in BPF object")?;
     ro.op_mask = spec.op_mask;
-    ro.all_trees = if spec.roots.len() == 64 {
+    ro.self_tgid = std::process::id();
+    open.maps
+        .bss_data
+        .as_mut()
+        .context("no bss in BPF object")?
+        .all_trees = if spec.roots.len() == 64 {
         u64::MAX
     } else {
         (1u64 << spec.roots.len()) - 1
     };
-    ro.self_tgid = std::process::id();
     ro.backend_id = abi::backend_id(backend);
     ro.pin_cpu = u32::from(pin_programs(btf));
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
@@ -334,6 +338,17 @@ pub fn uring_program(btf: Option<&Btf>) -> Option<&'static str> {
     usable.then_some(prog)
 }
 
+/// The kernel's `allowed` map: uid -> bit mask of the trees (in order) where it may write.
+pub fn allowed_masks<'a>(sets: impl Iterator<Item = &'a HashSet<u32>>) -> HashMap<u32, u64> {
+    let mut masks: HashMap<u32, u64> = HashMap::new();
+    for (i, set) in sets.enumerate() {
+        for &u in set {
+            *masks.entry(u).or_default() |= 1 << i;
+        }
+    }
+    masks
+}
+
 /// Which trees each root is and which users are allowed where.
 fn fill_maps(skel: &OwnwatchSkel, spec: &Spec) -> Result<()> {
     for (i, t) in spec.roots.iter().enumerate() {
@@ -346,12 +361,7 @@ fn fill_maps(skel: &OwnwatchSkel, spec: &Spec) -> Result<()> {
             )
             .context("filling roots map")?;
     }
-    let mut masks: HashMap<u32, u64> = HashMap::new();
-    for (i, t) in spec.roots.iter().enumerate() {
-        for &u in t.allowed {
-            *masks.entry(u).or_default() |= 1 << i;
-        }
-    }
+    let masks = allowed_masks(spec.roots.iter().map(|t| t.allowed));
     for (u, m) in &masks {
         skel.maps
             .allowed

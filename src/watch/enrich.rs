@@ -19,6 +19,8 @@ pub struct Ident {
     tty: Option<String>,
     /// also in `json`; kept apart for `-o journal`'s OWNWATCH_EXE
     exe: Option<Vec<u8>>,
+    /// also in `json`; for --config's exceptions (unit, cgroup)
+    pub cgroup: Option<Vec<u8>>,
     /// the exe, tty or cgroup was cut short (the event's `truncated`; argv has its own)
     truncated: bool,
 }
@@ -80,6 +82,7 @@ impl Enricher {
             json: identity_json(ev).into(),
             tty: ev.tty.clone(),
             exe: ev.exe.clone(),
+            cgroup: ev.cgroup.clone(),
             truncated,
         });
         if self.idents.len() >= IDENTS_KEPT {

@@ -32,6 +32,7 @@ use crate::output::journal::Journal;
 use crate::output::metrics::{epoch_secs, Counts, Info, Metrics, MetricsFile};
 use crate::output::sink::Sink;
 use crate::output::Output;
+use crate::rules::{self, Overrides, TreeFilter, TreeRule};
 use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
 use notify::Notify;
@@ -39,7 +40,9 @@ use notify::Notify;
 use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
 use crate::kernel::kretprobe::Events;
-use crate::kernel::load::{libbpf_log, root_key, start_best, Links, Root, Spec, Started};
+use crate::kernel::load::{
+    allowed_masks, libbpf_log, root_key, start_best, Links, Root, Spec, Started,
+};
 use processor::Processor;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -55,6 +58,10 @@ pub struct Tree {
     pub allowed: HashSet<u32>,
     /// Who everything must belong to (--fix gives objects back to them).
     pub owner: (u32, u32),
+    /// --fix (or the tree's `fix` in --config)
+    pub fix: bool,
+    /// What user space decides beyond `allowed` (--config: ops, ignore, except)
+    pub filter: TreeFilter,
 }
 
 impl Tree {
@@ -85,16 +92,7 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
             bail!("{}: not a directory", dir.display());
         }
         let path = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
-        let fd = nix::fcntl::open(
-            &path,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_context(|| format!("{}: open", path.display()))?;
-        // SAFETY: a new fd we own.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let fd = open_root(&path)?;
         let (dev, ino) = (mounts::kernel_dev_of(md.dev()), md.ino());
         if trees.iter().any(|t| t.dev == dev && t.ino == ino) {
             continue;
@@ -122,6 +120,8 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
             ino,
             allowed,
             owner: owner_ids,
+            fix: args.fix,
+            filter: TreeFilter::default(),
         });
     }
     if trees.len() > 64 {
@@ -131,6 +131,50 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
         );
     }
     Ok(trees)
+}
+
+/// An O_PATH handle on the directory `path`: it follows the root through renames.
+fn open_root(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("{}: open", path.display()))?;
+    // SAFETY: a new fd we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// The trees of a config file's rules (`rules::load`: validated, canonical paths).
+fn config_trees(rules: &[TreeRule]) -> Result<Vec<Tree>> {
+    rules
+        .iter()
+        .map(|r| {
+            let fd = open_root(&r.path)?;
+            let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&fd))
+                .with_context(|| format!("{}", r.path.display()))?;
+            Ok(Tree {
+                path: r.path.clone(),
+                fd,
+                dev: mounts::kernel_dev_of(st.st_dev),
+                ino: st.st_ino,
+                allowed: r.allowed(),
+                owner: r.owner,
+                fix: r.fix,
+                filter: r.filter.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The command-line options that win over a config file.
+fn overrides(args: &WatchArgs) -> Overrides {
+    Overrides {
+        owner: args.owner.clone(),
+        allow: args.allow.clone(),
+        ops: args.ops.clone(),
+        fix: args.fix,
+    }
 }
 
 /// What the options ask for, checked (in this order) before anything is loaded.
@@ -151,13 +195,22 @@ fn options(args: &WatchArgs) -> Result<Options> {
              journal with -o ./journal"
         );
     }
-    let op_mask = args
-        .ops
-        .as_deref()
-        .map(parse_ops)
-        .transpose()?
-        .unwrap_or_else(all_ops);
-    let trees = open_trees(args)?;
+    let (op_mask, trees) = match &args.config {
+        Some(file) => {
+            let rules = rules::load(file, &overrides(args))?;
+            // The kernel takes the union of the trees' ops; each tree's are checked here.
+            (rules::kernel_view(&rules).0, config_trees(&rules)?)
+        }
+        None => {
+            let op_mask = args
+                .ops
+                .as_deref()
+                .map(parse_ops)
+                .transpose()?
+                .unwrap_or_else(all_ops);
+            (op_mask, open_trees(args)?)
+        }
+    };
     let deadline = args.duration.as_deref().map(parse_duration).transpose()?;
 
     let metrics = match &args.metrics {
@@ -251,7 +304,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         say_start(&failures, t_probe, t_load, started.elapsed());
     }
     let mut processor = Processor::new(&trees, args.format, backend, sink);
-    processor.fix = args.fix;
+    processor.fix = trees.iter().any(|t| t.fix);
     processor.max_events = args.max_events;
     if opts.metrics.is_some() {
         processor.metrics = Some(Counts::default());
@@ -280,7 +333,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut notify = Notify::from_env();
     let status = Status {
         backend: backend.name(),
-        trees: n,
+        trees: n.into(),
     };
     if let Some(s) = notify.as_mut() {
         s.ready(status.line(0, 0));
@@ -295,6 +348,17 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         Metrics::new(file, every, info)
     });
     write_metrics(metrics.as_mut(), &processor.borrow());
+    let all_trees = skel
+        .maps
+        .bss_data
+        .as_deref_mut()
+        .map_or(std::ptr::null_mut(), |b| &mut b.all_trees as *mut u64);
+    let reload = args.config.as_ref().map(|file| Reload {
+        file: file.clone(),
+        ov: overrides(&args),
+        kernel_ops: opts.op_mask,
+        all_trees,
+    });
     let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
@@ -306,6 +370,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         args.verbose > 0,
         notify.as_mut().map(|s| (s, &status)),
         metrics.as_mut(),
+        reload.as_ref(),
     );
     // after the last flush, whatever ended the loop
     write_metrics(metrics.as_mut(), &processor.borrow());
@@ -380,6 +445,8 @@ fn skipped_runs(obj: &libbpf_rs::Object, kretprobes: &Events) -> u64 {
 struct Maps<'a> {
     devs: &'a dyn MapCore,
     roots: &'a dyn MapCore,
+    /// who may write where (--config reloads change it)
+    allowed: &'a dyn MapCore,
     /// `lost_records` in the skeleton's .bss (null without one)
     lost: *const u64,
     /// for the programs' skipped runs, and the returns our kretprobes missed
@@ -393,6 +460,7 @@ impl<'a> Maps<'a> {
         Maps {
             devs: &skel.maps.devs,
             roots: &skel.maps.roots,
+            allowed: &skel.maps.allowed,
             lost: skel
                 .maps
                 .bss_data
@@ -407,15 +475,16 @@ impl<'a> Maps<'a> {
 /// What systemd's STATUS= says (`systemctl status ownwatch`).
 struct Status {
     backend: &'static str,
-    trees: usize,
+    /// (a config reload changes it)
+    trees: std::cell::Cell<usize>,
 }
 
 impl Status {
     fn line(&self, events: u64, lost: u64) -> String {
+        let trees = self.trees.get();
         format!(
-            "watching {} tree{} with backend {}: {events} events, {lost} lost",
-            self.trees,
-            if self.trees == 1 { "" } else { "s" },
+            "watching {trees} tree{} with backend {}: {events} events, {lost} lost",
+            if trees == 1 { "" } else { "s" },
             self.backend
         )
     }
@@ -429,9 +498,10 @@ fn write_metrics(metrics: Option<&mut Metrics>, p: &Processor) {
 }
 
 /// Reads the ring buffer until stopped: keeps the kernel's view of mounts and roots current,
-/// reports losses in-band, reopens the output on SIGHUP. `notify`: systemd's socket, told
-/// the counts once a second when they change, and when we stop. `metrics`: FILE, rewritten
-/// each time its interval is over (and by the caller once more at the end).
+/// reports losses in-band, reopens the output on SIGHUP (and rereads --config's file:
+/// `reload`). `notify`: systemd's socket, told the counts once a second when they change,
+/// and when we stop. `metrics`: FILE, rewritten each time its interval is over (and by the
+/// caller once more at the end).
 #[allow(clippy::too_many_arguments)]
 fn event_loop(
     rb: &RingBuffer,
@@ -442,6 +512,7 @@ fn event_loop(
     verbose: bool,
     mut notify: Option<(&mut Notify, &Status)>,
     mut metrics: Option<&mut Metrics>,
+    reload: Option<&Reload>,
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
@@ -507,9 +578,32 @@ fn event_loop(
         losses.say_lost(maps, &mut p);
         p.flush();
         // logrotate moved the file: continue in a new one, between whole lines.
-        if HUP.swap(false, Ordering::SeqCst) && p.out_err.is_none() {
+        let hup = HUP.swap(false, Ordering::SeqCst);
+        if hup && p.out_err.is_none() {
             if let Err(e) = p.out.reopen() {
                 eprintln!("ownwatch: reopening the output file failed, keeping the old one: {e}");
+            }
+        }
+        if let Some(r) = reload.filter(|_| hup) {
+            match r.apply(&mut p, maps) {
+                Ok(n) => {
+                    eprintln!(
+                        "ownwatch: {}: rules reloaded ({n} tree{})",
+                        r.file.display(),
+                        if n == 1 { "" } else { "s" }
+                    );
+                    if let Some((_, st)) = notify.as_ref() {
+                        st.trees.set(n);
+                    }
+                    // new trees: the kernel learns at once which mounts lie inside them
+                    let roots = p.roots.now.clone();
+                    sync_devs(maps.devs, &roots, &mut dev_flags)?;
+                }
+                Err(e) => eprintln!(
+                    "ownwatch: reloading {} failed, keeping the old rules: {}",
+                    r.file.display(),
+                    e.replace('\n', " ")
+                ),
             }
         }
         if let Some(e) = &p.out_err {
@@ -534,6 +628,153 @@ fn event_loop(
             return Ok(0);
         }
     }
+}
+
+/// --config: what SIGHUP rereads, and what cannot change without a restart.
+struct Reload {
+    file: PathBuf,
+    ov: Overrides,
+    /// the ops hooked in the kernel (the union of the trees' ops at start)
+    kernel_ops: u32,
+    /// `all_trees` in the programs' .bss (bits of the watched trees' indexes); null without
+    all_trees: *mut u64,
+}
+
+impl Reload {
+    /// Rereads the file. A valid one swaps the rules of user space and the kernel's maps,
+    /// between two records: trees kept (by identity: a renamed root is still the same tree)
+    /// get their new rules, new trees are opened and added, trees no longer listed stop being
+    /// watched. A bad file, ops the kernel does not hook since start, or more than 64 trees
+    /// over the agent's life change nothing (Err: why). Returns the number of trees.
+    fn apply(&self, p: &mut Processor, maps: &Maps) -> Result<usize, String> {
+        let rules = rules::load(&self.file, &self.ov).map_err(|e| format!("{e:#}"))?;
+        let n = p.roots.now.len();
+        let mut slots: Vec<Option<TreeRule>> = vec![None; n];
+        let mut added = Vec::new();
+        for r in rules {
+            let md =
+                std::fs::metadata(&r.path).map_err(|e| format!("{}: {e}", r.path.display()))?;
+            match (0..n).find(|&i| p.roots.fd(i).is_some() && p.roots.id(i) == (md.dev(), md.ino()))
+            {
+                Some(i) => slots[i] = Some(r),
+                None => added.push(r),
+            }
+        }
+        let removed: Vec<usize> = (0..n)
+            .filter(|&i| slots[i].is_none() && p.roots.fd(i).is_some())
+            .collect();
+        let ops = slots
+            .iter()
+            .flatten()
+            .chain(&added)
+            .fold(0, |m, r| m | r.filter.ops);
+        if ops & !self.kernel_ops != 0 {
+            let more: Vec<&str> = crate::kernel::abi::OP_NAMES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ops & !self.kernel_ops & (1 << i) != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            return Err(format!(
+                "ops {} are not hooked since start: restart ownwatch for them",
+                more.join(",")
+            ));
+        }
+        if n + added.len() > rules::MAX_TREES {
+            return Err(format!(
+                "{} trees added: the kernel numbers at most {} trees over the agent's life                  ({n} so far): restart ownwatch",
+                added.len(),
+                rules::MAX_TREES
+            ));
+        }
+        if !added.is_empty() && self.all_trees.is_null() {
+            return Err("cannot add trees: no .bss in the BPF object".into());
+        }
+        let new_trees = config_trees(&added).map_err(|e| format!("{e:#}"))?;
+        let old_masks = allowed_masks(p.roots.allowed().iter());
+        // User space first: a record of a new tree finds it; the kernel's maps after.
+        let mut new_idx = Vec::new();
+        for t in &new_trees {
+            new_idx.push(p.roots.add(t)?);
+        }
+        let mut allowed = p.roots.allowed().to_vec();
+        let mut owners = p.roots.owners.clone();
+        let mut fix = p.roots.fix.clone();
+        let mut filters = p.roots.filters.clone();
+        for (i, r) in slots.into_iter().enumerate() {
+            if let Some(r) = r {
+                allowed[i] = r.allowed();
+                owners[i] = r.owner;
+                fix[i] = r.fix;
+                filters[i] = r.filter;
+            }
+        }
+        for &i in &removed {
+            allowed[i].clear();
+        }
+        let new_masks = allowed_masks(allowed.iter());
+        let bits = |idx: &[usize]| idx.iter().fold(0u64, |m, &i| m | 1 << i);
+        let kernel = || -> Result<(), libbpf_rs::Error> {
+            write_masks(maps.allowed, &old_masks, &new_masks)?;
+            for (t, &i) in new_trees.iter().zip(&new_idx) {
+                maps.roots.update(
+                    &root_key(t.dev, t.ino),
+                    &(i as u32).to_ne_bytes(),
+                    MapFlags::ANY,
+                )?;
+            }
+            for &i in &removed {
+                let (dev, ino) = p.roots.key(i);
+                maps.roots.delete(&root_key(dev, ino))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = kernel() {
+            // Back to what the old rules need, as far as the kernel lets us.
+            let _ = write_masks(maps.allowed, &new_masks, &old_masks);
+            for t in &new_trees {
+                let _ = maps.roots.delete(&root_key(t.dev, t.ino));
+            }
+            for &i in &new_idx {
+                p.roots.remove(i);
+            }
+            return Err(format!("updating the kernel's maps: {e}"));
+        }
+        if !self.all_trees.is_null() {
+            // SAFETY: a u64 in the skeleton's mmap-ed .bss, alive while the skeleton is;
+            // the programs only read it, a whole aligned u64 at a time.
+            unsafe {
+                let old = std::ptr::read_volatile(self.all_trees);
+                std::ptr::write_volatile(self.all_trees, (old | bits(&new_idx)) & !bits(&removed));
+            }
+        }
+        p.fix = fix.iter().any(|&f| f);
+        p.roots.set_rules(allowed, owners, fix, filters);
+        for &i in &removed {
+            p.roots.remove(i);
+        }
+        Ok((0..p.roots.now.len())
+            .filter(|&i| p.roots.fd(i).is_some())
+            .count())
+    }
+}
+
+/// Turns the kernel's `allowed` map from `from` into `to`: entries that go first (the map
+/// holds 1024 users), then those that change or come.
+fn write_masks(
+    map: &dyn MapCore,
+    from: &HashMap<u32, u64>,
+    to: &HashMap<u32, u64>,
+) -> Result<(), libbpf_rs::Error> {
+    for u in from.keys().filter(|u| !to.contains_key(u)) {
+        map.delete(&u.to_ne_bytes())?;
+    }
+    for (u, m) in to {
+        if from.get(u) != Some(m) {
+            map.update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)?;
+        }
+    }
+    Ok(())
 }
 
 /// What was said in-band so far: records the kernel could not deliver (its `lost` map), runs

@@ -21,6 +21,7 @@ use super::pending::Pending;
 use super::roots::Roots;
 use super::Tree;
 use crate::paths::{is_under, strip_components, tree_of};
+use crate::rules::Writer;
 
 /// Records -> events -> lines. Lives for the whole run.
 pub(super) struct Processor {
@@ -120,9 +121,10 @@ impl Processor {
                 return 0;
             }
         };
-        let Some(mut ev) = self.event(&rec) else {
+        let Some((mut ev, tree)) = self.event(&rec) else {
             return 0;
         };
+        let cgroup = cached.as_ref().and_then(|id| id.cgroup.clone());
         match (cached, ident_at) {
             (Some(id), _) => Enricher::apply(&mut ev, &id),
             (None, Some(at)) => {
@@ -131,6 +133,18 @@ impl Processor {
                 self.enrich.remember(&data[at..], &ev, &rec);
             }
             _ => {}
+        }
+        // --config's exceptions: the writer as the event shows it.
+        let filter = &self.roots.filters[tree];
+        if !filter.except.is_empty() {
+            let w = Writer {
+                exe: ev.exe.as_deref(),
+                comm: &ev.comm,
+                cgroup: ev.cgroup.as_deref().or(cgroup.as_deref()),
+            };
+            if filter.excepts(&w) {
+                return 0;
+            }
         }
         if rec.ev.flags & flag::PENDING != 0 {
             return match self.pending.hold(rec.ev.tid, ev) {
@@ -188,15 +202,16 @@ impl Processor {
         0
     }
 
-    /// A record -> an event, if it is an offending write in a watched tree.
-    fn event(&mut self, rec: &Record) -> Option<Event> {
+    /// A record -> an event and its tree, if it is an offending write in a watched tree
+    /// (the tree's ops, not ignored there; its exceptions are the caller's).
+    fn event(&mut self, rec: &Record) -> Option<(Event, usize)> {
         let ev = &rec.ev;
         if ev.op >= op::COUNT {
             return None;
         }
         let p = self.locate.paths(rec, &self.roots.now)?;
         let tree = p.path.tree?;
-        if !self.roots.offends(tree, ev.fsuid) {
+        if !self.roots.offends(tree, ev.fsuid) || !self.roots.filters[tree].wants_op(p.op) {
             return None;
         }
         // The root may have moved since the last look (a renamed root stays watched).
@@ -209,6 +224,9 @@ impl Processor {
             self.refresh_roots();
         }
         let tree_path = self.tree_at_op(&p, tree);
+        if self.ignored(tree, &tree_path, &p) {
+            return None;
+        }
         let string_of = |s: u8| {
             rec.slots[s as usize]
                 .as_ref()
@@ -248,7 +266,25 @@ impl Processor {
         };
         self.enrich
             .fill(&mut e, rec, &mut self.locate, &self.roots.now);
-        Some(e)
+        Some((e, tree))
+    }
+
+    /// --config's `ignore`: every end of the op that lies in its tree (both of a rename or
+    /// link within it) is ignored there.
+    fn ignored(&self, tree: usize, root: &[u8], p: &Paths) -> bool {
+        let f = &self.roots.filters[tree];
+        if f.ignore.is_empty() {
+            return false;
+        }
+        let ends: Vec<&[u8]> = std::iter::once(&p.path.path[..])
+            .chain(p.new_path.as_deref())
+            .filter(|e| is_under(e, root))
+            .collect();
+        !ends.is_empty()
+            && ends.iter().all(|e| {
+                let rel = &e[root.len()..];
+                f.ignores(rel.strip_prefix(b"/").unwrap_or(rel))
+            })
     }
 
     /// The root where it was at the time of the op: the kernel knows how deep below it the
@@ -290,7 +326,12 @@ impl Processor {
         let mut error = None;
         let mut cleared = false;
         for (target, recurse) in targets {
-            let Some(t) = tree_of(target, &self.roots.now) else {
+            let t = tree_of(target, &self.roots.now);
+            if t.is_some_and(|t| !self.roots.fix[t]) {
+                // a tree whose rules say no fix (--config)
+                continue;
+            }
+            let Some(t) = t else {
                 if is_under(target, &ev.tree) {
                     // In the tree where its root was at the time of the op.
                     error = error.or(Some("the tree's root moved since: not fixed".into()));

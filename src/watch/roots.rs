@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::resolve::fd_path;
 use super::Tree;
+use crate::rules::TreeFilter;
 
 /// How long a root found gone still counts (see `refresh`).
 const GONE_GRACE: Duration = Duration::from_millis(200);
@@ -27,6 +28,10 @@ pub struct Roots {
     allowed: Vec<HashSet<u32>>,
     /// Who everything in each tree must belong to (--fix).
     pub owners: Vec<(u32, u32)>,
+    /// Whether offending objects in each tree are given back (--fix, or the tree's `fix`).
+    pub fix: Vec<bool>,
+    /// Each tree's ops, ignored paths and exceptions (--config).
+    pub filters: Vec<TreeFilter>,
     /// Where each root is now ("" once given up).
     pub now: Vec<Vec<u8>>,
     /// Bumped whenever a root's path changes: what was rendered with the old one is stale.
@@ -58,6 +63,8 @@ impl Roots {
             going: vec![None; trees.len()],
             allowed: trees.iter().map(|t| t.allowed.clone()).collect(),
             owners: trees.iter().map(|t| t.owner).collect(),
+            fix: trees.iter().map(|t| t.fix).collect(),
+            filters: trees.iter().map(|t| t.filter.clone()).collect(),
             now: trees
                 .iter()
                 .map(|t| t.path.as_os_str().as_bytes().to_vec())
@@ -124,6 +131,66 @@ impl Roots {
     /// The handle of root `t`, while it is watched.
     pub fn fd(&self, t: usize) -> Option<BorrowedFd<'_>> {
         self.fds.get(t)?.as_ref().map(AsFd::as_fd)
+    }
+
+    /// (st_dev, st_ino) of root `t`, as it was at start.
+    pub fn id(&self, t: usize) -> (u64, u64) {
+        self.ids[t]
+    }
+
+    /// New rules for the same roots (a config reload): who may write where, owners, fix
+    /// and filters, in the roots' order.
+    pub fn set_rules(
+        &mut self,
+        allowed: Vec<HashSet<u32>>,
+        owners: Vec<(u32, u32)>,
+        fix: Vec<bool>,
+        filters: Vec<TreeFilter>,
+    ) {
+        self.allowed = allowed;
+        self.owners = owners;
+        self.fix = fix;
+        self.filters = filters;
+    }
+
+    /// A tree added by a config reload: its index (the next one; indexes are never reused,
+    /// so a record of a removed tree still in flight cannot land in a new one).
+    pub fn add(&mut self, t: &Tree) -> Result<usize, String> {
+        let fd =
+            t.fd.try_clone()
+                .map_err(|e| format!("{}: {e}", t.path.display()))?;
+        let st = crate::sys::fstat(fd.as_fd()).map_err(|e| format!("{}: {e}", t.path.display()))?;
+        self.fds.push(Some(fd));
+        self.keys.push((t.dev, t.ino));
+        self.ids.push((st.st_dev, st.st_ino));
+        self.going.push(None);
+        self.allowed.push(t.allowed.clone());
+        self.owners.push(t.owner);
+        self.fix.push(t.fix);
+        self.filters.push(t.filter.clone());
+        self.now.push(t.path.as_os_str().as_bytes().to_vec());
+        self.moves += 1;
+        Ok(self.now.len() - 1)
+    }
+
+    /// A tree a config reload removed: no longer watched, without a `tree_gone` (the caller
+    /// took it out of the kernel's maps).
+    pub fn remove(&mut self, t: usize) {
+        self.fds[t] = None;
+        self.going[t] = None;
+        self.allowed[t].clear();
+        self.now[t].clear();
+        self.moves += 1;
+    }
+
+    /// The kernel key (dev, ino) of root `t`.
+    pub fn key(&self, t: usize) -> (u32, u64) {
+        self.keys[t]
+    }
+
+    /// Who may write in each tree, in the roots' order.
+    pub fn allowed(&self) -> &[HashSet<u32>] {
+        &self.allowed
     }
 
     /// Whether `fsuid` writes in tree `t` are reported: the tree is still watched and the
