@@ -25,20 +25,8 @@ timings=()
 
 # host tools, only when missing (apt is the only source)
 t=$SECONDS
-missing=""
 ARCHS=${VM_ARCHS:-amd64 arm64}
-command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
-case " $ARCHS " in *" arm64 "*) command -v qemu-system-aarch64 >/dev/null || missing="$missing qemu-system-arm" ;; esac
-[ -x /usr/lib/qemu/virtiofsd ] || missing="$missing qemu-system-common"
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x cpio >/dev/null || missing="$missing busybox-static"
-command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || missing="$missing e2fsprogs"
-command -v jq >/dev/null || missing="$missing jq"
-command -v xz >/dev/null || missing="$missing xz-utils"
-if [ -n "$missing" ]; then
-  [ "$(id -u)" = 0 ] || { echo "test-kernels: run as root to install:$missing" >&2; exit 2; }
-  echo "test-kernels: installing$missing" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+host_tools "$ARCHS"
 [ "$(id -u)" = 0 ] || { echo "test-kernels: must run as root (virtiofsd shares the host root)" >&2; exit 2; }
 timings+=("host packages $(ts $t)")
 

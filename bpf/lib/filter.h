@@ -3,9 +3,9 @@
 #ifndef OW_LIB_FILTER_H
 #define OW_LIB_FILTER_H
 
-/* 1: nothing to report for this actor and op (allowed everywhere, op not wanted, ourselves),
- * or we are stopping. */
-static __always_inline int actor_filtered(__u32 op)
+/* 1: nothing to report for this actor, whatever the op: allowed in every tree, ourselves, or
+ * we are stopping. The VFS hooks test this first, before they read anything of the op. */
+static __always_inline int actor_allowed(void)
 {
 	struct task_struct *task;
 	__u32 fsuid;
@@ -18,15 +18,23 @@ static __always_inline int actor_filtered(__u32 op)
 	mask = bpf_map_lookup_elem(&allowed, &fsuid);
 	if (mask && (*mask & all_trees) == all_trees)
 		return 1;
-	if (op == KIND_OPEN) {
-		if (!(op_mask & ((1u << OW_OP_CREATE) | (1u << OW_OP_WRITE))))
-			return 1;
-	} else if (!(op_mask & (1u << op))) {
-		return 1;
-	}
 	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 1;
 	return 0;
+}
+
+/* 1: the op is not one --ops asked for */
+static __always_inline int op_unwanted(__u32 op)
+{
+	if (op == KIND_OPEN)
+		return !(op_mask & ((1u << OW_OP_CREATE) | (1u << OW_OP_WRITE)));
+	return !(op_mask & (1u << op));
+}
+
+/* 1: nothing to report for this actor and op */
+static __always_inline int actor_filtered(__u32 op)
+{
+	return actor_allowed() || op_unwanted(op);
 }
 
 static __always_inline int is_allowed_in(__u32 fsuid, __u32 tree)
