@@ -40,6 +40,13 @@ __u64 lost_records = 0;
  * test. */
 __u32 ow_stopping = 0;
 
+/* The writers allowed in every tree, for the first test of every hook: a few loads where the
+ * allowed map would be a hash lookup. Written by user space before it attaches; more than
+ * OW_FAST_ALLOWED of them (allowed_fast_n larger): the list is incomplete and the map decides. */
+#define OW_FAST_ALLOWED 8
+__u32 allowed_fast[OW_FAST_ALLOWED] = {};
+__u32 allowed_fast_n = 0;
+
 /* Internal op for open*(): create or write is known only at exit, from the file. */
 #define KIND_OPEN OW_OP_COUNT
 
