@@ -15,6 +15,13 @@ N=${BENCH_N:-3000}
 REPS=${BENCH_REPS:-3}
 # one storm: "<ns> <offending ops in it>"
 storm() { "$OWB" run "$1" $W "$N" --owner 65534:65534 ${2:+--as $2} 2>/dev/null | sed -n 's/^ns=\([0-9]*\).* events=\([0-9]*\).*/\1 \2/p'; }
+# drained <want file>: wait (up to a minute) until the agent has written every event the
+# storms so far made, so that its backlog is not counted in the next storm (icount counts
+# every vCPU's instructions)
+drained() {
+  want=$(awk '{s += $1} END {print s + 0}' "$1"); i=0
+  while [ $i -lt 300 ] && [ "$(wc -l < "$out")" -lt "$want" ]; do sleep 0.2; i=$((i+1)); done
+}
 # REPS storms of each op, allowed and offending, said as BENCH <label> <op> rep=<i> ...; the
 # offending ops run are added to the file $2 (what the agent, if any, must deliver)
 series() {
@@ -23,16 +30,41 @@ series() {
     while [ $r -le "$REPS" ]; do
       a=$(storm "$op" 65534:65534); o=$(storm "$op")
       say "BENCH $1 $op rep=$r allowed_ns=${a% *} offending_ns=${o% *}"
-      [ -z "${2:-}" ] || echo "${o#* }" >> "$2"
+      [ -z "${2:-}" ] || { echo "${o#* }" >> "$2"; drained "$2"; }
       r=$((r + 1))
     done
   done
+}
+# where the writer's time goes: one more storm of each kind with kernel.bpf_stats_enabled
+# (run time and runs per program; under icount the time is instructions), said as
+# BENCH-BPF <backend> <op> <allowed|offending> <BPF per op> <runs per op> name=runs/op:per-run ...
+# (bpftool from the host's root; the stats add their own clock reads, hence not in the ratios)
+progstats() { bpftool prog show -j 2>/dev/null | jq -c 'map(select(.run_cnt != null) | {key: "\(.id) \(.name)", value: [.run_cnt, .run_time_ns]}) | from_entries'; }
+bpfstats() {
+  command -v bpftool > /dev/null || { say "BENCH-BPF $1 (no bpftool)"; return; }
+  sysctl -qw kernel.bpf_stats_enabled=1
+  for op in $OPS; do
+    case $op in storm) per=6 ;; mkdir) per=2 ;; *) per=1 ;; esac
+    for who in allowed offending; do
+      b=$(progstats)
+      if [ $who = allowed ]; then storm "$op" 65534:65534 > /dev/null; else o=$(storm "$op"); echo "${o#* }" >> "$2"; drained "$2"; fi
+      a=$(progstats)
+      jq -rn --argjson b "$b" --argjson a "$a" --argjson ops $((N * per)) --arg head "$1 $op $who" '
+        [$a | to_entries[] | . as $e | ($b[$e.key] // [0, 0]) as $o
+         | {n: ($e.key | split(" ")[1]), c: ($e.value[0] - $o[0]), t: ($e.value[1] - $o[1])} | select(.c > 0)]
+        | sort_by(-.t)
+        | "BENCH-BPF \($head) \((map(.t) | add // 0) / $ops | floor) \((map(.c) | add // 0) / $ops * 100 | floor / 100) "
+          + (map("\(.n)=\(.c / $ops * 100 | floor / 100):\(.t / .c | floor)") | join(" "))' | sed 's/^/OWNWATCH-VM: /'
+    done
+  done
+  sysctl -qw kernel.bpf_stats_enabled=0
 }
 # warm-up: page cache, dentries, the storm binary itself
 for op in $OPS; do storm "$op" > /dev/null; storm "$op" 65534:65534 > /dev/null; done
 for be in $BACKENDS; do
   series "$be-base1"
-  "$BIN" watch --backend "$be" $W > /tmp/bench-$be.out 2> /tmp/bench-$be.err &
+  out=/tmp/bench-$be.out
+  "$BIN" watch --backend "$be" $W > "$out" 2> /tmp/bench-$be.err &
   p=$!
   i=0; while [ $i -lt 600 ] && ! grep -q "attached in" /tmp/bench-$be.err; do sleep 0.5; i=$((i+1)); done
   if ! grep -q "attached in" /tmp/bench-$be.err; then
@@ -42,6 +74,7 @@ for be in $BACKENDS; do
   fi
   rm -f /tmp/bench-$be.want
   series "$be" /tmp/bench-$be.want
+  bpfstats "$be" /tmp/bench-$be.want
   kill -INT $p; wait $p
   # the base again once the detacher has closed the links (seconds: RCU grace periods)
   i=0; while [ $i -lt 600 ] && pgrep -x ownwatch > /dev/null; do sleep 0.5; i=$((i+1)); done

@@ -15,6 +15,8 @@ OPS=${BENCH_OPS:-storm}
 N=${BENCH_N:-3000}
 export VM_ICOUNT=${VM_ICOUNT:-1}
 [ "$(id -u)" = 0 ] || { echo "bench-kernels: must run as root" >&2; exit 2; }
+# (bpftool: the guests read the programs' run counts and times with it, from the host's root)
+host_tools amd64 "$(command -v bpftool >/dev/null || echo bpftool)"
 kernels=$(VM_KERNEL_SET=${VM_KERNEL_SET:-6.12 7.3} "$repo/vm/fetch-kernels.sh")
 export CARGO_TARGET_DIR=${VM_TARGET_DIR:-$CACHE/target}
 cargo build --release --locked 2>"$CACHE/cargo-bench.log" || { tail -20 "$CACHE/cargo-bench.log" >&2; exit 2; }
@@ -67,5 +69,8 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
         return v[int((k + 1) / 2)]
       }' | sort
   grep -h "^OWNWATCH-VM: BENCH-EVENTS" "$con" | sed 's/^OWNWATCH-VM: BENCH-EVENTS /  events delivered by /'
+  echo "  BPF programs, one more storm each with kernel.bpf_stats_enabled (their own time, not the trampolines'):"
+  echo "  backend op who <$unit of BPF per op> <program runs per op> program=runs/op:$unit/run ..."
+  grep -h "^OWNWATCH-VM: BENCH-BPF" "$con" | sed 's/^OWNWATCH-VM: BENCH-BPF /    /'
   grep -h "^OWNWATCH-VM: BENCH-FAILED" "$con" | sed 's/^OWNWATCH-VM: BENCH-FAILED /  could not start: /'
 done

@@ -15,7 +15,10 @@
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
 # the test binaries, e.g. "-Z unstable-options --report-time": per-test times in the logs),
-# VM_GUEST_ENV ("VAR=value ..." exported in the guest, e.g. OWNWATCH_PIN_CPU=0).
+# VM_GUEST_ENV ("VAR=value ..." exported in the guest, e.g. OWNWATCH_PIN_CPU=0),
+# VM_AGENT_TIMEOUT (default 240 s: how long a test waits for an agent to start or stop; an
+# arm64 guest on a contended host took over 120 s to attach the kprobe backend),
+# VM_TEST_TIMEOUT (default 2400 s per test binary and backend).
 . "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-kprobe tracepoint lsm fentry}
 TESTS_WANTED=${VM_TESTS:-watch identity cron tools fix}
@@ -25,20 +28,8 @@ timings=()
 
 # host tools, only when missing (apt is the only source)
 t=$SECONDS
-missing=""
 ARCHS=${VM_ARCHS:-amd64 arm64}
-command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
-case " $ARCHS " in *" arm64 "*) command -v qemu-system-aarch64 >/dev/null || missing="$missing qemu-system-arm" ;; esac
-[ -x /usr/lib/qemu/virtiofsd ] || missing="$missing qemu-system-common"
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x cpio >/dev/null || missing="$missing busybox-static"
-command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || missing="$missing e2fsprogs"
-command -v jq >/dev/null || missing="$missing jq"
-command -v xz >/dev/null || missing="$missing xz-utils"
-if [ -n "$missing" ]; then
-  [ "$(id -u)" = 0 ] || { echo "test-kernels: run as root to install:$missing" >&2; exit 2; }
-  echo "test-kernels: installing$missing" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+host_tools "$ARCHS"
 [ "$(id -u)" = 0 ] || { echo "test-kernels: must run as root (virtiofsd shares the host root)" >&2; exit 2; }
 timings+=("host packages $(ts $t)")
 
@@ -165,7 +156,8 @@ BIN=${bin[$arch]}
 TESTS="${tests[$arch]}"
 BACKENDS="$BACKENDS"
 EXPECT_CHOICE=${VM_EXPECT_CHOICE:-$(expect_choice "$arch" "$krel")}
-TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1200}
+TEST_TIMEOUT=${VM_TEST_TIMEOUT:-2400}
+AGENT_TIMEOUT=${VM_AGENT_TIMEOUT:-240}
 TEST_THREADS=${VM_TEST_THREADS:-$(test_threads "$krel")}
 TEST_ARGS="${VM_TEST_ARGS:-}"
 ONCE="$ONCE_PER_KERNEL"

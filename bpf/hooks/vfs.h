@@ -27,22 +27,47 @@ struct {
 	__type(value, struct vfs_wait);
 } vfs_wait SEC(".maps");
 
+/* At least the number of entries in vfs_wait (never fewer: raised before an entry is added,
+ * lowered after one is deleted; an entry the LRU evicts leaves it one too high, which only
+ * costs a lookup). The programs on the functions that complete an op run for every writer on
+ * the machine, allowed ones included: while no thread waits, this one load is all they do. A
+ * wait exists only for an event sent, i.e. an offending write in a watched tree, and lives
+ * until its op completes. */
+__u64 ow_waits = 0;
+
 /* The calling thread's wait, or NULL. */
 static __always_inline struct vfs_wait *wait_of_current(void)
 {
 	__u32 tid = current_tid();
 
+	if (!ow_waits)
+		return NULL;
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
 /* A wait that cannot be kept is an outcome lost: counted, never silent (the event then
- * comes without "ret"). */
+ * comes without "ret"). A thread's new wait replaces its old one, which is then no longer
+ * counted twice. */
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
 	__u32 tid = current_tid();
+	long err;
 
-	if (bpf_map_update_elem(&vfs_wait, &tid, w, BPF_ANY))
+	__sync_fetch_and_add(&ow_waits, 1);
+	err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_NOEXIST);
+	if (err == 0)
+		return;
+	if (err != -EEXIST || bpf_map_update_elem(&vfs_wait, &tid, w, BPF_EXIST))
 		count_lost();
+	__sync_fetch_and_add(&ow_waits, -1);
+}
+
+static __always_inline void drop_wait(void)
+{
+	__u32 tid = current_tid();
+
+	if (bpf_map_delete_elem(&vfs_wait, &tid) == 0)
+		__sync_fetch_and_add(&ow_waits, -1);
 }
 
 /* What a hook saw, for vfs_event(). Built by the on_*() helpers with designated initialisers;
@@ -67,7 +92,8 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 	struct ow_event *ev;
 	__u32 tree, t2;
 
-	if (actor_filtered(o->op))
+	/* (the hooks tested actor_allowed() first) */
+	if (op_unwanted(o->op))
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
 	/* one walk gets all the room; rename and link share it between two */
@@ -127,7 +153,7 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 		.mode = ret ? 0 : BPF_CORE_READ(d, d_inode, i_mode),
 	};
 
-	bpf_map_delete_elem(&vfs_wait, &tid);
+	drop_wait();
 	if (bpf_ringbuf_output(&events, &o, sizeof(o), 0))
 		count_lost();
 }
@@ -250,12 +276,18 @@ static __always_inline __u64 rename_key(__u64 arg)
 	SEC("?fexit/" #fn)                                                                 \
 	int OW_CAT(PROG_FEXIT_DONE, fn)(void *ctx)                                         \
 	{                                                                                  \
-		__u64 a = tracing_arg(ctx, fn_args.done_key[which]);                       \
+		__u64 a;                                                                   \
+                                                                                           \
+		if (!ow_waits)                                                             \
+			return 0;                                                          \
+		a = tracing_arg(ctx, fn_args.done_key[which]);                             \
 		return PINNED(vfs_done(ctx, which, key(a)));                               \
 	}                                                                                  \
 	SEC("?kprobe/" #fn)                                                                \
 	int OW_CAT(PROG_KPROBE_ARM, fn)(struct pt_regs *ctx)                               \
 	{                                                                                  \
+		if (!ow_waits)                                                             \
+			return 0;                                                          \
 		return vfs_arm(key(kprobe_arg(ctx, fn_args.done_key[which])));             \
 	}                                                                                  \
 	SEC("?kretprobe/" #fn)                                                             \
@@ -295,6 +327,8 @@ static __always_inline int rmdir_done(void *ctx)
 SEC("?fexit/do_rmdir")
 int OW_CAT(PROG_FEXIT_DONE, do_rmdir)(void *ctx)
 {
+	if (!ow_waits)
+		return 0;
 	return PINNED(rmdir_done(ctx));
 }
 
@@ -327,6 +361,8 @@ static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __
 {
 	struct vfs_op o = { .op = OW_OP_MKDIR, .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
 
+	if (actor_allowed())
+		return 0;
 	return on_entry(o, dir, d);
 }
 
@@ -338,6 +374,8 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 	 * the file's real mode. A regular file from mknod(2) is reported here. open's lookup
 	 * runs with the thread's nameidata set; mknod (and a unix socket's bind) call this
 	 * hook after their lookup has restored it to none. */
+	if (actor_allowed())
+		return 0;
 	if (o.op == OW_OP_CREATE) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
@@ -352,6 +390,8 @@ static __always_inline int on_symlink(const struct path *dir, struct dentry *d, 
 	struct vfs_op o = { .op = OW_OP_SYMLINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
 			    .kstr = old, .str_slot = OW_SLOT_TARGET };
 
+	if (actor_allowed())
+		return 0;
 	return on_entry(o, dir, d);
 }
 
@@ -359,15 +399,23 @@ static __always_inline int on_remove(__u32 op, const struct path *dir, struct de
 {
 	struct vfs_op o = { .op = op, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET };
 
+	if (actor_allowed())
+		return 0;
 	return on_entry(o, dir, d);
 }
 
 static __always_inline int on_link(struct dentry *old, const struct path *new_dir,
 				   struct dentry *new)
 {
-	__u64 m = path_mnt(new_dir), ov = num(old), nv = num(new);
+	__u64 m, ov = num(old), nv = num(new);
 	struct vfs_op o = { .op = OW_OP_LINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
-			    .d = ov, .m = m, .d2 = nv, .m2 = m, .done_key = ov };
+			    .d = ov, .d2 = nv, .done_key = ov };
+
+	if (actor_allowed())
+		return 0;
+	m = path_mnt(new_dir);
+	o.m = m;
+	o.m2 = m;
 
 	/* Naming an O_TMPFILE file is how it gets created: the new name is the object. */
 	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0) {
@@ -386,6 +434,8 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 {
 	__u64 ov = num(old);
 
+	if (actor_allowed())
+		return 0;
 	return vfs_event(&(struct vfs_op){
 		.op = OW_OP_RENAME,
 		.flags = OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),
@@ -399,13 +449,18 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
 				   __u32 gid)
 {
-	__u64 dv = (__u64)BPF_CORE_READ(p, dentry);
+	__u64 dv;
 
+	if (actor_allowed())
+		return 0;
+	dv = (__u64)BPF_CORE_READ(p, dentry);
 	if (op == OW_OP_TRUNCATE) {
 		struct vfs_wait *w = wait_of_current();
 
 		if (w && w->trunc_skip == dv) {
 			w->trunc_skip = 0;
+			if (!w->key)
+				drop_wait();
 			return 0; /* open(O_TRUNC): reported as the write open */
 		}
 	}
@@ -415,26 +470,37 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 
 static __always_inline int on_open(struct file *f)
 {
-	__u32 fmode = BPF_CORE_READ(f, f_mode);
-	struct inode *inode = BPF_CORE_READ(f, f_inode);
-	__u64 dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
-	struct vfs_op o = { .mode = OW_UNSET, .d = dv };
+	__u32 fmode;
+	struct inode *inode;
+	__u64 dv;
+	struct vfs_op o = { .mode = OW_UNSET };
 
+	if (actor_allowed())
+		return 0;
+	fmode = BPF_CORE_READ(f, f_mode);
 	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
 		return 0;
+	inode = BPF_CORE_READ(f, f_inode);
+	dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	o.d = dv;
 	if (BPF_CORE_READ(inode, i_nlink) == 0)
 		return 0; /* O_TMPFILE: reported when linked */
 	o.op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
 	if (o.op == OW_OP_CREATE)
 		o.mode = BPF_CORE_READ(inode, i_mode) & 07777;
-	if (o.op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC)) {
+	/* The create or the opening for write is done when the file is opened: no done_key. */
+	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	vfs_event(&o);
+	if (o.op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC) &&
+	    (BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFREG) {
+		/* The truncate that follows is part of this open (the syscall route sees one
+		 * open); a regular file's only: O_TRUNC truncates nothing else, and a wait
+		 * nothing consumes would stay. */
 		struct vfs_wait w = { .trunc_skip = dv, .op = OW_OP_WRITE };
 
 		set_wait(&w);
 	}
-	/* The create or the opening for write is done when the file is opened: no done_key. */
-	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
-	return vfs_event(&o);
+	return 0;
 }
 
 /* The xattr hooks get no mount: the walk stays in the dentry's superblock. */
@@ -452,6 +518,8 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	SEC("?" KIND "/" PFX #hook)                                                        \
 	int OW_CAT(FN, name)(void *ctx)                                                    \
 	{                                                                                  \
+		if (actor_allowed())                                                       \
+			return 0;                                                          \
 		on_xattr(op, (struct dentry *)ARG(ctx, fn_args.xattr_dentry[which]),       \
 			 (const char *)ARG(ctx, fn_args.xattr_name[which]));               \
 		return 0;                                                                  \

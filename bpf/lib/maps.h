@@ -45,6 +45,15 @@ __u32 ow_stopping = 0;
  * removes trees while the programs run. */
 __u64 all_trees = 0;
 
+/* The writers allowed in every tree, for the first test of every hook: a few loads where the
+ * allowed map would be a hash lookup. Written by user space before it attaches, and on a
+ * config reload (allowed_fast_n 0 meanwhile, written last: with 0 nobody leaves at the first
+ * test, and the tree's check after the walk decides). More than OW_FAST_ALLOWED of them
+ * (allowed_fast_n larger): the list is incomplete and the map decides. */
+#define OW_FAST_ALLOWED 8
+__u32 allowed_fast[OW_FAST_ALLOWED] = {};
+__u32 allowed_fast_n = 0;
+
 /* Internal op for open*(): create or write is known only at exit, from the file. */
 #define KIND_OPEN OW_OP_COUNT
 

@@ -5,7 +5,7 @@
 //! serves them all.
 
 use anyhow::{bail, Result};
-use libbpf_rs::btf::types::{Func, FuncProto, Struct};
+use libbpf_rs::btf::types::{Enum, Func, FuncProto, Struct};
 use libbpf_rs::btf::{Btf, BtfKind, BtfType, ReferencesType};
 
 use super::abi::main_skel::types::{ow_done, ow_fn_args, ow_xhook};
@@ -130,6 +130,13 @@ pub fn fill(btf: &Btf, args: &mut ow_fn_args, kprobe: bool) -> Result<()> {
 /// delayed_filename`, bpf/hooks/uring.h). Before 5.11 io_uring has no path ops but open.
 pub fn uring_paths_readable(btf: &Btf) -> bool {
     btf.type_by_name::<Struct>("io_rename").is_some()
+}
+
+/// Whether `enum bpf_func_id` has the helper `BPF_FUNC_<name>`.
+pub fn has_helper(btf: &Btf, name: &str) -> bool {
+    let want = format!("BPF_FUNC_{name}");
+    btf.type_by_name::<Enum>("bpf_func_id")
+        .is_some_and(|e| e.iter().any(|v| v.name.is_some_and(|n| n == want.as_str())))
 }
 
 /// Whether `func` is in the kernel's BTF with `n` parameters.

@@ -2,7 +2,6 @@
 //! not, and what depends on it. (What the trials measure, trampolines, kprobes, BPF LSM and
 //! sleepable LSM, comes from kernel::trial.)
 
-use libbpf_rs::btf::types::Enum;
 use libbpf_rs::btf::Btf;
 
 use super::abi::prog;
@@ -17,13 +16,6 @@ pub struct Feature {
     pub effect: &'static str,
 }
 
-/// Whether `enum bpf_func_id` has the helper `BPF_FUNC_<name>`.
-fn helper(btf: &Btf, name: &str) -> bool {
-    let want = format!("BPF_FUNC_{name}");
-    btf.type_by_name::<Enum>("bpf_func_id")
-        .is_some_and(|e| e.iter().any(|v| v.name.is_some_and(|n| n == want.as_str())))
-}
-
 /// The features, from the kernel's BTF and tracefs (none without BTF: nothing loads then).
 pub fn detect() -> Vec<Feature> {
     let Ok(btf) = Btf::from_vmlinux() else {
@@ -32,13 +24,13 @@ pub fn detect() -> Vec<Feature> {
     vec![
         Feature {
             name: "bpf_loop",
-            present: helper(&btf, "loop"),
+            present: args::has_helper(&btf, "loop"),
             effect: "not needed: walks and copies are bounded loops in global functions \
                      (5.10 has no bpf_loop)",
         },
         Feature {
             name: "get_func_arg",
-            present: helper(&btf, "get_func_arg"),
+            present: args::has_helper(&btf, "get_func_arg"),
             effect: "not needed: lsm, fentry and kprobe read arguments where the kernel's \
                      BTF says they are",
         },

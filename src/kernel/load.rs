@@ -158,10 +158,19 @@ fn start<'obj>(
     };
     configure(&mut open, backend, spec, btf.as_ref())?;
     let syscalls = switch_on(&mut open, backend, btf.as_ref())?;
-    let skel = open.load().context("loading BPF programs")?;
-    fill_maps(&skel, spec)?;
+    let mut skel = open.load().context("loading BPF programs")?;
+    fill_maps(&mut skel, spec)?;
     let links = attach(&skel, &syscalls)?;
     Ok((skel, links))
+}
+
+/// The mask of every tree, for n trees (at most 64).
+pub fn all_trees(n: usize) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
 }
 
 /// The constants and map sizes set between open and load.
@@ -182,13 +191,13 @@ fn configure(
         .bss_data
         .as_mut()
         .context("no bss in BPF object")?
-        .all_trees = if spec.roots.len() == 64 {
-        u64::MAX
-    } else {
-        (1u64 << spec.roots.len()) - 1
-    };
+        .all_trees = all_trees(spec.roots.len());
     ro.backend_id = abi::backend_id(backend);
     ro.pin_cpu = u32::from(pin_programs(btf));
+    ro.task_btf = u32::from(
+        backend != Backend::Tracepoint
+            && btf.is_some_and(|b| args::has_helper(b, "get_current_task_btf")),
+    );
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
         args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
     }
@@ -349,8 +358,19 @@ pub fn allowed_masks<'a>(sets: impl Iterator<Item = &'a HashSet<u32>>) -> HashMa
     masks
 }
 
+/// The users whose mask holds every tree of `all`, in order: the programs' `allowed_fast`.
+pub fn allowed_everywhere(masks: &HashMap<u32, u64>, all: u64) -> Vec<u32> {
+    let mut v: Vec<u32> = masks
+        .iter()
+        .filter(|&(_, &m)| m & all == all)
+        .map(|(&u, _)| u)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// Which trees each root is and which users are allowed where.
-fn fill_maps(skel: &OwnwatchSkel, spec: &Spec) -> Result<()> {
+fn fill_maps(skel: &mut OwnwatchSkel, spec: &Spec) -> Result<()> {
     for (i, t) in spec.roots.iter().enumerate() {
         skel.maps
             .roots
@@ -368,6 +388,17 @@ fn fill_maps(skel: &OwnwatchSkel, spec: &Spec) -> Result<()> {
             .update(&u.to_ne_bytes(), &m.to_ne_bytes(), MapFlags::ANY)
             .context("filling allowed map")?;
     }
+    // the users allowed everywhere, for the programs' first test (bpf/lib/maps.h)
+    let everywhere = allowed_everywhere(&masks, all_trees(spec.roots.len()));
+    let bss = skel
+        .maps
+        .bss_data
+        .as_deref_mut()
+        .context("no .bss in BPF object")?;
+    for (slot, u) in bss.allowed_fast.iter_mut().zip(&everywhere) {
+        *slot = *u;
+    }
+    bss.allowed_fast_n = everywhere.len() as u32;
     Ok(())
 }
 

@@ -37,11 +37,12 @@ use crate::users::{parse_owner, parse_user};
 use mounts::MountTable;
 use notify::Notify;
 
+use crate::kernel::abi::main_skel::types::bss as Bss;
 use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
 use crate::kernel::kretprobe::Events;
 use crate::kernel::load::{
-    allowed_masks, libbpf_log, root_key, start_best, Links, Root, Spec, Started,
+    allowed_everywhere, allowed_masks, libbpf_log, root_key, start_best, Links, Root, Spec, Started,
 };
 use processor::Processor;
 
@@ -348,16 +349,16 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         Metrics::new(file, every, info)
     });
     write_metrics(metrics.as_mut(), &processor.borrow());
-    let all_trees = skel
+    let bss = skel
         .maps
         .bss_data
         .as_deref_mut()
-        .map_or(std::ptr::null_mut(), |b| &mut b.all_trees as *mut u64);
+        .map_or(std::ptr::null_mut(), |b| b as *mut Bss);
     let reload = args.config.as_ref().map(|file| Reload {
         file: file.clone(),
         ov: overrides(&args),
         kernel_ops: opts.op_mask,
-        all_trees,
+        bss,
     });
     let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
@@ -636,8 +637,9 @@ struct Reload {
     ov: Overrides,
     /// the ops hooked in the kernel (the union of the trees' ops at start)
     kernel_ops: u32,
-    /// `all_trees` in the programs' .bss (bits of the watched trees' indexes); null without
-    all_trees: *mut u64,
+    /// the programs' .bss: `all_trees` (bits of the watched trees' indexes) and
+    /// `allowed_fast` (the users allowed in all of them); null without
+    bss: *mut Bss,
 }
 
 impl Reload {
@@ -687,7 +689,7 @@ impl Reload {
                 rules::MAX_TREES
             ));
         }
-        if !added.is_empty() && self.all_trees.is_null() {
+        if !added.is_empty() && self.bss.is_null() {
             return Err("cannot add trees: no .bss in the BPF object".into());
         }
         let new_trees = config_trees(&added).map_err(|e| format!("{e:#}"))?;
@@ -729,6 +731,9 @@ impl Reload {
             }
             Ok(())
         };
+        // Nobody leaves at the programs' first test while the rules change (the tree's own
+        // check after the walk decides meanwhile): the list goes back once all_trees is new.
+        self.set_allowed_fast(None);
         if let Err(e) = kernel() {
             // Back to what the old rules need, as far as the kernel lets us.
             let _ = write_masks(maps.allowed, &new_masks, &old_masks);
@@ -738,16 +743,19 @@ impl Reload {
             for &i in &new_idx {
                 p.roots.remove(i);
             }
+            self.set_allowed_fast(Some(&old_masks));
             return Err(format!("updating the kernel's maps: {e}"));
         }
-        if !self.all_trees.is_null() {
+        if !self.bss.is_null() {
             // SAFETY: a u64 in the skeleton's mmap-ed .bss, alive while the skeleton is;
             // the programs only read it, a whole aligned u64 at a time.
             unsafe {
-                let old = std::ptr::read_volatile(self.all_trees);
-                std::ptr::write_volatile(self.all_trees, (old | bits(&new_idx)) & !bits(&removed));
+                let at = std::ptr::addr_of_mut!((*self.bss).all_trees);
+                let old = std::ptr::read_volatile(at);
+                std::ptr::write_volatile(at, (old | bits(&new_idx)) & !bits(&removed));
             }
         }
+        self.set_allowed_fast(Some(&new_masks));
         p.fix = fix.iter().any(|&f| f);
         p.roots.set_rules(allowed, owners, fix, filters);
         for &i in &removed {
@@ -756,6 +764,30 @@ impl Reload {
         Ok((0..p.roots.now.len())
             .filter(|&i| p.roots.fd(i).is_some())
             .count())
+    }
+}
+
+impl Reload {
+    /// The programs' `allowed_fast` from `masks` and the current `all_trees`, its count
+    /// written last; None: count 0, nobody on the list.
+    fn set_allowed_fast(&self, masks: Option<&HashMap<u32, u64>>) {
+        if self.bss.is_null() {
+            return;
+        }
+        // SAFETY: fields of the skeleton's mmap-ed .bss, alive while the skeleton is; the
+        // programs only read them, each an aligned whole.
+        unsafe {
+            let n = std::ptr::addr_of_mut!((*self.bss).allowed_fast_n);
+            std::ptr::write_volatile(n, 0);
+            let Some(masks) = masks else { return };
+            let all = std::ptr::read_volatile(std::ptr::addr_of!((*self.bss).all_trees));
+            let users = allowed_everywhere(masks, all);
+            let list = std::ptr::addr_of_mut!((*self.bss).allowed_fast);
+            for (i, &u) in users.iter().take((*list).len()).enumerate() {
+                std::ptr::write_volatile(std::ptr::addr_of_mut!((*list)[i]), u);
+            }
+            std::ptr::write_volatile(n, users.len() as u32);
+        }
     }
 }
 

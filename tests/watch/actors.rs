@@ -120,6 +120,32 @@ fn each_tree_has_its_own_default_owner() {
     );
 }
 
+/// The programs' first test knows up to 8 users allowed in every tree by heart
+/// (allowed_fast, bpf/lib/maps.h), with more it asks the allowed map; after the walk the
+/// tree's own list decides again. With 8 and with 9 --allow users, the last one is allowed,
+/// the owner too, the others are reported.
+#[test]
+fn many_allowed_users() {
+    for n in [8u32, 9] {
+        let mut args: Vec<String> = (1..n).map(|i| (60100 + i).to_string()).collect();
+        args.push(OTHER.to_string());
+        let args: Vec<String> = args
+            .into_iter()
+            .flat_map(|u| ["--allow".into(), u])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (d, mut a) = watched!(&format!("allow{n}"), &args);
+        mkdir_as(&d, Creds::User(OTHER, OTHER), "by_allowed");
+        mkdir_as(&d, Creds::User(OWNER, OWNER), "by_owner");
+        let nobody = mkdir_as(&d, Creds::User(NOBODY, NOBODY), "by_nobody");
+        let root = mkdir_as(&d, Creds::Root, "by_root");
+        a.expect(&[
+            nobody.mkdir("by_nobody", 0o755),
+            root.mkdir("by_root", 0o755),
+        ]);
+    }
+}
+
 #[test]
 fn any_user_reports_the_owner_too() {
     let (d, mut a) = watched!("anyuser", &["--any-user"]);
