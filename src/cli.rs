@@ -56,6 +56,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // (parsed once, at start)
 pub enum Cmd {
     /// Stream offending writes in the trees as JSON lines
     #[command(after_help = WATCH_AFTER_HELP)]
