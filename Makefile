@@ -63,6 +63,9 @@ ZSHCOMPDIR = $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 UNITDIR = $(PREFIX)/lib/systemd/system
 LOGROTATEDIR = /etc/logrotate.d
+# the example config (contrib/ownwatch.toml), installed only where none is, removed by
+# uninstall only while unedited
+CONFDIR = /etc/ownwatch
 UNITS := ownwatch.service ownwatch@.service
 
 install: build
@@ -81,12 +84,17 @@ install-files:
 	install -D -m 0644 "$$tmp/ownwatch.zsh" "$(DESTDIR)$(ZSHCOMPDIR)/_ownwatch"; \
 	install -D -m 0644 "$$tmp/ownwatch.fish" "$(DESTDIR)$(FISHCOMPDIR)/ownwatch.fish"; \
 	for u in $(UNITS); do install -D -m 0644 "$$tmp/$$u" "$(DESTDIR)$(UNITDIR)/$$u"; done; \
-	install -D -m 0644 contrib/ownwatch.logrotate "$(DESTDIR)$(LOGROTATEDIR)/ownwatch"
+	install -D -m 0644 contrib/ownwatch.logrotate "$(DESTDIR)$(LOGROTATEDIR)/ownwatch"; \
+	[ -e "$(DESTDIR)$(CONFDIR)/ownwatch.toml" ] || install -D -m 0644 contrib/ownwatch.toml "$(DESTDIR)$(CONFDIR)/ownwatch.toml"
 
 uninstall:
 	rm -f "$(DESTDIR)$(BINDIR)/ownwatch" "$(DESTDIR)$(MAN8DIR)/ownwatch.8.gz" "$(DESTDIR)$(MAN8DIR)"/ownwatch-*.8.gz \
 	  "$(DESTDIR)$(BASHCOMPDIR)/ownwatch" "$(DESTDIR)$(ZSHCOMPDIR)/_ownwatch" "$(DESTDIR)$(FISHCOMPDIR)/ownwatch.fish" \
 	  $(foreach u,$(UNITS),"$(DESTDIR)$(UNITDIR)/$(u)") "$(DESTDIR)$(LOGROTATEDIR)/ownwatch"
+	@if cmp -s contrib/ownwatch.toml "$(DESTDIR)$(CONFDIR)/ownwatch.toml"; then \
+	  rm -f "$(DESTDIR)$(CONFDIR)/ownwatch.toml"; rmdir "$(DESTDIR)$(CONFDIR)" 2>/dev/null || true; \
+	elif [ -e "$(DESTDIR)$(CONFDIR)/ownwatch.toml" ]; then \
+	  echo "kept $(DESTDIR)$(CONFDIR)/ownwatch.toml (edited)"; fi
 
 # The main job: watch DIR (default: a demo directory owned by nobody, so root's writes show).
 run: build

@@ -529,6 +529,7 @@ fn make_install_puts_every_file_in_place_and_uninstall_removes_them() {
         "usr/lib/systemd/system/ownwatch.service",
         "usr/lib/systemd/system/ownwatch@.service",
         "etc/logrotate.d/ownwatch",
+        "etc/ownwatch/ownwatch.toml",
     ]
     .map(String::from)
     .into();
@@ -582,6 +583,24 @@ fn make_install_puts_every_file_in_place_and_uninstall_removes_them() {
         std::fs::read(format!("{repo}/contrib/ownwatch.logrotate")).unwrap()
     );
 
+    let conf = "etc/ownwatch/ownwatch.toml";
+    assert_eq!(
+        read(conf),
+        std::fs::read(format!("{repo}/contrib/ownwatch.toml")).unwrap()
+    );
+    assert_eq!(mode(conf), 0o644);
+
+    // An edited config is the operator's: install leaves it, uninstall keeps it.
+    std::fs::write(d.join(conf), "# mine\n").unwrap();
+    make("install-files");
+    assert_eq!(read(conf), b"# mine\n");
+    make("uninstall");
+    let kept: BTreeSet<String> = [conf.to_string()].into();
+    assert_eq!(files_under(d), kept, "left after make uninstall");
+
+    // Unedited, it goes with the rest.
+    std::fs::remove_file(d.join(conf)).unwrap();
+    make("install-files");
     make("uninstall");
     assert_eq!(files_under(d), BTreeSet::new(), "left after make uninstall");
 }
