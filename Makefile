@@ -14,7 +14,7 @@ TARGET ?=
 BIN := target/release/ownwatch
 
 .PHONY: all deps build dist run test test-host check unit vmlinux vmlinux-host clean
-.PHONY: install install-files uninstall
+.PHONY: install install-files uninstall deb deb-files
 
 all: build
 
@@ -86,6 +86,34 @@ install-files:
 	for u in $(UNITS); do install -D -m 0644 "$$tmp/$$u" "$(DESTDIR)$(UNITDIR)/$$u"; done; \
 	install -D -m 0644 contrib/ownwatch.logrotate "$(DESTDIR)$(LOGROTATEDIR)/ownwatch"; \
 	[ -e "$(DESTDIR)$(CONFDIR)/ownwatch.toml" ] || install -D -m 0644 contrib/ownwatch.toml "$(DESTDIR)$(CONFDIR)/ownwatch.toml"
+
+# make deb: a Debian package of the release binary, target/deb/ownwatch_<version>_<arch>.deb:
+# what make install puts in place (PREFIX=/usr), /etc/ownwatch/ownwatch.toml and the
+# logrotate file as conffiles, maintainer scripts that tell systemd (contrib/deb; nothing is
+# started: the example config names no tree of this host). deb-files BIN=path DEBDIR=dir does
+# the same for an existing binary (tests/deb.rs). Built with dpkg-deb, which every Debian has.
+DEBDIR ?= target/deb
+deb: build
+	@$(MAKE) --no-print-directory deb-files BIN=$(BIN)
+
+deb-files:
+	@set -e; v=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1); \
+	arch=$$(dpkg --print-architecture); root="$(DEBDIR)/root"; rm -rf "$$root"; mkdir -p "$(DEBDIR)"; \
+	$(MAKE) --no-print-directory install-files BIN="$(BIN)" DESTDIR="$$root" PREFIX=/usr 2>/dev/null; \
+	size=$$(du -sk "$$root" | cut -f1); mkdir -p "$$root/DEBIAN"; \
+	{ echo "Package: ownwatch"; echo "Version: $$v"; echo "Architecture: $$arch"; \
+	  echo "Maintainer: ownwatch developers <ownwatch@localhost>"; echo "Installed-Size: $$size"; \
+	  echo "Depends: libc6, libelf1t64 | libelf1, zlib1g"; echo "Section: admin"; echo "Priority: optional"; \
+	  echo "Description: report writes by the wrong user in service directory trees"; \
+	  echo " ownwatch watches directory trees whose files must all belong to one service user"; \
+	  echo " and prints one JSON line for every write made there by another user (CO-RE eBPF:"; \
+	  echo " LSM, fentry, kprobe or syscall tracepoints). Also: scan, --fix, journald output,"; \
+	  echo " Prometheus textfile metrics, a config file for many trees with their own owners."; \
+	} > "$$root/DEBIAN/control"; \
+	printf '%s\n' $(CONFDIR)/ownwatch.toml $(LOGROTATEDIR)/ownwatch > "$$root/DEBIAN/conffiles"; \
+	install -m 0755 contrib/deb/postinst contrib/deb/prerm contrib/deb/postrm "$$root/DEBIAN/"; \
+	deb="$(DEBDIR)/ownwatch_$${v}_$$arch.deb"; \
+	dpkg-deb --root-owner-group --build "$$root" "$$deb" >/dev/null; echo "$$deb"
 
 uninstall:
 	rm -f "$(DESTDIR)$(BINDIR)/ownwatch" "$(DESTDIR)$(MAN8DIR)/ownwatch.8.gz" "$(DESTDIR)$(MAN8DIR)"/ownwatch-*.8.gz \
