@@ -1,8 +1,10 @@
 //! Issue 15, `make deb`: the Debian package of the binary under test (`make deb-files`),
 //! installed with dpkg into a fresh root (its own dpkg database; the maintainer scripts run
 //! outside it with DPKG_ROOT set, as for any install into another root), then the installed
-//! binary runs: `probe`, and a short `watch` that reports a root mkdir in a tree of another
-//! owner, exactly. Removing keeps the conffiles (the config, logrotate); purging takes them.
+//! binary runs: `probe`, `check-config`, and a short `watch --config` of the example config
+//! edited to two trees with different owners and an exception, which reports exactly the
+//! writes the rules say. Removing keeps the conffiles (the edited config, logrotate);
+//! purging takes them.
 //!
 //! Its own test binary, host only (the package is the same whatever the kernel). Root only;
 //! in CI (CI=true) it never skips.
@@ -12,6 +14,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -147,12 +150,32 @@ fn make_deb_package_installs_runs_and_purges() {
     let ow = ow.to_str().unwrap();
     let probe: Value = serde_json::from_str(&run(ow, &["probe"])).expect("probe's JSON");
     assert!(probe["choice"].is_string(), "{probe}");
-    let tree = t.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    std::os::unix::fs::chown(&tree, Some(65534), Some(65534)).unwrap();
+    // The example config edited to two trees with different owners (nobody, daemon) and an
+    // exception (install's writes in the first), then watched by the installed binary.
+    std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ta, tb) = (t.join("a"), t.join("b"));
+    for (d, uid) in [(&ta, 65534), (&tb, 1)] {
+        std::fs::create_dir(d).unwrap();
+        std::os::unix::fs::chown(d, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let conf = root.join("etc/ownwatch/ownwatch.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[tree]]\npath = \"{}\"\nowner = \"65534\"\n[[tree.except]]\nexe = \"/usr/bin/install\"\n\n\
+             [[tree]]\npath = \"{}\"\nowner = \"daemon\"\n",
+            ta.display(),
+            tb.display()
+        ),
+    )
+    .unwrap();
+    assert!(
+        run(ow, &["check-config", conf.to_str().unwrap()]).contains("except  exe=/usr/bin/install")
+    );
     let mut agent = Command::new(ow)
-        .args(["watch", "--duration", "4s", "--owner", "65534:65534"])
-        .arg(&tree)
+        .args(["watch", "--duration", "4s", "--config"])
+        .arg(&conf)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -168,7 +191,17 @@ fn make_deb_package_installs_runs_and_purges() {
         );
         assert!(t0.elapsed() < *TIMEOUT, "no 'watching' line");
     }
-    std::fs::create_dir(tree.join("by_root")).unwrap();
+    let p = |d: &Path, n: &str| d.join(n).to_str().unwrap().to_string();
+    run("/usr/bin/install", &["-d", &p(&ta, "by_install")]); // excepted
+    run("/usr/bin/mkdir", &[&p(&ta, "by_mkdir")]); // root in a: reported
+    let nobody = [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/mkdir",
+    ];
+    run("setpriv", &[&nobody[..], &[&p(&ta, "by_owner")]].concat()); // a's owner
+    run("setpriv", &[&nobody[..], &[&p(&tb, "by_nobody")]].concat()); // not b's: reported
     let out = agent.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", out.status);
     let events: Vec<Value> = String::from_utf8(out.stdout)
@@ -176,16 +209,35 @@ fn make_deb_package_installs_runs_and_purges() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["op"], "mkdir");
-    assert_eq!(
-        events[0]["path"],
-        tree.join("by_root").to_str().unwrap(),
-        "{}",
-        events[0]
-    );
-    assert_eq!(events[0]["fsuid"], 0);
+    let got: Vec<(String, String, u64, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap_or("?").to_string(),
+                e["path"].as_str().unwrap_or("?").to_string(),
+                e["fsuid"].as_u64().unwrap_or(u64::MAX),
+                e["tree"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    let want = vec![
+        (
+            "mkdir".to_string(),
+            p(&ta, "by_mkdir"),
+            0,
+            ta.to_str().unwrap().to_string(),
+        ),
+        (
+            "mkdir".to_string(),
+            p(&tb, "by_nobody"),
+            65534,
+            tb.to_str().unwrap().to_string(),
+        ),
+    ];
+    assert_eq!(got, want, "{events:?}");
+    assert_eq!(events[0]["exe"], "/usr/bin/mkdir");
 
+    // Remove keeps the conffiles (the edited config too); purge takes them.
     // Remove keeps the conffiles; purge takes them.
     dpkg(&["-r", "ownwatch"]);
     let left: BTreeSet<String> = ["etc/logrotate.d/ownwatch", "etc/ownwatch/ownwatch.toml"]
