@@ -499,33 +499,6 @@ fn sighup_reloads_good_files_and_keeps_the_rules_on_bad_ones() {
     );
 }
 
-/// The cgroup v2 mount (unified hierarchy), wherever this machine has it.
-fn cgroup2_root() -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if let Some(sep) = f.iter().position(|x| *x == "-") {
-            if f.get(sep + 1) == Some(&"cgroup2") {
-                return PathBuf::from(f[4]);
-            }
-        }
-    }
-    panic!("no cgroup2 mount: unit and cgroup exceptions cannot be checked");
-}
-
-/// A cgroup of our own, removed on drop (once its writers have exited).
-struct Cgroup(PathBuf);
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 #[test]
 fn exceptions_by_unit_and_cgroup() {
     let d = root_dir!("cfg-unit");

@@ -6,37 +6,10 @@
 mod common;
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-
-/// The cgroup v2 mount (unified hierarchy), wherever this machine has it.
-fn cgroup2_root() -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if let Some(sep) = f.iter().position(|x| *x == "-") {
-            if f.get(sep + 1) == Some(&"cgroup2") {
-                return PathBuf::from(f[4]);
-            }
-        }
-    }
-    panic!("no cgroup2 mount: the cgroup field cannot be checked");
-}
-
-struct Cgroup(PathBuf);
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // The writer has exited; its cgroup is empty now.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
 
 fn w(path: impl AsRef<Path>, data: &str) -> Result<(), String> {
     std::fs::write(path.as_ref(), data)

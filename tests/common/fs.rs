@@ -350,3 +350,31 @@ impl Drop for TestDir {
         }
     }
 }
+
+/// The cgroup v2 mount (unified hierarchy), wherever this machine has it.
+pub fn cgroup2_root() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if let Some(sep) = f.iter().position(|x| *x == "-") {
+            if f.get(sep + 1) == Some(&"cgroup2") {
+                return std::path::PathBuf::from(f[4]);
+            }
+        }
+    }
+    panic!("no cgroup2 mount: cgroups cannot be checked");
+}
+
+/// A cgroup of the test's own, removed on drop (once its writers have exited: then it is
+/// empty, which may take the kernel a moment to see).
+pub struct Cgroup(pub std::path::PathBuf);
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
