@@ -13,22 +13,31 @@ ARGS ?=
 TARGET ?=
 BIN := target/release/ownwatch
 
-.PHONY: all deps build dist run test test-host check unit vmlinux vmlinux-host clean
+.PHONY: all deps test-deps build dist run test test-host check unit vmlinux vmlinux-host clean
 .PHONY: install install-files uninstall deb deb-files
 
 all: build
 
 # Installs only what is missing, so it is quick when everything is there.
-deps:
-	@missing=""; for p in $(APT_PKGS); do \
+# $(call apt_install,packages[,apt-get options])
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  [ "$$(id -u)" = 0 ] || { echo "run as root (or sudo) to install:$$missing" >&2; exit 2; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; \
 	fi
+endef
+deps:
+	$(call apt_install,$(APT_PKGS))
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
+
+# What only the tests need: zsh and fish check the completion scripts (tests/cli_docs.rs).
+TEST_PKGS := zsh fish
+test-deps: deps
+	$(call apt_install,$(TEST_PKGS),--no-install-recommends)
 
 build: deps
 ifeq ($(TARGET),)
@@ -141,7 +150,7 @@ test: test-host
 	else echo "test: kernel matrix skipped (KERNELS=0)"; fi
 
 # This kernel only.
-test-host: deps
+test-host: test-deps
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo test --locked -- --test-threads=$${TEST_THREADS:-4}

@@ -1,7 +1,8 @@
 //! The manual pages and shell completions (`ownwatch man`, `ownwatch completions`) and
 //! `make install`. Nothing here needs root, BTF or BPF: a host-only test target (the kernel
 //! matrix runs only watch, identity, cron, tools and fix). The pages are rendered with groff
-//! (Debian groff-base, in the Makefile's APT_PKGS); in CI a missing groff or make fails the
+//! (Debian groff-base, in the Makefile's APT_PKGS) and the completions checked with zsh and fish
+//! (TEST_PKGS); in CI a missing groff, make, zsh or fish fails the
 //! test, elsewhere the test says it did not check and passes.
 
 #[macro_use]
@@ -455,13 +456,64 @@ fn zsh_and_fish_completions() {
         for o in long_options("watch") {
             assert!(script.contains(&o), "{shell}: watch --{o} missing");
         }
-        if Command::new(shell).arg("--version").output().is_ok() {
+        // zsh and fish are in the Makefile's TEST_PKGS: in CI a missing one fails
+        if have(shell, &format!("the {shell} completion script's syntax")) {
             let (ok, _, err) = pipe(shell, &check, script.as_bytes());
             assert!(ok && err.is_empty(), "{shell} {check:?}: {err}");
-        } else {
-            eprintln!("{shell} is not installed: its script is not syntax-checked");
         }
     }
+}
+
+/// What fish offers for `line` with ownwatch's completion script loaded (`complete -C`):
+/// the candidates, without their descriptions.
+fn fish_complete(script: &Path, line: &str) -> Vec<String> {
+    let out = Command::new("fish")
+        .args(["--no-config", "-c"])
+        .arg(format!(
+            "source {}; complete -C {}",
+            script.display(),
+            shell_quote(line)
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "fish complete -C {line:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// fish really completes with the script: commands, options, the values of --backend.
+#[test]
+fn fish_completion_completes_commands_options_and_values() {
+    if !have("fish", "fish completion") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ownwatch.fish");
+    std::fs::write(&script, ok(&["completions", "fish"])).unwrap();
+    assert_eq!(fish_complete(&script, "ownwatch wa"), ["watch"]);
+    let all = fish_complete(&script, "ownwatch ");
+    for c in subcommands() {
+        assert!(all.contains(&c), "{c} not offered: {all:?}");
+    }
+    assert_eq!(fish_complete(&script, "ownwatch watch --ow"), ["--owner"]);
+    assert_eq!(
+        fish_complete(&script, "ownwatch scan --cro"),
+        ["--cross-mounts"]
+    );
+    // (fish sorts what it offers)
+    let backends = fish_complete(&script, "ownwatch watch --backend ");
+    assert_eq!(backends, ["auto", "fentry", "kprobe", "lsm", "tracepoint"]);
 }
 
 #[test]
