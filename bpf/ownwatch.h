@@ -65,6 +65,27 @@ enum ow_item {
 	OW_ITEM_STR,      /* a string copied from the caller (path as given, link text) */
 	OW_ITEM_SAMEAS,   /* this walk is the one of slot u8 (len 1): deep paths are sent once */
 	OW_ITEM_PARENT,   /* struct ow_parent */
+	/* The writer's exe, tty and cgroup are sent once per process (and again when one of
+	 * them changes): the record that sends them has an IDGEN (struct ow_ident) before its
+	 * OW_SLOT_EXE; later records of the process carry an IDREF with the same ow_ident in
+	 * their place, which user space replaces with the items the IDGEN came with (those up
+	 * to the OW_SLOT_PARENTS slot, or the record's end). */
+	OW_ITEM_IDGEN,
+	OW_ITEM_IDREF,
+};
+
+/* What a process's exe, tty and cgroup items depend on: while all of it is the same, they
+ * are. Unique to the process (tgid and start time), the program it runs (exec), and the
+ * exe, tty and cgroup themselves. */
+struct ow_ident {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 start;   /* the thread group leader's start time (a reused pid differs) */
+	__u64 exec_id; /* self_exec_id: an exec */
+	__u64 mm;
+	__u64 exe;     /* mm->exe_file (prctl(PR_SET_MM_EXE_FILE) changes it) */
+	__u64 tty;
+	__u64 cgid;    /* the cgroup v2 kernfs node id */
 };
 
 struct ow_parent {

@@ -240,3 +240,132 @@ fn an_overlong_command_line_is_cut_and_says_so() {
         "at least 8 KiB of command line is kept, got {kept}"
     );
 }
+
+/// `prog args`, exec'd in place of a forked root actor: its pid is the events'.
+fn exec_as_root(prog: &str, args: &[&str]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    run_as(Creds::Root, || {
+        Err(format!(
+            "exec {prog}: {}",
+            std::process::Command::new(prog).args(args).exec()
+        ))
+    })
+}
+
+fn canon(p: &str) -> String {
+    s(&std::fs::canonicalize(p).unwrap()).to_string()
+}
+
+fn strs(v: &[&str]) -> Value {
+    Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+}
+
+/// This process's cgroup v2 path, as events name it.
+fn own_cgroup() -> String {
+    let c = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    c.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line")
+        .to_string()
+}
+
+/// Issue 14: the kernel sends a process's exe, tty and cgroup once and refers to them in its
+/// later records while they stay the same. Every record must still say exactly who wrote:
+/// a process that writes several times, forks, then execs another program (same pid).
+#[test]
+fn the_writer_of_each_write_when_a_process_writes_often_forks_and_execs() {
+    let d = shared_dir!("ident-exec");
+    let mut a = d.lease();
+    let (f1, f2, f3, f4, dir) = (d.t("f1"), d.t("f2"), d.t("f3"), d.t("f4"), d.t("dir"));
+    let script =
+        "echo x > \"$1\"; echo x > \"$2\"; (echo x > \"$3\"); echo x > \"$4\"; exec mkdir \"$5\"";
+    let args = [
+        "-c",
+        script,
+        "bash",
+        s(&f1),
+        s(&f2),
+        s(&f3),
+        s(&f4),
+        s(&dir),
+    ];
+    let pid = exec_as_root("bash", &args);
+    let evs = a.finish();
+    assert_eq!(evs.len(), 5, "{evs:#?}");
+    let bash_argv = strs(&[&["bash"][..], &args].concat());
+    let (bash, mkdir) = (canon("/bin/bash"), canon("/bin/mkdir"));
+    let cg = own_cgroup();
+    for (e, path, op, exe, argv) in [
+        (&evs[0], &f1, "create", &bash, &bash_argv),
+        (&evs[1], &f2, "create", &bash, &bash_argv),
+        (&evs[2], &f3, "create", &bash, &bash_argv),
+        (&evs[3], &f4, "create", &bash, &bash_argv),
+        (&evs[4], &dir, "mkdir", &mkdir, &strs(&["mkdir", s(&dir)])),
+    ] {
+        assert_eq!(e["op"], op, "{e}");
+        assert_eq!(e["path"], s(path), "{e}");
+        assert_eq!(e["exe"], exe.as_str(), "{e}");
+        assert_eq!(&e["argv"], argv, "{e}");
+        assert_eq!(e["cgroup"], cg.as_str(), "{e}");
+        assert_eq!(e["fsuid"], 0, "{e}");
+    }
+    // the actor's parent is this test; the subshell is a child of the bash (same exe and
+    // command line, its own pid)
+    for (i, e) in evs.iter().enumerate() {
+        let (me, parent) = if i == 2 {
+            assert_ne!(e["pid"], pid, "{e}");
+            (e["pid"].as_i64().unwrap() as i32, pid as u32)
+        } else {
+            (pid, std::process::id())
+        };
+        assert_eq!(e["pid"], me, "{e}");
+        assert_eq!(e["ppid"], parent, "{e}");
+        assert_eq!(e["parents"][0]["pid"], parent, "{e}");
+    }
+    assert_eq!(evs[4]["comm"], "mkdir");
+}
+
+/// The same for a process that rewrites its command line in place between two writes (perl's
+/// `$0 = ...`, as setproctitle does), and one that moves to another cgroup between two.
+#[test]
+fn the_writer_of_each_write_when_a_process_rewrites_argv_or_changes_cgroup() {
+    let d = shared_dir!("ident-argv");
+    let name = format!("ownwatch-it-{}-move.scope", std::process::id());
+    let cg = Cgroup(cgroup2_root().join(&name));
+    std::fs::create_dir(&cg.0).expect("create cgroup");
+    let mut a = d.lease();
+    let (p1, p2, c1, c2) = (d.t("p1"), d.t("p2"), d.t("c1"), d.t("c2"));
+    let perl_script = "mkdir $ARGV[0] or die; $0 = \"renamed-in-place\"; mkdir $ARGV[1] or die";
+    let perl_args = ["-e", perl_script, s(&p1), s(&p2)];
+    let perl_pid = exec_as_root("perl", &perl_args);
+    let procs = cg.0.join("cgroup.procs");
+    let sh_script = "echo x > \"$1\"; echo $$ > \"$3\"; echo x > \"$2\"";
+    let sh_args = ["-c", sh_script, "bash", s(&c1), s(&c2), s(&procs)];
+    let bash_pid = exec_as_root("bash", &sh_args);
+    let evs = a.finish();
+    assert_eq!(evs.len(), 4, "{evs:#?}");
+    let (perl, bash) = (canon("/usr/bin/perl"), canon("/bin/bash"));
+    let own = own_cgroup();
+    assert_eq!(evs[0]["path"], s(&p1));
+    assert_eq!(evs[0]["argv"], strs(&[&["perl"][..], &perl_args].concat()));
+    assert_eq!(evs[1]["path"], s(&p2));
+    // perl writes the new name over the old command line and blanks the rest of it
+    assert_eq!(evs[1]["argv"][0], "renamed-in-place", "{}", evs[1]);
+    for e in &evs[..2] {
+        assert_eq!(e["pid"], perl_pid, "{e}");
+        assert_eq!(e["exe"], perl.as_str(), "{e}");
+        assert_eq!(e["cgroup"], own.as_str(), "{e}");
+    }
+    let bash_argv = strs(&[&["bash"][..], &sh_args].concat());
+    for (e, path, cgroup) in [
+        (&evs[2], &c1, own.clone()),
+        (&evs[3], &c2, format!("/{name}")),
+    ] {
+        assert_eq!(e["op"], "create", "{e}");
+        assert_eq!(e["path"], s(path), "{e}");
+        assert_eq!(e["pid"], bash_pid, "{e}");
+        assert_eq!(e["exe"], bash.as_str(), "{e}");
+        assert_eq!(e["argv"], bash_argv, "{e}");
+        assert_eq!(e["cgroup"], cgroup.as_str(), "{e}");
+    }
+}

@@ -123,13 +123,80 @@ static __always_inline void put_parents(struct builder *b, struct task_struct *t
 	}
 }
 
+/* An IDGEN or IDREF item (bpf/ownwatch.h). */
+static __always_inline void put_ident_item(struct builder *b, __u8 kind, struct ow_ident *id)
+{
+	if (put_hdr(b, kind, sizeof(*id)))
+		return;
+	for (int i = 0; i < sizeof(*id) / 4; i++)
+		put_u32(b, ((__u32 *)id)[i]);
+}
+
+/* The exe, tty and cgroup of the writer: sent once per process, then referred to (IDGEN and
+ * IDREF in bpf/ownwatch.h) while what they depend on is the same; the ancestors, command line
+ * and audit ids are read anew for every record (a parent may die or exec, argv be rewritten in
+ * place). The common case, a process that writes many times, then costs a few loads instead
+ * of a walk of its exe's path and of its cgroup. */
+static __always_inline void put_exe_tty_cgroup(struct builder *b, struct task_struct *task)
+{
+	struct ow_ident *v, cur = {};
+	struct tty_struct *tty;
+	struct kernfs_node *kn;
+	struct mm_struct *mm;
+	struct file *exe;
+	__u32 trunc;
+
+	mm = BPF_CORE_READ(task, mm);
+	exe = mm ? BPF_CORE_READ(mm, exe_file) : 0;
+	tty = BPF_CORE_READ(task, signal, tty);
+	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	cur.tgid = bpf_get_current_pid_tgid() >> 32;
+	cur.start = BPF_CORE_READ(task, group_leader, start_time);
+	cur.exec_id = BPF_CORE_READ(task, self_exec_id);
+	cur.mm = (__u64)mm;
+	cur.exe = (__u64)exe;
+	cur.tty = (__u64)tty;
+	cur.cgid = kn ? BPF_CORE_READ(kn, id) : 0;
+
+	b->s->ident_new = 0;
+	v = bpf_map_lookup_elem(&idents, &cur.tgid);
+	if (v && v->start == cur.start && v->exec_id == cur.exec_id && v->mm == cur.mm &&
+	    v->exe == cur.exe && v->tty == cur.tty && v->cgid == cur.cgid) {
+		__u32 off = b->s->off;
+
+		put_ident_item(b, OW_ITEM_IDREF, &cur);
+		if (b->s->off != off)
+			return;
+	}
+
+	trunc = b->s->trunc;
+	put_ident_item(b, OW_ITEM_IDGEN, &cur);
+	if (exe) {
+		put_slot(b, OW_SLOT_EXE);
+		b->s->limit = b->s->off + EXE_ROOM;
+		put_file_walk(b, exe);
+		b->s->limit = OW_DATA_MAX;
+	}
+	if (tty) {
+		put_slot(b, OW_SLOT_TTY);
+		put_str(b, OW_ITEM_STR, tty->name, sizeof(tty->name), OW_DATA_MAX, STR_UNCOUNTED);
+	}
+	if (kn) {
+		put_slot(b, OW_SLOT_CGROUP);
+		put_cgroup(b, kn);
+	}
+	/* remembered once the record is sent (submit), and only when nothing here was cut:
+	 * a later record refers to exactly these items */
+	if (b->s->trunc == trunc) {
+		b->s->ident = cur;
+		b->s->ident_new = 1;
+	}
+}
+
 /* Who did it, as items after the op's own (see the top of this file). */
 static __always_inline void put_identity(struct builder *b, struct task_struct *task)
 {
 	struct ow_event *ev = &b->s->ev;
-	struct tty_struct *tty;
-	struct kernfs_node *kn;
-	struct file *exe;
 
 	b->s->limit = OW_DATA_MAX;
 	ev->loginuid = BPF_CORE_READ(task, loginuid.val);
@@ -144,25 +211,7 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 		b->s->trunc = trunc;
 	}
 
-	exe = BPF_CORE_READ(task, mm, exe_file);
-	if (exe) {
-		put_slot(b, OW_SLOT_EXE);
-		b->s->limit = b->s->off + EXE_ROOM;
-		put_file_walk(b, exe);
-		b->s->limit = OW_DATA_MAX;
-	}
-
-	tty = BPF_CORE_READ(task, signal, tty);
-	if (tty) {
-		put_slot(b, OW_SLOT_TTY);
-		put_str(b, OW_ITEM_STR, tty->name, sizeof(tty->name), OW_DATA_MAX, STR_UNCOUNTED);
-	}
-
-	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
-	if (kn) {
-		put_slot(b, OW_SLOT_CGROUP);
-		put_cgroup(b, kn);
-	}
+	put_exe_tty_cgroup(b, task);
 
 	put_slot(b, OW_SLOT_PARENTS);
 	put_parents(b, task);

@@ -107,6 +107,8 @@ struct scratch {
 	struct walk_state w;
 	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */
 	__u32 seen_tree[OW_MAX_SEEN]; /* and the trees they reached */
+	struct ow_ident ident; /* remembered once the record is sent, when ident_new */
+	__u32 ident_new;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */
@@ -121,6 +123,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } heap SEC(".maps");
+
+/* tgid -> what the exe, tty and cgroup its last record with them sent depend on (bpf/lib/
+ * identity.h). User space keeps the items of more processes than this holds (watch/ident.rs),
+ * so an IDREF always names items it still has. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1); /* sized by user space (kernel/load.rs IDENTS) */
+	__type(key, __u32);
+	__type(value, struct ow_ident);
+} idents SEC(".maps");
 
 /* kernel dev -> 1: no mount of this superblock lies inside a watched tree, so a dentry walk
  * that stays within it and finds no root is outside every tree; 2: some mount does. Kept

@@ -28,6 +28,7 @@ static __always_inline struct ow_event *record_begin(struct builder *b, struct t
 	b->s->proc = 0;
 	b->s->kstrs = 0;
 	b->s->nseen = 0;
+	b->s->ident_new = 0;
 	b->s->limit = limit;
 	fill_actor(&b->s->ev, task);
 	b->s->ev.new_uid = OW_UNSET;
@@ -57,6 +58,10 @@ static __always_inline int submit(struct builder *b)
 		count_lost();
 		return -1;
 	}
+	/* the exe, tty and cgroup this record numbered: later records of the process refer to
+	 * them (after this one in the ring, so user space has them first) */
+	if (b->s->ident_new)
+		bpf_map_update_elem(&idents, &b->s->ident.tgid, &b->s->ident, BPF_ANY);
 	return 0;
 }
 

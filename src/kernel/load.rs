@@ -174,6 +174,10 @@ pub fn all_trees(n: usize) -> u64 {
 }
 
 /// The constants and map sizes set between open and load.
+/// How many processes the kernel remembers the exe, tty and cgroup sent of (the `idents`
+/// map, bpf/lib/maps.h; watch/ident.rs keeps more).
+pub const IDENTS: u32 = 2048;
+
 fn configure(
     open: &mut OpenOwnwatchSkel,
     backend: Backend,
@@ -209,6 +213,10 @@ fn configure(
         .events
         .set_max_entries(spec.ring_size)
         .context("sizing the ring buffer")?;
+    open.maps
+        .idents
+        .set_max_entries(IDENTS)
+        .context("sizing the idents map")?;
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")? as u32;
     open.maps
         .heap

@@ -4,6 +4,7 @@
 
 mod decode;
 mod enrich;
+mod ident;
 mod locate;
 mod mounts;
 mod notify;
@@ -448,6 +449,8 @@ struct Maps<'a> {
     roots: &'a dyn MapCore,
     /// who may write where (--config reloads change it)
     allowed: &'a dyn MapCore,
+    /// the processes whose exe, tty and cgroup the kernel sent (watch/ident.rs)
+    idents: &'a dyn MapCore,
     /// `lost_records` in the skeleton's .bss (null without one)
     lost: *const u64,
     /// for the programs' skipped runs, and the returns our kretprobes missed
@@ -462,6 +465,7 @@ impl<'a> Maps<'a> {
             devs: &skel.maps.devs,
             roots: &skel.maps.roots,
             allowed: &skel.maps.allowed,
+            idents: &skel.maps.idents,
             lost: skel
                 .maps
                 .bss_data
@@ -577,6 +581,10 @@ fn event_loop(
         }
         let mut p = processor.borrow_mut();
         losses.say_lost(maps, &mut p);
+        for tgid in std::mem::take(&mut p.idents.unknown) {
+            // its next record sends its exe, tty and cgroup again
+            let _ = maps.idents.delete(&tgid.to_ne_bytes());
+        }
         p.flush();
         // logrotate moved the file: continue in a new one, between whole lines.
         let hup = HUP.swap(false, Ordering::SeqCst);

@@ -1,4 +1,4 @@
-//! Records from the ring buffer -> events -> lines: decode (decode.rs), place the paths
+//! Records from the ring buffer -> events -> lines: made whole (ident.rs), decode (decode.rs), place the paths
 //! (locate.rs), decide (roots.rs), add who and when (enrich.rs), pair with outcomes
 //! (pending.rs), give back (--fix), write (output/).
 
@@ -16,6 +16,7 @@ use crate::output::{json_line, text_line, Event, Note, Output};
 
 use super::decode::{decode, identity_start, Record};
 use super::enrich::Enricher;
+use super::ident::IdentJoin;
 use super::locate::{Locator, Paths};
 use super::pending::Pending;
 use super::roots::Roots;
@@ -28,6 +29,8 @@ pub(super) struct Processor {
     pub(super) roots: Roots,
     locate: Locator,
     enrich: Enricher,
+    /// the writers' exe, tty and cgroup, sent once per process
+    pub(super) idents: IdentJoin,
     pending: Pending,
     json: bool,
     backend: &'static str,
@@ -52,6 +55,7 @@ impl Processor {
             roots: Roots::new(trees),
             locate: Locator::new(),
             enrich: Enricher::new(),
+            idents: IdentJoin::default(),
             pending: Pending::default(),
             json: format == Format::Json,
             backend: backend.name(),
@@ -100,6 +104,15 @@ impl Processor {
                 Some(ev) => self.emit(ev),
                 None => 0,
             };
+        }
+        // every record, whatever becomes of it: a later one may refer to its exe
+        let misses = self.idents.misses;
+        let data = &*self.idents.join(data);
+        if self.idents.misses > misses && misses == 0 {
+            eprintln!(
+                "ownwatch: a record came without its writer's exe, tty and cgroup (sent with an \
+                 earlier record that is no longer here); the kernel sends them again next time"
+            );
         }
         // The writer's identity as rendered for its previous record, if the bytes are the
         // same: then only the part before it is decoded.

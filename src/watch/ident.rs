@@ -1,0 +1,238 @@
+//! The writer's exe, tty and cgroup come once per process (bpf/lib/identity.h): the record
+//! that sends them says what they depend on (an IDGEN item: process, exec, exe, tty, cgroup),
+//! the process's later records say the same in their place (IDREF) while none of it changed.
+//! `IdentJoin::join` gives every record back whole, as if the kernel had sent them each time,
+//! before anything else reads it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+
+use crate::kernel::abi::{item, ow_event, ow_ident, slot};
+use crate::kernel::load::IDENTS as KERNEL_IDENTS;
+
+/// How many IDGENs' items are kept here. Both sides forget the least recently used first:
+/// the kernel refers only to the last IDGEN of a process it still remembers, which is one
+/// whose records came here among the last KERNEL_IDENTS processes' too. Four times as many
+/// leaves room for the kernel's LRU being approximate.
+const KEPT: usize = 4 * KERNEL_IDENTS as usize;
+
+/// An IDGEN's or IDREF's content (struct ow_ident).
+const ID: usize = size_of::<ow_ident>();
+type Id = [u8; ID];
+
+#[derive(Default)]
+pub struct IdentJoin {
+    /// IDGEN -> (the items it came with, when they were last used)
+    known: HashMap<Id, (Box<[u8]>, u64)>,
+    tick: u64,
+    /// processes (tgid) whose IDREF named items not here: the kernel is told to forget them,
+    /// so that their next record sends the items again
+    pub unknown: Vec<u32>,
+    /// how many records came without their exe, tty and cgroup that way
+    pub misses: u64,
+}
+
+fn u16_at(d: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([d[at], d[at + 1]]) as usize
+}
+
+fn u32_at(d: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
+}
+
+impl IdentJoin {
+    /// The record with its exe, tty and cgroup items in place of an IDGEN or IDREF item;
+    /// the record itself when it has neither (an outcome, a record from before the kernel
+    /// knew of them).
+    pub fn join<'a>(&mut self, data: &'a [u8]) -> Cow<'a, [u8]> {
+        let hdr = size_of::<ow_event>();
+        if data.len() < hdr {
+            return Cow::Borrowed(data);
+        }
+        let end =
+            hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
+        let mut at = hdr;
+        while at + 4 <= end {
+            let (kind, len) = (data[at], u16_at(data, at + 2));
+            let next = at + 4 + len;
+            if next > end {
+                break;
+            }
+            if (kind == item::IDGEN || kind == item::IDREF) && len == ID {
+                let id: Id = data[at + 4..next].try_into().unwrap();
+                self.tick += 1;
+                if kind == item::IDGEN {
+                    let upto = parents_slot(data, next, end);
+                    self.remember(id, &data[next..upto]);
+                    return Cow::Owned(splice(data, at, next, &[], end));
+                }
+                if !self.known.contains_key(&id) {
+                    self.misses += 1;
+                    self.unknown.push(u32_at(&id, offset_of!(ow_ident, tgid)));
+                }
+                let tick = self.tick;
+                let items: &[u8] = match self.known.get_mut(&id) {
+                    Some((items, used)) => {
+                        *used = tick;
+                        items
+                    }
+                    None => &[],
+                };
+                return Cow::Owned(splice(data, at, next, items, end));
+            }
+            at = next;
+        }
+        Cow::Borrowed(data)
+    }
+
+    fn remember(&mut self, id: Id, items: &[u8]) {
+        if self.known.len() >= KEPT {
+            // forget the older half
+            let mut ticks: Vec<u64> = self.known.values().map(|(_, t)| *t).collect();
+            let mid = ticks.len() / 2;
+            let cut = *ticks.select_nth_unstable(mid).1;
+            self.known.retain(|_, (_, t)| *t > cut);
+        }
+        self.known.insert(id, (items.into(), self.tick));
+    }
+}
+
+/// Where the ancestors' slot begins at or after `from` (the end of what an IDGEN numbers),
+/// or `end`.
+fn parents_slot(data: &[u8], mut at: usize, end: usize) -> usize {
+    while at + 4 <= end {
+        let len = u16_at(data, at + 2);
+        if data[at] == item::SLOT && len == 1 && data.get(at + 4) == Some(&slot::PARENTS) {
+            return at;
+        }
+        at += 4 + len;
+    }
+    end.min(at)
+}
+
+/// data[..end] with data[from..to] replaced by `with`, its header's data_len made to match.
+fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(end - (to - from) + with.len());
+    out.extend_from_slice(&data[..from]);
+    out.extend_from_slice(with);
+    out.extend_from_slice(&data[to..end]);
+    let len = (out.len() - size_of::<ow_event>()) as u32;
+    let at = offset_of!(ow_event, data_len);
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ow_ident of process `tgid` in state `n`.
+    fn id(tgid: u32, n: u64) -> Vec<u8> {
+        let i = ow_ident {
+            tgid,
+            exe: n,
+            ..Default::default()
+        };
+        unsafe { plain::as_bytes(&i) }.to_vec()
+    }
+
+    fn it(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind, 0];
+        v.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn record(pid: u32, items: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = items.concat();
+        let ev = ow_event {
+            pid,
+            data_len: body.len() as u32,
+            ..Default::default()
+        };
+        let mut v = unsafe { plain::as_bytes(&ev) }.to_vec();
+        v.extend_from_slice(&body);
+        v
+    }
+
+    fn exe_items() -> Vec<Vec<u8>> {
+        vec![
+            it(item::SLOT, &[slot::EXE]),
+            it(item::SEG, &[1, 0, 0, 0]),
+            it(item::NAME, b"touch"),
+            it(item::SLOT, &[slot::CGROUP]),
+            it(item::NAME, b"x.service"),
+        ]
+    }
+
+    fn parents() -> Vec<Vec<u8>> {
+        vec![it(item::SLOT, &[slot::PARENTS]), it(item::PARENT, &[7; 20])]
+    }
+
+    #[test]
+    fn an_idref_gets_the_items_its_idgen_came_with_and_both_records_look_as_if_sent_whole() {
+        let argv = vec![it(item::SLOT, &[slot::ARGV]), it(item::STR, b"touch\0x")];
+        let whole = |pid| record(pid, &[argv.clone(), exe_items(), parents()].concat());
+        let mut j = IdentJoin::default();
+        let first = record(
+            10,
+            &[
+                argv.clone(),
+                vec![it(item::IDGEN, &id(10, 5))],
+                exe_items(),
+                parents(),
+            ]
+            .concat(),
+        );
+        assert_eq!(j.join(&first).as_ref(), whole(10).as_slice());
+        let later = record(
+            10,
+            &[argv.clone(), vec![it(item::IDREF, &id(10, 5))], parents()].concat(),
+        );
+        assert_eq!(j.join(&later).as_ref(), whole(10).as_slice());
+        // a record without either is left as it is
+        assert!(matches!(j.join(&whole(10)), Cow::Borrowed(_)));
+        assert_eq!((j.misses, j.unknown.len()), (0, 0));
+        // an IDREF to items not here: the record without them, the process to forget
+        let lost = record(
+            11,
+            &[argv.clone(), vec![it(item::IDREF, &id(11, 6))], parents()].concat(),
+        );
+        assert_eq!(
+            j.join(&lost).as_ref(),
+            record(11, &[argv, parents()].concat()).as_slice()
+        );
+        assert_eq!((j.misses, j.unknown.as_slice()), (1, &[11][..]));
+    }
+
+    #[test]
+    fn an_idgen_without_ancestors_after_it_holds_the_rest() {
+        let mut j = IdentJoin::default();
+        let r = record(3, &[vec![it(item::IDGEN, &id(3, 9))], exe_items()].concat());
+        assert_eq!(j.join(&r).as_ref(), record(3, &exe_items()).as_slice());
+        let r2 = record(3, &[it(item::IDREF, &id(3, 9))]);
+        assert_eq!(j.join(&r2).as_ref(), record(3, &exe_items()).as_slice());
+    }
+
+    #[test]
+    fn the_most_recently_used_are_kept() {
+        let mut j = IdentJoin::default();
+        let idgen = |g: u64| record(1, &[vec![it(item::IDGEN, &id(1, g))], exe_items()].concat());
+        let idref = |g: u64| record(1, &[it(item::IDREF, &id(1, g))]);
+        j.join(&idgen(1));
+        for g in 2..=(KEPT as u64 + 10) {
+            j.join(&idgen(g));
+            // 1 is used all along
+            j.join(&idref(1));
+        }
+        assert!(j.known.len() <= KEPT);
+        assert_eq!(
+            j.join(&idref(1)).as_ref(),
+            record(1, &exe_items()).as_slice()
+        );
+        assert_eq!(j.misses, 0);
+        j.join(&idref(2));
+        assert_eq!(j.misses, 1, "the oldest unused one went");
+    }
+}
