@@ -205,19 +205,16 @@ kernel-table:
 bench-kernels: deps
 	vm/bench-kernels.sh
 
-# issue 6: the benchmark, as root (bench/run.py; about 10 minutes). Adds what it needs:
-# python3, auditd and stress-ng (linux-perf for the agent's profile, if the distribution has it).
+# issue 6: the benchmark, as root (bench/run.py; about 15 minutes). Adds what it needs:
+# python3, auditd, stress-ng, xz-utils (the source tree: Debian's linux-source-6.1, fetched
+# once into .cache/bench) and linux-perf for the agent's profile, if the distribution has it.
 # Results: bench/results-DATE.md (and target/bench/results.json). Options: BENCH_ARGS=--help.
-BENCH_PKGS := python3 auditd stress-ng
+BENCH_PKGS := python3 auditd stress-ng xz-utils
 BENCH_ARGS ?=
 .PHONY: bench
 bench: build
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: run as root (it loads BPF programs, runs auditd)" >&2; exit 2; }
-	@missing=""; for p in $(BENCH_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	$(call apt_install,$(BENCH_PKGS))
 	command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null 2>&1 || \
 	  echo "linux-perf not available: the agent's profile is left out" >&2
 	mkdir -p target/bench

@@ -8,7 +8,8 @@ One run, interleaved: every repetition runs four blocks in a shuffled order:
             everything filtered in the kernel), then as root (offending: every op reported)
   auditd    `auditctl -w DIR -p wa` on both trees, auditd running, workload as root
 Workloads (bench/owbench.c): micro storms per op on tmpfs and ext4, an untar of a real
-tarball, stress-ng dir/rename/chmod stressors. The workload runs on one CPU, the agent (and
+tarball, a real source tree (Debian's linux-source-6.1, ~84,000 entries, 1.4 GB: the first
+--src-reps repetitions), stress-ng dir/rename/chmod stressors. The workload runs on one CPU, the agent (and
 the reader of its output) on another. Then a loss-under-overload test and a cost breakdown.
 
 Only the standard library: it must run on a fresh Debian machine.
@@ -46,6 +47,7 @@ LABEL = {
     "ropen": "control: open O_RDONLY+close",
     "getppid": "control: getppid",
     "untar": "untar (per entry)",
+    "src": "linux-source-6.1 untar (per entry)",
     "sng-dir": "stress-ng --dir (per bogo op)",
     "sng-rename": "stress-ng --rename (per bogo op)",
     "sng-chmod": "stress-ng --chmod (per bogo op)",
@@ -429,7 +431,7 @@ class Harness:
         # trees: a tmpfs of our own, and a directory on the disk filesystem of /var/tmp
         tm = os.path.join(self.work, "tmpfs")
         os.mkdir(tm)
-        r = sh(["mount", "-t", "tmpfs", "-o", "size=2g,mode=0755", "ownwatch-bench", tm], check=False)
+        r = sh(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "ownwatch-bench", tm], check=False)
         if r.returncode == 0:
             self.mounted = tm
             tmpfs_dir = os.path.join(tm, "tree")
@@ -446,6 +448,10 @@ class Harness:
             fstype = sh(["findmnt", "-no", "FSTYPE", "-T", d]).stdout.strip()
             self.fs[name] = {"dir": d, "type": fstype}
         self.fs["ext4"] = self.fs.pop("disk")
+        # where a source tree goes once timed: beside the tree on the same filesystem (a rename
+        # by the owner: no event), removed from there without an event either
+        self.fs["tmpfs"]["trash"] = os.path.join(os.path.dirname(tmpfs_dir), "trash")
+        self.fs["ext4"]["trash"] = os.path.join(self.work, "trash")
         self.fsnames = ["tmpfs", "ext4"]
         self.trees = [self.fs[f]["dir"] for f in self.fsnames]
         # the tarball: /usr/share/doc, whole package directories in name order up to ~1500 entries
@@ -469,6 +475,11 @@ class Harness:
         }
         os.chmod(self.work, 0o755)
         os.chmod(self.tarball, 0o644)
+        self.src_info = None
+        if not a.no_src:
+            self.src_info = source_tarball(a.src_tar)
+            if self.src_info is None:
+                self.notes.append(f"no source tarball ({a.src_tar}): its rows are missing")
         self.sng = shutil.which("stress-ng")
         if not self.sng:
             self.notes.append("stress-ng not installed: its rows are missing")
@@ -543,6 +554,26 @@ class Harness:
         ns = time.perf_counter_ns() - t0
         return ns, self.tar_info["entries"], None, dest
 
+    def src(self, fs, owner, seq):
+        """The source tree extracted by tar (as root: tar also chowns, chmods and sets the times of
+        every entry), timed; then moved aside by the owner and removed, out of every tree."""
+        d = self.fs[fs]["dir"]
+        dest = os.path.join(d, f"src-{seq}")
+        sh(self.as_owner() + ["mkdir", dest])
+        cmd = self.pin(self.wl_cpu) + (self.as_owner() if owner else []) + [
+            "tar", "-xf", self.a.src_tar, "-C", dest]
+        t0 = time.perf_counter_ns()
+        subprocess.run(cmd, check=True)
+        ns = time.perf_counter_ns() - t0
+        return ns, self.src_info["entries"], None, dest
+
+    def src_aside(self, fs, dest):
+        trash = self.fs[fs]["trash"]
+        os.makedirs(trash, exist_ok=True)
+        os.chown(trash, *self.owner)
+        sh(self.as_owner() + ["mv", dest, os.path.join(trash, os.path.basename(dest))])
+        shutil.rmtree(trash, ignore_errors=True)
+
     def stressng(self, kind, fs, ops, owner):
         d = self.fs[fs]["dir"]
         y = os.path.join(self.yaml, f"{kind}.yaml")
@@ -585,9 +616,11 @@ class Harness:
                     self.n_audit[("sng-" + kind, fs)] = max(10, ops // 20)
         log("iterations:", {f"{k[0]}/{k[1]}": v for k, v in self.n.items()})
 
-    def workloads(self):
+    def workloads(self, rep=0):
         w = [(op, fs) for fs in self.fsnames for op in MICRO]
         w += [("untar", fs) for fs in self.fsnames]
+        if self.src_info and rep < self.a.src_reps:
+            w += [("src", fs) for fs in self.fsnames]
         if self.sng:
             w += [("sng-" + k, fs) for fs in self.fsnames for k in ("dir", "rename", "chmod")]
         if self.a.only:
@@ -602,6 +635,9 @@ class Harness:
             return ns, iters, (0 if owner else ev), None
         if wl == "untar":
             ns, iters, ev, dest = self.untar(fs, owner, seq)
+            return ns, iters, (0 if owner else None), dest
+        if wl == "src":
+            ns, iters, ev, dest = self.src(fs, owner, seq)
             return ns, iters, (0 if owner else None), dest
         ns, iters, ev = self.stressng(wl[4:], fs, n, owner)
         return ns, iters, (0 if owner else None), None
@@ -626,6 +662,12 @@ class Harness:
                 ns, iters, exp, dest = self.run_one(wl, fs, "auditd", f"{rep}-auditd",
                                                     self.n_audit.get((wl, fs), self.n_for(wl, fs)), pre)
                 self.audit.drain()
+                if wl == "src":
+                    # moved aside by the owner: its audit records are not timed, and the
+                    # filesystem does not hold several copies
+                    self.src_aside(fs, dest)
+                    self.audit.drain()
+                    dest = None
                 self.records.append(dict(rep=rep, mode="auditd", wl=wl, fs=fs, ns=ns, iters=iters,
                                          prefill=pre,
                                          audit_lost=self.audit.lost() - lost0,
@@ -669,9 +711,12 @@ class Harness:
                     st0 = proc_stat_times(ag.pid)
                     t0 = time.monotonic_ns()
                     ns, iters, exp, dest = self.run_one(wl, fs, mode, f"{rep}-{mode}", self.n_for(wl, fs))
-                    if dest:
-                        left.append(dest)
                     c1, window = self.wait_drain(ag, c0, exp, t0, timeout=30 + ns / 1e9 * 10)
+                    if wl == "src":
+                        # by the owner (allowed: no event), after the run's events are counted
+                        self.src_aside(fs, dest)
+                    elif dest:
+                        left.append(dest)
                     cpu1 = ag.cpu()
                     st1 = proc_stat_times(ag.pid)
                     delivered = (c1[0] - c0[0]) - (c1[2] - c0[2])
@@ -691,12 +736,12 @@ class Harness:
             shutil.rmtree(d, ignore_errors=True)
 
     def n_for(self, wl, fs):
-        if wl == "untar":
+        if wl in ("untar", "src"):
             return 1
         return self.n[(wl, fs)]
 
     def order(self, rep):
-        w = self.workloads()
+        w = self.workloads(rep)
         random.Random(rep * 7919 + 1).shuffle(w)
         return w
 
@@ -816,6 +861,47 @@ CATEGORIES = [  # first ownwatch:: module met walking up from the sampled frame
 ]
 
 
+def source_tarball(path):
+    """{entries, bytes} of the source tree's tarball at `path`. The default one is made once
+    from Debian's linux-source-6.1 package (apt-get download; the host's apt lists, updated
+    when they lack it) and kept, uncompressed (tar's own time is what is timed, not xz's)."""
+    if not os.path.exists(path):
+        d = os.path.dirname(path)
+        os.makedirs(d, exist_ok=True)
+        pkg = "linux-source-6.1"
+        if not os.path.basename(path).startswith(pkg):
+            return None
+        log(f"fetching {pkg} from Debian into {d}")
+        get = ["apt-get", "download", "-q", pkg]
+        if subprocess.run(get, cwd=d, capture_output=True).returncode != 0:
+            sh(["apt-get", "update", "-qq"], check=False)
+            if subprocess.run(get, cwd=d, capture_output=True).returncode != 0:
+                return None
+        deb = sorted(f for f in os.listdir(d) if f.startswith(pkg + "_") and f.endswith(".deb"))[-1]
+        part = path + ".part"
+        r = subprocess.run(
+            f"dpkg-deb --fsys-tarfile {shlex_q(os.path.join(d, deb))} | tar -xOf - "
+            f"./usr/src/{pkg}.tar.xz | xz -dc > {shlex_q(part)}", shell=True)
+        if r.returncode != 0:
+            return None
+        os.rename(part, path)
+        os.unlink(os.path.join(d, deb))
+    count = path + ".entries"
+    if not os.path.exists(count) or os.path.getmtime(count) < os.path.getmtime(path):
+        n = sum(1 for _ in subprocess.run(["tar", "-tf", path], capture_output=True,
+                                          check=True).stdout.splitlines())
+        with open(count, "w") as f:
+            f.write(f"{n}\n")
+    with open(count) as f:
+        n = int(f.read())
+    os.chmod(path, 0o644)
+    return {"entries": n, "bytes": os.path.getsize(path)}
+
+
+def shlex_q(p):
+    return "'" + p.replace("'", "'\\''") + "'"
+
+
 def perf_profile(pid, seconds_fn):
     """perf record (dwarf call graphs) on pid while seconds_fn() runs; share of samples per
     category. None when perf is missing or fails."""
@@ -899,7 +985,7 @@ def summarize(h, overload, breakdown, t_total):
     for r in recs:
         if (r["wl"], r["fs"]) not in wls:
             wls.append((r["wl"], r["fs"]))
-    order = {w: i for i, w in enumerate(MICRO + ["untar", "sng-dir", "sng-rename", "sng-chmod"])}
+    order = {w: i for i, w in enumerate(MICRO + ["untar", "src", "sng-dir", "sng-rename", "sng-chmod"])}
     wls.sort(key=lambda w: (h.fsnames.index(w[1]), order.get(w[0], 99)))
 
     def per(wl, fs, mode):
@@ -916,7 +1002,9 @@ def summarize(h, overload, breakdown, t_total):
             row[mode] = (med(xs), min(xs) if xs else float("nan"), max(xs) if xs else float("nan"))
         off = sel(wl, fs, "offending")
         alw = sel(wl, fs, "allowed")
-        row["iters"] = h.n_for(wl, fs) if (wl, fs) in h.n or wl == "untar" else None
+        row["iters"] = h.n_for(wl, fs) if (wl, fs) in h.n or wl in ("untar", "src") else None
+        # events per offending run (tar does the same ops each time: these should agree)
+        row["delivered_runs"] = [r["delivered"] for r in off]
         row["iters_audit"] = h.n_audit.get((wl, fs), row["iters"])
         row["expected"] = sum(r["expected"] or 0 for r in off) if off and all(r["expected"] is not None for r in off) else None
         row["delivered"] = sum(r["delivered"] for r in off)
@@ -971,6 +1059,12 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
     ti = h.tar_info
     L.append(f"- untar: {ti['entries']} entries ({ti['files']} files, {ti['dirs']} dirs) from "
              f"{ti['source']}, {ti['bytes'] / 1e6:.1f} MB; timed with process start-up")
+    si = h.src_info
+    if si:
+        L.append(f"- source tree: {si['entries']} entries of {os.path.basename(a.src_tar)} "
+                 f"({si['bytes'] / 1e9:.2f} GB), in the first {min(a.src_reps, a.reps)} repetitions; "
+                 "as root tar also chowns, chmods and sets the times of every entry; each copy is "
+                 "moved out of the tree by the owner (no event) once its run is counted")
     if h.audit_on:
         L.append("- auditd: running, rules `-w TREE -p wa` on both trees, `-b 8192 "
                  "--backlog_wait_time 60000` (Debian's packaged rules); log as configured in "
@@ -1029,7 +1123,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
     for wl, fs in wls:
         r = rows[(wl, fs)]
         n = r["iters"]
-        ns = "1" if wl == "untar" else f"{n}/{r['iters_audit']}" + (f"+{r['prefill']}" if r["prefill"] else "")
+        ns = "1" if wl in ("untar", "src") else f"{n}/{r['iters_audit']}" + (f"+{r['prefill']}" if r["prefill"] else "")
         L.append(f"| {fs} | {LABEL.get(wl, wl)} | {ns} | {cell(r['base'])} | {cell(r['base-owner'])} | "
                  f"{cell(r['allowed'], r['base-owner'][0])} | {cell(r['offending'], r['base'][0])} | "
                  f"{cell(r['auditd'], r['base'][0])} |")
@@ -1041,6 +1135,9 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
         r = rows[(wl, fs)]
         exp = "-" if r["expected"] is None else str(r["expected"])
         ok = "" if r["expected"] is None else (" ✓" if r["delivered"] == r["expected"] else " ✗")
+        if wl == "src" and r["delivered_runs"]:
+            runs = r["delivered_runs"]
+            ok = f" ({'each run ' + str(runs[0]) if len(set(runs)) == 1 else 'runs ' + ', '.join(map(str, runs))})"
         ut, st = r["agent_ut"], r["agent_st"]
         split = f" ({100 * ut / (ut + st):.0f}% user)" if ut + st else ""
         L.append(f"| {fs} | {LABEL.get(wl, wl)} | {exp} | {r['delivered']}{ok} | {r['lost']} | "
@@ -1241,6 +1338,10 @@ def main():
     ap.add_argument("--out", default=None, help="results file (default bench/results-DATE.md)")
     ap.add_argument("--json", default=os.path.join(ROOT, "target/bench/results.json"))
     ap.add_argument("--tar-entries", type=int, default=1500)
+    ap.add_argument("--src-tar", default=os.path.join(ROOT, ".cache/bench/linux-source-6.1.tar"),
+                    help="the source tree's tarball (fetched from Debian when missing)")
+    ap.add_argument("--src-reps", type=int, default=3, help="repetitions with the source tree")
+    ap.add_argument("--no-src", action="store_true", help="leave the source tree out")
     ap.add_argument("--audit-ops", type=int, default=1500, help="max iterations of an auditd micro run")
     ap.add_argument("--audit-prefill", type=int, default=3000, help="untimed ops before them")
     ap.add_argument("--burst", type=int, default=50000, help="ops in the overload burst")
@@ -1252,6 +1353,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.reps, a.target, a.audit_ops, a.sustained, a.audit_prefill = 2, 0.03, 300, 20000, 2500
+        a.src_reps = min(a.src_reps, 1)
     if os.geteuid() != 0:
         sys.exit("bench: run as root (it loads BPF programs, runs auditd, changes uids)")
     for p in (a.ownwatch, a.owbench):
