@@ -127,9 +127,12 @@ fn duration_and_max_events_stop_by_themselves() {
         let total = spawned.elapsed();
         assert!(total >= Duration::from_secs(1), "{total:?}");
         let after_ready = ready.elapsed();
+        // 4 s here; in the kernel matrix's emulated guests (agent timeout 240 s) a tenth of
+        // the agent timeout: a 5.10 guest sharing two host CPUs with eight others took 4.6 s
+        let bound = Duration::from_secs(4).max(*TIMEOUT / 10);
         assert!(
-            after_ready < Duration::from_secs(4),
-            "--duration 1s exited {after_ready:?} after attaching"
+            after_ready < bound,
+            "--duration 1s exited {after_ready:?} after attaching (bound {bound:?})"
         );
         assert!(a.drain().is_empty());
     }
