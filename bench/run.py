@@ -8,9 +8,10 @@ One run, interleaved: every repetition runs four blocks in a shuffled order:
             everything filtered in the kernel), then as root (offending: every op reported)
   auditd    `auditctl -w DIR -p wa` on both trees, auditd running, workload as root
 Workloads (bench/owbench.c): micro storms per op on tmpfs and ext4, an untar of a real
-tarball, a real source tree (Debian's linux-source-6.1, ~84,000 entries, 1.4 GB: the first
---src-reps repetitions), stress-ng dir/rename/chmod stressors. The workload runs on one CPU, the agent (and
-the reader of its output) on another. Then a loss-under-overload test and a cost breakdown.
+tarball, a real source tree (Debian's linux-source-6.1, ~84,000 entries, 1.4 GB) and a git
+checkout between two tags of part of it (both in the first --src-reps repetitions),
+stress-ng dir/rename/chmod stressors. The workload runs on one CPU, the agent (and the
+reader of its output) on another. Then a loss-under-overload test and a cost breakdown.
 
 Only the standard library: it must run on a fresh Debian machine.
 """
@@ -48,6 +49,7 @@ LABEL = {
     "getppid": "control: getppid",
     "untar": "untar (per entry)",
     "src": "linux-source-6.1 untar (per entry)",
+    "git": "git checkout a→b of it (per changed path)",
     "sng-dir": "stress-ng --dir (per bogo op)",
     "sng-rename": "stress-ng --rename (per bogo op)",
     "sng-chmod": "stress-ng --chmod (per bogo op)",
@@ -402,6 +404,9 @@ class Harness:
         self.profile = None
         self.others = {}
         self.mounted = None
+        # (cleanup() reads these, whatever point setup() reached)
+        self.audit = None
+        self.bpf_stats_orig = None
 
     OURS = {"ownwatch", "owbench", "auditd", "kauditd", "taskset", "tar", "stress-ng", "setpriv"}
 
@@ -480,6 +485,11 @@ class Harness:
             self.src_info = source_tarball(a.src_tar)
             if self.src_info is None:
                 self.notes.append(f"no source tarball ({a.src_tar}): its rows are missing")
+        self.git_info = None
+        if self.src_info and shutil.which("git"):
+            self.git_info = self.make_git_repo()
+        elif self.src_info:
+            self.notes.append("git not installed: the checkout rows are missing")
         self.sng = shutil.which("stress-ng")
         if not self.sng:
             self.notes.append("stress-ng not installed: its rows are missing")
@@ -567,6 +577,64 @@ class Harness:
         ns = time.perf_counter_ns() - t0
         return ns, self.src_info["entries"], None, dest
 
+    GIT = ["git", "-c", "safe.directory=*", "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+           "-c", "advice.detachedHead=false", "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+
+    def make_git_repo(self):
+        """A repository of part of the source tree (include/, fs/ and net/: ~10,000 files, so
+        that a clone's untimed checkout of `a` stays short) with two tags: `a` (as released) and
+        `b` (every 10th file removed, every 7th changed, 1,000 files added in 20 new
+        directories), outside the trees; the checkout workload goes from a to b in a clone
+        inside a tree."""
+        repo = os.path.join(self.work, "gitsrc")
+        os.mkdir(repo)
+        t0 = time.monotonic()
+        top = sh(["tar", "-tf", self.a.src_tar]).stdout.split("/", 1)[0]
+        sh(["tar", "-xf", self.a.src_tar, "-C", repo] + [f"{top}/{d}" for d in GIT_PARTS])
+        g = self.GIT + ["-C", repo]
+        sh(g + ["init", "-q"])
+        sh(g + ["add", "-A", "--force"])  # (Debian's .gitignore ignores /*)
+        sh(g + ["commit", "-q", "-m", "a"])
+        sh(g + ["tag", "a"])
+        files = sh(g + ["ls-files", "-z"]).stdout.split("\0")
+        files = [f for f in files if f]
+        for i, f in enumerate(files):
+            p = os.path.join(repo, f)
+            if i % 10 == 0:
+                os.unlink(p)
+            elif i % 7 == 0 and not os.path.islink(p):
+                with open(p, "a") as fh:
+                    fh.write("/* changed between a and b */\n")
+        for d in range(20):
+            os.makedirs(os.path.join(repo, f"added-{d:02d}"))
+            for i in range(50):
+                with open(os.path.join(repo, f"added-{d:02d}", f"f{i:02d}.c"), "w") as fh:
+                    fh.write(f"int added_{d}_{i};\n")
+        sh(g + ["add", "-A", "--force"])
+        sh(g + ["commit", "-q", "-m", "b"])
+        sh(g + ["tag", "b"])
+        changed = len([x for x in sh(g + ["diff", "--name-only", "a", "b"]).stdout.splitlines() if x])
+        # the owner's (its clones' upload-pack would refuse a repository of root's)
+        sh(["chown", "-R", "%d:%d" % self.owner, repo])
+        log(f"git repository of the source tree made in {time.monotonic() - t0:.0f} s: {changed} paths change from a to b")
+        return {"repo": repo, "changed": changed, "files": len(files)}
+
+    def git_checkout(self, fs, owner, seq):
+        """A clone of the repository at tag a in the tree (made by the owner, untimed), then
+        `git checkout b` as root or as the owner, timed: per changed path."""
+        d = self.fs[fs]["dir"]
+        dest = os.path.join(d, f"git-{seq}")
+        own = self.as_owner()
+        # (no HOME of root's for the owner's git to find unreadable)
+        env = dict(os.environ, HOME=self.work, GIT_CONFIG_NOSYSTEM="1")
+        sh(own + self.GIT + ["clone", "-q", "--shared", "--no-checkout", self.git_info["repo"], dest], env=env)
+        sh(own + self.GIT + ["-C", dest, "checkout", "-q", "a"], env=env)
+        cmd = self.pin(self.wl_cpu) + (own if owner else []) + self.GIT + ["-C", dest, "checkout", "-q", "b"]
+        t0 = time.perf_counter_ns()
+        subprocess.run(cmd, check=True, env=env)
+        ns = time.perf_counter_ns() - t0
+        return ns, self.git_info["changed"], None, dest
+
     def src_aside(self, fs, dest):
         trash = self.fs[fs]["trash"]
         os.makedirs(trash, exist_ok=True)
@@ -621,6 +689,8 @@ class Harness:
         w += [("untar", fs) for fs in self.fsnames]
         if self.src_info and rep < self.a.src_reps:
             w += [("src", fs) for fs in self.fsnames]
+        if self.git_info and rep < self.a.src_reps:
+            w += [("git", fs) for fs in self.fsnames]
         if self.sng:
             w += [("sng-" + k, fs) for fs in self.fsnames for k in ("dir", "rename", "chmod")]
         if self.a.only:
@@ -636,8 +706,8 @@ class Harness:
         if wl == "untar":
             ns, iters, ev, dest = self.untar(fs, owner, seq)
             return ns, iters, (0 if owner else None), dest
-        if wl == "src":
-            ns, iters, ev, dest = self.src(fs, owner, seq)
+        if wl in ("src", "git"):
+            ns, iters, ev, dest = (self.src if wl == "src" else self.git_checkout)(fs, owner, seq)
             return ns, iters, (0 if owner else None), dest
         ns, iters, ev = self.stressng(wl[4:], fs, n, owner)
         return ns, iters, (0 if owner else None), None
@@ -662,7 +732,7 @@ class Harness:
                 ns, iters, exp, dest = self.run_one(wl, fs, "auditd", f"{rep}-auditd",
                                                     self.n_audit.get((wl, fs), self.n_for(wl, fs)), pre)
                 self.audit.drain()
-                if wl == "src":
+                if wl in ("src", "git"):
                     # moved aside by the owner: its audit records are not timed, and the
                     # filesystem does not hold several copies
                     self.src_aside(fs, dest)
@@ -712,7 +782,7 @@ class Harness:
                     t0 = time.monotonic_ns()
                     ns, iters, exp, dest = self.run_one(wl, fs, mode, f"{rep}-{mode}", self.n_for(wl, fs))
                     c1, window = self.wait_drain(ag, c0, exp, t0, timeout=30 + ns / 1e9 * 10)
-                    if wl == "src":
+                    if wl in ("src", "git"):
                         # by the owner (allowed: no event), after the run's events are counted
                         self.src_aside(fs, dest)
                     elif dest:
@@ -736,7 +806,7 @@ class Harness:
             shutil.rmtree(d, ignore_errors=True)
 
     def n_for(self, wl, fs):
-        if wl in ("untar", "src"):
+        if wl in ("untar", "src", "git"):
             return 1
         return self.n[(wl, fs)]
 
@@ -859,6 +929,10 @@ CATEGORIES = [  # first ownwatch:: module met walking up from the sampled frame
     ("ownwatch::users::", "user and group names"),
     ("ownwatch::watch::", "event handling (rest)"),
 ]
+
+
+# the parts of the source tree in the checkout workload's repository
+GIT_PARTS = ("include", "fs", "net")
 
 
 def source_tarball(path):
@@ -985,7 +1059,7 @@ def summarize(h, overload, breakdown, t_total):
     for r in recs:
         if (r["wl"], r["fs"]) not in wls:
             wls.append((r["wl"], r["fs"]))
-    order = {w: i for i, w in enumerate(MICRO + ["untar", "src", "sng-dir", "sng-rename", "sng-chmod"])}
+    order = {w: i for i, w in enumerate(MICRO + ["untar", "src", "git", "sng-dir", "sng-rename", "sng-chmod"])}
     wls.sort(key=lambda w: (h.fsnames.index(w[1]), order.get(w[0], 99)))
 
     def per(wl, fs, mode):
@@ -1002,7 +1076,7 @@ def summarize(h, overload, breakdown, t_total):
             row[mode] = (med(xs), min(xs) if xs else float("nan"), max(xs) if xs else float("nan"))
         off = sel(wl, fs, "offending")
         alw = sel(wl, fs, "allowed")
-        row["iters"] = h.n_for(wl, fs) if (wl, fs) in h.n or wl in ("untar", "src") else None
+        row["iters"] = h.n_for(wl, fs) if (wl, fs) in h.n or wl in ("untar", "src", "git") else None
         # events per offending run (tar does the same ops each time: these should agree)
         row["delivered_runs"] = [r["delivered"] for r in off]
         row["iters_audit"] = h.n_audit.get((wl, fs), row["iters"])
@@ -1065,6 +1139,13 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
                  f"({si['bytes'] / 1e9:.2f} GB), in the first {min(a.src_reps, a.reps)} repetitions; "
                  "as root tar also chowns, chmods and sets the times of every entry; each copy is "
                  "moved out of the tree by the owner (no event) once its run is counted")
+    gi = h.git_info
+    if gi:
+        L.append(f"- git checkout: a repository of part of that tree ({', '.join(GIT_PARTS)}: "
+                 f"{gi['files']} files) with tags a (as "
+                 f"released) and b (every 10th file removed, every 7th changed, 1,000 added): "
+                 f"{gi['changed']} paths change; a clone at a is made in the tree by the owner "
+                 "(untimed), then `git checkout b` is timed as root or as the owner")
     if h.audit_on:
         L.append("- auditd: running, rules `-w TREE -p wa` on both trees, `-b 8192 "
                  "--backlog_wait_time 60000` (Debian's packaged rules); log as configured in "
@@ -1123,7 +1204,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
     for wl, fs in wls:
         r = rows[(wl, fs)]
         n = r["iters"]
-        ns = "1" if wl in ("untar", "src") else f"{n}/{r['iters_audit']}" + (f"+{r['prefill']}" if r["prefill"] else "")
+        ns = "1" if wl in ("untar", "src", "git") else f"{n}/{r['iters_audit']}" + (f"+{r['prefill']}" if r["prefill"] else "")
         L.append(f"| {fs} | {LABEL.get(wl, wl)} | {ns} | {cell(r['base'])} | {cell(r['base-owner'])} | "
                  f"{cell(r['allowed'], r['base-owner'][0])} | {cell(r['offending'], r['base'][0])} | "
                  f"{cell(r['auditd'], r['base'][0])} |")
@@ -1135,7 +1216,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
         r = rows[(wl, fs)]
         exp = "-" if r["expected"] is None else str(r["expected"])
         ok = "" if r["expected"] is None else (" ✓" if r["delivered"] == r["expected"] else " ✗")
-        if wl == "src" and r["delivered_runs"]:
+        if wl in ("src", "git") and r["delivered_runs"]:
             runs = r["delivered_runs"]
             ok = f" ({'each run ' + str(runs[0]) if len(set(runs)) == 1 else 'runs ' + ', '.join(map(str, runs))})"
         ut, st = r["agent_ut"], r["agent_st"]
