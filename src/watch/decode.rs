@@ -83,10 +83,15 @@ pub fn identity_start(data: &[u8]) -> Option<usize> {
     let mut ev = ow_event::default();
     plain::copy_from_bytes(&mut ev, &data[..hdr_len]).ok()?;
     let end = hdr_len + (ev.data_len as usize).min(data.len() - hdr_len);
-    let mut at = hdr_len;
+    slot_start(data, hdr_len, end, slot::ARGV)
+}
+
+/// Where the item that opens slot `which` begins among the items in data[at..end] (item
+/// headers only are read).
+pub fn slot_start(data: &[u8], mut at: usize, end: usize, which: u8) -> Option<usize> {
     while at + 4 <= end {
         let len = u16::from_le_bytes([data[at + 2], data[at + 3]]) as usize;
-        if data[at] == item::SLOT && len == 1 && data.get(at + 4) == Some(&slot::ARGV) {
+        if data[at] == item::SLOT && len == 1 && data.get(at + 4) == Some(&which) {
             return Some(at);
         }
         at += 4 + len;

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
 use crate::kernel::abi::{item, ow_event, ow_ident, slot};
+
+use super::decode::slot_start;
 use crate::kernel::load::IDENTS as KERNEL_IDENTS;
 
 /// How many IDGENs' items are kept here. Both sides forget the least recently used first:
@@ -63,7 +65,8 @@ impl IdentJoin {
                 let id: Id = data[at + 4..next].try_into().unwrap();
                 self.tick += 1;
                 if kind == item::IDGEN {
-                    let upto = parents_slot(data, next, end);
+                    // (the ancestors' slot ends what an IDGEN came with)
+                    let upto = slot_start(data, next, end, slot::PARENTS).unwrap_or(end);
                     self.remember(id, &data[next..upto]);
                     return Cow::Owned(splice(data, at, next, &[], end));
                 }
@@ -96,19 +99,6 @@ impl IdentJoin {
         }
         self.known.insert(id, (items.into(), self.tick));
     }
-}
-
-/// Where the ancestors' slot begins at or after `from` (the end of what an IDGEN numbers),
-/// or `end`.
-fn parents_slot(data: &[u8], mut at: usize, end: usize) -> usize {
-    while at + 4 <= end {
-        let len = u16_at(data, at + 2);
-        if data[at] == item::SLOT && len == 1 && data.get(at + 4) == Some(&slot::PARENTS) {
-            return at;
-        }
-        at += 4 + len;
-    }
-    end.min(at)
 }
 
 /// data[..end] with data[from..to] replaced by `with`, its header's data_len made to match.
