@@ -54,6 +54,10 @@ LABEL = {
     "sng-rename": "stress-ng --rename (per bogo op)",
     "sng-chmod": "stress-ng --chmod (per bogo op)",
 }
+# workloads timed whole, once per run (the rest: N iterations of a loop)
+WHOLE = ("untar", "src", "git")
+# and those of them moved out of the tree by the owner once their run is counted
+ASIDE = ("src", "git")
 INT64_MIN = -(2**63)
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -706,7 +710,7 @@ class Harness:
         if wl == "untar":
             ns, iters, ev, dest = self.untar(fs, owner, seq)
             return ns, iters, (0 if owner else None), dest
-        if wl in ("src", "git"):
+        if wl in ASIDE:
             ns, iters, ev, dest = (self.src if wl == "src" else self.git_checkout)(fs, owner, seq)
             return ns, iters, (0 if owner else None), dest
         ns, iters, ev = self.stressng(wl[4:], fs, n, owner)
@@ -732,7 +736,7 @@ class Harness:
                 ns, iters, exp, dest = self.run_one(wl, fs, "auditd", f"{rep}-auditd",
                                                     self.n_audit.get((wl, fs), self.n_for(wl, fs)), pre)
                 self.audit.drain()
-                if wl in ("src", "git"):
+                if wl in ASIDE:
                     # moved aside by the owner: its audit records are not timed, and the
                     # filesystem does not hold several copies
                     self.src_aside(fs, dest)
@@ -782,7 +786,7 @@ class Harness:
                     t0 = time.monotonic_ns()
                     ns, iters, exp, dest = self.run_one(wl, fs, mode, f"{rep}-{mode}", self.n_for(wl, fs))
                     c1, window = self.wait_drain(ag, c0, exp, t0, timeout=30 + ns / 1e9 * 10)
-                    if wl in ("src", "git"):
+                    if wl in ASIDE:
                         # by the owner (allowed: no event), after the run's events are counted
                         self.src_aside(fs, dest)
                     elif dest:
@@ -806,7 +810,7 @@ class Harness:
             shutil.rmtree(d, ignore_errors=True)
 
     def n_for(self, wl, fs):
-        if wl in ("untar", "src", "git"):
+        if wl in WHOLE:
             return 1
         return self.n[(wl, fs)]
 
@@ -1076,7 +1080,7 @@ def summarize(h, overload, breakdown, t_total):
             row[mode] = (med(xs), min(xs) if xs else float("nan"), max(xs) if xs else float("nan"))
         off = sel(wl, fs, "offending")
         alw = sel(wl, fs, "allowed")
-        row["iters"] = h.n_for(wl, fs) if (wl, fs) in h.n or wl in ("untar", "src", "git") else None
+        row["iters"] = h.n_for(wl, fs) if (wl, fs) in h.n or wl in WHOLE else None
         # events per offending run (tar does the same ops each time: these should agree)
         row["delivered_runs"] = [r["delivered"] for r in off]
         row["iters_audit"] = h.n_audit.get((wl, fs), row["iters"])
@@ -1204,7 +1208,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
     for wl, fs in wls:
         r = rows[(wl, fs)]
         n = r["iters"]
-        ns = "1" if wl in ("untar", "src", "git") else f"{n}/{r['iters_audit']}" + (f"+{r['prefill']}" if r["prefill"] else "")
+        ns = "1" if wl in WHOLE else f"{n}/{r['iters_audit']}" + (f"+{r['prefill']}" if r["prefill"] else "")
         L.append(f"| {fs} | {LABEL.get(wl, wl)} | {ns} | {cell(r['base'])} | {cell(r['base-owner'])} | "
                  f"{cell(r['allowed'], r['base-owner'][0])} | {cell(r['offending'], r['base'][0])} | "
                  f"{cell(r['auditd'], r['base'][0])} |")
@@ -1216,7 +1220,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
         r = rows[(wl, fs)]
         exp = "-" if r["expected"] is None else str(r["expected"])
         ok = "" if r["expected"] is None else (" ✓" if r["delivered"] == r["expected"] else " ✗")
-        if wl in ("src", "git") and r["delivered_runs"]:
+        if wl in ASIDE and r["delivered_runs"]:
             runs = r["delivered_runs"]
             ok = f" ({'each run ' + str(runs[0]) if len(set(runs)) == 1 else 'runs ' + ', '.join(map(str, runs))})"
         ut, st = r["agent_ut"], r["agent_st"]

@@ -173,11 +173,11 @@ pub fn all_trees(n: usize) -> u64 {
     }
 }
 
-/// The constants and map sizes set between open and load.
 /// How many processes the kernel remembers the exe, tty and cgroup sent of (the `idents`
 /// map, bpf/lib/maps.h; watch/ident.rs keeps more).
 pub const IDENTS: u32 = 2048;
 
+/// The constants and map sizes set between open and load.
 fn configure(
     open: &mut OpenOwnwatchSkel,
     backend: Backend,
