@@ -203,7 +203,7 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 		put_slot(&b, OW_SLOT_CWD);
 		put_walk(&b, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt));
 	}
-	put_identity(&b, task);
+	ow_put_identity();
 	return submit(&b);
 }
 

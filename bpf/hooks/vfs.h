@@ -123,7 +123,7 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 		put_slot(&b, o->str_slot);
 		put_str(&b, OW_ITEM_STR, o->kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
 	}
-	put_identity(&b, task);
+	ow_put_identity();
 	if (submit(&b) == 0 && o->done_key) {
 		struct vfs_wait w = { .key = o->done_key, .op = o->op };
 

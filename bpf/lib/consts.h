@@ -24,6 +24,7 @@
 #define DATA_MASK (OW_DATA_MAX - 1)
 #define WALK_MAX_STEPS 8192
 #define WALK_CHUNK 64 /* steps per call of ow_walk_chunk */
+#define WALK_CHUNKS 8 /* chunks per call of ow_walk_chunks */
 #define IDENTITY_RESERVE 12288 /* argv, exe, cgroup, parents: added last, room kept for them */
 #define WALK_ROOM (OW_DATA_MAX - IDENTITY_RESERVE)
 /* Changed directories first (OW_SLOT_SEEN: they decide tree and path), leaving room for two

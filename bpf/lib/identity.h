@@ -22,48 +22,67 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
-_Static_assert(ARGV_CHUNK == 0x100, "ow_put_argv masks with ARGV_CHUNK - 1");
+_Static_assert(ARGV_CHUNK == 0x100, "ow_argv_step masks with ARGV_CHUNK - 1");
 
-/* The command line [start, end) of the caller's memory, ARGV_CHUNK bytes per step: pages of
- * it that are not resident cannot be faulted in here, and a step that fails keeps what the
- * ones before it read. Every step but a short last one reads a whole chunk (the environment
- * follows the command line), so the loop's state is its counter alone and the verifier
- * follows each step once. A global function (scalars only, see ow_walk_chunk): the ways out
- * of the loop meet before the rest of the record. */
+/* One ARGV_CHUNK of the command line; 1 when it is all read or a read failed. Every step but
+ * a short last one reads a whole chunk (the environment follows the command line): pages of it
+ * that are not resident cannot be faulted in here, and a step that fails keeps what the ones
+ * before it read. A global function, as the walk's step (walk.h): the verifier checks it once,
+ * and the loop in ow_put_argv by its counter alone. */
+__noinline int ow_argv_step(void)
+{
+	struct scratch *s = this_scratch();
+	__u64 left, n;
+	__u8 *dst;
+
+	if (!s || s->argv_at >= s->argv_end)
+		return 1;
+	left = s->argv_end - s->argv_at;
+	dst = &s->data[(s->argv_dst + s->argv_len) & DATA_MASK];
+	if (left >= ARGV_CHUNK &&
+	    !bpf_probe_read_user(dst, ARGV_CHUNK, (void *)s->argv_at)) {
+		s->argv_len += ARGV_CHUNK;
+		s->argv_at += ARGV_CHUNK;
+		return 0;
+	}
+	/* the last chunk may end on a page that is not there: read only what is left */
+	n = left;
+	/* a mask clang cannot drop: old verifiers want to see the bound on the register passed,
+	 * not on a copy */
+	asm volatile("%0 &= 0xff" : "+r"(n));
+	if (left >= ARGV_CHUNK || !n || bpf_probe_read_user(dst, n, (void *)s->argv_at))
+		s->argv_failed = left != 0;
+	else
+		s->argv_len += n;
+	return 1;
+}
+
+/* The command line [start, end) of the caller's memory, at most ARGV_MAX bytes of it, as a
+ * STR item (its aux byte set when it was cut or could not all be read). A global function
+ * (scalars only, see ow_walk_chunk): the ways out of the loop meet before the rest of the
+ * record. */
 __noinline int ow_put_argv(__u64 start, __u64 end)
 {
 	struct builder bb = { .s = this_scratch() };
 	struct builder *b = &bb;
-	__u32 hdr, len, failed = 0;
+	__u32 hdr;
 
 	if (!b->s)
 		return 0;
 	hdr = b->s->off;
 	if (end <= start || hdr > OW_DATA_MAX - 4 - ARGV_MAX)
 		return 0;
-	len = end - start > ARGV_MAX ? ARGV_MAX : end - start;
-	for (__u32 i = 0; i < ARGV_MAX / ARGV_CHUNK; i++) {
-		__u32 at = i * ARGV_CHUNK;
-		__u8 *dst = &b->s->data[(hdr + 4 + at) & DATA_MASK];
-		__u64 n;
-
-		if (at >= len)
+	b->s->argv_at = start;
+	b->s->argv_end = end - start > ARGV_MAX ? start + ARGV_MAX : end;
+	b->s->argv_dst = hdr + 4;
+	b->s->argv_len = 0;
+	b->s->argv_failed = 0;
+	for (__u32 i = 0; i < ARGV_MAX / ARGV_CHUNK; i++)
+		if (ow_argv_step())
 			break;
-		if (!bpf_probe_read_user(dst, ARGV_CHUNK, (void *)(start + at)))
-			continue;
-		/* the last chunk may end on a page that is not there: read only what is left */
-		n = len - at;
-		/* a mask clang cannot drop: old verifiers want to see the bound on the register
-		 * passed, not on a copy */
-		asm volatile("%0 &= 0xff" : "+r"(n));
-		if (len - at >= ARGV_CHUNK || bpf_probe_read_user(dst, n, (void *)(start + at))) {
-			failed = 1;
-			len = at;
-		}
-		break;
-	}
-	b->s->off = hdr + 4 + len;
-	item_hdr_at(b, hdr, OW_ITEM_STR, end - start > ARGV_MAX || failed, len);
+	b->s->off = hdr + 4 + (b->s->argv_len & (ARGV_MAX * 2 - 1));
+	item_hdr_at(b, hdr, OW_ITEM_STR, end - start > ARGV_MAX || b->s->argv_failed,
+		    b->s->argv_len & (ARGV_MAX * 2 - 1));
 	return 0;
 }
 
@@ -87,40 +106,73 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 	return (struct kernfs_node *)BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
 }
 
+/* The identity's loops (cgroup names, ancestors) step through global functions, as the walk
+ * does (walk.h): the verifier checks a step once and the loop's counter alone, instead of
+ * every path through every iteration (a 32-level loop with a string copy in it made most of
+ * each program's verification). The step's state is the scratch's `at`. */
+
+/* One name of the cgroup path, leaf first; 1 when the root is reached. */
+__noinline int ow_cgroup_step(void)
+{
+	struct builder bb = { .s = this_scratch() };
+	struct kernfs_node *kn, *parent;
+
+	if (!bb.s)
+		return 1;
+	kn = (struct kernfs_node *)bb.s->at;
+	parent = kn_parent(kn);
+	if (!parent)
+		return 1;
+	put_str(&bb, OW_ITEM_NAME, BPF_CORE_READ(kn, name), NAME_MAX_READ, OW_DATA_MAX,
+		STR_KERNEL);
+	bb.s->at = (__u64)parent;
+	return 0;
+}
+
 /* The cgroup v2 path: a SEG of dev 0, then the names leaf first, below the root. */
 static __always_inline void put_cgroup(struct builder *b, struct kernfs_node *kn)
 {
 	if (put_hdr(b, OW_ITEM_SEG, 4) == 0)
 		put_u32(b, 0);
-	for (int i = 0; i < CGROUP_DEPTH; i++) {
-		struct kernfs_node *parent = kn_parent(kn);
-
-		if (!parent)
+	b->s->at = (__u64)kn;
+	for (int i = 0; i < CGROUP_DEPTH; i++)
+		if (ow_cgroup_step())
 			break;
-		put_str(b, OW_ITEM_NAME, BPF_CORE_READ(kn, name), NAME_MAX_READ, OW_DATA_MAX,
-			STR_KERNEL);
-		kn = parent;
-	}
 }
 
-/* The ancestors, nearest first, up to init: an OW_ITEM_PARENT (struct ow_parent) each. */
+/* One ancestor, the parent of the task in `at`: an OW_ITEM_PARENT (struct ow_parent);
+ * 1 when there is none or it is init. */
+__noinline int ow_parent_step(void)
+{
+	struct builder bb = { .s = this_scratch() };
+	struct builder *b = &bb;
+	struct task_struct *t;
+	__u32 pid;
+
+	if (!b->s)
+		return 1;
+	/* (a plain variable: BPF_CORE_READ would relocate b->s too) */
+	t = (struct task_struct *)b->s->at;
+	t = BPF_CORE_READ(t, real_parent);
+	if (!t)
+		return 1;
+	pid = BPF_CORE_READ(t, tgid);
+	if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
+		return 1;
+	put_u32(b, pid);
+	bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
+	b->s->off += OW_COMM_LEN;
+	b->s->at = (__u64)t;
+	return pid == 1;
+}
+
+/* The ancestors, nearest first, up to init. */
 static __always_inline void put_parents(struct builder *b, struct task_struct *t)
 {
-	for (int i = 0; i < MAX_PARENTS; i++) {
-		__u32 pid;
-
-		t = BPF_CORE_READ(t, real_parent);
-		if (!t)
+	b->s->at = (__u64)t;
+	for (int i = 0; i < MAX_PARENTS; i++)
+		if (ow_parent_step())
 			break;
-		pid = BPF_CORE_READ(t, tgid);
-		if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
-			break;
-		put_u32(b, pid);
-		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
-		b->s->off += OW_COMM_LEN;
-		if (pid == 1)
-			break;
-	}
 }
 
 /* An IDGEN or IDREF item (bpf/ownwatch.h). */
@@ -193,11 +245,19 @@ static __always_inline void put_exe_tty_cgroup(struct builder *b, struct task_st
 	}
 }
 
-/* Who did it, as items after the op's own (see the top of this file). */
-static __always_inline void put_identity(struct builder *b, struct task_struct *task)
+/* Who did it, as items after the op's own (see the top of this file), into this CPU's
+ * record. A global function: the verifier checks it once per program, not once for every
+ * way a hook reaches it. */
+__noinline int ow_put_identity(void)
 {
-	struct ow_event *ev = &b->s->ev;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct builder bb = { .s = this_scratch() };
+	struct builder *b = &bb;
+	struct ow_event *ev;
 
+	if (!b->s)
+		return 0;
+	ev = &b->s->ev;
 	b->s->limit = OW_DATA_MAX;
 	ev->loginuid = BPF_CORE_READ(task, loginuid.val);
 	ev->sessionid = BPF_CORE_READ(task, sessionid);
@@ -215,6 +275,7 @@ static __always_inline void put_identity(struct builder *b, struct task_struct *
 
 	put_slot(b, OW_SLOT_PARENTS);
 	put_parents(b, task);
+	return 0;
 }
 
 #endif

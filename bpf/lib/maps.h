@@ -107,6 +107,11 @@ struct scratch {
 	struct walk_state w;
 	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */
 	__u32 seen_tree[OW_MAX_SEEN]; /* and the trees they reached */
+	volatile __u64 at; /* the cgroup node or ancestor the identity's next step reads */
+	/* the command line being copied (ow_put_argv): from `argv_at` to `argv_end` of the
+	 * caller's memory, to the record's `argv_dst`; `argv_len` read so far, `argv_failed` */
+	volatile __u64 argv_at, argv_end;
+	volatile __u32 argv_dst, argv_len, argv_failed;
 	struct ow_ident ident; /* remembered once the record is sent, when ident_new */
 	__u32 ident_new;
 	struct ow_event ev;

@@ -104,11 +104,13 @@ static __always_inline long walk_step(struct builder *b)
 	return 0;
 }
 
-/* The walk in this CPU's scratch: one step, then WALK_CHUNK of them; 1 when it is done.
+/* The walk in this CPU's scratch: one step, then WALK_CHUNK of them, then WALK_CHUNKS chunks;
+ * 1 when it is done.
  * Global functions, each calling the one below in a bounded loop: the verifier checks a step
- * once and each loop's counter alone, and the walk needs no bpf_loop (5.17+). Two levels of
+ * once and each loop's counter alone, and the walk needs no bpf_loop (5.17+). Levels of
  * loops, not one: a single loop of WALK_MAX_STEPS calls exceeds the verifier's jump history
- * (8192). Global functions take no pointers before 5.12, so the walk's state lives in the
+ * (8192); three, not two: a loop costs the verifier its length times its body in every program
+ * that walks. Global functions take no pointers before 5.12, so the walk's state lives in the
  * scratch and each finds it itself. */
 __noinline int ow_walk_step(void)
 {
@@ -121,6 +123,16 @@ __noinline int ow_walk_chunk(void)
 {
 	for (int i = 0; i < WALK_CHUNK; i++)
 		if (ow_walk_step())
+			return 1;
+	return 0;
+}
+
+/* WALK_CHUNKS chunks: a third level keeps each loop short, and the verifier's work with it
+ * (each loop is followed iteration by iteration, in every program that walks). */
+__noinline int ow_walk_chunks(void)
+{
+	for (int i = 0; i < WALK_CHUNKS; i++)
+		if (ow_walk_chunk())
 			return 1;
 	return 0;
 }
@@ -165,8 +177,8 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
 	s->view_names = 0;
 	s->above_mnt_root = 0;
-	for (int i = 0; i < WALK_MAX_STEPS / WALK_CHUNK; i++)
-		if (ow_walk_chunk())
+	for (int i = 0; i < WALK_MAX_STEPS / (WALK_CHUNK * WALK_CHUNKS); i++)
+		if (ow_walk_chunks())
 			break;
 	if (!s->w.done || s->w.full)
 		flags |= OW_F_TRUNCATED;

@@ -43,6 +43,10 @@ pub struct Started<'obj> {
     pub links: Links,
     /// Time spent in trials.
     pub probe_time: Duration,
+    /// Of the chosen backend's start: its programs' load (the kernel's verifier), then their
+    /// attach.
+    pub load_time: Duration,
+    pub attach_time: Duration,
     /// Better backends that failed, "name: why", for a warning each.
     pub failures: Vec<String>,
 }
@@ -77,12 +81,14 @@ pub fn start_best<'obj>(
             continue;
         }
         match start(obj, b, spec) {
-            Ok((skel, links)) => {
+            Ok((skel, links, (load_time, attach_time))) => {
                 return Ok(Started {
                     backend: b,
                     skel,
                     links,
                     probe_time,
+                    load_time,
+                    attach_time,
                     failures,
                 })
             }
@@ -141,11 +147,12 @@ pub fn root_key(dev: u32, ino: u64) -> Vec<u8> {
 }
 
 /// Opens, configures, loads and attaches the programs of one backend.
+/// The skeleton loaded and attached, and how long the load and the attach took.
 fn start<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     backend: Backend,
     spec: &Spec,
-) -> Result<(OwnwatchSkel<'obj>, Links)> {
+) -> Result<(OwnwatchSkel<'obj>, Links, (Duration, Duration))> {
     let mut open = OwnwatchSkelBuilder::default()
         .open(obj)
         .context("opening BPF object")?;
@@ -158,10 +165,13 @@ fn start<'obj>(
     };
     configure(&mut open, backend, spec, btf.as_ref())?;
     let syscalls = switch_on(&mut open, backend, btf.as_ref())?;
+    let t = Instant::now();
     let mut skel = open.load().context("loading BPF programs")?;
+    let load_time = t.elapsed();
     fill_maps(&mut skel, spec)?;
+    let t = Instant::now();
     let links = attach(&skel, &syscalls)?;
-    Ok((skel, links))
+    Ok((skel, links, (load_time, t.elapsed())))
 }
 
 /// The mask of every tree, for n trees (at most 64).
@@ -257,6 +267,12 @@ fn switch_on(
             }
         };
         p.set_autoload(on);
+        if let Ok(l) = std::env::var("OWNWATCH_VERIFIER_STATS") {
+            let only = std::env::var("OWNWATCH_VERIFIER_PROG").unwrap_or_default();
+            if only.is_empty() || only == name {
+                p.set_log_level(l.parse().unwrap_or(4));
+            }
+        }
     }
     Ok(syscalls)
 }

@@ -296,6 +296,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         mut skel,
         links,
         probe_time: t_probe,
+        load_time,
+        attach_time,
         failures,
     } = start_best(&mut objs, args.backend, &spec)?;
     let t_load = started.elapsed();
@@ -303,7 +305,13 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let mut dev_flags = HashMap::new();
     sync_devs(&skel.maps.devs, &trees_now(&trees), &mut dev_flags)?;
     if args.verbose > 0 {
-        say_start(&failures, t_probe, t_load, started.elapsed());
+        say_start(
+            &failures,
+            t_probe,
+            (load_time, attach_time),
+            t_load,
+            started.elapsed(),
+        );
     }
     let mut processor = Processor::new(&trees, args.format, backend, sink);
     processor.fix = trees.iter().any(|t| t.fix);
@@ -392,15 +400,25 @@ pub fn run(args: WatchArgs) -> Result<u8> {
 
 /// -v: why better backends were passed over (a normal start says one line: that is for -v and
 /// `probe`), and where start-up time went.
-fn say_start(failures: &[String], probe: Duration, load: Duration, total: Duration) {
+/// -v: the passed-over backends, and where the start's time went (`started`: up to the
+/// attach, `total`: with the maps filled).
+fn say_start(
+    failures: &[String],
+    probe: Duration,
+    (load, attach): (Duration, Duration),
+    started: Duration,
+    total: Duration,
+) {
     for f in failures {
         eprintln!("ownwatch: backend {f}; passed over");
     }
     eprintln!(
-        "ownwatch: probe {} ms, load and attach {} ms, maps {} ms",
+        "ownwatch: probe {} ms, load and attach {} ms (programs loaded in {} ms, attached in {} ms), maps {} ms",
         probe.as_millis(),
-        (load - probe).as_millis(),
-        (total - load).as_millis()
+        (started - probe).as_millis(),
+        load.as_millis(),
+        attach.as_millis(),
+        (total - started).as_millis()
     );
 }
 
