@@ -5,6 +5,9 @@
 #ifndef OW_LIB_IDENTITY_H
 #define OW_LIB_IDENTITY_H
 
+/* The writer's task is read through BTF where the program may (task_btf, bpf/lib/filter.h:
+ * direct loads, an instruction each), else with bpf_probe_read_kernel (a helper call each):
+ * fill_actor() and read_writer() are those reads, once per record. */
 static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -13,13 +16,67 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 	ev->backend = backend_id;
 	ev->pid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
-	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->uid = BPF_CORE_READ(task, cred, uid.val);
-	ev->gid = BPF_CORE_READ(task, cred, gid.val);
-	ev->euid = BPF_CORE_READ(task, cred, euid.val);
-	ev->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
-	ev->fsgid = BPF_CORE_READ(task, cred, fsgid.val);
+	if (task_btf) {
+		struct task_struct *t = bpf_get_current_task_btf();
+		const struct cred *c = t->cred;
+
+		ev->ppid = t->real_parent->tgid;
+		ev->uid = c->uid.val;
+		ev->gid = c->gid.val;
+		ev->euid = c->euid.val;
+		ev->fsuid = c->fsuid.val;
+		ev->fsgid = c->fsgid.val;
+	} else {
+		ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
+		ev->uid = BPF_CORE_READ(task, cred, uid.val);
+		ev->gid = BPF_CORE_READ(task, cred, gid.val);
+		ev->euid = BPF_CORE_READ(task, cred, euid.val);
+		ev->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
+		ev->fsgid = BPF_CORE_READ(task, cred, fsgid.val);
+	}
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+}
+
+static __always_inline void read_writer(struct ow_writer *w, struct task_struct *task)
+{
+	if (task_btf) {
+		struct task_struct *t = bpf_get_current_task_btf();
+		struct mm_struct *mm = t->mm;
+		struct kernfs_node *kn = t->cgroups->dfl_cgrp->kn;
+
+		w->mm = (__u64)mm;
+		w->exe = w->arg_start = w->arg_end = 0;
+		if (mm) {
+			w->exe = (__u64)mm->exe_file;
+			w->arg_start = mm->arg_start;
+			w->arg_end = mm->arg_end;
+		}
+		w->tty = (__u64)t->signal->tty;
+		w->kn = (__u64)kn;
+		w->cgid = kn ? kn->id : 0;
+		w->start = t->group_leader->start_time;
+		w->exec_id = t->self_exec_id;
+		w->loginuid = t->loginuid.val;
+		w->sessionid = t->sessionid;
+	} else {
+		struct mm_struct *mm = BPF_CORE_READ(task, mm);
+		struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+
+		w->mm = (__u64)mm;
+		w->exe = w->arg_start = w->arg_end = 0;
+		if (mm) {
+			w->exe = (__u64)BPF_CORE_READ(mm, exe_file);
+			w->arg_start = BPF_CORE_READ(mm, arg_start);
+			w->arg_end = BPF_CORE_READ(mm, arg_end);
+		}
+		w->tty = (__u64)BPF_CORE_READ(task, signal, tty);
+		w->kn = (__u64)kn;
+		w->cgid = kn ? BPF_CORE_READ(kn, id) : 0;
+		w->start = BPF_CORE_READ(task, group_leader, start_time);
+		w->exec_id = BPF_CORE_READ(task, self_exec_id);
+		w->loginuid = BPF_CORE_READ(task, loginuid.val);
+		w->sessionid = BPF_CORE_READ(task, sessionid);
+	}
 }
 
 _Static_assert(ARGV_CHUNK == 0x100, "ow_argv_step masks with ARGV_CHUNK - 1");
@@ -84,14 +141,6 @@ __noinline int ow_put_argv(__u64 start, __u64 end)
 	item_hdr_at(b, hdr, OW_ITEM_STR, end - start > ARGV_MAX || b->s->argv_failed,
 		    b->s->argv_len & (ARGV_MAX * 2 - 1));
 	return 0;
-}
-
-static __always_inline void put_argv(struct builder *b, struct task_struct *task)
-{
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-
-	if (mm)
-		ow_put_argv(BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end));
 }
 
 /* kernfs_node.parent became __parent in 6.15 */
@@ -189,60 +238,54 @@ static __always_inline void put_ident_item(struct builder *b, __u8 kind, struct 
  * and audit ids are read anew for every record (a parent may die or exec, argv be rewritten in
  * place). The common case, a process that writes many times, then costs a few loads instead
  * of a walk of its exe's path and of its cgroup. */
-static __always_inline void put_exe_tty_cgroup(struct builder *b, struct task_struct *task)
+static __always_inline void put_exe_tty_cgroup(struct builder *b, const struct ow_writer *w)
 {
-	struct ow_ident *v, cur = {};
-	struct tty_struct *tty;
-	struct kernfs_node *kn;
-	struct mm_struct *mm;
-	struct file *exe;
+	/* (in the scratch, as the writer: 5.10 counts every frame of the call chain, walk
+	 * included, against 512 bytes of stack) */
+	struct ow_ident *v, *cur = &b->s->ident;
+	struct tty_struct *tty = (struct tty_struct *)w->tty;
 	__u32 trunc;
 
-	mm = BPF_CORE_READ(task, mm);
-	exe = mm ? BPF_CORE_READ(mm, exe_file) : 0;
-	tty = BPF_CORE_READ(task, signal, tty);
-	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
-	cur.tgid = bpf_get_current_pid_tgid() >> 32;
-	cur.start = BPF_CORE_READ(task, group_leader, start_time);
-	cur.exec_id = BPF_CORE_READ(task, self_exec_id);
-	cur.mm = (__u64)mm;
-	cur.exe = (__u64)exe;
-	cur.tty = (__u64)tty;
-	cur.cgid = kn ? BPF_CORE_READ(kn, id) : 0;
+	cur->tgid = bpf_get_current_pid_tgid() >> 32;
+	cur->_pad = 0;
+	cur->start = w->start;
+	cur->exec_id = w->exec_id;
+	cur->mm = w->mm;
+	cur->exe = w->exe;
+	cur->tty = w->tty;
+	cur->cgid = w->cgid;
 
 	b->s->ident_new = 0;
-	v = bpf_map_lookup_elem(&idents, &cur.tgid);
-	if (v && v->start == cur.start && v->exec_id == cur.exec_id && v->mm == cur.mm &&
-	    v->exe == cur.exe && v->tty == cur.tty && v->cgid == cur.cgid) {
+	v = bpf_map_lookup_elem(&idents, &cur->tgid);
+	if (v && v->start == cur->start && v->exec_id == cur->exec_id && v->mm == cur->mm &&
+	    v->exe == cur->exe && v->tty == cur->tty && v->cgid == cur->cgid) {
 		__u32 off = b->s->off;
 
-		put_ident_item(b, OW_ITEM_IDREF, &cur);
+		put_ident_item(b, OW_ITEM_IDREF, cur);
 		if (b->s->off != off)
 			return;
 	}
 
 	trunc = b->s->trunc;
-	put_ident_item(b, OW_ITEM_IDGEN, &cur);
-	if (exe) {
+	put_ident_item(b, OW_ITEM_IDGEN, cur);
+	if (w->exe) {
 		put_slot(b, OW_SLOT_EXE);
 		b->s->limit = b->s->off + EXE_ROOM;
-		put_file_walk(b, exe);
+		put_file_walk(b, (struct file *)w->exe);
 		b->s->limit = OW_DATA_MAX;
 	}
 	if (tty) {
 		put_slot(b, OW_SLOT_TTY);
 		put_str(b, OW_ITEM_STR, tty->name, sizeof(tty->name), OW_DATA_MAX, STR_UNCOUNTED);
 	}
-	if (kn) {
+	if (w->kn) {
 		put_slot(b, OW_SLOT_CGROUP);
-		put_cgroup(b, kn);
+		put_cgroup(b, (struct kernfs_node *)w->kn);
 	}
 	/* remembered once the record is sent (submit), and only when nothing here was cut:
 	 * a later record refers to exactly these items */
-	if (b->s->trunc == trunc) {
-		b->s->ident = cur;
+	if (b->s->trunc == trunc)
 		b->s->ident_new = 1;
-	}
 }
 
 /* Who did it, as items after the op's own (see the top of this file), into this CPU's
@@ -253,25 +296,26 @@ __noinline int ow_put_identity(void)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct builder bb = { .s = this_scratch() };
 	struct builder *b = &bb;
-	struct ow_event *ev;
+	struct ow_writer *w;
 
 	if (!b->s)
 		return 0;
-	ev = &b->s->ev;
+	w = &b->s->wr;
+	read_writer(w, task);
 	b->s->limit = OW_DATA_MAX;
-	ev->loginuid = BPF_CORE_READ(task, loginuid.val);
-	ev->sessionid = BPF_CORE_READ(task, sessionid);
+	b->s->ev.loginuid = w->loginuid;
+	b->s->ev.sessionid = w->sessionid;
 
 	put_slot(b, OW_SLOT_ARGV);
-	{
+	if (w->mm) {
 		/* a cut command line is argv_truncated, not a cut path (OW_F_TRUNCATED) */
 		__u32 trunc = b->s->trunc;
 
-		put_argv(b, task);
+		ow_put_argv(w->arg_start, w->arg_end);
 		b->s->trunc = trunc;
 	}
 
-	put_exe_tty_cgroup(b, task);
+	put_exe_tty_cgroup(b, w);
 
 	put_slot(b, OW_SLOT_PARENTS);
 	put_parents(b, task);

@@ -88,6 +88,12 @@ struct walk_state {
 	__u32 _pad;
 };
 
+/* What the identity reads of the writer's task, beyond the actor (identity.h read_writer). */
+struct ow_writer {
+	__u64 mm, exe, tty, kn, cgid, start, arg_start, arg_end;
+	__u32 exec_id, loginuid, sessionid;
+};
+
 struct scratch {
 	/* Builder state lives here, not on the stack: the verifier then treats the offset as
 	 * an unknown bounded scalar instead of following every exact value through every
@@ -112,7 +118,9 @@ struct scratch {
 	 * caller's memory, to the record's `argv_dst`; `argv_len` read so far, `argv_failed` */
 	volatile __u64 argv_at, argv_end;
 	volatile __u32 argv_dst, argv_len, argv_failed;
-	struct ow_ident ident; /* remembered once the record is sent, when ident_new */
+	struct ow_writer wr;
+	/* this record's identity key; remembered once the record is sent, when ident_new */
+	struct ow_ident ident;
 	__u32 ident_new;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
