@@ -81,10 +81,9 @@ static __always_inline void read_writer(struct ow_writer *w, struct task_struct 
 
 _Static_assert(ARGV_CHUNK == 0x100, "ow_argv_step masks with ARGV_CHUNK - 1");
 
-/* One ARGV_CHUNK of the command line; 1 when it is all read or a read failed. Every step but
- * a short last one reads a whole chunk (the environment follows the command line): pages of it
- * that are not resident cannot be faulted in here, and a step that fails keeps what the ones
- * before it read. A global function, as the walk's step (walk.h): the verifier checks it once,
+/* One ARGV_CHUNK of the command line, or what is left of it; 1 when it is all read or a read
+ * failed. Pages of it that are not resident cannot be faulted in here: a step that fails keeps
+ * what the ones before it read. A global function, as the walk's step (walk.h): the verifier checks it once,
  * and the loop in ow_put_argv by its counter alone. */
 __noinline int ow_argv_step(void)
 {
