@@ -146,8 +146,8 @@ pub fn root_key(dev: u32, ino: u64) -> Vec<u8> {
     [u64::from(dev).to_ne_bytes(), ino.to_ne_bytes()].concat()
 }
 
-/// Opens, configures, loads and attaches the programs of one backend.
-/// The skeleton loaded and attached, and how long the load and the attach took.
+/// Opens, configures, loads and attaches the programs of one backend; also says how long the
+/// load and the attach took.
 fn start<'obj>(
     obj: &'obj mut MaybeUninit<OpenObject>,
     backend: Backend,
@@ -252,6 +252,11 @@ fn switch_on(
     let struct_args = btf.is_some_and(args::trampolines_take_structs);
     let rename_noflags = btf.is_some_and(|b| args::has_params(b, "bpf_lsm_path_rename", 4));
     let do_rmdir = btf.is_some_and(|b| args::has_params(b, "do_rmdir", 2));
+    // README "Kernel matrix": the verifier's figures (4) or log (1, 2), all programs or one
+    let verifier_log = std::env::var("OWNWATCH_VERIFIER_STATS").ok().map(|l| {
+        let only = std::env::var("OWNWATCH_VERIFIER_PROG").unwrap_or_default();
+        (l.parse().unwrap_or(4), only)
+    });
     let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
@@ -267,10 +272,9 @@ fn switch_on(
             }
         };
         p.set_autoload(on);
-        if let Ok(l) = std::env::var("OWNWATCH_VERIFIER_STATS") {
-            let only = std::env::var("OWNWATCH_VERIFIER_PROG").unwrap_or_default();
-            if only.is_empty() || only == name {
-                p.set_log_level(l.parse().unwrap_or(4));
+        if let Some((level, only)) = &verifier_log {
+            if only.is_empty() || *only == name {
+                p.set_log_level(*level);
             }
         }
     }
