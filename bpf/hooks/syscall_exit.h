@@ -114,24 +114,22 @@ static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
 
 /* One path argument (dfd, string) in `slot`, its items ending before `limit`. Returns 1 when
  * a walk reached a watched root. follow_proc_fd: see put_str_path(). */
-static __always_inline __u32 put_path_arg(struct builder *b, struct task_struct *task,
-					  __u8 slot, __u32 limit, __u64 dfd, __u64 uptr,
-					  __u32 empty_ok, __u32 follow_proc_fd)
+static __always_inline __u32 put_path_arg(struct builder *b, __u8 slot, __u32 limit, __u64 dfd,
+					  __u64 uptr, __u32 empty_ok, __u32 follow_proc_fd)
 {
 	__u32 abs_flag = slot == OW_SLOT_NEW ? OW_F_NEW_ABSOLUTE : OW_F_ABSOLUTE;
 	__u32 tree;
 
 	put_slot(b, slot);
 	b->s->limit = limit;
-	tree = put_str_path(b, task, dfd, (const char *)uptr, empty_ok, abs_flag, follow_proc_fd);
+	tree = ow_put_str_path(dfd, uptr, empty_ok, abs_flag, follow_proc_fd);
 	b->s->limit = WALK_ROOM;
 	return tree != OW_NO_TREE;
 }
 
 /* An op on path strings (args as hooks/syscalls.h remembered them). Returns 1 when a walk
  * reached a watched root. */
-static __always_inline __u32 put_str_op(struct builder *b, struct task_struct *task,
-					struct pending *p)
+static __always_inline __u32 put_str_op(struct builder *b, struct pending *p)
 {
 	struct ow_event *ev = &b->s->ev;
 	__u64 *a = p->args;
@@ -141,12 +139,12 @@ static __always_inline __u32 put_str_op(struct builder *b, struct task_struct *t
 	case SC_SYMLINK: /* target, dfd, linkpath */
 		put_slot(b, OW_SLOT_TARGET);
 		put_user_str(b, (const char *)a[0]);
-		return put_path_arg(b, task, OW_SLOT_PATH, LIMIT_ONE, a[1], a[2], 0, 0);
+		return put_path_arg(b, OW_SLOT_PATH, LIMIT_ONE, a[1], a[2], 0, 0);
 	case SC_LINK:
 	case SC_RENAME: /* olddfd, old, newdfd, new, flags */
-		found = put_path_arg(b, task, OW_SLOT_PATH, LIMIT_FIRST, a[0], a[1],
+		found = put_path_arg(b, OW_SLOT_PATH, LIMIT_FIRST, a[0], a[1],
 				     p->syscall == SC_LINK && (a[4] & AT_EMPTY_PATH), 0);
-		found |= put_path_arg(b, task, OW_SLOT_NEW, LIMIT_SECOND, a[2], a[3], 0, 0);
+		found |= put_path_arg(b, OW_SLOT_NEW, LIMIT_SECOND, a[2], a[3], 0, 0);
 		return found;
 	}
 	/* the others: dfd, path, extra...; the empty-path flag in args[2], [3] or [4] */
@@ -156,7 +154,7 @@ static __always_inline __u32 put_str_op(struct builder *b, struct task_struct *t
 		empty_ok = a[4];
 	else if (p->syscall == SC_SETXATTRAT)
 		empty_ok = a[3];
-	found = put_path_arg(b, task, OW_SLOT_PATH, LIMIT_ONE, a[0], a[1], empty_ok, 1);
+	found = put_path_arg(b, OW_SLOT_PATH, LIMIT_ONE, a[0], a[1], empty_ok, 1);
 	if (p->syscall == SC_CHOWN) {
 		ev->new_uid = a[2];
 		ev->new_gid = a[3];
@@ -189,7 +187,7 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 	} else {
 		__u32 found = put_seen(&b, p);
 
-		found |= put_str_op(&b, task, p);
+		found |= put_str_op(&b, p);
 		/* The kernel's own answer: the directories this op changed lie outside every
 		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
 		if (!found && p->nseen && !maybe_in_tree(p))
