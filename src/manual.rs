@@ -378,6 +378,12 @@ const IN_BAND: &[(&str, &str)] = &[
         kernel).",
     ),
     (
+        r#"{"time":…,"op":"lost","count":N,"reason":"outcome"}"#,
+        "N events were delivered \
+        but their outcome could not be followed or delivered (counted in the kernel): they \
+        came without ret.",
+    ),
+    (
         r#"{"time":…,"op":"lost","count":N,"reason":"output"}"#,
         "N events the agent had but \
         could not write to a full -o file; written where the dropped lines would have been, \

@@ -45,8 +45,8 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
-/* A wait that cannot be kept is an outcome lost: counted, never silent (the event then
- * comes without "ret"). A thread's new wait replaces its old one, which is then no longer
+/* A wait that cannot be kept is an outcome lost: counted apart from lost records, never silent
+ * (the event then comes without "ret"). A thread's new wait replaces its old one, which is then no longer
  * counted twice. */
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
@@ -57,8 +57,10 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 	err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_NOEXIST);
 	if (err == 0)
 		return;
-	if (err != -EEXIST || bpf_map_update_elem(&vfs_wait, &tid, w, BPF_EXIST))
-		count_lost();
+	if (err == -EEXIST)
+		err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_EXIST);
+	if (err)
+		count_lost_outcome(err);
 	__sync_fetch_and_add(&ow_waits, -1);
 }
 
@@ -155,7 +157,7 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 
 	drop_wait();
 	if (bpf_ringbuf_output(&events, &o, sizeof(o), 0))
-		count_lost();
+		count_lost_outcome(0);
 }
 
 /* Argument i of a tracing program (fentry, fexit, lsm) or a kprobe. i comes from fn_args,

@@ -33,6 +33,11 @@ struct {
  * bpf_prog_active while it runs, preemptibly, and a reader preempted there would make the
  * kernel skip every kprobe and tracepoint program on that CPU meanwhile. */
 __u64 lost_records = 0;
+/* Outcomes that could not be followed (the wait table refused the thread's wait) or delivered
+ * (ring full): each an event that came without "ret". Said apart from lost records
+ * ("reason":"outcome"); lost_wait_err keeps the last error of the wait table (-v says it). */
+__u64 lost_outcomes = 0;
+__s64 lost_wait_err = 0;
 
 /* Set by user space as it stops: the programs stay attached for seconds after (the detacher
  * closes their links, each waiting for RCU grace periods), and meanwhile every writer on the
@@ -167,6 +172,13 @@ static __always_inline __u32 current_tid(void)
 static __always_inline void count_lost(void)
 {
 	__sync_fetch_and_add(&lost_records, 1);
+}
+
+static __always_inline void count_lost_outcome(long err)
+{
+	__sync_fetch_and_add(&lost_outcomes, 1);
+	if (err)
+		lost_wait_err = err;
 }
 
 #endif

@@ -469,8 +469,8 @@ struct Maps<'a> {
     allowed: &'a dyn MapCore,
     /// the processes whose exe, tty and cgroup the kernel sent (watch/ident.rs)
     idents: &'a dyn MapCore,
-    /// `lost_records` in the skeleton's .bss (null without one)
-    lost: *const u64,
+    /// the kernel's loss counters in the skeleton's .bss
+    lost: LostCounters,
     /// for the programs' skipped runs, and the returns our kretprobes missed
     obj: &'a libbpf_rs::Object,
     kretprobes: &'a Events,
@@ -484,11 +484,18 @@ impl<'a> Maps<'a> {
             roots: &skel.maps.roots,
             allowed: &skel.maps.allowed,
             idents: &skel.maps.idents,
-            lost: skel
-                .maps
-                .bss_data
-                .as_deref()
-                .map_or(std::ptr::null(), |b| &b.lost_records as *const u64),
+            lost: skel.maps.bss_data.as_deref().map_or(
+                LostCounters {
+                    records: std::ptr::null(),
+                    outcomes: std::ptr::null(),
+                    wait_err: std::ptr::null(),
+                },
+                |b| LostCounters {
+                    records: &b.lost_records,
+                    outcomes: &b.lost_outcomes,
+                    wait_err: &b.lost_wait_err,
+                },
+            ),
             obj: skel.object(),
             kretprobes: &links.1,
         }
@@ -539,6 +546,8 @@ fn event_loop(
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
+        outcomes: 0,
+        wait_err: 0,
         skipped: skipped_runs(maps.obj, maps.kretprobes),
     };
     let mut devs_synced = Instant::now();
@@ -835,19 +844,37 @@ fn write_masks(
     Ok(())
 }
 
-/// What was said in-band so far: records the kernel could not deliver (its `lost` map), runs
-/// of our programs it skipped (each may have been an event or its outcome).
+/// What was said in-band so far: records the kernel could not deliver, outcomes it could not
+/// follow or deliver (events that came without "ret"), runs of our programs it skipped (each
+/// may have been an event or its outcome).
 struct Losses {
     lost: u64,
+    outcomes: u64,
+    /// the wait table's last error, once said on stderr
+    wait_err: i64,
     skipped: u64,
 }
 
 impl Losses {
     fn say_lost(&mut self, maps: &Maps, p: &mut Processor) {
-        let lost = read_lost(maps.lost);
+        let lost = read_counter(maps.lost.records);
         if lost > self.lost {
-            p.lost(lost - self.lost);
+            p.lost(lost - self.lost, None);
             self.lost = lost;
+        }
+        let outcomes = read_counter(maps.lost.outcomes);
+        if outcomes > self.outcomes {
+            p.lost(outcomes - self.outcomes, Some("outcome"));
+            self.outcomes = outcomes;
+            let err = read_counter(maps.lost.wait_err.cast::<u64>()) as i64;
+            if err != 0 && err != self.wait_err {
+                eprintln!(
+                    "ownwatch: the kernel could not keep a writer's wait for its outcome ({}); \
+                     its event comes without \"ret\"",
+                    io::Error::from_raw_os_error(-err as i32)
+                );
+                self.wait_err = err;
+            }
         }
     }
 
@@ -934,13 +961,23 @@ fn install_signals() -> Result<()> {
     Ok(())
 }
 
-/// The kernel's count of records it could not deliver (`lost_records` in .bss, mapped into
-/// our memory: read without a bpf(2) call, see bpf/lib/maps.h).
-fn read_lost(lost: *const u64) -> u64 {
-    if lost.is_null() {
+/// The kernel's loss counters (bpf/lib/maps.h), in .bss, mapped into our memory: read without
+/// a bpf(2) call. Null pointers without a .bss.
+struct LostCounters {
+    /// records it could not deliver (`lost_records`)
+    records: *const u64,
+    /// outcomes it could not follow or deliver (`lost_outcomes`)
+    outcomes: *const u64,
+    /// the wait table's last error (`lost_wait_err`, a negative errno)
+    wait_err: *const i64,
+}
+
+/// One of the kernel's counters (`LostCounters`), 0 without a .bss.
+fn read_counter(c: *const u64) -> u64 {
+    if c.is_null() {
         return 0;
     }
     // SAFETY: a u64 in the skeleton's .bss mapping, which lives as long as the skeleton the
     // caller holds; the kernel updates it atomically, so a volatile read sees a whole value.
-    unsafe { std::ptr::read_volatile(lost) }
+    unsafe { std::ptr::read_volatile(c) }
 }

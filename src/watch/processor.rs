@@ -415,14 +415,13 @@ impl Processor {
         });
     }
 
-    pub(super) fn lost(&mut self, n: u64) {
-        if let Some(m) = &mut self.metrics {
+    /// Records the kernel could not deliver (reason None), or outcomes it could not follow or
+    /// deliver ("outcome": that many events came without "ret").
+    pub(super) fn lost(&mut self, n: u64, reason: Option<&'static str>) {
+        if let Some(m) = self.metrics.as_mut().filter(|_| reason.is_none()) {
             m.lost += n;
         }
-        self.write_note(Note::Lost {
-            count: n,
-            reason: None,
-        });
+        self.write_note(Note::Lost { count: n, reason });
     }
 
     /// An in-band line that is not an event (lost, tree_gone), stamped now; with `-o
