@@ -56,7 +56,7 @@ for backend in $usable; do
     log=$out/$backend-$name.log
     s=$(now)
     say "START $backend $name ${s}s"
-    cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
+    cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_TEST_CELLS="$usable" OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
       OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
       timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" $once ${TEST_ARGS:-} $filter > "$log" 2>&1
     rc=$?
@@ -69,7 +69,7 @@ for backend in $usable; do
     failed=$(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "$log")
     if [ "$rc" != 0 ] && [ -n "$failed" ] && [ "$(echo "$failed" | wc -l)" -le 3 ]; then
       for f in $failed; do
-        cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
+        cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_TEST_CELLS="$usable" OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
           OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
           timeout "${TEST_TIMEOUT:-1200}" "$bin" --exact "$f" > "$log.retry-$f" 2>&1
         say "RETRY $backend $name $f rc=$?"

@@ -38,6 +38,8 @@ pub struct Arena {
     pub root: PathBuf,
     routes: Mutex<Routes>,
     stderr: Arc<Mutex<String>>,
+    /// What the agent said on stderr by the time it was ready (its start).
+    pub started: String,
     pid: i32,
 }
 
@@ -151,10 +153,11 @@ impl Arena {
             Ok(pid) => pid,
             Err(e) => panic!("{e}"),
         };
-        let arena = Arena {
+        let mut arena = Arena {
             root,
             routes: Mutex::new(Routes::default()),
             stderr,
+            started: String::new(),
             pid,
         };
         if ready_rx.recv_timeout(*TIMEOUT).is_err() {
@@ -165,6 +168,7 @@ impl Arena {
                 arena.stderr_text()
             );
         }
+        arena.started = arena.stderr_text();
         stop_at_exit(pid, &arena.root);
         (arena, lines_rx)
     }

@@ -5,6 +5,25 @@
 
 use super::*;
 
+/// The shared agent's start (this cell's backend, or auto's choice): one line on stderr,
+/// naming the backend, as every normal start (`kernel_wide::a_normal_start_...`, which leaves
+/// the backends with a cell of their own to this test).
+#[test]
+fn the_shared_agent_started_with_one_line() {
+    needs_root!();
+    let a = Arena::get();
+    let backend = match std::env::var("OWNWATCH_TEST_BACKEND") {
+        Ok(b) if !b.is_empty() => b,
+        _ => expected_choice(),
+    };
+    let want = format!("ownwatch: watching 1 tree with backend {backend} (");
+    assert!(
+        a.started.lines().count() == 1 && a.started.starts_with(&want),
+        "want one line starting {want:?}; the shared agent said:\n{}",
+        a.started
+    );
+}
+
 #[test]
 fn root_create_variants() {
     let d = shared_dir!("create");
