@@ -6,10 +6,11 @@ use super::*;
 
 /// Six root threads make 180 directories at once. Each comes as one mkdir event, with its
 /// outcome; a run of ours the kernel skipped may cost an event or its outcome, and then the
-/// agent says so (`"reason":"skipped"`): the events missing or without "ret" are never more
-/// than the skipped runs it reported. The kprobe backend's kretprobes get room for only one
-/// call in flight here (OWNWATCH_KRETPROBE_MAXACTIVE=1): mkdirs that overlap inside
-/// vfs_mkdir make the kernel miss returns, which must be counted. (How often they overlap
+/// agent says so (`"reason":"skipped"`), as it says an outcome the kernel could not follow
+/// (`"reason":"outcome"`): the events missing or without "ret" are never more than those.
+/// The kprobe backend's kretprobes get room for only one call in flight here
+/// (OWNWATCH_KRETPROBE_MAXACTIVE=1): mkdirs that overlap inside vfs_mkdir make the kernel
+/// miss returns, which must be counted. (How often they overlap
 /// depends on the machine: under single-threaded TCG, 0 in 180 on 5.10 and 6.12.)
 #[test]
 fn concurrent_writers_lose_nothing_silently() {
@@ -38,7 +39,16 @@ fn concurrent_writers_lose_nothing_silently() {
     let want: HashSet<&str> = paths.iter().map(String::as_str).collect();
     let mut seen = HashSet::new();
     let mut without_ret = 0;
+    // Outcomes the kernel could not follow (its wait table refused one) or deliver, said
+    // in-band: each is an event that may come without "ret". Seen once on 6.1 kprobe in a
+    // local matrix (2026-12-02; before, a plain "lost" line on 5.10 and 6.1 kprobe); the
+    // agent's stderr names the table's error (shown with --nocapture).
+    let mut outcomes_lost = 0;
     for e in &evs {
+        if e["op"] == "lost" && e["reason"] == "outcome" {
+            outcomes_lost += e["count"].as_u64().expect("a count");
+            continue;
+        }
         let p = e["path"].as_str().unwrap_or_default();
         assert!(
             e["op"] == "mkdir" && e["fsuid"] == 0 && want.contains(p),
@@ -51,14 +61,26 @@ fn concurrent_writers_lose_nothing_silently() {
         }
     }
     let missing = paths.len() - seen.len();
+    if outcomes_lost > 0 {
+        eprintln!(
+            "outcomes lost: {outcomes_lost}; the agent's stderr:\n{}",
+            a.stderr_text()
+        );
+    }
     assert!(
-        (missing + without_ret) as u64 <= a.skipped,
+        missing as u64 + without_ret as u64 <= a.skipped + outcomes_lost,
         "{missing} mkdirs missing and {without_ret} without their outcome, but the agent said \
-         only {} runs were skipped",
+         only {} runs were skipped and {outcomes_lost} outcomes lost",
+        a.skipped
+    );
+    assert!(
+        missing as u64 <= a.skipped,
+        "{missing} mkdirs missing, but the agent said only {} runs were skipped",
         a.skipped
     );
     eprintln!(
-        "concurrent mkdirs: {} events, {without_ret} without ret, {} skipped runs said",
+        "concurrent mkdirs: {} events, {without_ret} without ret, {} skipped runs said, \
+         {outcomes_lost} outcomes lost said",
         seen.len(),
         a.skipped
     );
