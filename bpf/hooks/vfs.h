@@ -45,9 +45,9 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
-/* A wait that cannot be kept is an outcome lost: counted apart from lost records, never silent
- * (the event then comes without "ret"). A thread's new wait replaces its old one, which is then no longer
- * counted twice. */
+/* A wait that cannot be kept is an outcome lost: counted apart from lost records, never
+ * silent (the event then comes without "ret"). A thread's new wait replaces its old one,
+ * which is then no longer counted twice. */
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
 	__u32 tid = current_tid();

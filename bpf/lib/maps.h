@@ -35,7 +35,7 @@ struct {
 __u64 lost_records = 0;
 /* Outcomes that could not be followed (the wait table refused the thread's wait) or delivered
  * (ring full): each an event that came without "ret". Said apart from lost records
- * ("reason":"outcome"); lost_wait_err keeps the last error of the wait table (-v says it). */
+ * ("reason":"outcome"); lost_wait_err keeps the last error of the wait table (said on stderr). */
 __u64 lost_outcomes = 0;
 __s64 lost_wait_err = 0;
 

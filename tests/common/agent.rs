@@ -582,6 +582,14 @@ pub fn probe() -> &'static Value {
     })
 }
 
+/// A normal start's stderr (no -v): one line, `ownwatch: watching 1 tree with backend B (…`.
+/// `ctx` says whose stderr it is.
+pub fn assert_normal_start(err: &str, backend: &str, ctx: &str) {
+    assert_eq!(err.lines().count(), 1, "stderr not one line; {ctx}");
+    let want = format!("ownwatch: watching 1 tree with backend {backend} (");
+    assert!(err.starts_with(&want), "want {want:?}; {ctx}");
+}
+
 /// The count of a skipped note (JSON; a text note counts as one).
 pub fn skipped_count(line: &str) -> u64 {
     serde_json::from_str::<Value>(line)

@@ -10,8 +10,8 @@ use super::*;
 /// (`"reason":"outcome"`): the events missing or without "ret" are never more than those.
 /// The kprobe backend's kretprobes get room for only one call in flight here
 /// (OWNWATCH_KRETPROBE_MAXACTIVE=1): mkdirs that overlap inside vfs_mkdir make the kernel
-/// miss returns, which must be counted. (How often they overlap
-/// depends on the machine: under single-threaded TCG, 0 in 180 on 5.10 and 6.12.)
+/// miss returns, which must be counted. (How often they overlap depends on the machine:
+/// under single-threaded TCG, 0 in 180 on 5.10 and 6.12.)
 #[test]
 fn concurrent_writers_lose_nothing_silently() {
     const THREADS: usize = 6;

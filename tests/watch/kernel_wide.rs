@@ -321,8 +321,6 @@ fn a_normal_start_is_one_line_and_usable_backends_start() {
         let (code, out, err) = run_once(&args);
         let ctx = format!("ownwatch {args:?}: exit {code:?}\nstdout: {out:?}\nstderr: {err:?}");
         assert_eq!(code, Some(0), "{ctx}");
-        assert_eq!(err.lines().count(), 1, "stderr not one line; {ctx}");
-        let want = format!("ownwatch: watching 1 tree with backend {backend} (");
-        assert!(err.starts_with(&want), "want {want:?}; {ctx}");
+        assert_normal_start(&err, &backend, &ctx);
     }
 }

@@ -16,12 +16,8 @@ fn the_shared_agent_started_with_one_line() {
         Ok(b) if !b.is_empty() => b,
         _ => expected_choice(),
     };
-    let want = format!("ownwatch: watching 1 tree with backend {backend} (");
-    assert!(
-        a.started.lines().count() == 1 && a.started.starts_with(&want),
-        "want one line starting {want:?}; the shared agent said:\n{}",
-        a.started
-    );
+    let ctx = format!("the shared agent said:\n{}", a.started);
+    assert_normal_start(&a.started, &backend, &ctx);
 }
 
 #[test]
