@@ -17,7 +17,7 @@ fn io(r: std::io::Result<()>) -> Result<(), String> {
 
 #[test]
 fn fix_gives_new_moved_in_and_chowned_objects_back() {
-    let d = root_dir!("fix");
+    let d = ruled_dir!("fix", "fix = true");
     // Outside: a tree to move in (with a symlink pointing back outside) and a secret.
     let secret = d.outside.join("secret");
     make_file(&secret, b"s");
@@ -30,7 +30,7 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
     make_file(d.t("mine"), b"m");
     chown(d.t("mine"), OWNER, OWNER);
 
-    let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
+    let mut a = d.lease();
     run_as(Creds::Root, || {
         io(std::fs::create_dir_all(d.t("new/deeper")))?;
         io(std::fs::write(d.t("new/deeper/file"), b"f"))?;
@@ -40,7 +40,7 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
         io(std::os::unix::fs::chown(d.t("mine"), Some(0), Some(0)))?;
         Ok(())
     });
-    let evs = a.finish_with(&d.tree, Sentinel::Mkdir);
+    let evs = a.finish();
     for e in &evs {
         assert_eq!(e["fixed"], true, "{e}");
         assert!(e.get("fix_error").is_none(), "{e}");
@@ -70,7 +70,7 @@ fn fix_gives_new_moved_in_and_chowned_objects_back() {
 
 #[test]
 fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
-    let d = root_dir!("fixrace");
+    let d = ruled_dir!("fixrace", "fix = true");
     let victim = d.outside.join("victim");
     make_dir(&victim);
     for i in 0..50 {
@@ -81,7 +81,7 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
     make_dir(d.t("sw"));
     chown(d.t("sw"), OWNER, OWNER);
     std::os::unix::fs::symlink(&victim, d.t("sw-link")).unwrap();
-    let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
+    let mut a = d.lease();
     // Swap tree/sw and tree/sw-link atomically, over and over, as the owner: the swaps are
     // allowed, so they race the fixes without flooding the ring buffer (root's swaps lost
     // thousands of events on a slow machine).
@@ -98,7 +98,7 @@ fn fix_never_acts_outside_while_a_component_is_swapped_for_a_symlink() {
         swaps > 0,
         "the owner could not swap sw and sw-link: no race was run"
     );
-    let _ = a.finish_with(&d.tree, Sentinel::Mkdir);
+    let _ = a.finish();
     assert_eq!(owner_of(&victim), (5555, 5555));
     for i in 0..50 {
         assert_eq!(

@@ -32,7 +32,7 @@ fn root_cmd(cmd: &str, args: &[&str]) {
 /// reports each as not fixed and nothing outside changes owner.
 #[test]
 fn fix_never_crosses_a_bind_mount() {
-    let d = root_dir!("fixbind");
+    let d = ruled_dir!("fixbind", "fix = true");
     let bindsrc = d.o("bindsrc");
     make_dir(&bindsrc);
     make_file(bindsrc.join("secret"), b"s");
@@ -58,7 +58,7 @@ fn fix_never_crosses_a_bind_mount() {
     assert_eq!(std::fs::metadata(d.t("bm")).unwrap().dev(), dev);
     assert_eq!(std::fs::metadata(d.t("bmf")).unwrap().dev(), dev);
 
-    let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
+    let mut a = d.lease();
     let pid = run_as(Creds::Root, || {
         io("rename", std::fs::rename(&bundle, d.t("bundle")))?;
         io("create", std::fs::write(d.t("bm/newfile"), b"n"))?;
@@ -67,7 +67,7 @@ fn fix_never_crosses_a_bind_mount() {
             std::os::unix::fs::lchown(d.t("bmf"), Some(0), Some(0)),
         )
     });
-    let evs = a.finish(&d.tree);
+    let evs = a.finish();
     let by = By::new(&d.tree, 0, pid);
     assert_events(
         &evs,
@@ -103,7 +103,7 @@ fn fix_never_crosses_a_bind_mount() {
 #[test]
 fn fix_drops_setid_bits_root_leaves() {
     const INSTALLS: usize = 40;
-    let d = root_dir!("fixsetid");
+    let d = ruled_dir!("fixsetid", "fix = true");
     for f in ["u", "g"] {
         make_file(d.t(f), b"#!/bin/sh\n");
         chown(d.t(f), OWNER, OWNER);
@@ -112,7 +112,7 @@ fn fix_drops_setid_bits_root_leaves() {
     make_dir(d.t("dir"));
     chown(d.t("dir"), OWNER, OWNER);
     chmod(d.t("dir"), 0o755);
-    let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
+    let mut a = d.lease();
     // Several installs: the agent's fix of the create races with install's own chmod.
     let xs: Vec<String> = (0..INSTALLS)
         .map(|i| s(&d.t(&format!("x{i}"))).to_string())
@@ -123,7 +123,7 @@ fn fix_drops_setid_bits_root_leaves() {
     root_cmd("chmod", &["u+s", s(&d.t("u"))]);
     root_cmd("chmod", &["g+s", s(&d.t("g"))]);
     root_cmd("chmod", &["g+s", s(&d.t("dir"))]);
-    let evs = a.finish(&d.tree);
+    let evs = a.finish();
 
     // install: creates x, maybe sets its ACL (coreutils copy_acl), then chmods it 4755. Who
     // drops the bit depends on timing: the create's fix when it comes after the chmod (the
@@ -189,7 +189,7 @@ fn fix_drops_setid_bits_root_leaves() {
 /// to give back: no `fixed`, and the moved object is not touched.
 #[test]
 fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
-    let d = root_dir!("fixwrite");
+    let d = ruled_dir!("fixwrite", "fix = true");
     for f in ["w", "t", "x", "mine", "out", "gone"] {
         make_file(d.t(f), b"data");
         chmod(d.t(f), 0o644);
@@ -197,7 +197,7 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
     chown(d.t("mine"), OWNER, OWNER);
     // A root-owned setgid file without group execute: the kernel keeps that bit on a chown.
     chmod(d.t("x"), 0o2644);
-    let mut a = Agent::watch_tree(&d.tree, &["--fix"]);
+    let mut a = d.lease();
     let pid = run_as(Creds::Root, || {
         io(
             "write",
@@ -223,7 +223,7 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
         io("rename out", std::fs::rename(d.t("out"), d.o("out")))?;
         io("unlink", std::fs::remove_file(d.t("gone")))
     });
-    let evs = a.finish(&d.tree);
+    let evs = a.finish();
     let by = By::new(&d.tree, 0, pid);
     assert_events(
         &evs,
@@ -252,25 +252,28 @@ fn fix_gives_back_what_root_writes_truncates_or_sets_xattrs_on() {
     }
 }
 
-/// `watch --fix OUTER OUTER/inner` with different owners: what lands in the inner tree goes
+/// `fix = true` in OUTER and OUTER/inner, with different owners: what lands in the inner tree goes
 /// to the inner owner, also a directory moved in with everything in it; the outer tree's
 /// objects to the outer owner.
 #[test]
 fn fix_in_nested_trees_follows_the_innermost_owner() {
-    let d = root_dir!("fixnested");
+    let d = ruled_dir!(
+        "fixnested",
+        "fix = true\n[[tree]]\npath = \"{tree}/inner\"\nfix = true"
+    );
     let inner = d.t("inner");
     make_tree(&inner, OTHER);
     let bundle = d.o("bundle");
     make_dir(&bundle);
     make_file(bundle.join("file"), b"f");
-    let mut a = Agent::watch(&["--fix", s(&d.tree), s(&inner)]);
+    let mut a = d.lease();
     let pid = run_as(Creds::Root, || {
         io("create outer", std::fs::write(d.t("a"), b"a"))?;
         io("create inner", std::fs::write(inner.join("b"), b"b"))?;
         io("mkdir inner", std::fs::create_dir(inner.join("sub")))?;
         io("rename in", std::fs::rename(&bundle, inner.join("bundle")))
     });
-    let evs = a.finish(&d.tree);
+    let evs = a.finish();
     let by = By::new(&inner, 0, pid);
     assert_events(
         &evs,

@@ -127,14 +127,15 @@ expect_unusable() {
 # Tests whose subject is not the backend run once per kernel, with its first usable backend
 # ("binary=name filter"): watch's kernel_wide module (usage errors, probe, every backend's
 # start); what user space makes of the command line (--owner by name or number over the
-# directory's owner, every --ops name, DIR given relative or through a symlink); and the
-# agent's main loop: --format text, -v and -vv, signals, a closed stdout and `| head -1`,
-# SIGHUP, systemd readiness, --duration and --max-events, -o reopened on SIGHUP, the README's
-# jq recipes. Every other test runs on every backend: the ops, path forms, names, actors, the
-# --ops filter, negatives, identity, --fix (its own chowns must not come back as events), the
-# deleted and unmounted roots, concurrency, and coreutils and tar. VM_ONCE_PER_KERNEL="" runs
-# everything on every backend.
-ONCE_PER_KERNEL=${VM_ONCE_PER_KERNEL-watch=kernel_wide:: watch=cli:: watch=lifecycle::sigterm_flushes watch=lifecycle::sigint_flushes watch=lifecycle::closed_stdout watch=lifecycle::head_one watch=lifecycle::sighup_never_kills watch=lifecycle::systemd_ready watch=actors::owner_option_ watch=negatives::ops_accepts_every_op_name watch=paths::dir_argument_forms cron=duration_and_max_events cron=output_file_is_reopened tools=readme_jq_recipes}
+# directory's owner, each DIR's owner its default, every --ops name, DIR given relative or
+# through a symlink); and the agent's main loop: --format text, -v and -vv, signals, a closed
+# stdout and `| head -1`, SIGHUP, systemd readiness, --duration and --max-events, -o reopened
+# on SIGHUP, the README's jq recipes. Every other test runs on every backend: the ops, path
+# forms, names, actors, the --ops filter, negatives, identity, --fix (its own chowns must not
+# come back as events), the deleted and unmounted roots, concurrency, and coreutils and tar
+# (many of them on the ruled shared agent, tests/common/shared.rs: one start for them all).
+# VM_ONCE_PER_KERNEL="" runs everything on every backend.
+ONCE_PER_KERNEL=${VM_ONCE_PER_KERNEL-watch=kernel_wide:: watch=cli:: watch=lifecycle::sigterm_flushes watch=lifecycle::sigint_flushes watch=lifecycle::closed_stdout watch=lifecycle::head_one watch=lifecycle::sighup_never_kills watch=lifecycle::systemd_ready watch=actors::owner_option_ watch=actors::each_tree_has_its_own watch=negatives::ops_accepts_every_op_name watch=paths::dir_argument_forms cron=duration_and_max_events cron=output_file_is_reopened tools=readme_jq_recipes}
 
 summary=()
 why_failed=()

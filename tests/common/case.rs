@@ -38,6 +38,26 @@ macro_rules! shared_dir {
     }};
 }
 
+/// `needs_root!()`, then `TestDir::ruled(name, rules)`: a tree of its own, with its rules,
+/// that the ruled shared agent watches.
+#[macro_export]
+macro_rules! ruled_dir {
+    ($name:expr, $rules:expr) => {{
+        $crate::needs_root!();
+        $crate::common::TestDir::ruled($name, $rules)
+    }};
+}
+
+/// `ruled_dir!(name, rules)` and a lease on it: `(d, lease)`.
+#[macro_export]
+macro_rules! ruled {
+    ($name:expr, $rules:expr) => {{
+        let d = $crate::ruled_dir!($name, $rules);
+        let l = d.lease();
+        (d, l)
+    }};
+}
+
 /// `shared_dir!(name)` and a lease on it from the shared agent: `(d, lease)`.
 #[macro_export]
 macro_rules! shared {

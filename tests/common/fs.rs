@@ -295,6 +295,21 @@ impl TestDir {
         d
     }
 
+    /// A tree laid out as with `new`, to be watched by the ruled shared agent (`Arena::ruled`,
+    /// started if it is not yet) as a `[[tree]]` of its own with `rules` (TOML lines, e.g.
+    /// `ops = "mkdir"`; "" for the defaults; `{tree}` for the tree's path): from the `lease`
+    /// on (what comes before is set-up, unwatched, as before an agent's start) until the
+    /// `TestDir` goes.
+    pub fn ruled(name: &str, rules: &str) -> TestDir {
+        let dir = TempDir::new(name);
+        let tree = dir.join("tree");
+        let arena = super::Arena::ruled();
+        let mut d = TestDir::with_tree(dir, tree.clone(), tree);
+        let key = arena.register_ruled(&d.tree, &d.base, rules);
+        d.shared = Some((arena, key));
+        d
+    }
+
     fn with_tree(dir: TempDir, tree: PathBuf, root: PathBuf) -> TestDir {
         make_tree(&tree, OWNER);
         let outside = dir.join("outside");
@@ -310,7 +325,7 @@ impl TestDir {
         }
     }
 
-    /// Is the tree in the shared agent's arena?
+    /// Is the tree watched by a shared agent (in its arena, or ruled)?
     pub fn is_shared(&self) -> bool {
         self.shared.is_some()
     }

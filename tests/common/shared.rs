@@ -16,6 +16,15 @@
 //! The agent starts on first use, from a thread of its own that lives as long as the test
 //! process (the agent gets SIGKILL when that thread ends: PR_SET_PDEATHSIG), and is stopped,
 //! and the arena removed, when the test process exits.
+//!
+//! A second shared agent, the *ruled* one (`Arena::ruled`, `TestDir::ruled`), runs with
+//! `--config FILE` instead: the arena (OWNER's, every op) is the file's first `[[tree]]`, for
+//! the markers, and each test's tree is a `[[tree]]` of its own with the test's rules
+//! (owner, allow, ops, fix), laid out as for an agent of its own (`tree` and an unwatched
+//! `outside` beside it, outside the arena). The file is rewritten and the agent sent SIGHUP
+//! (its "rules reloaded" line awaited) when a tree comes and before it goes: the tests whose
+//! subject is a tree's rules or the paths around it, not the agent's start, pay one start
+//! per test process instead of one each.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -34,9 +43,12 @@ use super::{
 
 /// A shared agent and where its lines go.
 pub struct Arena {
-    /// The watched directory; every shared tree is a directory in it.
+    /// The watched directory; every shared tree is a directory in it (for the ruled agent:
+    /// where the markers are made).
     pub root: PathBuf,
     routes: Mutex<Routes>,
+    /// The ruled agent's config file and its trees' blocks.
+    config: Option<Mutex<Config>>,
     stderr: Arc<Mutex<String>>,
     /// What the agent said on stderr by the time it was ready (its start).
     pub started: String,
@@ -55,10 +67,33 @@ struct Routes {
 struct Route {
     key: u32,
     /// The tree and, with a trailing '/', what lies below it and below the test's
-    /// `outside` directory; the tree's name and '.', the markers.
+    /// `outside` directory; the markers' stem and '.', the markers.
     exact: String,
     prefixes: Vec<String>,
+    /// The markers are `<stem>.<what>-N`, in the arena.
+    stem: PathBuf,
+    /// The watched root of the tree's events ("tree").
+    root: PathBuf,
     tx: Sender<String>,
+}
+
+/// The ruled agent's `--config` file: the arena's block, then one per tree (by route key).
+struct Config {
+    file: PathBuf,
+    head: String,
+    trees: Vec<(u32, String)>,
+    /// Blocks of trees not leased yet.
+    pending: Vec<(u32, String)>,
+    /// "rules reloaded" and "reloading ... failed" lines seen so far.
+    reloads: (usize, usize),
+}
+
+/// How many "rules reloaded" and "reloading ... failed" lines `stderr` holds.
+fn reload_lines(stderr: &str) -> (usize, usize) {
+    (
+        stderr.matches(": rules reloaded (").count(),
+        stderr.matches("failed, keeping the old rules").count(),
+    )
 }
 
 impl Route {
@@ -82,15 +117,23 @@ impl Arena {
     /// The shared agent of this test process (default options), started on first use.
     pub fn get() -> &'static Arena {
         static A: OnceLock<&'static Arena> = OnceLock::new();
-        A.get_or_init(|| {
-            let (arena, lines) = Arena::start();
-            let a: &'static Arena = Box::leak(Box::new(arena));
-            std::thread::spawn(move || a.dispatch(lines));
-            a
-        })
+        A.get_or_init(|| Arena::launch(false))
     }
 
-    fn start() -> (Arena, Receiver<Option<String>>) {
+    /// The ruled agent of this test process (`--config`), started on first use.
+    pub fn ruled() -> &'static Arena {
+        static A: OnceLock<&'static Arena> = OnceLock::new();
+        A.get_or_init(|| Arena::launch(true))
+    }
+
+    fn launch(ruled: bool) -> &'static Arena {
+        let (arena, lines) = Arena::start(ruled);
+        let a: &'static Arena = Box::leak(Box::new(arena));
+        std::thread::spawn(move || a.dispatch(lines));
+        a
+    }
+
+    fn start(ruled: bool) -> (Arena, Receiver<Option<String>>) {
         let root = PathBuf::from(format!(
             "/tmp/ownwatch-arena-{}-{}",
             std::process::id(),
@@ -99,9 +142,28 @@ impl Arena {
         let _ = std::fs::remove_dir_all(&root);
         make_tree(&root, OWNER);
         let root = std::fs::canonicalize(&root).expect("canonicalize the arena");
+        let root_s = root.to_str().expect("UTF-8 arena path").to_string();
+        // (beside the arena, not in it: root's writes there would be events)
+        let file = PathBuf::from(format!("{root_s}.toml"));
+        let file_s = file.to_str().unwrap().to_string();
+        let config = ruled.then(|| {
+            let c = Config {
+                file: file.clone(),
+                head: format!("[[tree]]\npath = {root_s:?}\nowner = \"{OWNER}\"\n"),
+                trees: Vec::new(),
+                pending: Vec::new(),
+                reloads: (0, 0),
+            };
+            c.write();
+            Mutex::new(c)
+        });
         // Many tests' bursts share its ring: 64 MiB unless the run sets a size
         // (OWNWATCH_TEST_RING_SIZE, which watch_args passes).
-        let mut extra = vec![root.to_str().expect("UTF-8 arena path")];
+        let mut extra = if ruled {
+            vec!["--config", file_s.as_str()]
+        } else {
+            vec![root_s.as_str()]
+        };
         if std::env::var_os("OWNWATCH_TEST_RING_SIZE").is_none() {
             extra.extend(["--ring-size", "64M"]);
         }
@@ -156,6 +218,7 @@ impl Arena {
         let mut arena = Arena {
             root,
             routes: Mutex::new(Routes::default()),
+            config,
             stderr,
             started: String::new(),
             pid,
@@ -169,7 +232,7 @@ impl Arena {
             );
         }
         arena.started = arena.stderr_text();
-        stop_at_exit(pid, &arena.root);
+        stop_at_exit(pid, &arena.root, &file);
         (arena, lines_rx)
     }
 
@@ -220,22 +283,110 @@ impl Arena {
     /// whoever leases it; until then, and after, they are passed over. Returns the key for
     /// `lease` and `unregister`.
     pub fn register(&self, tree: &Path, base: &Path) -> u32 {
-        let key = next_id();
+        assert!(
+            self.config.is_none(),
+            "the ruled agent's trees come with rules"
+        );
+        self.add_route(next_id(), tree, base, tree.to_path_buf(), &self.root)
+    }
+
+    fn add_route(&self, key: u32, tree: &Path, base: &Path, stem: PathBuf, root: &Path) -> u32 {
         let t = tree.to_str().expect("UTF-8 tree").to_string();
         let o = base.to_str().expect("UTF-8 base").to_string();
+        let m = stem.to_str().expect("UTF-8 stem").to_string();
         let mut r = self.routes.lock().unwrap();
         r.leases.push(Route {
             key,
             exact: t.clone(),
-            prefixes: vec![format!("{t}/"), format!("{t}."), format!("{o}/")],
+            prefixes: vec![format!("{t}/"), format!("{m}."), format!("{o}/")],
+            stem,
+            root: root.to_path_buf(),
             tx: mpsc::channel().0,
         });
         key
     }
 
-    /// The tree's lines are nobody's from now on.
+    /// The ruled agent: `tree` (in `base`, a `TestDir`'s) to be a `[[tree]]` of its own with
+    /// `rules` (TOML lines: `allow = [...]`, `ops = "..."`, `fix = true`, even more
+    /// `[[tree]]`s; `{tree}` stands for the tree's path), watched from its `lease` on as an
+    /// agent of its own would be from its start; its lines are claimed as `register` does.
+    /// Returns the key for `lease` and `unregister`.
+    pub fn register_ruled(&self, tree: &Path, base: &Path, rules: &str) -> u32 {
+        let key = next_id();
+        let name = base.file_name().unwrap().to_str().unwrap();
+        self.add_route(
+            key,
+            tree,
+            base,
+            self.root.join(format!("{name}-{key}")),
+            tree,
+        );
+        let t = tree.to_str().expect("UTF-8 tree");
+        let block = format!(
+            "[[tree]]\npath = {t:?}\n{}\n",
+            rules.trim().replace("{tree}", t)
+        );
+        let mut c = self
+            .config
+            .as_ref()
+            .expect("the ruled agent")
+            .lock()
+            .unwrap();
+        c.pending.push((key, block));
+        key
+    }
+
+    /// The tree's lines are nobody's from now on (and the ruled agent watches it no more).
     pub fn unregister(&self, key: u32) {
+        if let Some(c) = &self.config {
+            c.lock().unwrap().pending.retain(|(k, _)| *k != key);
+            let res = self.reconfigure(|c| {
+                let n = c.trees.len();
+                c.trees.retain(|(k, _)| *k != key);
+                c.trees.len() != n
+            });
+            if let Err(e) = res {
+                eprintln!("(ruled agent: {e})");
+            }
+        }
         self.routes.lock().unwrap().leases.retain(|l| l.key != key);
+    }
+
+    /// Changes the ruled agent's file with `f` (which says whether it changed anything), then
+    /// SIGHUP, and waits for its "rules reloaded" line (one reload at a time).
+    fn reconfigure(&self, f: impl FnOnce(&mut Config) -> bool) -> Result<(), String> {
+        let mut c = self
+            .config
+            .as_ref()
+            .expect("the ruled agent")
+            .lock()
+            .unwrap();
+        if !f(&mut c) {
+            return Ok(());
+        }
+        c.write();
+        // SAFETY: a signal to the agent we started.
+        unsafe { libc::kill(self.pid, libc::SIGHUP) };
+        let deadline = Instant::now() + *TIMEOUT;
+        loop {
+            let err = self.stderr_text();
+            let (ok, failed) = reload_lines(&err);
+            if failed > c.reloads.1 {
+                c.reloads = (ok, failed);
+                return Err(format!("the ruled agent refused its file:\n{err}"));
+            }
+            if ok > c.reloads.0 {
+                c.reloads = (ok, failed);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the ruled agent: no 'rules reloaded' line within {:?}; stderr:\n{err}",
+                    *TIMEOUT
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Where the lines of `key` go: to `tx`.
@@ -264,12 +415,31 @@ impl Arena {
             Some((a, key)) if std::ptr::eq(a, self) => key,
             _ => panic!("{}: not a tree of this shared agent", d.tree.display()),
         };
+        if self.config.is_some() {
+            // watched from now on, as an agent of its own from its start
+            self.reconfigure(|c| match c.pending.iter().position(|(k, _)| *k == key) {
+                Some(i) => {
+                    let b = c.pending.remove(i);
+                    c.trees.push(b);
+                    true
+                }
+                None => false,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
         let (tx, rx) = mpsc::channel();
         self.redirect(key, tx);
+        let (stem, root) = {
+            let r = self.routes.lock().unwrap();
+            let l = r.leases.iter().find(|l| l.key == key).expect("a route");
+            (l.stem.clone(), l.root.clone())
+        };
         let mut l = Lease {
             arena: self,
             key,
             tree: d.tree.clone(),
+            stem,
+            root,
             rx,
             skipped: 0,
         };
@@ -278,27 +448,46 @@ impl Arena {
     }
 }
 
-/// When the test process exits: SIGINT to the agent `pid`, wait for it to go, remove `root`.
-/// (Called once: there is one shared agent.)
-fn stop_at_exit(pid: i32, root: &Path) {
-    static AT_EXIT: OnceLock<(i32, PathBuf)> = OnceLock::new();
+/// When the test process exits: SIGINT to the agent `pid`, wait for it to go, remove `root`
+/// and `file`. (At most two: the shared agent and the ruled one.)
+fn stop_at_exit(pid: i32, root: &Path, file: &Path) {
+    static AT_EXIT: Mutex<Vec<(i32, PathBuf, PathBuf)>> = Mutex::new(Vec::new());
     extern "C" fn stop() {
-        let Some((pid, root)) = AT_EXIT.get() else {
-            return;
-        };
-        // SAFETY: signals to the agent we started.
-        unsafe { libc::kill(*pid, libc::SIGINT) };
-        let deadline = Instant::now() + *TIMEOUT;
-        // (its exit is reaped by the thread that waits for it: enough that it is gone)
-        while unsafe { libc::kill(*pid, 0) } == 0 && Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        let agents = std::mem::take(&mut *AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()));
+        // SAFETY: signals to the agents we started.
+        for (pid, _, _) in &agents {
+            unsafe { libc::kill(*pid, libc::SIGINT) };
         }
-        unsafe { libc::kill(*pid, libc::SIGKILL) };
-        let _ = std::fs::remove_dir_all(root);
+        let deadline = Instant::now() + *TIMEOUT;
+        for (pid, root, file) in &agents {
+            // (its exit is reaped by the thread that waits for it: enough that it is gone)
+            while unsafe { libc::kill(*pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            let _ = std::fs::remove_dir_all(root);
+            let _ = std::fs::remove_file(file);
+        }
     }
-    if AT_EXIT.set((pid, root.to_path_buf())).is_ok() {
+    let mut agents = AT_EXIT.lock().unwrap();
+    if agents.is_empty() {
         // SAFETY: registers a plain function.
         unsafe { libc::atexit(stop) };
+    }
+    agents.push((pid, root.to_path_buf(), file.to_path_buf()));
+}
+
+impl Config {
+    /// The file, whole, by rename (the agent never reads half of it).
+    fn write(&self) {
+        let mut text = self.head.clone();
+        for (_, b) in &self.trees {
+            text.push_str(b);
+        }
+        let tmp = self.file.with_extension("toml.new");
+        std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
+        std::fs::rename(&tmp, &self.file)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.file.display()));
     }
 }
 
@@ -307,23 +496,26 @@ pub struct Lease {
     arena: &'static Arena,
     key: u32,
     tree: PathBuf,
+    /// See `Route`.
+    stem: PathBuf,
+    root: PathBuf,
     rx: Receiver<String>,
     /// Runs the agent said the kernel skipped, so far (see `Agent::skipped`).
     pub skipped: u64,
 }
 
 impl Lease {
-    /// The watched root (the arena): what events carry as "tree".
+    /// The watched root (the arena, or a ruled tree): what events carry as "tree".
     pub fn root(&self) -> &Path {
-        &self.arena.root
+        &self.root
     }
 
-    /// Make the marker `<tree>.<what>-N` (a root mkdir in the arena) and read up to its
+    /// Make the marker `<stem>.<what>-N` (a root mkdir in the arena) and read up to its
     /// event: (the lines before it, the marker's event). Skipped notes are counted, not kept.
     fn until_marker(&mut self, what: &str) -> (Vec<String>, Value, PathBuf) {
         let name = format!(
             "{}.{what}-{}",
-            self.tree.file_name().unwrap().to_str().unwrap(),
+            self.stem.file_name().unwrap().to_str().unwrap(),
             next_id()
         );
         let p = self.arena.root.join(&name);
@@ -391,7 +583,7 @@ impl Lease {
     /// `finish`, and the events must be exactly `want`.
     pub fn expect(&mut self, want: &[Exp]) {
         let evs = self.finish();
-        assert_events(&evs, want, &self.arena.root.clone());
+        assert_events(&evs, want, &self.root.clone());
     }
 }
 

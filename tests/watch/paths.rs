@@ -31,7 +31,7 @@ fn dir_argument_forms_give_the_canonical_tree() {
 
 #[test]
 fn path_forms() {
-    let d = root_dir!("paths");
+    let d = ruled_dir!("paths", "");
     let t = &d.tree;
     make_dir(d.t("sub"));
     make_file(d.t("sub/file_u"), b"");
@@ -270,7 +270,7 @@ fn path_through_bind_mount_in_private_namespace() {
     ) {
         return;
     }
-    let d = TestDir::new("nsbind");
+    let d = TestDir::ruled("nsbind", "");
     let t = &d.tree;
     let (b1, b2) = bind_points(&d, "nsbind", "nsbind_sub");
     let (evs, by) = d.root_run(&[], || {
@@ -324,7 +324,7 @@ fn path_from_another_mount_namespace() {
 
 #[test]
 fn path_from_inside_a_chroot() {
-    let d = root_dir!("chroot");
+    let d = ruled_dir!("chroot", "");
     let (evs, by) = d.root_run(&[], || {
         sc!(libc::SYS_chroot, cp(&d.base))?;
         sc!(libc::SYS_chdir, cs("/"))?;
