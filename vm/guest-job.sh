@@ -22,6 +22,10 @@ rc=$?
 sed 's/^/OWNWATCH-VM: PROBE| /' "$out/probe.json" "$out/probe.err"
 say "PROBE-EXIT $rc $(now)s"
 sync
+# the tests' probe() reads this run's output (the same binary on this kernel) instead of
+# running probe once more; only when it exited 0, else they run it and say why it failed
+probe_json=""
+[ "$rc" != 0 ] || probe_json=$out/probe.json
 # probe's "usable" and "reason" of a backend (the JSON is pretty-printed, one key a line,
 # "name" before "reason" and "usable")
 probe_field() {
@@ -57,7 +61,7 @@ for backend in $usable; do
     s=$(now)
     say "START $backend $name ${s}s"
     cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_TEST_CELLS="$usable" OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
-      OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
+      OWNWATCH_TEST_PROBE_JSON=$probe_json OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
       timeout "${TEST_TIMEOUT:-1200}" "$bin" --test-threads="${TEST_THREADS:-2}" $once ${TEST_ARGS:-} $filter > "$log" 2>&1
     rc=$?
     grep -E '^test result:|^test .* FAILED$' "$log" | sed "s/^/OWNWATCH-VM: RESULT $backend $name| /"
@@ -70,7 +74,7 @@ for backend in $usable; do
     if [ "$rc" != 0 ] && [ -n "$failed" ] && [ "$(echo "$failed" | wc -l)" -le 3 ]; then
       for f in $failed; do
         cd "$REPO" && OWNWATCH_TEST_BACKEND=$backend OWNWATCH_TEST_CELLS="$usable" OWNWATCH_EXPECT_CHOICE=$EXPECT_CHOICE \
-          OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
+          OWNWATCH_TEST_PROBE_JSON=$probe_json OWNWATCH_TEST_TIMEOUT=${AGENT_TIMEOUT:-120} OWNWATCH_TEST_RING_SIZE=${RING_SIZE:-64M} \
           timeout "${TEST_TIMEOUT:-1200}" "$bin" --exact "$f" > "$log.retry-$f" 2>&1
         say "RETRY $backend $name $f rc=$?"
       done
