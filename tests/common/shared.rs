@@ -326,12 +326,7 @@ impl Arena {
             "[[tree]]\npath = {t:?}\n{}\n",
             rules.trim().replace("{tree}", t)
         );
-        let mut c = self
-            .config
-            .as_ref()
-            .expect("the ruled agent")
-            .lock()
-            .unwrap();
+        let mut c = self.config();
         c.pending.push((key, block));
         key
     }
@@ -339,7 +334,10 @@ impl Arena {
     /// The tree's lines are nobody's from now on (and the ruled agent watches it no more).
     pub fn unregister(&self, key: u32) {
         if let Some(c) = &self.config {
-            c.lock().unwrap().pending.retain(|(k, _)| *k != key);
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pending
+                .retain(|(k, _)| *k != key);
             let res = self.reconfigure(|c| {
                 let n = c.trees.len();
                 c.trees.retain(|(k, _)| *k != key);
@@ -352,15 +350,16 @@ impl Arena {
         self.routes.lock().unwrap().leases.retain(|l| l.key != key);
     }
 
+    /// The ruled agent's file (also after a test panicked holding it).
+    fn config(&self) -> std::sync::MutexGuard<'_, Config> {
+        let c = self.config.as_ref().expect("the ruled agent");
+        c.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Changes the ruled agent's file with `f` (which says whether it changed anything), then
     /// SIGHUP, and waits for its "rules reloaded" line (one reload at a time).
     fn reconfigure(&self, f: impl FnOnce(&mut Config) -> bool) -> Result<(), String> {
-        let mut c = self
-            .config
-            .as_ref()
-            .expect("the ruled agent")
-            .lock()
-            .unwrap();
+        let mut c = self.config();
         if !f(&mut c) {
             return Ok(());
         }
