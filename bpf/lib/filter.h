@@ -9,10 +9,40 @@
  * helper unknown to 5.10 included. */
 const volatile __u32 task_btf = 0;
 
-static __always_inline __u32 current_fsuid(void)
+/* Set by user space between open and load: 1 where the kernel has the bpf_rdonly_cast kfunc
+ * (6.2+, inlined by the verifier to nothing): any kernel pointer, even one read as a number,
+ * becomes an (untrusted) BTF pointer whose fields are direct loads, an instruction each
+ * instead of a bpf_probe_read_kernel call (tens of instructions). Every backend; the walks'
+ * steps, ancestors and cgroup names, and the tracepoint backend's reads of the writer's task.
+ * Where it is 0 the verifier drops those branches, the kfunc unknown before 6.2 included. */
+const volatile __u32 core_cast = 0;
+
+/* p->field of a kernel object of `type` at p (a pointer, or its value as a number): a direct
+ * load where core_cast, else bpf_probe_read_kernel. What it gives must not be passed to a
+ * global function (they take numbers, not BTF pointers: see num() in walk.h). */
+#define KREAD(type, p, field)                                                              \
+	({                                                                                 \
+		unsigned long __kread_p = (unsigned long)(p);                              \
+		core_cast ? bpf_core_cast((void *)__kread_p, type)->field                  \
+			  : BPF_CORE_READ((type *)__kread_p, field);                       \
+	})
+
+/* Whether the writer's task is read with direct loads (task_direct()). */
+#define direct_task (task_btf || core_cast)
+
+/* The writer's task for direct loads: trusted where task_btf, else cast (core_cast). Only
+ * where direct_task. */
+static __always_inline struct task_struct *task_direct(void)
 {
 	if (task_btf)
-		return bpf_get_current_task_btf()->cred->fsuid.val;
+		return bpf_get_current_task_btf();
+	return bpf_core_cast((void *)bpf_get_current_task(), struct task_struct);
+}
+
+static __always_inline __u32 current_fsuid(void)
+{
+	if (direct_task)
+		return task_direct()->cred->fsuid.val;
 	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), cred, fsuid.val);
 }
 

@@ -5,9 +5,9 @@
 #ifndef OW_LIB_IDENTITY_H
 #define OW_LIB_IDENTITY_H
 
-/* The writer's task is read through BTF where the program may (task_btf, bpf/lib/filter.h:
- * direct loads, an instruction each), else with bpf_probe_read_kernel (a helper call each):
- * fill_actor() and read_writer() are those reads, once per record. */
+/* The writer's task is read through BTF where the program may (task_btf or core_cast,
+ * bpf/lib/filter.h: direct loads, an instruction each), else with bpf_probe_read_kernel (a
+ * helper call each): fill_actor() and read_writer() are those reads, once per record. */
 static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *task)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -16,8 +16,8 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 	ev->backend = backend_id;
 	ev->pid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
-	if (task_btf) {
-		struct task_struct *t = bpf_get_current_task_btf();
+	if (direct_task) {
+		struct task_struct *t = task_direct();
 		const struct cred *c = t->cred;
 
 		ev->ppid = t->real_parent->tgid;
@@ -39,8 +39,8 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 
 static __always_inline void read_writer(struct ow_writer *w, struct task_struct *task)
 {
-	if (task_btf) {
-		struct task_struct *t = bpf_get_current_task_btf();
+	if (direct_task) {
+		struct task_struct *t = task_direct();
 		struct mm_struct *mm = t->mm;
 		struct kernfs_node *kn = t->cgroups->dfl_cgrp->kn;
 
@@ -150,8 +150,8 @@ struct kernfs_node___old {
 static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 {
 	if (bpf_core_field_exists(kn->__parent))
-		return BPF_CORE_READ(kn, __parent);
-	return (struct kernfs_node *)BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+		return KREAD(struct kernfs_node, kn, __parent);
+	return (struct kernfs_node *)KREAD(struct kernfs_node___old, kn, parent);
 }
 
 /* The identity's loops (cgroup names, ancestors) step through global functions, as the walk
@@ -171,8 +171,8 @@ __noinline int ow_cgroup_step(void)
 	parent = kn_parent(kn);
 	if (!parent)
 		return 1;
-	put_str(&bb, OW_ITEM_NAME, BPF_CORE_READ(kn, name), NAME_MAX_READ, OW_DATA_MAX,
-		STR_KERNEL);
+	put_str(&bb, OW_ITEM_NAME, KREAD(struct kernfs_node, kn, name), NAME_MAX_READ,
+		OW_DATA_MAX, STR_KERNEL);
 	bb.s->at = (__u64)parent;
 	return 0;
 }
@@ -201,10 +201,10 @@ __noinline int ow_parent_step(void)
 		return 1;
 	/* (a plain variable: BPF_CORE_READ would relocate b->s too) */
 	t = (struct task_struct *)b->s->at;
-	t = BPF_CORE_READ(t, real_parent);
+	t = KREAD(struct task_struct, t, real_parent);
 	if (!t)
 		return 1;
-	pid = BPF_CORE_READ(t, tgid);
+	pid = KREAD(struct task_struct, t, tgid);
 	if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
 		return 1;
 	put_u32(b, pid);

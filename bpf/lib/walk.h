@@ -30,20 +30,20 @@ static __always_inline long walk_cross_mount(struct builder *b)
 		c->done = 1;
 		return 1;
 	}
-	pm = BPF_CORE_READ(m, mnt_parent);
+	pm = KREAD(struct mount, m, mnt_parent);
 	if (!pm || pm == m) {
 		c->done = 1;
 		return 1;
 	}
-	mp = BPF_CORE_READ(m, mnt_mountpoint);
+	mp = KREAD(struct mount, m, mnt_mountpoint);
 	b->s->above_mnt_root = 0;
 	c->d = (__u64)mp;
 	c->m = (__u64)pm;
-	c->mnt_root = (__u64)BPF_CORE_READ(pm, mnt.mnt_root);
+	c->mnt_root = (__u64)KREAD(struct mount, pm, mnt.mnt_root);
 	if (c->full || put_hdr(b, OW_ITEM_SEG, 4))
 		c->full = 1;
 	else
-		put_u32(b, BPF_CORE_READ(mp, d_sb, s_dev));
+		put_u32(b, KREAD(struct super_block, KREAD(struct dentry, mp, d_sb), s_dev));
 	return 0;
 }
 
@@ -56,18 +56,18 @@ static __always_inline long walk_step(struct builder *b)
 	struct dentry *parent;
 	struct inode *inode;
 	struct root_key key;
-	struct qstr name;
+	const unsigned char *name;
 
 	if (!d) {
 		c->done = 1;
 		return 1;
 	}
-	inode = BPF_CORE_READ(d, d_inode);
+	inode = KREAD(struct dentry, d, d_inode);
 	if (inode && c->tree == OW_NO_TREE) {
 		__u32 *t;
 
-		key.dev = BPF_CORE_READ(d, d_sb, s_dev);
-		key.ino = BPF_CORE_READ(inode, i_ino);
+		key.dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
+		key.ino = KREAD(struct inode, inode, i_ino);
 		t = bpf_map_lookup_elem(&roots, &key);
 		if (t) {
 			c->tree = *t;
@@ -77,7 +77,7 @@ static __always_inline long walk_step(struct builder *b)
 			c->tree_depth = b->s->above_mnt_root ? c->names : b->s->view_names;
 		}
 	}
-	parent = BPF_CORE_READ(d, d_parent);
+	parent = KREAD(struct dentry, d, d_parent);
 	if (parent == d)
 		return walk_cross_mount(b);
 	c->d = (__u64)parent;
@@ -92,9 +92,9 @@ static __always_inline long walk_step(struct builder *b)
 			return 0;
 		}
 	}
-	name = BPF_CORE_READ(d, d_name);
+	name = KREAD(struct dentry, d, d_name.name);
 	/* 24 bytes stay free for the walk's end marker */
-	if (put_str(b, OW_ITEM_NAME, name.name, NAME_MAX_READ, b->s->limit - 24, STR_KERNEL) < 0) {
+	if (put_str(b, OW_ITEM_NAME, name, NAME_MAX_READ, b->s->limit - 24, STR_KERNEL) < 0) {
 		c->full = 1;
 	} else {
 		c->names++;

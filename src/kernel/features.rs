@@ -35,6 +35,14 @@ pub fn detect() -> Vec<Feature> {
                      BTF says they are",
         },
         Feature {
+            name: "rdonly_cast",
+            present: btf
+                .type_by_name::<libbpf_rs::btf::types::Func>("bpf_rdonly_cast")
+                .is_some(),
+            effect: "the programs read dentries, mounts, tasks and cgroups with direct loads \
+                     (6.2+); without, one bpf_probe_read_kernel call per field",
+        },
+        Feature {
             name: "trampoline_struct_args",
             present: args::trampolines_take_structs(&btf),
             effect: "lsm and fentry see chown at security_path_chown (kuid_t by value, \

@@ -212,6 +212,7 @@ fn configure(
         backend != Backend::Tracepoint
             && btf.is_some_and(|b| args::has_helper(b, "get_current_task_btf")),
     );
+    ro.core_cast = u32::from(core_cast(btf));
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
         args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
     }
@@ -339,6 +340,17 @@ pub fn pin_programs(btf: Option<&Btf>) -> bool {
             args::faultable_syscall_tracepoints(b)
                 && b.type_by_name::<Func>("bpf_preempt_disable").is_some()
         }),
+    }
+}
+
+/// Whether our programs read kernel objects with direct loads through bpf_rdonly_cast (the
+/// kfunc is 6.2+; bpf/lib/filter.h, `core_cast`) rather than bpf_probe_read_kernel calls.
+/// OWNWATCH_CORE_CAST=1 or 0 decides instead (benchmarks: the same kernel both ways).
+pub fn core_cast(btf: Option<&Btf>) -> bool {
+    match std::env::var("OWNWATCH_CORE_CAST").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => btf.is_some_and(|b| b.type_by_name::<Func>("bpf_rdonly_cast").is_some()),
     }
 }
 

@@ -258,6 +258,7 @@ fn probe_reports_every_backend_and_the_choice() {
         "bpf_loop",
         "get_func_arg",
         "trampoline_struct_args",
+        "rdonly_cast",
         "ctime_tracepoints",
         "faultable_syscall_tracepoints",
         "io_uring_tracepoint",
