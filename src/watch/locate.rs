@@ -10,7 +10,7 @@ use crate::output::timefmt::boot_ns;
 use super::decode::{Record, Spec, Walk};
 use super::mounts::{walk_path, walk_path_or_raw, MountTable};
 use super::resolve::{resolve_str, StrPath};
-use crate::paths::{final_component, is_proc_fd, join, names_path, parent_of, tree_of};
+use crate::paths::{final_component, is_proc_fd, is_under, join, names_path, parent_of, tree_of};
 
 /// Where a slot's path is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,6 +75,8 @@ pub struct Locator {
     /// Bumped whenever the mount table is read again: what was rendered with the old one
     /// (an exe path) is stale.
     pub reloads: u64,
+    /// When the op being placed ran (`paths`), on the same clock.
+    event_boot_ns: u64,
 }
 
 impl Locator {
@@ -83,6 +85,7 @@ impl Locator {
             mounts: MountTable::load(),
             mounts_boot_ns: boot_ns(),
             reloads: 0,
+            event_boot_ns: 0,
         }
     }
 
@@ -104,7 +107,19 @@ impl Locator {
             return [top, b"/\xe2\x80\xa6".to_vec(), names].concat();
         }
         if let Some(p) = walk_path(w, &self.mounts, roots) {
-            return p;
+            let in_its_tree = match w.tree.and_then(|t| roots.get(t as usize)) {
+                Some(root) if !root.is_empty() => is_under(&p, root),
+                _ => true,
+            };
+            if in_its_tree || self.mounts_boot_ns >= self.event_boot_ns {
+                return p;
+            }
+            // The kernel found the walk in a tree, the mount table places it outside: the
+            // table misses a mount made since it was read, e.g. an outside directory mounted
+            // into the tree, whose files the table finds at their outside path (the same
+            // superblock). Read it again, once per op at most.
+            self.reload_mounts();
+            return walk_path(w, &self.mounts, roots).unwrap_or(p);
         }
         // Mounts change: look again, but not on every event.
         if boot_ns().saturating_sub(self.mounts_boot_ns) > 200_000_000 {
@@ -116,6 +131,7 @@ impl Locator {
     /// The paths of a record's PATH and NEW slots, and the tree the op counts in.
     pub fn paths(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Option<Paths> {
         let ev = &rec.ev;
+        self.event_boot_ns = ev.ts_boot_ns;
         let cwd = match &rec.slots[slot::CWD as usize] {
             Some(Spec { walk: Some(w), .. }) => Some(self.walk_path(w, roots)),
             _ => None,

@@ -205,11 +205,17 @@ fn path_through_bind_mount_on_host() {
     let (bind, bind_sub) = bind_points(&d, "bind", "bind_sub");
     d.bind_mount(t, &bind);
     d.bind_mount(&d.t("sub"), &bind_sub);
+    // (the point of a mount into the tree made later: set-up, before the agent)
+    make_dir(d.t("late_in"));
+    make_dir(d.o("late_src"));
     let mut a = Agent::watch_tree(t, &[]);
-    // One more, made while the agent runs.
+    // Two more, made while the agent runs: the tree mounted elsewhere, and an outside
+    // directory mounted into the tree (its files are on the same superblock as their
+    // outside path, which a mount table read before this mount would give).
     let late = d.base.join("late_bind");
     make_dir(&late);
     d.bind_mount(t, &late);
+    d.bind_mount(&d.o("late_src"), &d.t("late_in"));
     let pid = run_as(Creds::Root, || {
         mkdir(&bind.join("hb"), 0o755)?;
         create(&bind.join("hbf"), 0o644)?;
@@ -217,6 +223,7 @@ fn path_through_bind_mount_on_host() {
         mkdir(&bind_sub.join("in_sub"), 0o755)?;
         mkdir(&late.join("via_late_bind"), 0o755)?;
         mkdir(&d.t("via_tree_path"), 0o755)?;
+        create(&d.t("late_in/f"), 0o644)?;
         Ok(())
     });
     a.expect(&[
@@ -232,6 +239,7 @@ fn path_through_bind_mount_on_host() {
         Exp::new("mkdir", d.t("via_tree_path"), 0)
             .pid(pid)
             .mode(0o755),
+        Exp::new("create", d.t("late_in/f"), 0).pid(pid).mode(0o644),
     ]);
 }
 
