@@ -260,7 +260,7 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
       npass=$((npass + ${p:-0})); nfail=$((nfail + ${f:-0}))
       rcv=$(sed -nE 's/.* rc=([0-9]+).*/\1/p' <<<"$line")
       [ "$rcv" = 0 ] || { [ -n "$r" ] || bad="$bad $name:rc=$rcv"; }
-      for f in $(sed -nE "s/^OWNWATCH-VM: RESULT $b $name\| test (.*) \.\.\. FAILED$/\1/p" "$con"); do
+      for f in $(sed -nE "s/^OWNWATCH-VM: RESULT $b $name\| test (.*) \.\.\. FAILED( <[^>]*>)?$/\1/p" "$con"); do
         if grep -qx "OWNWATCH-VM: RETRY $b $name $f rc=0" "$con"; then
           flaky="$flaky $name::$f"; nfail=$((nfail - 1)); npass=$((npass + 1))
         else
