@@ -8,7 +8,8 @@
 # instructions, on both vCPUs, so the agent's own work counts too, and the figures are
 # deterministic whatever else the host is doing (repeats agree within about 1 %).
 # Knobs: VM_KERNEL_SET, VM_KERNELS, VM_BACKENDS (default all four), BENCH_OPS (default storm;
-# also create mkdir rename chmod chown unlink openw ropen getppid), BENCH_N, BENCH_REPS (3).
+# also create mkdir rename chmod chown unlink openw ropen getppid), BENCH_N, BENCH_REPS (3),
+# VM_GUEST_ENV (variables for the guest, e.g. OWNWATCH_CORE_CAST=0 to compare).
 . "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-lsm fentry kprobe tracepoint}
 OPS=${BENCH_OPS:-storm}
@@ -35,6 +36,7 @@ BACKENDS="$BACKENDS"
 OPS="$OPS"
 BENCH_N=$N
 BENCH_REPS=${BENCH_REPS:-3}
+${VM_GUEST_ENV:+export $VM_GUEST_ENV}
 ENV
   echo "== kernel $krel: booting ($([ "$VM_ICOUNT" = 1 ] && echo "TCG, icount" || echo TCG))" >&2
   VM_NEED="$CARGO_TARGET_DIR/release/ownwatch $CACHE/bench/owbench" VM_JOB=$repo/vm/bench-guest.sh "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
@@ -68,9 +70,9 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
         for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
         return v[int((k + 1) / 2)]
       }' | sort
-  grep -h "^OWNWATCH-VM: BENCH-EVENTS" "$con" | sed 's/^OWNWATCH-VM: BENCH-EVENTS /  events delivered by /'
+  { grep -h "^OWNWATCH-VM: BENCH-EVENTS" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-EVENTS /  events delivered by /'
   echo "  BPF programs, one more storm each with kernel.bpf_stats_enabled (their own time, not the trampolines'):"
   echo "  backend op who <$unit of BPF per op> <program runs per op> program=runs/op:$unit/run ..."
-  grep -h "^OWNWATCH-VM: BENCH-BPF" "$con" | sed 's/^OWNWATCH-VM: BENCH-BPF /    /'
-  grep -h "^OWNWATCH-VM: BENCH-FAILED" "$con" | sed 's/^OWNWATCH-VM: BENCH-FAILED /  could not start: /'
+  { grep -h "^OWNWATCH-VM: BENCH-BPF" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-BPF /    /'
+  { grep -h "^OWNWATCH-VM: BENCH-FAILED" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-FAILED /  could not start: /'
 done
