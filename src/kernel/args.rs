@@ -139,6 +139,12 @@ pub fn has_helper(btf: &Btf, name: &str) -> bool {
         .is_some_and(|e| e.iter().any(|v| v.name.is_some_and(|n| n == want.as_str())))
 }
 
+/// Whether the kernel has the bpf_rdonly_cast kfunc (6.2+): our programs' direct loads of
+/// kernel objects (bpf/lib/filter.h, `core_cast`).
+pub fn has_rdonly_cast(btf: &Btf) -> bool {
+    btf.type_by_name::<Func>("bpf_rdonly_cast").is_some()
+}
+
 /// Whether `func` is in the kernel's BTF with `n` parameters.
 pub fn has_params(btf: &Btf, func: &str, n: usize) -> bool {
     proto(btf, func).is_some_and(|p| p.params.len() == n)

@@ -36,9 +36,7 @@ pub fn detect() -> Vec<Feature> {
         },
         Feature {
             name: "rdonly_cast",
-            present: btf
-                .type_by_name::<libbpf_rs::btf::types::Func>("bpf_rdonly_cast")
-                .is_some(),
+            present: args::has_rdonly_cast(&btf),
             effect: "the programs read dentries, mounts, tasks and cgroups with direct loads \
                      (6.2+); without, one bpf_probe_read_kernel call per field",
         },

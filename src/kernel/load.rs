@@ -350,7 +350,7 @@ pub fn core_cast(btf: Option<&Btf>) -> bool {
     match std::env::var("OWNWATCH_CORE_CAST").as_deref() {
         Ok("1") => true,
         Ok("0") => false,
-        _ => btf.is_some_and(|b| b.type_by_name::<Func>("bpf_rdonly_cast").is_some()),
+        _ => btf.is_some_and(args::has_rdonly_cast),
     }
 }
 
