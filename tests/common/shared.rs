@@ -22,7 +22,8 @@
 //! the markers, and each test's tree is a `[[tree]]` of its own with the test's rules
 //! (owner, allow, ops, fix), laid out as for an agent of its own (`tree` and an unwatched
 //! `outside` beside it, outside the arena). The file is rewritten and the agent sent SIGHUP
-//! (its "rules reloaded" line awaited) when a tree comes and before it goes: the tests whose
+//! (its "rules reloaded" line awaited) when a test takes its lease (before it, the tree is
+//! unwatched set-up, as before an agent's start) and before the tree goes: the tests whose
 //! subject is a tree's rules or the paths around it, not the agent's start, pay one start
 //! per test process instead of one each.
 
@@ -333,11 +334,8 @@ impl Arena {
 
     /// The tree's lines are nobody's from now on (and the ruled agent watches it no more).
     pub fn unregister(&self, key: u32) {
-        if let Some(c) = &self.config {
-            c.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pending
-                .retain(|(k, _)| *k != key);
+        if self.config.is_some() {
+            self.config().pending.retain(|(k, _)| *k != key);
             let res = self.reconfigure(|c| {
                 let n = c.trees.len();
                 c.trees.retain(|(k, _)| *k != key);
