@@ -89,6 +89,12 @@ impl Locator {
         }
     }
 
+    /// Whether the mount table was read before the op being placed ran: a mount the op went
+    /// through may be missing from it.
+    fn table_older_than_op(&self) -> bool {
+        self.mounts_boot_ns < self.event_boot_ns
+    }
+
     fn reload_mounts(&mut self) {
         self.mounts = MountTable::load();
         self.mounts_boot_ns = boot_ns();
@@ -111,7 +117,7 @@ impl Locator {
                 Some(root) if !root.is_empty() => is_under(&p, root),
                 _ => true,
             };
-            if in_its_tree || self.mounts_boot_ns >= self.event_boot_ns {
+            if in_its_tree || !self.table_older_than_op() {
                 return p;
             }
             // The kernel found the walk in a tree, the mount table places it outside: the
@@ -276,7 +282,7 @@ impl Locator {
         if tree.is_none() && exact {
             // Through a bind mount of (part of) a tree: name it as in the tree.
             // (a mount table read before the op may miss the mount it went through)
-            if self.mounts_boot_ns < rec.ev.ts_boot_ns {
+            if self.table_older_than_op() {
                 self.reload_mounts();
             }
             // An op on the name itself (create, unlink, rename...) acts in the directory
