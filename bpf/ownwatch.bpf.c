@@ -43,6 +43,7 @@ enum ow_item _ow_item = 0;
 enum ow_backend _ow_backend = 0;
 enum ow_done _ow_done = 0;
 enum ow_xhook _ow_xhook = 0;
+enum ow_reader _ow_reader = 0;
 
 #include "lib/prog_names.h"
 #include "lib/pin.h"

@@ -39,6 +39,13 @@ enum ow_backend {
 	OW_BACKEND_TRACEPOINT,
 };
 
+/* What the reader says it does (reader_state, bpf/lib/submit.h): whether a record must wake it. */
+enum ow_reader {
+	OW_READER_IDLE = 0, /* sleeps until woken */
+	OW_READER_POLLS,    /* sleeps on a short timer, then reads the ring */
+	OW_READER_AWAKE,    /* reads the ring again before it sleeps */
+};
+
 /* Which field of the event the following path items describe. */
 enum ow_slot {
 	OW_SLOT_PATH = 0, /* the object (old name for rename/link) */

@@ -156,7 +156,7 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 	};
 
 	drop_wait();
-	if (bpf_ringbuf_output(&events, &o, sizeof(o), 0))
+	if (bpf_ringbuf_output(&events, &o, sizeof(o), wake_flags(sizeof(o))))
 		count_lost_outcome(0);
 }
 

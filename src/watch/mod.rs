@@ -8,6 +8,7 @@ mod ident;
 mod locate;
 mod mounts;
 mod notify;
+mod pace;
 mod pending;
 mod processor;
 mod resolve;
@@ -369,6 +370,12 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         kernel_ops: opts.op_mask,
         bss,
     });
+    let reader_state = if bss.is_null() {
+        std::ptr::null_mut()
+    } else {
+        // SAFETY: a field of the skeleton's mapped .bss, which outlives the loop
+        unsafe { std::ptr::addr_of_mut!((*bss).reader_state) }
+    };
     let maps = Maps::of(&skel, &links);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
@@ -376,6 +383,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         &maps,
         &processor,
         dev_flags,
+        pace::Pace::new(reader_state),
         deadline,
         args.verbose > 0,
         notify.as_mut().map(|s| (s, &status)),
@@ -538,6 +546,7 @@ fn event_loop(
     maps: &Maps,
     processor: &RefCell<Processor>,
     mut dev_flags: HashMap<u32, u32>,
+    mut pace: pace::Pace,
     deadline: Option<Instant>,
     verbose: bool,
     mut notify: Option<(&mut Notify, &Status)>,
@@ -551,7 +560,6 @@ fn event_loop(
         skipped: skipped_runs(maps.obj, maps.kretprobes),
     };
     let mut devs_synced = Instant::now();
-    let mut flowing = false;
     // Without -o: notice at once when the reader of stdout goes away (`| head -1`), not only
     // at the next event's write.
     let mut watch_stdout = processor.borrow().out.is_stdout();
@@ -583,14 +591,15 @@ fn event_loop(
             p.flush();
             bail!("every watched tree is gone; stopping");
         }
-        // Records that came within WAKEUP_GAP of a wakeup did not wake us: while records
-        // flow, look again soon; when idle, the first record wakes us.
+        // While records flow the kernel does not wake us: look again soon (pace.rs).
         let before = processor.borrow().records;
         let res = if stopping {
             rb.consume()
         } else {
-            let timeout = if flowing { POLL_FLOWING } else { POLL_IDLE };
-            if wait(rb, timeout, &mut watch_stdout).context("waiting for records")? {
+            let timeout = pace.sleep();
+            let gone = wait(rb, timeout, &mut watch_stdout).context("waiting for records")?;
+            pace.awake();
+            if gone {
                 // As when a write finds the pipe closed (EPIPE): nobody reads us, stop.
                 if verbose {
                     eprintln!("ownwatch: the reader of standard output went away; stopping");
@@ -599,7 +608,7 @@ fn event_loop(
             }
             rb.consume()
         };
-        flowing = processor.borrow().records > before;
+        pace.got(processor.borrow().records > before);
         if let Err(e) = res {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
             {
@@ -923,10 +932,6 @@ fn wait(rb: &RingBuffer, timeout: Duration, watch_stdout: &mut bool) -> io::Resu
     }
     Ok(out & (libc::POLLERR | libc::POLLHUP) != 0)
 }
-
-/// Poll timeout while records flow: bounds how long an unwoken record waits.
-const POLL_FLOWING: Duration = Duration::from_millis(5);
-const POLL_IDLE: Duration = Duration::from_millis(100);
 
 fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
     trees
