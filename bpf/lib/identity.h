@@ -208,8 +208,16 @@ __noinline int ow_parent_step(void)
 	if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
 		return 1;
 	put_u32(b, pid);
-	bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
-	b->s->off += OW_COMM_LEN;
+	if (core_cast) {
+		/* the name as two loads, not a helper call */
+		const __u64 *c = (const __u64 *)bpf_core_cast(t, struct task_struct)->comm;
+
+		put_u64(b, c[0]);
+		put_u64(b, c[1]);
+	} else {
+		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
+		b->s->off += OW_COMM_LEN;
+	}
 	b->s->at = (__u64)t;
 	return pid == 1;
 }
@@ -223,13 +231,15 @@ static __always_inline void put_parents(struct builder *b, struct task_struct *t
 			break;
 }
 
+_Static_assert(sizeof(struct ow_ident) % 8 == 0, "put_ident_item copies u64s");
+
 /* An IDGEN or IDREF item (bpf/ownwatch.h). */
 static __always_inline void put_ident_item(struct builder *b, __u8 kind, struct ow_ident *id)
 {
 	if (put_hdr(b, kind, sizeof(*id)))
 		return;
-	for (int i = 0; i < sizeof(*id) / 4; i++)
-		put_u32(b, ((__u32 *)id)[i]);
+	for (int i = 0; i < sizeof(*id) / 8; i++)
+		put_u64(b, ((__u64 *)id)[i]);
 }
 
 /* The exe, tty and cgroup of the writer: sent once per process, then referred to (IDGEN and
