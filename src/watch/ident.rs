@@ -4,7 +4,6 @@
 //! `IdentJoin::join` gives every record back whole, as if the kernel had sent them each time,
 //! before anything else reads it.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
@@ -44,13 +43,14 @@ fn u32_at(d: &[u8], at: usize) -> u32 {
 }
 
 impl IdentJoin {
-    /// The record with its exe, tty and cgroup items in place of an IDGEN or IDREF item;
-    /// the record itself when it has neither (an outcome, a record from before the kernel
-    /// knew of them).
-    pub fn join<'a>(&mut self, data: &'a [u8]) -> Cow<'a, [u8]> {
+    /// The record with its exe, tty and cgroup items in place of an IDGEN or IDREF item, made
+    /// in `buf` (the caller's, reused: no allocation per record once it is big enough); the
+    /// record itself when it has neither (an outcome, a record from before the kernel knew
+    /// of them).
+    pub fn join<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
         let hdr = size_of::<ow_event>();
         if data.len() < hdr {
-            return Cow::Borrowed(data);
+            return data;
         }
         let end =
             hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
@@ -68,7 +68,8 @@ impl IdentJoin {
                     // (the ancestors' slot ends what an IDGEN came with)
                     let upto = slot_start(data, next, end, slot::PARENTS).unwrap_or(end);
                     self.remember(id, &data[next..upto]);
-                    return Cow::Owned(splice(data, at, next, &[], end));
+                    splice(data, at, next, &[], end, buf);
+                    return buf;
                 }
                 if !self.known.contains_key(&id) {
                     self.misses += 1;
@@ -82,11 +83,12 @@ impl IdentJoin {
                     }
                     None => &[],
                 };
-                return Cow::Owned(splice(data, at, next, items, end));
+                splice(data, at, next, items, end, buf);
+                return buf;
             }
             at = next;
         }
-        Cow::Borrowed(data)
+        data
     }
 
     fn remember(&mut self, id: Id, items: &[u8]) {
@@ -102,15 +104,14 @@ impl IdentJoin {
 }
 
 /// data[..end] with data[from..to] replaced by `with`, its header's data_len made to match.
-fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(end - (to - from) + with.len());
+fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize, out: &mut Vec<u8>) {
+    out.clear();
     out.extend_from_slice(&data[..from]);
     out.extend_from_slice(with);
     out.extend_from_slice(&data[to..end]);
     let len = (out.len() - size_of::<ow_event>()) as u32;
     let at = offset_of!(ow_event, data_len);
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    out
 }
 
 #[cfg(test)]
@@ -165,6 +166,7 @@ mod tests {
         let argv = vec![it(item::SLOT, &[slot::ARGV]), it(item::STR, b"touch\0x")];
         let whole = |pid| record(pid, &[argv.clone(), exe_items(), parents()].concat());
         let mut j = IdentJoin::default();
+        let mut b = Vec::new();
         let first = record(
             10,
             &[
@@ -175,14 +177,15 @@ mod tests {
             ]
             .concat(),
         );
-        assert_eq!(j.join(&first).as_ref(), whole(10).as_slice());
+        assert_eq!(j.join(&first, &mut b), whole(10).as_slice());
         let later = record(
             10,
             &[argv.clone(), vec![it(item::IDREF, &id(10, 5))], parents()].concat(),
         );
-        assert_eq!(j.join(&later).as_ref(), whole(10).as_slice());
+        assert_eq!(j.join(&later, &mut b), whole(10).as_slice());
         // a record without either is left as it is
-        assert!(matches!(j.join(&whole(10)), Cow::Borrowed(_)));
+        let w = whole(10);
+        assert!(std::ptr::eq(j.join(&w, &mut b), w.as_slice()));
         assert_eq!((j.misses, j.unknown.len()), (0, 0));
         // an IDREF to items not here: the record without them, the process to forget
         let lost = record(
@@ -190,7 +193,7 @@ mod tests {
             &[argv.clone(), vec![it(item::IDREF, &id(11, 6))], parents()].concat(),
         );
         assert_eq!(
-            j.join(&lost).as_ref(),
+            j.join(&lost, &mut b),
             record(11, &[argv, parents()].concat()).as_slice()
         );
         assert_eq!((j.misses, j.unknown.as_slice()), (1, &[11][..]));
@@ -199,30 +202,32 @@ mod tests {
     #[test]
     fn an_idgen_without_ancestors_after_it_holds_the_rest() {
         let mut j = IdentJoin::default();
+        let mut b = Vec::new();
         let r = record(3, &[vec![it(item::IDGEN, &id(3, 9))], exe_items()].concat());
-        assert_eq!(j.join(&r).as_ref(), record(3, &exe_items()).as_slice());
+        assert_eq!(j.join(&r, &mut b), record(3, &exe_items()).as_slice());
         let r2 = record(3, &[it(item::IDREF, &id(3, 9))]);
-        assert_eq!(j.join(&r2).as_ref(), record(3, &exe_items()).as_slice());
+        assert_eq!(j.join(&r2, &mut b), record(3, &exe_items()).as_slice());
     }
 
     #[test]
     fn the_most_recently_used_are_kept() {
         let mut j = IdentJoin::default();
+        let mut b = Vec::new();
         let idgen = |g: u64| record(1, &[vec![it(item::IDGEN, &id(1, g))], exe_items()].concat());
         let idref = |g: u64| record(1, &[it(item::IDREF, &id(1, g))]);
-        j.join(&idgen(1));
+        j.join(&idgen(1), &mut b);
         for g in 2..=(KEPT as u64 + 10) {
-            j.join(&idgen(g));
+            j.join(&idgen(g), &mut b);
             // 1 is used all along
-            j.join(&idref(1));
+            j.join(&idref(1), &mut b);
         }
         assert!(j.known.len() <= KEPT);
         assert_eq!(
-            j.join(&idref(1)).as_ref(),
+            j.join(&idref(1), &mut b),
             record(1, &exe_items()).as_slice()
         );
         assert_eq!(j.misses, 0);
-        j.join(&idref(2));
+        j.join(&idref(2), &mut b);
         assert_eq!(j.misses, 1, "the oldest unused one went");
     }
 }

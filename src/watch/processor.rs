@@ -31,6 +31,8 @@ pub(super) struct Processor {
     enrich: Enricher,
     /// the writers' exe, tty and cgroup, sent once per process
     pub(super) idents: IdentJoin,
+    /// where a record joined with its writer's exe, tty and cgroup is made (reused)
+    joined: Vec<u8>,
     pending: Pending,
     json: bool,
     backend: &'static str,
@@ -56,6 +58,7 @@ impl Processor {
             locate: Locator::new(),
             enrich: Enricher::new(),
             idents: IdentJoin::default(),
+            joined: Vec::new(),
             pending: Pending::default(),
             json: format == Format::Json,
             backend: backend.name(),
@@ -105,9 +108,17 @@ impl Processor {
                 None => 0,
             };
         }
+        let mut joined = std::mem::take(&mut self.joined);
+        let res = self.handle_record(data, &mut joined);
+        self.joined = joined;
+        res
+    }
+
+    /// An event record (not an outcome); `joined`: the buffer for `IdentJoin::join`.
+    fn handle_record(&mut self, data: &[u8], joined: &mut Vec<u8>) -> i32 {
         // every record, whatever becomes of it: a later one may refer to its exe
         let misses = self.idents.misses;
-        let data = &*self.idents.join(data);
+        let data = self.idents.join(data, joined);
         if self.idents.misses > misses && misses == 0 {
             eprintln!(
                 "ownwatch: a record came without its writer's exe, tty and cgroup (sent with an \
