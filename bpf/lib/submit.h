@@ -8,9 +8,9 @@
  * record wakes the reader only when it would not look by itself soon. The reader says which
  * in reader_state (its mapped .bss, watch/pace.rs):
  * - OW_READER_AWAKE: it works and reads the ring again before it sleeps: no wakeup;
- * - OW_READER_POLLS: records flow and it sleeps on a short timer, after which it reads the
- *   ring: no wakeup, unless the unread data reaches wakeup_bytes (so a burst never waits for
- *   the ring to fill);
+ * - OW_READER_POLLS: records come densely and it sleeps on a short timer, after which it
+ *   reads the ring: no wakeup, unless the unread data reaches wakeup_bytes (so a burst never
+ *   waits for the ring to fill);
  * - OW_READER_IDLE: it sleeps until woken: the record wakes it, but at most one record per
  *   wakeup_gap_ns does (those right after it are read with it, the reader being awake by
  *   then or about to say so).

@@ -591,24 +591,32 @@ fn event_loop(
             p.flush();
             bail!("every watched tree is gone; stopping");
         }
-        // While records flow the kernel does not wake us: look again soon (pace.rs).
+        // While records come densely the kernel does not wake us: look again soon (pace.rs).
         let before = processor.borrow().records;
         let res = if stopping {
             rb.consume()
         } else {
-            let timeout = pace.sleep();
-            let gone = wait(rb, timeout, &mut watch_stdout).context("waiting for records")?;
-            pace.awake();
-            if gone {
-                // As when a write finds the pipe closed (EPIPE): nobody reads us, stop.
-                if verbose {
-                    eprintln!("ownwatch: the reader of standard output went away; stopping");
+            let (timeout, read_first) = pace.sleep();
+            // Records sent while we said AWAKE came without a wakeup: read them before we
+            // sleep, now that the kernel knows we may.
+            let early = if read_first { rb.consume() } else { Ok(()) };
+            if early.is_err() || processor.borrow().records > before {
+                pace.awake();
+                early
+            } else {
+                let gone = wait(rb, timeout, &mut watch_stdout).context("waiting for records")?;
+                pace.awake();
+                if gone {
+                    // As when a write finds the pipe closed (EPIPE): nobody reads us, stop.
+                    if verbose {
+                        eprintln!("ownwatch: the reader of standard output went away; stopping");
+                    }
+                    return Ok(0);
                 }
-                return Ok(0);
+                rb.consume()
             }
-            rb.consume()
         };
-        pace.got(processor.borrow().records > before);
+        pace.got(processor.borrow().records - before);
         if let Err(e) = res {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted && processor.borrow().out_err.is_none()
             {

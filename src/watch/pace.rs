@@ -2,10 +2,13 @@
 //!
 //! A wakeup costs the writer an irq_work (a self-IPI: in a VM a trap to the hypervisor, tens
 //! of microseconds, and with the wakeup of the reader on another CPU most of what an event
-//! costs the writer beyond our programs) and the reader a context switch. While records flow
-//! the reader polls on a short timer instead, and says so in the programs' .bss
-//! (`reader_state`, bpf/lib/submit.h): its records then go without a wakeup. Idle, it sleeps
-//! until the first record wakes it.
+//! costs the writer beyond our programs) and the reader a context switch. While records come
+//! densely (a storm, an extraction) the reader polls on a short timer instead, and says so in
+//! the programs' .bss (`reader_state`, bpf/lib/submit.h): their records then go without a
+//! wakeup. Otherwise a record wakes it at once (at most one per 500 µs): a record read late
+//! costs exactness where a path is resolved on disk (the tracepoint backend before 6.13, where
+//! the kernel's walks of the changed directories do not decide it), because the next command
+//! may already have renamed or removed what it names; sparse records make few wakeups.
 
 use std::time::Duration;
 
@@ -15,6 +18,9 @@ use crate::kernel::abi::main_skel::types::ow_reader;
 const POLL_FLOWING: Duration = Duration::from_millis(5);
 /// Poll timeout when idle (the first record wakes the reader).
 const POLL_IDLE: Duration = Duration::from_millis(100);
+/// Records in one wait-and-read round from which they count as dense: at the 5 ms poll, 3,200
+/// a second. A shell running commands one after another gives one or two.
+const DENSE: u64 = 16;
 
 pub struct Pace {
     /// `reader_state` in the skeleton's mapped .bss; null without one (the programs then wake
@@ -22,42 +28,63 @@ pub struct Pace {
     state: *mut u32,
     /// polls in a row that brought no record (capped at 2)
     quiet: u32,
+    /// the last round brought DENSE records or more
+    dense: bool,
+    /// AWAKE said since the last sleep
+    awake: bool,
 }
 
 impl Pace {
     /// `state`: see the field; must stay valid as long as this lives.
     pub fn new(state: *mut u32) -> Pace {
-        let p = Pace { state, quiet: 2 };
+        let p = Pace {
+            state,
+            quiet: 2,
+            dense: false,
+            awake: false,
+        };
         p.say(ow_reader::OW_READER_IDLE);
         p
     }
 
-    /// About to sleep: for how long. While records flow (the last poll brought some), the
-    /// kernel is told the reader will look by itself. The first quiet poll after a flow
-    /// already says IDLE but still sleeps short: a program that read POLLS or AWAKE just
-    /// before sends its record without a wakeup, microseconds later, and that record is then
-    /// read a few milliseconds later, not after POLL_IDLE.
-    pub fn sleep(&self) -> Duration {
-        self.say(if self.quiet == 0 {
+    /// About to sleep: for how long, and whether to read the ring once more first. While
+    /// records come densely, the kernel is told the reader will look by itself. After a round
+    /// with records the sleep is short, dense or not; the first quiet poll after them already
+    /// says IDLE but still sleeps short: a program that read POLLS or AWAKE just before sends
+    /// its record without a wakeup, microseconds later, and that record is then read a few
+    /// milliseconds later, not after POLL_IDLE. Saying IDLE after AWAKE, the reader reads the
+    /// ring before it sleeps (the `bool`): what came while it worked did not wake it.
+    pub fn sleep(&mut self) -> (Duration, bool) {
+        let polls = self.quiet == 0 && self.dense;
+        self.say(if polls {
             ow_reader::OW_READER_POLLS
         } else {
             ow_reader::OW_READER_IDLE
         });
-        if self.quiet < 2 {
+        let read_first = !polls && self.awake;
+        self.awake = false;
+        let timeout = if self.quiet < 2 {
             POLL_FLOWING
         } else {
             POLL_IDLE
-        }
+        };
+        (timeout, read_first)
     }
 
     /// Woken (or the sleep is over): the reader reads the ring before it sleeps again.
-    pub fn awake(&self) {
+    pub fn awake(&mut self) {
         self.say(ow_reader::OW_READER_AWAKE);
+        self.awake = true;
     }
 
-    /// What the ring gave after the sleep.
-    pub fn got(&mut self, records: bool) {
-        self.quiet = if records { 0 } else { (self.quiet + 1).min(2) };
+    /// How many records the ring gave after the sleep.
+    pub fn got(&mut self, records: u64) {
+        self.quiet = if records > 0 {
+            0
+        } else {
+            (self.quiet + 1).min(2)
+        };
+        self.dense = records >= DENSE;
     }
 
     fn say(&self, what: ow_reader) {
@@ -74,7 +101,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn says_polls_only_while_records_flow_and_cools_down_before_sleeping_long() {
+    fn says_polls_only_while_records_come_densely_and_cools_down_before_sleeping_long() {
         let mut cell = 7u32;
         let st: *mut u32 = &mut cell;
         let mut p = Pace::new(st);
@@ -82,32 +109,40 @@ mod tests {
         let read = || ow_reader(unsafe { std::ptr::read_volatile(st) });
         assert_eq!(read(), ow_reader::OW_READER_IDLE);
         // idle: sleeps long, to be woken
-        assert_eq!(p.sleep(), POLL_IDLE);
+        assert_eq!(p.sleep().0, POLL_IDLE);
         assert_eq!(read(), ow_reader::OW_READER_IDLE);
         p.awake();
         assert_eq!(read(), ow_reader::OW_READER_AWAKE);
-        // records came: short sleeps, without wakeups
-        p.got(true);
-        assert_eq!(p.sleep(), POLL_FLOWING);
-        assert_eq!(read(), ow_reader::OW_READER_POLLS);
-        p.awake();
-        p.got(true);
-        assert_eq!(p.sleep(), POLL_FLOWING);
-        assert_eq!(read(), ow_reader::OW_READER_POLLS);
-        // one quiet poll: to be woken, but still a short sleep
-        p.awake();
-        p.got(false);
-        assert_eq!(p.sleep(), POLL_FLOWING);
+        // a few records: a short sleep, but each record still wakes it; what came while it
+        // worked is read before it sleeps
+        p.got(1);
+        assert_eq!(p.sleep(), (POLL_FLOWING, true));
         assert_eq!(read(), ow_reader::OW_READER_IDLE);
-        // two: a long sleep
+        // (not twice: nothing was said in between)
+        assert_eq!(p.sleep(), (POLL_FLOWING, false));
+        // dense: short sleeps, without wakeups
         p.awake();
-        p.got(false);
-        assert_eq!(p.sleep(), POLL_IDLE);
-        assert_eq!(read(), ow_reader::OW_READER_IDLE);
-        // a record wakes it: flowing again
-        p.awake();
-        p.got(true);
-        assert_eq!(p.sleep(), POLL_FLOWING);
+        p.got(DENSE);
+        assert_eq!(p.sleep().0, POLL_FLOWING);
         assert_eq!(read(), ow_reader::OW_READER_POLLS);
+        p.awake();
+        p.got(1000);
+        // the timer will read what comes: nothing to read first
+        assert_eq!(p.sleep(), (POLL_FLOWING, false));
+        assert_eq!(read(), ow_reader::OW_READER_POLLS);
+        // fewer again: woken by the next record
+        p.awake();
+        p.got(DENSE - 1);
+        assert_eq!(p.sleep().0, POLL_FLOWING);
+        assert_eq!(read(), ow_reader::OW_READER_IDLE);
+        // one quiet poll: still a short sleep; two: a long one
+        p.awake();
+        p.got(0);
+        assert_eq!(p.sleep().0, POLL_FLOWING);
+        assert_eq!(read(), ow_reader::OW_READER_IDLE);
+        p.awake();
+        p.got(0);
+        assert_eq!(p.sleep().0, POLL_IDLE);
+        assert_eq!(read(), ow_reader::OW_READER_IDLE);
     }
 }
