@@ -354,8 +354,9 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "truncated",
-        "true when a reported path really was cut (a path up to 64 KiB always \
-                   arrives whole).",
+        "true when a reported path really was cut, or the string the caller \
+                   passed could not be read any more (a path up to 64 KiB always arrives \
+                   whole).",
     ),
     (
         "resolved",

@@ -10,7 +10,8 @@ struct builder {
 };
 
 /* The header every item starts with: u8 kind (enum ow_item), u8 aux (a STR item: 1 when the
- * string filled its room and may be cut), u16 little-endian length of what follows. At `at`,
+ * string filled its room and may be cut, or could not be read), u16 little-endian length of
+ * what follows. At `at`,
  * which the caller has checked against the room. */
 static __always_inline void item_hdr_at(struct builder *b, __u32 at, __u8 kind, __u8 aux,
 					__u32 len)
@@ -87,7 +88,7 @@ static __always_inline long put_str(struct builder *b, __u8 kind, const void *sr
 				    __u32 limit, __u32 how)
 {
 	__u32 off = b->s->off;
-	long n;
+	long n, failed;
 
 	if (off > limit - 4 - size || limit > OW_DATA_MAX) {
 		if (!(how & STR_UNCOUNTED))
@@ -98,10 +99,14 @@ static __always_inline long put_str(struct builder *b, __u8 kind, const void *sr
 		n = bpf_probe_read_user_str(&b->s->data[(off + 4) & DATA_MASK], size, src);
 	else
 		n = bpf_probe_read_kernel_str(&b->s->data[(off + 4) & DATA_MASK], size, src);
-	if (n <= 0)
+	/* A caller's string that could not be read (its page gone from memory by now: the
+	 * helper cannot fault it in) comes empty and flagged as cut, like one that filled its
+	 * room: an empty string is a real answer (AT_EMPTY_PATH), so it must not pass for one. */
+	failed = n <= 0;
+	if (failed)
 		n = 1;
 	n = (n - 1) & (size - 1);
-	item_hdr_at(b, off, kind, (how & STR_USER) && n >= size - 1, n);
+	item_hdr_at(b, off, kind, (how & STR_USER) && (n >= size - 1 || failed), n);
 	b->s->off = off + 4 + n;
 	return n;
 }
