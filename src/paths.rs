@@ -35,11 +35,12 @@ pub fn trim_leading_slashes(mut p: &[u8]) -> &[u8] {
 }
 
 /// "/" followed by the names root-first.
-pub fn names_path(names: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
+pub fn names_path<N: AsRef<[u8]>>(names: &[N]) -> Vec<u8> {
+    let len = names.iter().map(|n| n.as_ref().len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(len.max(1));
     for n in names.iter().rev() {
         out.push(b'/');
-        out.extend_from_slice(n);
+        out.extend_from_slice(n.as_ref());
     }
     if out.is_empty() {
         out.push(b'/');

@@ -1,7 +1,9 @@
 //! Users and groups: `--owner`/`--allow` values by name or number, and uid/gid -> name for
 //! events (cached: NSS lookups are far slower than an event).
 
-use std::collections::HashMap;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
 
 use anyhow::{bail, Context, Result};
 use nix::unistd::{Gid, Group, Uid, User};
@@ -73,22 +75,24 @@ pub fn group_name(gid: u32) -> Option<String> {
 
 #[derive(Default)]
 pub struct Names {
-    users: HashMap<u32, Option<String>>,
-    groups: HashMap<u32, Option<String>>,
+    // (looked up three times per event: a hash of a u32 by multiplication, not SipHash)
+    users: FxHashMap<u32, Option<Rc<str>>>,
+    groups: FxHashMap<u32, Option<Rc<str>>>,
 }
 
+/// Names looked up once and shared by every event that shows them.
 impl Names {
-    pub fn user(&mut self, uid: u32) -> Option<String> {
+    pub fn user(&mut self, uid: u32) -> Option<Rc<str>> {
         self.users
             .entry(uid)
-            .or_insert_with(|| user_name(uid))
+            .or_insert_with(|| user_name(uid).map(Rc::from))
             .clone()
     }
 
-    pub fn group(&mut self, gid: u32) -> Option<String> {
+    pub fn group(&mut self, gid: u32) -> Option<Rc<str>> {
         self.groups
             .entry(gid)
-            .or_insert_with(|| group_name(gid))
+            .or_insert_with(|| group_name(gid).map(Rc::from))
             .clone()
     }
 }

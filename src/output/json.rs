@@ -27,21 +27,34 @@ impl<'a> Obj<'a> {
         Obj { out, first: false }
     }
 
+    #[inline(always)]
     pub(crate) fn key(&mut self, k: &str) {
-        if !self.first {
-            self.out.push(b',');
+        // `,"k":` made on the stack and copied once (keys are short names): one copy per
+        // field instead of four
+        let mut b = [0u8; 32];
+        let k = k.as_bytes();
+        let start = usize::from(self.first);
+        if k.len() + 4 > b.len() {
+            self.out.extend_from_slice(&b",\""[start..]);
+            self.out.extend_from_slice(k);
+            self.out.extend_from_slice(b"\":");
+        } else {
+            b[0] = b',';
+            b[1] = b'"';
+            b[2..2 + k.len()].copy_from_slice(k);
+            b[2 + k.len()..4 + k.len()].copy_from_slice(b"\":");
+            self.out.extend_from_slice(&b[start..4 + k.len()]);
         }
         self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     pub(crate) fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         json_str(v, self.out);
     }
 
+    #[inline(always)]
     pub(crate) fn num(&mut self, k: &str, v: impl itoa::Integer) {
         self.key(k);
         self.out
@@ -49,11 +62,13 @@ impl<'a> Obj<'a> {
     }
 
     /// A string, or null.
+    #[inline(always)]
     pub(crate) fn opt_str(&mut self, k: &str, v: Option<&str>) {
         self.key(k);
         opt_str(v, self.out);
     }
 
+    #[inline(always)]
     pub(crate) fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.out
@@ -61,6 +76,7 @@ impl<'a> Obj<'a> {
     }
 
     /// Bytes that may not be UTF-8: a lossy string, and `<k>_b64` with the exact bytes.
+    #[inline(always)]
     pub(crate) fn bytes(&mut self, k: &str, v: &[u8]) {
         match std::str::from_utf8(v) {
             Ok(s) => self.str(k, s),
@@ -73,6 +89,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A value already rendered as JSON.
+    #[inline(always)]
     pub(crate) fn raw(&mut self, k: &str, json: &[u8]) {
         self.key(k);
         self.out.extend_from_slice(json);

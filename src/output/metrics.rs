@@ -47,7 +47,7 @@ impl Counts {
         *per_tree.entry((ev.op, ev.fsuid)).or_default() += 1;
         self.names
             .entry(ev.fsuid)
-            .or_insert_with(|| ev.user.clone());
+            .or_insert_with(|| ev.user.as_deref().map(str::to_string));
         match ev.fixed {
             Some(true) => self.fixed += 1,
             Some(false) => self.fix_errors += 1,

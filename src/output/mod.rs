@@ -12,6 +12,7 @@ pub mod sink;
 pub mod timefmt;
 
 use std::io::Write;
+use std::rc::Rc;
 
 use json::{json_str, Obj};
 
@@ -30,18 +31,18 @@ pub struct Event {
     pub euid: u32,
     pub fsuid: u32,
     pub fsgid: u32,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    pub user: Option<Rc<str>>,
+    pub group: Option<Rc<str>>,
     /// audit login uid and session; None when unset
     pub loginuid: Option<u32>,
-    pub login_user: Option<String>,
+    pub login_user: Option<Rc<str>>,
     pub sessionid: Option<u32>,
-    pub tty: Option<String>,
+    pub tty: Option<Rc<str>>,
     pub pid: u32,
     pub tid: u32,
     pub ppid: u32,
     pub comm: Vec<u8>,
-    pub exe: Option<Vec<u8>>,
+    pub exe: Option<Rc<[u8]>>,
     pub argv: Option<Vec<Vec<u8>>>,
     pub argv_truncated: bool,
     /// ancestors (pid, comm), nearest first
@@ -50,7 +51,7 @@ pub struct Event {
     pub container_id: Option<String>,
     /// exe through container_id already rendered (`identity_json`), in place of those fields:
     /// the same writer's records carry the same identity, rendered once.
-    pub identity_json: Option<std::rc::Rc<[u8]>>,
+    pub identity_json: Option<Rc<[u8]>>,
     pub mode: Option<u32>,
     pub new_uid: Option<u32>,
     pub new_gid: Option<u32>,
@@ -112,7 +113,9 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
         None => identity_fields(&mut o, e),
     }
     if let Some(m) = e.mode {
-        o.str("mode", &mode_str(m));
+        // (as mode_str, without a String per event)
+        let d = |i: u32| b'0' + ((m >> (3 * i)) & 7) as u8;
+        o.raw("mode", &[b'"', d(3), d(2), d(1), d(0), b'"']);
     }
     if let Some(u) = e.new_uid {
         o.num("new_uid", u);
@@ -516,7 +519,7 @@ mod tests {
         e.login_user = Some("alice".into());
         e.sessionid = Some(3);
         e.tty = Some("pts/1".into());
-        e.exe = Some(b"/usr/bin/mkdir".to_vec());
+        e.exe = Some(b"/usr/bin/mkdir".as_slice().into());
         e.argv = Some(vec![b"mkdir".to_vec(), b"-p".to_vec(), b"c\xffx".to_vec()]);
         e.parents = vec![(4200, b"bash".to_vec()), (4100, b"sudo".to_vec())];
         e.cgroup = Some(b"/user.slice/user-1000.slice/session-3.scope".to_vec());

@@ -38,8 +38,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 pub fn rfc3339(epoch_ns: i128) -> String {
-    let secs = epoch_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = epoch_ns.rem_euclid(1_000_000_000) as u32;
+    // (in i64 when it fits, until 2262: an i128 division is a library call, one per event)
+    let (secs, nanos) = match i64::try_from(epoch_ns) {
+        Ok(n) => (
+            n.div_euclid(1_000_000_000),
+            n.rem_euclid(1_000_000_000) as u32,
+        ),
+        Err(_) => (
+            epoch_ns.div_euclid(1_000_000_000) as i64,
+            epoch_ns.rem_euclid(1_000_000_000) as u32,
+        ),
+    };
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400) as u32;
     if !(0..=9999).contains(&y) {

@@ -1,4 +1,10 @@
 //! Ring buffer record -> plain Rust values. No I/O, no resolution: see locate.rs.
+//!
+//! The values borrow the record's bytes (names, strings): a record is decoded, placed and
+//! written before the next one is read, and nothing of it is kept, so a record costs a few
+//! vectors of references instead of one allocation per name.
+
+use std::mem::offset_of;
 
 use anyhow::{bail, Result};
 
@@ -6,11 +12,11 @@ use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, slot, NO_T
 
 /// One superblock's part of a dentry walk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Seg {
+pub struct Seg<'a> {
     /// Kernel device number of the superblock (MKDEV: major << 20 | minor).
     pub dev: u32,
     /// Names from the object up to (not including) the superblock root, leaf first.
-    pub names: Vec<Vec<u8>>,
+    pub names: Vec<&'a [u8]>,
     /// How many names lie below the root of the mount the walk came through, when the walk
     /// went on above it (a bind mount of a subdirectory).
     pub below_mnt_root: Option<usize>,
@@ -18,8 +24,8 @@ pub struct Seg {
 
 /// A dentry walk made in the kernel: segments from the object's superblock outwards.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Walk {
-    pub segs: Vec<Seg>,
+pub struct Walk<'a> {
+    pub segs: Vec<Seg<'a>>,
     pub tree: Option<u32>,
     pub truncated: bool,
     /// i_mode of the first inode (0: negative dentry)
@@ -28,37 +34,37 @@ pub struct Walk {
     pub tree_depth: u32,
 }
 
-impl Walk {
+impl<'a> Walk<'a> {
     pub fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
 
     /// The name the walk started from (its object's own name).
-    pub fn leaf(&self) -> Option<&[u8]> {
-        self.segs.first()?.names.first().map(Vec::as_slice)
+    pub fn leaf(&self) -> Option<&'a [u8]> {
+        self.segs.first()?.names.first().copied()
     }
 }
 
 /// What the kernel sent for one field: a walk, a string from the caller, or both (a string
 /// relative to the walked directory).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub walk: Option<Walk>,
-    pub string: Option<Vec<u8>>,
+pub struct Spec<'a> {
+    pub walk: Option<Walk<'a>>,
+    pub string: Option<&'a [u8]>,
     pub string_truncated: bool,
     /// Ancestors (pid, comm), nearest first: only in the PARENTS slot.
-    pub parents: Vec<(u32, Vec<u8>)>,
+    pub parents: Vec<(u32, &'a [u8])>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Record {
+pub struct Record<'a> {
     pub ev: ow_event,
-    pub slots: [Option<Spec>; slot::COUNT],
+    pub slots: [Option<Spec<'a>>; slot::COUNT],
     /// Dentries whose inodes the op changed, as the kernel saw them during the op.
-    pub seen: Vec<Walk>,
+    pub seen: Vec<Walk<'a>>,
 }
 
-pub fn decode(data: &[u8]) -> Result<Record> {
+pub fn decode(data: &[u8]) -> Result<Record<'_>> {
     let hdr_len = std::mem::size_of::<ow_event>();
     if data.len() < hdr_len {
         bail!("short record: {} bytes", data.len());
@@ -66,9 +72,19 @@ pub fn decode(data: &[u8]) -> Result<Record> {
     let mut ev = ow_event::default();
     plain::copy_from_bytes(&mut ev, &data[..hdr_len]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let len = (ev.data_len as usize).min(data.len() - hdr_len);
-    let (slots, seen) = decode_items(&data[hdr_len..hdr_len + len])?;
-    let seen = seen.into_iter().filter_map(|s| s.walk).collect();
-    Ok(Record { ev, slots, seen })
+    // (the record is filled in place and moved out once: it is a kilobyte)
+    let mut it = ItemSink {
+        rec: Record {
+            ev,
+            slots: Default::default(),
+            seen: Vec::new(),
+        },
+        cur: None,
+    };
+    it.items(&data[hdr_len..hdr_len + len])?;
+    // (a changed dentry's slot that came without its walk)
+    it.rec.seen.retain(|w| *w != Walk::default());
+    Ok(it.rec)
 }
 
 /// Where the writer's identity begins in a record (its ARGV slot: the kernel puts exe, tty,
@@ -99,8 +115,6 @@ pub fn slot_start(data: &[u8], mut at: usize, end: usize, which: u8) -> Option<u
     None
 }
 
-type Items = ([Option<Spec>; slot::COUNT], Vec<Spec>);
-
 /// Where items go: a slot, or the last changed dentry (`seen`).
 #[derive(Clone, Copy)]
 enum Target {
@@ -108,37 +122,36 @@ enum Target {
     Seen,
 }
 
-#[derive(Default)]
-struct ItemSink {
-    slots: [Option<Spec>; slot::COUNT],
-    seen: Vec<Spec>,
+/// The record being decoded. A changed dentry's SLOT item makes an empty walk in `rec.seen`,
+/// which its items fill (a SEEN slot carries a walk and nothing else).
+struct ItemSink<'a> {
+    rec: Record<'a>,
     cur: Option<Target>,
 }
 
-fn decode_items(mut d: &[u8]) -> Result<Items> {
-    let mut it = ItemSink::default();
-    while d.len() >= 4 {
-        let (ty, aux) = (d[0], d[1]);
-        let len = u16::from_le_bytes([d[2], d[3]]) as usize;
-        if d.len() < 4 + len {
-            bail!("item of {len} bytes overruns the record");
+impl<'a> ItemSink<'a> {
+    fn items(&mut self, mut d: &'a [u8]) -> Result<()> {
+        while d.len() >= 4 {
+            let (ty, aux) = (d[0], d[1]);
+            let len = u16::from_le_bytes([d[2], d[3]]) as usize;
+            if d.len() < 4 + len {
+                bail!("item of {len} bytes overruns the record");
+            }
+            let payload = &d[4..4 + len];
+            d = &d[4 + len..];
+            match ty {
+                item::SLOT => self.slot(*payload.first().unwrap_or(&0))?,
+                item::SAMEAS => self.same_as(*payload.first().unwrap_or(&0))?,
+                _ => self.item(ty, aux, payload)?,
+            }
         }
-        let payload = &d[4..4 + len];
-        d = &d[4 + len..];
-        match ty {
-            item::SLOT => it.slot(*payload.first().unwrap_or(&0))?,
-            item::SAMEAS => it.same_as(*payload.first().unwrap_or(&0))?,
-            _ => it.item(ty, aux, payload)?,
-        }
+        Ok(())
     }
-    Ok((it.slots, it.seen))
-}
 
-impl ItemSink {
     /// A SLOT item: the items that follow describe this slot (or a new changed dentry).
     fn slot(&mut self, s: u8) -> Result<()> {
         if s == slot::SEEN {
-            self.seen.push(Spec::default());
+            self.rec.seen.push(Walk::default());
             self.cur = Some(Target::Seen);
             return Ok(());
         }
@@ -146,7 +159,7 @@ impl ItemSink {
         if s >= slot::COUNT {
             bail!("bad slot {s}");
         }
-        self.slots[s] = Some(Spec::default());
+        self.rec.slots[s] = Some(Spec::default());
         self.cur = Some(Target::Slot(s));
         Ok(())
     }
@@ -157,47 +170,88 @@ impl ItemSink {
             bail!("item {} before any slot", item::SAMEAS);
         }
         let Some(walk) = (r & 0x80 != 0)
-            .then(|| self.seen.get((r & 0x7f) as usize))
+            .then(|| self.rec.seen.get((r & 0x7f) as usize))
             .flatten()
-            .and_then(|sp| sp.walk.clone())
+            .filter(|w| **w != Walk::default())
+            .cloned()
         else {
             bail!("bad same-as item {r}");
         };
         if let Some(Target::Slot(s)) = self.cur {
-            if let Some(spec) = self.slots[s].as_mut() {
+            if let Some(spec) = self.rec.slots[s].as_mut() {
                 spec.walk = Some(walk);
             }
         }
         Ok(())
     }
 
-    fn spec(&mut self) -> Option<&mut Spec> {
+    fn spec(&mut self) -> Option<&mut Spec<'a>> {
         match self.cur? {
-            Target::Seen => self.seen.last_mut(),
-            Target::Slot(s) => self.slots[s].as_mut(),
+            Target::Seen => None,
+            Target::Slot(s) => self.rec.slots[s].as_mut(),
+        }
+    }
+
+    /// The walk the current slot's walk items go to.
+    fn walk(&mut self) -> Option<&mut Walk<'a>> {
+        match self.cur? {
+            Target::Seen => self.rec.seen.last_mut(),
+            Target::Slot(s) => Some(
+                self.rec.slots[s]
+                    .as_mut()?
+                    .walk
+                    .get_or_insert_with(Walk::default),
+            ),
         }
     }
 
     /// An item of the current slot's walk, string or ancestors.
-    fn item(&mut self, ty: u8, aux: u8, payload: &[u8]) -> Result<()> {
-        let Some(spec) = self.spec() else {
+    fn item(&mut self, ty: u8, aux: u8, payload: &'a [u8]) -> Result<()> {
+        if self.cur.is_none() {
             bail!("item {ty} before any slot");
+        }
+        match ty {
+            item::SEG | item::NAME | item::MNTROOT | item::WALKEND => self.walk_item(ty, payload),
+            item::PARENT | item::STR => {
+                let Some(spec) = self.spec() else {
+                    bail!("item {ty} in a changed dentry's slot");
+                };
+                if ty == item::PARENT {
+                    let mut p = ow_parent::default();
+                    plain::copy_from_bytes(&mut p, payload)
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    let comm = &payload[offset_of!(ow_parent, comm)..][..p.comm.len()];
+                    let len = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
+                    spec.parents.push((p.pid, &comm[..len]));
+                } else {
+                    spec.string = Some(payload);
+                    spec.string_truncated = aux != 0;
+                }
+                Ok(())
+            }
+            _ => bail!("unknown item type {ty}"),
+        }
+    }
+
+    /// An item of the current slot's walk.
+    fn walk_item(&mut self, ty: u8, payload: &'a [u8]) -> Result<()> {
+        let Some(walk) = self.walk() else {
+            bail!("walk item {ty} outside a slot");
         };
         match ty {
             item::SEG => {
                 let dev = u32::from_le_bytes(payload.try_into()?);
-                let walk = spec.walk.get_or_insert_with(Walk::default);
                 walk.segs.push(Seg {
                     dev,
                     ..Seg::default()
                 });
             }
             item::NAME | item::MNTROOT => {
-                let Some(seg) = spec.walk.as_mut().and_then(|w| w.segs.last_mut()) else {
+                let Some(seg) = walk.segs.last_mut() else {
                     bail!("name outside a walk");
                 };
                 if ty == item::NAME {
-                    seg.names.push(payload.to_vec());
+                    seg.names.push(payload);
                 } else {
                     seg.below_mnt_root = Some(seg.names.len());
                 }
@@ -205,23 +259,12 @@ impl ItemSink {
             item::WALKEND => {
                 let mut end = ow_walkend::default();
                 plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                let walk = spec.walk.get_or_insert_with(Walk::default);
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
                 walk.truncated = end.flags & flag::TRUNCATED != 0;
                 walk.mode = end.mode;
                 walk.tree_depth = end.tree_depth;
             }
-            item::PARENT => {
-                let mut p = ow_parent::default();
-                plain::copy_from_bytes(&mut p, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                let len = p.comm.iter().position(|&c| c == 0).unwrap_or(p.comm.len());
-                spec.parents.push((p.pid, p.comm[..len].to_vec()));
-            }
-            item::STR => {
-                spec.string = Some(payload.to_vec());
-                spec.string_truncated = aux != 0;
-            }
-            _ => bail!("unknown item type {ty}"),
+            _ => bail!("unknown walk item type {ty}"),
         }
         Ok(())
     }
@@ -295,9 +338,10 @@ pub mod tests {
             .seg(9 << 20)
             .name(b"mnt")
             .end(3, 0);
-        let rec = decode(&record(ow_event::default(), &it)).unwrap();
+        let raw = record(ow_event::default(), &it);
+        let rec = decode(&raw).unwrap();
         let spec = rec.slots[0].as_ref().unwrap();
-        assert_eq!(spec.string.as_deref(), Some(&b"x/y"[..]));
+        assert_eq!(spec.string, Some(&b"x/y"[..]));
         let w = spec.walk.as_ref().unwrap();
         assert_eq!(w.tree, Some(3));
         assert!(!w.truncated);
@@ -316,7 +360,8 @@ pub mod tests {
             .mntroot()
             .name(b"sub")
             .end(NO_TREE, flag::TRUNCATED);
-        let rec = decode(&record(ow_event::default(), &it)).unwrap();
+        let raw = record(ow_event::default(), &it);
+        let rec = decode(&raw).unwrap();
         let w = rec.slots[1].as_ref().unwrap().walk.clone().unwrap();
         assert_eq!(w.segs[0].below_mnt_root, Some(1));
         assert_eq!(w.tree, None);
@@ -333,14 +378,12 @@ pub mod tests {
                 .name(n)
                 .end_mode(0, 0, libc::S_IFDIR | 0o755);
         }
-        let rec = decode(&record(ow_event::default(), &it)).unwrap();
+        let raw = record(ow_event::default(), &it);
+        let rec = decode(&raw).unwrap();
         assert_eq!(rec.seen.len(), 2);
         assert_eq!(rec.seen[1].leaf(), Some(&b"d2"[..]));
         assert!(rec.seen[0].is_dir());
-        assert_eq!(
-            rec.slots[0].as_ref().unwrap().string.as_deref(),
-            Some(&b"x"[..])
-        );
+        assert_eq!(rec.slots[0].as_ref().unwrap().string, Some(&b"x"[..]));
     }
 
     #[test]

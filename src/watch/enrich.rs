@@ -16,9 +16,9 @@ use crate::paths::names_path;
 /// The identity part of an event, rendered once per writer.
 pub struct Ident {
     json: Rc<[u8]>,
-    tty: Option<String>,
+    tty: Option<Rc<str>>,
     /// also in `json`; kept apart for `-o journal`'s OWNWATCH_EXE
-    exe: Option<Vec<u8>>,
+    exe: Option<Rc<[u8]>>,
     /// also in `json`; for --config's exceptions (unit, cgroup)
     pub cgroup: Option<Vec<u8>>,
     /// the exe, tty or cgroup was cut short (the event's `truncated`; argv has its own)
@@ -102,20 +102,23 @@ impl Enricher {
         let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
         e.exe = spec(slot::EXE)
             .and_then(|sp| sp.walk.as_ref())
-            .map(|w| locate.walk_path(w, roots));
+            .map(|w| locate.walk_path(w, roots).into());
         e.login_user = loginuid.and_then(|l| self.names.user(l));
         e.loginuid = loginuid;
         e.sessionid = (ev.sessionid != UNSET).then_some(ev.sessionid);
         e.tty = spec(slot::TTY)
-            .and_then(|sp| sp.string.as_deref())
+            .and_then(|sp| sp.string)
             .filter(|t| !t.is_empty())
-            .map(tty_name);
-        e.argv = argv_spec
-            .and_then(|sp| sp.string.as_deref())
-            .map(split_argv);
+            .map(|t| tty_name(t).into());
+        e.argv = argv_spec.and_then(|sp| sp.string).map(split_argv);
         e.argv_truncated = argv_spec.is_some_and(|sp: &Spec| sp.string_truncated);
         e.parents = spec(slot::PARENTS)
-            .map(|sp| sp.parents.clone())
+            .map(|sp| {
+                sp.parents
+                    .iter()
+                    .map(|&(pid, c)| (pid, c.to_vec()))
+                    .collect()
+            })
             .unwrap_or_default();
         e.container_id = cgroup.as_deref().and_then(container_id);
         e.cgroup = cgroup;

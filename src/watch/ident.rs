@@ -4,8 +4,9 @@
 //! `IdentJoin::join` gives every record back whole, as if the kernel had sent them each time,
 //! before anything else reads it.
 
-use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
+
+use rustc_hash::FxHashMap;
 
 use crate::kernel::abi::{item, ow_event, ow_ident, slot};
 
@@ -25,7 +26,9 @@ type Id = [u8; ID];
 #[derive(Default)]
 pub struct IdentJoin {
     /// IDGEN -> (the items it came with, when they were last used)
-    known: HashMap<Id, (Box<[u8]>, u64)>,
+    /// (FxHash: the key is the kernel's process, exec and object pointers, not a caller's
+    /// bytes; looked up once per record)
+    known: FxHashMap<Id, (Box<[u8]>, u64)>,
     tick: u64,
     /// processes (tgid) whose IDREF named items not here: the kernel is told to forget them,
     /// so that their next record sends the items again

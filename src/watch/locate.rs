@@ -26,12 +26,12 @@ pub struct Located {
 }
 
 /// A dentry the op changed, as the kernel saw it.
-pub struct Seen {
+pub struct Seen<'a> {
     /// Its walk's path (`cut`: not the whole chain) and the tree the kernel found it in.
     pub at: Located,
     pub dir: bool,
     pub mode: u32,
-    pub leaf: Option<Vec<u8>>,
+    pub leaf: Option<&'a [u8]>,
 }
 
 /// What the kernel's walks of the changed dentries say about a slot's path.
@@ -59,7 +59,7 @@ pub struct Paths {
 /// What every slot of one record is placed with.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
-    rec: &'a Record,
+    rec: &'a Record<'a>,
     /// The op acts on the name itself (a final symlink is not followed).
     nofollow: bool,
     /// The caller's cwd, for "/proc/self/cwd/..." strings.
@@ -153,17 +153,22 @@ impl Locator {
             ev.op,
             op::CHMOD | op::CHOWN | op::TRUNCATE | op::SETXATTR | op::REMOVEXATTR
         );
-        let names: Vec<&[u8]> = [slot::PATH, slot::NEW]
-            .iter()
-            .filter_map(|&s| rec.slots[s as usize].as_ref()?.string.as_deref())
-            .map(final_component)
-            .collect();
+        // (the final names of the two strings, on the stack)
+        let mut names: [&[u8]; 2] = [&[]; 2];
+        let mut n = 0;
+        for s in [slot::PATH, slot::NEW] {
+            if let Some(string) = rec.slots[s as usize].as_ref().and_then(|sp| sp.string) {
+                names[n] = final_component(string);
+                n += 1;
+            }
+        }
+        let names = &names[..n];
         let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
         // The old name of a link is an existing file: no directory of the op holds it.
         let mut path = if ev.op == op::LINK {
             self.spec_path(path_spec, cx)
         } else {
-            let r = refine(&seen, path_spec, attr, &names, roots);
+            let r = refine(&seen, path_spec, attr, names, roots);
             self.settle(r, path_spec, cx)
         };
         let mut out = Paths {
@@ -174,7 +179,7 @@ impl Locator {
             tmpfile_mode: None,
         };
         if let Some(spec) = &rec.slots[slot::NEW as usize] {
-            let r = refine(&seen, spec, false, &names, roots);
+            let r = refine(&seen, spec, false, names, roots);
             let new = self.settle(
                 r,
                 spec,
@@ -185,9 +190,7 @@ impl Locator {
             );
             // Naming an O_TMPFILE file creates it: report the name it got.
             let tmpfile = ev.flags & flag::TMPFILE != 0
-                || (ev.op == op::LINK
-                    && !cx.nofollow
-                    && path_spec.string.as_deref().is_some_and(is_proc_fd));
+                || (ev.op == op::LINK && !cx.nofollow && path_spec.string.is_some_and(is_proc_fd));
             if tmpfile {
                 out.op = op::CREATE;
                 out.tmpfile_mode = tmpfile_mode(&seen, spec, &new.path);
@@ -224,14 +227,14 @@ impl Locator {
     }
 
     /// The dentries the op changed, as host paths.
-    fn seen(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Vec<Seen> {
+    fn seen<'a>(&mut self, rec: &Record<'a>, roots: &[Vec<u8>]) -> Vec<Seen<'a>> {
         rec.seen
             .iter()
             .map(|w| Seen {
                 at: self.walk_located(w, roots),
                 dir: w.is_dir(),
                 mode: w.mode,
-                leaf: w.leaf().map(<[u8]>::to_vec),
+                leaf: w.leaf(),
             })
             .collect()
     }
@@ -353,7 +356,7 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     // Parent directories: directories changed by the op that are not themselves the object
     // (a moved or removed directory sits, named as the op says, in another seen directory).
     let is_object = |w: &Seen| {
-        w.leaf.as_deref().is_some_and(|l| names.contains(&l))
+        w.leaf.is_some_and(|l| names.contains(&l))
             && seen
                 .iter()
                 .any(|o| o.dir && o.at.path == parent_of(&w.at.path))
@@ -387,9 +390,9 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
 /// A linked O_TMPFILE file's mode: the linked inode as the kernel saw it during the link,
 /// else as it is now.
 fn tmpfile_mode(seen: &[Seen], spec: &Spec, path: &[u8]) -> Option<u32> {
-    let name = final_component(spec.string.as_deref().unwrap_or_default());
+    let name = final_component(spec.string.unwrap_or_default());
     seen.iter()
-        .find(|w| !w.dir && w.mode != 0 && w.leaf.as_deref() == Some(name))
+        .find(|w| !w.dir && w.mode != 0 && w.leaf == Some(name))
         .map(|w| w.mode & 0o7777)
         .or_else(|| {
             std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path))

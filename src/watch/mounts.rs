@@ -189,10 +189,10 @@ mod tests {
 31 22 254:0 /srv/app /mnt/bind\\040x rw - ext4 /dev/vda rw\n\
 32 22 0:40 /sub /data rw - tmpfs tmpfs rw\n";
 
-    fn seg(dev: u32, names: &[&str]) -> Seg {
+    fn seg<'a>(dev: u32, names: &[&'a str]) -> Seg<'a> {
         Seg {
             dev,
-            names: names.iter().map(|n| n.as_bytes().to_vec()).collect(),
+            names: names.iter().map(|n| n.as_bytes()).collect(),
             below_mnt_root: None,
         }
     }

@@ -254,7 +254,7 @@ impl Processor {
         let string_of = |s: u8| {
             rec.slots[s as usize]
                 .as_ref()
-                .and_then(|sp| sp.string.clone())
+                .and_then(|sp| sp.string.map(<[u8]>::to_vec))
         };
         let is_chown = p.op == op::CHOWN;
         let comm_len = ev

@@ -82,7 +82,7 @@ fn ev() -> Event {
         login_user: Some("alice".into()),
         pid: 4242,
         comm: b"mv".to_vec(),
-        exe: Some(b"/usr/bin/mv".to_vec()),
+        exe: Some(b"/usr/bin/mv".as_slice().into()),
         ret: Some(0),
         backend: "lsm",
         resolved: true,

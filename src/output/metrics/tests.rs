@@ -6,7 +6,7 @@ fn ev(tree: &[u8], op: &'static str, fsuid: u32, user: Option<&str>) -> Event {
         op,
         tree: tree.to_vec(),
         fsuid,
-        user: user.map(str::to_string),
+        user: user.map(Into::into),
         ..Event::default()
     }
 }
