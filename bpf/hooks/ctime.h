@@ -22,12 +22,17 @@ static __always_inline __u64 d_alias_offset(void)
 
 static __always_inline void saw_inode(struct inode *inode)
 {
-	__u32 tid = current_tid();
-	struct pending *p = bpf_map_lookup_elem(&inflight, &tid);
 	struct hlist_node *first;
+	struct pending *p;
 	__u64 d;
-	__u32 n;
+	__u32 tid, n;
 
+	/* (every ctime change on the machine comes here: while no op is pending anywhere, one
+	 * load) */
+	if (!inflight_n)
+		return;
+	tid = current_tid();
+	p = bpf_map_lookup_elem(&inflight, &tid);
 	if (!p)
 		return;
 	first = BPF_CORE_READ(inode, i_dentry.first);

@@ -212,11 +212,14 @@ static __always_inline int on_exit(long ret)
 	struct pending *pp;
 	struct pending p;
 
+	if (!inflight_n)
+		return 0; /* no thread has an op pending: not this one either */
 	pp = bpf_map_lookup_elem(&inflight, &tid);
 	if (!pp)
 		return 0;
 	p = *pp;
-	bpf_map_delete_elem(&inflight, &tid);
+	if (!bpf_map_delete_elem(&inflight, &tid))
+		__sync_fetch_and_add(&inflight_n, -1);
 	/* A write that failed did not happen. */
 	if (ret < 0)
 		return 0;

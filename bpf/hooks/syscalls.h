@@ -62,7 +62,14 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 		};
 
 		tid = current_tid();
-		if (bpf_map_update_elem(&inflight, &tid, &p, BPF_ANY))
+		/* counted before it exists (inflight_n), so that no ctime event of this op
+		 * can find the count at 0 while the entry is there; an entry of an earlier
+		 * syscall whose exit was skipped is replaced, not counted again */
+		__sync_fetch_and_add(&inflight_n, 1);
+		if (!bpf_map_update_elem(&inflight, &tid, &p, BPF_NOEXIST))
+			return 0;
+		__sync_fetch_and_add(&inflight_n, -1);
+		if (bpf_map_update_elem(&inflight, &tid, &p, BPF_EXIST))
 			count_lost();
 	}
 	return 0;

@@ -80,6 +80,14 @@ struct {
 	__type(value, struct pending);
 } inflight SEC(".maps");
 
+/* How many entries `inflight` holds (tracepoint backend): incremented when one is made,
+ * decremented when one is deleted, each only when the map said it did. A thread's own entry
+ * is counted from its enter to its exit, so while the count is 0 no thread has one and the
+ * exit and ctime programs, which run for allowed writers and for every ctime change on the
+ * machine, leave at one load instead of a hash lookup. A count too high (an entry left by an
+ * exit the kernel skipped) only costs that lookup. */
+__u64 inflight_n = 0;
+
 /* Where a dentry walk is (lib/walk.h); kernel pointers as numbers. */
 struct walk_state {
 	__u64 d; /* struct dentry * */
