@@ -29,23 +29,13 @@ impl<'a> Obj<'a> {
 
     #[inline(always)]
     pub(crate) fn key(&mut self, k: &str) {
-        // `,"k":` made on the stack and copied once (keys are short names): one copy per
-        // field instead of four
-        let mut b = [0u8; 32];
-        let k = k.as_bytes();
-        let start = usize::from(self.first);
-        if k.len() + 4 > b.len() {
-            self.out.extend_from_slice(&b",\""[start..]);
-            self.out.extend_from_slice(k);
-            self.out.extend_from_slice(b"\":");
-        } else {
-            b[0] = b',';
-            b[1] = b'"';
-            b[2..2 + k.len()].copy_from_slice(k);
-            b[2 + k.len()..4 + k.len()].copy_from_slice(b"\":");
-            self.out.extend_from_slice(&b[start..4 + k.len()]);
+        if !self.first {
+            self.out.push(b',');
         }
         self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
     #[inline(always)]
