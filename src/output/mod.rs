@@ -68,8 +68,14 @@ pub struct Event {
     pub resolved: bool,
 }
 
+/// A mode's permission bits as four octal digits ("0755").
+pub fn mode_digits(m: u32) -> [u8; 4] {
+    let d = |i: u32| b'0' + ((m >> (3 * i)) & 7) as u8;
+    [d(3), d(2), d(1), d(0)]
+}
+
 pub fn mode_str(m: u32) -> String {
-    format!("{:04o}", m & 0o7777)
+    mode_digits(m).iter().map(|&c| char::from(c)).collect()
 }
 
 pub fn json_line(e: &Event, out: &mut Vec<u8>) {
@@ -113,9 +119,9 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
         None => identity_fields(&mut o, e),
     }
     if let Some(m) = e.mode {
-        // (as mode_str, without a String per event)
-        let d = |i: u32| b'0' + ((m >> (3 * i)) & 7) as u8;
-        o.raw("mode", &[b'"', d(3), d(2), d(1), d(0), b'"']);
+        // (without a String per event)
+        let [a, b, c, d] = mode_digits(m);
+        o.raw("mode", &[b'"', a, b, c, d, b'"']);
     }
     if let Some(u) = e.new_uid {
         o.num("new_uid", u);
