@@ -35,7 +35,7 @@ static __always_inline void saw_inode(struct inode *inode)
 	p = bpf_map_lookup_elem(&inflight, &tid);
 	if (!p)
 		return;
-	first = BPF_CORE_READ(inode, i_dentry.first);
+	first = inode->i_dentry.first; /* (a BTF argument: a direct load) */
 	if (!first)
 		return; /* a new inode: no name yet */
 	d = (__u64)((void *)first - d_alias_offset());

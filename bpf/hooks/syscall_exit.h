@@ -15,7 +15,7 @@ static __always_inline int maybe_in_tree(struct pending *p)
 		if (i >= p->nseen)
 			break;
 		d = (struct dentry *)p->seen[i];
-		dev = BPF_CORE_READ(d, d_sb, s_dev);
+		dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
 		flag = bpf_map_lookup_elem(&devs, &dev);
 		if (!flag || *flag != 1)
 			return 1;
@@ -36,17 +36,19 @@ static __always_inline struct file *opened_file(struct ow_event *ev, struct task
 						long ret)
 {
 	struct file *f = fd_file(task, ret);
+	struct inode *inode;
 	__u32 fmode;
 
 	if (!f)
 		return 0;
-	fmode = BPF_CORE_READ(f, f_mode);
+	fmode = KREAD(struct file, f, f_mode);
+	inode = KREAD(struct file, f, f_inode);
 	/* An O_TMPFILE file has no name yet: reported when linkat names it. */
-	if (BPF_CORE_READ(f, f_inode, i_nlink) == 0)
+	if (KREAD(struct inode, inode, i_nlink) == 0)
 		return 0;
 	if (fmode & FMODE_CREATED) {
 		ev->op = OW_OP_CREATE;
-		ev->mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
+		ev->mode = KREAD(struct inode, inode, i_mode) & 07777;
 	} else if (fmode & FMODE_WRITE) {
 		ev->op = OW_OP_WRITE;
 		ev->mode = OW_UNSET;

@@ -122,6 +122,7 @@ struct scratch {
 	volatile __u32 kstrs; /* strings "from the caller" are in kernel memory (pending.kstrs) */
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
+	volatile __u64 arg_d, arg_m; /* put_walk's arguments, as numbers */
 	__u32 nseen;
 	struct walk_state w;
 	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */

@@ -166,7 +166,7 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 		return OW_NO_TREE;
 	s->w.d = dentry;
 	s->w.m = vm ? (__u64)real_mount(vm) : 0;
-	s->w.mnt_root = vm ? (__u64)BPF_CORE_READ(vm, mnt_root) : 0;
+	s->w.mnt_root = vm ? (__u64)KREAD(struct vfsmount, vm, mnt_root) : 0;
 	s->w.tree = OW_NO_TREE;
 	s->w.done = 0;
 	s->w.full = 0;
@@ -174,7 +174,7 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	s->w.tree_depth = 0;
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
-	put_u32(b, BPF_CORE_READ(d, d_sb, s_dev));
+	put_u32(b, KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev));
 	s->view_names = 0;
 	s->above_mnt_root = 0;
 	for (int i = 0; i < WALK_MAX_STEPS / (WALK_CHUNK * WALK_CHUNKS); i++)
@@ -185,26 +185,31 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
 		put_u32(b, s->w.tree);
 		put_u32(b, flags);
-		put_u32(b, BPF_CORE_READ(d, d_inode, i_mode));
+		put_u32(b, KREAD(struct inode, KREAD(struct dentry, d, d_inode), i_mode));
 		put_u32(b, s->w.tree_depth);
 	}
 	return s->w.tree;
 }
 
+/* (d and vm pass through the scratch: what KREAD gave is a BTF pointer where core_cast, and
+ * a global function takes numbers only; a value loaded back from a map is one) */
 static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struct vfsmount *vm)
 {
-	return ow_put_walk((__u64)d, (__u64)vm);
+	b->s->arg_d = (__u64)d;
+	b->s->arg_m = (__u64)vm;
+	return ow_put_walk(b->s->arg_d, b->s->arg_m);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct fdtable *fdt = KREAD(struct files_struct, KREAD(struct task_struct, task, files), fdt);
 	struct file **fds;
 	struct file *f = 0;
 
-	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || !fdt || fd >= KREAD(struct fdtable, fdt, max_fds))
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
+	/* (a pointer to pointers: a number, also where core_cast) */
+	fds = (struct file **)KREAD(struct fdtable, fdt, fd);
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
@@ -213,7 +218,7 @@ static __always_inline __u32 put_file_walk(struct builder *b, struct file *f)
 {
 	if (!f)
 		return OW_NO_TREE;
-	return put_walk(b, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+	return put_walk(b, KREAD(struct file, f, f_path.dentry), KREAD(struct file, f, f_path.mnt));
 }
 
 /* The directory a string is relative to was often walked already as a changed directory:
@@ -309,23 +314,26 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 			return put_file_walk(b, f);
 		}
 	}
+	/* (the base as a number, read back from the scratch: put_base_walk compares it) */
 	if (first == '/') {
-		struct dentry *d = BPF_CORE_READ(task, fs, root.dentry);
+		struct fs_struct *fs = KREAD(struct task_struct, task, fs);
 
 		b->s->ev.flags |= abs_flag;
-		b->s->last_base = (__u64)d;
-		b->s->last_tree = put_base_walk(b, d, BPF_CORE_READ(task, fs, root.mnt));
+		b->s->last_base = (__u64)KREAD(struct fs_struct, fs, root.dentry);
+		b->s->last_tree = put_base_walk(b, (struct dentry *)b->s->last_base,
+						KREAD(struct fs_struct, fs, root.mnt));
 	} else if (dfd == AT_FDCWD) {
-		struct dentry *d = BPF_CORE_READ(task, fs, pwd.dentry);
+		struct fs_struct *fs = KREAD(struct task_struct, task, fs);
 
-		b->s->last_base = (__u64)d;
-		b->s->last_tree = put_base_walk(b, d, BPF_CORE_READ(task, fs, pwd.mnt));
+		b->s->last_base = (__u64)KREAD(struct fs_struct, fs, pwd.dentry);
+		b->s->last_tree = put_base_walk(b, (struct dentry *)b->s->last_base,
+						KREAD(struct fs_struct, fs, pwd.mnt));
 	} else {
 		struct file *f = fd_file(task, dfd);
 
-		b->s->last_base = (__u64)BPF_CORE_READ(f, f_path.dentry);
+		b->s->last_base = f ? (__u64)KREAD(struct file, f, f_path.dentry) : 0;
 		b->s->last_tree = put_base_walk(b, (struct dentry *)b->s->last_base,
-						BPF_CORE_READ(f, f_path.mnt));
+						f ? KREAD(struct file, f, f_path.mnt) : 0);
 	}
 	return b->s->last_tree;
 }
