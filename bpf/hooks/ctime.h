@@ -25,14 +25,13 @@ static __always_inline void saw_inode(struct inode *inode)
 	struct hlist_node *first;
 	struct pending *p;
 	__u64 d;
-	__u32 tid, n;
+	__u32 n;
 
 	/* (every ctime change on the machine comes here: while no op is pending anywhere, one
 	 * load) */
 	if (!inflight_n)
 		return;
-	tid = current_tid();
-	p = bpf_map_lookup_elem(&inflight, &tid);
+	p = pending_get();
 	if (!p)
 		return;
 	first = inode->i_dentry.first; /* (a BTF argument: a direct load) */

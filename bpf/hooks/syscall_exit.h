@@ -210,18 +210,16 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 /* A hooked syscall's exit: its enter left a pending op for this thread. */
 static __always_inline int on_exit(long ret)
 {
-	__u32 tid = current_tid();
 	struct pending *pp;
 	struct pending p;
 
 	if (!inflight_n)
 		return 0; /* no thread has an op pending: not this one either */
-	pp = bpf_map_lookup_elem(&inflight, &tid);
+	pp = pending_get();
 	if (!pp)
 		return 0;
 	p = *pp;
-	if (!bpf_map_delete_elem(&inflight, &tid))
-		__sync_fetch_and_add(&inflight_n, -1);
+	pending_end(pp);
 	/* A write that failed did not happen. */
 	if (ret < 0)
 		return 0;

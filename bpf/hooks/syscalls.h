@@ -61,6 +61,23 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 			.args = { a0, a1, a2, a3, a4 },
 		};
 
+		if (task_storage) {
+			struct pending *q = bpf_task_storage_get(
+				&inflight_task, bpf_get_current_task_btf(), 0,
+				BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+			if (!q) {
+				count_lost();
+				return 0;
+			}
+			/* counted before it is active, as below; a pending op whose exit was
+			 * skipped is replaced, not counted again */
+			if (!q->active)
+				__sync_fetch_and_add(&inflight_n, 1);
+			p.active = 1;
+			*q = p;
+			return 0;
+		}
 		tid = current_tid();
 		/* counted before it exists (inflight_n), so that no ctime event of this op
 		 * can find the count at 0 while the entry is there; an entry of an earlier

@@ -187,6 +187,12 @@ pub fn all_trees(n: usize) -> u64 {
 /// map, bpf/lib/maps.h; watch/ident.rs keeps more).
 pub const IDENTS: u32 = 2048;
 
+/// Whether tracing programs may keep a task's data in task storage, with the task from
+/// bpf_get_current_task_btf() (both 5.11+).
+fn task_storage(btf: &Btf) -> bool {
+    args::has_helper(btf, "task_storage_get") && args::has_helper(btf, "get_current_task_btf")
+}
+
 /// The constants and map sizes set between open and load.
 fn configure(
     open: &mut OpenOwnwatchSkel,
@@ -213,6 +219,19 @@ fn configure(
             && btf.is_some_and(|b| args::has_helper(b, "get_current_task_btf")),
     );
     ro.core_cast = u32::from(core_cast(btf));
+    // The tracepoint backend's pending ops: in each thread's task storage where the kernel
+    // has it, else in a hash by thread id (bpf/lib/maps.h, `task_storage`); the other
+    // backends need neither.
+    let task_storage = backend == Backend::Tracepoint && btf.is_some_and(task_storage);
+    ro.task_storage = u32::from(task_storage);
+    open.maps
+        .inflight_task
+        .set_autocreate(task_storage)
+        .context("leaving out a map")?;
+    open.maps
+        .inflight
+        .set_autocreate(backend == Backend::Tracepoint && !task_storage)
+        .context("leaving out a map")?;
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
         args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
     }
