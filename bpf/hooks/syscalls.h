@@ -36,7 +36,7 @@ static __always_inline __u32 umasked(__u32 mode)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
-	return mode & ~BPF_CORE_READ(task, fs, umask) & 07777;
+	return mode & ~KREAD(struct fs_struct, KREAD(struct task_struct, task, fs), umask) & 07777;
 }
 
 /* Internal to struct pending: the mode still needs the caller's umask. */

@@ -26,6 +26,9 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 		ev->euid = c->euid.val;
 		ev->fsuid = c->fsuid.val;
 		ev->fsgid = c->fsgid.val;
+		/* the name as two loads, not a helper call (user space reads up to its NUL) */
+		*(__u64 *)&ev->comm[0] = *(const __u64 *)&t->comm[0];
+		*(__u64 *)&ev->comm[8] = *(const __u64 *)&t->comm[8];
 	} else {
 		ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
 		ev->uid = BPF_CORE_READ(task, cred, uid.val);
@@ -33,8 +36,8 @@ static __always_inline void fill_actor(struct ow_event *ev, struct task_struct *
 		ev->euid = BPF_CORE_READ(task, cred, euid.val);
 		ev->fsuid = BPF_CORE_READ(task, cred, fsuid.val);
 		ev->fsgid = BPF_CORE_READ(task, cred, fsgid.val);
+		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	}
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
 static __always_inline void read_writer(struct ow_writer *w, struct task_struct *task)
