@@ -192,7 +192,7 @@ static __always_inline void put_cgroup(struct builder *b, struct kernfs_node *kn
 }
 
 /* One ancestor, the parent of the task in `at`: an OW_ITEM_PARENT (struct ow_parent);
- * 1 when there is none or it is init. */
+ * 1 when there is none or it is init. Kernels without core_cast (see put_parents). */
 __noinline int ow_parent_step(void)
 {
 	struct builder bb = { .s = this_scratch() };
@@ -211,23 +211,38 @@ __noinline int ow_parent_step(void)
 	if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
 		return 1;
 	put_u32(b, pid);
-	if (core_cast) {
-		/* the name as two loads, not a helper call */
-		const __u64 *c = (const __u64 *)bpf_core_cast(t, struct task_struct)->comm;
-
-		put_u64(b, c[0]);
-		put_u64(b, c[1]);
-	} else {
-		bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
-		b->s->off += OW_COMM_LEN;
-	}
+	bpf_probe_read_kernel(&b->s->data[b->s->off & DATA_MASK], OW_COMM_LEN, t->comm);
+	b->s->off += OW_COMM_LEN;
 	b->s->at = (__u64)t;
 	return pid == 1;
 }
 
-/* The ancestors, nearest first, up to init. */
+/* The ancestors, nearest first, up to init. Where core_cast, a loop of direct loads here:
+ * no call, no scratch lookup per ancestor. */
 static __always_inline void put_parents(struct builder *b, struct task_struct *t)
 {
+	if (core_cast) {
+		struct task_struct *p = bpf_core_cast(t, struct task_struct);
+
+		for (int i = 0; i < MAX_PARENTS; i++) {
+			const __u64 *c;
+			__u32 pid;
+
+			p = p->real_parent;
+			if (!p)
+				break;
+			pid = p->tgid;
+			if (!pid || put_hdr(b, OW_ITEM_PARENT, sizeof(struct ow_parent)))
+				break;
+			c = (const __u64 *)p->comm;
+			put_u32(b, pid);
+			put_u64(b, c[0]);
+			put_u64(b, c[1]);
+			if (pid == 1)
+				break;
+		}
+		return;
+	}
 	b->s->at = (__u64)t;
 	for (int i = 0; i < MAX_PARENTS; i++)
 		if (ow_parent_step())
