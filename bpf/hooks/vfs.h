@@ -17,7 +17,7 @@ struct vfs_wait {
 	__u32 armed;      /* kprobe: inside the completing function */
 	__u32 depth;      /* kprobe: nested completing functions entered while armed */
 	__u32 op;         /* the event's op (enum ow_op) */
-	__u32 _pad;
+	__u32 active;     /* (task storage) the thread waits */
 };
 
 struct {
@@ -26,6 +26,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct vfs_wait);
 } vfs_wait SEC(".maps");
+
+/* Where the kernel has task storage (lib/maps.h, task_storage): the wait in the thread's own
+ * storage, no hash insert, lookup and delete (an LRU hash's, with its locks) per event. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vfs_wait);
+} vfs_wait_task SEC(".maps");
 
 /* At least the number of entries in vfs_wait (never fewer: raised before an entry is added,
  * lowered after one is deleted; an entry the LRU evicts leaves it one too high, which only
@@ -42,6 +51,12 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 
 	if (!ow_waits)
 		return NULL;
+	if (task_storage) {
+		struct vfs_wait *w = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0, 0);
+
+		return w && w->active ? w : 0;
+	}
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
@@ -53,6 +68,22 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 	__u32 tid = current_tid();
 	long err;
 
+	if (task_storage) {
+		struct vfs_wait *t = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0,
+							  BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+		if (!t) {
+			count_lost_outcome(-ENOMEM);
+			return;
+		}
+		/* counted before it is active, uncounted after it is not (drop_wait) */
+		if (!t->active)
+			__sync_fetch_and_add(&ow_waits, 1);
+		*t = *w;
+		t->active = 1;
+		return;
+	}
 	__sync_fetch_and_add(&ow_waits, 1);
 	err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_NOEXIST);
 	if (err == 0)
@@ -68,6 +99,16 @@ static __always_inline void drop_wait(void)
 {
 	__u32 tid = current_tid();
 
+	if (task_storage) {
+		struct vfs_wait *w = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0, 0);
+
+		if (w && w->active) {
+			w->active = 0;
+			__sync_fetch_and_add(&ow_waits, -1);
+		}
+		return;
+	}
 	if (bpf_map_delete_elem(&vfs_wait, &tid) == 0)
 		__sync_fetch_and_add(&ow_waits, -1);
 }
@@ -152,7 +193,7 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 		.tid = tid,
 		.ret = (__s32)ret,
 		.key = w->key,
-		.mode = ret ? 0 : BPF_CORE_READ(d, d_inode, i_mode),
+		.mode = ret ? 0 : KREAD(struct inode, KREAD(struct dentry, d, d_inode), i_mode),
 	};
 
 	drop_wait();
@@ -381,7 +422,7 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 	if (o.op == OW_OP_CREATE) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
-		if (BPF_CORE_READ(task, nameidata))
+		if (KREAD(struct task_struct, task, nameidata))
 			return 0;
 	}
 	return on_entry(o, dir, d);
@@ -420,10 +461,10 @@ static __always_inline int on_link(struct dentry *old, const struct path *new_di
 	o.m2 = m;
 
 	/* Naming an O_TMPFILE file is how it gets created: the new name is the object. */
-	if (BPF_CORE_READ(old, d_inode, i_nlink) == 0) {
+	if (KREAD(struct inode, KREAD(struct dentry, old, d_inode), i_nlink) == 0) {
 		o.op = OW_OP_CREATE;
 		o.flags |= OW_F_TMPFILE;
-		o.mode = BPF_CORE_READ(old, d_inode, i_mode) & 07777;
+		o.mode = KREAD(struct inode, KREAD(struct dentry, old, d_inode), i_mode) & 07777;
 		o.d = nv;
 		o.d2 = 0;
 		o.m2 = 0;
@@ -479,22 +520,24 @@ static __always_inline int on_open(struct file *f)
 
 	if (actor_allowed())
 		return 0;
-	fmode = BPF_CORE_READ(f, f_mode);
+	/* (direct loads where core_cast, but the dentry and mount go on as numbers: a global
+	 * function takes them) */
+	fmode = KREAD(struct file, f, f_mode);
 	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
 		return 0;
-	inode = BPF_CORE_READ(f, f_inode);
+	inode = KREAD(struct file, f, f_inode);
 	dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
 	o.d = dv;
-	if (BPF_CORE_READ(inode, i_nlink) == 0)
+	if (KREAD(struct inode, inode, i_nlink) == 0)
 		return 0; /* O_TMPFILE: reported when linked */
 	o.op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
 	if (o.op == OW_OP_CREATE)
-		o.mode = BPF_CORE_READ(inode, i_mode) & 07777;
+		o.mode = KREAD(struct inode, inode, i_mode) & 07777;
 	/* The create or the opening for write is done when the file is opened: no done_key. */
 	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
 	vfs_event(&o);
-	if (o.op == OW_OP_WRITE && (BPF_CORE_READ(f, f_flags) & O_TRUNC) &&
-	    (BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFREG) {
+	if (o.op == OW_OP_WRITE && (KREAD(struct file, f, f_flags) & O_TRUNC) &&
+	    (KREAD(struct inode, inode, i_mode) & S_IFMT) == S_IFREG) {
 		/* The truncate that follows is part of this open (the syscall route sees one
 		 * open); a regular file's only: O_TRUNC truncates nothing else, and a wait
 		 * nothing consumes would stay. */

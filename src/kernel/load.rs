@@ -219,19 +219,20 @@ fn configure(
             && btf.is_some_and(|b| args::has_helper(b, "get_current_task_btf")),
     );
     ro.core_cast = u32::from(core_cast(btf));
-    // The tracepoint backend's pending ops: in each thread's task storage where the kernel
-    // has it, else in a hash by thread id (bpf/lib/maps.h, `task_storage`); the other
-    // backends need neither.
-    let task_storage = backend == Backend::Tracepoint && btf.is_some_and(task_storage);
+    // A thread's pending op (tracepoint) or wait for an outcome (the VFS backends): in its
+    // task storage where the kernel has it, else in a hash by thread id (bpf/lib/maps.h,
+    // `task_storage`). Only the maps this backend and kernel use are made.
+    let task_storage = btf.is_some_and(task_storage);
     ro.task_storage = u32::from(task_storage);
-    open.maps
-        .inflight_task
-        .set_autocreate(task_storage)
-        .context("leaving out a map")?;
-    open.maps
-        .inflight
-        .set_autocreate(backend == Backend::Tracepoint && !task_storage)
-        .context("leaving out a map")?;
+    let tp = backend == Backend::Tracepoint;
+    for (map, on) in [
+        (&mut open.maps.inflight_task, tp && task_storage),
+        (&mut open.maps.inflight, tp && !task_storage),
+        (&mut open.maps.vfs_wait_task, !tp && task_storage),
+        (&mut open.maps.vfs_wait, !tp && !task_storage),
+    ] {
+        map.set_autocreate(on).context("leaving out a map")?;
+    }
     if let Some(btf) = btf.filter(|_| backend != Backend::Tracepoint) {
         args::fill(btf, &mut ro.fn_args, backend == Backend::Kprobe)?;
     }
