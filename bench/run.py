@@ -185,6 +185,7 @@ class Agent:
 
     def __init__(self, h, dirs, tag):
         self.h = h
+        self.tag = tag
         self.out = os.path.join(h.work, f"events-{tag}.jsonl")
         self.lat = os.path.join(h.work, f"lat-{tag}.bin")
         self.ctrf = os.path.join(h.work, f"ctr-{tag}")
@@ -230,6 +231,11 @@ class Agent:
                 break
             time.sleep(0.01)
         self.ctrfd = os.open(self.ctrf, os.O_RDONLY)
+
+    def run_info(self):
+        """What the report keeps of this agent's life (after stop())."""
+        return dict(tag=self.tag, startup=self.startup_s, breakdown=self.breakdown,
+                    hwm_kb=self.hwm_kb, summary=self.summary, stat_times=self.stat_times)
 
     def counters(self):
         """(lines, sum of in-band lost counts, lost lines)"""
@@ -803,9 +809,7 @@ class Harness:
                     self.records.append(rec)
         finally:
             ag.stop()
-            self.agent_runs.append(dict(startup=ag.startup_s, breakdown=ag.breakdown,
-                                        hwm_kb=ag.hwm_kb, summary=ag.summary,
-                                        stat_times=ag.stat_times))
+            self.agent_runs.append(ag.run_info())
         for d in left:
             shutil.rmtree(d, ignore_errors=True)
 
@@ -850,9 +854,7 @@ class Harness:
                 c1 = ag.counters()
             finally:
                 ag.stop()
-                self.agent_runs.append(dict(startup=ag.startup_s, breakdown=ag.breakdown,
-                                            hwm_kb=ag.hwm_kb, summary=ag.summary,
-                                            stat_times=ag.stat_times))
+                self.agent_runs.append(ag.run_info())
             delivered = (c1[0] - c0[0]) - (c1[2] - c0[2])
             res.append(dict(kind=kind, ops=int(out["events"]), delivered=delivered,
                             lost=c1[1] - c0[1], lost_lines=c1[2] - c0[2], ns=int(out["ns"]),
@@ -1243,6 +1245,9 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
         L.append("- as the agent reports it (-v): " + ", ".join(
             f"{k} {med([b[k] for b in bds if k in b]):.0f} ms" for k in keys))
     L.append(f"- max RSS (VmHWM) over all runs: {max(hwm) / 1024:.1f} MB" if hwm else "- max RSS: -")
+    if hwm:
+        L.append("- RSS (VmHWM) per agent run: " + ", ".join(
+            f"{x['tag']} {x['hwm_kb'] / 1024:.1f} MB" for x in h.agent_runs if x["hwm_kb"]))
     for x in h.agent_runs[: a.reps]:
         if x["summary"]:
             rec, ev, lost = x["summary"]

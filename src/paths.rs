@@ -16,10 +16,12 @@ pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
 /// Joins an absolute directory and a path below it ("" or "/x/y" or "x/y").
 pub fn join(dir: &[u8], rest: &[u8]) -> Vec<u8> {
     let rest = trim_leading_slashes(rest);
-    let mut out = dir.to_vec();
     if rest.is_empty() {
-        return out;
+        return dir.to_vec();
     }
+    // (one allocation: the agent joins a mount point and a path for every event)
+    let mut out = Vec::with_capacity(dir.len() + 1 + rest.len());
+    out.extend_from_slice(dir);
     if out.last() != Some(&b'/') {
         out.push(b'/');
     }
