@@ -61,22 +61,31 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 			.args = { a0, a1, a2, a3, a4 },
 		};
 
-		if (task_storage) {
+		if (task_storage && !task_storage_off) {
 			struct pending *q = bpf_task_storage_get(
 				&inflight_task, bpf_get_current_task_btf(), 0,
 				BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-			if (!q) {
-				count_lost();
+			if (q) {
+				/* counted before it is active, as below; a pending op whose
+				 * exit was skipped is replaced, not counted again */
+				if (!q->active)
+					__sync_fetch_and_add(&inflight_n, 1);
+				p.active = 1;
+				*q = p;
 				return 0;
 			}
-			/* counted before it is active, as below; a pending op whose exit was
-			 * skipped is replaced, not counted again */
-			if (!q->active)
-				__sync_fetch_and_add(&inflight_n, 1);
-			p.active = 1;
-			*q = p;
-			return 0;
+			task_storage_off = 1;
+		}
+		if (task_storage) {
+			/* the hash from now on: a stored op whose exit was skipped must not
+			 * pass for this one */
+			struct pending *q = pending_stored();
+
+			if (q && q->active) {
+				q->active = 0;
+				__sync_fetch_and_add(&inflight_n, -1);
+			}
 		}
 		tid = current_tid();
 		/* counted before it exists (inflight_n), so that no ctime event of this op

@@ -55,7 +55,10 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 		struct vfs_wait *w = bpf_task_storage_get(&vfs_wait_task,
 							  bpf_get_current_task_btf(), 0, 0);
 
-		return w && w->active ? w : 0;
+		if (w && w->active)
+			return w;
+		if (!task_storage_off)
+			return 0; /* the hash holds nothing (lib/maps.h, task_storage_off) */
 	}
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
@@ -68,21 +71,30 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 	__u32 tid = current_tid();
 	long err;
 
-	if (task_storage) {
+	if (task_storage && !task_storage_off) {
 		struct vfs_wait *t = bpf_task_storage_get(&vfs_wait_task,
 							  bpf_get_current_task_btf(), 0,
 							  BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-		if (!t) {
-			count_lost_outcome(-ENOMEM);
+		if (t) {
+			/* counted before it is active, uncounted after it is not */
+			if (!t->active)
+				__sync_fetch_and_add(&ow_waits, 1);
+			*t = *w;
+			t->active = 1;
 			return;
 		}
-		/* counted before it is active, uncounted after it is not (drop_wait) */
-		if (!t->active)
-			__sync_fetch_and_add(&ow_waits, 1);
-		*t = *w;
-		t->active = 1;
-		return;
+		task_storage_off = 1;
+	}
+	if (task_storage) {
+		/* the hash from now on: a stored wait must not pass for this one */
+		struct vfs_wait *t = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0, 0);
+
+		if (t && t->active) {
+			t->active = 0;
+			__sync_fetch_and_add(&ow_waits, -1);
+		}
 	}
 	__sync_fetch_and_add(&ow_waits, 1);
 	err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_NOEXIST);
@@ -106,8 +118,10 @@ static __always_inline void drop_wait(void)
 		if (w && w->active) {
 			w->active = 0;
 			__sync_fetch_and_add(&ow_waits, -1);
+			return;
 		}
-		return;
+		if (!task_storage_off)
+			return;
 	}
 	if (bpf_map_delete_elem(&vfs_wait, &tid) == 0)
 		__sync_fetch_and_add(&ow_waits, -1);

@@ -95,6 +95,14 @@ struct {
  * outside the record). Where 0, the hash `inflight`, and inflight_task is not created. */
 const volatile __u32 task_storage = 0;
 
+/* Set by the programs the first time a thread's storage could not be made: from then on new
+ * entries go to the hashes (inflight, vfs_wait), which exist beside the storage maps. Debian's
+ * 7.2 and 7.3 return NULL for every BPF_LOCAL_STORAGE_GET_F_CREATE from these programs
+ * (measured: tracepoint, lsm, fentry and kprobe alike; 6.1, 6.12 and 6.18 make them), so
+ * there the first offending op switches, and nothing is lost. Entries already in storage
+ * stay valid until their op ends. */
+__u32 task_storage_off = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -110,16 +118,24 @@ struct {
  * exit the kernel skipped) only costs that lookup. */
 __u64 inflight_n = 0;
 
+/* This thread's pending op in its task storage (active or not), or NULL. */
+static __always_inline struct pending *pending_stored(void)
+{
+	return bpf_task_storage_get(&inflight_task, bpf_get_current_task_btf(), 0, 0);
+}
+
 /* This thread's pending op (tracepoint backend), or NULL. */
 static __always_inline struct pending *pending_get(void)
 {
 	__u32 tid;
 
 	if (task_storage) {
-		struct pending *p = bpf_task_storage_get(&inflight_task, bpf_get_current_task_btf(),
-							 0, 0);
+		struct pending *p = pending_stored();
 
-		return p && p->active ? p : 0;
+		if (p && p->active)
+			return p;
+		if (!task_storage_off)
+			return 0; /* the hash holds nothing */
 	}
 	tid = current_tid();
 	return bpf_map_lookup_elem(&inflight, &tid);
@@ -130,7 +146,8 @@ static __always_inline void pending_end(struct pending *p)
 {
 	__u32 tid;
 
-	if (task_storage) {
+	/* (a hash entry's active is 0) */
+	if (task_storage && p->active) {
 		p->active = 0;
 		__sync_fetch_and_add(&inflight_n, -1);
 		return;

@@ -220,16 +220,17 @@ fn configure(
     );
     ro.core_cast = u32::from(core_cast(btf));
     // A thread's pending op (tracepoint) or wait for an outcome (the VFS backends): in its
-    // task storage where the kernel has it, else in a hash by thread id (bpf/lib/maps.h,
-    // `task_storage`). Only the maps this backend and kernel use are made.
+    // task storage where the kernel has it, else (and where the kernel will not make one:
+    // bpf/lib/maps.h, `task_storage_off`) in a hash by thread id. Only the maps this backend
+    // and kernel use are made.
     let task_storage = btf.is_some_and(task_storage);
     ro.task_storage = u32::from(task_storage);
     let tp = backend == Backend::Tracepoint;
     for (map, on) in [
         (&mut open.maps.inflight_task, tp && task_storage),
-        (&mut open.maps.inflight, tp && !task_storage),
+        (&mut open.maps.inflight, tp),
         (&mut open.maps.vfs_wait_task, !tp && task_storage),
-        (&mut open.maps.vfs_wait, !tp && !task_storage),
+        (&mut open.maps.vfs_wait, !tp),
     ] {
         map.set_autocreate(on).context("leaving out a map")?;
     }
