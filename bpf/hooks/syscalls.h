@@ -77,10 +77,16 @@ static __always_inline int remember(__u32 op, enum sc sc, __u32 flags, __u32 mod
 			}
 			task_storage_off = 1;
 		}
-		/* the hash from now on: a stored op whose exit was skipped must not pass
-		 * for this one */
-		if (task_storage)
-			end_stored_pending();
+		if (task_storage) {
+			/* the hash from now on: a stored op whose exit was skipped must not
+			 * pass for this one */
+			struct pending *q = pending_stored();
+
+			if (q && q->active) {
+				q->active = 0;
+				__sync_fetch_and_add(&inflight_n, -1);
+			}
+		}
 		tid = current_tid();
 		/* counted before it exists (inflight_n), so that no ctime event of this op
 		 * can find the count at 0 while the entry is there; an entry of an earlier

@@ -44,24 +44,6 @@ struct {
  * until its op completes. */
 __u64 ow_waits = 0;
 
-/* The calling thread's wait in its task storage (active or not), or NULL. */
-static __always_inline struct vfs_wait *wait_stored(void)
-{
-	return bpf_task_storage_get(&vfs_wait_task, bpf_get_current_task_btf(), 0, 0);
-}
-
-/* Ends the calling thread's wait in its task storage; 1 when it had one. */
-static __always_inline int end_stored_wait(void)
-{
-	struct vfs_wait *w = wait_stored();
-
-	if (!w || !w->active)
-		return 0;
-	w->active = 0;
-	__sync_fetch_and_add(&ow_waits, -1);
-	return 1;
-}
-
 /* The calling thread's wait, or NULL. */
 static __always_inline struct vfs_wait *wait_of_current(void)
 {
@@ -70,7 +52,8 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 	if (!ow_waits)
 		return NULL;
 	if (task_storage) {
-		struct vfs_wait *w = wait_stored();
+		struct vfs_wait *w = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0, 0);
 
 		if (w && w->active)
 			return w;
@@ -103,9 +86,16 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 		}
 		task_storage_off = 1;
 	}
-	/* the hash from now on: a stored wait must not pass for this one */
-	if (task_storage)
-		end_stored_wait();
+	if (task_storage) {
+		/* the hash from now on: a stored wait must not pass for this one */
+		struct vfs_wait *t = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0, 0);
+
+		if (t && t->active) {
+			t->active = 0;
+			__sync_fetch_and_add(&ow_waits, -1);
+		}
+	}
 	__sync_fetch_and_add(&ow_waits, 1);
 	err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_NOEXIST);
 	if (err == 0)
@@ -121,9 +111,18 @@ static __always_inline void drop_wait(void)
 {
 	__u32 tid = current_tid();
 
-	/* (the hash holds nothing until task_storage_off) */
-	if (task_storage && (end_stored_wait() || !task_storage_off))
-		return;
+	if (task_storage) {
+		struct vfs_wait *w = bpf_task_storage_get(&vfs_wait_task,
+							  bpf_get_current_task_btf(), 0, 0);
+
+		if (w && w->active) {
+			w->active = 0;
+			__sync_fetch_and_add(&ow_waits, -1);
+			return;
+		}
+		if (!task_storage_off)
+			return;
+	}
 	if (bpf_map_delete_elem(&vfs_wait, &tid) == 0)
 		__sync_fetch_and_add(&ow_waits, -1);
 }

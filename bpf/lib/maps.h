@@ -124,18 +124,6 @@ static __always_inline struct pending *pending_stored(void)
 	return bpf_task_storage_get(&inflight_task, bpf_get_current_task_btf(), 0, 0);
 }
 
-/* Ends this thread's pending op in its task storage; 1 when it had one. */
-static __always_inline int end_stored_pending(void)
-{
-	struct pending *p = pending_stored();
-
-	if (!p || !p->active)
-		return 0;
-	p->active = 0;
-	__sync_fetch_and_add(&inflight_n, -1);
-	return 1;
-}
-
 /* This thread's pending op (tracepoint backend), or NULL. */
 static __always_inline struct pending *pending_get(void)
 {
