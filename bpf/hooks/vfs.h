@@ -36,8 +36,9 @@ struct {
 	__type(value, struct vfs_wait);
 } vfs_wait_task SEC(".maps");
 
-/* At least the number of entries in vfs_wait (never fewer: raised before an entry is added,
- * lowered after one is deleted; an entry the LRU evicts leaves it one too high, which only
+/* At least the number of waits, entries in vfs_wait and active ones in vfs_wait_task (never
+ * fewer: raised before an entry is added or made active, lowered after one is deleted or made
+ * inactive; an entry the LRU evicts leaves it one too high, which only
  * costs a lookup). The programs on the functions that complete an op run for every writer on
  * the machine, allowed ones included: while no thread waits, this one load is all they do. A
  * wait exists only for an event sent, i.e. an offending write in a watched tree, and lives

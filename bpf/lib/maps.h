@@ -110,8 +110,9 @@ struct {
 	__type(value, struct pending);
 } inflight_task SEC(".maps");
 
-/* How many entries `inflight` holds (tracepoint backend): incremented when one is made,
- * decremented when one is deleted, each only when the map said it did. A thread's own entry
+/* How many ops are pending (tracepoint backend: entries in `inflight`, and active entries in
+ * `inflight_task`): incremented when one is made, decremented when one is deleted or made
+ * inactive, each only when the map said it did. A thread's own entry
  * is counted from its enter to its exit, so while the count is 0 no thread has one and the
  * exit and ctime programs, which run for allowed writers and for every ctime change on the
  * machine, leave at one load instead of a hash lookup. A count too high (an entry left by an
