@@ -395,6 +395,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     if args.verbose > 0 {
         use libbpf_rs::skel::Skel;
         report_recursion_misses(skel.object());
+        report_task_storage(&skel);
     }
     // The links go in a child after we exit, which takes seconds (RCU grace periods): till
     // then the programs leave at their first test instead of building records nobody reads.
@@ -442,6 +443,31 @@ fn report_recursion_misses(obj: &libbpf_rs::Object) {
             );
         }
     }
+}
+
+/// -v: where the programs kept a thread's pending op or wait (bpf/lib/maps.h): in its task
+/// storage, or in the hashes by thread id (5.10 has no task storage; a kernel that has it can
+/// still refuse to create it: 7.x allocates it with kmalloc_nolock(), which needs cmpxchg16b).
+fn report_task_storage(skel: &OwnwatchSkel) {
+    let offered = skel
+        .maps
+        .rodata_data
+        .as_ref()
+        .is_some_and(|r| r.task_storage != 0);
+    // SAFETY: a u32 in the mmap-ed .bss, written by the programs
+    let refused = skel
+        .maps
+        .bss_data
+        .as_ref()
+        .is_some_and(|b| unsafe { std::ptr::read_volatile(&b.task_storage_off) } != 0);
+    eprintln!(
+        "ownwatch: per-thread state in {}",
+        match (offered, refused) {
+            (false, _) => "hashes (no task storage in this kernel)",
+            (true, false) => "task storage",
+            (true, true) => "hashes (the kernel refused to create task storage)",
+        }
+    );
 }
 
 /// How often the kernel skipped a program because one was running on that CPU already (its

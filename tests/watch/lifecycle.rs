@@ -399,3 +399,46 @@ fn systemd_ready_only_once_attached() {
     let extra: Vec<String> = rx.try_iter().collect();
     assert!(extra.is_empty(), "more than the one event: {extra:?}");
 }
+
+/// Where the programs keep a thread's pending op or wait, as -v says at the end: in the
+/// thread's task storage wherever the kernel has it (5.11+) and creates it; in the hashes by
+/// thread id on 5.10, and on 7.x without cmpxchg16b (x86-64 without CX16: 7.x allocates task
+/// storage with kmalloc_nolock(), which refuses then; the VM matrix boots 7.2 so). Either way
+/// the offending op is reported, with its outcome.
+#[test]
+fn per_thread_state_in_task_storage_where_the_kernel_makes_it() {
+    needs_root!();
+    let d = TestDir::new("taskstorage");
+    let mut a = Agent::watch_tree(&d.tree, &["-v"]);
+    let pid = run_as(Creds::Root, || mkdir(&d.t("ts"), 0o755));
+    a.expect(&[Exp::new("mkdir", d.t("ts"), 0).pid(pid).mode(0o755)]);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut v = release
+        .trim()
+        .split(['.', '-', '+'])
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    let cx16 = !cfg!(target_arch = "x86_64")
+        || std::fs::read_to_string("/proc/cpuinfo")
+            .expect("cpuinfo")
+            .split_whitespace()
+            .any(|f| f == "cx16");
+    let want = if version < (5, 11) {
+        "hashes (no task storage in this kernel)"
+    } else if version >= (7, 0) && !cx16 {
+        "hashes (the kernel refused to create task storage)"
+    } else {
+        "task storage"
+    };
+    let line = format!("ownwatch: per-thread state in {want}\n");
+    wait_until(
+        "the -v line on the per-thread state",
+        Duration::from_millis(50),
+        || a.stderr_text().contains("ownwatch: per-thread state in "),
+    );
+    let err = a.stderr_text();
+    assert!(
+        err.contains(&line),
+        "want {line:?} on {release}; stderr:\n{err}"
+    );
+}
