@@ -77,9 +77,18 @@ impl Pending {
         Some(ev)
     }
 
-    /// A tree given up: its waiting events go with it.
-    pub fn forget_tree(&mut self, tree: &[u8]) {
-        self.waiting.retain(|_, (ev, _)| ev.tree != tree);
+    /// Does an event of `tree` wait for an outcome that may still come (held less than
+    /// OUTCOME_GRACE)?
+    pub fn awaits(&self, tree: &[u8], now: Instant) -> bool {
+        self.waiting
+            .values()
+            .any(|(ev, at)| ev.tree == tree && now.saturating_duration_since(*at) < OUTCOME_GRACE)
+    }
+
+    /// A tree given up: its events still waiting, oldest first, without "ret" (they go out
+    /// before the tree's last line, never dropped).
+    pub fn take_tree(&mut self, tree: &[u8]) -> Vec<Event> {
+        self.take_where(|ev, _| ev.tree == tree)
     }
 
     /// Stopping: the events whose outcome never came, oldest first, without "ret".
@@ -122,5 +131,28 @@ mod tests {
         assert_eq!(late.len(), 1);
         assert_eq!(late[0].tid, 3);
         assert!(p.drain().is_empty());
+    }
+
+    /// A tree going away (its root's own rmdir waits for its outcome): the tree is kept
+    /// while one of its events may still get its outcome; given up, its waiting events go
+    /// out, without "ret", and no other tree's.
+    #[test]
+    fn a_tree_given_up_takes_its_waiting_events_out_not_away() {
+        let mut p = Pending::default();
+        let in_tree = |tid, tree: &[u8]| Event {
+            tree: tree.to_vec(),
+            ..ev(tid, "t")
+        };
+        assert!(p.hold(1, in_tree(1, b"/srv/a")).is_none());
+        assert!(p.hold(2, in_tree(2, b"/srv/b")).is_none());
+        let t0 = Instant::now();
+        assert!(p.awaits(b"/srv/a", t0));
+        assert!(!p.awaits(b"/srv/c", t0));
+        assert!(!p.awaits(b"/srv/a", t0 + OUTCOME_GRACE * 2));
+        let out = p.take_tree(b"/srv/a");
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].tid, out[0].ret), (1, None));
+        assert!(!p.awaits(b"/srv/a", t0));
+        assert_eq!(p.drain().len(), 1);
     }
 }

@@ -75,10 +75,17 @@ impl Processor {
     }
 
     /// Where each root is now (`Roots::refresh`); a root given up is said on stderr and
-    /// in-band, and its waiting events go.
+    /// in-band, after its events that still waited for an outcome (without "ret": it did not
+    /// come within OUTCOME_GRACE, during which the root is not given up).
     pub(super) fn refresh_roots(&mut self) {
-        for g in self.roots.refresh() {
-            self.pending.forget_tree(&g.path);
+        let now = std::time::Instant::now();
+        let pending = &self.pending;
+        for g in self.roots.refresh(|tree| pending.awaits(tree, now)) {
+            for ev in self.pending.take_tree(&g.path) {
+                if self.done() || self.emit(ev) != 0 {
+                    break;
+                }
+            }
             eprintln!(
                 "ownwatch: {}: watched tree {}; no longer watched",
                 String::from_utf8_lossy(&g.path),

@@ -78,8 +78,10 @@ impl Roots {
     /// path that leads to it: it is given up (returned, in order), never matched by the path
     /// it had, let alone by "/" (what a detached mount's root reads back as). A root found
     /// gone is given up only GONE_GRACE later, after the ring buffer was read again: the
-    /// records of what happened before (its own rmdir, say) come first.
-    pub fn refresh(&mut self) -> Vec<GivenUp> {
+    /// records of what happened before (its own rmdir, say) come first; and not while
+    /// `awaits(path)`: an event of the tree still waits for its op's outcome (the root's own
+    /// rmdir, whose outcome a slow or preempted writer sends later).
+    pub fn refresh(&mut self, awaits: impl Fn(&[u8]) -> bool) -> Vec<GivenUp> {
         let mut given_up = Vec::new();
         for i in 0..self.fds.len() {
             let Some(fd) = &self.fds[i] else {
@@ -91,7 +93,7 @@ impl Roots {
             match root_now(fd) {
                 Err(why) => match self.going[i] {
                     None => self.going[i] = Some(Instant::now()),
-                    Some(t) if t.elapsed() >= GONE_GRACE => {
+                    Some(t) if t.elapsed() >= GONE_GRACE && !awaits(&self.now[i]) => {
                         given_up.push(GivenUp {
                             path: std::mem::take(&mut self.now[i]),
                             why,
