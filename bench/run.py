@@ -191,6 +191,8 @@ class Agent:
         self.ctrf = os.path.join(h.work, f"ctr-{tag}")
         self.stderr = []
         self.attached = threading.Event()
+        # (what ran before us: `stop` waits for anything new, the child that drops our links)
+        self.others_before = set(other_monitors(set()))
         t0 = time.monotonic()
         self.p = subprocess.Popen(
             h.pin(h.agent_cpu) + [h.ownwatch, "watch", "-v"] + dirs,
@@ -262,6 +264,13 @@ class Agent:
             self.p.wait()
         self.tail.wait(20)
         self.reader.join(5)
+        # The agent's links are dropped by a child of it after it exits (seconds: RCU grace
+        # periods). Till then the syscall tracepoints stay enabled and every syscall takes the
+        # slow path: a base run started meanwhile would pay for it (and the harness took the
+        # child for another monitor).
+        deadline = time.monotonic() + 30
+        while set(other_monitors(set())) - self.others_before and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.summary = None
         for line in self.stderr:
             m = re.search(r"(\d+) records from the kernel, (\d+) events written, (\d+) lost", line)
