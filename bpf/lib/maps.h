@@ -15,6 +15,18 @@ struct {
 	__type(value, __u32);
 } roots SEC(".maps");
 
+/* The roots again, for the walk's step, which tests every dentry it passes while no root is
+ * found: where there are at most OW_FAST_ROOTS of them, a few compares instead of a hash
+ * lookup per step. Kept by user space beside the map (kernel/load.rs, watch/mod.rs), in two
+ * copies: it rewrites the one not switched to last, then switches with one store of
+ * roots_fast_n (bits 0-7: how many, bit 8: which copy), so a program never compares with an
+ * entry being written. While the count is 0 the map decides: before user space fills them,
+ * while it changes the roots (a reload) and with more than OW_FAST_ROOTS of them. */
+#define OW_FAST_ROOTS 8
+struct root_key roots_fast[2][OW_FAST_ROOTS] = {};
+__u32 roots_fast_tree[2][OW_FAST_ROOTS] = {};
+__u32 roots_fast_n = 0;
+
 /* uid -> bit mask of the trees where its writes are allowed */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -16,6 +16,20 @@ static __always_inline struct scratch *this_scratch(void)
 	return bpf_map_lookup_elem(&heap, &cpu);
 }
 
+/* The tree whose root is `key`, or NULL. */
+static __always_inline __u32 *root_tree(const struct root_key *key)
+{
+	__u32 n = roots_fast_n, c = (n >> 8) & 1;
+
+	n &= 0xff;
+	if (n == 0)
+		return bpf_map_lookup_elem(&roots, key);
+	for (__u32 i = 0; i < OW_FAST_ROOTS && i < n; i++)
+		if (roots_fast[c][i].ino == key->ino && roots_fast[c][i].dev == key->dev)
+			return &roots_fast_tree[c][i];
+	return 0;
+}
+
 /* The walk is at the root of a superblock. Its path within the superblock is complete, which
  * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
  * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */
@@ -68,7 +82,7 @@ static __always_inline long walk_step(struct builder *b)
 
 		key.dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
 		key.ino = KREAD(struct inode, inode, i_ino);
-		t = bpf_map_lookup_elem(&roots, &key);
+		t = root_tree(&key);
 		if (t) {
 			c->tree = *t;
 			/* A bind mount of a subdirectory is walked on up its superblock

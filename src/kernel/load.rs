@@ -10,6 +10,7 @@ use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory};
 
+use super::abi::main_skel::types::bss as Bss;
 use super::abi::main_skel::{OpenOwnwatchSkel, OwnwatchSkel, OwnwatchSkelBuilder};
 use super::abi::{self, prog};
 use super::args;
@@ -144,6 +145,35 @@ fn libbpf_line(msg: &str) -> String {
 /// A root's key in the kernel's `roots` map: `struct root_key` (bpf/lib/maps.h).
 pub fn root_key(dev: u32, ino: u64) -> Vec<u8> {
     [u64::from(dev).to_ne_bytes(), ino.to_ne_bytes()].concat()
+}
+
+/// The programs' copy of the roots for the walk's step (`roots_fast` in bpf/lib/maps.h):
+/// `roots` (tree index, dev, ino) written into the copy not in use, then switched to with one
+/// store; with none or more than fit, the count 0: the `roots` map decides.
+///
+/// # Safety
+/// `bss` points to the skeleton's .bss (mapped), alive for the call; the programs only read
+/// these fields.
+pub unsafe fn set_roots_fast(bss: *mut Bss, roots: &[(u32, u32, u64)]) {
+    use std::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
+    let n = addr_of_mut!((*bss).roots_fast_n);
+    let keys = addr_of_mut!((*bss).roots_fast);
+    // bit 8: the copy switched to last, which a program may still read (also while the
+    // count is 0); the other one is free
+    let last = read_volatile(addr_of!(*n)) & 1 << 8;
+    if roots.is_empty() || roots.len() > (*keys)[0].len() {
+        // the map decides (no roots: it finds none)
+        write_volatile(n, last);
+        return;
+    }
+    let c = usize::from(last == 0);
+    for (i, &(tree, dev, ino)) in roots.iter().enumerate() {
+        let k = addr_of_mut!((*keys)[c][i]);
+        write_volatile(addr_of_mut!((*k).dev), u64::from(dev));
+        write_volatile(addr_of_mut!((*k).ino), ino);
+        write_volatile(addr_of_mut!((*bss).roots_fast_tree[c][i]), tree);
+    }
+    write_volatile(n, roots.len() as u32 | (c as u32) << 8);
 }
 
 /// Opens, configures, loads and attaches the programs of one backend; also says how long the
@@ -460,6 +490,12 @@ fn fill_maps(skel: &mut OwnwatchSkel, spec: &Spec) -> Result<()> {
         *slot = *u;
     }
     bss.allowed_fast_n = everywhere.len() as u32;
+    let roots: Vec<(u32, u32, u64)> = (0..)
+        .zip(&spec.roots)
+        .map(|(i, t)| (i, t.dev, t.ino))
+        .collect();
+    // SAFETY: the skeleton's .bss, borrowed mutably here
+    unsafe { set_roots_fast(bss, &roots) };
     Ok(())
 }
 
@@ -566,7 +602,52 @@ fn fork_detacher() -> Detacher {
 
 #[cfg(test)]
 mod tests {
-    use super::libbpf_line;
+    use super::{libbpf_line, set_roots_fast, Bss};
+
+    #[test]
+    fn the_roots_copy_switches_with_one_count_and_gives_way_to_the_map_when_full() {
+        // SAFETY: plain integers, all-zero is a valid .bss (as the kernel makes it)
+        let mut bss: Bss = unsafe { std::mem::zeroed() };
+        let b = &mut bss as *mut Bss;
+        let keys = |b: &Bss, c: usize, n: usize| -> Vec<(u32, u64, u64)> {
+            (0..n)
+                .map(|i| {
+                    (
+                        b.roots_fast_tree[c][i],
+                        b.roots_fast[c][i].dev,
+                        b.roots_fast[c][i].ino,
+                    )
+                })
+                .collect()
+        };
+        unsafe { set_roots_fast(b, &[(0, 7, 100), (1, 8, 200)]) };
+        assert_eq!(bss.roots_fast_n, 2 | 1 << 8, "2 roots, in copy 1");
+        assert_eq!(keys(&bss, 1, 2), [(0, 7, 100), (1, 8, 200)]);
+        // the next change goes to the other copy; copy 1 stays as it was until then
+        unsafe { set_roots_fast(b, &[(1, 8, 200), (5, 9, 300), (6, 9, 301)]) };
+        assert_eq!(bss.roots_fast_n, 3, "3 roots, in copy 0");
+        assert_eq!(keys(&bss, 0, 3), [(1, 8, 200), (5, 9, 300), (6, 9, 301)]);
+        assert_eq!(keys(&bss, 1, 2), [(0, 7, 100), (1, 8, 200)]);
+        // none, or more than fit: count 0, the map decides; the copy last used stays
+        // untouched by the next change, however soon it comes (a reload: none, then the new)
+        let nine: Vec<(u32, u32, u64)> = (0..9).map(|i| (i, 1, u64::from(i))).collect();
+        unsafe { set_roots_fast(b, &nine) };
+        assert_eq!(bss.roots_fast_n, 0);
+        unsafe { set_roots_fast(b, &[]) };
+        assert_eq!(bss.roots_fast_n, 0);
+        unsafe { set_roots_fast(b, &nine[..8]) };
+        assert_eq!(bss.roots_fast_n, 8 | 1 << 8, "8 roots, in copy 1");
+        assert_eq!(keys(&bss, 0, 3), [(1, 8, 200), (5, 9, 300), (6, 9, 301)]);
+        unsafe { set_roots_fast(b, &[]) };
+        assert_eq!(
+            bss.roots_fast_n,
+            1 << 8,
+            "no count, copy 1 still the last used"
+        );
+        unsafe { set_roots_fast(b, &[(2, 3, 4)]) };
+        assert_eq!(bss.roots_fast_n, 1, "1 root, in copy 0");
+        assert_eq!(keys(&bss, 1, 1), [(0, 1, 0)], "copy 1 untouched");
+    }
 
     #[test]
     fn libbpf_lines_are_prefixed_once() {

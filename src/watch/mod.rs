@@ -44,7 +44,8 @@ use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
 use crate::kernel::kretprobe::Events;
 use crate::kernel::load::{
-    allowed_everywhere, allowed_masks, libbpf_log, root_key, start_best, Links, Root, Spec, Started,
+    allowed_everywhere, allowed_masks, libbpf_log, root_key, set_roots_fast, start_best, Links,
+    Root, Spec, Started,
 };
 use processor::Processor;
 
@@ -376,7 +377,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         // SAFETY: a field of the skeleton's mapped .bss, which outlives the loop
         unsafe { std::ptr::addr_of_mut!((*bss).reader_state) }
     };
-    let maps = Maps::of(&skel, &links);
+    let maps = Maps::of(&skel, &links, bss);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
     let res = event_loop(
         &rb,
@@ -508,10 +509,12 @@ struct Maps<'a> {
     /// for the programs' skipped runs, and the returns our kretprobes missed
     obj: &'a libbpf_rs::Object,
     kretprobes: &'a Events,
+    /// the programs' .bss, for their copy of the roots (`roots_fast`); null without
+    bss: *mut Bss,
 }
 
 impl<'a> Maps<'a> {
-    fn of(skel: &'a OwnwatchSkel, links: &'a Links) -> Maps<'a> {
+    fn of(skel: &'a OwnwatchSkel, links: &'a Links, bss: *mut Bss) -> Maps<'a> {
         use libbpf_rs::skel::Skel;
         Maps {
             devs: &skel.maps.devs,
@@ -532,6 +535,7 @@ impl<'a> Maps<'a> {
             ),
             obj: skel.object(),
             kretprobes: &links.1,
+            bss,
         }
     }
 }
@@ -608,9 +612,13 @@ fn event_loop(
             || deadline.is_some_and(|d| Instant::now() >= d)
             || processor.borrow().done();
         processor.borrow_mut().refresh_roots();
-        for (dev, ino) in processor.borrow_mut().roots.take_gone() {
+        let gone = processor.borrow_mut().roots.take_gone();
+        for &(dev, ino) in &gone {
             // the kernel stops matching it; a failure only leaves records we drop anyway
             let _ = maps.roots.delete(&root_key(dev, ino));
+        }
+        if !gone.is_empty() {
+            roots_fast(maps.bss, &processor.borrow().roots.watched_keys());
         }
         if processor.borrow().roots.all_gone() {
             let mut p = processor.borrow_mut();
@@ -706,6 +714,14 @@ fn event_loop(
             }
             return Ok(0);
         }
+    }
+}
+
+/// The programs' copy of the watched roots (`set_roots_fast`); nothing without a .bss.
+fn roots_fast(bss: *mut Bss, keys: &[(u32, u32, u64)]) {
+    if !bss.is_null() {
+        // SAFETY: the skeleton's mapped .bss, which outlives the agent's loop and its reloads
+        unsafe { set_roots_fast(bss, keys) };
     }
 }
 
@@ -811,7 +827,9 @@ impl Reload {
         };
         // Nobody leaves at the programs' first test while the rules change (the tree's own
         // check after the walk decides meanwhile): the list goes back once all_trees is new.
+        // The walks find roots in the map meanwhile (their copy goes back at the end).
         self.set_allowed_fast(None);
+        roots_fast(self.bss, &[]);
         if let Err(e) = kernel() {
             // Back to what the old rules need, as far as the kernel lets us.
             let _ = write_masks(maps.allowed, &new_masks, &old_masks);
@@ -822,6 +840,7 @@ impl Reload {
                 p.roots.remove(i);
             }
             self.set_allowed_fast(Some(&old_masks));
+            roots_fast(self.bss, &p.roots.watched_keys());
             return Err(format!("updating the kernel's maps: {e}"));
         }
         if !self.bss.is_null() {
@@ -839,6 +858,7 @@ impl Reload {
         for &i in &removed {
             p.roots.remove(i);
         }
+        roots_fast(self.bss, &p.roots.watched_keys());
         Ok((0..p.roots.now.len())
             .filter(|&i| p.roots.fd(i).is_some())
             .count())

@@ -185,6 +185,16 @@ impl Roots {
         self.moves += 1;
     }
 
+    /// The watched roots (not given up) as (tree index, dev, ino) of their kernel keys.
+    pub fn watched_keys(&self) -> Vec<(u32, u32, u64)> {
+        (0..)
+            .zip(&self.keys)
+            .zip(&self.fds)
+            .filter(|(_, fd)| fd.is_some())
+            .map(|((i, &(dev, ino)), _)| (i, dev, ino))
+            .collect()
+    }
+
     /// The kernel key (dev, ino) of root `t`.
     pub fn key(&self, t: usize) -> (u32, u64) {
         self.keys[t]

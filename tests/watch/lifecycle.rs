@@ -3,7 +3,7 @@
 //! unmounted) is given up in-band without ever widening the watch.
 
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -248,6 +248,45 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
     assert_events(
         &evs,
         &[Exp::new("mkdir", d.t("still"), 0).pid(pid).mode(0o755)],
+        &d.tree,
+    );
+}
+
+/// More trees than the programs keep beside their roots map (8: `roots_fast` in
+/// bpf/lib/maps.h): the map decides then. Each tree is found, the first and the last, and a
+/// directory beside them is not one.
+#[test]
+fn nine_trees_the_first_and_the_last_found() {
+    let d = root_dir!("ninetrees");
+    let more: Vec<PathBuf> = (1..9)
+        .map(|i| {
+            let p = d.o(&format!("t{i}"));
+            make_dir(&p);
+            chown(&p, OWNER, OWNER);
+            p
+        })
+        .collect();
+    let owner = OWNER.to_string();
+    let mut args = vec!["--owner", &owner, s(&d.tree)];
+    args.extend(more.iter().map(|p| s(p)));
+    let mut a = Agent::watch(&args);
+    let last = &more[7];
+    let pid = run_as(Creds::Root, || {
+        mkdir(&d.t("first"), 0o755)?;
+        mkdir(&last.join("last"), 0o755)?;
+        mkdir(&d.o("beside"), 0o755)?;
+        Ok(())
+    });
+    let evs = a.finish(&d.tree);
+    assert_events(
+        &evs,
+        &[
+            Exp::new("mkdir", d.t("first"), 0).pid(pid).mode(0o755),
+            Exp::new("mkdir", last.join("last"), 0)
+                .pid(pid)
+                .mode(0o755)
+                .tree(last),
+        ],
         &d.tree,
     );
 }
