@@ -77,6 +77,44 @@ pub fn rfc3339(epoch_ns: i128) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
+/// `rfc3339` for a stream of close instants (the events'): the date and time of day formatted
+/// once per second, then only the nanoseconds (no division for the date, no validation of
+/// the whole string, per event).
+#[derive(Default)]
+pub struct Stamper {
+    /// the second of `head`, and "YYYY-MM-DDTHH:MM:SS." for it
+    sec: Option<i64>,
+    head: String,
+}
+
+impl Stamper {
+    pub fn stamp(&mut self, epoch_ns: i128) -> String {
+        let Ok(n) = i64::try_from(epoch_ns) else {
+            return rfc3339(epoch_ns);
+        };
+        let sec = n.div_euclid(1_000_000_000);
+        if self.sec != Some(sec) {
+            let whole = rfc3339(epoch_ns);
+            // (years 0-9999 only: the others are as long as they need)
+            if whole.len() == 30 {
+                self.head = whole[..20].to_owned();
+                self.sec = Some(sec);
+            }
+            return whole;
+        }
+        let mut v = n.rem_euclid(1_000_000_000) as u32;
+        let mut tail = *b"000000000Z";
+        for d in tail[..9].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        let mut s = String::with_capacity(30);
+        s.push_str(&self.head);
+        s.push_str(std::str::from_utf8(&tail).expect("ASCII digits"));
+        s
+    }
+}
+
 pub fn now_rfc3339() -> String {
     let t = clock_gettime(ClockId::CLOCK_REALTIME)
         .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
@@ -101,6 +139,32 @@ mod tests {
             rfc3339(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000000Z"
         );
+    }
+
+    #[test]
+    fn the_stamper_says_what_rfc3339_says() {
+        let mut st = Stamper::default();
+        // within a second, across seconds, days and years, back in time, before 1970, and
+        // years rfc3339 writes longer
+        let mut at: Vec<i128> = vec![
+            1_795_614_135_123_456_789,
+            1_795_614_135_999_999_999,
+            1_795_614_136_000_000_000,
+            1_795_614_136_000_000_001,
+            1_795_614_135_000_000_007,
+            1_798_761_599_999_999_999, // 2026-12-31T23:59:59.999999999Z
+            1_798_761_600_000_000_000,
+            -1,
+            -1_000_000_000,
+            0,
+            253_402_300_800_000_000_000, // 10000-01-01
+            253_402_300_800_000_000_001,
+            i128::from(i64::MAX) + 5,
+        ];
+        at.extend((0..2_000).map(|i| 1_795_614_135_000_000_000 + i * 1_234_567));
+        for ns in at {
+            assert_eq!(st.stamp(ns), rfc3339(ns), "{ns}");
+        }
     }
 
     /// Against the `time` crate, over 400 years in uneven steps (leap years, centuries,

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::kernel::abi::{slot, UNSET};
-use crate::output::timefmt::{boot_to_realtime_offset, rfc3339};
+use crate::output::timefmt::{boot_to_realtime_offset, Stamper};
 use crate::output::{identity_json, Event};
 use crate::users::Names;
 
@@ -30,6 +30,8 @@ const IDENTS_KEPT: usize = 32;
 pub struct Enricher {
     names: Names,
     boot_offset: i128,
+    /// the events' times
+    stamper: Stamper,
     /// Identities rendered lately, by the record bytes they came from (`identity_start`):
     /// a storm's records all carry the writer's. Emptied when the mount table or a root's
     /// path changes (the exe path depends on them; `stamp`); the rest depends on the bytes.
@@ -43,6 +45,7 @@ impl Enricher {
         Enricher {
             names: Names::default(),
             boot_offset: boot_to_realtime_offset(),
+            stamper: Stamper::default(),
             idents: Vec::new(),
             stamp: (0, 0),
         }
@@ -122,7 +125,7 @@ impl Enricher {
             .unwrap_or_default();
         e.container_id = cgroup.as_deref().and_then(container_id);
         e.cgroup = cgroup;
-        e.time = rfc3339(ev.ts_boot_ns as i128 + self.boot_offset);
+        e.time = self.stamper.stamp(ev.ts_boot_ns as i128 + self.boot_offset);
         e.user = self.names.user(ev.fsuid);
         e.group = self.names.group(ev.fsgid);
     }
