@@ -32,12 +32,14 @@ pub struct Enricher {
     boot_offset: i128,
     /// the events' times
     stamper: Stamper,
-    /// Identities rendered lately, by the record bytes they came from (`identity_start`):
-    /// a storm's records all carry the writer's. Emptied when the mount table or a root's
-    /// path changes (the exe path depends on them; `stamp`); the rest depends on the bytes.
+    /// Identities rendered lately, by the record bytes they came from (`identity_start`; a
+    /// record's own, IDREF included, where that names known items, else the record made
+    /// whole): a storm's records all carry the writer's. Emptied when the mount table or a
+    /// root's path changes (the exe path depends on them) or an IDREF's items do (`stamp`);
+    /// the rest depends on the bytes.
     idents: Vec<(Vec<u8>, Rc<Ident>)>,
-    /// (mount table reloads, root moves) when `idents` was last valid
-    stamp: (u64, u64),
+    /// (mount table reloads, root moves, IdentJoin's regens) when `idents` was last valid
+    stamp: (u64, u64, u64),
 }
 
 impl Enricher {
@@ -47,12 +49,12 @@ impl Enricher {
             boot_offset: boot_to_realtime_offset(),
             stamper: Stamper::default(),
             idents: Vec::new(),
-            stamp: (0, 0),
+            stamp: (0, 0, 0),
         }
     }
 
     /// Drops the rendered identities when the paths they name may have changed.
-    pub fn revalidate(&mut self, stamp: (u64, u64)) {
+    pub fn revalidate(&mut self, stamp: (u64, u64, u64)) {
         if stamp != self.stamp {
             self.idents.clear();
             self.stamp = stamp;

@@ -35,6 +35,33 @@ pub struct IdentJoin {
     pub unknown: Vec<u32>,
     /// how many records came without their exe, tty and cgroup that way
     pub misses: u64,
+    /// how many IDGENs brought other items for an id already here (the kernel forgot the
+    /// process and walked its exe again, which may have moved): what was rendered from the
+    /// old items is stale
+    pub regens: u64,
+}
+
+/// A record's IDGEN or IDREF item: (kind, where it starts, where it ends, where the record's
+/// items end).
+fn ident_item(data: &[u8]) -> Option<(u8, usize, usize, usize)> {
+    let hdr = size_of::<ow_event>();
+    if data.len() < hdr {
+        return None;
+    }
+    let end = hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
+    let mut at = hdr;
+    while at + 4 <= end {
+        let (kind, len) = (data[at], u16_at(data, at + 2));
+        let next = at + 4 + len;
+        if next > end {
+            break;
+        }
+        if (kind == item::IDGEN || kind == item::IDREF) && len == ID {
+            return Some((kind, at, next, end));
+        }
+        at = next;
+    }
+    None
 }
 
 fn u16_at(d: &[u8], at: usize) -> usize {
@@ -51,47 +78,51 @@ impl IdentJoin {
     /// record itself when it has neither (an outcome, a record from before the kernel knew
     /// of them).
     pub fn join<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
-        let hdr = size_of::<ow_event>();
-        if data.len() < hdr {
+        let Some((kind, at, next, end)) = ident_item(data) else {
             return data;
+        };
+        let id: Id = data[at + 4..next].try_into().unwrap();
+        self.tick += 1;
+        if kind == item::IDGEN {
+            // (the ancestors' slot ends what an IDGEN came with)
+            let upto = slot_start(data, next, end, slot::PARENTS).unwrap_or(end);
+            self.remember(id, &data[next..upto]);
+            splice(data, at, next, &[], end, buf);
+            return buf;
         }
-        let end =
-            hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
-        let mut at = hdr;
-        while at + 4 <= end {
-            let (kind, len) = (data[at], u16_at(data, at + 2));
-            let next = at + 4 + len;
-            if next > end {
-                break;
-            }
-            if (kind == item::IDGEN || kind == item::IDREF) && len == ID {
-                let id: Id = data[at + 4..next].try_into().unwrap();
-                self.tick += 1;
-                if kind == item::IDGEN {
-                    // (the ancestors' slot ends what an IDGEN came with)
-                    let upto = slot_start(data, next, end, slot::PARENTS).unwrap_or(end);
-                    self.remember(id, &data[next..upto]);
-                    splice(data, at, next, &[], end, buf);
-                    return buf;
-                }
-                if !self.known.contains_key(&id) {
-                    self.misses += 1;
-                    self.unknown.push(u32_at(&id, offset_of!(ow_ident, tgid)));
-                }
-                let tick = self.tick;
-                let items: &[u8] = match self.known.get_mut(&id) {
-                    Some((items, used)) => {
-                        *used = tick;
-                        items
-                    }
-                    None => &[],
-                };
-                splice(data, at, next, items, end, buf);
-                return buf;
-            }
-            at = next;
+        if !self.known.contains_key(&id) {
+            self.misses += 1;
+            self.unknown.push(u32_at(&id, offset_of!(ow_ident, tgid)));
         }
-        data
+        let tick = self.tick;
+        let items: &[u8] = match self.known.get_mut(&id) {
+            Some((items, used)) => {
+                *used = tick;
+                items
+            }
+            None => &[],
+        };
+        splice(data, at, next, items, end, buf);
+        buf
+    }
+
+    /// Whether the record refers (IDREF) to items that are here, which are then marked used
+    /// as `join` would: the record's own bytes, IDREF included, then stand for its whole
+    /// identity (until `regens` changes).
+    pub fn refers_to_known(&mut self, data: &[u8]) -> bool {
+        let Some((item::IDREF, at, next, _)) = ident_item(data) else {
+            return false;
+        };
+        let id: Id = data[at + 4..next].try_into().unwrap();
+        self.tick += 1;
+        let tick = self.tick;
+        match self.known.get_mut(&id) {
+            Some((_, used)) => {
+                *used = tick;
+                true
+            }
+            None => false,
+        }
     }
 
     fn remember(&mut self, id: Id, items: &[u8]) {
@@ -101,6 +132,9 @@ impl IdentJoin {
             let mid = ticks.len() / 2;
             let cut = *ticks.select_nth_unstable(mid).1;
             self.known.retain(|_, (_, t)| *t > cut);
+        }
+        if self.known.get(&id).is_some_and(|(old, _)| **old != *items) {
+            self.regens += 1;
         }
         self.known.insert(id, (items.into(), self.tick));
     }
@@ -200,6 +234,42 @@ mod tests {
             record(11, &[argv, parents()].concat()).as_slice()
         );
         assert_eq!((j.misses, j.unknown.as_slice()), (1, &[11][..]));
+    }
+
+    #[test]
+    fn a_known_idref_is_said_and_marked_used_and_new_items_for_an_id_count_as_a_regen() {
+        let mut j = IdentJoin::default();
+        let mut b = Vec::new();
+        let gen = |n: &[u8]| {
+            record(
+                4,
+                &[
+                    vec![it(item::IDGEN, &id(4, 1))],
+                    vec![it(item::SLOT, &[slot::EXE]), it(item::NAME, n)],
+                ]
+                .concat(),
+            )
+        };
+        let idref = |g: u64| record(4, &[it(item::IDREF, &id(4, g))]);
+        assert!(!j.refers_to_known(&idref(1)), "nothing here yet");
+        assert!(
+            !j.refers_to_known(&gen(b"a")),
+            "an IDGEN is not a reference"
+        );
+        j.join(&gen(b"a"), &mut b);
+        assert!(j.refers_to_known(&idref(1)));
+        assert!(!j.refers_to_known(&idref(2)));
+        assert_eq!((j.misses, j.regens), (0, 0), "asking is not missing");
+        // the same items again: nothing changed; other ones: what was rendered is stale
+        j.join(&gen(b"a"), &mut b);
+        assert_eq!(j.regens, 0);
+        j.join(&gen(b"b"), &mut b);
+        assert_eq!(j.regens, 1);
+        // used by a reference, kept while others come and go
+        for g in 10..(KEPT as u64 + 20) {
+            j.join(&record(5, &[it(item::IDGEN, &id(5, g))]), &mut b);
+            assert!(j.refers_to_known(&idref(1)));
+        }
     }
 
     #[test]

@@ -122,26 +122,43 @@ impl Processor {
     }
 
     /// An event record (not an outcome); `joined`: the buffer for `IdentJoin::join`.
-    fn handle_record(&mut self, data: &[u8], joined: &mut Vec<u8>) -> i32 {
-        // every record, whatever becomes of it: a later one may refer to its exe
-        let misses = self.idents.misses;
-        let data = self.idents.join(data, joined);
-        if self.idents.misses > misses && misses == 0 {
-            eprintln!(
-                "ownwatch: a record came without its writer's exe, tty and cgroup (sent with an \
-                 earlier record that is no longer here); the kernel sends them again next time"
-            );
-        }
-        // The writer's identity as rendered for its previous record, if the bytes are the
-        // same: then only the part before it is decoded.
-        let ident_at = if self.json {
-            identity_start(data)
+    fn handle_record(&mut self, raw: &[u8], joined: &mut Vec<u8>) -> i32 {
+        self.enrich.revalidate(self.ident_stamp());
+        // The writer's identity as rendered for an earlier record with the same bytes: then
+        // only the part before it is decoded. A process's later records refer to its exe, tty
+        // and cgroup (IDREF): where that names known items the record's own bytes are the key
+        // and it need not be made whole.
+        let raw_at = if self.json && self.idents.refers_to_known(raw) {
+            identity_start(raw)
         } else {
             None
         };
-        self.enrich
-            .revalidate((self.locate.reloads, self.roots.moves));
-        let cached = ident_at.and_then(|at| self.enrich.cached(&data[at..]));
+        let fast = raw_at.and_then(|at| Some((at, self.enrich.cached(&raw[at..])?)));
+        let (data, ident_at, cached) = match fast {
+            Some((at, id)) => (raw, Some(at), Some(id)),
+            None => {
+                // every record, whatever becomes of it: a later one may refer to its exe
+                let misses = self.idents.misses;
+                let data = self.idents.join(raw, joined);
+                if self.idents.misses > misses && misses == 0 {
+                    eprintln!(
+                        "ownwatch: a record came without its writer's exe, tty and cgroup (sent \
+                         with an earlier record that is no longer here); the kernel sends them \
+                         again next time"
+                    );
+                }
+                let ident_at = if self.json {
+                    identity_start(data)
+                } else {
+                    None
+                };
+                // (a record with a known IDREF is remembered by its own bytes, just missed)
+                let cached = ident_at
+                    .filter(|_| raw_at.is_none())
+                    .and_then(|at| self.enrich.cached(&data[at..]));
+                (data, ident_at, cached)
+            }
+        };
         let rec = match decode(match (&cached, ident_at) {
             (Some(_), Some(at)) => &data[..at],
             _ => data,
@@ -159,9 +176,12 @@ impl Processor {
         match (cached, ident_at) {
             (Some(id), _) => Enricher::apply(&mut ev, &id),
             (None, Some(at)) => {
-                self.enrich
-                    .revalidate((self.locate.reloads, self.roots.moves));
-                self.enrich.remember(&data[at..], &ev, &rec);
+                self.enrich.revalidate(self.ident_stamp());
+                let key = match raw_at {
+                    Some(raw_at) => &raw[raw_at..],
+                    None => &data[at..],
+                };
+                self.enrich.remember(key, &ev, &rec);
             }
             _ => {}
         }
@@ -184,6 +204,11 @@ impl Processor {
             };
         }
         self.emit(ev)
+    }
+
+    /// What the identities rendered so far depend on besides their record bytes.
+    fn ident_stamp(&self) -> (u64, u64, u64) {
+        (self.locate.reloads, self.roots.moves, self.idents.regens)
     }
 
     /// Events whose outcome will not come (`Pending::overdue`), reported without "ret".
