@@ -77,6 +77,70 @@ pub struct Locator {
     pub reloads: u64,
     /// When the op being placed ran (`paths`), on the same clock.
     event_boot_ns: u64,
+    /// Host paths of walks placed lately (a storm's ops change the same few directories),
+    /// replaced in turn. Only answers the mount table placed in their tree; emptied when the
+    /// table is read again or the roots change (`revalidate`).
+    recent: Vec<(WalkKey, Vec<u8>)>,
+    next_recent: usize,
+    /// `Roots::moves` the entries of `recent` were placed with
+    roots_stamp: u64,
+}
+
+/// How many walks `recent` keeps.
+const RECENT: usize = 8;
+
+/// What `walk_path` reads of a walk that is not cut: its tree and each segment's device,
+/// mount root and names (each name as a u16 length and its bytes, one vector per segment).
+#[derive(Debug)]
+struct WalkKey {
+    tree: Option<u32>,
+    segs: Vec<(u32, Option<usize>, Vec<u8>)>,
+}
+
+impl WalkKey {
+    fn of(w: &Walk) -> WalkKey {
+        let segs = w
+            .segs
+            .iter()
+            .map(|s| {
+                let mut names = Vec::with_capacity(s.names.iter().map(|n| n.len() + 2).sum());
+                for n in &s.names {
+                    names.extend_from_slice(&(n.len() as u16).to_le_bytes());
+                    names.extend_from_slice(n);
+                }
+                (s.dev, s.below_mnt_root, names)
+            })
+            .collect();
+        WalkKey { tree: w.tree, segs }
+    }
+
+    fn is(&self, w: &Walk) -> bool {
+        self.tree == w.tree
+            && self.segs.len() == w.segs.len()
+            && self
+                .segs
+                .iter()
+                .zip(&w.segs)
+                .all(|((dev, below, names), s)| {
+                    *dev == s.dev && *below == s.below_mnt_root && same_names(names, &s.names)
+                })
+    }
+}
+
+/// Whether `packed` (WalkKey's form) holds exactly `names`.
+fn same_names(packed: &[u8], names: &[&[u8]]) -> bool {
+    let mut at = 0;
+    for n in names {
+        let Some(len) = packed.get(at..at + 2) else {
+            return false;
+        };
+        let len = u16::from_le_bytes([len[0], len[1]]) as usize;
+        if len != n.len() || packed.get(at + 2..at + 2 + len) != Some(*n) {
+            return false;
+        }
+        at += 2 + len;
+    }
+    at == packed.len()
 }
 
 impl Locator {
@@ -86,6 +150,35 @@ impl Locator {
             mounts_boot_ns: boot_ns(),
             reloads: 0,
             event_boot_ns: 0,
+            recent: Vec::new(),
+            next_recent: 0,
+            roots_stamp: 0,
+        }
+    }
+
+    /// The roots as `Roots::moves` says (bumped whenever a root's path, or the set of roots,
+    /// changes): walks placed with other roots are placed again.
+    pub fn revalidate(&mut self, roots_stamp: u64) {
+        if roots_stamp != self.roots_stamp {
+            self.recent.clear();
+            self.roots_stamp = roots_stamp;
+        }
+    }
+
+    fn recent_path(&self, w: &Walk) -> Option<Vec<u8>> {
+        self.recent
+            .iter()
+            .find(|(k, _)| k.is(w))
+            .map(|(_, p)| p.clone())
+    }
+
+    fn remember_path(&mut self, w: &Walk, p: &[u8]) {
+        let e = (WalkKey::of(w), p.to_vec());
+        if self.recent.len() < RECENT {
+            self.recent.push(e);
+        } else {
+            self.recent[self.next_recent] = e;
+            self.next_recent = (self.next_recent + 1) % RECENT;
         }
     }
 
@@ -99,6 +192,7 @@ impl Locator {
         self.mounts = MountTable::load();
         self.mounts_boot_ns = boot_ns();
         self.reloads += 1;
+        self.recent.clear();
     }
 
     /// A kernel walk as a host path.
@@ -112,12 +206,20 @@ impl Locator {
             };
             return [top, b"/\xe2\x80\xa6".to_vec(), names].concat();
         }
+        if let Some(p) = self.recent_path(w) {
+            return p;
+        }
         if let Some(p) = walk_path(w, &self.mounts, roots) {
             let in_its_tree = match w.tree.and_then(|t| roots.get(t as usize)) {
                 Some(root) if !root.is_empty() => is_under(&p, root),
                 _ => true,
             };
-            if in_its_tree || !self.table_older_than_op() {
+            if in_its_tree {
+                // (the same table places it the same way next time)
+                self.remember_path(w, &p);
+                return p;
+            }
+            if !self.table_older_than_op() {
                 return p;
             }
             // The kernel found the walk in a tree, the mount table places it outside: the
@@ -399,4 +501,60 @@ fn tmpfile_mode(seen: &[Seen], spec: &Spec, path: &[u8]) -> Option<u32> {
                 .ok()
                 .map(|m| m.mode() & 0o7777)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::decode::Seg;
+    use crate::watch::mounts::kernel_dev;
+
+    fn walk<'a>(names: &[&'a [u8]], tree: Option<u32>) -> Walk<'a> {
+        Walk {
+            segs: vec![Seg {
+                dev: kernel_dev(0, 25),
+                names: names.to_vec(),
+                below_mnt_root: None,
+            }],
+            tree,
+            ..Walk::default()
+        }
+    }
+
+    #[test]
+    fn walks_placed_lately_are_placed_again_only_when_they_are_the_same() {
+        let mut l = Locator::new();
+        l.mounts = MountTable::parse(
+            b"22 1 254:0 / / rw - ext4 /dev/vda rw\n30 22 0:25 / /tmp rw - tmpfs tmpfs rw\n",
+        );
+        let roots = vec![b"/tmp/d".to_vec()];
+        let f = walk(&[b"f", b"d"], Some(0));
+        assert_eq!(l.walk_path(&f, &roots), b"/tmp/d/f");
+        assert_eq!(l.recent.len(), 1);
+        assert_eq!(l.walk_path(&f, &roots), b"/tmp/d/f");
+        // the same names split otherwise, another name, another tree: not the same walk
+        assert!(!l.recent[0].0.is(&walk(&[b"fd"], Some(0))));
+        assert!(!l.recent[0].0.is(&walk(&[b"f"], Some(0))));
+        assert!(!l.recent[0].0.is(&walk(&[b"f", b"d", b"x"], Some(0))));
+        assert!(!l.recent[0].0.is(&walk(&[b"f", b"d"], None)));
+        assert_eq!(
+            l.walk_path(&walk(&[b"g", b"d"], Some(0)), &roots),
+            b"/tmp/d/g"
+        );
+        // kept in turn, RECENT of them
+        for i in 0..2 * RECENT {
+            let n = format!("n{i}");
+            let w = walk(&[n.as_bytes(), b"d"], Some(0));
+            assert_eq!(l.walk_path(&w, &roots), format!("/tmp/d/n{i}").as_bytes());
+        }
+        assert_eq!(l.recent.len(), RECENT);
+        // other roots: placed anew
+        l.revalidate(1);
+        assert!(l.recent.is_empty());
+        // a walk the table places outside its tree is not kept (its placing may read the
+        // table again)
+        let other = vec![b"/srv".to_vec()];
+        l.walk_path(&f, &other);
+        assert!(l.recent.is_empty());
+    }
 }

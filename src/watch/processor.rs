@@ -265,6 +265,7 @@ impl Processor {
         if ev.op >= op::COUNT {
             return None;
         }
+        self.locate.revalidate(self.roots.moves);
         let p = self.locate.paths(rec, &self.roots.now)?;
         let tree = p.path.tree?;
         if !self.roots.offends(tree, ev.fsuid) || !self.roots.filters[tree].wants_op(p.op) {
