@@ -51,6 +51,18 @@ impl<'a> Obj<'a> {
             .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
+    /// A string of ours that needs no escape (a time, an op or backend name): copied as it
+    /// is, without the test for characters to escape.
+    #[inline(always)]
+    pub(crate) fn plain(&mut self, k: &str, v: &str) {
+        debug_assert!(!needs_escape(v.as_bytes()), "{v:?}");
+        self.key(k);
+        self.out.reserve(v.len() + 2);
+        self.out.push(b'"');
+        self.out.extend_from_slice(v.as_bytes());
+        self.out.push(b'"');
+    }
+
     /// A string, or null.
     #[inline(always)]
     pub(crate) fn opt_str(&mut self, k: &str, v: Option<&str>) {

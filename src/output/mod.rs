@@ -80,8 +80,9 @@ pub fn mode_str(m: u32) -> String {
 
 pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     let mut o = Obj::new(out);
-    o.str("time", &e.time);
-    o.str("op", e.op);
+    // (our own strings: nothing to escape)
+    o.plain("time", &e.time);
+    o.plain("op", e.op);
     o.bytes("path", &e.path);
     if let Some(p) = &e.new_path {
         o.bytes("new_path", p);
@@ -150,7 +151,7 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     if !e.resolved {
         o.bool("resolved", false);
     }
-    o.str("backend", e.backend);
+    o.plain("backend", e.backend);
     o.end();
     out.push(b'\n');
 }
