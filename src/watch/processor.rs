@@ -172,9 +172,8 @@ impl Processor {
         let Some((mut ev, tree)) = self.event(&rec) else {
             return 0;
         };
-        let cgroup = cached.as_ref().and_then(|id| id.cgroup.clone());
-        match (cached, ident_at) {
-            (Some(id), _) => Enricher::apply(&mut ev, &id),
+        match (&cached, ident_at) {
+            (Some(id), _) => Enricher::apply(&mut ev, id),
             (None, Some(at)) => {
                 self.enrich.revalidate(self.ident_stamp());
                 let key = match raw_at {
@@ -191,7 +190,10 @@ impl Processor {
             let w = Writer {
                 exe: ev.exe.as_deref(),
                 comm: &ev.comm,
-                cgroup: ev.cgroup.as_deref().or(cgroup.as_deref()),
+                cgroup: ev
+                    .cgroup
+                    .as_deref()
+                    .or(cached.as_ref().and_then(|id| id.cgroup.as_deref())),
             };
             if filter.excepts(&w) {
                 return 0;
