@@ -90,6 +90,14 @@ static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *ta
 	return tree;
 }
 
+/* Ops that change their object's attributes only: its ctime is the one they change, so the
+ * first changed dentry is the object (user space: locate.rs refine). */
+static __always_inline int is_attr_op(__u32 op)
+{
+	return op == OW_OP_CHMOD || op == OW_OP_CHOWN || op == OW_OP_TRUNCATE ||
+	       op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR;
+}
+
 /* What the op changed (OW_SLOT_SEEN, from the ctime tracepoints) comes first: it decides tree
  * and path, so it gets the room. Returns 1 when a walk reached a watched root. */
 static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
@@ -103,9 +111,12 @@ static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
 			break;
 		put_slot(b, OW_SLOT_SEEN);
 		b->s->limit = SEEN_ROOM;
+		b->s->w.done = 0;
 		t = put_walk(b, (struct dentry *)p->seen[i], 0);
 		if (t != OW_NO_TREE)
 			found = 1;
+		if (i == 0)
+			b->s->object_seen = is_attr_op(p->op) && b->s->w.done && !b->s->w.full;
 		b->s->seen_d[i & (OW_MAX_SEEN - 1)] = p->seen[i];
 		b->s->seen_tree[i & (OW_MAX_SEEN - 1)] = t;
 		b->s->nseen = i + 1;
@@ -187,9 +198,12 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 		if (tree == OW_NO_TREE)
 			return 0;
 	} else {
-		__u32 found = put_seen(&b, p);
+		__u32 found;
 
+		b.s->object_seen = 0;
+		found = put_seen(&b, p);
 		found |= put_str_op(&b, p);
+		b.s->object_seen = 0;
 		/* The kernel's own answer: the directories this op changed lie outside every
 		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
 		if (!found && p->nseen && !maybe_in_tree(p))

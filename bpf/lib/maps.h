@@ -202,6 +202,10 @@ struct scratch {
 	volatile __u32 view_names;
 	volatile __u32 above_mnt_root;
 	volatile __u32 kstrs; /* strings "from the caller" are in kernel memory (pending.kstrs) */
+	/* The op's object came whole as the first changed dentry (an attribute op: chmod,
+	 * chown, truncate, xattrs, whose ctime change names the object itself): user space
+	 * places the event there, so a path string goes without the walk of its base. */
+	volatile __u32 object_seen;
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
 	volatile __u64 arg_d, arg_m; /* put_walk's arguments, as numbers */

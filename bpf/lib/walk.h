@@ -328,6 +328,13 @@ static __always_inline __u32 put_str_path(struct builder *b, struct task_struct 
 			return put_file_walk(b, f);
 		}
 	}
+	/* the object was walked whole already (struct scratch, object_seen): the string, not
+	 * its base */
+	if (b->s->object_seen && n > 0) {
+		if (first == '/')
+			b->s->ev.flags |= abs_flag;
+		return OW_NO_TREE;
+	}
 	/* (the base as a number, read back from the scratch: put_base_walk compares it) */
 	if (first == '/') {
 		struct fs_struct *fs = KREAD(struct task_struct, task, fs);
