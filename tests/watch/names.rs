@@ -93,9 +93,18 @@ fn path_deeper_than_the_kernel_buffer_is_never_dropped() {
     // (each record carries a ~75 KB path: a burst of 300 outgrows the default ring while
     // other tests run; the shared agent has a 64 MiB one)
     let (evs, mut want) = deep_run(&d, &[], &long_names(0..300));
-    // Up to 64 KiB a path always arrives whole, and is not marked (README).
+    // Up to 64 KiB a path always arrives whole, and is not marked (README), unless the name
+    // the caller passed could not be read when the record was made (README: its page gone
+    // from memory; seen once each on 7.3 amd64 and arm64): then the event is still there,
+    // marked, with the directory's path and "resolved": false. Said when it happens.
     for (e, w) in evs.iter().zip(&want) {
-        if w.path.len() <= 64 * 1024 {
+        let dir = &w.path[..w.path.iter().rposition(|&c| c == b'/').unwrap_or(0)];
+        let unreadable = e.get("resolved") == Some(&Value::Bool(false))
+            && e["path"].as_str().map(str::as_bytes) == Some(dir);
+        if unreadable {
+            eprintln!("the name of a mkdir could not be read by the kernel side: {e}");
+        }
+        if w.path.len() <= 64 * 1024 && !unreadable {
             assert_ne!(
                 e.get("truncated"),
                 Some(&Value::Bool(true)),
