@@ -41,15 +41,15 @@ pub struct IdentJoin {
     pub regens: u64,
 }
 
-/// A record's IDGEN or IDREF item: (kind, where it starts, where it ends, where the record's
-/// items end).
-fn ident_item(data: &[u8]) -> Option<(u8, usize, usize, usize)> {
+/// A record's IDGEN or IDREF item, looked for from the item at `from` (0: the first):
+/// (kind, where it starts, where it ends, where the record's items end).
+fn ident_item(data: &[u8], from: usize) -> Option<(u8, usize, usize, usize)> {
     let hdr = size_of::<ow_event>();
     if data.len() < hdr {
         return None;
     }
     let end = hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
-    let mut at = hdr;
+    let mut at = from.max(hdr);
     while at + 4 <= end {
         let (kind, len) = (data[at], u16_at(data, at + 2));
         let next = at + 4 + len;
@@ -78,7 +78,7 @@ impl IdentJoin {
     /// record itself when it has neither (an outcome, a record from before the kernel knew
     /// of them).
     pub fn join<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
-        let Some((kind, at, next, end)) = ident_item(data) else {
+        let Some((kind, at, next, end)) = ident_item(data, 0) else {
             return data;
         };
         let id: Id = data[at + 4..next].try_into().unwrap();
@@ -108,9 +108,10 @@ impl IdentJoin {
 
     /// Whether the record refers (IDREF) to items that are here, which are then marked used
     /// as `join` would: the record's own bytes, IDREF included, then stand for its whole
-    /// identity (until `regens` changes).
-    pub fn refers_to_known(&mut self, data: &[u8]) -> bool {
-        let Some((item::IDREF, at, next, _)) = ident_item(data) else {
+    /// identity (until `regens` changes). `from`: an item at or before the IDREF (the
+    /// identity's start), where the search begins.
+    pub fn refers_to_known(&mut self, data: &[u8], from: usize) -> bool {
+        let Some((item::IDREF, at, next, _)) = ident_item(data, from) else {
             return false;
         };
         let id: Id = data[at + 4..next].try_into().unwrap();
@@ -251,14 +252,14 @@ mod tests {
             )
         };
         let idref = |g: u64| record(4, &[it(item::IDREF, &id(4, g))]);
-        assert!(!j.refers_to_known(&idref(1)), "nothing here yet");
+        assert!(!j.refers_to_known(&idref(1), 0), "nothing here yet");
         assert!(
-            !j.refers_to_known(&gen(b"a")),
+            !j.refers_to_known(&gen(b"a"), 0),
             "an IDGEN is not a reference"
         );
         j.join(&gen(b"a"), &mut b);
-        assert!(j.refers_to_known(&idref(1)));
-        assert!(!j.refers_to_known(&idref(2)));
+        assert!(j.refers_to_known(&idref(1), 0));
+        assert!(!j.refers_to_known(&idref(2), 0));
         assert_eq!((j.misses, j.regens), (0, 0), "asking is not missing");
         // the same items again: nothing changed; other ones: what was rendered is stale
         j.join(&gen(b"a"), &mut b);
@@ -268,7 +269,7 @@ mod tests {
         // used by a reference, kept while others come and go
         for g in 10..(KEPT as u64 + 20) {
             j.join(&record(5, &[it(item::IDGEN, &id(5, g))]), &mut b);
-            assert!(j.refers_to_known(&idref(1)));
+            assert!(j.refers_to_known(&idref(1), 0));
         }
     }
 

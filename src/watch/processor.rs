@@ -128,11 +128,8 @@ impl Processor {
         // only the part before it is decoded. A process's later records refer to its exe, tty
         // and cgroup (IDREF): where that names known items the record's own bytes are the key
         // and it need not be made whole.
-        let raw_at = if self.json && self.idents.refers_to_known(raw) {
-            identity_start(raw)
-        } else {
-            None
-        };
+        let raw_at = if self.json { identity_start(raw) } else { None };
+        let raw_at = raw_at.filter(|&at| self.idents.refers_to_known(raw, at));
         let fast = raw_at.and_then(|at| Some((at, self.enrich.cached(&raw[at..])?)));
         let (data, ident_at, cached) = match fast {
             Some((at, id)) => (raw, Some(at), Some(id)),
