@@ -80,6 +80,15 @@ impl<'a> Obj<'a> {
     /// Bytes that may not be UTF-8: a lossy string, and `<k>_b64` with the exact bytes.
     #[inline(always)]
     pub(crate) fn bytes(&mut self, k: &str, v: &[u8]) {
+        if plain_ascii(v) {
+            // (most paths and names: one test, one copy)
+            self.key(k);
+            self.out.reserve(v.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(v);
+            self.out.push(b'"');
+            return;
+        }
         match std::str::from_utf8(v) {
             Ok(s) => self.str(k, s),
             Err(_) => {
@@ -165,29 +174,47 @@ pub fn json_str(v: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Whether any byte of `b` is a control character, a quote or a backslash. Eight bytes at a
-/// time (SWAR): a quote or backslash is a zero byte after an xor, which `(x - 0x01..) & !x &
-/// 0x80..` finds (the classic test: non-zero exactly when some byte is zero).
-fn needs_escape(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // some byte of x is 0
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of the word `x` that JSON escapes (a control character, a quote
+/// or a backslash; SWAR): a quote or backslash is a zero byte after an xor, which `(x -
+/// 0x01..) & !x & 0x80..` finds (the classic test: non-zero exactly when some byte is zero).
+fn to_escape(x: u64) -> u64 {
+    // some byte of y is 0
+    let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
+    // (byte & 0x7f) + 0x60 reaches the high bit from 0x20 up (no carry leaves a byte): a
+    // byte without it, and without its own high bit, is below 0x20
+    let at_least_space = (x & !HIGH) + 0x60 * ONES;
+    let control = !at_least_space & !x & HIGH;
+    control | zero(x ^ (u64::from(b'"') * ONES)) | zero(x ^ (u64::from(b'\\') * ONES))
+}
+
+/// Whether any byte of `b` is a control character, a quote or a backslash, 8 bytes at a time;
+/// with `ascii`, also any byte of 0x80 or above.
+fn flagged(b: &[u8], ascii: bool) -> bool {
+    let high = if ascii { HIGH } else { 0 };
     let mut words = b.chunks_exact(8);
     for w in &mut words {
         let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        // (byte & 0x7f) + 0x60 reaches the high bit from 0x20 up (no carry leaves a byte):
-        // a byte without it, and without its own high bit, is below 0x20
-        let at_least_space = (x & !HIGH) + 0x60 * ONES;
-        let control = !at_least_space & !x & HIGH;
-        if control | zero(x ^ (u64::from(b'"') * ONES)) | zero(x ^ (u64::from(b'\\') * ONES)) != 0 {
+        if to_escape(x) | (x & high) != 0 {
             return true;
         }
     }
     words
         .remainder()
         .iter()
-        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+        .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || (ascii && c >= 0x80))
+}
+
+fn needs_escape(b: &[u8]) -> bool {
+    flagged(b, false)
+}
+
+/// ASCII with nothing to escape: the bytes are the JSON string's, as they are (no UTF-8
+/// check needed either).
+fn plain_ascii(b: &[u8]) -> bool {
+    !flagged(b, true)
 }
 
 /// A JSON string, or `null` for none.
@@ -219,6 +246,7 @@ mod tests {
     #[test]
     fn the_word_test_flags_exactly_the_bytes_to_escape() {
         let naive = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        let ascii = |b: &[u8]| b.iter().all(|&c| c < 0x80) && !naive(b);
         for fill in [
             b'a',
             0xff,
@@ -236,9 +264,39 @@ mod tests {
                         let mut b = vec![fill; len];
                         b[at] = c;
                         assert_eq!(needs_escape(&b), naive(&b), "{b:?}");
+                        assert_eq!(plain_ascii(&b), ascii(&b), "{b:?}");
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bytes_as_before_plain_or_not() {
+        for v in [
+            &b"/srv/app/f"[..],
+            b"a\"b",
+            b"caf\xc3\xa9",
+            b"\xff\xfe",
+            b"tab\tx",
+            b"",
+        ] {
+            let mut got = Vec::new();
+            let mut o = Obj::new(&mut got);
+            o.bytes("p", v);
+            o.end();
+            let mut want = Vec::new();
+            let mut o = Obj::new(&mut want);
+            match std::str::from_utf8(v) {
+                Ok(s) => o.str("p", s),
+                Err(_) => {
+                    o.str("p", &String::from_utf8_lossy(v));
+                    o.key("p_b64");
+                    b64_str(v, o.out);
+                }
+            }
+            o.end();
+            assert_eq!(got, want, "{v:?}");
         }
     }
 
