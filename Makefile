@@ -205,7 +205,7 @@ kernel-table:
 bench-kernels: deps
 	vm/bench-kernels.sh
 
-# issue 6: the benchmark, as root (bench/run.py; about 15 minutes). Adds what it needs:
+# issue 6: the benchmark, as root (bench/run.py; about 25 minutes). Adds what it needs:
 # python3, auditd, stress-ng, xz-utils and git (the source tree: Debian's linux-source-6.1, fetched
 # once into .cache/bench) and linux-perf for the agent's profile, if the distribution has it.
 # Results: bench/results-DATE.md (and target/bench/results.json). Options: BENCH_ARGS=--help.
