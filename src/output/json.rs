@@ -56,10 +56,16 @@ impl<'a> Obj<'a> {
     #[inline(always)]
     pub(crate) fn plain(&mut self, k: &str, v: &str) {
         debug_assert!(!needs_escape(v.as_bytes()), "{v:?}");
+        self.quoted(k, v.as_bytes());
+    }
+
+    /// `"k":"v"` with v's bytes as they are: only for bytes known to need no escape.
+    #[inline(always)]
+    fn quoted(&mut self, k: &str, v: &[u8]) {
         self.key(k);
         self.out.reserve(v.len() + 2);
         self.out.push(b'"');
-        self.out.extend_from_slice(v.as_bytes());
+        self.out.extend_from_slice(v);
         self.out.push(b'"');
     }
 
@@ -82,11 +88,7 @@ impl<'a> Obj<'a> {
     pub(crate) fn bytes(&mut self, k: &str, v: &[u8]) {
         if plain_ascii(v) {
             // (most paths and names: one test, one copy)
-            self.key(k);
-            self.out.reserve(v.len() + 2);
-            self.out.push(b'"');
-            self.out.extend_from_slice(v);
-            self.out.push(b'"');
+            self.quoted(k, v);
             return;
         }
         match std::str::from_utf8(v) {
