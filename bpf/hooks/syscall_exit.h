@@ -240,12 +240,39 @@ static __always_inline int on_exit(long ret)
 	return syscall_event(&p, ret, 0);
 }
 
-/* One program for the exit of every hooked syscall: user space attaches it to sys_exit_<name>
- * for each tp_enter_<name> it switched on. Its name is a contract (lib/prog_names.h). */
+/* The exit of every hooked syscall, reached from the tp_exit_<name> programs below by a tail
+ * call (exit_body); attached nowhere itself. Its name is a contract (lib/prog_names.h). */
 SEC("?tracepoint")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return PINNED(on_exit(ctx->ret));
 }
+
+/* tp_sys_exit, put in by user space after the load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} exit_body SEC(".maps");
+
+/* tp_exit_<syscall>, on sys_exit_<syscall> for each tp_enter_<syscall> switched on (the name
+ * is a contract, lib/prog_names.h): one small program per syscall that goes on in tp_sys_exit
+ * only while some thread has an op pending. Why not tp_sys_exit on every exit: 7.x runs
+ * syscall tracepoint programs preemptibly, and the kernel's recursion guard is per program
+ * and CPU: a task preempted inside the exit program (around it in the kernel's code, or at
+ * the end of its pinned part) made the kernel skip that program for every other task on the
+ * CPU meanwhile, whatever its syscall: an openat of the agent's or a --fix chown held it,
+ * and a writer's mkdir went unreported (counted as skipped). A tail call runs under its
+ * caller's guard, so now only tasks in the same syscall share one. */
+#define TP_EXIT(w, name)                                                                   \
+	SEC("?tracepoint/syscalls/sys_exit_" #name)                                        \
+	int OW_CAT(PROG_TP_EXIT, name)(struct trace_event_raw_sys_exit *ctx)               \
+	{                                                                                  \
+		if (inflight_n)                                                            \
+			bpf_tail_call(ctx, &exit_body, 0);                                 \
+		return 0;                                                                  \
+	}
+OW_SYSCALLS(TP_EXIT, 0)
 
 #endif

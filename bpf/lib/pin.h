@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Programs that keep their CPU. 7.x runs trampoline (lsm, fentry) and syscall tracepoint
  * programs preemptibly, only migration off: a writer preempted inside one of our programs
- * keeps its CPU's recursion guard (the program's own, or for syscall tracepoints every
- * tracing program's bpf_prog_active), and the kernel skips every run the guard meets
- * meanwhile: events and outcomes lost under load. Where user space sets pin_cpu (kernels
+ * keeps the program's recursion guard on its CPU (7.2 and 7.3: per program, for trampolines
+ * and syscall tracepoints alike; LSM programs have none), and the kernel skips every run of
+ * that program the guard meets meanwhile: events and outcomes lost under load (hence one
+ * exit program per syscall, hooks/syscall_exit.h). Where user space sets pin_cpu (kernels
  * with bpf_preempt_disable that also allow global functions with preemption off, which
  * those 7.x kernels do), each such program turns preemption off first thing and on again
  * last: only the kernel's few instructions around the program stay preemptible. Elsewhere

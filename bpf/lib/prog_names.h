@@ -16,9 +16,11 @@
 /* kprobe: the entry of that function; begins with PROG_KPROBE, so user space has no name for
  * it: it is switched on with the kprobe hooks */
 #define PROG_KPROBE_ARM kp_arm_
-/* tracepoint backend: one program per syscall, PROG_TP_ENTER + the syscall's name, which user
- * space reads back to attach tp_sys_exit to sys_exit_<name> (TP_ENTER in hooks/syscalls.h) */
+/* tracepoint backend: two programs per syscall, PROG_TP_ENTER + the syscall's name (TP_ENTER
+ * in hooks/syscalls.h) and PROG_TP_EXIT + the name (TP_EXIT in hooks/syscall_exit.h), which
+ * goes on in tp_sys_exit */
 #define PROG_TP_ENTER tp_enter_
+#define PROG_TP_EXIT tp_exit_
 /* Fixed names, written where they are defined: tp_sys_exit (hooks/syscall_exit.h),
  * tp_uring_req and tp_uring_sqe (hooks/uring.h), tp_ctime_set, tp_ctime_xchg and tp_ctime_skip
  * (hooks/ctime.h). */

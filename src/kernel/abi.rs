@@ -53,9 +53,11 @@ pub mod prog {
     /// rmdir's outcome also from do_rmdir (`fx_done_do_rmdir`, `kr_done_do_rmdir`).
     pub const DO_RMDIR: &str = "do_rmdir";
 
-    // tracepoint backend: `tp_enter_<syscall>` one per syscall, one exit program attached to
-    // every syscall's exit, io_uring submissions (the 6.4+ tracepoint and the older one).
+    // tracepoint backend: `tp_enter_<syscall>` and `tp_exit_<syscall>` per syscall, the exit
+    // program they go on in by a tail call (`exit_body`; attached nowhere), io_uring
+    // submissions (the 6.4+ tracepoint and the older one).
     pub const TP_ENTER: &str = "tp_enter_";
+    pub const TP_EXIT: &str = "tp_exit_";
     pub const TP_SYS_EXIT: &str = "tp_sys_exit";
     pub const TP_URING_REQ: &str = "tp_uring_req";
     pub const TP_URING_SQE: &str = "tp_uring_sqe";

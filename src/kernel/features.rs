@@ -59,9 +59,10 @@ pub fn detect() -> Vec<Feature> {
             present: args::faultable_syscall_tracepoints(&btf),
             effect: "the syscall tracepoints run BPF preemptibly (7.x): a writer preempted \
                      inside one of our programs would make the kernel skip that program's \
-                     runs on its CPU meanwhile; our programs keep preemption off while they \
-                     run (bpf_preempt_disable), so only the kernel's few instructions around \
-                     them are exposed",
+                     runs on its CPU meanwhile (each syscall has its own programs, so only \
+                     writers in the same syscall collide); our programs keep preemption off \
+                     while they run (bpf_preempt_disable), so mostly the kernel's few \
+                     instructions around them are exposed",
         },
         Feature {
             name: "io_uring_tracepoint",

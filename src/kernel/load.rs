@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::btf::types::Func;
 use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel, TracepointCategory};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
 use super::abi::main_skel::types::bss as Bss;
 use super::abi::main_skel::{OpenOwnwatchSkel, OwnwatchSkel, OwnwatchSkelBuilder};
@@ -194,13 +194,16 @@ fn start<'obj>(
         _ => Some(Btf::from_vmlinux().context("reading kernel BTF")?),
     };
     configure(&mut open, backend, spec, btf.as_ref())?;
-    let syscalls = switch_on(&mut open, backend, btf.as_ref())?;
+    switch_on(&mut open, backend, btf.as_ref())?;
     let t = Instant::now();
     let mut skel = open.load().context("loading BPF programs")?;
     let load_time = t.elapsed();
     fill_maps(&mut skel, spec)?;
+    if backend == Backend::Tracepoint {
+        fill_exit_body(&skel)?;
+    }
     let t = Instant::now();
-    let links = attach(&skel, &syscalls)?;
+    let links = attach(&skel)?;
     Ok((skel, links, (load_time, t.elapsed())))
 }
 
@@ -261,6 +264,7 @@ fn configure(
         (&mut open.maps.inflight, tp),
         (&mut open.maps.vfs_wait_task, !tp && task_storage),
         (&mut open.maps.vfs_wait, !tp),
+        (&mut open.maps.exit_body, tp),
     ] {
         map.set_autocreate(on).context("leaving out a map")?;
     }
@@ -287,18 +291,13 @@ fn configure(
     Ok(())
 }
 
-/// Switches on the chosen family only; returns the syscalls whose exit the tracepoint
-/// backend attaches to. The tracepoint backend: one enter program per syscall this kernel
-/// has (setxattrat is 6.13+, fchmodat2 6.6+), one exit program for all, the ctime hooks
-/// where they exist. lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or
+/// Switches on the chosen family only. The tracepoint backend: an enter and an exit program
+/// per syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), the exit program they
+/// go on in, the ctime hooks where they exist. lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or
 /// kprobe+kretprobe on the functions that do the ops, for their outcome. Hooks this kernel
 /// lacks stay off (file_truncate is 6.2+; before it ftruncate and O_TRUNC call
 /// path_truncate).
-fn switch_on(
-    open: &mut OpenOwnwatchSkel,
-    backend: Backend,
-    btf: Option<&Btf>,
-) -> Result<Vec<String>> {
+fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -> Result<()> {
     let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
     let uring = uring_program(btf);
     let struct_args = btf.is_some_and(args::trampolines_take_structs);
@@ -309,11 +308,10 @@ fn switch_on(
         let only = std::env::var("OWNWATCH_VERIFIER_PROG").unwrap_or_default();
         (l.parse().unwrap_or(4), only)
     });
-    let mut syscalls = Vec::new();
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let on = match backend {
-            Backend::Tracepoint => tracepoint_prog_on(&name, &mut syscalls, uring),
+            Backend::Tracepoint => tracepoint_prog_on(&name, uring),
             _ => {
                 let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
@@ -330,7 +328,7 @@ fn switch_on(
             }
         }
     }
-    Ok(syscalls)
+    Ok(())
 }
 
 /// Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL hooks and
@@ -405,15 +403,16 @@ pub fn core_cast(btf: Option<&Btf>) -> bool {
     }
 }
 
-/// Whether a tracepoint-backend program is switched on here; a syscall's enter program adds
-/// the syscall to `syscalls`.
-fn tracepoint_prog_on(name: &str, syscalls: &mut Vec<String>, uring: Option<&str>) -> bool {
-    match name.strip_prefix(prog::TP_ENTER) {
-        Some(sc) if tracepoint_exists_in("syscalls", &format!("sys_enter_{sc}")) => {
-            syscalls.push(sc.to_owned());
-            true
-        }
-        Some(_) => false,
+/// Whether a tracepoint-backend program is switched on here: a syscall's enter and exit
+/// programs where the kernel has both its tracepoints.
+fn tracepoint_prog_on(name: &str, uring: Option<&str>) -> bool {
+    let syscall = name
+        .strip_prefix(prog::TP_ENTER)
+        .or_else(|| name.strip_prefix(prog::TP_EXIT));
+    match syscall {
+        Some(sc) => ["enter", "exit"]
+            .iter()
+            .all(|e| tracepoint_exists_in("syscalls", &format!("sys_{e}_{sc}"))),
         None => match name {
             prog::TP_SYS_EXIT => true,
             prog::TP_URING_REQ | prog::TP_URING_SQE => uring == Some(name),
@@ -499,22 +498,29 @@ fn fill_maps(skel: &mut OwnwatchSkel, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Attaches what was switched on; the one exit program to every syscall's exit; kretprobes
+/// The tracepoint backend's exit programs go on in tp_sys_exit (bpf/hooks/syscall_exit.h).
+fn fill_exit_body(skel: &OwnwatchSkel) -> Result<()> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let body = skel
+        .object()
+        .progs()
+        .find(|p| p.name() == prog::TP_SYS_EXIT)
+        .context("no exit program in the BPF object")?;
+    let fd = body.as_fd().as_raw_fd();
+    skel.maps
+        .exit_body
+        .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+        .context("filling exit_body map")
+}
+
+/// Attaches what was switched on (tp_sys_exit is reached by tail calls only); kretprobes
 /// with room for many calls in flight (`kretprobe`). On an error `links` goes, detaching
 /// what was attached.
-fn attach(skel: &OwnwatchSkel, syscalls: &[String]) -> Result<Links> {
+fn attach(skel: &OwnwatchSkel) -> Result<Links> {
     let mut links = Links(Vec::new(), Events::default());
     for prog in skel.object().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        if name == prog::TP_SYS_EXIT {
-            for sc in syscalls {
-                let tp = format!("sys_exit_{sc}");
-                links.0.push(
-                    prog.attach_tracepoint(TracepointCategory::Syscalls, &tp)
-                        .with_context(|| format!("attaching {tp}"))?,
-                );
-            }
-        } else if prog.autoload() {
+        if prog.autoload() && name != prog::TP_SYS_EXIT {
             let link = match kretprobe::func_of(&prog) {
                 Some(func) => links.1.attach(&prog, func)?,
                 None => prog.attach().with_context(|| format!("attaching {name}"))?,
