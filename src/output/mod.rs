@@ -14,12 +14,14 @@ pub mod timefmt;
 use std::io::Write;
 use std::rc::Rc;
 
+use smallvec::SmallVec;
+
 use json::{json_str, Obj};
 
 /// An event ready for output: every path absolute, every name looked up.
 #[derive(Debug, Default, Clone)]
 pub struct Event {
-    pub time: String,
+    pub time: timefmt::Stamp,
     pub op: &'static str,
     pub path: Vec<u8>,
     pub new_path: Option<Vec<u8>>,
@@ -41,7 +43,8 @@ pub struct Event {
     pub pid: u32,
     pub tid: u32,
     pub ppid: u32,
-    pub comm: Vec<u8>,
+    /// the kernel's comm: at most 15 bytes, kept in place
+    pub comm: SmallVec<[u8; 16]>,
     pub exe: Option<Rc<[u8]>>,
     pub argv: Option<Vec<Vec<u8>>>,
     pub argv_truncated: bool,
@@ -402,7 +405,7 @@ mod tests {
             tree: b"/srv/app".to_vec(),
             user: Some("root".into()),
             group: None,
-            comm: b"mkdir".to_vec(),
+            comm: SmallVec::from_slice(b"mkdir"),
             mode: Some(0o755),
             ret: Some(0),
             backend: "tracepoint",
@@ -510,7 +513,7 @@ mod tests {
         e.op = "rename";
         e.path = b"/srv/app/old name".to_vec();
         e.new_path = Some(b"/srv/app/new".to_vec());
-        e.comm = b"Web Content".to_vec();
+        e.comm = SmallVec::from_slice(b"Web Content");
         let t = text_of(&e);
         assert!(
             t.contains(" rename \"/srv/app/old name\" -> /srv/app/new mode=0755 "),

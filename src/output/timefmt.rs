@@ -77,6 +77,86 @@ pub fn rfc3339(epoch_ns: i128) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
+/// An event's time as written (`rfc3339`), kept in place: one per event, so no allocation.
+/// Any i64 second fits (at most 39 bytes); a longer string would be cut.
+#[derive(Clone, Copy)]
+pub struct Stamp {
+    len: u8,
+    buf: [u8; Stamp::CAP],
+}
+
+impl Stamp {
+    const CAP: usize = 47;
+
+    pub fn as_str(&self) -> &str {
+        // (only whole ASCII strings go in: From<&str> cuts at a char boundary)
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl Default for Stamp {
+    fn default() -> Stamp {
+        Stamp {
+            len: 0,
+            buf: [0; Stamp::CAP],
+        }
+    }
+}
+
+impl From<&str> for Stamp {
+    fn from(s: &str) -> Stamp {
+        let mut n = s.len().min(Stamp::CAP);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        let mut t = Stamp {
+            len: n as u8,
+            ..Stamp::default()
+        };
+        t.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        t
+    }
+}
+
+impl std::ops::Deref for Stamp {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, o: &Stamp) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl Eq for Stamp {}
+
+impl PartialOrd for Stamp {
+    fn partial_cmp(&self, o: &Stamp) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Stamp {
+    fn cmp(&self, o: &Stamp) -> std::cmp::Ordering {
+        self.as_str().cmp(o.as_str())
+    }
+}
+
 /// `rfc3339` for a stream of close instants (the events'): the date and time of day formatted
 /// once per second, then only the nanoseconds (no division for the date, no validation of
 /// the whole string, per event).
@@ -84,33 +164,35 @@ pub fn rfc3339(epoch_ns: i128) -> String {
 pub struct Stamper {
     /// the second of `head`, and "YYYY-MM-DDTHH:MM:SS." for it
     sec: Option<i64>,
-    head: String,
+    head: [u8; 20],
 }
 
 impl Stamper {
-    pub fn stamp(&mut self, epoch_ns: i128) -> String {
+    pub fn stamp(&mut self, epoch_ns: i128) -> Stamp {
         let Ok(n) = i64::try_from(epoch_ns) else {
-            return rfc3339(epoch_ns);
+            return Stamp::from(rfc3339(epoch_ns).as_str());
         };
         let sec = n.div_euclid(1_000_000_000);
         if self.sec != Some(sec) {
             let whole = rfc3339(epoch_ns);
             // (years 0-9999 only: the others are as long as they need)
             if whole.len() == 30 {
-                self.head = whole[..20].to_owned();
+                self.head.copy_from_slice(&whole.as_bytes()[..20]);
                 self.sec = Some(sec);
             }
-            return whole;
+            return Stamp::from(whole.as_str());
         }
         let mut v = n.rem_euclid(1_000_000_000) as u32;
-        let mut tail = *b"000000000Z";
-        for d in tail[..9].iter_mut().rev() {
+        let mut s = Stamp {
+            len: 30,
+            ..Stamp::default()
+        };
+        s.buf[..20].copy_from_slice(&self.head);
+        s.buf[29] = b'Z';
+        for d in s.buf[20..29].iter_mut().rev() {
             *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        let mut s = String::with_capacity(30);
-        s.push_str(&self.head);
-        s.push_str(std::str::from_utf8(&tail).expect("ASCII digits"));
         s
     }
 }
@@ -163,8 +245,22 @@ mod tests {
         ];
         at.extend((0..2_000).map(|i| 1_795_614_135_000_000_000 + i * 1_234_567));
         for ns in at {
-            assert_eq!(st.stamp(ns), rfc3339(ns), "{ns}");
+            assert_eq!(st.stamp(ns).as_str(), rfc3339(ns), "{ns}");
         }
+    }
+
+    /// A stamp orders as its text does (pending events are sorted by it), and whatever is
+    /// longer than its room is cut at a character, never panics.
+    #[test]
+    fn stamps_order_as_text_and_cut_long_input() {
+        let a = Stamp::from("2026-12-04T10:00:00.000000001Z");
+        let b = Stamp::from("2026-12-04T10:00:00.00000001Z");
+        assert!(a < b && a.as_str() < b.as_str());
+        assert_eq!(Stamp::default().as_str(), "");
+        let long = "é".repeat(40);
+        let cut = Stamp::from(long.as_str());
+        assert_eq!(cut.as_str(), "é".repeat(23));
+        assert_eq!(format!("{cut}"), cut.as_str());
     }
 
     /// Against the `time` crate, over 400 years in uneven steps (leap years, centuries,

@@ -1,12 +1,15 @@
 //! Ring buffer record -> plain Rust values. No I/O, no resolution: see locate.rs.
 //!
 //! The values borrow the record's bytes (names, strings): a record is decoded, placed and
-//! written before the next one is read, and nothing of it is kept, so a record costs a few
-//! vectors of references instead of one allocation per name.
+//! written before the next one is read, and nothing of it is kept. The usual walk (one
+//! superblock, a few names) and the usual changed dentries (one or two) fit in place
+//! (`SmallVec`), so decoding a record allocates nothing, and a walk sent once and referred
+//! to again (SAMEAS) is copied, not allocated again.
 
 use std::mem::offset_of;
 
 use anyhow::{bail, Result};
+use smallvec::SmallVec;
 
 use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
 
@@ -16,16 +19,19 @@ pub struct Seg<'a> {
     /// Kernel device number of the superblock (MKDEV: major << 20 | minor).
     pub dev: u32,
     /// Names from the object up to (not including) the superblock root, leaf first.
-    pub names: Vec<&'a [u8]>,
+    pub names: Names<'a>,
     /// How many names lie below the root of the mount the walk came through, when the walk
     /// went on above it (a bind mount of a subdirectory).
     pub below_mnt_root: Option<usize>,
 }
 
+/// A segment's names: a walk stops at the watched root, so most have a handful.
+pub type Names<'a> = SmallVec<[&'a [u8]; 6]>;
+
 /// A dentry walk made in the kernel: segments from the object's superblock outwards.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Walk<'a> {
-    pub segs: Vec<Seg<'a>>,
+    pub segs: SmallVec<[Seg<'a>; 1]>,
     pub tree: Option<u32>,
     pub truncated: bool,
     /// i_mode of the first inode (0: negative dentry)
@@ -59,9 +65,21 @@ pub struct Spec<'a> {
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
     pub ev: ow_event,
-    pub slots: [Option<Spec<'a>>; slot::COUNT],
+    /// The slots the record filled (slot::PATH...), in the order they came: a record fills a
+    /// few of them, most only PATH.
+    slots: SmallVec<[(u8, Spec<'a>); 3]>,
     /// Dentries whose inodes the op changed, as the kernel saw them during the op.
-    pub seen: Vec<Walk<'a>>,
+    pub seen: SmallVec<[Walk<'a>; 2]>,
+}
+
+impl<'a> Record<'a> {
+    /// What the record sent for slot `s` (slot::PATH...).
+    pub fn slot(&self, s: u8) -> Option<&Spec<'a>> {
+        self.slots
+            .iter()
+            .find(|(k, _)| *k == s)
+            .map(|(_, spec)| spec)
+    }
 }
 
 pub fn decode(data: &[u8]) -> Result<Record<'_>> {
@@ -76,8 +94,8 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>> {
     let mut it = ItemSink {
         rec: Record {
             ev,
-            slots: Default::default(),
-            seen: Vec::new(),
+            slots: SmallVec::new(),
+            seen: SmallVec::new(),
         },
         cur: None,
     };
@@ -115,7 +133,8 @@ pub fn slot_start(data: &[u8], mut at: usize, end: usize, which: u8) -> Option<u
     None
 }
 
-/// Where items go: a slot, or the last changed dentry (`seen`).
+/// Where items go: a slot (its place in `Record::slots`), or the last changed dentry
+/// (`seen`).
 #[derive(Clone, Copy)]
 enum Target {
     Slot(usize),
@@ -155,12 +174,21 @@ impl<'a> ItemSink<'a> {
             self.cur = Some(Target::Seen);
             return Ok(());
         }
-        let s = s as usize;
-        if s >= slot::COUNT {
+        if s as usize >= slot::COUNT {
             bail!("bad slot {s}");
         }
-        self.rec.slots[s] = Some(Spec::default());
-        self.cur = Some(Target::Slot(s));
+        // (a slot sent again starts over)
+        let at = match self.rec.slots.iter().position(|(k, _)| *k == s) {
+            Some(at) => {
+                self.rec.slots[at].1 = Spec::default();
+                at
+            }
+            None => {
+                self.rec.slots.push((s, Spec::default()));
+                self.rec.slots.len() - 1
+            }
+        };
+        self.cur = Some(Target::Slot(at));
         Ok(())
     }
 
@@ -178,9 +206,7 @@ impl<'a> ItemSink<'a> {
             bail!("bad same-as item {r}");
         };
         if let Some(Target::Slot(s)) = self.cur {
-            if let Some(spec) = self.rec.slots[s].as_mut() {
-                spec.walk = Some(walk);
-            }
+            self.rec.slots[s].1.walk = Some(walk);
         }
         Ok(())
     }
@@ -188,7 +214,7 @@ impl<'a> ItemSink<'a> {
     fn spec(&mut self) -> Option<&mut Spec<'a>> {
         match self.cur? {
             Target::Seen => None,
-            Target::Slot(s) => self.rec.slots[s].as_mut(),
+            Target::Slot(s) => Some(&mut self.rec.slots[s].1),
         }
     }
 
@@ -196,12 +222,7 @@ impl<'a> ItemSink<'a> {
     fn walk(&mut self) -> Option<&mut Walk<'a>> {
         match self.cur? {
             Target::Seen => self.rec.seen.last_mut(),
-            Target::Slot(s) => Some(
-                self.rec.slots[s]
-                    .as_mut()?
-                    .walk
-                    .get_or_insert_with(Walk::default),
-            ),
+            Target::Slot(s) => Some(self.rec.slots[s].1.walk.get_or_insert_with(Walk::default)),
         }
     }
 
@@ -340,15 +361,15 @@ pub mod tests {
             .end(3, 0);
         let raw = record(ow_event::default(), &it);
         let rec = decode(&raw).unwrap();
-        let spec = rec.slots[0].as_ref().unwrap();
+        let spec = rec.slot(slot::PATH).unwrap();
         assert_eq!(spec.string, Some(&b"x/y"[..]));
         let w = spec.walk.as_ref().unwrap();
         assert_eq!(w.tree, Some(3));
         assert!(!w.truncated);
         assert_eq!(w.segs.len(), 2);
-        assert_eq!(w.segs[0].names, vec![b"app".to_vec(), b"srv".to_vec()]);
+        assert_eq!(w.segs[0].names[..], [&b"app"[..], &b"srv"[..]]);
         assert_eq!(w.segs[1].dev, 9 << 20);
-        assert!(rec.slots[1].is_none());
+        assert!(rec.slot(slot::NEW).is_none());
     }
 
     #[test]
@@ -362,7 +383,7 @@ pub mod tests {
             .end(NO_TREE, flag::TRUNCATED);
         let raw = record(ow_event::default(), &it);
         let rec = decode(&raw).unwrap();
-        let w = rec.slots[1].as_ref().unwrap().walk.clone().unwrap();
+        let w = rec.slot(slot::NEW).unwrap().walk.clone().unwrap();
         assert_eq!(w.segs[0].below_mnt_root, Some(1));
         assert_eq!(w.tree, None);
         assert!(w.truncated);
@@ -383,7 +404,7 @@ pub mod tests {
         assert_eq!(rec.seen.len(), 2);
         assert_eq!(rec.seen[1].leaf(), Some(&b"d2"[..]));
         assert!(rec.seen[0].is_dir());
-        assert_eq!(rec.slots[0].as_ref().unwrap().string, Some(&b"x"[..]));
+        assert_eq!(rec.slot(slot::PATH).unwrap().string, Some(&b"x"[..]));
     }
 
     #[test]
@@ -398,12 +419,9 @@ pub mod tests {
         assert_eq!(at, std::mem::size_of::<ow_event>() + head);
         let full = decode(&rec).unwrap();
         let cut = decode(&rec[..at]).unwrap();
-        assert_eq!(
-            cut.slots[slot::PATH as usize],
-            full.slots[slot::PATH as usize]
-        );
-        assert!(cut.slots[slot::ARGV as usize].is_none());
-        assert!(full.slots[slot::EXE as usize].is_some());
+        assert_eq!(cut.slot(slot::PATH), full.slot(slot::PATH));
+        assert!(cut.slot(slot::ARGV).is_none());
+        assert!(full.slot(slot::EXE).is_some());
         assert!(identity_start(&record(ow_event::default(), Items::default().slot(0))).is_none());
     }
 

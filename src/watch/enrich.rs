@@ -81,7 +81,7 @@ impl Enricher {
     pub fn remember(&mut self, key: &[u8], ev: &Event, rec: &Record) {
         let truncated = [slot::EXE, slot::TTY, slot::CGROUP]
             .iter()
-            .filter_map(|&s| rec.slots[s as usize].as_ref())
+            .filter_map(|&s| rec.slot(s))
             .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
         let id = Rc::new(Ident {
             json: identity_json(ev).into(),
@@ -99,7 +99,7 @@ impl Enricher {
     /// Who and when: the time, user and group names, and the writer's identity.
     pub fn fill(&mut self, e: &mut Event, rec: &Record, locate: &mut Locator, roots: &[Vec<u8>]) {
         let ev = &rec.ev;
-        let spec = |s: u8| rec.slots[s as usize].as_ref();
+        let spec = |s: u8| rec.slot(s);
         let argv_spec = spec(slot::ARGV).filter(|sp| sp.string.is_some());
         let cgroup = spec(slot::CGROUP)
             .and_then(|sp| sp.walk.as_ref())

@@ -7,6 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use crate::kernel::abi::{flag, op, slot};
 use crate::output::timefmt::boot_ns;
 
+use smallvec::SmallVec;
+
 use super::decode::{Record, Spec, Walk};
 use super::mounts::{walk_path, walk_path_or_raw, MountTable};
 use super::resolve::{resolve_str, StrPath};
@@ -39,7 +41,7 @@ enum Refined {
     /// They decide it.
     Kernel(Located),
     /// One of these, whichever the string resolves to (else the string's resolution).
-    Pick(Vec<Located>),
+    Pick(SmallVec<[Located; 2]>),
     /// Nothing: resolve the string.
     Open,
 }
@@ -58,8 +60,8 @@ pub struct Paths {
 
 /// What every slot of one record is placed with.
 #[derive(Clone, Copy)]
-struct Ctx<'a> {
-    rec: &'a Record<'a>,
+struct Ctx<'a, 'r> {
+    rec: &'a Record<'r>,
     /// The op acts on the name itself (a final symlink is not followed).
     nofollow: bool,
     /// The caller's cwd, for "/proc/self/cwd/..." strings.
@@ -240,7 +242,7 @@ impl Locator {
     pub fn paths(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Option<Paths> {
         let ev = &rec.ev;
         self.event_boot_ns = ev.ts_boot_ns;
-        let cwd = match &rec.slots[slot::CWD as usize] {
+        let cwd = match rec.slot(slot::CWD) {
             Some(Spec { walk: Some(w), .. }) => Some(self.walk_path(w, roots)),
             _ => None,
         };
@@ -259,13 +261,13 @@ impl Locator {
         let mut names: [&[u8]; 2] = [&[]; 2];
         let mut n = 0;
         for s in [slot::PATH, slot::NEW] {
-            if let Some(string) = rec.slots[s as usize].as_ref().and_then(|sp| sp.string) {
+            if let Some(string) = rec.slot(s).and_then(|sp| sp.string) {
                 names[n] = final_component(string);
                 n += 1;
             }
         }
         let names = &names[..n];
-        let path_spec = rec.slots[slot::PATH as usize].as_ref()?;
+        let path_spec = rec.slot(slot::PATH)?;
         // The old name of a link is an existing file: no directory of the op holds it.
         let mut path = if ev.op == op::LINK {
             self.spec_path(path_spec, cx)
@@ -280,7 +282,7 @@ impl Locator {
             op: ev.op,
             tmpfile_mode: None,
         };
-        if let Some(spec) = &rec.slots[slot::NEW as usize] {
+        if let Some(spec) = rec.slot(slot::NEW) {
             let r = refine(&seen, spec, false, names, roots);
             let new = self.settle(
                 r,
@@ -329,7 +331,7 @@ impl Locator {
     }
 
     /// The dentries the op changed, as host paths.
-    fn seen<'a>(&mut self, rec: &Record<'a>, roots: &[Vec<u8>]) -> Vec<Seen<'a>> {
+    fn seen<'a>(&mut self, rec: &Record<'a>, roots: &[Vec<u8>]) -> SmallVec<[Seen<'a>; 2]> {
         rec.seen
             .iter()
             .map(|w| Seen {
@@ -342,7 +344,7 @@ impl Locator {
     }
 
     /// Path of one slot, whether it was resolved on disk, and its tree.
-    fn spec_path(&mut self, spec: &Spec, cx: Ctx) -> Located {
+    fn spec_path(&mut self, spec: &Spec, cx: Ctx<'_, '_>) -> Located {
         let (rec, roots) = (cx.rec, cx.roots);
         match (&spec.string, &spec.walk) {
             // The walk is the object: AT_EMPTY_PATH on an fd, or the caller's own
@@ -368,7 +370,7 @@ impl Locator {
     }
 
     /// A caller's string, resolved on disk against the walked directory (or "/").
-    fn string_path(&mut self, s: &[u8], w: Option<&Walk>, spec: &Spec, cx: Ctx) -> Located {
+    fn string_path(&mut self, s: &[u8], w: Option<&Walk>, spec: &Spec, cx: Ctx<'_, '_>) -> Located {
         let (rec, roots, nofollow) = (cx.rec, cx.roots, cx.nofollow);
         let base = match w {
             Some(w) => self.walk_path(w, roots),
@@ -416,7 +418,7 @@ impl Locator {
 
     /// The path of a slot from `refine`'s answer, resolving the string on disk only when the
     /// kernel's walks did not decide it.
-    fn settle(&mut self, r: Refined, spec: &Spec, cx: Ctx) -> Located {
+    fn settle(&mut self, r: Refined, spec: &Spec, cx: Ctx<'_, '_>) -> Located {
         match r {
             Refined::Kernel(k) => k,
             Refined::Open => self.spec_path(spec, cx),
@@ -469,7 +471,7 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     if dirs.clone().any(|w| w.at.cut) {
         return Refined::Open;
     }
-    let mut cands: Vec<Located> = dirs
+    let mut cands: SmallVec<[Located; 2]> = dirs
         .map(|d| {
             let path = join(&d.at.path, name);
             Located {
@@ -483,7 +485,7 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
         .collect();
     match cands.len() {
         0 => Refined::Open,
-        1 => Refined::Kernel(cands.remove(0)),
+        1 => Refined::Kernel(cands.swap_remove(0)),
         // A move between two directories: the string tells which end this is.
         _ => Refined::Pick(cands),
     }
@@ -511,9 +513,9 @@ mod tests {
 
     fn walk<'a>(names: &[&'a [u8]], tree: Option<u32>) -> Walk<'a> {
         Walk {
-            segs: vec![Seg {
+            segs: smallvec::smallvec![Seg {
                 dev: kernel_dev(0, 25),
-                names: names.to_vec(),
+                names: names.into(),
                 below_mnt_root: None,
             }],
             tree,

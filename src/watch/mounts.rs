@@ -237,7 +237,7 @@ mod tests {
         let mt = MountTable::parse(INFO);
         // tmpfs 0:99 is mounted nowhere we can see, at /tmp/w/m in the writer's namespace.
         let w = Walk {
-            segs: vec![
+            segs: smallvec::smallvec![
                 seg(kernel_dev(0, 99), &["f", "d"]),
                 seg(kernel_dev(0, 25), &["m", "w"]),
             ],
@@ -251,7 +251,7 @@ mod tests {
         let mut s0 = seg(kernel_dev(0, 99), &["f", "d", "hidden"]);
         s0.below_mnt_root = Some(2);
         let w = Walk {
-            segs: vec![s0, seg(kernel_dev(0, 25), &["m"])],
+            segs: smallvec::smallvec![s0, seg(kernel_dev(0, 25), &["m"])],
             tree: None,
             truncated: false,
             mode: 0,

@@ -57,7 +57,7 @@ impl Pending {
                 ev
             })
             .collect();
-        out.sort_by(|a, b| a.time.cmp(&b.time));
+        out.sort_by_key(|e| e.time);
         out
     }
 

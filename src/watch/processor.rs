@@ -81,8 +81,8 @@ impl Processor {
         let now = std::time::Instant::now();
         let pending = &self.pending;
         for g in self.roots.refresh(|tree| pending.awaits(tree, now)) {
-            for ev in self.pending.take_tree(&g.path) {
-                if self.done() || self.emit(ev) != 0 {
+            for mut ev in self.pending.take_tree(&g.path) {
+                if self.done() || self.emit(&mut ev) != 0 {
                     break;
                 }
             }
@@ -111,7 +111,7 @@ impl Processor {
         // The two record kinds have different sizes (checked at compile time in kernel/abi.rs).
         if data.len() == std::mem::size_of::<ow_outcome>() {
             return match self.pending.outcome(data) {
-                Some(ev) => self.emit(ev),
+                Some(mut ev) => self.emit(&mut ev),
                 None => 0,
             };
         }
@@ -198,11 +198,11 @@ impl Processor {
         }
         if rec.ev.flags & flag::PENDING != 0 {
             return match self.pending.hold(rec.ev.tid, ev) {
-                Some(old) => self.emit(old),
+                Some(mut old) => self.emit(&mut old),
                 None => 0,
             };
         }
-        self.emit(ev)
+        self.emit(&mut ev)
     }
 
     /// What the identities rendered so far depend on besides their record bytes.
@@ -214,8 +214,8 @@ impl Processor {
     pub(super) fn release_overdue(&mut self) {
         let alive =
             |pid: u32, tid: u32| std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
-        for ev in self.pending.overdue(std::time::Instant::now(), alive) {
-            if self.done() || self.emit(ev) != 0 {
+        for mut ev in self.pending.overdue(std::time::Instant::now(), alive) {
+            if self.done() || self.emit(&mut ev) != 0 {
                 break;
             }
         }
@@ -223,29 +223,29 @@ impl Processor {
 
     /// Stopping: events whose outcome never came are reported without "ret".
     pub(super) fn drain_waiting(&mut self) {
-        for ev in self.pending.drain() {
-            if self.done() || self.emit(ev) != 0 {
+        for mut ev in self.pending.drain() {
+            if self.done() || self.emit(&mut ev) != 0 {
                 break;
             }
         }
     }
 
-    fn emit(&mut self, mut ev: Event) -> i32 {
+    fn emit(&mut self, ev: &mut Event) -> i32 {
         if self.fix {
-            self.give_back(&mut ev);
+            self.give_back(ev);
         }
         self.events += 1;
         if let Some(m) = &mut self.metrics {
-            m.event(&ev);
+            m.event(ev);
         }
         self.buf.clear();
         let res = match &mut self.out {
-            Output::Journal(j) => j.send(&journal::render(&ev, &mut self.buf)),
+            Output::Journal(j) => j.send(&journal::render(ev, &mut self.buf)),
             Output::Lines(s) => {
                 if self.json {
-                    json_line(&ev, &mut self.buf);
+                    json_line(ev, &mut self.buf);
                 } else {
-                    text_line(&ev, &mut self.buf);
+                    text_line(ev, &mut self.buf);
                 }
                 s.write_all(&self.buf)
             }
@@ -283,11 +283,7 @@ impl Processor {
         if self.ignored(tree, &tree_path, &p) {
             return None;
         }
-        let string_of = |s: u8| {
-            rec.slots[s as usize]
-                .as_ref()
-                .and_then(|sp| sp.string.map(<[u8]>::to_vec))
-        };
+        let string_of = |s: u8| rec.slot(s).and_then(|sp| sp.string.map(<[u8]>::to_vec));
         let is_chown = p.op == op::CHOWN;
         let comm_len = ev
             .comm
@@ -312,7 +308,7 @@ impl Processor {
             pid: ev.pid,
             tid: ev.tid,
             ppid: ev.ppid,
-            comm: ev.comm[..comm_len].to_vec(),
+            comm: smallvec::SmallVec::from_slice(&ev.comm[..comm_len]),
             new_uid: (is_chown && ev.new_uid != UNSET).then_some(ev.new_uid),
             new_gid: (is_chown && ev.new_gid != UNSET).then_some(ev.new_gid),
             ret: (ev.flags & flag::NO_RET == 0).then_some(ev.ret),
@@ -498,7 +494,7 @@ fn mode_of(rec: &Record, p: &Paths) -> Option<u32> {
     let ev = &rec.ev;
     if p.op == op::CREATE && (ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK) {
         // lsm/fentry/kprobe walk the new name only and read the mode in the kernel
-        match &rec.slots[slot::NEW as usize] {
+        match rec.slot(slot::NEW) {
             None => (ev.mode != UNSET).then_some(ev.mode),
             Some(_) => p.tmpfile_mode,
         }
@@ -515,6 +511,6 @@ fn truncated(rec: &Record, p: &Paths) -> bool {
     p.path.cut
         || [slot::TARGET, slot::EXE, slot::TTY, slot::CGROUP]
             .iter()
-            .filter_map(|&s| rec.slots[s as usize].as_ref())
+            .filter_map(|&s| rec.slot(s))
             .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated))
 }

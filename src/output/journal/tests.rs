@@ -81,7 +81,7 @@ fn ev() -> Event {
         loginuid: Some(1000),
         login_user: Some("alice".into()),
         pid: 4242,
-        comm: b"mv".to_vec(),
+        comm: smallvec::SmallVec::from_slice(b"mv"),
         exe: Some(b"/usr/bin/mv".as_slice().into()),
         ret: Some(0),
         backend: "lsm",
