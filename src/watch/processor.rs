@@ -40,9 +40,8 @@ pub(super) struct Processor {
     pub(super) out: Output,
     pub(super) out_err: Option<io::Error>,
     pub(super) fix: bool,
-    /// --fix, per inode (st_dev, st_ino): root chmods that set set-id bits, and events that
-    /// said they were dropped
-    setid_said: HashMap<(u64, u64), (u32, u32)>,
+    /// --fix: which events say the set-id bits were dropped
+    setid: SetidPairs,
     pub(super) max_events: Option<u64>,
     /// records from the kernel, and events written: the difference was decided here
     pub(super) records: u64,
@@ -66,7 +65,7 @@ impl Processor {
             out,
             out_err: None,
             fix: false,
-            setid_said: HashMap::new(),
+            setid: SetidPairs::default(),
             max_events: None,
             records: 0,
             events: 0,
@@ -402,7 +401,7 @@ impl Processor {
             };
             let ok = match res {
                 Ok(o) => {
-                    cleared |= self.setid_dropped(ev, &o);
+                    cleared |= self.setid.dropped(ev.op, ev.mode, &o);
                     let ok = o.ok();
                     if !ok {
                         error = error.or(o.first_error);
@@ -419,31 +418,6 @@ impl Processor {
         ev.fixed = fixed;
         ev.fix_error = if fixed == Some(false) { error } else { None };
         ev.setid_cleared = cleared;
-    }
-
-    /// Whether the event that led to the fix outcome `o` says `setid_cleared`. Each root
-    /// chmod that set the bits gets one event saying they are gone, even when the chown of an
-    /// earlier event's fix raced with it (stat'ed before the chmod, chowned after: the kernel
-    /// dropped the bits unseen). Per inode, the chmods that set them are paired with the
-    /// events that said so: a chmod whose fix found no bits says so itself when an earlier
-    /// event did not already.
-    fn setid_dropped(&mut self, ev: &Event, o: &fix::FixOutcome) -> bool {
-        let Some((dev, ino, setid_kind)) = o.target else {
-            return o.setid_cleared > 0;
-        };
-        let sets =
-            ev.op == "chmod" && setid_kind && ev.mode.is_some_and(|m| m & fix::SETID_BITS != 0);
-        if !sets && o.setid_cleared == 0 {
-            return false;
-        }
-        if self.setid_said.len() >= 4096 {
-            self.setid_said.clear();
-        }
-        let (set, said) = self.setid_said.entry((dev, ino)).or_default();
-        *set += u32::from(sets);
-        let dropped = o.setid_cleared > 0 || (sets && o.ok() && *said < *set);
-        *said += u32::from(dropped);
-        dropped
     }
 
     /// Program runs the kernel skipped (see `output::skipped_line`).
@@ -513,4 +487,77 @@ fn truncated(rec: &Record, p: &Paths) -> bool {
             .iter()
             .filter_map(|&s| rec.slot(s))
             .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated))
+}
+
+/// --fix, per inode (st_dev, st_ino): the root chmods that set set-id bits, and the events
+/// that said the bits were dropped.
+#[derive(Default)]
+struct SetidPairs(HashMap<(u64, u64), (u32, u32)>);
+
+impl SetidPairs {
+    /// Whether the event (op, mode) that led to the fix outcome `o` says `setid_cleared`. Each
+    /// root chmod that set the bits gets one event saying they are gone, even when the chown of
+    /// an earlier event's fix raced with it (stat'ed before the chmod, chowned after: the kernel
+    /// dropped the bits unseen). Per inode, the chmods that set them are paired with the events
+    /// that said so: a chmod whose fix found no bits says so itself when an earlier event did
+    /// not already. A create starts the inode's count afresh: an inode number is reused once
+    /// its file is gone (ext4 does at once), and a count left by the old file made a new
+    /// file's chmod say nothing.
+    fn dropped(&mut self, op: &str, mode: Option<u32>, o: &fix::FixOutcome) -> bool {
+        let Some((dev, ino, setid_kind)) = o.target else {
+            return o.setid_cleared > 0;
+        };
+        if matches!(op, "create" | "mknod" | "mkdir") {
+            self.0.remove(&(dev, ino));
+        }
+        let sets = op == "chmod" && setid_kind && mode.is_some_and(|m| m & fix::SETID_BITS != 0);
+        if !sets && o.setid_cleared == 0 {
+            return false;
+        }
+        if self.0.len() >= 4096 {
+            self.0.clear();
+        }
+        let (set, said) = self.0.entry((dev, ino)).or_default();
+        *set += u32::from(sets);
+        let dropped = o.setid_cleared > 0 || (sets && o.ok() && *said < *set);
+        *said += u32::from(dropped);
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(ino: u64, cleared: u64) -> fix::FixOutcome {
+        fix::FixOutcome {
+            changed: 1,
+            setid_cleared: cleared,
+            target: Some((1, ino, true)),
+            ..fix::FixOutcome::default()
+        }
+    }
+
+    /// install -m 4755: its create's fix came after its chmod and dropped the bits (says so);
+    /// the chmod's fix then finds none and says nothing. Or the create's fix came first and
+    /// its chown raced with the chmod (the kernel dropped the bits, nobody saw them): the
+    /// chmod says so. A file made later on the same inode number pairs afresh: before, a file
+    /// created set-id (its create's fix said so, no chmod followed) left its inode number
+    /// "said" once too often, and the next file there with a racing install said nothing
+    /// (fix::fix_drops_setid_bits_root_leaves, once on the host under load).
+    #[test]
+    fn one_event_says_the_bits_went_even_on_a_reused_inode() {
+        let mut p = SetidPairs::default();
+        assert!(p.dropped("create", None, &outcome(7, 1)));
+        assert!(!p.dropped("chmod", Some(0o4755), &outcome(7, 0)));
+        // a file created set-id: its create's fix says so, no chmod comes; then it goes
+        assert!(p.dropped("create", Some(0o4755), &outcome(6, 1)));
+        // a new file gets inode 6, its create's chown races with its chmod
+        assert!(!p.dropped("create", None, &outcome(6, 0)));
+        assert!(p.dropped("chmod", Some(0o4755), &outcome(6, 0)));
+        // a chmod that finds the bits itself
+        assert!(p.dropped("chmod", Some(0o2755), &outcome(8, 1)));
+        // a plain chmod says nothing
+        assert!(!p.dropped("chmod", Some(0o755), &outcome(9, 0)));
+    }
 }
