@@ -59,6 +59,35 @@ bpfstats() {
   done
   sysctl -qw kernel.bpf_stats_enabled=0
 }
+# The writer alone: an agent with a ring big enough for every record of the storms, stopped
+# (SIGSTOP) while REPS offending storms of each op run, so that nothing of the agent's (reads,
+# its own instructions, how many records it takes per wakeup) lands in them: what the kernel
+# side costs a writer, as deterministic as the base under icount (the offending storms with
+# a running agent vary between boots). Said as BENCH-WRITER <backend> <op> rep=<i>
+# offending_ns=<ns>, then BENCH-WRITER-EVENTS <backend> lines=<n> want=<n> once the agent,
+# continued, has written them.
+writer_only() {
+  wout=/tmp/bench-$1-w.out; werr=/tmp/bench-$1-w.err
+  "$BIN" watch --backend "$1" --ring-size 64M $W > "$wout" 2> "$werr" &
+  wp=$!
+  i=0; while [ $i -lt 600 ] && ! grep -q "attached in" "$werr"; do sleep 0.5; i=$((i+1)); done
+  grep -q "attached in" "$werr" || { kill $wp 2>/dev/null; wait $wp; return; }
+  kill -STOP $wp
+  wwant=0
+  for op in $OPS; do
+    r=1
+    while [ $r -le "$REPS" ]; do
+      o=$(storm "$op")
+      say "BENCH-WRITER $1 $op rep=$r offending_ns=${o% *}"
+      wwant=$((wwant + ${o#* }))
+      r=$((r + 1))
+    done
+  done
+  kill -CONT $wp
+  i=0; while [ $i -lt 300 ] && [ "$(wc -l < "$wout")" -lt "$wwant" ]; do sleep 0.2; i=$((i+1)); done
+  kill -INT $wp; wait $wp
+  say "BENCH-WRITER-EVENTS $1 lines=$(grep '"op":' "$wout" | grep -vc '"op":"lost"') want=$wwant lost_lines=$(grep -c '"op":"lost"' "$wout")"
+}
 # warm-up: page cache, dentries, the storm binary itself
 for op in $OPS; do storm "$op" > /dev/null; storm "$op" 65534:65534 > /dev/null; done
 for be in $BACKENDS; do
@@ -77,6 +106,8 @@ for be in $BACKENDS; do
   bpfstats "$be" /tmp/bench-$be.want
   kill -INT $p; wait $p
   # the base again once the detacher has closed the links (seconds: RCU grace periods)
+  i=0; while [ $i -lt 600 ] && pgrep -x ownwatch > /dev/null; do sleep 0.5; i=$((i+1)); done
+  writer_only "$be"
   i=0; while [ $i -lt 600 ] && pgrep -x ownwatch > /dev/null; do sleep 0.5; i=$((i+1)); done
   series "$be-base2"
   want=$(awk '{s += $1} END {print s + 0}' /tmp/bench-$be.want)

@@ -24,6 +24,14 @@ cargo build --release --locked 2>"$CACHE/cargo-bench.log" || { tail -20 "$CACHE/
 mkdir -p "$CACHE/bench"
 # static: the same instructions whatever the guest's libc
 gcc -O2 -Wall -static -o "$CACHE/bench/owbench" "$repo/bench/owbench.c"
+# awk: the median of arr[key, 1..cnt[key]]
+AWK_MED='
+      function med(arr, key,   k, i, j, t, v) {
+        k = cnt[key]
+        for (i = 1; i <= k; i++) v[i] = arr[key, i]
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return v[int((k + 1) / 2)]
+      }'
 declare -A pid
 while read -r krel kdir; do
   out=$CACHE/bench/$krel
@@ -64,13 +72,26 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
           printf "%-11s %-8s %10.0f %10.0f %6.2fx %10.0f %10.0f %6.2fx %6.3f\n", be, op, ba / n / per, ma / n / per, ma / ba, bo / n / per, mo / n / per, mo / bo, med(of, b2) / med(of, b1)
         }
       }
-      function med(arr, key,   k, i, j, t, v) {
-        k = cnt[key]
-        for (i = 1; i <= k; i++) v[i] = arr[key, i]
-        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-        return v[int((k + 1) / 2)]
-      }' | sort
+      '"$AWK_MED" | sort
   { grep -h "^OWNWATCH-VM: BENCH-EVENTS" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-EVENTS /  events delivered by /'
+  echo "  the writer alone: offending storms with the agent stopped (SIGSTOP, a ring for all of"
+  echo "  them: no reads, none of its instructions), $unit per op and ratio to the same base:"
+  { sed -n 's/^OWNWATCH-VM: BENCH \([^ ]*-base[12]\) \([^ ]*\) rep=[0-9]* allowed_ns=[0-9]* offending_ns=\([0-9]*\).*/B \1 \2 \3/p' "$con"
+    sed -n 's/^OWNWATCH-VM: BENCH-WRITER \([^ ]*\) \([^ ]*\) rep=[0-9]* offending_ns=\([0-9]*\).*/W \1 \2 \3/p' "$con"; } |
+    awk -v n="$N" '
+      { key = $2 " " $3; c = ++cnt[key]; v[key, c] = $4; if ($1 == "W") w[key] = 1 }
+      END {
+        for (key in w) {
+          split(key, kk, " "); be = kk[1]; op = kk[2]
+          b1 = be "-base1 " op; b2 = be "-base2 " op
+          if (!(b1 in cnt) || !(b2 in cnt)) continue
+          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : 1)
+          b = (med(v, b1) + med(v, b2)) / 2; m = med(v, key)
+          printf "    %-11s %-8s base %8.0f writer %8.0f %6.2fx (+%.0f per op)\n", be, op, b / n / per, m / n / per, m / b, (m - b) / n / per
+        }
+      }
+      '"$AWK_MED" | sort
+  { grep -h "^OWNWATCH-VM: BENCH-WRITER-EVENTS" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-WRITER-EVENTS /    events delivered afterwards by /'
   echo "  BPF programs, one more storm each with kernel.bpf_stats_enabled (their own time, not the trampolines'):"
   echo "  backend op who <$unit of BPF per op> <program runs per op> program=runs/op:$unit/run ..."
   { grep -h "^OWNWATCH-VM: BENCH-BPF" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-BPF /    /'
