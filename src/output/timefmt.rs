@@ -89,8 +89,12 @@ impl Stamp {
     const CAP: usize = 47;
 
     pub fn as_str(&self) -> &str {
-        // (only whole ASCII strings go in: From<&str> cuts at a char boundary)
-        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+        let b = &self.buf[..self.len as usize];
+        debug_assert!(std::str::from_utf8(b).is_ok());
+        // SAFETY: only UTF-8 goes in: a &str cut at a char boundary (From<&str>), or the ASCII
+        // digits and punctuation Stamper::stamp writes. (Checking it again cost 150
+        // instructions per event: a fifth of writing the line's numbers.)
+        unsafe { std::str::from_utf8_unchecked(b) }
     }
 }
 

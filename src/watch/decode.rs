@@ -62,7 +62,7 @@ pub struct Spec<'a> {
     pub parents: Vec<(u32, &'a [u8])>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Record<'a> {
     pub ev: ow_event,
     /// The slots the record filled (slot::PATH...), in the order they came: a record fills a
@@ -82,27 +82,28 @@ impl<'a> Record<'a> {
     }
 }
 
+/// A record decoded into a new `Record` (the tests'; the agent decodes in place).
+#[cfg(test)]
 pub fn decode(data: &[u8]) -> Result<Record<'_>> {
+    let mut rec = Record::default();
+    decode_into(data, &mut rec)?;
+    Ok(rec)
+}
+
+/// `decode` into an empty record the caller holds: a record is a kilobyte, and moving it out
+/// of a Result and into place cost two copies per event.
+pub fn decode_into<'a>(data: &'a [u8], rec: &mut Record<'a>) -> Result<()> {
     let hdr_len = std::mem::size_of::<ow_event>();
     if data.len() < hdr_len {
         bail!("short record: {} bytes", data.len());
     }
-    let mut ev = ow_event::default();
-    plain::copy_from_bytes(&mut ev, &data[..hdr_len]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let len = (ev.data_len as usize).min(data.len() - hdr_len);
-    // (the record is filled in place and moved out once: it is a kilobyte)
-    let mut it = ItemSink {
-        rec: Record {
-            ev,
-            slots: SmallVec::new(),
-            seen: SmallVec::new(),
-        },
-        cur: None,
-    };
+    plain::copy_from_bytes(&mut rec.ev, &data[..hdr_len]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let len = (rec.ev.data_len as usize).min(data.len() - hdr_len);
+    let mut it = ItemSink { rec, cur: None };
     it.items(&data[hdr_len..hdr_len + len])?;
     // (a changed dentry's slot that came without its walk)
     it.rec.seen.retain(|w| *w != Walk::default());
-    Ok(it.rec)
+    Ok(())
 }
 
 /// Where the writer's identity begins in a record (its ARGV slot: the kernel puts exe, tty,
@@ -143,12 +144,12 @@ enum Target {
 
 /// The record being decoded. A changed dentry's SLOT item makes an empty walk in `rec.seen`,
 /// which its items fill (a SEEN slot carries a walk and nothing else).
-struct ItemSink<'a> {
-    rec: Record<'a>,
+struct ItemSink<'a, 'r> {
+    rec: &'r mut Record<'a>,
     cur: Option<Target>,
 }
 
-impl<'a> ItemSink<'a> {
+impl<'a> ItemSink<'a, '_> {
     fn items(&mut self, mut d: &'a [u8]) -> Result<()> {
         while d.len() >= 4 {
             let (ty, aux) = (d[0], d[1]);

@@ -14,7 +14,7 @@ use crate::output::metrics::Counts;
 use crate::output::timefmt::now_rfc3339;
 use crate::output::{json_line, text_line, Event, Note, Output};
 
-use super::decode::{decode, identity_start, Record};
+use super::decode::{decode_into, identity_start, Record};
 use super::enrich::Enricher;
 use super::ident::IdentJoin;
 use super::locate::{Locator, Paths};
@@ -155,16 +155,15 @@ impl Processor {
                 (data, ident_at, cached)
             }
         };
-        let rec = match decode(match (&cached, ident_at) {
+        let mut rec = Record::default();
+        let part = match (&cached, ident_at) {
             (Some(_), Some(at)) => &data[..at],
             _ => data,
-        }) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("ownwatch: dropping a malformed record: {e}");
-                return 0;
-            }
         };
+        if let Err(e) = decode_into(part, &mut rec) {
+            eprintln!("ownwatch: dropping a malformed record: {e}");
+            return 0;
+        }
         let Some((mut ev, tree)) = self.event(&rec) else {
             return 0;
         };
