@@ -293,10 +293,10 @@ fn configure(
 
 /// Switches on the chosen family only. The tracepoint backend: an enter and an exit program
 /// per syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), the exit program they
-/// go on in, the ctime hooks where they exist. lsm, fentry, kprobe: the hooks, plus fexit (lsm, fentry) or
-/// kprobe+kretprobe on the functions that do the ops, for their outcome. Hooks this kernel
-/// lacks stay off (file_truncate is 6.2+; before it ftruncate and O_TRUNC call
-/// path_truncate).
+/// go on in, the ctime hooks where they exist. lsm, fentry, kprobe: the hooks, plus fexit
+/// (lsm, fentry) or kprobe+kretprobe on the functions that do the ops, for their outcome.
+/// Hooks this kernel lacks stay off (file_truncate is 6.2+; before it ftruncate and O_TRUNC
+/// call path_truncate).
 fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -> Result<()> {
     let has_func = |f: &str| btf.is_some_and(|b| b.type_by_name::<Func>(f).is_some());
     let uring = uring_program(btf);

@@ -4,10 +4,10 @@
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
+use smallvec::SmallVec;
+
 use crate::kernel::abi::{flag, op, slot};
 use crate::output::timefmt::boot_ns;
-
-use smallvec::SmallVec;
 
 use super::decode::{Record, Spec, Walk};
 use super::mounts::{walk_path, walk_path_or_raw, MountTable};
