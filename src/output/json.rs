@@ -133,6 +133,16 @@ impl<'a> Obj<'a> {
         self.out.push(b']');
     }
 
+    /// How much of the output is written.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// What was written since `start` (a `len()`).
+    pub(crate) fn since(&self, start: usize) -> &[u8] {
+        &self.out[start..]
+    }
+
     pub(crate) fn end(self) {
         self.out.push(b'}');
     }

@@ -82,6 +82,69 @@ pub fn mode_str(m: u32) -> String {
 }
 
 pub fn json_line(e: &Event, out: &mut Vec<u8>) {
+    json_line_with(e, out, None);
+}
+
+/// The fields from uid through the identity (uid .. comm, exe .. container_id) of the last
+/// line written with it, rendered: a writer's lines repeat them, so a line whose actor is the
+/// last one's copies them rather than rendering a dozen fields again. Only lines whose identity
+/// was rendered once (`Event::identity_json`) use it: that rendering is part of the key.
+#[derive(Default)]
+pub struct ActorJson {
+    last: Option<Actor>,
+    json: Vec<u8>,
+}
+
+/// What the actor's fields are made of.
+struct Actor {
+    /// uid, gid, euid, fsuid, fsgid, pid, tid, ppid
+    ids: [u32; 8],
+    loginuid: Option<u32>,
+    sessionid: Option<u32>,
+    comm: SmallVec<[u8; 16]>,
+    user: Option<Rc<str>>,
+    group: Option<Rc<str>>,
+    login_user: Option<Rc<str>>,
+    tty: Option<Rc<str>>,
+    identity: Rc<[u8]>,
+}
+
+fn actor_ids(e: &Event) -> [u32; 8] {
+    [e.uid, e.gid, e.euid, e.fsuid, e.fsgid, e.pid, e.tid, e.ppid]
+}
+
+impl Actor {
+    fn of(e: &Event, identity: &Rc<[u8]>) -> Self {
+        Actor {
+            ids: actor_ids(e),
+            loginuid: e.loginuid,
+            sessionid: e.sessionid,
+            comm: e.comm.clone(),
+            user: e.user.clone(),
+            group: e.group.clone(),
+            login_user: e.login_user.clone(),
+            tty: e.tty.clone(),
+            identity: identity.clone(),
+        }
+    }
+
+    /// (the names and the identity compare their pointers first: the same writer's events
+    /// share them)
+    fn is(&self, e: &Event, identity: &Rc<[u8]>) -> bool {
+        self.ids == actor_ids(e)
+            && self.loginuid == e.loginuid
+            && self.sessionid == e.sessionid
+            && self.comm == e.comm
+            && self.identity == *identity
+            && self.user == e.user
+            && self.group == e.group
+            && self.login_user == e.login_user
+            && self.tty == e.tty
+    }
+}
+
+/// `json_line`, with the actor's fields copied from `actor` where they are the last line's.
+pub fn json_line_with(e: &Event, out: &mut Vec<u8>, actor: Option<&mut ActorJson>) {
     let mut o = Obj::new(out);
     // (our own strings: nothing to escape)
     o.plain("time", &e.time);
@@ -97,30 +160,19 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
         o.bytes("xattr", x);
     }
     o.bytes("tree", &e.tree);
-    o.num("uid", e.uid);
-    o.num("gid", e.gid);
-    o.num("euid", e.euid);
-    o.num("fsuid", e.fsuid);
-    o.num("fsgid", e.fsgid);
-    o.opt_str("user", e.user.as_deref());
-    o.opt_str("group", e.group.as_deref());
-    if let Some(l) = e.loginuid {
-        o.num("loginuid", l);
-        o.opt_str("login_user", e.login_user.as_deref());
-    }
-    if let Some(s) = e.sessionid {
-        o.num("sessionid", s);
-    }
-    if let Some(t) = &e.tty {
-        o.str("tty", t);
-    }
-    o.num("pid", e.pid);
-    o.num("tid", e.tid);
-    o.num("ppid", e.ppid);
-    o.bytes("comm", &e.comm);
-    match &e.identity_json {
-        Some(f) => o.fields(f),
-        None => identity_fields(&mut o, e),
+    match (actor, &e.identity_json) {
+        (Some(a), Some(id)) => {
+            if a.last.as_ref().is_some_and(|l| l.is(e, id)) {
+                o.fields(&a.json);
+            } else {
+                let start = o.len();
+                actor_fields(&mut o, e);
+                a.json.clear();
+                a.json.extend_from_slice(o.since(start));
+                a.last = Some(Actor::of(e, id));
+            }
+        }
+        _ => actor_fields(&mut o, e),
     }
     if let Some(m) = e.mode {
         // (without a String per event)
@@ -157,6 +209,35 @@ pub fn json_line(e: &Event, out: &mut Vec<u8>) {
     o.plain("backend", e.backend);
     o.end();
     out.push(b'\n');
+}
+
+/// uid through comm, then the identity: each field with its leading comma.
+fn actor_fields(o: &mut Obj, e: &Event) {
+    o.num("uid", e.uid);
+    o.num("gid", e.gid);
+    o.num("euid", e.euid);
+    o.num("fsuid", e.fsuid);
+    o.num("fsgid", e.fsgid);
+    o.opt_str("user", e.user.as_deref());
+    o.opt_str("group", e.group.as_deref());
+    if let Some(l) = e.loginuid {
+        o.num("loginuid", l);
+        o.opt_str("login_user", e.login_user.as_deref());
+    }
+    if let Some(s) = e.sessionid {
+        o.num("sessionid", s);
+    }
+    if let Some(t) = &e.tty {
+        o.str("tty", t);
+    }
+    o.num("pid", e.pid);
+    o.num("tid", e.tid);
+    o.num("ppid", e.ppid);
+    o.bytes("comm", &e.comm);
+    match &e.identity_json {
+        Some(f) => o.fields(f),
+        None => identity_fields(o, e),
+    }
 }
 
 /// The fields exe, argv, argv_b64, argv_truncated, parents, cgroup, container_id of a JSON
@@ -573,6 +654,70 @@ mod tests {
         let mut again = Vec::new();
         json_line(&pre, &mut again);
         assert_eq!(String::from_utf8(again).unwrap(), s);
+    }
+
+    /// A line with the actor's fields copied from the last line's is the line rendered
+    /// whole, whichever of those fields changes between two lines.
+    #[test]
+    fn the_actor_fields_are_copied_only_when_they_are_the_last_lines() {
+        let mut base = ev();
+        base.loginuid = Some(1000);
+        base.login_user = Some("alice".into());
+        base.sessionid = Some(3);
+        base.tty = Some("pts/1".into());
+        base.exe = Some(b"/usr/bin/mkdir".as_slice().into());
+        base.argv = Some(vec![b"mkdir".to_vec(), b"x".to_vec()]);
+        base.identity_json = Some(identity_json(&base).into());
+        let other_identity = {
+            let mut e = base.clone();
+            e.argv = Some(vec![b"mkdir".to_vec(), b"y".to_vec()]);
+            identity_json(&e)
+        };
+        type Change = Box<dyn Fn(&mut Event)>;
+        let variants: Vec<Change> = vec![
+            Box::new(|_| {}),
+            Box::new(|e| e.uid = 7),
+            Box::new(|e| e.gid = 7),
+            Box::new(|e| e.euid = 7),
+            Box::new(|e| e.fsuid = 7),
+            Box::new(|e| e.fsgid = 7),
+            Box::new(|e| e.pid = 7),
+            Box::new(|e| e.tid = 7),
+            Box::new(|e| e.ppid = 7),
+            Box::new(|e| e.loginuid = None),
+            Box::new(|e| e.login_user = Some("bob".into())),
+            Box::new(|e| e.sessionid = None),
+            Box::new(|e| e.tty = None),
+            Box::new(|e| e.user = None),
+            Box::new(|e| e.group = Some("wheel".into())),
+            Box::new(|e| e.comm = SmallVec::from_slice(b"cp")),
+            Box::new(move |e| e.identity_json = Some(other_identity.clone().into())),
+            // the same identity rendered again (another Rc): still the same fields
+            Box::new(|e| e.identity_json = Some(identity_json(e).into())),
+            // no rendered identity: the fields themselves, never the copy
+            Box::new(|e| {
+                e.identity_json = None;
+                e.argv = Some(vec![b"touch".to_vec()]);
+            }),
+            Box::new(|e| {
+                e.op = "chmod";
+                e.path = b"/srv/app/y".to_vec();
+            }),
+        ];
+        let mut actor = ActorJson::default();
+        for change in &variants {
+            let mut e = base.clone();
+            change(&mut e);
+            for line in [&base, &e, &e, &base] {
+                let (mut whole, mut copied) = (Vec::new(), Vec::new());
+                json_line(line, &mut whole);
+                json_line_with(line, &mut copied, Some(&mut actor));
+                assert_eq!(
+                    String::from_utf8(copied).unwrap(),
+                    String::from_utf8(whole).unwrap()
+                );
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::kernel::plan::Backend;
 use crate::output::journal;
 use crate::output::metrics::Counts;
 use crate::output::timefmt::now_rfc3339;
-use crate::output::{json_line, text_line, Event, Note, Output};
+use crate::output::{json_line_with, text_line, ActorJson, Event, Note, Output};
 
 use super::decode::{decode_into, identity_start, Record};
 use super::enrich::Enricher;
@@ -37,6 +37,8 @@ pub(super) struct Processor {
     json: bool,
     backend: &'static str,
     buf: Vec<u8>,
+    /// the last line's actor fields, rendered
+    actor: ActorJson,
     pub(super) out: Output,
     pub(super) out_err: Option<io::Error>,
     pub(super) fix: bool,
@@ -62,6 +64,7 @@ impl Processor {
             json: format == Format::Json,
             backend: backend.name(),
             buf: Vec::with_capacity(4096),
+            actor: ActorJson::default(),
             out,
             out_err: None,
             fix: false,
@@ -241,7 +244,7 @@ impl Processor {
             Output::Journal(j) => j.send(&journal::render(ev, &mut self.buf)),
             Output::Lines(s) => {
                 if self.json {
-                    json_line(ev, &mut self.buf);
+                    json_line_with(ev, &mut self.buf, Some(&mut self.actor));
                 } else {
                     text_line(ev, &mut self.buf);
                 }
