@@ -128,18 +128,30 @@ impl Actor {
         }
     }
 
-    /// (the names and the identity compare their pointers first: the same writer's events
-    /// share them)
     fn is(&self, e: &Event, identity: &Rc<[u8]>) -> bool {
         self.ids == actor_ids(e)
             && self.loginuid == e.loginuid
             && self.sessionid == e.sessionid
             && self.comm == e.comm
-            && self.identity == *identity
-            && self.user == e.user
-            && self.group == e.group
-            && self.login_user == e.login_user
-            && self.tty == e.tty
+            && same(&self.identity, identity)
+            && same_name(&self.user, &e.user)
+            && same_name(&self.group, &e.group)
+            && same_name(&self.login_user, &e.login_user)
+            && same_name(&self.tty, &e.tty)
+    }
+}
+
+/// (the pointers first: the same writer's events share their names and rendered identity,
+/// and Rc's own `==` compares the bytes of an unsized value)
+fn same<T: PartialEq + ?Sized>(a: &Rc<T>, b: &Rc<T>) -> bool {
+    Rc::ptr_eq(a, b) || **a == **b
+}
+
+fn same_name(a: &Option<Rc<str>>, b: &Option<Rc<str>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => same(a, b),
+        (None, None) => true,
+        _ => false,
     }
 }
 
