@@ -3,10 +3,14 @@
 
 use std::rc::Rc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use anyhow::{bail, Context, Result};
 use nix::unistd::{Gid, Group, Uid, User};
+
+/// A set of uids (who may write in a tree). Looked up for every event, so with Fx hashing,
+/// not SipHash: the keys are our own uids, not input an attacker picks.
+pub type Uids = FxHashSet<u32>;
 
 /// An id given by name or number. A number needs no passwd/group entry (service uids often
 /// have none inside containers), a name must exist.

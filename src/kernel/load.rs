@@ -1,6 +1,6 @@
 //! Switching on, loading and attaching the programs of one backend, and detaching them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ use super::kretprobe::{self, Events};
 use super::plan::{self, Backend, BackendReq};
 use super::trial::{probe_some, with_libbpf_last, with_libbpf_reasons};
 
+use crate::users::Uids;
+
 /// A record wakes the reader when the last wakeup is older than this (bpf submit()).
 pub const WAKEUP_GAP: Duration = Duration::from_micros(500);
 
@@ -27,7 +29,7 @@ pub struct Root<'a> {
     pub dev: u32,
     pub ino: u64,
     /// Users whose writes are allowed in it.
-    pub allowed: &'a HashSet<u32>,
+    pub allowed: &'a Uids,
 }
 
 /// What to load: the same whichever backend is tried.
@@ -438,7 +440,7 @@ pub fn uring_program(btf: Option<&Btf>) -> Option<&'static str> {
 }
 
 /// The kernel's `allowed` map: uid -> bit mask of the trees (in order) where it may write.
-pub fn allowed_masks<'a>(sets: impl Iterator<Item = &'a HashSet<u32>>) -> HashMap<u32, u64> {
+pub fn allowed_masks<'a>(sets: impl Iterator<Item = &'a Uids>) -> HashMap<u32, u64> {
     let mut masks: HashMap<u32, u64> = HashMap::new();
     for (i, set) in sets.enumerate() {
         for &u in set {

@@ -4,7 +4,6 @@
 
 pub mod glob;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
@@ -15,6 +14,7 @@ use toml::Spanned;
 
 use crate::config::{all_ops, parse_ops};
 use crate::kernel::abi::OP_NAMES;
+use crate::users::Uids;
 use crate::users::{group_name, parse_owner, parse_user, user_name};
 use glob::Glob;
 
@@ -218,8 +218,8 @@ pub struct TreeRule {
 
 impl TreeRule {
     /// Everyone whose writes are allowed: the owner and `allow`.
-    pub fn allowed(&self) -> HashSet<u32> {
-        let mut a: HashSet<u32> = self.allow.iter().copied().collect();
+    pub fn allowed(&self) -> Uids {
+        let mut a: Uids = self.allow.iter().copied().collect();
         a.insert(self.owner.0);
         a
     }
@@ -514,9 +514,9 @@ pub fn render(rules: &[TreeRule]) -> String {
 
 /// What the kernel can decide for all trees at once: the union of the ops, and the users
 /// allowed in every tree.
-pub fn kernel_view(rules: &[TreeRule]) -> (u32, HashSet<u32>) {
+pub fn kernel_view(rules: &[TreeRule]) -> (u32, Uids) {
     let ops = rules.iter().fold(0, |m, r| m | r.filter.ops);
-    let mut every: Option<HashSet<u32>> = None;
+    let mut every: Option<Uids> = None;
     for r in rules {
         let a = r.allowed();
         every = Some(match every {

@@ -15,7 +15,7 @@ mod resolve;
 mod roots;
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -35,7 +35,7 @@ use crate::output::metrics::{epoch_secs, Counts, Info, Metrics, MetricsFile};
 use crate::output::sink::Sink;
 use crate::output::Output;
 use crate::rules::{self, Overrides, TreeFilter, TreeRule};
-use crate::users::{parse_owner, parse_user};
+use crate::users::{parse_owner, parse_user, Uids};
 use mounts::MountTable;
 use notify::Notify;
 
@@ -59,7 +59,7 @@ pub struct Tree {
     pub fd: OwnedFd,
     pub dev: u32,
     pub ino: u64,
-    pub allowed: HashSet<u32>,
+    pub allowed: Uids,
     /// Who everything must belong to (--fix gives objects back to them).
     pub owner: (u32, u32),
     /// --fix (or the tree's `fix` in --config)
@@ -112,7 +112,7 @@ fn open_trees(args: &WatchArgs) -> Result<Vec<Tree>> {
             ),
             None => (md.uid(), md.gid()),
         };
-        let mut allowed = HashSet::new();
+        let mut allowed = Uids::default();
         if !args.any_user {
             allowed.insert(owner_ids.0);
             allowed.extend(&allow);

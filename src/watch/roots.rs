@@ -1,7 +1,6 @@
 //! The watched roots as they move: where each is now, which users may write in it, who owns
 //! it, and which are gone (deleted, unmounted, out of reach) and given up.
 
-use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
@@ -9,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::resolve::fd_path;
 use super::Tree;
 use crate::rules::TreeFilter;
+use crate::users::Uids;
 
 /// How long a root found gone still counts (see `refresh`).
 const GONE_GRACE: Duration = Duration::from_millis(200);
@@ -25,7 +25,7 @@ pub struct Roots {
     gone_new: Vec<usize>,
     /// when each root was first found gone, while its last records may still come
     going: Vec<Option<Instant>>,
-    allowed: Vec<HashSet<u32>>,
+    allowed: Vec<Uids>,
     /// Who everything in each tree must belong to (--fix).
     pub owners: Vec<(u32, u32)>,
     /// Whether offending objects in each tree are given back (--fix, or the tree's `fix`).
@@ -144,7 +144,7 @@ impl Roots {
     /// and filters, in the roots' order.
     pub fn set_rules(
         &mut self,
-        allowed: Vec<HashSet<u32>>,
+        allowed: Vec<Uids>,
         owners: Vec<(u32, u32)>,
         fix: Vec<bool>,
         filters: Vec<TreeFilter>,
@@ -201,7 +201,7 @@ impl Roots {
     }
 
     /// Who may write in each tree, in the roots' order.
-    pub fn allowed(&self) -> &[HashSet<u32>] {
+    pub fn allowed(&self) -> &[Uids] {
         &self.allowed
     }
 
