@@ -185,7 +185,9 @@ struct ow_event {
 	__u32 data_len;
 	__u32 loginuid;  /* audit login uid, OW_UNSET when unset */
 	__u32 sessionid; /* audit session, OW_UNSET when unset */
-	__u32 _pad;
+	/* where the writer's identity (its ARGV slot item) starts in the data, plus 1; 0: none.
+	 * User space checks the item is there before it trusts this. */
+	__u32 ident_at;
 	__u8 comm[OW_COMM_LEN];
 };
 

@@ -333,6 +333,8 @@ __noinline int ow_put_identity(void)
 	b->s->ev.loginuid = w->loginuid;
 	b->s->ev.sessionid = w->sessionid;
 
+	/* (user space finds the identity here without reading every item before it) */
+	b->s->ev.ident_at = b->s->off + 1;
 	put_slot(b, OW_SLOT_ARGV);
 	if (w->mm) {
 		/* a cut command line is argv_truncated, not a cut path (OW_F_TRUNCATED) */

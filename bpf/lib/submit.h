@@ -58,6 +58,7 @@ static __always_inline struct ow_event *record_begin(struct builder *b, struct t
 	b->s->ev.new_uid = OW_UNSET;
 	b->s->ev.new_gid = OW_UNSET;
 	b->s->ev.ret = 0;
+	b->s->ev.ident_at = 0;
 	return &b->s->ev;
 }
 

@@ -109,7 +109,8 @@ pub fn decode_into<'a>(data: &'a [u8], rec: &mut Record<'a>) -> Result<()> {
 /// Where the writer's identity begins in a record (its ARGV slot: the kernel puts exe, tty,
 /// cgroup and ancestors after it, last in the record), as a byte offset into `data`. The bytes
 /// from there to the end are the same for every record of the same writer: `decode` of the
-/// bytes before it gives the record without them. Only item headers are read.
+/// bytes before it gives the record without them. Where the header says (`ident_at`) and the
+/// item is there, that; else item headers are read until it.
 pub fn identity_start(data: &[u8]) -> Option<usize> {
     let hdr_len = std::mem::size_of::<ow_event>();
     if data.len() < hdr_len {
@@ -118,18 +119,31 @@ pub fn identity_start(data: &[u8]) -> Option<usize> {
     let mut ev = ow_event::default();
     plain::copy_from_bytes(&mut ev, &data[..hdr_len]).ok()?;
     let end = hdr_len + (ev.data_len as usize).min(data.len() - hdr_len);
+    if ev.ident_at != 0 {
+        let at = hdr_len + ev.ident_at as usize - 1;
+        if is_slot_at(data, at, end, slot::ARGV) {
+            return Some(at);
+        }
+    }
     slot_start(data, hdr_len, end, slot::ARGV)
+}
+
+/// Whether a SLOT item for slot `which` ends at or before `end` at data[at..].
+fn is_slot_at(data: &[u8], at: usize, end: usize, which: u8) -> bool {
+    at + 5 <= end
+        && data[at] == item::SLOT
+        && u16::from_le_bytes([data[at + 2], data[at + 3]]) == 1
+        && data[at + 4] == which
 }
 
 /// Where the item that opens slot `which` begins among the items in data[at..end] (item
 /// headers only are read).
 pub fn slot_start(data: &[u8], mut at: usize, end: usize, which: u8) -> Option<usize> {
     while at + 4 <= end {
-        let len = u16::from_le_bytes([data[at + 2], data[at + 3]]) as usize;
-        if data[at] == item::SLOT && len == 1 && data.get(at + 4) == Some(&which) {
+        if is_slot_at(data, at, end, which) {
             return Some(at);
         }
-        at += 4 + len;
+        at += 4 + u16::from_le_bytes([data[at + 2], data[at + 3]]) as usize;
     }
     None
 }
@@ -424,6 +438,19 @@ pub mod tests {
         assert!(cut.slot(slot::ARGV).is_none());
         assert!(full.slot(slot::EXE).is_some());
         assert!(identity_start(&record(ow_event::default(), Items::default().slot(0))).is_none());
+        // where the kernel says it is (ident_at, plus 1), found without the scan; a place that
+        // does not hold the ARGV slot (the PATH slot, past the end) is not trusted
+        for ident_at in [head as u32 + 1, 1, 2, it.0.len() as u32 + 1, u32::MAX] {
+            let ev = ow_event {
+                ident_at,
+                ..ow_event::default()
+            };
+            assert_eq!(
+                identity_start(&record(ev, &it)),
+                Some(at),
+                "ident_at {ident_at}"
+            );
+        }
     }
 
     #[test]
