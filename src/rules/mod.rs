@@ -14,8 +14,7 @@ use toml::Spanned;
 
 use crate::config::{all_ops, parse_ops};
 use crate::kernel::abi::OP_NAMES;
-use crate::users::Uids;
-use crate::users::{group_name, parse_owner, parse_user, user_name};
+use crate::users::{group_name, parse_owner, parse_user, user_name, Uids};
 use glob::Glob;
 
 /// Where `check-config` looks without FILE (and the systemd unit's --config).
