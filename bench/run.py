@@ -55,6 +55,9 @@ LABEL = {
     "sng-rename": "stress-ng --rename (per bogo op)",
     "sng-chmod": "stress-ng --chmod (per bogo op)",
 }
+# ext4: ops that create and remove entries fill the journal, whose commits (every few seconds,
+# milliseconds each) made 50 ms runs span 10x between repetitions: these run for --disk-target
+JOURNAL_OPS = ("storm", "create", "mkdir")
 # the breakdown's figures are per op: the storm's iteration is six
 OPS_PER_ITER = {"storm": 6}
 # workloads timed whole, once per run (the rest: N iterations of a loop)
@@ -687,9 +690,13 @@ class Harness:
         for fs in self.fsnames:
             for op in MICRO:
                 n0 = 100000 if op == "getppid" else (200 if op in ("create", "mkdir", "unlink", "storm") else 1000)
-                ns, iters, ev = self.micro(op, fs, n0, False)
+                # the faster of two: a journal commit in one calibration run made the disk's
+                # storm 200 iterations, all of them noise
+                ns, iters, ev = min((self.micro(op, fs, n0, False) for _ in range(2)),
+                                    key=lambda r: r[0] / r[1])
                 per = ns / iters
-                n = int(min(max(a.target / (per / 1e9), 200), 5_000_000))
+                target = a.disk_target if fs == "ext4" and op in JOURNAL_OPS else a.target
+                n = int(min(max(target / (per / 1e9), 200), 5_000_000))
                 self.n[(op, fs)] = n
                 # auditd: the kernel queues up to -b 8192 records and a syscall waits for auditd
                 # only once the queue is full, so a short burst would hide auditd's cost in its
@@ -1128,6 +1135,12 @@ def verdict(ok):
     return "PASS" if ok else "FAIL"
 
 
+def writer_per_event(r):
+    """What the offending run of a micro workload added per reported op (ns over base): the
+    writer's cost, the agent's CPU apart."""
+    return (r["offending"][0] - r["base"][0]) / (r["ev_per_iter"] or 1)
+
+
 def report(h, wls, rows, overload, breakdown, t_total, a):
     L = []
     kernel = platform.release()
@@ -1198,7 +1211,8 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
              "workload as root, every op reported (ratio to base); **auditd** (ratio to base). "
              "Micro storms: ns per iteration of the timed loop (setup and cleanup run as the owner, "
              "untimed); N iterations per run is calibrated so that a base run takes "
-             f"~{a.target:.2f} s; auditd runs use fewer iterations (N shown as base/auditd), after "
+             f"~{a.target:.2f} s (on ext4 {', '.join(JOURNAL_OPS)}: ~{a.disk_target:.2f} s, as "
+             "the journal's commits make short runs noise); auditd runs use fewer iterations (N shown as base/auditd), after "
              "untimed ones (+K) that fill the kernel's audit queue, so that they are timed in "
              "auditd's steady state (a syscall waits for auditd once 8192 records are queued); "
              "after each auditd run the harness waits for the queue to empty. "
@@ -1388,8 +1402,7 @@ def report(h, wls, rows, overload, breakdown, t_total, a):
         r = rows[(wl, fs)]
         if not r["delivered"] or r["expected"] is None:
             continue
-        evs_per_iter = r["ev_per_iter"] or 1
-        kern = (r["offending"][0] - r["base"][0]) / max(evs_per_iter, 1e-9)
+        kern = writer_per_event(r)
         tot = kern + r["agent_cpu_per_event"]
         v = verdict(tot <= 1500)
         if kern < 0:
@@ -1459,7 +1472,7 @@ def issue14(L, h, rows, bd):
         off = r["offending"][0] / r["base"][0]
         aud = r["auditd"][0] / r["base"][0]
         every = r["expected"] is not None and r["delivered"] == r["expected"] and r["lost"] == 0
-        writer = (r["offending"][0] - r["base"][0]) / OPS_PER_ITER["storm"]
+        writer = writer_per_event(r)
         L.append(f"| storm allowed ≤ 1.10x, {fs} | {alw:.3f}x (auditd {aud:.1f}x as root) | "
                  f"{judged(r, alw <= 1.10)} |")
         L.append(f"| storm offending ≤ 2.0x, every event delivered, {fs} | {off:.3f}x, "
@@ -1494,6 +1507,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--target", type=float, default=0.05, help="seconds per base micro run")
+    ap.add_argument("--disk-target", type=float, default=1.0,
+                    help="seconds per base run of the journal-heavy micro storms on ext4")
     ap.add_argument("--owner", type=int, default=4242, help="uid (and gid) owning the trees")
     ap.add_argument("--ownwatch", default=os.path.join(ROOT, "target/release/ownwatch"))
     ap.add_argument("--owbench", default=os.path.join(ROOT, "target/bench/owbench"))
@@ -1515,6 +1530,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.reps, a.target, a.audit_ops, a.sustained, a.audit_prefill = 2, 0.03, 300, 20000, 2500
+        a.disk_target = 0.2
         a.src_reps = min(a.src_reps, 1)
     if os.geteuid() != 0:
         sys.exit("bench: run as root (it loads BPF programs, runs auditd, changes uids)")
