@@ -471,23 +471,23 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     if dirs.clone().any(|w| w.at.cut) {
         return Refined::Open;
     }
-    let mut cands: SmallVec<[Located; 2]> = dirs
-        .map(|d| {
-            let path = join(&d.at.path, name);
-            Located {
-                tree: tree_of(&path, d.at.tree),
-                path,
-                exact: true,
-                depth: d.at.depth.map(|k| k + 1),
-                cut: false,
-            }
-        })
-        .collect();
-    match cands.len() {
-        0 => Refined::Open,
-        1 => Refined::Kernel(cands.swap_remove(0)),
+    let located = |d: &Seen| {
+        let path = join(&d.at.path, name);
+        Located {
+            tree: tree_of(&path, d.at.tree),
+            path,
+            exact: true,
+            depth: d.at.depth.map(|k| k + 1),
+            cut: false,
+        }
+    };
+    // (the one directory of most ops without a vector around it)
+    let mut dirs = dirs;
+    match (dirs.next(), dirs.next()) {
+        (None, _) => Refined::Open,
+        (Some(d), None) => Refined::Kernel(located(d)),
         // A move between two directories: the string tells which end this is.
-        _ => Refined::Pick(cands),
+        (Some(a), Some(b)) => Refined::Pick([a, b].into_iter().chain(dirs).map(located).collect()),
     }
 }
 
