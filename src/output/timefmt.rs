@@ -161,6 +161,10 @@ impl Ord for Stamp {
     }
 }
 
+/// "00" to "99": two digits per division.
+const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
 /// `rfc3339` for a stream of close instants (the events'): the date and time of day formatted
 /// once per second, then only the nanoseconds (no division for the date, no validation of
 /// the whole string, per event).
@@ -193,9 +197,13 @@ impl Stamper {
         };
         s.buf[..20].copy_from_slice(&self.head);
         s.buf[29] = b'Z';
-        for d in s.buf[20..29].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
+        // nine digits: the last alone, then two at a time
+        s.buf[28] = b'0' + (v % 10) as u8;
+        v /= 10;
+        for at in [26, 24, 22, 20] {
+            let p = (v % 100) as usize * 2;
+            s.buf[at..at + 2].copy_from_slice(&PAIRS[p..p + 2]);
+            v /= 100;
         }
         s
     }
