@@ -128,6 +128,18 @@ static __always_inline void drop_wait(void)
 		__sync_fetch_and_add(&ow_waits, -1);
 }
 
+/* drop_wait() for the wait wait_of_current() gave, without looking it up again: an active one
+ * is the thread's task storage (set_wait), the others the hash's. */
+static __always_inline void drop_wait_of(struct vfs_wait *w)
+{
+	if (w->active) {
+		w->active = 0;
+		__sync_fetch_and_add(&ow_waits, -1);
+		return;
+	}
+	drop_wait();
+}
+
 /* What a hook saw, for vfs_event(). Built by the on_*() helpers with designated initialisers;
  * .mode always given (0 is a mode: OW_UNSET when the op sets none). */
 struct vfs_op {
@@ -211,7 +223,7 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 		.mode = ret ? 0 : KREAD(struct inode, KREAD(struct dentry, d, d_inode), i_mode),
 	};
 
-	drop_wait();
+	drop_wait_of(w);
 	if (bpf_ringbuf_output(&events, &o, sizeof(o), wake_flags(sizeof(o))))
 		count_lost_outcome(0);
 }
@@ -518,7 +530,7 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 		if (w && w->trunc_skip == dv) {
 			w->trunc_skip = 0;
 			if (!w->key)
-				drop_wait();
+				drop_wait_of(w);
 			return 0; /* open(O_TRUNC): reported as the write open */
 		}
 	}
