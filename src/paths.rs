@@ -98,16 +98,12 @@ pub fn final_component(s: &[u8]) -> &[u8] {
 }
 
 /// `p` without its last `k` components; None if it has fewer.
-pub fn strip_components(p: &[u8], k: usize) -> Option<Vec<u8>> {
+pub fn strip_components(p: &[u8], k: usize) -> Option<&[u8]> {
     let mut end = p.len();
     for _ in 0..k {
         end = p[..end].iter().rposition(|&c| c == b'/')?;
     }
-    Some(if end == 0 {
-        b"/".to_vec()
-    } else {
-        p[..end].to_vec()
-    })
+    Some(if end == 0 { b"/" } else { &p[..end] })
 }
 
 pub fn parent_of(p: &[u8]) -> &[u8] {

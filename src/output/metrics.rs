@@ -42,7 +42,7 @@ impl Counts {
     pub fn event(&mut self, ev: &Event) {
         let per_tree = match self.events.get_mut(&ev.tree[..]) {
             Some(m) => m,
-            None => self.events.entry(ev.tree.clone()).or_default(),
+            None => self.events.entry(ev.tree.to_vec()).or_default(),
         };
         *per_tree.entry((ev.op, ev.fsuid)).or_default() += 1;
         self.names

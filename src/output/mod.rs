@@ -18,6 +18,34 @@ use smallvec::SmallVec;
 
 use json::{json_str, Obj};
 
+/// A tree's root path as events carry it: one copy shared by the events of a root that has not
+/// moved (`Processor::tree_at_op`), not one allocation per event; the empty default shared too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreePath(Rc<[u8]>);
+
+thread_local! {
+    static NO_TREE: TreePath = TreePath(Rc::from(&b""[..]));
+}
+
+impl Default for TreePath {
+    fn default() -> Self {
+        NO_TREE.with(TreePath::clone)
+    }
+}
+
+impl From<&[u8]> for TreePath {
+    fn from(p: &[u8]) -> Self {
+        TreePath(Rc::from(p))
+    }
+}
+
+impl std::ops::Deref for TreePath {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// An event ready for output: every path absolute, every name looked up.
 #[derive(Debug, Default, Clone)]
 pub struct Event {
@@ -27,7 +55,8 @@ pub struct Event {
     pub new_path: Option<Vec<u8>>,
     pub target: Option<Vec<u8>>,
     pub xattr: Option<Vec<u8>>,
-    pub tree: Vec<u8>,
+    /// the tree's root at the time of the op; most events share the root's own copy
+    pub tree: TreePath,
     pub uid: u32,
     pub gid: u32,
     pub euid: u32,
@@ -495,7 +524,7 @@ mod tests {
             time: "2026-11-25T13:42:15.123456789Z".into(),
             op: "mkdir",
             path: b"/srv/app/x".to_vec(),
-            tree: b"/srv/app".to_vec(),
+            tree: TreePath::from(&b"/srv/app"[..]),
             user: Some("root".into()),
             group: None,
             comm: SmallVec::from_slice(b"mkdir"),

@@ -3,6 +3,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
 
 use smallvec::SmallVec;
 
@@ -29,11 +30,31 @@ pub struct Located {
 
 /// A dentry the op changed, as the kernel saw it.
 pub struct Seen<'a> {
-    /// Its walk's path (`cut`: not the whole chain) and the tree the kernel found it in.
-    pub at: Located,
+    /// Its walk's host path (`cut`: not the whole chain), shared with `Locator::recent`: a
+    /// changed directory is most often one placed lately, and only the op's own path (a name
+    /// joined to it) becomes the event's.
+    pub path: Rc<[u8]>,
+    /// The tree the kernel found it in, and how many names below that tree's root.
+    pub tree: Option<usize>,
+    pub depth: Option<usize>,
+    pub cut: bool,
     pub dir: bool,
     pub mode: u32,
     pub leaf: Option<&'a [u8]>,
+}
+
+/// A walk's host path: shared from `Locator::recent`, or placed now.
+enum Placed {
+    Recent(Rc<[u8]>),
+    New(Vec<u8>),
+}
+
+/// Names below the root of the tree the kernel found a walk in; none for a walk cut short
+/// (its path is not the full chain: no depth to count from).
+fn walk_depth(w: &Walk) -> Option<usize> {
+    w.tree
+        .filter(|_| !w.truncated)
+        .map(|_| w.tree_depth as usize)
 }
 
 /// What the kernel's walks of the changed dentries say about a slot's path.
@@ -82,7 +103,7 @@ pub struct Locator {
     /// Host paths of walks placed lately (a storm's ops change the same few directories),
     /// replaced in turn. Only answers the mount table placed in their tree; emptied when the
     /// table is read again or the roots change (`revalidate`).
-    recent: Vec<(WalkKey, Vec<u8>)>,
+    recent: Vec<(WalkKey, Rc<[u8]>)>,
     next_recent: usize,
     /// `Roots::moves` the entries of `recent` were placed with
     roots_stamp: u64,
@@ -167,7 +188,7 @@ impl Locator {
         }
     }
 
-    fn recent_path(&self, w: &Walk) -> Option<Vec<u8>> {
+    fn recent_path(&self, w: &Walk) -> Option<Rc<[u8]>> {
         self.recent
             .iter()
             .find(|(k, _)| k.is(w))
@@ -175,7 +196,7 @@ impl Locator {
     }
 
     fn remember_path(&mut self, w: &Walk, p: &[u8]) {
-        let e = (WalkKey::of(w), p.to_vec());
+        let e = (WalkKey::of(w), Rc::from(p));
         if self.recent.len() < RECENT {
             self.recent.push(e);
         } else {
@@ -199,6 +220,14 @@ impl Locator {
 
     /// A kernel walk as a host path.
     pub fn walk_path(&mut self, w: &Walk, roots: &[Vec<u8>]) -> Vec<u8> {
+        match self.place(w, roots) {
+            Placed::Recent(p) => p.to_vec(),
+            Placed::New(p) => p,
+        }
+    }
+
+    /// A kernel walk as a host path, as `recent` shares it where it has it.
+    fn place(&mut self, w: &Walk, roots: &[Vec<u8>]) -> Placed {
         if w.truncated {
             // Too deep for one record: the names nearest the object, under the tree they are in.
             let names = names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default());
@@ -206,10 +235,10 @@ impl Locator {
                 Some(root) => root.clone(),
                 None => Vec::new(),
             };
-            return [top, b"/\xe2\x80\xa6".to_vec(), names].concat();
+            return Placed::New([top, b"/\xe2\x80\xa6".to_vec(), names].concat());
         }
         if let Some(p) = self.recent_path(w) {
-            return p;
+            return Placed::Recent(p);
         }
         if let Some(p) = walk_path(w, &self.mounts, roots) {
             let in_its_tree = match w.tree.and_then(|t| roots.get(t as usize)) {
@@ -219,23 +248,23 @@ impl Locator {
             if in_its_tree {
                 // (the same table places it the same way next time)
                 self.remember_path(w, &p);
-                return p;
+                return Placed::New(p);
             }
             if !self.table_older_than_op() {
-                return p;
+                return Placed::New(p);
             }
             // The kernel found the walk in a tree, the mount table places it outside: the
             // table misses a mount made since it was read, e.g. an outside directory mounted
             // into the tree, whose files the table finds at their outside path (the same
             // superblock). Read it again, once per op at most.
             self.reload_mounts();
-            return walk_path(w, &self.mounts, roots).unwrap_or(p);
+            return Placed::New(walk_path(w, &self.mounts, roots).unwrap_or(p));
         }
         // Mounts change: look again, but not on every event.
         if boot_ns().saturating_sub(self.mounts_boot_ns) > 200_000_000 {
             self.reload_mounts();
         }
-        walk_path_or_raw(w, &self.mounts, roots)
+        Placed::New(walk_path_or_raw(w, &self.mounts, roots))
     }
 
     /// The paths of a record's PATH and NEW slots, and the tree the op counts in.
@@ -321,11 +350,7 @@ impl Locator {
             path: self.walk_path(w, roots),
             exact: true,
             tree: w.tree.map(|t| t as usize),
-            // a truncated walk's path is not the full chain: no depth to count from
-            depth: w
-                .tree
-                .filter(|_| !w.truncated)
-                .map(|_| w.tree_depth as usize),
+            depth: walk_depth(w),
             cut: w.truncated,
         }
     }
@@ -335,7 +360,13 @@ impl Locator {
         rec.seen
             .iter()
             .map(|w| Seen {
-                at: self.walk_located(w, roots),
+                path: match self.place(w, roots) {
+                    Placed::Recent(p) => p,
+                    Placed::New(p) => Rc::from(p),
+                },
+                tree: w.tree.map(|t| t as usize),
+                depth: walk_depth(w),
+                cut: w.truncated,
                 dir: w.is_dir(),
                 mode: w.mode,
                 leaf: w.leaf(),
@@ -444,13 +475,16 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     let tree_of = |p: &[u8], t: Option<usize>| t.or_else(|| tree_of(p, roots));
     if attr {
         // chmod, chown, truncate, xattrs change the ctime of their object only.
-        let o = &seen[0].at;
+        let o = &seen[0];
         if o.cut {
             return Refined::Open;
         }
         return Refined::Kernel(Located {
+            path: o.path.to_vec(),
+            exact: true,
             tree: tree_of(&o.path, o.tree),
-            ..o.clone()
+            depth: o.depth,
+            cut: false,
         });
     }
     let name = final_component(s);
@@ -461,23 +495,21 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     // (a moved or removed directory sits, named as the op says, in another seen directory).
     let is_object = |w: &Seen| {
         w.leaf.is_some_and(|l| names.contains(&l))
-            && seen
-                .iter()
-                .any(|o| o.dir && o.at.path == parent_of(&w.at.path))
+            && seen.iter().any(|o| o.dir && *o.path == *parent_of(&w.path))
     };
     let dirs = seen.iter().filter(|w| w.dir && !is_object(w));
     // A walk cut short cannot name its directory, nor tell which end of a move this is:
     // the string decides then.
-    if dirs.clone().any(|w| w.at.cut) {
+    if dirs.clone().any(|w| w.cut) {
         return Refined::Open;
     }
     let located = |d: &Seen| {
-        let path = join(&d.at.path, name);
+        let path = join(&d.path, name);
         Located {
-            tree: tree_of(&path, d.at.tree),
+            tree: tree_of(&path, d.tree),
             path,
             exact: true,
-            depth: d.at.depth.map(|k| k + 1),
+            depth: d.depth.map(|k| k + 1),
             cut: false,
         }
     };

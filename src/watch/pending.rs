@@ -82,13 +82,13 @@ impl Pending {
     pub fn awaits(&self, tree: &[u8], now: Instant) -> bool {
         self.waiting
             .values()
-            .any(|(ev, at)| ev.tree == tree && now.saturating_duration_since(*at) < OUTCOME_GRACE)
+            .any(|(ev, at)| *ev.tree == *tree && now.saturating_duration_since(*at) < OUTCOME_GRACE)
     }
 
     /// A tree given up: its events still waiting, oldest first, without "ret" (they go out
     /// before the tree's last line, never dropped).
     pub fn take_tree(&mut self, tree: &[u8]) -> Vec<Event> {
-        self.take_where(|ev, _| ev.tree == tree)
+        self.take_where(|ev, _| *ev.tree == *tree)
     }
 
     /// Stopping: the events whose outcome never came, oldest first, without "ret".
@@ -140,7 +140,7 @@ mod tests {
     fn a_tree_given_up_takes_its_waiting_events_out_not_away() {
         let mut p = Pending::default();
         let in_tree = |tid, tree: &[u8]| Event {
-            tree: tree.to_vec(),
+            tree: crate::output::TreePath::from(tree),
             ..ev(tid, "t")
         };
         assert!(p.hold(1, in_tree(1, b"/srv/a")).is_none());

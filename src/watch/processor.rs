@@ -12,7 +12,7 @@ use crate::kernel::plan::Backend;
 use crate::output::journal;
 use crate::output::metrics::Counts;
 use crate::output::timefmt::now_rfc3339;
-use crate::output::{json_line_with, text_line, ActorJson, Event, Note, Output};
+use crate::output::{json_line_with, text_line, ActorJson, Event, Note, Output, TreePath};
 
 use super::decode::{decode_into, identity_start, Record};
 use super::enrich::Enricher;
@@ -39,6 +39,8 @@ pub(super) struct Processor {
     buf: Vec<u8>,
     /// the last line's actor fields, rendered
     actor: ActorJson,
+    /// each tree's root as the last event in it had it (`tree_at_op`)
+    tree_paths: Vec<TreePath>,
     pub(super) out: Output,
     pub(super) out_err: Option<io::Error>,
     pub(super) fix: bool,
@@ -65,6 +67,7 @@ impl Processor {
             backend: backend.name(),
             buf: Vec::with_capacity(4096),
             actor: ActorJson::default(),
+            tree_paths: Vec::new(),
             out,
             out_err: None,
             fix: false,
@@ -342,14 +345,23 @@ impl Processor {
 
     /// The root where it was at the time of the op: the kernel knows how deep below it the
     /// object lay (the root may have moved again since); else where it is now.
-    fn tree_at_op(&self, p: &Paths, tree: usize) -> Vec<u8> {
-        let at_op = |path: &[u8]| p.path.depth.and_then(|k| strip_components(path, k));
-        if p.tree_from_new {
+    /// Shared with the last event of the same root (`tree_paths`): most events' roots have
+    /// not moved, and a line's tree is then no allocation of its own.
+    fn tree_at_op(&mut self, p: &Paths, tree: usize) -> TreePath {
+        let at_op = |path| p.path.depth.and_then(|k| strip_components(path, k));
+        let path = if p.tree_from_new {
             p.new_path.as_deref().and_then(at_op)
         } else {
             at_op(&p.path.path)
         }
-        .unwrap_or_else(|| self.roots.now[tree].clone())
+        .unwrap_or(&self.roots.now[tree]);
+        if self.tree_paths.len() <= tree {
+            self.tree_paths.resize(tree + 1, TreePath::default());
+        }
+        if *self.tree_paths[tree] != *path {
+            self.tree_paths[tree] = TreePath::from(path);
+        }
+        self.tree_paths[tree].clone()
     }
 
     /// --fix: the object an offending op leaves in a tree goes back to that tree's owner, with

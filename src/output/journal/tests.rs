@@ -74,7 +74,7 @@ fn ev() -> Event {
         op: "rename",
         path: b"/srv/app/old\nname".to_vec(),
         new_path: Some(b"/srv/app/new\xff".to_vec()),
-        tree: b"/srv/app".to_vec(),
+        tree: crate::output::TreePath::from(&b"/srv/app"[..]),
         uid: 1000,
         fsuid: 0,
         user: Some("root".into()),

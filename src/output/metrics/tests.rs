@@ -4,7 +4,7 @@ use crate::testutil::temp_dir;
 fn ev(tree: &[u8], op: &'static str, fsuid: u32, user: Option<&str>) -> Event {
     Event {
         op,
-        tree: tree.to_vec(),
+        tree: crate::output::TreePath::from(tree),
         fsuid,
         user: user.map(Into::into),
         ..Event::default()
