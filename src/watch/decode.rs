@@ -41,6 +41,15 @@ pub struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// Nothing of it came (`Walk::default()`, without building one to compare with).
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+            && self.tree.is_none()
+            && !self.truncated
+            && self.mode == 0
+            && self.tree_depth == 0
+    }
+
     pub fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
@@ -102,7 +111,7 @@ pub fn decode_into<'a>(data: &'a [u8], rec: &mut Record<'a>) -> Result<()> {
     let mut it = ItemSink { rec, cur: None };
     it.items(&data[hdr_len..hdr_len + len])?;
     // (a changed dentry's slot that came without its walk)
-    it.rec.seen.retain(|w| *w != Walk::default());
+    it.rec.seen.retain(|w| !w.is_empty());
     Ok(())
 }
 
@@ -116,11 +125,13 @@ pub fn identity_start(data: &[u8]) -> Option<usize> {
     if data.len() < hdr_len {
         return None;
     }
-    let mut ev = ow_event::default();
-    plain::copy_from_bytes(&mut ev, &data[..hdr_len]).ok()?;
-    let end = hdr_len + (ev.data_len as usize).min(data.len() - hdr_len);
-    if ev.ident_at != 0 {
-        let at = hdr_len + ev.ident_at as usize - 1;
+    // (the two fields read in place: the header is not copied for them)
+    let field = |off: usize| u32::from_le_bytes(data[off..off + 4].try_into().unwrap());
+    let data_len = field(std::mem::offset_of!(ow_event, data_len));
+    let ident_at = field(std::mem::offset_of!(ow_event, ident_at));
+    let end = hdr_len + (data_len as usize).min(data.len() - hdr_len);
+    if ident_at != 0 {
+        let at = hdr_len + ident_at as usize - 1;
         if is_slot_at(data, at, end, slot::ARGV) {
             return Some(at);
         }
