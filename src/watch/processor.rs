@@ -242,16 +242,17 @@ impl Processor {
         if let Some(m) = &mut self.metrics {
             m.event(ev);
         }
-        self.buf.clear();
         let res = match &mut self.out {
             Output::Journal(j) => j.send(&journal::render(ev, &mut self.buf)),
             Output::Lines(s) => {
-                if self.json {
-                    json_line_with(ev, &mut self.buf, Some(&mut self.actor));
-                } else {
-                    text_line(ev, &mut self.buf);
-                }
-                s.write_all(&self.buf)
+                let (json, actor) = (self.json, &mut self.actor);
+                s.write_with(&mut self.buf, |out| {
+                    if json {
+                        json_line_with(ev, out, Some(actor));
+                    } else {
+                        text_line(ev, out);
+                    }
+                })
             }
         };
         if let Err(e) = res {

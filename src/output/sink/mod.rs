@@ -122,6 +122,26 @@ impl Sink {
         Ok(())
     }
 
+    /// `write_all` of the line(s) `render` makes, rendered straight into the buffer where
+    /// nothing else has to see them first (no outage, no line being dropped, the form known):
+    /// one copy of each event's line fewer. `scratch` is where they are rendered otherwise.
+    pub fn write_with(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        render: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<()> {
+        if self.outage.is_some() || self.dropping_line || self.json.is_none() {
+            scratch.clear();
+            render(scratch);
+            return self.write_all(scratch);
+        }
+        render(&mut self.buf);
+        if self.buf.len() >= Self::FLUSH_AT {
+            self.write_lines()?;
+        }
+        Ok(())
+    }
+
     /// Writes out everything buffered, a trailing partial line included. During an outage
     /// this is the retry; it returns Ok while the output is still full.
     pub fn flush(&mut self) -> io::Result<()> {

@@ -552,3 +552,44 @@ fn sighup_reopen_under_a_write_storm() {
     assert_eq!(all.len(), want.len());
     assert!(all == want, "lines lost, duplicated, torn or out of order");
 }
+
+/// Lines rendered straight into the buffer (`write_with`) come out as `write_all` of the same
+/// lines does, through a torn line, an outage with lines kept and dropped, and after it.
+#[test]
+fn lines_rendered_in_place_come_out_as_written_ones() {
+    let run = |in_place: bool| {
+        let (mut s, d) = disk_sink(30, 40);
+        let mut scratch = Vec::new();
+        let mut put = |s: &mut Sink, i: usize| {
+            if in_place {
+                s.write_with(&mut scratch, |out| out.extend_from_slice(&l20(i)))
+                    .unwrap();
+            } else {
+                s.write_all(&l20(i)).unwrap();
+            }
+        };
+        for i in 0..2 {
+            put(&mut s, i);
+        }
+        s.flush().unwrap();
+        for i in 2..6 {
+            put(&mut s, i);
+        }
+        d.room.set(usize::MAX);
+        s.flush().unwrap();
+        for i in 6..9 {
+            put(&mut s, i);
+        }
+        s.flush().unwrap();
+        let data = d.data.borrow().clone();
+        data
+    };
+    let (in_place, written) = (run(true), run(false));
+    let ls = lines_of(&in_place);
+    assert_eq!(ls[..3], [l20(0), l20(1), l20(2)]);
+    assert_eq!(lost_of(&ls[3])["count"], 3);
+    assert_eq!(ls[4..], [l20(6), l20(7), l20(8)]);
+    // (the lost lines' times differ)
+    let (a, b) = (lines_of(&written), ls);
+    assert_eq!((a.len(), &a[..3], &a[4..]), (b.len(), &b[..3], &b[4..]));
+}
