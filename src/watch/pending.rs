@@ -1,8 +1,9 @@
 //! lsm, fentry and kprobe see an op at its hook, before it happens: its event waits here, one
 //! per thread, until the op's outcome record says whether it succeeded (`"ret"`).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use crate::kernel::abi::ow_outcome;
 use crate::output::Event;
@@ -16,7 +17,8 @@ pub const OUTCOME_MAX_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub struct Pending {
-    waiting: HashMap<u32, (Event, Instant)>,
+    // (keyed by thread id: hashed by a multiplication, not SipHash, twice per event)
+    waiting: FxHashMap<u32, (Event, Instant)>,
 }
 
 impl Pending {
