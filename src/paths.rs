@@ -15,18 +15,24 @@ pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
 
 /// Joins an absolute directory and a path below it ("" or "/x/y" or "x/y").
 pub fn join(dir: &[u8], rest: &[u8]) -> Vec<u8> {
-    let rest = trim_leading_slashes(rest);
-    if rest.is_empty() {
-        return dir.to_vec();
-    }
     // (one allocation: the agent joins a mount point and a path for every event)
     let mut out = Vec::with_capacity(dir.len() + 1 + rest.len());
+    join_into(&mut out, dir, rest);
+    out
+}
+
+/// `join` into `out` (emptied first): a buffer the caller reuses.
+pub fn join_into(out: &mut Vec<u8>, dir: &[u8], rest: &[u8]) {
+    let rest = trim_leading_slashes(rest);
+    out.clear();
     out.extend_from_slice(dir);
+    if rest.is_empty() {
+        return;
+    }
     if out.last() != Some(&b'/') {
         out.push(b'/');
     }
     out.extend_from_slice(rest);
-    out
 }
 
 pub fn trim_leading_slashes(mut p: &[u8]) -> &[u8] {
@@ -150,6 +156,22 @@ mod tests {
         assert_eq!(tree_of(b"/srv/app/x", &roots), Some(1));
         assert_eq!(tree_of(b"/srv/x", &roots), Some(0));
         assert_eq!(tree_of(b"/etc", &roots), None);
+    }
+
+    /// A reused buffer holds the join alone, whatever it held before.
+    #[test]
+    fn joined_into_a_used_buffer() {
+        let mut buf = b"/a/long/path/from/an/earlier/event".to_vec();
+        for (dir, rest) in [
+            (&b"/"[..], &b"x"[..]),
+            (b"/a", b"/x/y"),
+            (b"/a", b""),
+            (b"/a/", b"//b"),
+        ] {
+            join_into(&mut buf, dir, rest);
+            assert_eq!(buf, join(dir, rest));
+        }
+        assert_eq!(buf, b"/a/b");
     }
 
     #[test]

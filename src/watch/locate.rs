@@ -13,7 +13,9 @@ use crate::output::timefmt::boot_ns;
 use super::decode::{Record, Spec, Walk};
 use super::mounts::{walk_path, walk_path_or_raw, MountTable};
 use super::resolve::{resolve_str, StrPath};
-use crate::paths::{final_component, is_proc_fd, is_under, join, names_path, parent_of, tree_of};
+use crate::paths::{
+    final_component, is_proc_fd, is_under, join, join_into, names_path, parent_of, tree_of,
+};
 
 /// Where a slot's path is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,7 +109,13 @@ pub struct Locator {
     next_recent: usize,
     /// `Roots::moves` the entries of `recent` were placed with
     roots_stamp: u64,
+    /// Paths of events already written, their buffers kept for the next events' (`recycle`).
+    spare: Vec<Vec<u8>>,
 }
+
+/// How many buffers `spare` keeps, and how large each may be.
+const SPARE: usize = 4;
+const SPARE_MAX: usize = 4096;
 
 /// How many walks `recent` keeps.
 const RECENT: usize = 8;
@@ -176,6 +184,15 @@ impl Locator {
             recent: Vec::new(),
             next_recent: 0,
             roots_stamp: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// An event's path once its line is written: its buffer makes a later event's path (a
+    /// name joined to a changed directory) without an allocation.
+    pub fn recycle(&mut self, path: Vec<u8>) {
+        if self.spare.len() < SPARE && path.capacity() <= SPARE_MAX {
+            self.spare.push(path);
         }
     }
 
@@ -301,7 +318,7 @@ impl Locator {
         let mut path = if ev.op == op::LINK {
             self.spec_path(path_spec, cx)
         } else {
-            let r = refine(&seen, path_spec, attr, names, roots);
+            let r = refine(&seen, path_spec, attr, names, roots, &mut self.spare);
             self.settle(r, path_spec, cx)
         };
         let mut out = Paths {
@@ -312,7 +329,7 @@ impl Locator {
             tmpfile_mode: None,
         };
         if let Some(spec) = rec.slot(slot::NEW) {
-            let r = refine(&seen, spec, false, names, roots);
+            let r = refine(&seen, spec, false, names, roots, &mut self.spare);
             let new = self.settle(
                 r,
                 spec,
@@ -465,7 +482,15 @@ impl Locator {
 /// it really changed, whatever namespace, bind mount or race the string went through.
 /// Decided from the record alone: the string is resolved on disk (`settle`) only when the
 /// kernel's walks leave the answer open, which is the expensive part of an event.
-fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<u8>]) -> Refined {
+/// `spare`: buffers for the paths it makes.
+fn refine(
+    seen: &[Seen],
+    spec: &Spec,
+    attr: bool,
+    names: &[&[u8]],
+    roots: &[Vec<u8>],
+    spare: &mut Vec<Vec<u8>>,
+) -> Refined {
     let Some(s) = &spec.string else {
         return Refined::Open;
     };
@@ -503,8 +528,9 @@ fn refine(seen: &[Seen], spec: &Spec, attr: bool, names: &[&[u8]], roots: &[Vec<
     if dirs.clone().any(|w| w.cut) {
         return Refined::Open;
     }
-    let located = |d: &Seen| {
-        let path = join(&d.path, name);
+    let mut located = |d: &Seen| {
+        let mut path = spare.pop().unwrap_or_default();
+        join_into(&mut path, &d.path, name);
         Located {
             tree: tree_of(&path, d.tree),
             path,

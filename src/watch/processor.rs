@@ -255,6 +255,7 @@ impl Processor {
                 })
             }
         };
+        self.locate.recycle(std::mem::take(&mut ev.path));
         if let Err(e) = res {
             self.out_err = Some(e);
             return -1;
