@@ -170,9 +170,10 @@ impl Processor {
             eprintln!("ownwatch: dropping a malformed record: {e}");
             return 0;
         }
-        let Some((mut ev, tree)) = self.event(&rec) else {
+        let Some((p, tree, tree_path)) = self.offending(&rec) else {
             return 0;
         };
+        let mut ev = self.event(&rec, p, tree_path);
         match (&cached, ident_at) {
             (Some(id), _) => Enricher::apply(&mut ev, id),
             (None, Some(at)) => {
@@ -263,9 +264,10 @@ impl Processor {
         0
     }
 
-    /// A record -> an event and its tree, if it is an offending write in a watched tree
-    /// (the tree's ops, not ignored there; its exceptions are the caller's).
-    fn event(&mut self, rec: &Record) -> Option<(Event, usize)> {
+    /// A record -> its paths, its tree and the tree's root at the time of the op, if it is an
+    /// offending write in a watched tree (the tree's ops, not ignored there; its exceptions
+    /// are the caller's).
+    fn offending(&mut self, rec: &Record) -> Option<(Paths, usize, TreePath)> {
         let ev = &rec.ev;
         if ev.op >= op::COUNT {
             return None;
@@ -289,6 +291,13 @@ impl Processor {
         if self.ignored(tree, &tree_path, &p) {
             return None;
         }
+        Some((p, tree, tree_path))
+    }
+
+    /// The event of an offending record (`offending`). Returned, not wrapped in an Option
+    /// with its tree: the caller's binding is where it is built, not a copy of it.
+    fn event(&mut self, rec: &Record, p: Paths, tree_path: TreePath) -> Event {
+        let ev = &rec.ev;
         let string_of = |s: u8| rec.slot(s).and_then(|sp| sp.string.map(<[u8]>::to_vec));
         let is_chown = p.op == op::CHOWN;
         let comm_len = ev
@@ -324,7 +333,7 @@ impl Processor {
         };
         self.enrich
             .fill(&mut e, rec, &mut self.locate, &self.roots.now);
-        Some((e, tree))
+        e
     }
 
     /// --config's `ignore`: every end of the op that lies in its tree (both of a rename or
