@@ -48,8 +48,9 @@ __u64 ow_waits = 0;
 /* The calling thread's wait, or NULL. */
 static __always_inline struct vfs_wait *wait_of_current(void)
 {
-	__u32 tid = current_tid();
+	__u32 tid;
 
+	/* (before any helper call: the kretprobes run for every writer) */
 	if (!ow_waits)
 		return NULL;
 	if (task_storage) {
@@ -61,6 +62,7 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 		if (!task_storage_off)
 			return 0; /* the hash holds nothing (lib/maps.h, task_storage_off) */
 	}
+	tid = current_tid();
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
@@ -381,10 +383,12 @@ FX_DONE(vfs_set_acl, OW_DONE_VFS_SET_ACL)
 FX_DONE(vfs_remove_acl, OW_DONE_VFS_REMOVE_ACL)
 FX_DONE_KEYED(vfs_rename, OW_DONE_VFS_RENAME, rename_key)
 
-/* rmdir's outcome also from do_rmdir, the one caller of the rmdir hook: 5.10's compiler
- * inlined vfs_rmdir there, so its exit never runs for a syscall. Where vfs_rmdir reported the
- * outcome already no wait is left. (do_rmdir(int dfd, struct filename *name) on the kernels
- * that have it; user space checks the two arguments.) */
+/* rmdir's outcome from do_rmdir, the one caller of the rmdir hook (5.10's compiler inlined
+ * vfs_rmdir there, so its exit never runs for a syscall): where the kernel has
+ * do_rmdir(int dfd, struct filename *name), which user space checks, the vfs_rmdir programs
+ * stay off (kernel/load.rs, rmdir_done_on) and this one reports; else those do. Completing
+ * functions called inside it (overlayfs's on its upper layer) have other keys: no outcome,
+ * and under kprobe no arming, comes from them. */
 static __always_inline int rmdir_done(void *ctx)
 {
 	struct vfs_wait *w = wait_of_current();
@@ -477,12 +481,17 @@ static __always_inline int on_remove(__u32 op, const struct path *dir, struct de
 static __always_inline int on_link(struct dentry *old, const struct path *new_dir,
 				   struct dentry *new)
 {
-	__u64 m, ov = num(old), nv = num(new);
-	struct vfs_op o = { .op = OW_OP_LINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
-			    .d = ov, .d2 = nv, .done_key = ov };
+	__u64 m, ov, nv;
+	struct vfs_op o = { .op = OW_OP_LINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET };
 
+	/* first, before any read of the op: an allowed writer pays this test alone */
 	if (actor_allowed())
 		return 0;
+	ov = num(old);
+	nv = num(new);
+	o.d = ov;
+	o.d2 = nv;
+	o.done_key = ov;
 	m = path_mnt(new_dir);
 	o.m = m;
 	o.m2 = m;
@@ -502,10 +511,12 @@ static __always_inline int on_link(struct dentry *old, const struct path *new_di
 static __always_inline int on_rename(const struct path *old_dir, struct dentry *old,
 				     const struct path *new_dir, struct dentry *new, __u32 flags)
 {
-	__u64 ov = num(old);
+	__u64 ov;
 
+	/* first: num() is a helper call, which the compiler does not move past the test */
 	if (actor_allowed())
 		return 0;
+	ov = num(old);
 	return vfs_event(&(struct vfs_op){
 		.op = OW_OP_RENAME,
 		.flags = OW_F_NOFOLLOW | ((flags & RENAME_EXCHANGE) ? OW_F_EXCHANGE : 0),

@@ -50,8 +50,11 @@ pub mod prog {
     /// lsm before 5.19: rename seen at security_path_rename (`lsm_rename_noflags`), the LSM
     /// hook having no flags (`lsm_rename`).
     pub const RENAME_NOFLAGS: &str = "_rename_noflags";
-    /// rmdir's outcome also from do_rmdir (`fx_done_do_rmdir`, `kr_done_do_rmdir`).
+    /// rmdir's outcome from do_rmdir (`fx_done_do_rmdir`, `kr_done_do_rmdir`) where the
+    /// kernel has it, else from vfs_rmdir (`fx_done_vfs_rmdir`, `kp_arm_vfs_rmdir`,
+    /// `kr_done_vfs_rmdir`).
     pub const DO_RMDIR: &str = "do_rmdir";
+    pub const VFS_RMDIR: &str = "_vfs_rmdir";
 
     // tracepoint backend: `tp_enter_<syscall>` and `tp_exit_<syscall>` per syscall, the exit
     // program they go on in by a tail call (`exit_body`; attached nowhere), io_uring

@@ -319,7 +319,7 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
                 (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
                     && kernel_has_target(&name, backend, &has_func)
                     && chown_hook_on(&name, backend, struct_args)
-                    && (!name.ends_with(prog::DO_RMDIR) || do_rmdir)
+                    && rmdir_done_on(&name, do_rmdir)
                     && lsm_rename_on(&name, rename_noflags)
             }
         };
@@ -331,6 +331,20 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
         }
     }
     Ok(())
+}
+
+/// rmdir's outcome: from do_rmdir, the one caller of the rmdir hook, where this kernel has it
+/// as the programs expect (two arguments); else from vfs_rmdir. Not from both: each is a
+/// trampoline (or kprobe) every rmdir on the machine passes, allowed writers' included, and
+/// vfs_rmdir's also every nfsd, overlayfs or ksmbd rmdir, which the hook never sees.
+fn rmdir_done_on(name: &str, do_rmdir: bool) -> bool {
+    if name.ends_with(prog::DO_RMDIR) {
+        do_rmdir
+    } else if name.ends_with(prog::VFS_RMDIR) {
+        !do_rmdir
+    } else {
+        true
+    }
 }
 
 /// Hooks and functions some kernels lack: file_truncate (6.2+), the POSIX ACL hooks and
@@ -610,7 +624,40 @@ fn fork_detacher() -> Detacher {
 
 #[cfg(test)]
 mod tests {
-    use super::{libbpf_line, set_roots_fast, Bss};
+    use super::{libbpf_line, rmdir_done_on, set_roots_fast, Bss};
+    use super::{MaybeUninit, OpenSkel, OwnwatchSkelBuilder, SkelBuilder};
+
+    #[test]
+    fn rmdir_outcome_comes_from_one_function_only() {
+        // the object's own program names (opening it needs no privilege)
+        let mut obj = MaybeUninit::uninit();
+        let open = OwnwatchSkelBuilder::default().open(&mut obj).unwrap();
+        let names: Vec<String> = open
+            .open_object()
+            .progs()
+            .map(|p| p.name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("rmdir") && !n.starts_with("tp_"))
+            .collect();
+        let on = |do_rmdir: bool| -> Vec<&str> {
+            let mut v: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| rmdir_done_on(n, do_rmdir) && (n.contains("done") || n.contains("arm")))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(on(true), ["fx_done_do_rmdir", "kr_done_do_rmdir"]);
+        assert_eq!(
+            on(false),
+            ["fx_done_vfs_rmdir", "kp_arm_vfs_rmdir", "kr_done_vfs_rmdir"]
+        );
+        // the hooks themselves are not this choice's
+        for hook in ["lsm_rmdir", "fentry_rmdir", "kp_rmdir"] {
+            assert!(names.iter().any(|n| n == hook), "{hook} in {names:?}");
+            assert!(rmdir_done_on(hook, true) && rmdir_done_on(hook, false));
+        }
+    }
 
     #[test]
     fn the_roots_copy_switches_with_one_count_and_gives_way_to_the_map_when_full() {
