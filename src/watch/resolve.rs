@@ -211,8 +211,34 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         .and_then(|fd| fd_path(&fd))
     {
         Some(p) => (join(&p, name), true),
+        None if !single => {
+            // Removed under us (`rmdir a/x/y/z`, then `rm -r a/x` at once): what is left of
+            // the way is still resolved on disk (`a` may be a symlink), only the rest guessed.
+            let guess = on_disk_as_far_as_it_goes(dfd, trimmed, parent.len(), resolve);
+            (guess.unwrap_or_else(lexical), false)
+        }
         None => gone(),
     }
+}
+
+/// The longest leading part of `rel` shorter than `rel[..failed]` (whole components; that
+/// one did not open) that still opens as a directory, resolved on disk, and the rest of `rel`
+/// joined to it lexically.
+fn on_disk_as_far_as_it_goes(dfd: i32, rel: &[u8], failed: usize, resolve: u64) -> Option<Vec<u8>> {
+    let mut cut = failed.min(rel.len());
+    while let Some(i) = rel[..cut].iter().rposition(|&c| c == b'/') {
+        cut = i;
+        let head = &rel[..cut];
+        if head.is_empty() || head.ends_with(b"/") {
+            continue;
+        }
+        if let Some(p) = openat2(dfd, head, libc::O_PATH | libc::O_DIRECTORY, resolve)
+            .and_then(|fd| fd_path(&fd))
+        {
+            return Some(normalize(&join(&p, trim_leading_slashes(&rel[cut..]))));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -297,6 +323,38 @@ mod tests {
         };
         assert_eq!(resolve_str(&sp).0, real);
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// `rmdir a/x/y/z` racing `rm -r a/x`: the directory `a/x/y` is gone when we look, but
+    /// `a` is still there and is a symlink: the guess goes through its target, and says it
+    /// is one.
+    #[test]
+    fn a_gone_directory_is_guessed_from_what_is_left() {
+        let t = crate::testutil::temp_dir("gone");
+        let real = t.path().join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("a")).unwrap();
+        let base = t.path().as_os_str().as_bytes();
+        let sp = sp(base, b"a/x/y/z", None);
+        let (p, exact) = resolve_str(&sp);
+        assert!(!exact);
+        assert_eq!(p, join(real.as_os_str().as_bytes(), b"x/y/z"));
+        // nothing of the way left: the lexical guess
+        let sp = StrPath {
+            string: b"b/x/y/z",
+            ..sp
+        };
+        assert_eq!(resolve_str(&sp), (join(base, b"b/x/y/z"), false));
+        // a plain name in a directory that is there is exact
+        fs::create_dir_all(real.join("x/y")).unwrap();
+        let sp = StrPath {
+            string: b"a/x/y/z",
+            ..sp
+        };
+        assert_eq!(
+            resolve_str(&sp),
+            (join(real.as_os_str().as_bytes(), b"x/y/z"), true)
+        );
     }
 
     /// `rm -r a/x` reports `y` in `a/x` and removes `a/x` right after, maybe between our

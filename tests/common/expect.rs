@@ -178,6 +178,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "setid_cleared",
     "fix_error",
     "count",
+    "resolved",
 ];
 
 pub fn b64decode(s: &str) -> Option<Vec<u8>> {
@@ -391,6 +392,27 @@ pub fn check_event(ev: &Value, w: &Exp, tree: &Path) -> Vec<String> {
     }
     let tree = w.tree.as_deref().unwrap_or(tree);
     check_path_field(ev, "tree", &Some(bytes(tree)), &mut errs);
+    // "resolved": false says the agent guessed a caller's string lexically because its
+    // directory was gone when it looked (`rmdir a/x/y/z` then `rm -r a/x` at once). Only
+    // where user space resolves strings (tracepoint before 6.13), and the guess must still
+    // be the exact path, checked above like any other.
+    match ev.get("resolved") {
+        None => {}
+        Some(Value::Bool(false)) if !super::kernel_decides_string_paths() => {
+            eprintln!(
+                "note: {} {} guessed lexically (\"resolved\": false, its directory gone \
+                 by then); the path is exact",
+                ev.get("op").and_then(Value::as_str).unwrap_or("?"),
+                ev.get("path")
+                    .and_then(Value::as_str)
+                    .map(abbrev)
+                    .unwrap_or_default()
+            );
+        }
+        Some(v) => errs.push(format!(
+            "resolved = {v}, want absent (the kernel decides this path here)"
+        )),
+    }
     let backend = expected_backend();
     match ev.get("ret") {
         None if w.io_uring && backend == "tracepoint" => {}
