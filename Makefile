@@ -145,20 +145,27 @@ run: build
 # on the kernel matrix in qemu, every backend: five amd64 kernels, and the op and path-form
 # tests on arm64 6.12 and 7.3 (cross-built; make test-kernels-arm64 runs the whole suite there).
 # KERNELS=0 skips the matrix outside CI.
-test: test-host
-	@if [ "$${CI:-}" = true ] || [ "$${KERNELS:-1}" != 0 ]; then $(MAKE) --no-print-directory test-kernels; \
-	else echo "test: kernel matrix skipped (KERNELS=0)"; fi
+# The matrix's downloads (kernels, qemu, the arm64 build's packages and userland: network, not
+# CPU) are made while the host's tests run, niced.
+test: test-deps
+	@if [ "$${CI:-}" = true ] || [ "$${KERNELS:-1}" != 0 ]; then \
+	  mkdir -p .cache/vm; echo "test: the kernel matrix's downloads meanwhile (.cache/vm/prefetch.log)"; \
+	  VM_PREFETCH=1 nice -n 19 vm/test-kernels.sh > .cache/vm/prefetch.log 2>&1 & pf=$$!; \
+	  $(MAKE) --no-print-directory test-host || { wait $$pf; exit 1; }; \
+	  wait $$pf || { echo "test: the downloads failed, tried again now:"; tail -5 .cache/vm/prefetch.log; }; \
+	  $(MAKE) --no-print-directory test-kernels; \
+	else $(MAKE) --no-print-directory test-host && echo "test: kernel matrix skipped (KERNELS=0)"; fi
 
 # This kernel only.
 test-host: test-deps
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
-	cargo test --locked -- --test-threads=$${TEST_THREADS:-4}
+	cargo test --locked --profile checked -- --test-threads=$${TEST_THREADS:-4}
 	@# the tracepoint backend as it runs before 6.13 (no ctime tracepoints), with real tools
-	OWNWATCH_NO_CTIME_HOOKS=1 cargo test --locked --test tools
+	OWNWATCH_NO_CTIME_HOOKS=1 cargo test --locked --profile checked --test tools
 	@# the programs as they run on 7.x (pinned to their CPU, bpf/lib/pin.h): every op, path
 	@# form and real tool
-	OWNWATCH_PIN_CPU=1 cargo test --locked --test watch --test tools -- --test-threads=$${TEST_THREADS:-4}
+	OWNWATCH_PIN_CPU=1 cargo test --locked --profile checked --test watch --test tools -- --test-threads=$${TEST_THREADS:-4}
 
 unit: deps
 	cargo test --locked --bins

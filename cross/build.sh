@@ -2,9 +2,12 @@
 # cross/build.sh TARGET: `make build TARGET=...` for a target other than this machine's,
 # on a Debian machine (as root for what it installs): target/TARGET/release/ownwatch.
 # STATIC=1 (make dist): a fully static binary instead, target/static/TARGET/release/ownwatch.
-# CROSS_TESTS=1: the integration test binaries as well (built for TARGET, not run);
+# CROSS_TESTS=1: the integration test binaries as well (built for TARGET, not run), or
+# CROSS_TESTS="watch tools": those test targets only;
 # CROSS_TESTS_JSON=FILE: cargo's JSON messages of that build there (the kernel matrix reads
 # the test executables' paths from it).
+# CROSS_PREPARE=1: only install and fetch what the build needs (the downloads, which the
+# kernel matrix makes while the host's own tests run), no build.
 #
 # What it needs, installed when missing:
 # - the target's C toolchain (gcc-<triple>, libc6-dev-<arch>-cross): the linker, and the
@@ -86,6 +89,8 @@ if [ ! -d "$sysroot/lib/rustlib/$TARGET/lib" ]; then
 fi
 
 # --- the build
+[ "${CROSS_PREPARE:-0}" = 0 ] || exit 0
+
 T=${TARGET//-/_} && T=${T^^}
 export "CARGO_TARGET_${T}_LINKER=$triple-gcc" "CC_${TARGET//-/_}=$triple-gcc" "AR_${TARGET//-/_}=$triple-ar"
 features=()
@@ -100,12 +105,15 @@ if [ "${STATIC:-0}" = 1 ]; then
   features=(--features static)
 fi
 if [ "${CROSS_TESTS:-0}" != 0 ]; then
-  # CROSS_TESTS=1: the integration test binaries too, built for TARGET, not run
+  # CROSS_TESTS=1: the integration test binaries too, built for TARGET, not run; or the
+  # targets it names
+  only=()
+  [ "$CROSS_TESTS" = 1 ] || for t in $CROSS_TESTS; do only+=(--test "$t"); done
   if [ -n "${CROSS_TESTS_JSON:-}" ]; then
     cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}" \
-      --message-format=json > "$CROSS_TESTS_JSON"
+      "${only[@]}" --message-format=json > "$CROSS_TESTS_JSON"
   else
-    cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}"
+    cargo test --release --locked --no-run --target "$TARGET" "${features[@]}" "${build_std[@]}" "${only[@]}"
   fi
 fi
 cargo build --release --locked --target "$TARGET" "${features[@]}" "${build_std[@]}"

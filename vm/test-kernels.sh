@@ -11,7 +11,8 @@
 # kernel_wide's probe and usage errors: every backend's start is the cells themselves);
 # VM_ARM64_FULL=1 runs the whole suite as on amd64 (make test-kernels-arm64). Tests whose
 # subject is not the backend run once per kernel (ONCE_PER_KERNEL below).
-# Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
+# VM_PREFETCH=1: only download and install what a run needs (make test does this while the
+# host's tests run). Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
 # VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_PARALLEL (guests at once, default one per host CPU), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
 # the test binaries, e.g. "-Z unstable-options --report-time": per-test times in the logs),
@@ -49,10 +50,23 @@ for arch in $ARCHS; do
   kernels+=$(VM_ARCH=$arch VM_KERNEL_SET=$set_ "$repo/vm/fetch-kernels.sh" | sed "s/^/$arch /")$'\n'
 done
 timings+=("kernel download+extract $(ts $t)")
+# VM_PREFETCH=1 (make test, while the host's own tests run): only the downloads, the arm64
+# build's packages and userland included; a later run finds them cached
+if [ "${VM_PREFETCH:-0}" = 1 ]; then
+  case " $ARCHS " in *" arm64 "*)
+    CACHE=${CROSS_CACHE:-$repo/.cache/cross} CROSS_PREPARE=1 "$repo/cross/build.sh" aarch64-unknown-linux-gnu
+    "$repo/vm/arm64-root.sh" > /dev/null ;;
+  esac
+  echo "test-kernels: prefetched in $(ts $t_all)"
+  exit 0
+fi
 
-# The test binaries, built on the host and run from the shared root in the guest (release:
-# under emulation the agent starts faster; a target dir of their own: rebuilding on the host
-# during a run must not change them). test_exes JSON: "name=path ..." of TESTS_WANTED.
+# The test binaries, built on the host and run from the shared root in the guest: profile
+# checked (Cargo.toml: release code, the agent starts faster under emulation, with debug
+# assertions and overflow checks), in cargo's target dir, which make test-host has just built
+# them into (one build for both; rebuilding with that profile during a run changes what later
+# test binaries run, VM_TARGET_DIR=elsewhere keeps them apart). test_exes JSON: "name=path
+# ..." of TESTS_WANTED.
 test_exes() {
   local json=$1 name exe tests=""
   for name in $TESTS_WANTED; do
@@ -62,35 +76,63 @@ test_exes() {
   done
   echo "${tests# }"
 }
-declare -A bin tests watch_filter
-for arch in $ARCHS; do
-  t=$SECONDS
-  if [ "$arch" = amd64 ]; then
-    export CARGO_TARGET_DIR=${VM_TARGET_DIR:-$CACHE/target}
-    bin[$arch]=$CARGO_TARGET_DIR/release/ownwatch
-    cargo test --release --locked --no-run --message-format=json > "$CACHE/tests-$arch.json" 2>"$CACHE/cargo.log" || {
-      tail -30 "$CACHE/cargo.log" >&2; echo "test-kernels: cargo test --no-run failed" >&2; exit 2; }
-  else
-    # static (the guest's userland has no libelf), the test binaries too
-    td=${VM_ARM64_TARGET_DIR:-$CACHE/target-arm64}
-    mkdir -p "$td" && td=$(cd "$td" && pwd)
-    case $td/ in "$repo"/*) ;; *) arm64_binds=$td ;; esac
-    bin[$arch]=$td/aarch64-unknown-linux-gnu/release/ownwatch
-    CROSS_TESTS_JSON=$CACHE/tests-$arch.json CACHE=${CROSS_CACHE:-$repo/.cache/cross} \
-      CARGO_TARGET_DIR=$td STATIC=1 CROSS_TESTS=1 "$repo/cross/build.sh" aarch64-unknown-linux-gnu \
-      > "$CACHE/cargo-$arch.log" 2>&1 || {
-      tail -30 "$CACHE/cargo-$arch.log" >&2; echo "test-kernels: cross/build.sh aarch64 failed" >&2; exit 2; }
-    arm64_root=$("$repo/vm/arm64-root.sh")
-  fi
+declare -A bin tests watch_filter build_pid build_t0
+# tests_of <arch>: which test binaries (and watch filter) that arch's guests run
+tests_of() {
+  local arch=$1
   if [ "$arch" = arm64 ] && [ "${VM_ARM64_FULL:-0}" = 0 ]; then
-    tests[$arch]=$(TESTS_WANTED=${VM_ARM64_TESTS:-watch tools} test_exes "$CACHE/tests-$arch.json")
+    tests[$arch]=$(TESTS_WANTED=$arm64_tests test_exes "$CACHE/tests-$arch.json")
     watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide::probe_reports kernel_wide::bad_input kernel_wide::usage_errors ops:: paths:: names:: attrs:: uring:: negatives::failed negatives::owner_writes negatives::root_writes_outside}
   else
     tests[$arch]=$(test_exes "$CACHE/tests-$arch.json")
   fi
   [ -x "${bin[$arch]}" ] || { echo "test-kernels: ${bin[$arch]} missing" >&2; exit 2; }
-  timings+=("build $arch $(ts $t)")
+}
+arm64_tests=${VM_ARM64_TESTS:-watch tools}
+for arch in $ARCHS; do
+  t=$SECONDS
+  if [ "$arch" = amd64 ]; then
+    export CARGO_TARGET_DIR=${VM_TARGET_DIR:-${CARGO_TARGET_DIR:-$repo/target}}
+    bin[$arch]=$CARGO_TARGET_DIR/checked/ownwatch
+    cargo test --profile checked --locked --no-run --message-format=json > "$CACHE/tests-$arch.json" 2>"$CACHE/cargo.log" || {
+      tail -30 "$CACHE/cargo.log" >&2; echo "test-kernels: cargo test --no-run failed" >&2; exit 2; }
+    tests_of "$arch"
+    timings+=("build $arch $(ts $t)")
+  else
+    # static (the guest's userland has no libelf), the test binaries too (only those its
+    # guests run). Built while the amd64 guests run (niced: they come first), which take
+    # longest and go first anyway; the arm64 guests wait for it (arm64_ready).
+    td=${VM_ARM64_TARGET_DIR:-$CACHE/target-arm64}
+    mkdir -p "$td" && td=$(cd "$td" && pwd)
+    case $td/ in "$repo"/*) ;; *) arm64_binds=$td ;; esac
+    bin[$arch]=$td/aarch64-unknown-linux-gnu/release/ownwatch
+    [ "${VM_ARM64_FULL:-0}" = 0 ] && cross_tests=$arm64_tests || cross_tests=1
+    (env -u CARGO_TARGET_DIR CROSS_TESTS_JSON="$CACHE/tests-$arch.json" CACHE="${CROSS_CACHE:-$repo/.cache/cross}" \
+      CARGO_TARGET_DIR="$td" STATIC=1 CROSS_TESTS="$cross_tests" nice -n 10 "$repo/cross/build.sh" aarch64-unknown-linux-gnu \
+      && "$repo/vm/arm64-root.sh" > "$CACHE/arm64-root.path") > "$CACHE/cargo-$arch.log" 2>&1 &
+    build_pid[$arch]=$!
+    build_t0[$arch]=$t
+  fi
 done
+# arm64_ready: waits for the arm64 build (the first time); false if it failed (the arm64
+# guests are then not booted and fail; the amd64 ones, already running, go on)
+arm64_built=""
+arm64_ready() {
+  if [ -z "$arm64_built" ] && [ -n "${build_pid[arm64]:-}" ]; then
+    if wait "${build_pid[arm64]}"; then
+      arm64_built=ok
+      arm64_root=$(cat "$CACHE/arm64-root.path")
+      tests_of arm64
+    else
+      arm64_built=failed
+      tail -30 "$CACHE/cargo-arm64.log" >&2
+      echo "test-kernels: cross/build.sh aarch64 (or vm/arm64-root.sh) failed" >&2
+      why_failed+=("arm64: the build failed ($CACHE/cargo-arm64.log): $(tail -1 "$CACHE/cargo-arm64.log" | cut -c1-300)")
+    fi
+    timings+=("build arm64 (beside the amd64 guests) $(ts ${build_t0[arm64]})")
+  fi
+  [ "$arm64_built" != failed ]
+}
 
 # Tests at once in a guest. 7.x runs our lsm, fentry and syscall-tracepoint programs
 # preemptibly, and each agent's programs run for every writer on the machine: with three
@@ -156,20 +198,36 @@ why() {
 # at once on two CPUs took 1.6x the CPU time each guest takes with a CPU of its own (5.10's
 # suite: 483 s alone beside one other guest, 3,521 s beside six others and their nine vCPU
 # threads): guests time-shared that finely lose their translated code from the caches and
-# spin on locks whose holder is descheduled. The 7.x guests run their tests one at a time and
-# take longest; then arm64; then the older kernels.
+# spin on locks whose holder is descheduled. Longest first, by what each took in a local run
+# of the matrix as make test runs it (2026-12-05, two at a time: amd64 7.3 1,224 s, 7.2
+# 1,195, 6.12 1,058, 6.1 901, 5.10 ~690, arm64 7.3 491, arm64 6.12 373), so that the last
+# guests to start are the short ones and the two CPUs finish together; the arm64 ones come
+# last too because their build runs beside the first amd64 guests.
 vm_rank() {
   case $1/$2 in
-    amd64/[7-9].*) echo 0 ;;
-    arm64/[7-9].*) echo 1 ;;
-    arm64/*) echo 2 ;;
-    *) echo 3 ;;
+    amd64/7.3*) echo 0 ;;
+    amd64/[7-9].*) echo 1 ;;
+    amd64/6.12*) echo 2 ;;
+    amd64/6.1*) echo 3 ;;
+    amd64/*) echo 4 ;;
+    arm64/[7-9].*) echo 5 ;;
+    *) echo 6 ;;
   esac
 }
 parallel=${VM_PARALLEL:-$(nproc)}
 declare -A vm_pid vm_t0 vm_dir vm_arch
+running() {
+  local n=0 k
+  for k in "${!vm_pid[@]}"; do kill -0 "${vm_pid[$k]}" 2>/dev/null && n=$((n + 1)); done
+  echo $n
+}
 while read -r _ arch krel kdir; do
-  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do sleep 2; done
+  while [ "$(running)" -ge "$parallel" ]; do sleep 2; done
+  if [ "$arch" = arm64 ] && ! arm64_ready; then
+    failed=1
+    summary+=("kernel $krel $arch: fail (not booted: the arm64 build failed)")
+    continue
+  fi
   out=$CACHE/results/$krel
   rm -rf "$out"; mkdir -p "$out"
   cat > "$out/env" <<ENV
@@ -192,12 +250,16 @@ ENV
   vm_arch[$krel]=$arch
   # (what the guest needs, should the clone live under /tmp, which the guest's own /tmp hides;
   # arm64: its own root, the repo and the target directory bound into it)
-  VM_NEED="${bin[$arch]} $(for t2 in ${tests[$arch]}; do printf '%s ' "${t2#*=}"; done)$repo/Cargo.toml" \
-    VM_ARCH=$arch VM_ROOT=${arm64_root:-} VM_BUSYBOX=${arm64_root:+$arm64_root/bin/busybox} \
-    VM_BINDS="$repo ${arm64_binds:-}" \
-    "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 &
+  # (its own end written down for the timings: the results are read in another order)
+  (VM_NEED="${bin[$arch]} $(for t2 in ${tests[$arch]}; do printf '%s ' "${t2#*=}"; done)$repo/Cargo.toml" \
+     VM_ARCH=$arch VM_ROOT=${arm64_root:-} VM_BUSYBOX=${arm64_root:+$arm64_root/bin/busybox} \
+     VM_BINDS="$repo ${arm64_binds:-}" \
+     "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 && rc=0 || rc=$?
+   echo $((SECONDS - vm_t0[$krel])) > "$out/vm-seconds"; exit $rc) &
   vm_pid[$krel]=$!
 done < <(select_kernels <<<"$kernels" | while read -r a k d; do [ -n "$k" ] && echo "$(vm_rank "$a" "$k") $a $k $d"; done | sort -s -k1,1n -k3,3Vr)
+# (a build no guest waited for, VM_KERNELS selecting no arm64 kernel: ended, and checked)
+arm64_ready || failed=1
 
 for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   out=$CACHE/results/$krel
@@ -208,7 +270,7 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   con=$out/console.log
   boot=$(sed -n 's/^OWNWATCH-VM: BOOTED [^ ]* \([0-9.]*\)s.*/\1/p' "$con" | head -1)
   done_at=$(sed -n 's/^OWNWATCH-VM: SUITE-DONE \([0-9.]*\)s.*/\1/p' "$con" | head -1)
-  timings+=("kernel $krel: vm total $(ts ${vm_t0[$krel]}), guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
+  timings+=("kernel $krel: vm total $(cat "$out/vm-seconds" 2>/dev/null || echo ?)s, guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
   for b in $BACKENDS; do
     for t2 in $tests_; do
       name=${t2%%=*}
