@@ -5,7 +5,7 @@
 //! Every text is written once: options and commands come from clap; EXIT STATUS and EXAMPLES
 //! are cut from the help epilogues in cli.rs; the description and the jq recipes are taken
 //! from README.md at build time (the recipes exactly as README prints them, which is also
-//! what tests/tools.rs runs). The EVENT FIELDS table is the one text kept here; it follows
+//! what tests/watch/tools.rs runs). The EVENT FIELDS table is the one text kept here; it follows
 //! README "Event fields" and "What counts", and tests/cli_docs.rs checks it names every field
 //! of README's example event.
 

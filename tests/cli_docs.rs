@@ -309,7 +309,7 @@ fn man_page_documents_commands_options_fields_exit_codes_and_jq_recipes() {
         );
     }
 
-    // The jq recipes exactly as README prints them (the block tests/tools.rs runs), line by
+    // The jq recipes exactly as README prints them (the block tests/watch/tools.rs runs), line by
     // line.
     let recipes = readme_section("### jq recipes");
     let block = recipes

@@ -5,15 +5,15 @@
 # in qemu-system-x86_64 with the host's root; arm64 boots VM_ARM64_KERNEL_SET (default 6.12
 # 7.3) in qemu-system-aarch64 with an arm64 userland (vm/arm64-root.sh) and the test binaries
 # cross-built for aarch64 (cross/build.sh, static). There, to keep `make test` within CI's
-# time, only the op and path-form tests run by default: VM_ARM64_TESTS (default "watch tools")
+# time, only the op and path-form tests run by default: VM_ARM64_TESTS (default "watch")
 # with the watch binary filtered to VM_ARM64_WATCH_FILTER (default the modules ops paths names
-# attrs uring, negatives' failed operations, owner writes and writes outside the tree, and
+# attrs uring tools, negatives' failed operations, owner writes and writes outside the tree, and
 # kernel_wide's probe and usage errors: every backend's start is the cells themselves);
 # VM_ARM64_FULL=1 runs the whole suite as on amd64 (make test-kernels-arm64). Tests whose
 # subject is not the backend run once per kernel (ONCE_PER_KERNEL below).
 # VM_PREFETCH=1: only download and install what a run needs (make test does this while the
 # host's tests run). Knobs: VM_KERNELS (regex on the kernel release, default all), VM_BACKENDS (default all four),
-# VM_TESTS (test targets, default watch identity cron tools fix; scan uses no BPF and runs on the host), VM_PARALLEL (guests at once, default one per host CPU), VM_CPUS, VM_MEM, VM_TIMEOUT,
+# VM_TESTS (test targets, default watch: its modules identity, cron, tools and fix included, one agent shared by them all; scan uses no BPF and runs on the host), VM_PARALLEL (guests at once, default one per host CPU), VM_CPUS, VM_MEM, VM_TIMEOUT,
 # VM_VERBOSE=1 (whole console), CACHE (default .cache/vm), VM_TEST_ARGS (more arguments for
 # the test binaries, e.g. "-Z unstable-options --report-time": per-test times in the logs),
 # VM_GUEST_ENV ("VAR=value ..." exported in the guest, e.g. OWNWATCH_PIN_CPU=0),
@@ -27,7 +27,7 @@
 # measured: 3.3 s, lsm 7 s, kprobe 11-14 s, fentry 16 s), and every usable backend's start
 # is checked anyway (kernel_wide, and each cell itself).
 BACKENDS=${VM_BACKENDS:-tracepoint kprobe lsm fentry}
-TESTS_WANTED=${VM_TESTS:-watch identity cron tools fix}
+TESTS_WANTED=${VM_TESTS:-watch}
 t_all=$SECONDS
 ts() { echo "$((SECONDS - $1))s"; }
 timings=()
@@ -82,13 +82,13 @@ tests_of() {
   local arch=$1
   if [ "$arch" = arm64 ] && [ "${VM_ARM64_FULL:-0}" = 0 ]; then
     tests[$arch]=$(TESTS_WANTED=$arm64_tests test_exes "$CACHE/tests-$arch.json")
-    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide::probe_reports kernel_wide::bad_input kernel_wide::usage_errors ops:: paths:: names:: attrs:: uring:: negatives::failed negatives::owner_writes negatives::root_writes_outside}
+    watch_filter[$arch]=${VM_ARM64_WATCH_FILTER:-kernel_wide::probe_reports kernel_wide::bad_input kernel_wide::usage_errors ops:: paths:: names:: attrs:: uring:: tools:: negatives::failed negatives::owner_writes negatives::root_writes_outside}
   else
     tests[$arch]=$(test_exes "$CACHE/tests-$arch.json")
   fi
   [ -x "${bin[$arch]}" ] || { echo "test-kernels: ${bin[$arch]} missing" >&2; exit 2; }
 }
-arm64_tests=${VM_ARM64_TESTS:-watch tools}
+arm64_tests=${VM_ARM64_TESTS:-watch}
 for arch in $ARCHS; do
   t=$SECONDS
   if [ "$arch" = amd64 ]; then
@@ -177,7 +177,7 @@ expect_unusable() {
 # come back as events), the deleted and unmounted roots, concurrency, and coreutils and tar
 # (many of them on the ruled shared agent, tests/common/shared.rs: one start for them all).
 # VM_ONCE_PER_KERNEL="" runs everything on every backend.
-ONCE_PER_KERNEL=${VM_ONCE_PER_KERNEL-watch=kernel_wide:: watch=cli:: watch=lifecycle::sigterm_flushes watch=lifecycle::sigint_flushes watch=lifecycle::closed_stdout watch=lifecycle::head_one watch=lifecycle::sighup_never_kills watch=lifecycle::systemd_ready watch=actors::owner_option_ watch=actors::each_tree_has_its_own watch=negatives::ops_accepts_every_op_name watch=paths::dir_argument_forms cron=duration_and_max_events cron=output_file_is_reopened tools=readme_jq_recipes}
+ONCE_PER_KERNEL=${VM_ONCE_PER_KERNEL-watch=kernel_wide:: watch=cli:: watch=lifecycle::sigterm_flushes watch=lifecycle::sigint_flushes watch=lifecycle::closed_stdout watch=lifecycle::head_one watch=lifecycle::sighup_never_kills watch=lifecycle::systemd_ready watch=actors::owner_option_ watch=actors::each_tree_has_its_own watch=negatives::ops_accepts_every_op_name watch=paths::dir_argument_forms watch=cron::duration_and_max_events watch=cron::output_file_is_reopened watch=tools::readme_jq_recipes}
 
 summary=()
 why_failed=()

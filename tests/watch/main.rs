@@ -23,12 +23,16 @@ mod actors;
 mod attrs;
 mod cli;
 mod concurrency;
+mod cron;
+mod fix;
+mod identity;
 mod kernel_wide;
 mod lifecycle;
 mod names;
 mod negatives;
 mod ops;
 mod paths;
+mod tools;
 mod uring;
 
 use std::ffi::CString;

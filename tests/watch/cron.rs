@@ -2,14 +2,11 @@
 //! a racing symlink swap), --duration and --max-events stop by themselves, -o appends to a
 //! file created 0640 and reopens it on SIGHUP without losing or tearing a line.
 
-#[macro_use]
-mod common;
+use super::*;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use common::*;
 
 fn io(r: std::io::Result<()>) -> Result<(), String> {
     r.map_err(|e| e.to_string())

@@ -2,13 +2,11 @@
 //! checked exactly: login uid and session, terminal, command line, executable, ancestry,
 //! cgroup and container id, for a writer that exits right after the write.
 
-#[macro_use]
-mod common;
+use super::*;
 
 use std::ffi::CString;
 use std::path::Path;
 
-use common::*;
 use serde_json::Value;
 
 fn w(path: impl AsRef<Path>, data: &str) -> Result<(), String> {

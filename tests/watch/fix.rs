@@ -4,14 +4,12 @@
 //! Exact events, then lstat of what must (and must not) have changed. Root only; in CI
 //! (CI=true) these never skip.
 
-#[macro_use]
-mod common;
+use super::*;
 
 use std::ffi::CString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use common::*;
 use serde_json::Value;
 
 fn io<T>(what: &str, r: std::io::Result<T>) -> Result<(), String> {

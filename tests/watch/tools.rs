@@ -2,17 +2,14 @@
 //! save-by-rename — from several working directories, as root, under the real agent. glibc
 //! passes `AT_FDCWD` as a 32-bit int (the upper half of the 64-bit argument is zero), unlike the
 //! raw syscalls of tests/watch/: every relative path below goes that way. Run as root:
-//! `cargo test --test tools`; also with `OWNWATCH_NO_CTIME_HOOKS=1` (how the tracepoint backend
+//! `cargo test --test watch tools::`; also with `OWNWATCH_NO_CTIME_HOOKS=1` (how the tracepoint backend
 //! runs on kernels before 6.13) and on every backend of the kernel matrix.
 
-#[macro_use]
-mod common;
+use super::*;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-use common::*;
 
 /// `args` run in `cwd` with umask 022 as the test's own user (root), or as `uid` when given
 /// (setresuid through setpriv, as `sudo -u` would). Panics unless it succeeds.
