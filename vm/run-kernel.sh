@@ -95,7 +95,7 @@ timeout "${VM_TIMEOUT:-4500}" "${qemu[@]}" -smp "${VM_CPUS:-$(nproc)}" -m "$mem"
   -chardev socket,id=vfs,path="$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -drive file="$work/disk.img",if=virtio,format=raw \
   -kernel "$kroot/boot/vmlinuz-$krel" -initrd "$initrd" \
-  -append "console=$console lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ownwatch.job=${VM_JOB:-$here/guest-job.sh}" \
+  -append "console=$console lsm=lockdown,capability,landlock,bpf quiet loglevel=4 panic=-1 softlockup_panic=0 ${VM_APPEND:-}ownwatch.job=${VM_JOB:-$here/guest-job.sh}" \
   -display none -monitor none -serial stdio -no-reboot -nodefaults \
   < /dev/null 2>&1 | stdbuf -o0 tr -d '\r' | tee "$out/console.log" | { if [ -n "${VM_VERBOSE:-}" ]; then cat; else grep --line-buffered '^OWNWATCH-VM:' | sed -u "s/^OWNWATCH-VM:/  [$krel]/"; fi; } >&2
 rc=${PIPESTATUS[0]}

@@ -255,7 +255,11 @@ ENV
      VM_ARCH=$arch VM_ROOT=${arm64_root:-} VM_BUSYBOX=${arm64_root:+$arm64_root/bin/busybox} \
      VM_BINDS="$repo ${arm64_binds:-}" \
      "$repo/vm/run-kernel.sh" "$kdir" "$out" "$out/env" > "$out/run.log" 2>&1 && rc=0 || rc=$?
-   echo $((SECONDS - vm_t0[$krel])) > "$out/vm-seconds"; exit $rc) &
+   echo $((SECONDS - vm_t0[$krel])) > "$out/vm-seconds"
+   # qemu's CPU time (its user and system time, waited for): single-threaded TCG keeps one
+   # host CPU busy while the guest runs, so what falls short of the wall time is the guest idle
+   # (waits in the tests), or a host with more runnable guests than CPUs
+   times > "$out/vm-cpu"; exit $rc) &
   vm_pid[$krel]=$!
 done < <(select_kernels <<<"$kernels" | while read -r a k d; do [ -n "$k" ] && echo "$(vm_rank "$a" "$k") $a $k $d"; done | sort -s -k1,1n -k3,3Vr)
 # (a build no guest waited for, VM_KERNELS selecting no arm64 kernel: ended, and checked)
@@ -270,7 +274,8 @@ for krel in $(printf '%s\n' "${!vm_pid[@]}" | sort); do
   con=$out/console.log
   boot=$(sed -n 's/^OWNWATCH-VM: BOOTED [^ ]* \([0-9.]*\)s.*/\1/p' "$con" | head -1)
   done_at=$(sed -n 's/^OWNWATCH-VM: SUITE-DONE \([0-9.]*\)s.*/\1/p' "$con" | head -1)
-  timings+=("kernel $krel: vm total $(cat "$out/vm-seconds" 2>/dev/null || echo ?)s, guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
+  cpu=$(awk 'NR == 2 { gsub(/[ms]/, " "); print int($1 * 60 + $2 + $3 * 60 + $4) }' "$out/vm-cpu" 2>/dev/null || true)
+  timings+=("kernel $krel: vm total $(cat "$out/vm-seconds" 2>/dev/null || echo ?)s, qemu CPU ${cpu:-?}s, guest boot ${boot:-?}s, guest done at ${done_at:-?}s (qemu rc $rc)")
   for b in $BACKENDS; do
     for t2 in $tests_; do
       name=${t2%%=*}
