@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the VM, chrooted into the host's (read-only) root, /tmp being the VM's ext4.
 # /tmp/.job/env (written by test-kernels.sh) sets REPO, BIN (the ownwatch binary), TESTS ("name=path ..."), BACKENDS,
-# EXPECT_CHOICE, TEST_TIMEOUT, ONCE (tests only the first usable backend runs), WATCH_FILTER (test-name filters for the watch binary: only
+# EXPECT_CHOICE, TEST_TIMEOUT, ONCE (tests only the first usable backend runs), HOST_ONLY (tests no guest runs), WATCH_FILTER (test-name filters for the watch binary: only
 # those tests; empty: all). A backend that probe calls not usable (arm64 5.10 and 6.1 have no
 # BPF trampolines: no lsm, no fentry) gets no tests: the job checks that `watch --backend`
 # refuses it with exit 2 and says "UNUSABLE <backend> rc=<exit> <probe's reason>". Progress
@@ -50,6 +50,9 @@ for backend in $usable; do
     # (the first backend runs them)
     [ "$name" != scan ] || [ "$backend" = "$first" ] || continue
     once=""
+    for o in ${HOST_ONLY:-}; do
+      [ "${o%%=*}" != "$name" ] || once="$once --skip ${o#*=}"
+    done
     if [ "$backend" != "$first" ]; then
       for o in ${ONCE:-}; do
         [ "${o%%=*}" != "$name" ] || once="$once --skip ${o#*=}"
