@@ -62,6 +62,10 @@ pub struct Agent {
     child: Child,
     lines: Option<Receiver<String>>,
     stderr: Arc<Mutex<String>>,
+    /// Disconnected once the stderr reader has read the end (it said "ready" on it before).
+    stderr_end: Option<Receiver<()>>,
+    /// `wait_exit` saw the agent end: its stderr is whole once the reader reaches the end.
+    exited: bool,
     pub args: Vec<String>,
     /// The tree of `watch_tree`: where `expect` puts its sentinel.
     pub tree: Option<PathBuf>,
@@ -169,6 +173,8 @@ impl Agent {
             child,
             lines: Some(rx),
             stderr,
+            stderr_end: None,
+            exited: false,
             args,
             tree: None,
             skipped: 0,
@@ -194,6 +200,7 @@ impl Agent {
                 );
             }
         }
+        agent.stderr_end = Some(ready_rx);
         agent
     }
 
@@ -202,8 +209,13 @@ impl Agent {
     }
 
     pub fn stderr_text(&self) -> String {
-        // Give the reader thread a moment to catch the last lines.
-        std::thread::sleep(Duration::from_millis(50));
+        match &self.stderr_end {
+            // Ended: all of it, once the reader thread has read to the end (the agent's
+            // detaching child closes its copy at once).
+            Some(end) if self.exited => while end.recv_timeout(*TIMEOUT).is_ok() {},
+            // Give the reader thread a moment to catch the last lines.
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
         self.stderr.lock().unwrap().clone()
     }
 
@@ -223,7 +235,10 @@ impl Agent {
         let deadline = Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
-                Ok(Some(st)) => return Some(st),
+                Ok(Some(st)) => {
+                    self.exited = true;
+                    return Some(st);
+                }
                 Ok(None) => {}
                 Err(e) => panic!("wait for ownwatch: {e}"),
             }
