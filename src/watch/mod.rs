@@ -600,6 +600,12 @@ fn event_loop(
             sync_devs(maps.devs, &roots, &mut dev_flags)?;
             devs_synced = Instant::now();
             losses.say_skipped(maps, &mut processor.borrow_mut());
+            // An event is overdue once its thread has ended, and a thread's outcome record is
+            // in the ring before it ends: read what the ring holds first. (Since the last read
+            // the agent may have been held up, writing to a slow reader: the record would be
+            // there, the event already gone out without "ret".) An error here comes again
+            // at the read below, which reports it.
+            let _ = rb.consume();
             processor.borrow_mut().release_overdue();
             if let Some((n, st)) = notify.as_mut() {
                 n.status(st.line(processor.borrow().events, losses.lost));
