@@ -76,7 +76,7 @@ test_exes() {
   done
   echo "${tests# }"
 }
-declare -A bin tests watch_filter build_pid build_t0
+declare -A bin tests watch_filter
 # tests_of <arch>: which test binaries (and watch filter) that arch's guests run
 tests_of() {
   local arch=$1
@@ -107,19 +107,18 @@ for arch in $ARCHS; do
     case $td/ in "$repo"/*) ;; *) arm64_binds=$td ;; esac
     bin[$arch]=$td/aarch64-unknown-linux-gnu/release/ownwatch
     [ "${VM_ARM64_FULL:-0}" = 0 ] && cross_tests=$arm64_tests || cross_tests=1
-    (env -u CARGO_TARGET_DIR CROSS_TESTS_JSON="$CACHE/tests-$arch.json" CACHE="${CROSS_CACHE:-$repo/.cache/cross}" \
+    (CROSS_TESTS_JSON="$CACHE/tests-$arch.json" CACHE="${CROSS_CACHE:-$repo/.cache/cross}" \
       CARGO_TARGET_DIR="$td" STATIC=1 CROSS_TESTS="$cross_tests" nice -n 10 "$repo/cross/build.sh" aarch64-unknown-linux-gnu \
       && "$repo/vm/arm64-root.sh" > "$CACHE/arm64-root.path") > "$CACHE/cargo-$arch.log" 2>&1 &
-    build_pid[$arch]=$!
-    build_t0[$arch]=$t
+    arm64_pid=$! arm64_t0=$t
   fi
 done
 # arm64_ready: waits for the arm64 build (the first time); false if it failed (the arm64
 # guests are then not booted and fail; the amd64 ones, already running, go on)
 arm64_built=""
 arm64_ready() {
-  if [ -z "$arm64_built" ] && [ -n "${build_pid[arm64]:-}" ]; then
-    if wait "${build_pid[arm64]}"; then
+  if [ -z "$arm64_built" ] && [ -n "${arm64_pid:-}" ]; then
+    if wait "$arm64_pid"; then
       arm64_built=ok
       arm64_root=$(cat "$CACHE/arm64-root.path")
       tests_of arm64
@@ -129,7 +128,7 @@ arm64_ready() {
       echo "test-kernels: cross/build.sh aarch64 (or vm/arm64-root.sh) failed" >&2
       why_failed+=("arm64: the build failed ($CACHE/cargo-arm64.log): $(tail -1 "$CACHE/cargo-arm64.log" | cut -c1-300)")
     fi
-    timings+=("build arm64 (beside the amd64 guests) $(ts ${build_t0[arm64]})")
+    timings+=("build arm64 (beside the amd64 guests) $(ts "$arm64_t0")")
   fi
   [ "$arm64_built" != failed ]
 }
