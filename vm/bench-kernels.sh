@@ -9,7 +9,8 @@
 # deterministic whatever else the host is doing (repeats agree within about 1 %).
 # Knobs: VM_KERNEL_SET, VM_KERNELS, VM_BACKENDS (default all four), BENCH_OPS (default storm;
 # also create mkdir rename chmod chown unlink openw ropen getppid), BENCH_N, BENCH_REPS (3),
-# VM_GUEST_ENV (variables for the guest, e.g. OWNWATCH_CORE_CAST=0 to compare).
+# VM_GUEST_ENV (variables for the guest, e.g. OWNWATCH_CORE_CAST=0 to compare), BENCH_OUT (where
+# each kernel's results go, default .cache/vm/bench: two runs at once need one each).
 . "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-lsm fentry kprobe tracepoint}
 OPS=${BENCH_OPS:-storm}
@@ -34,7 +35,7 @@ AWK_MED='
       }'
 declare -A pid
 while read -r krel kdir; do
-  out=$CACHE/bench/$krel
+  out=${BENCH_OUT:-$CACHE/bench}/$krel
   rm -rf "$out"; mkdir -p "$out"
   cat > "$out/env" <<ENV
 REPO=$repo
@@ -53,7 +54,7 @@ done < <(select_kernels <<<"$kernels")
 unit=$([ "$VM_ICOUNT" = 1 ] && echo "instructions" || echo "ns")
 for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
   wait "${pid[$krel]}" || true
-  con=$CACHE/bench/$krel/console.log
+  con=${BENCH_OUT:-$CACHE/bench}/$krel/console.log
   echo "==== kernel $krel: $unit per op (median of ${BENCH_REPS:-3} storms of $N iterations), ratio to no agent"
   echo "     (base: the mean of the medians right before and right after the agent; drift: after/before)"
   printf '%-11s %-8s %10s %10s %7s %10s %10s %7s %7s\n' backend op base allowed ratio base offending ratio drift

@@ -13,11 +13,12 @@ mod pending;
 mod processor;
 mod resolve;
 mod roots;
+mod wait;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ use crate::kernel::load::{
     Root, Spec, Started,
 };
 use processor::Processor;
+use wait::Waiter;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static HUP: AtomicBool = AtomicBool::new(false);
@@ -379,8 +381,14 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     };
     let maps = Maps::of(&skel, &links, bss);
     let deadline = opts.deadline.map(|d| Instant::now() + d);
+    // Without -o: notice at once when the reader of stdout goes away (`| head -1`), not only
+    // at the next event's write.
+    let watch_stdout = processor.borrow().out.is_stdout();
+    let waiter = Waiter::new(rb.epoll_fd(), skel.maps.events.as_fd(), watch_stdout)
+        .context("waiting for the ring buffer")?;
     let res = event_loop(
         &rb,
+        waiter,
         &maps,
         &processor,
         dev_flags,
@@ -573,6 +581,7 @@ fn write_metrics(metrics: Option<&mut Metrics>, p: &Processor) {
 #[allow(clippy::too_many_arguments)]
 fn event_loop(
     rb: &RingBuffer,
+    mut waiter: Waiter,
     maps: &Maps,
     processor: &RefCell<Processor>,
     mut dev_flags: HashMap<u32, u32>,
@@ -590,9 +599,6 @@ fn event_loop(
         skipped: skipped_runs(maps.obj, maps.kretprobes),
     };
     let mut devs_synced = Instant::now();
-    // Without -o: notice at once when the reader of stdout goes away (`| head -1`), not only
-    // at the next event's write.
-    let mut watch_stdout = processor.borrow().out.is_stdout();
     loop {
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
@@ -636,15 +642,24 @@ fn event_loop(
         let res = if stopping {
             rb.consume()
         } else {
-            let (timeout, read_first) = pace.sleep();
+            let sleep = pace.sleep();
             // Records sent while we said AWAKE came without a wakeup: read them before we
             // sleep, now that the kernel knows we may.
-            let early = if read_first { rb.consume() } else { Ok(()) };
+            let early = if sleep.read_first {
+                rb.consume()
+            } else {
+                Ok(())
+            };
             if early.is_err() || processor.borrow().records > before {
                 pace.awake();
                 early
             } else {
-                let gone = wait(rb, timeout, &mut watch_stdout).context("waiting for records")?;
+                let gone = if sleep.dense {
+                    waiter.for_interval(sleep.timeout)
+                } else {
+                    waiter.for_records(sleep.timeout)
+                }
+                .context("waiting for records")?;
                 pace.awake();
                 if gone {
                     // As when a write finds the pipe closed (EPIPE): nobody reads us, stop.
@@ -955,42 +970,6 @@ impl Losses {
             self.skipped = skipped;
         }
     }
-}
-
-/// Waits up to `timeout` for records from the kernel or for the reader of our stdout to go
-/// away (`watch_stdout`): a pipe whose read end was closed says POLLERR, a hung-up terminal or
-/// socket POLLHUP; true then. Regular files and /dev/null never say either. A signal ends
-/// the wait early (false).
-fn wait(rb: &RingBuffer, timeout: Duration, watch_stdout: &mut bool) -> io::Result<bool> {
-    let mut fds = [
-        libc::pollfd {
-            fd: rb.epoll_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: libc::STDOUT_FILENO,
-            events: 0,
-            revents: 0,
-        },
-    ];
-    let n = if *watch_stdout { 2 } else { 1 };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: `n` pollfds in a live array.
-    if unsafe { libc::poll(fds.as_mut_ptr(), n, ms) } < 0 {
-        let e = io::Error::last_os_error();
-        return match e.kind() {
-            io::ErrorKind::Interrupted => Ok(false),
-            _ => Err(e),
-        };
-    }
-    let out = fds[1].revents;
-    if out & libc::POLLNVAL != 0 {
-        // stdout is not open: writing will say so; do not spin on it.
-        *watch_stdout = false;
-        return Ok(false);
-    }
-    Ok(out & (libc::POLLERR | libc::POLLHUP) != 0)
 }
 
 fn trees_now(trees: &[Tree]) -> Vec<Vec<u8>> {
