@@ -13,6 +13,7 @@ mod pending;
 mod processor;
 mod resolve;
 mod roots;
+mod rootwatch;
 mod wait;
 
 use std::cell::RefCell;

@@ -6,12 +6,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use super::resolve::fd_path;
+use super::rootwatch::RootWatch;
 use super::Tree;
 use crate::rules::TreeFilter;
 use crate::users::Uids;
 
 /// How long a root found gone still counts (see `refresh`).
 const GONE_GRACE: Duration = Duration::from_millis(200);
+/// How often every root is looked at though nothing said it may have moved (rootwatch.rs).
+const LOOK_ANYWAY: Duration = Duration::from_secs(1);
 
 pub struct Roots {
     /// O_PATH handles of the roots; None once a root is given up, which also lets a lazily
@@ -36,6 +39,13 @@ pub struct Roots {
     pub now: Vec<Vec<u8>>,
     /// Bumped whenever a root's path changes: what was rendered with the old one is stale.
     pub moves: u64,
+    /// Says when a root may have moved (None: inotify refused; every round looks).
+    watch: Option<RootWatch>,
+    /// Roots whose directories could not all be watched: looked at every round.
+    unwatched: Vec<bool>,
+    /// Every root looks again once `watch` said something, or LOOK_ANYWAY after the last time.
+    look: bool,
+    looked: Instant,
 }
 
 /// A root given up by `refresh`: its last path and why.
@@ -70,6 +80,10 @@ impl Roots {
                 .map(|t| t.path.as_os_str().as_bytes().to_vec())
                 .collect(),
             moves: 0,
+            watch: RootWatch::new(),
+            unwatched: vec![true; trees.len()],
+            look: true,
+            looked: Instant::now(),
         }
     }
 
@@ -81,12 +95,30 @@ impl Roots {
     /// records of what happened before (its own rmdir, say) come first; and not while
     /// `awaits(path)`: an event of the tree still waits for its op's outcome (the root's own
     /// rmdir, whose outcome a slow or preempted writer sends later).
+    /// A root is looked at when the kernel said it may have moved (rootwatch.rs), while it is
+    /// found gone, once a second, and at every call where its directories cannot be watched.
     pub fn refresh(&mut self, awaits: impl Fn(&[u8]) -> bool) -> Vec<GivenUp> {
         let mut given_up = Vec::new();
+        if self.watch.as_mut().is_some_and(RootWatch::changed)
+            || self.looked.elapsed() >= LOOK_ANYWAY
+        {
+            self.look = true;
+        }
+        let look_all = std::mem::take(&mut self.look);
+        if look_all {
+            self.looked = Instant::now();
+        }
         for i in 0..self.fds.len() {
             let Some(fd) = &self.fds[i] else {
                 continue;
             };
+            if !look_all && !self.unwatched[i] && self.going[i].is_none() {
+                continue;
+            }
+            if self.unwatched[i] {
+                // watched before it is looked at: a move between the two is said next time
+                self.unwatched[i] = !self.watch.as_mut().is_some_and(|w| w.watch(&self.now[i]));
+            }
             if self.going[i].is_none() && fd_path(fd).as_ref() == Some(&self.now[i]) {
                 continue;
             }
@@ -108,6 +140,9 @@ impl Roots {
                     if p != self.now[i] {
                         self.moves += 1;
                         self.now[i] = p;
+                        // its new directories: watched, then looked at once more next time
+                        self.unwatched[i] = true;
+                        self.look = true;
                     }
                 }
             }
@@ -171,6 +206,7 @@ impl Roots {
         self.fix.push(t.fix);
         self.filters.push(t.filter.clone());
         self.now.push(t.path.as_os_str().as_bytes().to_vec());
+        self.unwatched.push(true);
         self.moves += 1;
         Ok(self.now.len() - 1)
     }

@@ -8,7 +8,7 @@
 use super::*;
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// `args` run in `cwd` with umask 022 as the test's own user (root), or as `uid` when given
@@ -278,5 +278,44 @@ fn readme_jq_recipes_on_real_events() {
             "root\ttouch\t3\tcreate"
         ],
         "{grouped}"
+    );
+}
+
+/// Nine roots moved together by `mv` of a directory two levels above them, after the agent
+/// had nothing to read for a while, and written in right after: the events carry the roots'
+/// new paths. (The agent looks where a root is only when the kernel says it may have moved,
+/// watch/rootwatch.rs, or once a second: this move is said by inotify on the directories
+/// above the roots.) The `mv` itself is outside every tree: not reported.
+#[test]
+fn roots_moved_by_mv_above_them_are_reported_where_they_are_now() {
+    let d = root_dir!("mvroots");
+    let o = &d.outside;
+    let trees: Vec<PathBuf> = (0..9)
+        .map(|i| {
+            let p = d.o(&format!("g/p/t{i}"));
+            std::fs::create_dir_all(&p).unwrap();
+            chown(&p, OWNER, OWNER);
+            p
+        })
+        .collect();
+    let owner = OWNER.to_string();
+    let mut args = vec!["--owner", &owner];
+    args.extend(trees.iter().map(|p| s(p)));
+    let mut a = Agent::watch(&args);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tool(o, &["mv", "g", "g2"]);
+    let (first, last) = (d.o("g2/p/t0"), d.o("g2/p/t8"));
+    tool(&last, &["touch", "after"]);
+    tool(o, &["mkdir", "g2/p/t0/d"]);
+    let evs = a.finish(&first);
+    assert_events(
+        &evs,
+        &[
+            by("touch", "create", last.join("after"))
+                .mode(0o644)
+                .tree(&last),
+            by("mkdir", "mkdir", first.join("d")).mode(0o755),
+        ],
+        &first,
     );
 }
