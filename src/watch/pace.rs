@@ -5,10 +5,11 @@
 //! costs the writer beyond our programs) and the reader a context switch. While records come
 //! densely (a storm, an extraction) the reader sleeps a fixed short interval instead and takes
 //! what came meanwhile in one round (wait.rs), and says so in the programs' .bss
-//! (`reader_state`, bpf/lib/submit.h): their records then go without a wakeup. Otherwise a record wakes it at once (at most one per 500 µs): a record read late
-//! costs exactness where a path is resolved on disk (the tracepoint backend before 6.13, where
-//! the kernel's walks of the changed directories do not decide it), because the next command
-//! may already have renamed or removed what it names; sparse records make few wakeups.
+//! (`reader_state`, bpf/lib/submit.h): their records then go without a wakeup. Otherwise a
+//! record wakes it at once (at most one per 500 µs): a record read late costs exactness where
+//! a path is resolved on disk (the tracepoint backend before 6.13, where the kernel's walks of
+//! the changed directories do not decide it), because the next command may already have
+//! renamed or removed what it names; sparse records make few wakeups.
 
 use std::time::Duration;
 
@@ -65,12 +66,12 @@ impl Pace {
 
     /// About to sleep: for how long, and whether to read the ring once more first. While
     /// records come densely, the kernel is told the reader will look by itself, and it sleeps
-    /// DENSE_ROUND whether records are there or not. After a round
-    /// with records the sleep is short, dense or not; the first quiet poll after them already
-    /// says IDLE but still sleeps short: a program that read POLLS or AWAKE just before sends
-    /// its record without a wakeup, microseconds later, and that record is then read a few
-    /// milliseconds later, not after POLL_IDLE. Saying IDLE after AWAKE, the reader reads the
-    /// ring before it sleeps (the `bool`): what came while it worked did not wake it.
+    /// DENSE_ROUND whether records are there or not. After a round with records the sleep is
+    /// short, dense or not; the first quiet poll after them already says IDLE but still sleeps
+    /// short: a program that read POLLS or AWAKE just before sends its record without a
+    /// wakeup, microseconds later, and that record is then read a few milliseconds later, not
+    /// after POLL_IDLE. Saying IDLE after AWAKE, the reader reads the ring before it sleeps
+    /// (`read_first`): what came while it worked did not wake it.
     pub fn sleep(&mut self) -> Sleep {
         let dense = self.quiet == 0 && self.dense;
         self.say(if dense {

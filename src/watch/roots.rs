@@ -115,8 +115,10 @@ impl Roots {
             if !look_all && !self.unwatched[i] && self.going[i].is_none() {
                 continue;
             }
-            if self.unwatched[i] {
+            if self.unwatched[i] && look_all {
                 // watched before it is looked at: a move between the two is said next time
+                // (tried again only with every root's look: a refused watch costs a round
+                // its readlink, not more)
                 self.unwatched[i] = !self.watch.as_mut().is_some_and(|w| w.watch(&self.now[i]));
             }
             if self.going[i].is_none() && fd_path(fd).as_ref() == Some(&self.now[i]) {

@@ -3,7 +3,7 @@
 //!
 //! Where a root is now is a readlink of its handle (roots.rs), and the reader used to do it for
 //! every root at every round: with records coming one at a time, each woke the reader, and 30
-//! roots cost it ~270 µs of CPU per event (~55 µs without the readlinks; this 6.18 machine).
+//! roots cost it 270–430 µs of CPU per event (~55 µs without the readlinks; this 6.18 machine).
 //! A root's path changes only when it or a directory above it is renamed or removed, or the
 //! mounts change: inotify says the first (IN_MOVE_SELF, IN_DELETE_SELF on the root and each
 //! directory above it, none on what happens inside them), /proc/self/mountinfo the second
