@@ -119,7 +119,7 @@ impl Roots {
                 // watched before it is looked at: a move between the two is said next time
                 // (tried again only with every root's look: a refused watch costs a round
                 // its readlink, not more)
-                self.unwatched[i] = !self.watch.as_mut().is_some_and(|w| w.watch(&self.now[i]));
+                self.unwatched[i] = !self.watch.as_ref().is_some_and(|w| w.watch(&self.now[i]));
             }
             if self.going[i].is_none() && fd_path(fd).as_ref() == Some(&self.now[i]) {
                 continue;

@@ -44,7 +44,7 @@ impl RootWatch {
     /// Watches `path` (a root's canonical path) and every directory above it. False when one
     /// could not be watched (the inotify limit, a directory already gone): that root must be
     /// looked at every round.
-    pub fn watch(&mut self, path: &[u8]) -> bool {
+    pub fn watch(&self, path: &[u8]) -> bool {
         if path.first() != Some(&b'/') {
             return false;
         }
