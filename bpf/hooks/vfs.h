@@ -383,6 +383,62 @@ FX_DONE(vfs_set_acl, OW_DONE_VFS_SET_ACL)
 FX_DONE(vfs_remove_acl, OW_DONE_VFS_REMOVE_ACL)
 FX_DONE_KEYED(vfs_rename, OW_DONE_VFS_RENAME, rename_key)
 
+/* kprobe, 6.10+: one kprobe.session program, kp_done, attached to the completing functions
+ * whose wait the hook sets before they are entered (not the xattr and ACL ones: their hooks
+ * run inside them, and they keep kp_arm_ + kr_done_), the function told by the attachment's
+ * cookie (enum ow_done). Its entry runs on every call and asks for the return (returns 0)
+ * only for the call that completes the thread's wait; every other call, all of an allowed
+ * writer's, returns 1 and no return is armed: one probe per call where the kprobe and the
+ * kretprobe were two, and no return-probe instance held (6.10-6.13 keep a pool of them per
+ * attachment) but by a call that ends a wait. Nested completing functions (overlayfs's on
+ * its upper layer) find the wait armed and ask for nothing. Where it cannot be attached (no
+ * CONFIG_FPROBE: Debian's arm64), user space attaches the pairs instead (kernel/load.rs).
+ * bpf_session_is_return takes no argument in 6.12 and the context in 7.3 (a "flavor" of the
+ * name: libbpf resolves the one this kernel has, the other is 0 and its branch dead). */
+extern bool bpf_session_is_return(void) __ksym __weak;
+extern bool bpf_session_is_return___ctx(void *ctx) __ksym __weak;
+
+static __always_inline bool session_is_return(void *ctx)
+{
+	if (bpf_ksym_exists(bpf_session_is_return___ctx))
+		return bpf_session_is_return___ctx(ctx);
+	return bpf_session_is_return();
+}
+
+SEC("?kprobe.session")
+int kp_done(struct pt_regs *ctx)
+{
+	struct vfs_wait *w;
+	__u32 fn;
+	__u64 key;
+
+	/* (before any helper call: the entry runs for every writer; a return runs only
+	 * while the wait it was asked for exists) */
+	if (!ow_waits)
+		return 1;
+	w = wait_of_current();
+	if (session_is_return(ctx)) {
+		if (w && w->armed) {
+			fn = bpf_get_attach_cookie(ctx);
+			if (fn < OW_DONE_COUNT)
+				vfs_outcome(w, done_ret(fn, PT_REGS_RC(ctx)));
+		}
+		return 0;
+	}
+	if (!w || !w->key || w->armed)
+		return 1;
+	fn = bpf_get_attach_cookie(ctx);
+	if (fn >= OW_DONE_COUNT)
+		return 1;
+	key = kprobe_arg(ctx, fn_args.done_key[fn]);
+	if (fn == OW_DONE_VFS_RENAME)
+		key = rename_key(key);
+	if (key != w->key)
+		return 1;
+	w->armed = 1;
+	return 0;
+}
+
 /* rmdir's outcome from do_rmdir, the one caller of the rmdir hook (5.10's compiler inlined
  * vfs_rmdir there, so its exit never runs for a syscall): where the kernel has
  * do_rmdir(int dfd, struct filename *name), which user space checks, the vfs_rmdir programs

@@ -56,6 +56,14 @@ pub mod prog {
     pub const DO_RMDIR: &str = "do_rmdir";
     pub const VFS_RMDIR: &str = "_vfs_rmdir";
 
+    /// kprobe on 6.10+: one kprobe.session program on the completing functions
+    /// (`args::session_functions`), instead of their `kp_arm_` + `kr_done_` pairs and
+    /// `kr_done_do_rmdir`, which stay loaded for kernels where it cannot be attached.
+    pub const KP_DONE: &str = "kp_done";
+    /// The pair programs of a completing function.
+    pub const KP_ARM: &str = "kp_arm_";
+    pub const KR_DONE: &str = "kr_done_";
+
     // tracepoint backend: `tp_enter_<syscall>` and `tp_exit_<syscall>` per syscall, the exit
     // program they go on in by a tail call (`exit_body`; attached nowhere), io_uring
     // submissions (the 6.4+ tracepoint and the older one).

@@ -32,6 +32,24 @@ const DONE: [(ow_done, &str, &str); 13] = [
     (ow_done::OW_DONE_VFS_RENAME, "vfs_rename", "rd"),
 ];
 
+/// The completing functions the kprobe.session program `kp_done` goes on, with the cookie
+/// that tells each (its `enum ow_done`): all but the xattr and ACL ones, whose security hooks
+/// run inside them, after their entry (bpf/hooks/vfs.h).
+pub fn session_functions() -> impl Iterator<Item = (&'static str, u64)> {
+    use ow_done as D;
+    DONE.iter()
+        .filter(|(d, ..)| {
+            ![
+                D::OW_DONE_VFS_SETXATTR,
+                D::OW_DONE_VFS_REMOVEXATTR,
+                D::OW_DONE_VFS_SET_ACL,
+                D::OW_DONE_VFS_REMOVE_ACL,
+            ]
+            .contains(d)
+        })
+        .map(|(d, f, _)| (*f, u64::from(d.0)))
+}
+
 /// The xattr and ACL security hooks and their name parameter, by `enum ow_xhook`
 /// (bpf_lsm_<hook> has the same parameters as security_<hook>).
 const XHOOKS: [(ow_xhook, &str, &str); 4] = [
@@ -141,6 +159,12 @@ pub fn has_helper(btf: &Btf, name: &str) -> bool {
 
 /// Whether the kernel has the bpf_rdonly_cast kfunc (6.2+): our programs' direct loads of
 /// kernel objects (bpf/lib/filter.h, `core_cast`).
+/// Kprobe sessions (6.10+): a kprobe_multi program whose return runs only when its entry
+/// asks (the bpf_session_is_return kfunc).
+pub fn has_kprobe_session(btf: &Btf) -> bool {
+    btf.type_by_name::<Func>("bpf_session_is_return").is_some()
+}
+
 pub fn has_rdonly_cast(btf: &Btf) -> bool {
     btf.type_by_name::<Func>("bpf_rdonly_cast").is_some()
 }

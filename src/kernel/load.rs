@@ -305,6 +305,7 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
     let struct_args = btf.is_some_and(args::trampolines_take_structs);
     let rename_noflags = btf.is_some_and(|b| args::has_params(b, "bpf_lsm_path_rename", 4));
     let do_rmdir = btf.is_some_and(|b| args::has_params(b, "do_rmdir", 2));
+    let session = kprobe_session(btf);
     // README "Kernel matrix": the verifier's figures (4) or log (1, 2), all programs or one
     let verifier_log = std::env::var("OWNWATCH_VERIFIER_STATS").ok().map(|l| {
         let only = std::env::var("OWNWATCH_VERIFIER_PROG").unwrap_or_default();
@@ -321,6 +322,7 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
                     && chown_hook_on(&name, backend, struct_args)
                     && rmdir_done_on(&name, do_rmdir)
                     && lsm_rename_on(&name, rename_noflags)
+                    && (name != prog::KP_DONE || session)
             }
         };
         p.set_autoload(on);
@@ -331,6 +333,14 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
         }
     }
     Ok(())
+}
+
+/// Whether the kprobe backend loads `kp_done`, the kprobe.session program (bpf/hooks/vfs.h):
+/// where the kernel has kprobe sessions (6.10+: the bpf_session_is_return kfunc).
+/// OWNWATCH_KPROBE_SESSION=0 leaves it off (benchmarks: the pairs on the same kernel).
+fn kprobe_session(btf: Option<&Btf>) -> bool {
+    std::env::var("OWNWATCH_KPROBE_SESSION").as_deref() != Ok("0")
+        && btf.is_some_and(args::has_kprobe_session)
 }
 
 /// rmdir's outcome: from do_rmdir, the one caller of the rmdir hook, where this kernel has it
@@ -530,21 +540,79 @@ fn fill_exit_body(skel: &OwnwatchSkel) -> Result<()> {
 }
 
 /// Attaches what was switched on (tp_sys_exit is reached by tail calls only); kretprobes
-/// with room for many calls in flight (`kretprobe`). On an error `links` goes, detaching
-/// what was attached.
+/// with room for many calls in flight (`kretprobe`); `kp_done` where it was loaded and the
+/// kernel can attach it, and then not the pairs it replaces. On an error `links` goes,
+/// detaching what was attached.
 fn attach(skel: &OwnwatchSkel) -> Result<Links> {
-    let mut links = Links(Vec::new(), Events::default());
+    let mut links = Links::default();
+    if let Some(p) = skel
+        .object()
+        .progs()
+        .find(|p| p.autoload() && p.name() == prog::KP_DONE)
+    {
+        links.session = attach_session(&p).map(|l| links.all.push(l)).is_ok();
+    }
     for prog in skel.object().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        if prog.autoload() && name != prog::TP_SYS_EXIT {
-            let link = match kretprobe::func_of(&prog) {
-                Some(func) => links.1.attach(&prog, func)?,
-                None => prog.attach().with_context(|| format!("attaching {name}"))?,
-            };
-            links.0.push(link);
+        if !prog.autoload()
+            || name == prog::TP_SYS_EXIT
+            || name == prog::KP_DONE
+            || (links.session && replaced_by_session(&name))
+        {
+            continue;
         }
+        let link = match kretprobe::func_of(&prog) {
+            Some(func) => links.events.attach(&prog, func)?,
+            None => prog.attach().with_context(|| format!("attaching {name}"))?,
+        };
+        links.all.push(link);
     }
     Ok(links)
+}
+
+/// `kp_done` on every function `args::session_functions` lists, with its cookie: one
+/// attachment (6.10-6.13 give it a pool of return-probe instances for all of them; only a call
+/// that ends a wait holds one). An error where the kernel has no fprobe (CONFIG_FPROBE).
+fn attach_session(p: &libbpf_rs::Program) -> Result<Link> {
+    use libbpf_rs::AsRawLibbpf;
+    use std::ffi::CString;
+    let (names, mut cookies): (Vec<CString>, Vec<u64>) = args::session_functions()
+        .map(|(f, c)| (CString::new(f).expect("a function name"), c))
+        .unzip();
+    let mut syms: Vec<*const libc::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let opts = libbpf_rs::libbpf_sys::bpf_kprobe_multi_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_kprobe_multi_opts>() as _,
+        syms: syms.as_mut_ptr(),
+        cookies: cookies.as_mut_ptr(),
+        cnt: syms.len() as _,
+        session: true,
+        ..Default::default()
+    };
+    // SAFETY: the program is loaded; names, syms and cookies outlive the call, which copies them.
+    let ptr = unsafe {
+        libbpf_rs::libbpf_sys::bpf_program__attach_kprobe_multi_opts(
+            p.as_libbpf_object().as_ptr(),
+            std::ptr::null(),
+            &opts,
+        )
+    };
+    // libbpf 1.x returns NULL with errno set on an error
+    match std::ptr::NonNull::new(ptr) {
+        // SAFETY: a link libbpf made, ours to destroy.
+        Some(l) => Ok(unsafe { Link::from_ptr(l) }),
+        None => Err(std::io::Error::last_os_error()).context("attaching kp_done"),
+    }
+}
+
+/// The programs `kp_done` does the work of: the kprobe + kretprobe pairs of its functions, and
+/// rmdir's outcome from do_rmdir (it has vfs_rmdir's).
+fn replaced_by_session(name: &str) -> bool {
+    name == format!("{}{}", prog::KR_DONE, prog::DO_RMDIR)
+        || args::session_functions().any(|(f, _)| {
+            name.strip_prefix(prog::KP_ARM)
+                .or_else(|| name.strip_prefix(prog::KR_DONE))
+                == Some(f)
+        })
 }
 
 /// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
@@ -554,12 +622,38 @@ fn attach(skel: &OwnwatchSkel) -> Result<Links> {
 /// child waits for our exit (the end of a pipe only we hold) before it closes anything:
 /// whoever closes last pays, and that used to be us about one time in three. The kprobe
 /// events made for kretprobes go after their links (the kernel keeps an event in use).
-pub struct Links(pub Vec<Link>, pub Events);
+#[derive(Default)]
+pub struct Links {
+    pub all: Vec<Link>,
+    pub events: Events,
+    /// `kp_done` is attached (the first of `all`).
+    session: bool,
+}
+
+impl Links {
+    /// Whether `kp_done` was attached, in place of the pairs.
+    pub fn session(&self) -> bool {
+        self.session
+    }
+
+    /// Calls whose return our probes missed (kretprobes without a free instance, the
+    /// session's pool empty): their programs did not run.
+    pub fn missed(&self) -> u64 {
+        let session = match self.all.first().filter(|_| self.session).map(Link::info) {
+            Some(Ok(libbpf_rs::query::LinkInfo {
+                info: libbpf_rs::query::LinkTypeInfo::KprobeMulti(k),
+                ..
+            })) => k.missed,
+            _ => 0,
+        };
+        self.events.missed() + session
+    }
+}
 
 impl Drop for Links {
     fn drop(&mut self) {
-        let links = std::mem::take(&mut self.0);
-        let mut events = std::mem::take(&mut self.1);
+        let links = std::mem::take(&mut self.all);
+        let mut events = std::mem::take(&mut self.events);
         if links.is_empty() && events.is_empty() {
             return;
         }
@@ -624,18 +718,25 @@ fn fork_detacher() -> Detacher {
 
 #[cfg(test)]
 mod tests {
-    use super::{libbpf_line, rmdir_done_on, set_roots_fast, Bss};
+    use super::{libbpf_line, prog, replaced_by_session, rmdir_done_on, set_roots_fast, Bss};
     use super::{MaybeUninit, OpenSkel, OwnwatchSkelBuilder, SkelBuilder};
 
-    #[test]
-    fn rmdir_outcome_comes_from_one_function_only() {
-        // the object's own program names (opening it needs no privilege)
+    /// The object's own program names (opening it needs no privilege).
+    fn prog_names() -> Vec<String> {
         let mut obj = MaybeUninit::uninit();
         let open = OwnwatchSkelBuilder::default().open(&mut obj).unwrap();
-        let names: Vec<String> = open
+        let names = open
             .open_object()
             .progs()
             .map(|p| p.name().to_string_lossy().into_owned())
+            .collect();
+        names
+    }
+
+    #[test]
+    fn rmdir_outcome_comes_from_one_function_only() {
+        let names: Vec<String> = prog_names()
+            .into_iter()
             .filter(|n| n.contains("rmdir") && !n.starts_with("tp_"))
             .collect();
         let on = |do_rmdir: bool| -> Vec<&str> {
@@ -656,6 +757,35 @@ mod tests {
         for hook in ["lsm_rmdir", "fentry_rmdir", "kp_rmdir"] {
             assert!(names.iter().any(|n| n == hook), "{hook} in {names:?}");
             assert!(rmdir_done_on(hook, true) && rmdir_done_on(hook, false));
+        }
+    }
+
+    #[test]
+    fn the_session_replaces_the_pairs_of_its_functions_and_no_others() {
+        let names = prog_names();
+        assert!(names.iter().any(|n| n == prog::KP_DONE), "{names:?}");
+        let mut replaced: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| replaced_by_session(n))
+            .collect();
+        replaced.sort_unstable();
+        let mut want = vec!["kr_done_do_rmdir".to_string()];
+        for (f, _) in super::args::session_functions() {
+            want.push(format!("kp_arm_{f}"));
+            want.push(format!("kr_done_{f}"));
+        }
+        want.sort_unstable();
+        assert_eq!(replaced, want);
+        // the xattr and ACL functions keep their pairs; the hooks and fexits are not its
+        for kept in [
+            "kp_arm_vfs_setxattr",
+            "kr_done_vfs_remove_acl",
+            "kp_mkdir",
+            "fx_done_vfs_mkdir",
+        ] {
+            assert!(names.iter().any(|n| n == kept), "{kept} in {names:?}");
+            assert!(!replaced_by_session(kept), "{kept}");
         }
     }
 

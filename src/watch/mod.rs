@@ -44,7 +44,6 @@ use notify::Notify;
 use crate::kernel::abi::main_skel::types::bss as Bss;
 use crate::kernel::abi::main_skel::OwnwatchSkel;
 use crate::kernel::caps::{require_root, BTF_PATH};
-use crate::kernel::kretprobe::Events;
 use crate::kernel::load::{
     allowed_everywhere, allowed_masks, libbpf_log, root_key, set_roots_fast, start_best, Links,
     Root, Spec, Started,
@@ -338,10 +337,15 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     drop(spec);
     drop(trees);
     eprintln!(
-        "ownwatch: watching {n} tree{} with backend {} ({} hooks, attached in {} ms)",
+        "ownwatch: watching {n} tree{} with backend {} ({} hooks{}, attached in {} ms)",
         if n == 1 { "" } else { "s" },
         backend.name(),
-        links.0.len(),
+        links.all.len(),
+        if links.session() {
+            " (one a kprobe session)"
+        } else {
+            ""
+        },
         started.elapsed().as_millis()
     );
     // systemd (Type=notify): up only now, with every hook attached
@@ -501,8 +505,8 @@ fn recursion_misses(p: &libbpf_rs::Program) -> u64 {
 }
 
 /// All our programs' skipped runs.
-fn skipped_runs(obj: &libbpf_rs::Object, kretprobes: &Events) -> u64 {
-    obj.progs().map(|p| recursion_misses(&p)).sum::<u64>() + kretprobes.missed()
+fn skipped_runs(obj: &libbpf_rs::Object, links: &Links) -> u64 {
+    obj.progs().map(|p| recursion_misses(&p)).sum::<u64>() + links.missed()
 }
 
 /// The maps the main loop keeps up to date or reads.
@@ -515,9 +519,9 @@ struct Maps<'a> {
     idents: &'a dyn MapCore,
     /// the kernel's loss counters in the skeleton's .bss
     lost: LostCounters,
-    /// for the programs' skipped runs, and the returns our kretprobes missed
+    /// for the programs' skipped runs, and the returns our probes missed
     obj: &'a libbpf_rs::Object,
-    kretprobes: &'a Events,
+    links: &'a Links,
     /// the programs' .bss, for their copy of the roots (`roots_fast`); null without
     bss: *mut Bss,
 }
@@ -543,7 +547,7 @@ impl<'a> Maps<'a> {
                 },
             ),
             obj: skel.object(),
-            kretprobes: &links.1,
+            links,
             bss,
         }
     }
@@ -597,7 +601,7 @@ fn event_loop(
         lost: 0,
         outcomes: 0,
         wait_err: 0,
-        skipped: skipped_runs(maps.obj, maps.kretprobes),
+        skipped: skipped_runs(maps.obj, maps.links),
     };
     let mut devs_synced = Instant::now();
     loop {
@@ -965,7 +969,7 @@ impl Losses {
 
     /// (once a second and at the end: it asks the kernel about every program)
     fn say_skipped(&mut self, maps: &Maps, p: &mut Processor) {
-        let skipped = skipped_runs(maps.obj, maps.kretprobes);
+        let skipped = skipped_runs(maps.obj, maps.links);
         if skipped > self.skipped {
             p.skipped(skipped - self.skipped);
             self.skipped = skipped;
