@@ -392,7 +392,7 @@ FX_DONE_KEYED(vfs_rename, OW_DONE_VFS_RENAME, rename_key)
  * kretprobe were two, and no return-probe instance held (6.10-6.13 keep a pool of them per
  * attachment) but by a call that ends a wait. Nested completing functions (overlayfs's on
  * its upper layer) find the wait armed and ask for nothing. Where it cannot be attached (no
- * CONFIG_FPROBE: Debian's arm64), user space attaches the pairs instead (kernel/load.rs).
+ * CONFIG_FPROBE: Debian's arm64 6.12), user space attaches the pairs instead (kernel/load.rs).
  * bpf_session_is_return takes no argument in 6.12 and the context in 7.3 (a "flavor" of the
  * name: libbpf resolves the one this kernel has, the other is 0 and its branch dead). */
 extern bool bpf_session_is_return(void) __ksym __weak;

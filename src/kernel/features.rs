@@ -50,9 +50,9 @@ pub fn detect() -> Vec<Feature> {
             name: "kprobe_session",
             present: args::has_kprobe_session(&btf),
             effect: "kprobe backend: most ops' outcomes come from one kprobe session whose \
-                     return runs only for the call that ends a wait (6.10+, where the \
-                     kernel can attach it: CONFIG_FPROBE); without, a kprobe and a \
-                     kretprobe on each function, both run for every writer",
+                     return runs only for the call that ends a wait (6.10+ with \
+                     CONFIG_FPROBE); without, a kprobe and a kretprobe on each function, \
+                     both run for every writer",
         },
         Feature {
             name: "ctime_tracepoints",

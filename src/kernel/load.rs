@@ -336,7 +336,7 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
 }
 
 /// Whether the kprobe backend loads `kp_done`, the kprobe.session program (bpf/hooks/vfs.h):
-/// where the kernel has kprobe sessions (6.10+: the bpf_session_is_return kfunc).
+/// where the kernel has kprobe sessions (`args::has_kprobe_session`).
 /// OWNWATCH_KPROBE_SESSION=0 leaves it off (benchmarks: the pairs on the same kernel).
 fn kprobe_session(btf: Option<&Btf>) -> bool {
     std::env::var("OWNWATCH_KPROBE_SESSION").as_deref() != Ok("0")

@@ -612,9 +612,8 @@ pub fn assert_normal_start(err: &str, backend: &str, ctx: &str) {
     let want = format!("ownwatch: watching 1 tree with backend {backend} (");
     assert!(err.starts_with(&want), "want {want:?}; {ctx}");
     // kprobe: the outcomes from a kprobe session where the kernel has them (6.10+) and can
-    // attach one (CONFIG_FPROBE: Debian's amd64 kernels, not its arm64 ones)
+    // attach one (CONFIG_FPROBE: Debian's 6.12 and 7.3 but arm64 6.12), as probe says
     let session = backend == "kprobe"
-        && cfg!(target_arch = "x86_64")
         && probe()["kernel"]["features"]["kprobe_session"]["present"] == true
         && std::env::var("OWNWATCH_KPROBE_SESSION").as_deref() != Ok("0");
     assert_eq!(
