@@ -163,8 +163,12 @@ pub fn has_helper(btf: &Btf, name: &str) -> bool {
 /// asks (the bpf_session_is_return kfunc), on a kernel that can attach one (fprobe,
 /// CONFIG_FPROBE: Debian's arm64 6.12 has the kfunc but not fprobe; its 7.3 has both).
 pub fn has_kprobe_session(btf: &Btf) -> bool {
-    btf.type_by_name::<Func>("bpf_session_is_return").is_some()
-        && btf.type_by_name::<Func>("register_fprobe_ips").is_some()
+    btf.type_by_name::<Func>("bpf_session_is_return").is_some() && has_fprobe(btf)
+}
+
+/// fprobe (CONFIG_FPROBE, 5.18+), which kprobe_multi attachments need.
+pub fn has_fprobe(btf: &Btf) -> bool {
+    btf.type_by_name::<Func>("register_fprobe_ips").is_some()
 }
 
 pub fn has_rdonly_cast(btf: &Btf) -> bool {

@@ -47,6 +47,13 @@ pub fn detect() -> Vec<Feature> {
                      6.1+); without, at chown_common",
         },
         Feature {
+            name: "fprobe",
+            present: args::has_fprobe(&btf),
+            effect: "kprobe backend: the hooks are kprobe_multi attachments (fprobe, \
+                     CONFIG_FPROBE, 5.18+), fewer instructions per hit than a kprobe and \
+                     no perf event each; without, kprobes",
+        },
+        Feature {
             name: "kprobe_session",
             present: args::has_kprobe_session(&btf),
             effect: "kprobe backend: most ops' outcomes come from one kprobe session whose \

@@ -259,6 +259,7 @@ fn probe_reports_every_backend_and_the_choice() {
         "get_func_arg",
         "trampoline_struct_args",
         "rdonly_cast",
+        "fprobe",
         "kprobe_session",
         "ctime_tracepoints",
         "faultable_syscall_tracepoints",
