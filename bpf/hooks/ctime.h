@@ -20,55 +20,57 @@ static __always_inline __u64 d_alias_offset(void)
 	return bpf_core_field_offset(struct dentry___anon_alias, d_alias);
 }
 
-static __always_inline void saw_inode(struct inode *inode)
+static __always_inline int saw_inode(struct inode *inode)
 {
 	struct hlist_node *first;
 	struct pending *p;
 	__u64 d;
 	__u32 n;
 
-	/* (every ctime change on the machine comes here: while no op is pending anywhere, one
-	 * load) */
-	if (!inflight_n)
-		return;
 	p = pending_get();
 	if (!p)
-		return;
+		return 0;
 	first = inode->i_dentry.first; /* (a BTF argument: a direct load) */
 	if (!first)
-		return; /* a new inode: no name yet */
+		return 0; /* a new inode: no name yet */
 	d = (__u64)((void *)first - d_alias_offset());
 	n = p->nseen;
 	if (n >= OW_MAX_SEEN)
-		return;
+		return 0;
 	for (int i = 0; i < OW_MAX_SEEN; i++)
 		if (i < n && p->seen[i] == d)
-			return;
+			return 0;
 	p->seen[n & (OW_MAX_SEEN - 1)] = d;
 	p->nseen = n + 1;
+	return 0;
 }
 
-/* Program names: a contract with user space (lib/prog_names.h), which switches each on where
+/* Every ctime change on the machine, allowed writers' included, runs one of these: while no
+ * op is pending anywhere they leave at one load, before they pin their CPU (lib/pin.h).
+ * Program names: a contract with user space (lib/prog_names.h), which switches each on where
  * its tracepoint exists. */
 SEC("?tp_btf/inode_set_ctime_to_ts")
-int PINNED_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
+int BPF_PROG(tp_ctime_set, struct inode *inode, struct timespec64 *ts)
 {
-	saw_inode(inode);
-	return 0;
+	if (!inflight_n)
+		return 0;
+	return PINNED(saw_inode(inode));
 }
 
 SEC("?tp_btf/ctime_ns_xchg")
-int PINNED_PROG(tp_ctime_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
+int BPF_PROG(tp_ctime_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
 {
-	saw_inode(inode);
-	return 0;
+	if (!inflight_n)
+		return 0;
+	return PINNED(saw_inode(inode));
 }
 
 SEC("?tp_btf/ctime_xchg_skip")
-int PINNED_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
+int BPF_PROG(tp_ctime_skip, struct inode *inode, struct timespec64 *ctime)
 {
-	saw_inode(inode);
-	return 0;
+	if (!inflight_n)
+		return 0;
+	return PINNED(saw_inode(inode));
 }
 
 #endif

@@ -7,7 +7,10 @@
  * exit program per syscall, hooks/syscall_exit.h). Where user space sets pin_cpu (kernels
  * with bpf_preempt_disable that also allow global functions with preemption off, which
  * those 7.x kernels do), each such program turns preemption off first thing and on again
- * last: only the kernel's few instructions around the program stay preemptible. Elsewhere
+ * last: only the kernel's few instructions around the program stay preemptible, and the
+ * first test of the programs every writer on the machine runs (the syscall enter programs'
+ * read-only open and actor allowed everywhere, the ctime programs' "no op pending"), which
+ * ends most of their runs before the kfunc calls would begin. Elsewhere
  * the calls are dead code the verifier drops (the kfuncs may not even exist there). Kprobe
  * programs run with preemption off anyway. */
 #ifndef OW_LIB_PIN_H
