@@ -394,8 +394,8 @@ const IN_BAND: &[(&str, &str)] = &[
         r#"{"time":…,"op":"lost","count":N,"reason":"skipped"}"#,
         "N runs of ownwatch's programs \
         the kernel skipped (its per-CPU recursion guard; on the kprobe backend, missed \
-        kretprobes), each of which may have been an event or its outcome; checked once a \
-        second and at exit.",
+        kretprobes and fprobe hits), each of which may have been an event or its outcome; \
+        checked once a second and at exit.",
     ),
     (
         r#"{"time":…,"op":"tree_gone","tree":…,"reason":…}"#,
