@@ -157,8 +157,6 @@ pub fn has_helper(btf: &Btf, name: &str) -> bool {
         .is_some_and(|e| e.iter().any(|v| v.name.is_some_and(|n| n == want.as_str())))
 }
 
-/// Whether the kernel has the bpf_rdonly_cast kfunc (6.2+): our programs' direct loads of
-/// kernel objects (bpf/lib/filter.h, `core_cast`).
 /// Kprobe sessions (6.10+): a kprobe_multi program whose return runs only when its entry
 /// asks (the bpf_session_is_return kfunc), on a kernel that can attach one (fprobe,
 /// CONFIG_FPROBE: Debian's arm64 6.12 has the kfunc but not fprobe; its 7.3 has both).
@@ -171,6 +169,8 @@ pub fn has_fprobe(btf: &Btf) -> bool {
     btf.type_by_name::<Func>("register_fprobe_ips").is_some()
 }
 
+/// Whether the kernel has the bpf_rdonly_cast kfunc (6.2+): our programs' direct loads of
+/// kernel objects (bpf/lib/filter.h, `core_cast`).
 pub fn has_rdonly_cast(btf: &Btf) -> bool {
     btf.type_by_name::<Func>("bpf_rdonly_cast").is_some()
 }

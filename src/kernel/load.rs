@@ -349,8 +349,8 @@ fn kprobe_session(btf: Option<&Btf>) -> bool {
 
 /// Whether the kprobe backend's hooks go on as kprobe_multi attachments of one function each
 /// (fprobe, where the kernel has it: `args::has_fprobe`) rather than as kprobes: the same
-/// programs, ~50-110 instructions less per hook hit (6.12, 7.3 under icount) and no perf
-/// event each. OWNWATCH_KPROBE_MULTI=0: kprobes (benchmarks).
+/// programs, ~50-140 instructions less per op of issue 14's storm (6.12, 7.3 under icount)
+/// and no perf event each. OWNWATCH_KPROBE_MULTI=0: kprobes (benchmarks).
 fn kprobe_multi_hooks(btf: Option<&Btf>) -> bool {
     std::env::var("OWNWATCH_KPROBE_MULTI").as_deref() != Ok("0")
         && btf.is_some_and(args::has_fprobe)

@@ -342,7 +342,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         backend.name(),
         links.all.len(),
         if links.session() {
-            " (one a kprobe session)"
+            ", one a kprobe session"
         } else {
             ""
         },

@@ -617,7 +617,7 @@ pub fn assert_normal_start(err: &str, backend: &str, ctx: &str) {
         && probe()["kernel"]["features"]["kprobe_session"]["present"] == true
         && std::env::var("OWNWATCH_KPROBE_SESSION").as_deref() != Ok("0");
     assert_eq!(
-        err.contains("(one a kprobe session)"),
+        err.contains(" hooks, one a kprobe session, attached in "),
         session,
         "a kprobe session expected: {session}; {ctx}"
     );
