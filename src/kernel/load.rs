@@ -570,9 +570,12 @@ fn attach(skel: &OwnwatchSkel) -> Result<Links> {
         .progs()
         .find(|p| p.autoload() && p.name() == prog::KP_DONE)
     {
-        if let Ok(l) = attach_session(&p) {
-            links.session = true;
-            links.push_multi(l);
+        match attach_session(&p) {
+            Ok(l) => {
+                links.session = true;
+                links.push_multi(l);
+            }
+            Err(e) => links.session_error = Some(format!("{e:#}")),
         }
     }
     for prog in skel.object().progs_mut() {
@@ -642,12 +645,9 @@ fn attach_session(p: &libbpf_rs::Program) -> Result<Link> {
 /// The programs `kp_done` does the work of: the kprobe + kretprobe pairs of its functions, and
 /// rmdir's outcome from do_rmdir (it has vfs_rmdir's).
 fn replaced_by_session(name: &str) -> bool {
-    name == format!("{}{}", prog::KR_DONE, prog::DO_RMDIR)
-        || args::session_functions().any(|(f, _)| {
-            name.strip_prefix(prog::KP_ARM)
-                .or_else(|| name.strip_prefix(prog::KR_DONE))
-                == Some(f)
-        })
+    let kr = name.strip_prefix(prog::KR_DONE);
+    kr == Some(prog::DO_RMDIR)
+        || args::session_functions().any(|(f, _)| name.strip_prefix(prog::KP_ARM).or(kr) == Some(f))
 }
 
 /// Attachments. Each syscall tracepoint waits for RCU grace periods when it goes: 70 of them
@@ -665,6 +665,8 @@ pub struct Links {
     session: bool,
     /// Which of `all` are kprobe_multi attachments (fprobe): they count their own misses.
     multi: Vec<usize>,
+    /// `kp_done` was loaded (the kernel has kprobe sessions) but would not attach: why.
+    session_error: Option<String>,
 }
 
 impl Links {
@@ -681,15 +683,31 @@ impl Links {
     /// Calls our probes missed (kretprobes without a free instance, fprobe's recursion
     /// guard, the session's pool empty): their programs did not run.
     pub fn missed(&self) -> u64 {
-        let multi = self.multi.iter().map(|&i| match self.all[i].info() {
-            Ok(libbpf_rs::query::LinkInfo {
-                info: libbpf_rs::query::LinkTypeInfo::KprobeMulti(k),
-                ..
-            }) => k.missed,
-            _ => 0,
-        });
+        let multi = self.multi.iter().map(|&i| multi_missed(&self.all[i]));
         self.events.missed() + multi.sum::<u64>()
     }
+
+    /// Why `kp_done` was loaded but not attached (the pairs went on instead), for -v.
+    pub fn session_error(&self) -> Option<&str> {
+        self.session_error.as_deref()
+    }
+}
+
+/// A kprobe_multi link's missed calls: one read of its info with no address or cookie array
+/// asked for (the kernel then fills count, flags and missed only; 6.7+, else 0).
+fn multi_missed(l: &Link) -> u64 {
+    use libbpf_rs::libbpf_sys::{bpf_link_get_info_by_fd, bpf_link_info};
+    use std::os::fd::{AsFd, AsRawFd};
+    // SAFETY: bpf_link_info is plain data; all zeros asks for no arrays.
+    let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a bpf_link_info of len bytes; the fd is the link's.
+    let rc = unsafe { bpf_link_get_info_by_fd(l.as_fd().as_raw_fd(), &mut info, &mut len) };
+    if rc != 0 || info.type_ != libbpf_rs::libbpf_sys::BPF_LINK_TYPE_KPROBE_MULTI {
+        return 0;
+    }
+    // SAFETY: the kernel filled the kprobe_multi member (the link's type says so)
+    unsafe { info.__bindgen_anon_1.kprobe_multi.missed }
 }
 
 impl Drop for Links {

@@ -316,6 +316,12 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             t_load,
             started.elapsed(),
         );
+        if let Some(e) = links.session_error() {
+            eprintln!(
+                "ownwatch: the kprobe session did not attach ({e}): a kprobe and a kretprobe \
+                 on each completing function instead"
+            );
+        }
     }
     let mut processor = Processor::new(&trees, args.format, backend, sink);
     processor.fix = trees.iter().any(|t| t.fix);
