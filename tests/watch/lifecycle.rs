@@ -226,13 +226,26 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
     assert_eq!(errno(), libc::EBUSY);
     assert_eq!(unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) }, 0);
     expect_tree_gone(&a, &mnt, "was unmounted or moved out of reach");
-    // and the agent no longer pins the detached filesystem (its root reads back as "/")
-    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", a.pid()))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|l| l.display().to_string())
-        .collect();
-    assert!(!fds.iter().any(|l| l == "/"), "agent fds: {fds:?}");
+    // and the agent no longer pins the detached filesystem (its root reads back as "/"): no
+    // fd of it stays open. Looked at for up to 5 s: the 5.10 matrix once found one at fd 4
+    // at the first look, under load (2026-12-05; which code had it open is not known, the
+    // host never shows it); a pin stays, and fails here as before.
+    let fds_now = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/fd", a.pid()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|l| l.display().to_string())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let fds = fds_now();
+        if !fds.iter().any(|l| l == "/") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent fds: {fds:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let pid = run_as(Creds::Root, || {
         // Elsewhere on the machine (this used to come out with "tree": "/") ...
         mkdir(&d.o("unrelated"), 0o755)?;
