@@ -689,6 +689,13 @@ fn event_loop(
                 return Err(anyhow!("reading the ring buffer: {e}"));
             }
         }
+        let hup = HUP.swap(false, Ordering::SeqCst);
+        if hup && reload.is_some() {
+            // What the ring holds now came from ops made before the reload was asked for:
+            // read under the rules they were made under (a new tree's `since` covers the
+            // rest). An error here comes again at the next read, which reports it.
+            let _ = rb.consume();
+        }
         let mut p = processor.borrow_mut();
         losses.say_lost(maps, &mut p);
         for tgid in std::mem::take(&mut p.idents.unknown) {
@@ -697,7 +704,6 @@ fn event_loop(
         }
         p.flush();
         // logrotate moved the file: continue in a new one, between whole lines.
-        let hup = HUP.swap(false, Ordering::SeqCst);
         if hup && p.out_err.is_none() {
             if let Err(e) = p.out.reopen() {
                 eprintln!("ownwatch: reopening the output file failed, keeping the old one: {e}");

@@ -275,7 +275,9 @@ impl Processor {
         self.locate.revalidate(self.roots.moves);
         let p = self.locate.paths(rec, &self.roots.now)?;
         let tree = p.path.tree?;
-        if !self.roots.offends(tree, ev.fsuid) || !self.roots.filters[tree].wants_op(p.op) {
+        if !self.roots.offends(tree, ev.fsuid, ev.ts_boot_ns)
+            || !self.roots.filters[tree].wants_op(p.op)
+        {
             return None;
         }
         // The root may have moved since the last look (a renamed root stays watched).

@@ -37,6 +37,11 @@ pub struct Roots {
     pub filters: Vec<TreeFilter>,
     /// Where each root is now ("" once given up).
     pub now: Vec<Vec<u8>>,
+    /// Since when each tree is watched (CLOCK_BOOTTIME ns): 0 for the trees of the start, the
+    /// reload's time for one a reload added. An op before it was made in no watched tree:
+    /// its record (still in the ring buffer when the reload came, its path in the new tree;
+    /// the tracepoint backend leaves such paths to user space) is not the tree's event.
+    since: Vec<u64>,
     /// Bumped whenever a root's path changes: what was rendered with the old one is stale.
     pub moves: u64,
     /// Says when a root may have moved (None: inotify refused; every round looks).
@@ -79,6 +84,7 @@ impl Roots {
                 .iter()
                 .map(|t| t.path.as_os_str().as_bytes().to_vec())
                 .collect(),
+            since: vec![0; trees.len()],
             moves: 0,
             watch: RootWatch::new(),
             unwatched: vec![true; trees.len()],
@@ -208,6 +214,7 @@ impl Roots {
         self.fix.push(t.fix);
         self.filters.push(t.filter.clone());
         self.now.push(t.path.as_os_str().as_bytes().to_vec());
+        self.since.push(crate::output::timefmt::boot_ns());
         self.unwatched.push(true);
         self.moves += 1;
         Ok(self.now.len() - 1)
@@ -243,10 +250,12 @@ impl Roots {
         &self.allowed
     }
 
-    /// Whether `fsuid` writes in tree `t` are reported: the tree is still watched and the
-    /// user is not allowed there.
-    pub fn offends(&self, t: usize, fsuid: u32) -> bool {
-        self.fd(t).is_some() && self.allowed.get(t).is_some_and(|a| !a.contains(&fsuid))
+    /// Whether a write of `fsuid` in tree `t` at `ts_boot_ns` is reported: the tree was
+    /// watched then and still is, and the user is not allowed there.
+    pub fn offends(&self, t: usize, fsuid: u32, ts_boot_ns: u64) -> bool {
+        self.fd(t).is_some()
+            && ts_boot_ns >= self.since[t]
+            && self.allowed.get(t).is_some_and(|a| !a.contains(&fsuid))
     }
 
     /// (st_dev, st_ino) of the roots other than tree `t`: a walk below `t` that meets one
@@ -284,4 +293,47 @@ fn root_now(fd: &OwnedFd) -> Result<Vec<u8>, &'static str> {
         }
     }
     Err("was unmounted or moved out of reach")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(path: &std::path::Path) -> Tree {
+        let fd = std::fs::File::open(path).expect("a directory").into();
+        let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&fd)).expect("fstat");
+        Tree {
+            path: path.to_path_buf(),
+            fd,
+            dev: 0,
+            ino: st.st_ino,
+            allowed: Uids::from_iter([1000]),
+            owner: (1000, 1000),
+            fix: false,
+            filter: TreeFilter::default(),
+        }
+    }
+
+    /// A tree a reload adds is watched from the reload on: a record of an op before it (its
+    /// path in the tree, the record still unread when the reload came) is not its event; the
+    /// trees of the start take every record.
+    #[test]
+    fn a_tree_added_later_takes_no_op_made_before_it() {
+        let dir = std::env::temp_dir().join(format!("ownwatch-since-{}", std::process::id()));
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let mut roots = Roots::new(&[tree(&a)]);
+        let before = crate::output::timefmt::boot_ns();
+        let t = roots.add(&tree(&b)).expect("added");
+        let after = crate::output::timefmt::boot_ns();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(roots.offends(0, 0, 0), "a tree of the start: any record");
+        assert!(
+            !roots.offends(t, 0, before.saturating_sub(1)),
+            "before the reload"
+        );
+        assert!(roots.offends(t, 0, after), "after it");
+        assert!(!roots.offends(t, 1000, after), "its allowed user");
+    }
 }

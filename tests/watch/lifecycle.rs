@@ -3,6 +3,7 @@
 //! unmounted) is given up in-band without ever widening the watch.
 
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -220,30 +221,41 @@ fn a_lazily_unmounted_root_never_widens_the_watch() {
     make_dir(mnt.join("sub"));
     // A writer whose cwd stays in the detached filesystem.
     let held = std::fs::File::open(mnt.join("sub")).unwrap();
+    let root_id = {
+        let st = std::fs::metadata(&mnt).unwrap();
+        (st.dev(), st.ino())
+    };
     let mut a = Agent::watch(&["--owner", &OWNER.to_string(), s(&d.tree), s(&mnt)]);
     // While it is watched, a plain umount is refused: the agent holds the root.
     assert_ne!(unsafe { libc::umount(m.as_ptr()) }, 0);
     assert_eq!(errno(), libc::EBUSY);
     assert_eq!(unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) }, 0);
     expect_tree_gone(&a, &mnt, "was unmounted or moved out of reach");
-    // and the agent no longer pins the detached filesystem (its root reads back as "/"): no
-    // fd of it stays open. Looked at for up to 5 s: the 5.10 matrix once found one at fd 4
-    // at the first look, under load (2026-12-05; which code had it open is not known, the
-    // host never shows it); a pin stays, and fails here as before.
-    let fds_now = || -> Vec<String> {
+    // and the agent no longer pins the detached filesystem: no fd of its root stays open.
+    // Told by identity, not by name: the detached root reads back as "/", and so does the
+    // real root, which an agent may hold for a moment (the tracepoint backend's user space
+    // opens directories to resolve the paths of writes elsewhere; 5.10's matrix once caught
+    // one at the first look, 2026-12-05). Looked at for up to 5 s: a pin stays.
+    let fds_of_root = || -> Vec<String> {
         std::fs::read_dir(format!("/proc/{}/fd", a.pid()))
             .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .map(|l| l.display().to_string())
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let st = std::fs::metadata(&p).ok()?;
+                ((st.dev(), st.ino()) == root_id).then(|| p.display().to_string())
+            })
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let fds = fds_now();
-        if !fds.iter().any(|l| l == "/") {
+        let held_by_agent = fds_of_root();
+        if held_by_agent.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "agent fds: {fds:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the agent holds the detached root: {held_by_agent:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = run_as(Creds::Root, || {
