@@ -318,7 +318,8 @@ impl Locator {
         let mut path = if ev.op == op::LINK {
             self.spec_path(path_spec, cx)
         } else {
-            let r = refine(&seen, path_spec, attr, names, roots, &mut self.spare);
+            let whole = attr && ev.flags & flag::SEEN_OBJECT != 0;
+            let r = refine(&seen, path_spec, attr, whole, names, roots, &mut self.spare);
             self.settle(r, path_spec, cx)
         };
         let mut out = Paths {
@@ -329,7 +330,7 @@ impl Locator {
             tmpfile_mode: None,
         };
         if let Some(spec) = rec.slot(slot::NEW) {
-            let r = refine(&seen, spec, false, names, roots, &mut self.spare);
+            let r = refine(&seen, spec, false, false, names, roots, &mut self.spare);
             let new = self.settle(
                 r,
                 spec,
@@ -483,18 +484,19 @@ impl Locator {
 /// Decided from the record alone: the string is resolved on disk (`settle`) only when the
 /// kernel's walks leave the answer open, which is the expensive part of an event.
 /// `spare`: buffers for the paths it makes.
+/// `whole`: the kernel found the first seen walk to be an attribute op's object, whole, and
+/// sent no string (flag::SEEN_OBJECT).
 fn refine(
     seen: &[Seen],
     spec: &Spec,
     attr: bool,
+    whole: bool,
     names: &[&[u8]],
     roots: &[Vec<u8>],
     spare: &mut Vec<Vec<u8>>,
 ) -> Refined {
-    let Some(s) = &spec.string else {
-        return Refined::Open;
-    };
-    if seen.is_empty() || s.is_empty() {
+    let string = spec.string.filter(|s| !s.is_empty());
+    if seen.is_empty() || string.is_none() && !whole {
         return Refined::Open;
     }
     let tree_of = |p: &[u8], t: Option<usize>| t.or_else(|| tree_of(p, roots));
@@ -512,6 +514,9 @@ fn refine(
             cut: false,
         });
     }
+    let Some(s) = string else {
+        return Refined::Open;
+    };
     let name = final_component(s);
     if matches!(name, b"" | b"." | b"..") {
         return Refined::Open;
@@ -616,5 +621,49 @@ mod tests {
         let other = vec![b"/srv".to_vec()];
         l.walk_path(&f, &other);
         assert!(l.recent.is_empty());
+    }
+
+    #[test]
+    fn an_attribute_ops_object_sent_without_its_string_is_the_first_seen_walk() {
+        let roots = vec![b"/srv/d".to_vec()];
+        let seen = |cut| Seen {
+            path: Rc::from(&b"/srv/d/sub/f"[..]),
+            tree: Some(0),
+            depth: Some(2),
+            cut,
+            dir: false,
+            mode: 0o100644,
+            leaf: Some(&b"f"[..]),
+        };
+        let no_string = Spec::default();
+        let refined = |seen: &[Seen], spec: &Spec, attr, whole| match refine(
+            seen,
+            spec,
+            attr,
+            whole,
+            &[],
+            &roots,
+            &mut Vec::new(),
+        ) {
+            Refined::Kernel(k) => Some((k.path, k.tree, k.depth, k.exact)),
+            _ => None,
+        };
+        assert_eq!(
+            refined(&[seen(false)], &no_string, true, true),
+            Some((b"/srv/d/sub/f".to_vec(), Some(0), Some(2), true))
+        );
+        // the string decides, as before, where the kernel did not say the walk is the object,
+        // where the walk is cut, or with no walk at all
+        assert_eq!(refined(&[seen(false)], &no_string, true, false), None);
+        assert_eq!(refined(&[seen(true)], &no_string, true, true), None);
+        assert_eq!(refined(&[], &no_string, true, true), None);
+        let string = Spec {
+            string: Some(b"sub/f"),
+            ..Spec::default()
+        };
+        assert_eq!(
+            refined(&[seen(false)], &string, true, false),
+            Some((b"/srv/d/sub/f".to_vec(), Some(0), Some(2), true))
+        );
     }
 }
