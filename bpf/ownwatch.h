@@ -79,6 +79,9 @@ enum ow_item {
 	 * to the OW_SLOT_PARENTS slot, or the record's end). */
 	OW_ITEM_IDGEN,
 	OW_ITEM_IDREF,
+	/* A changed dentry's walk told by one walked whole before it in the record (struct
+	 * ow_walkrel, in an OW_SLOT_SEEN): sent instead of a second walk up the same chain */
+	OW_ITEM_WALKREL,
 };
 
 /* What a process's exe, tty and cgroup items depend on: while all of it is the same, they
@@ -164,6 +167,19 @@ struct ow_walkend {
 	__u32 flags; /* OW_F_TRUNCATED */
 	__u32 mode;  /* i_mode of the walk's first inode, 0 for a negative dentry */
 	__u32 tree_depth; /* how many names lie below the watched root found */
+};
+
+/* OW_ITEM_WALKREL: the dentry is the parent of the changed dentry `of` of this record (up:
+ * that walk's names but its first), or a child of it (!up: the name that follows this
+ * struct, to the item's end, then that walk's names). tree, tree_depth and mode as in
+ * struct ow_walkend, of this dentry; its walk is whole, like the one it comes from. */
+struct ow_walkrel {
+	__u8 of;
+	__u8 up;
+	__u16 _pad;
+	__u32 tree;
+	__u32 tree_depth;
+	__u32 mode;
 };
 
 struct ow_event {

@@ -98,21 +98,113 @@ static __always_inline int is_attr_op(__u32 op)
 	       op == OW_OP_SETXATTR || op == OW_OP_REMOVEXATTR;
 }
 
+#define OW_NO_REL 0xfffffffe
+
+/* The i-th changed dentry (i > 0), when it is the parent or a child of one walked whole
+ * before it: unlink and rmdir change the object and its directory, rename the directories
+ * and what moved, all on one chain. A WALKREL item (struct ow_walkrel) then says which
+ * instead of a second walk up that chain: the names are the same but one, the tree is
+ * decided by the first walk's, unless the child is a watched root itself. Returns its tree,
+ * or OW_NO_REL when it is related to none (or there is no room): it is walked then. A
+ * global function (scalars only): checked once. */
+__noinline __u32 ow_put_seen_rel(__u64 dentry, __u32 i)
+{
+	struct builder bb = { .s = this_scratch() };
+	struct builder *b = &bb;
+	struct dentry *d = (struct dentry *)dentry, *parent;
+	struct inode *inode;
+	__u32 mode;
+
+	if (!b->s || !d)
+		return OW_NO_REL;
+	parent = KREAD(struct dentry, d, d_parent);
+	inode = KREAD(struct dentry, d, d_inode);
+	mode = inode ? KREAD(struct inode, inode, i_mode) : 0;
+	for (int j = 0; j < OW_MAX_SEEN - 1; j++) {
+		struct dentry *dj;
+		struct root_key key;
+		__u32 tree, depth, off, n = 0, up, *t;
+
+		if (j >= i)
+			break;
+		if (!(b->s->seen_whole & (1u << j)))
+			continue;
+		dj = (struct dentry *)b->s->seen_d[j];
+		tree = b->s->seen_tree[j];
+		depth = b->s->seen_depth[j];
+		if (parent == dj && parent != d) {
+			up = 0;
+			t = 0;
+			if (inode) {
+				key.dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb),
+						s_dev);
+				key.ino = KREAD(struct inode, inode, i_ino);
+				t = root_tree(&key);
+			}
+			if (t) {
+				tree = *t;
+				depth = 0;
+			} else if (tree != OW_NO_TREE) {
+				depth++;
+			}
+		} else if (KREAD(struct dentry, dj, d_parent) == d && dj != d) {
+			/* (a root found at dj itself: its walk did not look above it) */
+			if (tree != OW_NO_TREE && depth == 0)
+				continue;
+			up = 1;
+			if (tree != OW_NO_TREE)
+				depth--;
+		} else {
+			continue;
+		}
+		off = b->s->off;
+		if (off > b->s->limit - 4 - sizeof(struct ow_walkrel) - NAME_MAX_READ ||
+		    b->s->limit > OW_DATA_MAX)
+			return OW_NO_REL;
+		b->s->off = off + 4;
+		put_u32(b, j | up << 8);
+		put_u32(b, tree);
+		put_u32(b, depth);
+		put_u32(b, mode);
+		if (!up) {
+			long r = bpf_probe_read_kernel_str(
+				&b->s->data[(off + 4 + sizeof(struct ow_walkrel)) & DATA_MASK],
+				NAME_MAX_READ, KREAD(struct dentry, d, d_name.name));
+
+			n = r > 0 ? (r - 1) & (NAME_MAX_READ - 1) : 0;
+		}
+		item_hdr_at(b, off, OW_ITEM_WALKREL, 0, sizeof(struct ow_walkrel) + n);
+		b->s->off = off + 4 + sizeof(struct ow_walkrel) + n;
+		b->s->seen_depth[i & (OW_MAX_SEEN - 1)] = depth;
+		b->s->seen_whole |= 1u << (i & (OW_MAX_SEEN - 1));
+		return tree;
+	}
+	return OW_NO_REL;
+}
+
 /* What the op changed (OW_SLOT_SEEN, from the ctime tracepoints) comes first: it decides tree
  * and path, so it gets the room. Returns 1 when a walk reached a watched root. */
 static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
 {
 	__u32 found = 0;
 
+	b->s->seen_whole = 0;
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
-		__u32 t;
+		__u32 t = OW_NO_REL;
 
 		if (i >= p->nseen)
 			break;
 		put_slot(b, OW_SLOT_SEEN);
 		b->s->limit = SEEN_ROOM;
 		b->s->w.done = 0;
-		t = put_walk(b, (struct dentry *)p->seen[i], 0);
+		if (i > 0)
+			t = ow_put_seen_rel(p->seen[i], i);
+		if (t == OW_NO_REL) {
+			t = put_walk(b, (struct dentry *)p->seen[i], 0);
+			b->s->seen_depth[i & (OW_MAX_SEEN - 1)] = b->s->w.tree_depth;
+			if (b->s->w.done && !b->s->w.full)
+				b->s->seen_whole |= 1u << (i & (OW_MAX_SEEN - 1));
+		}
 		if (t != OW_NO_TREE)
 			found = 1;
 		if (i == 0)

@@ -213,6 +213,8 @@ struct scratch {
 	struct walk_state w;
 	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */
 	__u32 seen_tree[OW_MAX_SEEN]; /* and the trees they reached */
+	__u32 seen_depth[OW_MAX_SEEN]; /* names below those trees' roots */
+	__u32 seen_whole; /* bit i: the i-th walk reached the superblock's root, nothing cut */
 	volatile __u64 at; /* the cgroup node or ancestor the identity's next step reads */
 	/* the command line being copied (ow_put_argv): from `argv_at` to `argv_end` of the
 	 * caller's memory, to the record's `argv_dst`; `argv_len` read so far, `argv_failed` */

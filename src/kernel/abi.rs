@@ -9,13 +9,14 @@ pub mod probe_skel {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }
 
-pub use main_skel::types::{ow_event, ow_ident, ow_outcome, ow_parent, ow_walkend};
+pub use main_skel::types::{ow_event, ow_ident, ow_outcome, ow_parent, ow_walkend, ow_walkrel};
 
 use super::plan::Backend;
 
 // SAFETY: plain C structs of fixed-width integers, any bit pattern is valid.
 unsafe impl plain::Plain for ow_event {}
 unsafe impl plain::Plain for ow_walkend {}
+unsafe impl plain::Plain for ow_walkrel {}
 unsafe impl plain::Plain for ow_parent {}
 unsafe impl plain::Plain for ow_outcome {}
 unsafe impl plain::Plain for ow_ident {}
@@ -23,6 +24,7 @@ unsafe impl plain::Plain for ow_ident {}
 // Must match bpf/ownwatch.h; drift here breaks decoding silently, so check it at compile time.
 const _: () = assert!(std::mem::size_of::<ow_event>() == 104);
 const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
+const _: () = assert!(std::mem::size_of::<ow_walkrel>() == 16);
 const _: () = assert!(std::mem::size_of::<ow_ident>() == 56);
 // Told apart from events by size.
 const _: () = assert!(std::mem::size_of::<ow_outcome>() == 24);
@@ -160,5 +162,6 @@ pub mod item {
         SLOT = OW_ITEM_SLOT, SEG = OW_ITEM_SEG, NAME = OW_ITEM_NAME, MNTROOT = OW_ITEM_MNTROOT,
         WALKEND = OW_ITEM_WALKEND, STR = OW_ITEM_STR, SAMEAS = OW_ITEM_SAMEAS,
         PARENT = OW_ITEM_PARENT, IDGEN = OW_ITEM_IDGEN, IDREF = OW_ITEM_IDREF,
+        WALKREL = OW_ITEM_WALKREL,
     );
 }

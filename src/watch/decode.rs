@@ -6,12 +6,12 @@
 //! (`SmallVec`), so decoding a record allocates nothing, and a walk sent once and referred
 //! to again (SAMEAS) is copied, not allocated again.
 
-use std::mem::offset_of;
+use std::mem::{offset_of, size_of};
 
 use anyhow::{bail, Result};
 use smallvec::SmallVec;
 
-use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, slot, NO_TREE};
+use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, ow_walkrel, slot, NO_TREE};
 
 /// One superblock's part of a dentry walk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -259,6 +259,7 @@ impl<'a> ItemSink<'a, '_> {
         }
         match ty {
             item::SEG | item::NAME | item::MNTROOT | item::WALKEND => self.walk_item(ty, payload),
+            item::WALKREL => self.walk_rel(payload),
             item::PARENT | item::STR => {
                 let Some(spec) = self.spec() else {
                     bail!("item {ty} in a changed dentry's slot");
@@ -278,6 +279,43 @@ impl<'a> ItemSink<'a, '_> {
             }
             _ => bail!("unknown item type {ty}"),
         }
+    }
+
+    /// WALKREL: this changed dentry's walk is the parent's or a child's of one before it in
+    /// the record (struct ow_walkrel), which came whole: its names but the first, or the
+    /// child's name and then its names.
+    fn walk_rel(&mut self, payload: &'a [u8]) -> Result<()> {
+        let mut r = ow_walkrel::default();
+        plain::copy_from_bytes(&mut r, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let name = &payload[size_of::<ow_walkrel>()..];
+        let n = self.rec.seen.len();
+        if !matches!(self.cur, Some(Target::Seen)) || r.of as usize + 1 >= n {
+            bail!("bad walk relation to changed dentry {} of {n}", r.of);
+        }
+        let mut w = self.rec.seen[r.of as usize].clone();
+        let ([seg], false) = (w.segs.as_mut_slice(), w.truncated) else {
+            bail!(
+                "walk relation to a cut walk or one of {} superblocks",
+                w.segs.len()
+            );
+        };
+        if seg.below_mnt_root.is_some() {
+            bail!("walk relation to a walk through a mount");
+        }
+        if r.up != 0 {
+            if seg.names.is_empty() {
+                bail!("walk relation to the parent of a superblock's root");
+            }
+            seg.names.remove(0);
+        } else {
+            seg.names.insert(0, name);
+        }
+        w.tree = (r.tree != NO_TREE).then_some(r.tree);
+        w.tree_depth = r.tree_depth;
+        w.mode = r.mode;
+        w.truncated = false;
+        self.rec.seen[n - 1] = w;
+        Ok(())
     }
 
     /// An item of the current slot's walk.
@@ -352,16 +390,36 @@ pub mod tests {
             self.end_mode(tree, flags, 0)
         }
         pub fn end_mode(&mut self, tree: u32, flags: u32, mode: u32) -> &mut Self {
+            self.end_depth(tree, flags, mode, 0)
+        }
+        pub fn end_depth(&mut self, tree: u32, flags: u32, mode: u32, depth: u32) -> &mut Self {
             self.hdr(item::WALKEND, 0, 16);
-            self.0.extend(tree.to_le_bytes());
-            self.0.extend(flags.to_le_bytes());
-            self.0.extend(mode.to_le_bytes());
-            self.0.extend(0u32.to_le_bytes());
+            for v in [tree, flags, mode, depth] {
+                self.0.extend(v.to_le_bytes());
+            }
             self
         }
         pub fn string(&mut self, s: &[u8]) -> &mut Self {
             self.hdr(item::STR, 0, s.len());
             self.0.extend(s);
+            self
+        }
+        /// WALKREL to changed dentry `of`: its parent (`child` None) or a child named so.
+        pub fn rel(
+            &mut self,
+            of: u8,
+            child: Option<&[u8]>,
+            tree: u32,
+            depth: u32,
+            mode: u32,
+        ) -> &mut Self {
+            let name = child.unwrap_or_default();
+            self.hdr(item::WALKREL, 0, 16 + name.len());
+            self.0.extend([of, child.is_none() as u8, 0, 0]);
+            for v in [tree, depth, mode] {
+                self.0.extend(v.to_le_bytes());
+            }
+            self.0.extend(name);
             self
         }
     }
@@ -413,6 +471,60 @@ pub mod tests {
         assert_eq!(w.segs[0].below_mnt_root, Some(1));
         assert_eq!(w.tree, None);
         assert!(w.truncated);
+    }
+
+    #[test]
+    fn a_changed_dentry_told_by_another_is_its_parents_or_childs_walk() {
+        let dir = libc::S_IFDIR | 0o755;
+        let mut it = Items::default();
+        // unlink on tmpfs: the object, then its directory; rename: a directory, then what
+        // moved into it
+        it.slot(slot::SEEN)
+            .seg(5)
+            .name(b"f")
+            .name(b"d")
+            .name(b"t")
+            .end_depth(2, 0, 0, 2);
+        it.slot(slot::SEEN).rel(0, None, 2, 1, dir);
+        it.slot(slot::SEEN)
+            .rel(1, Some(b"g"), 2, 2, libc::S_IFREG | 0o644);
+        let raw = record(ow_event::default(), &it);
+        let rec = decode(&raw).unwrap();
+        assert_eq!(rec.seen.len(), 3);
+        let names = |i: usize| rec.seen[i].segs[0].names.to_vec();
+        assert_eq!(names(1), [&b"d"[..], b"t"]);
+        assert_eq!((rec.seen[1].tree, rec.seen[1].tree_depth), (Some(2), 1));
+        assert!(rec.seen[1].is_dir() && !rec.seen[1].truncated);
+        assert_eq!(rec.seen[1].segs[0].dev, 5);
+        assert_eq!(names(2), [&b"g"[..], b"d", b"t"]);
+        assert_eq!((rec.seen[2].tree, rec.seen[2].tree_depth), (Some(2), 2));
+        assert_eq!(rec.seen[2].leaf(), Some(&b"g"[..]));
+        // a relation to itself, to one not sent yet, to a cut walk, or outside a changed
+        // dentry's slot: a broken record
+        for bad in [
+            {
+                let mut i = Items::default();
+                i.slot(slot::SEEN).rel(0, None, NO_TREE, 0, dir);
+                i
+            },
+            {
+                let mut i = Items::default();
+                i.slot(slot::SEEN)
+                    .seg(5)
+                    .name(b"f")
+                    .end(NO_TREE, flag::TRUNCATED);
+                i.slot(slot::SEEN).rel(0, None, NO_TREE, 0, dir);
+                i
+            },
+            {
+                let mut i = Items::default();
+                i.slot(slot::SEEN).seg(5).name(b"f").end(NO_TREE, 0);
+                i.slot(slot::PATH).rel(0, None, NO_TREE, 0, dir);
+                i
+            },
+        ] {
+            assert!(decode(&record(ow_event::default(), &bad)).is_err());
+        }
     }
 
     #[test]
