@@ -113,8 +113,9 @@ enum ow_flags {
 	OW_F_NEW_ABSOLUTE = 64, /* the same for the new name (rename, link); set by the
 				 * tracepoint backend, not read by user space (it has the string) */
 	OW_F_SEEN_OBJECT = 128, /* tracepoint backend: the op changes its object's attributes only
-				 * and the first OW_SLOT_SEEN walk is that object, whole: its
-				 * path string is not sent (the slot is empty) */
+				 * and the first OW_SLOT_SEEN walk is that object (its only
+				 * name), whole: its path string is not sent (the slot is
+				 * empty). Without it, user space resolves the string. */
 	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
 	OW_F_PENDING = 512,   /* lsm/fentry/kprobe: an ow_outcome record for this tid follows
 			       * when the op completes; report only if it succeeded */

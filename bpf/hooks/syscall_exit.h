@@ -182,6 +182,21 @@ __noinline __u32 ow_put_seen_rel(__u64 dentry, __u32 i)
 	return OW_NO_REL;
 }
 
+/* Whether d is its inode's only name in the dentry cache. The ctime tracepoints give an inode,
+ * and its dentry is the first of its names there (hooks/ctime.h): of a file with hard links,
+ * maybe not the one the op went through. That name is cached (the op looked it up), so a
+ * sole name is the op's. */
+static __always_inline int sole_alias(struct dentry *d)
+{
+	struct inode *inode = KREAD(struct dentry, d, d_inode);
+	struct hlist_node *first;
+
+	if (!inode)
+		return 0;
+	first = KREAD(struct inode, inode, i_dentry.first);
+	return first && !KREAD(struct hlist_node, first, next);
+}
+
 /* What the op changed (OW_SLOT_SEEN, from the ctime tracepoints) comes first: it decides tree
  * and path, so it gets the room. Returns 1 when a walk reached a watched root. */
 static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
@@ -207,8 +222,10 @@ static __always_inline __u32 put_seen(struct builder *b, struct pending *p)
 		}
 		if (t != OW_NO_TREE)
 			found = 1;
-		if (i == 0)
-			b->s->object_seen = is_attr_op(p->op) && b->s->w.done && !b->s->w.full;
+		if (i == 0 && is_attr_op(p->op)) {
+			b->s->other_name = !sole_alias((struct dentry *)p->seen[0]);
+			b->s->object_seen = b->s->w.done && !b->s->w.full && !b->s->other_name;
+		}
 		b->s->seen_d[i & (OW_MAX_SEEN - 1)] = p->seen[i];
 		b->s->seen_tree[i & (OW_MAX_SEEN - 1)] = t;
 		b->s->nseen = i + 1;
@@ -303,12 +320,15 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 		__u32 found;
 
 		b.s->object_seen = 0;
+		b.s->other_name = 0;
 		found = put_seen(&b, p);
 		found |= put_str_op(&b, p);
 		b.s->object_seen = 0;
 		/* The kernel's own answer: the directories this op changed lie outside every
-		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
-		if (!found && p->nseen && !maybe_in_tree(p))
+		 * tree, on superblocks no tree holds a mount of. Nothing to send. (Not for an
+		 * attribute op's object seen under another of its names, which may be outside
+		 * while the op's is in a tree.) */
+		if (!found && p->nseen && !b.s->other_name && !maybe_in_tree(p))
 			return 0;
 	}
 	ev->tree = tree;

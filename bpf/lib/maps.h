@@ -206,6 +206,9 @@ struct scratch {
 	 * chown, truncate, xattrs, whose ctime change names the object itself): user space
 	 * places the event there, so a path string goes without the walk of its base. */
 	volatile __u32 object_seen;
+	/* An attribute op's changed inode has other names in the dentry cache: the first
+	 * changed dentry may not be the name the op went through (hooks/syscall_exit.h). */
+	volatile __u32 other_name;
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
 	volatile __u64 arg_d, arg_m; /* put_walk's arguments, as numbers */

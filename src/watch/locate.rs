@@ -484,8 +484,8 @@ impl Locator {
 /// Decided from the record alone: the string is resolved on disk (`settle`) only when the
 /// kernel's walks leave the answer open, which is the expensive part of an event.
 /// `spare`: buffers for the paths it makes.
-/// `whole`: the kernel found the first seen walk to be an attribute op's object, whole, and
-/// sent no string (flag::SEEN_OBJECT).
+/// `whole`: the kernel found the first seen walk to be an attribute op's object, whole and
+/// by its only name, and sent no string (flag::SEEN_OBJECT).
 fn refine(
     seen: &[Seen],
     spec: &Spec,
@@ -501,9 +501,11 @@ fn refine(
     }
     let tree_of = |p: &[u8], t: Option<usize>| t.or_else(|| tree_of(p, roots));
     if attr {
-        // chmod, chown, truncate, xattrs change the ctime of their object only.
+        // chmod, chown, truncate, xattrs change the ctime of their object only; the kernel
+        // says when the first walk is that object under the name the op used (whole: not a
+        // hard link's other name).
         let o = &seen[0];
-        if o.cut {
+        if o.cut || !whole {
             return Refined::Open;
         }
         return Refined::Kernel(Located {
@@ -624,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn an_attribute_ops_object_sent_without_its_string_is_the_first_seen_walk() {
+    fn an_attribute_ops_object_is_the_first_seen_walk_only_where_the_kernel_says_so() {
         let roots = vec![b"/srv/d".to_vec()];
         let seen = |cut| Seen {
             path: Rc::from(&b"/srv/d/sub/f"[..]),
@@ -652,8 +654,8 @@ mod tests {
             refined(&[seen(false)], &no_string, true, true),
             Some((b"/srv/d/sub/f".to_vec(), Some(0), Some(2), true))
         );
-        // the string decides, as before, where the kernel did not say the walk is the object,
-        // where the walk is cut, or with no walk at all
+        // the string decides where the kernel did not say the walk is the object (it may be
+        // another name of a file with hard links), where the walk is cut, or with no walk
         assert_eq!(refined(&[seen(false)], &no_string, true, false), None);
         assert_eq!(refined(&[seen(true)], &no_string, true, true), None);
         assert_eq!(refined(&[], &no_string, true, true), None);
@@ -661,9 +663,6 @@ mod tests {
             string: Some(b"sub/f"),
             ..Spec::default()
         };
-        assert_eq!(
-            refined(&[seen(false)], &string, true, false),
-            Some((b"/srv/d/sub/f".to_vec(), Some(0), Some(2), true))
-        );
+        assert_eq!(refined(&[seen(false)], &string, true, false), None);
     }
 }

@@ -74,6 +74,45 @@ fn root_chmod_variants() {
     d.expect(&evs, &want);
 }
 
+/// A file with hard links changes its attributes under every name: the event names the one
+/// the op went through (the kernel's ctime hooks see the inode, whose first cached name may
+/// be another, even one outside the tree; 6.13+ tracepoint backend).
+#[test]
+fn attribute_ops_on_a_hard_link_name_the_link_used() {
+    let d = shared_dir!("hardlinks");
+    make_dir(d.t("sub"));
+    make_file(d.t("h1"), b"x");
+    std::fs::hard_link(d.t("h1"), d.t("sub/h2")).unwrap();
+    std::fs::hard_link(d.t("h1"), d.t("h3")).unwrap();
+    // made last: the first of the inode's names in the cache
+    let out = d.outside.join("h-out");
+    std::fs::hard_link(d.t("h1"), &out).unwrap();
+    let (evs, by) = d.root_run(&[], || {
+        let dfd = dirfd(&d.tree)?;
+        sc!(nr::SYS_chmod, cp(d.t("h1")), 0o600)?;
+        sc!(nr::SYS_chmod, cp(d.t("sub/h2")), 0o640)?;
+        sc!(libc::SYS_fchmodat, dfd, cs("h3"), 0o604, 0)?;
+        sc!(nr::SYS_chown, cp(d.t("h1")), OTHER, OTHER)?;
+        sc!(libc::SYS_fchownat, dfd, cs("sub/h2"), OWNER, -1i32, 0)?;
+        sc!(libc::SYS_truncate, cp(d.t("h3")), 0)?;
+        // through the name outside the tree: not in it (as the other backends see it)
+        sc!(nr::SYS_chmod, cp(&out), 0o644)?;
+        close(dfd);
+        Ok(())
+    });
+    d.expect(
+        &evs,
+        &[
+            by.op("chmod", "h1").mode(0o600),
+            by.op("chmod", "sub/h2").mode(0o640),
+            by.op("chmod", "h3").mode(0o604),
+            by.op("chown", "h1").owner(Some(OTHER), Some(OTHER)),
+            by.op("chown", "sub/h2").owner(Some(OWNER), None),
+            by.op("truncate", "h3"),
+        ],
+    );
+}
+
 #[test]
 fn root_chown_variants() {
     let d = shared_dir!("chown");
