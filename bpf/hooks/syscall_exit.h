@@ -5,8 +5,10 @@
 #define OW_HOOKS_SYSCALL_EXIT_H
 
 /* 0 when every changed directory lies on a superblock that no watched tree holds a mount of
- * (devs map): then a walk that found no root is the final answer. */
-static __always_inline int maybe_in_tree(struct pending *p)
+ * (devs map): then a walk that found no root is the final answer. Not for an attribute op's
+ * object seen under another of its names (other_name) on a superblock that holds a root: the
+ * op's own name may be under it. */
+static __always_inline int maybe_in_tree(struct pending *p, __u32 other_name)
 {
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
 		struct dentry *d;
@@ -18,6 +20,8 @@ static __always_inline int maybe_in_tree(struct pending *p)
 		dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
 		flag = bpf_map_lookup_elem(&devs, &dev);
 		if (!flag || *flag != 1)
+			return 1;
+		if (i == 0 && other_name && dev_has_root(dev))
 			return 1;
 	}
 	return 0;
@@ -325,10 +329,8 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 		found |= put_str_op(&b, p);
 		b.s->object_seen = 0;
 		/* The kernel's own answer: the directories this op changed lie outside every
-		 * tree, on superblocks no tree holds a mount of. Nothing to send. (Not for an
-		 * attribute op's object seen under another of its names, which may be outside
-		 * while the op's is in a tree.) */
-		if (!found && p->nseen && !b.s->other_name && !maybe_in_tree(p))
+		 * tree, on superblocks no tree holds a mount of. Nothing to send. */
+		if (!found && p->nseen && !maybe_in_tree(p, b.s->other_name))
 			return 0;
 	}
 	ev->tree = tree;

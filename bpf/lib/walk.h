@@ -30,6 +30,20 @@ static __always_inline __u32 *root_tree(const struct root_key *key)
 	return 0;
 }
 
+/* Whether a watched root lies on superblock dev (1 where the roots are too many to tell). */
+static __always_inline int dev_has_root(__u32 dev)
+{
+	__u32 n = roots_fast_n, c = (n >> 8) & 1;
+
+	n &= 0xff;
+	if (n == 0)
+		return 1;
+	for (__u32 i = 0; i < OW_FAST_ROOTS && i < n; i++)
+		if (roots_fast[c][i].dev == dev)
+			return 1;
+	return 0;
+}
+
 /* The walk is at the root of a superblock. Its path within the superblock is complete, which
  * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
  * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */
