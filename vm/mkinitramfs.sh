@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mkinitramfs.sh KERNEL_ROOT OUT: a busybox-static (BUSYBOX, default /bin/busybox) initramfs with vm/init and the modules the
-# kernel needs for virtio-pci, virtio-blk and virtiofs (with their dependencies, in load order;
+# kernel needs for virtio-pci, virtio-blk and virtiofs, and overlayfs for the tests (with their dependencies, in load order;
 # compressed modules are decompressed because busybox insmod reads plain .ko files).
 set -euo pipefail
 kroot=$1 out=$2
@@ -34,7 +34,7 @@ add() { # module name, after its dependencies
   for d in $(modinfo_depends "${file[$n]}"); do add "${d//-/_}"; done
   order+=("${file[$n]}")
 }
-for name in virtio_pci virtio_blk virtiofs; do add "$name"; done
+for name in virtio_pci virtio_blk virtiofs overlay; do add "$name"; done
 : > "$stage/modules.order"
 for m in "${order[@]}"; do
   base=$(basename "$m"); plain=${base%.xz}; plain=${plain%.zst}; plain=${plain%.gz}

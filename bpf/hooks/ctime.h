@@ -30,6 +30,10 @@ static __always_inline int saw_inode(struct inode *inode)
 	p = pending_get();
 	if (!p)
 		return 0;
+	/* overlayfs changes the upper layer's inodes (a copy-up, a whiteout) before its own,
+	 * which may not fit here any more: its ops are placed by their strings (syscall_exit.h) */
+	if (inode->i_sb->s_stack_depth)
+		p->stacked = 1;
 	first = inode->i_dentry.first; /* (a BTF argument: a direct load) */
 	if (!first)
 		return 0; /* a new inode: no name yet */

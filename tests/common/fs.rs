@@ -350,6 +350,28 @@ impl TestDir {
         self.dir.unmount_on_drop(p);
     }
 
+    /// An overlayfs on `at` of `lower` and `upper` (its work directory made beside `upper`),
+    /// unmounted on drop; panics if refused.
+    pub fn mount_overlay(&self, at: &Path, lower: &Path, upper: &Path) {
+        let work = upper.with_extension("work");
+        make_dir(&work);
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let r = mount(&cs("overlay"), at, Some("overlay"), 0, Some(&opts));
+        assert_eq!(
+            r,
+            0,
+            "mount overlay on {}: {}",
+            at.display(),
+            std::io::Error::last_os_error()
+        );
+        self.unmount_on_drop(at);
+    }
+
     /// A tmpfs on `at`, unmounted on drop; panics if refused.
     pub fn mount_tmpfs(&self, at: &Path, opts: &str) {
         self.dir

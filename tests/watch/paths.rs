@@ -243,6 +243,53 @@ fn path_through_bind_mount_on_host() {
     ]);
 }
 
+/// A tree on overlayfs (a container's root, a live system): its ops change the layer below
+/// first, on another superblock (a copy-up for a chmod of a lower file, a whiteout for its
+/// unlink), and the 6.13+ ctime tracepoints see those inodes before the overlay's own. Every
+/// op is reported under the overlay's path, none lost; the layers' writes outside the tree
+/// are not reported.
+#[test]
+fn tree_on_overlayfs() {
+    let d = root_dir!("overlay");
+    let t = &d.tree;
+    let (lower, upper) = (d.base.join("lower"), d.base.join("upper"));
+    make_tree(&lower, OWNER);
+    make_tree(&upper, OWNER);
+    make_dir(lower.join("sub"));
+    for f in ["f", "sub/g", "h"] {
+        make_file(lower.join(f), b"x");
+    }
+    for p in ["sub", "f", "sub/g", "h"] {
+        chown(lower.join(p), OWNER, OWNER);
+    }
+    d.mount_overlay(t, &lower, &upper);
+    let mut a = Agent::watch_tree(t, &[]);
+    let pid = run_as(Creds::Root, || {
+        sc!(nr::SYS_chmod, cp(d.t("f")), 0o600)?; // copy-up
+        sc!(nr::SYS_chown, cp(d.t("sub/g")), 0, 0)?; // copy-up of sub, then g
+        sc!(nr::SYS_unlink, cp(d.t("h")))?; // a whiteout
+        create(&d.t("n"), 0o644)?;
+        sc!(nr::SYS_chmod, cp(d.t("n")), 0o640)?; // in the upper layer already
+        sc!(nr::SYS_rename, cp(d.t("n")), cp(d.t("sub/n2")))?;
+        mkdir(&d.t("dd"), 0o755)?;
+        sc!(nr::SYS_rmdir, cp(d.t("dd")))?;
+        sc!(libc::SYS_truncate, cp(d.t("sub/g")), 0)?;
+        Ok(())
+    });
+    let e = |op: &str, rel: &str| Exp::new(op, d.t(rel), 0).pid(pid);
+    a.expect(&[
+        e("chmod", "f").mode(0o600),
+        e("chown", "sub/g").owner(Some(0), Some(0)),
+        e("unlink", "h"),
+        e("create", "n").mode(0o644),
+        e("chmod", "n").mode(0o640),
+        e("rename", "n").new_path(d.t("sub/n2")),
+        e("mkdir", "dd").mode(0o755),
+        e("rmdir", "dd"),
+        e("truncate", "sub/g"),
+    ]);
+}
+
 /// In the calling (forked) process: a new mount namespace whose mounts do not propagate.
 fn private_mount_ns() -> Result<(), String> {
     sc!(libc::SYS_unshare, libc::CLONE_NEWNS)?;
