@@ -621,6 +621,10 @@ static __always_inline int on_open(struct file *f)
 		return 0;
 	inode = KREAD(struct file, f, f_inode);
 	dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	/* overlayfs before 6.6 opens its upper file under the overlay's path
+	 * (open_with_fake_path): that is not a second open of the caller's */
+	if (KREAD(struct dentry, (struct dentry *)dv, d_inode) != inode)
+		return 0;
 	o.d = dv;
 	if (KREAD(struct inode, inode, i_nlink) == 0)
 		return 0; /* O_TMPFILE: reported when linked */
