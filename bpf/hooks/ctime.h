@@ -31,8 +31,10 @@ static __always_inline int saw_inode(struct inode *inode)
 	if (!p)
 		return 0;
 	/* overlayfs changes the upper layer's inodes (a copy-up, a whiteout) before its own,
-	 * which may not fit here any more: its ops are placed by their strings (syscall_exit.h) */
-	if (inode->i_sb->s_stack_depth)
+	 * which may not fit here any more: its ops are placed by their strings (syscall_exit.h).
+	 * procfs says it is as deep as a stack may go, so that nothing stacks on it, and makes
+	 * inodes as a path goes through it (/proc/self/fd/N/name): not a stacked filesystem. */
+	if (inode->i_sb->s_stack_depth && inode->i_sb->s_magic != PROC_SUPER_MAGIC)
 		p->stacked = 1;
 	first = inode->i_dentry.first; /* (a BTF argument: a direct load) */
 	if (!first)

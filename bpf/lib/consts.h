@@ -40,5 +40,6 @@
 #define EXE_ROOM 2048
 #define MAX_PARENTS 16
 #define CGROUP_DEPTH 32
+#define PROC_SUPER_MAGIC 0x9fa0 /* (linux/magic.h, which vmlinux.h does not carry) */
 
 #endif
