@@ -126,7 +126,6 @@ __noinline __u32 ow_put_seen_rel(__u64 dentry, __u32 i)
 	mode = inode ? KREAD(struct inode, inode, i_mode) : 0;
 	for (int j = 0; j < OW_MAX_SEEN - 1; j++) {
 		struct dentry *dj;
-		struct root_key key;
 		__u32 tree, depth, off, n = 0, up, *t;
 
 		if (j >= i)
@@ -138,13 +137,7 @@ __noinline __u32 ow_put_seen_rel(__u64 dentry, __u32 i)
 		depth = b->s->seen_depth[j];
 		if (parent == dj && parent != d) {
 			up = 0;
-			t = 0;
-			if (inode) {
-				key.dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb),
-						s_dev);
-				key.ino = KREAD(struct inode, inode, i_ino);
-				t = root_tree(&key);
-			}
+			t = inode ? dentry_root_tree(d, inode) : 0;
 			if (t) {
 				tree = *t;
 				depth = 0;

@@ -30,6 +30,16 @@ static __always_inline __u32 *root_tree(const struct root_key *key)
 	return 0;
 }
 
+/* The tree whose root is dentry d (its inode non-NULL), or NULL. */
+static __always_inline __u32 *dentry_root_tree(struct dentry *d, struct inode *inode)
+{
+	struct root_key key;
+
+	key.dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
+	key.ino = KREAD(struct inode, inode, i_ino);
+	return root_tree(&key);
+}
+
 /* Whether a watched root lies on superblock dev (1 where the roots are too many to tell). */
 static __always_inline int dev_has_root(__u32 dev)
 {
@@ -83,7 +93,6 @@ static __always_inline long walk_step(struct builder *b)
 	struct dentry *d = (struct dentry *)c->d;
 	struct dentry *parent;
 	struct inode *inode;
-	struct root_key key;
 	const unsigned char *name;
 
 	if (!d) {
@@ -92,11 +101,8 @@ static __always_inline long walk_step(struct builder *b)
 	}
 	inode = KREAD(struct dentry, d, d_inode);
 	if (inode && c->tree == OW_NO_TREE) {
-		__u32 *t;
+		__u32 *t = dentry_root_tree(d, inode);
 
-		key.dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
-		key.ino = KREAD(struct inode, inode, i_ino);
-		t = root_tree(&key);
 		if (t) {
 			c->tree = *t;
 			/* A bind mount of a subdirectory is walked on up its superblock
