@@ -138,6 +138,18 @@ static long ops(const char *op, long from, long to)
 				die("storm");
 		}
 		per = 6;
+	} else if (!strcmp(op, "tarlike")) {
+		/* what tar -x does with each file as root, three levels down: create, write,
+		 * fchown, fchmod through one fd (its utimensat left out: not an op) */
+		for (long i = from; i < to; i++) {
+			snprintf(name, sizeof name, "x/y/z/t%ld", i);
+			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, own_uid, own_gid) ||
+			    fchmod(fd, 0644))
+				die("tarlike");
+			close(fd);
+		}
+		per = 3;
 	} else if (!strcmp(op, "openw")) {
 		for (long i = from; i < to; i++)
 			open_close("f", O_WRONLY, "openw");
@@ -193,6 +205,9 @@ static int run(int argc, char **argv)
 	else if (!strcmp(op, "chmod") || !strcmp(op, "chown") || !strcmp(op, "openw") ||
 		 !strcmp(op, "ropen"))
 		touch("f");
+	else if (!strcmp(op, "tarlike") && (mkdir("x", 0755) || mkdir("x/y", 0755) ||
+					   mkdir("x/y/z", 0755)))
+		die("tarlike: mkdir");
 	if (root)
 		become(as_uid, as_gid);
 
@@ -208,6 +223,12 @@ static int run(int argc, char **argv)
 		become(own_uid, own_gid);
 	if (!strcmp(op, "create"))
 		numbered("c%ld", k + n, unlink_quiet);
+	if (!strcmp(op, "tarlike")) {
+		numbered("x/y/z/t%ld", k + n, unlink_quiet);
+		rmdir("x/y/z");
+		rmdir("x/y");
+		rmdir("x");
+	}
 	unlink("r0");
 	unlink("r1");
 	unlink("f");

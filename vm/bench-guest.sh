@@ -44,7 +44,7 @@ bpfstats() {
   command -v bpftool > /dev/null || { say "BENCH-BPF $1 (no bpftool)"; return; }
   sysctl -qw kernel.bpf_stats_enabled=1
   for op in $OPS; do
-    case $op in storm) per=6 ;; mkdir) per=2 ;; *) per=1 ;; esac
+    case $op in storm) per=6 ;; mkdir) per=2 ;; tarlike) per=3 ;; *) per=1 ;; esac
     for who in allowed offending; do
       b=$(progstats)
       if [ $who = allowed ]; then storm "$op" 65534:65534 > /dev/null; else o=$(storm "$op"); echo "${o#* }" >> "$2"; drained "$2"; fi

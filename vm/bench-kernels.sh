@@ -67,7 +67,7 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
           if (be ~ /-base[12]$/) continue
           b1 = be "-base1 " op; b2 = be "-base2 " op
           if (!(b1 in cnt) || !(b2 in cnt)) continue
-          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : 1)
+          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : (op == "tarlike" ? 3 : 1))
           ba = (med(al, b1) + med(al, b2)) / 2; bo = (med(of, b1) + med(of, b2)) / 2
           ma = med(al, key); mo = med(of, key)
           printf "%-11s %-8s %10.0f %10.0f %6.2fx %10.0f %10.0f %6.2fx %6.3f\n", be, op, ba / n / per, ma / n / per, ma / ba, bo / n / per, mo / n / per, mo / bo, med(of, b2) / med(of, b1)
@@ -86,7 +86,7 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
           split(key, kk, " "); be = kk[1]; op = kk[2]
           b1 = be "-base1 " op; b2 = be "-base2 " op
           if (!(b1 in cnt) || !(b2 in cnt)) continue
-          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : 1)
+          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : (op == "tarlike" ? 3 : 1))
           b = (med(v, b1) + med(v, b2)) / 2; m = med(v, key)
           printf "    %-11s %-8s base %8.0f writer %8.0f %6.2fx (+%.0f per op)\n", be, op, b / n / per, m / n / per, m / b, (m - b) / n / per
         }
