@@ -30,6 +30,8 @@ const volatile struct ow_fn_args fn_args = {
 _Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkrel) == 16, "ow_walkrel layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_walkkeep) == 12, "ow_walkkeep layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_walkref) == 12, "ow_walkref layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/kernel/abi.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
@@ -37,6 +39,8 @@ struct ow_event _ow_event = {};
 struct ow_walkend _ow_walkend = {};
 struct ow_parent _ow_parent = {};
 struct ow_walkrel _ow_walkrel = {};
+struct ow_walkkeep _ow_walkkeep = {};
+struct ow_walkref _ow_walkref = {};
 struct ow_outcome _ow_outcome = {};
 enum ow_op _ow_op = 0;
 enum ow_flags _ow_flags = 0;

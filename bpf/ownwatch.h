@@ -82,6 +82,14 @@ enum ow_item {
 	/* A changed dentry's walk told by one walked whole before it in the record (struct
 	 * ow_walkrel, in an OW_SLOT_SEEN): sent instead of a second walk up the same chain */
 	OW_ITEM_WALKREL,
+	/* An fd op's walk (tracepoint backend) that a later record may refer to: struct
+	 * ow_walkkeep, right after the walk's WALKEND. The walk is the `len` bytes before it,
+	 * from its SEG; user space keeps it as its CPU's last kept walk. */
+	OW_ITEM_WALKKEEP,
+	/* In place of a walk: the kept walk `seq` of CPU `cpu` (struct ow_walkref), which the
+	 * kernel found unchanged: the same dentries up to the superblock's root, each with the
+	 * same name, the same roots. Its WALKEND's mode is this one. */
+	OW_ITEM_WALKREF,
 };
 
 /* What a process's exe, tty and cgroup items depend on: while all of it is the same, they
@@ -121,6 +129,8 @@ enum ow_flags {
 			       * when the op completes; report only if it succeeded */
 	OW_F_PROC_FD = 1024,  /* the string is "/proc/self/fd/N" of the caller: the walk is
 			       * that fd's file (the object) */
+	OW_F_WALKKEEP = 2048, /* the record has an OW_ITEM_WALKKEEP */
+	OW_F_WALKREF = 4096,  /* the record has an OW_ITEM_WALKREF */
 };
 
 /* The functions that do the ops (hooks/vfs.h FX_DONE): an outcome comes from each when it
@@ -181,6 +191,19 @@ struct ow_walkrel {
 	__u32 tree;
 	__u32 tree_depth;
 	__u32 mode;
+};
+
+/* OW_ITEM_WALKKEEP and OW_ITEM_WALKREF */
+struct ow_walkkeep {
+	__u32 cpu;
+	__u32 seq; /* this CPU's count of kept walks, never 0 */
+	__u32 len; /* the walk's bytes before this item */
+};
+
+struct ow_walkref {
+	__u32 cpu;
+	__u32 seq;
+	__u32 mode; /* i_mode of the walk's first inode now */
 };
 
 struct ow_event {

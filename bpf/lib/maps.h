@@ -26,6 +26,9 @@ struct {
 struct root_key roots_fast[2][OW_FAST_ROOTS] = {};
 __u32 roots_fast_tree[2][OW_FAST_ROOTS] = {};
 __u32 roots_fast_n = 0;
+/* Counts user space's changes of the roots (kernel/load.rs set_roots_fast): a kept fd walk
+ * (hooks/syscall_exit.h) is referred to only while it is the one it was found with. */
+__u32 roots_gen = 0;
 
 /* uid -> bit mask of the trees where its writes are allowed */
 struct {
@@ -182,7 +185,25 @@ struct walk_state {
 	__u32 full; /* no room for more names: keep walking for membership only */
 	__u32 names; /* names sent so far */
 	__u32 tree_depth; /* names below the watched root, when one was found */
+	__u32 crossed; /* it went on into a parent mount */
+	__u32 chain; /* keep its dentries in the scratch's fdw_new (an fd op's walk) */
+	__u32 steps; /* dentries passed */
 	__u32 _pad;
+};
+
+/* An fd op's walk as the kernel checks it before a later record of the same CPU refers to it
+ * (hooks/syscall_exit.h, put_fd_walk): the walk's dentries, leaf to the superblock's root,
+ * and their names' hash_len. A name's hash is salted with its parent's address, so the same
+ * dentry addresses with the same hash_len all the way up are the same names under the same
+ * parents, whatever was renamed, freed or reused in between (a 32-bit hash collision aside). */
+#define FDW_LEVELS 16
+struct fd_walk {
+	__u64 d[FDW_LEVELS];
+	__u64 hash[FDW_LEVELS];
+	__u64 m, mnt_root;
+	__u64 root_inode, root_ino; /* the watched root's inode where the walk found it */
+	__u32 levels, root_level;
+	__u32 tree, gen, seq, _pad;
 };
 
 /* What the identity reads of the writer's task, beyond the actor (identity.h read_writer). */
@@ -229,6 +250,11 @@ struct scratch {
 	/* this record's identity key; remembered once the record is sent, when ident_new */
 	struct ow_ident ident;
 	__u32 ident_new;
+	/* the last kept fd walk of this CPU (valid when its seq is not 0), and this record's
+	 * walk to keep once it is sent (fdw_new_ok); fdw_seq counts them */
+	struct fd_walk fdw;
+	struct fd_walk fdw_new;
+	__u32 fdw_new_ok, fdw_seq;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */

@@ -73,6 +73,7 @@ static __always_inline long walk_cross_mount(struct builder *b)
 		c->done = 1;
 		return 1;
 	}
+	c->crossed = 1;
 	mp = KREAD(struct mount, m, mnt_mountpoint);
 	b->s->above_mnt_root = 0;
 	c->d = (__u64)mp;
@@ -99,12 +100,28 @@ static __always_inline long walk_step(struct builder *b)
 		c->done = 1;
 		return 1;
 	}
+	if (c->chain) {
+		/* (an fd op's walk, to be kept: put_fd_walk in hooks/syscall_exit.h) */
+		__u32 i = c->steps;
+
+		if (i < FDW_LEVELS) {
+			b->s->fdw_new.d[i & (FDW_LEVELS - 1)] = (__u64)d;
+			b->s->fdw_new.hash[i & (FDW_LEVELS - 1)] =
+				KREAD(struct dentry, d, d_name.hash_len);
+		}
+		c->steps = i + 1;
+	}
 	inode = KREAD(struct dentry, d, d_inode);
 	if (inode && c->tree == OW_NO_TREE) {
 		__u32 *t = dentry_root_tree(d, inode);
 
 		if (t) {
 			c->tree = *t;
+			if (c->chain) {
+				b->s->fdw_new.root_level = c->steps - 1;
+				b->s->fdw_new.root_inode = (__u64)inode;
+				b->s->fdw_new.root_ino = KREAD(struct inode, inode, i_ino);
+			}
 			/* A bind mount of a subdirectory is walked on up its superblock
 			 * (identity), but those names are not in the path user space prints:
 			 * they count only when the root was found there. */
@@ -206,6 +223,8 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	s->w.full = 0;
 	s->w.names = 0;
 	s->w.tree_depth = 0;
+	s->w.crossed = 0;
+	s->w.steps = 0;
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
 	put_u32(b, KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev));

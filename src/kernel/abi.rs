@@ -9,7 +9,9 @@ pub mod probe_skel {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }
 
-pub use main_skel::types::{ow_event, ow_ident, ow_outcome, ow_parent, ow_walkend, ow_walkrel};
+pub use main_skel::types::{
+    ow_event, ow_ident, ow_outcome, ow_parent, ow_walkend, ow_walkkeep, ow_walkref, ow_walkrel,
+};
 
 use super::plan::Backend;
 
@@ -17,6 +19,8 @@ use super::plan::Backend;
 unsafe impl plain::Plain for ow_event {}
 unsafe impl plain::Plain for ow_walkend {}
 unsafe impl plain::Plain for ow_walkrel {}
+unsafe impl plain::Plain for ow_walkkeep {}
+unsafe impl plain::Plain for ow_walkref {}
 unsafe impl plain::Plain for ow_parent {}
 unsafe impl plain::Plain for ow_outcome {}
 unsafe impl plain::Plain for ow_ident {}
@@ -25,6 +29,8 @@ unsafe impl plain::Plain for ow_ident {}
 const _: () = assert!(std::mem::size_of::<ow_event>() == 104);
 const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 const _: () = assert!(std::mem::size_of::<ow_walkrel>() == 16);
+const _: () = assert!(std::mem::size_of::<ow_walkkeep>() == 12);
+const _: () = assert!(std::mem::size_of::<ow_walkref>() == 12);
 const _: () = assert!(std::mem::size_of::<ow_ident>() == 56);
 // Told apart from events by size.
 const _: () = assert!(std::mem::size_of::<ow_outcome>() == 24);
@@ -141,7 +147,7 @@ pub mod flag {
         TRUNCATED = OW_F_TRUNCATED, EXCHANGE = OW_F_EXCHANGE, NOFOLLOW = OW_F_NOFOLLOW,
         ABSOLUTE = OW_F_ABSOLUTE, TMPFILE = OW_F_TMPFILE, EMPTY_PATH = OW_F_EMPTY_PATH,
         NO_RET = OW_F_NO_RET, PENDING = OW_F_PENDING, PROC_FD = OW_F_PROC_FD,
-        SEEN_OBJECT = OW_F_SEEN_OBJECT,
+        SEEN_OBJECT = OW_F_SEEN_OBJECT, WALKKEEP = OW_F_WALKKEEP, WALKREF = OW_F_WALKREF,
     );
 }
 
@@ -162,6 +168,6 @@ pub mod item {
         SLOT = OW_ITEM_SLOT, SEG = OW_ITEM_SEG, NAME = OW_ITEM_NAME, MNTROOT = OW_ITEM_MNTROOT,
         WALKEND = OW_ITEM_WALKEND, STR = OW_ITEM_STR, SAMEAS = OW_ITEM_SAMEAS,
         PARENT = OW_ITEM_PARENT, IDGEN = OW_ITEM_IDGEN, IDREF = OW_ITEM_IDREF,
-        WALKREL = OW_ITEM_WALKREL,
+        WALKREL = OW_ITEM_WALKREL, WALKKEEP = OW_ITEM_WALKKEEP, WALKREF = OW_ITEM_WALKREF,
     );
 }

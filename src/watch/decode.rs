@@ -260,6 +260,8 @@ impl<'a> ItemSink<'a, '_> {
         match ty {
             item::SEG | item::NAME | item::MNTROOT | item::WALKEND => self.walk_item(ty, payload),
             item::WALKREL => self.walk_rel(payload),
+            // (kept by walkjoin.rs, which also put a WALKREF's walk in its place)
+            item::WALKKEEP => Ok(()),
             item::PARENT | item::STR => {
                 let Some(spec) = self.spec() else {
                     bail!("item {ty} in a changed dentry's slot");

@@ -15,6 +15,7 @@ mod resolve;
 mod roots;
 mod rootwatch;
 mod wait;
+mod walkjoin;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

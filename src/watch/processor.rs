@@ -20,6 +20,7 @@ use super::ident::IdentJoin;
 use super::locate::{Locator, Paths};
 use super::pending::Pending;
 use super::roots::Roots;
+use super::walkjoin::WalkJoin;
 use super::Tree;
 use crate::paths::{is_under, strip_components, tree_of};
 use crate::rules::Writer;
@@ -33,6 +34,10 @@ pub(super) struct Processor {
     pub(super) idents: IdentJoin,
     /// where a record joined with its writer's exe, tty and cgroup is made (reused)
     joined: Vec<u8>,
+    /// fd walks sent once for several records (walkjoin.rs), and where a record is made
+    /// whole with one (reused)
+    pub(super) walks: WalkJoin,
+    walked: Vec<u8>,
     pending: Pending,
     json: bool,
     backend: &'static str,
@@ -62,6 +67,8 @@ impl Processor {
             enrich: Enricher::new(),
             idents: IdentJoin::default(),
             joined: Vec::new(),
+            walks: WalkJoin::default(),
+            walked: Vec::new(),
             pending: Pending::default(),
             json: format == Format::Json,
             backend: backend.name(),
@@ -120,9 +127,19 @@ impl Processor {
                 None => 0,
             };
         }
+        let mut walked = std::mem::take(&mut self.walked);
+        let misses = self.walks.misses;
+        let data = self.walks.join(data, &mut walked);
+        if self.walks.misses > misses && misses == 0 {
+            eprintln!(
+                "ownwatch: a record referred to a file's walk that is not here; its path is \
+                 missing (please report this)"
+            );
+        }
         let mut joined = std::mem::take(&mut self.joined);
         let res = self.handle_record(data, &mut joined);
         self.joined = joined;
+        self.walked = walked;
         res
     }
 

@@ -328,3 +328,81 @@ fn root_xattrat_syscalls() {
         ],
     );
 }
+
+/// This thread's CPU from now on (for ops whose records the kernel relates per CPU).
+fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    check("sched_setaffinity", r.into()).map(|_| ())
+}
+
+/// Ops on one open file name it as it is named at each op, whatever happened to it and to
+/// the names above it in between: tar's create, fchown and fchmod of a file go through one fd,
+/// and the kernel sends the walk of the file's names once for them (tracepoint backend; the
+/// writer kept on one CPU, where it does that). Here the names change between the ops: the
+/// directory and the file renamed, then both gone and a new pair made, whose dentries the
+/// kernel may well put where the old ones were.
+#[test]
+fn fd_ops_name_the_file_as_it_is_named_at_each_op() {
+    let d = shared_dir!("fdwalks");
+    make_dir(d.t("d"));
+    let out = d.outside.join("fdwalks-out");
+    let (evs, by) = d.root_run(&[], || {
+        pin_to_cpu(0)?;
+        let open = |p: &Path, flags: i32| {
+            sc!(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                cp(p),
+                flags | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o600
+            )
+        };
+        let creat = libc::O_CREAT | libc::O_EXCL;
+        let fd = open(&d.t("d/f"), creat)?;
+        sc!(libc::SYS_fchown, fd, OTHER, OTHER)?;
+        sc!(libc::SYS_fchmod, fd, 0o644)?;
+        sc!(nr::SYS_rename, cp(d.t("d")), cp(d.t("d2")))?;
+        sc!(libc::SYS_fchmod, fd, 0o640)?;
+        sc!(nr::SYS_rename, cp(d.t("d2/f")), cp(d.t("d2/g")))?;
+        sc!(libc::SYS_fchown, fd, OWNER, -1i32)?;
+        sc!(libc::SYS_ftruncate, fd, 0)?;
+        close(fd);
+        sc!(nr::SYS_unlink, cp(d.t("d2/g")))?;
+        sc!(nr::SYS_rmdir, cp(d.t("d2")))?;
+        sc!(nr::SYS_mkdir, cp(d.t("e")), 0o755)?;
+        let fd = open(&d.t("e/g"), creat)?;
+        sc!(libc::SYS_fchmod, fd, 0o604)?;
+        close(fd);
+        // outside every tree: nothing, and nothing kept of it
+        let fd = open(&out, creat)?;
+        sc!(libc::SYS_fchmod, fd, 0o600)?;
+        close(fd);
+        let fd = open(&d.t("e/g"), 0)?;
+        sc!(libc::SYS_fchmod, fd, 0o600)?;
+        close(fd);
+        Ok(())
+    });
+    d.expect(
+        &evs,
+        &[
+            by.create("d/f", 0o600),
+            by.op("chown", "d/f").owner(Some(OTHER), Some(OTHER)),
+            by.op("chmod", "d/f").mode(0o644),
+            by.rename("d", "d2"),
+            by.op("chmod", "d2/f").mode(0o640),
+            by.rename("d2/f", "d2/g"),
+            by.op("chown", "d2/g").owner(Some(OWNER), None),
+            by.op("truncate", "d2/g"),
+            by.op("unlink", "d2/g"),
+            by.op("rmdir", "d2"),
+            by.op("mkdir", "e").mode(0o755),
+            by.create("e/g", 0o600),
+            by.op("chmod", "e/g").mode(0o604),
+            by.op("write", "e/g"),
+            by.op("chmod", "e/g").mode(0o600),
+        ],
+    );
+}

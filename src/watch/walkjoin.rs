@@ -1,0 +1,226 @@
+//! An fd op's walk comes once for several records (bpf/hooks/syscall_exit.h, put_fd_walk):
+//! tar creates a file, then chowns and chmods it through the same fd, and the kernel sends the
+//! file's walk with the first record only (followed by a WALKKEEP item: "CPU c keeps this walk
+//! as its number s"). A later record of the same CPU whose file the kernel found on the same
+//! dentries, with the same names, says so with a WALKREF item (c, s, and the file's mode now)
+//! in the walk's place. `WalkJoin::join` puts the kept walk back there, before anything else
+//! reads the record, so that every record looks as if its walk had been sent in full.
+//!
+//! Each CPU keeps one walk, in the kernel and here alike: a record is in the ring after every
+//! record its CPU sent before it (the programs keep their CPU while they build and send one),
+//! and the kernel keeps a walk only once its record is in the ring, so the walk a WALKREF
+//! names is the last one this CPU's records kept.
+
+use std::mem::{offset_of, size_of};
+
+use crate::kernel::abi::{flag, item, ow_event, ow_walkend, ow_walkkeep, ow_walkref};
+
+/// More CPUs than this would be a malformed record, not a machine.
+const MAX_CPUS: usize = 1 << 16;
+
+#[derive(Default)]
+pub struct WalkJoin {
+    /// per CPU: the number and the items (SEG ... WALKEND) of its last kept walk
+    kept: Vec<(u32, Vec<u8>)>,
+    /// records whose WALKREF named a walk not here (a bug: the path is then missing)
+    pub misses: u64,
+}
+
+fn u16_at(d: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([d[at], d[at + 1]]) as usize
+}
+
+fn u32_at(d: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
+}
+
+impl WalkJoin {
+    /// The record with a WALKREF replaced by the walk it names (made in `buf`, the caller's,
+    /// reused), after keeping what a WALKKEEP says; the record itself otherwise.
+    pub fn join<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
+        let hdr = size_of::<ow_event>();
+        if data.len() < hdr {
+            return data;
+        }
+        let flags = u32_at(data, offset_of!(ow_event, flags));
+        if flags & (flag::WALKKEEP | flag::WALKREF) == 0 {
+            return data;
+        }
+        let end =
+            hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
+        let mut at = hdr;
+        while at + 4 <= end {
+            let (kind, len) = (data[at], u16_at(data, at + 2));
+            let next = at + 4 + len;
+            if next > end {
+                break;
+            }
+            if kind == item::WALKKEEP && len == size_of::<ow_walkkeep>() {
+                let (cpu, seq, wlen) = (
+                    u32_at(data, at + 4) as usize,
+                    u32_at(data, at + 8),
+                    u32_at(data, at + 12) as usize,
+                );
+                if wlen <= at - hdr && cpu < MAX_CPUS {
+                    if self.kept.len() <= cpu {
+                        self.kept.resize_with(cpu + 1, Default::default);
+                    }
+                    let k = &mut self.kept[cpu];
+                    k.0 = seq;
+                    k.1.clear();
+                    k.1.extend_from_slice(&data[at - wlen..at]);
+                }
+                return data;
+            }
+            if kind == item::WALKREF && len == size_of::<ow_walkref>() {
+                let (cpu, seq, mode) = (
+                    u32_at(data, at + 4) as usize,
+                    u32_at(data, at + 8),
+                    u32_at(data, at + 12),
+                );
+                let walk = match self.kept.get(cpu) {
+                    Some((s, walk)) if *s == seq && walk.len() >= 4 + size_of::<ow_walkend>() => {
+                        &walk[..]
+                    }
+                    _ => {
+                        self.misses += 1;
+                        &[][..]
+                    }
+                };
+                splice(data, at, next, walk, end, buf);
+                if !walk.is_empty() {
+                    // the kept walk ends with its WALKEND: its mode is the file's now
+                    let m =
+                        at + walk.len() - size_of::<ow_walkend>() + offset_of!(ow_walkend, mode);
+                    buf[m..m + 4].copy_from_slice(&mode.to_le_bytes());
+                }
+                return buf;
+            }
+            at = next;
+        }
+        data
+    }
+}
+
+/// data[..end] with data[from..to] replaced by `with`, its header's data_len and ident_at
+/// (an offset into the items after `to`, plus 1) made to match.
+fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize, out: &mut Vec<u8>) {
+    let hdr = size_of::<ow_event>();
+    out.clear();
+    out.extend_from_slice(&data[..from]);
+    out.extend_from_slice(with);
+    out.extend_from_slice(&data[to..end]);
+    let len = (out.len() - hdr) as u32;
+    let at = offset_of!(ow_event, data_len);
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    let at = offset_of!(ow_event, ident_at);
+    let ident_at = u32_at(out, at) as usize;
+    if ident_at > to - hdr {
+        let moved = (ident_at + from + with.len() - to) as u32;
+        out[at..at + 4].copy_from_slice(&moved.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn it(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind, 0];
+        v.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn u32s(v: &[u32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn record(flags: u32, items: &[Vec<u8>], ident_at: u32) -> Vec<u8> {
+        let body: Vec<u8> = items.concat();
+        let ev = ow_event {
+            flags,
+            ident_at,
+            data_len: body.len() as u32,
+            ..Default::default()
+        };
+        let mut v = unsafe { plain::as_bytes(&ev) }.to_vec();
+        v.extend_from_slice(&body);
+        v
+    }
+
+    fn walk(mode: u32) -> Vec<Vec<u8>> {
+        vec![
+            it(item::SEG, &u32s(&[7])),
+            it(item::NAME, b"f"),
+            it(item::NAME, b"d"),
+            it(item::WALKEND, &u32s(&[3, 0, mode, 2])),
+        ]
+    }
+
+    fn slot(s: u8) -> Vec<u8> {
+        it(item::SLOT, &[s])
+    }
+
+    #[test]
+    fn a_walkref_gets_the_walk_its_cpu_kept_with_the_mode_it_says() {
+        use crate::kernel::abi::slot::{ARGV, PATH};
+        let mut j = WalkJoin::default();
+        let mut buf = Vec::new();
+        let w = walk(0o100600).concat();
+        let keep = it(item::WALKKEEP, &u32s(&[1, 5, w.len() as u32]));
+        let argv = [slot(ARGV), it(item::STR, b"tar\0-x")];
+        let first = record(
+            flag::WALKKEEP,
+            &[
+                vec![slot(PATH)],
+                walk(0o100600),
+                vec![keep.clone()],
+                argv.to_vec(),
+            ]
+            .concat(),
+            (4 + 1 + w.len() + keep.len() + 1) as u32,
+        );
+        assert_eq!(
+            j.join(&first, &mut buf),
+            &first[..],
+            "a kept walk's record as it came"
+        );
+
+        // CPU 1's walk 5, in a chmod's record: the walk with the chmod's mode
+        let r = |cpu, seq| it(item::WALKREF, &u32s(&[cpu, seq, 0o100644]));
+        let later = record(
+            flag::WALKREF,
+            &[vec![slot(PATH), r(1, 5)], argv.to_vec()].concat(),
+            (4 + 1 + 16 + 1) as u32,
+        );
+        let whole = record(
+            flag::WALKREF,
+            &[vec![slot(PATH)], walk(0o100644), argv.to_vec()].concat(),
+            (4 + 1 + w.len() + 1) as u32,
+        );
+        assert_eq!(j.join(&later, &mut buf), &whole[..]);
+        assert_eq!(j.misses, 0);
+
+        // another CPU's, or a number this CPU kept before: not here, counted
+        for (cpu, seq) in [(0, 5), (1, 4), (9, 5)] {
+            let later = record(flag::WALKREF, &[vec![slot(PATH), r(cpu, seq)]].concat(), 0);
+            let empty = record(flag::WALKREF, &[vec![slot(PATH)]].concat(), 0);
+            assert_eq!(j.join(&later, &mut buf), &empty[..]);
+        }
+        assert_eq!(j.misses, 3);
+    }
+
+    #[test]
+    fn records_without_the_flags_are_not_looked_into() {
+        let mut j = WalkJoin::default();
+        let mut buf = Vec::new();
+        let w = walk(0).concat();
+        let keep = it(item::WALKKEEP, &u32s(&[0, 1, w.len() as u32]));
+        let rec = record(0, &[walk(0), vec![keep]].concat(), 0);
+        assert_eq!(j.join(&rec, &mut buf), &rec[..]);
+        let r = record(flag::WALKREF, &[it(item::WALKREF, &u32s(&[0, 1, 0]))], 0);
+        j.join(&r, &mut buf);
+        assert_eq!(j.misses, 1, "the unflagged WALKKEEP was not kept");
+    }
+}
