@@ -64,92 +64,6 @@ static __always_inline struct file *opened_file(struct ow_event *ev, struct task
 	return f;
 }
 
-/* Whether this CPU's kept fd walk (struct fd_walk) is the walk of (dentry, vfsmount) now:
- * the same mount, the same dentries up to the superblock's root with the same names, the
- * watched root where it was, the same roots. A global function: checked once. */
-__noinline int ow_fd_walk_same(__u64 dentry, __u64 vfsmount)
-{
-	struct scratch *s = this_scratch();
-	struct fd_walk *c;
-	struct inode *inode;
-	__u64 x;
-
-	if (!s)
-		return 0;
-	c = &s->fdw;
-	if (!c->seq || c->d[0] != dentry || c->m != vfsmount || c->gen != roots_gen ||
-	    (__u64)KREAD(struct vfsmount, vfsmount, mnt_root) != c->mnt_root)
-		return 0;
-	for (int i = 0; i < FDW_LEVELS; i++) {
-		__u64 up;
-
-		if (i >= c->levels)
-			break;
-		x = c->d[i];
-		if (KREAD(struct dentry, x, d_name.hash_len) != c->hash[i])
-			return 0;
-		up = (__u64)KREAD(struct dentry, x, d_parent);
-		if (i + 1 < c->levels ? up != c->d[(i + 1) & (FDW_LEVELS - 1)] : up != x)
-			return 0;
-	}
-	x = c->d[c->root_level & (FDW_LEVELS - 1)];
-	inode = KREAD(struct dentry, x, d_inode);
-	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
-}
-
-/* The walk of an fd op's file. tar makes three records of each file it writes (create,
- * fchown, fchmod), cp -p two: the later ones refer to the first one's walk (OW_ITEM_WALKREF)
- * when this CPU kept it and it is still the same (ow_fd_walk_same), instead of walking the
- * same names again. A walk that found a root without leaving its mount, whole and at most
- * FDW_LEVELS deep, is kept (OW_ITEM_WALKKEEP after it), once its record is sent (submit). */
-static __always_inline __u32 put_fd_walk(struct builder *b, struct file *f)
-{
-	struct scratch *s = b->s;
-	struct walk_state *w = &s->w;
-	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 n = roots_fast_n & 0xff, gen = roots_gen, start, tree, seq;
-
-	if (!f)
-		return OW_NO_TREE;
-	s->arg_d = (__u64)KREAD(struct file, f, f_path.dentry);
-	s->arg_m = (__u64)KREAD(struct file, f, f_path.mnt);
-	if (ow_fd_walk_same(s->arg_d, s->arg_m) &&
-	    put_hdr(b, OW_ITEM_WALKREF, sizeof(struct ow_walkref)) == 0) {
-		struct inode *inode = KREAD(struct dentry, s->arg_d, d_inode);
-
-		put_u32(b, cpu);
-		put_u32(b, s->fdw.seq);
-		put_u32(b, KREAD(struct inode, inode, i_mode));
-		s->ev.flags |= OW_F_WALKREF;
-		return s->fdw.tree;
-	}
-	start = s->off;
-	w->chain = n != 0;
-	tree = ow_put_walk(s->arg_d, s->arg_m);
-	w->chain = 0;
-	if (!n || tree == OW_NO_TREE || !w->done || w->full || w->crossed ||
-	    w->steps > FDW_LEVELS || s->off > s->limit - 4 - sizeof(struct ow_walkkeep) ||
-	    s->limit > OW_DATA_MAX)
-		return tree;
-	seq = s->fdw_seq + 1;
-	if (!seq)
-		seq = 1;
-	s->fdw_seq = seq;
-	s->fdw_new.levels = w->steps;
-	s->fdw_new.m = s->arg_m;
-	s->fdw_new.mnt_root = (__u64)KREAD(struct vfsmount, s->arg_m, mnt_root);
-	s->fdw_new.tree = tree;
-	s->fdw_new.gen = gen;
-	s->fdw_new.seq = seq;
-	s->fdw_new_ok = 1;
-	put_hdr(b, OW_ITEM_WALKKEEP, sizeof(struct ow_walkkeep));
-	put_u32(b, cpu);
-	put_u32(b, seq);
-	put_u32(b, s->off - 4 - 8 - start);
-	s->ev.flags |= OW_F_WALKKEEP;
-	return tree;
-}
-
 /* An op on an fd: the fd's file is the object. Returns its tree, or OW_NO_TREE when there is
  * nothing to send (no such file, outside every tree, or the actor may write there). */
 static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *task,
@@ -167,7 +81,9 @@ static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *ta
 		f = fd_file(task, p->args[0]);
 	}
 	put_slot(b, OW_SLOT_PATH);
-	tree = put_fd_walk(b, f);
+	tree = f ? put_kept_walk(b, (__u64)KREAD(struct file, f, f_path.dentry),
+				 (__u64)KREAD(struct file, f, f_path.mnt))
+		 : OW_NO_TREE;
 	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
 		return OW_NO_TREE;
 	if (p->syscall == SC_FCHOWN) {

@@ -180,7 +180,8 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 		ev->new_gid = o->new_gid;
 	}
 	put_slot(&b, OW_SLOT_PATH);
-	tree = ow_put_walk(o->d, o->m);
+	/* (rename and link: two walks, none kept) */
+	tree = o->d2 ? ow_put_walk(o->d, o->m) : put_kept_walk(&b, o->d, o->m);
 	if (o->d2) {
 		b.s->limit = WALK_ROOM;
 		put_slot(&b, OW_SLOT_NEW);

@@ -186,20 +186,20 @@ struct walk_state {
 	__u32 names; /* names sent so far */
 	__u32 tree_depth; /* names below the watched root, when one was found */
 	__u32 crossed; /* it went on into a parent mount */
-	__u32 chain; /* keep its dentries in the scratch's fdw_new (an fd op's walk) */
+	__u32 chain; /* keep its dentries in the scratch's kw_new (walk.h put_kept_walk) */
 	__u32 steps; /* dentries passed */
 	__u32 _pad;
 };
 
-/* An fd op's walk as the kernel checks it before a later record of the same CPU refers to it
- * (hooks/syscall_exit.h, put_fd_walk): the walk's dentries, leaf to the superblock's root,
+/* A walk as the kernel checks it before a later record of the same CPU refers to it
+ * (walk.h, put_kept_walk): the walk's dentries, leaf to the superblock's root,
  * and their names' hash_len. A name's hash is salted with its parent's address, so the same
  * dentry addresses with the same hash_len all the way up are the same names under the same
  * parents, whatever was renamed, freed or reused in between (a 32-bit hash collision aside). */
-#define FDW_LEVELS 16
-struct fd_walk {
-	__u64 d[FDW_LEVELS];
-	__u64 hash[FDW_LEVELS];
+#define KEPT_LEVELS 16
+struct kept_walk {
+	__u64 d[KEPT_LEVELS];
+	__u64 hash[KEPT_LEVELS];
 	__u64 m, mnt_root;
 	__u64 root_inode, root_ino; /* the watched root's inode where the walk found it */
 	__u32 levels, root_level;
@@ -250,11 +250,11 @@ struct scratch {
 	/* this record's identity key; remembered once the record is sent, when ident_new */
 	struct ow_ident ident;
 	__u32 ident_new;
-	/* the last kept fd walk of this CPU (valid when its seq is not 0), and this record's
-	 * walk to keep once it is sent (fdw_new_ok); fdw_seq counts them */
-	struct fd_walk fdw;
-	struct fd_walk fdw_new;
-	__u32 fdw_new_ok, fdw_seq;
+	/* the last kept walk of this CPU (valid when its seq is not 0), and this record's walk
+	 * to keep once it is sent (kw_new_ok); kw_seq counts them */
+	struct kept_walk kw;
+	struct kept_walk kw_new;
+	__u32 kw_new_ok, kw_seq;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */

@@ -53,7 +53,7 @@ static __always_inline struct ow_event *record_begin(struct builder *b, struct t
 	b->s->kstrs = 0;
 	b->s->nseen = 0;
 	b->s->ident_new = 0;
-	b->s->fdw_new_ok = 0;
+	b->s->kw_new_ok = 0;
 	b->s->limit = limit;
 	fill_actor(&b->s->ev, task);
 	b->s->ev.new_uid = OW_UNSET;
@@ -82,9 +82,9 @@ static __always_inline int submit(struct builder *b)
 	 * them (after this one in the ring, so user space has them first) */
 	if (b->s->ident_new)
 		bpf_map_update_elem(&idents, &b->s->ident.tgid, &b->s->ident, BPF_ANY);
-	/* the fd walk this record kept: user space has it now (hooks/syscall_exit.h) */
-	if (b->s->fdw_new_ok)
-		b->s->fdw = b->s->fdw_new;
+	/* the walk this record kept: user space has it now (walk.h put_kept_walk) */
+	if (b->s->kw_new_ok)
+		b->s->kw = b->s->kw_new;
 	return 0;
 }
 

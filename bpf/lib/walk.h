@@ -101,12 +101,12 @@ static __always_inline long walk_step(struct builder *b)
 		return 1;
 	}
 	if (c->chain) {
-		/* (an fd op's walk, to be kept: put_fd_walk in hooks/syscall_exit.h) */
+		/* (a walk to keep: put_kept_walk) */
 		__u32 i = c->steps;
 
-		if (i < FDW_LEVELS) {
-			b->s->fdw_new.d[i & (FDW_LEVELS - 1)] = (__u64)d;
-			b->s->fdw_new.hash[i & (FDW_LEVELS - 1)] =
+		if (i < KEPT_LEVELS) {
+			b->s->kw_new.d[i & (KEPT_LEVELS - 1)] = (__u64)d;
+			b->s->kw_new.hash[i & (KEPT_LEVELS - 1)] =
 				KREAD(struct dentry, d, d_name.hash_len);
 		}
 		c->steps = i + 1;
@@ -118,9 +118,9 @@ static __always_inline long walk_step(struct builder *b)
 		if (t) {
 			c->tree = *t;
 			if (c->chain) {
-				b->s->fdw_new.root_level = c->steps - 1;
-				b->s->fdw_new.root_inode = (__u64)inode;
-				b->s->fdw_new.root_ino = KREAD(struct inode, inode, i_ino);
+				b->s->kw_new.root_level = c->steps - 1;
+				b->s->kw_new.root_inode = (__u64)inode;
+				b->s->kw_new.root_ino = KREAD(struct inode, inode, i_ino);
 			}
 			/* A bind mount of a subdirectory is walked on up its superblock
 			 * (identity), but those names are not in the path user space prints:
@@ -251,6 +251,93 @@ static __always_inline __u32 put_walk(struct builder *b, struct dentry *d, struc
 	b->s->arg_d = (__u64)d;
 	b->s->arg_m = (__u64)vm;
 	return ow_put_walk(b->s->arg_d, b->s->arg_m);
+}
+
+/* Whether this CPU's kept walk (struct kept_walk) is the walk of (dentry, vfsmount) now:
+ * the same mount, the same dentries up to the superblock's root with the same names, the
+ * watched root where it was, the same roots. A global function: checked once. */
+__noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
+{
+	struct scratch *s = this_scratch();
+	struct kept_walk *c;
+	struct inode *inode;
+	__u64 x;
+
+	if (!s)
+		return 0;
+	c = &s->kw;
+	if (!c->seq || c->d[0] != dentry || c->m != vfsmount || c->gen != roots_gen ||
+	    (__u64)KREAD(struct vfsmount, vfsmount, mnt_root) != c->mnt_root)
+		return 0;
+	for (int i = 0; i < KEPT_LEVELS; i++) {
+		__u64 up;
+
+		if (i >= c->levels)
+			break;
+		x = c->d[i];
+		if (KREAD(struct dentry, x, d_name.hash_len) != c->hash[i])
+			return 0;
+		up = (__u64)KREAD(struct dentry, x, d_parent);
+		if (i + 1 < c->levels ? up != c->d[(i + 1) & (KEPT_LEVELS - 1)] : up != x)
+			return 0;
+	}
+	x = c->d[c->root_level & (KEPT_LEVELS - 1)];
+	inode = KREAD(struct dentry, x, d_inode);
+	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
+}
+
+/* The walk of a record's one object from (dentry, vfsmount), numbers. tar makes three
+ * records of each file it writes (create, fchown, fchmod through one fd), cp -p two, a chmod
+ * then an unlink or a mkdir then an rmdir two of one name: the later ones refer to the walk
+ * the first one sent (OW_ITEM_WALKREF) when this CPU kept it and it is still the same
+ * (ow_kept_walk_same), instead of walking the same names again. A walk of a positive dentry
+ * that found a root without leaving its mount, whole and at most KEPT_LEVELS deep, is kept
+ * (OW_ITEM_WALKKEEP after it) once its record is sent (submit). */
+static __always_inline __u32 put_kept_walk(struct builder *b, __u64 dentry, __u64 vfsmount)
+{
+	struct scratch *s = b->s;
+	struct walk_state *w = &s->w;
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 n = roots_fast_n & 0xff, gen = roots_gen, start, tree, seq;
+
+	/* (numbers read back from the scratch: see put_walk) */
+	s->arg_d = dentry;
+	s->arg_m = vfsmount;
+	if (ow_kept_walk_same(s->arg_d, s->arg_m) &&
+	    put_hdr(b, OW_ITEM_WALKREF, sizeof(struct ow_walkref)) == 0) {
+		struct inode *inode = KREAD(struct dentry, s->arg_d, d_inode);
+
+		put_u32(b, cpu);
+		put_u32(b, s->kw.seq);
+		put_u32(b, inode ? KREAD(struct inode, inode, i_mode) : 0);
+		s->ev.flags |= OW_F_WALKREF;
+		return s->kw.tree;
+	}
+	start = s->off;
+	w->chain = n != 0;
+	tree = ow_put_walk(s->arg_d, s->arg_m);
+	w->chain = 0;
+	if (!n || tree == OW_NO_TREE || !w->done || w->full || w->crossed ||
+	    w->steps > KEPT_LEVELS || s->off > s->limit - 4 - sizeof(struct ow_walkkeep) ||
+	    s->limit > OW_DATA_MAX || !KREAD(struct dentry, s->arg_d, d_inode))
+		return tree;
+	seq = s->kw_seq + 1;
+	if (!seq)
+		seq = 1;
+	s->kw_seq = seq;
+	s->kw_new.levels = w->steps;
+	s->kw_new.m = s->arg_m;
+	s->kw_new.mnt_root = (__u64)KREAD(struct vfsmount, s->arg_m, mnt_root);
+	s->kw_new.tree = tree;
+	s->kw_new.gen = gen;
+	s->kw_new.seq = seq;
+	s->kw_new_ok = 1;
+	put_hdr(b, OW_ITEM_WALKKEEP, sizeof(struct ow_walkkeep));
+	put_u32(b, cpu);
+	put_u32(b, seq);
+	put_u32(b, s->off - 4 - 8 - start);
+	s->ev.flags |= OW_F_WALKKEEP;
+	return tree;
 }
 
 static __always_inline struct file *fd_file(struct task_struct *task, int fd)

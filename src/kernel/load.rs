@@ -160,8 +160,8 @@ pub unsafe fn set_roots_fast(bss: *mut Bss, roots: &[(u32, u32, u64)]) {
     use std::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
     let n = addr_of_mut!((*bss).roots_fast_n);
     let keys = addr_of_mut!((*bss).roots_fast);
-    // the fd walks the programs kept were found with the roots before this call: no later
-    // record refers to them (put_fd_walk in bpf/hooks/syscall_exit.h)
+    // the walks the programs kept were found with the roots before this call: no later
+    // record refers to them (put_kept_walk in bpf/lib/walk.h)
     let gen = addr_of_mut!((*bss).roots_gen);
     write_volatile(gen, read_volatile(gen).wrapping_add(1));
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);

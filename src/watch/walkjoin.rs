@@ -1,10 +1,11 @@
-//! An fd op's walk comes once for several records (bpf/hooks/syscall_exit.h, put_fd_walk):
-//! tar creates a file, then chowns and chmods it through the same fd, and the kernel sends the
-//! file's walk with the first record only (followed by a WALKKEEP item: "CPU c keeps this walk
-//! as its number s"). A later record of the same CPU whose file the kernel found on the same
-//! dentries, with the same names, says so with a WALKREF item (c, s, and the file's mode now)
-//! in the walk's place. `WalkJoin::join` puts the kept walk back there, before anything else
-//! reads the record, so that every record looks as if its walk had been sent in full.
+//! A record's walk comes once for several records of the same object (bpf/lib/walk.h,
+//! put_kept_walk): tar creates a file, then chowns and chmods it through the same fd; a
+//! chmod is followed by an unlink, a mkdir by an rmdir of the same name. The kernel sends the
+//! walk with the first record only, followed by a WALKKEEP item ("CPU c keeps this walk as
+//! its number s"). A later record of the same CPU whose object the kernel found on the same
+//! dentries, with the same names, says so with a WALKREF item (c, s, and the object's mode
+//! now) in the walk's place. `WalkJoin::join` puts the kept walk back there, before anything
+//! else reads the record, so that every record looks as if its walk had been sent in full.
 //!
 //! Each CPU keeps one walk, in the kernel and here alike: a record is in the ring after every
 //! record its CPU sent before it (the programs keep their CPU while they build and send one),
