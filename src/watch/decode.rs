@@ -139,6 +139,36 @@ pub fn identity_start(data: &[u8]) -> Option<usize> {
     slot_start(data, hdr_len, end, slot::ARGV)
 }
 
+/// The little-endian u16 at data[at..], as a length.
+pub fn u16_at(d: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([d[at], d[at + 1]]) as usize
+}
+
+/// The little-endian u32 at data[at..].
+pub fn u32_at(d: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
+}
+
+/// data[..end] with data[from..to] replaced by `with`, its header's data_len and ident_at
+/// (an offset into the items, plus 1, moved when after `to`) made to match: how ident.rs and
+/// walkjoin.rs make a record whole.
+pub fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize, out: &mut Vec<u8>) {
+    let hdr = size_of::<ow_event>();
+    out.clear();
+    out.extend_from_slice(&data[..from]);
+    out.extend_from_slice(with);
+    out.extend_from_slice(&data[to..end]);
+    let len = (out.len() - hdr) as u32;
+    let at = offset_of!(ow_event, data_len);
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    let at = offset_of!(ow_event, ident_at);
+    let ident_at = u32_at(out, at) as usize;
+    if ident_at > to - hdr {
+        let moved = (ident_at + from + with.len() - to) as u32;
+        out[at..at + 4].copy_from_slice(&moved.to_le_bytes());
+    }
+}
+
 /// Whether a SLOT item for slot `which` ends at or before `end` at data[at..].
 fn is_slot_at(data: &[u8], at: usize, end: usize, which: u8) -> bool {
     at + 5 <= end

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::kernel::abi::{item, ow_event, ow_ident, slot};
 
-use super::decode::slot_start;
+use super::decode::{slot_start, splice, u16_at, u32_at};
 use crate::kernel::load::IDENTS as KERNEL_IDENTS;
 
 /// How many IDGENs' items are kept here. Both sides forget the least recently used first:
@@ -62,14 +62,6 @@ fn ident_item(data: &[u8], from: usize) -> Option<(u8, usize, usize, usize)> {
         at = next;
     }
     None
-}
-
-fn u16_at(d: &[u8], at: usize) -> usize {
-    u16::from_le_bytes([d[at], d[at + 1]]) as usize
-}
-
-fn u32_at(d: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
 }
 
 impl IdentJoin {
@@ -139,17 +131,6 @@ impl IdentJoin {
         }
         self.known.insert(id, (items.into(), self.tick));
     }
-}
-
-/// data[..end] with data[from..to] replaced by `with`, its header's data_len made to match.
-fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&data[..from]);
-    out.extend_from_slice(with);
-    out.extend_from_slice(&data[to..end]);
-    let len = (out.len() - size_of::<ow_event>()) as u32;
-    let at = offset_of!(ow_event, data_len);
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use std::mem::{offset_of, size_of};
 
+use super::decode::{splice, u16_at, u32_at};
 use crate::kernel::abi::{flag, item, ow_event, ow_walkend, ow_walkkeep, ow_walkref};
 
 /// More CPUs than this would be a malformed record, not a machine.
@@ -25,14 +26,6 @@ pub struct WalkJoin {
     kept: Vec<(u32, Vec<u8>)>,
     /// records whose WALKREF named a walk not here (a bug: the path is then missing)
     pub misses: u64,
-}
-
-fn u16_at(d: &[u8], at: usize) -> usize {
-    u16::from_le_bytes([d[at], d[at + 1]]) as usize
-}
-
-fn u32_at(d: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
 }
 
 impl WalkJoin {
@@ -100,25 +93,6 @@ impl WalkJoin {
             at = next;
         }
         data
-    }
-}
-
-/// data[..end] with data[from..to] replaced by `with`, its header's data_len and ident_at
-/// (an offset into the items after `to`, plus 1) made to match.
-fn splice(data: &[u8], from: usize, to: usize, with: &[u8], end: usize, out: &mut Vec<u8>) {
-    let hdr = size_of::<ow_event>();
-    out.clear();
-    out.extend_from_slice(&data[..from]);
-    out.extend_from_slice(with);
-    out.extend_from_slice(&data[to..end]);
-    let len = (out.len() - hdr) as u32;
-    let at = offset_of!(ow_event, data_len);
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    let at = offset_of!(ow_event, ident_at);
-    let ident_at = u32_at(out, at) as usize;
-    if ident_at > to - hdr {
-        let moved = (ident_at + from + with.len() - to) as u32;
-        out[at..at + 4].copy_from_slice(&moved.to_le_bytes());
     }
 }
 
