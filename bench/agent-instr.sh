@@ -9,12 +9,15 @@
 # Processor::handle (a record in, its line out; start-up, the ring buffer's wakeups and the
 # write(2)s excluded), on a tmpfs tree of its own, while a root storm of ITERS (default 1000)
 # iterations of issue 14's mixed ops (create+write, rename, chmod, unlink, mkdir, rmdir: 6
-# records each, all offending) runs on CPU 1; then instructions per record. Needs root,
+# records each, all offending; AGENT_OP=tarlike: owbench's tar-like create, fchown, fchmod
+# through one fd, 3 records each) runs on CPU 1; then instructions per record. Needs root,
 # valgrind, and target/bench/owbench (`make bench` builds it; else built here). Binaries
 # without symbols still work (the name is in .symtab).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 iters=1000
+op=${AGENT_OP:-storm}
+case $op in storm) per=6 ;; tarlike) per=3 ;; *) echo "agent-instr: AGENT_OP is storm or tarlike" >&2; exit 2 ;; esac
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then iters=$1; shift; fi
 [ $# -ge 1 ] || { echo "usage: $0 [ITERS] BINARY..." >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "agent-instr: needs root" >&2; exit 2; }
@@ -36,9 +39,9 @@ for bin in "$@"; do
   pid=$!
   for _ in $(seq 600); do grep -q "watching" "$work/err" && break; sleep 0.2; done
   grep -q "watching" "$work/err" || { cat "$work/err" >&2; kill "$pid"; exit 1; }
-  taskset -c 1 "$owb" run storm "$tree" "$iters" --owner 65534:65534 > /dev/null
+  taskset -c 1 "$owb" run "$op" "$tree" "$iters" --owner 65534:65534 > /dev/null
   # until the agent has written every line (valgrind makes it ~50x slower)
-  want=$((iters * 6)); n=0
+  want=$((iters * per)); n=0
   for _ in $(seq 600); do n=$(wc -l < "$work/out"); [ "$n" -ge "$want" ] && break; sleep 0.5; done
   kill -INT "$pid"; wait "$pid" || true
   # (the agent's own count: its child that drops the links prints one too)
