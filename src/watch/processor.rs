@@ -34,8 +34,8 @@ pub(super) struct Processor {
     pub(super) idents: IdentJoin,
     /// where a record joined with its writer's exe, tty and cgroup is made (reused)
     joined: Vec<u8>,
-    /// fd walks sent once for several records (walkjoin.rs), and where a record is made
-    /// whole with one (reused)
+    /// walks sent once for several records of one object (walkjoin.rs), and where a record
+    /// is made whole with one (reused)
     pub(super) walks: WalkJoin,
     walked: Vec<u8>,
     pending: Pending,
@@ -134,8 +134,8 @@ impl Processor {
         let data = self.walks.join(data, &mut walked);
         if self.walks.misses > misses && misses == 0 {
             eprintln!(
-                "ownwatch: a record referred to a file's walk that is not here; its path is \
-                 missing (please report this)"
+                "ownwatch: a record referred to a walk that is not here; its path is missing \
+                 (please report this)"
             );
         }
         let mut joined = std::mem::take(&mut self.joined);
