@@ -26,8 +26,8 @@ struct {
 struct root_key roots_fast[2][OW_FAST_ROOTS] = {};
 __u32 roots_fast_tree[2][OW_FAST_ROOTS] = {};
 __u32 roots_fast_n = 0;
-/* Counts user space's changes of the roots (kernel/load.rs set_roots_fast): a kept fd walk
- * (hooks/syscall_exit.h) is referred to only while it is the one it was found with. */
+/* Counts user space's changes of the roots (kernel/load.rs set_roots_fast): a kept walk
+ * (walk.h put_kept_walk) is referred to only while it is the one it was found with. */
 __u32 roots_gen = 0;
 
 /* uid -> bit mask of the trees where its writes are allowed */

@@ -149,6 +149,34 @@ pub fn u32_at(d: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
 }
 
+/// The first item at or after `from` (0: the first) for which `wanted(kind, len)`: (kind,
+/// where it starts, where it ends, where the record's items end). How ident.rs and
+/// walkjoin.rs find the items they replace.
+pub fn find_item(
+    data: &[u8],
+    from: usize,
+    wanted: impl Fn(u8, usize) -> bool,
+) -> Option<(u8, usize, usize, usize)> {
+    let hdr = size_of::<ow_event>();
+    if data.len() < hdr {
+        return None;
+    }
+    let end = hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
+    let mut at = from.max(hdr);
+    while at + 4 <= end {
+        let (kind, len) = (data[at], u16_at(data, at + 2));
+        let next = at + 4 + len;
+        if next > end {
+            break;
+        }
+        if wanted(kind, len) {
+            return Some((kind, at, next, end));
+        }
+        at = next;
+    }
+    None
+}
+
 /// data[..end] with data[from..to] replaced by `with`, its header's data_len and ident_at
 /// (an offset into the items, plus 1, moved when after `to`) made to match: how ident.rs and
 /// walkjoin.rs make a record whole.

@@ -8,9 +8,9 @@ use std::mem::{offset_of, size_of};
 
 use rustc_hash::FxHashMap;
 
-use crate::kernel::abi::{item, ow_event, ow_ident, slot};
+use crate::kernel::abi::{item, ow_ident, slot};
 
-use super::decode::{slot_start, splice, u16_at, u32_at};
+use super::decode::{find_item, slot_start, splice, u32_at};
 use crate::kernel::load::IDENTS as KERNEL_IDENTS;
 
 /// How many IDGENs' items are kept here. Both sides forget the least recently used first:
@@ -44,24 +44,9 @@ pub struct IdentJoin {
 /// A record's IDGEN or IDREF item, looked for from the item at `from` (0: the first):
 /// (kind, where it starts, where it ends, where the record's items end).
 fn ident_item(data: &[u8], from: usize) -> Option<(u8, usize, usize, usize)> {
-    let hdr = size_of::<ow_event>();
-    if data.len() < hdr {
-        return None;
-    }
-    let end = hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
-    let mut at = from.max(hdr);
-    while at + 4 <= end {
-        let (kind, len) = (data[at], u16_at(data, at + 2));
-        let next = at + 4 + len;
-        if next > end {
-            break;
-        }
-        if (kind == item::IDGEN || kind == item::IDREF) && len == ID {
-            return Some((kind, at, next, end));
-        }
-        at = next;
-    }
-    None
+    find_item(data, from, |kind, len| {
+        (kind == item::IDGEN || kind == item::IDREF) && len == ID
+    })
 }
 
 impl IdentJoin {
@@ -136,6 +121,7 @@ impl IdentJoin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::abi::ow_event;
 
     /// An ow_ident of process `tgid` in state `n`.
     fn id(tgid: u32, n: u64) -> Vec<u8> {

@@ -14,7 +14,7 @@
 
 use std::mem::{offset_of, size_of};
 
-use super::decode::{splice, u16_at, u32_at};
+use super::decode::{find_item, splice, u32_at};
 use crate::kernel::abi::{flag, item, ow_event, ow_walkend, ow_walkkeep, ow_walkref};
 
 /// More CPUs than this would be a malformed record, not a machine.
@@ -40,59 +40,47 @@ impl WalkJoin {
         if flags & (flag::WALKKEEP | flag::WALKREF) == 0 {
             return data;
         }
-        let end =
-            hdr + (u32_at(data, offset_of!(ow_event, data_len)) as usize).min(data.len() - hdr);
-        let mut at = hdr;
-        while at + 4 <= end {
-            let (kind, len) = (data[at], u16_at(data, at + 2));
-            let next = at + 4 + len;
-            if next > end {
-                break;
-            }
-            if kind == item::WALKKEEP && len == size_of::<ow_walkkeep>() {
-                let (cpu, seq, wlen) = (
-                    u32_at(data, at + 4) as usize,
-                    u32_at(data, at + 8),
-                    u32_at(data, at + 12) as usize,
-                );
-                if wlen <= at - hdr && cpu < MAX_CPUS {
-                    if self.kept.len() <= cpu {
-                        self.kept.resize_with(cpu + 1, Default::default);
-                    }
-                    let k = &mut self.kept[cpu];
-                    k.0 = seq;
-                    k.1.clear();
-                    k.1.extend_from_slice(&data[at - wlen..at]);
+        let wanted = |kind, len| {
+            (kind == item::WALKKEEP && len == size_of::<ow_walkkeep>())
+                || (kind == item::WALKREF && len == size_of::<ow_walkref>())
+        };
+        let Some((kind, at, next, end)) = find_item(data, hdr, wanted) else {
+            return data;
+        };
+        let (cpu, seq, last) = (
+            u32_at(data, at + 4) as usize,
+            u32_at(data, at + 8),
+            u32_at(data, at + 12),
+        );
+        if kind == item::WALKKEEP {
+            // last: the walk's length, before this item
+            let wlen = last as usize;
+            if wlen <= at - hdr && cpu < MAX_CPUS {
+                if self.kept.len() <= cpu {
+                    self.kept.resize_with(cpu + 1, Default::default);
                 }
-                return data;
+                let k = &mut self.kept[cpu];
+                k.0 = seq;
+                k.1.clear();
+                k.1.extend_from_slice(&data[at - wlen..at]);
             }
-            if kind == item::WALKREF && len == size_of::<ow_walkref>() {
-                let (cpu, seq, mode) = (
-                    u32_at(data, at + 4) as usize,
-                    u32_at(data, at + 8),
-                    u32_at(data, at + 12),
-                );
-                let walk = match self.kept.get(cpu) {
-                    Some((s, walk)) if *s == seq && walk.len() >= 4 + size_of::<ow_walkend>() => {
-                        &walk[..]
-                    }
-                    _ => {
-                        self.misses += 1;
-                        &[][..]
-                    }
-                };
-                splice(data, at, next, walk, end, buf);
-                if !walk.is_empty() {
-                    // the kept walk ends with its WALKEND: its mode is the file's now
-                    let m =
-                        at + walk.len() - size_of::<ow_walkend>() + offset_of!(ow_walkend, mode);
-                    buf[m..m + 4].copy_from_slice(&mode.to_le_bytes());
-                }
-                return buf;
-            }
-            at = next;
+            return data;
         }
-        data
+        // a WALKREF; last: the object's mode now
+        let walk = match self.kept.get(cpu) {
+            Some((s, walk)) if *s == seq && walk.len() >= 4 + size_of::<ow_walkend>() => &walk[..],
+            _ => {
+                self.misses += 1;
+                &[][..]
+            }
+        };
+        splice(data, at, next, walk, end, buf);
+        if !walk.is_empty() {
+            // the kept walk ends with its WALKEND: its mode is the file's now
+            let m = at + walk.len() - size_of::<ow_walkend>() + offset_of!(ow_walkend, mode);
+            buf[m..m + 4].copy_from_slice(&last.to_le_bytes());
+        }
+        buf
     }
 }
 
