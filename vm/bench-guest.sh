@@ -44,21 +44,26 @@ bpfstats() {
   command -v bpftool > /dev/null || { say "BENCH-BPF $1 (no bpftool)"; return; }
   sysctl -qw kernel.bpf_stats_enabled=1
   for op in $OPS; do
-    case $op in storm) per=6 ;; mkdir) per=2 ;; tarlike) per=3 ;; *) per=1 ;; esac
+    per=$(per_of "$op")
     for who in allowed offending; do
       b=$(progstats)
       if [ $who = allowed ]; then storm "$op" 65534:65534 > /dev/null; else o=$(storm "$op"); echo "${o#* }" >> "$2"; drained "$2"; fi
-      a=$(progstats)
-      jq -rn --argjson b "$b" --argjson a "$a" --argjson ops $((N * per)) --arg head "$1 $op $who" '
-        [$a | to_entries[] | . as $e | ($b[$e.key] // [0, 0]) as $o
-         | {n: ($e.key | split(" ")[1]), c: ($e.value[0] - $o[0]), t: ($e.value[1] - $o[1])} | select(.c > 0)]
-        | sort_by(-.t)
-        | "BENCH-BPF \($head) \((map(.t) | add // 0) / $ops | floor) \((map(.c) | add // 0) / $ops * 100 | floor / 100) "
-          + (map("\(.n)=\(.c / $ops * 100 | floor / 100):\(.t / .c | floor)") | join(" "))' | sed 's/^/OWNWATCH-VM: /'
+      bpfdelta BENCH-BPF "$1 $op $who" "$b" "$(progstats)" $((N * per))
     done
   done
   sysctl -qw kernel.bpf_stats_enabled=0
 }
+# bpfdelta <tag> <head> <stats before> <stats after> <ops>: the programs' runs and time per op
+bpfdelta() {
+  jq -rn --argjson b "$3" --argjson a "$4" --argjson ops "$5" --arg head "$1 $2" '
+    [$a | to_entries[] | . as $e | ($b[$e.key] // [0, 0]) as $o
+     | {n: ($e.key | split(" ")[1]), c: ($e.value[0] - $o[0]), t: ($e.value[1] - $o[1])} | select(.c > 0)]
+    | sort_by(-.t)
+    | "\($head) \((map(.t) | add // 0) / $ops | floor) \((map(.c) | add // 0) / $ops * 100 | floor / 100) "
+      + (map("\(.n)=\(.c / $ops * 100 | floor / 100):\(.t / .c | floor)") | join(" "))' | sed 's/^/OWNWATCH-VM: /'
+}
+# per-op reported events of an op's storm iteration
+per_of() { case $1 in storm) echo 6 ;; mkdir) echo 2 ;; tarlike) echo 3 ;; *) echo 1 ;; esac; }
 # The writer alone: an agent with a ring big enough for every record of the storms, stopped
 # (SIGSTOP) while REPS offending storms of each op run, so that nothing of the agent's (reads,
 # its own instructions, how many records it takes per wakeup) lands in them: what the kernel
@@ -82,6 +87,15 @@ writer_only() {
       wwant=$((wwant + ${o#* }))
       r=$((r + 1))
     done
+    # the same with kernel.bpf_stats_enabled, the agent still stopped: our programs' own
+    # instructions per op, which no agent work on the other vCPU can land in (the BENCH-BPF
+    # offending figures, taken with the agent running, may hold some of its)
+    if command -v bpftool > /dev/null; then
+      sysctl -qw kernel.bpf_stats_enabled=1
+      b=$(progstats); o=$(storm "$op"); wwant=$((wwant + ${o#* }))
+      bpfdelta BENCH-WRITER-BPF "$1 $op" "$b" "$(progstats)" $((N * $(per_of "$op")))
+      sysctl -qw kernel.bpf_stats_enabled=0
+    fi
   done
   kill -CONT $wp
   i=0; while [ $i -lt 300 ] && [ "$(wc -l < "$wout")" -lt "$wwant" ]; do sleep 0.2; i=$((i+1)); done

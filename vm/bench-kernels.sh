@@ -97,5 +97,7 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
   echo "  BPF programs, one more storm each with kernel.bpf_stats_enabled (their own time, not the trampolines'):"
   echo "  backend op who <$unit of BPF per op> <program runs per op> program=runs/op:$unit/run ..."
   { grep -h "^OWNWATCH-VM: BENCH-BPF" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-BPF /    /'
+  echo "  the same for the writer alone (offending, the agent stopped): backend op <$unit per op> <runs per op> ..."
+  { grep -h "^OWNWATCH-VM: BENCH-WRITER-BPF" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-WRITER-BPF /    /'
   { grep -h "^OWNWATCH-VM: BENCH-FAILED" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-FAILED /  could not start: /'
 done
