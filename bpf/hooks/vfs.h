@@ -473,6 +473,9 @@ int OW_CAT(PROG_KRETPROBE_DONE, do_rmdir)(struct pt_regs *ctx)
 	return 0;
 }
 
+/* The hooks' handlers (on_*) below run for actors not allowed everywhere: the programs
+ * (ACTOR_PINNED_PROG, ACTOR_KPROBE in lib/pin.h) tested that first, before anything of the op
+ * is read. */
 static __always_inline __u64 path_mnt(const struct path *p)
 {
 	return (__u64)BPF_CORE_READ(p, mnt);
@@ -492,8 +495,6 @@ static __always_inline int on_mkdir(const struct path *dir, struct dentry *d, __
 {
 	struct vfs_op o = { .op = OW_OP_MKDIR, .flags = OW_F_NOFOLLOW, .mode = mode & 07777 };
 
-	if (actor_allowed())
-		return 0;
 	return on_entry(o, dir, d);
 }
 
@@ -505,8 +506,6 @@ static __always_inline int on_mknod(const struct path *dir, struct dentry *d, __
 	 * the file's real mode. A regular file from mknod(2) is reported here. open's lookup
 	 * runs with the thread's nameidata set; mknod (and a unix socket's bind) call this
 	 * hook after their lookup has restored it to none. */
-	if (actor_allowed())
-		return 0;
 	if (o.op == OW_OP_CREATE) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
@@ -521,8 +520,6 @@ static __always_inline int on_symlink(const struct path *dir, struct dentry *d, 
 	struct vfs_op o = { .op = OW_OP_SYMLINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET,
 			    .kstr = old, .str_slot = OW_SLOT_TARGET };
 
-	if (actor_allowed())
-		return 0;
 	return on_entry(o, dir, d);
 }
 
@@ -530,8 +527,6 @@ static __always_inline int on_remove(__u32 op, const struct path *dir, struct de
 {
 	struct vfs_op o = { .op = op, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET };
 
-	if (actor_allowed())
-		return 0;
 	return on_entry(o, dir, d);
 }
 
@@ -541,9 +536,6 @@ static __always_inline int on_link(struct dentry *old, const struct path *new_di
 	__u64 m, ov, nv;
 	struct vfs_op o = { .op = OW_OP_LINK, .flags = OW_F_NOFOLLOW, .mode = OW_UNSET };
 
-	/* first, before any read of the op: an allowed writer pays this test alone */
-	if (actor_allowed())
-		return 0;
 	ov = num(old);
 	nv = num(new);
 	o.d = ov;
@@ -570,9 +562,6 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 {
 	__u64 ov;
 
-	/* first: num() is a helper call, which the compiler does not move past the test */
-	if (actor_allowed())
-		return 0;
 	ov = num(old);
 	return vfs_event(&(struct vfs_op){
 		.op = OW_OP_RENAME,
@@ -589,8 +578,6 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 {
 	__u64 dv;
 
-	if (actor_allowed())
-		return 0;
 	dv = (__u64)BPF_CORE_READ(p, dentry);
 	if (op == OW_OP_TRUNCATE) {
 		struct vfs_wait *w = wait_of_current();
@@ -613,8 +600,6 @@ static __always_inline int on_open(struct file *f)
 	__u64 dv;
 	struct vfs_op o = { .mode = OW_UNSET };
 
-	if (actor_allowed())
-		return 0;
 	/* (direct loads where core_cast, but the dentry and mount go on as numbers: a global
 	 * function takes them) */
 	fmode = KREAD(struct file, f, f_mode);
@@ -729,15 +714,15 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
  * caller gave them (-1: unchanged, as OW_UNSET), valid outside user namespaces. */
 #define CHOWN_COMMON(FN)                                                                   \
 	SEC("?fentry/chown_common")                                                        \
-	int OW_PROG(PINNED_PROG, OW_CAT(FN, chown_common), const struct path *p, __u32 uid,   \
-		    __u32 gid)                                                             \
+	int OW_PROG(ACTOR_PINNED_PROG, OW_CAT(FN, chown_common), const struct path *p,     \
+		    __u32 uid, __u32 gid)                                                  \
 	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, uid, gid); return 0; }
 
 /* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
  * backend sees rename at security_path_rename, which has them. */
 SEC("?fentry/security_path_rename")
-int PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o, const struct path *nd,
-	     struct dentry *n, unsigned int flags)
+int ACTOR_PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o,
+		      const struct path *nd, struct dentry *n, unsigned int flags)
 {
 	on_rename(od, o, nd, n, flags);
 	return 0;
@@ -745,8 +730,8 @@ int PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o, con
 
 CHOWN_COMMON(PROG_LSM)
 CHOWN_COMMON(PROG_FENTRY)
-VFS_HOOKS("lsm", "", PROG_LSM, PINNED_PROG, tracing_arg)
-VFS_HOOKS("fentry", "security_", PROG_FENTRY, PINNED_PROG, tracing_arg)
-VFS_HOOKS("kprobe", "security_", PROG_KPROBE, BPF_KPROBE, kprobe_arg)
+VFS_HOOKS("lsm", "", PROG_LSM, ACTOR_PINNED_PROG, tracing_arg)
+VFS_HOOKS("fentry", "security_", PROG_FENTRY, ACTOR_PINNED_PROG, tracing_arg)
+VFS_HOOKS("kprobe", "security_", PROG_KPROBE, ACTOR_KPROBE, kprobe_arg)
 
 #endif

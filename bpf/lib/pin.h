@@ -57,4 +57,36 @@ static __always_inline void pin_end(void)
 	}                                                                                  \
 	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args)
 
+/* The VFS hooks' programs (hooks/vfs.h), which every writer on the machine passes: an actor
+ * allowed everywhere leaves at the first test, before the kfunc calls of PINNED_PROG; the
+ * hooks' code after it does not test it again. ACTOR_KPROBE: the same for the kprobe backend
+ * (BPF_KPROBE; kprobes run with preemption off anyway). */
+#define ACTOR_PINNED_PROG(name, args...)                                                   \
+	name(unsigned long long *ctx);                                                     \
+	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args); \
+	typeof(name(0)) name(unsigned long long *ctx)                                      \
+	{                                                                                  \
+		if (actor_allowed())                                                       \
+			return 0;                                                          \
+		_Pragma("GCC diagnostic push")                                             \
+		_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                     \
+		return PINNED(____##name(___bpf_ctx_cast(args)));                          \
+		_Pragma("GCC diagnostic pop")                                              \
+	}                                                                                  \
+	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args)
+
+#define ACTOR_KPROBE(name, args...)                                                        \
+	name(struct pt_regs *ctx);                                                         \
+	static __always_inline typeof(name(0)) ____##name(struct pt_regs *ctx, ##args);    \
+	typeof(name(0)) name(struct pt_regs *ctx)                                          \
+	{                                                                                  \
+		if (actor_allowed())                                                       \
+			return 0;                                                          \
+		_Pragma("GCC diagnostic push")                                             \
+		_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                     \
+		return ____##name(___bpf_kprobe_args(args));                               \
+		_Pragma("GCC diagnostic pop")                                              \
+	}                                                                                  \
+	static __always_inline typeof(name(0)) ____##name(struct pt_regs *ctx, ##args)
+
 #endif
