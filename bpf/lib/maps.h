@@ -186,7 +186,7 @@ struct walk_state {
 	__u32 names; /* names sent so far */
 	__u32 tree_depth; /* names below the watched root, when one was found */
 	__u32 crossed; /* it went on into a parent mount */
-	__u32 chain; /* keep its dentries in the scratch's kw_new (walk.h put_kept_walk) */
+	__u32 chain; /* keep its dentries in the scratch's KW_NEW (walk.h put_kept_walk) */
 	__u32 steps; /* dentries passed */
 	__u32 _pad;
 };
@@ -250,16 +250,20 @@ struct scratch {
 	/* this record's identity key; remembered once the record is sent, when ident_new */
 	struct ow_ident ident;
 	__u32 ident_new;
-	/* the last kept walk of this CPU (valid when its seq is not 0), and this record's walk
-	 * to keep once it is sent (kw_new_ok); kw_seq counts them */
-	struct kept_walk kw;
-	struct kept_walk kw_new;
-	__u32 kw_new_ok, kw_seq;
+	/* This CPU's kept walks, two buffers: KW_KEPT the last one kept (valid when its seq is
+	 * not 0), KW_NEW where this record's walk goes, kept once the record is sent
+	 * (kw_new_ok): submit() then flips kw_cur instead of copying 300 bytes. kw_seq counts
+	 * them. */
+	struct kept_walk kw[2];
+	__u32 kw_cur, kw_new_ok, kw_seq;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */
 	__u8 data[OW_DATA_MAX + PATH_MAX + 512];
 };
+
+#define KW_KEPT(s) (&(s)->kw[(s)->kw_cur & 1])
+#define KW_NEW(s) (&(s)->kw[((s)->kw_cur ^ 1) & 1])
 
 /* One scratch record per CPU. A plain array indexed by CPU, because per-CPU
  * map values are limited to 32 KiB and a 120-level path needs more. */

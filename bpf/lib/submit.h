@@ -84,7 +84,7 @@ static __always_inline int submit(struct builder *b)
 		bpf_map_update_elem(&idents, &b->s->ident.tgid, &b->s->ident, BPF_ANY);
 	/* the walk this record kept: user space has it now (walk.h put_kept_walk) */
 	if (b->s->kw_new_ok)
-		b->s->kw = b->s->kw_new;
+		b->s->kw_cur ^= 1;
 	return 0;
 }
 

@@ -105,9 +105,10 @@ static __always_inline long walk_step(struct builder *b)
 		__u32 i = c->steps;
 
 		if (i < KEPT_LEVELS) {
-			b->s->kw_new.d[i & (KEPT_LEVELS - 1)] = (__u64)d;
-			b->s->kw_new.hash[i & (KEPT_LEVELS - 1)] =
-				KREAD(struct dentry, d, d_name.hash_len);
+			struct kept_walk *k = KW_NEW(b->s);
+
+			k->d[i & (KEPT_LEVELS - 1)] = (__u64)d;
+			k->hash[i & (KEPT_LEVELS - 1)] = KREAD(struct dentry, d, d_name.hash_len);
 		}
 		c->steps = i + 1;
 	}
@@ -118,9 +119,11 @@ static __always_inline long walk_step(struct builder *b)
 		if (t) {
 			c->tree = *t;
 			if (c->chain) {
-				b->s->kw_new.root_level = c->steps - 1;
-				b->s->kw_new.root_inode = (__u64)inode;
-				b->s->kw_new.root_ino = KREAD(struct inode, inode, i_ino);
+				struct kept_walk *k = KW_NEW(b->s);
+
+				k->root_level = c->steps - 1;
+				k->root_inode = (__u64)inode;
+				k->root_ino = KREAD(struct inode, inode, i_ino);
 			}
 			/* A bind mount of a subdirectory is walked on up its superblock
 			 * (identity), but those names are not in the path user space prints:
@@ -265,7 +268,7 @@ __noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
 
 	if (!s)
 		return 0;
-	c = &s->kw;
+	c = KW_KEPT(s);
 	if (!c->seq || c->d[0] != dentry || c->m != vfsmount || c->gen != roots_gen ||
 	    (__u64)KREAD(struct vfsmount, vfsmount, mnt_root) != c->mnt_root)
 		return 0;
@@ -297,40 +300,45 @@ static __always_inline __u32 put_kept_walk(struct builder *b, __u64 dentry, __u6
 {
 	struct scratch *s = b->s;
 	struct walk_state *w = &s->w;
+	struct kept_walk *k = KW_KEPT(s);
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 n = roots_fast_n & 0xff, gen = roots_gen, start, tree, seq;
+	__u32 n = roots_fast_n & 0xff, gen = roots_gen, start, tree, seq, keep;
+	struct inode *inode;
 
 	/* (numbers read back from the scratch: see put_walk) */
 	s->arg_d = dentry;
 	s->arg_m = vfsmount;
-	if (ow_kept_walk_same(s->arg_d, s->arg_m) &&
+	inode = KREAD(struct dentry, s->arg_d, d_inode);
+	/* (the first test here: a walk of another object skips the call) */
+	if (k->d[0] == dentry && ow_kept_walk_same(s->arg_d, s->arg_m) &&
 	    put_hdr(b, OW_ITEM_WALKREF, sizeof(struct ow_walkref)) == 0) {
-		struct inode *inode = KREAD(struct dentry, s->arg_d, d_inode);
-
 		put_u32(b, cpu);
-		put_u32(b, s->kw.seq);
+		put_u32(b, k->seq);
 		put_u32(b, inode ? KREAD(struct inode, inode, i_mode) : 0);
 		s->ev.flags |= OW_F_WALKREF;
-		return s->kw.tree;
+		return k->tree;
 	}
 	start = s->off;
-	w->chain = n != 0;
+	/* only a positive object's walk is kept: the others record no chain */
+	keep = n != 0 && inode;
+	w->chain = keep;
 	tree = ow_put_walk(s->arg_d, s->arg_m);
 	w->chain = 0;
-	if (!n || tree == OW_NO_TREE || !w->done || w->full || w->crossed ||
+	if (!keep || tree == OW_NO_TREE || !w->done || w->full || w->crossed ||
 	    w->steps > KEPT_LEVELS || s->off > s->limit - 4 - sizeof(struct ow_walkkeep) ||
-	    s->limit > OW_DATA_MAX || !KREAD(struct dentry, s->arg_d, d_inode))
+	    s->limit > OW_DATA_MAX)
 		return tree;
 	seq = s->kw_seq + 1;
 	if (!seq)
 		seq = 1;
 	s->kw_seq = seq;
-	s->kw_new.levels = w->steps;
-	s->kw_new.m = s->arg_m;
-	s->kw_new.mnt_root = (__u64)KREAD(struct vfsmount, s->arg_m, mnt_root);
-	s->kw_new.tree = tree;
-	s->kw_new.gen = gen;
-	s->kw_new.seq = seq;
+	k = KW_NEW(s);
+	k->levels = w->steps;
+	k->m = s->arg_m;
+	k->mnt_root = (__u64)KREAD(struct vfsmount, s->arg_m, mnt_root);
+	k->tree = tree;
+	k->gen = gen;
+	k->seq = seq;
 	s->kw_new_ok = 1;
 	put_hdr(b, OW_ITEM_WALKKEEP, sizeof(struct ow_walkkeep));
 	put_u32(b, cpu);
