@@ -44,29 +44,14 @@ static __always_inline void pin_end(void)
 		__pinned_ret;                                                              \
 	})
 
-/* BPF_PROG (bpf_tracing.h) with its body pinned: the body may return anywhere. */
-#define PINNED_PROG(name, args...)                                                         \
+/* BPF_PROG (bpf_tracing.h) with its body pinned, after `first`: when it holds, the program
+ * returns 0 without pinning. The body may return anywhere. */
+#define OW_PINNED_PROG_IF(first, name, args...)                                            \
 	name(unsigned long long *ctx);                                                     \
 	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args); \
 	typeof(name(0)) name(unsigned long long *ctx)                                      \
 	{                                                                                  \
-		_Pragma("GCC diagnostic push")                                             \
-		_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                     \
-		return PINNED(____##name(___bpf_ctx_cast(args)));                          \
-		_Pragma("GCC diagnostic pop")                                              \
-	}                                                                                  \
-	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args)
-
-/* The VFS hooks' programs (hooks/vfs.h), which every writer on the machine passes: an actor
- * allowed everywhere leaves at the first test, before the kfunc calls of PINNED_PROG; the
- * hooks' code after it does not test it again. ACTOR_KPROBE: the same for the kprobe backend
- * (BPF_KPROBE; kprobes run with preemption off anyway). */
-#define ACTOR_PINNED_PROG(name, args...)                                                   \
-	name(unsigned long long *ctx);                                                     \
-	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args); \
-	typeof(name(0)) name(unsigned long long *ctx)                                      \
-	{                                                                                  \
-		if (actor_allowed())                                                       \
+		if (first)                                                                 \
 			return 0;                                                          \
 		_Pragma("GCC diagnostic push")                                             \
 		_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                     \
@@ -74,6 +59,14 @@ static __always_inline void pin_end(void)
 		_Pragma("GCC diagnostic pop")                                              \
 	}                                                                                  \
 	static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args)
+
+#define PINNED_PROG(name, args...) OW_PINNED_PROG_IF(0, name, ##args)
+
+/* The VFS hooks' programs (hooks/vfs.h), which every writer on the machine passes: an actor
+ * allowed everywhere leaves at the first test, before the kfunc calls of PINNED_PROG; the
+ * hooks' code after it does not test it again. ACTOR_KPROBE: the same for the kprobe backend
+ * (BPF_KPROBE; kprobes run with preemption off anyway). */
+#define ACTOR_PINNED_PROG(name, args...) OW_PINNED_PROG_IF(actor_allowed(), name, ##args)
 
 #define ACTOR_KPROBE(name, args...)                                                        \
 	name(struct pt_regs *ctx);                                                         \
