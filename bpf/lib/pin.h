@@ -9,7 +9,8 @@
  * those 7.x kernels do), each such program turns preemption off first thing and on again
  * last: only the kernel's few instructions around the program stay preemptible, and the
  * first test of the programs every writer on the machine runs (the syscall enter programs'
- * read-only open and actor allowed everywhere, the ctime programs' "no op pending"), which
+ * read-only open and actor allowed everywhere, the ctime programs' "no op pending", the VFS
+ * hooks' actor allowed everywhere: ACTOR_PINNED_PROG), which
  * ends most of their runs before the kfunc calls would begin. Elsewhere
  * the calls are dead code the verifier drops (the kfuncs may not even exist there). Kprobe
  * programs run with preemption off anyway. */
