@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, ow_walkrel, slot, NO_TREE};
 
 /// One superblock's part of a dentry walk.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seg<'a> {
     /// Kernel device number of the superblock (MKDEV: major << 20 | minor).
     pub dev: u32,
@@ -27,6 +27,18 @@ pub struct Seg<'a> {
 
 /// A segment's names: a walk stops at the watched root, so most have a handful.
 pub type Names<'a> = SmallVec<[&'a [u8]; 6]>;
+
+/// (by hand: the names are copied as one slice, where the derived clone pushes them one by
+/// one; a record's SAMEAS and WALKREL items clone walks)
+impl Clone for Seg<'_> {
+    fn clone(&self) -> Self {
+        Seg {
+            dev: self.dev,
+            names: SmallVec::from_slice(&self.names),
+            below_mnt_root: self.below_mnt_root,
+        }
+    }
+}
 
 /// A dentry walk made in the kernel: segments from the object's superblock outwards.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -64,7 +76,12 @@ impl<'a> Walk<'a> {
 /// relative to the walked directory).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Spec<'a> {
-    pub walk: Option<Walk<'a>>,
+    /// Its walk, where the kernel sent one for it: read through `Record::walk`, which also
+    /// finds a walk told by a SAMEAS item (`same_as`).
+    pub own_walk: Option<Walk<'a>>,
+    /// SAMEAS: the walk is the record's `seen[i]` (shared, not copied: a walk is ~200 bytes
+    /// of small vectors, and most records have one).
+    pub(super) same_as: Option<u8>,
     pub string: Option<&'a [u8]>,
     pub string_truncated: bool,
     /// Ancestors (pid, comm), nearest first: only in the PARENTS slot.
@@ -82,6 +99,19 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    /// A slot's walk: its own, or the changed dentry's its SAMEAS item named.
+    pub fn walk<'s>(&'s self, spec: &'s Spec<'a>) -> Option<&'s Walk<'a>> {
+        match spec.same_as {
+            Some(i) => self.seen.get(i as usize),
+            None => spec.own_walk.as_ref(),
+        }
+    }
+
+    /// Slot `s`'s walk (`walk`).
+    pub fn slot_walk(&self, s: u8) -> Option<&Walk<'a>> {
+        self.walk(self.slot(s)?)
+    }
+
     /// What the record sent for slot `s` (slot::PATH...).
     pub fn slot(&self, s: u8) -> Option<&Spec<'a>> {
         self.slots
@@ -110,8 +140,17 @@ pub fn decode_into<'a>(data: &'a [u8], rec: &mut Record<'a>) -> Result<()> {
     let len = (rec.ev.data_len as usize).min(data.len() - hdr_len);
     let mut it = ItemSink { rec, cur: None };
     it.items(&data[hdr_len..hdr_len + len])?;
-    // (a changed dentry's slot that came without its walk)
-    it.rec.seen.retain(|w| !w.is_empty());
+    // (a changed dentry's slot that came without its walk; SAMEAS items count seen[] as it
+    // came, so they are made copies first)
+    if it.rec.seen.iter().any(|w| w.is_empty()) {
+        let rec = &mut *it.rec;
+        for (_, spec) in rec.slots.iter_mut() {
+            if let Some(i) = spec.same_as.take() {
+                spec.own_walk = rec.seen.get(i as usize).cloned();
+            }
+        }
+        rec.seen.retain(|w| !w.is_empty());
+    }
     Ok(())
 }
 
@@ -281,16 +320,14 @@ impl<'a> ItemSink<'a, '_> {
         if self.spec().is_none() {
             bail!("item {} before any slot", item::SAMEAS);
         }
-        let Some(walk) = (r & 0x80 != 0)
-            .then(|| self.rec.seen.get((r & 0x7f) as usize))
-            .flatten()
-            .filter(|w| **w != Walk::default())
-            .cloned()
-        else {
+        let i = r & 0x7f;
+        if r & 0x80 == 0 || self.rec.seen.get(i as usize).is_none_or(|w| w.is_empty()) {
             bail!("bad same-as item {r}");
-        };
+        }
         if let Some(Target::Slot(s)) = self.cur {
-            self.rec.slots[s].1.walk = Some(walk);
+            let spec = &mut self.rec.slots[s].1;
+            spec.own_walk = None;
+            spec.same_as = Some(i);
         }
         Ok(())
     }
@@ -306,7 +343,14 @@ impl<'a> ItemSink<'a, '_> {
     fn walk(&mut self) -> Option<&mut Walk<'a>> {
         match self.cur? {
             Target::Seen => self.rec.seen.last_mut(),
-            Target::Slot(s) => Some(self.rec.slots[s].1.walk.get_or_insert_with(Walk::default)),
+            Target::Slot(s) => {
+                let spec = &mut self.rec.slots[s].1;
+                // (walk items after a SAMEAS go on from a copy of the walk it named)
+                if let Some(i) = spec.same_as.take() {
+                    spec.own_walk = self.rec.seen.get(i as usize).cloned();
+                }
+                Some(spec.own_walk.get_or_insert_with(Walk::default))
+            }
         }
     }
 
@@ -507,7 +551,7 @@ pub mod tests {
         let rec = decode(&raw).unwrap();
         let spec = rec.slot(slot::PATH).unwrap();
         assert_eq!(spec.string, Some(&b"x/y"[..]));
-        let w = spec.walk.as_ref().unwrap();
+        let w = rec.walk(spec).unwrap();
         assert_eq!(w.tree, Some(3));
         assert!(!w.truncated);
         assert_eq!(w.segs.len(), 2);
@@ -527,7 +571,7 @@ pub mod tests {
             .end(NO_TREE, flag::TRUNCATED);
         let raw = record(ow_event::default(), &it);
         let rec = decode(&raw).unwrap();
-        let w = rec.slot(slot::NEW).unwrap().walk.clone().unwrap();
+        let w = rec.walk(rec.slot(slot::NEW).unwrap()).cloned().unwrap();
         assert_eq!(w.segs[0].below_mnt_root, Some(1));
         assert_eq!(w.tree, None);
         assert!(w.truncated);

@@ -82,7 +82,7 @@ impl Enricher {
         let truncated = [slot::EXE, slot::TTY, slot::CGROUP]
             .iter()
             .filter_map(|&s| rec.slot(s))
-            .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated));
+            .any(|s| s.string_truncated || rec.walk(s).is_some_and(|w| w.truncated));
         let id = Rc::new(Ident {
             json: identity_json(ev).into(),
             tty: ev.tty.clone(),
@@ -101,12 +101,12 @@ impl Enricher {
         let ev = &rec.ev;
         let spec = |s: u8| rec.slot(s);
         let argv_spec = spec(slot::ARGV).filter(|sp| sp.string.is_some());
-        let cgroup = spec(slot::CGROUP)
-            .and_then(|sp| sp.walk.as_ref())
+        let cgroup = rec
+            .slot_walk(slot::CGROUP)
             .map(|w| names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default()));
         let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
-        e.exe = spec(slot::EXE)
-            .and_then(|sp| sp.walk.as_ref())
+        e.exe = rec
+            .slot_walk(slot::EXE)
             .map(|w| locate.walk_path(w, roots).into());
         e.login_user = loginuid.and_then(|l| self.names.user(l));
         e.loginuid = loginuid;

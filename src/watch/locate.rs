@@ -288,10 +288,7 @@ impl Locator {
     pub fn paths(&mut self, rec: &Record, roots: &[Vec<u8>]) -> Option<Paths> {
         let ev = &rec.ev;
         self.event_boot_ns = ev.ts_boot_ns;
-        let cwd = match rec.slot(slot::CWD) {
-            Some(Spec { walk: Some(w), .. }) => Some(self.walk_path(w, roots)),
-            _ => None,
-        };
+        let cwd = rec.slot_walk(slot::CWD).map(|w| self.walk_path(w, roots));
         let cx = Ctx {
             rec,
             nofollow: ev.flags & flag::NOFOLLOW != 0,
@@ -393,16 +390,16 @@ impl Locator {
     }
 
     /// Path of one slot, whether it was resolved on disk, and its tree.
-    fn spec_path(&mut self, spec: &Spec, cx: Ctx<'_, '_>) -> Located {
+    fn spec_path<'r>(&mut self, spec: &Spec<'r>, cx: Ctx<'_, 'r>) -> Located {
         let (rec, roots) = (cx.rec, cx.roots);
-        match (&spec.string, &spec.walk) {
+        match (&spec.string, rec.walk(spec)) {
             // The walk is the object: AT_EMPTY_PATH on an fd, or the caller's own
             // "/proc/self/fd/N" walked in the kernel (the fd is gone by now).
             (Some(s), w)
                 if !(rec.ev.flags & flag::EMPTY_PATH != 0 && s.is_empty()
                     || rec.ev.flags & flag::PROC_FD != 0 && is_proc_fd(s)) =>
             {
-                self.string_path(s, w.as_ref(), spec, cx)
+                self.string_path(s, w, spec, cx)
             }
             (_, Some(w)) => {
                 let mut at = self.walk_located(w, roots);
@@ -467,7 +464,7 @@ impl Locator {
 
     /// The path of a slot from `refine`'s answer, resolving the string on disk only when the
     /// kernel's walks did not decide it.
-    fn settle(&mut self, r: Refined, spec: &Spec, cx: Ctx<'_, '_>) -> Located {
+    fn settle<'r>(&mut self, r: Refined, spec: &Spec<'r>, cx: Ctx<'_, 'r>) -> Located {
         match r {
             Refined::Kernel(k) => k,
             Refined::Open => self.spec_path(spec, cx),

@@ -532,7 +532,7 @@ fn truncated(rec: &Record, p: &Paths) -> bool {
         || [slot::TARGET, slot::EXE, slot::TTY, slot::CGROUP]
             .iter()
             .filter_map(|&s| rec.slot(s))
-            .any(|s| s.string_truncated || s.walk.as_ref().is_some_and(|w| w.truncated))
+            .any(|s| s.string_truncated || rec.walk(s).is_some_and(|w| w.truncated))
 }
 
 /// --fix, per inode (st_dev, st_ino): the root chmods that set set-id bits, and the events
