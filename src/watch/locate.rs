@@ -49,6 +49,8 @@ pub struct Seen<'a> {
 enum Placed {
     Recent(Rc<[u8]>),
     New(Vec<u8>),
+    /// placed now, and kept in `recent` as the second
+    Kept(Vec<u8>, Rc<[u8]>),
 }
 
 /// Names below the root of the tree the kernel found a walk in; none for a walk cut short
@@ -121,57 +123,86 @@ const SPARE_MAX: usize = 4096;
 const RECENT: usize = 8;
 
 /// What `walk_path` reads of a walk that is not cut: its tree and each segment's device,
-/// mount root and names (each name as a u16 length and its bytes, one vector per segment).
-#[derive(Debug)]
+/// mount root and names, packed in one buffer (per segment: the device, the names below the
+/// mount root or u32::MAX, the count of names, then each name as a u16 length and its bytes),
+/// and a fingerprint of a few of them that most other walks differ in (`fingerprint`).
+#[derive(Debug, Default)]
 struct WalkKey {
+    fp: u64,
     tree: Option<u32>,
-    segs: Vec<(u32, Option<usize>, Vec<u8>)>,
+    packed: Vec<u8>,
+}
+
+/// A walk's tree, device, number of names and its object's name's length and first bytes:
+/// what tells most walks apart in a few instructions, before `WalkKey::is` compares names.
+fn fingerprint(w: &Walk) -> u64 {
+    let Some(seg) = w.segs.first() else {
+        return u64::from(w.tree.unwrap_or(u32::MAX));
+    };
+    let leaf = seg.names.first().copied().unwrap_or_default();
+    let mut head = [0u8; 8];
+    let n = leaf.len().min(8);
+    head[..n].copy_from_slice(&leaf[..n]);
+    let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    let h = mix(u64::from(w.tree.unwrap_or(u32::MAX)), u64::from(seg.dev));
+    let h = mix(
+        h,
+        (w.segs.len() as u64) << 32 | (seg.names.len() as u64) << 16 | leaf.len() as u64,
+    );
+    mix(h, u64::from_le_bytes(head))
 }
 
 impl WalkKey {
-    fn of(w: &Walk) -> WalkKey {
-        let segs = w
-            .segs
-            .iter()
-            .map(|s| {
-                let mut names = Vec::with_capacity(s.names.iter().map(|n| n.len() + 2).sum());
-                for n in &s.names {
-                    names.extend_from_slice(&(n.len() as u16).to_le_bytes());
-                    names.extend_from_slice(n);
-                }
-                (s.dev, s.below_mnt_root, names)
-            })
-            .collect();
-        WalkKey { tree: w.tree, segs }
+    /// This key made `w`'s, its buffer reused.
+    fn set(&mut self, w: &Walk) {
+        self.fp = fingerprint(w);
+        self.tree = w.tree;
+        let p = &mut self.packed;
+        p.clear();
+        for s in &w.segs {
+            p.extend_from_slice(&s.dev.to_le_bytes());
+            let below = s.below_mnt_root.map_or(u32::MAX, |b| b as u32);
+            p.extend_from_slice(&below.to_le_bytes());
+            p.extend_from_slice(&(s.names.len() as u16).to_le_bytes());
+            for n in &s.names {
+                p.extend_from_slice(&(n.len() as u16).to_le_bytes());
+                p.extend_from_slice(n);
+            }
+        }
     }
 
-    fn is(&self, w: &Walk) -> bool {
-        self.tree == w.tree
-            && self.segs.len() == w.segs.len()
-            && self
-                .segs
-                .iter()
-                .zip(&w.segs)
-                .all(|((dev, below, names), s)| {
-                    *dev == s.dev && *below == s.below_mnt_root && same_names(names, &s.names)
-                })
-    }
-}
-
-/// Whether `packed` (WalkKey's form) holds exactly `names`.
-fn same_names(packed: &[u8], names: &[&[u8]]) -> bool {
-    let mut at = 0;
-    for n in names {
-        let Some(len) = packed.get(at..at + 2) else {
-            return false;
-        };
-        let len = u16::from_le_bytes([len[0], len[1]]) as usize;
-        if len != n.len() || packed.get(at + 2..at + 2 + len) != Some(*n) {
+    /// Whether this is `w`'s key (`fp`: `fingerprint(w)`).
+    fn is(&self, fp: u64, w: &Walk) -> bool {
+        if self.fp != fp || self.tree != w.tree {
             return false;
         }
-        at += 2 + len;
+        let p = &self.packed[..];
+        let mut at = 0;
+        for s in &w.segs {
+            let Some(head) = p.get(at..at + 10) else {
+                return false;
+            };
+            let below = s.below_mnt_root.map_or(u32::MAX, |b| b as u32);
+            if head[..4] != s.dev.to_le_bytes()
+                || head[4..8] != below.to_le_bytes()
+                || head[8..10] != (s.names.len() as u16).to_le_bytes()
+            {
+                return false;
+            }
+            at += 10;
+            for n in &s.names {
+                let Some(len) = p.get(at..at + 2) else {
+                    return false;
+                };
+                let len = u16::from_le_bytes([len[0], len[1]]) as usize;
+                if len != n.len() || p.get(at + 2..at + 2 + len) != Some(*n) {
+                    return false;
+                }
+                at += 2 + len;
+            }
+        }
+        at == p.len()
     }
-    at == packed.len()
 }
 
 impl Locator {
@@ -206,20 +237,28 @@ impl Locator {
     }
 
     fn recent_path(&self, w: &Walk) -> Option<Rc<[u8]>> {
+        let fp = fingerprint(w);
         self.recent
             .iter()
-            .find(|(k, _)| k.is(w))
+            .find(|(k, _)| k.is(fp, w))
             .map(|(_, p)| p.clone())
     }
 
-    fn remember_path(&mut self, w: &Walk, p: &[u8]) {
-        let e = (WalkKey::of(w), Rc::from(p));
+    /// `p` as `w`'s path in `recent`, in place of the oldest entry once it is full (whose
+    /// key's buffer is reused); the shared path returned.
+    fn remember_path(&mut self, w: &Walk, p: &[u8]) -> Rc<[u8]> {
+        let path: Rc<[u8]> = Rc::from(p);
         if self.recent.len() < RECENT {
-            self.recent.push(e);
+            let mut k = WalkKey::default();
+            k.set(w);
+            self.recent.push((k, path.clone()));
         } else {
-            self.recent[self.next_recent] = e;
+            let (k, old) = &mut self.recent[self.next_recent];
+            k.set(w);
+            *old = path.clone();
             self.next_recent = (self.next_recent + 1) % RECENT;
         }
+        path
     }
 
     /// Whether the mount table was read before the op being placed ran: a mount the op went
@@ -239,7 +278,7 @@ impl Locator {
     pub fn walk_path(&mut self, w: &Walk, roots: &[Vec<u8>]) -> Vec<u8> {
         match self.place(w, roots) {
             Placed::Recent(p) => p.to_vec(),
-            Placed::New(p) => p,
+            Placed::New(p) | Placed::Kept(p, _) => p,
         }
     }
 
@@ -264,8 +303,8 @@ impl Locator {
             };
             if in_its_tree {
                 // (the same table places it the same way next time)
-                self.remember_path(w, &p);
-                return Placed::New(p);
+                let kept = self.remember_path(w, &p);
+                return Placed::Kept(p, kept);
             }
             if !self.table_older_than_op() {
                 return Placed::New(p);
@@ -376,7 +415,7 @@ impl Locator {
             .iter()
             .map(|w| Seen {
                 path: match self.place(w, roots) {
-                    Placed::Recent(p) => p,
+                    Placed::Recent(p) | Placed::Kept(_, p) => p,
                     Placed::New(p) => Rc::from(p),
                 },
                 tree: w.tree.map(|t| t as usize),
@@ -596,11 +635,30 @@ mod tests {
         assert_eq!(l.walk_path(&f, &roots), b"/tmp/d/f");
         assert_eq!(l.recent.len(), 1);
         assert_eq!(l.walk_path(&f, &roots), b"/tmp/d/f");
-        // the same names split otherwise, another name, another tree: not the same walk
-        assert!(!l.recent[0].0.is(&walk(&[b"fd"], Some(0))));
-        assert!(!l.recent[0].0.is(&walk(&[b"f"], Some(0))));
-        assert!(!l.recent[0].0.is(&walk(&[b"f", b"d", b"x"], Some(0))));
-        assert!(!l.recent[0].0.is(&walk(&[b"f", b"d"], None)));
+        // the same names split otherwise, another name, another tree, another mount root
+        // marker or device: not the same walk, by the fingerprint or (given the key's own,
+        // as a collision would) by the names
+        let k = &l.recent[0].0;
+        assert!(k.is(fingerprint(&f), &f));
+        let mut marked = f.clone();
+        marked.segs[0].below_mnt_root = Some(1);
+        let mut two = f.clone();
+        two.segs.push(two.segs[0].clone());
+        let mut dev = f.clone();
+        dev.segs[0].dev += 1;
+        for other in [
+            walk(&[b"fd"], Some(0)),
+            walk(&[b"f"], Some(0)),
+            walk(&[b"f", b"d", b"x"], Some(0)),
+            walk(&[b"f", b"e"], Some(0)),
+            walk(&[b"f", b"d"], None),
+            marked,
+            two,
+            dev,
+        ] {
+            assert!(!k.is(fingerprint(&other), &other), "{other:?}");
+            assert!(!k.is(k.fp, &other), "{other:?}");
+        }
         assert_eq!(
             l.walk_path(&walk(&[b"g", b"d"], Some(0)), &roots),
             b"/tmp/d/g"

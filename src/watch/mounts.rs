@@ -86,18 +86,18 @@ impl MountTable {
     /// mounted several times (bind mounts): prefer the view under a watched root, then the
     /// fullest view (shortest mount root), then the first mounted.
     pub fn map(&self, dev: u32, path: &[u8], roots: &[Vec<u8>]) -> Option<Vec<u8>> {
-        let mut best: Option<(bool, usize, Vec<u8>)> = None;
-        for m in self
+        let mut views = self
             .mounts
             .iter()
-            .filter(|m| m.dev == dev && is_under(path, &m.root))
-        {
-            let rest = if m.root == b"/" {
-                path
-            } else {
-                &path[m.root.len()..]
-            };
-            let p = join(&m.point, rest);
+            .filter(|m| m.dev == dev && is_under(path, &m.root));
+        let first = views.next()?;
+        let Some(second) = views.next() else {
+            // (the common case, one view: nothing to prefer, one path made)
+            return Some(through(first, path));
+        };
+        let mut best: Option<(bool, usize, Vec<u8>)> = None;
+        for m in [first, second].into_iter().chain(views) {
+            let p = through(m, path);
             let watched = roots.iter().any(|r| is_under(&p, r));
             let better = match &best {
                 None => true,
@@ -133,6 +133,16 @@ impl MountTable {
         let p = self.map(m.dev, &in_fs, roots)?;
         roots.iter().any(|r| is_under(&p, r)).then_some(p)
     }
+}
+
+/// `path` (within `m`'s superblock, under its root) as seen through the mount `m`.
+fn through(m: &Mount, path: &[u8]) -> Vec<u8> {
+    let rest = if m.root == b"/" {
+        path
+    } else {
+        &path[m.root.len()..]
+    };
+    join(&m.point, rest)
 }
 
 /// For the kernel's `devs` map: 2 for superblocks with a mount strictly inside a watched root
