@@ -206,17 +206,22 @@ fn to_escape(x: u64) -> u64 {
 /// with `ascii`, also any byte of 0x80 or above.
 fn flagged(b: &[u8], ascii: bool) -> bool {
     let high = if ascii { HIGH } else { 0 };
-    let mut words = b.chunks_exact(8);
-    for w in &mut words {
+    let word = |w: &[u8]| {
         let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        if to_escape(x) | (x & high) != 0 {
-            return true;
-        }
+        to_escape(x) | (x & high) != 0
+    };
+    if b.len() < 8 {
+        return b
+            .iter()
+            .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || (ascii && c >= 0x80));
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || (ascii && c >= 0x80))
+    let mut words = b.chunks_exact(8);
+    if words.any(word) {
+        return true;
+    }
+    // the bytes left over: the last 8, which overlap the last word (tested again, harmless),
+    // one test instead of a loop over up to 7
+    !words.remainder().is_empty() && word(&b[b.len() - 8..])
 }
 
 fn needs_escape(b: &[u8]) -> bool {
