@@ -46,6 +46,13 @@ pub fn trim_leading_slashes(mut p: &[u8]) -> &[u8] {
 pub fn names_path<N: AsRef<[u8]>>(names: &[N]) -> Vec<u8> {
     let len = names.iter().map(|n| n.as_ref().len() + 1).sum::<usize>();
     let mut out = Vec::with_capacity(len.max(1));
+    names_path_into(&mut out, names);
+    out
+}
+
+/// `names_path` into `out` (emptied first): a buffer the caller reuses.
+pub fn names_path_into<N: AsRef<[u8]>>(out: &mut Vec<u8>, names: &[N]) {
+    out.clear();
     for n in names.iter().rev() {
         out.push(b'/');
         out.extend_from_slice(n.as_ref());
@@ -53,7 +60,6 @@ pub fn names_path<N: AsRef<[u8]>>(names: &[N]) -> Vec<u8> {
     if out.is_empty() {
         out.push(b'/');
     }
-    out
 }
 
 /// Lexical normalisation: ".", "..", repeated slashes. Used only when nothing is left on disk

@@ -277,7 +277,13 @@ impl Locator {
     /// A kernel walk as a host path.
     pub fn walk_path(&mut self, w: &Walk, roots: &[Vec<u8>]) -> Vec<u8> {
         match self.place(w, roots) {
-            Placed::Recent(p) => p.to_vec(),
+            Placed::Recent(p) => {
+                // (into an earlier event's buffer: no allocation)
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(&p);
+                v
+            }
             Placed::New(p) | Placed::Kept(p, _) => p,
         }
     }

@@ -6,7 +6,7 @@
 use std::fs;
 
 use super::decode::Walk;
-use crate::paths::{is_under, join, names_path};
+use crate::paths::{is_under, join, names_path, names_path_into};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -159,6 +159,11 @@ pub fn dev_flags(mt: &MountTable, roots: &[Vec<u8>]) -> std::collections::HashMa
     flags
 }
 
+thread_local! {
+    /// `walk_path_from`'s path within a superblock
+    static IN_FS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Host path of a kernel walk.
 pub fn walk_path(walk: &Walk, mt: &MountTable, roots: &[Vec<u8>]) -> Option<Vec<u8>> {
     walk_path_from(walk, 0, mt, roots)
@@ -166,7 +171,12 @@ pub fn walk_path(walk: &Walk, mt: &MountTable, roots: &[Vec<u8>]) -> Option<Vec<
 
 fn walk_path_from(walk: &Walk, i: usize, mt: &MountTable, roots: &[Vec<u8>]) -> Option<Vec<u8>> {
     let seg = walk.segs.get(i)?;
-    if let Some(p) = mt.map(seg.dev, &names_path(&seg.names), roots) {
+    // (the path within the superblock in a buffer kept for it: it is only looked up)
+    let mapped = IN_FS.with_borrow_mut(|in_fs| {
+        names_path_into(in_fs, &seg.names);
+        mt.map(seg.dev, in_fs, roots)
+    });
+    if let Some(p) = mapped {
         return Some(p);
     }
     if i + 1 < walk.segs.len() {
