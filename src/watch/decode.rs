@@ -396,29 +396,40 @@ impl<'a> ItemSink<'a, '_> {
         if !matches!(self.cur, Some(Target::Seen)) || r.of as usize + 1 >= n {
             bail!("bad walk relation to changed dentry {} of {n}", r.of);
         }
-        let mut w = self.rec.seen[r.of as usize].clone();
-        let ([seg], false) = (w.segs.as_mut_slice(), w.truncated) else {
+        let of = &self.rec.seen[r.of as usize];
+        let ([seg], false) = (&of.segs[..], of.truncated) else {
             bail!(
                 "walk relation to a cut walk or one of {} superblocks",
-                w.segs.len()
+                of.segs.len()
             );
         };
         if seg.below_mnt_root.is_some() {
             bail!("walk relation to a walk through a mount");
         }
-        if r.up != 0 {
-            if seg.names.is_empty() {
+        // (the names made straight into the new walk: no copy of the whole walk)
+        let names: Names = if r.up != 0 {
+            let Some((_, up)) = seg.names.split_first() else {
                 bail!("walk relation to the parent of a superblock's root");
-            }
-            seg.names.remove(0);
+            };
+            SmallVec::from_slice(up)
         } else {
-            seg.names.insert(0, name);
-        }
+            let mut v = Names::with_capacity(seg.names.len() + 1);
+            v.push(name);
+            v.extend_from_slice(&seg.names);
+            v
+        };
+        let dev = seg.dev;
+        let w = &mut self.rec.seen[n - 1];
+        w.segs.clear();
+        w.segs.push(Seg {
+            dev,
+            names,
+            below_mnt_root: None,
+        });
         w.tree = (r.tree != NO_TREE).then_some(r.tree);
         w.tree_depth = r.tree_depth;
         w.mode = r.mode;
         w.truncated = false;
-        self.rec.seen[n - 1] = w;
         Ok(())
     }
 
