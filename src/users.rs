@@ -82,28 +82,62 @@ pub struct Names {
     // (looked up three times per event: a hash of a u32 by multiplication, not SipHash)
     users: FxHashMap<u32, Option<Rc<str>>>,
     groups: FxHashMap<u32, Option<Rc<str>>>,
+    /// the last two users and the last group asked for, in front of the maps: a writer's
+    /// events ask for the same few (its fsuid and login uid, its fsgid)
+    last_users: [Option<(u32, Option<Rc<str>>)>; 2],
+    last_group: Option<(u32, Option<Rc<str>>)>,
 }
 
 /// Names looked up once and shared by every event that shows them.
 impl Names {
     pub fn user(&mut self, uid: u32) -> Option<Rc<str>> {
-        self.users
+        for (id, name) in self.last_users.iter().flatten() {
+            if *id == uid {
+                return name.clone();
+            }
+        }
+        let name = self
+            .users
             .entry(uid)
             .or_insert_with(|| user_name(uid).map(Rc::from))
-            .clone()
+            .clone();
+        self.last_users.swap(0, 1);
+        self.last_users[0] = Some((uid, name.clone()));
+        name
     }
 
     pub fn group(&mut self, gid: u32) -> Option<Rc<str>> {
-        self.groups
+        if let Some((id, name)) = &self.last_group {
+            if *id == gid {
+                return name.clone();
+            }
+        }
+        let name = self
+            .groups
             .entry(gid)
             .or_insert_with(|| group_name(gid).map(Rc::from))
-            .clone()
+            .clone();
+        self.last_group = Some((gid, name.clone()));
+        name
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_in_any_order_of_asking_are_the_system_s() {
+        let mut n = Names::default();
+        let want_user = |uid| user_name(uid).map(Rc::<str>::from);
+        let want_group = |gid| group_name(gid).map(Rc::<str>::from);
+        // (0 is root; 4242424 is most likely no one: None, and remembered as such)
+        for uid in [0, 0, 4242424, 0, 4242424, 65534, 0, 65534, 65534, 4242424] {
+            assert_eq!(n.user(uid), want_user(uid), "user {uid}");
+            assert_eq!(n.group(uid), want_group(uid), "group {uid}");
+        }
+        assert_eq!(n.user(0).as_deref(), Some("root"));
+    }
 
     #[test]
     fn users_by_number_and_name() {
