@@ -96,21 +96,39 @@ impl Enricher {
         self.idents.push((key.to_vec(), id));
     }
 
-    /// Who and when: the time, user and group names, and the writer's identity.
-    pub fn fill(&mut self, e: &mut Event, rec: &Record, locate: &mut Locator, roots: &[Vec<u8>]) {
+    /// Who and when: the time, user and group names, and (`identity`: not rendered already,
+    /// see `apply`) the writer's identity from the record's slots.
+    pub fn fill(
+        &mut self,
+        e: &mut Event,
+        rec: &Record,
+        identity: bool,
+        locate: &mut Locator,
+        roots: &[Vec<u8>],
+    ) {
         let ev = &rec.ev;
+        let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
+        e.login_user = loginuid.and_then(|l| self.names.user(l));
+        e.loginuid = loginuid;
+        e.sessionid = (ev.sessionid != UNSET).then_some(ev.sessionid);
+        e.time = self.stamper.stamp(ev.ts_boot_ns as i128 + self.boot_offset);
+        e.user = self.names.user(ev.fsuid);
+        e.group = self.names.group(ev.fsgid);
+        if identity {
+            Self::fill_identity(e, rec, locate, roots);
+        }
+    }
+
+    /// The writer's exe, tty, command line, ancestors, cgroup and container from the record.
+    fn fill_identity(e: &mut Event, rec: &Record, locate: &mut Locator, roots: &[Vec<u8>]) {
         let spec = |s: u8| rec.slot(s);
         let argv_spec = spec(slot::ARGV).filter(|sp| sp.string.is_some());
         let cgroup = rec
             .slot_walk(slot::CGROUP)
             .map(|w| names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default()));
-        let loginuid = (ev.loginuid != UNSET).then_some(ev.loginuid);
         e.exe = rec
             .slot_walk(slot::EXE)
             .map(|w| locate.walk_path(w, roots).into());
-        e.login_user = loginuid.and_then(|l| self.names.user(l));
-        e.loginuid = loginuid;
-        e.sessionid = (ev.sessionid != UNSET).then_some(ev.sessionid);
         e.tty = spec(slot::TTY)
             .and_then(|sp| sp.string)
             .filter(|t| !t.is_empty())
@@ -127,9 +145,6 @@ impl Enricher {
             .unwrap_or_default();
         e.container_id = cgroup.as_deref().and_then(container_id);
         e.cgroup = cgroup;
-        e.time = self.stamper.stamp(ev.ts_boot_ns as i128 + self.boot_offset);
-        e.user = self.names.user(ev.fsuid);
-        e.group = self.names.group(ev.fsgid);
     }
 }
 

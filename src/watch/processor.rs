@@ -193,8 +193,14 @@ impl Processor {
             return 0;
         };
         let mut ev = self.event(&rec, p, tree_path);
-        self.enrich
-            .fill(&mut ev, &rec, &mut self.locate, &self.roots.now);
+        // (a cached identity is applied below: the record was decoded without its slots)
+        self.enrich.fill(
+            &mut ev,
+            &rec,
+            cached.is_none(),
+            &mut self.locate,
+            &self.roots.now,
+        );
         match (&cached, ident_at) {
             (Some(id), _) => Enricher::apply(&mut ev, id),
             (None, Some(at)) => {
