@@ -21,7 +21,7 @@ const KEPT: usize = 4 * KERNEL_IDENTS as usize;
 
 /// An IDGEN's or IDREF's content (struct ow_ident).
 const ID: usize = size_of::<ow_ident>();
-type Id = [u8; ID];
+pub type Id = [u8; ID];
 
 #[derive(Default)]
 pub struct IdentJoin {
@@ -39,6 +39,13 @@ pub struct IdentJoin {
     /// process and walked its exe again, which may have moved): what was rendered from the
     /// old items is stale
     pub regens: u64,
+    /// bumped whenever `known` changes: an answer of `refers_to_known` holds while it stays
+    pub gen: u64,
+    /// the id `refers_to_known` last found here
+    pub last_known: Option<Id>,
+    /// an id used since without a lookup (`used_again`), marked used at the next lookup or
+    /// before any is forgotten
+    pending: Option<Id>,
 }
 
 /// A record's IDGEN or IDREF item, looked for from the item at `from` (0: the first):
@@ -58,6 +65,7 @@ impl IdentJoin {
         let Some((kind, at, next, end)) = ident_item(data, 0) else {
             return data;
         };
+        self.mark_pending();
         let id: Id = data[at + 4..next].try_into().unwrap();
         self.tick += 1;
         if kind == item::IDGEN {
@@ -92,18 +100,41 @@ impl IdentJoin {
             return false;
         };
         let id: Id = data[at + 4..next].try_into().unwrap();
+        self.mark_pending();
         self.tick += 1;
         let tick = self.tick;
         match self.known.get_mut(&id) {
             Some((_, used)) => {
                 *used = tick;
+                self.last_known = Some(id);
                 true
             }
             None => false,
         }
     }
 
+    /// `id`, which `refers_to_known` found here while `gen` has not changed since, is used
+    /// again by a record with the same bytes: marked used later, without a lookup now.
+    pub fn used_again(&mut self, id: Id) {
+        if self.pending.is_some_and(|p| p != id) {
+            self.mark_pending();
+        }
+        self.pending = Some(id);
+    }
+
+    fn mark_pending(&mut self) {
+        if let Some(id) = self.pending.take() {
+            self.tick += 1;
+            let tick = self.tick;
+            if let Some((_, used)) = self.known.get_mut(&id) {
+                *used = tick;
+            }
+        }
+    }
+
     fn remember(&mut self, id: Id, items: &[u8]) {
+        self.mark_pending();
+        self.gen += 1;
         if self.known.len() >= KEPT {
             // forget the older half
             let mut ticks: Vec<u64> = self.known.values().map(|(_, t)| *t).collect();
@@ -238,6 +269,32 @@ mod tests {
             j.join(&record(5, &[it(item::IDGEN, &id(5, g))]), &mut b);
             assert!(j.refers_to_known(&idref(1), 0));
         }
+    }
+
+    #[test]
+    fn an_id_used_again_without_a_lookup_is_kept_as_one_looked_up() {
+        let mut j = IdentJoin::default();
+        let mut b = Vec::new();
+        let idgen = |tgid, g| record(tgid, &[it(item::IDGEN, &id(tgid, g))]);
+        let idref = record(4, &[it(item::IDREF, &id(4, 1))]);
+        j.join(&idgen(4, 1), &mut b);
+        assert!(j.refers_to_known(&idref, 0));
+        let found: Id = j.last_known.expect("found");
+        assert_eq!(found[..], id(4, 1)[..]);
+        // every change to what is here moves gen (a stale answer is never reused)
+        let mut gen = j.gen;
+        for g in 10..(4 * KEPT as u64) {
+            j.join(&idgen(5, g), &mut b);
+            assert!(j.gen > gen);
+            gen = j.gen;
+            j.used_again(found);
+        }
+        assert!(j.refers_to_known(&idref, 0), "forgotten though used");
+        // not used again: forgotten in turn
+        for g in 0..(4 * KEPT as u64) {
+            j.join(&idgen(6, g), &mut b);
+        }
+        assert!(!j.refers_to_known(&idref, 0));
     }
 
     #[test]

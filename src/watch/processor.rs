@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::rc::Rc;
 
 use crate::config::Format;
 use crate::fix;
@@ -15,8 +16,8 @@ use crate::output::timefmt::now_rfc3339;
 use crate::output::{json_line_with, text_line, ActorJson, Event, Note, Output, TreePath};
 
 use super::decode::{decode_into, identity_start, Record};
-use super::enrich::Enricher;
-use super::ident::IdentJoin;
+use super::enrich::{Enricher, Ident};
+use super::ident::{Id, IdentJoin};
 use super::locate::{Locator, Paths};
 use super::pending::Pending;
 use super::roots::Roots;
@@ -24,6 +25,18 @@ use super::walkjoin::WalkJoin;
 use super::Tree;
 use crate::paths::{is_under, strip_components, tree_of};
 use crate::rules::Writer;
+
+/// The identity answers for the last record whose identity was rendered already: a
+/// writer's next records carry the same bytes (`handle_record`).
+struct Again {
+    /// the record's bytes from its identity's start (its IDREF among them)
+    tail: Vec<u8>,
+    ident: Rc<Ident>,
+    idref: Id,
+    /// `IdentJoin::gen` and `Processor::ident_stamp` then
+    gen: u64,
+    stamp: (u64, u64, u64),
+}
 
 /// Records -> events -> lines. Lives for the whole run.
 pub(super) struct Processor {
@@ -44,6 +57,7 @@ pub(super) struct Processor {
     buf: Vec<u8>,
     /// the last line's actor fields, rendered
     actor: ActorJson,
+    again: Option<Again>,
     /// each tree's root as the last event in it had it (`tree_at_op`)
     tree_paths: Vec<TreePath>,
     pub(super) out: Output,
@@ -74,6 +88,7 @@ impl Processor {
             backend: backend.name(),
             buf: Vec::with_capacity(4096),
             actor: ActorJson::default(),
+            again: None,
             tree_paths: Vec::new(),
             out,
             out_err: None,
@@ -153,8 +168,38 @@ impl Processor {
         // and cgroup (IDREF): where that names known items the record's own bytes are the key
         // and it need not be made whole.
         let raw_at = if self.json { identity_start(raw) } else { None };
-        let raw_at = raw_at.filter(|&at| self.idents.refers_to_known(raw, at));
-        let fast = raw_at.and_then(|at| Some((at, self.enrich.cached(&raw[at..])?)));
+        let (raw_at, fast) = match raw_at {
+            // the same bytes as the last record's that went this way, and nothing they depend
+            // on changed since: the same answers without looking them up again
+            Some(at)
+                if self.again.as_ref().is_some_and(|a| {
+                    a.stamp == self.ident_stamp()
+                        && a.gen == self.idents.gen
+                        && raw[at..] == *a.tail
+                }) =>
+            {
+                let a = self.again.as_ref().expect("tested above");
+                self.idents.used_again(a.idref);
+                (Some(at), Some((at, a.ident.clone())))
+            }
+            _ => {
+                let raw_at = raw_at.filter(|&at| self.idents.refers_to_known(raw, at));
+                let fast = raw_at.and_then(|at| Some((at, self.enrich.cached(&raw[at..])?)));
+                if let (Some((at, id)), Some(idref)) = (&fast, self.idents.last_known) {
+                    let mut tail = self.again.take().map(|a| a.tail).unwrap_or_default();
+                    tail.clear();
+                    tail.extend_from_slice(&raw[*at..]);
+                    self.again = Some(Again {
+                        tail,
+                        ident: id.clone(),
+                        idref,
+                        gen: self.idents.gen,
+                        stamp: self.ident_stamp(),
+                    });
+                }
+                (raw_at, fast)
+            }
+        };
         let (data, ident_at, cached) = match fast {
             Some((at, id)) => (raw, Some(at), Some(id)),
             None => {
