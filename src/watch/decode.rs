@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, ow_walkrel, slot, NO_TREE};
 
 /// One superblock's part of a dentry walk.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Seg<'a> {
     /// Kernel device number of the superblock (MKDEV: major << 20 | minor).
     pub dev: u32,
@@ -27,18 +27,6 @@ pub struct Seg<'a> {
 
 /// A segment's names: a walk stops at the watched root, so most have a handful.
 pub type Names<'a> = SmallVec<[&'a [u8]; 6]>;
-
-/// (by hand: the names are copied as one slice, where the derived clone pushes them one by
-/// one; a record's SAMEAS and WALKREL items clone walks)
-impl Clone for Seg<'_> {
-    fn clone(&self) -> Self {
-        Seg {
-            dev: self.dev,
-            names: SmallVec::from_slice(&self.names),
-            below_mnt_root: self.below_mnt_root,
-        }
-    }
-}
 
 /// A dentry walk made in the kernel: segments from the object's superblock outwards.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

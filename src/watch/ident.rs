@@ -41,8 +41,6 @@ pub struct IdentJoin {
     pub regens: u64,
     /// bumped whenever `known` changes: an answer of `refers_to_known` holds while it stays
     pub gen: u64,
-    /// the id `refers_to_known` last found here
-    pub last_known: Option<Id>,
     /// an id used since without a lookup (`used_again`), marked used at the next lookup or
     /// before any is forgotten
     pending: Option<Id>,
@@ -95,22 +93,18 @@ impl IdentJoin {
     /// as `join` would: the record's own bytes, IDREF included, then stand for its whole
     /// identity (until `regens` changes). `from`: an item at or before the IDREF (the
     /// identity's start), where the search begins.
-    pub fn refers_to_known(&mut self, data: &[u8], from: usize) -> bool {
+    /// Returns the id it refers to, when known.
+    pub fn refers_to_known(&mut self, data: &[u8], from: usize) -> Option<Id> {
         let Some((item::IDREF, at, next, _)) = ident_item(data, from) else {
-            return false;
+            return None;
         };
         let id: Id = data[at + 4..next].try_into().unwrap();
         self.mark_pending();
         self.tick += 1;
         let tick = self.tick;
-        match self.known.get_mut(&id) {
-            Some((_, used)) => {
-                *used = tick;
-                self.last_known = Some(id);
-                true
-            }
-            None => false,
-        }
+        let (_, used) = self.known.get_mut(&id)?;
+        *used = tick;
+        Some(id)
     }
 
     /// `id`, which `refers_to_known` found here while `gen` has not changed since, is used
@@ -250,14 +244,17 @@ mod tests {
             )
         };
         let idref = |g: u64| record(4, &[it(item::IDREF, &id(4, g))]);
-        assert!(!j.refers_to_known(&idref(1), 0), "nothing here yet");
         assert!(
-            !j.refers_to_known(&gen(b"a"), 0),
+            j.refers_to_known(&idref(1), 0).is_none(),
+            "nothing here yet"
+        );
+        assert!(
+            j.refers_to_known(&gen(b"a"), 0).is_none(),
             "an IDGEN is not a reference"
         );
         j.join(&gen(b"a"), &mut b);
-        assert!(j.refers_to_known(&idref(1), 0));
-        assert!(!j.refers_to_known(&idref(2), 0));
+        assert!(j.refers_to_known(&idref(1), 0).is_some());
+        assert!(j.refers_to_known(&idref(2), 0).is_none());
         assert_eq!((j.misses, j.regens), (0, 0), "asking is not missing");
         // the same items again: nothing changed; other ones: what was rendered is stale
         j.join(&gen(b"a"), &mut b);
@@ -267,7 +264,7 @@ mod tests {
         // used by a reference, kept while others come and go
         for g in 10..(KEPT as u64 + 20) {
             j.join(&record(5, &[it(item::IDGEN, &id(5, g))]), &mut b);
-            assert!(j.refers_to_known(&idref(1), 0));
+            assert!(j.refers_to_known(&idref(1), 0).is_some());
         }
     }
 
@@ -278,8 +275,7 @@ mod tests {
         let idgen = |tgid, g| record(tgid, &[it(item::IDGEN, &id(tgid, g))]);
         let idref = record(4, &[it(item::IDREF, &id(4, 1))]);
         j.join(&idgen(4, 1), &mut b);
-        assert!(j.refers_to_known(&idref, 0));
-        let found: Id = j.last_known.expect("found");
+        let found: Id = j.refers_to_known(&idref, 0).expect("found");
         assert_eq!(found[..], id(4, 1)[..]);
         // every change to what is here moves gen (a stale answer is never reused)
         let mut gen = j.gen;
@@ -289,12 +285,15 @@ mod tests {
             gen = j.gen;
             j.used_again(found);
         }
-        assert!(j.refers_to_known(&idref, 0), "forgotten though used");
+        assert!(
+            j.refers_to_known(&idref, 0).is_some(),
+            "forgotten though used"
+        );
         // not used again: forgotten in turn
         for g in 0..(4 * KEPT as u64) {
             j.join(&idgen(6, g), &mut b);
         }
-        assert!(!j.refers_to_known(&idref, 0));
+        assert!(j.refers_to_known(&idref, 0).is_none());
     }
 
     #[test]

@@ -168,24 +168,24 @@ impl Processor {
         // and cgroup (IDREF): where that names known items the record's own bytes are the key
         // and it need not be made whole.
         let raw_at = if self.json { identity_start(raw) } else { None };
-        let (raw_at, fast) = match raw_at {
-            // the same bytes as the last record's that went this way, and nothing they depend
-            // on changed since: the same answers without looking them up again
-            Some(at)
-                if self.again.as_ref().is_some_and(|a| {
-                    a.stamp == self.ident_stamp()
-                        && a.gen == self.idents.gen
-                        && raw[at..] == *a.tail
-                }) =>
-            {
-                let a = self.again.as_ref().expect("tested above");
-                self.idents.used_again(a.idref);
-                (Some(at), Some((at, a.ident.clone())))
+        // the same bytes as the last record's that went the fast way, and nothing they depend
+        // on changed since: the same answers without looking them up again
+        let stamp = self.ident_stamp();
+        let again = raw_at.and_then(|at| {
+            let a = self.again.as_ref()?;
+            (a.stamp == stamp && a.gen == self.idents.gen && raw[at..] == *a.tail)
+                .then(|| (at, a.ident.clone(), a.idref))
+        });
+        let (raw_at, fast) = match again {
+            Some((at, ident, idref)) => {
+                self.idents.used_again(idref);
+                (Some(at), Some((at, ident)))
             }
-            _ => {
-                let raw_at = raw_at.filter(|&at| self.idents.refers_to_known(raw, at));
+            None => {
+                let known = raw_at.and_then(|at| Some((at, self.idents.refers_to_known(raw, at)?)));
+                let raw_at = known.map(|(at, _)| at);
                 let fast = raw_at.and_then(|at| Some((at, self.enrich.cached(&raw[at..])?)));
-                if let (Some((at, id)), Some(idref)) = (&fast, self.idents.last_known) {
+                if let (Some((at, id)), Some((_, idref))) = (&fast, known) {
                     let mut tail = self.again.take().map(|a| a.tail).unwrap_or_default();
                     tail.clear();
                     tail.extend_from_slice(&raw[*at..]);
@@ -194,7 +194,7 @@ impl Processor {
                         ident: id.clone(),
                         idref,
                         gen: self.idents.gen,
-                        stamp: self.ident_stamp(),
+                        stamp,
                     });
                 }
                 (raw_at, fast)
