@@ -13,7 +13,7 @@ W=/tmp/bw
 mkdir -p $W && mount -t tmpfs -o mode=0755 tmpfs $W && chown 65534:65534 $W
 N=${BENCH_N:-3000}
 REPS=${BENCH_REPS:-3}
-# one storm: "<ns> <offending ops in it>"
+# one storm: "<ns> <ops in it>" (owbench counts them: the ops an offending storm reports)
 storm() { "$OWB" run "$1" $W "$N" --owner 65534:65534 ${2:+--as $2} 2>/dev/null | sed -n 's/^ns=\([0-9]*\).* events=\([0-9]*\).*/\1 \2/p'; }
 # drained <want file>: wait (up to a minute) until the agent has written every event the
 # storms so far made, so that its backlog is not counted in the next storm (icount counts
@@ -22,6 +22,10 @@ drained() {
   want=$(awk '{s += $1} END {print s + 0}' "$1"); i=0
   while [ $i -lt 300 ] && [ "$(wc -l < "$out")" -lt "$want" ]; do sleep 0.2; i=$((i+1)); done
 }
+# The run time of process $1's threads so far (schedstat), in ns. Under icount the clock counts
+# the instructions of both vCPUs: while only this process runs, its instructions, the kernel's
+# work on its behalf (reads of the ring, writes of its lines) included.
+run_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 # REPS storms of each op, allowed and offending, said as BENCH <label> <op> rep=<i> ...; the
 # offending ops run are added to the file $2 (what the agent, if any, must deliver)
 series() {
@@ -29,7 +33,7 @@ series() {
     r=1
     while [ $r -le "$REPS" ]; do
       a=$(storm "$op" 65534:65534); o=$(storm "$op")
-      say "BENCH $1 $op rep=$r allowed_ns=${a% *} offending_ns=${o% *}"
+      say "BENCH $1 $op rep=$r allowed_ns=${a% *} offending_ns=${o% *} ops=${o#* }"
       [ -z "${2:-}" ] || { echo "${o#* }" >> "$2"; drained "$2"; }
       r=$((r + 1))
     done
@@ -44,11 +48,10 @@ bpfstats() {
   command -v bpftool > /dev/null || { say "BENCH-BPF $1 (no bpftool)"; return; }
   sysctl -qw kernel.bpf_stats_enabled=1
   for op in $OPS; do
-    per=$(per_of "$op")
     for who in allowed offending; do
       b=$(progstats)
-      if [ $who = allowed ]; then storm "$op" 65534:65534 > /dev/null; else o=$(storm "$op"); echo "${o#* }" >> "$2"; drained "$2"; fi
-      bpfdelta BENCH-BPF "$1 $op $who" "$b" "$(progstats)" $((N * per))
+      if [ $who = allowed ]; then o=$(storm "$op" 65534:65534); else o=$(storm "$op"); echo "${o#* }" >> "$2"; drained "$2"; fi
+      bpfdelta BENCH-BPF "$1 $op $who" "$b" "$(progstats)" "${o#* }"
     done
   done
   sysctl -qw kernel.bpf_stats_enabled=0
@@ -62,8 +65,6 @@ bpfdelta() {
     | "\($head) \((map(.t) | add // 0) / $ops | floor) \((map(.c) | add // 0) / $ops * 100 | floor / 100) "
       + (map("\(.n)=\(.c / $ops * 100 | floor / 100):\(.t / .c | floor)") | join(" "))' | sed 's/^/OWNWATCH-VM: /'
 }
-# per-op reported events of an op's storm iteration
-per_of() { case $1 in storm) echo 6 ;; mkdir) echo 2 ;; tarlike) echo 3 ;; *) echo 1 ;; esac; }
 # The writer alone: an agent with a ring big enough for every record of the storms, stopped
 # (SIGSTOP) while REPS offending storms of each op run, so that nothing of the agent's (reads,
 # its own instructions, how many records it takes per wakeup) lands in them: what the kernel
@@ -83,7 +84,7 @@ writer_only() {
     r=1
     while [ $r -le "$REPS" ]; do
       o=$(storm "$op")
-      say "BENCH-WRITER $1 $op rep=$r offending_ns=${o% *}"
+      say "BENCH-WRITER $1 $op rep=$r offending_ns=${o% *} ops=${o#* }"
       wwant=$((wwant + ${o#* }))
       r=$((r + 1))
     done
@@ -93,12 +94,18 @@ writer_only() {
     if command -v bpftool > /dev/null; then
       sysctl -qw kernel.bpf_stats_enabled=1
       b=$(progstats); o=$(storm "$op"); wwant=$((wwant + ${o#* }))
-      bpfdelta BENCH-WRITER-BPF "$1 $op" "$b" "$(progstats)" $((N * $(per_of "$op")))
+      bpfdelta BENCH-WRITER-BPF "$1 $op" "$b" "$(progstats)" "${o#* }"
       sysctl -qw kernel.bpf_stats_enabled=0
     fi
   done
+  a0=$(run_ns $wp)
   kill -CONT $wp
   i=0; while [ $i -lt 300 ] && [ "$(wc -l < "$wout")" -lt "$wwant" ]; do sleep 0.2; i=$((i+1)); done
+  # the agent's run time for the whole backlog, nothing else running: its own instructions
+  # per event, deterministic where the ratios with it running are not (how many records a
+  # read takes varies between boots). (While a storm runs, its run time would count the
+  # writer's instructions on the other vCPU too.)
+  say "BENCH-WRITER-AGENT $1 agent_ns=$(($(run_ns $wp) - a0)) events=$wwant"
   kill -INT $wp; wait $wp
   say "BENCH-WRITER-EVENTS $1 lines=$(grep '"op":' "$wout" | grep -vc '"op":"lost"') want=$wwant lost_lines=$(grep -c '"op":"lost"' "$wout")"
 }

@@ -59,37 +59,41 @@ for krel in $(printf '%s\n' "${!pid[@]}" | sort); do
   echo "==== kernel $krel: $unit per op (median of ${BENCH_REPS:-3} storms of $N iterations), ratio to no agent"
   echo "     (base: the mean of the medians right before and right after the agent; drift: after/before)"
   printf '%-11s %-8s %10s %10s %7s %10s %10s %7s %7s\n' backend op base allowed ratio base offending ratio drift
-  sed -n 's/^OWNWATCH-VM: BENCH \([^ ]*\) \([^ ]*\) rep=[0-9]* allowed_ns=\([0-9]*\) offending_ns=\([0-9]*\).*/\1 \2 \3 \4/p' "$con" |
-    awk -v n="$N" '
-      { key = $1 " " $2; c = ++cnt[key]; al[key, c] = $3; of[key, c] = $4 }
+  sed -n 's/^OWNWATCH-VM: BENCH \([^ ]*\) \([^ ]*\) rep=[0-9]* allowed_ns=\([0-9]*\) offending_ns=\([0-9]*\) ops=\([0-9]*\).*/\1 \2 \3 \4 \5/p' "$con" |
+    awk '
+      { key = $1 " " $2; c = ++cnt[key]; al[key, c] = $3; of[key, c] = $4; ops[$2] = $5 }
       END {
         for (key in cnt) {
           split(key, kk, " "); be = kk[1]; op = kk[2]
           if (be ~ /-base[12]$/) continue
           b1 = be "-base1 " op; b2 = be "-base2 " op
           if (!(b1 in cnt) || !(b2 in cnt)) continue
-          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : (op == "tarlike" ? 3 : 1))
+          n = ops[op]
           ba = (med(al, b1) + med(al, b2)) / 2; bo = (med(of, b1) + med(of, b2)) / 2
           ma = med(al, key); mo = med(of, key)
-          printf "%-11s %-8s %10.0f %10.0f %6.2fx %10.0f %10.0f %6.2fx %6.3f\n", be, op, ba / n / per, ma / n / per, ma / ba, bo / n / per, mo / n / per, mo / bo, med(of, b2) / med(of, b1)
+          printf "%-11s %-8s %10.0f %10.0f %6.2fx %10.0f %10.0f %6.2fx %6.3f\n", be, op, ba / n, ma / n, ma / ba, bo / n, mo / n, mo / bo, med(of, b2) / med(of, b1)
         }
       }
       '"$AWK_MED" | sort
   { grep -h "^OWNWATCH-VM: BENCH-EVENTS" "$con" || true; } | sed 's/^OWNWATCH-VM: BENCH-EVENTS /  events delivered by /'
+  echo "  the agent's own instructions per event (its threads' run time while it wrote the writer-alone"
+  echo "  storms' backlog, nothing else running; the kernel's work for it included):"
+  sed -n 's/^OWNWATCH-VM: BENCH-WRITER-AGENT \([^ ]*\) agent_ns=\([0-9]*\) events=\([0-9]*\).*/\1 \2 \3/p' "$con" |
+    awk '$3 > 0 { printf "    %-11s %8.0f per event (%d events)\n", $1, $2 / $3, $3 }' | sort
   echo "  the writer alone: offending storms with the agent stopped (SIGSTOP, a ring for all of"
   echo "  them: no reads, none of its instructions), $unit per op and ratio to the same base:"
-  { sed -n 's/^OWNWATCH-VM: BENCH \([^ ]*-base[12]\) \([^ ]*\) rep=[0-9]* allowed_ns=[0-9]* offending_ns=\([0-9]*\).*/B \1 \2 \3/p' "$con"
-    sed -n 's/^OWNWATCH-VM: BENCH-WRITER \([^ ]*\) \([^ ]*\) rep=[0-9]* offending_ns=\([0-9]*\).*/W \1 \2 \3/p' "$con"; } |
-    awk -v n="$N" '
-      { key = $2 " " $3; c = ++cnt[key]; v[key, c] = $4; if ($1 == "W") w[key] = 1 }
+  { sed -n 's/^OWNWATCH-VM: BENCH \([^ ]*-base[12]\) \([^ ]*\) rep=[0-9]* allowed_ns=[0-9]* offending_ns=\([0-9]*\) ops=\([0-9]*\).*/B \1 \2 \3 \4/p' "$con"
+    sed -n 's/^OWNWATCH-VM: BENCH-WRITER \([^ ]*\) \([^ ]*\) rep=[0-9]* offending_ns=\([0-9]*\) ops=\([0-9]*\).*/W \1 \2 \3 \4/p' "$con"; } |
+    awk '
+      { key = $2 " " $3; c = ++cnt[key]; v[key, c] = $4; ops[$3] = $5; if ($1 == "W") w[key] = 1 }
       END {
         for (key in w) {
           split(key, kk, " "); be = kk[1]; op = kk[2]
           b1 = be "-base1 " op; b2 = be "-base2 " op
           if (!(b1 in cnt) || !(b2 in cnt)) continue
-          per = (op == "storm") ? 6 : (op == "mkdir" ? 2 : (op == "tarlike" ? 3 : 1))
+          n = ops[op]
           b = (med(v, b1) + med(v, b2)) / 2; m = med(v, key)
-          printf "    %-11s %-8s base %8.0f writer %8.0f %6.2fx (+%.0f per op)\n", be, op, b / n / per, m / n / per, m / b, (m - b) / n / per
+          printf "    %-11s %-8s base %8.0f writer %8.0f %6.2fx (+%.0f per op)\n", be, op, b / n, m / n, m / b, (m - b) / n
         }
       }
       '"$AWK_MED" | sort
