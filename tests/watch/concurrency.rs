@@ -93,7 +93,11 @@ fn concurrent_writers_lose_nothing_silently() {
 /// reader preempted inside it (its openat's exit) made the kernel skip the writer's mkdir and
 /// rmdir exits on that CPU (7.3, TCG: 51 and 58 of 6,000 events lost in two of three runs of
 /// this load, said only as skipped runs). Each syscall has its own exit program now; the
-/// readers' own skipped runs (`tp_exit_openat`, `fentry_open`) may still be said.
+/// readers' own skipped runs (`tp_exit_openat`, `fentry_open`) may still be said. An event
+/// may come without "ret" only as an outcome said lost in-band: on lsm, fentry and kprobe the
+/// kernel skips an outcome program for a call in flight when it replaces that function's
+/// trampoline, as other tests' agents starting and stopping beside this one make it do
+/// (6.1 lsm: one rmdir in about a third of runs, before such outcomes were counted).
 #[test]
 fn readers_in_another_syscall_cost_a_writer_nothing() {
     const N: usize = 1000;
@@ -141,15 +145,29 @@ fn readers_in_another_syscall_cost_a_writer_nothing() {
             a.stderr_text()
         )
     };
+    let outcomes_lost: u64 = evs
+        .iter()
+        .filter(|e| e["op"] == "lost" && e["reason"] == "outcome")
+        .map(|e| e["count"].as_u64().expect("a count"))
+        .sum();
+    let mut without_ret = 0;
     let ops: Vec<String> = evs
         .iter()
         .filter(|e| e["op"] != "lost")
         .map(|e| {
-            let ok = e["path"] == s(&dir) && e["fsuid"] == 0 && e["ret"] == 0;
+            if e.get("ret").is_none() {
+                without_ret += 1;
+            }
+            let ok = e["path"] == s(&dir) && e["fsuid"] == 0 && e.get("ret").is_none_or(|r| r == 0);
             assert!(ok, "{e}\n{}", said());
             e["op"].as_str().expect("an op").to_string()
         })
         .collect();
+    assert!(
+        without_ret <= outcomes_lost,
+        "{without_ret} events without their outcome, {outcomes_lost} outcomes said lost; {}",
+        said()
+    );
     let want: Vec<&str> = (0..N).flat_map(|_| ["mkdir", "rmdir"]).collect();
     let missing = want.len() as isize - ops.len() as isize;
     assert!(
@@ -160,7 +178,8 @@ fn readers_in_another_syscall_cost_a_writer_nothing() {
         said()
     );
     eprintln!(
-        "writer beside readers: {} events, readers opened {opens} times, {} skipped runs said",
+        "writer beside readers: {} events ({without_ret} without \"ret\"), readers opened {opens} \
+         times, {} skipped runs and {outcomes_lost} outcomes lost said",
         ops.len(),
         a.skipped
     );
