@@ -38,8 +38,8 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{
-    assert_events, bin, check_event, is_skipped_note, make_tree, next_id, parse_event, read_stderr,
-    skipped_count, watch_args, Exp, TestDir, OWNER, TIMEOUT,
+    assert_events, bin, check_event, is_outcome_note, is_skipped_note, make_tree, next_id,
+    parse_event, read_stderr, skipped_count, watch_args, Exp, TestDir, OWNER, TIMEOUT,
 };
 
 /// A shared agent and where its lines go.
@@ -529,6 +529,10 @@ impl Lease {
                     eprintln!("(shared agent said: {l})");
                     self.skipped += skipped_count(&l);
                 }
+                // An outcome the kernel skipped (another test's agent replacing a trampoline
+                // meanwhile): said with no path, so to every lease; its event, without "ret",
+                // goes to the test whose tree it is about.
+                Ok(l) if is_outcome_note(&l) => eprintln!("(shared agent said: {l})"),
                 Ok(l) => before.push(l),
                 Err(e) => {
                     let why = match e {
