@@ -79,7 +79,6 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
 	__u32 tid = current_tid();
-	struct vfs_wait *old;
 	long err;
 
 	if (task_storage && !task_storage_off) {
@@ -116,7 +115,8 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 	if (err == 0)
 		return;
 	if (err == -EEXIST) {
-		old = bpf_map_lookup_elem(&vfs_wait, &tid);
+		struct vfs_wait *old = bpf_map_lookup_elem(&vfs_wait, &tid);
+
 		if (old && old->key)
 			count_lost_outcome(0);
 		err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_EXIST);

@@ -4,6 +4,12 @@ use std::collections::HashSet;
 
 use super::*;
 
+/// The events an in-band `"reason":"outcome"` line says came without "ret"; None for any
+/// other line.
+fn outcomes_lost_in(e: &serde_json::Value) -> Option<u64> {
+    (e["op"] == "lost" && e["reason"] == "outcome").then(|| e["count"].as_u64().expect("a count"))
+}
+
 /// Six root threads make 180 directories at once. Each comes as one mkdir event, with its
 /// outcome; a run of ours the kernel skipped may cost an event or its outcome, and then the
 /// agent says so (`"reason":"skipped"`), as it says an outcome the kernel could not follow
@@ -45,8 +51,8 @@ fn concurrent_writers_lose_nothing_silently() {
     // agent's stderr names the table's error (shown with --nocapture).
     let mut outcomes_lost = 0;
     for e in &evs {
-        if e["op"] == "lost" && e["reason"] == "outcome" {
-            outcomes_lost += e["count"].as_u64().expect("a count");
+        if let Some(n) = outcomes_lost_in(e) {
+            outcomes_lost += n;
             continue;
         }
         let p = e["path"].as_str().unwrap_or_default();
@@ -145,11 +151,7 @@ fn readers_in_another_syscall_cost_a_writer_nothing() {
             a.stderr_text()
         )
     };
-    let outcomes_lost: u64 = evs
-        .iter()
-        .filter(|e| e["op"] == "lost" && e["reason"] == "outcome")
-        .map(|e| e["count"].as_u64().expect("a count"))
-        .sum();
+    let outcomes_lost: u64 = evs.iter().filter_map(outcomes_lost_in).sum();
     let mut without_ret = 0;
     let ops: Vec<String> = evs
         .iter()
