@@ -380,9 +380,10 @@ const IN_BAND: &[(&str, &str)] = &[
     ),
     (
         r#"{"time":…,"op":"lost","count":N,"reason":"outcome"}"#,
-        "N events were delivered \
-        but their outcome could not be followed or delivered (counted in the kernel): they \
-        came without ret.",
+        "The N events just before it came \
+        without ret: their outcome (lsm, fentry, kprobe) did not come (the op failed after the \
+        hook, the kernel skipped or could not deliver the outcome, or the op still ran when \
+        ownwatch stopped).",
     ),
     (
         r#"{"time":…,"op":"lost","count":N,"reason":"output"}"#,

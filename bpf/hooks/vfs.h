@@ -66,16 +66,13 @@ static __always_inline struct vfs_wait *wait_of_current(void)
 	return bpf_map_lookup_elem(&vfs_wait, &tid);
 }
 
-/* A wait that cannot be kept is an outcome lost: counted apart from lost records, never
- * silent (the event then comes without "ret"). A thread's new wait replaces its old one,
- * which is then no longer counted twice. An old one still waiting for an outcome
- * (`key`) is an outcome that did not come: another LSM refused the op between hook and
- * function, or the kernel skipped the outcome program. It skips the fexit programs of a
- * call in flight when it replaces the function's trampoline (bpf_tramp_image_put: a BPF
- * program attached to or detached from the same function meanwhile, such as another
- * ownwatch starting or stopping), and counts no miss. Seen on 6.1 lsm: one rmdir of a
- * 1,000-rmdir test in about a third of runs, other tests' agents starting and stopping
- * beside it. Counted here, the event without "ret" is said. */
+/* A thread's new wait replaces its old one, which is then no longer counted twice. An old one
+ * still waiting for an outcome (`key`) is an outcome that did not come: another LSM refused
+ * the op between hook and function, or the kernel skipped the outcome program (it skips the
+ * fexit programs of a call in flight when it replaces the function's trampoline,
+ * bpf_tramp_image_put, counting no miss). Its event then goes without "ret", and user space,
+ * which holds it, counts it in-band as it sends it (src/watch/pending.rs): every event without
+ * "ret" is counted there, whatever kept its outcome away, so nothing is counted here. */
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
 	__u32 tid = current_tid();
@@ -90,8 +87,6 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 			/* counted before it is active, uncounted after it is not */
 			if (!t->active)
 				__sync_fetch_and_add(&ow_waits, 1);
-			else if (t->key)
-				count_lost_outcome(0);
 			*t = *w;
 			t->active = 1;
 			return;
@@ -104,8 +99,6 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 							  bpf_get_current_task_btf(), 0, 0);
 
 		if (t && t->active) {
-			if (t->key)
-				count_lost_outcome(0);
 			t->active = 0;
 			__sync_fetch_and_add(&ow_waits, -1);
 		}
@@ -114,15 +107,10 @@ static __always_inline void set_wait(const struct vfs_wait *w)
 	err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_NOEXIST);
 	if (err == 0)
 		return;
-	if (err == -EEXIST) {
-		struct vfs_wait *old = bpf_map_lookup_elem(&vfs_wait, &tid);
-
-		if (old && old->key)
-			count_lost_outcome(0);
+	if (err == -EEXIST)
 		err = bpf_map_update_elem(&vfs_wait, &tid, w, BPF_EXIST);
-	}
 	if (err)
-		count_lost_outcome(err);
+		wait_refused(err);
 	__sync_fetch_and_add(&ow_waits, -1);
 }
 
@@ -243,8 +231,8 @@ static __always_inline void vfs_outcome(struct vfs_wait *w, long ret)
 	};
 
 	drop_wait_of(w);
-	if (bpf_ringbuf_output(&events, &o, sizeof(o), wake_flags(sizeof(o))))
-		count_lost_outcome(0);
+	/* (a full ring: the event goes without "ret", counted by user space) */
+	bpf_ringbuf_output(&events, &o, sizeof(o), wake_flags(sizeof(o)));
 }
 
 /* Argument i of a tracing program (fentry, fexit, lsm) or a kprobe. i comes from fn_args,

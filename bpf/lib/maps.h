@@ -48,10 +48,8 @@ struct {
  * bpf_prog_active while it runs, preemptibly, and a reader preempted there would make the
  * kernel skip every kprobe and tracepoint program on that CPU meanwhile. */
 __u64 lost_records = 0;
-/* Outcomes that could not be followed (the wait table refused the thread's wait) or delivered
- * (ring full): each an event that came without "ret". Said apart from lost records
- * ("reason":"outcome"); lost_wait_err keeps the last error of the wait table (said on stderr). */
-__u64 lost_outcomes = 0;
+/* The last error of the wait table (hooks/vfs.h, set_wait), said on stderr: the event whose
+ * wait it refused comes without "ret", which user space counts in-band as it sends it. */
 __s64 lost_wait_err = 0;
 
 /* Set by user space as it stops: the programs stay attached for seconds after (the detacher
@@ -300,11 +298,9 @@ static __always_inline void count_lost(void)
 	__sync_fetch_and_add(&lost_records, 1);
 }
 
-static __always_inline void count_lost_outcome(long err)
+static __always_inline void wait_refused(long err)
 {
-	__sync_fetch_and_add(&lost_outcomes, 1);
-	if (err)
-		lost_wait_err = err;
+	lost_wait_err = err;
 }
 
 #endif

@@ -544,12 +544,10 @@ impl<'a> Maps<'a> {
             lost: skel.maps.bss_data.as_deref().map_or(
                 LostCounters {
                     records: std::ptr::null(),
-                    outcomes: std::ptr::null(),
                     wait_err: std::ptr::null(),
                 },
                 |b| LostCounters {
                     records: &b.lost_records,
-                    outcomes: &b.lost_outcomes,
                     wait_err: &b.lost_wait_err,
                 },
             ),
@@ -606,7 +604,6 @@ fn event_loop(
 ) -> Result<u8> {
     let mut losses = Losses {
         lost: 0,
-        outcomes: 0,
         wait_err: 0,
         skipped: skipped_runs(maps.obj, maps.links),
     };
@@ -946,12 +943,11 @@ fn write_masks(
     Ok(())
 }
 
-/// What was said in-band so far: records the kernel could not deliver, outcomes it could not
-/// follow or deliver (events that came without "ret"), runs of our programs it skipped (each
-/// may have been an event or its outcome).
+/// What was said so far: records the kernel could not deliver and runs of our programs it
+/// skipped (each may have been an event or its outcome), in-band; the wait table's last error,
+/// on stderr. (Events that come without "ret" are counted as they are sent: Processor.)
 struct Losses {
     lost: u64,
-    outcomes: u64,
     /// the wait table's last error, once said on stderr
     wait_err: i64,
     skipped: u64,
@@ -964,19 +960,14 @@ impl Losses {
             p.lost(lost - self.lost, None);
             self.lost = lost;
         }
-        let outcomes = read_counter(maps.lost.outcomes);
-        if outcomes > self.outcomes {
-            p.lost(outcomes - self.outcomes, Some("outcome"));
-            self.outcomes = outcomes;
-            let err = read_counter(maps.lost.wait_err.cast::<u64>()) as i64;
-            if err != 0 && err != self.wait_err {
-                eprintln!(
-                    "ownwatch: the kernel could not keep a writer's wait for its outcome ({}); \
-                     its event comes without \"ret\"",
-                    io::Error::from_raw_os_error(-err as i32)
-                );
-                self.wait_err = err;
-            }
+        let err = read_counter(maps.lost.wait_err.cast::<u64>()) as i64;
+        if err != 0 && err != self.wait_err {
+            eprintln!(
+                "ownwatch: the kernel could not keep a writer's wait for its outcome ({}); \
+                 its event comes without \"ret\"",
+                io::Error::from_raw_os_error(-err as i32)
+            );
+            self.wait_err = err;
         }
     }
 
@@ -1028,8 +1019,6 @@ fn install_signals() -> Result<()> {
 struct LostCounters {
     /// records it could not deliver (`lost_records`)
     records: *const u64,
-    /// outcomes it could not follow or deliver (`lost_outcomes`)
-    outcomes: *const u64,
     /// the wait table's last error (`lost_wait_err`, a negative errno)
     wait_err: *const i64,
 }

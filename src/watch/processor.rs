@@ -108,11 +108,8 @@ impl Processor {
         let now = std::time::Instant::now();
         let pending = &self.pending;
         for g in self.roots.refresh(|tree| pending.awaits(tree, now)) {
-            for mut ev in self.pending.take_tree(&g.path) {
-                if self.done() || self.emit(&mut ev) != 0 {
-                    break;
-                }
-            }
+            let waiting = self.pending.take_tree(&g.path);
+            self.emit_without_outcome(waiting);
             eprintln!(
                 "ownwatch: {}: watched tree {}; no longer watched",
                 String::from_utf8_lossy(&g.path),
@@ -275,7 +272,7 @@ impl Processor {
         }
         if rec.ev.flags & flag::PENDING != 0 {
             return match self.pending.hold(rec.ev.tid, ev) {
-                Some(mut old) => self.emit(&mut old),
+                Some(old) => self.emit_without_outcome(vec![old]),
                 None => 0,
             };
         }
@@ -291,20 +288,37 @@ impl Processor {
     pub(super) fn release_overdue(&mut self) {
         let alive =
             |pid: u32, tid: u32| std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
-        for mut ev in self.pending.overdue(std::time::Instant::now(), alive) {
-            if self.done() || self.emit(&mut ev) != 0 {
-                break;
-            }
-        }
+        let overdue = self.pending.overdue(std::time::Instant::now(), alive);
+        self.emit_without_outcome(overdue);
     }
 
     /// Stopping: events whose outcome never came are reported without "ret".
     pub(super) fn drain_waiting(&mut self) {
-        for mut ev in self.pending.drain() {
-            if self.done() || self.emit(&mut ev) != 0 {
+        let waiting = self.pending.drain();
+        self.emit_without_outcome(waiting);
+    }
+
+    /// Events whose outcome did not come (`Pending`), sent without "ret" and counted in-band
+    /// after them (`"reason":"outcome"`): every event without "ret" is said, whatever kept
+    /// its outcome away (the kernel skipped or could not deliver it, another LSM refused the
+    /// op after our hook, the op still ran when we stopped or gave its tree up).
+    fn emit_without_outcome(&mut self, evs: Vec<Event>) -> i32 {
+        let mut sent = 0;
+        let mut res = 0;
+        for mut ev in evs {
+            if self.done() {
                 break;
             }
+            res = self.emit(&mut ev);
+            if res != 0 {
+                break;
+            }
+            sent += 1;
         }
+        if sent > 0 {
+            self.lost(sent, Some("outcome"));
+        }
+        res
     }
 
     fn emit(&mut self, ev: &mut Event) -> i32 {
@@ -526,8 +540,8 @@ impl Processor {
         });
     }
 
-    /// Records the kernel could not deliver (reason None), or outcomes it could not follow or
-    /// deliver ("outcome": that many events came without "ret").
+    /// Records the kernel could not deliver (reason None), or events sent without "ret"
+    /// ("outcome", emit_without_outcome).
     pub(super) fn lost(&mut self, n: u64, reason: Option<&'static str>) {
         if let Some(m) = self.metrics.as_mut().filter(|_| reason.is_none()) {
             m.lost += n;
@@ -657,5 +671,68 @@ mod tests {
         assert!(p.dropped("chmod", Some(0o2755), &outcome(8, 1)));
         // a plain chmod says nothing
         assert!(!p.dropped("chmod", Some(0o755), &outcome(9, 0)));
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+    use crate::output::sink::Sink;
+
+    fn held(tid: u32, path: &str) -> Event {
+        Event {
+            op: "mkdir",
+            path: path.as_bytes().to_vec(),
+            pid: 7,
+            tid,
+            time: format!("2026-12-06T00:00:0{tid}Z").as_str().into(),
+            ..Event::default()
+        }
+    }
+
+    /// Every event that goes without "ret" is counted in-band right after it, whichever way
+    /// it went: its thread's next event replaced it, it was overdue, or the agent stopped.
+    #[test]
+    fn events_without_ret_are_counted_in_band_after_them() {
+        let dir = crate::testutil::temp_dir("outcome");
+        let file = dir.path().join("out");
+        let out = Output::Lines(Sink::file(&file).unwrap());
+        let mut p = Processor::new(&[], Format::Json, Backend::Lsm, out);
+        assert!(p.pending.hold(1, held(1, "/t/a")).is_none());
+        let old = p
+            .pending
+            .hold(1, held(1, "/t/b"))
+            .expect("a replaced event");
+        assert_eq!(p.emit_without_outcome(vec![old]), 0);
+        assert!(p.pending.hold(2, held(2, "/t/c")).is_none());
+        p.drain_waiting();
+        p.drain_waiting(); // nothing left: nothing said
+        p.flush();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let shape: Vec<(String, Option<String>, Option<u64>)> = lines
+            .iter()
+            .map(|v| {
+                assert!(v.get("ret").is_none(), "{v}");
+                (
+                    v["op"].as_str().unwrap().to_string(),
+                    v["path"].as_str().map(str::to_string),
+                    v["count"].as_u64(),
+                )
+            })
+            .collect();
+        let ev = |p: &str| ("mkdir".to_string(), Some(p.to_string()), None);
+        let lost = |n| ("lost".to_string(), None, Some(n));
+        assert_eq!(
+            shape,
+            [ev("/t/a"), lost(1), ev("/t/b"), ev("/t/c"), lost(2)]
+        );
+        assert!(lines
+            .iter()
+            .filter(|v| v["op"] == "lost")
+            .all(|v| v["reason"] == "outcome"));
     }
 }
