@@ -334,6 +334,20 @@ static __always_inline int vfs_ret(__u32 fn, __u64 raw)
 	return 0;
 }
 
+/* A thread that ends while it waits for an outcome that never came (another LSM refused its op
+ * after our hook, the kernel skipped the outcome program): its wait goes with it, uncounted.
+ * Else ow_waits stayed above 0 for good, and every program on the functions that complete an
+ * op, which run for every writer on the machine, looked its thread's wait up instead of
+ * leaving at one load. (A classic tracepoint: it runs wherever kprobes do; a thread's end
+ * costs it far more than this program's run.) Its name is a contract (lib/prog_names.h). */
+SEC("?tracepoint/sched/sched_process_exit")
+int vfs_wait_exit(void *ctx)
+{
+	if (ow_waits)
+		drop_wait();
+	return 0;
+}
+
 /* The key of a completing function's wait: the dentry argument the hook saw, or for
  * vfs_rename(struct renamedata *) its old dentry. */
 static __always_inline __u64 dentry_key(__u64 arg)

@@ -25,7 +25,7 @@
  * tp_uring_req and tp_uring_sqe (hooks/uring.h), tp_ctime_set, tp_ctime_xchg and tp_ctime_skip
  * (hooks/ctime.h), kp_done (hooks/vfs.h: the kprobe backend's outcomes on 6.10+, one kprobe
  * session; it begins with PROG_KPROBE, and user space switches it off where the kernel has no
- * kprobe sessions). */
+ * kprobe sessions), vfs_wait_exit (hooks/vfs.h: lsm, fentry and kprobe, a thread's end). */
 
 /* a##b after expanding both: OW_CAT(PROG_LSM, mkdir) is lsm_mkdir */
 #define OW_CAT_(a, b) a##b

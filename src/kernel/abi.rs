@@ -68,6 +68,8 @@ pub mod prog {
     /// (`args::session_functions`), instead of their `kp_arm_` + `kr_done_` pairs and
     /// `kr_done_do_rmdir`, which stay loaded for kernels where it cannot be attached.
     pub const KP_DONE: &str = "kp_done";
+    /// lsm, fentry and kprobe: a thread's end drops its wait for an outcome.
+    pub const VFS_WAIT_EXIT: &str = "vfs_wait_exit";
     /// The pair programs of a completing function.
     pub const KP_ARM: &str = "kp_arm_";
     pub const KR_DONE: &str = "kr_done_";

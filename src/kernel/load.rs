@@ -301,7 +301,8 @@ fn configure(
 /// Switches on the chosen family only. The tracepoint backend: an enter and an exit program
 /// per syscall this kernel has (setxattrat is 6.13+, fchmodat2 6.6+), the exit program they
 /// go on in, the ctime hooks where they exist. lsm, fentry, kprobe: the hooks, plus fexit
-/// (lsm, fentry) or kprobe+kretprobe on the functions that do the ops, for their outcome.
+/// (lsm, fentry) or kprobe+kretprobe on the functions that do the ops, for their outcome, and
+/// the program that drops an ending thread's wait.
 /// Hooks this kernel lacks stay off (file_truncate is 6.2+; before it ftruncate and O_TRUNC
 /// call path_truncate).
 fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -> Result<()> {
@@ -323,12 +324,13 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
             Backend::Tracepoint => tracepoint_prog_on(&name, uring),
             _ => {
                 let (hook_prefix, done_prefix) = prog::vfs_prefixes(backend);
-                (name.starts_with(hook_prefix) || name.starts_with(done_prefix))
-                    && kernel_has_target(&name, backend, &has_func)
-                    && chown_hook_on(&name, backend, struct_args)
-                    && rmdir_done_on(&name, do_rmdir)
-                    && lsm_rename_on(&name, rename_noflags)
-                    && (name != prog::KP_DONE || session)
+                name == prog::VFS_WAIT_EXIT
+                    || ((name.starts_with(hook_prefix) || name.starts_with(done_prefix))
+                        && kernel_has_target(&name, backend, &has_func)
+                        && chown_hook_on(&name, backend, struct_args)
+                        && rmdir_done_on(&name, do_rmdir)
+                        && lsm_rename_on(&name, rename_noflags)
+                        && (name != prog::KP_DONE || session))
             }
         };
         p.set_autoload(on);

@@ -545,10 +545,12 @@ impl<'a> Maps<'a> {
                 LostCounters {
                     records: std::ptr::null(),
                     wait_err: std::ptr::null(),
+                    waits: std::ptr::null(),
                 },
                 |b| LostCounters {
                     records: &b.lost_records,
                     wait_err: &b.lost_wait_err,
+                    waits: &b.ow_waits,
                 },
             ),
             obj: skel.object(),
@@ -744,8 +746,12 @@ fn event_loop(
             p.flush();
             if verbose {
                 eprintln!(
-                    "ownwatch: {} records from the kernel, {} events written, {} lost",
-                    p.records, p.events, losses.lost
+                    "ownwatch: {} records from the kernel, {} events written, {} lost, {} \
+                     writers waiting for an outcome",
+                    p.records,
+                    p.events,
+                    losses.lost,
+                    read_counter(maps.lost.waits)
                 );
             }
             return Ok(0);
@@ -1021,6 +1027,8 @@ struct LostCounters {
     records: *const u64,
     /// the wait table's last error (`lost_wait_err`, a negative errno)
     wait_err: *const i64,
+    /// threads waiting for an outcome, at least (`ow_waits`; verbose, at exit)
+    waits: *const u64,
 }
 
 /// One of the kernel's counters (`LostCounters`), 0 without a .bss.

@@ -192,13 +192,17 @@ fn readers_in_another_syscall_cost_a_writer_nothing() {
 /// comes. The event still goes, once, without "ret", when its thread has ended or the agent
 /// stops, and is counted in-band right after it: not silently as before (only a thread's
 /// next op counted it). Where the kernel has no landlock (5.10), the mkdir succeeds and is
-/// reported with its outcome.
+/// reported with its outcome. The thread's wait ends with it: no writer waits when the agent
+/// stops (`-v`), else every program on the functions that complete an op would have gone on
+/// looking waits up for every writer on the machine.
 #[test]
 fn an_op_refused_after_our_hook_comes_without_ret_and_is_said() {
     const LANDLOCK_ACCESS_FS_MAKE_DIR: u64 = 1 << 7;
     const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
     let d = root_dir!("refused");
-    let mut a = Agent::spawn(watch_args(&[s(&d.tree)]), StdoutMode::Lines);
+    let mut args = watch_args(&[s(&d.tree)]);
+    args.push("-v".into());
+    let mut a = Agent::spawn(args, StdoutMode::Lines);
     let dir = d.t("refused");
     let abi = unsafe {
         libc::syscall(
@@ -231,6 +235,11 @@ fn an_op_refused_after_our_hook_comes_without_ret_and_is_said() {
     });
     let evs = a.finish_all(&d.tree);
     let backend = expected_backend();
+    let err = a.stderr_text();
+    assert!(
+        err.contains(" lost, 0 writers waiting for an outcome"),
+        "{err}"
+    );
     if !landlock {
         assert_eq!(evs.len(), 1, "{evs:?}");
         let e = &evs[0];
