@@ -591,8 +591,9 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 	});
 }
 
-static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
-				   __u32 gid)
+/* final: the op is done already (chown_common's exit): no outcome to wait for. */
+static __always_inline int on_attr_as(__u32 op, const struct path *p, __u32 mode, __u32 uid,
+				      __u32 gid, bool final)
 {
 	__u64 dv;
 
@@ -608,10 +609,19 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 		}
 	}
 	return vfs_event(&(struct vfs_op){ .op = op, .mode = mode, .new_uid = uid, .new_gid = gid,
-					   .d = dv, .m = path_mnt(p), .done_key = dv });
+					   .d = dv, .m = path_mnt(p),
+					   .done_key = final ? 0 : dv });
 }
 
-static __always_inline int on_open(struct file *f)
+static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
+				   __u32 gid)
+{
+	return on_attr_as(op, p, mode, uid, gid, false);
+}
+
+/* refused: the hook's verdict (fentry, at its exit) refused the open. A file it created
+ * before exists all the same: its create is reported; an open for writing is not. */
+static __always_inline int on_open(struct file *f, bool refused)
 {
 	__u32 fmode;
 	struct inode *inode;
@@ -621,7 +631,7 @@ static __always_inline int on_open(struct file *f)
 	/* (direct loads where core_cast, but the dentry and mount go on as numbers: a global
 	 * function takes them) */
 	fmode = KREAD(struct file, f, f_mode);
-	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
+	if (!(fmode & (refused ? FMODE_CREATED : (FMODE_WRITE | FMODE_CREATED))))
 		return 0;
 	inode = KREAD(struct file, f, f_inode);
 	dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
@@ -638,7 +648,7 @@ static __always_inline int on_open(struct file *f)
 	/* The create or the opening for write is done when the file is opened: no done_key. */
 	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
 	vfs_event(&o);
-	if (o.op == OW_OP_WRITE && (KREAD(struct file, f, f_flags) & O_TRUNC) &&
+	if (!refused && o.op == OW_OP_WRITE && (KREAD(struct file, f, f_flags) & O_TRUNC) &&
 	    (KREAD(struct inode, inode, i_mode) & S_IFMT) == S_IFREG) {
 		/* The truncate that follows is part of this open (the syscall route sees one
 		 * open); a regular file's only: O_TRUNC truncates nothing else, and a wait
@@ -672,10 +682,26 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 		return 0;                                                                  \
 	}
 
+/* The fentry backend's hooks run at the security hook's exit (fexit), where its verdict is
+ * known. AppArmor, landlock and TOMOYO decide inside the path and file_open hooks, after a
+ * program at their entry: an op one of them refused, which then fails, was an event (a write
+ * open with "ret":0, the others without "ret"). (The BPF LSM runs after them and is not called
+ * then; the kprobe backend still sees the entry.) The verdict is the slot after the hook's
+ * arguments, an int. The xattr and ACL hooks stay at the entry: they run inside the functions
+ * whose outcome is followed, which returns their refusal. */
+#define HOOK_OK_PROG(name, args...)                                                        \
+	OW_PINNED_PROG_IF(actor_allowed() || (int)ctx[___bpf_narg(args)], name, ##args)
+
+/* The hook's verdict refused the op, for a program that must see it anyway (file_open: a file
+ * created before it exists all the same). 0 where the hook is seen at its entry. */
+#define HOOK_REFUSED(KIND, ctx, nargs)                                                     \
+	(__builtin_strcmp(KIND, "fexit") == 0 && (int)((unsigned long long *)(ctx))[nargs])
+
 /* One program per hook and backend, named FN<op>: lsm_mkdir, fentry_mkdir, kp_mkdir, ... (a
  * contract with user space, lib/prog_names.h). kuid_t and kgid_t are one-field structs passed
- * by value, in a register each: taken as integers here. */
-#define VFS_HOOKS(KIND, PFX, FN, DEF, ARG)                                                 \
+ * by value, in a register each: taken as integers here. KIND: the path and file_open hooks'
+ * attach kind, XKIND the xattr and ACL hooks'. */
+#define VFS_HOOKS(KIND, XKIND, PFX, FN, DEF, ODEF, ARG)                                    \
 	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
 	int OW_PROG(DEF, OW_CAT(FN, mkdir), const struct path *dir, struct dentry *d,      \
 		    umode_t mode)                                                          \
@@ -715,32 +741,35 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	int OW_PROG(DEF, OW_CAT(FN, chown), const struct path *p, __u64 uid, __u64 gid)    \
 	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }           \
 	SEC("?" KIND "/" PFX "file_open")                                                  \
-	int OW_PROG(DEF, OW_CAT(FN, open), struct file *f)                                 \
-	{ on_open(f); return 0; }                                                          \
-	XATTR_HOOK(KIND, PFX, FN, ARG, inode_setxattr, setxattr, OW_OP_SETXATTR,           \
+	int OW_PROG(ODEF, OW_CAT(FN, open), struct file *f)                                \
+	{ on_open(f, HOOK_REFUSED(KIND, ctx, 1)); return 0; }                              \
+	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_setxattr, setxattr, OW_OP_SETXATTR,          \
 		   OW_XHOOK_SETXATTR)                                                      \
-	XATTR_HOOK(KIND, PFX, FN, ARG, inode_removexattr, removexattr, OW_OP_REMOVEXATTR,  \
+	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_removexattr, removexattr, OW_OP_REMOVEXATTR, \
 		   OW_XHOOK_REMOVEXATTR)                                                   \
 	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
-	XATTR_HOOK(KIND, PFX, FN, ARG, inode_set_acl, setacl, OW_OP_SETXATTR,              \
+	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_set_acl, setacl, OW_OP_SETXATTR,             \
 		   OW_XHOOK_SET_ACL)                                                       \
-	XATTR_HOOK(KIND, PFX, FN, ARG, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR,     \
+	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR,    \
 		   OW_XHOOK_REMOVE_ACL)
 
 /* Before 6.1 trampolines take no structs by value, such as path_chown's kuid_t and kgid_t:
  * lsm and fentry see chown at chown_common, the hook's one caller, where the ids are numbers as the
- * caller gave them (-1: unchanged, as OW_UNSET), valid outside user namespaces. */
+ * caller gave them (-1: unchanged, as OW_UNSET), valid outside user namespaces. At its exit
+ * (fexit), which returns the chown's result (the hook's verdict and notify_change's): only a
+ * chown that happened is an event, final, with no outcome to wait for. */
 #define CHOWN_COMMON(FN)                                                                   \
-	SEC("?fentry/chown_common")                                                        \
-	int OW_PROG(ACTOR_PINNED_PROG, OW_CAT(FN, chown_common), const struct path *p,     \
+	SEC("?fexit/chown_common")                                                         \
+	int OW_PROG(HOOK_OK_PROG, OW_CAT(FN, chown_common), const struct path *p,          \
 		    __u32 uid, __u32 gid)                                                  \
-	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, uid, gid); return 0; }
+	{ on_attr_as(OW_OP_CHOWN, p, OW_UNSET, uid, gid, true); return 0; }
 
 /* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
- * backend sees rename at security_path_rename, which has them. */
-SEC("?fentry/security_path_rename")
-int ACTOR_PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o,
-		      const struct path *nd, struct dentry *n, unsigned int flags)
+ * backend sees rename at security_path_rename, which has them; at its exit, as the fentry
+ * backend's hooks, where the other LSMs' verdict is known. */
+SEC("?fexit/security_path_rename")
+int HOOK_OK_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o,
+		 const struct path *nd, struct dentry *n, unsigned int flags)
 {
 	on_rename(od, o, nd, n, flags);
 	return 0;
@@ -748,8 +777,9 @@ int ACTOR_PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *
 
 CHOWN_COMMON(PROG_LSM)
 CHOWN_COMMON(PROG_FENTRY)
-VFS_HOOKS("lsm", "", PROG_LSM, ACTOR_PINNED_PROG, tracing_arg)
-VFS_HOOKS("fentry", "security_", PROG_FENTRY, ACTOR_PINNED_PROG, tracing_arg)
-VFS_HOOKS("kprobe", "security_", PROG_KPROBE, ACTOR_KPROBE, kprobe_arg)
+VFS_HOOKS("lsm", "lsm", "", PROG_LSM, ACTOR_PINNED_PROG, ACTOR_PINNED_PROG, tracing_arg)
+VFS_HOOKS("fexit", "fentry", "security_", PROG_FENTRY, HOOK_OK_PROG, ACTOR_PINNED_PROG,
+	  tracing_arg)
+VFS_HOOKS("kprobe", "kprobe", "security_", PROG_KPROBE, ACTOR_KPROBE, ACTOR_KPROBE, kprobe_arg)
 
 #endif

@@ -185,25 +185,33 @@ fn readers_in_another_syscall_cost_a_writer_nothing() {
     );
 }
 
-/// Landlock refuses root's mkdir inside the security hook, after fentry and kprobe saw the
-/// hook's entry and before the BPF LSM runs (`lsm=…,landlock,bpf`). The op fails, so
-/// tracepoint (its exit sees the error) and lsm (not reached) report nothing. fentry and
-/// kprobe sent the event, and the function that does the op never runs: its outcome never
-/// comes. The event still goes, once, without "ret", when its thread has ended or the agent
-/// stops, and is counted in-band right after it: not silently as before (only a thread's
-/// next op counted it). Where the kernel has no landlock (5.10), the mkdir succeeds and is
-/// reported with its outcome. The thread's wait ends with it: no writer waits when the agent
-/// stops (`-v`), else every program on the functions that complete an op would have gone on
-/// looking waits up for every writer on the machine.
+/// Landlock refuses root's mkdir, its opening of a file for writing and its creating one
+/// (`O_CREAT|O_WRONLY`: landlock lets the file be made, then refuses to open it for writing),
+/// inside the security hooks, after a program at their entry and before the BPF LSM
+/// (`lsm=…,landlock,bpf`). Each syscall fails; the new file exists all the same.
+/// - lsm: its hooks are not called, nothing is reported (nor the new file: README, Backends).
+/// - tracepoint: the syscalls failed, nothing is reported (nor the new file).
+/// - fentry: its hooks run at the hooks' exit and see the verdict: only the new file, a create
+///   that happened, is reported.
+/// - kprobe: sees the hooks' entry: the write open is reported with "ret":0 and the create;
+///   the mkdir, whose outcome never comes, goes without "ret" once its thread has ended or
+///   the agent stops, counted in-band right after it (README, Backends, Outcome).
+///
+/// The thread's wait ends with it: no writer waits when the agent stops (`-v`), else the
+/// programs on the functions that complete an op would look waits up for every writer on
+/// the machine for good. Where the kernel has no landlock (5.10), the three ops succeed and
+/// are reported with their outcome.
 #[test]
-fn an_op_refused_after_our_hook_comes_without_ret_and_is_said() {
+fn ops_another_lsm_refuses() {
+    const LANDLOCK_ACCESS_FS_WRITE_FILE: u64 = 1 << 1;
     const LANDLOCK_ACCESS_FS_MAKE_DIR: u64 = 1 << 7;
     const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
     let d = root_dir!("refused");
+    make_file(d.t("w"), b"");
     let mut args = watch_args(&[s(&d.tree)]);
     args.push("-v".into());
     let mut a = Agent::spawn(args, StdoutMode::Lines);
-    let dir = d.t("refused");
+    let (dir, w, made) = (d.t("refused"), d.t("w"), d.t("made"));
     let abi = unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
@@ -213,13 +221,19 @@ fn an_op_refused_after_our_hook_comes_without_ret_and_is_said() {
         )
     };
     let (landlock, why) = (abi >= 1, errno());
-    let p = cp(&dir);
+    let (pd, pw, pm) = (cp(&dir), cp(&w), cp(&made));
     let child = run_as(Creds::Root, || {
+        let (wr, creat) = (libc::O_WRONLY, libc::O_CREAT | libc::O_WRONLY);
         if !landlock {
-            let r = unsafe { libc::mkdir(p.as_ptr(), 0o755) };
-            return check("mkdir", r as _).map(drop);
+            check("mkdir", unsafe { libc::mkdir(pd.as_ptr(), 0o755) } as _)?;
+            for (p, flags) in [(&pw, wr), (&pm, creat)] {
+                let fd = unsafe { libc::open(p.as_ptr(), flags, 0o644) };
+                check("open", fd as _)?;
+                unsafe { libc::close(fd) };
+            }
+            return Ok(());
         }
-        let handled = LANDLOCK_ACCESS_FS_MAKE_DIR;
+        let handled = LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_WRITE_FILE;
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_landlock_create_ruleset,
@@ -231,7 +245,9 @@ fn an_op_refused_after_our_hook_comes_without_ret_and_is_said() {
         check("landlock_create_ruleset", fd as _)?;
         let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, fd as i32, 0u32) };
         check("landlock_restrict_self", r as _)?;
-        fails!(libc::EACCES, nr::SYS_mkdir, p, 0o755)
+        fails!(libc::EACCES, nr::SYS_mkdir, pd, 0o755)?;
+        fails!(libc::EACCES, nr::SYS_open, pw, wr)?;
+        fails!(libc::EACCES, nr::SYS_open, pm, creat, 0o644)
     });
     let evs = a.finish_all(&d.tree);
     let backend = expected_backend();
@@ -240,28 +256,43 @@ fn an_op_refused_after_our_hook_comes_without_ret_and_is_said() {
         err.contains(" lost, 0 writers waiting for an outcome"),
         "{err}"
     );
-    if !landlock {
-        assert_eq!(evs.len(), 1, "{evs:?}");
-        let e = &evs[0];
-        assert!(
-            e["op"] == "mkdir" && e["path"] == s(&dir) && e["pid"] == child,
-            "{e}"
-        );
-        assert!(e["fsuid"] == 0 && e["ret"] == 0, "{e}");
-        eprintln!("no landlock here (errno {why}): the mkdir succeeded");
-        return;
-    }
-    if backend == "lsm" || backend == "tracepoint" {
-        assert!(evs.is_empty(), "{backend}: {evs:?}");
-        return;
-    }
-    assert_eq!(evs.len(), 2, "{backend}: {evs:?}");
-    let (e, note) = (&evs[0], &evs[1]);
-    assert!(
-        e["op"] == "mkdir" && e["path"] == s(&dir) && e["pid"] == child,
-        "{e}"
-    );
-    assert!(e["fsuid"] == 0 && e.get("ret").is_none(), "{e}");
-    assert_eq!(outcomes_lost_in(note), Some(1), "{note}");
-    assert!(!dir.exists());
+    assert!(made.exists(), "landlock refused the open, not the create");
+    // (op, path, "ret")
+    let got: Vec<(String, String, Option<i64>)> = evs
+        .iter()
+        .map(|e| {
+            if let Some(n) = outcomes_lost_in(e) {
+                return ("outcome lost".into(), n.to_string(), None);
+            }
+            assert!(e["pid"] == child && e["fsuid"] == 0, "{e}");
+            let op = e["op"].as_str().expect("an op").to_string();
+            let path = e["path"].as_str().expect("a path").to_string();
+            (
+                op,
+                path,
+                e.get("ret").map(|r| r.as_i64().expect("a number")),
+            )
+        })
+        .collect();
+    let ev = |op: &str, p: &Path, ret: Option<i64>| (op.to_string(), s(p).to_string(), ret);
+    let want = if !landlock {
+        eprintln!("no landlock here (errno {why}): the ops succeeded");
+        vec![
+            ev("mkdir", &dir, Some(0)),
+            ev("write", &w, Some(0)),
+            ev("create", &made, Some(0)),
+        ]
+    } else {
+        match backend.as_str() {
+            "lsm" | "tracepoint" => vec![],
+            "fentry" => vec![ev("create", &made, Some(0))],
+            _ => vec![
+                ev("write", &w, Some(0)),
+                ev("create", &made, Some(0)),
+                ev("mkdir", &dir, None),
+                ("outcome lost".into(), "1".into(), None),
+            ],
+        }
+    };
+    assert_eq!(got, want, "{backend}");
 }
