@@ -71,8 +71,9 @@ static __always_inline struct vfs_wait *wait_of_current(void)
  * the op between hook and function, or the kernel skipped the outcome program (it skips the
  * fexit programs of a call in flight when it replaces the function's trampoline,
  * bpf_tramp_image_put, counting no miss). Its event then goes without "ret", and user space,
- * which holds it, counts it in-band as it sends it (src/watch/pending.rs): every event without
- * "ret" is counted there, whatever kept its outcome away, so nothing is counted here. */
+ * which holds it, counts it in-band as it sends it (src/watch/processor.rs,
+ * emit_without_outcome): every event without "ret" is counted there, whatever kept its
+ * outcome away, so nothing is counted here. */
 static __always_inline void set_wait(const struct vfs_wait *w)
 {
 	__u32 tid = current_tid();

@@ -1020,8 +1020,9 @@ fn install_signals() -> Result<()> {
     Ok(())
 }
 
-/// The kernel's loss counters (bpf/lib/maps.h), in .bss, mapped into our memory: read without
-/// a bpf(2) call. Null pointers without a .bss.
+/// The kernel's loss counters (bpf/lib/maps.h) and its count of waits for an outcome
+/// (hooks/vfs.h), in .bss, mapped into our memory: read without a bpf(2) call. Null pointers
+/// without a .bss.
 struct LostCounters {
     /// records it could not deliver (`lost_records`)
     records: *const u64,
