@@ -634,12 +634,13 @@ pub fn skipped_count(line: &str) -> u64 {
 /// The agent's in-band note that the kernel skipped runs of its programs (`"op":"lost",
 /// "reason":"skipped"`): each may or may not have been an event of this test. Not an event:
 /// a test whose events all came is not failed by it, and one whose event is missing shows it.
-/// An in-band line counting events that came without "ret" (their outcome lost).
-pub fn is_outcome_note(line: &str) -> bool {
-    line.contains("\"op\":\"lost\"") && line.contains("\"reason\":\"outcome\"")
-}
-
 pub fn is_skipped_note(line: &str) -> bool {
     (line.contains("\"op\":\"lost\"") && line.contains("\"reason\":\"skipped\""))
         || (line.contains(" lost ") && line.ends_with(" events (skipped)"))
+}
+
+/// An in-band line counting the events just before it that went without "ret" (their
+/// outcome did not come).
+pub fn is_outcome_note(line: &str) -> bool {
+    line.contains("\"op\":\"lost\"") && line.contains("\"reason\":\"outcome\"")
 }

@@ -529,9 +529,10 @@ impl Lease {
                     eprintln!("(shared agent said: {l})");
                     self.skipped += skipped_count(&l);
                 }
-                // An outcome the kernel skipped (another test's agent replacing a trampoline
-                // meanwhile): said with no path, so to every lease; its event, without "ret",
-                // goes to the test whose tree it is about.
+                // Events sent without "ret" (their outcome did not come: the kernel skipped
+                // it while another test's agent replaced a trampoline, say): the count has no
+                // path, so it comes to every lease; each event goes to the test whose tree it
+                // is about.
                 Ok(l) if is_outcome_note(&l) => eprintln!("(shared agent said: {l})"),
                 Ok(l) => before.push(l),
                 Err(e) => {
