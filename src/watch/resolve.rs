@@ -186,12 +186,9 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         };
         return (lexical(), single && (sp.nofollow || no_link()));
     }
-    if !sp.nofollow {
-        if let Some(p) = openat2(dfd, rel, libc::O_PATH, resolve).and_then(|fd| fd_path(&fd)) {
-            return (p, true);
-        }
-    }
-    // The name itself, in its resolved parent directory.
+    // The name itself, in its resolved parent directory. Also for an op that follows a final
+    // symlink, unless the name is one: the object's own fd would give its name when we read
+    // it back (/proc), which a rename since the op (`chmod n; mv n m`) has changed.
     let mut trimmed = rel;
     while trimmed.len() > 1 && trimmed.last() == Some(&b'/') {
         trimmed = &trimmed[..trimmed.len() - 1];
@@ -207,9 +204,15 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
             None => (lexical(), false),
         };
     }
-    match openat2(dfd, parent, libc::O_PATH | libc::O_DIRECTORY, resolve)
-        .and_then(|fd| fd_path(&fd))
-    {
+    let parent_fd = openat2(dfd, parent, libc::O_PATH | libc::O_DIRECTORY, resolve);
+    if let (false, Some(pfd)) = (sp.nofollow, &parent_fd) {
+        if is_symlink(pfd, name) {
+            if let Some(p) = openat2(dfd, rel, libc::O_PATH, resolve).and_then(|fd| fd_path(&fd)) {
+                return (p, true);
+            }
+        }
+    }
+    match parent_fd.and_then(|fd| fd_path(&fd)) {
         Some(p) => (join(&p, name), true),
         None if !single => {
             // Removed under us (`rmdir a/x/y/z`, then `rm -r a/x` at once): what is left of
@@ -219,6 +222,14 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         }
         None => gone(),
     }
+}
+
+/// Whether `name` in `dir` is a symlink (a name that is not there is none).
+fn is_symlink(dir: &OwnedFd, name: &[u8]) -> bool {
+    cstr(name).is_some_and(|c| {
+        crate::sys::fstatat(dir.as_fd(), &c, libc::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    })
 }
 
 /// The longest leading part of `rel` shorter than `rel[..failed]` (whole components; that
@@ -373,5 +384,40 @@ mod tests {
         fs::create_dir(&odd).unwrap();
         let fd = open_dir(odd.as_os_str().as_bytes()).unwrap();
         assert_eq!(fd_path(&fd).unwrap(), odd.as_os_str().as_bytes());
+    }
+
+    /// A follow op's string whose object is renamed while we resolve it (`chmod n; mv n m`
+    /// with the agent a little behind): the op's path is the name it went through, never the
+    /// object's later name, which reading back an fd of the object would give.
+    #[test]
+    fn an_object_renamed_while_resolved_keeps_the_name_of_the_op() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let t = crate::testutil::temp_dir("renamed");
+        let dir = t.path().to_path_buf();
+        fs::write(dir.join("a"), b"x").unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = fs::rename(dir.join("a"), dir.join("b"));
+                    let _ = fs::rename(dir.join("b"), dir.join("a"));
+                }
+            })
+        };
+        let base = dir.as_os_str().as_bytes();
+        let sp = StrPath {
+            nofollow: false,
+            ..sp(base, b"a", None)
+        };
+        let mut wrong = 0;
+        for _ in 0..20_000 {
+            if resolve_str(&sp).0 != join(base, b"a") {
+                wrong += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert_eq!(wrong, 0, "resolved to another name {wrong} times of 20000");
     }
 }
