@@ -30,12 +30,20 @@ static __always_inline int saw_inode(struct inode *inode)
 	p = pending_get();
 	if (!p)
 		return 0;
-	/* overlayfs changes the upper layer's inodes (a copy-up, a whiteout) before its own,
-	 * which may not fit here any more: its ops are placed by their strings (syscall_exit.h).
-	 * procfs says it is as deep as a stack may go, so that nothing stacks on it, and makes
-	 * inodes as a path goes through it (/proc/self/fd/N/name): not a stacked filesystem. */
-	if (inode->i_sb->s_stack_depth && inode->i_sb->s_magic != PROC_SUPER_MAGIC)
-		p->stacked = 1;
+	/* overlayfs changes the upper layer's inodes (a copy-up, a whiteout) before its own:
+	 * those name the layer's directories, not the tree's. Its own inodes, the ones the op
+	 * went through, replace them, and from then on only they count (an op stays on one
+	 * filesystem: a rename or link across is EXDEV). procfs says it is as deep as a stack
+	 * may go, so that nothing stacks on it, and makes inodes as a path goes through it
+	 * (/proc/self/fd/N/name): not a stacked filesystem. */
+	if (inode->i_sb->s_stack_depth && inode->i_sb->s_magic != PROC_SUPER_MAGIC) {
+		if (!p->stacked) {
+			p->stacked = 1;
+			p->nseen = 0;
+		}
+	} else if (p->stacked) {
+		return 0;
+	}
 	first = inode->i_dentry.first; /* (a BTF argument: a direct load) */
 	if (!first)
 		return 0; /* a new inode: no name yet */

@@ -320,10 +320,6 @@ static __always_inline int syscall_event(struct pending *p, long ret, __u32 extr
 
 		b.s->object_seen = 0;
 		b.s->other_name = 0;
-		/* On a stacked filesystem the changed dentries are the layers' (ctime.h): the
-		 * strings decide, as on kernels without the ctime tracepoints. */
-		if (p->stacked)
-			p->nseen = 0;
 		found = put_seen(&b, p);
 		found |= put_str_op(&b, p);
 		b.s->object_seen = 0;

@@ -91,8 +91,8 @@ struct pending {
 	__u32 kstrs; /* the path strings in args are the kernel's copies (io_uring, 7.2+) */
 	__u64 seen[OW_MAX_SEEN]; /* struct dentry * */
 	__u32 active; /* (task storage) the op is pending; its exit has not come yet */
-	/* an inode of a stacked filesystem (overlayfs) changed: the layer below changes first,
-	 * on another superblock, so the changed dentries do not name the op's (hooks/ctime.h) */
+	/* an inode of a stacked filesystem (overlayfs) changed: seen holds only such inodes'
+	 * dentries from then on, not the layers' below, which change first (hooks/ctime.h) */
 	__u32 stacked;
 };
 

@@ -274,6 +274,12 @@ fn tree_on_overlayfs() {
         mkdir(&d.t("dd"), 0o755)?;
         sc!(nr::SYS_rmdir, cp(d.t("dd")))?;
         sc!(libc::SYS_truncate, cp(d.t("sub/g")), 0)?;
+        // Renamed right after, before the agent gets to them: the kernel's walks of the
+        // overlay's own dentries decide, not the strings resolved after the fact.
+        mkdir(&d.t("a"), 0o755)?;
+        mkdir(&d.t("a/b"), 0o755)?;
+        sc!(nr::SYS_chmod, cp(d.t("a/b")), 0o700)?;
+        sc!(nr::SYS_rename, cp(d.t("a")), cp(d.t("a2")))?;
         Ok(())
     });
     let e = |op: &str, rel: &str| Exp::new(op, d.t(rel), 0).pid(pid);
@@ -287,6 +293,10 @@ fn tree_on_overlayfs() {
         e("mkdir", "dd").mode(0o755),
         e("rmdir", "dd"),
         e("truncate", "sub/g"),
+        e("mkdir", "a").mode(0o755),
+        e("mkdir", "a/b").mode(0o755),
+        e("chmod", "a/b").mode(0o700),
+        e("rename", "a").new_path(d.t("a2")),
     ]);
 }
 
