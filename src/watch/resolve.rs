@@ -426,38 +426,40 @@ mod tests {
         assert_eq!(fd_path(&fd).unwrap(), odd.as_os_str().as_bytes());
     }
 
+    /// `f` while another thread renames `dir/a` to `dir/b` and back, as fast as it can.
+    fn while_renamed<T>(dir: &std::path::Path, a: &str, b: &str, f: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = fs::rename(dir.join(a), dir.join(b));
+                    let _ = fs::rename(dir.join(b), dir.join(a));
+                }
+            });
+            let r = f();
+            stop.store(true, Ordering::Relaxed);
+            r
+        })
+    }
+
     /// A follow op's string whose object is renamed while we resolve it (`chmod n; mv n m`
     /// with the agent a little behind): the op's path is the name it went through, never the
     /// object's later name, which reading back an fd of the object would give.
     #[test]
     fn an_object_renamed_while_resolved_keeps_the_name_of_the_op() {
-        use std::sync::atomic::{AtomicBool, Ordering};
         let t = crate::testutil::temp_dir("renamed");
-        let dir = t.path().to_path_buf();
-        fs::write(dir.join("a"), b"x").unwrap();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let renamer = {
-            let (dir, stop) = (dir.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = fs::rename(dir.join("a"), dir.join("b"));
-                    let _ = fs::rename(dir.join("b"), dir.join("a"));
-                }
-            })
-        };
-        let base = dir.as_os_str().as_bytes();
+        fs::write(t.path().join("a"), b"x").unwrap();
+        let base = t.path().as_os_str().as_bytes();
         let sp = StrPath {
             nofollow: false,
             ..sp(base, b"a", None)
         };
-        let mut wrong = 0;
-        for _ in 0..20_000 {
-            if resolve_str(&sp).0 != join(base, b"a") {
-                wrong += 1;
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        renamer.join().unwrap();
+        let wrong = while_renamed(t.path(), "a", "b", || {
+            (0..20_000)
+                .filter(|_| resolve_str(&sp).0 != join(base, b"a"))
+                .count()
+        });
         assert_eq!(wrong, 0, "resolved to another name {wrong} times of 20000");
     }
 
@@ -465,39 +467,29 @@ mod tests {
     /// A guess (not exact) is the answer for a directory renamed while we looked.
     #[test]
     fn a_directory_renamed_while_resolved_keeps_the_name_of_the_op() {
-        use std::sync::atomic::{AtomicBool, Ordering};
         let t = crate::testutil::temp_dir("dirrenamed");
-        let dir = t.path().to_path_buf();
-        fs::create_dir(dir.join("p")).unwrap();
-        fs::write(dir.join("p/x"), b"x").unwrap();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let renamer = {
-            let (dir, stop) = (dir.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = fs::rename(dir.join("p"), dir.join("q"));
-                    let _ = fs::rename(dir.join("q"), dir.join("p"));
-                }
-            })
-        };
-        let base = dir.as_os_str().as_bytes();
-        let mut wrong = 0;
+        fs::create_dir(t.path().join("p")).unwrap();
+        fs::write(t.path().join("p/x"), b"x").unwrap();
         // through a symlink, its path is checked another way (named_so)
-        std::os::unix::fs::symlink("p", dir.join("l")).unwrap();
-        for (string, nofollow) in [("p/x", true), ("p/x", false), ("l/x", true), ("l/x", false)] {
-            let sp = StrPath {
-                nofollow,
-                ..sp(base, string.as_bytes(), None)
-            };
-            for _ in 0..5_000 {
-                let (p, exact) = resolve_str(&sp);
-                if exact && p != join(base, b"p/x") {
-                    wrong += 1;
+        std::os::unix::fs::symlink("p", t.path().join("l")).unwrap();
+        let base = t.path().as_os_str().as_bytes();
+        let wrong = while_renamed(t.path(), "p", "q", || {
+            let mut wrong = 0;
+            for (string, nofollow) in [("p/x", true), ("p/x", false), ("l/x", true), ("l/x", false)]
+            {
+                let sp = StrPath {
+                    nofollow,
+                    ..sp(base, string.as_bytes(), None)
+                };
+                for _ in 0..10_000 {
+                    let (p, exact) = resolve_str(&sp);
+                    if exact && p != join(base, b"p/x") {
+                        wrong += 1;
+                    }
                 }
             }
-        }
-        stop.store(true, Ordering::Relaxed);
-        renamer.join().unwrap();
-        assert_eq!(wrong, 0, "resolved to another name {wrong} times of 20000");
+            wrong
+        });
+        assert_eq!(wrong, 0, "resolved to another name {wrong} times of 40000");
     }
 }
