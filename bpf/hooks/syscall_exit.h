@@ -10,6 +10,8 @@
  * op's own name may be under it. */
 static __always_inline int maybe_in_tree(struct pending *p, __u32 other_name)
 {
+	if (mounts_gen != devs_gen)
+		return 1; /* a mount call since user space last read the mounts (ctime.h) */
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
 		struct dentry *d;
 		__u32 dev, *flag;

@@ -82,6 +82,10 @@ pub mod prog {
     pub const TP_SYS_EXIT: &str = "tp_sys_exit";
     pub const TP_URING_REQ: &str = "tp_uring_req";
     pub const TP_URING_SQE: &str = "tp_uring_sqe";
+    /// With the ctime programs: `tp_mnt_enter_<syscall>` and `tp_mnt_exit_<syscall>` on the
+    /// calls that put mounts somewhere (mount, move_mount, pivot_root; bpf/hooks/ctime.h).
+    pub const TP_MNT_ENTER: &str = "tp_mnt_enter_";
+    pub const TP_MNT_EXIT: &str = "tp_mnt_exit_";
     /// The ctime programs (bpf/hooks/ctime.h) and their tracepoints (6.13+).
     pub const CTIME: [(&str, &str); 3] = [
         ("tp_ctime_set", "inode_set_ctime_to_ts"),

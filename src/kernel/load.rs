@@ -457,15 +457,25 @@ pub fn core_cast(btf: Option<&Btf>) -> bool {
 }
 
 /// Whether a tracepoint-backend program is switched on here: a syscall's enter and exit
-/// programs where the kernel has both its tracepoints.
+/// programs where the kernel has both its tracepoints; the mount calls' with the ctime
+/// programs.
 fn tracepoint_prog_on(name: &str, uring: Option<&str>) -> bool {
+    let syscall_on = |sc: &str| {
+        ["enter", "exit"]
+            .iter()
+            .all(|e| tracepoint_exists_in("syscalls", &format!("sys_{e}_{sc}")))
+    };
+    let mount_call = name
+        .strip_prefix(prog::TP_MNT_ENTER)
+        .or_else(|| name.strip_prefix(prog::TP_MNT_EXIT));
+    if let Some(sc) = mount_call {
+        return syscall_on(sc) && prog::CTIME.iter().any(|(p, _)| ctime_hook_available(p));
+    }
     let syscall = name
         .strip_prefix(prog::TP_ENTER)
         .or_else(|| name.strip_prefix(prog::TP_EXIT));
     match syscall {
-        Some(sc) => ["enter", "exit"]
-            .iter()
-            .all(|e| tracepoint_exists_in("syscalls", &format!("sys_{e}_{sc}"))),
+        Some(sc) => syscall_on(sc),
         None => match name {
             prog::TP_SYS_EXIT => true,
             prog::TP_URING_REQ | prog::TP_URING_SQE => uring == Some(name),

@@ -610,7 +610,13 @@ fn event_loop(
         skipped: skipped_runs(maps.obj, maps.links),
     };
     let mut devs_synced = Instant::now();
+    let mut mounts = MountCalls::default();
     loop {
+        if mounts.changed(maps.bss) {
+            let roots = processor.borrow().roots.now.clone();
+            sync_devs(maps.devs, &roots, &mut dev_flags)?;
+            mounts.synced(maps.bss);
+        }
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
             let roots = processor.borrow().roots.now.clone();
@@ -1007,6 +1013,67 @@ fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>
     Ok(())
 }
 
+/// The kernel's count of the calls that put mounts somewhere (`mounts_gen`, `mounts_busy`,
+/// `devs_gen` in bpf/hooks/ctime.h): after one, the kernel trusts no flag of the devs map
+/// until we have read the mount table again and written the generation it holds.
+#[derive(Default)]
+struct MountCalls {
+    /// the generation the devs map was last synced for
+    synced: u64,
+    /// read by `changed`, for `synced`
+    seen: u64,
+    /// a generation found busy, since when: an exit program the kernel skipped leaves the
+    /// count busy for good, which is taken as done after a second
+    busy: Option<(u64, Instant)>,
+}
+
+impl MountCalls {
+    /// Whether mount calls ended since the last sync: the devs map must be synced, then
+    /// `synced` called. False while one is between its entry and exit (what it mounts is
+    /// in the table only once it is done), and without the programs' .bss.
+    fn changed(&mut self, bss: *mut Bss) -> bool {
+        use std::sync::atomic::{AtomicU64, Ordering::Acquire};
+        if bss.is_null() {
+            return false;
+        }
+        // SAFETY: u64s in the skeleton's .bss mapping, alive as long as the caller's
+        // skeleton, which the programs change only atomically.
+        let (gen, busy) = unsafe {
+            let gen = AtomicU64::from_ptr(std::ptr::addr_of_mut!((*bss).mounts_gen)).load(Acquire);
+            let busy =
+                AtomicU64::from_ptr(std::ptr::addr_of_mut!((*bss).mounts_busy)).load(Acquire);
+            (gen, busy)
+        };
+        if gen == self.synced {
+            return false;
+        }
+        if busy != 0 {
+            match self.busy {
+                Some((g, since)) if g == gen && since.elapsed() > Duration::from_secs(1) => {}
+                Some((g, _)) if g == gen => return false,
+                _ => {
+                    self.busy = Some((gen, Instant::now()));
+                    return false;
+                }
+            }
+        }
+        self.seen = gen;
+        true
+    }
+
+    /// The devs map holds the mounts of the generation `changed` read: the kernel may trust
+    /// its flags again (until the next mount call).
+    fn synced(&mut self, bss: *mut Bss) {
+        use std::sync::atomic::{AtomicU64, Ordering::Release};
+        self.synced = self.seen;
+        self.busy = None;
+        // SAFETY: as in `changed`; the programs only read devs_gen.
+        unsafe {
+            AtomicU64::from_ptr(std::ptr::addr_of_mut!((*bss).devs_gen)).store(self.seen, Release)
+        };
+    }
+}
+
 /// SIGINT and SIGTERM stop the loop; SIGHUP (logrotate) asks for the output to be reopened
 /// (`Sink::reopen`) between events. The handlers only set flags. signal-hook installs them
 /// with SA_RESTART: the loop waits in epoll_wait, which returns EINTR after a handler whatever
@@ -1040,4 +1107,40 @@ fn read_counter(c: *const u64) -> u64 {
     // SAFETY: a u64 in the skeleton's .bss mapping, which lives as long as the skeleton the
     // caller holds; the kernel updates it atomically, so a volatile read sees a whole value.
     unsafe { std::ptr::read_volatile(c) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mount call makes the devs map stale: synced once no call is busy, or once one has
+    /// looked busy for over a second (its exit program skipped); the kernel learns each sync.
+    #[test]
+    fn mount_calls_resync_the_devs_map() {
+        // SAFETY: plain integers, all-zero is a valid .bss (as the kernel makes it)
+        let mut bss: Bss = unsafe { std::mem::zeroed() };
+        let b = &mut bss as *mut Bss;
+        let mut m = MountCalls::default();
+        assert!(!m.changed(b), "no mount call yet");
+        assert!(!m.changed(std::ptr::null_mut()), "no .bss");
+        bss.mounts_gen = 1;
+        bss.mounts_busy = 1;
+        assert!(!m.changed(b), "a call between its entry and exit");
+        bss.mounts_gen = 2;
+        bss.mounts_busy = 0;
+        assert!(m.changed(b));
+        m.synced(b);
+        assert_eq!(bss.devs_gen, 2);
+        assert!(!m.changed(b), "synced");
+        bss.mounts_gen = 3;
+        bss.mounts_busy = 1;
+        assert!(!m.changed(b));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(
+            m.changed(b),
+            "busy for over a second: an exit the kernel skipped"
+        );
+        m.synced(b);
+        assert_eq!(bss.devs_gen, 3);
+    }
 }
