@@ -59,19 +59,8 @@ static __always_inline int saw_inode(struct inode *inode)
 	return 0;
 }
 
-/* Mount calls: the devs map (lib/maps.h) says which superblocks have no mount inside a tree,
- * as of the mount table user space last read. A bind mount into a tree (of a directory on a
- * superblock flagged 1) changes that at once, and a write through it right after would be
- * taken for one outside every tree. So each call that can put a mount somewhere (mount,
- * move_mount, pivot_root; with them what propagates) counts itself busy from its entry to
- * its exit and bumps mounts_gen at both; user space writes devs_gen, the generation its devs
- * map reflects, once it read the table while no call was busy (watch/mod.rs). Until then no
- * flag is trusted (syscall_exit.h, maybe_in_tree). Only with the ctime programs, whose
- * changed dentries are the only walks that cannot see their mount. */
-__u64 mounts_gen = 0;
-__u64 mounts_busy = 0;
-__u64 devs_gen = 0;
-
+/* The tracepoint backend's mount calls (lib/maps.h, mounts_gen): busy from entry to exit,
+ * with the ctime programs, whose changed dentries are walks that cannot see their mount. */
 #define TP_MOUNT_CALL(sc)                                                                  \
 	SEC("?tracepoint/syscalls/sys_enter_" #sc)                                         \
 	int tp_mnt_enter_##sc(void *ctx)                                                   \

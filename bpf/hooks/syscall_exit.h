@@ -10,20 +10,16 @@
  * op's own name may be under it. */
 static __always_inline int maybe_in_tree(struct pending *p, __u32 other_name)
 {
-	if (mounts_gen != devs_gen)
-		return 1; /* a mount call since user space last read the mounts (ctime.h) */
 	for (int i = 0; i < OW_MAX_SEEN; i++) {
 		struct dentry *d;
-		__u32 dev, *flag;
 
 		if (i >= p->nseen)
 			break;
 		d = (struct dentry *)p->seen[i];
-		dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
-		flag = bpf_map_lookup_elem(&devs, &dev);
-		if (!flag || *flag != 1)
+		if (sb_mounted_in_tree(d))
 			return 1;
-		if (i == 0 && other_name && dev_has_root(dev))
+		if (i == 0 && other_name &&
+		    dev_has_root(KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev)))
 			return 1;
 	}
 	return 0;

@@ -194,8 +194,16 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 		if (t2 != OW_NO_TREE)
 			tree = t2;
 	}
-	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+	if (tree == OW_NO_TREE) {
+		/* The xattr hooks get no mount (!o->m): their walk stays in the dentry's
+		 * superblock, and a directory of it bind-mounted into a tree is in the tree all
+		 * the same. Where some mount of it may be, user space places the walk (through
+		 * the mount table, a tree's view first) and decides. */
+		if (o->m || !sb_mounted_in_tree((struct dentry *)o->d))
+			return 0;
+	} else if (is_allowed_in(ev->fsuid, tree)) {
 		return 0;
+	}
 	ev->tree = tree;
 	if (o->kstr) {
 		put_slot(&b, o->str_slot);
@@ -776,6 +784,24 @@ int HOOK_OK_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o,
 	return 0;
 }
 
+/* Mount calls (lib/maps.h, mounts_gen): at their security hook, before the mount is made. */
+#define MOUNT_HOOKS(KIND, PFX, FN)                                                         \
+	SEC("?" KIND "/" PFX "sb_mount")                                                   \
+	int OW_CAT(FN, mnt_sb_mount)(void *ctx) { return mount_call(); }                   \
+	SEC("?" KIND "/" PFX "move_mount")                                                 \
+	int OW_CAT(FN, mnt_move_mount)(void *ctx) { return mount_call(); }                 \
+	SEC("?" KIND "/" PFX "sb_pivotroot")                                               \
+	int OW_CAT(FN, mnt_sb_pivotroot)(void *ctx) { return mount_call(); }
+
+static __always_inline int mount_call(void)
+{
+	__sync_fetch_and_add(&mounts_gen, 1);
+	return 0;
+}
+
+MOUNT_HOOKS("lsm", "", PROG_LSM)
+MOUNT_HOOKS("fentry", "security_", PROG_FENTRY)
+MOUNT_HOOKS("kprobe", "security_", PROG_KPROBE)
 CHOWN_COMMON(PROG_LSM)
 CHOWN_COMMON(PROG_FENTRY)
 VFS_HOOKS("lsm", "lsm", "", PROG_LSM, ACTOR_PINNED_PROG, ACTOR_PINNED_PROG, tracing_arg)

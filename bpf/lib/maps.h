@@ -293,6 +293,21 @@ struct {
 	__type(value, __u32);
 } devs SEC(".maps");
 
+/* Mount calls. The devs map says which superblocks have no mount inside a tree, as of the
+ * mount table user space last read. A bind mount into a tree (of a directory on a superblock
+ * flagged 1) changes that at once, and a write through it right after, by a walk that cannot
+ * see its mount (the tracepoint backend's changed dentries, the xattr hooks' dentry), would
+ * be taken for one outside every tree. So each call that can put a mount somewhere (mount,
+ * move_mount, pivot_root; with them what propagates) bumps mounts_gen: the tracepoint
+ * backend at its entry and exit, counting it busy between them (hooks/ctime.h), the others
+ * at its security hook, before the mount is made (hooks/vfs.h). User space writes devs_gen,
+ * the generation its devs map reflects, once it has read the table after the generation
+ * settled with no call busy (watch/mod.rs); until then no flag is trusted
+ * (sb_mounted_in_tree, lib/walk.h). */
+__u64 mounts_gen = 0;
+__u64 mounts_busy = 0;
+__u64 devs_gen = 0;
+
 static __always_inline void count_lost(void)
 {
 	__sync_fetch_and_add(&lost_records, 1);

@@ -54,6 +54,19 @@ static __always_inline int dev_has_root(__u32 dev)
 	return 0;
 }
 
+/* Whether some mount of the superblock of d may lie inside a watched tree (devs: 2, or not
+ * known, or a mount call since user space last read the mounts: lib/maps.h): a walk of d that
+ * stayed within its superblock and found no root is then no answer. */
+static __always_inline int sb_mounted_in_tree(struct dentry *d)
+{
+	if (mounts_gen != devs_gen)
+		return 1;
+	__u32 dev = KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev);
+	__u32 *flag = bpf_map_lookup_elem(&devs, &dev);
+
+	return !flag || *flag != 1;
+}
+
 /* The walk is at the root of a superblock. Its path within the superblock is complete, which
  * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
  * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */

@@ -1014,23 +1014,27 @@ fn sync_devs(map: &dyn MapCore, roots: &[Vec<u8>], known: &mut HashMap<u32, u32>
 }
 
 /// The kernel's count of the calls that put mounts somewhere (`mounts_gen`, `mounts_busy`,
-/// `devs_gen` in bpf/hooks/ctime.h): after one, the kernel trusts no flag of the devs map
-/// until we have read the mount table again and written the generation it holds.
+/// `devs_gen` in bpf/lib/maps.h): after one, the kernel trusts no flag of the devs map until
+/// we have read the mount table again and written the generation it holds.
 #[derive(Default)]
 struct MountCalls {
     /// the generation the devs map was last synced for
     synced: u64,
-    /// read by `changed`, for `synced`
-    seen: u64,
-    /// a generation found busy, since when: an exit program the kernel skipped leaves the
-    /// count busy for good, which is taken as done after a second
-    busy: Option<(u64, Instant)>,
+    /// a generation not synced yet, and since when it has stood
+    seen: Option<(u64, Instant)>,
 }
 
+/// How long a generation must stand before the table is read for it: the lsm, fentry and
+/// kprobe backends bump it at the call's security hook, before the mount is made (the
+/// tracepoint backend's programs count the call busy until its exit as well).
+const MOUNTS_SETTLE: Duration = Duration::from_millis(20);
+
+/// A call that looks busy for longer is taken as done: its exit program was skipped.
+const MOUNTS_STUCK: Duration = Duration::from_secs(1);
+
 impl MountCalls {
-    /// Whether mount calls ended since the last sync: the devs map must be synced, then
-    /// `synced` called. False while one is between its entry and exit (what it mounts is
-    /// in the table only once it is done), and without the programs' .bss.
+    /// Whether mount calls ended since the last sync: then the devs map must be synced and
+    /// `synced` called. Without the programs' .bss, never.
     fn changed(&mut self, bss: *mut Bss) -> bool {
         use std::sync::atomic::{AtomicU64, Ordering::Acquire};
         if bss.is_null() {
@@ -1047,30 +1051,28 @@ impl MountCalls {
         if gen == self.synced {
             return false;
         }
-        if busy != 0 {
-            match self.busy {
-                Some((g, since)) if g == gen && since.elapsed() > Duration::from_secs(1) => {}
-                Some((g, _)) if g == gen => return false,
-                _ => {
-                    self.busy = Some((gen, Instant::now()));
-                    return false;
-                }
+        match self.seen {
+            Some((g, since)) if g == gen => {
+                let stood = since.elapsed();
+                stood >= MOUNTS_SETTLE && (busy == 0 || stood >= MOUNTS_STUCK)
+            }
+            _ => {
+                self.seen = Some((gen, Instant::now()));
+                false
             }
         }
-        self.seen = gen;
-        true
     }
 
-    /// The devs map holds the mounts of the generation `changed` read: the kernel may trust
+    /// The devs map holds the mounts of the generation `changed` saw: the kernel may trust
     /// its flags again (until the next mount call).
     fn synced(&mut self, bss: *mut Bss) {
         use std::sync::atomic::{AtomicU64, Ordering::Release};
-        self.synced = self.seen;
-        self.busy = None;
-        // SAFETY: as in `changed`; the programs only read devs_gen.
-        unsafe {
-            AtomicU64::from_ptr(std::ptr::addr_of_mut!((*bss).devs_gen)).store(self.seen, Release)
+        let Some((gen, _)) = self.seen.take() else {
+            return;
         };
+        self.synced = gen;
+        // SAFETY: as in `changed`; the programs only read devs_gen.
+        unsafe { AtomicU64::from_ptr(std::ptr::addr_of_mut!((*bss).devs_gen)).store(gen, Release) };
     }
 }
 
@@ -1113,10 +1115,12 @@ fn read_counter(c: *const u64) -> u64 {
 mod tests {
     use super::*;
 
-    /// A mount call makes the devs map stale: synced once no call is busy, or once one has
-    /// looked busy for over a second (its exit program skipped); the kernel learns each sync.
+    /// A mount call makes the devs map stale: synced once its generation has stood a while
+    /// with no call busy, or busy for over a second (an exit program skipped); the kernel
+    /// learns each sync.
     #[test]
     fn mount_calls_resync_the_devs_map() {
+        let settle = || std::thread::sleep(MOUNTS_SETTLE + Duration::from_millis(5));
         // SAFETY: plain integers, all-zero is a valid .bss (as the kernel makes it)
         let mut bss: Bss = unsafe { std::mem::zeroed() };
         let b = &mut bss as *mut Bss;
@@ -1126,8 +1130,12 @@ mod tests {
         bss.mounts_gen = 1;
         bss.mounts_busy = 1;
         assert!(!m.changed(b), "a call between its entry and exit");
+        settle();
+        assert!(!m.changed(b), "still busy");
         bss.mounts_gen = 2;
         bss.mounts_busy = 0;
+        assert!(!m.changed(b), "a new generation: it must stand first");
+        settle();
         assert!(m.changed(b));
         m.synced(b);
         assert_eq!(bss.devs_gen, 2);
@@ -1135,7 +1143,9 @@ mod tests {
         bss.mounts_gen = 3;
         bss.mounts_busy = 1;
         assert!(!m.changed(b));
-        std::thread::sleep(Duration::from_millis(1100));
+        settle();
+        assert!(!m.changed(b));
+        std::thread::sleep(MOUNTS_STUCK);
         assert!(
             m.changed(b),
             "busy for over a second: an exit the kernel skipped"

@@ -229,6 +229,16 @@ fn path_through_bind_mount_on_host() {
         // inside the tree (bpf/hooks/ctime.h, mount calls)
         mkdir(&d.t("late_in/dd"), 0o755)?;
         sc!(nr::SYS_chmod, cp(d.t("late_in/f")), 0o600)?;
+        // the VFS backends' xattr hooks get no mount: their walk stays in that superblock
+        let v = b"v";
+        sc!(
+            libc::SYS_setxattr,
+            cp(d.t("late_in/f")),
+            cs("user.k"),
+            v.as_ptr(),
+            v.len(),
+            0
+        )?;
         Ok(())
     });
     a.expect(&[
@@ -247,6 +257,9 @@ fn path_through_bind_mount_on_host() {
         Exp::new("create", d.t("late_in/f"), 0).pid(pid).mode(0o644),
         Exp::new("mkdir", d.t("late_in/dd"), 0).pid(pid).mode(0o755),
         Exp::new("chmod", d.t("late_in/f"), 0).pid(pid).mode(0o600),
+        Exp::new("setxattr", d.t("late_in/f"), 0)
+            .pid(pid)
+            .xattr("user.k"),
     ]);
 }
 
