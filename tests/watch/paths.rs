@@ -226,7 +226,7 @@ fn path_through_bind_mount_on_host() {
         create(&d.t("late_in/f"), 0o644)?;
         // ops by path string right after that mount: on the tracepoint backend their changed
         // dentries lie on a superblock the agent's last look at the mounts had no mount of
-        // inside the tree (bpf/hooks/ctime.h, mount calls)
+        // inside the tree (bpf/lib/maps.h, mount calls)
         mkdir(&d.t("late_in/dd"), 0o755)?;
         sc!(nr::SYS_chmod, cp(d.t("late_in/f")), 0o600)?;
         // the VFS backends' xattr hooks get no mount: their walk stays in that superblock
