@@ -611,6 +611,8 @@ fn event_loop(
     };
     let mut devs_synced = Instant::now();
     let mut mounts = MountCalls::default();
+    let mounts_changed = mounts::MountsChanged::open();
+    let mut synced_moves = processor.borrow().roots.moves;
     loop {
         if mounts.changed(maps.bss) {
             let roots = processor.borrow().roots.now.clone();
@@ -619,8 +621,13 @@ fn event_loop(
         }
         // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
         if devs_synced.elapsed() > Duration::from_secs(1) {
-            let roots = processor.borrow().roots.now.clone();
-            sync_devs(maps.devs, &roots, &mut dev_flags)?;
+            // (what they hold depends on the roots' paths too: a root renamed since)
+            let moves = processor.borrow().roots.moves;
+            if mounts_changed.since_last() || moves != synced_moves {
+                let roots = processor.borrow().roots.now.clone();
+                sync_devs(maps.devs, &roots, &mut dev_flags)?;
+                synced_moves = moves;
+            }
             devs_synced = Instant::now();
             losses.say_skipped(maps, &mut processor.borrow_mut());
             // An event is overdue once its thread has ended, and a thread's outcome record is

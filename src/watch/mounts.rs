@@ -145,6 +145,33 @@ fn through(m: &Mount, path: &[u8]) -> Vec<u8> {
     join(&m.point, rest)
 }
 
+/// Whether our mount table changed: `/proc/self/mountinfo` says so to poll (POLLPRI), once
+/// for all changes of our mount namespace since the last poll of this open file (rootwatch.rs
+/// polls its own for the roots). Cheaper than reading the table (3,000 mounts: ~6 ms per read
+/// on this 6.18 host). Without the file, always.
+pub struct MountsChanged(Option<fs::File>);
+
+impl MountsChanged {
+    pub fn open() -> Self {
+        Self(fs::File::open("/proc/self/mountinfo").ok())
+    }
+
+    pub fn since_last(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(f) = &self.0 else {
+            return true;
+        };
+        let mut p = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd; no wait.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n < 0 || (n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0)
+    }
+}
+
 /// For the kernel's `devs` map: 2 for superblocks with a mount strictly inside a watched root
 /// (a walk within them cannot see the tree above), 1 for every other superblock we know.
 pub fn dev_flags(mt: &MountTable, roots: &[Vec<u8>]) -> std::collections::HashMap<u32, u32> {
@@ -320,5 +347,30 @@ mod tests {
             mt.watched_view(b"/srv/app/x", &roots).unwrap(),
             b"/srv/app/x"
         );
+    }
+
+    /// A mount and an unmount in our namespace are changes. (Other tests mount meanwhile:
+    /// what was said before is taken first, and no silence is asserted.)
+    #[test]
+    fn mount_changes_are_said() {
+        if !crate::testutil::root_or_skip("mount_changes_are_said", "mounts a tmpfs") {
+            return;
+        }
+        let t = crate::testutil::temp_dir("mounts");
+        let w = MountsChanged::open();
+        while w.since_last() {}
+        nix::mount::mount(
+            Some("tmpfs"),
+            t.path(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        let said = w.since_last();
+        while w.since_last() {}
+        nix::mount::umount(t.path()).unwrap();
+        assert!(said, "a mount");
+        assert!(w.since_last(), "an unmount");
     }
 }
