@@ -204,8 +204,8 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         let lexical = lexical();
         let p = o_path(trimmed, 0).and_then(|fd| named_so(&fd, &lexical, || o_path(trimmed, 0)));
         return match p {
-            Some(p) => (p, true),
-            None => (lexical, false),
+            Some((p, true)) => (p, true),
+            _ => (lexical, false),
         };
     }
     // (".": the directory the kernel walked, which `base` names as it was named then)
@@ -215,9 +215,11 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         o_path(parent, libc::O_DIRECTORY)
     };
     if !sp.nofollow && is_symlink(parent_fd.as_ref().unwrap_or(&dirfd), name) {
+        // (the target's path, a guess where it moved meanwhile; the link's own name where it
+        // leads nowhere)
         let p = o_path(rel, 0).and_then(|fd| named_so(&fd, &lexical(), || o_path(rel, 0)));
         if let Some(p) = p {
-            return (p, true);
+            return p;
         }
     }
     let parent_path = match parent_fd {
@@ -225,6 +227,7 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
         Some(fd) => {
             let lexical = normalize(&join(&base, parent));
             named_so(&fd, &lexical, || o_path(parent, libc::O_DIRECTORY))
+                .and_then(|(p, ok)| ok.then_some(p))
         }
         None => None,
     };
@@ -240,28 +243,33 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
     }
 }
 
-/// The host path of `fd`, which a caller's string opened, if that string still names it: None
-/// when it was renamed while we looked. /proc names it as it is named when read, and a rename
-/// since the open (`mkdir d/x; mv d e`, the agent a little behind) gives its later name. The
-/// string's own lexical path (`lexical`) is its name by the string; any other (symlinks on the
-/// way) is checked: the string opened again (`reopen`) and that path must both be it, and its
-/// ctime (which its rename sets) the same through the checks.
+/// The host path of `fd`, which a caller's string opened, and whether that string still
+/// names it so (false: maybe renamed while we looked, the path a guess). /proc names it as it
+/// is named when read, and a rename since the open (`mkdir d/x; mv d e`, the agent a little
+/// behind) gives its later name. The string's own lexical path (`lexical`) is its name by the
+/// string; any other (symlinks on the way) is checked: the string opened again (`reopen`) and
+/// that path must both be the same file, with the same ctime through the checks (a rename
+/// sets it, also one there and back; so does a write or chmod meanwhile: a guess then too).
 fn named_so(
     fd: &OwnedFd,
     lexical: &[u8],
     reopen: impl FnOnce() -> Option<OwnedFd>,
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, bool)> {
     let p = fd_path(fd)?;
     if p == lexical {
-        return Some(p);
+        return Some((p, true));
     }
     let st = || crate::sys::fstat(fd.as_fd()).ok();
     let id = |st: &libc::stat| (st.st_dev, st.st_ino, st.st_ctime, st.st_ctime_nsec);
-    let it = id(&st()?);
-    let again = id(&crate::sys::fstat(reopen()?.as_fd()).ok()?);
-    let now = fs::metadata(std::ffi::OsStr::from_bytes(&p)).ok()?;
-    let named = (now.dev(), now.ino(), now.ctime(), now.ctime_nsec());
-    (again == it && named == it && st().is_some_and(|after| id(&after) == it)).then_some(p)
+    let same = || {
+        let it = id(&st()?);
+        let again = id(&crate::sys::fstat(reopen()?.as_fd()).ok()?);
+        let now = fs::metadata(std::ffi::OsStr::from_bytes(&p)).ok()?;
+        let named = (now.dev(), now.ino(), now.ctime(), now.ctime_nsec());
+        Some(again == it && named == it && st().is_some_and(|after| id(&after) == it))
+    };
+    let ok = same().unwrap_or(false);
+    Some((p, ok))
 }
 
 /// Whether `name` in `dir` is a symlink (a name that is not there is none).
@@ -491,5 +499,40 @@ mod tests {
             wrong
         });
         assert_eq!(wrong, 0, "resolved to another name {wrong} times of 40000");
+    }
+
+    /// A follow op through a symlink whose target changes meanwhile (a chmod, a write: its
+    /// ctime): the path is the target's, a guess at worst, never the link's own name (the
+    /// 6.12 tracepoint test `root_truncate_and_write_variants` got "wsl" for "w" that way).
+    #[test]
+    fn a_symlink_to_a_file_changing_meanwhile_leads_to_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let t = crate::testutil::temp_dir("linkchmod");
+        let w = t.path().join("w");
+        fs::write(&w, b"x").unwrap();
+        std::os::unix::fs::symlink("w", t.path().join("wsl")).unwrap();
+        let base = t.path().as_os_str().as_bytes();
+        let sp = StrPath {
+            nofollow: false,
+            ..sp(base, b"wsl", None)
+        };
+        let stop = AtomicBool::new(false);
+        let wrong = std::thread::scope(|s| {
+            s.spawn(|| {
+                for m in [0o600, 0o644].into_iter().cycle() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = fs::set_permissions(&w, fs::Permissions::from_mode(m));
+                }
+            });
+            let n = (0..20_000)
+                .filter(|_| resolve_str(&sp).0 != join(base, b"w"))
+                .count();
+            stop.store(true, Ordering::Relaxed);
+            n
+        });
+        assert_eq!(wrong, 0, "not the target {wrong} times of 20000");
     }
 }
