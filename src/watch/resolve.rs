@@ -244,12 +244,13 @@ pub fn resolve_str(sp: &StrPath) -> (Vec<u8>, bool) {
 }
 
 /// The host path of `fd`, which a caller's string opened, and whether that string still
-/// names it so (false: maybe renamed while we looked, the path a guess). /proc names it as it
-/// is named when read, and a rename since the open (`mkdir d/x; mv d e`, the agent a little
+/// names it so (false: renamed while we looked, the path a guess). /proc names it as it is
+/// named when read, and a rename since the open (`mkdir d/x; mv d e`, the agent a little
 /// behind) gives its later name. The string's own lexical path (`lexical`) is its name by the
 /// string; any other (symlinks on the way) is checked: the string opened again (`reopen`) and
-/// that path must both be the same file, with the same ctime through the checks (a rename
-/// sets it, also one there and back; so does a write or chmod meanwhile: a guess then too).
+/// that path must both be the same file, and /proc must name it the same after those checks.
+/// (Not by its ctime, which a rename sets: a file written meanwhile, a directory that got an
+/// entry, has a new one too.)
 fn named_so(
     fd: &OwnedFd,
     lexical: &[u8],
@@ -259,14 +260,12 @@ fn named_so(
     if p == lexical {
         return Some((p, true));
     }
-    let st = || crate::sys::fstat(fd.as_fd()).ok();
-    let id = |st: &libc::stat| (st.st_dev, st.st_ino, st.st_ctime, st.st_ctime_nsec);
+    let id = |st: libc::stat| (st.st_dev, st.st_ino);
     let same = || {
-        let it = id(&st()?);
-        let again = id(&crate::sys::fstat(reopen()?.as_fd()).ok()?);
+        let it = id(crate::sys::fstat(fd.as_fd()).ok()?);
+        let again = id(crate::sys::fstat(reopen()?.as_fd()).ok()?);
         let now = fs::metadata(std::ffi::OsStr::from_bytes(&p)).ok()?;
-        let named = (now.dev(), now.ino(), now.ctime(), now.ctime_nsec());
-        Some(again == it && named == it && st().is_some_and(|after| id(&after) == it))
+        Some(again == it && (now.dev(), now.ino()) == it && fd_path(fd).as_ref() == Some(&p))
     };
     let ok = same().unwrap_or(false);
     Some((p, ok))
@@ -472,16 +471,31 @@ mod tests {
     }
 
     /// The same for the directory the name is in (`mkdir d/x; mv d e`): never its later name.
-    /// A guess (not exact) is the answer for a directory renamed while we looked.
+    /// A guess (not exact) is the answer for a directory renamed while we looked. (Renamed
+    /// away for good each time, and a new one made in its place: a directory renamed there
+    /// and back between two of our calls is not told from one that stayed.)
     #[test]
     fn a_directory_renamed_while_resolved_keeps_the_name_of_the_op() {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let t = crate::testutil::temp_dir("dirrenamed");
-        fs::create_dir(t.path().join("p")).unwrap();
-        fs::write(t.path().join("p/x"), b"x").unwrap();
+        let dir = t.path();
+        fs::create_dir(dir.join("p")).unwrap();
+        fs::write(dir.join("p/x"), b"x").unwrap();
         // through a symlink, its path is checked another way (named_so)
-        std::os::unix::fs::symlink("p", t.path().join("l")).unwrap();
-        let base = t.path().as_os_str().as_bytes();
-        let wrong = while_renamed(t.path(), "p", "q", || {
+        std::os::unix::fs::symlink("p", dir.join("l")).unwrap();
+        let base = dir.as_os_str().as_bytes();
+        let stop = AtomicBool::new(false);
+        let wrong = std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = fs::rename(dir.join("p"), dir.join(format!("q{i}")));
+                    let _ = fs::create_dir(dir.join("p"));
+                    let _ = fs::write(dir.join("p/x"), b"x");
+                }
+            });
             let mut wrong = 0;
             for (string, nofollow) in [("p/x", true), ("p/x", false), ("l/x", true), ("l/x", false)]
             {
@@ -489,16 +503,17 @@ mod tests {
                     nofollow,
                     ..sp(base, string.as_bytes(), None)
                 };
-                for _ in 0..10_000 {
+                for _ in 0..5_000 {
                     let (p, exact) = resolve_str(&sp);
                     if exact && p != join(base, b"p/x") {
                         wrong += 1;
                     }
                 }
             }
+            stop.store(true, Ordering::Relaxed);
             wrong
         });
-        assert_eq!(wrong, 0, "resolved to another name {wrong} times of 40000");
+        assert_eq!(wrong, 0, "resolved to another name {wrong} times of 20000");
     }
 
     /// A follow op through a symlink whose target changes meanwhile (a chmod, a write: its
@@ -534,5 +549,34 @@ mod tests {
             n
         });
         assert_eq!(wrong, 0, "not the target {wrong} times of 20000");
+    }
+
+    /// A directory reached through a symlink that gets and loses entries meanwhile (a busy
+    /// tree, `mkdir outlink/x` in path_forms): exact, through the link, every time.
+    #[test]
+    fn a_busy_directory_through_a_symlink_is_exact() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let t = crate::testutil::temp_dir("busylink");
+        let real = t.path().join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink("real", t.path().join("l")).unwrap();
+        let base = t.path().as_os_str().as_bytes();
+        let want = join(real.as_os_str().as_bytes(), b"new");
+        let sp = sp(base, b"l/new", None);
+        let stop = AtomicBool::new(false);
+        let wrong = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = fs::create_dir(real.join("churn"));
+                    let _ = fs::remove_dir(real.join("churn"));
+                }
+            });
+            let n = (0..10_000)
+                .filter(|_| resolve_str(&sp) != (want.clone(), true))
+                .count();
+            stop.store(true, Ordering::Relaxed);
+            n
+        });
+        assert_eq!(wrong, 0, "not exact {wrong} times of 10000");
     }
 }
