@@ -614,20 +614,23 @@ fn event_loop(
     let mounts_changed = mounts::MountsChanged::open();
     let mut synced_moves = processor.borrow().roots.moves;
     loop {
-        if mounts.changed(maps.bss) {
+        // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree,
+        // at once after a mount call, else once a second when the table changed or a root
+        // moved (its path decides the flags too). mountinfo's word is taken before the table
+        // is read, also after a mount call: a change after it is said next time.
+        let calls = mounts.changed(maps.bss);
+        let periodic = devs_synced.elapsed() > Duration::from_secs(1);
+        let moves = processor.borrow().roots.moves;
+        let table_changed = (calls || periodic) && mounts_changed.since_last();
+        if calls || (periodic && (table_changed || moves != synced_moves)) {
             let roots = processor.borrow().roots.now.clone();
             sync_devs(maps.devs, &roots, &mut dev_flags)?;
-            mounts.synced(maps.bss);
-        }
-        // Mounts come and go: keep the kernel's view of which superblocks sit inside a tree.
-        if devs_synced.elapsed() > Duration::from_secs(1) {
-            // (what they hold depends on the roots' paths too: a root renamed since)
-            let moves = processor.borrow().roots.moves;
-            if mounts_changed.since_last() || moves != synced_moves {
-                let roots = processor.borrow().roots.now.clone();
-                sync_devs(maps.devs, &roots, &mut dev_flags)?;
-                synced_moves = moves;
+            synced_moves = moves;
+            if calls {
+                mounts.synced(maps.bss);
             }
+        }
+        if periodic {
             devs_synced = Instant::now();
             losses.say_skipped(maps, &mut processor.borrow_mut());
             // An event is overdue once its thread has ended, and a thread's outcome record is
