@@ -11,7 +11,7 @@ use crate::kernel::abi::{flag, op, slot};
 use crate::output::timefmt::boot_ns;
 
 use super::decode::{Record, Spec, Walk};
-use super::mounts::{walk_path, walk_path_or_raw, MountTable};
+use super::mounts::{walk_path, walk_path_or_raw, MountTable, MountsChanged};
 use super::resolve::{resolve_str, StrPath};
 use crate::paths::{
     final_component, is_proc_fd, is_under, join, join_into, names_path, parent_of, tree_of,
@@ -97,6 +97,8 @@ struct Ctx<'a, 'r> {
 /// Host paths from kernel walks, through the mount table (re-read when it is stale).
 pub struct Locator {
     mounts: MountTable,
+    /// whether the mount table changed since `mounts` was read (mountinfo's word)
+    mounts_changed: MountsChanged,
     /// when `mounts` was read, on the boot clock of event timestamps
     mounts_boot_ns: u64,
     /// Bumped whenever the mount table is read again: what was rendered with the old one
@@ -208,6 +210,7 @@ impl WalkKey {
 impl Locator {
     pub fn new() -> Self {
         Locator {
+            mounts_changed: MountsChanged::open(),
             mounts: MountTable::load(),
             mounts_boot_ns: boot_ns(),
             reloads: 0,
@@ -268,6 +271,8 @@ impl Locator {
     }
 
     fn reload_mounts(&mut self) {
+        // (taken before the read: a change after it is said next time)
+        let _ = self.mounts_changed.since_last();
         self.mounts = MountTable::load();
         self.mounts_boot_ns = boot_ns();
         self.reloads += 1;
@@ -298,6 +303,13 @@ impl Locator {
                 None => Vec::new(),
             };
             return Placed::New([top, b"/\xe2\x80\xa6".to_vec(), names].concat());
+        }
+        // A walk the kernel placed in no tree (it stayed in its superblock) is placed by the
+        // table alone: one read before a mount made since (a directory bind-mounted into a
+        // tree, written in at once) would place it at its outside path. Read it again when
+        // mountinfo says it changed.
+        if w.tree.is_none() && self.table_older_than_op() && self.mounts_changed.since_last() {
+            self.reload_mounts();
         }
         if let Some(p) = self.recent_path(w) {
             return Placed::Recent(p);

@@ -223,11 +223,12 @@ fn path_through_bind_mount_on_host() {
         mkdir(&bind_sub.join("in_sub"), 0o755)?;
         mkdir(&late.join("via_late_bind"), 0o755)?;
         mkdir(&d.t("via_tree_path"), 0o755)?;
-        create(&d.t("late_in/f"), 0o644)?;
         // ops by path string right after that mount: on the tracepoint backend their changed
         // dentries lie on a superblock the agent's last look at the mounts had no mount of
-        // inside the tree (bpf/lib/maps.h, mount calls)
+        // inside the tree (bpf/lib/maps.h, mount calls), and the agent must read the mounts
+        // again to place them (first, before an op whose walk crosses that mount)
         mkdir(&d.t("late_in/dd"), 0o755)?;
+        create(&d.t("late_in/f"), 0o644)?;
         sc!(nr::SYS_chmod, cp(d.t("late_in/f")), 0o600)?;
         // the VFS backends' xattr hooks get no mount: their walk stays in that superblock
         let v = b"v";
@@ -254,8 +255,8 @@ fn path_through_bind_mount_on_host() {
         Exp::new("mkdir", d.t("via_tree_path"), 0)
             .pid(pid)
             .mode(0o755),
-        Exp::new("create", d.t("late_in/f"), 0).pid(pid).mode(0o644),
         Exp::new("mkdir", d.t("late_in/dd"), 0).pid(pid).mode(0o755),
+        Exp::new("create", d.t("late_in/f"), 0).pid(pid).mode(0o644),
         Exp::new("chmod", d.t("late_in/f"), 0).pid(pid).mode(0o600),
         Exp::new("setxattr", d.t("late_in/f"), 0)
             .pid(pid)
