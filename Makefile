@@ -34,8 +34,9 @@ deps:
 	$(call apt_install,$(APT_PKGS))
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
 
-# What only the tests need: zsh and fish check the completion scripts (tests/cli_docs.rs).
-TEST_PKGS := zsh fish
+# What only the tests need: zsh and fish check the completion scripts (tests/cli_docs.rs);
+# python3 makes its file operations its own way (tests/watch/python.rs).
+TEST_PKGS := zsh fish python3
 test-deps: deps
 	$(call apt_install,$(TEST_PKGS),--no-install-recommends)
 

@@ -32,6 +32,7 @@ mod names;
 mod negatives;
 mod ops;
 mod paths;
+mod python;
 mod tools;
 mod uring;
 

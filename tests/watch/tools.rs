@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 /// `args` run in `cwd` with umask 022 as the test's own user (root), or as `uid` when given
 /// (setresuid through setpriv, as `sudo -u` would). Panics unless it succeeds.
-fn tool_as(uid: Option<u32>, cwd: &Path, args: &[&str]) {
+pub(super) fn tool_as(uid: Option<u32>, cwd: &Path, args: &[&str]) {
     let mut cmd = match uid {
         None => Command::new(args[0]),
         Some(u) => {
@@ -54,7 +54,7 @@ fn tool(cwd: &Path, args: &[&str]) {
 }
 
 /// A root event made by `comm`.
-fn by(comm: &str, op: &str, path: impl AsRef<Path>) -> Exp {
+pub(super) fn by(comm: &str, op: &str, path: impl AsRef<Path>) -> Exp {
     let mut e = Exp::new(op, path, 0);
     e.comm = Some(comm.to_string());
     e

@@ -1,0 +1,121 @@
+//! Python's own routes to the kernel, as a service's deploy script or an admin's one-liner
+//! takes them: x86_64's older syscalls where glibc's tools use the `*at` ones (`rename`,
+//! `mkdir`, `chmod`, `lchown`, `truncate`, `setxattr`, `rmdir`), `dir_fd` ones where
+//! they use a path (`mkdirat`, `symlinkat`, `linkat`, `fchownat`, `mknodat`, `renameat`,
+//! `unlinkat`), tempfile's save-by-rename, shutil's copy2 (its utime is no op of ours), move
+//! and fd-based rmtree, with the tree named relative to another working directory. Debian's
+//! /usr/bin/python3, as root, in a tree the shared agent watches; `make test-deps` installs it.
+//! Not in the arm64 guests' userland (vm/arm64-root.sh): arm64 has only the `*at` syscalls,
+//! which the other tests make there.
+
+use super::tools::{by, tool_as};
+use super::*;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Root's script: argv[1] the tree, argv[2] the directory beside it. Where its tempfile's
+/// random name went is written to `outside/tmpname` (root's write outside the tree: no event).
+const ROUTES: &str = r#"
+import os, pathlib, shutil, sys, tempfile
+tree, outside = sys.argv[1], sys.argv[2]
+os.chdir(tree)
+fd, tmp = tempfile.mkstemp(dir=".", prefix=".conf.", suffix=".tmp")
+os.write(fd, b"new\n")
+os.fchmod(fd, 0o644)
+os.close(fd)
+os.replace(tmp, "conf")
+with open(os.path.join(outside, "tmpname"), "w") as f:
+    f.write(os.path.basename(tmp))
+os.chdir(outside)
+t = os.path.relpath(tree)
+pathlib.Path(f"{t}/p.txt").write_text("x")
+shutil.copy2("src", f"{t}/c2")
+dfd = os.open(t, os.O_RDONLY | os.O_DIRECTORY)
+os.mkdir("d", 0o750, dir_fd=dfd)
+os.makedirs(f"{t}/d/a/b")
+os.symlink("conf", "ln", dir_fd=dfd)
+os.link("conf", "hl", src_dir_fd=dfd, dst_dir_fd=dfd)
+os.lchown(f"{t}/ln", 4343, -1)
+os.chown("hl", -1, 4343, dir_fd=dfd)
+os.truncate(f"{t}/conf", 1)
+os.setxattr(f"{t}/conf", "trusted.k", b"v")
+os.removexattr(f"{t}/conf", "trusted.k")
+with open(f"{t}/p.txt", "a") as f:
+    f.write("y")
+os.mkfifo("fifo", 0o600, dir_fd=dfd)
+os.rename("hl", "hl2", src_dir_fd=dfd, dst_dir_fd=dfd)
+shutil.move(f"{t}/d/a", f"{t}/moved")
+shutil.rmtree(f"{t}/moved")
+os.unlink("ln", dir_fd=dfd)
+os.chmod(f"{t}/conf", 0o600)
+os.close(dfd)
+# outside the tree: no event
+os.mkdir("x")
+shutil.copy2("src", "x/c")
+shutil.rmtree("x")
+"#;
+
+/// The owner's own writes in its directory of the tree: no event.
+const OWNERS: &str = r#"
+import os, shutil, tempfile
+fd, tmp = tempfile.mkstemp(dir=".")
+os.write(fd, b"mine")
+os.close(fd)
+os.replace(tmp, "mine")
+os.makedirs("k/l")
+os.chmod("mine", 0o600)
+shutil.rmtree("k")
+"#;
+
+#[test]
+fn python_file_operations_from_other_working_directories() {
+    let d = shared_dir!("python");
+    let (t, o) = (&d.tree, &d.outside);
+    if !Path::new(PYTHON).exists() {
+        assert!(
+            !common::in_ci(),
+            "{PYTHON} is missing: make test-deps installs it"
+        );
+        eprintln!("NOT CHECKED python_file_operations_from_other_working_directories: no {PYTHON}");
+        return;
+    }
+    make_file(d.o("src"), b"src");
+    chmod(d.o("src"), 0o640);
+    make_dir(d.t("own"));
+    chown(d.t("own"), OWNER, OWNER);
+
+    let mut lease = d.lease();
+    tool_as(None, o, &[PYTHON, "-c", ROUTES, s(t), s(o)]);
+    tool_as(Some(OWNER), &d.t("own"), &[PYTHON, "-c", OWNERS]);
+    let evs = lease.finish();
+
+    let tmp = std::fs::read_to_string(d.o("tmpname")).expect("the script's tmpname");
+    let py = |op: &str, rel: &str| by("python3", op, d.t(rel));
+    let want = vec![
+        py("create", &tmp).mode(0o600),
+        py("chmod", &tmp).mode(0o644),
+        py("rename", &tmp).new_path(d.t("conf")),
+        py("create", "p.txt").mode(0o644),
+        py("create", "c2").mode(0o644),
+        py("chmod", "c2").mode(0o640),
+        py("mkdir", "d").mode(0o750),
+        py("mkdir", "d/a").mode(0o755),
+        py("mkdir", "d/a/b").mode(0o755),
+        py("symlink", "ln").target("conf"),
+        py("link", "conf").new_path(d.t("hl")),
+        py("chown", "ln").owner(Some(4343), None),
+        py("chown", "hl").owner(None, Some(4343)),
+        py("truncate", "conf"),
+        py("setxattr", "conf").xattr("trusted.k"),
+        py("removexattr", "conf").xattr("trusted.k"),
+        py("write", "p.txt"),
+        py("mknod", "fifo").mode(0o600),
+        py("rename", "hl").new_path(d.t("hl2")),
+        py("rename", "d/a").new_path(d.t("moved")),
+        py("rmdir", "moved/b"),
+        py("rmdir", "moved"),
+        py("unlink", "ln"),
+        py("chmod", "conf").mode(0o600),
+    ];
+    d.expect(&evs, &want);
+}
