@@ -1,12 +1,12 @@
 //! Python's own routes to the kernel, as a service's deploy script or an admin's one-liner
 //! takes them: x86_64's older syscalls where glibc's tools use the `*at` ones (`rename`,
-//! `mkdir`, `chmod`, `lchown`, `truncate`, `setxattr`, `rmdir`), `dir_fd` ones where
-//! they use a path (`mkdirat`, `symlinkat`, `linkat`, `fchownat`, `mknodat`, `renameat`,
-//! `unlinkat`), tempfile's save-by-rename, shutil's copy2 (its utime is no op of ours), move
-//! and fd-based rmtree, with the tree named relative to another working directory. Debian's
-//! /usr/bin/python3, as root, in a tree the shared agent watches; `make test-deps` installs it.
-//! Not in the arm64 guests' userland (vm/arm64-root.sh): arm64 has only the `*at` syscalls,
-//! which the other tests make there.
+//! `mkdir`, `chmod`, `lchown`, `truncate`, `setxattr`, `rmdir`), `dir_fd` ones where they use
+//! a path (`mkdirat`, `symlinkat`, `linkat`, `fchownat`, `mknodat`, `renameat`, `unlinkat`),
+//! tempfile's save-by-rename, shutil's copy2 (its utime is no op of ours), move, copytree and
+//! fd-based rmtree, and an unnamed O_TMPFILE file (no event), the tree named relative to
+//! another working directory. Debian's /usr/bin/python3, as root, in a tree the shared agent
+//! watches; `make test-deps` installs it. Not in the arm64 guests' userland
+//! (vm/arm64-root.sh): arm64 has only the `*at` syscalls, which the other tests make there.
 
 use super::tools::{by, tool_as};
 use super::*;
@@ -49,6 +49,10 @@ shutil.rmtree(f"{t}/moved")
 os.unlink("ln", dir_fd=dfd)
 os.chmod(f"{t}/conf", 0o600)
 os.close(dfd)
+shutil.copytree("srcdir", f"{t}/ct")
+# an unnamed file (O_TMPFILE) that is never linked: nothing in the tree changed
+with tempfile.TemporaryFile(dir=t) as f:
+    f.write(b"scratch")
 # outside the tree: no event
 os.mkdir("x")
 shutil.copy2("src", "x/c")
@@ -81,6 +85,10 @@ fn python_file_operations_from_other_working_directories() {
     }
     make_file(d.o("src"), b"src");
     chmod(d.o("src"), 0o640);
+    make_dir(d.o("srcdir"));
+    make_file(d.o("srcdir/f"), b"f");
+    chmod(d.o("srcdir/f"), 0o640);
+    chmod(d.o("srcdir"), 0o750);
     make_dir(d.t("own"));
     chown(d.t("own"), OWNER, OWNER);
 
@@ -116,6 +124,10 @@ fn python_file_operations_from_other_working_directories() {
         py("rmdir", "moved"),
         py("unlink", "ln"),
         py("chmod", "conf").mode(0o600),
+        py("mkdir", "ct").mode(0o755),
+        py("create", "ct/f").mode(0o644),
+        py("chmod", "ct/f").mode(0o640),
+        py("chmod", "ct").mode(0o750),
     ];
     d.expect(&evs, &want);
 }
