@@ -164,7 +164,7 @@ test-host: test-deps
 	cargo test --locked --profile checked -- --test-threads=$${TEST_THREADS:-4}
 	@# the tracepoint backend as it runs before 6.13 (no ctime tracepoints), with real tools
 	@# and Python
-	OWNWATCH_NO_CTIME_HOOKS=1 cargo test --locked --profile checked --test watch tools:: python::
+	OWNWATCH_NO_CTIME_HOOKS=1 cargo test --locked --profile checked --test watch -- tools:: python::
 	@# the programs as they run on 7.x (pinned to their CPU, bpf/lib/pin.h): every op, path
 	@# form and real tool
 	OWNWATCH_PIN_CPU=1 cargo test --locked --profile checked --test watch -- --test-threads=$${TEST_THREADS:-4}
