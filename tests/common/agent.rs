@@ -642,8 +642,6 @@ pub fn is_skipped_note(line: &str) -> bool {
         || (line.contains(" lost ") && line.ends_with(" events (skipped)"))
 }
 
-/// An in-band line counting the events just before it that went without "ret" (their
-/// outcome did not come).
 /// The harness's own sentinel may come without its outcome, said in-band after it as any
 /// other such event (the kernel skipped its outcome program: another test's agent replaced
 /// that function's trampoline meanwhile). That count is the sentinel's, not the test's: it is
@@ -678,6 +676,8 @@ fn sentinel_without_outcome(sentinel: String, after: &mut Vec<String>) -> String
     s.to_string()
 }
 
+/// An in-band line counting the events just before it that went without "ret" (their
+/// outcome did not come).
 pub fn is_outcome_note(line: &str) -> bool {
     line.contains("\"op\":\"lost\"") && line.contains("\"reason\":\"outcome\"")
 }
