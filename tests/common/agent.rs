@@ -317,7 +317,7 @@ impl Agent {
                 Ok(l) if l.contains(&name) => break l,
                 Ok(l) if is_skipped_note(&l) => {
                     eprintln!("(agent said: {l})");
-                    self.skipped += skipped_count(&l);
+                    self.skipped += note_count(&l);
                 }
                 Ok(l) => before.push(l),
                 Err(RecvTimeoutError::Timeout) => {
@@ -363,7 +363,7 @@ impl Agent {
             self.drain().into_iter().partition(|l| is_skipped_note(l));
         for l in skipped {
             eprintln!("(agent said after the sentinel: {l})");
-            self.skipped += skipped_count(&l);
+            self.skipped += note_count(&l);
         }
         after
     }
@@ -380,7 +380,7 @@ impl Agent {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.as_ref().unwrap().recv_timeout(left) {
                 Ok(l) if l.contains(&name) => break l,
-                Ok(l) if is_skipped_note(&l) => self.skipped += skipped_count(&l),
+                Ok(l) if is_skipped_note(&l) => self.skipped += note_count(&l),
                 Ok(l) => lines.push(l),
                 Err(e) => panic!("ownwatch {:?}: no sentinel: {e:?}", self.args),
             }
@@ -626,8 +626,8 @@ pub fn assert_normal_start(err: &str, backend: &str, ctx: &str) {
     );
 }
 
-/// The count of a skipped note (JSON; a text note counts as one).
-pub fn skipped_count(line: &str) -> u64 {
+/// The count of an in-band note, a skipped or an outcome one (JSON; a text note counts as one).
+pub fn note_count(line: &str) -> u64 {
     serde_json::from_str::<Value>(line)
         .ok()
         .and_then(|v| v["count"].as_u64())

@@ -39,7 +39,7 @@ use serde_json::Value;
 
 use super::{
     assert_events, bin, check_event, expected_backend, is_outcome_note, is_skipped_note, make_tree,
-    next_id, parse_event, read_stderr, skipped_count, watch_args, Exp, TestDir, OWNER, TIMEOUT,
+    next_id, note_count, parse_event, read_stderr, watch_args, Exp, TestDir, OWNER, TIMEOUT,
 };
 
 /// A shared agent and where its lines go.
@@ -531,7 +531,7 @@ impl Lease {
                 }
                 Ok(l) if is_skipped_note(&l) => {
                     eprintln!("(shared agent said: {l})");
-                    self.skipped += skipped_count(&l);
+                    self.skipped += note_count(&l);
                 }
                 // Events sent without "ret" (their outcome did not come: the kernel skipped
                 // it while another test's agent replaced a trampoline, say): the count has no
@@ -539,7 +539,7 @@ impl Lease {
                 // is about.
                 Ok(l) if is_outcome_note(&l) => {
                     eprintln!("(shared agent said: {l})");
-                    self.outcomes_said += skipped_count(&l);
+                    self.outcomes_said += note_count(&l);
                 }
                 Ok(l) => before.push(l),
                 Err(e) => {
