@@ -73,13 +73,14 @@ mem=${VM_MEM:-2G}
 # on real hardware and 7.2 keeps testing the fallback. The /dev/kvm of our machines fails
 # guests ("KVM internal error ... emulation failure" early in boot, -cpu host trips an MSR
 # assertion), so KVM is only used when asked for: VM_ACCEL=kvm.
-# Also without ERMS and FSRM (VM_REP_FLAGS, default "-erms,-fsrm"): with them the kernel copies
-# and clears with `rep movsb`/`rep stosb`, which TCG runs one byte per pass through the
+# Also without ERMS and FSRM (VM_REP_FLAGS, default "-erms,-fsrm"): with them the kernel
+# copies and clears with `rep movsb`/`rep stosb`, which TCG runs one byte per pass through the
 # instruction; without them it uses its loops of 8-byte moves. Measured on 7.3 (four agent
 # starts, interleaved, three rounds): 20-36 % less host CPU (loading the programs, mostly the
 # verifier, about a third faster); the whole suite 612 s instead of 735 s (README). Real CPUs
-# without them exist (FSRM came in 2019); nothing we test depends on them. make bench-kernels
-# keeps them: its instruction counts stay comparable with the figures recorded before.
+# without them exist (Intel's before Ice Lake have no FSRM); nothing we test depends on them.
+# make bench-kernels keeps them: its instruction counts stay comparable with the figures
+# recorded before.
 cx16=-cx16
 if [[ $krel =~ ${VM_CX16-^7\.3\.} ]]; then cx16=+cx16; fi
 rep=${VM_REP_FLAGS--erms,-fsrm}
