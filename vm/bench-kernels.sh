@@ -17,7 +17,8 @@ BACKENDS=${VM_BACKENDS:-lsm fentry kprobe tracepoint}
 OPS=${BENCH_OPS:-storm}
 N=${BENCH_N:-3000}
 export VM_ICOUNT=${VM_ICOUNT:-1}
-# the CPU its recorded figures were measured on (vm/run-kernel.sh: the matrix leaves ERMS out)
+# the CPU its recorded figures were measured on (vm/run-kernel.sh: the matrix leaves ERMS and
+# FSRM out)
 export VM_REP_FLAGS=${VM_REP_FLAGS-}
 [ "$(id -u)" = 0 ] || { echo "bench-kernels: must run as root" >&2; exit 2; }
 # (bpftool: the guests read the programs' run counts and times with it, from the host's root)
