@@ -25,11 +25,37 @@ static __always_inline int maybe_in_tree(struct pending *p, __u32 other_name)
 	return 0;
 }
 
-/* Ops on an fd (the file open returned, fchmod's, ...), not on path strings. */
+/* Ops on an fd (the file open returned, fchmod's, the socket bind named, ...), not on path
+ * strings. */
 static __always_inline int is_fd_op(__u32 sc)
 {
 	return sc == SC_OPEN || sc == SC_FCHMOD || sc == SC_FCHOWN || sc == SC_FTRUNCATE ||
-	       sc == SC_FSETXATTR;
+	       sc == SC_FSETXATTR || sc == SC_BIND;
+}
+
+/* The name an AF_UNIX socket (fd) was just bound to, as the kernel keeps it (unix_sock.path),
+ * with the mode it made the socket's inode with; 0 when the fd is not such a socket. */
+static __always_inline struct path *bound_path(struct ow_event *ev, struct task_struct *task,
+					       long fd)
+{
+	struct file *f = fd_file(task, fd);
+	struct socket *sock;
+	struct sock *sk;
+	struct unix_sock *u;
+	struct dentry *d;
+
+	if (!f)
+		return 0;
+	sock = (struct socket *)KREAD(struct file, f, private_data);
+	sk = sock ? KREAD(struct socket, sock, sk) : 0;
+	if (!sk || KREAD(struct sock, sk, __sk_common.skc_family) != AF_UNIX)
+		return 0;
+	u = (struct unix_sock *)sk;
+	d = KREAD(struct unix_sock, u, path.dentry);
+	if (!d)
+		return 0;
+	ev->mode = KREAD(struct inode, KREAD(struct dentry, d, d_inode), i_mode) & 07777;
+	return &u->path;
 }
 
 /* The file an open returned, when it was created or opened for write (the op says which, with
@@ -71,6 +97,16 @@ static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *ta
 	struct file *f;
 	__u32 tree;
 
+	if (p->syscall == SC_BIND) {
+		struct path *bp = bound_path(ev, task, p->args[0]);
+
+		if (!bp)
+			return OW_NO_TREE;
+		put_slot(b, OW_SLOT_PATH);
+		tree = put_kept_walk(b, (__u64)KREAD(struct path, bp, dentry),
+				     (__u64)KREAD(struct path, bp, mnt));
+		return tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree) ? OW_NO_TREE : tree;
+	}
 	if (p->syscall == SC_OPEN) {
 		f = opened_file(ev, task, ret);
 		if (!f)

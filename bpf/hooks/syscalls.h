@@ -22,6 +22,7 @@ enum sc {
 	SC_SETXATTR,
 	SC_FSETXATTR,
 	SC_SETXATTRAT,
+	SC_BIND,
 };
 
 /* mknod(2) of a regular file (type 0 means one) is a create. */
@@ -215,6 +216,20 @@ static __always_inline int xattrat_enter(__u32 op, long dfd, __u64 path, __u32 a
 	return remember(op, SC_SETXATTRAT, f, 0, dfd, path, name, at_flags & AT_EMPTY_PATH, 0);
 }
 
+/* bind(2) of an AF_UNIX socket to a path makes the socket's inode there: a mknod, as the VFS
+ * backends see it (unix_bind calls the mknod hook). Abstract names (a NUL first) and autobind
+ * (no name) make none, nor do other families. args: fd (the exit reads the bound path from
+ * the socket: the kernel's own dentry and mount, not the string). */
+static __always_inline int bind_enter(long fd, __u64 addr, __u64 len)
+{
+	__u8 sa[3] = {}; /* sun_family (native byte order: little-endian here), sun_path[0] */
+
+	if (len < sizeof(sa) || bpf_probe_read_user(sa, sizeof(sa), (void *)addr) ||
+	    (sa[0] | sa[1] << 8) != AF_UNIX || sa[2] == 0)
+		return 0;
+	return remember(OW_OP_MKNOD, SC_BIND, 0, 0, fd, 0, 0, 0, 0);
+}
+
 /* The syscall numbers and the list of hooked syscalls are per architecture, like vmlinux/:
  * x86_64's (arch/x86/entry/syscalls/syscall_64.tbl) or arm64's (the generic table, which has
  * only the *at forms of the path syscalls). libbpf-cargo passes -D__TARGET_ARCH_<arch>. */
@@ -254,6 +269,9 @@ static __always_inline int on_enter(long id, __u64 *a)
 	case NR_lchown: return chown_enter(AT_FDCWD, a[0], a[1], a[2], AT_SYMLINK_NOFOLLOW);
 #endif
 	case NR_openat: return open_enter(a[0], a[1], a[2]);
+	/* (a file handle, not a path: the exit reads the file it opened, as for every open) */
+	case NR_open_by_handle_at: return open_enter(a[0], 0, a[2]);
+	case NR_bind: return bind_enter(a[0], a[1], a[2]);
 	case NR_mknodat: return mknod_enter(a[0], a[1], a[2]);
 	case NR_mkdirat: return mkdir_enter(a[0], a[1], a[2]);
 	case NR_symlinkat: return symlink_enter(a[0], a[1], a[2]);

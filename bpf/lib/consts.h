@@ -17,6 +17,7 @@
 #define AT_EMPTY_PATH 0x1000
 #define RENAME_EXCHANGE 2
 #define EEXIST 17
+#define AF_UNIX 1
 #define FMODE_WRITE 0x2
 #define FMODE_CREATED 0x100000
 #define NAME_MAX_READ 256

@@ -25,7 +25,9 @@
 #define NR_fchmodat 53
 #define NR_fchownat 54
 #define NR_fchown 55
+#define NR_bind 200
 #define NR_openat 56
+#define NR_open_by_handle_at 265
 #define NR_renameat2 276
 #define NR_openat2 437
 #define NR_fchmodat2 452
@@ -55,6 +57,8 @@
 	X(w, fsetxattr) \
 	X(w, removexattr) \
 	X(w, lremovexattr) \
-	X(w, fremovexattr)
+	X(w, fremovexattr) \
+	X(w, open_by_handle_at) \
+	X(w, bind)
 
 #endif

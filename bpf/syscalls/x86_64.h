@@ -40,6 +40,8 @@
 #define NR_removexattr 197
 #define NR_lremovexattr 198
 #define NR_fremovexattr 199
+#define NR_open_by_handle_at 304
+#define NR_bind 49
 #define OW_SYSCALLS(X, w) \
 	X(w, openat2) \
 	X(w, unlinkat) \
@@ -76,6 +78,8 @@
 	X(w, fsetxattr) \
 	X(w, removexattr) \
 	X(w, lremovexattr) \
-	X(w, fremovexattr)
+	X(w, fremovexattr) \
+	X(w, open_by_handle_at) \
+	X(w, bind)
 
 #endif

@@ -3,6 +3,8 @@
 //! link, rename, unlink and rmdir. The ops on what is there: `attrs`; through io_uring:
 //! `uring`.
 
+use std::os::unix::ffi::OsStrExt;
+
 use super::*;
 
 /// The shared agent's start (this cell's backend, or auto's choice): one line on stderr,
@@ -161,6 +163,102 @@ fn root_mkdir_mknod_symlink_link_variants() {
     d.expect(
         &evs,
         &[by.modes("mkdir", &dirs), by.modes("mknod", &nodes), names].concat(),
+    );
+}
+
+/// A unix socket bound to `name` (relative to the working directory): Ok, or the errno.
+fn bind_unix(kind: i32, name: &[u8]) -> Result<(), i32> {
+    let fd = unsafe { libc::socket(libc::AF_UNIX, kind, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sa.sun_path.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // (the family alone: autobind)
+    let len = std::mem::size_of::<libc::sa_family_t>() + name.len();
+    let r = unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len as u32) };
+    let e = errno();
+    close(fd as i64);
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// `open_by_handle_at` of `path`'s handle with `flags`, closed again.
+fn open_by_handle(path: &Path, flags: i32) -> Result<(), String> {
+    // struct file_handle: handle_bytes, handle_type, f_handle[handle_bytes]
+    let mut h = [0u32; 2 + 32];
+    h[0] = 128;
+    let mut mount_id = 0i32;
+    let at = libc::AT_FDCWD;
+    let (hp, mp) = (h.as_mut_ptr(), &mut mount_id as *mut i32);
+    sc!(libc::SYS_name_to_handle_at, at, cp(path), hp, mp, 0)?;
+    let mfd = dirfd(path.parent().unwrap())?;
+    let fd = sc!(libc::SYS_open_by_handle_at, mfd, hp, flags);
+    close(mfd);
+    close(fd?);
+    Ok(())
+}
+
+/// Two ways into a tree besides the path syscalls: a unix socket bound to a name there (the
+/// kernel makes the socket's inode: a mknod, as `mknod(S_IFSOCK)` is), and a file opened by
+/// its handle (`open_by_handle_at`, as user-space NFS servers and backup tools open files),
+/// for writing. Not events: names that make no inode (abstract, autobind), other families,
+/// a bind that fails, one outside the tree, a read-only open by handle, and the owner's own
+/// bind.
+#[test]
+fn root_socket_binds_and_opens_by_handle() {
+    let d = shared_dir!("bind");
+    make_file(d.t("f"), b"data");
+    make_file(d.o("g"), b"outside");
+    let mut a = d.lease();
+    let (stream, dgram) = (libc::SOCK_STREAM, libc::SOCK_DGRAM);
+    let owner = d.act(Creds::User(OWNER, OWNER), || {
+        std::env::set_current_dir(&d.tree).map_err(|e| e.to_string())?;
+        bind_unix(stream, b"s_own").map_err(|e| format!("owner's bind: errno {e}"))
+    });
+    let by = d.act(Creds::Root, || {
+        let fail = |what: &str, e| format!("{what}: errno {e}");
+        std::env::set_current_dir(&d.outside).map_err(|e| e.to_string())?;
+        bind_unix(stream, b"s_out").map_err(|e| fail("bind outside", e))?;
+        std::env::set_current_dir(&d.tree).map_err(|e| e.to_string())?;
+        bind_unix(stream, b"s_stream").map_err(|e| fail("bind", e))?;
+        let abs = d.t("s_dgram");
+        bind_unix(dgram, abs.as_os_str().as_bytes()).map_err(|e| fail("bind abs", e))?;
+        bind_unix(stream, b"\0s_abstract").map_err(|e| fail("abstract bind", e))?;
+        bind_unix(stream, b"").map_err(|e| fail("autobind", e))?;
+        match bind_unix(stream, b"s_stream") {
+            Err(libc::EADDRINUSE) => {}
+            r => return Err(format!("a second bind to s_stream: {r:?}")),
+        }
+        let inet = unsafe { libc::socket(libc::AF_INET, stream, 0) };
+        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        let sa = &sin as *const _ as *const libc::sockaddr;
+        if unsafe { libc::bind(inet, sa, len) } != 0 {
+            return Err(format!("inet bind: errno {}", errno()));
+        }
+        close(inet as i64);
+        open_by_handle(&d.t("f"), libc::O_RDONLY)?;
+        open_by_handle(&d.t("f"), libc::O_WRONLY)?;
+        open_by_handle(&d.t("f"), libc::O_RDWR | libc::O_TRUNC)?;
+        open_by_handle(&d.o("g"), libc::O_WRONLY)
+    });
+    let evs = a.finish();
+    assert!(d.t("s_own").exists() && owner.fsuid == OWNER);
+    d.expect(
+        &evs,
+        &[
+            by.op("mknod", "s_stream").mode(0o777),
+            by.op("mknod", "s_dgram").mode(0o777),
+            by.op("write", "f"),
+            by.op("write", "f"),
+        ],
     );
 }
 
