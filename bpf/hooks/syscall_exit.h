@@ -121,8 +121,8 @@ static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *ta
 	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
 		return OW_NO_TREE;
 	if (p->syscall == SC_FCHOWN) {
-		ev->new_uid = p->args[2];
-		ev->new_gid = p->args[3];
+		ev->new_uid = ow_kid(0, p->args[2]);
+		ev->new_gid = ow_kid(1, p->args[3]);
 	} else if (p->syscall == SC_FSETXATTR) {
 		put_slot(b, OW_SLOT_XATTR);
 		put_user_str(b, (const char *)p->args[1]);
@@ -321,8 +321,8 @@ static __always_inline __u32 put_str_op(struct builder *b, struct pending *p)
 		found = put_path_arg(b, OW_SLOT_PATH, LIMIT_ONE, a[0], a[1], empty_ok, 1);
 	}
 	if (p->syscall == SC_CHOWN) {
-		ev->new_uid = a[2];
-		ev->new_gid = a[3];
+		ev->new_uid = ow_kid(0, a[2]);
+		ev->new_gid = ow_kid(1, a[3]);
 	} else if (p->syscall == SC_SETXATTR || p->syscall == SC_SETXATTRAT) {
 		put_slot(b, OW_SLOT_XATTR);
 		put_user_str(b, (const char *)a[2]);

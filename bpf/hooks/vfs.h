@@ -764,14 +764,15 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 
 /* Before 6.1 trampolines take no structs by value, such as path_chown's kuid_t and kgid_t:
  * lsm and fentry see chown at chown_common, the hook's one caller, where the ids are numbers as the
- * caller gave them (-1: unchanged, as OW_UNSET), valid outside user namespaces. At its exit
+ * caller gave them (-1: unchanged, as OW_UNSET), in the caller's user namespace (ow_kid maps
+ * them down to the kernel's, as the hook's are). At its exit
  * (fexit), which returns the chown's result (the hook's verdict and notify_change's): only a
  * chown that happened is an event, final, with no outcome to wait for. */
 #define CHOWN_COMMON(FN)                                                                   \
 	SEC("?fexit/chown_common")                                                         \
 	int OW_PROG(HOOK_OK_PROG, OW_CAT(FN, chown_common), const struct path *p,          \
 		    __u32 uid, __u32 gid)                                                  \
-	{ on_attr_as(OW_OP_CHOWN, p, OW_UNSET, uid, gid, true); return 0; }
+	{ on_attr_as(OW_OP_CHOWN, p, OW_UNSET, ow_kid(0, uid), ow_kid(1, gid), true); return 0; }
 
 /* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
  * backend sees rename at security_path_rename, which has them; at its exit, as the fentry

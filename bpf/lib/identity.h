@@ -82,6 +82,46 @@ static __always_inline void read_writer(struct ow_writer *w, struct task_struct 
 	}
 }
 
+/* The owner a chown gives, as the kernel keeps it: the id the caller passed (in its user
+ * namespace; -1, unchanged, stays) mapped down as make_kuid() and make_kgid() do
+ * (map_id_down: a namespace's map holds the kernel's own ids already, whatever its depth).
+ * That is what the file gets and what the VFS backends' chown hook is given (6.1+); outside
+ * user namespaces it is the id itself. Of a map of more than the 5 inline extents, the first
+ * KID_EXTENTS (sorted by first id) are looked at: an id beyond them stays as given. A
+ * global function (scalars only): the tracepoint backend's chowns and lsm and fentry's
+ * chown_common (before 6.1) call it. */
+#define KID_INLINE_EXTENTS 5
+#define KID_EXTENTS 64
+__noinline __u32 ow_kid(__u32 gid, __u32 id)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct user_namespace *ns;
+	struct uid_gid_extent e, *ext;
+	__u64 map;
+	__u32 n;
+
+	if (id == OW_UNSET)
+		return id;
+	ns = BPF_CORE_READ(t, cred, user_ns);
+	if (!ns || BPF_CORE_READ(ns, level) == 0)
+		return id;
+	map = (__u64)ns + (gid ? bpf_core_field_offset(struct user_namespace, gid_map)
+			       : bpf_core_field_offset(struct user_namespace, uid_map));
+	n = BPF_CORE_READ((struct uid_gid_map *)map, nr_extents);
+	if (n <= KID_INLINE_EXTENTS)
+		ext = (struct uid_gid_extent *)(map +
+						bpf_core_field_offset(struct uid_gid_map, extent));
+	else
+		ext = BPF_CORE_READ((struct uid_gid_map *)map, forward);
+	for (__u32 i = 0; i < KID_EXTENTS; i++) {
+		if (i >= n || bpf_probe_read_kernel(&e, sizeof(e), &ext[i]))
+			break;
+		if (id >= e.first && id - e.first < e.count)
+			return e.lower_first + (id - e.first);
+	}
+	return id;
+}
+
 _Static_assert(ARGV_CHUNK == 0x100, "ow_argv_step masks with ARGV_CHUNK - 1");
 
 /* One ARGV_CHUNK of the command line, or what is left of it; 1 when it is all read or a read

@@ -113,6 +113,63 @@ fn attribute_ops_on_a_hard_link_name_the_link_used() {
     );
 }
 
+/// Enter a new user namespace in which this process (uid and gid `id` outside) is root:
+/// what a rootless container's root is.
+fn be_root_of_a_user_namespace(id: u32) -> Result<(), String> {
+    // (its credentials were changed from root's: /proc/self is root's until it is dumpable)
+    sc!(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 1)?;
+    sc!(libc::SYS_unshare, libc::CLONE_NEWUSER)?;
+    for (file, text) in [
+        ("setgroups", "deny".to_string()),
+        ("uid_map", format!("0 {id} 1")),
+        ("gid_map", format!("0 {id} 1")),
+    ] {
+        std::fs::write(format!("/proc/self/{file}"), text)
+            .map_err(|e| format!("/proc/self/{file}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// chown from a user namespace (a rootless container's root, its volume a tree here): the
+/// event says the ids the file gets, as the host sees them and as the VFS hooks are given
+/// them, not the numbers the caller passed. Root of a namespace that maps 0 to OTHER chowns
+/// to 0:0, and the file (and the event) gets OTHER:OTHER; by path, by fd and by dirfd.
+#[test]
+fn chown_from_a_user_namespace_says_the_ids_the_file_gets() {
+    let d = shared_dir!("userns-chown");
+    make_file(d.t("o"), b"");
+    chown(d.t("o"), OWNER, OWNER);
+    let mut a = d.lease();
+    let by = d.act(Creds::User(OTHER, OTHER), || {
+        let fd = sc!(
+            nr::SYS_open,
+            cp(d.t("mine")),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o640
+        )?;
+        be_root_of_a_user_namespace(OTHER)?;
+        sc!(nr::SYS_chown, cp(d.t("mine")), 0, 0)?;
+        sc!(libc::SYS_fchown, fd, 0, -1i32)?;
+        let dfd = dirfd(&d.tree)?;
+        sc!(libc::SYS_fchownat, dfd, cs("mine"), -1i32, 0, 0)?;
+        close(dfd);
+        close(fd);
+        // Not its own: refused (EPERM), nothing to report.
+        fails!(libc::EPERM, nr::SYS_chown, cp(d.t("o")), 0, 0)
+    });
+    let evs = a.finish();
+    let e = |u: Option<u32>, g: Option<u32>| by.op("chown", "mine").owner(u, g);
+    d.expect(
+        &evs,
+        &[
+            by.create("mine", 0o640),
+            e(Some(OTHER), Some(OTHER)),
+            e(Some(OTHER), None),
+            e(None, Some(OTHER)),
+        ],
+    );
+}
+
 #[test]
 fn root_chown_variants() {
     let d = shared_dir!("chown");
