@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs inside the VM, chrooted into the host's (read-only) root, /tmp being the VM's ext4.
+# Runs inside the VM with the host's (read-only) root as its root (vm/init), /tmp being the VM's ext4.
 # /tmp/.job/env (written by test-kernels.sh) sets REPO, BIN (the ownwatch binary), TESTS ("name=path ..."), BACKENDS,
 # EXPECT_CHOICE, TEST_TIMEOUT, ONCE (tests only the first usable backend runs), HOST_ONLY (tests no guest runs), WATCH_FILTER (test-name filters for the watch binary: only
 # those tests; empty: all). A backend that probe calls not usable (arm64 5.10 and 6.1 have no
