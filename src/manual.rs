@@ -270,8 +270,9 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
         "op",
         "What was done: create, mkdir, mknod, symlink, link, rename, unlink, rmdir, chmod, \
             chown, truncate, setxattr, removexattr or write (an existing file opened for \
-            writing); lost and tree_gone are the in-band lines below. Linking an O_TMPFILE \
-            file into a tree is a create. Only operations that succeeded are reported.",
+            writing, by name or by file handle); lost and tree_gone are the in-band lines \
+            below. Linking an O_TMPFILE file into a tree is a create; binding a unix socket \
+            to a name in a tree is a mknod. Only operations that succeeded are reported.",
     ),
     (
         "path",
@@ -305,7 +306,11 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
         "The process, thread, parent process and command name.",
     ),
     ("mode", "Octal; create, mkdir, mknod, chmod."),
-    ("new_uid, new_gid", "chown; absent when unchanged."),
+    (
+        "new_uid, new_gid",
+        "chown; absent when unchanged. The ids the file gets, as the host sees them: a \
+              chown to 0 by the root of a user namespace says the host id it maps 0 to.",
+    ),
     ("ret", "The operation's return value."),
     (
         "backend",
