@@ -25,8 +25,8 @@
 #define NR_fchmodat 53
 #define NR_fchownat 54
 #define NR_fchown 55
-#define NR_bind 200
 #define NR_openat 56
+#define NR_bind 200
 #define NR_open_by_handle_at 265
 #define NR_renameat2 276
 #define NR_openat2 437
