@@ -305,7 +305,12 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
         "pid, tid, ppid, comm",
         "The process, thread, parent process and command name.",
     ),
-    ("mode", "Octal; create, mkdir, mknod, chmod."),
+    (
+        "mode",
+        "Octal; create, mkdir, mknod, chmod. For chmod the mode asked for: the kernel then \
+              drops the setgid bit when the caller is neither in the file's group nor \
+              privileged.",
+    ),
     (
         "new_uid, new_gid",
         "chown; absent when unchanged. The ids the file gets, as the host sees them: a \
