@@ -35,8 +35,8 @@ static __always_inline int is_fd_op(__u32 sc)
 
 /* The name an AF_UNIX socket (fd) was just bound to, as the kernel keeps it (unix_sock.path),
  * with the mode it made the socket's inode with; 0 when the fd is not such a socket. */
-static __always_inline struct path *bound_path(struct ow_event *ev, struct task_struct *task,
-					       long fd)
+static __always_inline const struct path *bound_path(struct ow_event *ev,
+						     struct task_struct *task, long fd)
 {
 	struct file *f = fd_file(task, fd);
 	struct socket *sock;
@@ -88,36 +88,34 @@ static __always_inline struct file *opened_file(struct ow_event *ev, struct task
 	return f;
 }
 
-/* An op on an fd: the fd's file is the object. Returns its tree, or OW_NO_TREE when there is
- * nothing to send (no such file, outside every tree, or the actor may write there). */
+/* An op on an fd: the fd's file is the object (a bound socket: the name it was bound to).
+ * Returns its tree, or OW_NO_TREE when there is nothing to send (no such file, outside every
+ * tree, or the actor may write there). */
 static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *task,
 				       struct pending *p, long ret)
 {
 	struct ow_event *ev = &b->s->ev;
+	const struct path *obj;
 	struct file *f;
 	__u32 tree;
 
 	if (p->syscall == SC_BIND) {
-		struct path *bp = bound_path(ev, task, p->args[0]);
-
-		if (!bp)
+		obj = bound_path(ev, task, p->args[0]);
+		if (!obj)
 			return OW_NO_TREE;
-		put_slot(b, OW_SLOT_PATH);
-		tree = put_kept_walk(b, (__u64)KREAD(struct path, bp, dentry),
-				     (__u64)KREAD(struct path, bp, mnt));
-		return tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree) ? OW_NO_TREE : tree;
-	}
-	if (p->syscall == SC_OPEN) {
+	} else if (p->syscall == SC_OPEN) {
 		f = opened_file(ev, task, ret);
 		if (!f)
 			return OW_NO_TREE;
+		obj = &f->f_path;
 	} else {
 		f = fd_file(task, p->args[0]);
+		obj = f ? &f->f_path : 0;
 	}
 	put_slot(b, OW_SLOT_PATH);
-	tree = f ? put_kept_walk(b, (__u64)KREAD(struct file, f, f_path.dentry),
-				 (__u64)KREAD(struct file, f, f_path.mnt))
-		 : OW_NO_TREE;
+	tree = obj ? put_kept_walk(b, (__u64)KREAD(struct path, obj, dentry),
+				   (__u64)KREAD(struct path, obj, mnt))
+		   : OW_NO_TREE;
 	if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
 		return OW_NO_TREE;
 	if (p->syscall == SC_FCHOWN) {
