@@ -97,7 +97,7 @@ enum ow_item {
  * exe, tty and cgroup themselves. */
 struct ow_ident {
 	__u32 tgid;
-	__u32 _pad;
+	__u32 exe_gone; /* the exe was deleted (OW_F_UNLINKED) */
 	__u64 start;   /* the thread group leader's start time (a reused pid differs) */
 	__u64 exec_id; /* self_exec_id: an exec */
 	__u64 mm;
@@ -131,6 +131,8 @@ enum ow_flags {
 			       * that fd's file (the object) */
 	OW_F_WALKKEEP = 2048, /* the record has an OW_ITEM_WALKKEEP */
 	OW_F_WALKREF = 4096,  /* the record has an OW_ITEM_WALKREF */
+	OW_F_UNLINKED = 8192, /* walkend of the writer's exe: the file was deleted since it
+			       * was run (/proc says "<path> (deleted)") */
 };
 
 /* The functions that do the ops (hooks/vfs.h FX_DONE): an outcome comes from each when it

@@ -342,7 +342,11 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
         "tty",
         "The terminal (\"pts/3\", \"tty1\"); absent without a terminal.",
     ),
-    ("exe", "The executable, absolute and mount-aware."),
+    (
+        "exe",
+        "The executable, absolute and mount-aware; \"PATH (deleted)\", as /proc/PID/exe \
+         says it, when that file was deleted or replaced (an upgrade) since the process ran it.",
+    ),
     ("argv", "The whole command line up to 8 KiB."),
     (
         "argv_truncated",

@@ -168,6 +168,47 @@ fn exceptions_by_exe_and_comm() {
     assert_events(&evs, &want, &ta);
 }
 
+/// An exception by exe still holds for a writer whose executable was deleted or replaced
+/// since it ran it (an upgrade renames a new binary over it): it is matched by the path it was
+/// run from, which the event says as /proc does, "<path> (deleted)".
+#[test]
+fn an_exception_by_exe_holds_after_the_exe_is_deleted() {
+    let d = root_dir!("cfg-except-deleted");
+    let bin = d.o("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let (kept, other) = (bin.join("backup"), bin.join("other"));
+    for b in [&kept, &other] {
+        std::fs::copy(std::fs::canonicalize("/bin/bash").unwrap(), b).unwrap();
+    }
+    let f = write_config(
+        &d,
+        &format!(
+            "[[tree]]\npath = \"{}\"\n[[tree.except]]\nexe = \"{}\"\n",
+            d.tree.display(),
+            kept.display()
+        ),
+    );
+    let mut a = agent(&f, &[]);
+    // (echo is bash's own: the writes are the copy's; rm's unlink lies outside the tree)
+    let script = "echo x > \"$1-a\"; rm -f \"$0\"; echo x > \"$1-b\"";
+    run_prog(&[s(&kept), "-c", script, s(&kept), s(&d.tree.join("backup"))]);
+    let pid = run_prog(&[s(&other), "-c", script, s(&other), s(&d.tree.join("other"))]);
+    let evs = a.finish(&d.tree);
+    let gone = format!("{} (deleted)", other.display());
+    assert_events(
+        &evs,
+        &[
+            prog_event("create", &d.tree.join("other-a"), pid, s(&other)),
+            Exp::new("create", d.tree.join("other-b"), 0)
+                .pid(pid)
+                .any_comm()
+                .field("comm", json!("other"))
+                .field("exe", json!(gone)),
+        ],
+        &d.tree,
+    );
+}
+
 #[test]
 fn ignore_globs_and_per_tree_ops() {
     let d = root_dir!("cfg-ignore");

@@ -291,6 +291,17 @@ static __always_inline void put_parents(struct builder *b, struct task_struct *t
 
 _Static_assert(sizeof(struct ow_ident) % 8 == 0, "put_ident_item copies u64s");
 
+/* Whether the executable was deleted (or replaced by a rename) since it was run: its dentry
+ * is unhashed and not a root, d_unlinked(), what makes /proc say "(deleted)". Read at every
+ * record, as part of the identity's key: a binary upgraded under a running process is the
+ * same exe file, now deleted. */
+static __always_inline int exe_unlinked(struct file *f)
+{
+	struct dentry *d = KREAD(struct file, f, f_path.dentry);
+
+	return d && !KREAD(struct dentry, d, d_hash.pprev) && KREAD(struct dentry, d, d_parent) != d;
+}
+
 /* An IDGEN or IDREF item (bpf/ownwatch.h). */
 static __always_inline void put_ident_item(struct builder *b, __u8 kind, struct ow_ident *id)
 {
@@ -314,7 +325,7 @@ static __always_inline void put_exe_tty_cgroup(struct builder *b, const struct o
 	__u32 trunc;
 
 	cur->tgid = bpf_get_current_pid_tgid() >> 32;
-	cur->_pad = 0;
+	cur->exe_gone = w->exe && exe_unlinked((struct file *)w->exe);
 	cur->start = w->start;
 	cur->exec_id = w->exec_id;
 	cur->mm = w->mm;
@@ -325,7 +336,8 @@ static __always_inline void put_exe_tty_cgroup(struct builder *b, const struct o
 	b->s->ident_new = 0;
 	v = bpf_map_lookup_elem(&idents, &cur->tgid);
 	if (v && v->start == cur->start && v->exec_id == cur->exec_id && v->mm == cur->mm &&
-	    v->exe == cur->exe && v->tty == cur->tty && v->cgid == cur->cgid) {
+	    v->exe == cur->exe && v->exe_gone == cur->exe_gone && v->tty == cur->tty &&
+	    v->cgid == cur->cgid) {
 		__u32 off = b->s->off;
 
 		put_ident_item(b, OW_ITEM_IDREF, cur);
@@ -338,6 +350,7 @@ static __always_inline void put_exe_tty_cgroup(struct builder *b, const struct o
 	if (w->exe) {
 		put_slot(b, OW_SLOT_EXE);
 		b->s->limit = b->s->off + EXE_ROOM;
+		b->s->walk_flags = cur->exe_gone ? OW_F_UNLINKED : 0;
 		put_file_walk(b, (struct file *)w->exe);
 		b->s->limit = OW_DATA_MAX;
 	}

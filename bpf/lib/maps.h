@@ -233,6 +233,7 @@ struct scratch {
 	volatile __u64 last_base; /* the directory put_str_path walked */
 	volatile __u32 last_tree; /* and the tree it found */
 	volatile __u64 arg_d, arg_m; /* put_walk's arguments, as numbers */
+	volatile __u32 walk_flags; /* the next walk's WALKEND flags (OW_F_UNLINKED), then 0 */
 	__u32 nseen;
 	struct walk_state w;
 	__u64 seen_d[OW_MAX_SEEN];   /* dentries walked as OW_SLOT_SEEN, in order */

@@ -227,9 +227,13 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	struct builder bb = { .s = this_scratch() };
 	struct builder *b = &bb;
 	struct scratch *s = bb.s;
-	__u32 flags = 0;
+	__u32 flags;
 
-	if (!s || !d)
+	if (!s)
+		return OW_NO_TREE;
+	flags = s->walk_flags;
+	s->walk_flags = 0;
+	if (!d)
 		return OW_NO_TREE;
 	s->w.d = dentry;
 	s->w.m = vm ? (__u64)real_mount(vm) : 0;

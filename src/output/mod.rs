@@ -74,7 +74,10 @@ pub struct Event {
     pub ppid: u32,
     /// the kernel's comm: at most 15 bytes, kept in place
     pub comm: SmallVec<[u8; 16]>,
+    /// as /proc/PID/exe says it: "<path> (deleted)" when `exe_deleted`
     pub exe: Option<Rc<[u8]>>,
+    /// the executable was deleted or replaced since the writer ran it
+    pub exe_deleted: bool,
     pub argv: Option<Vec<Vec<u8>>>,
     pub argv_truncated: bool,
     /// ancestors (pid, comm), nearest first

@@ -38,6 +38,8 @@ pub struct Walk<'a> {
     pub mode: u32,
     /// names below the watched root, when `tree` is set
     pub tree_depth: u32,
+    /// the file was deleted since (the writer's exe only: OW_F_UNLINKED)
+    pub unlinked: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -48,6 +50,7 @@ impl<'a> Walk<'a> {
             && !self.truncated
             && self.mode == 0
             && self.tree_depth == 0
+            && !self.unlinked
     }
 
     pub fn is_dir(&self) -> bool {
@@ -449,6 +452,7 @@ impl<'a> ItemSink<'a, '_> {
                 plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
                 walk.truncated = end.flags & flag::TRUNCATED != 0;
+                walk.unlinked = end.flags & flag::UNLINKED != 0;
                 walk.mode = end.mode;
                 walk.tree_depth = end.tree_depth;
             }

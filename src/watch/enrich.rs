@@ -19,6 +19,7 @@ pub struct Ident {
     tty: Option<Rc<str>>,
     /// also in `json`; kept apart for `-o journal`'s OWNWATCH_EXE
     exe: Option<Rc<[u8]>>,
+    exe_deleted: bool,
     /// also in `json`; for --config's exceptions (unit, cgroup)
     pub cgroup: Option<Vec<u8>>,
     /// the exe, tty or cgroup was cut short (the event's `truncated`; argv has its own)
@@ -26,6 +27,9 @@ pub struct Ident {
 }
 
 const IDENTS_KEPT: usize = 32;
+
+/// What follows a deleted executable's path in `exe`, as in /proc/PID/exe.
+pub const DELETED: &[u8] = b" (deleted)";
 
 pub struct Enricher {
     names: Names,
@@ -73,6 +77,7 @@ impl Enricher {
     pub fn apply(ev: &mut Event, id: &Ident) {
         ev.tty = id.tty.clone();
         ev.exe = id.exe.clone();
+        ev.exe_deleted = id.exe_deleted;
         ev.truncated |= id.truncated;
         ev.identity_json = Some(id.json.clone());
     }
@@ -87,6 +92,7 @@ impl Enricher {
             json: identity_json(ev).into(),
             tty: ev.tty.clone(),
             exe: ev.exe.clone(),
+            exe_deleted: ev.exe_deleted,
             cgroup: ev.cgroup.clone(),
             truncated,
         });
@@ -126,9 +132,16 @@ impl Enricher {
         let cgroup = rec
             .slot_walk(slot::CGROUP)
             .map(|w| names_path(w.segs.first().map(|s| &s.names[..]).unwrap_or_default()));
-        e.exe = rec
-            .slot_walk(slot::EXE)
-            .map(|w| locate.walk_path(w, roots).into());
+        let exe = rec.slot_walk(slot::EXE);
+        e.exe_deleted = exe.is_some_and(|w| w.unlinked);
+        e.exe = exe.map(|w| {
+            let mut p = locate.walk_path(w, roots);
+            // (as /proc/PID/exe says it: the file at that path is no longer the one running)
+            if w.unlinked {
+                p.extend_from_slice(DELETED);
+            }
+            p.into()
+        });
         e.tty = spec(slot::TTY)
             .and_then(|sp| sp.string)
             .filter(|t| !t.is_empty())

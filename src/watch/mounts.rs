@@ -289,9 +289,8 @@ mod tests {
                 seg(kernel_dev(0, 25), &["m", "w"]),
             ],
             tree: None,
-            truncated: false,
             mode: 0,
-            tree_depth: 0,
+            ..Walk::default()
         };
         assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/w/m/d/f");
         // A bind of a subdirectory: only the names below the mount root count.
@@ -300,9 +299,8 @@ mod tests {
         let w = Walk {
             segs: smallvec::smallvec![s0, seg(kernel_dev(0, 25), &["m"])],
             tree: None,
-            truncated: false,
             mode: 0,
-            tree_depth: 0,
+            ..Walk::default()
         };
         assert_eq!(walk_path(&w, &mt, &[]).unwrap(), b"/tmp/m/d/f");
     }

@@ -16,7 +16,7 @@ use crate::output::timefmt::now_rfc3339;
 use crate::output::{json_line_with, text_line, ActorJson, Event, Note, Output, TreePath};
 
 use super::decode::{decode_into, identity_start, Record};
-use super::enrich::{Enricher, Ident};
+use super::enrich::{Enricher, Ident, DELETED};
 use super::ident::{Id, IdentJoin};
 use super::locate::{Locator, Paths};
 use super::pending::Pending;
@@ -255,11 +255,18 @@ impl Processor {
             }
             _ => {}
         }
-        // --config's exceptions: the writer as the event shows it.
+        // --config's exceptions: the writer as the event shows it (its exe by the path it
+        // was run from, also once that file was deleted or replaced by an upgrade).
         let filter = &self.roots.filters[tree];
         if !filter.except.is_empty() {
             let w = Writer {
-                exe: ev.exe.as_deref(),
+                exe: ev.exe.as_deref().map(|x| {
+                    if ev.exe_deleted {
+                        x.strip_suffix(DELETED).unwrap_or(x)
+                    } else {
+                        x
+                    }
+                }),
                 comm: &ev.comm,
                 cgroup: ev
                     .cgroup

@@ -367,3 +367,61 @@ fn the_writer_of_each_write_when_a_process_rewrites_argv_or_changes_cgroup() {
         assert_eq!(e["cgroup"], cgroup.as_str(), "{e}");
     }
 }
+
+/// A process whose executable is deleted (or replaced, as a package upgrade renames a new
+/// binary over it) while it runs: its writes from then on say `exe` as /proc/PID/exe does,
+/// "<path> (deleted)", and its writes before said the path alone. The kernel sends a
+/// process's exe once and refers to it after: the deletion must still show.
+#[test]
+fn the_writer_whose_executable_was_deleted_says_so() {
+    let d = shared_dir!("ident-deleted-exe");
+    let bin = d.o("bin");
+    make_dir(&bin);
+    let (sh, upgraded) = (bin.join("sh-copy"), bin.join("sh-upgraded"));
+    std::fs::copy(canon("/bin/bash"), &sh).unwrap();
+    std::fs::copy(canon("/bin/bash"), &upgraded).unwrap();
+    let mut a = d.lease();
+    let (f1, f2, f3) = (d.t("f1"), d.t("f2"), d.t("f3"));
+    // (rm and mv run as children; their ops lie outside the tree)
+    let script = "echo x > \"$1\"; rm -f \"$4\"; echo x > \"$2\"; echo x > \"$3\"";
+    let pid = exec_as_root(
+        s(&sh),
+        &["-c", script, "bash", s(&f1), s(&f2), s(&f3), s(&sh)],
+    );
+    let script = "echo x > \"$1\"; mv -f \"$2\" \"$3\"; echo x > \"$4\"";
+    let moved = bin.join("sh-new");
+    std::fs::copy(canon("/bin/bash"), &moved).unwrap();
+    let pid2 = exec_as_root(
+        s(&upgraded),
+        &[
+            "-c",
+            script,
+            "bash",
+            s(&d.t("g1")),
+            s(&moved),
+            s(&upgraded),
+            s(&d.t("g2")),
+        ],
+    );
+    let evs = a.finish();
+    assert_eq!(evs.len(), 5, "{evs:#?}");
+    let gone = format!("{} (deleted)", s(&sh));
+    for (e, path, exe, p) in [
+        (&evs[0], f1, s(&sh).to_string(), pid),
+        (&evs[1], f2, gone.clone(), pid),
+        (&evs[2], f3, gone, pid),
+        (&evs[3], d.t("g1"), s(&upgraded).to_string(), pid2),
+        (
+            &evs[4],
+            d.t("g2"),
+            format!("{} (deleted)", s(&upgraded)),
+            pid2,
+        ),
+    ] {
+        assert_eq!(e["op"], "create", "{e}");
+        assert_eq!(e["path"], s(&path), "{e}");
+        assert_eq!(e["exe"], exe.as_str(), "{e}");
+        assert_eq!(e["pid"], p, "{e}");
+        assert_eq!(e["fsuid"], 0, "{e}");
+    }
+}
