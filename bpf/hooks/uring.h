@@ -31,6 +31,9 @@ struct io_link___df {
 	struct delayed_filename___ow oldpath;
 	struct delayed_filename___ow newpath;
 } __attribute__((preserve_access_index));
+struct io_xattr___df {
+	struct delayed_filename___ow filename;
+} __attribute__((preserve_access_index));
 
 /* The path string of field F of request R (struct T): the caller's pointer, or from 7.2 the
  * kernel's copy, which p->kstrs then says. */
@@ -117,6 +120,53 @@ static __always_inline int uring_linkat(struct io_link *l, struct pending *p)
 	return 1;
 }
 
+/* The fd a request on a file was given, as fd ops remember it (args[0]); 0 when it has
+ * none that the submitter's fd table names: a registered file (IOSQE_FIXED_FILE) is an
+ * index into the ring's own table, not seen (README). */
+static __always_inline int uring_fd(struct io_kiocb *req, struct pending *p)
+{
+	if (!bpf_core_field_exists(req->cqe.fd) || (BPF_CORE_READ(req, flags) & REQ_F_FIXED_FILE))
+		return 0;
+	p->args[0] = (__s64)BPF_CORE_READ(req, cqe.fd);
+	return 1;
+}
+
+/* 6.9+: ftruncate(fd, len) */
+static __always_inline int uring_ftruncate(struct io_kiocb *req, struct pending *p)
+{
+	p->op = OW_OP_TRUNCATE;
+	p->syscall = SC_FTRUNCATE;
+	return uring_fd(req, p);
+}
+
+/* 5.19+: setxattr(path, name, ...) and fsetxattr(fd, name, ...). The request holds the
+ * kernel's copies of the name (and of the path), read as the caller's strings would be
+ * (kstrs); setxattr follows a final symlink. */
+static __always_inline int uring_xattr(struct io_kiocb *req, struct io_xattr *x,
+				       struct pending *p, int by_fd)
+{
+	/* (the name is an array in struct xattr_name: its address, not a copy of it) */
+	__u64 name = (__u64)BPF_CORE_READ(x, ctx.kname) +
+		     bpf_core_field_offset(struct xattr_name, name);
+
+	p->op = OW_OP_SETXATTR;
+	p->kstrs = 1;
+	if (by_fd) {
+		p->syscall = SC_FSETXATTR; /* fd, name */
+		p->args[1] = name;
+		return uring_fd(req, p);
+	}
+	p->syscall = SC_SETXATTR; /* AT_FDCWD, path, name */
+	p->args[0] = (__s64)AT_FDCWD;
+	if (bpf_core_type_exists(struct delayed_filename___ow))
+		p->args[1] = (__u64)BPF_CORE_READ((struct io_xattr___df *)x,
+						  filename.__incomplete_filename, name);
+	else
+		p->args[1] = (__u64)BPF_CORE_READ(x, filename, name);
+	p->args[2] = name;
+	return 1;
+}
+
 /* The file operations among the requests; 0 for the others. */
 static __always_inline int uring_pending(struct io_kiocb *req, struct pending *p)
 {
@@ -130,6 +180,9 @@ static __always_inline int uring_pending(struct io_kiocb *req, struct pending *p
 	case IORING_OP_UNLINKAT: return uring_unlinkat(op, p);
 	case IORING_OP_SYMLINKAT: return uring_symlinkat(op, p);
 	case IORING_OP_LINKAT: return uring_linkat(op, p);
+	case IORING_OP_FTRUNCATE: return uring_ftruncate(req, p);
+	case IORING_OP_SETXATTR: return uring_xattr(req, op, p, 0);
+	case IORING_OP_FSETXATTR: return uring_xattr(req, op, p, 1);
 	}
 	return 0;
 }
