@@ -43,6 +43,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
         return Err(bad());
     }
     if t.bytes().all(|c| c.is_ascii_digit()) {
+        if t.bytes().all(|c| c == b'0') {
+            anyhow::bail!("bad duration {s:?}: it must be more than 0 (e.g. 30s, 10m, 1h)");
+        }
         anyhow::bail!(
             "bad duration {s:?}: a number needs a unit: s, m, h or d (e.g. {t}s, {t}m, 1h30m)"
         );
@@ -145,13 +148,21 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), D::from_secs(172800));
         assert_eq!(parse_duration("1d12h").unwrap(), D::from_secs(129600));
         // A bare number could mean seconds, minutes or hours: refused, naming the units.
-        for bare in ["2", "45", "0", "007"] {
+        for bare in ["2", "45", "007"] {
             let e = parse_duration(bare).unwrap_err().to_string();
             assert!(
                 e.starts_with(&format!(
                     "bad duration {bare:?}: a number needs a unit: s, m, h or d"
                 )),
                 "{bare}: {e}"
+            );
+        }
+        // 0 with any unit is no duration: the hint does not suggest "0s".
+        for zero in ["0", "00", "0s", "0h0m"] {
+            let e = parse_duration(zero).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("bad duration {zero:?}: it must be more than 0")),
+                "{zero}: {e}"
             );
         }
         assert_eq!(
