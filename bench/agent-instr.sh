@@ -28,8 +28,11 @@ work=$(mktemp -d /tmp/ownwatch-instr.XXXXXX)
 tree=$work/tree
 mkdir "$tree"
 mount -t tmpfs -o mode=0755 ownwatch-instr "$tree"
+trap 'umount "$work/tree" 2>/dev/null; rm -rf "$work"' EXIT
+# AGENT_TREE=srv/app: the tree that far below the tmpfs's root (names above the root, as for
+# /srv/app on its filesystem), not the tmpfs's root itself
+[ -z "${AGENT_TREE:-}" ] || { tree=$tree/$AGENT_TREE; mkdir -p "$tree"; }
 chown 65534:65534 "$tree"
-trap 'umount "$tree" 2>/dev/null; rm -rf "$work"' EXIT
 for bin in "$@"; do
   rm -rf "${tree:?}"/*
   : > "$work/err"

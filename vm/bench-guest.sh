@@ -10,7 +10,11 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 say() { echo "OWNWATCH-VM: $*"; }
 say "KERNEL $(uname -r)"
 W=/tmp/bw
-mkdir -p $W && mount -t tmpfs -o mode=0755 tmpfs $W && chown 65534:65534 $W
+mkdir -p $W && mount -t tmpfs -o mode=0755 tmpfs $W
+# BENCH_TREE=srv/app (VM_GUEST_ENV): the tree that far below the tmpfs's root, as /srv/app is
+# below its filesystem's, rather than the tmpfs's root itself (no names above the root)
+[ -z "${BENCH_TREE:-}" ] || { W=$W/$BENCH_TREE; mkdir -p $W; }
+chown 65534:65534 $W
 N=${BENCH_N:-3000}
 REPS=${BENCH_REPS:-3}
 # one storm: "<ns> <ops in it>" (owbench counts them: the ops an offending storm reports)

@@ -10,7 +10,8 @@
 # Knobs: VM_KERNEL_SET, VM_KERNELS, VM_BACKENDS (default all four), BENCH_OPS (default storm;
 # also create mkdir rename chmod chown unlink openw ropen getppid, and tarlike: what tar -x does
 # with each file as root, 3 ops per iteration), BENCH_N, BENCH_REPS (3),
-# VM_GUEST_ENV (variables for the guest, e.g. OWNWATCH_CORE_CAST=0 to compare), BENCH_OUT (where
+# VM_GUEST_ENV (variables for the guest, e.g. OWNWATCH_CORE_CAST=0 to compare, BENCH_TREE=srv/app
+# for a tree below its filesystem's root: names above it to walk), BENCH_OUT (where
 # each kernel's results go, default .cache/vm/bench: two runs at once need one each).
 . "$(dirname "$0")/lib.sh"
 BACKENDS=${VM_BACKENDS:-lsm fentry kprobe tracepoint}
