@@ -386,15 +386,6 @@ fn root_xattrat_syscalls() {
     );
 }
 
-/// This thread's CPU from now on (for ops whose records the kernel relates per CPU).
-fn pin_to_cpu(cpu: usize) -> Result<(), String> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    check("sched_setaffinity", r.into()).map(|_| ())
-}
-
 /// Ops on one open file name it as it is named at each op, whatever happened to it and to
 /// the names above it in between: tar's create, fchown and fchmod of a file go through one fd,
 /// and the kernel sends the walk of the file's names once for them (tracepoint backend; the

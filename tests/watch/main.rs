@@ -118,6 +118,15 @@ fn openat2(dfd: c_long, path: &CString, flags: i32, mode: u32) -> Result<c_long,
     )
 }
 
+/// This thread's CPU from now on (for ops whose records the kernel relates per CPU).
+fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    check("sched_setaffinity", r.into()).map(|_| ())
+}
+
 fn mkdir(p: &Path, mode: u32) -> Result<(), String> {
     sc!(nr::SYS_mkdir, cp(p), mode)?;
     Ok(())

@@ -505,3 +505,111 @@ fn renamed_watched_root_stays_watched() {
         &t2,
     );
 }
+
+/// The names above a watched root are sent once per CPU and referred to by later walks in the
+/// same root while the kernel finds them unchanged (README "Backends"): every event still
+/// names the root where it was when its op ran. One writer on one CPU alternates between two
+/// files of one root and a file of another, their common ancestor is renamed, renamed back to
+/// its old name (the same dentries and names again), and one root's parent is moved under the
+/// other's; a file created and then changed through its fd (a walk kept for later records,
+/// which stopped at its root) has its ancestor renamed between two of its ops. fchmod and a
+/// create's fd are walked in the kernel on every backend and kernel.
+#[test]
+fn events_name_the_root_where_it_was_at_each_op() {
+    let d = root_dir!("aboveroot");
+    let h = d.base.join("h");
+    make_dir(&h);
+    make_dir(h.join("a"));
+    make_dir(h.join("b"));
+    let t1 = h.join("a/t1");
+    let t2 = h.join("b/t2");
+    std::fs::rename(&d.tree, &t1).unwrap();
+    make_dir(&t2);
+    chown(&t2, OWNER, OWNER);
+    for f in [t1.join("e"), t1.join("f"), t2.join("g")] {
+        make_file(&f, b"");
+        chown(&f, OWNER, OWNER);
+    }
+    let mut a = Agent::spawn(watch_args(&[s(&t1), s(&t2)]), StdoutMode::Lines);
+    let (h2, h3) = (d.base.join("h2"), d.base.join("h3"));
+    let ren = |from: &Path, to: &Path| sc!(nr::SYS_rename, cp(from), cp(to)).map(|_| ());
+    let pid = run_as(Creds::Root, || {
+        pin_to_cpu(0)?;
+        let open = |p: &Path, flags: i32| {
+            sc!(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                cp(p),
+                flags | libc::O_CLOEXEC,
+                0o600
+            )
+        };
+        let (e, f, g) = (
+            open(&t1.join("e"), 0)?,
+            open(&t1.join("f"), 0)?,
+            open(&t2.join("g"), 0)?,
+        );
+        let fchmod = |fd, mode| sc!(libc::SYS_fchmod, fd, mode).map(|_| ());
+        for (fd, mode) in [(f, 0o600), (e, 0o600), (g, 0o600), (f, 0o604), (e, 0o604)] {
+            fchmod(fd, mode)?;
+        }
+        ren(&h, &h2)?;
+        fchmod(f, 0o640)?;
+        fchmod(e, 0o640)?;
+        ren(&h2, &h)?;
+        fchmod(f, 0o660)?;
+        fchmod(e, 0o660)?;
+        ren(&h.join("a"), &h.join("b/a"))?;
+        fchmod(f, 0o664)?;
+        fchmod(e, 0o664)?;
+        fchmod(g, 0o640)?;
+        fchmod(e, 0o666)?;
+        let n = open(
+            &h.join("b/a/t1/n"),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+        )?;
+        fchmod(n, 0o640)?;
+        ren(&h, &h3)?;
+        fchmod(n, 0o644)?;
+        fchmod(e, 0o644)?;
+        for fd in [e, f, g, n] {
+            close(fd);
+        }
+        Ok(())
+    });
+    let last = h3.join("b/a/t1");
+    let evs = a.finish(&last);
+    let chmod = |root: &Path, name: &str, mode: u32| {
+        Exp::new("chmod", root.join(name), 0)
+            .pid(pid)
+            .mode(mode)
+            .tree(root)
+    };
+    let (t1b, t1h2) = (h.join("b/a/t1"), h2.join("a/t1"));
+    assert_events(
+        &evs,
+        &[
+            chmod(&t1, "f", 0o600),
+            chmod(&t1, "e", 0o600),
+            chmod(&t2, "g", 0o600),
+            chmod(&t1, "f", 0o604),
+            chmod(&t1, "e", 0o604),
+            chmod(&t1h2, "f", 0o640),
+            chmod(&t1h2, "e", 0o640),
+            chmod(&t1, "f", 0o660),
+            chmod(&t1, "e", 0o660),
+            chmod(&t1b, "f", 0o664),
+            chmod(&t1b, "e", 0o664),
+            chmod(&t2, "g", 0o640),
+            chmod(&t1b, "e", 0o666),
+            Exp::new("create", t1b.join("n"), 0)
+                .pid(pid)
+                .mode(0o600)
+                .tree(&t1b),
+            chmod(&t1b, "n", 0o640),
+            chmod(&last, "n", 0o644),
+            chmod(&last, "e", 0o644),
+        ],
+        &last,
+    );
+}
