@@ -31,6 +31,8 @@ _Static_assert(sizeof(struct ow_event) == 104, "ow_event layout changed: update 
 _Static_assert(sizeof(struct ow_walkend) == 16, "ow_walkend layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkrel) == 16, "ow_walkrel layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkkeep) == 12, "ow_walkkeep layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_rootref) == 8, "ow_rootref layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_rootkeep) == 12, "ow_rootkeep layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkref) == 12, "ow_walkref layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/kernel/abi.rs");
 
@@ -41,6 +43,8 @@ struct ow_parent _ow_parent = {};
 struct ow_walkrel _ow_walkrel = {};
 struct ow_walkkeep _ow_walkkeep = {};
 struct ow_walkref _ow_walkref = {};
+struct ow_rootref _ow_rootref = {};
+struct ow_rootkeep _ow_rootkeep = {};
 struct ow_outcome _ow_outcome = {};
 enum ow_op _ow_op = 0;
 enum ow_flags _ow_flags = 0;

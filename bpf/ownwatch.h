@@ -90,6 +90,14 @@ enum ow_item {
 	 * kernel found unchanged: the same dentries up to the superblock's root, each with the
 	 * same name, the same roots. Its WALKEND's mode is this one. */
 	OW_ITEM_WALKREF,
+	/* A walk that found a watched root stops there when this CPU sent the names above
+	 * that root lately and they are still the same (the same dentries up to the
+	 * superblock's root, each with the same name): struct ow_rootref in their place, which
+	 * user space replaces with them. A walk that sends them whole (walk.h) follows them with
+	 * an OW_ITEM_ROOTKEEP (struct ow_rootkeep), once per record at most: user space keeps
+	 * them as its CPU's, from the end of that record. */
+	OW_ITEM_ROOTREF,
+	OW_ITEM_ROOTKEEP,
 };
 
 /* What a process's exe, tty and cgroup items depend on: while all of it is the same, they
@@ -133,6 +141,7 @@ enum ow_flags {
 	OW_F_WALKREF = 4096,  /* the record has an OW_ITEM_WALKREF */
 	OW_F_UNLINKED = 8192, /* walkend of the writer's exe: the file was deleted since it
 			       * was run (/proc says "<path> (deleted)") */
+	OW_F_ROOTKEEP = 16384, /* the record has an OW_ITEM_ROOTKEEP */
 };
 
 /* The functions that do the ops (hooks/vfs.h FX_DONE): an outcome comes from each when it
@@ -200,6 +209,17 @@ struct ow_walkkeep {
 	__u32 cpu;
 	__u32 seq; /* this CPU's count of kept walks, never 0 */
 	__u32 len; /* the walk's bytes before this item */
+};
+
+struct ow_rootref {
+	__u32 cpu;
+	__u32 seq; /* the ROOTKEEP whose names above the root go here */
+};
+
+struct ow_rootkeep {
+	__u32 cpu;
+	__u32 seq; /* this CPU's count of kept names above a root, never 0 */
+	__u32 len; /* their bytes, before this item (NAME and MNTROOT items) */
 };
 
 struct ow_walkref {

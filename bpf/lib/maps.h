@@ -186,7 +186,9 @@ struct walk_state {
 	__u32 crossed; /* it went on into a parent mount */
 	__u32 chain; /* keep its dentries in the scratch's KW_NEW (walk.h put_kept_walk) */
 	__u32 steps; /* dentries passed */
-	__u32 _pad;
+	__u32 rootref; /* it stopped at its root with an OW_ITEM_ROOTREF */
+	__u32 rc_level; /* the next level of the root chain it records (RC_NEW), or RC_OFF */
+	__u32 rc_start; /* where its names above the root begin */
 };
 
 /* A walk as the kernel checks it before a later record of the same CPU refers to it
@@ -201,7 +203,19 @@ struct kept_walk {
 	__u64 m, mnt_root;
 	__u64 root_inode, root_ino; /* the watched root's inode where the walk found it */
 	__u32 levels, root_level;
-	__u32 tree, gen, seq, _pad;
+	__u32 tree, gen, seq;
+	__u32 rc_seq; /* the walk stopped at its root: the root chain it referred to, else 0 */
+};
+
+/* The names above a watched root as this CPU last sent them (walk.h, put_root_ref): the
+ * root's dentry, then its parents up to the superblock's root, their names' hash_len (salted
+ * with the parent's address, as in struct kept_walk), and which of them was the root of the
+ * mount the walk came through (a MNTROOT item before its name), RC_OFF for none. */
+#define RC_LEVELS 16
+struct root_chain {
+	__u64 d[RC_LEVELS];
+	__u64 hash[RC_LEVELS];
+	__u32 levels, tree, gen, seq, mnt_level, _pad;
 };
 
 /* What the identity reads of the writer's task, beyond the actor (identity.h read_writer). */
@@ -255,6 +269,11 @@ struct scratch {
 	 * them. */
 	struct kept_walk kw[2];
 	__u32 kw_cur, kw_new_ok, kw_seq;
+	/* This CPU's names above a root, two buffers as kw: RC_KEPT the last sent (valid
+	 * when its seq is not 0), RC_NEW the one a walk of this record records, sent once
+	 * (rc_new_ok: at most one per record) and kept once the record is sent. */
+	struct root_chain rc[2];
+	__u32 rc_cur, rc_new_ok, rc_seq;
 	struct ow_event ev;
 	/* OW_DATA_MAX of logical room plus slack so that a masked offset plus one
 	 * bounded read always stays inside the value (what the verifier checks). */
@@ -263,6 +282,9 @@ struct scratch {
 
 #define KW_KEPT(s) (&(s)->kw[(s)->kw_cur & 1])
 #define KW_NEW(s) (&(s)->kw[((s)->kw_cur ^ 1) & 1])
+#define RC_KEPT(s) (&(s)->rc[(s)->rc_cur & 1])
+#define RC_NEW(s) (&(s)->rc[((s)->rc_cur ^ 1) & 1])
+#define RC_OFF 0xffff
 
 /* One scratch record per CPU. A plain array indexed by CPU, because per-CPU
  * map values are limited to 32 KiB and a 120-level path needs more. */

@@ -54,6 +54,7 @@ static __always_inline struct ow_event *record_begin(struct builder *b, struct t
 	b->s->nseen = 0;
 	b->s->ident_new = 0;
 	b->s->kw_new_ok = 0;
+	b->s->rc_new_ok = 0;
 	b->s->limit = limit;
 	fill_actor(&b->s->ev, task);
 	b->s->ev.new_uid = OW_UNSET;
@@ -85,6 +86,9 @@ static __always_inline int submit(struct builder *b)
 	/* the walk this record kept: user space has it now (walk.h put_kept_walk) */
 	if (b->s->kw_new_ok)
 		b->s->kw_cur ^= 1;
+	/* and the names above a root it sent whole (walk.h put_root_ref) */
+	if (b->s->rc_new_ok)
+		b->s->rc_cur ^= 1;
 	return 0;
 }
 

@@ -67,6 +67,103 @@ static __always_inline int sb_mounted_in_tree(struct dentry *d)
 	return !flag || *flag != 1;
 }
 
+/* Whether this CPU's last root chain (RC_KEPT) is still what is above its root: the same
+ * dentries up to the superblock's root, each with the same name, and mnt_root (the walk's
+ * mount's root) where it was among them. A global function: the loop is checked once. */
+__noinline int ow_root_chain_same(__u64 mnt_root)
+{
+	struct scratch *s = this_scratch();
+	struct root_chain *k;
+
+	if (!s)
+		return 0;
+	k = RC_KEPT(s);
+	for (int i = 0; i < RC_LEVELS; i++) {
+		__u64 x, up;
+
+		if (i >= k->levels)
+			break;
+		x = k->d[i];
+		if (KREAD(struct dentry, x, d_name.hash_len) != k->hash[i])
+			return 0;
+		up = (__u64)KREAD(struct dentry, x, d_parent);
+		/* (the superblock's root has no name, nor a MNTROOT before it) */
+		if (i + 1 < k->levels ? up != k->d[(i + 1) & (RC_LEVELS - 1)] ||
+						(x == mnt_root) != (i == k->mnt_level)
+				      : up != x)
+			return 0;
+	}
+	return k->levels != 0;
+}
+
+/* Room for the walk's end marker (struct ow_walkend and its header) after an item of `len`. */
+#define WALKEND_ROOM (4 + sizeof(struct ow_walkend))
+
+/* The walk found its root at d (tree and mount in the walk's state). Names above a root are
+ * the same for every walk in it while nothing above is renamed or moved: where this CPU sent
+ * them lately and they are still the same (ow_root_chain_same), an OW_ITEM_ROOTREF stands
+ * for them and the walk ends here (1). Else the walk goes on and records them (RC_NEW), to
+ * be kept by put_root_keep (once per record). A root at its superblock's root has none. */
+static __always_inline int put_root_ref(struct builder *b, struct dentry *d)
+{
+	struct scratch *s = b->s;
+	struct walk_state *c = &s->w;
+	struct root_chain *k = RC_KEPT(s);
+	__u32 off = s->off;
+
+	/* (not in the identity: the exe's walk sends them whole) */
+	if (c->full || s->ev.ident_at || KREAD(struct dentry, d, d_parent) == d)
+		return 0;
+	if (k->seq && k->d[0] == (__u64)d && k->tree == c->tree && k->gen == roots_gen &&
+	    ow_root_chain_same(c->mnt_root)) {
+		if (off + 4 + sizeof(struct ow_rootref) + WALKEND_ROOM > s->limit ||
+		    put_hdr(b, OW_ITEM_ROOTREF, sizeof(struct ow_rootref)))
+			return 0;
+		put_u32(b, bpf_get_smp_processor_id());
+		put_u32(b, k->seq);
+		c->rootref = 1;
+		c->done = 1;
+		return 1;
+	}
+	if (!s->rc_new_ok) {
+		c->rc_level = 0;
+		c->rc_start = off;
+		RC_NEW(s)->mnt_level = RC_OFF;
+	}
+	return 0;
+}
+
+/* The walk reached its superblock's root after its root: the names above that root it
+ * recorded (put_root_ref) are kept, after an OW_ITEM_ROOTKEEP saying where they begin, when
+ * they came whole and this record keeps no other. */
+static __always_inline void put_root_keep(struct builder *b)
+{
+	struct scratch *s = b->s;
+	struct walk_state *c = &s->w;
+	struct root_chain *k;
+	__u32 l = c->rc_level, off = s->off, seq;
+
+	c->rc_level = RC_OFF;
+	if (l > RC_LEVELS || c->full || s->rc_new_ok || off < c->rc_start ||
+	    off + 4 + sizeof(struct ow_rootkeep) + WALKEND_ROOM > s->limit ||
+	    put_hdr(b, OW_ITEM_ROOTKEEP, sizeof(struct ow_rootkeep)))
+		return;
+	seq = s->rc_seq + 1;
+	if (!seq)
+		seq = 1;
+	s->rc_seq = seq;
+	k = RC_NEW(s);
+	k->levels = l;
+	k->tree = c->tree;
+	k->gen = roots_gen;
+	k->seq = seq;
+	s->rc_new_ok = 1;
+	put_u32(b, bpf_get_smp_processor_id());
+	put_u32(b, seq);
+	put_u32(b, off - c->rc_start);
+	s->ev.flags |= OW_F_ROOTKEEP;
+}
+
 /* The walk is at the root of a superblock. Its path within the superblock is complete, which
  * user space maps to the host's view with mountinfo. Cross to the parent mount only while no
  * tree was found: a tree may hold other mounts. Returns 1 when the walk is done. */
@@ -79,6 +176,7 @@ static __always_inline long walk_cross_mount(struct builder *b)
 
 	if (c->tree != OW_NO_TREE || !m) {
 		c->done = 1;
+		put_root_keep(b);
 		return 1;
 	}
 	pm = KREAD(struct mount, m, mnt_parent);
@@ -142,7 +240,22 @@ static __always_inline long walk_step(struct builder *b)
 			 * (identity), but those names are not in the path user space prints:
 			 * they count only when the root was found there. */
 			c->tree_depth = b->s->above_mnt_root ? c->names : b->s->view_names;
+			if (put_root_ref(b, d))
+				return 1;
 		}
+	}
+	if (c->rc_level < RC_LEVELS) {
+		/* (above the root: recorded for put_root_keep) */
+		struct root_chain *k = RC_NEW(b->s);
+		__u32 l = c->rc_level;
+
+		k->d[l & (RC_LEVELS - 1)] = (__u64)d;
+		k->hash[l & (RC_LEVELS - 1)] = KREAD(struct dentry, d, d_name.hash_len);
+		if ((__u64)d == c->mnt_root && KREAD(struct dentry, d, d_parent) != d)
+			k->mnt_level = l;
+		c->rc_level = l + 1;
+	} else if (c->rc_level == RC_LEVELS) {
+		c->rc_level = RC_OFF; /* deeper than kept: sent whole, not kept */
 	}
 	parent = KREAD(struct dentry, d, d_parent);
 	if (parent == d)
@@ -245,6 +358,8 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	s->w.tree_depth = 0;
 	s->w.crossed = 0;
 	s->w.steps = 0;
+	s->w.rootref = 0;
+	s->w.rc_level = RC_OFF;
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
 	put_u32(b, KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev));
@@ -298,9 +413,13 @@ __noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
 		if (KREAD(struct dentry, x, d_name.hash_len) != c->hash[i])
 			return 0;
 		up = (__u64)KREAD(struct dentry, x, d_parent);
-		if (i + 1 < c->levels ? up != c->d[(i + 1) & (KEPT_LEVELS - 1)] : up != x)
+		/* (a walk that stopped at its root: above it, the root chain it referred to) */
+		if (i + 1 < c->levels ? up != c->d[(i + 1) & (KEPT_LEVELS - 1)]
+				      : !c->rc_seq && up != x)
 			return 0;
 	}
+	if (c->rc_seq && (RC_KEPT(s)->seq != c->rc_seq || !ow_root_chain_same(c->mnt_root)))
+		return 0;
 	x = c->d[c->root_level & (KEPT_LEVELS - 1)];
 	inode = KREAD(struct dentry, x, d_inode);
 	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
@@ -356,6 +475,7 @@ static __always_inline __u32 put_kept_walk(struct builder *b, __u64 dentry, __u6
 	k->tree = tree;
 	k->gen = gen;
 	k->seq = seq;
+	k->rc_seq = w->rootref ? RC_KEPT(s)->seq : 0;
 	s->kw_new_ok = 1;
 	put_hdr(b, OW_ITEM_WALKKEEP, sizeof(struct ow_walkkeep));
 	put_u32(b, cpu);

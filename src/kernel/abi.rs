@@ -10,7 +10,8 @@ pub mod probe_skel {
 }
 
 pub use main_skel::types::{
-    ow_event, ow_ident, ow_outcome, ow_parent, ow_walkend, ow_walkkeep, ow_walkref, ow_walkrel,
+    ow_event, ow_ident, ow_outcome, ow_parent, ow_rootkeep, ow_rootref, ow_walkend, ow_walkkeep,
+    ow_walkref, ow_walkrel,
 };
 
 use super::plan::Backend;
@@ -21,6 +22,8 @@ unsafe impl plain::Plain for ow_walkend {}
 unsafe impl plain::Plain for ow_walkrel {}
 unsafe impl plain::Plain for ow_walkkeep {}
 unsafe impl plain::Plain for ow_walkref {}
+unsafe impl plain::Plain for ow_rootref {}
+unsafe impl plain::Plain for ow_rootkeep {}
 unsafe impl plain::Plain for ow_parent {}
 unsafe impl plain::Plain for ow_outcome {}
 unsafe impl plain::Plain for ow_ident {}
@@ -31,6 +34,8 @@ const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 const _: () = assert!(std::mem::size_of::<ow_walkrel>() == 16);
 const _: () = assert!(std::mem::size_of::<ow_walkkeep>() == 12);
 const _: () = assert!(std::mem::size_of::<ow_walkref>() == 12);
+const _: () = assert!(std::mem::size_of::<ow_rootref>() == 8);
+const _: () = assert!(std::mem::size_of::<ow_rootkeep>() == 12);
 const _: () = assert!(std::mem::size_of::<ow_ident>() == 56);
 // Told apart from events by size.
 const _: () = assert!(std::mem::size_of::<ow_outcome>() == 24);
@@ -154,7 +159,7 @@ pub mod flag {
         ABSOLUTE = OW_F_ABSOLUTE, TMPFILE = OW_F_TMPFILE, EMPTY_PATH = OW_F_EMPTY_PATH,
         NO_RET = OW_F_NO_RET, PENDING = OW_F_PENDING, PROC_FD = OW_F_PROC_FD,
         SEEN_OBJECT = OW_F_SEEN_OBJECT, WALKKEEP = OW_F_WALKKEEP, WALKREF = OW_F_WALKREF,
-        UNLINKED = OW_F_UNLINKED,
+        UNLINKED = OW_F_UNLINKED, ROOTKEEP = OW_F_ROOTKEEP,
     );
 }
 
@@ -176,5 +181,6 @@ pub mod item {
         WALKEND = OW_ITEM_WALKEND, STR = OW_ITEM_STR, SAMEAS = OW_ITEM_SAMEAS,
         PARENT = OW_ITEM_PARENT, IDGEN = OW_ITEM_IDGEN, IDREF = OW_ITEM_IDREF,
         WALKREL = OW_ITEM_WALKREL, WALKKEEP = OW_ITEM_WALKKEEP, WALKREF = OW_ITEM_WALKREF,
+        ROOTREF = OW_ITEM_ROOTREF, ROOTKEEP = OW_ITEM_ROOTKEEP,
     );
 }

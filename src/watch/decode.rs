@@ -11,7 +11,10 @@ use std::mem::{offset_of, size_of};
 use anyhow::{bail, Result};
 use smallvec::SmallVec;
 
-use crate::kernel::abi::{flag, item, ow_event, ow_parent, ow_walkend, ow_walkrel, slot, NO_TREE};
+use super::rootnames::RootNames;
+use crate::kernel::abi::{
+    flag, item, ow_event, ow_parent, ow_rootref, ow_walkend, ow_walkrel, slot, NO_TREE,
+};
 
 /// One superblock's part of a dentry walk.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -116,20 +119,26 @@ impl<'a> Record<'a> {
 #[cfg(test)]
 pub fn decode(data: &[u8]) -> Result<Record<'_>> {
     let mut rec = Record::default();
-    decode_into(data, &mut rec)?;
+    decode_into(data, Box::leak(Box::default()), &mut rec)?;
     Ok(rec)
 }
 
 /// `decode` into an empty record the caller holds: a record is a kilobyte, and moving it out
-/// of a Result and into place cost two copies per event.
-pub fn decode_into<'a>(data: &'a [u8], rec: &mut Record<'a>) -> Result<()> {
+/// of a Result and into place cost two copies per event. `above`: the names above roots
+/// that ROOTREF items stand for.
+pub fn decode_into<'a>(data: &'a [u8], above: &'a RootNames, rec: &mut Record<'a>) -> Result<()> {
     let hdr_len = std::mem::size_of::<ow_event>();
     if data.len() < hdr_len {
         bail!("short record: {} bytes", data.len());
     }
     plain::copy_from_bytes(&mut rec.ev, &data[..hdr_len]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let len = (rec.ev.data_len as usize).min(data.len() - hdr_len);
-    let mut it = ItemSink { rec, cur: None };
+    let mut it = ItemSink {
+        rec,
+        cur: None,
+        above,
+        cut: false,
+    };
     it.items(&data[hdr_len..hdr_len + len])?;
     // (a changed dentry's slot that came without its walk; SAMEAS items count seen[] as it
     // came, so they are made copies first)
@@ -260,6 +269,9 @@ enum Target {
 struct ItemSink<'a, 'r> {
     rec: &'r mut Record<'a>,
     cur: Option<Target>,
+    above: &'a RootNames,
+    /// the current walk's names above its root are not here (RootNames::misses)
+    cut: bool,
 }
 
 impl<'a> ItemSink<'a, '_> {
@@ -330,7 +342,9 @@ impl<'a> ItemSink<'a, '_> {
         }
     }
 
-    /// The walk the current slot's walk items go to.
+    /// The walk the current slot's walk items go to. (Inlined: called per walk item, and a
+    /// call cost more than its work.)
+    #[inline(always)]
     fn walk(&mut self) -> Option<&mut Walk<'a>> {
         match self.cur? {
             Target::Seen => self.rec.seen.last_mut(),
@@ -353,8 +367,10 @@ impl<'a> ItemSink<'a, '_> {
         match ty {
             item::SEG | item::NAME | item::MNTROOT | item::WALKEND => self.walk_item(ty, payload),
             item::WALKREL => self.walk_rel(payload),
-            // (kept by walkjoin.rs, which also put a WALKREF's walk in its place)
-            item::WALKKEEP => Ok(()),
+            item::ROOTREF => self.root_ref(payload),
+            // (kept by walkjoin.rs, which also put a WALKREF's walk in its place; kept by
+            // rootnames.rs)
+            item::WALKKEEP | item::ROOTKEEP => Ok(()),
             item::PARENT | item::STR => {
                 let Some(spec) = self.spec() else {
                     bail!("item {ty} in a changed dentry's slot");
@@ -424,8 +440,28 @@ impl<'a> ItemSink<'a, '_> {
         Ok(())
     }
 
+    /// ROOTREF: the names above the walk's root, as its CPU sent them lately (rootnames.rs).
+    /// Where they are not, the walk is placed as one cut short, under its tree's root.
+    fn root_ref(&mut self, payload: &'a [u8]) -> Result<()> {
+        let mut r = ow_rootref::default();
+        plain::copy_from_bytes(&mut r, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let above = self.above.get(r.cpu, r.seq);
+        self.cut |= above.is_none();
+        let Some(seg) = self.walk().and_then(|w| w.segs.last_mut()) else {
+            bail!("names above a root outside a walk");
+        };
+        if let Some(k) = above {
+            if let Some(m) = k.below_mnt_root {
+                seg.below_mnt_root = Some(seg.names.len() + m);
+            }
+            seg.names.extend(k.names());
+        }
+        Ok(())
+    }
+
     /// An item of the current slot's walk.
     fn walk_item(&mut self, ty: u8, payload: &'a [u8]) -> Result<()> {
+        let cut = ty == item::WALKEND && std::mem::take(&mut self.cut);
         let Some(walk) = self.walk() else {
             bail!("walk item {ty} outside a slot");
         };
@@ -451,7 +487,7 @@ impl<'a> ItemSink<'a, '_> {
                 let mut end = ow_walkend::default();
                 plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
-                walk.truncated = end.flags & flag::TRUNCATED != 0;
+                walk.truncated = end.flags & flag::TRUNCATED != 0 || cut;
                 walk.unlinked = end.flags & flag::UNLINKED != 0;
                 walk.mode = end.mode;
                 walk.tree_depth = end.tree_depth;
@@ -502,6 +538,22 @@ pub mod tests {
         pub fn end_depth(&mut self, tree: u32, flags: u32, mode: u32, depth: u32) -> &mut Self {
             self.hdr(item::WALKEND, 0, 16);
             for v in [tree, flags, mode, depth] {
+                self.0.extend(v.to_le_bytes());
+            }
+            self
+        }
+        /// ROOTREF to CPU `cpu`'s names above a root number `seq`.
+        pub fn rootref(&mut self, cpu: u32, seq: u32) -> &mut Self {
+            self.hdr(item::ROOTREF, 0, 8);
+            for v in [cpu, seq] {
+                self.0.extend(v.to_le_bytes());
+            }
+            self
+        }
+        /// ROOTKEEP: the `len` bytes before it are CPU `cpu`'s names above a root `seq`.
+        pub fn rootkeep(&mut self, cpu: u32, seq: u32, len: u32) -> &mut Self {
+            self.hdr(item::ROOTKEEP, 0, 12);
+            for v in [cpu, seq, len] {
                 self.0.extend(v.to_le_bytes());
             }
             self

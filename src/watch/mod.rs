@@ -12,6 +12,7 @@ mod pace;
 mod pending;
 mod processor;
 mod resolve;
+mod rootnames;
 mod roots;
 mod rootwatch;
 mod wait;

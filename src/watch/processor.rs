@@ -20,6 +20,7 @@ use super::enrich::{Enricher, Ident, DELETED};
 use super::ident::{Id, IdentJoin};
 use super::locate::{Locator, Paths};
 use super::pending::Pending;
+use super::rootnames::RootNames;
 use super::roots::Roots;
 use super::walkjoin::WalkJoin;
 use super::Tree;
@@ -51,6 +52,8 @@ pub(super) struct Processor {
     /// is made whole with one (reused)
     pub(super) walks: WalkJoin,
     walked: Vec<u8>,
+    /// the names above a root sent once for several walks (rootnames.rs)
+    pub(super) above: Option<Box<RootNames>>,
     pending: Pending,
     json: bool,
     backend: &'static str,
@@ -83,6 +86,7 @@ impl Processor {
             joined: Vec::new(),
             walks: WalkJoin::default(),
             walked: Vec::new(),
+            above: Some(Box::default()),
             pending: Pending::default(),
             json: format == Format::Json,
             backend: backend.name(),
@@ -142,23 +146,29 @@ impl Processor {
             };
         }
         let mut walked = std::mem::take(&mut self.walked);
-        let misses = self.walks.misses;
+        // (out of self while the record borrows it: one pointer moved)
+        let mut above = self.above.take().unwrap_or_default();
+        let misses = self.walks.misses + above.misses.get();
+        above.take(data);
         let data = self.walks.join(data, &mut walked);
-        if self.walks.misses > misses && misses == 0 {
+        let mut joined = std::mem::take(&mut self.joined);
+        let res = self.handle_record(data, &above, &mut joined);
+        if self.walks.misses + above.misses.get() > misses && misses == 0 {
             eprintln!(
                 "ownwatch: a record referred to a walk that is not here; its path is missing \
                  (please report this)"
             );
         }
-        let mut joined = std::mem::take(&mut self.joined);
-        let res = self.handle_record(data, &mut joined);
+        above.commit();
+        self.above = Some(above);
         self.joined = joined;
         self.walked = walked;
         res
     }
 
-    /// An event record (not an outcome); `joined`: the buffer for `IdentJoin::join`.
-    fn handle_record(&mut self, raw: &[u8], joined: &mut Vec<u8>) -> i32 {
+    /// An event record (not an outcome); `above`: the names above roots its walks refer to;
+    /// `joined`: the buffer for `IdentJoin::join`.
+    fn handle_record(&mut self, raw: &[u8], above: &RootNames, joined: &mut Vec<u8>) -> i32 {
         self.enrich.revalidate(self.ident_stamp());
         // The writer's identity as rendered for an earlier record with the same bytes: then
         // only the part before it is decoded. A process's later records refer to its exe, tty
@@ -227,7 +237,7 @@ impl Processor {
             (Some(_), Some(at)) => &data[..at],
             _ => data,
         };
-        if let Err(e) = decode_into(part, &mut rec) {
+        if let Err(e) = decode_into(part, above, &mut rec) {
             eprintln!("ownwatch: dropping a malformed record: {e}");
             return 0;
         }
