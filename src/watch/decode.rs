@@ -343,16 +343,17 @@ impl<'a> ItemSink<'a, '_> {
     }
 
     /// The walk the current slot's walk items go to. (Inlined: called per walk item, and a
-    /// call cost more than its work.)
+    /// call cost more than its work; of `rec` alone, so that the sink's other fields stay
+    /// free while it is held.)
     #[inline(always)]
-    fn walk(&mut self) -> Option<&mut Walk<'a>> {
-        match self.cur? {
-            Target::Seen => self.rec.seen.last_mut(),
+    fn walk_of<'s>(rec: &'s mut Record<'a>, cur: Option<Target>) -> Option<&'s mut Walk<'a>> {
+        match cur? {
+            Target::Seen => rec.seen.last_mut(),
             Target::Slot(s) => {
-                let spec = &mut self.rec.slots[s].1;
+                let spec = &mut rec.slots[s].1;
                 // (walk items after a SAMEAS go on from a copy of the walk it named)
                 if let Some(i) = spec.same_as.take() {
-                    spec.own_walk = self.rec.seen.get(i as usize).cloned();
+                    spec.own_walk = rec.seen.get(i as usize).cloned();
                 }
                 Some(spec.own_walk.get_or_insert_with(Walk::default))
             }
@@ -447,7 +448,7 @@ impl<'a> ItemSink<'a, '_> {
         plain::copy_from_bytes(&mut r, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let above = self.above.get(r.cpu, r.seq);
         self.cut |= above.is_none();
-        let Some(seg) = self.walk().and_then(|w| w.segs.last_mut()) else {
+        let Some(seg) = Self::walk_of(self.rec, self.cur).and_then(|w| w.segs.last_mut()) else {
             bail!("names above a root outside a walk");
         };
         if let Some(k) = above {
@@ -461,8 +462,7 @@ impl<'a> ItemSink<'a, '_> {
 
     /// An item of the current slot's walk.
     fn walk_item(&mut self, ty: u8, payload: &'a [u8]) -> Result<()> {
-        let cut = ty == item::WALKEND && std::mem::take(&mut self.cut);
-        let Some(walk) = self.walk() else {
+        let Some(walk) = Self::walk_of(self.rec, self.cur) else {
             bail!("walk item {ty} outside a slot");
         };
         match ty {
@@ -487,7 +487,7 @@ impl<'a> ItemSink<'a, '_> {
                 let mut end = ow_walkend::default();
                 plain::copy_from_bytes(&mut end, payload).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 walk.tree = (end.tree != NO_TREE).then_some(end.tree);
-                walk.truncated = end.flags & flag::TRUNCATED != 0 || cut;
+                walk.truncated = end.flags & flag::TRUNCATED != 0 || std::mem::take(&mut self.cut);
                 walk.unlinked = end.flags & flag::UNLINKED != 0;
                 walk.mode = end.mode;
                 walk.tree_depth = end.tree_depth;

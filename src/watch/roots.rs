@@ -251,7 +251,8 @@ impl Roots {
     }
 
     /// Whether a write of `fsuid` in tree `t` at `ts_boot_ns` is reported: the tree was
-    /// watched then and still is, and the user is not allowed there.
+    /// watched then and still is, and the user is not allowed there. (Once per record.)
+    #[inline]
     pub fn offends(&self, t: usize, fsuid: u32, ts_boot_ns: u64) -> bool {
         self.fd(t).is_some()
             && ts_boot_ns >= self.since[t]
