@@ -399,15 +399,7 @@ fn fd_ops_name_the_file_as_it_is_named_at_each_op() {
     let out = d.outside.join("fdwalks-out");
     let (evs, by) = d.root_run(&[], || {
         pin_to_cpu(0)?;
-        let open = |p: &Path, flags: i32| {
-            sc!(
-                libc::SYS_openat,
-                libc::AT_FDCWD,
-                cp(p),
-                flags | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o600
-            )
-        };
+        let open = |p: &Path, flags: i32| open_fd(p, flags | libc::O_WRONLY);
         let creat = libc::O_CREAT | libc::O_EXCL;
         let fd = open(&d.t("d/f"), creat)?;
         sc!(libc::SYS_fchown, fd, OTHER, OTHER)?;

@@ -61,6 +61,17 @@ fn rdonly(p: &Path) -> Result<c_long, String> {
     sc!(nr::SYS_open, cp(p), libc::O_RDONLY | libc::O_CLOEXEC)
 }
 
+/// openat(AT_FDCWD, p, flags | O_CLOEXEC, 0600): the fd.
+fn open_fd(p: &Path, flags: i32) -> Result<c_long, String> {
+    sc!(
+        libc::SYS_openat,
+        libc::AT_FDCWD,
+        cp(p),
+        flags | libc::O_CLOEXEC,
+        0o600
+    )
+}
+
 /// openat(AT_FDCWD, p, O_CREAT|O_WRONLY, mode) + close: one `create`.
 fn create(p: &Path, mode: u32) -> Result<(), String> {
     let fd = sc!(

@@ -535,19 +535,10 @@ fn events_name_the_root_where_it_was_at_each_op() {
     let ren = |from: &Path, to: &Path| sc!(nr::SYS_rename, cp(from), cp(to)).map(|_| ());
     let pid = run_as(Creds::Root, || {
         pin_to_cpu(0)?;
-        let open = |p: &Path, flags: i32| {
-            sc!(
-                libc::SYS_openat,
-                libc::AT_FDCWD,
-                cp(p),
-                flags | libc::O_CLOEXEC,
-                0o600
-            )
-        };
         let (e, f, g) = (
-            open(&t1.join("e"), 0)?,
-            open(&t1.join("f"), 0)?,
-            open(&t2.join("g"), 0)?,
+            rdonly(&t1.join("e"))?,
+            rdonly(&t1.join("f"))?,
+            rdonly(&t2.join("g"))?,
         );
         let fchmod = |fd, mode| sc!(libc::SYS_fchmod, fd, mode).map(|_| ());
         for (fd, mode) in [(f, 0o600), (e, 0o600), (g, 0o600), (f, 0o604), (e, 0o604)] {
@@ -564,7 +555,7 @@ fn events_name_the_root_where_it_was_at_each_op() {
         fchmod(e, 0o664)?;
         fchmod(g, 0o640)?;
         fchmod(e, 0o666)?;
-        let n = open(
+        let n = open_fd(
             &h.join("b/a/t1/n"),
             libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
         )?;
