@@ -307,9 +307,10 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
     ),
     (
         "mode",
-        "Octal; create, mkdir, mknod, chmod. For chmod the mode asked for: the kernel then \
-              drops the setgid bit when the caller is neither in the file's group nor \
-              privileged.",
+        "Octal; create, mkdir, mknod, chmod. For chmod the mode the file got, which lacks the \
+              setgid bit asked for when the caller is neither in the file's group nor \
+              privileged (the tracepoint backend before 6.13 says the mode asked for of a \
+              chmod by path).",
     ),
     (
         "new_uid, new_gid",

@@ -72,8 +72,9 @@ impl Pending {
             return None;
         }
         ev.ret = Some(0);
-        // what the new inode got (umask or default ACL applied), not what was asked
-        if matches!(ev.op, "mkdir" | "mknod") && o.mode != 0 {
+        // what the new inode got (umask or default ACL applied), not what was asked; what a
+        // chmod left (setgid dropped for a caller outside the file's group)
+        if matches!(ev.op, "mkdir" | "mknod" | "chmod") && o.mode != 0 {
             ev.mode = Some(o.mode & 0o7777);
         }
         Some(ev)

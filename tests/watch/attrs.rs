@@ -74,6 +74,47 @@ fn root_chmod_variants() {
     d.expect(&evs, &want);
 }
 
+/// A chmod says the mode the file got: the kernel drops setgid for a caller outside the
+/// file's group without CAP_FSETID (the VFS backends read it at the outcome, the tracepoint
+/// backend from the object it walks at the syscall's exit). A chmod by path on the
+/// tracepoint backend without the ctime tracepoints (< 6.13) says the mode asked for: its
+/// path is a string, resolved after the fact, with nothing walked.
+#[test]
+fn chmod_says_the_mode_the_file_gets() {
+    let d = shared_dir!("chmod-sgid");
+    make_file(d.t("g"), b"");
+    chown(d.t("g"), OTHER, OWNER);
+    make_file(d.t("k"), b"");
+    chown(d.t("k"), OTHER, OTHER);
+    let mut a = d.lease();
+    let other = d.act(Creds::User(OTHER, OTHER), || {
+        sc!(nr::SYS_chmod, cp(d.t("g")), 0o2775)?;
+        let fd = rdonly(&d.t("g"))?;
+        sc!(libc::SYS_fchmod, fd, 0o2755)?;
+        close(fd);
+        sc!(nr::SYS_chmod, cp(d.t("k")), 0o2770)?; // its group: kept
+        Ok(())
+    });
+    let root = d.act(Creds::Root, || {
+        sc!(nr::SYS_chmod, cp(d.t("g")), 0o2775).map(|_| ()) // CAP_FSETID: kept
+    });
+    let evs = a.finish();
+    let by_path = if string_paths_promised("chmod_says_the_mode_the_file_gets: chmod by path") {
+        0o775
+    } else {
+        0o2775
+    };
+    d.expect(
+        &evs,
+        &[
+            other.op("chmod", "g").mode(by_path),
+            other.op("chmod", "g").mode(0o755),
+            other.op("chmod", "k").mode(0o2770),
+            root.op("chmod", "g").mode(0o2775),
+        ],
+    );
+}
+
 /// A file with hard links changes its attributes under every name: the event names the one
 /// the op went through (the kernel's ctime hooks see the inode, whose first cached name may
 /// be another, even one outside the tree; 6.13+ tracepoint backend).
