@@ -309,8 +309,8 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
         "mode",
         "Octal; create, mkdir, mknod, chmod. For chmod the mode the file got, which lacks the \
               setgid bit asked for when the caller is neither in the file's group nor \
-              privileged (the tracepoint backend before 6.13 says the mode asked for of a \
-              chmod by path).",
+              privileged; the tracepoint backend says the mode asked for (at the syscall's \
+              exit the file may hold another change already).",
     ),
     (
         "new_uid, new_gid",

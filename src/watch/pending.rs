@@ -73,7 +73,9 @@ impl Pending {
         }
         ev.ret = Some(0);
         // what the new inode got (umask or default ACL applied), not what was asked; what a
-        // chmod left (setgid dropped for a caller outside the file's group)
+        // chmod left (setgid dropped for a caller outside the file's group), read at the
+        // exit of notify_change, under the inode lock chmod_common holds: no other change
+        // (--fix's chown dropping set-id bits) comes between
         if matches!(ev.op, "mkdir" | "mknod" | "chmod") && o.mode != 0 {
             ev.mode = Some(o.mode & 0o7777);
         }

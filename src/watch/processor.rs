@@ -15,7 +15,7 @@ use crate::output::metrics::Counts;
 use crate::output::timefmt::now_rfc3339;
 use crate::output::{json_line_with, text_line, ActorJson, Event, Note, Output, TreePath};
 
-use super::decode::{decode_into, identity_start, Record, Walk};
+use super::decode::{decode_into, identity_start, Record};
 use super::enrich::{Enricher, Ident, DELETED};
 use super::ident::{Id, IdentJoin};
 use super::locate::{Locator, Paths};
@@ -414,7 +414,7 @@ impl Processor {
             .unwrap_or(ev.comm.len());
         Event {
             op: OP_NAMES[p.op as usize],
-            mode: mode_of(rec, &p, self.backend == "tracepoint"),
+            mode: mode_of(rec, &p),
             truncated: truncated(rec, &p),
             path: p.path.path,
             resolved: p.path.exact,
@@ -592,12 +592,9 @@ impl Processor {
     }
 }
 
-/// The mode an event reports: what a create, mkdir or mknod asked for, or chmod set.
-/// `after`: the record was built after the op (the tracepoint backend, at the syscall's
-/// exit): a chmod's object walked then has the mode the file ended with, which is what chmod
-/// set (the kernel drops setgid for a caller outside the file's group, without CAP_FSETID).
-/// The VFS backends' hooks run before the op: their outcome says it (pending.rs).
-fn mode_of(rec: &Record, p: &Paths, after: bool) -> Option<u32> {
+/// The mode an event reports: what a create, mkdir or mknod asked for, or chmod set (the
+/// VFS backends' outcome says what the file got: pending.rs).
+fn mode_of(rec: &Record, p: &Paths) -> Option<u32> {
     let ev = &rec.ev;
     if p.op == op::CREATE && (ev.flags & flag::TMPFILE != 0 || ev.op == op::LINK) {
         // lsm/fentry/kprobe walk the new name only and read the mode in the kernel
@@ -605,27 +602,10 @@ fn mode_of(rec: &Record, p: &Paths, after: bool) -> Option<u32> {
             None => (ev.mode != UNSET).then_some(ev.mode),
             Some(_) => p.tmpfile_mode,
         }
-    } else if p.op == op::CHMOD && after && ev.op == op::CHMOD {
-        chmod_object(rec)
-            .map(|w| w.mode & 0o7777)
-            .or((ev.mode != UNSET).then_some(ev.mode))
     } else {
         (matches!(p.op, op::CREATE | op::MKDIR | op::MKNOD | op::CHMOD) && ev.mode != UNSET)
             .then_some(ev.mode)
     }
-}
-
-/// The walk of a chmod's object where the record has one: fchmod's file, or the object the
-/// op changed (its first changed dentry, OW_F_SEEN_OBJECT: the ctime tracepoints, 6.13+). A
-/// path string, resolved after the fact, has none.
-fn chmod_object<'r, 'a>(rec: &'r Record<'a>) -> Option<&'r Walk<'a>> {
-    let spec = rec.slot(slot::PATH)?;
-    let w = match spec.string {
-        Some(_) => return None,
-        None if rec.ev.flags & flag::SEEN_OBJECT != 0 => rec.seen.first(),
-        None => rec.walk(spec),
-    }?;
-    (w.mode != 0 && w.tree.is_some() && !w.truncated).then_some(w)
 }
 
 /// "truncated": a path the event reports was cut, not any walk the record carried (the walks
