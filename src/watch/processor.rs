@@ -53,7 +53,7 @@ pub(super) struct Processor {
     pub(super) walks: WalkJoin,
     walked: Vec<u8>,
     /// the names above a root sent once for several walks (rootnames.rs)
-    pub(super) above: Option<Box<RootNames>>,
+    above: Option<Box<RootNames>>,
     pending: Pending,
     json: bool,
     backend: &'static str,

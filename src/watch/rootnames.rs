@@ -20,10 +20,8 @@ use std::cell::Cell;
 use std::mem::{offset_of, size_of};
 
 use super::decode::{find_item, u32_at};
+use super::walkjoin::MAX_CPUS;
 use crate::kernel::abi::{flag, item, ow_event, ow_rootkeep};
-
-/// More CPUs than this would be a malformed record, not a machine.
-const MAX_CPUS: usize = 1 << 16;
 
 /// One CPU's names above a root: their NAME and MNTROOT items as the kernel sent them, where
 /// each name is in them (nearest the root first), and how many come before a MNTROOT.

@@ -18,7 +18,7 @@ use super::decode::{find_item, splice, u32_at};
 use crate::kernel::abi::{flag, item, ow_event, ow_walkend, ow_walkkeep, ow_walkref};
 
 /// More CPUs than this would be a malformed record, not a machine.
-const MAX_CPUS: usize = 1 << 16;
+pub(super) const MAX_CPUS: usize = 1 << 16;
 
 #[derive(Default)]
 pub struct WalkJoin {
