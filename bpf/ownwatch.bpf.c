@@ -65,6 +65,7 @@ enum ow_reader _ow_reader = 0;
 #include "lib/identity.h"
 #include "lib/submit.h"
 #include "hooks/syscalls.h"
+#include "hooks/coredump.h"
 #include "hooks/ctime.h"
 #include "hooks/syscall_exit.h"
 #include "hooks/uring.h"

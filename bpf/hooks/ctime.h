@@ -7,19 +7,6 @@
 #ifndef OW_HOOKS_CTIME_H
 #define OW_HOOKS_CTIME_H
 
-/* 7.x moved d_alias out of the union d_u into an anonymous one: dentry.d_alias. */
-struct dentry___anon_alias {
-	struct hlist_node d_alias;
-} __attribute__((preserve_access_index));
-
-/* Where d_alias sits in struct dentry on this kernel. */
-static __always_inline __u64 d_alias_offset(void)
-{
-	if (bpf_core_field_exists(struct dentry, d_u))
-		return bpf_core_field_offset(struct dentry, d_u.d_alias);
-	return bpf_core_field_offset(struct dentry___anon_alias, d_alias);
-}
-
 static __always_inline int saw_inode(struct inode *inode)
 {
 	struct hlist_node *first;
@@ -30,6 +17,8 @@ static __always_inline int saw_inode(struct inode *inode)
 	p = pending_get();
 	if (!p)
 		return 0;
+	if (p->syscall == SC_COREDUMP)
+		return core_saw_inode(p, inode);
 	/* overlayfs changes the upper layer's inodes (a copy-up, a whiteout) before its own:
 	 * those name the layer's directories, not the tree's. Its own inodes, the ones the op
 	 * went through, replace them, and from then on only they count (an op stays on one

@@ -23,6 +23,7 @@ enum sc {
 	SC_FSETXATTR,
 	SC_SETXATTRAT,
 	SC_BIND,
+	SC_COREDUMP, /* hooks/coredump.h: not a syscall, the kernel's core dump */
 };
 
 /* mknod(2) of a regular file (type 0 means one) is a create. */

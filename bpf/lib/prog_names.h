@@ -23,8 +23,8 @@
 #define PROG_TP_EXIT tp_exit_
 /* Fixed names, written where they are defined: tp_sys_exit (hooks/syscall_exit.h),
  * tp_uring_req and tp_uring_sqe (hooks/uring.h), tp_ctime_set, tp_ctime_xchg and tp_ctime_skip
- * (hooks/ctime.h) and, with them, tp_mnt_enter_<syscall> and tp_mnt_exit_<syscall> on the mount
- * calls (hooks/ctime.h; lsm, fentry and kprobe: <hook prefix>mnt_<hook>, MOUNT_HOOKS in
+ * (hooks/ctime.h) and, with them, tp_core_begin and tp_core_end (hooks/coredump.h) and
+ * tp_mnt_enter_<syscall> and tp_mnt_exit_<syscall> on the mount calls (hooks/ctime.h; lsm, fentry and kprobe: <hook prefix>mnt_<hook>, MOUNT_HOOKS in
  * hooks/vfs.h, switched on with the hooks), kp_done (hooks/vfs.h: the kprobe backend's
  * outcomes on 6.10+, one kprobe session; it begins with PROG_KPROBE, and user space switches
  * it off where the kernel has no kprobe sessions), vfs_wait_exit (hooks/vfs.h: lsm, fentry and

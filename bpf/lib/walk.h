@@ -8,6 +8,19 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/* 7.x moved d_alias out of the union d_u into an anonymous one: dentry.d_alias. */
+struct dentry___anon_alias {
+	struct hlist_node d_alias;
+} __attribute__((preserve_access_index));
+
+/* Where d_alias sits in struct dentry on this kernel. */
+static __always_inline __u64 d_alias_offset(void)
+{
+	if (bpf_core_field_exists(struct dentry, d_u))
+		return bpf_core_field_offset(struct dentry, d_u.d_alias);
+	return bpf_core_field_offset(struct dentry___anon_alias, d_alias);
+}
+
 /* This CPU's scratch (the record being built). */
 static __always_inline struct scratch *this_scratch(void)
 {

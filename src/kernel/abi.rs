@@ -91,6 +91,10 @@ pub mod prog {
     /// calls that put mounts somewhere (mount, move_mount, pivot_root; bpf/hooks/ctime.h).
     pub const TP_MNT_ENTER: &str = "tp_mnt_enter_";
     pub const TP_MNT_EXIT: &str = "tp_mnt_exit_";
+    /// With the ctime programs: a core dump's start (`signal_deliver`) and a thread's end,
+    /// which ends a dump that made no file (bpf/hooks/coredump.h).
+    pub const TP_CORE_BEGIN: &str = "tp_core_begin";
+    pub const TP_CORE_END: &str = "tp_core_end";
     /// The ctime programs (bpf/hooks/ctime.h) and their tracepoints (6.13+).
     pub const CTIME: [(&str, &str); 3] = [
         ("tp_ctime_set", "inode_set_ctime_to_ts"),

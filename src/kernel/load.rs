@@ -457,8 +457,8 @@ pub fn core_cast(btf: Option<&Btf>) -> bool {
 }
 
 /// Whether a tracepoint-backend program is switched on here: a syscall's enter and exit
-/// programs where the kernel has both its tracepoints; the mount calls' with the ctime
-/// programs.
+/// programs where the kernel has both its tracepoints; the mount calls' and the core dump's
+/// with the ctime programs.
 fn tracepoint_prog_on(name: &str, uring: Option<&str>) -> bool {
     let syscall_on = |sc: &str| {
         ["enter", "exit"]
@@ -468,8 +468,9 @@ fn tracepoint_prog_on(name: &str, uring: Option<&str>) -> bool {
     let mount_call = name
         .strip_prefix(prog::TP_MNT_ENTER)
         .or_else(|| name.strip_prefix(prog::TP_MNT_EXIT));
+    let any_ctime = || prog::CTIME.iter().any(|(p, _)| ctime_hook_available(p));
     if let Some(sc) = mount_call {
-        return syscall_on(sc) && prog::CTIME.iter().any(|(p, _)| ctime_hook_available(p));
+        return syscall_on(sc) && any_ctime();
     }
     let syscall = name
         .strip_prefix(prog::TP_ENTER)
@@ -479,6 +480,7 @@ fn tracepoint_prog_on(name: &str, uring: Option<&str>) -> bool {
         None => match name {
             prog::TP_SYS_EXIT => true,
             prog::TP_URING_REQ | prog::TP_URING_SQE => uring == Some(name),
+            prog::TP_CORE_BEGIN | prog::TP_CORE_END => any_ctime(),
             _ => ctime_hook_available(name),
         },
     }
