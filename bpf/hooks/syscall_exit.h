@@ -30,7 +30,32 @@ static __always_inline int maybe_in_tree(struct pending *p, __u32 other_name)
 static __always_inline int is_fd_op(__u32 sc)
 {
 	return sc == SC_OPEN || sc == SC_FCHMOD || sc == SC_FCHOWN || sc == SC_FTRUNCATE ||
-	       sc == SC_FSETXATTR || sc == SC_BIND;
+	       sc == SC_FSETXATTR || sc == SC_BIND || sc == SC_ACCT;
+}
+
+/* The file acct(2) opened in the caller's pid namespace (its bsd_acct_struct, whose fs_pin
+ * the namespace points to), or NULL. Its mount is one of the kernel's own, attached nowhere
+ * (acct_on: mnt_clone_internal): the walk of it stays in its superblock. */
+static __always_inline struct file *acct_file(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	struct pid_namespace *ns = 0;
+	struct fs_pin *pin;
+	__u32 level;
+
+	if (!pid)
+		return 0;
+	level = BPF_CORE_READ(pid, level);
+	bpf_probe_read_kernel(&ns, sizeof(ns),
+			      (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+				      (level & 31) * bpf_core_type_size(struct upid) +
+				      bpf_core_field_offset(struct upid, ns));
+	pin = ns ? BPF_CORE_READ(ns, bacct) : 0;
+	if (!pin)
+		return 0;
+	return BPF_CORE_READ((struct bsd_acct_struct *)((void *)pin -
+					bpf_core_field_offset(struct bsd_acct_struct, pin)),
+			     file);
 }
 
 /* The name an AF_UNIX socket (fd) was just bound to, as the kernel keeps it (unix_sock.path),
@@ -108,6 +133,20 @@ static __always_inline __u32 put_fd_op(struct builder *b, struct task_struct *ta
 		if (!f)
 			return OW_NO_TREE;
 		obj = &f->f_path;
+	} else if (p->syscall == SC_ACCT) {
+		struct dentry *d;
+
+		f = acct_file(task);
+		d = f ? BPF_CORE_READ(f, f_path.dentry) : 0;
+		if (!d)
+			return OW_NO_TREE;
+		put_slot(b, OW_SLOT_PATH);
+		tree = put_walk(b, d, 0);
+		/* (a tree whose root lies above the file's superblock, through a mount, is not
+		 * found: that would need the mount acct_on cloned from) */
+		if (tree == OW_NO_TREE || is_allowed_in(ev->fsuid, tree))
+			return OW_NO_TREE;
+		return tree;
 	} else {
 		f = fd_file(task, p->args[0]);
 		obj = f ? &f->f_path : 0;

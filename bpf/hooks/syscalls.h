@@ -23,6 +23,7 @@ enum sc {
 	SC_FSETXATTR,
 	SC_SETXATTRAT,
 	SC_BIND,
+	SC_ACCT,
 	SC_COREDUMP, /* hooks/coredump.h: not a syscall, the kernel's core dump */
 };
 
@@ -273,6 +274,10 @@ static __always_inline int on_enter(long id, __u64 *a)
 	/* (a file handle, not a path: the exit reads the file it opened, as for every open) */
 	case NR_open_by_handle_at: return open_enter(a[0], 0, a[2]);
 	case NR_bind: return bind_enter(a[0], a[1], a[2]);
+	/* acct(2) opens an existing file for writing, where the kernel then writes a record for
+	 * every process that ends: a write open, as the VFS backends see it (file_open). The
+	 * exit reads the file the kernel opened (acct_file). acct(NULL) turns it off. */
+	case NR_acct: return a[0] ? remember(OW_OP_WRITE, SC_ACCT, 0, OW_UNSET, 0, 0, 0, 0, 0) : 0;
 	case NR_mknodat: return mknod_enter(a[0], a[1], a[2]);
 	case NR_mkdirat: return mkdir_enter(a[0], a[1], a[2]);
 	case NR_symlinkat: return symlink_enter(a[0], a[1], a[2]);

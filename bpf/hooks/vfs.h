@@ -656,6 +656,11 @@ static __always_inline int on_open(struct file *f, bool refused)
 		o.mode = KREAD(struct inode, inode, i_mode) & 07777;
 	/* The create or the opening for write is done when the file is opened: no done_key. */
 	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	/* A mount of the kernel's own, attached nowhere: acct(2) on 7.x opens its file again
+	 * through a clone of the caller's mount (mnt_clone_internal) after the caller's open,
+	 * which was the write */
+	if (KREAD(struct vfsmount, o.m, mnt_flags) & MNT_INTERNAL)
+		return 0;
 	vfs_event(&o);
 	if (!refused && o.op == OW_OP_WRITE && (KREAD(struct file, f, f_flags) & O_TRUNC) &&
 	    (KREAD(struct inode, inode, i_mode) & S_IFMT) == S_IFREG) {

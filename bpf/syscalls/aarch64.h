@@ -26,6 +26,7 @@
 #define NR_fchownat 54
 #define NR_fchown 55
 #define NR_openat 56
+#define NR_acct 89
 #define NR_bind 200
 #define NR_open_by_handle_at 265
 #define NR_renameat2 276
@@ -59,6 +60,7 @@
 	X(w, lremovexattr) \
 	X(w, fremovexattr) \
 	X(w, open_by_handle_at) \
-	X(w, bind)
+	X(w, bind) \
+	X(w, acct)
 
 #endif

@@ -41,6 +41,7 @@
 #define NR_lremovexattr 198
 #define NR_fremovexattr 199
 #define NR_open_by_handle_at 304
+#define NR_acct 163
 #define NR_bind 49
 #define OW_SYSCALLS(X, w) \
 	X(w, openat2) \
@@ -80,6 +81,7 @@
 	X(w, lremovexattr) \
 	X(w, fremovexattr) \
 	X(w, open_by_handle_at) \
-	X(w, bind)
+	X(w, bind) \
+	X(w, acct)
 
 #endif

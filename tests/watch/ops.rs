@@ -362,3 +362,30 @@ fn root_unlink_rmdir_variants() {
     );
     assert!(d.o("target").exists());
 }
+
+/// Process accounting off again (acct(NULL)) when a test that turned it on ends, however.
+struct AcctOff;
+
+impl Drop for AcctOff {
+    fn drop(&mut self) {
+        unsafe { libc::syscall(libc::SYS_acct, 0usize) };
+    }
+}
+
+/// acct(2) of a file in a tree: the kernel opens it for writing, a `write` as every open for
+/// writing is, and appends a record to it for each process that ends (not ops of anyone's).
+/// Not reported: acct of a file outside the tree, acct(NULL).
+#[test]
+fn process_accounting_into_a_tree_is_a_write() {
+    let d = shared_dir!("acct");
+    make_file(d.t("pacct"), b"");
+    make_file(d.o("pacct"), b"");
+    let _off = AcctOff;
+    let (evs, by) = d.root_run(&[], || {
+        sc!(libc::SYS_acct, cp(d.t("pacct")))?;
+        sc!(libc::SYS_acct, cp(d.o("pacct")))?;
+        sc!(libc::SYS_acct, 0usize)?;
+        Ok(())
+    });
+    d.expect(&evs, &[by.op("write", "pacct")]);
+}
