@@ -309,8 +309,9 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
         "mode",
         "Octal; create, mkdir, mknod, chmod. For chmod the mode the file got, which lacks the \
               setgid bit asked for when the caller is neither in the file's group nor \
-              privileged; the tracepoint backend says the mode asked for (at the syscall's \
-              exit the file may hold another change already).",
+              privileged. The tracepoint backend works that out from the caller's groups \
+              and CAP_FSETID and the file's group; a path chmod on a kernel before 6.13 \
+              says the mode asked for there.",
     ),
     (
         "new_uid, new_gid",

@@ -19,6 +19,9 @@ static __always_inline int saw_inode(struct inode *inode)
 		return 0;
 	if (p->syscall == SC_COREDUMP)
 		return core_saw_inode(p, inode);
+	/* a chmod's object, under its lock: the mode it gets depends on its group */
+	if (p->op == OW_OP_CHMOD && !p->nseen && (p->mode & S_ISGID))
+		p->mode = ow_chmod_mode(p->mode, inode->i_gid.val);
 	/* overlayfs changes the upper layer's inodes (a copy-up, a whiteout) before its own:
 	 * those name the layer's directories, not the tree's. Its own inodes, the ones the op
 	 * went through, replace them, and from then on only they count (an op stays on one

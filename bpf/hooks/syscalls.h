@@ -42,6 +42,49 @@ static __always_inline __u32 umasked(__u32 mode)
 	return mode & ~KREAD(struct fs_struct, KREAD(struct task_struct, task, fs), umask) & 07777;
 }
 
+#define S_ISGID 02000
+#define CAP_FSETID 4
+#define NGROUPS_SEARCH 17 /* a binary search of NGROUPS_MAX (65536) groups */
+
+/* The mode a chmod to `mode` gives a file whose group is `gid` (setattr_copy): the setgid bit
+ * asked for goes unless the caller is in that group (its fsgid, or one of its supplementary
+ * groups, which the kernel keeps sorted) or has CAP_FSETID. (A caller with CAP_FSETID in a
+ * user namespace is taken to have the file's ids mapped there, and an idmapped mount's
+ * mapping of the group is left out.) The VFS backends read the mode the op left instead. A
+ * global function: checked once. */
+__noinline __u32 ow_chmod_mode(__u32 mode, __u32 gid)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	const struct cred *c = BPF_CORE_READ(t, cred);
+	struct group_info *gi;
+	__u64 caps = 0;
+	__u32 lo = 0, hi;
+
+	if (!(mode & S_ISGID) || !c || BPF_CORE_READ(c, fsgid.val) == gid)
+		return mode;
+	/* (kernel_cap_t: a u64 since 6.3, two u32 before; the low one first either way) */
+	bpf_probe_read_kernel(&caps, sizeof(caps),
+			      (void *)c + bpf_core_field_offset(struct cred, cap_effective));
+	if (caps & (1ull << CAP_FSETID))
+		return mode;
+	gi = BPF_CORE_READ(c, group_info);
+	hi = gi ? BPF_CORE_READ(gi, ngroups) : 0;
+	for (int i = 0; i < NGROUPS_SEARCH && lo < hi; i++) {
+		__u32 mid = lo + (hi - lo) / 2, g = 0;
+
+		bpf_probe_read_kernel(&g, sizeof(g),
+				      (void *)gi + bpf_core_field_offset(struct group_info, gid) +
+					      (__u64)(mid & 0xffff) * sizeof(g));
+		if (g == gid)
+			return mode;
+		if (g < gid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return mode & ~S_ISGID;
+}
+
 /* Internal to struct pending: the mode still needs the caller's umask. */
 #define P_UMASK (1u << 31)
 
@@ -182,6 +225,22 @@ static __always_inline int chmod_enter(long dfd, __u64 path, __u32 mode, __u32 f
 			0, 0);
 }
 
+/* fchmod: args = fd. The mode is the one the file gets (ow_chmod_mode), its group read now:
+ * the file is known before the op (a path's only with the ctime programs, hooks/ctime.h). */
+static __always_inline int fchmod_enter(long fd, __u32 mode)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *f;
+
+	mode &= 07777;
+	if (mode & S_ISGID) {
+		f = fd_file(task, fd);
+		if (f)
+			mode = ow_chmod_mode(mode, BPF_CORE_READ(f, f_inode, i_gid.val));
+	}
+	return remember(OW_OP_CHMOD, SC_FCHMOD, 0, mode, fd, 0, 0, 0, 0);
+}
+
 /* chown: args = dfd, path, uid, gid, empty-path flag */
 static __always_inline int chown_enter(long dfd, __u64 path, __u32 uid, __u32 gid, __u32 flags)
 {
@@ -288,7 +347,7 @@ static __always_inline int on_enter(long id, __u64 *a)
 		return unlink_enter((a[2] & AT_REMOVEDIR) ? OW_OP_RMDIR : OW_OP_UNLINK, a[0], a[1]);
 	case NR_fchmodat: return chmod_enter(a[0], a[1], a[2], 0);
 	case NR_fchmodat2: return chmod_enter(a[0], a[1], a[2], a[3]);
-	case NR_fchmod: return remember(OW_OP_CHMOD, SC_FCHMOD, 0, a[1] & 07777, a[0], 0, 0, 0, 0);
+	case NR_fchmod: return fchmod_enter(a[0], a[1]);
 	case NR_fchownat: return chown_enter(a[0], a[1], a[2], a[3], a[4]);
 	case NR_fchown: return remember(OW_OP_CHOWN, SC_FCHOWN, 0, 0, a[0], 0, a[1], a[2], 0);
 	case NR_truncate: return truncate_enter(SC_TRUNCATE, AT_FDCWD, a[0]);
