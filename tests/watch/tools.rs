@@ -14,20 +14,7 @@ use std::process::{Command, Stdio};
 /// `args` run in `cwd` with umask 022 as the test's own user (root), or as `uid` when given
 /// (setresuid through setpriv, as `sudo -u` would). Panics unless it succeeds.
 pub(super) fn tool_as(uid: Option<u32>, cwd: &Path, args: &[&str]) {
-    let mut cmd = match uid {
-        None => Command::new(args[0]),
-        Some(u) => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                format!("--reuid={u}"),
-                format!("--regid={u}"),
-                "--clear-groups".into(),
-                "--".into(),
-            ]);
-            c.arg(args[0]);
-            c
-        }
-    };
+    let mut cmd = command_as(uid, args[0]);
     cmd.args(&args[1..])
         .current_dir(cwd)
         .stdin(Stdio::null())
@@ -47,6 +34,22 @@ pub(super) fn tool_as(uid: Option<u32>, cwd: &Path, args: &[&str]) {
         "{args:?} in {} as {uid:?}: {st}",
         cwd.display()
     );
+}
+
+/// `program`, run as `uid` when given: setresuid through setpriv, no supplementary groups.
+fn command_as(uid: Option<u32>, program: &str) -> Command {
+    let Some(u) = uid else {
+        return Command::new(program);
+    };
+    let mut c = Command::new("setpriv");
+    c.args([
+        format!("--reuid={u}"),
+        format!("--regid={u}"),
+        "--clear-groups".into(),
+        "--".into(),
+        program.into(),
+    ]);
+    c
 }
 
 fn tool(cwd: &Path, args: &[&str]) {
@@ -344,21 +347,7 @@ impl Drop for Sysctl {
 /// SIGSEGV: the kernel writes its core into `cwd` (core_pattern a plain name). Returns its pid.
 fn dump_core(uid: Option<u32>, cwd: &Path) -> i32 {
     let script = "ulimit -c unlimited && kill -SEGV $$";
-    let mut cmd = match uid {
-        None => Command::new("sh"),
-        Some(u) => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                format!("--reuid={u}"),
-                format!("--regid={u}"),
-                "--clear-groups".into(),
-                "--".into(),
-                "sh".into(),
-            ]);
-            c
-        }
-    };
-    let mut child = cmd
+    let mut child = command_as(uid, "sh")
         .args(["-c", script])
         .current_dir(cwd)
         .stdin(Stdio::null())
