@@ -218,6 +218,10 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 		if (backend_id == OW_BACKEND_KPROBE &&
 		    (o->op == OW_OP_SETXATTR || o->op == OW_OP_REMOVEXATTR))
 			w.armed = 1;
+		/* kprobe, a write open seen by kp_open_session: its outcome is the hook's own
+		 * verdict, at the hook's return (the thread is inside it) */
+		if (o->op == OW_OP_WRITE)
+			w.armed = 1;
 		set_wait(&w);
 	}
 	return 0;
@@ -629,8 +633,11 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 }
 
 /* refused: the hook's verdict (fentry, at its exit) refused the open. A file it created
- * before exists all the same: its create is reported; an open for writing is not. */
-static __always_inline int on_open(struct file *f, bool refused)
+ * before exists all the same: its create is reported; an open for writing is not.
+ * verdict_later: the hook is seen at its entry and the verdict comes at its return
+ * (kp_open_session): an open for writing is an event that waits for it, as the other ops wait
+ * for the function that completes them. */
+static __always_inline int on_open(struct file *f, bool refused, bool verdict_later)
 {
 	__u32 fmode;
 	struct inode *inode;
@@ -656,6 +663,8 @@ static __always_inline int on_open(struct file *f, bool refused)
 		o.mode = KREAD(struct inode, inode, i_mode) & 07777;
 	/* The create or the opening for write is done when the file is opened: no done_key. */
 	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	if (verdict_later && o.op == OW_OP_WRITE)
+		o.done_key = dv;
 	/* A mount of the kernel's own, attached nowhere: acct(2) on 7.x opens its file again
 	 * through a clone of the caller's mount (mnt_clone_internal) after the caller's open,
 	 * which was the write */
@@ -666,10 +675,15 @@ static __always_inline int on_open(struct file *f, bool refused)
 	    (KREAD(struct inode, inode, i_mode) & S_IFMT) == S_IFREG) {
 		/* The truncate that follows is part of this open (the syscall route sees one
 		 * open); a regular file's only: O_TRUNC truncates nothing else, and a wait
-		 * nothing consumes would stay. */
+		 * nothing consumes would stay. An open waiting for its verdict keeps it in its
+		 * wait till then (kp_open_session). */
+		struct vfs_wait *cur = verdict_later ? wait_of_current() : 0;
 		struct vfs_wait w = { .trunc_skip = dv, .op = OW_OP_WRITE };
 
-		set_wait(&w);
+		if (cur && cur->key == dv)
+			cur->trunc_skip = dv;
+		else
+			set_wait(&w);
 	}
 	return 0;
 }
@@ -756,7 +770,7 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }           \
 	SEC("?" KIND "/" PFX "file_open")                                                  \
 	int OW_PROG(ODEF, OW_CAT(FN, open), struct file *f)                                \
-	{ on_open(f, HOOK_REFUSED(KIND, ctx, 1)); return 0; }                              \
+	{ on_open(f, HOOK_REFUSED(KIND, ctx, 1), false); return 0; }                       \
 	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_setxattr, setxattr, OW_OP_SETXATTR,          \
 		   OW_XHOOK_SETXATTR)                                                      \
 	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_removexattr, removexattr, OW_OP_REMOVEXATTR, \
@@ -814,5 +828,43 @@ VFS_HOOKS("lsm", "lsm", "", PROG_LSM, ACTOR_PINNED_PROG, ACTOR_PINNED_PROG, trac
 VFS_HOOKS("fexit", "fentry", "security_", PROG_FENTRY, HOOK_OK_PROG, ACTOR_PINNED_PROG,
 	  tracing_arg)
 VFS_HOOKS("kprobe", "kprobe", "security_", PROG_KPROBE, ACTOR_KPROBE, ACTOR_KPROBE, kprobe_arg)
+
+/* kprobe, 6.10+: security_file_open as a kprobe session, in place of kp_open where user space
+ * attaches sessions (kernel/load.rs). AppArmor, landlock and TOMOYO decide inside the hook,
+ * after its entry: an open for writing one of them refused was reported with "ret":0. Now its
+ * event waits (armed: the thread is inside the function that decides) and the hook's return
+ * is its outcome: a refused open is no event. The return runs only for such an open. A
+ * create is final at the entry, as before: the file exists whatever the verdict (fentry
+ * reports it too). Its name is a contract (lib/prog_names.h). */
+SEC("?kprobe.session/security_file_open")
+int kp_open_session(struct pt_regs *ctx)
+{
+	struct vfs_wait *w;
+	struct file *f;
+
+	if (session_is_return(ctx)) {
+		w = wait_of_current();
+		if (w && w->armed && w->key && w->op == OW_OP_WRITE) {
+			__u64 trunc = w->trunc_skip;
+			long ret = (int)PT_REGS_RC(ctx);
+
+			vfs_outcome(w, ret);
+			if (!ret && trunc) {
+				struct vfs_wait t = { .trunc_skip = trunc, .op = OW_OP_WRITE };
+
+				set_wait(&t);
+			}
+		}
+		return 0;
+	}
+	if (actor_allowed())
+		return 1;
+	f = (struct file *)kprobe_arg(ctx, 0);
+	on_open(f, false, true);
+	/* the return only for the open whose event waits (not for every read of root's) */
+	w = wait_of_current();
+	return !(w && w->armed && w->op == OW_OP_WRITE &&
+		 w->key == (__u64)BPF_CORE_READ(f, f_path.dentry));
+}
 
 #endif

@@ -27,7 +27,8 @@
  * tp_mnt_enter_<syscall> and tp_mnt_exit_<syscall> on the mount calls (hooks/ctime.h; lsm, fentry and kprobe: <hook prefix>mnt_<hook>, MOUNT_HOOKS in
  * hooks/vfs.h, switched on with the hooks), kp_done (hooks/vfs.h: the kprobe backend's
  * outcomes on 6.10+, one kprobe session; it begins with PROG_KPROBE, and user space switches
- * it off where the kernel has no kprobe sessions), vfs_wait_exit (hooks/vfs.h: lsm, fentry and
+ * it off where the kernel has no kprobe sessions), kp_open_session (hooks/vfs.h: with kp_done,
+ * the file_open hook as a session, in place of kp_open), vfs_wait_exit (hooks/vfs.h: lsm, fentry and
  * kprobe, a thread's end). */
 
 /* a##b after expanding both: OW_CAT(PROG_LSM, mkdir) is lsm_mkdir */

@@ -73,6 +73,10 @@ pub mod prog {
     /// (`args::session_functions`), instead of their `kp_arm_` + `kr_done_` pairs and
     /// `kr_done_do_rmdir`, which stay loaded for kernels where it cannot be attached.
     pub const KP_DONE: &str = "kp_done";
+    /// kprobe, with `kp_done`: security_file_open as a kprobe session, whose return is a
+    /// write open's outcome (the other LSMs' verdict), in place of `kp_open`.
+    pub const KP_OPEN_SESSION: &str = "kp_open_session";
+    pub const KP_OPEN: &str = "kp_open";
     /// lsm, fentry and kprobe: a thread's end drops its wait for an outcome.
     pub const VFS_WAIT_EXIT: &str = "vfs_wait_exit";
     /// The pair programs of a completing function.

@@ -57,9 +57,11 @@ pub fn detect() -> Vec<Feature> {
             name: "kprobe_session",
             present: args::has_kprobe_session(&btf),
             effect: "kprobe backend: most ops' outcomes come from one kprobe session whose \
-                     return runs only for the call that ends a wait (6.10+ with \
+                     return runs only for the call that ends a wait, and a write open's from \
+                     the file_open hook's return, the other LSMs' verdict (6.10+ with \
                      CONFIG_FPROBE); without, a kprobe and a kretprobe on each function, \
-                     both run for every writer",
+                     both run for every writer, and a write open another LSM refused is \
+                     reported",
         },
         Feature {
             name: "ctime_tracepoints",

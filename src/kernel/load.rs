@@ -330,7 +330,7 @@ fn switch_on(open: &mut OpenOwnwatchSkel, backend: Backend, btf: Option<&Btf>) -
                         && chown_hook_on(&name, backend, struct_args)
                         && rmdir_done_on(&name, do_rmdir)
                         && lsm_rename_on(&name, rename_noflags)
-                        && (name != prog::KP_DONE || session))
+                        && ((name != prog::KP_DONE && name != prog::KP_OPEN_SESSION) || session))
             }
         };
         p.set_autoload(on);
@@ -368,6 +368,7 @@ fn is_kprobe_hook(name: &str) -> bool {
     name.starts_with(prog::vfs_prefixes(Backend::Kprobe).0)
         && !name.starts_with(prog::KP_ARM)
         && name != prog::KP_DONE
+        && name != prog::KP_OPEN_SESSION
 }
 
 /// rmdir's outcome: from do_rmdir, the one caller of the rmdir hook, where this kernel has it
@@ -584,14 +585,27 @@ fn fill_exit_body(skel: &OwnwatchSkel) -> Result<()> {
 /// detaching what was attached.
 fn attach(skel: &OwnwatchSkel) -> Result<Links> {
     let mut links = Links::default();
-    if let Some(p) = skel
-        .object()
-        .progs()
-        .find(|p| p.autoload() && p.name() == prog::KP_DONE)
-    {
-        match attach_session(&p) {
+    let loaded = |name: &str| {
+        skel.object()
+            .progs()
+            .find(|p| p.autoload() && p.name() == name)
+    };
+    if let Some(p) = loaded(prog::KP_DONE) {
+        let (funcs, cookies): (Vec<&str>, Vec<u64>) = args::session_functions().unzip();
+        match attach_session(&p, &funcs, cookies) {
             Ok(l) => {
                 links.session = true;
+                links.push_multi(l);
+            }
+            Err(e) => links.session_error = Some(format!("{e:#}")),
+        }
+    }
+    // the file_open hook as a session too, where kp_done could be one; else kp_open
+    let mut open_session = false;
+    if let Some(p) = loaded(prog::KP_OPEN_SESSION).filter(|_| links.session) {
+        match attach_session(&p, &["security_file_open"], vec![0]) {
+            Ok(l) => {
+                open_session = true;
                 links.push_multi(l);
             }
             Err(e) => links.session_error = Some(format!("{e:#}")),
@@ -602,7 +616,9 @@ fn attach(skel: &OwnwatchSkel) -> Result<Links> {
         if !prog.autoload()
             || name == prog::TP_SYS_EXIT
             || name == prog::KP_DONE
+            || name == prog::KP_OPEN_SESSION
             || (links.session && replaced_by_session(&name))
+            || (open_session && name == prog::KP_OPEN)
         {
             continue;
         }
@@ -627,15 +643,18 @@ fn attach(skel: &OwnwatchSkel) -> Result<Links> {
     Ok(links)
 }
 
-/// `kp_done` on every function `args::session_functions` lists, with its cookie: one
-/// attachment (6.10-6.13 give it a pool of return-probe instances for all of them; only a call
-/// that ends a wait holds one). An error where the kernel has no fprobe (CONFIG_FPROBE).
-fn attach_session(p: &libbpf_rs::Program) -> Result<Link> {
+/// A kprobe session program on `funcs`, each with its cookie: `kp_done` on every function
+/// `args::session_functions` lists, in one attachment (6.10-6.13 give it a pool of
+/// return-probe instances for all of them; only a call that ends a wait holds one), or
+/// `kp_open_session` on security_file_open. An error where the kernel has no fprobe
+/// (CONFIG_FPROBE).
+fn attach_session(p: &libbpf_rs::Program, funcs: &[&str], mut cookies: Vec<u64>) -> Result<Link> {
     use libbpf_rs::AsRawLibbpf;
     use std::ffi::CString;
-    let (names, mut cookies): (Vec<CString>, Vec<u64>) = args::session_functions()
-        .map(|(f, c)| (CString::new(f).expect("a function name"), c))
-        .unzip();
+    let names: Vec<CString> = funcs
+        .iter()
+        .map(|f| CString::new(*f).expect("a function name"))
+        .collect();
     let mut syms: Vec<*const libc::c_char> = names.iter().map(|n| n.as_ptr()).collect();
     let opts = libbpf_rs::libbpf_sys::bpf_kprobe_multi_opts {
         sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_kprobe_multi_opts>() as _,
@@ -657,7 +676,8 @@ fn attach_session(p: &libbpf_rs::Program) -> Result<Link> {
     match std::ptr::NonNull::new(ptr) {
         // SAFETY: a link libbpf made, ours to destroy.
         Some(l) => Ok(unsafe { Link::from_ptr(l) }),
-        None => Err(std::io::Error::last_os_error()).context("attaching kp_done"),
+        None => Err(std::io::Error::last_os_error())
+            .with_context(|| format!("attaching {}", p.name().to_string_lossy())),
     }
 }
 

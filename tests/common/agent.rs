@@ -608,6 +608,14 @@ pub fn probe() -> &'static Value {
     })
 }
 
+/// Whether the kprobe backend attaches kprobe sessions here (6.10+ with CONFIG_FPROBE:
+/// Debian's 6.12 and 7.3 but arm64 6.12), as probe says: the completing functions' outcomes
+/// and the file_open hook's verdict.
+pub fn kprobe_sessions() -> bool {
+    probe()["kernel"]["features"]["kprobe_session"]["present"] == true
+        && std::env::var("OWNWATCH_KPROBE_SESSION").as_deref() != Ok("0")
+}
+
 /// A normal start's stderr (no -v): one line, `ownwatch: watching 1 tree with backend B (…`.
 /// `ctx` says whose stderr it is.
 pub fn assert_normal_start(err: &str, backend: &str, ctx: &str) {
@@ -616,9 +624,7 @@ pub fn assert_normal_start(err: &str, backend: &str, ctx: &str) {
     assert!(err.starts_with(&want), "want {want:?}; {ctx}");
     // kprobe: the outcomes from a kprobe session where the kernel has them (6.10+) and can
     // attach one (CONFIG_FPROBE: Debian's 6.12 and 7.3 but arm64 6.12), as probe says
-    let session = backend == "kprobe"
-        && probe()["kernel"]["features"]["kprobe_session"]["present"] == true
-        && std::env::var("OWNWATCH_KPROBE_SESSION").as_deref() != Ok("0");
+    let session = backend == "kprobe" && kprobe_sessions();
     assert_eq!(
         err.contains(" hooks, one a kprobe session, attached in "),
         session,

@@ -193,9 +193,11 @@ fn readers_in_another_syscall_cost_a_writer_nothing() {
 /// - tracepoint: the syscalls failed, nothing is reported (nor the new file).
 /// - fentry: its hooks run at the hooks' exit and see the verdict: only the new file, a create
 ///   that happened, is reported.
-/// - kprobe: sees the hooks' entry: the write open is reported with "ret":0 and the create;
-///   the mkdir, whose outcome never comes, goes without "ret" once its thread has ended or
-///   the agent stops, counted in-band right after it (README, Backends, Outcome).
+/// - kprobe: sees the hooks' entry: the create is reported; the mkdir, whose outcome never
+///   comes, goes without "ret" at the thread's next waiting event, once its thread has ended
+///   or the agent stops, counted in-band right after it (README, Backends, Outcome); the
+///   write open waits for the file_open hook's return where that is a kprobe session (6.10+
+///   with fprobe), refused: no event; elsewhere it is reported with "ret":0.
 ///
 /// The thread's wait ends with it: no writer waits when the agent stops (`-v`), else the
 /// programs on the functions that complete an op would look waits up for every writer on
@@ -286,6 +288,14 @@ fn ops_another_lsm_refuses() {
         match backend.as_str() {
             "lsm" | "tracepoint" => vec![],
             "fentry" => vec![ev("create", &made, Some(0))],
+            // kprobe: where the file_open hook is a kprobe session, its return refused the
+            // write open, whose event waited: as the thread's next waiting event it sent
+            // the mkdir on, without "ret", in the order they were made
+            _ if kprobe_sessions() => vec![
+                ev("mkdir", &dir, None),
+                ("outcome lost".into(), "1".into(), None),
+                ev("create", &made, Some(0)),
+            ],
             _ => vec![
                 ev("write", &w, Some(0)),
                 ev("create", &made, Some(0)),
