@@ -661,7 +661,8 @@ static __always_inline int on_open(struct file *f, bool refused, bool verdict_la
 	o.op = (fmode & FMODE_CREATED) ? OW_OP_CREATE : OW_OP_WRITE;
 	if (o.op == OW_OP_CREATE)
 		o.mode = KREAD(struct inode, inode, i_mode) & 07777;
-	/* The create or the opening for write is done when the file is opened: no done_key. */
+	/* The create or the opening for write is done when the file is opened: no done_key,
+	 * but for the verdict of a hook seen at its entry. */
 	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
 	if (verdict_later && o.op == OW_OP_WRITE)
 		o.done_key = dv;
