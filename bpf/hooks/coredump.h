@@ -118,9 +118,34 @@ static __always_inline int core_saw_inode(struct pending *p, struct inode *inode
 	return ow_core_event(num(c), OW_OP_CREATE, KREAD(struct inode, created, i_mode) & 07777);
 }
 
+/* mm_struct.flags was an unsigned long before it became mm_flags_t (a bitmap, 6.18) */
+struct mm_struct___flags_ul {
+	unsigned long flags;
+} __attribute__((preserve_access_index));
+
+#define SUID_DUMP_ROOT 2 /* the dumpable bits of mm flags (MMF_DUMPABLE_BITS, the low two) */
+
+/* Whether the dump will run as root: a process that changed its ids while fs.suid_dumpable
+ * was 2 is marked SUID_DUMP_ROOT, and do_coredump() makes its file with fsuid 0, whoever
+ * the process is now (a daemon that dropped to the service user, then crashed). */
+static __always_inline int dumps_as_root(struct task_struct *t)
+{
+	void *mm = t->mm;
+	__u64 flags = 0, off;
+
+	if (!mm)
+		return 0;
+	if (bpf_core_field_exists(struct mm_struct___flags_ul, flags))
+		off = bpf_core_field_offset(struct mm_struct___flags_ul, flags);
+	else
+		off = bpf_core_field_offset(struct mm_struct, flags);
+	bpf_probe_read_kernel(&flags, sizeof(flags), mm + off);
+	return (flags & 3) == SUID_DUMP_ROOT;
+}
+
 /* A signal that dumps core by default, with no handler: the thread will dump (unless its
- * core limit is 0, or the kernel declines) and end. Its name is a contract
- * (lib/prog_names.h). */
+ * core limit is 0, or the kernel declines) and end. An actor allowed everywhere is left,
+ * unless the dump runs as root. Its name is a contract (lib/prog_names.h). */
 SEC("?tp_btf/signal_deliver")
 int BPF_PROG(tp_core_begin, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
 {
@@ -129,7 +154,7 @@ int BPF_PROG(tp_core_begin, int sig, struct kernel_siginfo *info, struct k_sigac
 
 	if (sig <= 0 || sig >= 32 || !((1u << sig) & COREDUMP_SIGS) || ka->sa.sa_handler)
 		return 0;
-	if (!t->signal->rlim[RLIMIT_CORE].rlim_cur || actor_allowed())
+	if (!t->signal->rlim[RLIMIT_CORE].rlim_cur || (actor_allowed() && !dumps_as_root(t)))
 		return 0;
 	if (op_unwanted(op))
 		op = OW_OP_UNLINK;

@@ -8,7 +8,7 @@
 //! watches; `make test-deps` installs it. Not in the arm64 guests' userland
 //! (vm/arm64-root.sh): arm64 has only the `*at` syscalls, which the other tests make there.
 
-use super::tools::{by, tool_as};
+use super::tools::{by, tool_as, Sysctl, CORE_DUMPS};
 use super::*;
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -130,4 +130,56 @@ fn python_file_operations_from_other_working_directories() {
         py("chmod", "ct").mode(0o750),
     ];
     d.expect(&evs, &want);
+}
+
+/// A daemon started as root drops to the service user and crashes, with fs.suid_dumpable 2
+/// and an absolute core_pattern into its tree: the kernel writes the core as root (fsuid 0;
+/// the process changed its ids, so its mm says SUID_DUMP_ROOT), a root-owned file in the tree
+/// made by the owner's process. Reported as that create, fsuid 0, the other ids the owner's.
+/// (A process of the owner's own that never was root dumps as the owner: the tools test.)
+#[test]
+fn a_daemon_that_dropped_to_the_owner_dumps_core_as_root() {
+    let d = root_dir!("suidcore");
+    let t = &d.tree;
+    if !Path::new(PYTHON).exists() {
+        assert!(
+            !common::in_ci(),
+            "{PYTHON} is missing: make test-deps installs it"
+        );
+        eprintln!("NOT CHECKED a_daemon_that_dropped_to_the_owner_dumps_core_as_root: no {PYTHON}");
+        return;
+    }
+    let _one = CORE_DUMPS.lock().unwrap_or_else(|e| e.into_inner());
+    let core = d.t("daemon.core");
+    let _pattern = Sysctl::set("/proc/sys/kernel/core_pattern", s(&core));
+    let _suid = Sysctl::set("/proc/sys/fs/suid_dumpable", "2");
+    let mut agent = Agent::watch_tree(t, &[]);
+    let script = format!(
+        "import os, resource, signal\n\
+         resource.setrlimit(resource.RLIMIT_CORE, (-1, -1))\n\
+         os.setgroups([])\n\
+         os.setresgid({OWNER}, {OWNER}, {OWNER})\n\
+         os.setresuid({OWNER}, {OWNER}, {OWNER})\n\
+         os.kill(os.getpid(), signal.SIGSEGV)\n"
+    );
+    let mut child = std::process::Command::new(PYTHON)
+        .args(["-c", &script])
+        .current_dir(t)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let st = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert!(st.core_dumped(), "python3 did not dump core: {st}");
+    let evs = agent.finish(t);
+    let want = if kernel_decides_string_paths() {
+        vec![by("python3", "create", &core)
+            .mode(0o600)
+            .pid(pid)
+            .ids(OWNER, OWNER, OWNER, OWNER)]
+    } else {
+        eprintln!("NOT REPORTED core dumps: the tracepoint backend on a kernel before 6.13");
+        Vec::new()
+    };
+    assert_events(&evs, &want, t);
 }

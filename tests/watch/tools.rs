@@ -323,14 +323,17 @@ fn roots_moved_by_mv_above_them_are_reported_where_they_are_now() {
     );
 }
 
+/// The core dump tests set core_pattern, a setting of the whole machine: one at a time.
+pub(super) static CORE_DUMPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A kernel setting (a /proc/sys file) changed for a test and put back when it ends.
-struct Sysctl {
+pub(super) struct Sysctl {
     path: &'static str,
     old: String,
 }
 
 impl Sysctl {
-    fn set(path: &'static str, value: &str) -> Sysctl {
+    pub(super) fn set(path: &'static str, value: &str) -> Sysctl {
         let old = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         std::fs::write(path, value).unwrap_or_else(|e| panic!("{path} = {value}: {e}"));
         Sysctl { path, old }
@@ -375,6 +378,7 @@ fn dump_core(uid: Option<u32>, cwd: &Path) -> i32 {
 fn a_core_dump_into_a_tree_is_a_create_by_the_crashing_process() {
     let d = root_dir!("coredump");
     let (t, o) = (&d.tree, &d.outside);
+    let _one = CORE_DUMPS.lock().unwrap_or_else(|e| e.into_inner());
     let _pattern = Sysctl::set("/proc/sys/kernel/core_pattern", "ow-core");
     let _uses_pid = Sysctl::set("/proc/sys/kernel/core_uses_pid", "0");
     let mut agent = Agent::watch_tree(t, &[]);
