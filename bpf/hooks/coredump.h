@@ -5,7 +5,8 @@
  * setuid), then creates the new one, as the crashing thread, before it exits. The other
  * backends see those as the unlink and create they are; here the signal that starts the dump
  * leaves a pending op (SC_COREDUMP) and the ctime changes of the dump tell the rest:
- *   - an inode without a name yet: the new core file, named with its directory's change;
+ *   - a regular file's inode without a name yet: the new core file, named with its
+ *     directory's change;
  *   - a directory's change after it: the create, whose dentry is the name being made
  *     (negative still): the earlier file's if it was unlinked and its dentry kept, else the
  *     directory's newest child;
@@ -96,7 +97,9 @@ static __always_inline int core_saw_inode(struct pending *p, struct inode *inode
 	struct dentry *d, *c;
 
 	if (!first) {
-		if (!created)
+		/* (a regular file: not the inodes procfs makes as a path goes through it,
+		 * /proc/self/root/...) */
+		if (!created && (inode->i_mode & S_IFMT) == S_IFREG)
 			p->args[CORE_NEW_INODE] = (__u64)inode;
 		return 0;
 	}
