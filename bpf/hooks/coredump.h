@@ -129,13 +129,29 @@ struct mm_struct___flags_ul {
 #define SUID_DUMP_ROOT 2 /* the dumpable bits of mm flags (MMF_DUMPABLE_BITS, the low two) */
 
 /* Whether the dump will run as root: a process that changed its ids while fs.suid_dumpable
- * was 2 is marked SUID_DUMP_ROOT, and do_coredump() makes its file with fsuid 0, whoever
- * the process is now (a daemon that dropped to the service user, then crashed). */
+ * was 2 is marked SUID_DUMP_ROOT (in its mm's flags; 7.3: TASK_DUMPABLE_ROOT in its exec
+ * state), and do_coredump() makes its file with fsuid 0, whoever the process is now (a
+ * daemon that dropped to the service user, then crashed). */
+/* 7.3 keeps it in the task's exec state instead (task_struct.exec_state->dumpable) */
+enum task_dumpable___ow { TASK_DUMPABLE_ROOT___ow = 2 };
+struct task_exec_state___ow {
+	enum task_dumpable___ow dumpable;
+} __attribute__((preserve_access_index));
+struct task_struct___exec {
+	struct task_exec_state___ow *exec_state;
+} __attribute__((preserve_access_index));
+
 static __always_inline int dumps_as_root(struct task_struct *t)
 {
 	void *mm = t->mm;
 	__u64 flags = 0, off;
 
+	if (bpf_core_field_exists(struct task_struct___exec, exec_state)) {
+		struct task_exec_state___ow *es =
+			BPF_CORE_READ((struct task_struct___exec *)t, exec_state);
+
+		return es && BPF_CORE_READ(es, dumpable) == TASK_DUMPABLE_ROOT___ow;
+	}
 	if (!mm)
 		return 0;
 	if (bpf_core_field_exists(struct mm_struct___flags_ul, flags))
