@@ -13,6 +13,20 @@ use super::*;
 
 const PYTHON: &str = "/usr/bin/python3";
 
+/// Whether Debian's python3 is here: in CI it must be (`make test-deps` installs it);
+/// elsewhere `test` says it checks nothing without it.
+fn have_python(test: &str) -> bool {
+    if Path::new(PYTHON).exists() {
+        return true;
+    }
+    assert!(
+        !common::in_ci(),
+        "{PYTHON} is missing: make test-deps installs it"
+    );
+    eprintln!("NOT CHECKED {test}: no {PYTHON}");
+    false
+}
+
 /// Root's script: argv[1] the tree, argv[2] the directory beside it. Where its tempfile's
 /// random name went is written to `outside/tmpname` (root's write outside the tree: no event).
 const ROUTES: &str = r#"
@@ -75,12 +89,7 @@ shutil.rmtree("k")
 fn python_file_operations_from_other_working_directories() {
     let d = shared_dir!("python");
     let (t, o) = (&d.tree, &d.outside);
-    if !Path::new(PYTHON).exists() {
-        assert!(
-            !common::in_ci(),
-            "{PYTHON} is missing: make test-deps installs it"
-        );
-        eprintln!("NOT CHECKED python_file_operations_from_other_working_directories: no {PYTHON}");
+    if !have_python("python_file_operations_from_other_working_directories") {
         return;
     }
     make_file(d.o("src"), b"src");
@@ -141,12 +150,7 @@ fn python_file_operations_from_other_working_directories() {
 fn a_daemon_that_dropped_to_the_owner_dumps_core_as_root() {
     let d = root_dir!("suidcore");
     let t = &d.tree;
-    if !Path::new(PYTHON).exists() {
-        assert!(
-            !common::in_ci(),
-            "{PYTHON} is missing: make test-deps installs it"
-        );
-        eprintln!("NOT CHECKED a_daemon_that_dropped_to_the_owner_dumps_core_as_root: no {PYTHON}");
+    if !have_python("a_daemon_that_dropped_to_the_owner_dumps_core_as_root") {
         return;
     }
     let _one = CORE_DUMPS.lock().unwrap_or_else(|e| e.into_inner());
