@@ -34,6 +34,7 @@ _Static_assert(sizeof(struct ow_walkkeep) == 12, "ow_walkkeep layout changed: up
 _Static_assert(sizeof(struct ow_rootref) == 8, "ow_rootref layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_rootkeep) == 12, "ow_rootkeep layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_walkref) == 12, "ow_walkref layout changed: update src/kernel/abi.rs");
+_Static_assert(sizeof(struct ow_walkup) == 12, "ow_walkup layout changed: update src/kernel/abi.rs");
 _Static_assert(sizeof(struct ow_outcome) == 24, "ow_outcome layout changed: update src/kernel/abi.rs");
 
 /* Put the record types into BTF so the skeleton generates them for Rust. */
@@ -43,6 +44,7 @@ struct ow_parent _ow_parent = {};
 struct ow_walkrel _ow_walkrel = {};
 struct ow_walkkeep _ow_walkkeep = {};
 struct ow_walkref _ow_walkref = {};
+struct ow_walkup _ow_walkup = {};
 struct ow_rootref _ow_rootref = {};
 struct ow_rootkeep _ow_rootkeep = {};
 struct ow_outcome _ow_outcome = {};

@@ -98,6 +98,12 @@ enum ow_item {
 	 * them as its CPU's, from the end of that record. */
 	OW_ITEM_ROOTREF,
 	OW_ITEM_ROOTKEEP,
+	/* The rest of a walk is this CPU's kept walk from one of its directories up (struct
+	 * ow_walkup): a record of a file next to the last one kept (tar's next file, a create
+	 * in a directory just made) sends its own names up to that directory, then this, then
+	 * its WALKEND. User space puts the kept walk's items from `from` on (all but its
+	 * WALKEND) in its place. */
+	OW_ITEM_WALKUP,
 };
 
 /* What a process's exe, tty and cgroup items depend on: while all of it is the same, they
@@ -138,7 +144,7 @@ enum ow_flags {
 	OW_F_PROC_FD = 1024,  /* the string is "/proc/self/fd/N" of the caller: the walk is
 			       * that fd's file (the object) */
 	OW_F_WALKKEEP = 2048, /* the record has an OW_ITEM_WALKKEEP */
-	OW_F_WALKREF = 4096,  /* the record has an OW_ITEM_WALKREF */
+	OW_F_WALKREF = 4096,  /* the record has an OW_ITEM_WALKREF or an OW_ITEM_WALKUP */
 	OW_F_UNLINKED = 8192, /* walkend of the writer's exe: the file was deleted since it
 			       * was run (/proc says "<path> (deleted)") */
 	OW_F_ROOTKEEP = 16384, /* the record has an OW_ITEM_ROOTKEEP */
@@ -226,6 +232,12 @@ struct ow_walkref {
 	__u32 cpu;
 	__u32 seq;
 	__u32 mode; /* i_mode of the walk's first inode now */
+};
+
+struct ow_walkup {
+	__u32 cpu;
+	__u32 seq;
+	__u32 from; /* where the directory's items begin in that walk's bytes (from its SEG) */
 };
 
 struct ow_event {

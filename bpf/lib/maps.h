@@ -185,6 +185,9 @@ struct walk_state {
 	__u32 tree_depth; /* names below the watched root, when one was found */
 	__u32 crossed; /* it went on into a parent mount */
 	__u32 chain; /* keep its dentries in the scratch's KW_NEW (walk.h put_kept_walk) */
+	__u32 up; /* it may end in the kept walk (OW_ITEM_WALKUP, walk.h ow_walk_up) */
+	__u32 paused, up_level, up_j; /* it met the kept walk's dentry up_j at level up_level */
+	__u32 start; /* where its SEG begins in the record */
 	__u32 steps; /* dentries passed */
 	__u32 rootref; /* it stopped at its root with an OW_ITEM_ROOTREF */
 	__u32 rc_level; /* the next level of the root chain it records (RC_NEW), or RC_OFF */
@@ -202,9 +205,11 @@ struct kept_walk {
 	__u64 hash[KEPT_LEVELS];
 	__u64 m, mnt_root;
 	__u64 root_inode, root_ino; /* the watched root's inode where the walk found it */
+	__u32 off[KEPT_LEVELS]; /* where each dentry's items begin in the walk's bytes */
 	__u32 levels, root_level;
 	__u32 tree, gen, seq;
 	__u32 rc_seq; /* the walk stopped at its root: the root chain it referred to, else 0 */
+	__u32 plain; /* one name per dentry below the root: no mount's root among them */
 };
 
 /* The names above a watched root as this CPU last sent them (walk.h, put_root_ref): the

@@ -210,6 +210,105 @@ static __always_inline long walk_cross_mount(struct builder *b)
 	return 0;
 }
 
+/* Whether this CPU's kept walk is still what it was from its level `from` up: the same
+ * dentries up to the superblock's root, each with the same name (or, where it stopped at its
+ * root, the root chain it referred to), the watched root's inode where it was. A global
+ * function: the loop is checked once. */
+__noinline int ow_kept_chain_same(__u32 from)
+{
+	struct scratch *s = this_scratch();
+	struct kept_walk *c;
+	struct inode *inode;
+	__u64 x;
+
+	if (!s)
+		return 0;
+	c = KW_KEPT(s);
+	for (int i = 0; i < KEPT_LEVELS; i++) {
+		__u64 up;
+
+		if (i >= c->levels)
+			break;
+		if (i < from)
+			continue;
+		x = c->d[i];
+		if (KREAD(struct dentry, x, d_name.hash_len) != c->hash[i])
+			return 0;
+		up = (__u64)KREAD(struct dentry, x, d_parent);
+		/* (a walk that stopped at its root: above it, the root chain it referred to) */
+		if (i + 1 < c->levels ? up != c->d[(i + 1) & (KEPT_LEVELS - 1)]
+				      : !c->rc_seq && up != x)
+			return 0;
+	}
+	if (c->rc_seq && (RC_KEPT(s)->seq != c->rc_seq || !ow_root_chain_same(c->mnt_root)))
+		return 0;
+	x = c->d[c->root_level & (KEPT_LEVELS - 1)];
+	inode = KREAD(struct dentry, x, d_inode);
+	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
+}
+
+/* The walk paused at level `level` (its own names below), at the kept walk's dentry up_j,
+ * through the same mount (walk_step): when the kept walk is still what it was from there up
+ * (ow_kept_chain_same), an OW_ITEM_WALKUP ends this walk, which user space completes with
+ * the kept walk's items from that directory on. tar writes each file of a directory after
+ * the one before it, a create follows the mkdir of its directory: their names up to the
+ * tree's root are sent once, not once per file. A walk being kept (chain) takes the kept
+ * walk's dentries from there as its own. 1 when the walk is done; else it goes on. */
+__noinline int ow_walk_up(__u32 level)
+{
+	struct builder bb = { .s = this_scratch() };
+	struct scratch *s = bb.s;
+	struct walk_state *c;
+	struct kept_walk *k, *n;
+	__u32 j, levels, at, from;
+
+	if (!s)
+		return 0;
+	c = &s->w;
+	k = KW_KEPT(s);
+	levels = k->levels;
+	j = c->up_j;
+	if (!k->seq || !k->plain || k->mnt_root != c->mnt_root || k->gen != roots_gen ||
+	    levels > KEPT_LEVELS || j > k->root_level || k->root_level >= levels ||
+	    k->d[j & (KEPT_LEVELS - 1)] != c->d || !ow_kept_chain_same(j))
+		return 0;
+	at = s->off;
+	if (at + 4 + sizeof(struct ow_walkup) + WALKEND_ROOM > s->limit ||
+	    put_hdr(&bb, OW_ITEM_WALKUP, sizeof(struct ow_walkup)))
+		return 0;
+	from = k->off[j & (KEPT_LEVELS - 1)];
+	put_u32(&bb, bpf_get_smp_processor_id());
+	put_u32(&bb, k->seq);
+	put_u32(&bb, from);
+	s->ev.flags |= OW_F_WALKREF;
+	c->tree = k->tree;
+	c->tree_depth = c->names + (k->root_level - j);
+	c->rootref = k->rc_seq != 0;
+	c->done = 1;
+	if (!c->chain)
+		return 1;
+	n = KW_NEW(s);
+	for (__u32 x = 0; x < KEPT_LEVELS; x++) {
+		__u32 a = level + x, b = j + x;
+
+		if (b >= levels || a >= KEPT_LEVELS)
+			break;
+		/* (masks clang cannot fold into a pointer it steps: the verifier wants each
+		 * index bounded where it is used) */
+		asm volatile("%0 &= 15" : "+r"(a));
+		asm volatile("%0 &= 15" : "+r"(b));
+		n->d[a] = k->d[b];
+		n->hash[a] = k->hash[b];
+		n->off[a] = at - c->start + k->off[b] - from;
+	}
+	n->root_level = level + k->root_level - j;
+	n->root_inode = k->root_inode;
+	n->root_ino = k->root_ino;
+	/* (more than KEPT_LEVELS: not kept) */
+	c->steps = level + levels - j;
+	return 1;
+}
+
 /* One step of the walk: the dentry's tree, if it is a watched root, and its name; then its
  * parent, or the mount it is mounted on. Returns 1 when the walk is done. */
 static __always_inline long walk_step(struct builder *b)
@@ -219,22 +318,21 @@ static __always_inline long walk_step(struct builder *b)
 	struct dentry *parent;
 	struct inode *inode;
 	const unsigned char *name;
+	__u32 level;
 
 	if (!d) {
 		c->done = 1;
 		return 1;
 	}
-	if (c->chain) {
+	level = c->steps;
+	c->steps = level + 1;
+	if (c->chain && level < KEPT_LEVELS) {
 		/* (a walk to keep: put_kept_walk) */
-		__u32 i = c->steps;
+		struct kept_walk *k = KW_NEW(b->s);
 
-		if (i < KEPT_LEVELS) {
-			struct kept_walk *k = KW_NEW(b->s);
-
-			k->d[i & (KEPT_LEVELS - 1)] = (__u64)d;
-			k->hash[i & (KEPT_LEVELS - 1)] = KREAD(struct dentry, d, d_name.hash_len);
-		}
-		c->steps = i + 1;
+		k->d[level & (KEPT_LEVELS - 1)] = (__u64)d;
+		k->hash[level & (KEPT_LEVELS - 1)] = KREAD(struct dentry, d, d_name.hash_len);
+		k->off[level & (KEPT_LEVELS - 1)] = b->s->off - c->start;
 	}
 	inode = KREAD(struct dentry, d, d_inode);
 	if (inode && c->tree == OW_NO_TREE) {
@@ -245,7 +343,7 @@ static __always_inline long walk_step(struct builder *b)
 			if (c->chain) {
 				struct kept_walk *k = KW_NEW(b->s);
 
-				k->root_level = c->steps - 1;
+				k->root_level = level;
 				k->root_inode = (__u64)inode;
 				k->root_ino = KREAD(struct inode, inode, i_ino);
 			}
@@ -255,6 +353,29 @@ static __always_inline long walk_step(struct builder *b)
 			c->tree_depth = b->s->above_mnt_root ? c->names : b->s->view_names;
 			if (put_root_ref(b, d))
 				return 1;
+		}
+	}
+	/* The parent or grandparent, where tar's next file or a new directory's first one meet
+	 * the walk before: a dentry of the kept walk below its root pauses the walk, for
+	 * ow_put_walk to try ow_walk_up (from there: the verifier allows 8 frames), and to
+	 * take this step again if it fails. */
+	if (c->up && (level == 1 || level == 2) && c->tree == OW_NO_TREE && !c->full &&
+	    !b->s->above_mnt_root) {
+		struct kept_walk *k = KW_KEPT(b->s);
+
+		/* (kept: the vfsmount; the walk's state: its struct mount) */
+		if (k->seq && k->m == b->s->arg_m) {
+			for (__u32 j = 0; j < KEPT_LEVELS; j++) {
+				if (j >= k->root_level)
+					break;
+				if (k->d[j] == (__u64)d) {
+					c->up_j = j;
+					c->up_level = level;
+					c->steps = level;
+					c->paused = 1;
+					return 1;
+				}
+			}
 		}
 	}
 	if (c->rc_level < RC_LEVELS) {
@@ -373,6 +494,8 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	s->w.steps = 0;
 	s->w.rootref = 0;
 	s->w.rc_level = RC_OFF;
+	s->w.paused = 0;
+	s->w.start = s->off;
 	if (put_hdr(b, OW_ITEM_SEG, 4))
 		return OW_NO_TREE;
 	put_u32(b, KREAD(struct super_block, KREAD(struct dentry, d, d_sb), s_dev));
@@ -381,6 +504,16 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 	for (int i = 0; i < WALK_MAX_STEPS / (WALK_CHUNK * WALK_CHUNKS); i++)
 		if (ow_walk_chunks())
 			break;
+	if (s->w.paused) {
+		s->w.paused = 0;
+		if (!ow_walk_up(s->w.up_level)) {
+			/* (the step again, without the pause) */
+			s->w.up = 0;
+			for (int i = 0; i < WALK_MAX_STEPS / (WALK_CHUNK * WALK_CHUNKS); i++)
+				if (ow_walk_chunks())
+					break;
+		}
+	}
 	if (!s->w.done || s->w.full)
 		flags |= OW_F_TRUNCATED;
 	if (put_hdr(b, OW_ITEM_WALKEND, sizeof(struct ow_walkend)) == 0) {
@@ -408,8 +541,6 @@ __noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
 {
 	struct scratch *s = this_scratch();
 	struct kept_walk *c;
-	struct inode *inode;
-	__u64 x;
 
 	if (!s)
 		return 0;
@@ -417,25 +548,7 @@ __noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
 	if (!c->seq || c->d[0] != dentry || c->m != vfsmount || c->gen != roots_gen ||
 	    (__u64)KREAD(struct vfsmount, vfsmount, mnt_root) != c->mnt_root)
 		return 0;
-	for (int i = 0; i < KEPT_LEVELS; i++) {
-		__u64 up;
-
-		if (i >= c->levels)
-			break;
-		x = c->d[i];
-		if (KREAD(struct dentry, x, d_name.hash_len) != c->hash[i])
-			return 0;
-		up = (__u64)KREAD(struct dentry, x, d_parent);
-		/* (a walk that stopped at its root: above it, the root chain it referred to) */
-		if (i + 1 < c->levels ? up != c->d[(i + 1) & (KEPT_LEVELS - 1)]
-				      : !c->rc_seq && up != x)
-			return 0;
-	}
-	if (c->rc_seq && (RC_KEPT(s)->seq != c->rc_seq || !ow_root_chain_same(c->mnt_root)))
-		return 0;
-	x = c->d[c->root_level & (KEPT_LEVELS - 1)];
-	inode = KREAD(struct dentry, x, d_inode);
-	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
+	return ow_kept_chain_same(0);
 }
 
 /* The walk of a record's one object from (dentry, vfsmount), numbers. tar makes three
@@ -471,8 +584,10 @@ static __always_inline __u32 put_kept_walk(struct builder *b, __u64 dentry, __u6
 	/* only a positive object's walk is kept: the others record no chain */
 	keep = n != 0 && inode;
 	w->chain = keep;
+	w->up = n != 0;
 	tree = ow_put_walk(s->arg_d, s->arg_m);
 	w->chain = 0;
+	w->up = 0;
 	if (!keep || tree == OW_NO_TREE || !w->done || w->full || w->crossed ||
 	    w->steps > KEPT_LEVELS || s->off > s->limit - 4 - sizeof(struct ow_walkkeep) ||
 	    s->limit > OW_DATA_MAX)
@@ -489,6 +604,7 @@ static __always_inline __u32 put_kept_walk(struct builder *b, __u64 dentry, __u6
 	k->gen = gen;
 	k->seq = seq;
 	k->rc_seq = w->rootref ? RC_KEPT(s)->seq : 0;
+	k->plain = w->tree_depth == k->root_level;
 	s->kw_new_ok = 1;
 	put_hdr(b, OW_ITEM_WALKKEEP, sizeof(struct ow_walkkeep));
 	put_u32(b, cpu);

@@ -11,7 +11,7 @@ pub mod probe_skel {
 
 pub use main_skel::types::{
     ow_event, ow_ident, ow_outcome, ow_parent, ow_rootkeep, ow_rootref, ow_walkend, ow_walkkeep,
-    ow_walkref, ow_walkrel,
+    ow_walkref, ow_walkrel, ow_walkup,
 };
 
 use super::plan::Backend;
@@ -22,6 +22,7 @@ unsafe impl plain::Plain for ow_walkend {}
 unsafe impl plain::Plain for ow_walkrel {}
 unsafe impl plain::Plain for ow_walkkeep {}
 unsafe impl plain::Plain for ow_walkref {}
+unsafe impl plain::Plain for ow_walkup {}
 unsafe impl plain::Plain for ow_rootref {}
 unsafe impl plain::Plain for ow_rootkeep {}
 unsafe impl plain::Plain for ow_parent {}
@@ -34,6 +35,7 @@ const _: () = assert!(std::mem::size_of::<ow_walkend>() == 16);
 const _: () = assert!(std::mem::size_of::<ow_walkrel>() == 16);
 const _: () = assert!(std::mem::size_of::<ow_walkkeep>() == 12);
 const _: () = assert!(std::mem::size_of::<ow_walkref>() == 12);
+const _: () = assert!(std::mem::size_of::<ow_walkup>() == 12);
 const _: () = assert!(std::mem::size_of::<ow_rootref>() == 8);
 const _: () = assert!(std::mem::size_of::<ow_rootkeep>() == 12);
 const _: () = assert!(std::mem::size_of::<ow_ident>() == 56);
@@ -189,6 +191,6 @@ pub mod item {
         WALKEND = OW_ITEM_WALKEND, STR = OW_ITEM_STR, SAMEAS = OW_ITEM_SAMEAS,
         PARENT = OW_ITEM_PARENT, IDGEN = OW_ITEM_IDGEN, IDREF = OW_ITEM_IDREF,
         WALKREL = OW_ITEM_WALKREL, WALKKEEP = OW_ITEM_WALKKEEP, WALKREF = OW_ITEM_WALKREF,
-        ROOTREF = OW_ITEM_ROOTREF, ROOTKEEP = OW_ITEM_ROOTKEEP,
+        ROOTREF = OW_ITEM_ROOTREF, ROOTKEEP = OW_ITEM_ROOTKEEP, WALKUP = OW_ITEM_WALKUP,
     );
 }

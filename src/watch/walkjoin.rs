@@ -7,6 +7,12 @@
 //! now) in the walk's place. `WalkJoin::join` puts the kept walk back there, before anything
 //! else reads the record, so that every record looks as if its walk had been sent in full.
 //!
+//! A walk of another file that meets the kept walk's directory (tar's next file in it, a
+//! create in the directory just made, a file a level up) sends its own names up to there,
+//! then a WALKUP item (c, s, and where that directory's items begin in the kept walk), then
+//! its own WALKEND: `WalkJoin::join` puts the rest of the kept walk there, all but its
+//! WALKEND.
+//!
 //! Each CPU keeps one walk, in the kernel and here alike: a record is in the ring after every
 //! record its CPU sent before it (the programs keep their CPU while they build and send one),
 //! and the kernel keeps a walk only once its record is in the ring, so the walk a WALKREF
@@ -15,7 +21,7 @@
 use std::mem::{offset_of, size_of};
 
 use super::decode::{find_item, splice, u32_at};
-use crate::kernel::abi::{flag, item, ow_event, ow_walkend, ow_walkkeep, ow_walkref};
+use crate::kernel::abi::{flag, item, ow_event, ow_walkend, ow_walkkeep, ow_walkref, ow_walkup};
 
 /// More CPUs than this would be a malformed record, not a machine.
 pub(super) const MAX_CPUS: usize = 1 << 16;
@@ -28,9 +34,13 @@ pub struct WalkJoin {
     pub misses: u64,
 }
 
+/// A WALKEND item, header included: the last of every kept walk.
+const WALKEND_ITEM: usize = 4 + size_of::<ow_walkend>();
+
 impl WalkJoin {
-    /// The record with a WALKREF replaced by the walk it names (made in `buf`, the caller's,
-    /// reused), after keeping what a WALKKEEP says; the record itself otherwise.
+    /// The record with a WALKREF replaced by the walk it names, or a WALKUP by the rest of
+    /// the walk it names (made in `buf`, the caller's, reused), after keeping what a WALKKEEP
+    /// says; the record itself otherwise.
     pub fn join<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
         let hdr = size_of::<ow_event>();
         if data.len() < hdr {
@@ -43,6 +53,7 @@ impl WalkJoin {
         let wanted = |kind, len| {
             (kind == item::WALKKEEP && len == size_of::<ow_walkkeep>())
                 || (kind == item::WALKREF && len == size_of::<ow_walkref>())
+                || (kind == item::WALKUP && len == size_of::<ow_walkup>())
         };
         let Some((kind, at, next, end)) = find_item(data, hdr, wanted) else {
             return data;
@@ -54,21 +65,16 @@ impl WalkJoin {
         );
         if kind == item::WALKKEEP {
             // last: the walk's length, before this item
-            let wlen = last as usize;
-            if wlen <= at - hdr && cpu < MAX_CPUS {
-                if self.kept.len() <= cpu {
-                    self.kept.resize_with(cpu + 1, Default::default);
-                }
-                let k = &mut self.kept[cpu];
-                k.0 = seq;
-                k.1.clear();
-                k.1.extend_from_slice(&data[at - wlen..at]);
-            }
+            self.keep(cpu, seq, data, at, last as usize);
             return data;
+        }
+        if kind == item::WALKUP {
+            self.join_up(data, (at, next, end), (cpu, seq, last as usize), buf);
+            return buf;
         }
         // a WALKREF; last: the object's mode now
         let walk = match self.kept.get(cpu) {
-            Some((s, walk)) if *s == seq && walk.len() >= 4 + size_of::<ow_walkend>() => &walk[..],
+            Some((s, walk)) if *s == seq && walk.len() >= WALKEND_ITEM => &walk[..],
             _ => {
                 self.misses += 1;
                 &[][..]
@@ -81,6 +87,65 @@ impl WalkJoin {
             buf[m..m + 4].copy_from_slice(&last.to_le_bytes());
         }
         buf
+    }
+
+    /// CPU `cpu` keeps the `len` bytes of `data` before `at` as its walk number `seq`.
+    fn keep(&mut self, cpu: usize, seq: u32, data: &[u8], at: usize, len: usize) {
+        if len > at - size_of::<ow_event>() || cpu >= MAX_CPUS {
+            return;
+        }
+        if self.kept.len() <= cpu {
+            self.kept.resize_with(cpu + 1, Default::default);
+        }
+        let k = &mut self.kept[cpu];
+        k.0 = seq;
+        k.1.clear();
+        k.1.extend_from_slice(&data[at - len..at]);
+    }
+
+    /// A WALKUP at data[at..next]: the kept walk's items from `from` on, but its WALKEND,
+    /// in its place (the walk's own WALKEND follows); a walk that is not here leaves the
+    /// walk cut short (counted). Then a WALKKEEP of this walk keeps it whole.
+    #[inline(never)]
+    fn join_up(
+        &mut self,
+        data: &[u8],
+        (at, next, end): (usize, usize, usize),
+        (cpu, seq, from): (usize, u32, usize),
+        buf: &mut Vec<u8>,
+    ) {
+        let rest = match self.kept.get(cpu) {
+            Some((s, walk))
+                if *s == seq
+                    && walk.len() >= WALKEND_ITEM
+                    && from <= walk.len() - WALKEND_ITEM
+                    && walk[walk.len() - WALKEND_ITEM] == item::WALKEND =>
+            {
+                Some(&walk[from..walk.len() - WALKEND_ITEM])
+            }
+            _ => None,
+        };
+        splice(data, at, next, rest.unwrap_or_default(), end, buf);
+        let added = rest.map_or(0, <[u8]>::len);
+        let after = at + added;
+        if rest.is_none() {
+            self.misses += 1;
+            let walkend = |kind, len| kind == item::WALKEND && len == size_of::<ow_walkend>();
+            if let Some((_, w, _, _)) = find_item(buf, after, walkend) {
+                let f = w + 4 + offset_of!(ow_walkend, flags);
+                let flags = u32_at(buf, f) | flag::TRUNCATED;
+                buf[f..f + 4].copy_from_slice(&flags.to_le_bytes());
+            }
+        }
+        let wanted = |kind, len| kind == item::WALKKEEP && len == size_of::<ow_walkkeep>();
+        if let Some((_, k, _, _)) = find_item(buf, after, wanted) {
+            // (its length counts the WALKUP, not what replaced it)
+            let len = (u32_at(buf, k + 12) as usize + added).checked_sub(next - at);
+            if let Some(len) = len {
+                let (cpu, seq) = (u32_at(buf, k + 4) as usize, u32_at(buf, k + 8));
+                self.keep(cpu, seq, buf, k, len);
+            }
+        }
     }
 }
 
@@ -172,6 +237,71 @@ mod tests {
             assert_eq!(j.join(&later, &mut buf), &empty[..]);
         }
         assert_eq!(j.misses, 3);
+    }
+
+    #[test]
+    fn a_walkup_gets_the_rest_of_the_walk_its_cpu_kept_and_is_kept_whole() {
+        use crate::kernel::abi::slot::PATH;
+        let mut j = WalkJoin::default();
+        let mut buf = Vec::new();
+        // CPU 1 keeps walk 5 of d/f: SEG, "f", "d", WALKEND; "d" begins 13 bytes in
+        let w = walk(0o100600).concat();
+        let keep = |seq, len: usize| it(item::WALKKEEP, &u32s(&[1, seq, len as u32]));
+        let first = record(
+            flag::WALKKEEP,
+            &[vec![slot(PATH)], walk(0o100600), vec![keep(5, w.len())]].concat(),
+            0,
+        );
+        j.join(&first, &mut buf);
+
+        // g next to f: its SEG and name, then the rest of walk 5 from "d", its own WALKEND,
+        // and kept in turn as walk 6
+        let up = |cpu, seq, from| it(item::WALKUP, &u32s(&[cpu, seq, from]));
+        let end = |flags| it(item::WALKEND, &u32s(&[3, flags, 0o100640, 2]));
+        let own = [it(item::SEG, &u32s(&[7])), it(item::NAME, b"g")].concat();
+        let sent = [own.clone(), up(1, 5, 13), end(0)].concat();
+        let rec = record(
+            flag::WALKREF | flag::WALKKEEP,
+            &[
+                vec![slot(PATH)],
+                vec![sent.clone()],
+                vec![keep(6, sent.len())],
+            ]
+            .concat(),
+            0,
+        );
+        let whole = [own.clone(), it(item::NAME, b"d"), end(0)].concat();
+        let want = record(
+            flag::WALKREF | flag::WALKKEEP,
+            &[
+                vec![slot(PATH)],
+                vec![whole.clone()],
+                vec![keep(6, sent.len())],
+            ]
+            .concat(),
+            0,
+        );
+        assert_eq!(j.join(&rec, &mut buf), &want[..]);
+        assert_eq!(j.misses, 0);
+
+        // walk 6 is g's whole walk: a WALKREF to it gets it, with the mode it says
+        let r = it(item::WALKREF, &u32s(&[1, 6, 0o100600]));
+        let later = record(flag::WALKREF, &[vec![slot(PATH), r]].concat(), 0);
+        let mut whole_now = whole.clone();
+        let m = whole_now.len() - 8;
+        whole_now[m..m + 4].copy_from_slice(&0o100600u32.to_le_bytes());
+        let want = record(flag::WALKREF, &[vec![slot(PATH), whole_now]].concat(), 0);
+        assert_eq!(j.join(&later, &mut buf), &want[..]);
+
+        // a walk that is not here, or a `from` beyond it: the own names, cut short, counted
+        for (seq, from) in [(5, 13), (6, 400)] {
+            let sent = [own.clone(), up(1, seq, from), end(0)].concat();
+            let rec = record(flag::WALKREF, &[vec![slot(PATH)], vec![sent]].concat(), 0);
+            let cut = [own.clone(), end(flag::TRUNCATED)].concat();
+            let want = record(flag::WALKREF, &[vec![slot(PATH)], vec![cut]].concat(), 0);
+            assert_eq!(j.join(&rec, &mut buf), &want[..]);
+        }
+        assert_eq!(j.misses, 2);
     }
 
     #[test]

@@ -604,3 +604,66 @@ fn events_name_the_root_where_it_was_at_each_op() {
         &last,
     );
 }
+
+/// A file made next to the one made before it (tar's next file, a create in the directory
+/// just made, one a level up) is named as it is named at its op, whatever happened above it in
+/// between: the kernel sends the names from its directory up once and refers to them while
+/// they are the same (the writer kept on one CPU, where it does that). Here a directory above
+/// is renamed to a name of the same length by the writer (its own event) and, silently, by
+/// the owner; a directory is made and filled; a file outside the tree comes in between.
+#[test]
+fn files_next_to_the_last_one_are_named_as_they_are_at_each_op() {
+    needs_root!();
+    let d = TestDir::shared("nextfile");
+    make_dir(d.t("o"));
+    chown(d.t("o"), OWNER, OWNER);
+    let out = d.outside.join("nextfile-out");
+    let mut a = d.lease();
+    let by = d.act(Creds::Root, || {
+        pin_to_cpu(0)?;
+        for dir in ["o/b", "o/b/c", "o/b/c/d"] {
+            mkdir(&d.t(dir), 0o755)?;
+        }
+        for f in ["o/b/c/d/f1", "o/b/c/d/f2", "o/b/c/d/f3"] {
+            create(&d.t(f), 0o644)?;
+        }
+        rename(&d.t("o/b"), &d.t("o/B"))?;
+        create(&d.t("o/B/c/d/f4"), 0o644)?;
+        mkdir(&d.t("o/B/c/d/e"), 0o755)?;
+        create(&d.t("o/B/c/d/e/g1"), 0o644)?;
+        create(&d.t("o/B/c/d/e/g2"), 0o644)?;
+        create(&d.t("o/B/c/g3"), 0o644)?;
+        create(&out, 0o644)?;
+        create(&d.t("o/B/c/g4"), 0o644)?;
+        Ok(())
+    });
+    // the owner renames it (silent itself), then root makes the next file
+    d.act(Creds::User(OWNER, OWNER), || {
+        pin_to_cpu(0)?;
+        rename(&d.t("o/B"), &d.t("o/x"))
+    });
+    let late = d.act(Creds::Root, || {
+        pin_to_cpu(0)?;
+        create(&d.t("o/x/c/g5"), 0o644)?;
+        create(&d.t("o/x/c/d/e/g6"), 0o644)?;
+        Ok(())
+    });
+    let c = |by: &By, f: &str| by.create(f, 0o644);
+    a.expect(&[
+        by.mkdir("o/b", 0o755),
+        by.mkdir("o/b/c", 0o755),
+        by.mkdir("o/b/c/d", 0o755),
+        c(&by, "o/b/c/d/f1"),
+        c(&by, "o/b/c/d/f2"),
+        c(&by, "o/b/c/d/f3"),
+        by.rename("o/b", "o/B"),
+        c(&by, "o/B/c/d/f4"),
+        by.mkdir("o/B/c/d/e", 0o755),
+        c(&by, "o/B/c/d/e/g1"),
+        c(&by, "o/B/c/d/e/g2"),
+        c(&by, "o/B/c/g3"),
+        c(&by, "o/B/c/g4"),
+        c(&late, "o/x/c/g5"),
+        c(&late, "o/x/c/d/e/g6"),
+    ]);
+}
