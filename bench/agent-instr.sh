@@ -10,14 +10,15 @@
 # write(2)s excluded), on a tmpfs tree of its own, while a root storm of ITERS (default 1000)
 # iterations of issue 14's mixed ops (create+write, rename, chmod, unlink, mkdir, rmdir: 6
 # records each, all offending; AGENT_OP=tarlike: owbench's tar-like create, fchown, fchmod
-# through one fd, 3 records each) runs on CPU 1; then instructions per record. Needs root,
+# through one fd, 3 records each; tardeep: the same six levels down) runs on CPU 1; then
+# instructions per record. Needs root,
 # valgrind, and target/bench/owbench (`make bench` builds it; else built here). Binaries
 # without symbols still work (the name is in .symtab).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 iters=1000
 op=${AGENT_OP:-storm}
-case $op in storm|tarlike) ;; *) echo "agent-instr: AGENT_OP is storm or tarlike" >&2; exit 2 ;; esac
+case $op in storm|tarlike|tardeep) ;; *) echo "agent-instr: AGENT_OP is storm, tarlike or tardeep" >&2; exit 2 ;; esac
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then iters=$1; shift; fi
 [ $# -ge 1 ] || { echo "usage: $0 [ITERS] BINARY..." >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "agent-instr: needs root" >&2; exit 2; }

@@ -6,7 +6,9 @@
  *       (default: the caller, root), after K untimed iterations. Prints one line:
  *           ns=<ns of the timed loop> iters=<N> events=<offending ops in it> prefill=<in K>
  *       OP: create mkdir rename chmod chown unlink openw ropen getppid, and storm (issue 14:
- *       create+write, rename, chmod, unlink, mkdir, rmdir: 6 offending ops an iteration)
+ *       create+write, rename, chmod, unlink, mkdir, rmdir: 6 offending ops an iteration);
+ *       tarlike (what tar -x does with each file: create+write, fchown, fchmod, in x/y/z)
+ *       and tardeep (the same in linux-6.1/drivers/net/ethernet/intel/e1000e)
  *
  *   owbench tail OUT LAT CTR
  *       Reads ownwatch's JSON lines from stdin in large chunks. Each line goes to OUT; for each
@@ -82,10 +84,27 @@ static void unlink_quiet(const char *name)
 	unlink(name);
 }
 
+/* tardeep's directory, as in linux-source, and its levels */
+#define DEEP "linux-6.1/drivers/net/ethernet/intel/e1000e"
+#define DEEP_LEVELS 6
+
+/* The first `level` + 1 names of DEEP. */
+static const char *deep_dir(int level)
+{
+	static char d[sizeof DEEP];
+	int n = 0, slash = 0;
+
+	while (DEEP[n] && !(DEEP[n] == '/' && slash++ == level))
+		n++;
+	memcpy(d, DEEP, n);
+	d[n] = 0;
+	return d;
+}
+
 /* fn(name) for the names fmt gives 0 .. count-1 ("u0", "u1", ...). */
 static void numbered(const char *fmt, long count, void (*fn)(const char *))
 {
-	char name[64];
+	char name[128];
 	for (long i = 0; i < count; i++) {
 		snprintf(name, sizeof name, fmt, i);
 		fn(name);
@@ -95,7 +114,7 @@ static void numbered(const char *fmt, long count, void (*fn)(const char *))
 /* Iterations [from, to) of OP; returns the offending ops they perform per iteration. */
 static long ops(const char *op, long from, long to)
 {
-	char name[64];
+	char name[128];
 	long per = 1;
 	if (!strcmp(op, "create")) {
 		for (long i = from; i < to; i++) {
@@ -147,6 +166,18 @@ static long ops(const char *op, long from, long to)
 			if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, own_uid, own_gid) ||
 			    fchmod(fd, 0644))
 				die("tarlike");
+			close(fd);
+		}
+		per = 3;
+	} else if (!strcmp(op, "tardeep")) {
+		/* the same, six levels down with names of the lengths a source tree has: what
+		 * tar -x of linux-source does with each file of a directory */
+		for (long i = from; i < to; i++) {
+			snprintf(name, sizeof name, DEEP "/netdev_%ld.c", i);
+			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, own_uid, own_gid) ||
+			    fchmod(fd, 0644))
+				die("tardeep");
 			close(fd);
 		}
 		per = 3;
@@ -208,6 +239,10 @@ static int run(int argc, char **argv)
 	else if (!strcmp(op, "tarlike") && (mkdir("x", 0755) || mkdir("x/y", 0755) ||
 					   mkdir("x/y/z", 0755)))
 		die("tarlike: mkdir");
+	else if (!strcmp(op, "tardeep"))
+		for (int i = 0; i < DEEP_LEVELS; i++)
+			if (mkdir(deep_dir(i), 0755))
+				die("tardeep: mkdir");
 	if (root)
 		become(as_uid, as_gid);
 
@@ -223,6 +258,11 @@ static int run(int argc, char **argv)
 		become(own_uid, own_gid);
 	if (!strcmp(op, "create"))
 		numbered("c%ld", k + n, unlink_quiet);
+	if (!strcmp(op, "tardeep")) {
+		numbered(DEEP "/netdev_%ld.c", k + n, unlink_quiet);
+		for (int i = DEEP_LEVELS - 1; i >= 0; i--)
+			rmdir(deep_dir(i));
+	}
 	if (!strcmp(op, "tarlike")) {
 		numbered("x/y/z/t%ld", k + n, unlink_quiet);
 		rmdir("x/y/z");

@@ -9,7 +9,8 @@
 # deterministic whatever else the host is doing (repeats agree within about 1 %).
 # Knobs: VM_KERNEL_SET, VM_KERNELS, VM_BACKENDS (default all four), BENCH_OPS (default storm;
 # also create mkdir rename chmod chown unlink openw ropen getppid, and tarlike: what tar -x does
-# with each file as root, 3 ops per iteration), BENCH_N, BENCH_REPS (3),
+# with each file as root, 3 ops per iteration, in x/y/z; tardeep: the same six levels down with
+# a source tree's names), BENCH_N, BENCH_REPS (3),
 # VM_GUEST_ENV (variables for the guest, e.g. OWNWATCH_CORE_CAST=0 to compare, BENCH_TREE=srv/app
 # for a tree below its filesystem's root: names above it to walk), BENCH_OUT (where
 # each kernel's results go, default .cache/vm/bench: two runs at once need one each).

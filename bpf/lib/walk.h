@@ -212,18 +212,13 @@ static __always_inline long walk_cross_mount(struct builder *b)
 
 /* Whether this CPU's kept walk is still what it was from its level `from` up: the same
  * dentries up to the superblock's root, each with the same name (or, where it stopped at its
- * root, the root chain it referred to), the watched root's inode where it was. A global
- * function: the loop is checked once. */
-__noinline int ow_kept_chain_same(__u32 from)
+ * root, the root chain it referred to), the watched root's inode where it was. */
+static __always_inline int kept_chain_same(struct scratch *s, __u32 from)
 {
-	struct scratch *s = this_scratch();
-	struct kept_walk *c;
+	struct kept_walk *c = KW_KEPT(s);
 	struct inode *inode;
 	__u64 x;
 
-	if (!s)
-		return 0;
-	c = KW_KEPT(s);
 	for (int i = 0; i < KEPT_LEVELS; i++) {
 		__u64 up;
 
@@ -249,7 +244,7 @@ __noinline int ow_kept_chain_same(__u32 from)
 
 /* The walk paused at level `level` (its own names below), at the kept walk's dentry up_j,
  * through the same mount (walk_step): when the kept walk is still what it was from there up
- * (ow_kept_chain_same), an OW_ITEM_WALKUP ends this walk, which user space completes with
+ * (kept_chain_same), an OW_ITEM_WALKUP ends this walk, which user space completes with
  * the kept walk's items from that directory on. tar writes each file of a directory after
  * the one before it, a create follows the mkdir of its directory: their names up to the
  * tree's root are sent once, not once per file. A walk being kept (chain) takes the kept
@@ -270,7 +265,7 @@ __noinline int ow_walk_up(__u32 level)
 	j = c->up_j;
 	if (!k->seq || !k->plain || k->mnt_root != c->mnt_root || k->gen != roots_gen ||
 	    levels > KEPT_LEVELS || j > k->root_level || k->root_level >= levels ||
-	    k->d[j & (KEPT_LEVELS - 1)] != c->d || !ow_kept_chain_same(j))
+	    k->d[j & (KEPT_LEVELS - 1)] != c->d || !kept_chain_same(s, j))
 		return 0;
 	at = s->off;
 	if (at + 4 + sizeof(struct ow_walkup) + WALKEND_ROOM > s->limit ||
@@ -548,7 +543,7 @@ __noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
 	if (!c->seq || c->d[0] != dentry || c->m != vfsmount || c->gen != roots_gen ||
 	    (__u64)KREAD(struct vfsmount, vfsmount, mnt_root) != c->mnt_root)
 		return 0;
-	return ow_kept_chain_same(0);
+	return kept_chain_same(s, 0);
 }
 
 /* The walk of a record's one object from (dentry, vfsmount), numbers. tar makes three
