@@ -111,6 +111,22 @@ static void numbered(const char *fmt, long count, void (*fn)(const char *))
 	}
 }
 
+/* What tar -x does with each file: create, write, fchown, fchmod through one fd (its
+ * utimensat left out: not an op), for the files fmt names from .. to-1. */
+static void tar_files(const char *fmt, long from, long to)
+{
+	char name[128];
+
+	for (long i = from; i < to; i++) {
+		snprintf(name, sizeof name, fmt, i);
+		int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, own_uid, own_gid) ||
+		    fchmod(fd, 0644))
+			die(fmt);
+		close(fd);
+	}
+}
+
 /* Iterations [from, to) of OP; returns the offending ops they perform per iteration. */
 static long ops(const char *op, long from, long to)
 {
@@ -158,28 +174,13 @@ static long ops(const char *op, long from, long to)
 		}
 		per = 6;
 	} else if (!strcmp(op, "tarlike")) {
-		/* what tar -x does with each file as root, three levels down: create, write,
-		 * fchown, fchmod through one fd (its utimensat left out: not an op) */
-		for (long i = from; i < to; i++) {
-			snprintf(name, sizeof name, "x/y/z/t%ld", i);
-			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-			if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, own_uid, own_gid) ||
-			    fchmod(fd, 0644))
-				die("tarlike");
-			close(fd);
-		}
+		/* what tar -x does with each file as root, three levels down */
+		tar_files("x/y/z/t%ld", from, to);
 		per = 3;
 	} else if (!strcmp(op, "tardeep")) {
 		/* the same, six levels down with names of the lengths a source tree has: what
 		 * tar -x of linux-source does with each file of a directory */
-		for (long i = from; i < to; i++) {
-			snprintf(name, sizeof name, DEEP "/netdev_%ld.c", i);
-			int fd = open(name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-			if (fd < 0 || write(fd, "x", 1) != 1 || fchown(fd, own_uid, own_gid) ||
-			    fchmod(fd, 0644))
-				die("tardeep");
-			close(fd);
-		}
+		tar_files(DEEP "/netdev_%ld.c", from, to);
 		per = 3;
 	} else if (!strcmp(op, "openw")) {
 		for (long i = from; i < to; i++)

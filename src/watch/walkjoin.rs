@@ -260,28 +260,12 @@ mod tests {
         let end = |flags| it(item::WALKEND, &u32s(&[3, flags, 0o100640, 2]));
         let own = [it(item::SEG, &u32s(&[7])), it(item::NAME, b"g")].concat();
         let sent = [own.clone(), up(1, 5, 13), end(0)].concat();
-        let rec = record(
-            flag::WALKREF | flag::WALKKEEP,
-            &[
-                vec![slot(PATH)],
-                vec![sent.clone()],
-                vec![keep(6, sent.len())],
-            ]
-            .concat(),
-            0,
-        );
+        let kept_as_6 = |walk: &[u8]| {
+            let items = [slot(PATH), walk.to_vec(), keep(6, sent.len())];
+            record(flag::WALKREF | flag::WALKKEEP, &items, 0)
+        };
         let whole = [own.clone(), it(item::NAME, b"d"), end(0)].concat();
-        let want = record(
-            flag::WALKREF | flag::WALKKEEP,
-            &[
-                vec![slot(PATH)],
-                vec![whole.clone()],
-                vec![keep(6, sent.len())],
-            ]
-            .concat(),
-            0,
-        );
-        assert_eq!(j.join(&rec, &mut buf), &want[..]);
+        assert_eq!(j.join(&kept_as_6(&sent), &mut buf), &kept_as_6(&whole)[..]);
         assert_eq!(j.misses, 0);
 
         // walk 6 is g's whole walk: a WALKREF to it gets it, with the mode it says
