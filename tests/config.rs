@@ -178,7 +178,7 @@ fn an_exception_by_exe_holds_after_the_exe_is_deleted() {
     std::fs::create_dir_all(&bin).unwrap();
     let (kept, other) = (bin.join("backup"), bin.join("other"));
     for b in [&kept, &other] {
-        std::fs::copy(std::fs::canonicalize("/bin/bash").unwrap(), b).unwrap();
+        copy_exe("/bin/bash", b);
     }
     let f = write_config(
         &d,

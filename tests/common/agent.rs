@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{abbrev_json, assert_events, check_event, chmod, next_id, Exp, TIMEOUT};
+use super::{abbrev_json, assert_events, check_event, chmod, copy_exe, next_id, Exp, TIMEOUT};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ownwatch")
@@ -41,15 +41,7 @@ pub fn bin_any_user() -> &'static Path {
             .find(|d| std::fs::create_dir(d).is_ok())
             .expect("a fresh directory under /tmp for the test binary");
         let dst = dir.join("ownwatch");
-        // Copied by another process: a write fd of ours would be inherited by children that
-        // other test threads fork meanwhile, and exec of the copy would fail with ETXTBSY
-        // until each of them has exec'd.
-        let st = std::process::Command::new("cp")
-            .arg(bin())
-            .arg(&dst)
-            .status()
-            .unwrap_or_else(|e| panic!("cp {} {}: {e}", bin(), dst.display()));
-        assert!(st.success(), "cp {} {}: {st}", bin(), dst.display());
+        copy_exe(bin(), &dst);
         chmod(&dst, 0o755);
         chmod(&dir, 0o755);
         unsafe { libc::atexit(remove_copy) };

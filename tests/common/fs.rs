@@ -33,6 +33,19 @@ pub fn make_dir(p: impl AsRef<Path>) {
         .unwrap_or_else(|e| panic!("mkdir {}: {e}", p.as_ref().display()));
 }
 
+/// Copy an executable the tests will exec, by another process: a write fd of ours would be
+/// inherited by children that other test threads fork meanwhile, and exec of the copy would
+/// fail with ETXTBSY until each of them has exec'd.
+pub fn copy_exe(src: impl AsRef<Path>, dst: impl AsRef<Path>) {
+    let (src, dst) = (src.as_ref(), dst.as_ref());
+    let st = std::process::Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap_or_else(|e| panic!("cp {} {}: {e}", src.display(), dst.display()));
+    assert!(st.success(), "cp {} {}: {st}", src.display(), dst.display());
+}
+
 /// lchown: a final symlink is changed itself.
 pub fn chown(p: impl AsRef<Path>, uid: u32, gid: u32) {
     let c = cp(p.as_ref());

@@ -378,8 +378,8 @@ fn the_writer_whose_executable_was_deleted_says_so() {
     let bin = d.o("bin");
     make_dir(&bin);
     let (sh, upgraded) = (bin.join("sh-copy"), bin.join("sh-upgraded"));
-    std::fs::copy(canon("/bin/bash"), &sh).unwrap();
-    std::fs::copy(canon("/bin/bash"), &upgraded).unwrap();
+    copy_exe("/bin/bash", &sh);
+    copy_exe("/bin/bash", &upgraded);
     let mut a = d.lease();
     let (f1, f2, f3) = (d.t("f1"), d.t("f2"), d.t("f3"));
     // (rm and mv run as children; their ops lie outside the tree)
@@ -390,7 +390,7 @@ fn the_writer_whose_executable_was_deleted_says_so() {
     );
     let script = "echo x > \"$1\"; mv -f \"$2\" \"$3\"; echo x > \"$4\"";
     let moved = bin.join("sh-new");
-    std::fs::copy(canon("/bin/bash"), &moved).unwrap();
+    copy_exe("/bin/bash", &moved);
     let pid2 = exec_as_root(
         s(&upgraded),
         &[
