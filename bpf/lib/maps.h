@@ -209,7 +209,6 @@ struct kept_walk {
 	__u32 levels, root_level;
 	__u32 tree, gen, seq;
 	__u32 rc_seq; /* the walk stopped at its root: the root chain it referred to, else 0 */
-	__u32 plain; /* one name per dentry below the root: no mount's root among them */
 };
 
 /* The names above a watched root as this CPU last sent them (walk.h, put_root_ref): the

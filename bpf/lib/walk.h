@@ -263,7 +263,7 @@ __noinline int ow_walk_up(__u32 level)
 	k = KW_KEPT(s);
 	levels = k->levels;
 	j = c->up_j;
-	if (!k->seq || !k->plain || k->mnt_root != c->mnt_root || k->gen != roots_gen ||
+	if (!k->seq || k->mnt_root != c->mnt_root || k->gen != roots_gen ||
 	    levels > KEPT_LEVELS || j > k->root_level || k->root_level >= levels ||
 	    k->d[j & (KEPT_LEVELS - 1)] != c->d || !kept_chain_same(s, j))
 		return 0;
@@ -277,6 +277,7 @@ __noinline int ow_walk_up(__u32 level)
 	put_u32(&bb, from);
 	s->ev.flags |= OW_F_WALKREF;
 	c->tree = k->tree;
+	/* (a kept walk is whole: one name for each dentry below its root) */
 	c->tree_depth = c->names + (k->root_level - j);
 	c->rootref = k->rc_seq != 0;
 	c->done = 1;
@@ -599,7 +600,6 @@ static __always_inline __u32 put_kept_walk(struct builder *b, __u64 dentry, __u6
 	k->gen = gen;
 	k->seq = seq;
 	k->rc_seq = w->rootref ? RC_KEPT(s)->seq : 0;
-	k->plain = w->tree_depth == k->root_level;
 	s->kw_new_ok = 1;
 	put_hdr(b, OW_ITEM_WALKKEEP, sizeof(struct ow_walkkeep));
 	put_u32(b, cpu);
