@@ -186,7 +186,7 @@ struct walk_state {
 	__u32 crossed; /* it went on into a parent mount */
 	__u32 chain; /* keep its dentries in the scratch's KW_NEW (walk.h put_kept_walk) */
 	__u32 up; /* it may end in the kept walk (OW_ITEM_WALKUP, walk.h ow_walk_up) */
-	__u32 paused, up_level, up_j; /* it met the kept walk's dentry up_j at level up_level */
+	__u32 paused, up_j; /* it stopped at the kept walk's dentry up_j, at level `steps` */
 	__u32 start; /* where its SEG begins in the record */
 	__u32 steps; /* dentries passed */
 	__u32 rootref; /* it stopped at its root with an OW_ITEM_ROOTREF */

@@ -242,30 +242,31 @@ static __always_inline int kept_chain_same(struct scratch *s, __u32 from)
 	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
 }
 
-/* The walk paused at level `level` (its own names below), at the kept walk's dentry up_j,
+/* The walk paused at its level `steps` (its own names below), at the kept walk's dentry up_j,
  * through the same mount (walk_step): when the kept walk is still what it was from there up
  * (kept_chain_same), an OW_ITEM_WALKUP ends this walk, which user space completes with
  * the kept walk's items from that directory on. tar writes each file of a directory after
  * the one before it, a create follows the mkdir of its directory: their names up to the
  * tree's root are sent once, not once per file. A walk being kept (chain) takes the kept
  * walk's dentries from there as its own. 1 when the walk is done; else it goes on. */
-__noinline int ow_walk_up(__u32 level)
+__noinline int ow_walk_up(void)
 {
 	struct builder bb = { .s = this_scratch() };
 	struct scratch *s = bb.s;
 	struct walk_state *c;
 	struct kept_walk *k, *n;
-	__u32 j, levels, at, from;
+	__u32 j, levels, at, from, level;
 
 	if (!s)
 		return 0;
 	c = &s->w;
+	level = c->steps;
 	k = KW_KEPT(s);
 	levels = k->levels;
 	j = c->up_j;
 	if (!k->seq || k->mnt_root != c->mnt_root || k->gen != roots_gen ||
 	    levels > KEPT_LEVELS || j > k->root_level || k->root_level >= levels ||
-	    k->d[j & (KEPT_LEVELS - 1)] != c->d || !kept_chain_same(s, j))
+	    !kept_chain_same(s, j))
 		return 0;
 	at = s->off;
 	if (at + 4 + sizeof(struct ow_walkup) + WALKEND_ROOM > s->limit ||
@@ -366,7 +367,6 @@ static __always_inline long walk_step(struct builder *b)
 					break;
 				if (k->d[j] == (__u64)d) {
 					c->up_j = j;
-					c->up_level = level;
 					c->steps = level;
 					c->paused = 1;
 					return 1;
@@ -502,7 +502,7 @@ __noinline __u32 ow_put_walk(__u64 dentry, __u64 vfsmount)
 			break;
 	if (s->w.paused) {
 		s->w.paused = 0;
-		if (!ow_walk_up(s->w.up_level)) {
+		if (!ow_walk_up()) {
 			/* (the step again, without the pause) */
 			s->w.up = 0;
 			for (int i = 0; i < WALK_MAX_STEPS / (WALK_CHUNK * WALK_CHUNKS); i++)
