@@ -210,10 +210,11 @@ static __always_inline long walk_cross_mount(struct builder *b)
 	return 0;
 }
 
-/* Whether this CPU's kept walk is still what it was from its level `from` up: the same
- * dentries up to the superblock's root, each with the same name (or, where it stopped at its
- * root, the root chain it referred to), the watched root's inode where it was. */
-static __always_inline int kept_chain_same(struct scratch *s, __u32 from)
+/* Whether this CPU's kept walk is still what it was from its level `from` up, below the
+ * names above its root: the same dentries, each with the same name, up to the superblock's
+ * root or (where it stopped at its root) to that root; the watched root's inode where it
+ * was. */
+static __always_inline int kept_links_same(struct scratch *s, __u32 from)
 {
 	struct kept_walk *c = KW_KEPT(s);
 	struct inode *inode;
@@ -237,35 +238,43 @@ static __always_inline int kept_chain_same(struct scratch *s, __u32 from)
 				      : !c->rc_seq && up != x)
 			return 0;
 	}
-	if (c->rc_seq && (RC_KEPT(s)->seq != c->rc_seq || !ow_root_chain_same(c->mnt_root)))
-		return 0;
 	x = c->d[c->root_level & (KEPT_LEVELS - 1)];
 	inode = KREAD(struct dentry, x, d_inode);
 	return (__u64)inode == c->root_inode && KREAD(struct inode, inode, i_ino) == c->root_ino;
 }
 
-/* kept_chain_same from a level only known at run time, for ow_walk_up. A global function: the
- * verifier checks it once. Inline there, each of the loop's exits (a level and a length known
- * to differ) took the rest of ow_walk_up along as a state of its own: the verifier processed
- * 5x the instructions in every program that walks (tp_ctime_set 10,577 before ow_walk_up,
- * 50,295 with it inline, 15,116 now; all tracepoint programs 103k, 302k, 127k on 6.18), and
- * every agent's start under TCG, which the kernel matrix does a few hundred times, took that
- * much longer. ow_kept_walk_same checks from level 0, as its last statement: inline there
- * costs the verifier little. */
-__noinline int ow_kept_chain_from(__u32 from)
+/* ... and, where it stopped at its root, the root chain it referred to (the names above). */
+static __always_inline int kept_above_same(struct scratch *s)
+{
+	struct kept_walk *c = KW_KEPT(s);
+
+	return !c->rc_seq || (RC_KEPT(s)->seq == c->rc_seq && ow_root_chain_same(c->mnt_root));
+}
+
+/* kept_links_same from a level only known at run time, for ow_walk_up. A global function:
+ * the verifier checks it once. Inline there, each of the loop's exits (a level and a length
+ * known to differ) took the rest of ow_walk_up along as a state of its own: the verifier
+ * processed 5x the instructions in every program that walks (tp_ctime_set 10,577 before
+ * ow_walk_up, 50,295 with it inline, 15,116 now; all tracepoint programs 103k, 302k, 127k on
+ * 6.18), and every agent's start under TCG, which the kernel matrix does a few hundred times,
+ * took that much longer. The root chain's check stays in ow_walk_up: from here it would be a
+ * seventh frame, and 6.1 refuses the stack of that chain (544 bytes, tp_sys_exit).
+ * ow_kept_walk_same checks from level 0, as its last statement: inline there costs the
+ * verifier little. */
+__noinline int ow_kept_links_from(__u32 from)
 {
 	struct scratch *s = this_scratch();
 
-	return s ? kept_chain_same(s, from) : 0;
+	return s ? kept_links_same(s, from) : 0;
 }
 
 /* The walk paused at its level `steps` (its own names below), at the kept walk's dentry up_j,
  * through the same mount (walk_step): when the kept walk is still what it was from there up
- * (ow_kept_chain_from), an OW_ITEM_WALKUP ends this walk, which user space completes with
- * the kept walk's items from that directory on. tar writes each file of a directory after
- * the one before it, a create follows the mkdir of its directory: their names up to the
- * tree's root are sent once, not once per file. A walk being kept (chain) takes the kept
- * walk's dentries from there as its own. 1 when the walk is done; else it goes on. */
+ * (ow_kept_links_from, kept_above_same), an OW_ITEM_WALKUP ends this walk, which user space
+ * completes with the kept walk's items from that directory on. tar writes each file of a
+ * directory after the one before it, a create follows the mkdir of its directory: their names
+ * up to the tree's root are sent once, not once per file. A walk being kept (chain) takes the
+ * kept walk's dentries from there as its own. 1 when the walk is done; else it goes on. */
 __noinline int ow_walk_up(void)
 {
 	struct builder bb = { .s = this_scratch() };
@@ -283,7 +292,7 @@ __noinline int ow_walk_up(void)
 	j = c->up_j;
 	if (!k->seq || k->mnt_root != c->mnt_root || k->gen != roots_gen ||
 	    levels > KEPT_LEVELS || j > k->root_level || k->root_level >= levels ||
-	    !ow_kept_chain_from(j))
+	    !ow_kept_links_from(j) || !kept_above_same(s))
 		return 0;
 	at = s->off;
 	if (at + 4 + sizeof(struct ow_walkup) + WALKEND_ROOM > s->limit ||
@@ -561,7 +570,7 @@ __noinline int ow_kept_walk_same(__u64 dentry, __u64 vfsmount)
 	if (!c->seq || c->d[0] != dentry || c->m != vfsmount || c->gen != roots_gen ||
 	    (__u64)KREAD(struct vfsmount, vfsmount, mnt_root) != c->mnt_root)
 		return 0;
-	return kept_chain_same(s, 0);
+	return kept_links_same(s, 0) && kept_above_same(s);
 }
 
 /* The walk of a record's one object from (dentry, vfsmount), numbers. tar makes three
