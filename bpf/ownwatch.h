@@ -140,7 +140,8 @@ enum ow_flags {
 				 * empty). Without it, user space resolves the string. */
 	OW_F_NO_RET = 256,    /* the hook runs before the op: its outcome is unknown */
 	OW_F_PENDING = 512,   /* lsm/fentry/kprobe: an ow_outcome record for this tid follows
-			       * when the op completes; report only if it succeeded */
+			       * when the op completes; report only if it succeeded. `ret`
+			       * holds the low 32 bits of the outcome's key till then */
 	OW_F_PROC_FD = 1024,  /* the string is "/proc/self/fd/N" of the caller: the walk is
 			       * that fd's file (the object) */
 	OW_F_WALKKEEP = 2048, /* the record has an OW_ITEM_WALKKEEP */

@@ -162,23 +162,51 @@ struct vfs_op {
 	__u64 done_key;   /* the dentry the completing function is called with; 0: no outcome */
 };
 
+/* Whether an op seen by an inode hook (no mount: the xattr and ACL hooks) runs inside another
+ * op of this thread that waits for its outcome: a stacked filesystem doing its own op on the
+ * layer below (overlayfs's copy-up for a chmod sets trusted.overlay.* on the upper layer's
+ * inodes, inside notify_change). Its wait would replace the outer op's, and the outcome that
+ * then came (the inner function's exit) was taken for the outer op's: a chmod said the mode of
+ * the upper directory the xattr was set on. Told by the superblock: the layer below is another
+ * one. (A wait left over from an op whose outcome never came, on another superblock, passes
+ * for an outer op too: that event then goes without "ret", as it would have.) */
+static __always_inline bool inside_waiting_op(const struct vfs_op *o)
+{
+	struct vfs_wait *w;
+
+	if (o->m || !o->done_key)
+		return false;
+	w = wait_of_current();
+	if (!w || !w->key || w->key == o->done_key)
+		return false;
+	return KREAD(struct dentry, (struct dentry *)w->key, d_sb) !=
+	       KREAD(struct dentry, (struct dentry *)o->done_key, d_sb);
+}
+
 static __always_inline int vfs_event(const struct vfs_op *o)
 {
 	struct task_struct *task;
 	struct builder b;
 	struct ow_event *ev;
 	__u32 tree, t2;
+	bool nested;
 
 	/* (the hooks tested actor_allowed() first) */
 	if (op_unwanted(o->op))
 		return 0;
+	/* (its outcome unknown: no wait, the outer op's stays) */
+	nested = inside_waiting_op(o);
 	task = (struct task_struct *)bpf_get_current_task();
 	/* one walk gets all the room; rename and link share it between two */
 	ev = record_begin(&b, task, o->d2 ? WALK_ROOM / 2 : WALK_ROOM);
 	if (!ev)
 		return 0;
 	ev->op = o->op;
-	ev->flags = o->flags | (o->done_key ? OW_F_PENDING : 0);
+	ev->flags = o->flags | (nested ? OW_F_NO_RET : o->done_key ? OW_F_PENDING : 0);
+	/* (a waiting event's ret is its outcome's: until then it carries the wait's key, which
+	 * user space matches the outcome on) */
+	if (ev->flags & OW_F_PENDING)
+		ev->ret = (__s32)o->done_key;
 	ev->mode = o->mode;
 	if (o->op == OW_OP_CHOWN) {
 		ev->new_uid = o->new_uid;
@@ -210,7 +238,7 @@ static __always_inline int vfs_event(const struct vfs_op *o)
 		put_str(&b, OW_ITEM_STR, o->kstr, PATH_MAX, OW_DATA_MAX, STR_UNCOUNTED);
 	}
 	ow_put_identity();
-	if (submit(&b) == 0 && o->done_key) {
+	if (submit(&b) == 0 && o->done_key && !nested) {
 		struct vfs_wait w = { .key = o->done_key, .op = o->op };
 
 		/* kprobe: the xattr hooks run inside vfs_setxattr/vfs_removexattr, after their

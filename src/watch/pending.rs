@@ -17,16 +17,18 @@ pub const OUTCOME_MAX_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub struct Pending {
-    // (keyed by thread id: hashed by a multiplication, not SipHash, twice per event)
-    waiting: FxHashMap<u32, (Event, Instant)>,
+    // (keyed by thread id: hashed by a multiplication, not SipHash, twice per event; with the
+    // low 32 bits of the dentry its outcome will name)
+    waiting: FxHashMap<u32, (Event, Instant, u32)>,
 }
 
 impl Pending {
-    /// Holds a thread's event until its outcome. A thread does one op at a time: an older
-    /// event still waiting never got its outcome (another LSM refused the op between hook
-    /// and function, say). Whether it happened is unknown: it is returned without "ret".
-    pub fn hold(&mut self, tid: u32, ev: Event) -> Option<Event> {
-        let (mut old, _) = self.waiting.insert(tid, (ev, Instant::now()))?;
+    /// Holds a thread's event until its outcome, which names `key` (the record's `ret` while
+    /// it waits). A thread does one op at a time: an older event still waiting never got its
+    /// outcome (another LSM refused the op between hook and function, say). Whether it
+    /// happened is unknown: it is returned without "ret".
+    pub fn hold(&mut self, tid: u32, key: u32, ev: Event) -> Option<Event> {
+        let (mut old, _, _) = self.waiting.insert(tid, (ev, Instant::now(), key))?;
         old.ret = None;
         Some(old)
     }
@@ -48,13 +50,13 @@ impl Pending {
         let tids: Vec<u32> = self
             .waiting
             .iter()
-            .filter(|(_, (ev, at))| due(ev, *at))
+            .filter(|(_, (ev, at, _))| due(ev, *at))
             .map(|(&tid, _)| tid)
             .collect();
         let mut out: Vec<Event> = tids
             .iter()
             .filter_map(|tid| self.waiting.remove(tid))
-            .map(|(mut ev, _)| {
+            .map(|(mut ev, _, _)| {
                 ev.ret = None;
                 ev
             })
@@ -63,11 +65,18 @@ impl Pending {
         out
     }
 
-    /// An outcome record: the waiting event of its thread, if the op succeeded.
+    /// An outcome record: the waiting event of its thread, if the op succeeded. An outcome
+    /// of another key is not that event's: the outcome of an event this side did not hold
+    /// (outside every tree once placed, an exception of --config), which took the kernel's
+    /// wait from an older one (whose own outcome then will not come).
     pub fn outcome(&mut self, data: &[u8]) -> Option<Event> {
         let mut o = ow_outcome::default();
         plain::copy_from_bytes(&mut o, data).ok()?;
-        let (mut ev, _) = self.waiting.remove(&o.tid)?;
+        match self.waiting.get(&o.tid) {
+            Some((_, _, key)) if *key == o.key as u32 => {}
+            _ => return None,
+        }
+        let (mut ev, _, _) = self.waiting.remove(&o.tid)?;
         if o.ret != 0 {
             return None;
         }
@@ -85,9 +94,9 @@ impl Pending {
     /// Does an event of `tree` wait for an outcome that may still come (held less than
     /// OUTCOME_GRACE)?
     pub fn awaits(&self, tree: &[u8], now: Instant) -> bool {
-        self.waiting
-            .values()
-            .any(|(ev, at)| *ev.tree == *tree && now.saturating_duration_since(*at) < OUTCOME_GRACE)
+        self.waiting.values().any(|(ev, at, _)| {
+            *ev.tree == *tree && now.saturating_duration_since(*at) < OUTCOME_GRACE
+        })
     }
 
     /// A tree given up: its events still waiting, oldest first, without "ret" (they go out
@@ -119,9 +128,9 @@ mod tests {
     #[test]
     fn overdue_events_go_without_ret_when_their_thread_ended_or_waited_too_long() {
         let mut p = Pending::default();
-        assert!(p.hold(1, ev(1, "b")).is_none());
-        assert!(p.hold(2, ev(2, "a")).is_none());
-        assert!(p.hold(3, ev(3, "c")).is_none());
+        assert!(p.hold(1, 0, ev(1, "b")).is_none());
+        assert!(p.hold(2, 0, ev(2, "a")).is_none());
+        assert!(p.hold(3, 0, ev(3, "c")).is_none());
         let t0 = Instant::now();
         // Within the grace period nothing goes, alive or not.
         assert!(p.overdue(t0, |_, _| false).is_empty());
@@ -138,6 +147,47 @@ mod tests {
         assert!(p.drain().is_empty());
     }
 
+    fn outcome(tid: u32, key: u64, ret: i32, mode: u32) -> Vec<u8> {
+        let o = ow_outcome {
+            tid,
+            ret,
+            key,
+            mode,
+            ..ow_outcome::default()
+        };
+        unsafe { plain::as_bytes(&o) }.to_vec()
+    }
+
+    /// An outcome goes to its thread's waiting event only when it names the event's key:
+    /// another one is the outcome of an event this side did not hold (placed outside every
+    /// tree), which took the kernel's wait. The waiting event keeps waiting.
+    #[test]
+    fn an_outcome_is_its_events_only_by_key() {
+        let mut p = Pending::default();
+        let chmod = Event {
+            op: "chmod",
+            mode: Some(0o600),
+            ..ev(1, "a")
+        };
+        assert!(p.hold(1, 0xdead_0010, chmod).is_none());
+        // (the upper directory's xattr, whose event was dropped: mode 0777)
+        assert!(p
+            .outcome(&outcome(1, 0xffff_0000_dead_0020, 0, 0o40777))
+            .is_none());
+        assert!(p
+            .outcome(&outcome(2, 0xffff_0000_dead_0010, 0, 0o100600))
+            .is_none());
+        let got = p
+            .outcome(&outcome(1, 0xffff_0000_dead_0010, 0, 0o100600))
+            .unwrap();
+        assert_eq!((got.mode, got.ret), (Some(0o600), Some(0)));
+        assert!(p.drain().is_empty());
+        // a failed op: no event, and nothing left waiting
+        assert!(p.hold(1, 7, ev(1, "b")).is_none());
+        assert!(p.outcome(&outcome(1, 7, -13, 0)).is_none());
+        assert!(p.drain().is_empty());
+    }
+
     /// A tree going away (its root's own rmdir waits for its outcome): the tree is kept
     /// while one of its events may still get its outcome; given up, its waiting events go
     /// out, without "ret", and no other tree's.
@@ -148,8 +198,8 @@ mod tests {
             tree: crate::output::TreePath::from(tree),
             ..ev(tid, "t")
         };
-        assert!(p.hold(1, in_tree(1, b"/srv/a")).is_none());
-        assert!(p.hold(2, in_tree(2, b"/srv/b")).is_none());
+        assert!(p.hold(1, 0, in_tree(1, b"/srv/a")).is_none());
+        assert!(p.hold(2, 0, in_tree(2, b"/srv/b")).is_none());
         let t0 = Instant::now();
         assert!(p.awaits(b"/srv/a", t0));
         assert!(!p.awaits(b"/srv/c", t0));

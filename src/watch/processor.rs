@@ -288,7 +288,7 @@ impl Processor {
             }
         }
         if rec.ev.flags & flag::PENDING != 0 {
-            return match self.pending.hold(rec.ev.tid, ev) {
+            return match self.pending.hold(rec.ev.tid, rec.ev.ret as u32, ev) {
                 Some(old) => self.emit_without_outcome(vec![old]),
                 None => 0,
             };
@@ -433,7 +433,9 @@ impl Processor {
             comm: smallvec::SmallVec::from_slice(&ev.comm[..comm_len]),
             new_uid: (is_chown && ev.new_uid != UNSET).then_some(ev.new_uid),
             new_gid: (is_chown && ev.new_gid != UNSET).then_some(ev.new_gid),
-            ret: (ev.flags & flag::NO_RET == 0).then_some(ev.ret),
+            // (a waiting record's ret is its outcome's key: Pending sets "ret" from the
+            // outcome)
+            ret: (ev.flags & (flag::NO_RET | flag::PENDING) == 0).then_some(ev.ret),
             backend: self.backend,
             exchange: ev.flags & flag::EXCHANGE != 0,
             ..Event::default()
@@ -716,13 +718,13 @@ mod outcome_tests {
         let file = dir.path().join("out");
         let out = Output::Lines(Sink::file(&file).unwrap());
         let mut p = Processor::new(&[], Format::Json, Backend::Lsm, out);
-        assert!(p.pending.hold(1, held(1, "/t/a")).is_none());
+        assert!(p.pending.hold(1, 0, held(1, "/t/a")).is_none());
         let old = p
             .pending
-            .hold(1, held(1, "/t/b"))
+            .hold(1, 0, held(1, "/t/b"))
             .expect("a replaced event");
         assert_eq!(p.emit_without_outcome(vec![old]), 0);
-        assert!(p.pending.hold(2, held(2, "/t/c")).is_none());
+        assert!(p.pending.hold(2, 0, held(2, "/t/c")).is_none());
         p.drain_waiting();
         p.drain_waiting(); // nothing left: nothing said
         p.flush();
