@@ -255,7 +255,7 @@ static __always_inline int kept_above_same(struct scratch *s)
  * the verifier checks it once. Inline there, each of the loop's exits (a level and a length
  * known to differ) took the rest of ow_walk_up along as a state of its own: the verifier
  * processed 5x the instructions in every program that walks (tp_ctime_set 10,577 before
- * ow_walk_up, 50,295 with it inline, 15,116 now; all tracepoint programs 103k, 302k, 127k on
+ * ow_walk_up, 50,295 with it inline, ~15k now; all tracepoint programs 103k, 302k, 123k on
  * 6.18), and every agent's start under TCG, which the kernel matrix does a few hundred times,
  * took that much longer. The root chain's check stays in ow_walk_up: from here it would be a
  * seventh frame, and 6.1 refuses the stack of that chain (544 bytes, tp_sys_exit).

@@ -1,6 +1,7 @@
 //! lsm, fentry and kprobe see an op at its hook, before it happens: its event waits here, one
 //! per thread, until the op's outcome record says whether it succeeded (`"ret"`).
 
+use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -72,11 +73,10 @@ impl Pending {
     pub fn outcome(&mut self, data: &[u8]) -> Option<Event> {
         let mut o = ow_outcome::default();
         plain::copy_from_bytes(&mut o, data).ok()?;
-        match self.waiting.get(&o.tid) {
-            Some((_, _, key)) if *key == o.key as u32 => {}
+        let (mut ev, _, _) = match self.waiting.entry(o.tid) {
+            Entry::Occupied(e) if e.get().2 == o.key as u32 => e.remove(),
             _ => return None,
-        }
-        let (mut ev, _, _) = self.waiting.remove(&o.tid)?;
+        };
         if o.ret != 0 {
             return None;
         }
