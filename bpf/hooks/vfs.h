@@ -660,12 +660,11 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 	return on_attr_as(op, p, mode, uid, gid, false);
 }
 
-/* refused: the hook's verdict (fentry, at its exit) refused the open. A file it created
- * before exists all the same: its create is reported; an open for writing is not.
- * verdict_later: the hook is seen at its entry and the verdict comes at its return
- * (kp_open_session): an open for writing is an event that waits for it, as the other ops wait
- * for the function that completes them. */
-static __always_inline int on_open(struct file *f, bool refused, bool verdict_later)
+/* verdict_later: the hook's verdict comes at its return (fentry's fentry_v_open, kprobe's
+ * kp_open_session): an open for writing is an event that waits for it, as the other ops wait
+ * for the function that completes them, and one the verdict refuses is no event. A create is
+ * final here: the file exists whatever the verdict. */
+static __always_inline int on_open(struct file *f, bool verdict_later)
 {
 	__u32 fmode;
 	struct inode *inode;
@@ -675,7 +674,7 @@ static __always_inline int on_open(struct file *f, bool refused, bool verdict_la
 	/* (direct loads where core_cast, but the dentry and mount go on as numbers: a global
 	 * function takes them) */
 	fmode = KREAD(struct file, f, f_mode);
-	if (!(fmode & (refused ? FMODE_CREATED : (FMODE_WRITE | FMODE_CREATED))))
+	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
 		return 0;
 	inode = KREAD(struct file, f, f_inode);
 	dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
@@ -700,12 +699,12 @@ static __always_inline int on_open(struct file *f, bool refused, bool verdict_la
 	if (KREAD(struct vfsmount, o.m, mnt_flags) & MNT_INTERNAL)
 		return 0;
 	vfs_event(&o);
-	if (!refused && o.op == OW_OP_WRITE && (KREAD(struct file, f, f_flags) & O_TRUNC) &&
+	if (o.op == OW_OP_WRITE && (KREAD(struct file, f, f_flags) & O_TRUNC) &&
 	    (KREAD(struct inode, inode, i_mode) & S_IFMT) == S_IFREG) {
 		/* The truncate that follows is part of this open (the syscall route sees one
 		 * open); a regular file's only: O_TRUNC truncates nothing else, and a wait
 		 * nothing consumes would stay. An open waiting for its verdict keeps it in its
-		 * wait till then (kp_open_session). */
+		 * wait till then (open_verdict). */
 		struct vfs_wait *cur = verdict_later ? wait_of_current() : 0;
 		struct vfs_wait w = { .trunc_skip = dv, .op = OW_OP_WRITE };
 
@@ -739,26 +738,64 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 		return 0;                                                                  \
 	}
 
-/* The fentry backend's hooks run at the security hook's exit (fexit), where its verdict is
- * known. AppArmor, landlock and TOMOYO decide inside the path and file_open hooks, after a
- * program at their entry: an op one of them refused, which then fails, was an event (a write
- * open with "ret":0, the others without "ret"). (The BPF LSM runs after them and is not called
- * then; the kprobe backend still sees the entry.) The verdict is the slot after the hook's
- * arguments, an int. The xattr and ACL hooks stay at the entry: they run inside the functions
- * whose outcome is followed, which returns their refusal. */
-#define HOOK_OK_PROG(name, args...)                                                        \
-	OW_PINNED_PROG_IF(actor_allowed() || (int)ctx[___bpf_narg(args)], name, ##args)
+/* The other LSMs' verdict. AppArmor, landlock and TOMOYO (and SELinux for file_open) decide
+ * inside the path and file_open hooks: the BPF LSM runs after them and is not called for an
+ * op one of them refused; the fentry backend's hooks run at the hook's entry, before them,
+ * and the kprobe backend's too. The hook's return is the verdict: for the fentry backend (and
+ * lsm's hooks at security_path_rename and chown_common on old kernels) a second program at
+ * the hook's exit, which for a refused op whose event waits sends the refusal as its outcome:
+ * user space drops the event, as the BPF LSM would not have seen it (src/watch/pending.rs).
+ * The hooks are not taken at their exit: the kernel skips the fexit programs of a call in
+ * flight when it replaces the function's trampoline (bpf_tramp_image_put: any program
+ * attached to or detached from it, another ownwatch's start or end among them), and an event
+ * built there would then be lost unseen; a verdict skipped that way leaves its event to go
+ * without "ret", counted in-band (src/watch/processor.rs, emit_without_outcome). The hook's
+ * return is the slot after its arguments, an int; a program that is given them by name
+ * (BPF_PROG) reads it from ctx. While no thread on the machine waits, which is every allowed
+ * writer's case, or when the hook allowed the op, the program leaves at its first test. */
+#define HOOK_RET(args...) ((int)ctx[___bpf_narg(args)])
+#define VERDICT_PROG(name, args...)                                                        \
+	OW_PINNED_PROG_IF(!HOOK_RET(args) || !ow_waits, name, ##args)
 
-/* The hook's verdict refused the op, for a program that must see it anyway (file_open: a file
- * created before it exists all the same). 0 where the hook is seen at its entry. */
-#define HOOK_REFUSED(KIND, ctx, nargs)                                                     \
-	(__builtin_strcmp(KIND, "fexit") == 0 && (int)((unsigned long long *)(ctx))[nargs])
+/* A path hook refused the op: the wait its entry set, keyed on the op's dentry, has its
+ * outcome. Any other wait is another op's (one whose event this op did not make). */
+static __always_inline int hook_verdict(__u64 key, long ret)
+{
+	struct vfs_wait *w = wait_of_current();
+
+	if (w && w->key && w->key == key)
+		vfs_outcome(w, ret);
+	return 0;
+}
+
+/* file_open returned: a write open whose event waits for the verdict (on_open, verdict_later)
+ * gets it as its outcome, refused or not; its O_TRUNC, the truncate that follows, is then
+ * waited for as part of it. key: the file's dentry, or 0 where the caller knows the wait is
+ * this open's (a kprobe session's return, asked for by that open alone, which cannot read the
+ * hook's arguments any more). */
+static __always_inline void open_verdict(__u64 key, long ret)
+{
+	struct vfs_wait *w = wait_of_current();
+	__u64 trunc;
+
+	if (!(w && w->armed && w->key && w->op == OW_OP_WRITE && (!key || w->key == key)))
+		return;
+	trunc = w->trunc_skip;
+	vfs_outcome(w, ret);
+	if (!ret && trunc) {
+		struct vfs_wait t = { .trunc_skip = trunc, .op = OW_OP_WRITE };
+
+		set_wait(&t);
+	}
+}
+
+#define OPEN_VERDICT_PROG(name, args...) OW_PINNED_PROG_IF(!ow_waits, name, ##args)
 
 /* One program per hook and backend, named FN<op>: lsm_mkdir, fentry_mkdir, kp_mkdir, ... (a
  * contract with user space, lib/prog_names.h). kuid_t and kgid_t are one-field structs passed
- * by value, in a register each: taken as integers here. KIND: the path and file_open hooks'
- * attach kind, XKIND the xattr and ACL hooks'. */
-#define VFS_HOOKS(KIND, XKIND, PFX, FN, DEF, ODEF, ARG)                                    \
+ * by value, in a register each: taken as integers here. OPEN_LATER: the file_open hook's
+ * verdict comes later (a program at its exit). */
+#define VFS_HOOKS(KIND, PFX, FN, DEF, ARG, OPEN_LATER)                                     \
 	SEC("?" KIND "/" PFX "path_mkdir")                                                 \
 	int OW_PROG(DEF, OW_CAT(FN, mkdir), const struct path *dir, struct dentry *d,      \
 		    umode_t mode)                                                          \
@@ -798,39 +835,102 @@ static __always_inline int on_xattr(__u32 op, struct dentry *d, const char *name
 	int OW_PROG(DEF, OW_CAT(FN, chown), const struct path *p, __u64 uid, __u64 gid)    \
 	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, (__u32)uid, (__u32)gid); return 0; }           \
 	SEC("?" KIND "/" PFX "file_open")                                                  \
-	int OW_PROG(ODEF, OW_CAT(FN, open), struct file *f)                                \
-	{ on_open(f, HOOK_REFUSED(KIND, ctx, 1), false); return 0; }                       \
-	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_setxattr, setxattr, OW_OP_SETXATTR,          \
+	int OW_PROG(DEF, OW_CAT(FN, open), struct file *f)                                 \
+	{ on_open(f, OPEN_LATER); return 0; }                                              \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_setxattr, setxattr, OW_OP_SETXATTR,           \
 		   OW_XHOOK_SETXATTR)                                                      \
-	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_removexattr, removexattr, OW_OP_REMOVEXATTR, \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_removexattr, removexattr, OW_OP_REMOVEXATTR,  \
 		   OW_XHOOK_REMOVEXATTR)                                                   \
 	/* 6.2+: POSIX ACLs (system.posix_acl_*) no longer pass the xattr hooks */         \
-	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_set_acl, setacl, OW_OP_SETXATTR,             \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_set_acl, setacl, OW_OP_SETXATTR,              \
 		   OW_XHOOK_SET_ACL)                                                       \
-	XATTR_HOOK(XKIND, PFX, FN, ARG, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR,    \
+	XATTR_HOOK(KIND, PFX, FN, ARG, inode_remove_acl, removeacl, OW_OP_REMOVEXATTR,     \
 		   OW_XHOOK_REMOVE_ACL)
+
+/* The fentry backend's verdicts, fexit on the path and file_open hooks, named FN v_<op>
+ * (fentry_v_mkdir, ...: the hook's program's name with v_, which user space switches on with
+ * it). The xattr and ACL hooks have none: they run inside the functions whose outcome is
+ * followed, which return their refusal. */
+#define VFS_VERDICTS(FN)                                                                   \
+	SEC("?fexit/security_path_mkdir")                                                  \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_mkdir), const struct path *dir,             \
+		    struct dentry *d, umode_t mode)                                        \
+	{ return hook_verdict(num(d), HOOK_RET(dir, d, mode)); }                           \
+	SEC("?fexit/security_path_mknod")                                                  \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_mknod), const struct path *dir,             \
+		    struct dentry *d, umode_t mode, unsigned int dev)                      \
+	{ return hook_verdict(num(d), HOOK_RET(dir, d, mode, dev)); }                      \
+	SEC("?fexit/security_path_symlink")                                                \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_symlink), const struct path *dir,           \
+		    struct dentry *d, const char *old)                                     \
+	{ return hook_verdict(num(d), HOOK_RET(dir, d, old)); }                            \
+	SEC("?fexit/security_path_link")                                                   \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_link), struct dentry *old,                  \
+		    const struct path *dir, struct dentry *new)                            \
+	{ return hook_verdict(num(old), HOOK_RET(old, dir, new)); }                        \
+	SEC("?fexit/security_path_rename")                                                 \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_rename), const struct path *od,             \
+		    struct dentry *o, const struct path *nd, struct dentry *n,             \
+		    unsigned int flags)                                                    \
+	{ return hook_verdict(num(o), HOOK_RET(od, o, nd, n, flags)); }                    \
+	SEC("?fexit/security_path_unlink")                                                 \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_unlink), const struct path *dir,            \
+		    struct dentry *d)                                                      \
+	{ return hook_verdict(num(d), HOOK_RET(dir, d)); }                                 \
+	SEC("?fexit/security_path_rmdir")                                                  \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_rmdir), const struct path *dir,             \
+		    struct dentry *d)                                                      \
+	{ return hook_verdict(num(d), HOOK_RET(dir, d)); }                                 \
+	SEC("?fexit/security_path_truncate")                                               \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_truncate), const struct path *p)            \
+	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p)); }             \
+	SEC("?fexit/security_file_truncate")                                               \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_ftruncate), struct file *f)                 \
+	{ return hook_verdict((__u64)BPF_CORE_READ(f, f_path.dentry), HOOK_RET(f)); }      \
+	SEC("?fexit/security_path_chmod")                                                  \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_chmod), const struct path *p, umode_t mode) \
+	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p, mode)); }       \
+	SEC("?fexit/security_path_chown")                                                  \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_chown), const struct path *p, __u64 uid,    \
+		    __u64 gid)                                                             \
+	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p, uid, gid)); }   \
+	/* (every open: a write open's verdict is its outcome, whatever it is) */          \
+	SEC("?fexit/security_file_open")                                                   \
+	int OW_PROG(OPEN_VERDICT_PROG, OW_CAT(FN, v_open), struct file *f)                 \
+	{ open_verdict((__u64)BPF_CORE_READ(f, f_path.dentry), HOOK_RET(f)); return 0; }
 
 /* Before 6.1 trampolines take no structs by value, such as path_chown's kuid_t and kgid_t:
  * lsm and fentry see chown at chown_common, the hook's one caller, where the ids are numbers as the
  * caller gave them (-1: unchanged, as OW_UNSET), in the caller's user namespace (ow_kid maps
- * them down to the kernel's, as the hook's are). At its exit
- * (fexit), which returns the chown's result (the hook's verdict and notify_change's): only a
- * chown that happened is an event, final, with no outcome to wait for. */
+ * them down to the kernel's, as the hook's are). Its return is the hook's verdict where the
+ * hook refused (notify_change, which sends the outcome of a chown that was let through, is
+ * not called then). */
 #define CHOWN_COMMON(FN)                                                                   \
-	SEC("?fexit/chown_common")                                                         \
-	int OW_PROG(HOOK_OK_PROG, OW_CAT(FN, chown_common), const struct path *p,          \
+	SEC("?fentry/chown_common")                                                        \
+	int OW_PROG(ACTOR_PINNED_PROG, OW_CAT(FN, chown_common), const struct path *p,     \
 		    __u32 uid, __u32 gid)                                                  \
-	{ on_attr_as(OW_OP_CHOWN, p, OW_UNSET, ow_kid(0, uid), ow_kid(1, gid), true); return 0; }
+	{ on_attr(OW_OP_CHOWN, p, OW_UNSET, ow_kid(0, uid), ow_kid(1, gid)); return 0; }   \
+	SEC("?fexit/chown_common")                                                         \
+	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_chown_common), const struct path *p,        \
+		    __u32 uid, __u32 gid)                                                  \
+	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p, uid, gid)); }
 
 /* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
- * backend sees rename at security_path_rename, which has them; at its exit, as the fentry
- * backend's hooks, where the other LSMs' verdict is known. */
-SEC("?fexit/security_path_rename")
-int HOOK_OK_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o,
-		 const struct path *nd, struct dentry *n, unsigned int flags)
+ * backend sees rename at security_path_rename, which has them, and its verdict as the fentry
+ * backend does. */
+SEC("?fentry/security_path_rename")
+int ACTOR_PINNED_PROG(lsm_rename_noflags, const struct path *od, struct dentry *o,
+		      const struct path *nd, struct dentry *n, unsigned int flags)
 {
 	on_rename(od, o, nd, n, flags);
 	return 0;
+}
+
+SEC("?fexit/security_path_rename")
+int VERDICT_PROG(lsm_v_rename_noflags, const struct path *od, struct dentry *o,
+		 const struct path *nd, struct dentry *n, unsigned int flags)
+{
+	return hook_verdict(num(o), HOOK_RET(od, o, nd, n, flags));
 }
 
 /* Mount calls (lib/maps.h, mounts_gen): at their security hook, before the mount is made. */
@@ -853,18 +953,16 @@ MOUNT_HOOKS("fentry", "security_", PROG_FENTRY)
 MOUNT_HOOKS("kprobe", "security_", PROG_KPROBE)
 CHOWN_COMMON(PROG_LSM)
 CHOWN_COMMON(PROG_FENTRY)
-VFS_HOOKS("lsm", "lsm", "", PROG_LSM, ACTOR_PINNED_PROG, ACTOR_PINNED_PROG, tracing_arg)
-VFS_HOOKS("fexit", "fentry", "security_", PROG_FENTRY, HOOK_OK_PROG, ACTOR_PINNED_PROG,
-	  tracing_arg)
-VFS_HOOKS("kprobe", "kprobe", "security_", PROG_KPROBE, ACTOR_KPROBE, ACTOR_KPROBE, kprobe_arg)
+VFS_HOOKS("lsm", "", PROG_LSM, ACTOR_PINNED_PROG, tracing_arg, false)
+VFS_HOOKS("fentry", "security_", PROG_FENTRY, ACTOR_PINNED_PROG, tracing_arg, true)
+VFS_VERDICTS(PROG_FENTRY)
+VFS_HOOKS("kprobe", "security_", PROG_KPROBE, ACTOR_KPROBE, kprobe_arg, false)
 
 /* kprobe, 6.10+: security_file_open as a kprobe session, in place of kp_open where user space
- * attaches sessions (kernel/load.rs). AppArmor, landlock and TOMOYO decide inside the hook,
- * after its entry: an open for writing one of them refused was reported with "ret":0. Now its
- * event waits (armed: the thread is inside the function that decides) and the hook's return
- * is its outcome: a refused open is no event. The return runs only for such an open. A
- * create is final at the entry, as before: the file exists whatever the verdict (fentry
- * reports it too). Its name is a contract (lib/prog_names.h). */
+ * attaches sessions (kernel/load.rs): its entry sees the open (verdict_later: a write open's
+ * event waits, armed, the thread being inside the function that decides) and its return is
+ * the verdict (open_verdict): a refused open is no event. The return runs only for such an
+ * open. Its name is a contract (lib/prog_names.h). */
 SEC("?kprobe.session/security_file_open")
 int kp_open_session(struct pt_regs *ctx)
 {
@@ -872,24 +970,13 @@ int kp_open_session(struct pt_regs *ctx)
 	struct file *f;
 
 	if (session_is_return(ctx)) {
-		w = wait_of_current();
-		if (w && w->armed && w->key && w->op == OW_OP_WRITE) {
-			__u64 trunc = w->trunc_skip;
-			long ret = (int)PT_REGS_RC(ctx);
-
-			vfs_outcome(w, ret);
-			if (!ret && trunc) {
-				struct vfs_wait t = { .trunc_skip = trunc, .op = OW_OP_WRITE };
-
-				set_wait(&t);
-			}
-		}
+		open_verdict(0, (int)PT_REGS_RC(ctx));
 		return 0;
 	}
 	if (actor_allowed())
 		return 1;
 	f = (struct file *)kprobe_arg(ctx, 0);
-	on_open(f, false, true);
+	on_open(f, true);
 	/* the return only for the open whose event waits (not for every read of root's) */
 	w = wait_of_current();
 	return !(w && w->armed && w->op == OW_OP_WRITE &&

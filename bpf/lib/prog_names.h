@@ -2,7 +2,10 @@
 /* Program names: a contract with user space, which switches programs on by name (src/kernel/
  * abi.rs `mod prog`: PROG_X here is its prog::X). The prefixes below, the fixed names listed
  * after them and the suffixes _chown_common, _rename_noflags, do_rmdir, _ftruncate, _setacl, _removeacl, vfs_set_acl and vfs_remove_acl
- * (hooks that some kernels lack) must match that module: never rename a program here alone. */
+ * (hooks that some kernels lack) must match that module: never rename a program here alone.
+ * A hook's verdict program (hooks/vfs.h, VFS_VERDICTS: fentry_v_mkdir, lsm_v_chown_common,
+ * ...) is its hook program's name with v_ after the prefix: user space switches it on and off
+ * with the hook by the same prefix and suffix. */
 #ifndef OW_LIB_PROG_NAMES_H
 #define OW_LIB_PROG_NAMES_H
 

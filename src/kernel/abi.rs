@@ -60,10 +60,11 @@ pub mod prog {
     }
 
     /// lsm and fentry before 6.1: chown seen at chown_common (`lsm_chown_common`,
-    /// `fentry_chown_common`) instead of the security hook (`..._chown`).
+    /// `fentry_chown_common`, and the verdict at its exit, `lsm_v_chown_common`, ...) instead
+    /// of the security hook (`..._chown`, `fentry_v_chown`).
     pub const CHOWN_COMMON: &str = "_chown_common";
-    /// lsm before 5.19: rename seen at security_path_rename (`lsm_rename_noflags`), the LSM
-    /// hook having no flags (`lsm_rename`).
+    /// lsm before 5.19: rename seen at security_path_rename (`lsm_rename_noflags`, its verdict
+    /// `lsm_v_rename_noflags`), the LSM hook having no flags (`lsm_rename`).
     pub const RENAME_NOFLAGS: &str = "_rename_noflags";
     /// rmdir's outcome from do_rmdir (`fx_done_do_rmdir`, `kr_done_do_rmdir`) where the
     /// kernel has it, else from vfs_rmdir (`fx_done_vfs_rmdir`, `kp_arm_vfs_rmdir`,

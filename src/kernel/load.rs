@@ -817,6 +817,7 @@ fn fork_detacher() -> Detacher {
 
 #[cfg(test)]
 mod tests {
+    use super::{chown_hook_on, kernel_has_target, lsm_rename_on, Backend};
     use super::{libbpf_line, prog, replaced_by_session, rmdir_done_on, set_roots_fast, Bss};
     use super::{MaybeUninit, OpenSkel, OwnwatchSkelBuilder, SkelBuilder};
 
@@ -830,6 +831,59 @@ mod tests {
             .map(|p| p.name().to_string_lossy().into_owned())
             .collect();
         names
+    }
+
+    /// A hook's verdict program (`fentry_v_mkdir` for `fentry_mkdir`, bpf/hooks/vfs.h) is
+    /// switched on exactly where its hook is, whatever the kernel has; fentry has one for
+    /// every path and file_open hook.
+    #[test]
+    fn a_hooks_verdict_goes_on_and_off_with_it() {
+        let names = prog_names();
+        let verdicts: Vec<&String> = names.iter().filter(|n| n.contains("_v_")).collect();
+        for h in [
+            "mkdir",
+            "mknod",
+            "symlink",
+            "link",
+            "rename",
+            "unlink",
+            "rmdir",
+            "truncate",
+            "ftruncate",
+            "chmod",
+            "chown",
+            "open",
+            "chown_common",
+        ] {
+            let v = format!("fentry_v_{h}");
+            assert!(verdicts.contains(&&v), "{v} in {verdicts:?}");
+        }
+        for v in ["lsm_v_chown_common", "lsm_v_rename_noflags"] {
+            assert!(verdicts.iter().any(|n| *n == v), "{v} in {verdicts:?}");
+        }
+        for v in verdicts {
+            let (prefix, rest) = v.split_once("_v_").expect("a verdict's name");
+            let hook = format!("{prefix}_{rest}");
+            assert!(names.contains(&hook), "{v}: no {hook}");
+            let backend = if prefix == "lsm" {
+                Backend::Lsm
+            } else {
+                Backend::Fentry
+            };
+            for (structs, noflags, has) in (0..8).map(|i| (i & 1 != 0, i & 2 != 0, i & 4 != 0)) {
+                let on = |n: &str| {
+                    kernel_has_target(n, backend, &|_: &str| has)
+                        && chown_hook_on(n, backend, structs)
+                        && lsm_rename_on(n, noflags)
+                        && rmdir_done_on(n, has)
+                };
+                assert_eq!(
+                    on(v),
+                    on(&hook),
+                    "{v} and {hook}: {structs} {noflags} {has}"
+                );
+            }
+        }
     }
 
     #[test]

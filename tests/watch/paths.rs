@@ -336,7 +336,7 @@ fn tree_on_overlayfs() {
 /// and then, with only the overlay watched: after any mount on the machine the kernel sends
 /// the inner op for user space to place.) The chmod and chown come with their own outcome;
 /// the inner ops with none ("ret" absent: they run inside another op), or with their own
-/// where no outer op waits (5.10's lsm and fentry see a chown at its exit).
+/// where no outer op waits.
 #[test]
 fn overlay_ops_inside_a_watched_op_keep_its_outcome() {
     let d = root_dir!("overlay-nested");
