@@ -10,6 +10,26 @@ fn outcomes_lost_in(e: &serde_json::Value) -> Option<u64> {
     (e["op"] == "lost" && e["reason"] == "outcome").then(|| e["count"].as_u64().expect("a count"))
 }
 
+/// Each line as (op, path, "ret"), all by root's `child`; an in-band outcome note as
+/// ("outcome lost", its count, None).
+fn op_path_ret(evs: &[serde_json::Value], child: i32) -> Vec<(String, String, Option<i64>)> {
+    evs.iter()
+        .map(|e| {
+            if let Some(n) = outcomes_lost_in(e) {
+                return ("outcome lost".into(), n.to_string(), None);
+            }
+            assert!(e["pid"] == child && e["fsuid"] == 0, "{e}");
+            let text = |k: &str| {
+                e[k].as_str()
+                    .unwrap_or_else(|| panic!("no {k}: {e}"))
+                    .into()
+            };
+            let ret = e.get("ret").map(|r| r.as_i64().expect("a number"));
+            (text("op"), text("path"), ret)
+        })
+        .collect()
+}
+
 /// Six root threads make 180 directories at once. Each comes as one mkdir event, with its
 /// outcome; a run of ours the kernel skipped may cost an event or its outcome, and then the
 /// agent says so (`"reason":"skipped"`): the events missing are never more than those. Each
@@ -260,23 +280,7 @@ fn ops_another_lsm_refuses() {
         "{err}"
     );
     assert!(made.exists(), "landlock refused the open, not the create");
-    // (op, path, "ret")
-    let got: Vec<(String, String, Option<i64>)> = evs
-        .iter()
-        .map(|e| {
-            if let Some(n) = outcomes_lost_in(e) {
-                return ("outcome lost".into(), n.to_string(), None);
-            }
-            assert!(e["pid"] == child && e["fsuid"] == 0, "{e}");
-            let op = e["op"].as_str().expect("an op").to_string();
-            let path = e["path"].as_str().expect("a path").to_string();
-            (
-                op,
-                path,
-                e.get("ret").map(|r| r.as_i64().expect("a number")),
-            )
-        })
-        .collect();
+    let got = op_path_ret(&evs, child);
     let ev = |op: &str, p: &Path, ret: Option<i64>| (op.to_string(), s(p).to_string(), ret);
     let want = if !landlock {
         eprintln!("no landlock here (errno {why}): the ops succeeded");
@@ -357,22 +361,7 @@ fn an_op_in_flight_while_the_hooks_change_is_reported() {
         (child, inside_hook)
     });
     let evs = a.finish_all(&d.tree);
-    let got: Vec<(String, String, Option<i64>)> = evs
-        .iter()
-        .map(|e| {
-            if let Some(n) = outcomes_lost_in(e) {
-                return ("outcome lost".into(), n.to_string(), None);
-            }
-            assert!(e["pid"] == child && e["fsuid"] == 0, "{e}");
-            let ret = e.get("ret").map(|r| r.as_i64().expect("a number"));
-            let text = |k: &str| {
-                e[k].as_str()
-                    .unwrap_or_else(|| panic!("no {k}: {e}"))
-                    .into()
-            };
-            (text("op"), text("path"), ret)
-        })
-        .collect();
+    let got = op_path_ret(&evs, child);
     let write = |ret| ("write".to_string(), s(&w).to_string(), ret);
     let backend = expected_backend();
     let want = if backend == "fentry" && inside_hook {
