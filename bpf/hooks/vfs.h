@@ -632,9 +632,8 @@ static __always_inline int on_rename(const struct path *old_dir, struct dentry *
 	});
 }
 
-/* final: the op is done already (chown_common's exit): no outcome to wait for. */
-static __always_inline int on_attr_as(__u32 op, const struct path *p, __u32 mode, __u32 uid,
-				      __u32 gid, bool final)
+static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
+				   __u32 gid)
 {
 	__u64 dv;
 
@@ -650,14 +649,7 @@ static __always_inline int on_attr_as(__u32 op, const struct path *p, __u32 mode
 		}
 	}
 	return vfs_event(&(struct vfs_op){ .op = op, .mode = mode, .new_uid = uid, .new_gid = gid,
-					   .d = dv, .m = path_mnt(p),
-					   .done_key = final ? 0 : dv });
-}
-
-static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, __u32 uid,
-				   __u32 gid)
-{
-	return on_attr_as(op, p, mode, uid, gid, false);
+					   .d = dv, .m = path_mnt(p), .done_key = dv });
 }
 
 /* verdict_later: the hook's verdict comes at its return (fentry's fentry_v_open, kprobe's
