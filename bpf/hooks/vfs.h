@@ -540,6 +540,13 @@ static __always_inline __u64 path_mnt(const struct path *p)
 	return (__u64)BPF_CORE_READ(p, mnt);
 }
 
+/* The dentry of an op on a path or a file (&f->f_path): its walk's start and its wait's key,
+ * which the hook's verdict program reads again. */
+static __always_inline __u64 path_dentry(const struct path *p)
+{
+	return (__u64)BPF_CORE_READ(p, dentry);
+}
+
 /* An op on a name in a directory (mkdir, mknod, symlink, unlink, rmdir): the walk starts at
  * the name's dentry, which is also what the function that does the op is matched on. */
 static __always_inline int on_entry(struct vfs_op o, const struct path *dir, struct dentry *d)
@@ -637,7 +644,7 @@ static __always_inline int on_attr(__u32 op, const struct path *p, __u32 mode, _
 {
 	__u64 dv;
 
-	dv = (__u64)BPF_CORE_READ(p, dentry);
+	dv = path_dentry(p);
 	if (op == OW_OP_TRUNCATE) {
 		struct vfs_wait *w = wait_of_current();
 
@@ -669,7 +676,7 @@ static __always_inline int on_open(struct file *f, bool verdict_later)
 	if (!(fmode & (FMODE_WRITE | FMODE_CREATED)))
 		return 0;
 	inode = KREAD(struct file, f, f_inode);
-	dv = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	dv = path_dentry(&f->f_path);
 	/* overlayfs before 6.6 opens its upper file under the overlay's path
 	 * (open_with_fake_path): that is not a second open of the caller's */
 	if (KREAD(struct dentry, (struct dentry *)dv, d_inode) != inode)
@@ -682,7 +689,7 @@ static __always_inline int on_open(struct file *f, bool verdict_later)
 		o.mode = KREAD(struct inode, inode, i_mode) & 07777;
 	/* The create or the opening for write is done when the file is opened: no done_key,
 	 * but for the verdict of a hook seen at its entry. */
-	o.m = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	o.m = path_mnt(&f->f_path);
 	if (verdict_later && o.op == OW_OP_WRITE)
 		o.done_key = dv;
 	/* A mount of the kernel's own, attached nowhere: acct(2) on 7.x opens its file again
@@ -875,21 +882,21 @@ static __always_inline void open_verdict(__u64 key, long ret)
 	{ return hook_verdict(num(d), HOOK_RET(dir, d)); }                                 \
 	SEC("?fexit/security_path_truncate")                                               \
 	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_truncate), const struct path *p)            \
-	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p)); }             \
+	{ return hook_verdict(path_dentry(p), HOOK_RET(p)); }                              \
 	SEC("?fexit/security_file_truncate")                                               \
 	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_ftruncate), struct file *f)                 \
-	{ return hook_verdict((__u64)BPF_CORE_READ(f, f_path.dentry), HOOK_RET(f)); }      \
+	{ return hook_verdict(path_dentry(&f->f_path), HOOK_RET(f)); }                     \
 	SEC("?fexit/security_path_chmod")                                                  \
 	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_chmod), const struct path *p, umode_t mode) \
-	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p, mode)); }       \
+	{ return hook_verdict(path_dentry(p), HOOK_RET(p, mode)); }                        \
 	SEC("?fexit/security_path_chown")                                                  \
 	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_chown), const struct path *p, __u64 uid,    \
 		    __u64 gid)                                                             \
-	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p, uid, gid)); }   \
+	{ return hook_verdict(path_dentry(p), HOOK_RET(p, uid, gid)); }                    \
 	/* (every open: a write open's verdict is its outcome, whatever it is) */          \
 	SEC("?fexit/security_file_open")                                                   \
 	int OW_PROG(OPEN_VERDICT_PROG, OW_CAT(FN, v_open), struct file *f)                 \
-	{ open_verdict((__u64)BPF_CORE_READ(f, f_path.dentry), HOOK_RET(f)); return 0; }
+	{ open_verdict(path_dentry(&f->f_path), HOOK_RET(f)); return 0; }
 
 /* Before 6.1 trampolines take no structs by value, such as path_chown's kuid_t and kgid_t:
  * lsm and fentry see chown at chown_common, the hook's one caller, where the ids are numbers as the
@@ -905,7 +912,7 @@ static __always_inline void open_verdict(__u64 key, long ret)
 	SEC("?fexit/chown_common")                                                         \
 	int OW_PROG(VERDICT_PROG, OW_CAT(FN, v_chown_common), const struct path *p,        \
 		    __u32 uid, __u32 gid)                                                  \
-	{ return hook_verdict((__u64)BPF_CORE_READ(p, dentry), HOOK_RET(p, uid, gid)); }
+	{ return hook_verdict(path_dentry(p), HOOK_RET(p, uid, gid)); }
 
 /* Before 5.19 the rename LSM hook has no flags (an exchange calls it twice, swapped): the lsm
  * backend sees rename at security_path_rename, which has them, and its verdict as the fentry
@@ -972,7 +979,7 @@ int kp_open_session(struct pt_regs *ctx)
 	/* the return only for the open whose event waits (not for every read of root's) */
 	w = wait_of_current();
 	return !(w && w->armed && w->op == OW_OP_WRITE &&
-		 w->key == (__u64)BPF_CORE_READ(f, f_path.dentry));
+		 w->key == path_dentry(&f->f_path));
 }
 
 #endif
